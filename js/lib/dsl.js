@@ -1,0 +1,269 @@
+'use strict';
+// The projection kinds behind the DSL: stream, event and aggregate from the
+// original spike, plus the multi-stream view. A handler folds one event into
+// one document's state; nothing here touches storage or routing.
+
+var fail = jsproj.fail, has = jsproj.has, clone = jsproj.clone, typeName = jsproj.typeName;
+var badId = jsproj.badId, isPlainObject = jsproj.isPlainObject;
+
+var NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// pge_projections_<name> must fit PostgreSQL's 63-byte identifiers.
+var MAX_NAME_LENGTH = 47;
+var LIFECYCLES = ['inline', 'async', 'live'];
+var SPECIAL_KEYS = ['$init', '$any'];
+
+// Returned by a handler to delete its document.
+var DELETE = Object.freeze({ toString: function () { return 'projections.DELETE'; } });
+
+function definitionError(file, message, projection) {
+  return fail('ProjectionDefinitionError', (file ? file + ': ' : '') + message,
+    { file: file || null, projection: projection || null });
+}
+
+function checkName(name, file) {
+  if (typeof name !== 'string' || !NAME.test(name) || name.length > MAX_NAME_LENGTH) {
+    throw definitionError(file, 'projection name ' + JSON.stringify(name) + ' is not a safe identifier: ' +
+      'use letters, digits and _, start with a letter or _, at most ' + MAX_NAME_LENGTH + ' characters');
+  }
+  return name;
+}
+
+function checkType(value, what, name, file) {
+  var reason = badId(value);
+  if (reason) throw definitionError(file, what + ' of ' + name + ' ' + reason, name);
+  return value;
+}
+
+// The handlers of a definition object: $init, $any and one per event type.
+function Handlers(name, definition, file) {
+  if (!isPlainObject(definition)) {
+    throw definitionError(file, name + ': .by() needs an object mapping event types to handlers, not ' + typeName(definition), name);
+  }
+  this.init = null;
+  this.any = null;
+  this.byType = new Map();
+  var self = this;
+  Object.keys(definition).forEach(function (key) {
+    var handler = definition[key];
+    if (key.charAt(0) === '$' && SPECIAL_KEYS.indexOf(key) < 0) {
+      throw definitionError(file, name + ': unknown special key ' + key + ' (known: ' + SPECIAL_KEYS.join(', ') + ')', name);
+    }
+    if (typeof handler !== 'function') {
+      throw definitionError(file, name + ': the handler for ' + key + ' is ' + typeName(handler) + ', not a function', name);
+    }
+    if (key === '$init') self.init = handler;
+    else if (key === '$any') self.any = handler;
+    else self.byType.set(key, handler);
+  });
+}
+
+Handlers.prototype.eventTypes = function () {
+  return Array.from(this.byType.keys());
+};
+
+Handlers.prototype.handlerFor = function (eventType) {
+  return this.byType.get(eventType) || this.any;
+};
+
+Handlers.prototype.initial = function () {
+  var state = this.init ? this.init() : {};
+  if (state === undefined || state === null || state === DELETE) {
+    throw new TypeError('$init must return the initial state, not ' + (state === DELETE ? 'DELETE' : String(state)));
+  }
+  // A copy, so that an $init returning a shared object cannot tie documents together.
+  return clone(state);
+};
+
+// One event folded into one document. `state` null/undefined/DELETE means the
+// document does not exist; the result is the new state or DELETE.
+function step(handlers, state, evt, meta) {
+  if (state === null || state === undefined || state === DELETE) state = handlers.initial();
+  var handler = handlers.handlerFor(evt.$type);
+  if (!handler) return state;
+  var result = handler(state, evt, meta);
+  if (result === undefined) return state;
+  if (result === null) {
+    throw new TypeError('the handler for ' + evt.$type + ' returned null: return projections.DELETE to delete ' +
+      'the document, a value to replace the state, or nothing to keep the mutated state');
+  }
+  return result;
+}
+
+function checkEvent(evt) {
+  if (!isPlainObject(evt)) throw fail('InvalidEventError', 'an event is a JSON object, not ' + typeName(evt));
+  if (typeof evt.$type !== 'string' || evt.$type === '') {
+    throw fail('InvalidEventError', 'Missing $type in event ' + JSON.stringify(evt));
+  }
+}
+
+// The read-only metadata handlers get as their third argument.
+function freezeDeep(value) {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    Object.keys(value).forEach(function (key) { freezeDeep(value[key]); });
+  }
+  return value;
+}
+
+function metaOf(record) {
+  return Object.freeze({
+    streamId: record.streamId === undefined ? null : record.streamId,
+    streamType: record.streamType === undefined ? null : record.streamType,
+    version: record.version === undefined ? null : record.version,
+    position: record.position === undefined ? null : record.position,
+    timestamp: record.timestamp === undefined ? null : record.timestamp,
+    eventId: record.event.$id === undefined ? null : record.event.$id,
+    eventType: record.event.$type,
+    metadata: record.metadata === undefined || record.metadata === null ? null : freezeDeep(record.metadata)
+  });
+}
+
+// A document key given by projection code: a non-empty string (numbers are
+// turned into strings).
+function documentKey(value, what) {
+  if (typeof value === 'number' && isFinite(value)) value = String(value);
+  var reason = badId(value);
+  if (reason) throw new TypeError(what + ' ' + reason);
+  return value;
+}
+
+// What every projection object shares: name, kind, lifecycle and its chaining.
+function Projection(kind, name, file, store) {
+  this.name = checkName(name, file);
+  this.kind = kind;
+  this.lifecycle = 'inline';
+  this.store = store;
+  Object.defineProperty(this, 'file', { value: file || null, writable: true, enumerable: false });
+}
+
+Projection.prototype.inline = function () { this.lifecycle = 'inline'; return this; };
+Projection.prototype.async = function () { this.lifecycle = 'async'; return this; };
+Projection.prototype.live = function () { this.lifecycle = 'live'; return this; };
+
+// Original API for folding projections: apply one event, or build from a list.
+function applyEvent(state, evt, meta) {
+  checkEvent(evt);
+  var next = step(this.handlers, state, evt, meta || metaOf({ event: evt }));
+  return next === DELETE ? null : next;
+}
+
+function createSnapshot(events) {
+  var state = this.handlers.initial();
+  for (var i = 0; i < events.length; i++) {
+    checkEvent(events[i]);
+    state = step(this.handlers, state, events[i], metaOf({ event: events[i] }));
+  }
+  return state === DELETE ? null : state;
+}
+
+function storeFold(projection, key, evt, meta) {
+  var next = projection.applyEvent(projection.store.find(key), evt, meta);
+  if (next === null) projection.store.remove(key);
+  else projection.store.update(key, next);
+  return next;
+}
+
+// projectStream(type).named(name).by(definition): one document per stream.
+function StreamProjection(streamType, name, definition, file, store) {
+  Projection.call(this, 'stream', name, file, store);
+  this.streamType = checkType(streamType, 'the stream type', name, file);
+  this.definition = definition;
+  this.handlers = new Handlers(name, definition, file);
+}
+StreamProjection.prototype = Object.create(Projection.prototype);
+StreamProjection.prototype.constructor = StreamProjection;
+StreamProjection.prototype.applyEvent = applyEvent;
+StreamProjection.prototype.createSnapshot = createSnapshot;
+StreamProjection.prototype.processEvent = function (id, evt) {
+  return storeFold(this, String(id), evt, metaOf({ streamId: String(id), streamType: this.streamType, event: evt }));
+};
+
+// aggregate(name).by(definition): one document across all streams.
+function AggregateProjection(name, definition, file, store) {
+  Projection.call(this, 'aggregate', name, file, store);
+  this.definition = definition;
+  this.handlers = new Handlers(name, definition, file);
+}
+AggregateProjection.prototype = Object.create(Projection.prototype);
+AggregateProjection.prototype.constructor = AggregateProjection;
+AggregateProjection.prototype.applyEvent = applyEvent;
+AggregateProjection.prototype.createSnapshot = createSnapshot;
+AggregateProjection.prototype.processEvent = function (id, evt) {
+  return storeFold(this, this.name, evt, metaOf({ streamId: id === undefined ? null : String(id), event: evt }));
+};
+
+// projectView(name).identifiedBy(fn).by(definition): documents keyed by a
+// function of the event -- one key, several (fan-out) or none (skip).
+function ViewProjection(name, identify, definition, file, store) {
+  Projection.call(this, 'view', name, file, store);
+  if (typeof identify !== 'function') {
+    throw definitionError(file, name + ': identifiedBy() needs a function of the event, not ' + typeName(identify), name);
+  }
+  this.identify = identify;
+  this.definition = definition;
+  this.handlers = new Handlers(name, definition, file);
+}
+ViewProjection.prototype = Object.create(Projection.prototype);
+ViewProjection.prototype.constructor = ViewProjection;
+ViewProjection.prototype.applyEvent = applyEvent;
+ViewProjection.prototype.createSnapshot = createSnapshot;
+ViewProjection.prototype.keysFor = function (evt, meta) {
+  var value = this.identify(evt, meta);
+  if (value === undefined || value === null) return [];
+  var list = Array.isArray(value) ? value : [value];
+  var keys = [];
+  for (var i = 0; i < list.length; i++) {
+    if (list[i] === undefined || list[i] === null) continue;
+    var key = documentKey(list[i], 'identifiedBy returned a key that');
+    if (keys.indexOf(key) < 0) keys.push(key);
+  }
+  return keys;
+};
+ViewProjection.prototype.processEvent = function (id, evt) {
+  checkEvent(evt);
+  var meta = metaOf({ streamId: id === undefined ? null : String(id), event: evt });
+  var self = this;
+  return this.keysFor(evt, meta).map(function (key) { return storeFold(self, key, evt, meta); });
+};
+
+// projectEvent(type).named(name).by(transform): one document per transformed
+// event, keyed by the view's $id (else the event's $id).
+function EventProjection(eventType, name, transform, file, store) {
+  Projection.call(this, 'event', name, file, store);
+  this.eventType = checkType(eventType, 'the event type', name, file);
+  if (typeof transform !== 'function') {
+    throw definitionError(file, name + ': projectEvent(...).by() needs a transform function, not ' + typeName(transform), name);
+  }
+  this.transform = transform;
+}
+EventProjection.prototype = Object.create(Projection.prototype);
+EventProjection.prototype.constructor = EventProjection;
+// The document the event becomes, as {key, view}, or null when it becomes none.
+EventProjection.prototype.project = function (evt, meta, fallbackKey) {
+  var view = this.transform(evt, meta);
+  if (view === undefined || view === null) return null;
+  if (view === DELETE || typeof view !== 'object' || Array.isArray(view)) {
+    throw new TypeError('the transform must return a view object (or nothing), not ' + (view === DELETE ? 'DELETE' : typeName(view)));
+  }
+  var key = has(view, '$id') && view.$id !== null && view.$id !== undefined ? view.$id
+    : evt.$id !== undefined && evt.$id !== null ? evt.$id : fallbackKey;
+  return { key: documentKey(key, 'the view key ($id)'), view: view };
+};
+EventProjection.prototype.processEvent = function (id, evt) {
+  checkEvent(evt);
+  var out = this.project(evt, metaOf({ streamId: id === undefined ? null : String(id), event: evt }), id);
+  if (out) this.store.update(out.key, out.view);
+  return out ? out.view : null;
+};
+
+jsproj.DELETE = DELETE;
+jsproj.LIFECYCLES = LIFECYCLES;
+jsproj.checkName = checkName;
+jsproj.definitionError = definitionError;
+jsproj.step = step;
+jsproj.checkEvent = checkEvent;
+jsproj.metaOf = metaOf;
+jsproj.StreamProjection = StreamProjection;
+jsproj.AggregateProjection = AggregateProjection;
+jsproj.ViewProjection = ViewProjection;
+jsproj.EventProjection = EventProjection;

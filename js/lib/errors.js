@@ -1,0 +1,69 @@
+'use strict';
+// Structured errors shared by every host. Each lib file is loaded by every
+// host as the body of `function (jsproj) { ... }`, in the order of bundle.json.
+
+// An Error carrying a `kind` (the class name hosts map it to) and the
+// fields that locate the problem (file, projection, event, stream, ...).
+function fail(kind, message, details) {
+  var error = new Error(message);
+  error.name = kind;
+  error.kind = kind;
+  if (details) {
+    Object.keys(details).forEach(function (key) { error[key] = details[key]; });
+  }
+  return error;
+}
+
+// What a thrown value says about itself, whatever was thrown (the original
+// spike threw plain strings).
+function describeThrown(value) {
+  if (value !== null && typeof value === 'object' && 'message' in value) {
+    return {
+      name: String(value.name || 'Error'),
+      message: String(value.message),
+      stack: typeof value.stack === 'string' ? value.stack : null
+    };
+  }
+  var text;
+  try { text = typeof value === 'string' ? value : JSON.stringify(value); } catch (e) { text = String(value); }
+  return { name: 'Error', message: String(text), stack: null };
+}
+
+// A plain JSON-able description of any error: jsproj errors keep their
+// fields; anything else becomes an InternalError with its stack.
+function errorInfo(error) {
+  if (error && error.kind) {
+    var info = { kind: error.kind, message: error.message };
+    Object.keys(error).forEach(function (key) {
+      if (key !== 'kind' && key !== 'name' && key !== 'jsStack') info[key] = error[key];
+    });
+    // The stack of the projection code at fault, where there is one (not the engine's).
+    info.stack = error.jsStack || null;
+    return info;
+  }
+  var thrown = describeThrown(error);
+  var kind = thrown.name === 'RangeError' && /call stack/i.test(thrown.message) ? 'StackOverflowError' : 'InternalError';
+  return { kind: kind, message: thrown.name + ': ' + thrown.message, stack: thrown.stack };
+}
+
+// A stack trace cut at the first frame inside the engine: what the user's code did.
+var ENGINE_FRAME = /[\\/]lib[\\/](?:errors|values|dsl|projector|load|engine|log|simulate|host)\.js:\d+/;
+function userStack(stack) {
+  if (typeof stack !== 'string') return stack;
+  var lines = stack.split('\n');
+  for (var i = 1; i < lines.length; i++) {
+    if (ENGINE_FRAME.test(lines[i])) return lines.slice(0, i).join('\n');
+  }
+  return stack;
+}
+
+function firstLine(text) {
+  var line = String(text).split('\n')[0];
+  return line.length > 500 ? line.slice(0, 497) + '...' : line;
+}
+
+jsproj.fail = fail;
+jsproj.describeThrown = describeThrown;
+jsproj.errorInfo = errorInfo;
+jsproj.firstLine = firstLine;
+jsproj.userStack = userStack;

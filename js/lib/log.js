@@ -1,0 +1,181 @@
+'use strict';
+// Events files and append messages (design brief 3.2): parse the text, check
+// every message and event, and turn them into event records with stream
+// ids, versions, global positions and timestamps assigned.
+
+var fail = jsproj.fail, has = jsproj.has, clone = jsproj.clone, typeName = jsproj.typeName;
+var isPlainObject = jsproj.isPlainObject, badId = jsproj.badId, unstorable = jsproj.unstorable, isUuid = jsproj.isUuid;
+
+var MESSAGE_KEYS = ['id', 'type', 'data', 'expected_version', 'metadata', 'timestamp'];
+
+function lineAt(text, index) {
+  var line = 1;
+  for (var i = 0; i < index && i < text.length; i++) if (text.charCodeAt(i) === 10) line += 1;
+  return line;
+}
+
+function malformed(text, error, offsetLine) {
+  var message = describeJsonError(error);
+  var match = /position (\d+)/.exec(message);
+  var line = match ? lineAt(text, Number(match[1])) + (offsetLine || 1) - 1 : offsetLine || null;
+  return fail('EventsFileError', (line ? 'line ' + line + ': ' : '') + 'not valid JSON (' + message + ')', { line: line });
+}
+
+function describeJsonError(error) {
+  return error && error.message ? String(error.message) : String(error);
+}
+
+// The append messages in an events file: a JSON array of messages, one JSON
+// message, or JSON Lines (one message per line). `lines` gives each
+// message's line number where the format has one.
+function parseEvents(text) {
+  if (typeof text !== 'string') throw fail('EventsFileError', 'events must be JSON text, not ' + typeName(text), { line: null });
+  if (text.charCodeAt(0) === 0xFEFF) text = text.slice(1);
+  var start = text.search(/\S/);
+  if (start < 0) return { messages: [], lines: [] };
+  if (text.charAt(start) === '[') {
+    var messages;
+    try { messages = JSON.parse(text); } catch (e) { throw malformed(text, e); }
+    return { messages: messages, lines: null };
+  }
+  if (text.charAt(start) === '{') {
+    try { return { messages: [JSON.parse(text)], lines: [lineAt(text, start)] }; } catch (e) { /* JSON Lines */ }
+  }
+  var parsed = { messages: [], lines: [] };
+  var rows = text.split('\n');
+  for (var i = 0; i < rows.length; i++) {
+    if (!/\S/.test(rows[i])) continue;
+    try { parsed.messages.push(JSON.parse(rows[i])); } catch (e) { throw malformed(rows[i], e, i + 1); }
+    parsed.lines.push(i + 1);
+  }
+  return parsed;
+}
+
+// Deterministic ids for simulation: UUIDs of version 8 (custom), numbered.
+function numberedId(kind, n) {
+  var hex = n.toString(16);
+  return '00000000-0000-8000-' + kind + '-' + '000000000000'.slice(hex.length) + hex;
+}
+
+function invalid(where, message, details) {
+  var extra = { messageNumber: where.message, eventNumber: where.event || null, line: where.line };
+  if (details) Object.keys(details).forEach(function (k) { extra[k] = details[k]; });
+  var at = 'message ' + where.message + (where.line ? ' (line ' + where.line + ')' : '') +
+    (where.event ? ', event ' + where.event : '');
+  return fail('InvalidEventError', at + ': ' + message, extra);
+}
+
+// Check parsed messages and turn them into event records. Options: `now`
+// (ISO timestamp for messages without one), `position` (the last position
+// already used), `streams` ({id: {type, version}} that already exist).
+function normalize(parsed, options) {
+  options = options || {};
+  var messages = parsed.messages, lines = parsed.lines;
+  if (!Array.isArray(messages)) {
+    throw fail('EventsFileError', 'an events file is a JSON array of append messages ' +
+      '({"id", "type", "data": [events]}) or JSON Lines with one message per line; this one holds ' + typeName(messages), { line: null });
+  }
+  var now = options.now || new Date().toISOString();
+  var position = options.position || 0;
+  var streams = new Map();
+  if (options.streams) Object.keys(options.streams).forEach(function (id) { streams.set(id, clone(options.streams[id])); });
+  var eventIds = new Set();
+  var streamCount = 0, eventCount = 0;
+  var records = [];
+
+  for (var m = 0; m < messages.length; m++) {
+    var message = messages[m];
+    var where = { message: m + 1, line: lines ? lines[m] : null, event: null };
+    if (!isPlainObject(message)) {
+      throw invalid(where, 'an append message is an object like {"id": ..., "type": ..., "data": [...]}, not ' + typeName(message));
+    }
+    Object.keys(message).forEach(function (key) {
+      if (MESSAGE_KEYS.indexOf(key) < 0) {
+        throw invalid(where, 'unknown field ' + JSON.stringify(key) + ' (an append message has ' + MESSAGE_KEYS.join(', ') + ')');
+      }
+    });
+
+    var id = message.id;
+    if (id === undefined || id === null) {
+      do { id = numberedId('8000', ++streamCount); } while (streams.has(id));
+    } else {
+      var idProblem = badId(id);
+      if (idProblem) throw invalid(where, 'the stream id ' + idProblem);
+    }
+    var type = message.type === null ? undefined : message.type;
+    if (type !== undefined) {
+      var typeProblem = badId(type);
+      if (typeProblem) throw invalid(where, 'the stream type ' + typeProblem);
+    }
+    var stream = streams.get(id);
+    if (!stream && type === undefined) {
+      throw invalid(where, 'stream ' + JSON.stringify(id) + ' does not exist yet, so the message needs a "type"', { streamId: id });
+    }
+    if (stream && type !== undefined && type !== stream.type) {
+      throw invalid(where, 'stream ' + JSON.stringify(id) + ' is a ' + stream.type + ' stream, not ' + type, { streamId: id });
+    }
+    if (has(message, 'expected_version') && message.expected_version !== null) {
+      var expected = message.expected_version;
+      if (typeof expected !== 'number' || !Number.isInteger(expected) || expected < 0) {
+        throw invalid(where, 'expected_version must be a whole number >= 0 (0: the stream must be new), not ' + JSON.stringify(expected));
+      }
+      var actual = stream ? stream.version : 0;
+      if (expected !== actual) {
+        throw fail('ConcurrencyError', 'message ' + where.message + ': stream ' + JSON.stringify(id) + ' is at version ' + actual +
+          ', not the expected version ' + expected, { streamId: id, expected: expected, actual: actual, messageNumber: where.message });
+      }
+    }
+    var metadata = null;
+    if (has(message, 'metadata') && message.metadata !== null) {
+      if (!isPlainObject(message.metadata)) throw invalid(where, 'metadata must be an object, not ' + typeName(message.metadata));
+      var metaProblem = unstorable(message.metadata);
+      if (metaProblem) throw invalid(where, 'the metadata cannot be stored: ' + metaProblem);
+      metadata = clone(message.metadata);
+    }
+    var timestamp = now;
+    if (has(message, 'timestamp') && message.timestamp !== null) {
+      var ms = typeof message.timestamp === 'string' ? Date.parse(message.timestamp) : NaN;
+      if (isNaN(ms)) throw invalid(where, 'timestamp must be an ISO 8601 date-time, not ' + JSON.stringify(message.timestamp));
+      timestamp = new Date(ms).toISOString();
+    }
+    if (!has(message, 'data') || message.data === null) throw invalid(where, 'the message has no "data" (an event or a list of events)');
+    var events = Array.isArray(message.data) ? message.data : [message.data];
+    if (events.length === 0) throw invalid(where, '"data" holds no events');
+    if (!stream) {
+      stream = { type: type, version: 0 };
+      streams.set(id, stream);
+    }
+
+    for (var e = 0; e < events.length; e++) {
+      var evt = events[e];
+      where.event = e + 1;
+      if (!isPlainObject(evt)) throw invalid(where, 'an event is a JSON object with a "$type", not ' + typeName(evt));
+      if (typeof evt.$type !== 'string' || evt.$type === '') {
+        throw invalid(where, 'Missing $type in event: every event needs a "$type" string');
+      }
+      var eventTypeProblem = badId(evt.$type);
+      if (eventTypeProblem) throw invalid(where, 'the event $type ' + eventTypeProblem);
+      var eventProblem = unstorable(evt);
+      if (eventProblem) throw invalid(where, 'the event cannot be stored: ' + eventProblem);
+      var event = clone(evt);
+      if (has(evt, '$id') && evt.$id !== null) {
+        if (!isUuid(evt.$id)) throw invalid(where, 'the event $id must be a UUID, not ' + JSON.stringify(evt.$id));
+        event.$id = evt.$id.toLowerCase();
+      } else {
+        do { event.$id = numberedId('9000', ++eventCount); } while (eventIds.has(event.$id));
+      }
+      if (eventIds.has(event.$id)) throw invalid(where, 'the event $id ' + event.$id + ' is used twice', { eventId: event.$id });
+      eventIds.add(event.$id);
+      stream.version += 1;
+      position += 1;
+      records.push({
+        position: position, streamId: id, streamType: stream.type, version: stream.version,
+        timestamp: timestamp, metadata: metadata, event: event
+      });
+    }
+  }
+  return records;
+}
+
+jsproj.parseEvents = parseEvents;
+jsproj.normalize = normalize;

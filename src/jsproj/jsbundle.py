@@ -1,0 +1,35 @@
+"""Where the JavaScript engine lives, and its files in load order.
+
+The engine is the ``js/lib`` folder of the repository; a wheel carries a copy
+as ``jsproj/js/lib`` (see ``pyproject.toml``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+
+
+@cache
+def lib_dir() -> Path:
+    """The folder holding the engine's files and ``bundle.json``."""
+    for candidate in (_HERE / "js" / "lib", _HERE.parents[1] / "js" / "lib"):
+        if (candidate / "bundle.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"the jsproj JavaScript engine is missing (looked in {_HERE / 'js'} and the source tree)")
+
+
+@cache
+def engine_files() -> tuple[tuple[str, str], ...]:
+    """``(name, source)`` of every engine file, in the order hosts load them."""
+    names = json.loads((lib_dir() / "bundle.json").read_text("utf-8"))
+    return tuple((name, (lib_dir() / name).read_text("utf-8")) for name in names)
+
+
+@cache
+def lockdown_source() -> str:
+    """The script sandboxed hosts run after the engine to remove timers and the like."""
+    return (lib_dir() / "lockdown.js").read_text("utf-8")

@@ -1,0 +1,241 @@
+"""Projection files loaded into a sandbox, and the batch calls hosts make.
+
+A host routes a batch of event records (which documents do they touch?),
+loads those documents, applies the batch (one sandbox call) and writes the
+changes. :class:`Projections` is that interface for Python hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsproj import errors
+from jsproj.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, Sandbox
+
+#: An event record as the engine takes it: position, streamId, streamType,
+#: version, timestamp, metadata and event (``{"$type", "$id", ...}``).
+EventRecord = dict[str, Any]
+#: Events for a batch: records, or the JSON text of a list of records.
+Events = Sequence[EventRecord] | str
+
+
+@dataclass(frozen=True)
+class ProjectionInfo:
+    """What a loaded projection is: its name, kind, lifecycle and subscriptions."""
+
+    name: str
+    kind: str  # "stream", "event", "aggregate" or "view"
+    lifecycle: str  # "inline", "async" or "live"
+    file: str | None
+    stream_type: str | None
+    event_types: tuple[str, ...]
+    any_event: bool
+
+    @classmethod
+    def from_engine(cls, info: Mapping[str, Any]) -> ProjectionInfo:
+        return cls(
+            name=info["name"],
+            kind=info["kind"],
+            lifecycle=info["lifecycle"],
+            file=info.get("file"),
+            stream_type=info.get("streamType"),
+            event_types=tuple(info.get("eventTypes") or ()),
+            any_event=bool(info.get("anyEvent")),
+        )
+
+
+@dataclass
+class Change:
+    """One projection's changed documents after a batch."""
+
+    kind: str
+    upserts: dict[str, Any] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    """What applying a batch gave: changes per projection, and the handler errors.
+
+    A projection that failed has no entry in ``changes`` and one error.
+    """
+
+    changes: dict[str, Change]
+    errors: list[errors.JsprojError]
+
+
+def read_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """The ``*.js`` files of a folder as sources (``[{"file", "source"}]``), sorted by name."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise errors.ProjectionError(f"no such projections folder: {path}", file=str(path))
+    files = sorted(p for p in path.iterdir() if p.suffix == ".js" and p.is_file())
+    if not files:
+        raise errors.ProjectionError(f"no projection files (*.js) in {path}", file=str(path))
+    sources = []
+    for file in files:
+        try:
+            sources.append({"file": file.name, "source": file.read_text("utf-8")})
+        except UnicodeDecodeError as exc:
+            raise errors.ProjectionSyntaxError(f"{file.name}: not UTF-8 text ({exc.reason})", file=file.name) from exc
+    return sources
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _events_json(events: Events) -> str:
+    return events if isinstance(events, str) else _json(events)
+
+
+class Projections:
+    """Projection sources loaded into a :class:`~jsproj.sandbox.Sandbox`.
+
+    Raises :class:`~jsproj.errors.ProjectionError` subclasses for files that do
+    not parse or define something invalid.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Mapping[str, str]],
+        *,
+        sandbox: Sandbox | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    ) -> None:
+        self.sandbox = sandbox or Sandbox(timeout=timeout, memory_limit=memory_limit)
+        self._owns_sandbox = sandbox is None
+        self.sources = [{"file": str(s["file"]), "source": str(s["source"])} for s in sources]
+        self._batch_id = 0
+        self._routed: tuple[str, int, int] | None = None
+        try:
+            described = self.sandbox.load(self.sources)
+        except BaseException:
+            self.close()
+            raise
+        self.infos = [ProjectionInfo.from_engine(info) for info in described]
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike[str], **options: Any) -> Projections:
+        """Load every ``*.js`` file of ``folder``."""
+        return cls(read_folder(folder), **options)
+
+    @property
+    def names(self) -> list[str]:
+        return [info.name for info in self.infos]
+
+    def info(self, name: str) -> ProjectionInfo:
+        for info in self.infos:
+            if info.name == name:
+                return info
+        raise errors.UnknownProjectionError(f"there is no projection named {name!r}", projection=name)
+
+    def normalize(
+        self,
+        text: str,
+        *,
+        now: str | None = None,
+        position: int = 0,
+        streams: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[EventRecord]:
+        """Check an events file (JSON array or JSON Lines of append messages) and return its event records.
+
+        Stream ids and event ``$id`` s it lacks are assigned deterministically.
+        """
+        options: dict[str, Any] = {"position": position}
+        if now is not None:
+            options["now"] = now
+        if streams is not None:
+            options["streams"] = dict(streams)
+        return self.sandbox.call("normalize", json.dumps({"text": text, "options": options}))
+
+    def route(self, events: Events, *, only: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """The documents a batch touches, per projection (event projections excluded).
+
+        The sandbox keeps the parsed events, so an :meth:`apply` of the same
+        events (the same ``str``) right after does not send them again.
+        """
+        options = {} if only is None else {"projections": list(only)}
+        events_json = _events_json(events)
+        self._batch_id += 1
+        self._routed = None
+        keys = self.sandbox.call(
+            "route", f'{{"events":{events_json},"batch":{self._batch_id},"options":{_json(options)}}}'
+        )
+        self._routed = (events_json, self._batch_id, self.sandbox.restarts)
+        return keys
+
+    def apply(
+        self,
+        events: Events,
+        documents: Mapping[str, Mapping[str, Any]],
+        *,
+        only: Iterable[str] | None = None,
+    ) -> BatchResult:
+        """Apply a batch to the documents :meth:`route` named (``None`` for absent ones).
+
+        A time or memory limit stops the whole call; when several projections
+        ran, each is retried alone to name the one at fault.
+        """
+        names = list(only) if only is not None else None
+        events_json = _events_json(events)
+        try:
+            answer = self._apply(events_json, documents, names)
+        except errors.SandboxLimitError as exc:
+            raise self._culprit(exc, events_json, documents, names) from None
+        changes = {
+            name: Change(kind=c["kind"], upserts=c["upserts"], deletes=c["deletes"])
+            for name, c in answer["changes"].items()
+        }
+        return BatchResult(changes=changes, errors=[errors.from_info(e) for e in answer["errors"]])
+
+    def _apply(self, events_json: str, documents: Mapping[str, Any], names: list[str] | None) -> dict[str, Any]:
+        options = _json({} if names is None else {"projections": names})
+        routed, self._routed = self._routed, None
+        if routed is not None and routed[0] is events_json and routed[2] == self.sandbox.restarts:
+            try:
+                return self.sandbox.call(
+                    "apply", f'{{"batch":{routed[1]},"documents":{_json(documents)},"options":{options}}}'
+                )
+            except errors.StaleBatchError:
+                pass  # the worker was replaced since route(): send the events
+        payload = f'{{"events":{events_json},"documents":{_json(documents)},"options":{options}}}'
+        return self.sandbox.call("apply", payload)
+
+    def _culprit(
+        self,
+        exc: errors.SandboxLimitError,
+        events_json: str,
+        documents: Mapping[str, Any],
+        names: list[str] | None,
+    ) -> errors.SandboxLimitError:
+        """The limit error with its projection named, found by running each projection alone."""
+        candidates = names if names is not None else self.names
+        if exc.info.get("projection") or len(candidates) < 2:
+            if not exc.info.get("projection") and len(candidates) == 1:
+                message = exc.message.replace("projection code", f"projection {candidates[0]}", 1)
+                return exc.replace(message, projection=candidates[0])
+            return exc
+        for name in candidates:
+            try:
+                self._apply(events_json, documents, [name])
+            except errors.SandboxLimitError as alone:
+                return self._culprit(alone, events_json, documents, [name])
+        return exc
+
+    def close(self) -> None:
+        """Stop the sandbox if this object made it."""
+        if self._owns_sandbox:
+            self.sandbox.close()
+
+    def __enter__(self) -> Projections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

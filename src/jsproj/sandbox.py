@@ -1,0 +1,254 @@
+"""The V8 sandbox: projection code runs in a worker process under limits.
+
+Projection JavaScript sees only the engine and the DSL: no file system,
+network, process or Python objects. Every call has a time limit and a memory
+limit; a call that passes one raises :class:`~jsproj.errors.SandboxLimitError`
+and the next call gets a fresh V8 (the loaded projections are restored).
+V8 runs in a child process (``jsproj._worker``) because some allocations make
+V8 abort its process: that must cost a worker, never the host. The worker is
+started lazily, so a sandbox made before ``fork()`` is safe in the child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from jsproj import errors
+from jsproj._wire import HEADER
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
+STARTUP_TIMEOUT = 30.0
+MAX_LOGS = 10_000
+MB = 1024 * 1024
+WATCH_INTERVAL = 0.1
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _stop(proc: subprocess.Popen[bytes], owner_pid: int) -> None:
+    if os.getpid() != owner_pid or proc.poll() is not None:
+        return
+    proc.kill()
+    proc.wait()
+
+
+class Sandbox:
+    """A V8 isolate in a worker process, with the jsproj engine loaded.
+
+    ``timeout`` (seconds) and ``memory_limit`` (bytes) apply to every call.
+    Projection ``console.log`` output is kept in :attr:`logs`.
+    """
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds")
+        if memory_limit < 16 * 1024 * 1024:
+            raise ValueError("memory_limit must be at least 16 MB")
+        self.timeout = float(timeout)
+        self.memory_limit = int(memory_limit)
+        self.logs: list[dict[str, Any]] = []
+        self._sources: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = 0
+        self._stderr: Any = None
+        self._finalizer: weakref.finalize | None = None
+        self._lock = threading.Lock()
+        self._baseline_rss = 0
+        self.restarts = 0
+
+    # -- public API ---------------------------------------------------------
+
+    def load(self, sources: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """Load projection sources (``[{"file", "source"}]``); returns their descriptions."""
+        payload = json.dumps(sources)
+        described = self.call("load", payload)
+        self._sources = payload
+        return described
+
+    def call(self, op: str, payload: str) -> Any:
+        """Run one engine operation (``route``, ``apply``, ``normalize``, ``load``) on JSON text."""
+        with self._lock:
+            self._ensure_worker()
+            envelope = self._request(op, payload)
+        self._keep_logs(envelope.get("logs"))
+        if "error" in envelope:
+            raise errors.from_info(envelope["error"])
+        return envelope["ok"]
+
+    def close(self) -> None:
+        """Stop the worker process (a later call starts a new one)."""
+        with self._lock:
+            self._discard()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The process id of the running worker, if any."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None and self._pid == os.getpid() else None
+
+    # -- the worker ---------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._proc is not None and self._pid != os.getpid():
+            self._proc = None  # inherited across fork(): the parent's worker, not ours
+            self._finalizer = None
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._discard()
+        self._start()
+        if self._sources is not None:
+            self.restarts += 1
+            envelope = self._request("load", self._sources)
+            if "error" in envelope:
+                raise errors.from_info(envelope["error"])
+
+    def _start(self) -> None:
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        self._stderr = tempfile.TemporaryFile()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "jsproj._worker", repr(self.timeout), str(self.memory_limit)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env=env,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise errors.SandboxError(f"the V8 sandbox could not start: {exc}") from exc
+        self._pid = os.getpid()
+        self._finalizer = weakref.finalize(self, _stop, self._proc, self._pid)
+        self._baseline_rss = 0
+        ready = self._read_answer(time.monotonic() + STARTUP_TIMEOUT, starting=True)
+        if "error" in ready:
+            self._discard()
+            raise errors.from_info(ready["error"])
+        self._baseline_rss = self._worker_rss() or 0
+
+    def _discard(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
+        self._proc = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _request(self, op: str, payload: str) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdin is not None
+        body = op.encode() + b"\n" + payload.encode("utf-8", "surrogatepass")
+        try:
+            self._proc.stdin.write(HEADER.pack(len(body)) + body)
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._died() from None
+        # The worker enforces the time limit itself; this deadline only catches a hung worker.
+        deadline = time.monotonic() + self.timeout + max(5.0, self.timeout)
+        answer = self._read_answer(deadline)
+        if "error" in answer and answer["error"].get("kind") in ("SandboxTimeoutError", "SandboxMemoryError"):
+            self._reap()
+        return answer
+
+    def _read_answer(self, deadline: float, *, starting: bool = False) -> dict[str, Any]:
+        header = self._read_exact(HEADER.size, deadline, starting)
+        (size,) = HEADER.unpack(header)
+        return json.loads(self._read_exact(size, deadline, starting))
+
+    def _read_exact(self, size: int, deadline: float, starting: bool) -> bytes:
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        chunks: list[bytes] = []
+        remaining = size
+        while remaining:
+            self._wait_readable(fd, deadline, starting)
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                raise self._died()
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _wait_readable(self, fd: int, deadline: float, starting: bool) -> None:
+        """Wait for the worker's answer, killing it at the deadline or when it outgrows its memory."""
+        while True:
+            wait = deadline - time.monotonic()
+            if wait > 0 and select.select([fd], [], [], min(wait, WATCH_INTERVAL))[0]:
+                return
+            rss = None if starting else self._worker_rss()
+            over = rss is not None and rss > self._baseline_rss + self.memory_limit
+            if wait > 0 and not (over and rss is not None and rss > self._baseline_rss + 2 * self.memory_limit):
+                continue
+            self._discard()
+            if starting:
+                raise errors.SandboxError("the V8 sandbox did not start in time")
+            if over:
+                raise errors.SandboxMemoryError(
+                    f"projection code went past the memory limit of {self.memory_limit // MB} MB "
+                    f"(the V8 worker had to be killed at {rss // MB} MB)"
+                )
+            raise errors.SandboxTimeoutError(
+                f"projection code ran past the time limit of {self.timeout:g} s (the V8 worker had to be killed)"
+            )
+
+    def _worker_rss(self) -> int | None:
+        """The worker's resident memory in bytes (Linux), or None when unknown."""
+        if self._proc is None:
+            return None
+        try:
+            with open(f"/proc/{self._proc.pid}/statm") as statm:
+                return int(statm.read().split()[1]) * PAGE_SIZE
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _reap(self) -> None:
+        """Wait for a worker that announced it is exiting, then forget it."""
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._discard()
+
+    def _died(self) -> errors.JsprojError:
+        """The error for a worker that vanished mid-call (V8 aborts on some out-of-memory cases)."""
+        proc = self._proc
+        code = proc.wait() if proc is not None else None
+        output = ""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            output = self._stderr.read()[-20000:].decode("utf-8", "replace")
+        self._discard()
+        if "out of memory" in output.lower() or "allocation failed" in output.lower():
+            return errors.SandboxMemoryError(
+                f"projection code exhausted V8's memory (limit {self.memory_limit // MB} MB; the V8 worker died)"
+            )
+        last = next((line for line in reversed(output.strip().splitlines()) if line.strip()), "no output")
+        return errors.SandboxError(f"the V8 worker died (exit code {code}): {last}")
+
+    def _keep_logs(self, logs: list[dict[str, Any]] | None) -> None:
+        if logs:
+            room = MAX_LOGS - len(self.logs)
+            self.logs.extend(logs[:room])
+
+    def drain_logs(self) -> list[dict[str, Any]]:
+        """Return and forget what projection code printed with ``console.*``."""
+        logs, self.logs = self.logs, []
+        return logs

@@ -1,0 +1,1 @@
+projections.aggregate('Totals').by({ A: function (s) { s.a = 1; } });

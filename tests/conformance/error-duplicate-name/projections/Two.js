@@ -1,0 +1,1 @@
+projections.aggregate('totals').by({ A: function (s) { s.a = 2; } });

@@ -1,0 +1,1 @@
+projections.projectStream('Quest').named('Typo').by({ $init: function () { return {}; }, TownReached: 'state.n++' });

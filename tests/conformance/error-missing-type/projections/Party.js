@@ -1,0 +1,1 @@
+projections.projectStream('Quest').named('Party').by({ Started: function (s) { s.started = true; } });

@@ -1,0 +1,5 @@
+// a missing comma on line 4
+projections.aggregate("Broken").by({
+  A: function (s) { s.a = 1; }
+  B: function (s) { s.b = 1; }
+});

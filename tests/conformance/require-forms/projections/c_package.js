@@ -1,0 +1,2 @@
+const { aggregate } = require('jsproj');       // destructured, as a Node user would
+aggregate('ViaPackage').by({ Ping: (s) => { s.n = (s.n || 0) + 1; } });

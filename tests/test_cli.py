@@ -1,0 +1,151 @@
+"""The jsproj command line, run as a user runs it: the installed console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+JSPROJ = Path(sys.executable).parent / "jsproj"
+QUEST = ROOT / "src" / "jsproj" / "examples" / "quest"
+CASES = ROOT / "tests" / "conformance"
+
+
+def jsproj(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(JSPROJ), *args], input=stdin, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_simulate_json_prints_exactly_one_json_document() -> None:
+    done = jsproj("simulate", str(QUEST / "projections"), str(QUEST / "events.jsonl"), "--json")
+    assert done.returncode == 0, done.stderr
+    views = json.loads(done.stdout)
+    assert views["aggregates"]["Traveled"] == {"traveled": 372, "days": 2}
+    assert views["views"]["Party"]["quest-1"]["active"] is False
+    assert set(views["views"]) == {"Arrival", "Journal", "Party", "Visitors"}
+
+
+def test_simulate_reads_stdin_and_prints_tables() -> None:
+    events = (QUEST / "events.jsonl").read_text()
+    done = jsproj("simulate", str(QUEST / "projections"), "-", stdin=events)
+    assert done.returncode == 0, done.stderr
+    assert "Party (2 documents)" in done.stdout
+    assert "The Eye of the World" in done.stdout
+    assert "Traveled" in done.stdout
+
+
+def test_simulate_page_size_does_not_change_the_result() -> None:
+    args = [
+        "simulate",
+        str(QUEST / "projections"),
+        str(QUEST / "events.jsonl"),
+        "--json",
+        "--now",
+        "2026-01-01T00:00:00Z",
+    ]
+    assert json.loads(jsproj(*args, "--page-size", "1").stdout) == json.loads(jsproj(*args).stdout)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("error-throwing-handler", "error: projection Fragile failed on TownReached event"),
+        ("error-syntax", "error: Broken.js:4: SyntaxError:"),
+        ("error-missing-type", "error: message 2, event 2: Missing $type"),
+        ("error-concurrency", 'error: message 3: stream "s1" is at version 3, not the expected version 2'),
+    ],
+)
+def test_errors_are_one_line_on_stderr_with_the_error_document_on_stdout(case: str, message: str) -> None:
+    folder = CASES / case
+    events = next(p for p in folder.iterdir() if p.name.startswith("events."))
+    done = jsproj("simulate", str(folder / "projections"), str(events), "--json")
+    assert done.returncode == 1
+    assert done.stderr.startswith(message), done.stderr
+    assert done.stderr.count("\n") == 1, "one line"
+    assert "Traceback" not in done.stderr
+    assert (
+        json.loads(done.stdout)["error"]["kind"] == json.loads((folder / "expected.json").read_text())["error"]["kind"]
+    )
+
+
+def test_verbose_adds_the_traceback() -> None:
+    folder = CASES / "error-throwing-handler"
+    done = jsproj("--verbose", "simulate", str(folder / "projections"), str(folder / "events.json"))
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr
+    assert "error: projection Fragile failed" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["simulate", "/no/such/folder", str(QUEST / "events.jsonl")],
+            "error: no such projections folder: /no/such/folder",
+        ),
+        (
+            ["simulate", str(QUEST / "projections"), "/no/such/events.json"],
+            "error: No such file or directory: /no/such/events.json",
+        ),
+        (["simulate", str(ROOT / "docs"), str(QUEST / "events.jsonl")], "error: no projection files (*.js) in"),
+    ],
+)
+def test_missing_inputs_are_one_line_errors(args: list[str], message: str) -> None:
+    done = jsproj(*args)
+    assert done.returncode == 1
+    assert done.stderr.startswith(message), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_options_are_usage_errors() -> None:
+    done = jsproj("simulate", str(QUEST / "projections"), str(QUEST / "events.jsonl"), "--page-size", "0")
+    assert done.returncode == 2
+    assert "page-size" in done.stderr
+
+
+def test_projection_console_output_goes_to_stderr(tmp_path: Path) -> None:
+    (tmp_path / "Talky.js").write_text(
+        "projections.aggregate('Talky').by({ A: function () { console.log('hello from', 'Talky'); } });"
+    )
+    events = tmp_path / "events.json"
+    events.write_text('[{"type": "T", "data": {"$type": "A"}}]')
+    done = jsproj("simulate", str(tmp_path), str(events), "--json")
+    assert done.returncode == 0
+    assert "[Talky] hello from Talky" in done.stderr
+    assert json.loads(done.stdout)["aggregates"] == {"Talky": {}}
+
+
+def test_sandbox_limits_are_options(tmp_path: Path) -> None:
+    (tmp_path / "Spin.js").write_text("projections.aggregate('Spin').by({ A: function () { while (true) {} } });")
+    events = tmp_path / "events.json"
+    events.write_text('[{"type": "T", "data": {"$type": "A"}}]')
+    done = jsproj("simulate", str(tmp_path), str(events), "--timeout", "0.5")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: projection Spin (on A event at position 1) ran past the time limit of 0.5 s")
+
+
+def test_demo_runs_the_bundled_example() -> None:
+    done = jsproj("demo")
+    assert done.returncode == 0, done.stderr
+    assert "Party (2 documents)" in done.stdout
+    assert "Try next:" in done.stdout
+    views = json.loads(jsproj("demo", "--json").stdout)
+    assert views["aggregates"]["Traveled"]["traveled"] == 372
+
+
+def test_every_command_has_help_with_examples() -> None:
+    top = jsproj("--help")
+    assert top.returncode == 0
+    for command in ("simulate", "demo"):
+        assert command in top.stdout
+        assert jsproj(command, "--help").returncode == 0
+    assert "Examples:" in jsproj("simulate", "--help").stdout
+
+
+def test_version() -> None:
+    done = jsproj("--version")
+    assert done.returncode == 0
+    assert "0.1.0" in done.stdout

@@ -1,0 +1,40 @@
+"""The conformance suite: every case, in every host, at several page sizes.
+
+Each case in tests/conformance/ has projections/*.js, an events file and
+expected.json. Every host must produce the expected output, and all hosts
+must produce the same output as each other, whatever the page size.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conformance_hosts import CASES, HOSTS, case_names, check_against_expected, without_stack
+
+PAGE_SIZES = (1, 1000)
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(case_names()) >= 15
+
+
+@pytest.mark.parametrize("case", case_names())
+def test_case_in_every_host(case: str) -> None:
+    folder = CASES / case
+    expected = json.loads((folder / "expected.json").read_text("utf-8"))
+    outputs = {}
+    for host in HOSTS:
+        for page_size in PAGE_SIZES:
+            output = host.run(folder, page_size)
+            check_against_expected(output, expected)
+            outputs[f"{host.name}/page-size-{page_size}"] = without_stack(output)
+    first_name, first = next(iter(outputs.items()))
+    for name, output in outputs.items():
+        assert output == first, f"{name} differs from {first_name}"
+    if "projections" in expected:
+        for host in HOSTS:
+            described = {info["name"]: info for info in host.describe(folder)}
+            for name, want in expected["projections"].items():
+                assert {k: described[name][k] for k in want} == want, f"{host.name}: {name}"
