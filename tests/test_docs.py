@@ -1,0 +1,123 @@
+"""The README and docs/ are run: their examples must work as written.
+
+- Fenced blocks tagged ``example=NAME`` (with ``file=...``) form a case: the
+  ``.js`` files are projections, ``events.json(l)`` the events and
+  ``expected.json`` what every host must print.
+- ``python`` blocks in the README are executed.
+- ``sh`` lines that run ``jsproj`` or ``node js/bin/...`` are executed.
+- ``js`` projection blocks load without errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jsproj.projections import Projections
+
+from conformance_hosts import HOSTS, check_against_expected
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```", re.S | re.M)
+
+
+def blocks(path: Path) -> list[tuple[str, dict[str, str], str]]:
+    found = []
+    for lang, info, body in FENCE.findall(path.read_text("utf-8")):
+        attrs = dict(part.split("=", 1) for part in info.split() if "=" in part)
+        found.append((lang, attrs, body))
+    return found
+
+
+def examples() -> dict[str, list[tuple[Path, str, str]]]:
+    cases: dict[str, list[tuple[Path, str, str]]] = {}
+    for path in DOCS:
+        for _, attrs, body in blocks(path):
+            if "example" in attrs:
+                cases.setdefault(f"{path.name}:{attrs['example']}", []).append((path, attrs["file"], body))
+    return cases
+
+
+@pytest.mark.parametrize("name", sorted(examples()))
+def test_doc_example_in_every_host(name: str, tmp_path: Path) -> None:
+    (tmp_path / "projections").mkdir()
+    expected = None
+    for _, file, body in examples()[name]:
+        if file.endswith(".js"):
+            (tmp_path / "projections" / file).write_text(body)
+        elif file == "expected.json":
+            expected = json.loads(body)
+        else:
+            (tmp_path / file).write_text(body)
+    assert expected is not None, f"{name} has no expected.json block"
+    outputs = [host.run(tmp_path, 1000) for host in HOSTS]
+    for output in outputs:
+        check_against_expected(output, expected)
+
+
+def test_there_are_doc_examples() -> None:
+    assert len(examples()) >= 4
+
+
+def test_readme_python_blocks_run() -> None:
+    code = [body for lang, _, body in blocks(ROOT / "README.md") if lang == "python"]
+    assert code
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        for body in code:
+            exec(compile(body, "README.md", "exec"), {})  # noqa: S102 -- the README's own example
+    finally:
+        os.chdir(cwd)
+
+
+def shell_commands() -> list[str]:
+    commands = []
+    for path in DOCS:
+        for lang, _, body in blocks(path):
+            if lang == "sh":
+                commands += [line.split("#")[0].strip() for line in body.splitlines()]
+    return [c for c in commands if c.startswith(("jsproj ", "node js/bin/"))]
+
+
+@pytest.mark.parametrize("command", shell_commands())
+def test_doc_shell_commands_run(command: str) -> None:
+    argv = shlex.split(command)
+    if argv[0] == "jsproj":
+        argv[0] = str(Path(sys.executable).parent / "jsproj")
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_readme_node_example_runs(tmp_path: Path) -> None:
+    [body] = [b for lang, _, b in blocks(ROOT / "README.md") if lang == "js" and "require('jsproj')" in b]
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "jsproj").symlink_to(ROOT / "js")
+    script = tmp_path / "example.js"
+    script.write_text(body + "\nconsole.log(JSON.stringify(projector.store.find('Party', 'quest-9')));\n")
+    done = subprocess.run(["node", str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"active": True, "traveled": 7, "location": "Bree", "members": []}
+
+
+def projection_blocks() -> list[tuple[str, str]]:
+    found = []
+    for path in DOCS:
+        for lang, attrs, body in blocks(path):
+            if lang == "js" and "example" not in attrs and "require('jsproj')" not in body and ".by(" in body:
+                found.append((path.name, body))
+    return found
+
+
+@pytest.mark.parametrize(("doc", "body"), projection_blocks())
+def test_doc_projection_blocks_load(doc: str, body: str) -> None:
+    with Projections([{"file": "Example.js", "source": body}]) as loaded:
+        assert loaded.names, f"a projection block in {doc} defines nothing"
