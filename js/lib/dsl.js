@@ -258,7 +258,6 @@ EventProjection.prototype.processEvent = function (id, evt) {
 
 jsproj.DELETE = DELETE;
 jsproj.LIFECYCLES = LIFECYCLES;
-jsproj.checkName = checkName;
 jsproj.definitionError = definitionError;
 jsproj.step = step;
 jsproj.checkEvent = checkEvent;

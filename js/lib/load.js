@@ -148,4 +148,3 @@ jsproj.loadInto = loadInto;
 jsproj.describe = describe;
 jsproj.drainLogs = drainLogs;
 jsproj.current = current;
-jsproj.lineIn = lineIn;

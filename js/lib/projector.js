@@ -2,7 +2,7 @@
 // The projector of the original spike: the DSL entry points, the registry of
 // projections with its routing tables, and the in-memory document store.
 
-var fail = jsproj.fail, dict = jsproj.dict, has = jsproj.has, definitionError = jsproj.definitionError;
+var fail = jsproj.fail, dict = jsproj.dict, definitionError = jsproj.definitionError;
 
 // One projection's documents, by id.
 function SimpleStore(type) {
@@ -165,8 +165,6 @@ function createProjector() {
 }
 
 jsproj.createProjector = createProjector;
-jsproj.InMemoryStore = InMemoryStore;
-jsproj.hasProjection = function (projector, name) { return has(projector.projections, name); };
 jsproj.unknownProjection = function (name) {
   return fail('UnknownProjectionError', 'there is no projection named ' + JSON.stringify(name), { projection: name });
 };

@@ -28,6 +28,4 @@ function simulate(projector, records, options) {
   return snapshot(projector);
 }
 
-jsproj.DEFAULT_PAGE_SIZE = DEFAULT_PAGE_SIZE;
-jsproj.snapshot = snapshot;
 jsproj.simulate = simulate;

@@ -103,5 +103,3 @@ jsproj.isPlainObject = isPlainObject;
 jsproj.unstorable = unstorable;
 jsproj.badId = badId;
 jsproj.isUuid = isUuid;
-jsproj.MAX_DEPTH = MAX_DEPTH;
-jsproj.MAX_ID_LENGTH = MAX_ID_LENGTH;
