@@ -14,8 +14,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -82,8 +84,8 @@ def test_readme_python_blocks_run() -> None:
 def shell_commands() -> list[str]:
     commands = []
     for path in DOCS:
-        for lang, _, body in blocks(path):
-            if lang == "sh":
+        for lang, attrs, body in blocks(path):
+            if lang == "sh" and "script" not in attrs:
                 commands += [line.split("#")[0].strip() for line in body.splitlines()]
     return [c for c in commands if c.startswith(("jsproj ", "node js/bin/"))]
 
@@ -121,3 +123,43 @@ def projection_blocks() -> list[tuple[str, str]]:
 def test_doc_projection_blocks_load(doc: str, body: str) -> None:
     with Projections([{"file": "Example.js", "source": body}]) as loaded:
         assert loaded.names, f"a projection block in {doc} defines nothing"
+
+
+def scripts() -> list[tuple[str, str]]:
+    return [
+        (f"{path.name}:{attrs['script']}", body)
+        for path in DOCS
+        for lang, attrs, body in blocks(path)
+        if "script" in attrs
+    ]
+
+
+@pytest.mark.parametrize(("name", "body"), scripts(), ids=[name for name, _ in scripts()])
+def test_doc_scripts_run(name: str, body: str) -> None:
+    """A ``sh script=NAME`` block runs as one bash script in a scratch copy of the repository's layout."""
+    scratch = Path(tempfile.mkdtemp(prefix="jsproj-doc-"))
+    os.chmod(scratch, 0o755)  # the database server's OS user must reach the project folder
+    (scratch / "src").symlink_to(ROOT / "src")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JSPROJ_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    try:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", body],
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+    finally:
+        for project in scratch.rglob(".jsproj"):
+            subprocess.run(
+                [str(Path(sys.executable).parent / "jsproj"), "db", "stop"],
+                cwd=project.parent,
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(scratch, ignore_errors=True)

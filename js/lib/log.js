@@ -7,6 +7,18 @@ var fail = jsproj.fail, has = jsproj.has, clone = jsproj.clone, typeName = jspro
 var isPlainObject = jsproj.isPlainObject, badId = jsproj.badId, unstorable = jsproj.unstorable, isUuid = jsproj.isUuid;
 
 var MESSAGE_KEYS = ['id', 'type', 'data', 'expected_version', 'metadata', 'timestamp'];
+// Message timestamps: ISO 8601 date-times with a zone (Z or +hh:mm), the same rule as pge_append.
+var ISO_8601 = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
+// Milliseconds since the epoch of an ISO 8601 timestamp, or NaN if it is not
+// one or names a day that does not exist (Date.parse would roll Feb 30 over).
+function isoMilliseconds(value) {
+  if (typeof value !== 'string' || !ISO_8601.test(value)) return NaN;
+  var day = value.slice(0, 10).split('-').map(Number);
+  var check = new Date(Date.UTC(day[0], day[1] - 1, day[2]));
+  if (check.getUTCFullYear() !== day[0] || check.getUTCMonth() !== day[1] - 1 || check.getUTCDate() !== day[2]) return NaN;
+  return Date.parse(value.replace(' ', 'T'));
+}
 
 function lineAt(text, index) {
   var line = 1;
@@ -134,8 +146,8 @@ function normalize(parsed, options) {
     }
     var timestamp = now;
     if (has(message, 'timestamp') && message.timestamp !== null) {
-      var ms = typeof message.timestamp === 'string' ? Date.parse(message.timestamp) : NaN;
-      if (isNaN(ms)) throw invalid(where, 'timestamp must be an ISO 8601 date-time, not ' + JSON.stringify(message.timestamp));
+      var ms = isoMilliseconds(message.timestamp);
+      if (isNaN(ms)) throw invalid(where, 'timestamp must be an ISO 8601 date-time with a zone (Z or +hh:mm), not ' + JSON.stringify(message.timestamp));
       timestamp = new Date(ms).toISOString();
     }
     if (!has(message, 'data') || message.data === null) throw invalid(where, 'the message has no "data" (an event or a list of events)');

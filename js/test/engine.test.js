@@ -188,6 +188,8 @@ test('append messages are checked before anything is numbered', () => {
     ['[{"type": "T", "data": {"$type": "A", "s": "nul\\u0000"}}]', /NUL character/],
     ['[{"type": "T", "data": {"$type": "A", "s": "\\ud800"}}]', /unpaired surrogate/],
     ['[{"type": "T", "timestamp": "yesterday", "data": {"$type": "A"}}]', /ISO 8601/],
+    ['[{"type": "T", "timestamp": "2026-01-05T08:00:00", "data": {"$type": "A"}}]', /with a zone/],
+    ['[{"type": "T", "timestamp": "2026-02-30T08:00:00Z", "data": {"$type": "A"}}]', /ISO 8601/],
     ['[{"type": "T", "metadata": [1], "data": {"$type": "A"}}]', /metadata must be an object/],
     ['[{"type": "T", "expected_version": -1, "data": {"$type": "A"}}]', /whole number >= 0/],
     [JSON.stringify([{ type: 'T', data: { $type: 'A', deep: JSON.parse('['.repeat(600) + ']'.repeat(600)) } }]), /nested deeper than 512/]

@@ -12,6 +12,13 @@ const { execFileSync } = require('child_process');
 
 const projector = require('..');
 
+// Temporary folders made by a test, removed after it.
+function tempFolder(t, prefix) {
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.after(() => fs.rmSync(folder, { recursive: true, force: true }));
+  return folder;
+}
+
 function defineQuest() {
   projector.projectStream('Quest').named('Party').by({
     $init: function () { return { active: true, traveled: 0, location: null }; },
@@ -160,8 +167,8 @@ test('redefining a projection in code replaces it (as the original did)', () => 
   assert.deepEqual(projector.activeProjectionNames(), ['Party']);
 });
 
-test('loadProjectionsFromFolder() loads every file, whatever path it requires the DSL by', () => {
-  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'jsproj-'));
+test('loadProjectionsFromFolder() loads every file, whatever path it requires the DSL by', (t) => {
+  const folder = tempFolder(t, 'jsproj-');
   fs.writeFileSync(path.join(folder, 'Party.js'),
     "require('../../lib/projections').projectStream('Quest').named('Party').by({});\n");
   fs.writeFileSync(path.join(folder, 'Arrival.js'),
@@ -174,8 +181,8 @@ test('loadProjectionsFromFolder() loads every file, whatever path it requires th
   assert.equal(projector.projections.Party.file, 'Party.js');
 });
 
-test('loadProjectionsFromFolder() reports a syntax error with file and line', () => {
-  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'jsproj-'));
+test('loadProjectionsFromFolder() reports a syntax error with file and line', (t) => {
+  const folder = tempFolder(t, 'jsproj-');
   fs.writeFileSync(path.join(folder, 'Broken.js'), "projections.aggregate('B').by({\n  A: function () {}\n  B: 1\n});\n");
   assert.throws(() => projector.loadProjectionsFromFolder(folder), (e) =>
     e.kind === 'ProjectionSyntaxError' && e.file === 'Broken.js' && e.line === 3 && /^Broken\.js:3: SyntaxError/.test(e.message));
@@ -200,8 +207,8 @@ test('an event without $type is an error', () => {
   assert.throws(() => projector.projections.Party.applyEvent(null, { location: 'x' }), /Missing \$type/);
 });
 
-test("require('jsproj') resolves to the projector from outside the package", () => {
-  const app = fs.mkdtempSync(path.join(os.tmpdir(), 'jsproj-app-'));
+test("require('jsproj') resolves to the projector from outside the package", (t) => {
+  const app = tempFolder(t, 'jsproj-app-');
   fs.mkdirSync(path.join(app, 'node_modules'));
   fs.symlinkSync(path.resolve(__dirname, '..'), path.join(app, 'node_modules', 'jsproj'), 'dir');
   fs.writeFileSync(path.join(app, 'main.js'), [

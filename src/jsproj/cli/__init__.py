@@ -1,0 +1,58 @@
+"""The ``jsproj`` command line.
+
+Every command that prints data takes ``--json`` and then prints exactly one
+JSON document on stdout. Errors are one line on stderr and a non-zero exit
+code (``--verbose`` adds the traceback); with ``--json`` the error is also
+printed on stdout as ``{"error": {...}}``. Commands that use the store take
+``--dsn`` (else ``JSPROJ_DSN``, else the embedded default database) and
+``--schema`` (else ``JSPROJ_SCHEMA``, else ``public``).
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import click
+
+from jsproj import errors
+from jsproj.cli import demo, simulate, store
+
+
+class JsprojGroup(click.Group):
+    """Turns jsproj errors into one line on stderr instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (errors.JsprojError, OSError) as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc()
+            message = str(exc) if isinstance(exc, errors.JsprojError) else _os_error(exc)
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(1)
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.filename is not None:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return str(exc)
+
+
+@click.group(cls=JsprojGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="jsproj")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """jsproj: event-sourced read models with projections in plain JavaScript.
+
+    Projections written once in the JavaScript DSL of Postgres.Projections run
+    unchanged in Python (sandboxed V8), in PostgreSQL and in Node.js.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+
+
+for module in (simulate, demo, store):
+    for command in module.COMMANDS:
+        main.add_command(command)

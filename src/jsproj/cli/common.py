@@ -1,0 +1,71 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from jsproj import errors
+from jsproj.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")(command)
+
+
+def sandbox_options(command: F) -> F:
+    command = click.option(
+        "--memory-limit",
+        type=click.IntRange(min=16),
+        default=DEFAULT_MEMORY_LIMIT // (1024 * 1024),
+        show_default=True,
+        help="Memory limit of the projection sandbox, in MB.",
+    )(command)
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.001),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        help="Time limit of one sandbox call, in seconds.",
+    )(command)
+
+
+def store_options(command: F) -> F:
+    command = click.option(
+        "--schema",
+        metavar="NAME",
+        help="Schema of the store's tables.  [env: JSPROJ_SCHEMA; default: public]",
+    )(command)
+    return click.option(
+        "--dsn",
+        metavar="DSN",
+        help="PostgreSQL connection string or URL.  [env: JSPROJ_DSN; default: the embedded database]",
+    )(command)
+
+
+def read_text(path: str) -> str:
+    """A file's text, or stdin's for ``-``."""
+    return sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False))
+
+
+@contextmanager
+def json_errors(as_json: bool) -> Iterator[None]:
+    """With ``--json``, print a jsproj error as ``{"error": ...}`` on stdout too."""
+    try:
+        yield
+    except errors.JsprojError as exc:
+        if as_json:
+            echo_json({"error": exc.to_dict()})
+        raise

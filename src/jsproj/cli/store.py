@@ -1,0 +1,280 @@
+"""Commands on the store: ``db``, ``migrate``, ``append``, ``stream``, ``live``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from jsproj import errors
+from jsproj.cli.common import echo_json, json_errors, json_option, read_text, sandbox_options, store_options
+from jsproj.config import resolve_dsn, resolve_schema
+from jsproj.store import EventStore
+
+
+def open_store(dsn: str | None, schema: str | None) -> EventStore:
+    """The store named by the options; the embedded database is kept migrated."""
+    explicit = dsn or os.environ.get("JSPROJ_DSN")
+    store = EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), max_size=4)
+    if not explicit:
+        store.migrate()
+    return store
+
+
+# -- jsproj db --------------------------------------------------------------
+
+
+@click.group()
+def db() -> None:
+    """Manage the embedded default database (a private PostgreSQL for this project).
+
+    Commands that get no --dsn and no JSPROJ_DSN use it, starting it when
+    needed. Its data lives in .jsproj/pgdata of the project folder (the
+    nearest folder with jsproj.toml or .jsproj/), or under /var/lib/jsproj when
+    the server runs as the postgres user and cannot reach the project.
+    """
+
+
+def _cluster_info(running: bool) -> dict[str, object]:
+    from jsproj.embedded import default_cluster
+
+    cluster = default_cluster()
+    return {
+        "running": running,
+        "initialised": cluster.is_initialised(),
+        "dataDir": str(cluster.data_dir),
+        "socketDir": str(cluster.socket_dir),
+        "pid": cluster.pid() if running else None,
+        "dsn": cluster.dsn,
+        "url": cluster.url,
+    }
+
+
+@db.command("start")
+@json_option
+def db_start(as_json: bool) -> None:
+    """Start the embedded database (creating and migrating it if needed)."""
+    from jsproj import embedded
+
+    with json_errors(as_json):
+        cluster = embedded.ensure_running()
+        with EventStore(cluster.dsn, max_size=1) as store:
+            store.migrate()
+    info = _cluster_info(True)
+    if as_json:
+        echo_json(info)
+    else:
+        click.echo(f"PostgreSQL is running (data: {info['dataDir']})\nurl: {info['url']}")
+
+
+@db.command("stop")
+@json_option
+def db_stop(as_json: bool) -> None:
+    """Stop the embedded database."""
+    from jsproj import embedded
+
+    with json_errors(as_json):
+        embedded.stop()
+    if as_json:
+        echo_json(_cluster_info(False))
+    else:
+        click.echo("PostgreSQL is stopped")
+
+
+@db.command("status")
+@json_option
+def db_status(as_json: bool) -> None:
+    """Say whether the embedded database runs, and where it lives."""
+    from jsproj.embedded import default_cluster
+
+    with json_errors(as_json):
+        info = _cluster_info(default_cluster().is_running())
+    if as_json:
+        echo_json(info)
+    elif info["running"]:
+        click.echo(f"running (pid {info['pid']}, data: {info['dataDir']})\nurl: {info['url']}")
+    else:
+        click.echo("stopped" + ("" if info["initialised"] else " (not created yet: `jsproj db start` creates it)"))
+
+
+@db.command("url")
+@json_option
+def db_url(as_json: bool) -> None:
+    """Print the embedded database's connection URL (for psql and other clients)."""
+    from jsproj.embedded import default_cluster
+
+    cluster = default_cluster()
+    if as_json:
+        echo_json({"url": cluster.url, "dsn": cluster.dsn})
+    else:
+        click.echo(cluster.url)
+
+
+# -- jsproj migrate ---------------------------------------------------------
+
+
+@click.command()
+@store_options
+@json_option
+def migrate(dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Install or upgrade the store's schema (idempotent).
+
+    \b
+    Examples:
+      jsproj migrate
+      jsproj migrate --dsn postgresql://app@db/events --schema events
+    """
+    with json_errors(as_json), EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), max_size=1) as store:
+        applied = store.migrate()
+    names = [f"{m.version:04d}_{m.name}" for m in applied]
+    if as_json:
+        echo_json({"schema": store.schema, "applied": names})
+    else:
+        click.echo(f"applied {', '.join(names)}" if names else f"schema {store.schema} is up to date")
+
+
+# -- jsproj append ----------------------------------------------------------
+
+
+@click.command()
+@click.argument("events_file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--expected-version",
+    type=click.IntRange(min=0),
+    help="The version the stream must be at (0: it must be new). Needs a file with one message.",
+)
+@store_options
+@json_option
+def append(events_file: str, expected_version: int | None, dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Append the messages of EVENTS_FILE (or - for stdin) to the store.
+
+    The file is a JSON array of append messages or JSON Lines, one message per
+    line. All messages are appended in one transaction: if any is refused,
+    none is written.
+
+    \b
+    Examples:
+      jsproj append events.jsonl
+      echo '{"id": "q1", "data": {"$type": "TownReached"}}' | jsproj append - --expected-version 3
+    """
+    from jsproj.eventsfile import parse
+
+    with json_errors(as_json):
+        messages = parse(read_text(events_file))
+        if expected_version is not None:
+            if len(messages) != 1:
+                raise errors.InputError(
+                    f"--expected-version needs a file with one message; this one has {len(messages)}"
+                )
+            if not isinstance(messages[0].body, dict):
+                raise errors.InvalidEventError(f"{messages[0].where}: an append message is an object")
+            messages[0].body["expected_version"] = expected_version
+        with open_store(dsn, schema) as store:
+            results = store.append_all([m.body for m in messages], where=[m.where for m in messages])
+    events = sum(len(r.positions) for r in results)
+    if as_json:
+        echo_json({"messages": [r.to_dict() for r in results], "events": events})
+        return
+    table = Table(title=f"appended {events} events in {len(results)} messages", title_justify="left")
+    for column in ("stream", "version", "positions"):
+        table.add_column(column)
+    for r in results:
+        span = f"{r.positions[0]}" if len(r.positions) == 1 else f"{r.positions[0]}..{r.positions[-1]}"
+        table.add_row(r.stream_id, str(r.version), span)
+    Console().print(table)
+
+
+# -- jsproj stream ----------------------------------------------------------
+
+
+@click.command()
+@click.argument("stream_id")
+@click.option("--from-version", type=click.IntRange(min=1), help="First version to show.")
+@click.option("--to-version", type=click.IntRange(min=0), help="Last version to show.")
+@store_options
+@json_option
+def stream(
+    stream_id: str, from_version: int | None, to_version: int | None, dsn: str | None, schema: str | None, as_json: bool
+) -> None:
+    """Show a stream: its type, version and events.
+
+    JSON: {"id", "type", "version", "events": [{"position", "version",
+    "timestamp", "metadata", "event": {"$type", "$id", ...}}]}.
+
+    \b
+    Examples:
+      jsproj stream quest-1
+      jsproj stream quest-1 --json --from-version 3
+    """
+    with json_errors(as_json), open_store(dsn, schema) as store:
+        found = store.fetch_stream(stream_id, from_version, to_version)
+    if as_json:
+        echo_json(found.to_dict())
+        return
+    table = Table(title=f"{found.id}: a {found.type} stream at version {found.version}", title_justify="left")
+    for column in ("version", "position", "type", "timestamp", "data"):
+        table.add_column(column)
+    for e in found.events:
+        table.add_row(
+            str(e.version), str(e.position), e.type, e.to_dict()["timestamp"], json.dumps(e.data, ensure_ascii=False)
+        )
+    Console().print(table)
+
+
+# -- jsproj live ------------------------------------------------------------
+
+
+@click.command()
+@click.argument("name")
+@click.argument("stream_id")
+@click.option("--at-version", type=click.IntRange(min=0), help="Fold the events up to this version only.")
+@click.option(
+    "--projections",
+    "projections_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("projections"),
+    show_default=True,
+    help="Folder of projection files.",
+)
+@store_options
+@sandbox_options
+@json_option
+def live(
+    name: str,
+    stream_id: str,
+    at_version: int | None,
+    projections_dir: Path,
+    dsn: str | None,
+    schema: str | None,
+    timeout: float,
+    memory_limit: int,
+    as_json: bool,
+) -> None:
+    """Fold a stream's events with projection NAME now, storing nothing.
+
+    Prints the document NAME makes of STREAM_ID (null if none).
+
+    \b
+    Examples:
+      jsproj live Party quest-1
+      jsproj live Party quest-1 --at-version 2 --json
+    """
+    from jsproj.live import aggregate
+    from jsproj.projections import Projections
+
+    with json_errors(as_json), open_store(dsn, schema) as store:
+        with Projections.from_folder(
+            projections_dir, timeout=timeout, memory_limit=memory_limit * 1024 * 1024
+        ) as loaded:
+            document = aggregate(store, loaded, name, stream_id, at_version)
+    if as_json:
+        echo_json(document)
+    else:
+        Console().print_json(json.dumps(document, ensure_ascii=False))
+
+
+COMMANDS = [db, migrate, append, stream, live]

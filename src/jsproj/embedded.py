@@ -1,0 +1,98 @@
+"""The embedded default database: a private PostgreSQL per project, started on demand.
+
+Commands use it when neither ``--dsn`` nor ``JSPROJ_DSN`` is given. The
+project is the nearest folder, from the current one up, holding
+``jsproj.toml`` or ``.jsproj/``; else the current folder. Its data lives in
+``<project>/.jsproj/pgdata``, unless the server runs as another OS user
+(``postgres``, when jsproj runs as root) that cannot reach that folder: then
+in ``/var/lib/jsproj/<project>-<hash>/pgdata``. The socket lives in a short
+private folder under ``/tmp`` (socket paths are limited to ~100 bytes).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from jsproj.server import Cluster, server_os_user
+
+SYSTEM_DATA_ROOT = Path("/var/lib/jsproj")
+
+
+def project_dir(start: Path | None = None) -> Path:
+    """The project folder: the nearest one holding ``jsproj.toml`` or ``.jsproj/``, else ``start``."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "jsproj.toml").is_file() or (folder / ".jsproj").is_dir():
+            return folder
+    return start
+
+
+def _searchable_by(folder: Path, uid: int, gids: set[int]) -> bool:
+    """Whether a user can reach files inside ``folder`` (it and every parent searchable)."""
+    for part in (folder, *folder.parents):
+        st = part.stat()
+        if st.st_uid == uid:
+            bits = st.st_mode >> 6
+        elif st.st_gid in gids:
+            bits = st.st_mode >> 3
+        else:
+            bits = st.st_mode
+        if not bits & 1:
+            return False
+    return True
+
+
+def default_cluster(project: Path | None = None) -> Cluster:
+    """The embedded cluster of a project (nothing is created)."""
+    project = project or project_dir()
+    digest = hashlib.sha256(str(project).encode()).hexdigest()[:10]
+    data_dir = project / ".jsproj" / "pgdata"
+    user = server_os_user()
+    if user is not None:
+        gids = {user.pw_gid, *(g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem)}
+        if not _searchable_by(project, user.pw_uid, gids):
+            slug = re.sub(r"[^A-Za-z0-9_.-]", "_", project.name)[:40] or "project"
+            data_dir = SYSTEM_DATA_ROOT / f"{slug}-{digest}" / "pgdata"
+    socket_dir = Path("/tmp") / f"jsproj-{os.getuid()}-{digest}"  # noqa: S108 -- short path for the socket, 0700
+    return Cluster(data_dir=data_dir, socket_dir=socket_dir)
+
+
+@contextmanager
+def _locked(project: Path) -> Iterator[None]:
+    """Serialise initialising and starting across jsproj processes of one project."""
+    lock_dir = project / ".jsproj"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "db.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_running(project: Path | None = None) -> Cluster:
+    """The project's embedded cluster, created and started if needed."""
+    project = project or project_dir()
+    cluster = default_cluster(project)
+    with _locked(project):
+        if not cluster.is_initialised():
+            cluster.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            cluster.init()
+        cluster.start()
+    return cluster
+
+
+def stop(project: Path | None = None) -> Cluster:
+    """Stop the project's embedded cluster if it runs."""
+    project = project or project_dir()
+    cluster = default_cluster(project)
+    with _locked(project):
+        cluster.stop()
+    return cluster

@@ -1,0 +1,70 @@
+"""Reading events files in Python: a JSON array of append messages, one message, or JSON Lines.
+
+The same formats and rules as the engine's ``parseEvents`` (js/lib/log.js);
+used where messages go to the store as they are, so that ids stay unassigned
+until PostgreSQL assigns them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from jsproj import errors
+
+
+@dataclass(frozen=True)
+class Message:
+    """One append message and where it was in the file."""
+
+    body: Any
+    number: int
+    line: int | None
+
+    @property
+    def where(self) -> str:
+        return f"message {self.number}" + (f" (line {self.line})" if self.line else "")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def parse(text: str) -> list[Message]:
+    """The messages of an events file, each with its number and line (JSON Lines and single objects)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    stripped = text.lstrip()
+    if not stripped:
+        return []
+    if stripped[0] == "[":
+        try:
+            bodies = _loads(text)
+        except ValueError as exc:
+            raise _malformed(exc) from None
+        return [Message(body, n + 1, None) for n, body in enumerate(bodies)]
+    if stripped[0] == "{":
+        try:
+            return [Message(_loads(text), 1, text[: len(text) - len(stripped)].count("\n") + 1)]
+        except ValueError:
+            pass  # JSON Lines
+    messages = []
+    for number, row in enumerate(text.split("\n"), start=1):
+        if not row.strip():
+            continue
+        try:
+            messages.append(Message(_loads(row), len(messages) + 1, number))
+        except ValueError as exc:
+            raise _malformed(exc, number) from None
+    return messages
+
+
+def _malformed(exc: ValueError, line: int | None = None) -> errors.EventsFileError:
+    line = line or getattr(exc, "lineno", None)
+    where = f"line {line}: " if line else ""
+    return errors.EventsFileError(f"{where}not valid JSON ({exc})", line=line)

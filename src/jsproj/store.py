@@ -1,0 +1,390 @@
+"""The event store on PostgreSQL: append, gap-safe reading, fetching streams.
+
+Appends go through the server-side function ``pge_append(message jsonb)``,
+one round trip per message, so that any client (psql included) appends with
+the same checks. Readers follow ``read_all``, which only returns events that
+no transaction still running can precede: see ``docs/store.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from jsproj import errors
+from jsproj.identifiers import check_schema
+from jsproj.migrate import Migration, migrate
+
+DEFAULT_READ_LIMIT = 1000
+CONNECT_TIMEOUT = 10
+
+#: A stream's version: its last event's (for a row ``s`` of pge_streams).
+STREAM_VERSION = "coalesce((select max(version) from pge_events where stream_id = s.id), 0)"
+
+#: The engine's event record (JSON text) for a row ``e`` of pge_events and its stream ``s``.
+#: Built by text concatenation: twice as fast as json_build_object for large pages.
+#: The event is {"$type", "$id", ...data}: data's text with its opening brace replaced.
+RECORD_TEXT = """concat(
+    '{"position":', e.position, ',"streamId":', to_json(e.stream_id), ',"streamType":', to_json(s.type),
+    ',"version":', e.version,
+    ',"timestamp":"', to_char(e.timestamp at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    '","metadata":', coalesce(e.metadata::text, 'null'),
+    ',"event":{"$type":', to_json(e.type), ',"$id":"', e.id, '"',
+    case when e.data = '{}'::jsonb then '}' else ',' || substr(e.data::text, 2) end, '}')"""
+
+
+class StoreError(errors.JsprojError):
+    """The store cannot do what was asked (unreachable, not migrated, ...)."""
+
+    kind = "StoreError"
+
+
+class StoreUnavailableError(StoreError):
+    """PostgreSQL cannot be reached."""
+
+    kind = "StoreUnavailableError"
+
+
+class SchemaMissingError(StoreError):
+    """The store's tables or functions are missing: run ``jsproj migrate``."""
+
+    kind = "SchemaMissingError"
+
+
+class UnknownStreamError(StoreError):
+    """No stream has that id."""
+
+    kind = "UnknownStreamError"
+
+
+class UnknownPositionError(StoreError):
+    """``read_all(after=...)`` was given a position that is not an event's."""
+
+    kind = "UnknownPositionError"
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one append did: the stream, its new version, and the events' global positions."""
+
+    stream_id: str
+    version: int
+    positions: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"streamId": self.stream_id, "version": self.version, "positions": self.positions}
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored."""
+
+    position: int
+    event_id: str
+    stream_id: str
+    stream_type: str
+    version: int
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any] | None
+    timestamp: datetime
+
+    @property
+    def event(self) -> dict[str, Any]:
+        """The event as appended: ``{"$type", "$id", ...data}``."""
+        return {"$type": self.type, "$id": self.event_id, **self.data}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "version": self.version,
+            "timestamp": iso(self.timestamp),
+            "metadata": self.metadata,
+            "event": self.event,
+        }
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A stream with (some of) its events."""
+
+    id: str
+    type: str
+    version: int
+    events: list[RecordedEvent] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "version": self.version, "events": [e.to_dict() for e in self.events]}
+
+
+def iso(moment: datetime) -> str:
+    """A timestamp as the engine writes it: ISO 8601, UTC, milliseconds."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_EVENT_COLUMNS = "e.position, e.id::text, e.stream_id, s.type, e.version, e.type, e.data, e.metadata, e.timestamp"
+
+
+def _event(row: Sequence[Any]) -> RecordedEvent:
+    return RecordedEvent(*row)
+
+
+def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
+    """The jsproj error for a database error raised while appending or reading."""
+    prefix = f"{where}: " if where else ""
+    state = exc.sqlstate or ""
+    diag = exc.diag
+    message = diag.message_primary or str(exc).split("\n", 1)[0]
+    if state == "JP409":
+        detail = json.loads(diag.message_detail or "{}")
+        return errors.ConcurrencyError(prefix + message, **detail)
+    if state == "JP400":
+        return errors.InvalidEventError(prefix + message)
+    if state == "23505" and diag.constraint_name == "pge_events_id_key":
+        return errors.InvalidEventError(prefix + f"an event $id is already stored ({diag.message_detail or message})")
+    if state in ("22007", "22008"):  # the only date/time pge_append casts is the message's timestamp
+        return errors.InvalidEventError(prefix + f"timestamp must be an ISO 8601 date-time that exists ({message})")
+    if state in ("22P05", "22P02", "22021", "54000", "54001", "22003"):
+        return errors.InvalidEventError(prefix + f"PostgreSQL refused the data: {message}")
+    if state in ("42883", "42P01"):
+        return SchemaMissingError(
+            prefix + f"the store's schema is missing or outdated ({message}): run `jsproj migrate`"
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailableError(prefix + f"PostgreSQL is unreachable: {message}")
+    return StoreError(prefix + f"PostgreSQL error {state}: {message}")
+
+
+class EventStore:
+    """Events in PostgreSQL: ``append``, ``read_all``, ``fetch_stream``.
+
+    ``dsn`` is a libpq connection string or URL; tables live in ``schema``.
+    Connections come from a pool of ``min_size``..``max_size``.
+    """
+
+    def __init__(self, dsn: str, *, schema: str = "public", min_size: int = 1, max_size: int = 8) -> None:
+        self.dsn = dsn
+        self.schema = check_schema(schema)
+        self._search_path = sql.SQL("set search_path = {}").format(sql.Identifier(schema))
+        try:  # one direct connection first, to fail fast with PostgreSQL's own reason
+            psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT).close()
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"cannot connect to PostgreSQL at {_describe(dsn)}: {_reason(exc)}") from None
+        self.pool = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            open=False,
+            name="jsproj",
+        )
+        try:
+            self.pool.open(wait=True, timeout=15)
+        except PoolTimeout as exc:
+            self.pool.close()
+            raise StoreUnavailableError(f"PostgreSQL is unreachable at {_describe(dsn)}: {exc}") from None
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        conn.execute(self._search_path)
+
+    # -- schema -------------------------------------------------------------
+
+    def migrate(self) -> list[Migration]:
+        """Install or upgrade the schema; returns the migrations applied now."""
+        with self.pool.connection() as conn:
+            try:
+                return migrate(conn, self.schema)
+            except psycopg.Error as exc:
+                raise translate(exc, "migrate") from exc
+
+    # -- appending ----------------------------------------------------------
+
+    def append(
+        self,
+        message: Mapping[str, Any] | None = None,
+        *,
+        stream_id: str | None = None,
+        type: str | None = None,
+        events: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append one message atomically: a message dict, or its fields as keywords.
+
+        Raises :class:`~jsproj.errors.ConcurrencyError` when the stream is not
+        at ``expected_version`` and :class:`~jsproj.errors.InvalidEventError`
+        for a bad message; either way nothing is written.
+        """
+        message = _message(message, stream_id, type, events, expected_version, metadata)
+        with self.pool.connection() as conn:
+            return self._append(conn, message)
+
+    def append_all(
+        self, messages: Iterable[Mapping[str, Any]], *, where: Sequence[str] | None = None
+    ) -> list[AppendResult]:
+        """Append messages in one transaction: all of them, or none if any fails.
+
+        ``where`` names each message in errors (e.g. ``"message 3 (line 3)"``).
+        """
+        results = []
+        with self.pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    for n, message in enumerate(messages):
+                        results.append(self._append(conn, message, where[n] if where else f"message {n + 1}"))
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+        return results
+
+    def _append(self, conn: psycopg.Connection, message: Mapping[str, Any], where: str = "") -> AppendResult:
+        try:
+            row = conn.execute("select pge_append(%s)", (Jsonb(message, dumps=_dumps),)).fetchone()
+        except ValueError as exc:  # json.dumps refused it (NaN, a circular reference, ...)
+            raise errors.InvalidEventError(f"{where + ': ' if where else ''}the message is not JSON: {exc}") from exc
+        except psycopg.Error as exc:
+            raise translate(exc, where) from exc
+        assert row is not None
+        return AppendResult(row[0]["streamId"], row[0]["version"], row[0]["positions"])
+
+    # -- reading ------------------------------------------------------------
+
+    def read_all(self, after: int = 0, limit: int = DEFAULT_READ_LIMIT) -> list[RecordedEvent]:
+        """Events after the one at position ``after`` (0: from the start), at most ``limit``.
+
+        Only events that no running transaction can precede are returned, in
+        a stable order (by appending transaction, then position), so a reader
+        that follows with ``after=<last position returned>`` never skips an
+        event or sees one out of order. Positions are unique but not in
+        commit order; ``after`` must be a position returned earlier.
+        """
+        query = f"""
+            select {_EVENT_COLUMNS}
+            from pge_events e join pge_streams s on s.id = e.stream_id
+            where (e.tx_id, e.position) > (%(tx)s::xid8, %(after)s)
+              and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+            order by e.tx_id, e.position
+            limit %(limit)s"""
+        with self.pool.connection() as conn:
+            try:
+                cursor = conn.cursor(row_factory=tuple_row)
+                tx = self._cursor_tx(conn, after)
+                rows = cursor.execute(query, {"tx": tx, "after": after, "limit": limit}).fetchall()
+            except psycopg.Error as exc:
+                raise translate(exc, "read_all") from exc
+        return [_event(row) for row in rows]
+
+    @staticmethod
+    def _cursor_tx(conn: psycopg.Connection, after: int) -> str:
+        if after == 0:
+            return "0"
+        row = conn.execute("select tx_id::text from pge_events where position = %s", (after,)).fetchone()
+        if row is None:
+            raise UnknownPositionError(f"there is no event at position {after}: pass 0 or a position read_all returned")
+        return row[0]
+
+    def fetch_stream(self, stream_id: str, from_version: int | None = None, to_version: int | None = None) -> Stream:
+        """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
+        with self.pool.connection() as conn:
+            try:
+                head = conn.execute(
+                    f"select id, type, {STREAM_VERSION} from pge_streams s where id = %s", (stream_id,)
+                ).fetchone()
+                if head is None:
+                    raise UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
+                rows = conn.execute(
+                    f"""select {_EVENT_COLUMNS} from pge_events e join pge_streams s on s.id = e.stream_id
+                        where e.stream_id = %s and e.version between %s and %s order by e.version""",
+                    (stream_id, from_version or 1, to_version if to_version is not None else head[2]),
+                ).fetchall()
+            except psycopg.Error as exc:
+                raise translate(exc, "fetch_stream") from exc
+        return Stream(head[0], head[1], head[2], [_event(row) for row in rows])
+
+    def stream_records(self, stream_id: str, to_version: int | None = None) -> tuple[Stream, str]:
+        """The stream (without events) and its events up to ``to_version`` as engine records (JSON text)."""
+        with self.pool.connection() as conn:
+            try:
+                row = conn.execute(
+                    f"""select s.id, s.type, {STREAM_VERSION},
+                               (select '[' || coalesce(string_agg({RECORD_TEXT}, ',' order by e.version), '') || ']'
+                                from pge_events e where e.stream_id = s.id and e.version <= %s)
+                        from pge_streams s where s.id = %s""",
+                    (to_version if to_version is not None else 2**62, stream_id),
+                ).fetchone()
+            except psycopg.Error as exc:
+                raise translate(exc, "stream_records") from exc
+        if row is None:
+            raise UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
+        return Stream(row[0], row[1], row[2]), row[3]
+
+    def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
+        with self.pool.connection() as conn:
+            try:
+                rows = conn.execute(
+                    f"select id, type, {STREAM_VERSION} from pge_streams s where id = any(%s)", (list(ids),)
+                ).fetchall()
+            except psycopg.Error as exc:
+                raise translate(exc, "streams") from exc
+        return {row[0]: {"type": row[1], "version": row[2]} for row in rows}
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def _message(
+    message: Mapping[str, Any] | None,
+    stream_id: str | None,
+    type_: str | None,
+    events: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None,
+    expected_version: int | None,
+    metadata: Mapping[str, Any] | None,
+) -> Mapping[str, Any]:
+    fields = {
+        "id": stream_id,
+        "type": type_,
+        "data": events,
+        "expected_version": expected_version,
+        "metadata": metadata,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    if message is not None:
+        if given:
+            raise TypeError("pass a message or its fields (stream_id=, events=, ...), not both")
+        return message
+    if events is None:
+        raise TypeError("append() needs a message or events=")
+    return {k: list(v) if k == "data" and not isinstance(v, Mapping) else v for k, v in given.items()}
+
+
+def _reason(exc: psycopg.Error) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__
+
+
+def _describe(dsn: str) -> str:
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the given DSN"
+    return " ".join(f"{k}={v}" for k, v in info.items() if k in ("host", "port", "dbname", "user"))

@@ -1,0 +1,64 @@
+"""Fixtures: a real PostgreSQL the tests start themselves, and a fresh database per test.
+
+One throwaway cluster runs for the whole session (system server binaries,
+a temp folder, its own socket). Each test that asks for ``dsn`` gets a new
+database cloned from a migrated template, so tests never see each other's
+events.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from jsproj.server import Cluster, temporary_cluster
+from jsproj.store import EventStore
+
+TEMPLATE = "jsproj_template"
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    server = temporary_cluster()
+    server.init(durable=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+def dsn_for(cluster: Cluster, database: str) -> str:
+    return f"host={cluster.socket_dir} port={cluster.port} user=jsproj dbname={database}"
+
+
+@pytest.fixture(scope="session")
+def template(cluster: Cluster) -> str:
+    with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"create database {TEMPLATE}")
+    with EventStore(dsn_for(cluster, TEMPLATE), max_size=1) as store:
+        store.migrate()
+    return TEMPLATE
+
+
+@pytest.fixture
+def dsn(cluster: Cluster, template: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"test_{next(_numbers)}"
+    with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"create database {name} template {template}")
+    try:
+        yield dsn_for(cluster, name)
+    finally:
+        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            conn.execute(f"drop database {name} with (force)")
+
+
+@pytest.fixture
+def store(dsn: str) -> Iterator[EventStore]:
+    with EventStore(dsn) as opened:
+        yield opened

@@ -1,0 +1,220 @@
+"""The store commands (migrate, append, stream, live, db) run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+JSPROJ = Path(sys.executable).parent / "jsproj"
+QUEST = ROOT / "src" / "jsproj" / "examples" / "quest"
+
+
+def jsproj(
+    *args: str, cwd: Path | None = None, stdin: str | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("JSPROJ_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [str(JSPROJ), *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=environment,
+    )
+
+
+def rows(dsn: str) -> tuple[int, int]:
+    with psycopg.connect(dsn) as conn:
+        return (
+            conn.execute("select count(*) from pge_streams").fetchone()[0],
+            conn.execute("select count(*) from pge_events").fetchone()[0],
+        )
+
+
+def test_append_stream_and_live_with_a_dsn(dsn: str) -> None:
+    done = jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn, "--json")
+    assert done.returncode == 0, done.stderr
+    appended = json.loads(done.stdout)
+    assert appended["events"] == 9
+    assert appended["messages"][0] == {"streamId": "quest-1", "version": 2, "positions": [1, 2]}
+
+    stream = json.loads(jsproj("stream", "quest-1", "--dsn", dsn, "--json").stdout)
+    assert (stream["id"], stream["type"], stream["version"]) == ("quest-1", "Quest", 6)
+    assert stream["events"][0]["event"]["$type"] == "QuestStarted"
+    assert set(stream["events"][0]) == {"position", "version", "timestamp", "metadata", "event"}
+    part = json.loads(jsproj("stream", "quest-1", "--dsn", dsn, "--json", "--from-version", "5").stdout)
+    assert [e["version"] for e in part["events"]] == [5, 6]
+
+    party = jsproj("live", "Party", "quest-1", "--projections", str(QUEST / "projections"), "--dsn", dsn, "--json")
+    assert party.returncode == 0, party.stderr
+    assert json.loads(party.stdout)["location"] == "The Eye of the World"
+    early = jsproj(
+        "live",
+        "Party",
+        "quest-1",
+        "--at-version",
+        "1",
+        "--projections",
+        str(QUEST / "projections"),
+        "--dsn",
+        dsn,
+        "--json",
+    )
+    assert json.loads(early.stdout)["members"] == ["Rand", "Mat", "Perrin"]
+
+    table = jsproj("stream", "quest-1", "--dsn", dsn)
+    assert "quest-1: a Quest stream at version 6" in table.stdout
+
+
+def test_the_dsn_can_come_from_the_environment(dsn: str) -> None:
+    done = jsproj(
+        "append", "-", "--json", stdin='{"id": "e", "type": "T", "data": {"$type": "A"}}', env={"JSPROJ_DSN": dsn}
+    )
+    assert done.returncode == 0, done.stderr
+    assert rows(dsn) == (1, 1)
+
+
+def test_a_file_with_one_bad_message_writes_nothing(dsn: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"id": "a", "type": "T", "data": {"$type": "A"}}\n'
+        '{"id": "b", "type": "T", "data": {"$type": "B"}}\n'
+        '{"id": "c", "type": "T", "data": [{"$type": "C"}, {"oops": "no type"}]}\n'
+    )
+    done = jsproj("append", str(events), "--dsn", dsn, "--json")
+    assert done.returncode == 1
+    assert (
+        done.stderr
+        == 'error: message 3 (line 3): event 2: Missing $type in event: every event needs a "$type" string\n'
+    )
+    assert json.loads(done.stdout)["error"]["kind"] == "InvalidEventError"
+    assert rows(dsn) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"id": "a", "type": "T", "data": {"$type": "A"}}\n{"id": oops}\n', "error: line 2: not valid JSON"),
+        ('[{"id": "a", "type": "T", "data": {"$type": "A", "n": NaN}}]', "error: not valid JSON (NaN is not JSON)"),
+        ("[1, 2]", "error: message 1: an append message is an object"),
+        ('{"id": "a", "type": "T", "data": {"$type": "A"}}\n{"id": "a", "expected_version": 0, "data": {"$type": "B"}}\n',
+         'error: message 2 (line 2): stream "a" is at version 1, not the expected version 0'),
+    ],
+)  # fmt: skip
+def test_bad_files_are_one_line_errors_and_write_nothing(dsn: str, tmp_path: Path, content: str, message: str) -> None:
+    events = tmp_path / "events.json"
+    events.write_text(content)
+    done = jsproj("append", str(events), "--dsn", dsn)
+    assert done.returncode == 1
+    assert done.stderr.startswith(message), done.stderr
+    assert "Traceback" not in done.stderr
+    assert rows(dsn) == (0, 0)
+
+
+def test_expected_version_option(dsn: str) -> None:
+    one = '{"id": "s", "type": "T", "data": {"$type": "A"}}'
+    assert jsproj("append", "-", "--dsn", dsn, "--expected-version", "0", stdin=one).returncode == 0
+    again = jsproj("append", "-", "--dsn", dsn, "--expected-version", "0", stdin=one)
+    assert again.returncode == 1
+    assert again.stderr == 'error: message 1 (line 1): stream "s" is at version 1, not the expected version 0\n'
+    two = jsproj("append", "-", "--dsn", dsn, "--expected-version", "1", stdin=one + "\n" + one)
+    assert two.stderr == "error: --expected-version needs a file with one message; this one has 2\n"
+    assert rows(dsn) == (1, 1)
+
+
+def test_unknown_streams_projections_and_servers(dsn: str) -> None:
+    assert jsproj("stream", "nope", "--dsn", dsn).stderr == "error: there is no stream 'nope'\n"
+    jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn)
+    live = jsproj("live", "Nope", "quest-1", "--projections", str(QUEST / "projections"), "--dsn", dsn)
+    assert live.stderr == "error: there is no projection named 'Nope'\n"
+    missing = jsproj("live", "Party", "quest-1", "--dsn", dsn)  # ./projections does not exist here
+    assert missing.stderr.startswith("error: no such projections folder: projections")
+    down = jsproj("stream", "quest-1", "--dsn", "host=/nonexistent port=1 user=x dbname=x")
+    assert down.returncode == 1
+    assert down.stderr.startswith("error: cannot connect to PostgreSQL at")
+    assert down.stderr.count("\n") == 1
+
+
+def test_migrate_reports_what_it_did(dsn: str) -> None:
+    done = jsproj("migrate", "--dsn", dsn, "--schema", "other", "--json")
+    assert json.loads(done.stdout) == {"schema": "other", "applied": ["0001_event_store"]}
+    assert jsproj("migrate", "--dsn", dsn, "--schema", "other").stdout == "schema other is up to date\n"
+    bad = jsproj("migrate", "--dsn", dsn, "--schema", "no-dashes")
+    assert bad.returncode == 1
+    assert "is not a safe identifier" in bad.stderr
+
+
+@pytest.fixture
+def project() -> Iterator[Path]:
+    """A project folder that the server's OS user can reach, cleaned up with its database."""
+    folder = Path(tempfile.mkdtemp(prefix="jsproj-project-"))
+    os.chmod(folder, 0o755)
+    try:
+        yield folder
+    finally:
+        jsproj("db", "stop", cwd=folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_embedded_database_lifecycle(project: Path) -> None:
+    status = json.loads(jsproj("db", "status", "--json", cwd=project).stdout)
+    assert (status["running"], status["initialised"]) == (False, False)
+    assert status["dataDir"] == str(project / ".jsproj" / "pgdata")
+    started = jsproj("db", "start", "--json", cwd=project)
+    assert started.returncode == 0, started.stderr
+    info = json.loads(started.stdout)
+    assert info["running"] and info["pid"]
+    assert jsproj("db", "url", cwd=project).stdout.strip() == info["url"]
+    with psycopg.connect(info["url"]) as conn:
+        assert conn.execute("select count(*) from pge_migrations").fetchone()[0] >= 1
+    assert jsproj("db", "start", cwd=project).returncode == 0, "starting twice is fine"
+    assert jsproj("db", "stop", cwd=project).stdout == "PostgreSQL is stopped\n"
+    assert json.loads(jsproj("db", "status", "--json", cwd=project).stdout)["running"] is False
+    # Commands without --dsn start it again when needed.
+    appended = jsproj("append", "-", "--json", cwd=project, stdin='{"id": "s", "type": "T", "data": {"$type": "A"}}')
+    assert appended.returncode == 0, appended.stderr
+    assert jsproj("db", "status", cwd=project).stdout.startswith("running")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another OS user")
+def test_as_root_a_project_the_server_cannot_reach_keeps_its_data_under_var_lib() -> None:
+    private = Path(tempfile.mkdtemp(prefix="jsproj-private-"))  # 0700: postgres cannot enter
+    try:
+        status = json.loads(jsproj("db", "start", "--json", cwd=private).stdout)
+        assert status["running"]
+        assert status["dataDir"].startswith("/var/lib/jsproj/")
+    finally:
+        jsproj("db", "stop", cwd=private)
+        data = json.loads(jsproj("db", "status", "--json", cwd=private).stdout)["dataDir"]
+        shutil.rmtree(Path(data).parent, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def test_the_embedded_database_says_why_it_cannot_start(project: Path, tmp_path: Path) -> None:
+    no_server = jsproj("db", "start", cwd=project, env={"JSPROJ_PG_BIN": str(tmp_path)})
+    assert no_server.returncode == 1
+    assert (
+        no_server.stderr
+        == f"error: PostgreSQL server programs (initdb, pg_ctl) not found in JSPROJ_PG_BIN={tmp_path}\n"
+    )
+    assert jsproj("db", "start", cwd=project).returncode == 0
+    assert jsproj("db", "stop", cwd=project).returncode == 0
+    with open(project / ".jsproj" / "pgdata" / "postgresql.auto.conf", "a") as conf:
+        conf.write("shared_buffers = 'lots'\n")
+    broken = jsproj("db", "start", cwd=project)
+    assert broken.returncode == 1
+    assert broken.stderr.startswith("error: PostgreSQL did not start:")
+    assert "shared_buffers" in broken.stderr

@@ -1,0 +1,280 @@
+"""The event store against a real PostgreSQL: append, bad input, migrations, fetching."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+
+from jsproj import errors
+from jsproj.identifiers import InvalidNameError
+from jsproj.migrate import MigrationError, migrations
+from jsproj.store import EventStore, SchemaMissingError, StoreUnavailableError, UnknownPositionError, UnknownStreamError
+
+
+def counts(dsn: str) -> tuple[int, int, int]:
+    """(streams, events, the next position the sequence would give without using it)."""
+    with psycopg.connect(dsn) as conn:
+        streams = conn.execute("select count(*) from pge_streams").fetchone()[0]
+        events = conn.execute("select count(*) from pge_events").fetchone()[0]
+        last = conn.execute("select last_value + is_called::int from pge_events_position_seq").fetchone()[0]
+    return streams, events, last
+
+
+@contextmanager
+def unchanged(dsn: str) -> Iterator[None]:
+    before = counts(dsn)
+    yield
+    assert counts(dsn) == before, "the store changed"
+
+
+def test_append_a_message(store: EventStore) -> None:
+    event_id = str(uuid.uuid4()).upper()
+    result = store.append(
+        {
+            "id": "quest-1",
+            "type": "Quest",
+            "metadata": {"correlation_id": "c-1", "headers": {"user": "ana"}},
+            "timestamp": "2026-01-05T08:00:00+01:00",
+            "data": [
+                {"$type": "QuestStarted", "$id": event_id, "location": "Emond's Field"},
+                {"$type": "EndOfDay", "traveled": 13},
+            ],
+        }
+    )
+    assert (result.stream_id, result.version, result.positions) == ("quest-1", 2, [1, 2])
+    stream = store.fetch_stream("quest-1")
+    assert (stream.id, stream.type, stream.version) == ("quest-1", "Quest", 2)
+    first, second = stream.events
+    assert first.event == {"$type": "QuestStarted", "$id": event_id.lower(), "location": "Emond's Field"}
+    assert first.data == {"location": "Emond's Field"}, "$type and $id are columns, not data"
+    assert first.metadata == {"correlation_id": "c-1", "headers": {"user": "ana"}}
+    assert first.to_dict()["timestamp"] == "2026-01-05T07:00:00.000Z"
+    assert uuid.UUID(second.event_id)
+    assert (second.version, second.position) == (2, 2)
+
+
+def test_append_with_keywords_and_to_an_existing_stream(store: EventStore) -> None:
+    store.append(stream_id="s", type="T", events=[{"$type": "A"}])
+    result = store.append(stream_id="s", events={"$type": "B"}, expected_version=1)
+    assert (result.version, result.positions) == (2, [2])
+    assert [e.type for e in store.fetch_stream("s").events] == ["A", "B"]
+    with pytest.raises(TypeError):
+        store.append({"id": "s"}, stream_id="s")
+
+
+def test_a_new_stream_without_an_id_gets_a_uuid(store: EventStore) -> None:
+    result = store.append({"type": "Quest", "data": {"$type": "Started"}})
+    assert uuid.UUID(result.stream_id)
+    assert store.fetch_stream(result.stream_id).type == "Quest"
+
+
+def test_wrong_expected_version_is_a_concurrency_error_that_burns_nothing(store: EventStore, dsn: str) -> None:
+    store.append({"id": "s", "type": "T", "data": [{"$type": "A"}, {"$type": "B"}]})
+    with unchanged(dsn), pytest.raises(errors.ConcurrencyError) as caught:
+        store.append({"id": "s", "expected_version": 1, "data": {"$type": "C"}})
+    assert (caught.value.stream_id, caught.value.expected, caught.value.actual) == ("s", 1, 2)
+    assert str(caught.value) == 'stream "s" is at version 2, not the expected version 1'
+    with unchanged(dsn), pytest.raises(errors.ConcurrencyError):
+        store.append({"id": "s", "expected_version": 0, "data": {"$type": "C"}})
+    assert store.append({"id": "s", "expected_version": 2, "data": {"$type": "C"}}).positions == [3]
+    assert store.append({"id": "new", "type": "T", "expected_version": 0, "data": {"$type": "A"}}).version == 1
+
+
+BAD_MESSAGES = [
+    ({"id": "s", "type": "T", "data": [{"$type": "A"}, {"location": "x"}]}, "event 2: Missing $type in event"),
+    ({"id": "s", "type": "T", "data": [{"$type": ""}]}, "event 1: Missing $type in event"),
+    ({"id": "s", "type": "T", "data": [{"$type": 5}]}, "event 1: Missing $type in event"),
+    ({"id": "s", "type": "T", "data": [{"$type": "A"}, [1, 2]]}, "event 2: an event is a JSON object"),
+    ({"id": "s", "type": "T", "data": ["A"]}, "event 1: an event is a JSON object"),
+    ({"id": "s", "type": "T", "data": 5}, "an event is a JSON object"),
+    ({"id": "s", "type": "T", "data": []}, '"data" holds no events'),
+    ({"id": "s", "type": "T"}, 'the message has no "data"'),
+    ({"id": "", "type": "T", "data": {"$type": "A"}}, "the stream id must not be empty"),
+    ({"id": "x" * 256, "type": "T", "data": {"$type": "A"}}, "the stream id is longer than 255 characters"),
+    ({"id": 7, "type": "T", "data": {"$type": "A"}}, "the stream id must be a string"),
+    ({"id": "s", "type": "", "data": {"$type": "A"}}, "the stream type must not be empty"),
+    ({"id": "fresh", "data": {"$type": "A"}}, 'stream "fresh" does not exist yet, so the message needs a "type"'),
+    ({"data": {"$type": "A"}}, 'a new stream (no "id") needs a "type"'),
+    (
+        {"id": "s", "type": "T", "data": {"$type": "A", "$id": "not-a-uuid"}},
+        'event 1: the event $id must be a UUID, not "not-a-uuid"',
+    ),
+    ({"id": "s", "type": "T", "data": {"$type": "A"}, "events": []}, 'unknown field "events"'),
+    ({"id": "s", "type": "T", "data": {"$type": "A"}, "metadata": [1]}, "metadata must be an object"),
+    (
+        {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": "yesterday"},
+        "timestamp must be an ISO 8601 date-time",
+    ),
+    ({"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": "2026-01-05T08:00:00"}, "with a zone"),
+    (
+        {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": "2026-02-30T08:00:00Z"},
+        "timestamp must be an ISO 8601 date-time that exists",
+    ),
+    (
+        {"id": "s", "type": "T", "data": {"$type": "A"}, "expected_version": -1},
+        "expected_version must be a whole number >= 0",
+    ),
+    (
+        {"id": "s", "type": "T", "data": {"$type": "A"}, "expected_version": 1.5},
+        "expected_version must be a whole number >= 0",
+    ),
+    (
+        {"id": "s", "type": "T", "data": {"$type": "A"}, "expected_version": "3"},
+        "expected_version must be a whole number >= 0",
+    ),
+    (
+        {"id": "s", "type": "T", "data": {"$type": "A"}, "expected_version": True},
+        "expected_version must be a whole number >= 0",
+    ),
+    ({"id": "s", "type": ["T"], "data": {"$type": "A"}}, "the stream type must be a string"),
+    (
+        {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": 1767600000},
+        "timestamp must be an ISO 8601 date-time",
+    ),
+    ({"id": "s", "type": "T", "data": {"$type": "x" * 256}}, "event 1: the event $type is longer than 255 characters"),
+    (
+        {"id": "s", "type": "T", "data": [{"$type": "A"}, {"$type": "A", "$id": 5}]},
+        "event 2: the event $id must be a UUID, not 5",
+    ),
+    ({"id": "s", "type": "T", "data": {"$type": "A", "text": "nul \x00 byte"}}, "PostgreSQL refused the data"),
+    ({"id": "s", "type": "T", "data": {"$type": "A", "n": float("nan")}}, "the message is not JSON"),
+]
+
+
+@pytest.mark.parametrize(("message", "problem"), BAD_MESSAGES, ids=[problem[:40] for _, problem in BAD_MESSAGES])
+def test_bad_messages_are_refused_and_change_nothing(store: EventStore, dsn: str, message: dict, problem: str) -> None:
+    store.append({"id": "existing", "type": "T", "data": {"$type": "A"}})
+    with unchanged(dsn), pytest.raises(errors.InvalidEventError) as caught:
+        store.append(message)
+    assert problem in str(caught.value)
+
+
+def test_a_different_stream_type_is_refused(store: EventStore, dsn: str) -> None:
+    store.append({"id": "s", "type": "Quest", "data": {"$type": "A"}})
+    with unchanged(dsn), pytest.raises(errors.InvalidEventError, match='stream "s" is a Quest stream, not Order'):
+        store.append({"id": "s", "type": "Order", "data": {"$type": "A"}})
+
+
+def test_duplicate_event_ids_are_refused(store: EventStore, dsn: str) -> None:
+    event_id = str(uuid.uuid4())
+    store.append({"id": "s", "type": "T", "data": {"$type": "A", "$id": event_id}})
+    with unchanged(dsn), pytest.raises(errors.InvalidEventError, match=r"an event \$id is already stored"):
+        store.append({"id": "t", "type": "T", "data": [{"$type": "A"}, {"$type": "B", "$id": event_id}]})
+    other = str(uuid.uuid4())
+    with (
+        unchanged(dsn),
+        pytest.raises(errors.InvalidEventError, match=r"the event \$id .* is used twice in the message"),
+    ):
+        store.append(
+            {"id": "t", "type": "T", "data": [{"$type": "A", "$id": other}, {"$type": "B", "$id": other.upper()}]}
+        )
+
+
+def test_malformed_json_sent_to_pge_append_changes_nothing(store: EventStore, dsn: str) -> None:
+    with unchanged(dsn), psycopg.connect(dsn) as conn, pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        conn.execute("select pge_append(%s::jsonb)", ('{"id": "s", "type": "T", "data": [{"$type": "A"',))
+
+
+def test_pge_append_works_from_plain_sql(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            """select pge_append('{"id": "sql-1", "type": "T", "data": [{"$type": "A"}]}'::jsonb)"""
+        ).fetchone()
+        assert row[0] == {"streamId": "sql-1", "version": 1, "positions": [1]}
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute(
+                """select pge_append('{"id": "sql-1", "expected_version": 0, "data": {"$type": "A"}}'::jsonb)"""
+            )
+        assert caught.value.sqlstate == "JP409"
+        assert json.loads(caught.value.diag.message_detail) == {"streamId": "sql-1", "expected": 0, "actual": 1}
+
+
+def test_numbers_are_stored_exactly(store: EventStore) -> None:
+    big = 2**63 + 12345
+    store.append({"id": "n", "type": "T", "data": {"$type": "A", "big": big, "precise": 0.1}})
+    assert store.fetch_stream("n").events[0].data == {"big": big, "precise": 0.1}
+
+
+def test_fetch_stream_versions_and_unknown_streams(store: EventStore) -> None:
+    store.append({"id": "s", "type": "T", "data": [{"$type": str(n)} for n in range(1, 6)]})
+    assert [e.version for e in store.fetch_stream("s", from_version=2, to_version=4).events] == [2, 3, 4]
+    assert [e.type for e in store.fetch_stream("s", from_version=5).events] == ["5"]
+    assert store.fetch_stream("s", to_version=0).events == []
+    with pytest.raises(UnknownStreamError, match="there is no stream 'nope'"):
+        store.fetch_stream("nope")
+
+
+def test_read_all_pages_in_order(store: EventStore) -> None:
+    for n in range(5):
+        store.append({"id": f"s{n % 2}", "type": "T", "data": [{"$type": f"E{n}"}]})
+    first = store.read_all(limit=2)
+    rest = store.read_all(after=first[-1].position)
+    assert [e.type for e in first + rest] == ["E0", "E1", "E2", "E3", "E4"]
+    assert store.read_all(after=rest[-1].position) == []
+    with pytest.raises(UnknownPositionError):
+        store.read_all(after=999)
+
+
+def test_migrate_is_idempotent_and_refuses_changed_or_unknown_migrations(dsn: str) -> None:
+    with EventStore(dsn) as store:
+        assert store.migrate() == []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert [r[0] for r in conn.execute("select version from pge_migrations order by 1")] == [
+            m.version for m in migrations()
+        ]
+        conn.execute("update pge_migrations set checksum = 'edited' where version = 1")
+    with EventStore(dsn) as store, pytest.raises(MigrationError, match="was changed after it was applied"):
+        store.migrate()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("update pge_migrations set checksum = %s where version = 1", (migrations()[0].checksum,))
+        conn.execute("insert into pge_migrations (version, name, checksum) values (9999, 'future', 'x')")
+    with EventStore(dsn) as store, pytest.raises(MigrationError, match="made by a newer release"):
+        store.migrate()
+
+
+def test_a_store_in_its_own_schema(dsn: str) -> None:
+    with EventStore(dsn, schema="events") as events_store:
+        assert [m.version for m in events_store.migrate()] == [m.version for m in migrations()]
+        events_store.append({"id": "s", "type": "T", "data": {"$type": "A"}})
+    with EventStore(dsn) as public_store:
+        with pytest.raises(UnknownStreamError):
+            public_store.fetch_stream("s")
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select count(*) from events.pge_events").fetchone()[0] == 1
+
+
+def test_unmigrated_schemas_and_bad_schema_names(dsn: str) -> None:
+    with EventStore(dsn, schema="empty") as store, pytest.raises(SchemaMissingError, match="run `jsproj migrate`"):
+        store.append({"id": "s", "type": "T", "data": {"$type": "A"}})
+    with pytest.raises(InvalidNameError):
+        EventStore(dsn, schema='x"; drop table pge_events; --')
+
+
+def test_an_unreachable_database_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(StoreUnavailableError, match="cannot connect to PostgreSQL"):
+        EventStore(f"host={tmp_path} port=5999 user=jsproj dbname=jsproj")
+
+
+def test_a_later_migration_upgrades_an_existing_store_without_losing_data(dsn: str, tmp_path, monkeypatch) -> None:
+    from jsproj import migrate as migrate_module
+
+    with EventStore(dsn) as store:
+        store.append({"id": "kept", "type": "T", "data": [{"$type": "A", "n": 1}, {"$type": "B"}]})
+    release = tmp_path / "sql"
+    (release / "migrations").mkdir(parents=True)
+    for path in (migrate_module.sql_dir() / "migrations").glob("*.sql"):
+        (release / "migrations" / path.name).write_text(path.read_text())
+    (release / "migrations" / "9000_add_a_column.sql").write_text("alter table pge_streams add column note text;\n")
+    monkeypatch.setattr(migrate_module, "sql_dir", lambda: release)
+    with EventStore(dsn) as store:
+        assert [m.name for m in store.migrate()] == ["add_a_column"]
+        assert store.migrate() == []
+        kept = store.fetch_stream("kept")
+        assert kept.events[0].event["n"] == 1
+        assert kept.version == 2
+        assert store.append({"id": "kept", "data": {"$type": "C"}}).version == 3
