@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres demo test lint pytest node-test bench clean
+PG_SITE := /usr/local/lib/jsproj/site
+
+.PHONY: install postgres pg-extensions demo test lint pytest node-test bench clean
 
 install: $(STAMP)
 
@@ -22,6 +24,17 @@ postgres:
 	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq postgresql; } || \
 	  { echo "PostgreSQL server programs (initdb, pg_ctl) are missing: install PostgreSQL"; exit 1; }
 
+# What the in-database engine needs: plpython3u, and mini-racer (the pinned
+# version) where the server's Python finds it (jsproj.python_path, default $(PG_SITE)).
+pg-extensions: install
+	@ls /usr/lib/postgresql/*/lib/plpython3.so >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    apt-get install -y -qq postgresql-plpython3-$$(ls /usr/lib/postgresql | sort -V | tail -1); } || \
+	  { echo "plpython3u is missing: install postgresql-plpython3 (as root)"; exit 1; }
+	@version=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("mini-racer"))'); \
+	  test -d $(PG_SITE)/mini_racer-$$version.dist-info || \
+	  { rm -rf $(PG_SITE) && $(BIN)/python -m pip install --quiet --target $(PG_SITE) "mini-racer==$$version"; }
+
 demo: install
 	$(BIN)/jsproj demo
 
@@ -31,15 +44,16 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-pytest: install
+pytest: install pg-extensions
 	$(BIN)/pytest
 
 node-test:
 	cd js && node --test test/
 
-bench: install
+bench: install pg-extensions
 	$(BIN)/python bench/engine_fold.py
 	$(BIN)/python bench/store_bench.py
+	$(BIN)/python bench/inline_bench.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -28,7 +28,8 @@ function withSyntaxLine(error, file, source) {
   } catch (e) {
     const match = new RegExp('^' + file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + ':(\\d+)').exec(e.stack || '');
     if (match) {
-      error.line = Number(match[1]);
+      // Past the end of the source means "at its end" (the wrapper adds a line).
+      error.line = Math.min(Number(match[1]), source.split('\n').length);
       error.message = error.message.replace(file + ':', file + ':' + error.line + ':');
     }
   }

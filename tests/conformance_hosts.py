@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from jsproj import errors
-from jsproj.projections import Projections
+from jsproj.deploy import deploy
+from jsproj.live import aggregate
+from jsproj.projections import Projections, read_folder
 from jsproj.simulation import simulate
+from jsproj.store import EventStore
+from jsproj.views import export_views
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "conformance"
@@ -30,12 +35,14 @@ def events_file(case: Path) -> Path:
     return found[0]
 
 
+#: Makes a fresh, migrated database and returns its DSN (the ``databases`` fixture).
+Databases = Callable[[], str]
+
+
 class Host(Protocol):
     name: str
 
-    def run(self, case: Path, page_size: int) -> dict[str, Any]: ...
-
-    def describe(self, case: Path) -> list[dict[str, Any]]: ...
+    def run(self, case: Path, page_size: int, databases: Databases) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -44,7 +51,7 @@ class PythonHost:
 
     name: str = "python"
 
-    def run(self, case: Path, page_size: int) -> dict[str, Any]:
+    def run(self, case: Path, page_size: int, databases: Databases) -> dict[str, Any]:
         try:
             with Projections.from_folder(case / "projections") as loaded:
                 return dict(simulate(loaded, events_file(case), page_size=page_size, now=NOW))
@@ -67,7 +74,7 @@ class NodeHost:
         done = subprocess.run([NODE, *args], capture_output=True, text=True, timeout=120, check=False)
         return done.returncode, json.loads(done.stdout) if done.stdout.strip() else None, done.stderr
 
-    def run(self, case: Path, page_size: int) -> dict[str, Any]:
+    def run(self, case: Path, page_size: int, databases: Databases) -> dict[str, Any]:
         code, output, stderr = self._node(
             str(ROOT / "js" / "bin" / "simulate.js"),
             str(case / "projections"),
@@ -91,7 +98,116 @@ class NodeHost:
         return [{"name": i["name"], "kind": i["kind"], "lifecycle": i["lifecycle"]} for i in output]
 
 
-HOSTS: list[Host] = [PythonHost(), NodeHost()]
+def messages(records: list[dict[str, Any]], page_size: int) -> list[dict[str, Any]]:
+    """Append messages for a case's event records: runs of one stream's events, at most ``page_size`` each.
+
+    Ids and timestamps were assigned by the engine (deterministically), so the
+    store holds the same events as the simulation sees.
+    """
+    grouped: list[dict[str, Any]] = []
+    for record in records:
+        last = grouped[-1] if grouped else None
+        if (
+            last is not None
+            and last["id"] == record["streamId"]
+            and last["timestamp"] == record["timestamp"]
+            and last["metadata"] == record["metadata"]
+            and len(last["data"]) < page_size
+        ):
+            last["data"].append(record["event"])
+            continue
+        grouped.append(
+            {
+                "id": record["streamId"],
+                "type": record["streamType"],
+                "timestamp": record["timestamp"],
+                "metadata": record["metadata"],
+                "data": [record["event"]],
+            }
+        )
+    return grouped
+
+
+def stored_events(
+    case: Path, dsn: str, page_size: int, before_append: Callable[[EventStore, Projections], None]
+) -> None:
+    """Load a case's projections, check its events like the simulation does, and append them to ``dsn``."""
+    with Projections.from_folder(case / "projections") as loaded:
+        records = loaded.normalize(events_file(case).read_text("utf-8"), now=NOW)
+        with EventStore(dsn, max_size=2) as store:
+            before_append(store, loaded)
+            for message in messages(records, page_size):
+                store.append(message)
+
+
+@dataclass
+class InlineHost:
+    """Inline projections in a real PostgreSQL: deploy every projection inline with one engine, append, export."""
+
+    engine: str
+
+    @property
+    def name(self) -> str:
+        return f"inline-{self.engine}"
+
+    def run(self, case: Path, page_size: int, databases: Databases) -> dict[str, Any]:
+        dsn = databases()
+        try:
+
+            def deploy_inline(store: EventStore, loaded: Projections) -> None:
+                deploy(store, read_folder(case / "projections"), engine=self.engine,
+                       lifecycles=dict.fromkeys(loaded.names, "inline"))  # fmt: skip
+
+            stored_events(case, dsn, page_size, deploy_inline)
+            with EventStore(dsn, max_size=1) as store:
+                return export_views(store)
+        except errors.JsprojError as exc:
+            return {"error": exc.to_dict()}
+
+
+@dataclass
+class LiveHost:
+    """Live aggregation: every stream projection folded from the stored events on demand.
+
+    Where it applies (cases without errors); views and aggregates come from
+    the simulation, stream projections are replaced by live folds of every
+    stream of their stream type.
+    """
+
+    name: str = "live"
+
+    def run(self, case: Path, page_size: int, databases: Databases) -> dict[str, Any]:
+        simulated = PythonHost().run(case, page_size, databases)
+        if "error" in simulated:
+            return simulated
+        dsn = databases()
+        stored_events(case, dsn, page_size, lambda store, loaded: None)
+        views = dict(simulated["views"])
+        with EventStore(dsn, max_size=1) as store, Projections.from_folder(case / "projections") as loaded:
+            with store.pool.connection() as conn:
+                streams = conn.execute("select id, type from pge_streams").fetchall()
+            for info in loaded.infos:
+                if info.kind != "stream":
+                    continue
+                folded = {}
+                for stream_id, stream_type in streams:
+                    if stream_type == info.stream_type:
+                        document = aggregate(store, loaded, info.name, stream_id)
+                        if document is not None:
+                            folded[stream_id] = document
+                views[info.name] = folded
+        return {"views": views, "aggregates": simulated["aggregates"]}
+
+
+def plv8_available(dsn: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("select count(*) from pg_available_extensions where name = 'plv8'").fetchone()[0] > 0
+
+
+HOSTS: list[Host] = [PythonHost(), NodeHost(), InlineHost("python"), InlineHost("plpython"), LiveHost()]
+DESCRIBING_HOSTS = [PythonHost(), NodeHost()]
 
 
 def case_names() -> list[str]:
@@ -112,11 +228,21 @@ def check_against_expected(actual: dict[str, Any], expected: dict[str, Any]) -> 
                 assert got.get(key) == want, f"error field {key}: {got.get(key)!r} != {want!r}"
         return
     assert "error" not in actual, f"unexpected error: {actual.get('error', {}).get('message')}"
-    assert actual["views"] == expected["views"]
-    assert actual["aggregates"] == expected["aggregates"]
+    assert as_doubles(actual["views"]) == as_doubles(expected["views"])
+    assert as_doubles(actual["aggregates"]) == as_doubles(expected["aggregates"])
+
+
+def as_doubles(value: Any) -> Any:
+    """JSON as JavaScript reads it: every number a double.
+
+    PostgreSQL's jsonb writes 1e308 as 1 followed by 308 zeros; both are the
+    same JSON number, and the same double in every host.
+    """
+    return json.loads(json.dumps(value), parse_int=float)
 
 
 def without_stack(output: dict[str, Any]) -> dict[str, Any]:
+    """What must be identical across hosts: the output, numbers as doubles, errors without stacks."""
     if "error" not in output:
-        return output
+        return as_doubles(output)
     return {"error": {k: v for k, v in output["error"].items() if k != "stack"}}

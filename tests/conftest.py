@@ -9,7 +9,7 @@ events.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -62,3 +62,21 @@ def dsn(cluster: Cluster, template: str) -> Iterator[str]:
 def store(dsn: str) -> Iterator[EventStore]:
     with EventStore(dsn) as opened:
         yield opened
+
+
+@pytest.fixture
+def databases(cluster, template) -> Iterator[Callable[[], str]]:
+    """Fresh migrated databases, dropped after the test."""
+    made: list[str] = []
+
+    def new() -> str:
+        name = f"conformance_{len(made)}_{id(made)}"
+        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            conn.execute(f"create database {name} template {template}")
+        made.append(name)
+        return dsn_for(cluster, name)
+
+    yield new
+    with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f"drop database {name} with (force)")

@@ -140,8 +140,8 @@ def test_unknown_streams_projections_and_servers(dsn: str) -> None:
     jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn)
     live = jsproj("live", "Nope", "quest-1", "--projections", str(QUEST / "projections"), "--dsn", dsn)
     assert live.stderr == "error: there is no projection named 'Nope'\n"
-    missing = jsproj("live", "Party", "quest-1", "--dsn", dsn)  # ./projections does not exist here
-    assert missing.stderr.startswith("error: no such projections folder: projections")
+    missing = jsproj("live", "Party", "quest-1", "--dsn", dsn)  # nothing deployed, no --projections
+    assert missing.stderr == "error: no projections are deployed: run `jsproj deploy`, or give --projections DIR\n"
     down = jsproj("stream", "quest-1", "--dsn", "host=/nonexistent port=1 user=x dbname=x")
     assert down.returncode == 1
     assert down.stderr.startswith("error: cannot connect to PostgreSQL at")
@@ -150,7 +150,7 @@ def test_unknown_streams_projections_and_servers(dsn: str) -> None:
 
 def test_migrate_reports_what_it_did(dsn: str) -> None:
     done = jsproj("migrate", "--dsn", dsn, "--schema", "other", "--json")
-    assert json.loads(done.stdout) == {"schema": "other", "applied": ["0001_event_store"]}
+    assert json.loads(done.stdout) == {"schema": "other", "applied": ["0001_event_store", "0002_projections"]}
     assert jsproj("migrate", "--dsn", dsn, "--schema", "other").stdout == "schema other is up to date\n"
     bad = jsproj("migrate", "--dsn", dsn, "--schema", "no-dashes")
     assert bad.returncode == 1
@@ -218,3 +218,57 @@ def test_the_embedded_database_says_why_it_cannot_start(project: Path, tmp_path:
     assert broken.returncode == 1
     assert broken.stderr.startswith("error: PostgreSQL did not start:")
     assert "shared_buffers" in broken.stderr
+
+
+def test_deploy_view_export_and_live_from_the_database(dsn: str, tmp_path: Path) -> None:
+    done = jsproj("deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn, "--json",
+                  "--lifecycle", "Traveled=inline", "--lifecycle", "Visitors=inline")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["added"] == ["Arrival", "Journal", "Party", "Traveled", "Visitors"]
+    assert jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn).returncode == 0
+
+    assert json.loads(jsproj("view", "Party", "quest-2", "--dsn", dsn, "--json").stdout)["location"] == "Moria"
+    assert list(json.loads(jsproj("view", "Visitors", "--dsn", dsn, "--json", "--limit", "1").stdout)) == ["Baerlon"]
+    assert json.loads(jsproj("view", "Traveled", "--dsn", dsn, "--json").stdout) == {
+        "Traveled": {"traveled": 372, "days": 2}
+    }
+    assert "Party (2 documents)" in jsproj("view", "Party", "--dsn", dsn).stdout
+    journal = jsproj("view", "Journal", "--dsn", dsn)
+    assert journal.stderr.startswith("error: Journal is a live projection")
+    assert (
+        jsproj("view", "Party", "quest-9", "--dsn", dsn).stderr == "error: projection Party has no document 'quest-9'\n"
+    )
+
+    exported = json.loads(jsproj("export", "--dsn", dsn, "--json").stdout)
+    simulated = json.loads(jsproj("simulate", str(QUEST / "projections"), str(QUEST / "events.jsonl"), "--json").stdout)
+    assert exported["views"]["Party"] == simulated["views"]["Party"]
+    assert exported["views"]["Visitors"] == simulated["views"]["Visitors"]
+    assert exported["aggregates"] == simulated["aggregates"]
+    assert "Journal" not in exported["views"], "live projections store nothing"
+
+    live = jsproj("live", "Journal", "quest-2", "--dsn", dsn, "--json")  # definitions from the database
+    assert json.loads(live.stdout) == simulated["views"]["Journal"]["quest-2"]
+
+    again = json.loads(jsproj("deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn, "--json",
+                              "--lifecycle", "Traveled=inline", "--lifecycle", "Visitors=inline").stdout)  # fmt: skip
+    assert again["unchanged"] == report["added"] and again["rebuilt"] == {}
+
+
+def test_deploy_errors_are_one_line(dsn: str, tmp_path: Path) -> None:
+    (tmp_path / "Bad.js").write_text("projections.aggregate('no-dashes').by({});")
+    bad = jsproj("deploy", "--projections", str(tmp_path), "--dsn", dsn)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith('error: Bad.js: projection name "no-dashes" is not a safe identifier')
+    wrong = jsproj(
+        "deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn, "--lifecycle", "Party=sometimes"
+    )
+    assert wrong.stderr == "error: --lifecycle takes NAME=inline|async|live, not 'Party=sometimes'\n"
+
+
+def test_sql_prints_a_deployment_for_a_dba() -> None:
+    done = jsproj("sql", "--engine", "plpython", "--projections", str(QUEST / "projections"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("-- jsproj deployment: 5 projections, engine plpython, schema public")
+    assert "language plpython3u" in done.stdout and "pge_deploy(" in done.stdout
+    assert jsproj("sql", "--projections", str(QUEST / "projections")).returncode == 2, "--engine is required"

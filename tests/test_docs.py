@@ -49,7 +49,7 @@ def examples() -> dict[str, list[tuple[Path, str, str]]]:
 
 
 @pytest.mark.parametrize("name", sorted(examples()))
-def test_doc_example_in_every_host(name: str, tmp_path: Path) -> None:
+def test_doc_example_in_every_host(name: str, tmp_path: Path, databases) -> None:
     (tmp_path / "projections").mkdir()
     expected = None
     for _, file, body in examples()[name]:
@@ -60,7 +60,7 @@ def test_doc_example_in_every_host(name: str, tmp_path: Path) -> None:
         else:
             (tmp_path / file).write_text(body)
     assert expected is not None, f"{name} has no expected.json block"
-    outputs = [host.run(tmp_path, 1000) for host in HOSTS]
+    outputs = [host.run(tmp_path, 1000, databases) for host in HOSTS]
     for output in outputs:
         check_against_expected(output, expected)
 

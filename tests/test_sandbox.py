@@ -30,6 +30,8 @@ ECMASCRIPT_GLOBALS = {
     "AsyncDisposableStack",
     # removed by lockdown.js, but var-declared ones stay as undefined properties:
     "setTimeout", "clearTimeout", "__timer_manager",
+    # the host's frozen entry point (route/apply/normalize of the loaded projections only):
+    "__jsprojCall",
 }  # fmt: skip
 
 PROBE = """
@@ -51,6 +53,9 @@ projections.aggregate('Probe').by({
     } catch (e) { outcome = 'threw: ' + e; }
     state.fromFunction = (function () { try { return typeof Function('return this')().process; } catch (e) { return 'threw'; } })();
     state.viaConstructor = (function () {}).constructor('return typeof process')();
+    try { __jsprojCall('load', '[]'); state.load = 'loaded'; } catch (e) { state.load = e.message; }
+    try { __jsprojCall = null; } catch (e) {}
+    state.entryPointKept = typeof __jsprojCall;
   },
   Later: function (state) { state.importOutcome = outcome; }
 });
@@ -120,6 +125,8 @@ def test_no_host_objects_file_system_network_or_process(probe: Projections) -> N
     assert set(types.values()) == {"undefined"}, types
     assert set(state["globals"]) <= ECMASCRIPT_GLOBALS, set(state["globals"]) - ECMASCRIPT_GLOBALS
     assert state["fromFunction"] == "undefined"
+    assert state["load"] == "unknown operation", "projection code cannot replace the loaded projections"
+    assert state["entryPointKept"] == "function", "nor the host's entry point"
     assert state["viaConstructor"] == "undefined"
 
 

@@ -19,6 +19,10 @@ import sys
 from jsproj._wire import read_frame, write_frame
 
 OPERATIONS = frozenset({"load", "route", "apply", "normalize"})
+# Payloads up to this size go to V8 as a string literal in one eval (one task
+# on mini-racer's V8 thread); larger ones as a function argument (three tasks,
+# but no parsing of a huge literal).
+SMALL = 65536
 
 
 def error_answer(kind: str, message: str, **fields: object) -> str:
@@ -40,8 +44,14 @@ class Worker:
         self.racer.eval("globalThis.jsproj = {};")
         for name, source in engine_files():
             self.racer.eval(f"(function (jsproj) {{{source}\n}})(globalThis.jsproj);\n//# sourceURL=jsproj/lib/{name}")
-        # One function per operation: a call with one argument is the cheapest crossing.
         self.operations = {op: self.racer.eval(f"jsproj.host.{op}") for op in (*OPERATIONS, "current")}
+        # A frozen global for the eval path: it runs route/apply/normalize only, so
+        # projection code that finds it cannot replace the loaded projections.
+        self.racer.eval(
+            "Object.defineProperty(globalThis, '__jsprojCall', { value: Object.freeze((function (host) {"
+            " return function (op, text) { if (op !== 'route' && op !== 'apply' && op !== 'normalize')"
+            " throw new Error('unknown operation'); return host[op](text); }; })(jsproj.host)) });"
+        )
         self.racer.eval("delete globalThis.jsproj;")
         self.racer.eval(lockdown_source())
 
@@ -52,7 +62,12 @@ class Worker:
         if op not in OPERATIONS:
             return error_answer("EngineError", f"unknown sandbox operation {op!r}"), False
         try:
-            answer = self.operations[op](payload, timeout_sec=self.timeout)
+            if len(payload) <= SMALL and op != "load":
+                answer = self.racer.eval(
+                    f"__jsprojCall({json.dumps(op)}, {json.dumps(payload)})", timeout_sec=self.timeout
+                )
+            else:
+                answer = self.operations[op](payload, timeout_sec=self.timeout)
         except JSTimeoutException:
             where = self.running()
             return error_answer(
@@ -99,8 +114,8 @@ class Worker:
             self.racer.eval("(function () {" + source + "\n})", timeout_sec=self.timeout)
         except Exception as exc:  # noqa: BLE001 -- we only want the line number it reports
             match = re.match(r"<anonymous>:(\d+):", str(exc))
-            if match:
-                line = int(match.group(1))
+            if match:  # past the end of the source means "at its end" (the wrapper adds a line)
+                line = min(int(match.group(1)), source.count("\n") + 1)
                 error["line"] = line
                 error["message"] = error["message"].replace(f"{error['file']}: ", f"{error['file']}:{line}: ", 1)
         return json.dumps(envelope)

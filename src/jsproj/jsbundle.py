@@ -6,6 +6,7 @@ as ``jsproj/js/lib`` (see ``pyproject.toml``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from pathlib import Path
@@ -27,6 +28,21 @@ def engine_files() -> tuple[tuple[str, str], ...]:
     """``(name, source)`` of every engine file, in the order hosts load them."""
     names = json.loads((lib_dir() / "bundle.json").read_text("utf-8"))
     return tuple((name, (lib_dir() / name).read_text("utf-8")) for name in names)
+
+
+@cache
+def database_bundle() -> tuple[str, str]:
+    """The engine as one script for the in-database hosts, and its SHA-256.
+
+    Evaluating it defines nothing global and yields ``jsproj.host``; the
+    sandbox lockdown runs first.
+    """
+    parts = ["(function () {\nvar jsproj = {};\n"]
+    for _, source in engine_files():
+        parts.append(f"(function (jsproj) {{{source}\n}})(jsproj);\n")
+    parts.append(f"(function () {{{lockdown_source()}\n}})();\nreturn jsproj.host;\n}})()\n")
+    bundle = "".join(parts)
+    return bundle, hashlib.sha256(bundle.encode()).hexdigest()
 
 
 @cache

@@ -236,9 +236,7 @@ def stream(
     "--projections",
     "projections_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("projections"),
-    show_default=True,
-    help="Folder of projection files.",
+    help="Folder of projection files (default: the projections deployed in the store).",
 )
 @store_options
 @sandbox_options
@@ -247,7 +245,7 @@ def live(
     name: str,
     stream_id: str,
     at_version: int | None,
-    projections_dir: Path,
+    projections_dir: Path | None,
     dsn: str | None,
     schema: str | None,
     timeout: float,
@@ -262,14 +260,24 @@ def live(
     Examples:
       jsproj live Party quest-1
       jsproj live Party quest-1 --at-version 2 --json
+      jsproj live Party quest-1 --projections projections/
     """
+    from jsproj.inline import deployed_sources
     from jsproj.live import aggregate
-    from jsproj.projections import Projections
+    from jsproj.projections import Projections, read_folder
 
+    limits = {"timeout": timeout, "memory_limit": memory_limit * 1024 * 1024}
     with json_errors(as_json), open_store(dsn, schema) as store:
-        with Projections.from_folder(
-            projections_dir, timeout=timeout, memory_limit=memory_limit * 1024 * 1024
-        ) as loaded:
+        if projections_dir is not None:
+            sources = read_folder(projections_dir)
+        else:
+            with store.pool.connection() as conn:
+                sources = deployed_sources(conn)
+            if not sources:
+                raise errors.ProjectionError(
+                    "no projections are deployed: run `jsproj deploy`, or give --projections DIR"
+                )
+        with Projections(sources, **limits) as loaded:
             document = aggregate(store, loaded, name, stream_id, at_version)
     if as_json:
         echo_json(document)
@@ -277,4 +285,180 @@ def live(
         Console().print_json(json.dumps(document, ensure_ascii=False))
 
 
-COMMANDS = [db, migrate, append, stream, live]
+# -- jsproj deploy / sql ----------------------------------------------------
+
+
+lifecycle_option = click.option(
+    "--lifecycle",
+    "lifecycles",
+    multiple=True,
+    metavar="NAME=inline|async|live",
+    help="Override the lifecycle a projection declares (repeatable).",
+)
+
+
+@click.command()
+@click.option(
+    "--projections",
+    "projections_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("projections"),
+    show_default=True,
+    help="Folder of projection files.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["python", "plpython", "plv8"]),
+    default="python",
+    show_default=True,
+    help="What runs inline projections: this Python process, or the database (plpython3u or PLV8).",
+)
+@lifecycle_option
+@store_options
+@sandbox_options
+@json_option
+def deploy(
+    projections_dir: Path,
+    engine: str,
+    lifecycles: tuple[str, ...],
+    dsn: str | None,
+    schema: str | None,
+    timeout: float,
+    memory_limit: int,
+    as_json: bool,
+) -> None:
+    """Deploy the projections of a folder to the store.
+
+    Migrates the schema, checks every projection in the sandbox, registers
+    them, creates their document tables and rebuilds the documents of new and
+    changed ones from the event log (appends wait meanwhile). Projections no
+    longer in the folder are removed with their documents.
+
+    \b
+    Examples:
+      jsproj deploy
+      jsproj deploy --projections src/projections --engine plpython
+      jsproj deploy --lifecycle Journal=live --lifecycle Traveled=inline
+    """
+    from jsproj.deploy import deploy as run_deploy
+    from jsproj.deploy import parse_lifecycles
+    from jsproj.projections import read_folder
+
+    with json_errors(as_json):
+        sources = read_folder(projections_dir)
+        with open_store(dsn, schema) as store:
+            report = run_deploy(
+                store, sources, engine=engine, lifecycles=parse_lifecycles(lifecycles),
+                timeout=timeout, memory_limit=memory_limit * 1024 * 1024,
+            )  # fmt: skip
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    for label in ("added", "changed", "removed", "unchanged"):
+        names = getattr(report, label)
+        if names:
+            click.echo(f"{label}: {', '.join(names)}")
+    for name, events in report.rebuilt.items():
+        click.echo(f"rebuilt {name} from {events} events")
+    click.echo(f"engine: {report.engine}")
+
+
+@click.command("sql")
+@click.option(
+    "--projections",
+    "projections_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("projections"),
+    show_default=True,
+    help="Folder of projection files.",
+)
+@click.option("--engine", type=click.Choice(["plpython", "plv8"]), required=True, help="The in-database engine.")
+@click.option("--schema", metavar="NAME", default="public", show_default=True, help="Schema of the store's tables.")
+@lifecycle_option
+def sql_command(projections_dir: Path, engine: str, schema: str, lifecycles: tuple[str, ...]) -> None:
+    """Print the SQL that deploys a folder's projections with an in-database engine.
+
+    For a DBA to review and apply by hand, in one transaction:
+
+    \b
+      jsproj sql --engine plpython > deploy.sql
+      psql -v ON_ERROR_STOP=1 -1 -f deploy.sql
+    """
+    from jsproj.deploy import deployment_sql, parse_lifecycles
+    from jsproj.projections import Projections, read_folder
+
+    sources = read_folder(projections_dir)
+    with Projections(sources) as loaded:
+        click.echo(
+            deployment_sql(
+                loaded.sources, loaded.infos, engine=engine, schema=schema, lifecycles=parse_lifecycles(lifecycles)
+            ),
+            nl=False,
+        )
+
+
+# -- jsproj view / export ---------------------------------------------------
+
+
+@click.command()
+@click.argument("name")
+@click.argument("document_id", required=False)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Documents per page.")
+@click.option("--after", metavar="ID", help="Show the page after this document id.")
+@store_options
+@json_option
+def view(
+    name: str,
+    document_id: str | None,
+    limit: int,
+    after: str | None,
+    dsn: str | None,
+    schema: str | None,
+    as_json: bool,
+) -> None:
+    """Show one document of projection NAME, or a page of them (in id order).
+
+    \b
+    Examples:
+      jsproj view Party quest-1
+      jsproj view Party --json --limit 1000
+      jsproj view Traveled
+    """
+    from jsproj.render import documents_table
+    from jsproj.views import fetch_view
+
+    with json_errors(as_json), open_store(dsn, schema) as store:
+        found = fetch_view(store, name, document_id, limit=limit if document_id is None else None, after=after)
+    if as_json:
+        echo_json(found)
+    elif document_id is not None:
+        Console().print_json(json.dumps(found, ensure_ascii=False))
+    else:
+        Console().print(
+            documents_table(
+                f"{name} ({len(found)} documents{', more with --after' if len(found) == limit else ''})", found
+            )
+        )
+
+
+@click.command()
+@store_options
+@json_option
+def export(dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Print every stored view and aggregate: {"views": {name: {id: doc}}, "aggregates": {name: doc}}.
+
+    The same shape as `jsproj simulate --json`, so a store can be compared
+    with a simulation of its events.
+    """
+    from jsproj.render import print_views
+    from jsproj.views import export_views
+
+    with json_errors(as_json), open_store(dsn, schema) as store:
+        exported = export_views(store)
+    if as_json:
+        echo_json(exported)
+    else:
+        print_views(exported)
+
+
+COMMANDS = [db, migrate, append, stream, live, deploy, sql_command, view, export]

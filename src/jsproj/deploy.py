@@ -1,0 +1,205 @@
+"""Deploying projections: validate them, register them, create their storage, rebuild.
+
+One deployment is the whole set of projections of a folder, all with one
+engine: ``python`` (the Python sandbox, in the appending process), or an
+in-database engine, ``plpython`` (V8 through mini-racer under plpython3u) or
+``plv8``. The SQL is shared by every engine; only ``pge_engine_call`` — from
+``sql/engines/<engine>.sql`` — differs. A projection whose source, kind,
+lifecycle or engine changed has its documents rebuilt from the event log;
+an unchanged one is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from jsproj import errors
+from jsproj.inline import rebuild
+from jsproj.jsbundle import database_bundle
+from jsproj.migrate import migrations, sql_dir
+from jsproj.projections import ProjectionInfo, Projections
+from jsproj.store import EventStore, translate
+
+ENGINES = ("python", "plpython", "plv8")
+DATABASE_ENGINES = ("plpython", "plv8")
+LIFECYCLES = ("inline", "async", "live")
+
+
+@dataclass
+class DeployReport:
+    """What a deploy did, projection names per outcome, and events read per rebuilt projection."""
+
+    engine: str
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    rebuilt: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "added": self.added,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "rebuilt": self.rebuilt,
+        }
+
+
+def parse_lifecycles(pairs: Sequence[str]) -> dict[str, str]:
+    """``["Party=async", ...]`` as ``{"Party": "async"}``, checked."""
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, lifecycle = pair.partition("=")
+        if not sep or not name or lifecycle not in LIFECYCLES:
+            raise errors.InputError(f"--lifecycle takes NAME=inline|async|live, not {pair!r}")
+        chosen[name] = lifecycle
+    return chosen
+
+
+def definitions(
+    sources: Sequence[Mapping[str, str]], infos: Sequence[ProjectionInfo], engine: str, lifecycles: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The rows ``pge_deploy`` registers, one per projection."""
+    if engine not in ENGINES:
+        raise errors.InputError(f"--engine is one of {', '.join(ENGINES)}, not {engine!r}")
+    unknown = sorted(set(lifecycles) - {info.name for info in infos})
+    if unknown:
+        raise errors.UnknownProjectionError(f"--lifecycle names projections that are not defined: {', '.join(unknown)}")
+    by_file = {s["file"]: s["source"] for s in sources}
+    return [
+        {
+            "name": info.name,
+            "kind": info.kind,
+            "lifecycle": lifecycles.get(info.name, info.lifecycle),
+            "engine": engine,
+            "file": info.file,
+            "source": by_file[info.file],
+            "hash": hashlib.sha256(by_file[info.file].encode()).hexdigest(),
+            "streamType": info.stream_type,
+            "eventTypes": list(info.event_types),
+            "anyEvent": info.any_event,
+        }
+        for info in infos
+    ]
+
+
+def engine_sql(engine: str, schema_sql: str) -> str:
+    """The SQL creating ``pge_engine_call`` for an in-database engine, for a quoted schema name."""
+    if engine not in DATABASE_ENGINES:
+        raise errors.InputError(f"the in-database engines are {' and '.join(DATABASE_ENGINES)}, not {engine!r}")
+    return (sql_dir() / "engines" / f"{engine}.sql").read_text("utf-8").replace("@schema@", schema_sql)
+
+
+def deploy(
+    store: EventStore,
+    sources: Sequence[Mapping[str, str]],
+    *,
+    engine: str = "python",
+    lifecycles: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    memory_limit: int | None = None,
+) -> DeployReport:
+    """Deploy ``sources`` (every projection file) to the store, in one transaction.
+
+    Appends wait while it runs (documents are rebuilt before it commits).
+    """
+    options = {k: v for k, v in {"timeout": timeout, "memory_limit": memory_limit}.items() if v is not None}
+    store.migrate()
+    with Projections(sources, **options) as loaded:
+        rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {})
+        bundle, bundle_hash = database_bundle()
+        report = DeployReport(engine)
+        with store.pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    if engine in DATABASE_ENGINES:
+                        conn.execute(engine_sql(engine, sql.Identifier(store.schema).as_string(conn)))
+                    outcome = conn.execute(
+                        "select pge_deploy(%s, %s, %s)", (Jsonb(rows), bundle, bundle_hash)
+                    ).fetchone()[0]
+                    if engine in DATABASE_ENGINES:
+                        _probe(conn, engine)
+                    for name in outcome["rebuild"]:
+                        if engine in DATABASE_ENGINES:
+                            report.rebuilt[name] = conn.execute("select pge_rebuild(%s)", (name,)).fetchone()[0]
+                        else:
+                            report.rebuilt[name] = rebuild(conn, loaded, name)
+            except psycopg.Error as exc:
+                raise translate(exc, "deploy") from exc
+        for key in ("added", "changed", "unchanged", "removed"):
+            setattr(report, key, outcome[key])
+        return report
+
+
+def _probe(conn: psycopg.Connection, engine: str) -> None:
+    """Check that the in-database engine loads the deployed projections, before committing."""
+    answer = conn.execute("select pge_engine_call('describe', '')::jsonb").fetchone()[0]
+    if "error" in answer:
+        raise errors.from_info({**answer["error"], "message": f"the {engine} engine: {answer['error']['message']}"})
+
+
+def deployment_sql(
+    sources: Sequence[Mapping[str, str]],
+    infos: Sequence[ProjectionInfo],
+    *,
+    engine: str,
+    schema: str = "public",
+    lifecycles: Mapping[str, str] | None = None,
+) -> str:
+    """The complete SQL a DBA applies by hand (``psql -1 -f``) to deploy with an in-database engine.
+
+    It migrates the schema (recording the migrations as ``jsproj migrate``
+    does), creates the engine's ``pge_engine_call``, deploys the definitions
+    and rebuilds the documents of new and changed stored projections.
+    """
+    from jsproj.identifiers import check_schema
+
+    check_schema(schema)
+    schema_sql = '"' + schema.replace('"', '""') + '"'
+    rows = definitions(sources, infos, engine, lifecycles or {})
+    if engine not in DATABASE_ENGINES:
+        raise errors.InputError(f"jsproj sql writes the SQL of an in-database engine ({', '.join(DATABASE_ENGINES)})")
+    bundle, bundle_hash = database_bundle()
+    parts = [
+        f"-- jsproj deployment: {len(rows)} projections, engine {engine}, schema {schema}",
+        "-- Apply in one transaction: psql -v ON_ERROR_STOP=1 -1 -f this.sql",
+        f"create schema if not exists {schema_sql};",
+        f"set local search_path = {schema_sql};",
+        "create table if not exists pge_migrations (version int primary key, name text not null, "
+        "checksum text not null, applied_at timestamptz not null default now());",
+    ]
+    for migration in migrations():
+        parts += [
+            f"-- migration {migration.version:04d}_{migration.name}",
+            "do $jsproj_migration$ begin",
+            f"  if not exists (select from pge_migrations where version = {migration.version}) then",
+            f"    execute {_literal(migration.sql.replace('@schema@', schema_sql))};",
+            f"    insert into pge_migrations (version, name, checksum) values "
+            f"({migration.version}, {_literal(migration.name)}, {_literal(migration.checksum)});",
+            "  end if;",
+            "end $jsproj_migration$;",
+        ]
+    parts += [
+        f"-- the {engine} engine",
+        engine_sql(engine, schema_sql),
+        "-- the definitions, and the rebuild of new and changed stored projections",
+        "select pge_rebuild(name) from jsonb_array_elements_text(",
+        f"  pge_deploy({_literal(json.dumps(rows))}::jsonb,",
+        f"             {_literal(bundle)}, {_literal(bundle_hash)}) -> 'rebuild') as name;",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (dollar quoting would need a tag the text cannot contain)."""
+    return "'" + text.replace("'", "''") + "'"

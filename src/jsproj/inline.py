@@ -1,0 +1,112 @@
+"""The Python engine: applies batches of event records to documents in the database.
+
+Used for inline projections deployed with ``--engine python`` (in the append's
+transaction) and for rebuilds. Documents are locked, loaded and written with
+the same SQL functions the in-database engines use (``pge_load_documents``,
+``pge_write_changes``); only the JavaScript runs here, in the Python sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from jsproj import errors
+from jsproj.projections import Projections
+
+
+def apply_records(
+    conn: psycopg.Connection, projections: Projections, records: str, names: Sequence[str], documents: Mapping[str, Any]
+) -> None:
+    """Apply engine records (JSON text) to the named projections' documents, in ``conn``'s transaction.
+
+    ``documents`` holds the documents of the projections routed by rule
+    (``pge_route``), already locked; views are routed here by the engine.
+    Raises the first handler error; the caller's transaction is then to be rolled back.
+    """
+    views = [name for name in names if projections.info(name).kind == "view"]
+    if views:
+        routed = projections.route(records, only=views)
+        if routed:
+            loaded = conn.execute("select pge_load_documents(%s)", (Jsonb(routed),)).fetchone()[0]
+            documents = {**documents, **loaded}
+    result = projections.apply(records, documents, only=names)
+    if result.errors:
+        raise result.errors[0]
+    if result.changes:
+        changes = {name: {"upserts": c.upserts, "deletes": c.deletes} for name, c in result.changes.items()}
+        conn.execute("select pge_write_changes(%s)", (Jsonb(changes),))
+
+
+def deployed_sources(conn: psycopg.Connection) -> list[dict[str, str]]:
+    """The projection files deployed in the connection's schema (one per file)."""
+    rows = conn.execute(
+        "select distinct on (file) file, source from pge_projection_definitions order by file"
+    ).fetchall()
+    return [{"file": file, "source": source} for file, source in rows]
+
+
+def rebuild(conn: psycopg.Connection, projections: Projections, name: str, page_size: int = 5000) -> int:
+    """Rebuild one projection's documents from the whole event log; returns the events read.
+
+    Pages follow the order readers see, (transaction, position). The caller
+    holds off appends (``pge_deploy`` locks the events table).
+    """
+    table = conn.execute("select pge_document_table(%s)", (name,)).fetchone()[0]
+    if table is None:
+        raise errors.UnknownProjectionError(f"there is no deployed projection {name!r}", projection=name)
+    if table == "pge_aggregates":
+        conn.execute("delete from pge_aggregates where name = %s", (name,))
+    else:
+        conn.execute(psycopg.sql.SQL("truncate {}").format(psycopg.sql.Identifier(table)))
+    tx, position, total = "0", 0, 0
+    while True:
+        records, count, tx, position, documents = conn.execute(
+            """select '[' || string_agg(page.record, ',' order by page.tx_id, page.position) || ']', count(*),
+                      ((array_agg(page.tx_id order by page.tx_id desc, page.position desc))[1])::text,
+                      (array_agg(page.position order by page.tx_id desc, page.position desc))[1],
+                      pge_load_documents(pge_route(array_agg(page.stream_id), array_agg(page.stream_type),
+                                                   array_agg(page.type), array[%s]))
+               from (select e.tx_id, e.position, e.stream_id, s.type as stream_type, e.type,
+                            pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp,
+                                             e.metadata, e.type, e.id, e.data) as record
+                     from pge_events e join pge_streams s on s.id = e.stream_id
+                     where (e.tx_id, e.position) > (%s::xid8, %s)
+                     order by e.tx_id, e.position limit %s) as page""",
+            (name, tx, position, page_size),
+        ).fetchone()
+        if not count:
+            return total
+        apply_records(conn, projections, records, [name], documents)
+        total += count
+
+
+class PythonEngine:
+    """The inline projections one EventStore runs itself, reloaded when a deploy changes them."""
+
+    def __init__(self) -> None:
+        self.generation: int | None = None
+        self.names: list[str] = []
+        self.projections: Projections | None = None
+
+    def refresh(self, conn: psycopg.Connection) -> None:
+        """Load the deployed definitions if the deployment generation moved."""
+        row = conn.execute("select generation from pge_engine").fetchone()
+        generation = row[0] if row else 0
+        if generation == self.generation:
+            return
+        query = "select name from pge_projection_definitions where lifecycle = 'inline' and engine = 'python'"
+        names = sorted(name for (name,) in conn.execute(query).fetchall())
+        self.close()
+        if names:
+            self.projections = Projections(deployed_sources(conn))
+        self.names = names
+        self.generation = generation
+
+    def close(self) -> None:
+        if self.projections is not None:
+            self.projections.close()
+            self.projections = None

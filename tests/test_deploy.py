@@ -1,0 +1,315 @@
+"""Deploying projections and running them inline, with the Python engine and in the database."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from jsproj import errors
+from jsproj.deploy import deploy, deployment_sql
+from jsproj.projections import Projections
+from jsproj.store import EventStore, PythonEngineRequiredError
+from jsproj.views import UnknownDocumentError, export_views, fetch_view
+
+ENGINES = ["python", "plpython"]
+
+PARTY = """projections.projectStream('Quest').named('Party').by({
+  $init: function () { return { towns: [] }; },
+  TownReached: function (state, evt) {
+    if (evt.location === 'Shadar Logoth') throw new Error('nobody comes back from ' + evt.location);
+    state.towns.push(evt.location);
+  }
+});
+projections.aggregate('Visits').by({ TownReached: function (state) { state.n = (state.n || 0) + 1; } });"""
+
+
+def sources(**files: str) -> list[dict[str, str]]:
+    return [{"file": f"{name}.js", "source": source} for name, source in files.items()]
+
+
+def rows(dsn: str, query: str) -> list:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query).fetchall()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_inline_projections_update_in_the_append_transaction(store: EventStore, dsn: str, engine: str) -> None:
+    report = deploy(store, sources(Party=PARTY), engine=engine)
+    assert report.added == ["Party", "Visits"]
+    store.append({"id": "q1", "type": "Quest", "data": [{"$type": "TownReached", "location": "Bree"}]})
+    store.append({"id": "q1", "data": {"$type": "TownReached", "location": "Moria"}})
+    assert fetch_view(store, "Party", "q1") == {"towns": ["Bree", "Moria"]}
+    assert fetch_view(store, "Visits") == {"Visits": {"n": 2}}
+    assert export_views(store) == {
+        "views": {"Party": {"q1": {"towns": ["Bree", "Moria"]}}},
+        "aggregates": {"Visits": {"n": 2}},
+    }
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_throwing_inline_projection_rolls_the_whole_append_back(store: EventStore, dsn: str, engine: str) -> None:
+    deploy(store, sources(Party=PARTY), engine=engine)
+    store.append({"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}})
+    before = rows(dsn, "select count(*) from pge_events"), fetch_view(store, "Party"), fetch_view(store, "Visits")
+    with pytest.raises(errors.ProjectionHandlerError) as caught:
+        store.append({"id": "q1", "data": [{"$type": "TownReached", "location": "Moria"},
+                                          {"$type": "TownReached", "location": "Shadar Logoth"}]})  # fmt: skip
+    assert (caught.value.projection, caught.value.stream_id, caught.value.info["version"]) == ("Party", "q1", 3)
+    assert "nobody comes back from Shadar Logoth" in str(caught.value)
+    assert "Party.js:4:" in caught.value.stack
+    after = rows(dsn, "select count(*) from pge_events"), fetch_view(store, "Party"), fetch_view(store, "Visits")
+    assert after == before, "no event and no document was written"
+
+
+def test_a_plain_sql_append_updates_in_database_views(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Party=PARTY), engine="plpython")
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            """select pge_append('{"id": "q9", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}}')"""
+        )
+        conn.commit()
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute(
+                """select pge_append('{"id": "q9", "data": {"$type": "TownReached", "location": "Shadar Logoth"}}')"""
+            )
+        assert caught.value.sqlstate == "JP500"
+        assert "nobody comes back" in caught.value.diag.message_primary
+    assert fetch_view(store, "Party", "q9") == {"towns": ["Bree"]}
+
+
+def test_appends_that_bypass_the_python_engine_are_refused(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Party=PARTY), engine="python")
+    with psycopg.connect(dsn) as conn, pytest.raises(psycopg.Error) as caught:
+        conn.execute(
+            """select pge_append('{"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}}')"""
+        )
+    assert caught.value.sqlstate == "JP503"
+    assert "projections Party, Visits are updated inline by the Python engine" in caught.value.diag.message_primary
+    assert rows(dsn, "select count(*) from pge_events") == [(0,)]
+
+
+def test_a_store_opened_before_a_deploy_picks_the_projections_up(dsn: str) -> None:
+    with EventStore(dsn) as writer, EventStore(dsn) as deployer:
+        writer.append({"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}})
+        deploy(deployer, sources(Party=PARTY), engine="python")
+        writer.append({"id": "q1", "data": {"$type": "TownReached", "location": "Moria"}})  # retried through the engine
+        assert fetch_view(writer, "Party", "q1") == {"towns": ["Bree", "Moria"]}
+        deploy(
+            deployer,
+            sources(
+                Party=PARTY.replace("state.towns.push(evt.location)", "state.towns.push(evt.location.toUpperCase())")
+            ),
+        )
+        writer.append({"id": "q1", "data": {"$type": "TownReached", "location": "Tar Valon"}})
+        assert fetch_view(writer, "Party", "q1") == {"towns": ["BREE", "MORIA", "TAR VALON"]}
+
+
+def test_an_in_database_session_picks_up_a_redeploy(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Party=PARTY), engine="plpython")
+    with psycopg.connect(dsn, autocommit=True) as session:  # one backend: its V8 is loaded once
+        session.execute(
+            """select pge_append('{"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}}')"""
+        )
+        deploy(store, sources(Party=PARTY.replace("state.towns.push(evt.location)", "state.towns.push(evt.location + '!')")),
+               engine="plpython")  # fmt: skip
+        session.execute("""select pge_append('{"id": "q1", "data": {"$type": "TownReached", "location": "Moria"}}')""")
+    assert fetch_view(store, "Party", "q1") == {"towns": ["Bree!", "Moria!"]}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_redeploying_a_changed_projection_rebuilds_it_and_leaves_the_others(
+    store: EventStore, dsn: str, engine: str
+) -> None:
+    counter = "projections.aggregate('Counter').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
+    deploy(store, sources(Party=PARTY, Counter=counter), engine=engine)
+    store.append({"id": "q1", "type": "Quest", "data": [{"$type": "TownReached", "location": "Bree"},
+                                                       {"$type": "TownReached", "location": "Moria"}]})  # fmt: skip
+    counted_at = rows(dsn, "select updated_at from pge_aggregates where name = 'Counter'")
+    changed = PARTY.replace("state.towns.push(evt.location)", "state.towns.unshift(evt.location)")
+    report = deploy(store, sources(Party=changed, Counter=counter), engine=engine)
+    assert (report.changed, report.unchanged) == (["Party", "Visits"], ["Counter"])
+    assert report.rebuilt == {"Party": 2, "Visits": 2}
+    assert fetch_view(store, "Party", "q1") == {"towns": ["Moria", "Bree"]}
+    assert fetch_view(store, "Visits") == {"Visits": {"n": 2}}
+    assert rows(dsn, "select updated_at from pge_aggregates where name = 'Counter'") == counted_at, (
+        "unchanged: untouched"
+    )
+
+
+def test_projections_missing_from_the_folder_are_removed_with_their_documents(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Party=PARTY))
+    store.append({"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}})
+    report = deploy(store, sources(Other="projections.aggregate('Other').by({ A: function () {} });"))
+    assert sorted(report.removed) == ["Party", "Visits"]
+    assert rows(dsn, "select to_regclass('pge_projections_party')") == [(None,)]
+    assert rows(dsn, "select count(*) from pge_aggregates where name = 'Visits'") == [(0,)]
+
+
+def test_lifecycles_can_be_overridden_and_live_ones_store_nothing(store: EventStore, dsn: str) -> None:
+    report = deploy(store, sources(Party=PARTY), lifecycles={"Party": "live"})
+    assert report.rebuilt == {"Visits": 0}
+    assert rows(dsn, "select name, lifecycle from pge_projection_definitions order by 1") == [
+        ("Party", "live"),
+        ("Visits", "inline"),
+    ]
+    assert rows(dsn, "select to_regclass('pge_projections_party')") == [(None,)]
+    store.append({"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}})
+    with pytest.raises(errors.ProjectionError, match="Party is a live projection"):
+        fetch_view(store, "Party")
+    with pytest.raises(errors.UnknownProjectionError):
+        deploy(store, sources(Party=PARTY), lifecycles={"Nope": "live"})
+
+
+def test_unsafe_names_and_broken_projections_are_refused_and_nothing_is_deployed(store: EventStore, dsn: str) -> None:
+    store.migrate()
+    with pytest.raises(errors.ProjectionDefinitionError, match="is not a safe identifier"):
+        deploy(store, sources(Bad="projections.aggregate('x; drop table pge_events').by({});"))
+    with pytest.raises(errors.ProjectionSyntaxError, match=r"Broken\.js:1: SyntaxError"):
+        deploy(store, sources(Broken="projections.aggregate('B').by({"))
+    assert rows(dsn, "select count(*) from pge_projection_definitions") == [(0,)]
+
+
+def test_concurrent_appends_never_lose_an_update_to_a_shared_document(dsn: str) -> None:
+    counter = "projections.aggregate('Counter').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
+    for engine in ENGINES:
+        with EventStore(dsn, max_size=8) as store:
+            deploy(store, sources(Counter=counter), engine=engine)
+            start = threading.Barrier(6)
+
+            def writer(
+                n: int, store: EventStore = store, start: threading.Barrier = start, engine: str = engine
+            ) -> None:
+                start.wait()
+                for k in range(10):
+                    store.append({"id": f"{engine}-{n}-{k}", "type": "T", "data": {"$type": "Tick"}})
+
+            with ThreadPoolExecutor(6) as pool:
+                list(pool.map(writer, range(6)))
+            events = rows(dsn, "select count(*) from pge_events")[0][0]
+            assert fetch_view(store, "Counter") == {"Counter": {"n": events}}, engine
+
+
+def test_views_are_read_by_id_and_in_pages(store: EventStore) -> None:
+    deploy(store, sources(Party=PARTY))
+    for n in range(5):
+        store.append({"id": f"q{n}", "type": "Quest", "data": {"$type": "TownReached", "location": f"T{n}"}})
+    first = fetch_view(store, "Party", limit=2)
+    assert list(first) == ["q0", "q1"]
+    assert list(fetch_view(store, "Party", limit=10, after="q1")) == ["q2", "q3", "q4"]
+    with pytest.raises(UnknownDocumentError, match="projection Party has no document 'q9'"):
+        fetch_view(store, "Party", "q9")
+    with pytest.raises(errors.UnknownProjectionError):
+        fetch_view(store, "Nope")
+
+
+def test_in_database_handlers_that_loop_are_stopped_and_the_session_survives(store: EventStore, dsn: str) -> None:
+    looping = "projections.aggregate('Spin').by({ Spin: function () { while (true) {} }, Ok: function (s) { s.ok = true; } });"
+    deploy(store, sources(Spin=looping), engine="plpython")
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute("set jsproj.timeout = '0.5'")
+        with pytest.raises(psycopg.Error) as caught:
+            session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Spin"}}')""")
+        assert caught.value.sqlstate == "JP500"
+        assert "projection Spin" in caught.value.diag.message_primary
+        assert "time limit of 0.5 s" in caught.value.diag.message_primary
+        session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Ok"}}')""")
+    assert fetch_view(store, "Spin") == {"Spin": {"ok": True}}
+
+
+def test_functions_are_security_invoker_and_definitions_belong_to_the_owner(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Party=PARTY), engine="plpython")
+    assert rows(dsn, "select count(*) from pg_proc where proname like 'pge%' and prosecdef") == [(0,)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("drop role if exists intruder")
+        conn.execute("create role intruder")
+        conn.execute("grant usage on schema public to intruder")
+        conn.execute("set role intruder")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("update pge_projection_definitions set source = 'while (true) {}'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select pge_engine_call('route', '{}')")
+        conn.execute("reset role")
+        conn.execute("drop owned by intruder")
+        conn.execute("drop role intruder")
+
+
+def test_engine_call_only_runs_deployed_code(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Party=PARTY), engine="plpython")
+    with psycopg.connect(dsn) as conn, pytest.raises(psycopg.Error, match="unknown operation load"):
+        conn.execute("select pge_engine_call('load', %s)", ('[{"file": "x.js", "source": "while (true) {}"}]',))
+
+
+def test_plv8_is_a_clear_error_where_it_is_not_installed(store: EventStore, dsn: str) -> None:
+    if rows(dsn, "select count(*) from pg_available_extensions where name = 'plv8'")[0][0]:
+        pytest.skip("plv8 is installed here")
+    with pytest.raises(errors.JsprojError, match="plv8"):
+        deploy(store, sources(Party=PARTY), engine="plv8")
+    assert rows(dsn, "select count(*) from pge_projection_definitions") == [(0,)]
+
+
+def test_the_sql_for_a_dba_deploys_a_working_in_database_store(cluster, template: str, dsn: str) -> None:
+    with Projections(sources(Party=PARTY)) as loaded:
+        script = deployment_sql(loaded.sources, loaded.infos, engine="plpython", schema="events")
+    done = subprocess.run(
+        [str(cluster.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", "-", dsn],
+        input=script, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(dsn) as conn:
+        conn.execute("set search_path = events")
+        conn.execute(
+            """select pge_append('{"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}}')"""
+        )
+        assert conn.execute("select data from pge_projections_party").fetchall() == [({"towns": ["Bree"]},)]
+    with EventStore(dsn, schema="events") as store:
+        assert store.migrate() == [], "the script recorded the migrations it applied"
+
+
+def test_the_plv8_deployment_shares_everything_but_the_language_wrapper() -> None:
+    with Projections(sources(Party=PARTY)) as loaded:
+        plpython = deployment_sql(loaded.sources, loaded.infos, engine="plpython")
+        plv8 = deployment_sql(loaded.sources, loaded.infos, engine="plv8")
+
+    def without_wrapper(script: str) -> str:
+        rest = script.split("\n", 1)[1]  # the first line names the engine
+        start = rest.index("\n-- the p")  # "-- the plpython engine" / "-- the plv8 engine"
+        end = rest.index("\n-- the definitions")
+        # The definitions record their engine's name; nothing else may differ.
+        return (
+            (rest[:start] + rest[end:])
+            .replace('"engine": "plpython"', '"engine": "E"')
+            .replace('"engine": "plv8"', '"engine": "E"')
+        )
+
+    assert without_wrapper(plpython) == without_wrapper(plv8)
+    assert len(without_wrapper(plv8)) > 0.9 * len(plv8), "the wrapper is a small part of the deployment"
+    assert "language plpython3u" in plpython and "language plv8" in plv8
+    assert "create extension if not exists plv8;" in plv8
+
+
+def test_events_in_a_rebuild_are_read_in_the_order_readers_see(store: EventStore, dsn: str) -> None:
+    order = "projections.aggregate('Order').by({ $any: function (s, e, meta) { (s.positions = s.positions || []).push(meta.position); } });"
+    store.migrate()
+    slow = psycopg.connect(dsn)
+    slow.execute("select pge_append(%s)", (Jsonb({"id": "a", "type": "T", "data": {"$type": "Slow"}}),))
+    store.append({"id": "b", "type": "T", "data": {"$type": "Fast"}})
+    slow.commit()
+    slow.close()
+    deploy(store, sources(Order=order))
+    tx_order = [p for (p,) in rows(dsn, "select position from pge_events order by tx_id, position")]
+    assert fetch_view(store, "Order") == {"Order": {"positions": tx_order}}
+
+
+def test_a_bypassing_append_maps_to_a_clear_error(dsn: str) -> None:
+    from jsproj.store import translate
+
+    with EventStore(dsn) as store:
+        deploy(store, sources(Party=PARTY), engine="python")
+    with psycopg.connect(dsn) as conn, pytest.raises(psycopg.Error) as caught:
+        conn.execute("""select pge_append('{"id": "x", "type": "Quest", "data": {"$type": "A"}}')""")
+    assert isinstance(translate(caught.value), PythonEngineRequiredError)
