@@ -166,6 +166,39 @@ class InlineHost:
 
 
 @dataclass
+class AsyncHost:
+    """Async projections: deploy every projection async, append, run a daemon until caught up, export."""
+
+    name: str = "async"
+
+    def run(self, case: Path, page_size: int, databases: Databases) -> dict[str, Any]:
+        from jsproj.daemon import Daemon
+
+        dsn = databases()
+        try:
+
+            def deploy_async(store: EventStore, loaded: Projections) -> None:
+                deploy(store, read_folder(case / "projections"), lifecycles=dict.fromkeys(loaded.names, "async"),
+                       on_error=dict.fromkeys(loaded.names, "stop"))  # fmt: skip
+
+            stored_events(case, dsn, page_size, deploy_async)
+            stopped = None
+            try:
+                Daemon(dsn, page_size=page_size, poll_interval=0.05).run(until_caught_up=True)
+            except errors.JsprojError as exc:
+                stopped = exc
+            with EventStore(dsn, max_size=1) as store:
+                if stopped is not None:  # the projection stopped on an event: report that event's error
+                    with store.pool.connection() as conn:
+                        error = conn.execute("select error from pge_projection_progress where status = 'stopped' "
+                                             "order by (error ->> 'position')::bigint limit 1").fetchone()  # fmt: skip
+                    return {"error": error[0]} if error else {"error": stopped.to_dict()}
+                return export_views(store)
+        except errors.JsprojError as exc:
+            return {"error": exc.to_dict()}
+
+
+@dataclass
 class LiveHost:
     """Live aggregation: every stream projection folded from the stored events on demand.
 
@@ -206,7 +239,7 @@ def plv8_available(dsn: str) -> bool:
         return conn.execute("select count(*) from pg_available_extensions where name = 'plv8'").fetchone()[0] > 0
 
 
-HOSTS: list[Host] = [PythonHost(), NodeHost(), InlineHost("python"), InlineHost("plpython"), LiveHost()]
+HOSTS: list[Host] = [PythonHost(), NodeHost(), InlineHost("python"), InlineHost("plpython"), AsyncHost(), LiveHost()]
 DESCRIBING_HOSTS = [PythonHost(), NodeHost()]
 
 

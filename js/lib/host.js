@@ -5,6 +5,9 @@
 // {"error": {kind, message, ...}, "logs": [...]}.
 
 var projector = null;
+// A build in progress: documents folded in memory across pages (foldStart,
+// foldPage), handed out as changes when the host flushes them (foldFlush).
+var fold = null;
 // The batch the last route call parsed, so that apply can name it instead of
 // sending and parsing the same events again.
 var routed = { id: null, events: null };
@@ -95,6 +98,50 @@ jsproj.host = {
   normalize: entry(function (text) {
     var request = JSON.parse(text);
     return jsproj.normalize(jsproj.parseEvents(request.text), request.options);
+  }),
+  // {projections: [names]} -> start a build: forget those projections' documents in memory.
+  foldStart: entry(function (text) {
+    var request = JSON.parse(text);
+    var current = loaded();
+    request.projections.forEach(function (name) {
+      var p = current.projections[name];
+      if (!p) throw jsproj.unknownProjection(name);
+      if (p.kind === 'aggregate') p.store.remove(name);
+      else p.store.documents.clear();
+    });
+    fold = { projections: request.projections.slice(), dirty: new Map() };
+    return { projections: fold.projections };
+  }),
+  // {events: [records]} -> fold a page into the build's documents (all or nothing).
+  foldPage: entry(function (text) {
+    if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
+    var batch = JSON.parse(text);
+    var result = jsproj.applyInMemory(loaded(), batch.events, { projections: fold.projections });
+    Object.keys(result.changes).forEach(function (name) {
+      var dirty = fold.dirty.get(name);
+      if (!dirty) { dirty = new Set(); fold.dirty.set(name, dirty); }
+      var change = result.changes[name];
+      Object.keys(change.upserts).forEach(function (id) { dirty.add(id); });
+      change.deletes.forEach(function (id) { dirty.add(id); });
+    });
+    return { events: batch.events.length };
+  }),
+  // -> {changes: {name: {upserts, deletes}}}: the build's documents changed since the last flush.
+  foldFlush: entry(function () {
+    if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
+    var changes = jsproj.dict();
+    fold.dirty.forEach(function (ids, name) {
+      var store = loaded().projections[name].store;
+      var upserts = jsproj.dict(), deletes = [];
+      ids.forEach(function (id) {
+        var doc = store.find(id);
+        if (doc === undefined) deletes.push(id);
+        else upserts[id] = doc;
+      });
+      changes[name] = { upserts: upserts, deletes: deletes };
+    });
+    fold.dirty = new Map();
+    return { changes: changes };
   }),
   // What was running when a call was stopped: {file, projection, position, eventId, ...}.
   current: entry(function () {

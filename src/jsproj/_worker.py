@@ -18,7 +18,8 @@ import sys
 
 from jsproj._wire import read_frame, write_frame
 
-OPERATIONS = frozenset({"load", "route", "apply", "normalize"})
+OPERATIONS = frozenset({"load", "route", "apply", "normalize", "foldStart", "foldPage", "foldFlush"})
+EVAL_OPERATIONS = frozenset({"route", "apply", "normalize"})
 # Payloads up to this size go to V8 as a string literal in one eval (one task
 # on mini-racer's V8 thread); larger ones as a function argument (three tasks,
 # but no parsing of a huge literal).
@@ -62,7 +63,7 @@ class Worker:
         if op not in OPERATIONS:
             return error_answer("EngineError", f"unknown sandbox operation {op!r}"), False
         try:
-            if len(payload) <= SMALL and op != "load":
+            if len(payload) <= SMALL and op in EVAL_OPERATIONS:
                 answer = self.racer.eval(
                     f"__jsprojCall({json.dumps(op)}, {json.dumps(payload)})", timeout_sec=self.timeout
                 )

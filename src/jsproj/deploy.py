@@ -31,6 +31,7 @@ from jsproj.store import EventStore, translate
 ENGINES = ("python", "plpython", "plv8")
 DATABASE_ENGINES = ("plpython", "plv8")
 LIFECYCLES = ("inline", "async", "live")
+ON_ERROR = ("stop", "dead-letter")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class DeployReport:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     rebuilt: dict[str, int] = field(default_factory=dict)
+    building: list[str] = field(default_factory=list)  # async projections the daemon will build
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class DeployReport:
             "unchanged": self.unchanged,
             "removed": self.removed,
             "rebuilt": self.rebuilt,
+            "building": self.building,
         }
 
 
@@ -66,15 +69,34 @@ def parse_lifecycles(pairs: Sequence[str]) -> dict[str, str]:
     return chosen
 
 
+def parse_on_error(pairs: Sequence[str]) -> dict[str, str]:
+    """``["Party=dead-letter", ...]`` as ``{"Party": "dead-letter"}``, checked."""
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, policy = pair.partition("=")
+        if not sep or not name or policy not in ON_ERROR:
+            raise errors.InputError(f"--on-error takes NAME=stop|dead-letter, not {pair!r}")
+        chosen[name] = policy
+    return chosen
+
+
 def definitions(
-    sources: Sequence[Mapping[str, str]], infos: Sequence[ProjectionInfo], engine: str, lifecycles: Mapping[str, str]
+    sources: Sequence[Mapping[str, str]],
+    infos: Sequence[ProjectionInfo],
+    engine: str,
+    lifecycles: Mapping[str, str],
+    on_error: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The rows ``pge_deploy`` registers, one per projection."""
     if engine not in ENGINES:
         raise errors.InputError(f"--engine is one of {', '.join(ENGINES)}, not {engine!r}")
-    unknown = sorted(set(lifecycles) - {info.name for info in infos})
-    if unknown:
-        raise errors.UnknownProjectionError(f"--lifecycle names projections that are not defined: {', '.join(unknown)}")
+    on_error = on_error or {}
+    for option, chosen in (("--lifecycle", lifecycles), ("--on-error", on_error)):
+        unknown = sorted(set(chosen) - {info.name for info in infos})
+        if unknown:
+            raise errors.UnknownProjectionError(
+                f"{option} names projections that are not defined: {', '.join(unknown)}"
+            )
     by_file = {s["file"]: s["source"] for s in sources}
     return [
         {
@@ -88,6 +110,7 @@ def definitions(
             "streamType": info.stream_type,
             "eventTypes": list(info.event_types),
             "anyEvent": info.any_event,
+            "onError": on_error.get(info.name, "stop"),
         }
         for info in infos
     ]
@@ -106,6 +129,7 @@ def deploy(
     *,
     engine: str = "python",
     lifecycles: Mapping[str, str] | None = None,
+    on_error: Mapping[str, str] | None = None,
     timeout: float | None = None,
     memory_limit: int | None = None,
 ) -> DeployReport:
@@ -116,7 +140,7 @@ def deploy(
     options = {k: v for k, v in {"timeout": timeout, "memory_limit": memory_limit}.items() if v is not None}
     store.migrate()
     with Projections(sources, **options) as loaded:
-        rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {})
+        rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error)
         bundle, bundle_hash = database_bundle()
         report = DeployReport(engine)
         with store.pool.connection() as conn:
@@ -138,6 +162,8 @@ def deploy(
                 raise translate(exc, "deploy") from exc
         for key in ("added", "changed", "unchanged", "removed"):
             setattr(report, key, outcome[key])
+        async_names = {row["name"] for row in rows if row["lifecycle"] == "async"}
+        report.building = [name for name in outcome["added"] + outcome["changed"] if name in async_names]
         return report
 
 

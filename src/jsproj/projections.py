@@ -229,6 +229,33 @@ class Projections:
                 return self._culprit(alone, events_json, documents, [name])
         return exc
 
+    # -- builds: documents kept in the sandbox across pages --------------------
+
+    def fold_start(self, names: Iterable[str]) -> None:
+        """Start building the named projections from scratch, in the sandbox's memory."""
+        self._fold_restarts = self.sandbox.restarts
+        self.sandbox.call("foldStart", _json({"projections": list(names)}))
+
+    def fold_page(self, events: Events) -> int:
+        """Fold a page of records into the build (all of it, or nothing and the first handler error)."""
+        self._check_fold()
+        return self.sandbox.call("foldPage", f'{{"events":{_events_json(events)}}}')["events"]
+
+    def fold_flush(self) -> dict[str, Change]:
+        """The build's documents changed since the last flush (a deleted one is in ``deletes``)."""
+        self._check_fold()
+        changes = self.sandbox.call("foldFlush", "")["changes"]
+        return {
+            name: Change(kind=self.info(name).kind, upserts=c["upserts"], deletes=c["deletes"])
+            for name, c in changes.items()
+        }
+
+    def _check_fold(self) -> None:
+        if self.sandbox.restarts != getattr(self, "_fold_restarts", self.sandbox.restarts):
+            raise errors.SandboxError(
+                "the sandbox was restarted during a build: its documents are gone; start it again"
+            )
+
     def close(self) -> None:
         """Stop the sandbox if this object made it."""
         if self._owns_sandbox:

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from jsproj import errors
-from jsproj.cli import demo, simulate, store
+from jsproj.cli import daemon, demo, simulate, store
 
 
 class JsprojGroup(click.Group):
@@ -53,6 +53,6 @@ def main(ctx: click.Context, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
-for module in (simulate, demo, store):
+for module in (simulate, demo, store, daemon):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -314,6 +314,13 @@ lifecycle_option = click.option(
     help="What runs inline projections: this Python process, or the database (plpython3u or PLV8).",
 )
 @lifecycle_option
+@click.option(
+    "--on-error",
+    "on_error",
+    multiple=True,
+    metavar="NAME=stop|dead-letter",
+    help="What an async projection does when a handler throws: stop (the default) or dead-letter the event and go on.",
+)
 @store_options
 @sandbox_options
 @json_option
@@ -321,6 +328,7 @@ def deploy(
     projections_dir: Path,
     engine: str,
     lifecycles: tuple[str, ...],
+    on_error: tuple[str, ...],
     dsn: str | None,
     schema: str | None,
     timeout: float,
@@ -341,7 +349,7 @@ def deploy(
       jsproj deploy --lifecycle Journal=live --lifecycle Traveled=inline
     """
     from jsproj.deploy import deploy as run_deploy
-    from jsproj.deploy import parse_lifecycles
+    from jsproj.deploy import parse_lifecycles, parse_on_error
     from jsproj.projections import read_folder
 
     with json_errors(as_json):
@@ -349,7 +357,7 @@ def deploy(
         with open_store(dsn, schema) as store:
             report = run_deploy(
                 store, sources, engine=engine, lifecycles=parse_lifecycles(lifecycles),
-                timeout=timeout, memory_limit=memory_limit * 1024 * 1024,
+                on_error=parse_on_error(on_error), timeout=timeout, memory_limit=memory_limit * 1024 * 1024,
             )  # fmt: skip
     if as_json:
         echo_json(report.to_dict())
@@ -360,6 +368,8 @@ def deploy(
             click.echo(f"{label}: {', '.join(names)}")
     for name, events in report.rebuilt.items():
         click.echo(f"rebuilt {name} from {events} events")
+    if report.building:
+        click.echo(f"built by the daemon (jsproj daemon): {', '.join(report.building)}")
     click.echo(f"engine: {report.engine}")
 
 

@@ -1,0 +1,615 @@
+"""The async projection daemon: keeps async projections up to date, exactly once.
+
+Each daemon process holds a PostgreSQL session advisory lock per projection
+it works on, so any number of daemons, on any number of machines, share the
+projections and never work on one at the same time; when a holder dies its
+connection closes, the lock is released and another daemon takes over.
+
+For a projection it holds, the daemon reads a page of events with the
+gap-safe read (only transactions older than every running one, in
+(transaction, position) order), makes one sandbox call for the page, and
+writes the documents and the projection's progress in one transaction, moving
+the progress with a compare-and-set. A page is applied completely or not at
+all, so nothing is applied twice or skipped, whatever fails in between.
+LISTEN/NOTIFY wakes it up; polling is the fallback and the source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from jsproj import errors
+from jsproj.inline import apply_records, deployed_sources
+from jsproj.projections import Projections
+from jsproj.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from jsproj.store import translate
+
+DEFAULT_PAGE_SIZE = 1000
+LOCK_CLASS = 1246974038  # advisory locks (LOCK_CLASS, hashtext(projection)): who works on a projection
+HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 30.0
+FLUSH_EVERY = 20  # pages between writes of a build's documents to its staging table
+
+_PAGE = """
+    select '[' || string_agg(page.record, ',' order by page.tx_id, page.position) || ']' as records,
+           count(*) as count,
+           array_agg(page.position order by page.tx_id, page.position) as positions,
+           ((array_agg(page.tx_id order by page.tx_id desc, page.position desc))[1])::text as last_tx,
+           (array_agg(page.position order by page.tx_id desc, page.position desc))[1] as last_position,
+           {documents} as documents
+    from (select e.tx_id, e.position, e.stream_id, s.type as stream_type, e.type,
+                 pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp,
+                                  e.metadata, e.type, e.id, e.data) as record
+          from pge_events e join pge_streams s on s.id = e.stream_id
+          where (e.tx_id, e.position) > (%(tx)s::xid8, %(position)s)
+            and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+          order by e.tx_id, e.position
+          limit %(limit)s) as page
+"""
+PAGE_WITH_DOCUMENTS = _PAGE.format(
+    documents="pge_load_documents(pge_route(array_agg(page.stream_id), array_agg(page.stream_type), "
+    "array_agg(page.type), array[%(name)s]))"
+)
+PAGE_OF_RECORDS = _PAGE.format(documents="null")
+
+
+class ProgressConflictError(errors.JsprojError):
+    """A projection's progress moved under the daemon (a redeploy reset it): the page was not applied."""
+
+    kind = "ProgressConflictError"
+
+
+class ProjectionStoppedError(errors.JsprojError):
+    """An async projection stopped on an event (policy 'stop'); ``jsproj retry`` resumes it."""
+
+    kind = "ProjectionStoppedError"
+
+
+@dataclass
+class Page:
+    records: str
+    count: int
+    positions: list[int]
+    last_tx: str
+    last_position: int
+    documents: dict[str, Any] | None
+
+
+def lock_key(name: str) -> sql.Composed:
+    return sql.SQL("{}, hashtext({})").format(sql.Literal(LOCK_CLASS), sql.Literal(name))
+
+
+class Daemon:
+    """One daemon process's work: ``run()`` until ``stop()``, or until caught up.
+
+    ``names`` limits it to some async projections; ``page_size`` is the number
+    of events per engine call and transaction.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        names: Iterable[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        poll_interval: float = 1.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        log: Callable[[str], None] | None = None,
+        on_progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.dsn = dsn
+        self.schema = schema
+        self.names = set(names) if names else None
+        self.page_size = page_size
+        self.poll_interval = poll_interval
+        self.limits = {"timeout": timeout, "memory_limit": memory_limit}
+        self.log = log or (lambda message: None)
+        self.on_progress = on_progress or (lambda name, events: None)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.held: set[str] = set()
+        self._stop = threading.Event()
+        self._control: psycopg.Connection | None = None
+        self._work: psycopg.Connection | None = None
+        self._projections: Projections | None = None
+        self._generation: int | None = None
+        self._definitions: dict[str, dict[str, Any]] = {}
+        self._last_heartbeat = 0.0
+
+    # -- running ------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the current page, release the projections and return from ``run()``."""
+        self._stop.set()
+
+    def run(self, *, until_caught_up: bool = False) -> None:
+        """Work until stopped; with ``until_caught_up``, until every async projection has
+        processed everything appended before the call. Survives the database going away
+        (reconnects with backoff and resumes from the stored progress).
+        """
+        delay = 0.1
+        target: tuple[str, int] | None = None
+        targeted = False
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._connect()
+                    if until_caught_up and not targeted:
+                        target, targeted = self._high_water(), True
+                    self._heartbeat()
+                    self._refresh()
+                    self._balance()
+                    busy = False
+                    for name in sorted(self.held):
+                        if self._stop.is_set():
+                            break
+                        busy = self._work_on(name) or busy
+                    delay = 0.1
+                    if until_caught_up and self._caught_up(target):
+                        return
+                    if not busy:
+                        self._wait()
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    self.log(f"lost the database ({str(exc).strip().splitlines()[0]}); reconnecting in {delay:.1f} s")
+                    self._disconnect()
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, 5.0)
+                except ProjectionStoppedError:
+                    raise
+                except errors.JsprojError as exc:  # keep running: log it, back off, try again
+                    self.log(f"error: {exc}; retrying in {delay:.1f} s")
+                    self._disconnect()
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._disconnect(clean=True)
+
+    # -- connections ----------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self._control is not None and not self._control.closed and self._work is not None and not self._work.closed:
+            return
+        self._disconnect()
+        search_path = sql.SQL("set search_path = {}").format(sql.Identifier(self.schema))
+        self._control = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id}"[:63])
+        self._control.execute(search_path)
+        self._control.execute("listen pge_events")
+        self._work = psycopg.connect(self.dsn, application_name=f"jsproj daemon {self.id} work"[:63])
+        self._work.execute(search_path)
+        self._work.commit()
+        self.held.clear()  # session locks do not outlive a connection
+
+    def _disconnect(self, *, clean: bool = False) -> None:
+        for conn in (self._work, self._control):
+            if conn is None or conn.closed:
+                continue
+            try:
+                if clean and conn is self._control:
+                    conn.execute("delete from pge_daemons where id = %s", (self.id,))
+                    conn.execute("select pg_advisory_unlock_all()")
+                conn.close()
+            except psycopg.Error:
+                pass
+        self._control = self._work = None
+        self.held.clear()
+        if clean and self._projections is not None:
+            self._projections.close()
+            self._projections = None
+            self._generation = None
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_heartbeat < HEARTBEAT_SECONDS:
+            return
+        assert self._control is not None
+        self._control.execute(
+            """insert into pge_daemons (id, host, pid) values (%s, %s, %s)
+               on conflict (id) do update set heartbeat_at = now()""",
+            (self.id, socket.gethostname(), os.getpid()),
+        )
+        self._last_heartbeat = time.monotonic()
+
+    def _wait(self) -> None:
+        """Sleep until events are appended (NOTIFY) or the poll interval passes."""
+        assert self._control is not None
+        deadline = time.monotonic() + self.poll_interval
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            for _ in self._control.notifies(timeout=min(left, 0.25), stop_after=1):
+                return
+
+    # -- which projections ------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Load the deployed definitions (again, after a redeploy)."""
+        assert self._work is not None
+        generation = self._work.execute("select generation from pge_engine").fetchone()[0]
+        rows = self._work.execute(
+            "select name, kind, on_error from pge_projection_definitions where lifecycle = 'async' order by name"
+        ).fetchall()
+        self._definitions = {
+            name: {"kind": kind, "on_error": on_error}
+            for name, kind, on_error in rows
+            if not self.names or name in self.names
+        }
+        if generation != self._generation:
+            if self._projections is not None:
+                self._projections.close()
+                self._projections = None
+            sources = deployed_sources(self._work)
+            if sources:
+                self._projections = Projections(sources, **self.limits)
+            self._generation = generation
+        self._work.commit()
+
+    def _balance(self) -> None:
+        """Hold a fair share of the async projections: ceil(projections / live daemons)."""
+        assert self._control is not None
+        for name in sorted(self.held - set(self._definitions)):
+            self._unlock(name)
+        live = self._control.execute(
+            "select count(*) from pge_daemons where heartbeat_at > now() - make_interval(secs => %s)", (STALE_SECONDS,)
+        ).fetchone()[0]
+        share = math.ceil(len(self._definitions) / max(1, live))
+        for name in sorted(self._definitions, key=lambda n: hash((self.id, n))):
+            if len(self.held) >= share:
+                break
+            if name not in self.held:
+                got = self._control.execute(
+                    sql.SQL("select pg_try_advisory_lock({})").format(lock_key(name))
+                ).fetchone()[0]
+                if got:
+                    self.held.add(name)
+                    self.log(f"working on {name}")
+        while len(self.held) > share:
+            self._unlock(sorted(self.held, key=lambda n: hash((self.id, n)))[-1])
+
+    def _unlock(self, name: str) -> None:
+        assert self._control is not None
+        self._control.execute(sql.SQL("select pg_advisory_unlock({})").format(lock_key(name)))
+        self.held.discard(name)
+        self.log(f"left {name} to another daemon")
+
+    # -- work -----------------------------------------------------------------
+
+    def _work_on(self, name: str) -> bool:
+        """Do the next piece of work for a held projection; False when there was none."""
+        assert self._work is not None and self._projections is not None
+        row = self._work.execute(
+            "select status, last_tx::text, last_position from pge_projection_progress where name = %s", (name,)
+        ).fetchone()
+        self._work.commit()
+        if row is None or row[0] == "stopped":
+            return False
+        if row[0] == "build":
+            build(self._work, self._projections, name, self._definitions[name]["on_error"], self.page_size,
+                  on_progress=self.on_progress, stop=self._stop)  # fmt: skip
+            return True
+        retried = retry_dead_letters(self._work, self._projections, name, requested_only=True)
+        on_error = self._definitions[name]["on_error"]
+        read = process_page(
+            self._work,
+            self._projections,
+            name,
+            on_error,
+            (row[1], row[2]),
+            self.page_size,
+            on_progress=self.on_progress,
+        )
+        return read > 0 or retried > 0
+
+    def _high_water(self) -> tuple[str, int] | None:
+        """The latest event committed now, in (transaction, position) order."""
+        assert self._work is not None
+        from jsproj.status import HIGH_WATER
+
+        row = self._work.execute(HIGH_WATER).fetchone()
+        self._work.commit()
+        return (row[0], row[1]) if row else None
+
+    def _caught_up(self, target: tuple[str, int] | None) -> bool:
+        assert self._work is not None
+        lagging = caught_up_blockers(self._work, list(self._definitions), target)
+        self._work.commit()
+        stopped = [name for name, status in lagging if status == "stopped"]
+        if stopped:
+            names = ", ".join(stopped)
+            raise ProjectionStoppedError(
+                f"cannot catch up: {names} stopped on an event (see `jsproj status`; `jsproj retry` resumes)"
+            )
+        return not lagging
+
+
+def caught_up_blockers(
+    conn: psycopg.Connection, names: list[str], target: tuple[str, int] | None
+) -> list[tuple[str, str]]:
+    """The projections (name, status) that have not processed every event up to ``target``."""
+    return conn.execute(
+        """select name, status from pge_projection_progress
+           where name = any(%s)
+             and (status <> 'running'
+                  or (%s::xid8 is not null and (last_tx, last_position) < (%s::xid8, %s::bigint)))""",
+        (names, target[0] if target else None, target[0] if target else None, target[1] if target else 0),
+    ).fetchall()
+
+
+def _read_page(conn: psycopg.Connection, query: str, name: str, after: tuple[str, int], limit: int) -> Page | None:
+    row = conn.execute(query, {"name": name, "tx": after[0], "position": after[1], "limit": limit}).fetchone()
+    if not row or not row[1]:
+        return None
+    return Page(row[0], row[1], list(row[2]), row[3], row[4], row[5])
+
+
+def _dead_letter(conn: psycopg.Connection, name: str, record: dict[str, Any], error: errors.JsprojError) -> None:
+    conn.execute(
+        """insert into pge_dead_letters (projection, position, event_id, stream_id, event_type, error)
+           values (%s, %s, %s, %s, %s, %s)
+           on conflict (projection, position) do update set error = excluded.error, retried_at = now()""",
+        (
+            name,
+            record["position"],
+            record["event"]["$id"],
+            record["streamId"],
+            record["event"]["$type"],
+            Jsonb(error.to_dict()),
+        ),
+    )
+
+
+def _stop_projection(conn: psycopg.Connection, name: str, error: errors.JsprojError) -> None:
+    conn.execute(
+        "update pge_projection_progress set status = 'stopped', error = %s, updated_at = now() where name = %s",
+        (Jsonb(error.to_dict()), name),
+    )
+
+
+def _without(records: str, index: int) -> tuple[str, str, str]:
+    """The page without record ``index``: (records before and after it, the records before it, that record)."""
+    items = json.loads(records)
+    return json.dumps(items[:index] + items[index + 1 :]), json.dumps(items[:index]), json.dumps(items[index])
+
+
+def process_page(
+    conn: psycopg.Connection,
+    projections: Projections,
+    name: str,
+    on_error: str,
+    after: tuple[str, int],
+    page_size: int,
+    *,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> int:
+    """Apply the next page of events to an async projection, with its progress, in one transaction.
+
+    Returns the events read (0 when caught up). A handler error dead-letters
+    the event and goes on (``dead-letter``), or applies the events before it
+    and stops the projection (``stop``).
+    """
+    try:
+        with conn.transaction():
+            page = _read_page(conn, PAGE_WITH_DOCUMENTS, name, after, page_size)
+            if page is None:
+                return 0
+            records, positions = page.records, list(page.positions)
+            while True:
+                try:
+                    apply_records(conn, projections, records, [name], page.documents or {})
+                    break
+                except (errors.ProjectionHandlerError, errors.SandboxLimitError) as exc:
+                    if exc.info.get("position") not in positions:
+                        _stop_projection(conn, name, exc)  # a limit without a known event: stop where it is
+                        page.last_tx, page.last_position, page.count = after[0], after[1], 0
+                        break
+                    index = positions.index(exc.info["position"])
+                    rest, before, failed = _without(records, index)
+                    if on_error == "dead-letter":
+                        _dead_letter(conn, name, json.loads(failed), exc)
+                        records = rest
+                        positions.pop(index)
+                        if not positions:
+                            break
+                        continue
+                    if index:  # apply what comes before the event, and stop on it
+                        apply_records(conn, projections, before, [name], page.documents or {})
+                        previous = json.loads(before)[-1]
+                        page.last_tx = conn.execute("select tx_id::text from pge_events where position = %s",
+                                                    (previous["position"],)).fetchone()[0]  # fmt: skip
+                        page.last_position, page.count = previous["position"], index
+                    else:
+                        page.last_tx, page.last_position, page.count = after[0], after[1], 0
+                    _stop_projection(conn, name, exc)
+                    break
+            moved = conn.execute(
+                """update pge_projection_progress
+                   set last_tx = %s::xid8, last_position = %s, events = events + %s, updated_at = now()
+                   where name = %s and last_tx = %s::xid8 and last_position = %s and status <> 'build'""",
+                (page.last_tx, page.last_position, page.count, name, after[0], after[1]),
+            ).rowcount
+            if moved != 1:
+                raise ProgressConflictError(f"the progress of {name} moved under this daemon; the page was not applied")
+    except ProgressConflictError:
+        return 0
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            raise
+        raise translate(exc, f"projection {name}") from exc
+    if on_progress:
+        on_progress(name, page.count)
+    return page.count
+
+
+def build(
+    conn: psycopg.Connection,
+    projections: Projections,
+    name: str,
+    on_error: str,
+    page_size: int,
+    *,
+    on_progress: Callable[[str, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Build an async projection from scratch and swap it in atomically; returns the events read.
+
+    The documents are folded in the sandbox's memory (one call per page, no
+    document reads), written to a staging table every few pages, and swapped
+    for the live ones in one transaction that also catches up with the events
+    appended meanwhile and sets the progress — so readers see the old view
+    until the new one is complete. The caller holds the projection's lock.
+    """
+    staging = f"pge_build_{name.lower()}"
+    kind = conn.execute("select kind from pge_projection_definitions where name = %s", (name,)).fetchone()[0]
+    conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(staging)))
+    conn.execute(
+        sql.SQL(
+            "create table {} (id text primary key, data jsonb not null, updated_at timestamptz not null default now())"
+        ).format(sql.Identifier(staging))
+    )
+    conn.commit()
+    projections.fold_start([name])
+    after, total, pages = ("0", 0), 0, 0
+
+    def fold(page: Page) -> bool:
+        """Fold a page, dead-lettering poison events; False if the projection stopped."""
+        records, positions = page.records, list(page.positions)
+        while positions:
+            try:
+                projections.fold_page(records)
+                return True
+            except errors.SandboxLimitError as exc:
+                # The sandbox restarted, and with it the build's documents: stop, whatever the policy.
+                _stop_projection(conn, name, exc)
+                conn.commit()
+                return False
+            except errors.ProjectionHandlerError as exc:
+                index = positions.index(exc.info["position"])
+                rest, _, failed = _without(records, index)
+                if on_error == "dead-letter":
+                    _dead_letter(conn, name, json.loads(failed), exc)
+                    conn.commit()
+                    records = rest
+                    positions.pop(index)
+                    continue
+                _stop_projection(conn, name, exc)
+                conn.commit()
+                return False
+        return True
+
+    def flush() -> None:
+        for change in projections.fold_flush().values():
+            if change.upserts:
+                conn.execute(
+                    sql.SQL("""insert into {} (id, data) select key, value from jsonb_each(%s)
+                               on conflict (id) do update set data = excluded.data, updated_at = now()""").format(
+                        sql.Identifier(staging)
+                    ),
+                    (Jsonb(change.upserts),),
+                )
+            if change.deletes:
+                conn.execute(
+                    sql.SQL("delete from {} where id = any(%s)").format(sql.Identifier(staging)), (change.deletes,)
+                )
+
+    while stop is None or not stop.is_set():
+        page = _read_page(conn, PAGE_OF_RECORDS, name, after, page_size)
+        conn.commit()
+        if page is None:
+            break
+        if not fold(page):
+            return total
+        after, total, pages = (page.last_tx, page.last_position), total + page.count, pages + 1
+        if on_progress:
+            on_progress(name, page.count)
+        if pages % FLUSH_EVERY == 0:
+            flush()
+            conn.execute(
+                "update pge_projection_progress set events = %s, updated_at = now() where name = %s", (total, name)
+            )
+            conn.commit()
+    if stop is not None and stop.is_set():
+        conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(staging)))
+        conn.commit()
+        return total
+
+    with conn.transaction():  # catch up with what was appended meanwhile, and swap
+        while (page := _read_page(conn, PAGE_OF_RECORDS, name, after, page_size)) is not None:
+            if not fold(page):
+                return total
+            after, total = (page.last_tx, page.last_position), total + page.count
+        flush()
+        if kind == "aggregate":
+            conn.execute("delete from pge_aggregates where name = %s", (name,))
+            conn.execute(
+                sql.SQL("insert into pge_aggregates (name, data) select id, data from {}").format(
+                    sql.Identifier(staging)
+                )
+            )
+            conn.execute(sql.SQL("drop table {}").format(sql.Identifier(staging)))
+        else:
+            live = f"pge_projections_{name.lower()}"
+            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(live)))
+            conn.execute(sql.SQL("alter table {} rename to {}").format(sql.Identifier(staging), sql.Identifier(live)))
+            conn.execute(
+                sql.SQL("alter index {} rename to {}").format(
+                    sql.Identifier(f"{staging}_pkey"), sql.Identifier(f"{live}_pkey")
+                )
+            )
+        conn.execute(
+            """update pge_projection_progress
+               set status = 'running', error = null, last_tx = %s::xid8, last_position = %s, events = %s,
+                   updated_at = now()
+               where name = %s""",
+            (after[0], after[1], total, name),
+        )
+    return total
+
+
+def retry_dead_letters(
+    conn: psycopg.Connection, projections: Projections, name: str, *, requested_only: bool = False
+) -> int:
+    """Apply a projection's dead-lettered events again, in position order; returns how many now applied.
+
+    One transaction per event: an event that fails again stays, with its new error.
+    """
+    query = "select id, position from pge_dead_letters where projection = %s"
+    if requested_only:
+        query += " and retry"
+    rows = conn.execute(query + " order by position", (name,)).fetchall()
+    conn.commit()
+    applied = 0
+    for dead_id, position in rows:
+        with conn.transaction():
+            record, documents = conn.execute(
+                """select '[' || pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp,
+                                                  e.metadata, e.type, e.id, e.data) || ']',
+                          pge_load_documents(pge_route(array[e.stream_id], array[s.type], array[e.type], array[%s]))
+                   from pge_events e join pge_streams s on s.id = e.stream_id where e.position = %s""",
+                (name, position),
+            ).fetchone()
+            try:
+                with conn.transaction():
+                    apply_records(conn, projections, record, [name], documents)
+                conn.execute("delete from pge_dead_letters where id = %s", (dead_id,))
+                applied += 1
+            except errors.ProjectionHandlerError as exc:
+                conn.execute(
+                    "update pge_dead_letters set error = %s, retried_at = now(), retry = false where id = %s",
+                    (Jsonb(exc.to_dict()), dead_id),
+                )
+    return applied

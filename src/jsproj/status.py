@@ -1,0 +1,133 @@
+"""Where projections stand: ``projection_status`` and ``wait_for_projections``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+
+from jsproj import errors
+from jsproj.daemon import LOCK_CLASS, caught_up_blockers
+from jsproj.store import EventStore, translate
+
+
+class WaitTimeoutError(errors.JsprojError):
+    """Async projections did not catch up before the deadline; ``lagging`` names them."""
+
+    kind = "WaitTimeoutError"
+
+
+@dataclass
+class ProjectionStatus:
+    """One projection's state. Position, lag and holder apply to async projections only."""
+
+    name: str
+    kind: str
+    lifecycle: str
+    engine: str
+    status: str  # 'current' (inline), 'live', 'build', 'running' or 'stopped'
+    position: int | None
+    high_water: int | None
+    lag_events: int | None
+    lag_seconds: float | None
+    dead_letters: int
+    holder: str | None
+    error: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+STATUS_QUERY = f"""
+with high as (select max(position) as position from pge_events)
+select d.name, d.kind, d.lifecycle, d.engine,
+       coalesce(p.status, case d.lifecycle when 'inline' then 'current' else d.lifecycle end),
+       p.last_position, (select position from high),
+       case when p.name is not null then
+           (select count(*) from pge_events e where (e.tx_id, e.position) > (p.last_tx, p.last_position)) end,
+       case when p.name is not null then
+           (select extract(epoch from now() - min(e.timestamp)) from pge_events e
+            where (e.tx_id, e.position) > (p.last_tx, p.last_position)) end,
+       (select count(*) from pge_dead_letters l where l.projection = d.name),
+       (select a.application_name from pg_locks k join pg_stat_activity a on a.pid = k.pid
+        where k.locktype = 'advisory' and k.granted and k.classid = {LOCK_CLASS}
+          and k.objid = (hashtext(d.name)::bigint & 4294967295)::oid and k.objsubid = 2 limit 1),
+       p.error
+from pge_projection_definitions d left join pge_projection_progress p on p.name = d.name
+order by d.name
+"""
+
+
+# The latest committed event, in (transaction, position) order. (Ordering by the
+# text output column "tx_id" would sort '9999' after '10739'.)
+HIGH_WATER = "select e.tx_id::text as tx, e.position from pge_events e order by e.tx_id desc, e.position desc limit 1"
+
+
+def projection_status(store: EventStore) -> list[ProjectionStatus]:
+    """Every deployed projection: lifecycle, engine, position, high-water mark, lag, dead letters, holder."""
+    with store.pool.connection() as conn:
+        try:
+            rows = conn.execute(STATUS_QUERY).fetchall()
+        except psycopg.Error as exc:
+            raise translate(exc, "status") from exc
+    return [
+        ProjectionStatus(
+            name=r[0],
+            kind=r[1],
+            lifecycle=r[2],
+            engine=r[3],
+            status=r[4],
+            position=r[5],
+            high_water=r[6],
+            lag_events=r[7],
+            lag_seconds=float(r[8]) if r[8] is not None else (0.0 if r[7] == 0 else None),
+            dead_letters=r[9],
+            holder=r[10].removeprefix("jsproj daemon ") if r[10] else None,
+            error=r[11],
+        )
+        for r in rows
+    ]
+
+
+def wait_for_projections(
+    store: EventStore, timeout: float = 30.0, names: Iterable[str] | None = None, poll: float = 0.02
+) -> None:
+    """Block until async projections have processed everything appended before the call.
+
+    Raises :class:`WaitTimeoutError` at the deadline, and
+    :class:`~jsproj.daemon.ProjectionStoppedError` at once if one stopped.
+    A daemon must be running (``jsproj daemon``).
+    """
+    from jsproj.daemon import ProjectionStoppedError
+
+    deadline = time.monotonic() + timeout
+    with store.pool.connection() as conn:
+        try:
+            row = conn.execute(HIGH_WATER).fetchone()
+            chosen = (
+                list(names)
+                if names is not None
+                else [
+                    name
+                    for (name,) in conn.execute("select name from pge_projection_definitions where lifecycle = 'async'")
+                ]
+            )
+            while True:
+                lagging = caught_up_blockers(conn, chosen, (row[0], row[1]) if row else None)
+                stopped = [name for name, status in lagging if status == "stopped"]
+                if stopped:
+                    raise ProjectionStoppedError(f"{', '.join(stopped)} stopped on an event: it will not catch up")
+                if not lagging:
+                    return
+                if time.monotonic() > deadline:
+                    lag = ", ".join(name for name, _ in lagging)
+                    raise WaitTimeoutError(
+                        f"async projections not caught up after {timeout:g} s: {lag} (is a daemon running?)",
+                        lagging=[name for name, _ in lagging],
+                    )
+                time.sleep(poll)
+        except psycopg.Error as exc:
+            raise translate(exc, "wait_for_projections") from exc

@@ -1,0 +1,392 @@
+"""The async daemon against a real PostgreSQL: exactly once, gap-safe, crash-proof."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from jsproj import simulate
+from jsproj.daemon import Daemon, ProjectionStoppedError
+from jsproj.deploy import deploy
+from jsproj.projections import Projections
+from jsproj.server import temporary_cluster
+from jsproj.status import WaitTimeoutError, projection_status, wait_for_projections
+from jsproj.store import EventStore
+from jsproj.views import export_views, fetch_view
+
+JSPROJ = Path(sys.executable).parent / "jsproj"
+
+COUNTERS = """
+projections.projectStream('Account').named('Balance').by({
+  $init: function () { return { balance: 0, moves: 0 }; },
+  Deposited: function (s, e) { s.balance += e.amount; s.moves += 1; },
+  Withdrawn: function (s, e) { s.balance -= e.amount; s.moves += 1; }
+});
+projections.aggregate('Totals').by({
+  $init: function () { return { events: 0, sum: 0 }; },
+  $any: function (s, e) { s.events += 1; s.sum += e.amount || 0; }
+});
+projections.projectView('ByAmount').identifiedBy(function (e) { return e.amount % 3; }).by({
+  $any: function (s) { s.n = (s.n || 0) + 1; }
+});
+"""
+SLOW = """
+projections.aggregate('Slow').by({
+  $any: function (s) { var t = Date.now(); while (Date.now() - t < 2) {} s.n = (s.n || 0) + 1; }
+});
+"""
+
+
+def sources(**files: str) -> list[dict[str, str]]:
+    return [{"file": f"{name}.js", "source": source} for name, source in files.items()]
+
+
+def append_accounts(store: EventStore, count: int, streams: int = 10, start: int = 0) -> None:
+    for n in range(start, start + count):
+        event = {"$type": "Withdrawn" if n % 4 == 3 else "Deposited", "amount": n % 7}
+        store.append({"id": f"acc-{n % streams}", "type": "Account", "data": event})
+
+
+def from_scratch(store: EventStore, files: list[dict[str, str]]) -> dict:
+    """A fold of every stored event, from scratch, by the Python host (simulation)."""
+    messages = [{"id": e.stream_id, "type": e.stream_type, "data": e.event, "timestamp": e.to_dict()["timestamp"]}
+                for e in read_everything(store)]  # fmt: skip
+    with Projections(files) as loaded:
+        views = simulate(loaded, messages)
+    return {"views": {k: v for k, v in views["views"].items()}, "aggregates": views["aggregates"]}
+
+
+def read_everything(store: EventStore) -> list:
+    events, after = [], 0
+    while page := store.read_all(after=after, limit=1000):
+        events += page
+        after = page[-1].position
+    return events
+
+
+def stored(store: EventStore, files: list[dict[str, str]]) -> dict:
+    """The stored views of the projections in ``files``."""
+    exported = export_views(store)
+    with Projections(files) as loaded:
+        names = set(loaded.names)
+    return {"views": {k: v for k, v in exported["views"].items() if k in names},
+            "aggregates": {k: v for k, v in exported["aggregates"].items() if k in names}}  # fmt: skip
+
+
+def same_as_from_scratch(store: EventStore, files: list[dict[str, str]]) -> None:
+    """Assert the stored views equal a fold of every stored event from scratch."""
+    have = stored(store, files)
+    want = from_scratch(store, files)
+    for kind in ("views", "aggregates"):
+        assert have[kind] == {name: want[kind][name] for name in have[kind]}, kind
+
+
+def wait_until(condition: Callable[[], bool], deadline: float = 60.0) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, "condition not met before the deadline"
+        time.sleep(0.02)
+
+
+@contextmanager
+def daemon_thread(dsn: str, **options) -> Iterator[Daemon]:
+    worker = Daemon(dsn, poll_interval=0.05, **options)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+
+def daemon_process(dsn: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(JSPROJ), "daemon", "--dsn", dsn, "--poll-interval", "0.05", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def progress(dsn: str, name: str) -> tuple[str, int, int]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "select status, last_position, events from pge_projection_progress where name = %s", (name,)
+        ).fetchone()
+
+
+def test_async_projections_catch_up_and_match_a_fold_from_scratch(store: EventStore, dsn: str) -> None:
+    files = sources(Counters=COUNTERS)
+    append_accounts(store, 150)
+    report = deploy(store, files, lifecycles={"Balance": "async", "Totals": "async", "ByAmount": "async"})
+    assert sorted(report.building) == ["Balance", "ByAmount", "Totals"]
+    append_accounts(store, 50, start=150)
+    Daemon(dsn, page_size=7).run(until_caught_up=True)
+    same_as_from_scratch(store, files)
+    assert {s.name: (s.status, s.lag_events) for s in projection_status(store)} == {
+        "Balance": ("running", 0),
+        "ByAmount": ("running", 0),
+        "Totals": ("running", 0),
+    }
+    with daemon_thread(dsn):
+        append_accounts(store, 40, start=200)
+        wait_for_projections(store, timeout=60)
+        same_as_from_scratch(store, files)
+        assert fetch_view(store, "Totals") == {"Totals": {"events": 240, "sum": sum(n % 7 for n in range(240))}}
+
+
+def test_wait_for_projections_times_out_without_a_daemon(store: EventStore) -> None:
+    deploy(store, sources(Counters=COUNTERS), lifecycles={"Totals": "async"})
+    append_accounts(store, 5)
+    with pytest.raises(WaitTimeoutError, match="Totals"):
+        wait_for_projections(store, timeout=0.3)
+
+
+@pytest.mark.parametrize("phase", ["build", "running"])
+def test_kill_minus_nine_in_the_middle_of_a_page_loses_and_doubles_nothing(
+    store: EventStore, dsn: str, phase: str
+) -> None:
+    files = sources(Slow=SLOW, Counters=COUNTERS)
+    deploy(store, files, lifecycles={"Slow": "async", "Totals": "async", "Balance": "live", "ByAmount": "live"})
+    if phase == "running":  # built first: the kill lands while pages are applied one by one
+        append_accounts(store, 10)
+        Daemon(dsn).run(until_caught_up=True)
+    append_accounts(store, 600, start=10)
+    # Pages of 10 slow events (~20 ms): a build writes its staging table every 20 pages.
+    first = daemon_process(dsn, "--page-size", "10" if phase == "build" else "100")
+    try:
+        if phase == "build":  # a build in progress: documents in the sandbox, some written to the staging table
+            wait_until(lambda: progress(dsn, "Slow")[0] == "build" and progress(dsn, "Slow")[2] > 0)
+        else:
+            wait_until(lambda: progress(dsn, "Slow")[1] > 10)
+        first.send_signal(signal.SIGKILL)  # a page of 100 slow events takes ~0.2 s: this lands inside one
+    finally:
+        first.wait(timeout=30)
+    total = 610 if phase == "running" else 600
+    assert progress(dsn, "Slow")[1] < 610, "killed before it was done"
+    second = subprocess.run([str(JSPROJ), "daemon", "--dsn", dsn, "--until-caught-up", "--poll-interval", "0.05"],
+                            capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    same_as_from_scratch(store, files)
+    assert fetch_view(store, "Slow") == {"Slow": {"n": total}}
+
+
+def test_two_daemons_share_the_work_and_never_double_apply(store: EventStore, dsn: str) -> None:
+    files = sources(Counters=COUNTERS, Slow=SLOW)
+    deploy(store, files, lifecycles={"Balance": "async", "Totals": "async", "ByAmount": "async", "Slow": "async"})
+    daemons = [daemon_process(dsn, "--page-size", "25"), daemon_process(dsn, "--page-size", "25")]
+    try:
+        wait_until(lambda: len({s.holder for s in projection_status(store) if s.holder}) == 2)
+        holders = [s.holder for s in projection_status(store) if s.lifecycle == "async"]
+        assert sorted(holders.count(h) for h in set(holders)) == [2, 2], "two projections each"
+        with ThreadPoolExecutor(3) as pool:  # .result() raises what a writer raised
+            for writing in [pool.submit(append_accounts, store, 100, 10, k * 100) for k in range(3)]:
+                writing.result()
+        wait_for_projections(store, timeout=120)
+        same_as_from_scratch(store, files)
+        assert fetch_view(store, "Slow") == {"Slow": {"n": 300}}
+    finally:
+        for process in daemons:
+            process.send_signal(signal.SIGTERM)
+        for process in daemons:
+            assert process.wait(timeout=30) == 0
+
+
+def test_the_slow_transaction_gap_never_loses_the_late_event(store: EventStore, dsn: str) -> None:
+    files = sources(Counters=COUNTERS)
+    deploy(store, files, lifecycles={"Totals": "async", "Balance": "async", "ByAmount": "async"})
+    append_accounts(store, 10)
+    with daemon_thread(dsn):
+        wait_for_projections(store, timeout=60)
+        slow = psycopg.connect(dsn)  # takes a position and stays open
+        try:
+            slow.execute(
+                "select pge_append(%s)",
+                (Jsonb({"id": "late", "type": "Account", "data": {"$type": "Deposited", "amount": 1000}}),),
+            )
+            append_accounts(store, 5, start=10)  # commits later positions
+            with pytest.raises(WaitTimeoutError):
+                wait_for_projections(store, timeout=1.0)  # the daemon must not pass the open transaction
+            assert fetch_view(store, "Totals")["Totals"]["events"] == 10
+            slow.commit()
+        finally:
+            slow.close()
+        wait_for_projections(store, timeout=60)
+    assert fetch_view(store, "Totals")["Totals"]["events"] == 16
+    same_as_from_scratch(store, files)
+
+
+def test_a_rebuild_under_concurrent_appends_ends_equal_to_a_fold_from_scratch(store: EventStore, dsn: str) -> None:
+    files = sources(Counters=COUNTERS)
+    deploy(store, files, lifecycles={"Balance": "async", "Totals": "async", "ByAmount": "async"})
+    append_accounts(store, 300)
+    Daemon(dsn).run(until_caught_up=True)
+    done = threading.Event()
+
+    def keep_appending() -> None:
+        n = 300
+        while not done.is_set():
+            append_accounts(store, 5, start=n)
+            n += 5
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        for name in ("Totals", "Balance", "ByAmount"):
+            rebuilt = subprocess.run([str(JSPROJ), "rebuild", name, "--dsn", dsn, "--json", "--page-size", "50"],
+                                     capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+            assert rebuilt.returncode == 0, rebuilt.stderr
+            assert json.loads(rebuilt.stdout)["events"] >= 300
+    finally:
+        done.set()
+        writer.join()
+    Daemon(dsn).run(until_caught_up=True)
+    same_as_from_scratch(store, files)
+
+
+def test_readers_see_the_old_view_until_a_rebuild_is_swapped_in(store: EventStore, dsn: str) -> None:
+    files = sources(Counters=COUNTERS)
+    deploy(store, files, lifecycles={"Totals": "async"})
+    append_accounts(store, 20)
+    Daemon(dsn).run(until_caught_up=True)
+    changed = COUNTERS.replace("s.events += 1;", "s.events += 100;")
+    deploy(store, sources(Counters=changed), lifecycles={"Totals": "async"})
+    assert fetch_view(store, "Totals") == {"Totals": {"events": 20, "sum": sum(n % 7 for n in range(20))}}, "old view"
+    assert progress(dsn, "Totals")[0] == "build"
+    Daemon(dsn).run(until_caught_up=True)
+    assert fetch_view(store, "Totals")["Totals"]["events"] == 2000
+
+
+POISON = """
+projections.projectStream('Ticket').named('Tickets').by({
+  $init: function () { return { open: false, notes: [] }; },
+  Opened: function (s) { s.open = true; },
+  Noted: function (s, e) {
+    if (!s.open) throw new Error('ticket is not open');
+    s.notes.push(e.text);
+  }
+});
+"""
+
+
+def test_a_poison_event_is_dead_lettered_and_the_projection_goes_on(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Poison=POISON), lifecycles={"Tickets": "async"}, on_error={"Tickets": "dead-letter"})
+    store.append({"id": "t1", "type": "Ticket", "data": [{"$type": "Noted", "text": "early"}, {"$type": "Opened"}]})
+    store.append({"id": "t1", "data": {"$type": "Noted", "text": "later"}})
+    store.append({"id": "t2", "type": "Ticket", "data": [{"$type": "Opened"}, {"$type": "Noted", "text": "fine"}]})
+    Daemon(dsn, page_size=2).run(until_caught_up=True)
+    assert fetch_view(store, "Tickets") == {
+        "t1": {"open": True, "notes": ["later"]},
+        "t2": {"open": True, "notes": ["fine"]},
+    }
+    letters = json.loads(subprocess.run([str(JSPROJ), "dead-letters", "--dsn", dsn, "--json"],
+                                        capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    assert [(d["projection"], d["position"], d["eventType"], d["streamId"]) for d in letters] == [
+        ("Tickets", 1, "Noted", "t1")
+    ]
+    assert letters[0]["error"]["error"] == {"name": "Error", "message": "ticket is not open"}
+    assert "Poison.js:6:" in letters[0]["error"]["stack"]
+    assert [s.dead_letters for s in projection_status(store)] == [1]
+    # Retried now that the ticket is open, the note applies (after the later one).
+    retried = json.loads(subprocess.run([str(JSPROJ), "retry", "Tickets", "--dsn", dsn, "--json"],
+                                        capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    assert retried == {"projection": "Tickets", "resumed": False, "deadLetters": 1, "applied": 1}
+    assert fetch_view(store, "Tickets", "t1") == {"open": True, "notes": ["later", "early"]}
+
+
+def test_a_poison_event_stops_the_projection_when_that_is_its_policy(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Poison=POISON), lifecycles={"Tickets": "async"})  # the default policy: stop
+    store.append({"id": "t1", "type": "Ticket", "data": [{"$type": "Opened"}, {"$type": "Noted", "text": "a"}]})
+    Daemon(dsn).run(until_caught_up=True)
+    store.append({"id": "t2", "type": "Ticket", "data": [{"$type": "Noted", "text": "too early"}, {"$type": "Opened"}]})
+    with pytest.raises(ProjectionStoppedError, match="Tickets stopped on an event"):
+        Daemon(dsn, page_size=1).run(until_caught_up=True)
+    status, position, _ = progress(dsn, "Tickets")
+    assert (status, position) == ("stopped", 2), (
+        "stopped on the poison event (position 3), with everything before it applied"
+    )
+    [state] = [s for s in projection_status(store) if s.name == "Tickets"]
+    assert state.error["message"].startswith("projection Tickets failed on Noted event")
+    with pytest.raises(ProjectionStoppedError):
+        wait_for_projections(store, timeout=5)
+    fixed = POISON.replace("if (!s.open) throw new Error('ticket is not open');", "")
+    deploy(store, sources(Poison=fixed), lifecycles={"Tickets": "async"})  # changed: rebuilt by the daemon
+    Daemon(dsn).run(until_caught_up=True)
+    assert fetch_view(store, "Tickets", "t2") == {"open": True, "notes": ["too early"]}
+
+
+def test_the_daemon_rides_out_a_postgresql_restart() -> None:
+    cluster = temporary_cluster()
+    cluster.init(durable=False)
+    cluster.start()
+    try:
+        files = sources(Counters=COUNTERS)
+        with EventStore(cluster.dsn) as store:
+            store.migrate()
+            deploy(store, files, lifecycles={"Totals": "async", "Balance": "async"})
+            append_accounts(store, 50)
+        with daemon_thread(cluster.dsn) as worker:
+            with EventStore(cluster.dsn) as store:
+                wait_for_projections(store, timeout=60)
+            cluster.stop()
+            cluster.start()
+            with EventStore(cluster.dsn) as store:
+                append_accounts(store, 50, start=50)
+                wait_for_projections(store, timeout=60)
+                assert fetch_view(store, "Totals")["Totals"]["events"] == 100
+                same_as_from_scratch(store, files)
+            assert worker.held, "it holds its projections again"
+    finally:
+        cluster.destroy()
+
+
+def test_sigterm_finishes_the_page_and_exits_cleanly(store: EventStore, dsn: str) -> None:
+    files = sources(Slow=SLOW)
+    deploy(store, files, lifecycles={"Slow": "async"})
+    append_accounts(store, 400)
+    process = daemon_process(dsn, "--page-size", "100")
+    wait_until(lambda: progress(dsn, "Slow")[1] > 0)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    _, stderr = process.communicate()
+    assert "stopped" in stderr
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select count(*) from pge_daemons").fetchone()[0] == 0, "it signed out"
+    Daemon(dsn).run(until_caught_up=True)
+    assert fetch_view(store, "Slow") == {"Slow": {"n": 400}}
+
+
+def test_only_the_chosen_projections(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Counters=COUNTERS), lifecycles={"Totals": "async", "Balance": "async"})
+    append_accounts(store, 10)
+    Daemon(dsn, names=["Totals"]).run(until_caught_up=True)
+    assert progress(dsn, "Totals")[0] == "running"
+    assert progress(dsn, "Balance")[0] == "build"
+
+
+def test_status_shows_lag_holders_and_the_cli(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Counters=COUNTERS), lifecycles={"Totals": "async"})
+    append_accounts(store, 10)
+    status = json.loads(subprocess.run([str(JSPROJ), "status", "--dsn", dsn, "--json"],
+                                       capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    totals = next(s for s in status if s["name"] == "Totals")
+    assert (totals["status"], totals["lag_events"], totals["high_water"], totals["holder"]) == ("build", 10, 10, None)
+    balance = next(s for s in status if s["name"] == "Balance")
+    assert (balance["lifecycle"], balance["status"], balance["lag_events"]) == ("inline", "current", None)
+    with daemon_thread(dsn) as worker:
+        wait_for_projections(store, timeout=60)
+        wait_until(lambda: any(s.holder == worker.id for s in projection_status(store)))
+    table = subprocess.run([str(JSPROJ), "status", "--dsn", dsn], capture_output=True, text=True, check=True).stdout
+    assert "Totals" in table and "running" in table and "10/10" in table
