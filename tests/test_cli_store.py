@@ -150,7 +150,10 @@ def test_unknown_streams_projections_and_servers(dsn: str) -> None:
 
 def test_migrate_reports_what_it_did(dsn: str) -> None:
     done = jsproj("migrate", "--dsn", dsn, "--schema", "other", "--json")
-    assert json.loads(done.stdout) == {"schema": "other", "applied": ["0001_event_store", "0002_projections", "0003_async"]}
+    assert json.loads(done.stdout) == {
+        "schema": "other",
+        "applied": ["0001_event_store", "0002_projections", "0003_async"],
+    }
     assert jsproj("migrate", "--dsn", dsn, "--schema", "other").stdout == "schema other is up to date\n"
     bad = jsproj("migrate", "--dsn", dsn, "--schema", "no-dashes")
     assert bad.returncode == 1

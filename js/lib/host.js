@@ -112,11 +112,16 @@ jsproj.host = {
     fold = { projections: request.projections.slice(), dirty: new Map() };
     return { projections: fold.projections };
   }),
-  // {events: [records]} -> fold a page into the build's documents (all or nothing).
+  // {events: [records], projections?: [some of the build's]} -> fold a page into the build's
+  // documents (all or nothing).
   foldPage: entry(function (text) {
     if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
     var batch = JSON.parse(text);
-    var result = jsproj.applyInMemory(loaded(), batch.events, { projections: fold.projections });
+    var names = batch.projections || fold.projections;
+    names.forEach(function (name) {
+      if (fold.projections.indexOf(name) < 0) throw jsproj.fail('EngineError', name + ' is not part of the build');
+    });
+    var result = jsproj.applyInMemory(loaded(), batch.events, { projections: names });
     Object.keys(result.changes).forEach(function (name) {
       var dirty = fold.dirty.get(name);
       if (!dirty) { dirty = new Set(); fold.dirty.set(name, dirty); }
@@ -125,6 +130,20 @@ jsproj.host = {
       change.deletes.forEach(function (id) { dirty.add(id); });
     });
     return { events: batch.events.length };
+  }),
+  // A page of events as lines (see records.js) -> fold it into the build's documents.
+  foldLines: entry(function (text) {
+    if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
+    var records = jsproj.recordsFromLines(text);
+    var result = jsproj.applyInMemory(loaded(), records, { projections: fold.projections });
+    Object.keys(result.changes).forEach(function (name) {
+      var dirty = fold.dirty.get(name);
+      if (!dirty) { dirty = new Set(); fold.dirty.set(name, dirty); }
+      var change = result.changes[name];
+      Object.keys(change.upserts).forEach(function (id) { dirty.add(id); });
+      change.deletes.forEach(function (id) { dirty.add(id); });
+    });
+    return { events: records.length };
   }),
   // -> {changes: {name: {upserts, deletes}}}: the build's documents changed since the last flush.
   foldFlush: entry(function () {

@@ -236,10 +236,19 @@ class Projections:
         self._fold_restarts = self.sandbox.restarts
         self.sandbox.call("foldStart", _json({"projections": list(names)}))
 
-    def fold_page(self, events: Events) -> int:
-        """Fold a page of records into the build (all of it, or nothing and the first handler error)."""
+    def fold_page(self, events: Events, only: Iterable[str] | None = None) -> int:
+        """Fold a page of records into the build (all of it, or nothing and the first handler error).
+
+        ``only`` folds it into some of the build's projections.
+        """
         self._check_fold()
-        return self.sandbox.call("foldPage", f'{{"events":{_events_json(events)}}}')["events"]
+        subset = "" if only is None else f',"projections":{_json(list(only))}'
+        return self.sandbox.call("foldPage", f'{{"events":{_events_json(events)}{subset}}}')["events"]
+
+    def fold_lines(self, text: str) -> int:
+        """Fold a page given as record lines (see js/lib/records.js) into the build."""
+        self._check_fold()
+        return self.sandbox.call("foldLines", text)["events"]
 
     def fold_flush(self) -> dict[str, Change]:
         """The build's documents changed since the last flush (a deleted one is in ``deletes``)."""

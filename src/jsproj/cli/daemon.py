@@ -162,7 +162,7 @@ def _rebuild(
         if control.execute(sql.SQL("select pg_try_advisory_lock({})").format(lock_key(name))).fetchone()[0]:
             try:
                 with Projections(deployed_sources(work), **limits) as loaded:
-                    return build(work, loaded, name, on_error, page_size, on_progress=advance)
+                    return build(work, loaded, [name], {name: on_error}, page_size, on_progress=advance)
             finally:
                 control.execute(sql.SQL("select pg_advisory_unlock({})").format(lock_key(name)))
     while True:  # a daemon holds it: follow its build
