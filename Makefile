@@ -54,6 +54,8 @@ bench: install pg-extensions
 	$(BIN)/python bench/engine_fold.py
 	$(BIN)/python bench/store_bench.py
 	$(BIN)/python bench/inline_bench.py
+	$(BIN)/python bench/rebuild_bench.py
+	$(BIN)/python bench/page_size_bench.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -3,13 +3,15 @@
 One throwaway PostgreSQL cluster; the same events and projections (a stream
 projection and an aggregate) for every contender, in one run:
 
-  * jsproj's daemon building both (one pass, one engine call per page);
+  * `jsproj daemon --until-caught-up` building both (one pass, one engine
+    call per page);
   * a Node.js program with the `pg` package folding the same events with the
     same engine (js/) and writing the same documents (bench/node/rebuild.js);
   * jsproj's daemon on a tenth of the events, to compare peak memory.
 
-Prints events/s, the ratio to Node, and peak RSS (the daemon's process plus
-its V8 worker). Not a test.
+Times are each process's wall time, start to exit. Prints events/s, the
+ratio to Node, and peak RSS (the daemon's process plus its V8 worker; how it
+grows during the large rebuild). Not a test.
 
     python bench/rebuild_bench.py [--events 1000000] [--streams 10000]
 """
@@ -18,16 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import psycopg
 
-from jsproj.daemon import Daemon
 from jsproj.deploy import deploy
 from jsproj.server import Cluster, temporary_cluster
 from jsproj.store import EventStore
@@ -75,24 +74,23 @@ def process_tree_rss(pid: int) -> int:
     return total
 
 
-def daemon_build(dsn: str, page_size: int) -> tuple[float, int]:
-    """Build both projections with the daemon; returns (seconds, peak RSS of this process and its worker)."""
-    peak, done = [0], threading.Event()
+def daemon_build(dsn: str, page_size: int) -> tuple[float, int, list[int]]:
+    """Build both projections with ``jsproj daemon --until-caught-up`` in its own process.
 
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], process_tree_rss(os.getpid()))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
+    Returns (seconds, peak RSS of the daemon and its V8 worker, RSS sampled every 0.05 s).
+    """
+    jsproj = Path(sys.executable).parent / "jsproj"
+    argv = [str(jsproj), "daemon", "--until-caught-up", "--page-size", str(page_size), "--dsn", dsn]
+    samples: list[int] = []
     started = time.perf_counter()
-    try:
-        Daemon(dsn, page_size=page_size).run(until_caught_up=True)
-    finally:
-        done.set()
-        sampler.join()
-    return time.perf_counter() - started, peak[0]
+    with subprocess.Popen(argv, stderr=subprocess.DEVNULL) as daemon:
+        while daemon.poll() is None:
+            samples.append(process_tree_rss(daemon.pid))
+            time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    if daemon.returncode != 0:
+        raise SystemExit(f"the daemon failed with exit code {daemon.returncode}")
+    return seconds, max(samples), samples
 
 
 def fresh_database(cluster: Cluster, name: str, events: int, streams: int) -> str:
@@ -107,10 +105,12 @@ def fresh_database(cluster: Cluster, name: str, events: int, streams: int) -> st
 
 
 def node_build(cluster: Cluster, database: str, page_size: int) -> dict:
+    """Run bench/node/rebuild.js; its ``seconds`` become the process's wall time, as for the daemon."""
     script = str(HERE / "node" / "rebuild.js")
     argv = [script, str(cluster.socket_dir), str(cluster.port), "jsproj", database, str(page_size)]
+    started = time.perf_counter()
     done = subprocess.run(["node", *argv], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    return {**json.loads(done.stdout), "seconds": time.perf_counter() - started}
 
 
 def check_same(dsn: str) -> None:
@@ -129,17 +129,17 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=5000)
     args = parser.parse_args()
     if not (HERE / "node" / "node_modules" / "pg").is_dir():
-        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=HERE / "node", check=True)
+        subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=HERE / "node", check=True)
     cluster = temporary_cluster(prefix="jsproj-pg-bench-", shared_buffers="512MB")
     cluster.init(durable=True)
     cluster.start()
     try:
         big = fresh_database(cluster, "rebuild_big", args.events, args.streams)
         small = fresh_database(cluster, "rebuild_small", args.events // 10, args.streams)
-        seconds, rss = daemon_build(big, args.page_size)
+        seconds, rss, series = daemon_build(big, args.page_size)
         node = node_build(cluster, "rebuild_big", args.page_size)
         check_same(big)
-        small_seconds, small_rss = daemon_build(small, args.page_size)
+        small_seconds, small_rss, _ = daemon_build(small, args.page_size)
     finally:
         cluster.destroy()
     ours = args.events / seconds
@@ -149,11 +149,13 @@ def main() -> int:
           f"page size {args.page_size}, durable PostgreSQL 15")  # fmt: skip
     small = args.events // 10
     node_rss = node["peakRss"] / mb
-    print(f"jsproj daemon:  {ours:>10,.0f} events/s ({seconds:.1f} s)  peak RSS {rss / mb:,.0f} MB (+ V8 worker)")
+    print(f"jsproj daemon:  {ours:>10,.0f} events/s ({seconds:.1f} s)  peak RSS {rss / mb:,.0f} MB (and V8 worker)")
     print(f"Node.js + pg:   {theirs:>10,.0f} events/s ({node['seconds']:.1f} s)  peak RSS {node_rss:,.0f} MB")
     print(f"jsproj / Node:  {ours / theirs:.2f}x  (target >= 1.0x and >= 100k events/s)")
     print(f"jsproj, {small:,} events: {small / small_seconds:,.0f} events/s, peak RSS {small_rss / mb:,.0f} MB")
     print(f"peak RSS {args.events:,} / {small:,} events: {rss / small_rss:.2f}x  (target: about the same)")
+    quarters = [max(series[: max(1, len(series) * q // 4)]) / mb for q in (1, 2, 3, 4)]
+    print("large rebuild, peak RSS after 1/4, 1/2, 3/4, all: " + ", ".join(f"{q:,.0f} MB" for q in quarters))
     return 0
 
 

@@ -167,9 +167,18 @@ class InlineHost:
 
 @dataclass
 class AsyncHost:
-    """Async projections: deploy every projection async, append, run a daemon until caught up, export."""
+    """Async projections: deploy every projection async, append, run a daemon until caught up, export.
 
-    name: str = "async"
+    ``build``: the daemon builds the projections from the whole log (the
+    in-memory fold); ``follow``: it is caught up before the appends and
+    applies them page by page (documents read, applied and written).
+    """
+
+    mode: str
+
+    @property
+    def name(self) -> str:
+        return f"async-{self.mode}"
 
     def run(self, case: Path, page_size: int, databases: Databases) -> dict[str, Any]:
         from jsproj.daemon import Daemon
@@ -180,6 +189,8 @@ class AsyncHost:
             def deploy_async(store: EventStore, loaded: Projections) -> None:
                 deploy(store, read_folder(case / "projections"), lifecycles=dict.fromkeys(loaded.names, "async"),
                        on_error=dict.fromkeys(loaded.names, "stop"))  # fmt: skip
+                if self.mode == "follow":
+                    Daemon(dsn, page_size=page_size).run(until_caught_up=True)
 
             stored_events(case, dsn, page_size, deploy_async)
             stopped = None
@@ -239,7 +250,15 @@ def plv8_available(dsn: str) -> bool:
         return conn.execute("select count(*) from pg_available_extensions where name = 'plv8'").fetchone()[0] > 0
 
 
-HOSTS: list[Host] = [PythonHost(), NodeHost(), InlineHost("python"), InlineHost("plpython"), AsyncHost(), LiveHost()]
+HOSTS: list[Host] = [
+    PythonHost(),
+    NodeHost(),
+    InlineHost("python"),
+    InlineHost("plpython"),
+    AsyncHost("build"),
+    AsyncHost("follow"),
+    LiveHost(),
+]
 DESCRIBING_HOSTS = [PythonHost(), NodeHost()]
 
 

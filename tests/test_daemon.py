@@ -276,6 +276,28 @@ def test_readers_see_the_old_view_until_a_rebuild_is_swapped_in(store: EventStor
     assert fetch_view(store, "Totals")["Totals"]["events"] == 2000
 
 
+def test_a_projection_stopped_during_its_build_resumes_by_building_again(store: EventStore, dsn: str) -> None:
+    """retry after a build stopped (here on a time limit) must not fold the log again on top of old documents."""
+    deploy(store, sources(Counters=COUNTERS), lifecycles={"Balance": "async"})
+    append_accounts(store, 40)
+    Daemon(dsn).run(until_caught_up=True)
+    heavy = COUNTERS.replace(
+        "Withdrawn: function (s, e) {", "Withdrawn: function (s, e) { for (var i = 0; i < 3e7; i++) {}"
+    )
+    files = sources(Counters=heavy)
+    deploy(store, files, lifecycles={"Balance": "async"})
+    with pytest.raises(ProjectionStoppedError, match="Balance"):
+        Daemon(dsn, timeout=0.005).run(until_caught_up=True)
+    assert progress(dsn, "Balance")[0] == "stopped"
+    resumed = json.loads(subprocess.run([str(JSPROJ), "retry", "Balance", "--dsn", dsn, "--json"],
+                                        capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    assert resumed["resumed"] is True
+    assert progress(dsn, "Balance")[0] == "build", "no progress to resume from: it builds again"
+    Daemon(dsn).run(until_caught_up=True)
+    same_as_from_scratch(store, files)
+    assert fetch_view(store, "Balance", "acc-0")["moves"] == 4
+
+
 POISON = """
 projections.projectStream('Ticket').named('Tickets').by({
   $init: function () { return { open: false, notes: [] }; },
@@ -332,6 +354,16 @@ def test_a_poison_event_stops_the_projection_when_that_is_its_policy(store: Even
     deploy(store, sources(Poison=fixed), lifecycles={"Tickets": "async"})  # changed: rebuilt by the daemon
     Daemon(dsn).run(until_caught_up=True)
     assert fetch_view(store, "Tickets", "t2") == {"open": True, "notes": ["too early"]}
+
+
+def test_a_rebuild_that_stops_on_a_poison_event_fails_the_command(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Poison=POISON), lifecycles={"Tickets": "async"})
+    store.append({"id": "t1", "type": "Ticket", "data": [{"$type": "Noted", "text": "too early"}]})
+    rebuilt = subprocess.run([str(JSPROJ), "rebuild", "Tickets", "--dsn", dsn, "--json"],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert rebuilt.returncode != 0
+    assert json.loads(rebuilt.stdout)["error"]["message"].startswith("Tickets stopped during its rebuild")
+    assert progress(dsn, "Tickets")[0] == "stopped"
 
 
 def test_the_daemon_rides_out_a_postgresql_restart() -> None:

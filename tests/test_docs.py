@@ -81,6 +81,30 @@ def test_readme_python_blocks_run() -> None:
         os.chdir(cwd)
 
 
+def test_daemon_doc_python_blocks_run(store) -> None:
+    """docs/daemon.md's Python runs against a store with the quest projections async and a daemon running."""
+    import threading
+
+    from jsproj.daemon import Daemon
+    from jsproj.deploy import deploy
+    from jsproj.projections import read_folder
+
+    code = [body for lang, _, body in blocks(ROOT / "docs" / "daemon.md") if lang == "python"]
+    assert code
+    quest = ROOT / "src" / "jsproj" / "examples" / "quest" / "projections"
+    deploy(store, read_folder(quest), lifecycles={"Party": "async", "Traveled": "async"})
+    daemon = Daemon(store.dsn, poll_interval=0.05)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        for body in code:
+            exec(compile(body, "daemon.md", "exec"), {"store": store})  # noqa: S102 -- the doc's own example
+    finally:
+        daemon.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
 def shell_commands() -> list[str]:
     commands = []
     for path in DOCS:

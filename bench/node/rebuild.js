@@ -3,7 +3,8 @@
 // What a JavaScript shop would write to rebuild projections from jsproj's
 // event log: the `pg` package reads pages of events in the order readers
 // see (transaction, position), the same engine (js/) folds them in memory,
-// and the documents are written at the end. Prints {"seconds", "events", "peakRss"}.
+// and the documents are written at the end. Prints {"seconds", "events", "peakRss"}
+// (seconds from the first read to the last write).
 
 const fs = require('fs');
 const path = require('path');

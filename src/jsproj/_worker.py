@@ -24,6 +24,9 @@ EVAL_OPERATIONS = frozenset({"route", "apply", "normalize"})
 # on mini-racer's V8 thread); larger ones as a function argument (three tasks,
 # but no parsing of a huge literal).
 SMALL = 65536
+# V8's young generation grows to 16 MB semi-spaces by default; capped at 8 MB
+# a long fold peaks ~50 MB lower at the same speed (bench/rebuild_bench.py).
+V8_FLAGS = ("--single-threaded", "--max-semi-space-size=8")
 
 
 def error_answer(kind: str, message: str, **fields: object) -> str:
@@ -34,12 +37,13 @@ class Worker:
     """One V8 isolate with the engine loaded, and the limits of every call."""
 
     def __init__(self, timeout: float, memory_limit: int) -> None:
-        from py_mini_racer import MiniRacer
+        from py_mini_racer import MiniRacer, init_mini_racer
 
         from jsproj.jsbundle import engine_files, lockdown_source
 
         self.timeout = timeout
         self.memory_limit = memory_limit
+        init_mini_racer(flags=V8_FLAGS)
         self.racer = MiniRacer()
         self.racer.set_hard_memory_limit(memory_limit)
         self.racer.eval("globalThis.jsproj = {};")

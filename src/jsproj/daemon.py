@@ -38,7 +38,7 @@ from jsproj.projections import Projections
 from jsproj.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from jsproj.store import translate
 
-DEFAULT_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 5000  # events per page: measured by bench/page_size_bench.py (docs/benchmarks.md)
 LOCK_CLASS = 1246974038  # advisory locks (LOCK_CLASS, hashtext(projection)): who works on a projection
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 30.0
@@ -523,9 +523,10 @@ def build(
     One pass over the event log serves every projection: the documents are
     folded in the sandbox's memory (one call per page, no document reads),
     written to a staging table per projection every few pages, and swapped for
-    the live ones in one transaction that also catches up with the events
-    appended meanwhile and sets the progress -- so readers see the old views
-    until the new ones are complete. The caller holds the projections' locks.
+    the live ones in one transaction that sets the progress to the last event
+    folded -- so readers see the old views until the new ones are complete;
+    events appended meanwhile are then applied like any others, page by page.
+    The caller holds the projections' locks.
     A projection that stops (policy 'stop') leaves the build; the others go on.
     """
     names = list(names)
@@ -548,33 +549,43 @@ def build(
         conn.execute(sql.SQL("drop table if exists {}").format(staging[name]))
         active.remove(name)
 
+    def lost(exc: errors.SandboxLimitError) -> None:
+        """A time or memory limit restarted the sandbox, and the build's documents went with it:
+        the projection at fault stops, the others build again on the daemon's next round."""
+        culprit = exc.info.get("projection")
+        for name in list(active):
+            if culprit is None or name == culprit:
+                leave(name, exc)
+            else:
+                conn.execute(sql.SQL("drop table if exists {}").format(staging[name]))
+                active.remove(name)
+        conn.commit()
+
     def fold(page: Page) -> None:
         """Fold a page into every active projection; a poison event only affects its projection."""
         work = [(list(active), page.records, list(page.positions))]
-        while work:
-            subset, records, positions = work.pop()
-            if not positions or not subset:
-                continue
-            try:
-                projections.fold_page(records, only=subset)
-            except errors.SandboxLimitError as exc:
-                for name in list(active):  # the sandbox restarted, and the build's documents with it
-                    leave(name, exc)
-                conn.commit()
-                return
-            except errors.ProjectionHandlerError as exc:
-                culprit = exc.info["projection"]
-                index = positions.index(exc.info["position"])
-                rest, before, failed = _without(records, index)
-                work.append(([n for n in subset if n != culprit], records, positions))
-                if on_error.get(culprit) == "dead-letter":
-                    _dead_letter(conn, culprit, json.loads(failed), exc)
-                    work.append(([culprit], rest, positions[:index] + positions[index + 1 :]))
-                else:
-                    if index:
-                        projections.fold_page(before, only=[culprit])
-                    leave(culprit, exc)
-                conn.commit()
+        try:
+            while work:
+                subset, records, positions = work.pop()
+                if not positions or not subset:
+                    continue
+                try:
+                    projections.fold_page(records, only=subset)
+                except errors.ProjectionHandlerError as exc:
+                    culprit = exc.info["projection"]
+                    index = positions.index(exc.info["position"])
+                    rest, before, failed = _without(records, index)
+                    work.append(([n for n in subset if n != culprit], records, positions))
+                    if on_error.get(culprit) == "dead-letter":
+                        _dead_letter(conn, culprit, json.loads(failed), exc)
+                        work.append(([culprit], rest, positions[:index] + positions[index + 1 :]))
+                    else:
+                        if index:
+                            projections.fold_page(before, only=[culprit])
+                        leave(culprit, exc)
+                    conn.commit()
+        except errors.SandboxLimitError as exc:
+            lost(exc)
 
     def flush() -> None:
         for name, change in projections.fold_flush().items():
@@ -596,7 +607,10 @@ def build(
         try:
             projections.fold_lines(page.text)
             return page
-        except (errors.ProjectionHandlerError, errors.SandboxLimitError):
+        except errors.SandboxLimitError as exc:
+            lost(exc)
+            return page
+        except errors.ProjectionHandlerError:
             records = _read_page(conn, PAGE_OF_RECORDS, names[0], after, page_size)
             assert records is not None
             fold(records)
@@ -632,11 +646,8 @@ def build(
         conn.commit()
         return total
 
-    conn.execute("set timezone = 'UTC'")
-    with conn.transaction():  # catch up with what was appended meanwhile, and swap
-        while (page := _read_lines(conn, after, page_size)) is not None:
-            folded = fold_page_read(page, after)
-            after, total = (folded.last_tx, folded.last_position), total + folded.count
+    conn.commit()
+    with conn.transaction():  # swap; what was appended meanwhile comes next, page by page
         flush()
         for name in active:
             if kinds[name] == "aggregate":
@@ -662,6 +673,24 @@ def build(
             (after[0], after[1], total, active),
         )
     return total
+
+
+def resume(conn: psycopg.Connection, name: str) -> bool:
+    """Restart a stopped async projection where it stopped; False if it was not stopped.
+
+    One that stopped during a build has no progress yet (and perhaps the
+    documents of an older definition): it builds again.
+    """
+    return (
+        conn.execute(
+            """update pge_projection_progress
+               set status = case when last_tx = '0' and last_position = 0 then 'build' else 'running' end,
+                   error = null, updated_at = now()
+               where name = %s and status = 'stopped'""",
+            (name,),
+        ).rowcount
+        == 1
+    )
 
 
 def retry_dead_letters(

@@ -17,7 +17,7 @@ from rich.table import Table
 from jsproj import errors
 from jsproj.cli.common import echo_json, json_errors, json_option, sandbox_options, store_options
 from jsproj.cli.store import open_store
-from jsproj.daemon import DEFAULT_PAGE_SIZE, Daemon, build, lock_key, retry_dead_letters
+from jsproj.daemon import DEFAULT_PAGE_SIZE, Daemon, build, lock_key, resume, retry_dead_letters
 from jsproj.inline import deployed_sources
 from jsproj.projections import Projections
 from jsproj.store import EventStore
@@ -162,10 +162,10 @@ def _rebuild(
         if control.execute(sql.SQL("select pg_try_advisory_lock({})").format(lock_key(name))).fetchone()[0]:
             try:
                 with Projections(deployed_sources(work), **limits) as loaded:
-                    return build(work, loaded, [name], {name: on_error}, page_size, on_progress=advance)
+                    build(work, loaded, [name], {name: on_error}, page_size, on_progress=advance)
             finally:
                 control.execute(sql.SQL("select pg_advisory_unlock({})").format(lock_key(name)))
-    while True:  # a daemon holds it: follow its build
+    while True:  # built here (running or stopped now), or a daemon holds it: follow its build
         status, events, error = control.execute(
             "select status, events, error from pge_projection_progress where name = %s", (name,)
         ).fetchone()
@@ -242,11 +242,7 @@ def retry(name: str, dsn: str | None, schema: str | None, timeout: float, memory
     """
     limits = {"timeout": timeout, "memory_limit": memory_limit * 1024 * 1024}
     with json_errors(as_json), open_store(dsn, schema) as store, _connect(store) as control:
-        resumed = control.execute(
-            "update pge_projection_progress set status = 'running', error = null "
-            "where name = %s and status = 'stopped'",
-            (name,),
-        ).rowcount
+        resumed = resume(control, name)
         requested = control.execute("update pge_dead_letters set retry = true where projection = %s", (name,)).rowcount
         applied = None
         if (
