@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from jsproj import errors
 from jsproj.deploy import deploy
+from jsproj.eventsfile import as_messages
 from jsproj.live import aggregate
 from jsproj.projections import Projections, read_folder
 from jsproj.simulation import simulate
@@ -98,36 +99,6 @@ class NodeHost:
         return [{"name": i["name"], "kind": i["kind"], "lifecycle": i["lifecycle"]} for i in output]
 
 
-def messages(records: list[dict[str, Any]], page_size: int) -> list[dict[str, Any]]:
-    """Append messages for a case's event records: runs of one stream's events, at most ``page_size`` each.
-
-    Ids and timestamps were assigned by the engine (deterministically), so the
-    store holds the same events as the simulation sees.
-    """
-    grouped: list[dict[str, Any]] = []
-    for record in records:
-        last = grouped[-1] if grouped else None
-        if (
-            last is not None
-            and last["id"] == record["streamId"]
-            and last["timestamp"] == record["timestamp"]
-            and last["metadata"] == record["metadata"]
-            and len(last["data"]) < page_size
-        ):
-            last["data"].append(record["event"])
-            continue
-        grouped.append(
-            {
-                "id": record["streamId"],
-                "type": record["streamType"],
-                "timestamp": record["timestamp"],
-                "metadata": record["metadata"],
-                "data": [record["event"]],
-            }
-        )
-    return grouped
-
-
 def stored_events(
     case: Path, dsn: str, page_size: int, before_append: Callable[[EventStore, Projections], None]
 ) -> None:
@@ -136,7 +107,7 @@ def stored_events(
         records = loaded.normalize(events_file(case).read_text("utf-8"), now=NOW)
         with EventStore(dsn, max_size=2) as store:
             before_append(store, loaded)
-            for message in messages(records, page_size):
+            for message in as_messages(records, page_size):
                 store.append(message)
 
 

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-JSPROJ = Path(sys.executable).parent / "jsproj"
-QUEST = ROOT / "src" / "jsproj" / "examples" / "quest"
+from clihelp import JSPROJ, QUEST, ROOT, jsproj
+
 CASES = ROOT / "tests" / "conformance"
-
-
-def jsproj(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(JSPROJ), *args], input=stdin, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_simulate_json_prints_exactly_one_json_document() -> None:
@@ -127,25 +122,28 @@ def test_sandbox_limits_are_options(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: projection Spin (on A event at position 1) ran past the time limit of 0.5 s")
 
 
-def test_demo_runs_the_bundled_example() -> None:
-    done = jsproj("demo")
-    assert done.returncode == 0, done.stderr
-    assert "Party (2 documents)" in done.stdout
-    assert "Try next:" in done.stdout
-    views = json.loads(jsproj("demo", "--json").stdout)
-    assert views["aggregates"]["Traveled"]["traveled"] == 372
-
-
 def test_every_command_has_help_with_examples() -> None:
     top = jsproj("--help")
     assert top.returncode == 0
-    for command in ("simulate", "demo"):
-        assert command in top.stdout
-        assert jsproj(command, "--help").returncode == 0
-    assert "Examples:" in jsproj("simulate", "--help").stdout
+    commands = [line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert {"demo", "init", "check", "test", "repl", "simulate", "daemon", "status"} <= set(commands)
+    for command in commands:
+        done = jsproj(command, "--help")
+        assert done.returncode == 0, command
+        assert "Examples:" in done.stdout, f"jsproj {command} --help has no examples"
 
 
 def test_version() -> None:
     done = jsproj("--version")
     assert done.returncode == 0
     assert "0.1.0" in done.stdout
+
+
+def test_shell_completion_scripts_are_generated() -> None:
+    for shell, marker in (("bash", "complete -o nosort -F"), ("zsh", "compdef"), ("fish", "complete --no-files")):
+        env = {**os.environ, "_JSPROJ_COMPLETE": f"{shell}_source"}
+        done = subprocess.run([str(JSPROJ)], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and marker in done.stdout, shell
+    env = {**os.environ, "_JSPROJ_COMPLETE": "bash_complete", "COMP_WORDS": "jsproj dea", "COMP_CWORD": "1"}
+    done = subprocess.run([str(JSPROJ)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert "dead-letters" in done.stdout

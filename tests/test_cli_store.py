@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,26 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-JSPROJ = Path(sys.executable).parent / "jsproj"
-QUEST = ROOT / "src" / "jsproj" / "examples" / "quest"
-
-
-def jsproj(
-    *args: str, cwd: Path | None = None, stdin: str | None = None, env: dict | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("JSPROJ_")}
-    environment.update(env or {})
-    return subprocess.run(
-        [str(JSPROJ), *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=environment,
-    )
+from clihelp import QUEST, jsproj
 
 
 def rows(dsn: str) -> tuple[int, int]:
@@ -275,3 +254,14 @@ def test_sql_prints_a_deployment_for_a_dba() -> None:
     assert done.stdout.startswith("-- jsproj deployment: 5 projections, engine plpython, schema public")
     assert "language plpython3u" in done.stdout and "pge_deploy(" in done.stdout
     assert jsproj("sql", "--projections", str(QUEST / "projections")).returncode == 2, "--engine is required"
+
+
+def test_a_large_file_is_appended_whole_with_a_short_summary(dsn: str, tmp_path: Path) -> None:
+    lines = [json.dumps({"id": f"s{n}", "type": "T", "data": [{"$type": "A", "n": k} for k in range(30)]})
+             for n in range(50)]  # fmt: skip
+    (tmp_path / "big.jsonl").write_text("\n".join(lines))
+    done = jsproj("append", str(tmp_path / "big.jsonl"), "--dsn", dsn)
+    assert done.returncode == 0, done.stderr
+    assert "appended 1500 events in 50 messages" in done.stdout
+    assert "... 30 more messages" in done.stdout
+    assert rows(dsn) == (50, 1500)

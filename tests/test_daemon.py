@@ -195,9 +195,12 @@ def test_two_daemons_share_the_work_and_never_double_apply(store: EventStore, ds
     deploy(store, files, lifecycles={"Balance": "async", "Totals": "async", "ByAmount": "async", "Slow": "async"})
     daemons = [daemon_process(dsn, "--page-size", "25"), daemon_process(dsn, "--page-size", "25")]
     try:
-        wait_until(lambda: len({s.holder for s in projection_status(store) if s.holder}) == 2)
-        holders = [s.holder for s in projection_status(store) if s.lifecycle == "async"]
-        assert sorted(holders.count(h) for h in set(holders)) == [2, 2], "two projections each"
+
+        def two_each() -> bool:
+            holders = [s.holder for s in projection_status(store) if s.lifecycle == "async"]
+            return None not in holders and sorted(holders.count(h) for h in set(holders)) == [2, 2]
+
+        wait_until(two_each)  # the daemons balance the four projections: two each
         with ThreadPoolExecutor(3) as pool:  # .result() raises what a writer raised
             for writing in [pool.submit(append_accounts, store, 100, 10, k * 100) for k in range(3)]:
                 writing.result()

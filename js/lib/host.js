@@ -12,6 +12,19 @@ var fold = null;
 // sending and parsing the same events again.
 var routed = { id: null, events: null };
 
+// Projections defined at a REPL (evaluate), apart from the loaded ones.
+var scratch = null;
+
+// A REPL value as text: JSON when it has a JSON form, else what String() says.
+function show(value) {
+  if (typeof value === 'function') return '[Function' + (value.name ? ': ' + value.name : '') + ']';
+  try {
+    var text = JSON.stringify(value, null, 2);
+    if (text !== undefined) return text;
+  } catch (e) { /* cyclic, BigInt: fall through */ }
+  return String(value);
+}
+
 function loaded() {
   if (!projector) throw jsproj.fail('EngineError', 'no projections are loaded: call load first');
   return projector;
@@ -161,6 +174,13 @@ jsproj.host = {
     });
     fold.dirty = new Map();
     return { changes: changes };
+  }),
+  // {code} -> {value: text, projections: [descriptions]}: REPL input, run with the DSL
+  // against a scratch projector of its own (the loaded projections stay as they are).
+  evaluate: entry(function (text) {
+    if (!scratch) scratch = jsproj.createProjector();
+    var value = jsproj.evaluate(scratch, JSON.parse(text).code);
+    return { value: show(value), projections: jsproj.describe(scratch) };
   }),
   // What was running when a call was stopped: {file, projection, position, eventId, ...}.
   current: entry(function () {

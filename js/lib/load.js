@@ -123,6 +123,28 @@ function loadInto(projector, sources) {
   return projector;
 }
 
+// Run a piece of code typed at a REPL against `projector`, like a projection
+// file named `repl`; returns the value of its last expression statement (a
+// direct eval inside the file's function). Definitions land in `projector`.
+function evaluate(projector, code) {
+  var factory = compile('repl', 'return eval(' + JSON.stringify(String(code)) + ');');
+  var module = { exports: {} };
+  projector.file = 'repl';
+  current.file = 'repl';
+  try {
+    return factory.call(undefined, requireFor(projector, 'repl'), projector, module, module.exports, consoleFor('repl'));
+  } catch (e) {
+    if (e && e.kind) throw e;
+    var thrown = describeThrown(e);
+    var error = fail('ProjectionDefinitionError', thrown.name + ': ' + firstLine(thrown.message), { file: 'repl', projection: null });
+    error.jsStack = jsproj.userStack(thrown.stack);
+    throw error;
+  } finally {
+    projector.file = null;
+    current.file = null;
+  }
+}
+
 // What each projection is: name, kind, lifecycle, what it subscribes to.
 function describe(projector) {
   return projector.activeProjectionNames().map(function (name) {
@@ -145,6 +167,7 @@ function describe(projector) {
 
 jsproj.compile = compile;
 jsproj.loadInto = loadInto;
+jsproj.evaluate = evaluate;
 jsproj.describe = describe;
 jsproj.drainLogs = drainLogs;
 jsproj.current = current;

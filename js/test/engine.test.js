@@ -226,3 +226,17 @@ test('the simulate CLI reports usage errors and missing files on stderr', () => 
   assert.match(missing.stderr, /^error: no such file or folder: \/nonexistent/);
   assert.equal(missing.stdout, '');
 });
+
+test('REPL input is evaluated with the DSL against a scratch projector, through the host interface', () => {
+  const answer = (text) => JSON.parse(engine.host.evaluate(JSON.stringify({ code: text })));
+  assert.equal(answer('var x = 20; x + 1').ok.value, '21');
+  const defined = answer("projections.aggregate('Scratch').by({ A: function () {} }); 'ok'").ok;
+  assert.equal(defined.value, '"ok"');
+  assert.deepEqual(defined.projections.map((p) => [p.name, p.file]), [['Scratch', 'repl']]);
+  assert.equal(answer('[1, 2]').ok.value, '[\n  1,\n  2\n]');
+  assert.equal(answer('(function named() {})').ok.value, '[Function: named]');
+  const failed = answer('null.x').error;
+  assert.equal(failed.kind, 'ProjectionDefinitionError');
+  assert.match(failed.message, /^TypeError: Cannot read properties of null/);
+  assert.equal(answer("require('fs')").error.kind, 'ProjectionDefinitionError');
+});

@@ -18,7 +18,9 @@ import sys
 
 from jsproj._wire import read_frame, write_frame
 
-OPERATIONS = frozenset({"load", "route", "apply", "normalize", "foldStart", "foldPage", "foldLines", "foldFlush"})
+OPERATIONS = frozenset(
+    {"load", "route", "apply", "normalize", "foldStart", "foldPage", "foldLines", "foldFlush", "evaluate"}
+)
 EVAL_OPERATIONS = frozenset({"route", "apply", "normalize"})
 # Payloads up to this size go to V8 as a string literal in one eval (one task
 # on mini-racer's V8 thread); larger ones as a function argument (three tasks,

@@ -1,25 +1,112 @@
-"""Where the store is: ``--dsn``, else ``JSPROJ_DSN``, else the embedded default database."""
+"""Settings: flags, else ``JSPROJ_*`` environment variables, else ``jsproj.toml``, else defaults.
+
+``jsproj.toml`` is read from the project folder (the nearest one holding it or
+``.jsproj/``, see :func:`jsproj.embedded.project_dir`), from its ``[jsproj]``
+table::
+
+    [jsproj]
+    dsn = "postgresql://app@db.internal/app"   # absent: the embedded database
+    schema = "public"
+    engine = "python"             # python | plpython | plv8
+    projections = "projections"   # relative to the project folder
+    specs = "specs"
+"""
 
 from __future__ import annotations
 
 import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from jsproj import errors
 from jsproj.identifiers import check_schema
 
 DEFAULT_SCHEMA = "public"
+DEFAULT_ENGINE = "python"
+ENGINES = ("python", "plpython", "plv8")
+KEYS = {"dsn", "schema", "engine", "projections", "specs"}
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """The ``[jsproj]`` table of a project's ``jsproj.toml`` (empty when there is none)."""
+
+    path: Path | None
+    values: dict[str, str]
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def folder(self, key: str, default: str) -> Path:
+        """A folder setting, relative to the project file's folder (or the current one)."""
+        value = Path(self.values.get(key) or default)
+        return value if self.path is None or value.is_absolute() else self.path.parent / value
+
+
+def project_file(start: Path | None = None) -> ProjectFile:
+    """The project's ``jsproj.toml``, checked: unknown keys and wrong types are errors."""
+    from jsproj.embedded import project_dir
+
+    path = project_dir(start) / "jsproj.toml"
+    if not path.is_file():
+        return ProjectFile(None, {})
+    try:
+        document: dict[str, Any] = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise errors.InputError(f"{path}: not valid TOML: {exc}") from None
+    table = document.get("jsproj", {})
+    if not isinstance(table, dict):
+        raise errors.InputError(f"{path}: [jsproj] must be a table")
+    unknown = sorted(set(table) - KEYS)
+    if unknown:
+        raise errors.InputError(f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(KEYS))})")
+    for key, value in table.items():
+        if not isinstance(value, str):
+            raise errors.InputError(f"{path}: {key} must be a string, not {type(value).__name__}")
+    if table.get("engine") and table["engine"] not in ENGINES:
+        raise errors.InputError(f"{path}: engine is one of {', '.join(ENGINES)}, not {table['engine']!r}")
+    return ProjectFile(path, dict(table))
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
     """The connection string to use, starting the embedded database when none is given."""
-    if dsn:
-        return dsn
-    if os.environ.get("JSPROJ_DSN"):
-        return os.environ["JSPROJ_DSN"]
+    chosen = explicit_dsn(dsn)
+    if chosen:
+        return chosen
     from jsproj import embedded
 
     return embedded.ensure_running().dsn
 
 
+def explicit_dsn(dsn: str | None = None) -> str | None:
+    """The connection string from the flag, the environment or ``jsproj.toml``; None means the embedded database."""
+    return dsn or os.environ.get("JSPROJ_DSN") or project_file().get("dsn") or None
+
+
 def resolve_schema(schema: str | None = None) -> str:
-    """The schema to use: ``--schema``, else ``JSPROJ_SCHEMA``, else ``public``."""
-    return check_schema(schema or os.environ.get("JSPROJ_SCHEMA") or DEFAULT_SCHEMA)
+    """The schema to use: ``--schema``, else ``JSPROJ_SCHEMA``, else ``jsproj.toml``, else ``public``."""
+    return check_schema(schema or os.environ.get("JSPROJ_SCHEMA") or project_file().get("schema") or DEFAULT_SCHEMA)
+
+
+def resolve_engine(engine: str | None = None) -> str:
+    """The inline engine: ``--engine``, else ``JSPROJ_ENGINE``, else ``jsproj.toml``, else ``python``."""
+    chosen = engine or os.environ.get("JSPROJ_ENGINE") or project_file().get("engine") or DEFAULT_ENGINE
+    if chosen not in ENGINES:
+        raise errors.InputError(f"the engine is one of {', '.join(ENGINES)}, not {chosen!r}")
+    return chosen
+
+
+def resolve_folder(key: str, flag: Path | None = None, start: Path | None = None) -> Path:
+    """A folder setting (``projections`` or ``specs``): the flag, else ``JSPROJ_<KEY>``, else
+    ``jsproj.toml`` (relative to its folder), else ``<key>`` in ``start`` (the current folder)."""
+    if flag is not None:
+        return flag
+    from_env = os.environ.get(f"JSPROJ_{key.upper()}")
+    if from_env:
+        return Path(from_env)
+    found = project_file(start)
+    if found.path is not None:
+        return found.folder(key, key)
+    return (start or Path()) / key

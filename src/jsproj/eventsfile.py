@@ -8,6 +8,7 @@ until PostgreSQL assigns them.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,3 +69,33 @@ def _malformed(exc: ValueError, line: int | None = None) -> errors.EventsFileErr
     line = line or getattr(exc, "lineno", None)
     where = f"line {line}: " if line else ""
     return errors.EventsFileError(f"{where}not valid JSON ({exc})", line=line)
+
+
+def as_messages(records: Sequence[Mapping[str, Any]], max_events: int = 1000) -> list[dict[str, Any]]:
+    """Append messages for engine records (from ``Projections.normalize``): runs of one stream's events.
+
+    The records' ids, timestamps and metadata are kept, so a store appended
+    these messages holds the same events a simulation of the records sees.
+    """
+    grouped: list[dict[str, Any]] = []
+    for record in records:
+        last = grouped[-1] if grouped else None
+        if (
+            last is not None
+            and last["id"] == record["streamId"]
+            and last["timestamp"] == record["timestamp"]
+            and last["metadata"] == record["metadata"]
+            and len(last["data"]) < max_events
+        ):
+            last["data"].append(record["event"])
+            continue
+        grouped.append(
+            {
+                "id": record["streamId"],
+                "type": record["streamType"],
+                "timestamp": record["timestamp"],
+                "metadata": record["metadata"],
+                "data": [record["event"]],
+            }
+        )
+    return grouped

@@ -136,6 +136,14 @@ class Projections:
                 return info
         raise errors.UnknownProjectionError(f"there is no projection named {name!r}", projection=name)
 
+    def evaluate(self, code: str) -> dict[str, Any]:
+        """Run REPL input in the sandbox with the DSL: ``{"value": text, "projections": [descriptions]}``.
+
+        Projections it defines go to a scratch projector of the sandbox's own;
+        the loaded projections are not touched.
+        """
+        return self.sandbox.call("evaluate", json.dumps({"code": code}))
+
     def normalize(
         self,
         text: str,

@@ -9,7 +9,7 @@ no transaction still running can precede: see ``docs/store.md``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -244,11 +244,16 @@ class EventStore:
         raise AssertionError("unreachable")
 
     def append_all(
-        self, messages: Iterable[Mapping[str, Any]], *, where: Sequence[str] | None = None
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        where: Sequence[str] | None = None,
+        on_progress: Callable[[int], None] | None = None,
     ) -> list[AppendResult]:
         """Append messages in one transaction: all of them, or none if any fails.
 
-        ``where`` names each message in errors (e.g. ``"message 3 (line 3)"``).
+        ``where`` names each message in errors (e.g. ``"message 3 (line 3)"``);
+        ``on_progress`` is called with each message's event count as it is appended.
         """
         messages = list(messages)
         with self.pool.connection() as conn:
@@ -259,6 +264,8 @@ class EventStore:
                     with conn.transaction():
                         for n, message in enumerate(messages):
                             results.append(self._append(conn, message, where[n] if where else f"message {n + 1}"))
+                            if on_progress is not None:
+                                on_progress(len(results[-1].positions))
                     return results
                 except PythonEngineRequiredError:
                     if attempt == 2:

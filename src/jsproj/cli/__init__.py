@@ -14,9 +14,10 @@ import traceback
 from typing import Any
 
 import click
+import psycopg
 
 from jsproj import errors
-from jsproj.cli import daemon, demo, simulate, store
+from jsproj.cli import daemon, demo, project, repl, simulate, store
 
 
 class JsprojGroup(click.Group):
@@ -25,10 +26,13 @@ class JsprojGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (errors.JsprojError, OSError) as exc:
+        except (errors.JsprojError, OSError, psycopg.Error) as exc:
             if ctx.obj and ctx.obj.get("verbose"):
                 traceback.print_exc()
-            message = str(exc) if isinstance(exc, errors.JsprojError) else _os_error(exc)
+            if isinstance(exc, psycopg.Error):  # one not translated where it happened: still one line
+                message = f"PostgreSQL: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            else:
+                message = str(exc) if isinstance(exc, errors.JsprojError) else _os_error(exc)
             click.echo(f"error: {message}", err=True)
             ctx.exit(1)
 
@@ -53,6 +57,6 @@ def main(ctx: click.Context, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
-for module in (simulate, demo, store, daemon):
+for module in (demo, project, repl, simulate, store, daemon):
     for command in module.COMMANDS:
         main.add_command(command)

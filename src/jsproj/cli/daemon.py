@@ -69,16 +69,24 @@ def daemon(
       jsproj daemon --until-caught-up
       jsproj daemon --projection Traveled --page-size 5000
     """
+    console = Console(stderr=True)
+    progress = Progress(TextColumn("catching up"), TextColumn("{task.completed} events"), TimeElapsedColumn(),
+                        console=console, transient=True, disable=not until_caught_up)  # fmt: skip
+    task = progress.add_task("catch-up", total=None)
     with open_store(dsn, schema) as store:
         worker = Daemon(
             store.dsn, schema=store.schema, names=names or None, page_size=page_size, poll_interval=poll_interval,
-            timeout=timeout, memory_limit=memory_limit * 1024 * 1024, log=lambda message: click.echo(message, err=True),
+            timeout=timeout, memory_limit=memory_limit * 1024 * 1024, log=lambda message: progress.console.print(
+                message, markup=False, highlight=False),
+            on_progress=lambda name, events: progress.advance(task, events),
         )  # fmt: skip
     previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         click.echo(f"daemon {worker.id} started", err=True)
-        worker.run(until_caught_up=until_caught_up)
-        click.echo(f"daemon {worker.id} " + ("caught up" if until_caught_up else "stopped"), err=True)
+        with progress:
+            worker.run(until_caught_up=until_caught_up)
+        done = f"caught up ({int(progress.tasks[0].completed)} events)" if until_caught_up else "stopped"
+        click.echo(f"daemon {worker.id} {done}", err=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -181,7 +189,13 @@ def _rebuild(
 @store_options
 @json_option
 def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
-    """Show every projection: lifecycle, engine, position, lag, dead letters, and which daemon holds it."""
+    """Show every projection: lifecycle, engine, position, lag, dead letters, and which daemon holds it.
+
+    \b
+    Examples:
+      jsproj status
+      jsproj status --json | jq '.[] | select(.lag_events > 0)'
+    """
     from jsproj.status import projection_status
 
     with json_errors(as_json), open_store(dsn, schema) as store:
@@ -189,6 +203,11 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
     if as_json:
         echo_json([s.to_dict() for s in found])
         return
+    Console().print(status_table(found))
+
+
+def status_table(found: list[Any]) -> Table:
+    """The ``jsproj status`` table of :func:`jsproj.status.projection_status` rows."""
     table = Table(title="projections", title_justify="left")
     table.add_column("name", no_wrap=True)
     for column in ("lifecycle", "engine", "status", "position", "lag", "dead", "daemon"):
@@ -198,7 +217,7 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
         row_status = s.status + (f": {s.error.get('message', '')[:60]}" if s.error else "")
         position = "" if s.position is None else f"{s.position}/{s.high_water or 0}"
         table.add_row(s.name, s.lifecycle, s.engine, row_status, position, lag, str(s.dead_letters), s.holder or "")
-    Console().print(table)
+    return table
 
 
 @click.command("dead-letters")
@@ -206,7 +225,13 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
 @store_options
 @json_option
 def dead_letters(name: str | None, dsn: str | None, schema: str | None, as_json: bool) -> None:
-    """List the events async projections failed on and skipped (policy dead-letter)."""
+    """List the events async projections failed on and skipped (policy dead-letter).
+
+    \b
+    Examples:
+      jsproj dead-letters
+      jsproj dead-letters --projection Visitors --json
+    """
     with json_errors(as_json), open_store(dsn, schema) as store, _connect(store) as conn:
         rows = conn.execute(
             """select id, projection, position, event_id::text, stream_id, event_type, error, created_at, retried_at
@@ -239,6 +264,10 @@ def retry(name: str, dsn: str | None, schema: str | None, timeout: float, memory
     """Resume projection NAME after a fix: restart it if it stopped, and apply its dead letters again.
 
     If a daemon holds the projection, it does the work; otherwise this command does.
+
+    \b
+    Examples:
+      jsproj deploy && jsproj retry Visitors   # after fixing the handler that threw
     """
     limits = {"timeout": timeout, "memory_limit": memory_limit * 1024 * 1024}
     with json_errors(as_json), open_store(dsn, schema) as store, _connect(store) as control:

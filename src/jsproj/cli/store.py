@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -12,13 +14,13 @@ from rich.table import Table
 
 from jsproj import errors
 from jsproj.cli.common import echo_json, json_errors, json_option, read_text, sandbox_options, store_options
-from jsproj.config import resolve_dsn, resolve_schema
+from jsproj.config import explicit_dsn, resolve_dsn, resolve_engine, resolve_folder, resolve_schema
 from jsproj.store import EventStore
 
 
 def open_store(dsn: str | None, schema: str | None) -> EventStore:
     """The store named by the options; the embedded database is kept migrated."""
-    explicit = dsn or os.environ.get("JSPROJ_DSN")
+    explicit = explicit_dsn(dsn)
     store = EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), max_size=4)
     if not explicit:
         store.migrate()
@@ -36,6 +38,12 @@ def db() -> None:
     needed. Its data lives in .jsproj/pgdata of the project folder (the
     nearest folder with jsproj.toml or .jsproj/), or under /var/lib/jsproj when
     the server runs as the postgres user and cannot reach the project.
+
+    \b
+    Examples:
+      jsproj db start
+      psql "$(jsproj db url)"
+      jsproj db stop
     """
 
 
@@ -173,8 +181,9 @@ def append(events_file: str, expected_version: int | None, dsn: str | None, sche
             if not isinstance(messages[0].body, dict):
                 raise errors.InvalidEventError(f"{messages[0].where}: an append message is an object")
             messages[0].body["expected_version"] = expected_version
-        with open_store(dsn, schema) as store:
-            results = store.append_all([m.body for m in messages], where=[m.where for m in messages])
+        bodies = [m.body for m in messages]
+        with open_store(dsn, schema) as store, _append_progress(bodies, quiet=as_json) as advance:
+            results = store.append_all(bodies, where=[m.where for m in messages], on_progress=advance)
     events = sum(len(r.positions) for r in results)
     if as_json:
         echo_json({"messages": [r.to_dict() for r in results], "events": events})
@@ -182,10 +191,31 @@ def append(events_file: str, expected_version: int | None, dsn: str | None, sche
     table = Table(title=f"appended {events} events in {len(results)} messages", title_justify="left")
     for column in ("stream", "version", "positions"):
         table.add_column(column)
-    for r in results:
+    for r in results[:SHOWN_MESSAGES]:
         span = f"{r.positions[0]}" if len(r.positions) == 1 else f"{r.positions[0]}..{r.positions[-1]}"
         table.add_row(r.stream_id, str(r.version), span)
+    if len(results) > SHOWN_MESSAGES:
+        table.add_row(f"... {len(results) - SHOWN_MESSAGES} more messages", "", "")
     Console().print(table)
+
+
+SHOWN_MESSAGES = 20
+PROGRESS_FROM = 1000  # events: smaller files append too fast for a progress bar to help
+
+
+@contextmanager
+def _append_progress(bodies: list[Any], *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr while a large file is appended (none for small ones or with --json)."""
+    total = sum(len(b["data"]) if isinstance(b, dict) and isinstance(b.get("data"), list) else 1 for b in bodies)
+    if quiet or total < PROGRESS_FROM:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("appending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("append", total=total)
+        yield lambda events: progress.advance(task, events)
 
 
 # -- jsproj stream ----------------------------------------------------------
@@ -302,16 +332,13 @@ lifecycle_option = click.option(
     "--projections",
     "projections_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("projections"),
-    show_default=True,
-    help="Folder of projection files.",
+    help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
 )
 @click.option(
     "--engine",
     type=click.Choice(["python", "plpython", "plv8"]),
-    default="python",
-    show_default=True,
-    help="What runs inline projections: this Python process, or the database (plpython3u or PLV8).",
+    help="What runs inline projections: this Python process, or the database (plpython3u or PLV8)."
+    "  [env: JSPROJ_ENGINE; jsproj.toml; default: python]",
 )
 @lifecycle_option
 @click.option(
@@ -325,8 +352,8 @@ lifecycle_option = click.option(
 @sandbox_options
 @json_option
 def deploy(
-    projections_dir: Path,
-    engine: str,
+    projections_dir: Path | None,
+    engine: str | None,
     lifecycles: tuple[str, ...],
     on_error: tuple[str, ...],
     dsn: str | None,
@@ -353,10 +380,10 @@ def deploy(
     from jsproj.projections import read_folder
 
     with json_errors(as_json):
-        sources = read_folder(projections_dir)
+        sources = read_folder(resolve_folder("projections", projections_dir))
         with open_store(dsn, schema) as store:
             report = run_deploy(
-                store, sources, engine=engine, lifecycles=parse_lifecycles(lifecycles),
+                store, sources, engine=resolve_engine(engine), lifecycles=parse_lifecycles(lifecycles),
                 on_error=parse_on_error(on_error), timeout=timeout, memory_limit=memory_limit * 1024 * 1024,
             )  # fmt: skip
     if as_json:
@@ -378,26 +405,25 @@ def deploy(
     "--projections",
     "projections_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("projections"),
-    show_default=True,
-    help="Folder of projection files.",
+    help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
 )
 @click.option("--engine", type=click.Choice(["plpython", "plv8"]), required=True, help="The in-database engine.")
 @click.option("--schema", metavar="NAME", default="public", show_default=True, help="Schema of the store's tables.")
 @lifecycle_option
-def sql_command(projections_dir: Path, engine: str, schema: str, lifecycles: tuple[str, ...]) -> None:
+def sql_command(projections_dir: Path | None, engine: str, schema: str, lifecycles: tuple[str, ...]) -> None:
     """Print the SQL that deploys a folder's projections with an in-database engine.
 
     For a DBA to review and apply by hand, in one transaction:
 
     \b
+    Examples:
       jsproj sql --engine plpython > deploy.sql
       psql -v ON_ERROR_STOP=1 -1 -f deploy.sql
     """
     from jsproj.deploy import deployment_sql, parse_lifecycles
     from jsproj.projections import Projections, read_folder
 
-    sources = read_folder(projections_dir)
+    sources = read_folder(resolve_folder("projections", projections_dir))
     with Projections(sources) as loaded:
         click.echo(
             deployment_sql(
@@ -459,6 +485,11 @@ def export(dsn: str | None, schema: str | None, as_json: bool) -> None:
 
     The same shape as `jsproj simulate --json`, so a store can be compared
     with a simulation of its events.
+
+    \b
+    Examples:
+      jsproj export --json > views.json
+      diff <(jsproj export --json | jq -S .) <(jsproj simulate projections events.jsonl --json | jq -S .)
     """
     from jsproj.render import print_views
     from jsproj.views import export_views

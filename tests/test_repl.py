@@ -1,0 +1,164 @@
+"""The REPL: driven through a pseudo-terminal like a user types, and its sessions directly."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+from rich.console import Console
+
+from clihelp import JSPROJ, QUEST
+from jsproj.repl import MemorySession, StoreSession
+
+START = '{"id": "quest-1", "type": "Quest", "data": {"$type": "QuestStarted", "location": "Bree", "members": ["Rand"]}}'
+WALK = '{"id": "quest-1", "data": {"$type": "TownReached", "location": "Moria", "traveled": 40}}'
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    shutil.copytree(QUEST / "projections", tmp_path / "projections")
+    return tmp_path / "projections"
+
+
+def spawn(*args: str, home: Path) -> pexpect.spawn:
+    child = pexpect.spawn(
+        str(JSPROJ), ["repl", *args], env={"HOME": str(home), "TERM": "xterm", "PATH": "/usr/bin:/bin", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        encoding="utf-8", timeout=60, dimensions=(40, 250),
+    )  # fmt: skip
+    child.expect("events in memory")
+    child.expect("jsproj>")
+    return child
+
+
+def test_the_repl_appends_views_reloads_a_changed_projection_and_exits(folder: Path, tmp_path: Path) -> None:
+    child = spawn(str(folder), home=tmp_path)
+    child.sendline(f"append {START}")
+    child.expect_exact("appended 1 event: quest-1 is at version 1")
+    child.expect_exact('quest-1: {"active": true, "traveled": 0, "location": "Bree"')
+    child.expect("jsproj>")
+    child.sendline(f"append {WALK}")
+    child.expect_exact('Moria: {"visits": 1')
+    child.expect("jsproj>")
+    child.sendline("view Party quest-1")
+    child.expect_exact('"traveled": 40')
+    child.expect("jsproj>")
+    party = folder / "Party.js"
+    changed = party.read_text().replace("state.traveled += evt.traveled;\n    },\n    EndOfDay",
+                                        "state.traveled += 2 * evt.traveled;\n    },\n    EndOfDay")  # fmt: skip
+    assert changed != party.read_text()
+    party.write_text(changed)
+    future = time.time() + 5  # a different mtime even on coarse file systems
+    os.utime(party, (future, future))
+    child.sendline("view Party quest-1")
+    child.expect("projection files changed, reloading")
+    child.expect_exact('"traveled": 80')  # the log was replayed through the new code
+    child.expect("jsproj>")
+    child.sendline("[1, 2, 3].map(function (x) { return x * x; })")
+    child.expect(r"9\s*\]")
+    child.expect("jsproj>")
+    child.sendline(".exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "view Party quest-1" in (tmp_path / ".jsproj_history").read_text()
+
+
+def test_the_repl_completes_commands_and_projection_names(folder: Path, tmp_path: Path) -> None:
+    child = spawn(str(folder), home=tmp_path)
+    child.send("vi\t")
+    child.expect("view")
+    child.send(" Par\t")
+    child.expect("Party")
+    child.send("\r")
+    child.expect_exact("(0")  # the empty Party table (its title wraps: "Party (0 documents)")
+    child.expect("jsproj>")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+
+
+def session(folder: Path) -> tuple[MemorySession, io.StringIO]:
+    out = io.StringIO()
+    return MemorySession(folder, Console(file=out, width=200, highlight=False)), out
+
+
+def test_undo_and_reset_replay_the_log(folder: Path) -> None:
+    repl, out = session(folder)
+    try:
+        repl.handle(f"append {START}")
+        repl.handle(f"append {WALK}")
+        assert repl.documents["Party"]["quest-1"]["location"] == "Moria"
+        repl.handle(".undo")
+        assert repl.documents["Party"]["quest-1"]["location"] == "Bree"
+        assert "Moria" not in repl.documents["Visitors"]
+        repl.handle(".reset")
+        assert repl.documents["Party"] == {} and repl.records == []
+        repl.handle(".undo")
+        assert "error: there is nothing to undo" in out.getvalue()
+    finally:
+        repl.close()
+
+
+def test_an_append_a_projection_refuses_changes_nothing(folder: Path) -> None:
+    (folder / "Strict.js").write_text(
+        "projections.aggregate('Strict').by({ TownReached: function (s, e) {"
+        " if (e.location === 'Moria') throw new Error('not Moria'); } });"
+    )
+    repl, out = session(folder)
+    try:
+        repl.handle(f"append {START}")
+        before = {name: dict(docs) for name, docs in repl.documents.items()}
+        repl.handle(f"append {WALK}")
+        assert "error: " in out.getvalue() and "not Moria" in out.getvalue()
+        assert repl.documents == before and len(repl.records) == 1
+        repl.handle("append {not json")
+        repl.handle("view Nope")
+        repl.handle("view Party nobody")
+        text = out.getvalue()
+        assert "the message is not JSON" in text
+        assert "there is no projection named 'Nope'" in text
+        assert "Party has no document 'nobody'" in text
+        assert repl.handle(".exit") is False
+    finally:
+        repl.close()
+
+
+def test_javascript_runs_in_the_sandbox_without_host_objects(folder: Path) -> None:
+    repl, out = session(folder)
+    try:
+        repl.handle("typeof require + ',' + typeof process + ',' + typeof fetch")
+        repl.handle("projections.aggregate('Scratch').by({ A: function () {} }); 'defined'")
+        repl.handle("while (true) {}")
+        repl.handle("1 + 1")
+        text = out.getvalue()
+        assert '"function,undefined,undefined"' in text  # require is the DSL's own, nothing of Node or Python
+        assert '"defined"' in text
+        assert "ran past the time limit" in text
+        assert text.rstrip().endswith("2")  # the session survives a runaway loop
+        assert "Scratch" not in repl.names  # scratch definitions do not join the loaded projections
+    finally:
+        repl.close()
+
+
+def test_a_store_session_appends_to_postgres_and_refuses_undo(folder: Path, dsn: str) -> None:
+    out = io.StringIO()
+    repl = StoreSession(folder, Console(file=out, width=200, highlight=False), dsn, "public")
+    try:
+        assert "deployed to public" in out.getvalue()
+        repl.handle(f"append {START}")
+        repl.handle(f"append {WALK}")
+        repl.handle("view Traveled")
+        repl.handle("view Journal quest-1")
+        repl.handle(".undo")
+        text = out.getvalue()
+        assert 'Party quest-1: {"active": true' in text
+        assert 'Visitors Moria: {"quests": ["quest-1"], "visits": 1}' in text  # async: the daemon ran (jsonb key order)
+        assert '"traveled": 40' in text
+        assert "2. TownReached at Moria" in text  # live: folded from the store
+        assert "a store's events are never removed" in text
+    finally:
+        repl.close()
