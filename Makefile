@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PG_SITE := /usr/local/lib/jsproj/site
 
-.PHONY: install postgres pg-extensions demo test lint pytest node-test bench clean
+.PHONY: install postgres pg-extensions demo test lint pytest node-test bench bench-quick bench-deps soak clean
 
 install: $(STAMP)
 
@@ -50,12 +50,22 @@ pytest: install pg-extensions
 node-test:
 	cd js && node --test test/
 
-bench: install pg-extensions
-	$(BIN)/python bench/engine_fold.py
-	$(BIN)/python bench/store_bench.py
-	$(BIN)/python bench/inline_bench.py
-	$(BIN)/python bench/rebuild_bench.py
-	$(BIN)/python bench/page_size_bench.py
+# Benchmarks against the peers and the limits (docs/benchmarks.md); not tests.
+bench-deps: install pg-extensions
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	cd bench/node && npm ci --silent --no-audit --no-fund
+
+bench: bench-deps
+	$(BIN)/python bench/run.py
+
+bench-quick: bench-deps
+	$(BIN)/python bench/run.py --quick
+
+# Mixed load with periodic kills, then every invariant checked (docs/reliability.md).
+# `make test` runs a short one (tests/test_soak.py).
+SOAK_SECONDS ?= 600
+soak: install pg-extensions
+	$(BIN)/python tests/soak.py --duration $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

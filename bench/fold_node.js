@@ -1,8 +1,8 @@
 'use strict';
 // node bench/fold_node.js EVENTS STREAMS PAGE_SIZE [objects|text]
-// The Node.js side of bench/engine_fold.py: the same projections and events,
+// The Node.js side of bench/scenario_bridge.py (and the in-memory limit of scenario_rebuild.py): the same projections and events,
 // folded through the same engine with the host loop a Node app would write
-// (route, load documents, apply, write them back). Prints {"seconds", "checksum"}.
+// (route, load documents, apply, write them back). Prints {"seconds", "checksum", "peakRss"}.
 //   objects: events and documents stay JavaScript objects in memory (the engine's limit)
 //   text:    events arrive as JSON text and documents are kept as JSON text,
 //            as a host reading from and writing to PostgreSQL has them
@@ -64,4 +64,5 @@ for (const input of pages) {
 }
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 const bank = load(store.get('Bank\u0000Bank'));
-process.stdout.write(JSON.stringify({ seconds, checksum: bank.deposited - bank.withdrawn, documents: store.size }) + '\n');
+const peakRss = process.resourceUsage().maxRSS * 1024;
+process.stdout.write(JSON.stringify({ seconds, checksum: bank.deposited - bank.withdrawn, documents: store.size, peakRss }) + '\n');

@@ -25,7 +25,7 @@ from jsproj.daemon import Daemon
 from jsproj.deploy import deploy
 from jsproj.server import temporary_cluster
 from jsproj.store import EventStore
-from rebuild_bench import PROJECTIONS, daemon_build, load_events
+from scenario_rebuild import PROJECTIONS, daemon_build, load_events
 
 
 def reset(dsn: str, status: str) -> None:

@@ -53,21 +53,22 @@ def test_inline_projections_update_in_the_append_transaction(store: EventStore, 
 
 def test_a_python_engine_append_reads_events_and_documents_by_index(store: EventStore, dsn: str) -> None:
     deploy(store, sources(Party=PARTY))
-    towns = [{"$type": "TownReached", "location": f"town {n}"} for n in range(5)]
-    store.append_all([{"id": f"q{n}", "type": "Quest", "data": towns} for n in range(3000)])
     with psycopg.connect(dsn) as conn:
-        conn.execute("analyze pge_events")
-        conn.execute("analyze pge_projections_party")
-        conn.commit()
-        message = Jsonb({"id": "q1", "data": [{"$type": "TownReached", "location": "Bree"}]})
+        for n in range(8):  # PL/pgSQL caches a generic plan after five calls, here while the tables are tiny
+            single = Jsonb({"id": "q1", "type": "Quest", "data": [{"$type": "TownReached", "location": f"stop {n}"}]})
+            conn.execute("select pge_append_records(%s)", (single,))
+            conn.commit()
+        towns = [{"$type": "TownReached", "location": f"town {n}"} for n in range(5)]
+        store.append_all([{"id": f"q{n}", "type": "Quest", "data": towns} for n in range(2, 3000)])
+        message = Jsonb({"id": "q2", "data": [{"$type": "TownReached", "location": "Bree"}] * 3})
         records, documents = conn.execute(
             "select records, documents from pge_append_records(%s)", (message,)
         ).fetchone()
-        conn.execute("""select pge_write_changes('{"Party": {"upserts": {}, "deletes": ["q2"]}}')""")
+        conn.execute("""select pge_write_changes('{"Party": {"upserts": {}, "deletes": ["q3"]}}')""")
         scans = dict(conn.execute("select relname, seq_scan from pg_stat_xact_user_tables").fetchall())
         conn.rollback()
-    assert '"Bree"' in records and len(documents["Party"]["q1"]["towns"]) == 5
-    assert scans.get("pge_events", 0) == 0
+    assert records.count('"Bree"') == 3 and len(documents["Party"]["q2"]["towns"]) == 5
+    assert scans.get("pge_events", 0) == 0, "the events of an append are looked up by index, whatever the plan"
     assert scans.get("pge_projections_party", 0) == 0
 
 

@@ -278,3 +278,18 @@ def test_a_later_migration_upgrades_an_existing_store_without_losing_data(dsn: s
         assert kept.events[0].event["n"] == 1
         assert kept.version == 2
         assert store.append({"id": "kept", "data": {"$type": "C"}}).version == 3
+
+
+def test_appends_find_events_by_index_after_the_log_has_grown(store: EventStore, dsn: str) -> None:
+    """A session that started on a small log must not keep a plan that scans pge_events (until an ANALYZE)."""
+    with psycopg.connect(dsn) as conn:
+        for _ in range(8):  # PL/pgSQL caches a generic plan after five calls: here while the table is tiny
+            message = {"id": "early", "type": "T", "data": {"$type": "A", "$id": str(uuid.uuid4())}}
+            conn.execute("select pge_append(%s)", (json.dumps(message),))
+            conn.commit()
+        store.append_all([{"id": f"s{n}", "type": "T", "data": [{"$type": "A"}] * 20} for n in range(1000)])
+        late = {"id": "early", "data": [{"$type": "A", "$id": str(uuid.uuid4())}, {"$type": "B"}]}
+        conn.execute("select pge_append(%s)", (json.dumps(late),))
+        scans = dict(conn.execute("select relname, seq_scan from pg_stat_xact_user_tables").fetchall())
+        conn.rollback()
+    assert scans.get("pge_events", 0) == 0

@@ -49,6 +49,7 @@ if state is None or state['generation'] != now['generation']:
     racer.eval("(function (host) { Object.defineProperty(globalThis, '__jsprojCall', { value: Object.freeze("
                "function (op, text) { if (op !== 'route' && op !== 'apply' && op !== 'current') "
                "throw new Error('unknown operation'); return host[op](text); }) }); })")(host)
+    racer.eval('Object.freeze(globalThis)')  # projections cannot leave anything global for one another
     state = {'racer': racer, 'generation': now['generation'], 'described': loaded['ok'],
              'ops': {name: host[name] for name in ('route', 'apply', 'current')}}
     GD[key] = state

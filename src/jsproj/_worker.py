@@ -61,6 +61,9 @@ class Worker:
         )
         self.racer.eval("delete globalThis.jsproj;")
         self.racer.eval(lockdown_source())
+        # Nothing global can be added or replaced from now on: projections cannot leave
+        # anything there for one another (their files' own variables stay theirs).
+        self.racer.eval("Object.freeze(globalThis);")
 
     def handle(self, op: str, payload: str) -> tuple[str, bool]:
         """The answer to one request, and whether the worker must exit after it."""

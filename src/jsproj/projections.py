@@ -7,8 +7,10 @@ changes. :class:`Projections` is that interface for Python hosts.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +114,10 @@ class Projections:
         self.sandbox = sandbox or Sandbox(timeout=timeout, memory_limit=memory_limit)
         self._owns_sandbox = sandbox is None
         self.sources = [{"file": str(s["file"]), "source": str(s["source"])} for s in sources]
-        self._batch_id = 0
-        self._routed: tuple[str, int, int] | None = None
+        # Threads may share one Projections (an EventStore's appends): batch ids are
+        # unique across them, and each thread remembers the batch it routed last.
+        self._batch_ids = itertools.count(1)
+        self._local = threading.local()
         try:
             described = self.sandbox.load(self.sources)
         except BaseException:
@@ -171,12 +175,10 @@ class Projections:
         """
         options = {} if only is None else {"projections": list(only)}
         events_json = _events_json(events)
-        self._batch_id += 1
-        self._routed = None
-        keys = self.sandbox.call(
-            "route", f'{{"events":{events_json},"batch":{self._batch_id},"options":{_json(options)}}}'
-        )
-        self._routed = (events_json, self._batch_id, self.sandbox.restarts)
+        batch = next(self._batch_ids)
+        self._local.routed = None
+        keys = self.sandbox.call("route", f'{{"events":{events_json},"batch":{batch},"options":{_json(options)}}}')
+        self._local.routed = (events_json, batch, self.sandbox.restarts)
         return keys
 
     def apply(
@@ -205,7 +207,7 @@ class Projections:
 
     def _apply(self, events_json: str, documents: Mapping[str, Any], names: list[str] | None) -> dict[str, Any]:
         options = _json({} if names is None else {"projections": names})
-        routed, self._routed = self._routed, None
+        routed, self._local.routed = getattr(self._local, "routed", None), None
         if routed is not None and routed[0] is events_json and routed[2] == self.sandbox.restarts:
             try:
                 return self.sandbox.call(

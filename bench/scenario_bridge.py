@@ -13,23 +13,18 @@ changed documents out, documents kept between pages -- done by:
   * python dicts: the Python host with events as Python dicts, encoded to JSON
     inside the timed loop;
   * one bridge crossing per event (page size 1), on a smaller sample.
-Prints events/s and ratios. Not a test: nothing here asserts on speed.
-
-    python bench/engine_fold.py [--events 200000] [--streams 1000]
+Part of ``python bench/run.py``; not a test: nothing here asserts on speed.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from harness import Row, log
 from jsproj.projections import Projections
 
 HERE = Path(__file__).resolve().parent
@@ -104,56 +99,29 @@ def best(runs: int, fn: Any) -> tuple[float, int]:
     return min(results, key=lambda r: r[0])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--streams", type=int, default=1_000)
-    parser.add_argument("--page-sizes", default="100,1000,5000,20000")
-    parser.add_argument("--per-event-sample", type=int, default=2_000)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    page_sizes = [int(p) for p in args.page_sizes.split(",")]
-    records = make_records(args.events, args.streams)
-
-    print(f"# engine fold: {args.events:,} events, {args.streams:,} streams, best of {args.runs}")
-    print(f"# {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}")  # fmt: skip
+def run(quick: bool) -> list[Row]:
+    events, streams, runs = (50_000, 1_000, 1) if quick else (200_000, 1_000, 3)
+    records = make_records(events, streams)
     rows = []
     with Projections(SOURCES) as projections:
         python_host(projections, records[:1000], 1000)  # warm up the worker
-        for page_size in page_sizes:
+        for page_size in (1000, 5000):
+            log(f"bridge: {events:,} events, page size {page_size}, Python host and Node")
             text_seconds, text_sum = best(
-                args.runs, lambda ps=page_size: python_host(projections, records, ps, as_text=True)
+                runs, lambda ps=page_size: python_host(projections, records, ps, as_text=True)
             )
-            py_seconds, py_sum = best(args.runs, lambda ps=page_size: python_host(projections, records, ps))
-            node_text, node_text_sum = best(
-                args.runs, lambda ps=page_size: node_host(args.events, args.streams, ps, "text")
-            )
-            node_objects, node_sum = best(
-                args.runs, lambda ps=page_size: node_host(args.events, args.streams, ps, "objects")
-            )
-            assert py_sum == node_sum == text_sum == node_text_sum, (py_sum, node_sum, text_sum, node_text_sum)
-            rates = (text_seconds, node_text, node_objects, py_seconds)
-            rows.append((page_size, *(args.events / seconds for seconds in rates)))
-        sample = records[: args.per_event_sample]
+            node_text, node_text_sum = best(runs, lambda ps=page_size: node_host(events, streams, ps, "text"))
+            node_objects, node_sum = best(runs, lambda ps=page_size: node_host(events, streams, ps, "objects"))
+            assert text_sum == node_text_sum == node_sum, (text_sum, node_text_sum, node_sum)
+            ours = events / text_seconds
+            rows.append(Row("5 sandbox bridge", f"fold, Python host, page size {page_size}", ours,
+                            "Node, same engine and host loop, JSON text in and out", events / node_text, "ev/s",
+                            (">=", 0.5) if page_size == 1000 else None))  # fmt: skip
+            rows.append(Row("5 sandbox bridge", f"fold, Python host, page size {page_size}", ours,
+                            "Node, objects in memory (the engine's limit)", events / node_objects, "ev/s"))  # fmt: skip
+        sample = records[:2000]
         per_seconds, _ = python_host(projections, sample, 1)
-        per_event_rate = len(sample) / per_seconds
-
-    print(
-        f"{'page size':>9} {'python text':>12} {'node text':>11} {'node objects':>13} {'python dicts':>13}"
-        f" {'py/node text':>13} {'py/node objects':>16} {'dicts/node text':>16}   (events/s)"
-    )
-    for page_size, py_text, node_text, node_objects, py_dicts in rows:
-        print(
-            f"{page_size:>9} {py_text:>12,.0f} {node_text:>11,.0f} {node_objects:>13,.0f} {py_dicts:>13,.0f}"
-            f" {py_text / node_text:>12.2f}x {py_text / node_objects:>15.2f}x {py_dicts / node_text:>15.2f}x"
-        )
-    best_python = max(rows, key=lambda r: r[1])
-    print(f"\none bridge crossing per event (page size 1, {len(sample):,} events): {per_event_rate:,.0f} ev/s")
-    speedup = best_python[1] / per_event_rate
-    print(f"batched Python host (page size {best_python[0]}) vs one crossing per event: {speedup:,.0f}x")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        rows.append(Row("5 sandbox bridge", "fold, Python host, page size 5000", rows[-1].ours,
+                        "the Python host, one bridge crossing per event", len(sample) / per_seconds,
+                        "ev/s"))  # fmt: skip
+    return rows

@@ -1,0 +1,112 @@
+"""jsproj's benchmarks: every headline figure next to what a user would pick instead, in one run.
+
+    python bench/run.py            # full sizes; writes the results into docs/benchmarks.md
+    python bench/run.py --quick    # the same table on smaller data (about two minutes); prints it
+
+One throwaway PostgreSQL cluster (durable settings: fsync and
+synchronous_commit on), a database per scenario. Each row is a ratio of two
+figures measured minutes apart on the same machine; absolute figures on
+shared machines drift from run to run, ratios much less. Nothing here
+asserts on speed: the targets are reported, met or missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import psycopg
+
+import scenario_bridge
+import scenario_eventsourcing
+import scenario_inline
+import scenario_rebuild
+import scenario_store
+from harness import ROOT, Row, log, machine, table
+from jsproj.server import temporary_cluster
+
+REPORT = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, the same table, printed only")
+    parser.add_argument("--only", action="append", metavar="SCENARIO",
+                        help="run only these scenarios: store, inline, rebuild, bridge, eventsourcing")  # fmt: skip
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
+    args = parser.parse_args()
+    wanted = set(args.only or ["store", "inline", "rebuild", "bridge", "eventsourcing"])
+    cluster = temporary_cluster(prefix="jsproj-bench-", shared_buffers="512MB", max_connections="60")
+    cluster.init(durable=True)
+    cluster.start()
+
+    def new_database(name: str) -> str:
+        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            conn.execute(f"drop database if exists {name}")
+            conn.execute(f"create database {name}")
+        return cluster.dsn.replace("dbname=jsproj", f"dbname={name}")
+
+    rows: list[Row] = []
+    try:
+        if "store" in wanted:
+            rows += scenario_store.run(new_database("bench_store"), args.quick)
+        if "eventsourcing" in wanted:
+            rows += scenario_eventsourcing.run(cluster, new_database, rows, args.quick)
+        if "inline" in wanted:
+            rows += scenario_inline.run(new_database, args.quick)
+        if "rebuild" in wanted:
+            rows += scenario_rebuild.run(cluster, args.quick)
+            if "eventsourcing" in wanted:
+                rows += scenario_eventsourcing.run_projection(cluster, new_database, rows, args.quick)
+        if "bridge" in wanted:
+            rows += scenario_bridge.run(args.quick)
+    finally:
+        cluster.destroy()
+    rows.sort(key=lambda row: row.scenario)
+    about = machine()
+    text = report(rows, about, args.quick)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": about, "rows": [r.to_dict() for r in rows]}, indent=2))
+    if not args.quick and wanted == {"store", "inline", "rebuild", "bridge", "eventsourcing"}:
+        write_report(text)
+        log(f"wrote {REPORT}")
+    return 0
+
+
+def report(rows: list[Row], about: dict[str, str], quick: bool) -> str:
+    lines = [
+        START,
+        f"Measured {about['date']}{' (quick sizes)' if quick else ''} on {about['cpu']}, {about['memory']}, "
+        f"{about['os']}; PostgreSQL 15 (durable settings); Python {about['python']}, Node {about['node']}, "
+        f"jsproj {about['jsproj']}, mini-racer {about['mini-racer']}, psycopg {about['psycopg']}, "
+        f"eventsourcing {about['eventsourcing']}.",
+        "",
+        table(rows),
+        "",
+    ]
+    notes = [f"- {row.what}: {row.note}" for row in rows if row.note]
+    if notes:
+        lines += ["Notes:", "", *notes, ""]
+    missed = [row for row in rows if row.met is False]
+    lines.append(f"Targets: {sum(1 for r in rows if r.met)} met, {len(missed)} missed"
+                 + (" (" + "; ".join(r.what for r in missed) + ")." if missed else "."))  # fmt: skip
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_report(text: str) -> None:
+    """Replace the results between the markers of docs/benchmarks.md, keeping the analysis around them."""
+    current = REPORT.read_text("utf-8")
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(current):
+        raise SystemExit(f"{REPORT} has no results markers ({START} ... {END})")
+    REPORT.write_text(pattern.sub(lambda _: text, current), "utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
