@@ -92,10 +92,11 @@ jsproj.host = {
     if (batch.batch !== undefined) routed = { id: batch.batch, events: batch.events };
     return keys;
   }),
-  // {events: [records] | batch: id, documents: {name: {id: doc}}, options} -> {changes, errors}
+  // {events: [records] | lines: text (records.js) | batch: id, documents: {name: {id: doc}}, options}
+  // -> {changes, errors}
   apply: entry(function (text) {
     var batch = JSON.parse(text);
-    var events = batch.events;
+    var events = batch.lines !== undefined ? jsproj.recordsFromLines(batch.lines) : batch.events;
     if (events === undefined) {
       if (routed.id === null || routed.id !== batch.batch) {
         throw jsproj.fail('StaleBatchError', 'batch ' + batch.batch + ' is not the last routed batch: send the events');

@@ -16,7 +16,7 @@ def aggregate(
 
     ``name`` must be a stream projection of the stream's type. Returns None
     when the fold deletes the document or there are no events to fold.
-    One query fetches the events as engine records, one sandbox call folds them.
+    One query fetches the events as record lines, one sandbox call folds them.
     """
     info = projections.info(name)
     if info.kind != "stream":
@@ -27,13 +27,15 @@ def aggregate(
         )
     if at_version is not None and at_version < 0:
         raise errors.InputError(f"--at-version must be >= 0, not {at_version}")
-    stream, records = store.stream_records(stream_id, at_version)
+    stream, lines = store.stream_lines(stream_id, at_version)
     if stream.type != info.stream_type:
         raise errors.ProjectionError(
             f"stream {stream_id!r} is a {stream.type} stream; projection {name} folds {info.stream_type} streams",
             projection=name,
         )
-    result = projections.apply(records, {name: {stream_id: None}}, only=[name])
+    if not lines:
+        return None
+    result = projections.apply_lines(lines, {name: {stream_id: None}}, only=[name])
     if result.errors:
         raise result.errors[0]
     change = result.changes.get(name)

@@ -205,6 +205,21 @@ class Projections:
         }
         return BatchResult(changes=changes, errors=[errors.from_info(e) for e in answer["errors"]])
 
+    def apply_lines(
+        self, lines: str, documents: Mapping[str, Mapping[str, Any]], *, only: Iterable[str] | None = None
+    ) -> BatchResult:
+        """Like :meth:`apply`, for events as record lines (``js/lib/records.js``: what PostgreSQL
+        writes three times faster than JSON records)."""
+        options = _json({} if only is None else {"projections": list(only)})
+        answer = self.sandbox.call(
+            "apply", f'{{"lines":{json.dumps(lines)},"documents":{_json(documents)},"options":{options}}}'
+        )
+        changes = {
+            name: Change(kind=c["kind"], upserts=c["upserts"], deletes=c["deletes"])
+            for name, c in answer["changes"].items()
+        }
+        return BatchResult(changes=changes, errors=[errors.from_info(e) for e in answer["errors"]])
+
     def _apply(self, events_json: str, documents: Mapping[str, Any], names: list[str] | None) -> dict[str, Any]:
         options = _json({} if names is None else {"projections": names})
         routed, self._local.routed = getattr(self._local, "routed", None), None
