@@ -33,6 +33,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from jsproj import errors
+from jsproj.errors import ProgressConflictError, ProjectionStoppedError
 from jsproj.inline import apply_records, deployed_sources
 from jsproj.projections import Projections
 from jsproj.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
@@ -81,18 +82,6 @@ PAGE_AS_LINES = """
           order by e.tx_id, e.position
           limit %(limit)s) as e
 """
-
-
-class ProgressConflictError(errors.JsprojError):
-    """A projection's progress moved under the daemon (a redeploy reset it): the page was not applied."""
-
-    kind = "ProgressConflictError"
-
-
-class ProjectionStoppedError(errors.JsprojError):
-    """An async projection stopped on an event (policy 'stop'); ``jsproj retry`` resumes it."""
-
-    kind = "ProjectionStoppedError"
 
 
 @dataclass

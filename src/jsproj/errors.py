@@ -159,6 +159,123 @@ class StackOverflowError(ProjectionError):
     kind = "StackOverflowError"
 
 
+# -- the event store (store.py) --------------------------------------------------
+
+
+class StoreError(JsprojError):
+    """The store cannot do what was asked (unreachable, not migrated, ...)."""
+
+    kind = "StoreError"
+
+
+class StoreUnavailableError(StoreError):
+    """PostgreSQL cannot be reached."""
+
+    kind = "StoreUnavailableError"
+
+
+class SchemaMissingError(StoreError):
+    """The store's tables or functions are missing: run ``jsproj migrate``."""
+
+    kind = "SchemaMissingError"
+
+
+class UnknownStreamError(StoreError):
+    """No stream has that id."""
+
+    kind = "UnknownStreamError"
+
+
+class PythonEngineRequiredError(StoreError):
+    """An append bypassed the Python engine while it keeps inline projections."""
+
+    kind = "PythonEngineRequiredError"
+
+
+class UnknownPositionError(StoreError):
+    """``read_all(after=...)`` was given a position that is not an event's."""
+
+    kind = "UnknownPositionError"
+
+
+# -- the async daemon (daemon.py) ------------------------------------------------
+
+
+class ProgressConflictError(JsprojError):
+    """A projection's progress moved under the daemon (a redeploy reset it): the page was not applied."""
+
+    kind = "ProgressConflictError"
+
+
+class ProjectionStoppedError(JsprojError):
+    """An async projection stopped on an event (policy 'stop'); ``jsproj retry`` resumes it."""
+
+    kind = "ProjectionStoppedError"
+
+
+# -- waiting for projections (status.py) -----------------------------------------
+
+
+class WaitTimeoutError(JsprojError):
+    """Async projections did not catch up before the deadline; ``lagging`` names them."""
+
+    kind = "WaitTimeoutError"
+
+
+# -- reading views (views.py) ----------------------------------------------------
+
+
+class UnknownDocumentError(JsprojError):
+    """A projection has no document with that id."""
+
+    kind = "UnknownDocumentError"
+
+
+# -- SQL identifiers (identifiers.py) --------------------------------------------
+
+
+class InvalidNameError(InputError):
+    """A schema or projection name that is not a safe SQL identifier."""
+
+    kind = "InvalidNameError"
+
+
+# -- migrations (migrate.py) -----------------------------------------------------
+
+
+class MigrationError(JsprojError):
+    """The schema cannot be brought up to date (a changed or unknown migration)."""
+
+    kind = "MigrationError"
+
+
+# -- the PostgreSQL server (server.py) -------------------------------------------
+
+
+class ServerError(JsprojError):
+    """The PostgreSQL server could not be found, initialised, started or stopped."""
+
+    kind = "ServerError"
+
+
+# -- projection specs (specs.py) -------------------------------------------------
+
+
+class SpecFileError(InputError):
+    """A spec file that is not valid JSON or not in the spec format."""
+
+    kind = "SpecFileError"
+
+
+# -- the REPL (repl.py) ----------------------------------------------------------
+
+
+class ReplError(InputError):
+    """A REPL command used the wrong way."""
+
+    kind = "ReplError"
+
+
 def _classes(base: type[JsprojError]) -> dict[str, type[JsprojError]]:
     found = {base.kind: base}
     for sub in base.__subclasses__():

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import re
 
-from jsproj import errors
+from jsproj.errors import InvalidNameError
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63
-
-
-class InvalidNameError(errors.InputError):
-    """A schema or projection name that is not a safe SQL identifier."""
-
-    kind = "InvalidNameError"
 
 
 def check_schema(name: str) -> str:

@@ -20,18 +20,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from jsproj import errors
+from jsproj.errors import MigrationError
 from jsproj.identifiers import check_schema
 
 _HERE = Path(__file__).resolve().parent
 MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 LOCK_KEY = 0x6A7370726F6A  # "jsproj"
-
-
-class MigrationError(errors.JsprojError):
-    """The schema cannot be brought up to date (a changed or unknown migration)."""
-
-    kind = "MigrationError"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jsproj import errors
+from jsproj.errors import ReplError
 from jsproj.projections import Projections, read_folder
 from jsproj.render import documents_table
 from jsproj.simulation import now_iso
@@ -43,12 +44,6 @@ HELP = "\n".join(
         "defines a scratch projection; the loaded ones are not touched).",
     ]
 )
-
-
-class ReplError(errors.InputError):
-    """A REPL command used the wrong way."""
-
-    kind = "ReplError"
 
 
 class Session:

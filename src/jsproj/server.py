@@ -19,18 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jsproj import errors
+from jsproj.errors import ServerError
 
 SERVER_USER = "postgres"
 SUPERUSER = "jsproj"
 DATABASE = "jsproj"
 START_TIMEOUT = 60
-
-
-class ServerError(errors.JsprojError):
-    """The PostgreSQL server could not be found, initialised, started or stopped."""
-
-    kind = "ServerError"
 
 
 def find_bin_dir() -> Path:

@@ -38,6 +38,7 @@ import psycopg
 from psycopg import sql
 
 from jsproj import errors
+from jsproj.errors import SpecFileError
 from jsproj.eventsfile import as_messages
 from jsproj.jsbundle import lib_dir
 from jsproj.projections import Projections, read_folder
@@ -45,12 +46,6 @@ from jsproj.projections import Projections, read_folder
 DEFAULT_NOW = "2026-01-01T00:00:00.000Z"
 EXPECT_KEYS = {"views", "aggregates", "error"}
 SPEC_KEYS = {"name", "given", "expect", "now"}
-
-
-class SpecFileError(errors.InputError):
-    """A spec file that is not valid JSON or not in the spec format."""
-
-    kind = "SpecFileError"
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,9 @@ from typing import Any
 
 import psycopg
 
-from jsproj import errors
 from jsproj.daemon import LOCK_CLASS, caught_up_blockers
+from jsproj.errors import WaitTimeoutError
 from jsproj.store import EventStore, translate
-
-
-class WaitTimeoutError(errors.JsprojError):
-    """Async projections did not catch up before the deadline; ``lagging`` names them."""
-
-    kind = "WaitTimeoutError"
 
 
 @dataclass

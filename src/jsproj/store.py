@@ -21,6 +21,14 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from jsproj import errors
+from jsproj.errors import (
+    PythonEngineRequiredError,
+    SchemaMissingError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownPositionError,
+    UnknownStreamError,
+)
 from jsproj.identifiers import check_schema
 from jsproj.inline import PythonEngine, apply_records
 from jsproj.migrate import Migration, migrate
@@ -30,42 +38,6 @@ CONNECT_TIMEOUT = 10
 
 #: A stream's version: its last event's (for a row ``s`` of pge_streams).
 STREAM_VERSION = "coalesce((select max(version) from pge_events where stream_id = s.id), 0)"
-
-
-class StoreError(errors.JsprojError):
-    """The store cannot do what was asked (unreachable, not migrated, ...)."""
-
-    kind = "StoreError"
-
-
-class StoreUnavailableError(StoreError):
-    """PostgreSQL cannot be reached."""
-
-    kind = "StoreUnavailableError"
-
-
-class SchemaMissingError(StoreError):
-    """The store's tables or functions are missing: run ``jsproj migrate``."""
-
-    kind = "SchemaMissingError"
-
-
-class UnknownStreamError(StoreError):
-    """No stream has that id."""
-
-    kind = "UnknownStreamError"
-
-
-class PythonEngineRequiredError(StoreError):
-    """An append bypassed the Python engine while it keeps inline projections."""
-
-    kind = "PythonEngineRequiredError"
-
-
-class UnknownPositionError(StoreError):
-    """``read_all(after=...)`` was given a position that is not an event's."""
-
-    kind = "UnknownPositionError"
 
 
 @dataclass(frozen=True)

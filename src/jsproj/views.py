@@ -8,13 +8,8 @@ import psycopg
 from psycopg import sql
 
 from jsproj import errors
+from jsproj.errors import UnknownDocumentError
 from jsproj.store import EventStore, translate
-
-
-class UnknownDocumentError(errors.JsprojError):
-    """A projection has no document with that id."""
-
-    kind = "UnknownDocumentError"
 
 
 def _definition(conn: psycopg.Connection, name: str) -> tuple[str, str, str]:
