@@ -26,6 +26,7 @@ from typing import Any
 
 from harness import Row, log
 from jsproj.projections import Projections
+from jsproj.simulation import apply_page
 
 HERE = Path(__file__).resolve().parent
 SOURCES = [{"file": "fold_projections.js", "source": (HERE / "fold_projections.js").read_text()}]
@@ -63,7 +64,7 @@ def compact(value: Any) -> str:
 def python_host(
     projections: Projections, records: list[dict[str, Any]], page_size: int, *, as_text: bool = False
 ) -> tuple[float, int]:
-    """The Python host loop; returns (seconds, checksum).
+    """The Python host loop (jsproj.simulation.apply_page per page); returns (seconds, checksum).
 
     With ``as_text`` the events arrive as JSON text (as a store reads them from
     PostgreSQL or a file); otherwise as Python dicts, encoded in the timed loop.
@@ -72,14 +73,9 @@ def python_host(
     texts = [compact(records[i : i + page_size]) for i in range(0, len(records), page_size)] if as_text else None
     started = time.perf_counter()
     for number, start in enumerate(range(0, len(records), page_size)):
-        page = texts[number] if texts is not None else compact(records[start : start + page_size])
-        routed = projections.route(page)
-        documents = {name: {key: store[name].get(key) for key in keys} for name, keys in routed.items()}
-        result = projections.apply(page, documents)
-        if result.errors:
-            raise result.errors[0]
-        for name, change in result.changes.items():
-            store[name].update(change.upserts)
+        apply_page(
+            projections, texts[number] if texts is not None else compact(records[start : start + page_size]), store
+        )
     seconds = time.perf_counter() - started
     bank = store["Bank"]["Bank"]
     return seconds, bank["deposited"] - bank["withdrawn"]

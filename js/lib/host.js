@@ -25,6 +25,16 @@ function show(value) {
   return String(value);
 }
 
+// Remember which of the build's documents a folded page changed (flushed later).
+function markDirty(changes) {
+  Object.keys(changes).forEach(function (name) {
+    var dirty = fold.dirty.get(name);
+    if (!dirty) { dirty = new Set(); fold.dirty.set(name, dirty); }
+    Object.keys(changes[name].upserts).forEach(function (id) { dirty.add(id); });
+    changes[name].deletes.forEach(function (id) { dirty.add(id); });
+  });
+}
+
 function loaded() {
   if (!projector) throw jsproj.fail('EngineError', 'no projections are loaded: call load first');
   return projector;
@@ -136,13 +146,7 @@ jsproj.host = {
       if (fold.projections.indexOf(name) < 0) throw jsproj.fail('EngineError', name + ' is not part of the build');
     });
     var result = jsproj.applyInMemory(loaded(), batch.events, { projections: names });
-    Object.keys(result.changes).forEach(function (name) {
-      var dirty = fold.dirty.get(name);
-      if (!dirty) { dirty = new Set(); fold.dirty.set(name, dirty); }
-      var change = result.changes[name];
-      Object.keys(change.upserts).forEach(function (id) { dirty.add(id); });
-      change.deletes.forEach(function (id) { dirty.add(id); });
-    });
+    markDirty(result.changes);
     return { events: batch.events.length };
   }),
   // A page of events as lines (see records.js) -> fold it into the build's documents.
@@ -150,13 +154,7 @@ jsproj.host = {
     if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
     var records = jsproj.recordsFromLines(text);
     var result = jsproj.applyInMemory(loaded(), records, { projections: fold.projections });
-    Object.keys(result.changes).forEach(function (name) {
-      var dirty = fold.dirty.get(name);
-      if (!dirty) { dirty = new Set(); fold.dirty.set(name, dirty); }
-      var change = result.changes[name];
-      Object.keys(change.upserts).forEach(function (id) { dirty.add(id); });
-      change.deletes.forEach(function (id) { dirty.add(id); });
-    });
+    markDirty(result.changes);
     return { events: records.length };
   }),
   // -> {changes: {name: {upserts, deletes}}}: the build's documents changed since the last flush.

@@ -58,26 +58,25 @@ class DeployReport:
         }
 
 
-def parse_lifecycles(pairs: Sequence[str]) -> dict[str, str]:
-    """``["Party=async", ...]`` as ``{"Party": "async"}``, checked."""
+def _parse_pairs(option: str, pairs: Sequence[str], allowed: Sequence[str]) -> dict[str, str]:
+    """``["Party=async", ...]`` as ``{"Party": "async"}``, each value one of ``allowed``."""
     chosen: dict[str, str] = {}
     for pair in pairs:
-        name, sep, lifecycle = pair.partition("=")
-        if not sep or not name or lifecycle not in LIFECYCLES:
-            raise errors.InputError(f"--lifecycle takes NAME=inline|async|live, not {pair!r}")
-        chosen[name] = lifecycle
+        name, sep, value = pair.partition("=")
+        if not sep or not name or value not in allowed:
+            raise errors.InputError(f"{option} takes NAME={'|'.join(allowed)}, not {pair!r}")
+        chosen[name] = value
     return chosen
+
+
+def parse_lifecycles(pairs: Sequence[str]) -> dict[str, str]:
+    """``--lifecycle NAME=inline|async|live`` options as ``{name: lifecycle}``, checked."""
+    return _parse_pairs("--lifecycle", pairs, LIFECYCLES)
 
 
 def parse_on_error(pairs: Sequence[str]) -> dict[str, str]:
-    """``["Party=dead-letter", ...]`` as ``{"Party": "dead-letter"}``, checked."""
-    chosen: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, policy = pair.partition("=")
-        if not sep or not name or policy not in ON_ERROR:
-            raise errors.InputError(f"--on-error takes NAME=stop|dead-letter, not {pair!r}")
-        chosen[name] = policy
-    return chosen
+    """``--on-error NAME=stop|dead-letter`` options as ``{name: policy}``, checked."""
+    return _parse_pairs("--on-error", pairs, ON_ERROR)
 
 
 def definitions(

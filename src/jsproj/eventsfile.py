@@ -74,6 +74,11 @@ def _malformed(exc: ValueError, line: int | None = None) -> errors.EventsFileErr
     return errors.EventsFileError(f"{where}not valid JSON ({exc})", line=line)
 
 
+def event_count(messages: Sequence[Any]) -> int:
+    """How many events append messages hold (a message's ``data`` is one event or a list)."""
+    return sum(len(m["data"]) if isinstance(m, dict) and isinstance(m.get("data"), list) else 1 for m in messages)
+
+
 def as_messages(records: Sequence[Mapping[str, Any]], max_events: int = 1000) -> list[dict[str, Any]]:
     """Append messages for engine records (from ``Projections.normalize``): runs of one stream's events.
 

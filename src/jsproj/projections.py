@@ -71,6 +71,15 @@ class BatchResult:
     errors: list[errors.JsprojError]
 
 
+def _batch_result(answer: Mapping[str, Any]) -> BatchResult:
+    """An apply answer of the engine as a :class:`BatchResult`."""
+    changes = {
+        name: Change(kind=c["kind"], upserts=c["upserts"], deletes=c["deletes"])
+        for name, c in answer["changes"].items()
+    }
+    return BatchResult(changes=changes, errors=[errors.from_info(e) for e in answer["errors"]])
+
+
 def read_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
     """The ``*.js`` files of a folder as sources (``[{"file", "source"}]``), sorted by name."""
     path = Path(folder)
@@ -199,11 +208,7 @@ class Projections:
             answer = self._apply(events_json, documents, names)
         except errors.SandboxLimitError as exc:
             raise self._culprit(exc, events_json, documents, names) from None
-        changes = {
-            name: Change(kind=c["kind"], upserts=c["upserts"], deletes=c["deletes"])
-            for name, c in answer["changes"].items()
-        }
-        return BatchResult(changes=changes, errors=[errors.from_info(e) for e in answer["errors"]])
+        return _batch_result(answer)
 
     def apply_lines(
         self, lines: str, documents: Mapping[str, Mapping[str, Any]], *, only: Iterable[str] | None = None
@@ -214,11 +219,7 @@ class Projections:
         answer = self.sandbox.call(
             "apply", f'{{"lines":{json.dumps(lines)},"documents":{_json(documents)},"options":{options}}}'
         )
-        changes = {
-            name: Change(kind=c["kind"], upserts=c["upserts"], deletes=c["deletes"])
-            for name, c in answer["changes"].items()
-        }
-        return BatchResult(changes=changes, errors=[errors.from_info(e) for e in answer["errors"]])
+        return _batch_result(answer)
 
     def _apply(self, events_json: str, documents: Mapping[str, Any], names: list[str] | None) -> dict[str, Any]:
         options = _json({} if names is None else {"projections": names})

@@ -22,7 +22,7 @@ from jsproj import errors
 from jsproj.errors import ReplError
 from jsproj.projections import Projections, read_folder
 from jsproj.render import documents_table
-from jsproj.simulation import now_iso
+from jsproj.simulation import apply_page, now_iso
 
 COMMANDS = {
     "append": "append <message JSON>   append a message (or a JSON list of them); shows what each projection changed",
@@ -232,21 +232,15 @@ class MemorySession(Session):
 
     def _apply(self, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         assert self.projections is not None
-        page = json.dumps(records)
-        routed = self.projections.route(page)
-        current = {name: {key: self.documents[name].get(key) for key in keys} for name, keys in routed.items()}
-        result = self.projections.apply(page, current)
-        self._print_logs()
-        if result.errors:
-            raise result.errors[0]
-        changed: dict[str, dict[str, Any]] = {}
-        for name, change in result.changes.items():
-            self.documents[name].update(change.upserts)
-            for key in change.deletes:
-                self.documents[name].pop(key, None)
-            if change.upserts or change.deletes:
-                changed[name] = {**change.upserts, **dict.fromkeys(change.deletes)}
-        return changed
+        try:
+            changes = apply_page(self.projections, json.dumps(records), self.documents)
+        finally:
+            self._print_logs()
+        return {
+            name: {**change.upserts, **dict.fromkeys(change.deletes)}
+            for name, change in changes.items()
+            if change.upserts or change.deletes
+        }
 
     def append(self, rest: str) -> None:
         assert self.projections is not None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
-from jsproj.projections import Projections
+from jsproj.projections import Change, Projections
 
 DEFAULT_PAGE_SIZE = 5000
 
@@ -60,20 +60,29 @@ def simulate(
         return _simulate(loaded, _events_text(events), page_size, now)
 
 
+def apply_page(projections: Projections, page: str, store: dict[str, dict[str, Any]]) -> dict[str, Change]:
+    """Apply one page of records (JSON text) to documents kept in memory (``store[name][id]``),
+    as a storing host does: route, hand over the routed documents, apply, keep the changes.
+
+    Raises the first handler error, before anything in ``store`` changes.
+    """
+    routed = projections.route(page)
+    documents = {name: {key: store[name].get(key) for key in keys} for name, keys in routed.items()}
+    result = projections.apply(page, documents)
+    if result.errors:
+        raise result.errors[0]
+    for name, change in result.changes.items():
+        store[name].update(change.upserts)
+        for key in change.deletes:
+            store[name].pop(key, None)
+    return result.changes
+
+
 def _simulate(projections: Projections, text: str, page_size: int, now: str | None) -> Views:
     records = projections.normalize(text, now=now or now_iso())
     store: dict[str, dict[str, Any]] = {name: {} for name in projections.names}
     for start in range(0, len(records), page_size):
-        page = json.dumps(records[start : start + page_size])
-        routed = projections.route(page)
-        documents = {name: {key: store[name].get(key) for key in keys} for name, keys in routed.items()}
-        result = projections.apply(page, documents)
-        if result.errors:
-            raise result.errors[0]
-        for name, change in result.changes.items():
-            store[name].update(change.upserts)
-            for key in change.deletes:
-                store[name].pop(key, None)
+        apply_page(projections, json.dumps(records[start : start + page_size]), store)
     views: Views = {"views": {}, "aggregates": {}}
     for info in projections.infos:
         if info.kind == "aggregate":

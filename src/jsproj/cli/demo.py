@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from jsproj.cli.common import echo_json, json_errors, json_option
 from jsproj.config import explicit_dsn, resolve_dsn
+from jsproj.eventsfile import event_count
 from jsproj.identifiers import check_schema
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quest"
@@ -43,10 +44,6 @@ def quest_log(quests: int, seed: int = 7) -> list[dict[str, Any]]:
             messages.append({"id": quest, "timestamp": f"{day}T20:00:00Z",
                              "data": {"$type": "QuestEnded", "location": rng.choice(TOWNS)}})  # fmt: skip
     return messages
-
-
-def _count(messages: list[dict[str, Any]]) -> int:
-    return sum(len(m["data"]) if isinstance(m["data"], list) else 1 for m in messages)
 
 
 @click.command()
@@ -98,7 +95,7 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
     url = resolve_dsn(dsn)
     sources = read_folder(EXAMPLE / "projections")
     log = [*_example_log(), *quest_log(quests)]
-    total = _count(log)
+    total = event_count(log)
     with EventStore(url, schema=schema, max_size=2) as store, Projections(sources) as loaded:
         with store.pool.connection() as conn:  # a fresh schema every run
             conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
@@ -111,7 +108,7 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
             for start in range(0, len(log), 100):
                 batch = log[start : start + 100]
                 store.append_all(batch)
-                progress.advance(task, _count(batch))
+                progress.advance(task, event_count(batch))
         with _progress(console) as progress:
             task = progress.add_task("3. async daemon catching up", total=total)
             daemon = Daemon(url, schema=schema, poll_interval=0.05,

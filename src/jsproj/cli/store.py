@@ -206,7 +206,9 @@ PROGRESS_FROM = 1000  # events: smaller files append too fast for a progress bar
 @contextmanager
 def _append_progress(bodies: list[Any], *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr while a large file is appended (none for small ones or with --json)."""
-    total = sum(len(b["data"]) if isinstance(b, dict) and isinstance(b.get("data"), list) else 1 for b in bodies)
+    from jsproj.eventsfile import event_count
+
+    total = event_count(bodies)
     if quiet or total < PROGRESS_FROM:
         yield None
         return
