@@ -126,7 +126,7 @@ def test_a_projection_cannot_read_another_projections_state() -> None:
 
 HUGE = """
 projections.projectView('Huge').identifiedBy(function (evt) { return evt.key; }).by({
-  Big: function (state) { var s = 'x'; while (s.length < 64 * 1024 * 1024) s += s; state.blob = s; },
+  Big: function (state) { var s = 'x'; while (s.length < 256 * 1024 * 1024) s += s; state.blob = s; },
   Many: function (state) { for (var i = 0; i < 5000000; i++) state['k' + i] = i; }
 });
 projections.aggregate('Small').by({ Big: function (state) { state.n = (state.n || 0) + 1; },
