@@ -1,5 +1,9 @@
 """Sandbox escape attempts from projection code, each shown to be contained (real V8, real worker).
 
+Attacks whose outcome is the same in every host (Node included) are
+conformance cases (tests/conformance/isolation-*, error-*); here are the
+ones about the sandbox itself, run in every sandboxed host: the Python
+worker, and PostgreSQL (plpython3u) where they concern the database.
 The basics — no require but the DSL's, no process, fetch or Python objects,
 no Function-constructor route to them, time and memory limits — are in
 test_sandbox.py; the database side (definitions owned by their role,
@@ -10,10 +14,15 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 
 from jsproj import errors
+from jsproj.deploy import deploy
 from jsproj.projections import Projections
+from jsproj.simulation import simulate
+from jsproj.store import EventStore
+from jsproj.views import export_views, fetch_view
 from test_sandbox import run
 
 POLLUTER = """
@@ -147,3 +156,130 @@ def test_huge_outputs_are_refused_and_the_host_survives(event_type: str) -> None
         assert "memory limit" in caught.value.message or "time limit" in caught.value.message
         ok = p.apply(page, {"Small": {"Small": None}}, only=["Small"])  # the sandbox works for the next call
         assert ok.changes["Small"].upserts == {"Small": {"n": 1}}
+
+
+# -- the same attacks in every sandboxed host: the Python worker and PostgreSQL (plpython3u) --
+
+SANDBOXED_HOSTS = ["python", "plpython"]
+
+
+def run_in(host: str, files: dict[str, str], messages: list[dict], dsn: str, *, timeout: float = 10.0) -> dict:
+    """Run projection files over append messages in one sandboxed host; the views and aggregates it stores."""
+    sources = [{"file": name, "source": source} for name, source in files.items()]
+    if host == "python":
+        with Projections(sources, timeout=timeout) as loaded:
+            return dict(simulate(loaded, messages))
+    with EventStore(dsn, max_size=2) as store:
+        deploy(store, sources, engine="plpython")
+        for message in messages:
+            store.append(message)
+        return export_views(store)
+
+
+JOBS = r"""
+// Every way this world offers to leave work for later: none may exist.
+var ran = [];
+projections.aggregate('Attacker').by({
+  Schedule: function (state) {
+    var routes = {
+      globalPromise: function () { return globalThis.Promise.resolve(); },
+      promiseParameter: function () { return Promise.resolve(); },
+      fromAsync: function () { return Array.fromAsync([1]); },
+      asyncStack: function () { return new AsyncDisposableStack().disposeAsync(); },
+      asyncByConstructor: function () { return Function('return (async function () {})()')(); },
+      asyncByEval: function () { return globalThis.eval('(async function () {})()'); },
+      asyncByGenerator: function () {
+        var G = Object.getPrototypeOf(function* () {}).constructor;
+        return G('yield (async function () {})()')().next().value;
+      },
+      queueMicrotask: function () { queueMicrotask(function () {}); return { then: function (f) { f(); } }; },
+      timer: function () { return globalThis.setTimeout(function () {}, 0); }
+    };
+    state.scheduled = [];
+    Object.keys(routes).forEach(function (name) {
+      try {
+        var promise = routes[name]();
+        if (promise && typeof promise.then === 'function' && name !== 'queueMicrotask') {
+          promise.then(function () { ran.push(name); var x = 0; for (var i = 0; i < 1e10; i++) x += i; });
+          state.scheduled.push(name);
+        } else if (promise !== undefined) {
+          state.scheduled.push(name);
+        }
+      } catch (e) { /* refused */ }
+    });
+  },
+  Check: function (state) { state.ran = ran.slice(); }
+});
+projections.aggregate('Victim').by({ $any: function (state) { state.n = (state.n || 0) + 1; } });
+"""
+
+
+@pytest.mark.parametrize("host", SANDBOXED_HOSTS)
+def test_no_projection_can_leave_work_for_later_to_be_charged_to_another(host: str, dsn: str) -> None:
+    messages = [{"id": "a", "type": "Attack", "data": {"$type": "Schedule"}},
+                {"id": "a", "data": {"$type": "Other"}},
+                {"id": "a", "data": {"$type": "Check"}}]  # fmt: skip
+    out = run_in(host, {"Jobs.js": JOBS}, messages, dsn, timeout=5)
+    assert out["aggregates"]["Attacker"] == {"scheduled": [], "ran": []}
+    assert out["aggregates"]["Victim"] == {"n": 3}, "the calls after the attack ran within their own time"
+
+
+DETECTOR = """
+// What a file can learn about its host while it loads, kept for its handler.
+var seen = {
+  frozenGlobal: Object.isFrozen(globalThis),
+  frozenPrototype: Object.isFrozen(Object.prototype),
+  globals: Object.getOwnPropertyNames(globalThis).filter(function (n) { return globalThis[n] !== undefined; }).sort(),
+  types: [typeof Promise, typeof plpy, typeof plv8, typeof pljs, typeof setTimeout, typeof Date.now, typeof Intl],
+  thisIsGlobal: (function () { return this; })() === globalThis,
+  clock: (function () { try { return Date.now(); } catch (e) { return e.message.slice(0, 40); } })(),
+  random: (function () { try { return Math.random(); } catch (e) { return e.message.slice(0, 40); } })()
+};
+var stash = (function () { try { globalThis.shared = 1; return typeof globalThis.shared; } catch (e) { return 'refused'; } })();
+projections.aggregate('Detector').by({ Look: function (state) { state.seen = seen; state.stash = stash; } });
+"""
+
+
+def test_a_file_cannot_tell_the_database_from_check_and_simulate(dsn: str) -> None:
+    """Files load in the same locked-down world in every sandboxed host: host detection gains nothing."""
+    messages = [{"id": "d", "type": "Look", "data": {"$type": "Look"}}]
+    python, database = (run_in(host, {"Detector.js": DETECTOR}, messages, dsn) for host in SANDBOXED_HOSTS)
+    assert python == database
+    seen = python["aggregates"]["Detector"]["seen"]
+    assert seen["frozenGlobal"] and seen["frozenPrototype"] and seen["thisIsGlobal"]
+    assert seen["types"] == ["undefined", "undefined", "undefined", "undefined", "undefined", "function", "object"]
+    assert seen["clock"].startswith("Date.now() is not available while") and seen["random"].startswith("Math.random()")
+    assert python["aggregates"]["Detector"]["stash"] == "undefined"
+
+
+SPIN_AT_LOAD = """
+var x = 0;
+for (var i = 0; i < 5e8; i++) x = (x * 31 + i) | 0;     // about a second, whatever host it is in
+projections.aggregate('Spin').by({ Go: function (state) { state.x = x & 0; } });
+"""
+
+
+def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(store: EventStore, dsn: str) -> None:
+    deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD}], engine="plpython", timeout=60)
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute("set jsproj.timeout = '0.05'")
+        for _ in range(2):  # the second answers from the first's failure, without running the file again
+            with pytest.raises(psycopg.Error) as caught:
+                session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
+            assert caught.value.sqlstate == "JP500"
+            assert caught.value.diag.message_primary == "projection file Spin.js ran past the time limit of 0.05 s"
+        assert session.execute("select 1").fetchone() == (1,), "the backend survives"
+    store.append({"id": "s", "type": "T", "data": {"$type": "Go"}})  # a session with the default limit loads it
+    assert fetch_view(store, "Spin") == {"Spin": {"x": 0}}
+
+
+def test_a_file_that_never_finishes_loading_is_stopped_by_the_limit_not_by_kill(store: EventStore, dsn: str) -> None:
+    """Even one that never went through jsproj check (changed in the table by its owner)."""
+    deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD.replace("5e8", "1")}], engine="plpython")
+    with psycopg.connect(dsn, autocommit=True) as owner:
+        owner.execute("update pge_projection_definitions set source = 'while (true) {}'")
+        owner.execute("update pge_engine set generation = generation + 1")
+        owner.execute("set jsproj.timeout = '0.5'")
+        with pytest.raises(psycopg.Error, match=r"projection file Spin\.js ran past the time limit of 0\.5 s"):
+            owner.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
+        assert owner.execute("select count(*) from pge_events").fetchone() == (0,), "the append was rolled back"

@@ -160,3 +160,28 @@ def test_a_message_with_duplicate_keys_keeps_the_last_as_every_json_reader_does(
     assert done.returncode == 0, done.stderr
     stream = json.loads(jsproj("stream", "dup", "--dsn", dsn, "--json").stdout)
     assert stream["events"][0]["event"] == {"$type": "A", "$id": event_id, "n": 2}
+
+
+PARTY = "projections.projectStream('Quest').named('Party').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
+
+
+def test_a_stored_document_deeper_than_python_reads_is_a_clear_error_not_a_crash(store: EventStore, dsn: str) -> None:
+    """Documents stay within 512 levels now; one stored before that limit (or by SQL) is reported, never a traceback."""
+    from jsproj.deploy import deploy
+    from jsproj.views import fetch_view
+
+    deploy(store, [{"file": "Party.js", "source": PARTY}])
+    with psycopg.connect(dsn) as conn:
+        conn.execute("insert into pge_projections_party (id, data) values ('deep', %s::jsonb), ('ok', '{\"n\": 1}')",
+                     (json.dumps({"n": 1, "nested": "["}).replace('"["', "[" * 3000 + "]" * 3000),))  # fmt: skip
+    assert fetch_view(store, "Party", "ok") == {"n": 1}
+    with pytest.raises(
+        errors.UnreadableDocumentError, match=r"^projection Party: document 'deep': stored JSON is nested"
+    ):
+        fetch_view(store, "Party", "deep")
+    for command in (["view", "Party", "deep"], ["view", "Party"], ["export"]):
+        done = jsproj(*command, "--dsn", dsn)
+        assert done.returncode == 1
+        assert done.stderr.startswith("error: projection Party: ") and len(done.stderr.splitlines()) == 1, done.stderr
+    with pytest.raises(errors.UnreadableDocumentError):  # the Python engine loads it to apply an event to it
+        store.append({"id": "deep", "type": "Quest", "data": {"$type": "Moved"}})

@@ -35,29 +35,29 @@ ECMASCRIPT_GLOBALS = {
 }  # fmt: skip
 
 PROBE = """
-var outcome = 'pending';
 projections.aggregate('Probe').by({
   Probe: function (state) {
     state.types = {
       process: typeof process, require: typeof require, fetch: typeof fetch, XMLHttpRequest: typeof XMLHttpRequest,
       setTimeout: typeof setTimeout, WebAssembly: typeof WebAssembly, SharedArrayBuffer: typeof SharedArrayBuffer,
-      Deno: typeof Deno, Bun: typeof Bun, jsproj: typeof jsproj, python: typeof python, pyodide: typeof pyodide
+      Deno: typeof Deno, Bun: typeof Bun, jsproj: typeof jsproj, python: typeof python, pyodide: typeof pyodide,
+      Promise: typeof Promise, globalPromise: typeof globalThis.Promise, queueMicrotask: typeof queueMicrotask,
+      plv8: typeof plv8, pljs: typeof pljs, Temporal: typeof Temporal
     };
     state.globals = Object.getOwnPropertyNames(globalThis);
     try { state.requireFs = require('fs') === undefined ? 'undefined' : 'loaded'; }
     catch (e) { state.requireFs = e.message; }
     try { state.requireChildProcess = require('child_process') === undefined ? 'undefined' : 'loaded'; }
     catch (e) { state.requireChildProcess = e.message; }
-    try {
-      import('fs').then(function () { outcome = 'loaded'; }, function (e) { outcome = 'rejected: ' + e; });
-    } catch (e) { outcome = 'threw: ' + e; }
-    state.fromFunction = (function () { try { return typeof Function('return this')().process; } catch (e) { return 'threw'; } })();
-    state.viaConstructor = (function () {}).constructor('return typeof process')();
+    function attempt(fn) { try { return typeof fn(); } catch (e) { return e.message; } }
+    state.fromFunction = attempt(function () { return Function('return this')().process; });
+    state.viaConstructor = attempt(function () { return (function () {}).constructor('return typeof process')(); });
+    state.viaGenerator = attempt(function () { return Object.getPrototypeOf(function* () {}).constructor('yield 1')(); });
+    state.viaEval = attempt(function () { return globalThis.eval('1 + 1'); });
     try { __jsprojCall('load', '[]'); state.load = 'loaded'; } catch (e) { state.load = e.message; }
     try { __jsprojCall = null; } catch (e) {}
     state.entryPointKept = typeof __jsprojCall;
-  },
-  Later: function (state) { state.importOutcome = outcome; }
+  }
 });
 """
 
@@ -124,10 +124,17 @@ def test_no_host_objects_file_system_network_or_process(probe: Projections) -> N
     assert types.pop("require") == "function", "the file's own require, which resolves only the DSL"
     assert set(types.values()) == {"undefined"}, types
     assert set(state["globals"]) <= ECMASCRIPT_GLOBALS, set(state["globals"]) - ECMASCRIPT_GLOBALS
-    assert state["fromFunction"] == "undefined"
     assert state["load"] == "unknown operation", "projection code cannot replace the loaded projections"
     assert state["entryPointKept"] == "function", "nor the host's entry point"
-    assert state["viaConstructor"] == "undefined"
+
+
+def test_no_code_from_text(probe: Projections) -> None:
+    """eval and every function constructor refuse: code made at run time would escape the checks of load time."""
+    state = run(probe, "Probe")["Probe"]["Probe"]
+    assert state["fromFunction"] == "the Function constructor is not available to projections"
+    assert state["viaConstructor"] == "the Function constructor is not available to projections"
+    assert state["viaGenerator"] == "the Function constructor is not available to projections"
+    assert state["viaEval"] == "eval is not available to projections"
 
 
 def test_require_of_anything_but_the_dsl_fails_with_a_clear_message(probe: Projections) -> None:
@@ -136,11 +143,37 @@ def test_require_of_anything_but_the_dsl_fails_with_a_clear_message(probe: Proje
     assert 'require("child_process") is not available' in state["requireChildProcess"]
 
 
-def test_dynamic_import_is_refused(probe: Projections) -> None:
-    run(probe, "Probe")
-    # The promise settles after the call; the next call reads what happened.
-    outcome = run(probe, "Later")["Probe"]["Probe"]["importOutcome"]
-    assert outcome.startswith(("rejected", "threw")), outcome
+@pytest.mark.parametrize(
+    ("source", "line", "what"),
+    [
+        ("var x = 1;\nimport('fs').then(function () {});", 2, "import() is"),
+        ("projections.aggregate('A').by({\n  A: async function (s) { s.n = 1; }\n});", 2, "async functions are"),
+        ("var f = async () => 1;", 1, "async functions are"),
+        ("var o = { async m() {} };", 1, "async functions are"),
+        ("class C {\n\n  static async *g() {}\n}", 3, "async functions are"),
+        ("var later = import /* comment */ ('x');", 1, "import() is"),
+    ],
+)
+def test_async_functions_and_dynamic_import_are_refused_when_a_file_loads(source: str, line: int, what: str) -> None:
+    with pytest.raises(errors.ProjectionDefinitionError) as caught:
+        Projections([{"file": "Later.js", "source": source}])
+    assert str(caught.value) == (
+        f"Later.js:{line}: {what} not available to projections: a handler must finish its work before it returns"
+    )
+
+
+def test_the_words_async_and_import_are_fine_where_they_are_not_keywords() -> None:
+    source = """
+    // import('fs') in a comment, and async function in another
+    var async = 1, words = ['async function', "import('x')", `async ${async}`], re = /async function|import\\(/;
+    projections.aggregate('Words').by({
+      Said: function (state, evt) {
+        state.async = evt.async; state.import = evt['import']; state.n = async + words.length; state.re = re.test('import(');
+        var o = { import: 1, async: 2, async3: 3 }; state.o = o.import + o.async + o.async3;
+      }
+    });"""
+    with Projections([{"file": "Words.js", "source": source}]) as loaded:
+        assert run(loaded, "Said")["Words"]["Words"] == {"n": 4, "re": True, "o": 6}
 
 
 def test_require_fs_at_load_time_is_a_definition_error() -> None:

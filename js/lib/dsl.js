@@ -66,7 +66,8 @@ Handlers.prototype.handlerFor = function (eventType) {
 };
 
 Handlers.prototype.initial = function () {
-  var state = this.init ? this.init() : {};
+  var init = this.init;       // called as a plain function: `this` is not the handlers
+  var state = init ? init() : {};
   if (state === undefined || state === null || state === DELETE) {
     throw new TypeError('$init must return the initial state, not ' + (state === DELETE ? 'DELETE' : String(state)));
   }
@@ -75,7 +76,8 @@ Handlers.prototype.initial = function () {
 };
 
 // One event folded into one document. `state` null/undefined/DELETE means the
-// document does not exist; the result is the new state or DELETE.
+// document does not exist; the result is the new state (to become a document
+// by the value rule, documents.js) or DELETE.
 function step(handlers, state, evt, meta) {
   if (state === null || state === undefined || state === DELETE) state = handlers.initial();
   var handler = handlers.handlerFor(evt.$type);
@@ -97,14 +99,6 @@ function checkEvent(evt) {
 }
 
 // The read-only metadata handlers get as their third argument.
-function freezeDeep(value) {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    Object.keys(value).forEach(function (key) { freezeDeep(value[key]); });
-  }
-  return value;
-}
-
 function metaOf(record) {
   return Object.freeze({
     streamId: record.streamId === undefined ? null : record.streamId,
@@ -114,7 +108,7 @@ function metaOf(record) {
     timestamp: record.timestamp === undefined ? null : record.timestamp,
     eventId: record.event.$id === undefined ? null : record.event.$id,
     eventType: record.event.$type,
-    metadata: record.metadata === undefined || record.metadata === null ? null : freezeDeep(record.metadata)
+    metadata: record.metadata === undefined || record.metadata === null ? null : jsproj.freezeDeep(record.metadata)
   });
 }
 
@@ -140,24 +134,46 @@ Projection.prototype.inline = function () { this.lifecycle = 'inline'; return th
 Projection.prototype.async = function () { this.lifecycle = 'async'; return this; };
 Projection.prototype.live = function () { this.lifecycle = 'live'; return this; };
 
+var NO_EVENT = Object.freeze({ eventId: null, eventType: null, position: null });
+
+// Where a document was made, for the errors of the value rule.
+function whereOf(projection, key, meta) {
+  return { projection: projection, documentId: key, eventId: meta.eventId, eventType: meta.eventType, position: meta.position };
+}
+
+// One event folded into a state with the clock of that event, the result as a
+// document (or DELETE): what every host does for each delivery.
+function fold(projection, state, evt, meta, key) {
+  jsproj.enter(meta, projection.name);
+  try {
+    var next = step(projection.handlers, state, evt, meta);
+    return next === DELETE ? DELETE : jsproj.toDocument(next, whereOf(projection.name, key, meta));
+  } finally {
+    jsproj.leave();
+  }
+}
+
 // Original API for folding projections: apply one event, or build from a list.
+// The state given may be changed in place; the result is the new document.
 function applyEvent(state, evt, meta) {
   checkEvent(evt);
-  var next = step(this.handlers, state, evt, meta || metaOf({ event: evt }));
+  var next = fold(this, state, evt, meta || metaOf({ event: evt }), null);
   return next === DELETE ? null : next;
 }
 
 function createSnapshot(events) {
-  var state = this.handlers.initial();
+  var state = null;
   for (var i = 0; i < events.length; i++) {
     checkEvent(events[i]);
-    state = step(this.handlers, state, events[i], metaOf({ event: events[i] }));
+    state = fold(this, state, events[i], metaOf({ event: events[i] }), null);
   }
+  if (state === null) state = jsproj.toDocument(this.handlers.initial(), whereOf(this.name, null, NO_EVENT));
   return state === DELETE ? null : state;
 }
 
+// The store's document is copied first: a handler that throws leaves it as it was.
 function storeFold(projection, key, evt, meta) {
-  var next = projection.applyEvent(projection.store.find(key), evt, meta);
+  var next = projection.applyEvent(clone(projection.store.find(key)), evt, meta);
   if (next === null) projection.store.remove(key);
   else projection.store.update(key, next);
   return next;
@@ -208,7 +224,8 @@ ViewProjection.prototype.constructor = ViewProjection;
 ViewProjection.prototype.applyEvent = applyEvent;
 ViewProjection.prototype.createSnapshot = createSnapshot;
 ViewProjection.prototype.keysFor = function (evt, meta) {
-  var value = this.identify(evt, meta);
+  var identify = this.identify;       // called as a plain function: `this` is not the projection
+  var value = identify(evt, meta);
   if (value === undefined || value === null) return [];
   var list = Array.isArray(value) ? value : [value];
   var keys = [];
@@ -223,7 +240,10 @@ ViewProjection.prototype.processEvent = function (id, evt) {
   checkEvent(evt);
   var meta = metaOf({ streamId: id === undefined ? null : String(id), event: evt });
   var self = this;
-  return this.keysFor(evt, meta).map(function (key) { return storeFold(self, key, evt, meta); });
+  jsproj.enter(meta, this.name);
+  var keys;
+  try { keys = this.keysFor(jsproj.frozenCopy(evt), meta); } finally { jsproj.leave(); }
+  return keys.map(function (key) { return storeFold(self, key, jsproj.clone(evt), meta); });
 };
 
 // projectEvent(type).named(name).by(transform): one document per transformed
@@ -238,16 +258,30 @@ function EventProjection(eventType, name, transform, file, store) {
 }
 EventProjection.prototype = Object.create(Projection.prototype);
 EventProjection.prototype.constructor = EventProjection;
-// The document the event becomes, as {key, view}, or null when it becomes none.
-EventProjection.prototype.project = function (evt, meta, fallbackKey) {
-  var view = this.transform(evt, meta);
+// The view the transform makes of an event: a view object, or null when it makes none.
+EventProjection.prototype.transformed = function (evt, meta) {
+  var transform = this.transform;     // called as a plain function: `this` is not the projection
+  var view = transform(evt, meta);
   if (view === undefined || view === null) return null;
   if (view === DELETE || typeof view !== 'object' || Array.isArray(view)) {
     throw new TypeError('the transform must return a view object (or nothing), not ' + (view === DELETE ? 'DELETE' : typeName(view)));
   }
-  var key = has(view, '$id') && view.$id !== null && view.$id !== undefined ? view.$id
-    : evt.$id !== undefined && evt.$id !== null ? evt.$id : fallbackKey;
-  return { key: documentKey(key, 'the view key ($id)'), view: view };
+  return view;
+};
+// The document an event becomes, as {key, view} (the view by the value rule,
+// keyed by its $id, else the event's $id, else fallbackKey), or null when none.
+EventProjection.prototype.project = function (evt, meta, fallbackKey) {
+  jsproj.enter(meta, this.name);
+  try {
+    var view = this.transformed(evt, meta);
+    if (view === null) return null;
+    var fallback = meta.eventId !== null ? meta.eventId : fallbackKey;
+    var document = jsproj.toDocument(view, whereOf(this.name, fallback === undefined ? null : String(fallback), meta));
+    var key = has(document, '$id') && document.$id !== null ? document.$id : fallback;
+    return { key: documentKey(key, 'the view key ($id)'), view: document };
+  } finally {
+    jsproj.leave();
+  }
 };
 EventProjection.prototype.processEvent = function (id, evt) {
   checkEvent(evt);
@@ -260,6 +294,8 @@ jsproj.DELETE = DELETE;
 jsproj.LIFECYCLES = LIFECYCLES;
 jsproj.definitionError = definitionError;
 jsproj.step = step;
+jsproj.fold = fold;
+jsproj.whereOf = whereOf;
 jsproj.checkEvent = checkEvent;
 jsproj.metaOf = metaOf;
 jsproj.StreamProjection = StreamProjection;

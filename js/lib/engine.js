@@ -4,10 +4,19 @@
 //
 // An event record: {position, streamId, streamType, version, timestamp,
 // metadata, event}, where event is {$type, $id, ...data}.
+//
+// What projection code can and cannot do here: each user call (handler,
+// $init, transform, identifiedBy) runs with the clock of its event
+// (clock.js); identifiedBy gets a frozen copy of the event, and each
+// delivery to a handler or transform its own copy, so no projection can
+// change what another sees; after each delivery the state becomes a fresh
+// document by the value rule (documents.js), so no reference a handler kept
+// can change it later, and views do not depend on how events were batched.
 
 var fail = jsproj.fail, dict = jsproj.dict, has = jsproj.has, clone = jsproj.clone;
 var describeThrown = jsproj.describeThrown, firstLine = jsproj.firstLine, isPlainObject = jsproj.isPlainObject;
-var DELETE = jsproj.DELETE, step = jsproj.step, metaOf = jsproj.metaOf, current = jsproj.current;
+var DELETE = jsproj.DELETE, fold = jsproj.fold, metaOf = jsproj.metaOf;
+var enter = jsproj.enter, leave = jsproj.leave, frozenCopy = jsproj.frozenCopy;
 
 function checkRecord(record, index) {
   if (!isPlainObject(record) || !isPlainObject(record.event)) {
@@ -23,29 +32,29 @@ function checkRecord(record, index) {
 // A predicate choosing the projections a call runs (options.projections).
 function selection(projector, options) {
   var names = options && options.projections;
-  if (names === undefined || names === null) return function () { return true; };
+  if (names === undefined || names === null) return null;
   if (!Array.isArray(names)) throw fail('EngineError', 'options.projections must be a list of names');
   var chosen = new Set();
   names.forEach(function (name) {
     if (!has(projector.projections, name)) throw jsproj.unknownProjection(name);
     chosen.add(name);
   });
-  return function (p) { return chosen.has(p.name); };
+  return chosen;
 }
 
-function handlerError(projection, record, thrown) {
+// The error for projection code that threw on an event. The event is named
+// from `meta`, frozen before any projection code ran: a handler that changed
+// its copy of the event cannot change what the error says.
+function handlerError(projection, meta, thrown) {
+  if (jsproj.isEngineError(thrown) && thrown.kind === 'DocumentError') return thrown;
   var t = describeThrown(thrown);
-  var evt = record.event;
-  var eventId = evt.$id === undefined ? null : evt.$id;
   var error = fail('ProjectionHandlerError',
-    'projection ' + projection.name + ' failed on ' + evt.$type + ' event' + (eventId === null ? '' : ' ' + eventId) +
-    ' (stream ' + record.streamId + ', version ' + record.version + ', position ' + record.position + '): ' +
+    'projection ' + projection.name + ' failed on ' + meta.eventType + ' event' + (meta.eventId === null ? '' : ' ' + meta.eventId) +
+    ' (stream ' + meta.streamId + ', version ' + meta.version + ', position ' + meta.position + '): ' +
     t.name + ': ' + firstLine(t.message),
     {
-      projection: projection.name, eventId: eventId, eventType: evt.$type,
-      streamId: record.streamId === undefined ? null : record.streamId,
-      version: record.version === undefined ? null : record.version,
-      position: record.position === undefined ? null : record.position,
+      projection: projection.name, eventId: meta.eventId, eventType: meta.eventType,
+      streamId: meta.streamId, version: meta.version, position: meta.position,
       error: { name: t.name, message: t.message }
     });
   error.jsStack = jsproj.userStack(t.stack) || t.name + ': ' + t.message;
@@ -53,12 +62,28 @@ function handlerError(projection, record, thrown) {
   return error;
 }
 
-// Which documents the batch touches, per projection: {name: [ids]}. Event
-// projections load nothing (a transform does not read state) and are left out.
-function route(projector, records, options) {
+// The documents of a view an event goes to: identifiedBy on a frozen copy of
+// the event, with the event's clock. Returns the keys or {thrown}.
+function viewKeys(p, keyEvent, meta) {
+  enter(meta, p.name);
+  try {
+    return p.keysFor(keyEvent, meta);
+  } catch (e) {
+    return { thrown: e };
+  } finally {
+    leave();
+  }
+}
+
+// Route a batch: which documents it touches, per projection ({name: [ids]};
+// event projections load nothing and are left out), and the keys each
+// view's identifiedBy gave for each event, so that apply uses the same keys
+// without calling identifiedBy again.
+function routeBatch(projector, records, options) {
   var selected = selection(projector, options);
   var seen = new Map();
   var keys = dict();
+  var views = [];             // per record index: Map(view name -> keys or {thrown}), or undefined
   function add(name, key) {
     var set = seen.get(name);
     if (!set) { set = new Set(); seen.set(name, set); keys[name] = []; }
@@ -68,120 +93,66 @@ function route(projector, records, options) {
     var record = records[i];
     checkRecord(record, i);
     var targets = projector.targetsFor(record.streamType, record.event.$type);
-    var meta = null;
+    var meta = null, keyEvent = null;
     for (var t = 0; t < targets.length; t++) {
       var p = targets[t];
-      if (!selected(p)) continue;
+      if (selected !== null && !selected.has(p.name)) continue;
       if (p.kind === 'stream') add(p.name, record.streamId);
       else if (p.kind === 'aggregate') add(p.name, p.name);
       else if (p.kind === 'view') {
         meta = meta || metaOf(record);
-        current.projection = p.name;
-        current.record = record;
-        var viewKeys;
-        try { viewKeys = p.keysFor(record.event, meta); } catch (e) { continue; }  // apply reports it
-        for (var k = 0; k < viewKeys.length; k++) add(p.name, viewKeys[k]);
+        keyEvent = keyEvent || frozenCopy(record.event);
+        var found = viewKeys(p, keyEvent, meta);
+        if (!views[i]) views[i] = new Map();
+        views[i].set(p.name, found);
+        if (Array.isArray(found)) for (var k = 0; k < found.length; k++) add(p.name, found[k]);
       }
     }
   }
-  current.projection = null;
-  current.record = null;
-  return keys;
+  return { keys: keys, views: views };
+}
+
+function route(projector, records, options) {
+  return routeBatch(projector, records, options).keys;
+}
+
+// One call's work: per projection, the documents it read and changed.
+function Work(projection) {
+  this.projection = projection;
+  this.docs = new Map();      // id -> state, DELETE or a document
+  this.dirty = new Set();     // ids changed
 }
 
 // Apply a batch. `documents` holds, per projection, every document that
 // route() named ({name: {id: state or null}}). The result holds, per
 // projection, the changed documents: {changes: {name: {kind, upserts: {id:
-// state}, deletes: [ids]}}, errors: [...]}. A projection whose handler
-// throws contributes no changes at all for the batch and one error, so a host
+// state}, deletes: [ids]}}, errors: [...]}. A projection whose code throws
+// contributes no changes at all for the batch and one error, so a host
 // can retry, skip or stop it; the other projections are unaffected. The
 // supplied documents belong to the call: handlers may change them in place.
-function apply(projector, records, documents, options) {
-  var selected = selection(projector, options);
-  var supplied = documents || {};
-  var work = new Map();        // name -> {projection, docs: Map(id -> state), dirty: Set(id)}
-  var failed = new Set();
-  var errors = [];
-
-  function workFor(p) {
-    var w = work.get(p.name);
-    if (!w) { w = { projection: p, docs: new Map(), dirty: new Set() }; work.set(p.name, w); }
-    return w;
-  }
-  function loaded(p, w, key) {
-    if (w.docs.has(key)) return w.docs.get(key);
-    var bucket = has(supplied, p.name) ? supplied[p.name] : null;
-    if (!bucket || !has(bucket, key)) {
-      throw fail('EngineError', 'document ' + JSON.stringify(key) + ' of ' + p.name + ' was not supplied: ' +
-        'pass every document route() names, null for one that does not exist', { projection: p.name });
-    }
-    return bucket[key];
-  }
-  function failProjection(p, record, thrown) {
-    failed.add(p.name);
-    work.delete(p.name);
-    errors.push(handlerError(p, record, thrown));
-  }
-
-  var plan = [];
+// `routed` is what routeBatch gave for these records, if the host has it.
+function apply(projector, records, documents, options, routed) {
+  var batch = {
+    selected: selection(projector, options),
+    supplied: documents || {},
+    views: routed ? routed.views : [],
+    work: new Map(),
+    failed: new Set(),
+    errors: []
+  };
+  var plan = [];               // flat [projection, key, projection, key, ...] for one record
   for (var i = 0; i < records.length; i++) {
     var record = records[i];
     checkRecord(record, i);
-    var evt = record.event;
-    var targets = projector.targetsFor(record.streamType, evt.$type);
+    var targets = projector.targetsFor(record.streamType, record.event.$type);
     if (targets.length === 0) continue;
-    var meta = null;
-    current.record = record;
-    plan.length = 0;           // flat [projection, key, projection, key, ...]
-    for (var t = 0; t < targets.length; t++) {
-      var p = targets[t];
-      if (!selected(p) || failed.has(p.name)) continue;
-      meta = meta || metaOf(record);
-      if (p.kind === 'stream') plan.push(p, record.streamId);
-      else if (p.kind === 'aggregate') plan.push(p, p.name);
-      else if (p.kind === 'event') plan.push(p, null);
-      else {
-        current.projection = p.name;
-        var viewKeys;
-        try { viewKeys = p.keysFor(evt, meta); } catch (e) { failProjection(p, record, e); continue; }
-        for (var k = 0; k < viewKeys.length; k++) plan.push(p, viewKeys[k]);
-      }
-    }
-    // Each delivery gets an event of its own, so that a handler keeping or
-    // changing part of the event cannot reach another projection or document.
-    var deliveries = plan.length / 2;
-    var copies = [];
-    for (var c = 1; c < deliveries; c++) copies.push(clone(evt));
-    for (var d = 0; d < deliveries; d++) {
-      var target = plan[2 * d], key = plan[2 * d + 1];
-      if (failed.has(target.name)) continue;
-      var event = d < deliveries - 1 ? copies[d] : evt;
-      current.projection = target.name;
-      if (target.kind === 'event') {
-        var out;
-        try { out = target.project(event, meta, record.streamId); } catch (e) { failProjection(target, record, e); continue; }
-        if (out) {
-          var we = workFor(target);
-          we.docs.set(out.key, out.view);
-          we.dirty.add(out.key);
-        }
-        continue;
-      }
-      var w = workFor(target);
-      var state = loaded(target, w, key);
-      var absent = state === null || state === undefined || state === DELETE;
-      if (!absent && !target.handlers.handlerFor(event.$type)) continue;   // nothing to do
-      var next;
-      try { next = step(target.handlers, state, event, meta); } catch (e) { failProjection(target, record, e); continue; }
-      w.docs.set(key, next);
-      w.dirty.add(key);
-    }
+    var meta = metaOf(record);
+    plan.length = 0;
+    planDeliveries(batch, targets, record, i, meta, plan);
+    deliver(batch, plan, record.event, meta, record.streamId);
   }
-  current.projection = null;
-  current.record = null;
-
   var changes = dict();
-  work.forEach(function (w, name) {
+  batch.work.forEach(function (w, name) {
     var upserts = dict();
     var deletes = [];
     w.dirty.forEach(function (key) {
@@ -191,24 +162,109 @@ function apply(projector, records, documents, options) {
     });
     changes[name] = { kind: w.projection.kind, upserts: upserts, deletes: deletes };
   });
-  return { changes: changes, errors: errors };
+  return { changes: changes, errors: batch.errors };
+}
+
+function failProjection(batch, p, meta, thrown) {
+  batch.failed.add(p.name);
+  batch.work.delete(p.name);
+  batch.errors.push(handlerError(p, meta, thrown));
+}
+
+// The deliveries of one record: each target projection with the document
+// key it goes to (null for event projections).
+function planDeliveries(batch, targets, record, index, meta, plan) {
+  var keyEvent = null;
+  for (var t = 0; t < targets.length; t++) {
+    var p = targets[t];
+    if ((batch.selected !== null && !batch.selected.has(p.name)) || batch.failed.has(p.name)) continue;
+    if (p.kind === 'stream') plan.push(p, record.streamId);
+    else if (p.kind === 'aggregate') plan.push(p, p.name);
+    else if (p.kind === 'event') plan.push(p, null);
+    else {
+      var known = batch.views[index];
+      var keys = known && known.has(p.name) ? known.get(p.name) : null;
+      if (keys === null) keys = viewKeys(p, keyEvent = keyEvent || frozenCopy(record.event), meta);
+      if (!Array.isArray(keys)) { failProjection(batch, p, meta, keys.thrown); continue; }
+      for (var k = 0; k < keys.length; k++) plan.push(p, keys[k]);
+    }
+  }
+}
+
+// Run the deliveries of one record. Each gets an event of its own (the last
+// one the record's), so that a handler keeping or changing its event cannot
+// reach another projection or document.
+function deliver(batch, plan, evt, meta, streamId) {
+  var deliveries = plan.length / 2;
+  for (var d = 0; d < deliveries; d++) {
+    var target = plan[2 * d], key = plan[2 * d + 1];
+    if (batch.failed.has(target.name)) continue;
+    var event = d < deliveries - 1 ? clone(evt) : evt;
+    try {
+      if (target.kind === 'event') deliverTransform(batch, target, event, meta, streamId);
+      else deliverHandler(batch, target, key, event, meta);
+    } catch (e) {
+      if (jsproj.isEngineError(e) && e.kind === 'EngineError') throw e;   // the host's mistake, not the projection's
+      failProjection(batch, target, meta, e);
+    }
+  }
+}
+
+function workFor(batch, p) {
+  var w = batch.work.get(p.name);
+  if (!w) { w = new Work(p); batch.work.set(p.name, w); }
+  return w;
+}
+
+function deliverTransform(batch, target, event, meta, streamId) {
+  var out = target.project(event, meta, streamId);
+  if (out) {
+    var w = workFor(batch, target);
+    w.docs.set(out.key, out.view);
+    w.dirty.add(out.key);
+  }
+}
+
+function deliverHandler(batch, target, key, event, meta) {
+  var w = workFor(batch, target);
+  var state = loaded(batch, target, w, key);
+  var absent = state === null || state === undefined || state === DELETE;
+  if (!absent && !target.handlers.handlerFor(event.$type)) return;   // nothing to do
+  w.docs.set(key, fold(target, state, event, meta, key));
+  w.dirty.add(key);
+}
+
+// A document as the batch has it so far, else as supplied.
+function loaded(batch, p, w, key) {
+  if (w.docs.has(key)) return w.docs.get(key);
+  var bucket = has(batch.supplied, p.name) ? batch.supplied[p.name] : null;
+  if (!bucket || !has(bucket, key)) {
+    if (p.kind === 'view') {
+      // route() named other keys for this event: identifiedBy is not a function of the event alone.
+      throw new Error('identifiedBy returned ' + JSON.stringify(key) + ' now but not when the batch was routed: ' +
+        'it must depend only on the event and its metadata');
+    }
+    throw fail('EngineError', 'document ' + JSON.stringify(key) + ' of ' + p.name + ' was not supplied: ' +
+      'pass every document route() names, null for one that does not exist', { projection: p.name });
+  }
+  return bucket[key];
 }
 
 // Route, load from the projector's in-memory store, apply, write back: the
 // host loop of the Node projector and of simulation. Throws the first error.
 function applyInMemory(projector, records, options) {
-  var keys = route(projector, records, options);
+  var routed = routeBatch(projector, records, options);
   var documents = dict();
-  Object.keys(keys).forEach(function (name) {
+  Object.keys(routed.keys).forEach(function (name) {
     var store = projector.projections[name].store;
     var bucket = dict();
-    keys[name].forEach(function (id) {
+    routed.keys[name].forEach(function (id) {
       var doc = store.find(id);
       bucket[id] = doc === undefined ? null : clone(doc);
     });
     documents[name] = bucket;
   });
-  var result = apply(projector, records, documents, options);
+  var result = apply(projector, records, documents, options, routed);
   if (result.errors.length) throw result.errors[0];
   Object.keys(result.changes).forEach(function (name) {
     var store = projector.projections[name].store;
@@ -220,5 +276,6 @@ function applyInMemory(projector, records, options) {
 }
 
 jsproj.route = route;
+jsproj.routeBatch = routeBatch;
 jsproj.apply = apply;
 jsproj.applyInMemory = applyInMemory;

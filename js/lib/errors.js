@@ -2,6 +2,11 @@
 // Structured errors shared by every host. Each lib file is loaded by every
 // host as the body of `function (jsproj) { ... }`, in the order of bundle.json.
 
+// The errors the engine made. Only these pass through as jsproj errors:
+// projection code that throws {kind: ...} gets its throw reported as its
+// own failure, never as an error of another kind or about another projection.
+var issued = new WeakSet();
+
 // An Error carrying a `kind` (the class name hosts map it to) and the
 // fields that locate the problem (file, projection, event, stream, ...).
 function fail(kind, message, details) {
@@ -11,28 +16,48 @@ function fail(kind, message, details) {
   if (details) {
     Object.keys(details).forEach(function (key) { error[key] = details[key]; });
   }
+  issued.add(error);
   return error;
+}
+
+function isEngineError(value) {
+  return value !== null && typeof value === 'object' && issued.has(value);
+}
+
+// A field of a thrown value as text, or `fallback`: reading it runs
+// projection code (getters, proxies), which must not break the report.
+function field(value, name, fallback) {
+  try {
+    var v = value[name];
+    return v === undefined || v === null ? fallback : String(v);
+  } catch (e) {
+    return fallback;
+  }
 }
 
 // What a thrown value says about itself, whatever was thrown (the original
 // spike threw plain strings).
 function describeThrown(value) {
-  if (value !== null && typeof value === 'object' && 'message' in value) {
-    return {
-      name: String(value.name || 'Error'),
-      message: String(value.message),
-      stack: typeof value.stack === 'string' ? value.stack : null
-    };
+  if (value !== null && (typeof value === 'object' || typeof value === 'function')) {
+    var message = field(value, 'message', null);
+    if (message !== null) {
+      var stack = null;
+      try { stack = typeof value.stack === 'string' ? value.stack : null; } catch (e) { /* a throwing getter */ }
+      return { name: field(value, 'name', 'Error') || 'Error', message: message, stack: stack };
+    }
   }
   var text;
-  try { text = typeof value === 'string' ? value : JSON.stringify(value); } catch (e) { text = String(value); }
-  return { name: 'Error', message: String(text), stack: null };
+  try { text = typeof value === 'string' ? value : JSON.stringify(value); } catch (e) { text = null; }
+  if (typeof text !== 'string') {
+    try { text = String(value); } catch (e) { text = Object.prototype.toString.call(value); }
+  }
+  return { name: 'Error', message: text, stack: null };
 }
 
 // A plain JSON-able description of any error: jsproj errors keep their
 // fields; anything else becomes an InternalError with its stack.
 function errorInfo(error) {
-  if (error && error.kind) {
+  if (isEngineError(error)) {
     var info = { kind: error.kind, message: error.message };
     Object.keys(error).forEach(function (key) {
       if (key !== 'kind' && key !== 'name' && key !== 'jsStack') info[key] = error[key];
@@ -47,7 +72,7 @@ function errorInfo(error) {
 }
 
 // A stack trace cut at the first frame inside the engine: what the user's code did.
-var ENGINE_FRAME = /[\\/]lib[\\/](?:errors|values|dsl|projector|load|engine|log|simulate|host)\.js:\d+/;
+var ENGINE_FRAME = /[\\/]lib[\\/](?:errors|values|documents|clock|dsl|projector|load|engine|log|records|simulate|host|lockdown)\.js:\d+/;
 function userStack(stack) {
   if (typeof stack !== 'string') return stack;
   var lines = stack.split('\n');
@@ -63,6 +88,7 @@ function firstLine(text) {
 }
 
 jsproj.fail = fail;
+jsproj.isEngineError = isEngineError;
 jsproj.describeThrown = describeThrown;
 jsproj.errorInfo = errorInfo;
 jsproj.firstLine = firstLine;

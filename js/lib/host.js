@@ -8,9 +8,11 @@ var projector = null;
 // A build in progress: documents folded in memory across pages (foldStart,
 // foldPage), handed out as changes when the host flushes them (foldFlush).
 var fold = null;
-// The batch the last route call parsed, so that apply can name it instead of
-// sending and parsing the same events again.
-var routed = { id: null, events: null };
+// The batch the last route call parsed, and the keys its views' identifiedBy
+// gave, so that apply can name it instead of sending and parsing the same
+// events again, and uses the same keys.
+var NOT_ROUTED = { id: null, events: null, routed: null };
+var routed = NOT_ROUTED;
 
 // Projections defined at a REPL (evaluate), apart from the loaded ones.
 var scratch = null;
@@ -54,22 +56,6 @@ function answerError(error) {
   return JSON.stringify(envelope);
 }
 
-// The changed document that cannot become JSON, named, when the whole result cannot.
-function unserializable(result, cause) {
-  var names = Object.keys(result.changes);
-  for (var i = 0; i < names.length; i++) {
-    var upserts = result.changes[names[i]].upserts;
-    var ids = Object.keys(upserts);
-    for (var j = 0; j < ids.length; j++) {
-      try { JSON.stringify(upserts[ids[j]]); } catch (e) {
-        return jsproj.fail('DocumentError', 'projection ' + names[i] + ' produced document ' + JSON.stringify(ids[j]) +
-          ' that is not JSON: ' + jsproj.describeThrown(e).message, { projection: names[i], documentId: ids[j] });
-      }
-    }
-  }
-  return cause;
-}
-
 function entry(fn) {
   return function (text) {
     var result;
@@ -81,12 +67,18 @@ function entry(fn) {
     try {
       return answer(result);
     } catch (e) {
-      return answerError(result && result.changes ? unserializable(result, e) : e);
+      return answerError(e);
     }
   };
 }
 
 jsproj.host = {
+  // {ops: [names]} -> lock the sandbox down (lockdown.js), once, before any load;
+  // `ops` are the operations the frozen global __jsprojCall(op, text) may run.
+  lockdown: entry(function (text) {
+    jsproj.lockdown(JSON.parse(text).ops);
+    return true;
+  }),
   // [{file, source}] -> the description of every projection.
   load: entry(function (text) {
     var next = jsproj.createProjector();
@@ -97,24 +89,26 @@ jsproj.host = {
   // {events: [records], batch: id, options} -> {name: [ids]}; keeps the events as batch `id`.
   route: entry(function (text) {
     var batch = JSON.parse(text);
-    routed = { id: null, events: null };
-    var keys = jsproj.route(loaded(), batch.events, batch.options);
-    if (batch.batch !== undefined) routed = { id: batch.batch, events: batch.events };
-    return keys;
+    routed = NOT_ROUTED;
+    var result = jsproj.routeBatch(loaded(), batch.events, batch.options);
+    if (batch.batch !== undefined) routed = { id: batch.batch, events: batch.events, routed: result };
+    return result.keys;
   }),
   // {events: [records] | lines: text (records.js) | batch: id, documents: {name: {id: doc}}, options}
   // -> {changes, errors}
   apply: entry(function (text) {
     var batch = JSON.parse(text);
     var events = batch.lines !== undefined ? jsproj.recordsFromLines(batch.lines) : batch.events;
+    var keys = null;
     if (events === undefined) {
       if (routed.id === null || routed.id !== batch.batch) {
         throw jsproj.fail('StaleBatchError', 'batch ' + batch.batch + ' is not the last routed batch: send the events');
       }
       events = routed.events;
+      keys = routed.routed;
     }
-    routed = { id: null, events: null };
-    var result = jsproj.apply(loaded(), events, batch.documents, batch.options);
+    routed = NOT_ROUTED;
+    var result = jsproj.apply(loaded(), events, batch.documents, batch.options, keys);
     result.errors = result.errors.map(jsproj.errorInfo);
     return result;
   }),
@@ -183,14 +177,14 @@ jsproj.host = {
   }),
   // What was running when a call was stopped: {file, projection, position, eventId, ...}.
   current: entry(function () {
-    var record = jsproj.current.record;
+    var meta = jsproj.current.meta;
     return {
       file: jsproj.current.file,
       projection: jsproj.current.projection,
-      position: record ? record.position : null,
-      streamId: record ? record.streamId : null,
-      eventId: record && record.event ? record.event.$id : null,
-      eventType: record && record.event ? record.event.$type : null
+      position: meta ? meta.position : null,
+      streamId: meta ? meta.streamId : null,
+      eventId: meta ? meta.eventId : null,
+      eventType: meta ? meta.eventType : null
     };
   })
 };

@@ -1,22 +1,36 @@
 'use strict';
 // Loading projection files: compile each source into a function that gets
-// the DSL through `require('…/projections')` or the `projections` global,
-// run it against a projector, and describe what it defined.
+// the DSL (a facade: projector.js) through `require('…/projections')` or the
+// `projections` global, run it against a projector, and describe what it
+// defined.
 
 var fail = jsproj.fail, describeThrown = jsproj.describeThrown, firstLine = jsproj.firstLine;
-var typeName = jsproj.typeName;
+var typeName = jsproj.typeName, current = jsproj.current;
+// The engine's own compilers, kept before the sandboxed hosts take eval and
+// Function away from projection code (lockdown.js).
+var compileFunction = Function, evaluate = eval;
 
 // require() paths that resolve to the DSL: any path ending in "projections"
 // (the brief), the original spike's module names, and this package.
 var DSL_MODULE = /(^|\/)(projections|pg-events|postgres-projections|jsproj)(\.js)?$/;
-var PARAMETERS = ['require', 'projections', 'module', 'exports', 'console'];
+// What a file's code gets by name. Date and Math are the deterministic ones
+// (clock.js); the rest are names some host has (Node, PLV8, PL/JS) that
+// projection code must not use, undefined in every host alike.
+var PARAMETERS = ['require', 'projections', 'module', 'exports', 'console', 'Date', 'Math'];
+var HIDDEN = ['Promise', 'queueMicrotask', 'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval',
+  'clearImmediate', 'process', 'global', 'Buffer', 'fetch', 'performance', 'crypto', 'structuredClone', 'plv8', 'pljs'];
 var MAX_LOGS = 1000;
+// Words whose keyword forms start asynchronous work (async functions,
+// dynamic import()), and what each becomes to find out whether it is one:
+// the stand-in parses wherever the word is an identifier, a property name,
+// or inside a string, comment or regular expression, and nowhere else.
+var ASYNC_WORDS = /(^|[^\w$\\])(async|import)(?![\w$])/g;
+var STAND_IN = { async: '_sync', import: 'class' };
+var MAX_PROBES = 200;
 
 // What projections print with console.*, drained by the host after each call.
 var logs = [];
 var droppedLogs = 0;
-// What is running now: read by a host after a time or memory limit stops a call.
-var current = { file: null, projection: null, record: null };
 
 function formatLogArgument(value) {
   if (typeof value === 'string') return value;
@@ -36,12 +50,12 @@ function consoleFor(file) {
         level: level,
         file: file,
         projection: current.projection,
-        position: current.record ? current.record.position : null,
+        position: current.meta ? current.meta.position : null,
         message: Array.prototype.map.call(arguments, formatLogArgument).join(' ')
       });
     };
   }
-  return { log: log('log'), info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') };
+  return Object.freeze({ log: log('log'), info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') });
 }
 
 function drainLogs() {
@@ -52,29 +66,79 @@ function drainLogs() {
   return drained;
 }
 
-function requireFor(projector, file) {
+function requireFor(facade, file) {
   return function require(path) {
-    if (typeof path === 'string' && DSL_MODULE.test(path.replace(/\\/g, '/'))) return projector;
+    if (typeof path === 'string' && DSL_MODULE.test(path.replace(/\\/g, '/'))) return facade;
     throw fail('ProjectionDefinitionError', file + ': require(' + JSON.stringify(path) + ') is not available to projections: ' +
       "they can require only the DSL, a path ending in 'projections'", { file: file, projection: null });
   };
 }
 
-// The source as a function of PARAMETERS. The body is parsed on its own first
-// (new Function), so a source cannot close the wrapper and run code outside it;
-// the eval'd wrapper keeps line numbers and names the file in stack traces.
-function compile(file, source) {
+function parses(source) {
+  try {
+    compileFunction.apply(null, PARAMETERS.concat(HIDDEN, [source]));
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+// The line of the first async function or import() in `source` (which
+// parses), 0 when it has none. A handler must finish its work before it
+// returns: work left for later would run outside its time limit, charged to
+// whatever runs next. The host's own parser decides what is a keyword.
+function asyncUse(source) {
+  var found = [];
+  source.replace(ASYNC_WORDS, function (match, before, word, offset) {
+    found.push({ at: offset + before.length, word: word });
+    return match;
+  });
+  if (found.length === 0) return 0;
+  function standIn(list) {
+    var text = '', from = 0;
+    list.forEach(function (f) { text += source.slice(from, f.at) + STAND_IN[f.word]; from = f.at + f.word.length; });
+    return text + source.slice(from);
+  }
+  if (parses(standIn(found))) return 0;
+  for (var i = 0; i < found.length && i < MAX_PROBES; i++) {
+    if (!parses(standIn([found[i]]))) return { line: source.slice(0, found[i].at).split('\n').length, word: found[i].word };
+  }
+  return { line: null, word: 'async' };
+}
+
+function checkSource(file, source) {
   if (typeof source !== 'string') {
     throw fail('ProjectionDefinitionError', file + ': the source must be text, not ' + typeName(source), { file: file, projection: null });
   }
   try {
-    Function.apply(null, PARAMETERS.concat([source]));
+    compileFunction.apply(null, PARAMETERS.concat(HIDDEN, [source]));
   } catch (e) {
     var thrown = describeThrown(e);
     throw fail('ProjectionSyntaxError', file + ': ' + thrown.name + ': ' + thrown.message, { file: file, line: null });
   }
+  var use = asyncUse(source);
+  if (use) {
+    throw fail('ProjectionDefinitionError', file + (use.line ? ':' + use.line : '') + ': ' +
+      (use.word === 'import' ? 'import() is' : 'async functions are') + ' not available to projections: ' +
+      'a handler must finish its work before it returns', { file: file, line: use.line, projection: null });
+  }
+}
+
+// The source as a function of PARAMETERS and HIDDEN. The body is parsed on
+// its own first (new Function), so a source cannot close the wrapper and run
+// code outside it; the eval'd wrapper keeps line numbers and names the file
+// in stack traces.
+function compile(file, source) {
+  checkSource(file, source);
   var url = String(file).replace(/[^\w.\/@+-]/g, '_');
-  return (0, eval)('(function (' + PARAMETERS.join(', ') + ') {' + source + '\n})\n//# sourceURL=' + url);
+  return evaluate('(function (' + PARAMETERS.concat(HIDDEN).join(', ') + ') {' + source + '\n})\n//# sourceURL=' + url);
+}
+
+// Run a compiled file with what it may reach.
+function run(factory, facade, file) {
+  var module = { exports: {} };
+  return factory.call(undefined, requireFor(facade, file), facade, module, module.exports, consoleFor(file),
+    jsproj.ClockDate, jsproj.ClockMath);
 }
 
 // The first line of `file` that a stack trace points at, if any.
@@ -100,13 +164,12 @@ function loadInto(projector, sources) {
   sorted.forEach(function (item) {
     var file = String(item.file);
     var factory = compile(file, item.source);
-    var module = { exports: {} };
     projector.file = file;
     current.file = file;
     try {
-      factory.call(undefined, requireFor(projector, file), projector, module, module.exports, consoleFor(file));
+      run(factory, jsproj.facadeFor(projector, file), file);
     } catch (e) {
-      if (e && e.kind) throw e;
+      if (jsproj.isEngineError(e)) throw e;
       var thrown = describeThrown(e);
       var line = lineIn(thrown.stack, file);
       var error = fail('ProjectionDefinitionError', file + (line ? ':' + line : '') + ': ' + thrown.name + ': ' + firstLine(thrown.message),
@@ -125,16 +188,26 @@ function loadInto(projector, sources) {
 
 // Run a piece of code typed at a REPL against `projector`, like a projection
 // file named `repl`; returns the value of its last expression statement (a
-// direct eval inside the file's function). Definitions land in `projector`.
-function evaluate(projector, code) {
-  var factory = compile('repl', 'return eval(' + JSON.stringify(String(code)) + ');');
+// direct eval inside the file's function: its `eval` parameter is the real
+// one, which projection code does not get). Definitions land in `projector`.
+function evaluateCode(projector, code) {
+  code = String(code);
+  var use = parses(code) ? asyncUse(code) : 0;
+  if (use) {
+    throw fail('ProjectionDefinitionError', (use.word === 'import' ? 'import() is' : 'async functions are') +
+      ' not available to projections: a handler must finish its work before it returns', { file: 'repl', projection: null });
+  }
+  var factory = evaluate('(function (eval, ' + PARAMETERS.concat(HIDDEN).join(', ') + ') { return eval(' +
+    JSON.stringify(code) + ');\n})\n//# sourceURL=repl');
+  var facade = jsproj.facadeFor(projector, 'repl');
   var module = { exports: {} };
   projector.file = 'repl';
   current.file = 'repl';
   try {
-    return factory.call(undefined, requireFor(projector, 'repl'), projector, module, module.exports, consoleFor('repl'));
+    return factory.call(undefined, evaluate, requireFor(facade, 'repl'), facade, module, module.exports, consoleFor('repl'),
+      jsproj.ClockDate, jsproj.ClockMath);
   } catch (e) {
-    if (e && e.kind) throw e;
+    if (jsproj.isEngineError(e)) throw e;
     var thrown = describeThrown(e);
     var error = fail('ProjectionDefinitionError', thrown.name + ': ' + firstLine(thrown.message), { file: 'repl', projection: null });
     error.jsStack = jsproj.userStack(thrown.stack);
@@ -167,7 +240,6 @@ function describe(projector) {
 
 jsproj.compile = compile;
 jsproj.loadInto = loadInto;
-jsproj.evaluate = evaluate;
+jsproj.evaluate = evaluateCode;
 jsproj.describe = describe;
 jsproj.drainLogs = drainLogs;
-jsproj.current = current;

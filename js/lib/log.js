@@ -4,6 +4,8 @@
 // ids, versions, global positions and timestamps assigned.
 
 var fail = jsproj.fail, has = jsproj.has, clone = jsproj.clone, typeName = jsproj.typeName;
+// The real clock: the engine's own (the global Date is the event's clock in sandboxes).
+var RealDate = jsproj.RealDate;
 var isPlainObject = jsproj.isPlainObject, badId = jsproj.badId, unstorable = jsproj.unstorable, isUuid = jsproj.isUuid;
 
 var MESSAGE_KEYS = ['id', 'type', 'data', 'expected_version', 'metadata', 'timestamp'];
@@ -15,9 +17,9 @@ var ISO_8601 = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\
 function isoMilliseconds(value) {
   if (typeof value !== 'string' || !ISO_8601.test(value)) return NaN;
   var day = value.slice(0, 10).split('-').map(Number);
-  var check = new Date(Date.UTC(day[0], day[1] - 1, day[2]));
+  var check = new RealDate(RealDate.UTC(day[0], day[1] - 1, day[2]));
   if (check.getUTCFullYear() !== day[0] || check.getUTCMonth() !== day[1] - 1 || check.getUTCDate() !== day[2]) return NaN;
-  return Date.parse(value.replace(' ', 'T'));
+  return RealDate.parse(value.replace(' ', 'T'));
 }
 
 function lineAt(text, index) {
@@ -87,7 +89,7 @@ function normalize(parsed, options) {
     throw fail('EventsFileError', 'an events file is a JSON array of append messages ' +
       '({"id", "type", "data": [events]}) or JSON Lines with one message per line; this one holds ' + typeName(messages), { line: null });
   }
-  var now = options.now || new Date().toISOString();
+  var now = options.now || new RealDate().toISOString();
   var position = options.position || 0;
   var streams = new Map();
   if (options.streams) Object.keys(options.streams).forEach(function (id) { streams.set(id, clone(options.streams[id])); });
@@ -148,7 +150,7 @@ function normalize(parsed, options) {
     if (has(message, 'timestamp') && message.timestamp !== null) {
       var ms = isoMilliseconds(message.timestamp);
       if (isNaN(ms)) throw invalid(where, 'timestamp must be an ISO 8601 date-time with a zone (Z or +hh:mm), not ' + JSON.stringify(message.timestamp));
-      timestamp = new Date(ms).toISOString();
+      timestamp = new RealDate(ms).toISOString();
     }
     if (!has(message, 'data') || message.data === null) throw invalid(where, 'the message has no "data" (an event or a list of events)');
     var events = Array.isArray(message.data) ? message.data : [message.data];

@@ -1,8 +1,12 @@
 'use strict';
 // The projector of the original spike: the DSL entry points, the registry of
-// projections with its routing tables, and the in-memory document store.
+// projections with its routing tables, and the in-memory document store --
+// for host code (Node users, the spike's tests, the engine). Projection
+// files get only a facade of it (facadeFor).
 
 var fail = jsproj.fail, dict = jsproj.dict, definitionError = jsproj.definitionError;
+// The real clock: the engine's own (the global Date is the event's clock in sandboxes).
+var RealDate = jsproj.RealDate;
 
 // One projection's documents, by id.
 function SimpleStore(type) {
@@ -153,7 +157,7 @@ function createProjector() {
     var version = (versions.get(id) || 0) + 1;
     var record = {
       position: position + 1, streamId: id, streamType: streamType, version: version,
-      timestamp: new Date().toISOString(), event: evt
+      timestamp: new RealDate().toISOString(), event: evt
     };
     jsproj.applyInMemory(self, [record]);
     position += 1;
@@ -164,7 +168,84 @@ function createProjector() {
   return self;
 }
 
+// A function usable only while `file` loads into `projector`.
+function whileLoading(projector, file, what, fn) {
+  return function () {
+    if (projector.file !== file) {
+      throw definitionError(file, what + ' can be used only while the file loads, not from a handler', null);
+    }
+    return fn.apply(undefined, arguments);
+  };
+}
+
+// What .by() gives a projection file: chaining of the lifecycle (or setting
+// `lifecycle`, checked when the file has loaded), its name and kind.
+function registration(projector, file, projection) {
+  var chain = {};
+  jsproj.LIFECYCLES.forEach(function (lifecycle) {
+    chain[lifecycle] = whileLoading(projector, file, '.' + lifecycle + '()', function () {
+      projection[lifecycle]();
+      return chain;
+    });
+  });
+  Object.defineProperty(chain, 'lifecycle', {
+    get: function () { return projection.lifecycle; },
+    set: whileLoading(projector, file, 'setting lifecycle', function (value) { projection.lifecycle = value; }),
+    enumerable: true
+  });
+  chain.name = projection.name;
+  chain.kind = projection.kind;
+  return Object.freeze(chain);
+}
+
+// What a projection file gets from require('...projections') or the global
+// `projections`: the DSL, to define its own projections while it loads, and
+// DELETE. Nothing else of the projector -- not the registry, the other
+// projections, their handlers or documents, reset() or processEvent() -- so
+// no file can reach another's projections.
+function facadeFor(projector, file) {
+  function step(what, next) {
+    return whileLoading(projector, file, what, next);
+  }
+  function defined(projection) {
+    return registration(projector, file, projection);
+  }
+  return Object.freeze({
+    projectStream: step('projectStream()', function (streamType) {
+      return Object.freeze({ named: step('.named()', function (name) {
+        return Object.freeze({ by: step('.by()', function (definition) {
+          return defined(projector.projectStream(streamType).named(name).by(definition));
+        }) });
+      }) });
+    }),
+    projectEvent: step('projectEvent()', function (eventType) {
+      return Object.freeze({ named: step('.named()', function (name) {
+        return Object.freeze({ by: step('.by()', function (transform) {
+          return defined(projector.projectEvent(eventType).named(name).by(transform));
+        }) });
+      }) });
+    }),
+    aggregate: step('aggregate()', function (name) {
+      return Object.freeze({ by: step('.by()', function (definition) {
+        return defined(projector.aggregate(name).by(definition));
+      }) });
+    }),
+    projectView: step('projectView()', function (name) {
+      var view = projector.projectView(name);
+      return Object.freeze({
+        identifiedBy: step('.identifiedBy()', function (identify) {
+          var identified = view.identifiedBy(identify);
+          return Object.freeze({ by: step('.by()', function (definition) { return defined(identified.by(definition)); }) });
+        }),
+        by: step('.by()', function (definition) { return view.by(definition); })
+      });
+    }),
+    DELETE: jsproj.DELETE
+  });
+}
+
 jsproj.createProjector = createProjector;
+jsproj.facadeFor = facadeFor;
 jsproj.unknownProjection = function (name) {
   return fail('UnknownProjectionError', 'there is no projection named ' + JSON.stringify(name), { projection: name });
 };

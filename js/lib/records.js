@@ -9,15 +9,17 @@
 // Further fields (such as the transaction id a host pages by) are ignored.
 
 var fail = jsproj.fail;
+// The real clock: the engine's own (the global Date is the event's clock in sandboxes).
+var RealDate = jsproj.RealDate;
 
 // "2026-11-27 08:36:33.404905+00" (TimeZone UTC) as the engine writes timestamps.
 // Consecutive events usually share one (their append's): the last is remembered.
 var lastTimestamp = null, lastIso = null;
 function isoTimestamp(text) {
   if (text !== lastTimestamp) {
-    var ms = Date.parse(text.replace(' ', 'T').replace(/\+00$/, 'Z'));
+    var ms = RealDate.parse(text.replace(' ', 'T').replace(/\+00$/, 'Z'));
     if (isNaN(ms)) throw fail('EngineError', 'not a UTC timestamp: ' + JSON.stringify(text));
-    lastIso = new Date(ms).toISOString();
+    lastIso = new RealDate(ms).toISOString();
     lastTimestamp = text;
   }
   return lastIso;

@@ -45,6 +45,21 @@ function clone(value) {
   return copy;
 }
 
+// `value` frozen, and everything in it.
+function freezeDeep(value) {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    var keys = Object.keys(value);
+    for (var i = 0; i < keys.length; i++) freezeDeep(value[keys[i]]);
+  }
+  return value;
+}
+
+// A deep copy of a JSON value that nothing can change.
+function frozenCopy(value) {
+  return freezeDeep(clone(value));
+}
+
 function typeName(value) {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -98,6 +113,8 @@ function isUuid(value) {
 jsproj.has = has;
 jsproj.dict = dict;
 jsproj.clone = clone;
+jsproj.freezeDeep = freezeDeep;
+jsproj.frozenCopy = frozenCopy;
 jsproj.typeName = typeName;
 jsproj.isPlainObject = isPlainObject;
 jsproj.unstorable = unstorable;

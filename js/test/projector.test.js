@@ -65,8 +65,9 @@ test('stream projection: applyEvent uses $init for a null state, then applies th
   assert.deepEqual(party.applyEvent(null, { $type: 'TownReached', location: 'Baerlon', traveled: 4 }),
     { active: true, location: 'Baerlon', traveled: 4 });
   const state = { active: true, traveled: 1, location: 'x' };
-  assert.equal(party.applyEvent(state, { $type: 'EndOfDay', traveled: 2 }), state, 'mutates and returns the state');
-  assert.equal(state.traveled, 3);
+  const next = party.applyEvent(state, { $type: 'EndOfDay', traveled: 2 });
+  assert.deepEqual(next, { active: true, traveled: 3, location: 'x' });
+  assert.notEqual(next, state, 'the result is the document: a fresh copy, which no handler holds');
 });
 
 test('stream projection: a default $init gives {}', () => {

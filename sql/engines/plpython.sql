@@ -10,6 +10,10 @@ as $$
 # engine bundle and projection sources, and reloaded when the deployment
 # generation moves. Settings: jsproj.python_path (where py_mini_racer is),
 # jsproj.timeout (seconds per call, default 10), jsproj.memory_limit (MB, 256).
+# Loading the projection files runs under the same limits as handlers, in
+# the same locked-down V8 (frozen built-ins and global, no timers, promises,
+# eval or real clock): a file cannot tell it is in the database, and one
+# that loops while it loads is stopped by the time limit, not by kill -9.
 import json
 
 if op not in ('route', 'apply', 'describe'):
@@ -24,8 +28,32 @@ def setting(name, default):
 def failure(kind, message, **fields):
     return json.dumps({'error': dict(kind=kind, message=message, **fields)})
 
+def stopped(racer, current, exc, timeout):
+    # The answer for a call that raised: a limit (naming what ran), or a failure.
+    name = type(exc).__name__
+    out_of_memory = name == 'JSOOMException' or racer.was_hard_memory_limit_reached()
+    where = {}
+    try:
+        if out_of_memory:
+            racer.low_memory_notification()
+        where = {k: v for k, v in json.loads(current('', timeout_sec=1.0)).get('ok', {}).items() if v is not None}
+    except Exception:
+        pass
+    culprit = 'projection %s' % where['projection'] if 'projection' in where else \
+        'projection file %s' % where['file'] if 'file' in where else 'projection code'
+    if out_of_memory:
+        return True, failure('SandboxMemoryError', '%s went past the memory limit' % culprit, **where)
+    if name == 'JSTimeoutException':
+        return False, failure('SandboxTimeoutError', '%s ran past the time limit of %g s' % (culprit, timeout), **where)
+    return False, failure('SandboxError', 'the engine failed: %s: %s' % (name, exc), **where)
+
+def retire(racer):
+    # A fresh isolate next time; the old one is kept, not freed mid-call.
+    GD.setdefault('jsproj:retired', []).append(racer)
+
 key = 'jsproj:' + '@schema@'
 now = plpy.execute('''select generation, current_setting('jsproj.timeout', true) as timeout from @schema@.pge_engine''')[0]
+timeout = float(now['timeout'] or '10')
 state = GD.get(key)
 if state is None or state['generation'] != now['generation']:
     import sys
@@ -40,44 +68,38 @@ if state is None or state['generation'] != now['generation']:
     racer = MiniRacer()
     racer.set_hard_memory_limit(int(setting('jsproj.memory_limit', '256')) * 1024 * 1024)
     host = racer.eval(plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle'])
+    locked = json.loads(host['lockdown'](json.dumps({'ops': ['route', 'apply', 'current']})))
+    if 'error' in locked:
+        return json.dumps(locked)
     rows = plpy.execute('select distinct on (file) file, source from @schema@.pge_projection_definitions order by file')
-    loaded = json.loads(host['load'](json.dumps([{'file': r['file'], 'source': r['source']} for r in rows])))
+    sources = json.dumps([{'file': r['file'], 'source': r['source']} for r in rows])
+    try:
+        loaded = json.loads(host['load'](sources, timeout_sec=timeout))
+    except Exception as exc:
+        retire(racer)
+        # Loading is deterministic (no clock, no randomness at load time): the
+        # same generation fails the same way, so later calls answer at once.
+        failed = stopped(racer, host['current'], exc, timeout)[1]
+        GD[key] = {'generation': now['generation'], 'failed': failed}
+        return failed
     if 'error' in loaded:
+        GD[key] = {'generation': now['generation'], 'failed': json.dumps(loaded)}
         return json.dumps(loaded)
-    # A frozen global that runs route/apply/current only: eval can then call the engine
-    # in one V8 task (no load: projection code cannot replace the deployed projections).
-    racer.eval("(function (host) { Object.defineProperty(globalThis, '__jsprojCall', { value: Object.freeze("
-               "function (op, text) { if (op !== 'route' && op !== 'apply' && op !== 'current') "
-               "throw new Error('unknown operation'); return host[op](text); }) }); })")(host)
-    racer.eval('Object.freeze(globalThis)')  # projections cannot leave anything global for one another
     state = {'racer': racer, 'generation': now['generation'], 'described': loaded['ok'],
              'ops': {name: host[name] for name in ('route', 'apply', 'current')}}
     GD[key] = state
 
+if 'failed' in state:
+    return state['failed']
 if op == 'describe':
     return json.dumps({'ok': state['described']})
-timeout = float(now['timeout'] or '10')
 try:
     if len(payload) <= SMALL:
         return state['racer'].eval('__jsprojCall(%s, %s)' % (json.dumps(op), json.dumps(payload)), timeout_sec=timeout)
     return state['ops'][op](payload, timeout_sec=timeout)
 except Exception as exc:
-    name = type(exc).__name__
-    racer = state['racer']
-    out_of_memory = name == 'JSOOMException' or racer.was_hard_memory_limit_reached()
-    where = {}
-    try:
-        if out_of_memory:
-            racer.low_memory_notification()
-        where = {k: v for k, v in json.loads(state['ops']['current']('', timeout_sec=1.0)).get('ok', {}).items() if v is not None}
-    except Exception:
-        pass
-    if out_of_memory:
-        # A fresh isolate next time; the old one is kept, not freed mid-call.
-        GD.setdefault('jsproj:retired', []).append(GD.pop(key))
-        return failure('SandboxMemoryError', 'projection %s went past the memory limit' % where.get('projection', 'code'), **where)
-    if name == 'JSTimeoutException':
-        return failure('SandboxTimeoutError', 'projection %s ran past the time limit of %g s'
-                       % (where.get('projection', 'code'), timeout), **where)
-    return failure('SandboxError', 'the engine failed: %s: %s' % (name, exc), **where)
+    fresh, answer = stopped(state['racer'], state['ops']['current'], exc, timeout)
+    if fresh:
+        retire(GD.pop(key)['racer'])
+    return answer
 $$;

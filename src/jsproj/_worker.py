@@ -41,7 +41,7 @@ class Worker:
     def __init__(self, timeout: float, memory_limit: int) -> None:
         from py_mini_racer import MiniRacer, init_mini_racer
 
-        from jsproj.jsbundle import engine_files, lockdown_source
+        from jsproj.jsbundle import engine_files
 
         self.timeout = timeout
         self.memory_limit = memory_limit
@@ -52,18 +52,16 @@ class Worker:
         for name, source in engine_files():
             self.racer.eval(f"(function (jsproj) {{{source}\n}})(globalThis.jsproj);\n//# sourceURL=jsproj/lib/{name}")
         self.operations = {op: self.racer.eval(f"jsproj.host.{op}") for op in (*OPERATIONS, "current")}
-        # A frozen global for the eval path: it runs route/apply/normalize only, so
-        # projection code that finds it cannot replace the loaded projections.
-        self.racer.eval(
-            "Object.defineProperty(globalThis, '__jsprojCall', { value: Object.freeze((function (host) {"
-            " return function (op, text) { if (op !== 'route' && op !== 'apply' && op !== 'normalize')"
-            " throw new Error('unknown operation'); return host[op](text); }; })(jsproj.host)) });"
+        # Lock the sandbox down before any projection file loads (js/lib/lockdown.js); the
+        # frozen global __jsprojCall runs route/apply/normalize only (eval path): projection
+        # code that finds it cannot replace the loaded projections.
+        options = json.dumps(json.dumps({"ops": sorted(EVAL_OPERATIONS)}))
+        locked = self.racer.eval(
+            "(function (jsproj) { delete globalThis.jsproj; "
+            f"return jsproj.host.lockdown({options}); }})(globalThis.jsproj)"
         )
-        self.racer.eval("delete globalThis.jsproj;")
-        self.racer.eval(lockdown_source())
-        # Nothing global can be added or replaced from now on: projections cannot leave
-        # anything there for one another (their files' own variables stay theirs).
-        self.racer.eval("Object.freeze(globalThis);")
+        if "error" in json.loads(locked):
+            raise RuntimeError(json.loads(locked)["error"]["message"])
 
     def handle(self, op: str, payload: str) -> tuple[str, bool]:
         """The answer to one request, and whether the worker must exit after it."""

@@ -54,7 +54,8 @@ class ProjectionDefinitionError(ProjectionError):
 
 
 class ProjectionHandlerError(ProjectionError):
-    """A handler threw: ``projection``, ``event_id``, ``event_type``, ``stream_id``, ``position`` and ``stack``."""
+    """Projection code failed on an event (a handler, transform or identifiedBy threw, or made a document
+    that cannot be stored): ``projection``, ``event_id``, ``event_type``, ``stream_id``, ``position``, ``stack``."""
 
     kind = "ProjectionHandlerError"
 
@@ -71,8 +72,10 @@ class ProjectionHandlerError(ProjectionError):
         return self.info.get("streamId")
 
 
-class DocumentError(ProjectionError):
-    """A projection produced a document that is not JSON (a cycle, for example)."""
+class DocumentError(ProjectionHandlerError):
+    """A projection made a document the value rule refuses (docs/dsl.md): a BigInt, a cycle, nesting past
+    512 levels, JSON text past 16 MiB, text PostgreSQL cannot store. ``document_id``, ``path`` and ``limit``
+    say which and where."""
 
     kind = "DocumentError"
 
@@ -178,6 +181,12 @@ class SchemaMissingError(StoreError):
     """The store's tables or functions are missing: run ``jsproj migrate``."""
 
     kind = "SchemaMissingError"
+
+
+class UnreadableDocumentError(StoreError):
+    """Stored JSON nested deeper than Python can read (written before jsproj's depth limit, or by SQL)."""
+
+    kind = "UnreadableDocumentError"
 
 
 class UnknownStreamError(StoreError):

@@ -34,18 +34,12 @@ def engine_files() -> tuple[tuple[str, str], ...]:
 def database_bundle() -> tuple[str, str]:
     """The engine as one script for the in-database hosts, and its SHA-256.
 
-    Evaluating it defines nothing global and yields ``jsproj.host``; the
-    sandbox lockdown runs first.
+    Evaluating it defines nothing global and yields ``jsproj.host``; the host
+    then calls its ``lockdown`` once, before loading any projection file.
     """
     parts = ["(function () {\nvar jsproj = {};\n"]
     for _, source in engine_files():
         parts.append(f"(function (jsproj) {{{source}\n}})(jsproj);\n")
-    parts.append(f"(function () {{{lockdown_source()}\n}})();\nreturn jsproj.host;\n}})()\n")
+    parts.append("return jsproj.host;\n})()\n")
     bundle = "".join(parts)
     return bundle, hashlib.sha256(bundle.encode()).hexdigest()
-
-
-@cache
-def lockdown_source() -> str:
-    """The script sandboxed hosts run after the engine to remove timers and the like."""
-    return (lib_dir() / "lockdown.js").read_text("utf-8")

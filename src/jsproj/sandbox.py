@@ -122,6 +122,7 @@ class Sandbox:
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        env["TZ"] = "UTC"  # local-time Date methods give the same on every machine (docs/sandbox.md)
         self._stderr = tempfile.TemporaryFile()
         try:
             self._proc = subprocess.Popen(

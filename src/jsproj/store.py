@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from jsproj import errors
@@ -35,6 +35,24 @@ from jsproj.migrate import Migration, migrate
 
 DEFAULT_READ_LIMIT = 1000
 CONNECT_TIMEOUT = 10
+
+
+def load_json(data: str | bytes) -> Any:
+    """JSON from PostgreSQL as Python values, with a clear error for what Python cannot read.
+
+    jsonb holds nesting far deeper than Python's recursive JSON reader: such
+    a document was stored before jsproj limited documents to 512 levels, or
+    written by SQL. Reading it is a :class:`~jsproj.errors.UnreadableDocumentError`,
+    never a ``RecursionError`` traceback.
+    """
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise errors.UnreadableDocumentError(
+            "stored JSON is nested deeper than Python can read (jsproj keeps documents within 512 levels; this one "
+            "was stored before that limit, or by SQL): read it with SQL (data::text), or rebuild its projection"
+        ) from None
+
 
 #: A stream's version: its last event's (for a row ``s`` of pge_streams).
 STREAM_VERSION = "coalesce((select max(version) from pge_events where stream_id = s.id), 0)"
@@ -172,6 +190,7 @@ class EventStore:
 
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.execute(self._search_path)
+        set_json_loads(load_json, conn)
 
     # -- schema -------------------------------------------------------------
 

@@ -37,23 +37,34 @@ def fetch_view(
     with store.pool.connection() as conn:
         try:
             kind, _, table = _definition(conn, name)
-            key = "name" if kind == "aggregate" else "id"
-            target = sql.Identifier(table)
-            if id is not None:
-                row = conn.execute(
-                    sql.SQL("select data from {} where {} = %s").format(target, sql.Identifier(key)), (id,)
-                ).fetchone()
-                if row is None:
-                    raise UnknownDocumentError(f"projection {name} has no document {id!r}", projection=name, id=id)
-                return row[0]
-            query = sql.SQL("select {key}, data from {t} where {key} > %s {only} order by {key} limit %s").format(
-                key=sql.Identifier(key),
-                t=target,
-                only=sql.SQL("and name = %s") if kind == "aggregate" else sql.SQL("and %s::text is null"),
-            )
-            rows = conn.execute(query, (after or "", name if kind == "aggregate" else None, limit or 2**62)).fetchall()
         except psycopg.Error as exc:
             raise translate(exc, "fetch_view") from exc
+        try:
+            return _read(conn, name, kind, table, id, limit, after)
+        except errors.UnreadableDocumentError as exc:
+            which = f"document {id!r}" if id is not None else "a document"
+            raise exc.replace(f"projection {name}: {which}: {exc.message}", projection=name) from None
+
+
+def _read(
+    conn: psycopg.Connection, name: str, kind: str, table: str, id: str | None, limit: int | None, after: str | None
+) -> Any:
+    key = sql.Identifier("name" if kind == "aggregate" else "id")
+    target = sql.Identifier(table)
+    try:
+        if id is not None:
+            row = conn.execute(sql.SQL("select data from {} where {} = %s").format(target, key), (id,)).fetchone()
+            if row is None:
+                raise UnknownDocumentError(f"projection {name} has no document {id!r}", projection=name, id=id)
+            return row[0]
+        query = sql.SQL("select {key}, data from {t} where {key} > %s {only} order by {key} limit %s").format(
+            key=key,
+            t=target,
+            only=sql.SQL("and name = %s") if kind == "aggregate" else sql.SQL("and %s::text is null"),
+        )
+        rows = conn.execute(query, (after or "", name if kind == "aggregate" else None, limit or 2**62)).fetchall()
+    except psycopg.Error as exc:
+        raise translate(exc, "fetch_view") from exc
     return dict(rows)
 
 

@@ -1,0 +1,120 @@
+'use strict';
+// Deterministic time and randomness for projection code: inside a handler,
+// transform or identifiedBy, Date.now() and new Date() are the event's
+// timestamp, and Math.random() is a PRNG seeded from the event's id and the
+// projection's name, restarted for every call. A rebuild then reproduces
+// the first run bit for bit. Outside such a call (while a file loads) the
+// clock and the PRNG throw: nothing there may depend on when or where the
+// file was loaded. Projection files get these as `Date` and `Math`; the
+// sandboxed hosts also put them in place of the globals (lockdown.js).
+
+var RealDate = Date;
+var realParse = Date.parse;
+// What is running now: read by the clock, and by a host after a time or
+// memory limit stops a call.
+var current = { file: null, projection: null, meta: null, random: null };
+
+function unavailable(what) {
+  return new Error(what + ' is not available while a projection file loads: inside a handler, transform or ' +
+    'identifiedBy the clock is the event\'s timestamp and Math.random() is seeded from the event');
+}
+
+// The event's timestamp in milliseconds.
+var lastText = null, lastTime = NaN;
+function now(what) {
+  var meta = current.meta;
+  if (meta === null) throw unavailable(what);
+  if (meta.timestamp !== lastText) {
+    lastTime = meta.timestamp === null ? NaN : realParse(meta.timestamp);
+    lastText = meta.timestamp;
+  }
+  if (lastTime !== lastTime) {
+    throw new Error(what + ': this event has no timestamp (use processEvent or a stored event, not applyEvent)');
+  }
+  return lastTime;
+}
+
+// new Date() is the event's time; new Date(anything) is that date.
+function ClockDate() {
+  var args = Array.prototype.slice.call(arguments);
+  if (new.target === undefined) return new RealDate(now('Date()')).toString();
+  if (args.length === 0) args = [now('new Date()')];
+  return Reflect.construct(RealDate, args, new.target === ClockDate ? RealDate : new.target);
+}
+ClockDate.prototype = RealDate.prototype;
+ClockDate.now = function now_() { return now('Date.now()'); };
+ClockDate.parse = RealDate.parse;
+ClockDate.UTC = RealDate.UTC;
+Object.defineProperty(ClockDate, 'name', { value: 'Date' });
+Object.defineProperty(ClockDate, 'length', { value: 7 });
+
+// cyrb128: a 128-bit hash of the seed text, then sfc32 (both public domain,
+// integer arithmetic only: the same numbers in every JavaScript engine).
+function seedState(text) {
+  var h1 = 1779033703, h2 = 3144134277, h3 = 1013904242, h4 = 2773480762;
+  for (var i = 0; i < text.length; i++) {
+    var k = text.charCodeAt(i);
+    h1 = h2 ^ Math.imul(h1 ^ k, 597399067);
+    h2 = h3 ^ Math.imul(h2 ^ k, 2869860233);
+    h3 = h4 ^ Math.imul(h3 ^ k, 951274213);
+    h4 = h1 ^ Math.imul(h4 ^ k, 2716044179);
+  }
+  h1 = Math.imul(h3 ^ (h1 >>> 18), 597399067);
+  h2 = Math.imul(h4 ^ (h2 >>> 22), 2869860233);
+  h3 = Math.imul(h1 ^ (h3 >>> 17), 951274213);
+  h4 = Math.imul(h2 ^ (h4 >>> 19), 2716044179);
+  h1 ^= (h2 ^ h3 ^ h4); h2 ^= h1; h3 ^= h1; h4 ^= h1;
+  return [h1 >>> 0, h2 >>> 0, h3 >>> 0, h4 >>> 0];
+}
+
+function next32(s) {
+  var t = (((s[0] + s[1]) >>> 0) + s[3]) >>> 0;
+  s[3] = (s[3] + 1) >>> 0;
+  s[0] = s[1] ^ (s[1] >>> 9);
+  s[1] = (s[2] + (s[2] << 3)) >>> 0;
+  s[2] = (s[2] << 21) | (s[2] >>> 11);
+  s[2] = (s[2] + t) >>> 0;
+  return t;
+}
+
+// The seed of the running call: the event's id and the projection's name.
+function seedText(meta, projection) {
+  var id = meta.eventId !== null ? meta.eventId : String(meta.streamId) + '/' + String(meta.version);
+  return id + '\u0000' + (projection || '');
+}
+
+// A double in [0, 1) with 53 random bits, like Math.random().
+function random() {
+  var meta = current.meta;
+  if (meta === null) throw unavailable('Math.random()');
+  var s = current.random;
+  if (s === null) s = current.random = seedState(seedText(meta, current.projection));
+  var high = next32(s) >>> 5, low = next32(s) >>> 6;
+  return (high * 67108864 + low) / 9007199254740992;
+}
+
+// Math as projection files see it: the real one with a seeded random().
+var ClockMath = Object.freeze(Object.create(Math, {
+  random: { value: function random_() { return random(); }, writable: false, enumerable: false, configurable: false }
+}));
+
+// Mark the start of a call of projection code for an event (meta) of a projection.
+function enter(meta, projection) {
+  current.meta = meta;
+  current.projection = projection;
+  current.random = null;
+}
+
+function leave() {
+  current.meta = null;
+  current.projection = null;
+  current.random = null;
+}
+
+jsproj.RealDate = RealDate;
+jsproj.ClockDate = ClockDate;
+jsproj.ClockMath = ClockMath;
+jsproj.clockRandom = random;
+jsproj.current = current;
+jsproj.enter = enter;
+jsproj.leave = leave;

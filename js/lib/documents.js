@@ -1,0 +1,287 @@
+'use strict';
+// The value rule: what a document holds after each event. A handler's state
+// (or a transform's view) becomes exactly what PostgreSQL's jsonb would give
+// back after storing JSON.stringify of it -- undefined, functions and symbols
+// dropped (null in arrays), NaN and Infinity null, -0 0, toJSON applied
+// (a Date becomes its ISO text), keys in jsonb's order -- as a fresh copy
+// that no projection code holds. So the next event sees the same state
+// whether the document stayed in memory or went to the database and back:
+// views do not depend on batching or host. What JSON cannot hold at all
+// (BigInt, cycles, nesting deeper than MAX_DEPTH, text past MAX_SIZE,
+// strings PostgreSQL cannot store) is refused.
+
+var hasOwn = Object.prototype.hasOwnProperty;
+var ObjectPrototype = Object.prototype;
+var getPrototypeOf = Object.getPrototypeOf, objectKeys = Object.keys, defineProperty = Object.defineProperty;
+var isArray = Array.isArray;
+var NumberValueOf = Number.prototype.valueOf, BooleanValueOf = Boolean.prototype.valueOf;
+var StringValueOf = String.prototype.valueOf, objectToString = Object.prototype.toString;
+
+var MAX_DEPTH = 512;
+// Characters of the document's JSON text: MongoDB's document limit, far
+// below jsonb's 255 MB and the sandbox's memory limit.
+var MAX_SIZE = 16 * 1024 * 1024;
+var UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+var SUSPECT = /[\u0000\uD800-\uDFFF]/;
+// Key lists already known to be in jsonb order, by their first key: most
+// states keep their keys from one event to the next.
+var shapes = new Map();
+var MAX_SHAPES = 4096;
+
+// A lower bound of the JSON text's length so far, how many numbers it holds
+// (a number's text is 1 to 24 characters) and how many characters its
+// strings and keys have (escaped, one can take 6).
+var low = 0, numbers = 0, chars = 0;
+
+function Problem(reason, limit) {
+  this.reason = reason;
+  this.limit = limit === undefined ? null : limit;
+  this.path = '';
+}
+
+function within(problem, step) {
+  if (!(problem instanceof Problem)) {
+    var thrown = jsproj.describeThrown(problem);
+    problem = new Problem('a toJSON method, getter or proxy threw ' + thrown.name + ': ' + jsproj.firstLine(thrown.message));
+  }
+  problem.path = step + problem.path;
+  return problem;
+}
+
+function pathStep(key) {
+  return /^[A-Za-z_$][\w$]*$/.test(key) ? '.' + key : '[' + JSON.stringify(key) + ']';
+}
+
+function checkString(text) {
+  low += text.length + 2;
+  chars += text.length;
+  if (SUSPECT.test(text) && UNSTORABLE.test(text)) {
+    throw new Problem('a string holds a NUL character or an unpaired surrogate, which PostgreSQL cannot store');
+  }
+  return text;
+}
+
+// The document form of any value: undefined where JSON would leave it out.
+function documentValue(value, key, depth) {
+  switch (typeof value) {
+    case 'string': return checkString(value);
+    case 'number':
+      numbers += 1;
+      if (value === value && value !== Infinity && value !== -Infinity) { low += 1; return value + 0; }   // -0 is 0
+      low += 4;
+      return null;
+    case 'boolean': low += 4; return value;
+    case 'object': return value === null ? (low += 4, null) : documentObject(value, key, depth);
+    case 'bigint': throw new Problem('a BigInt, which JSON cannot hold');
+    default: return undefined;      // undefined, a function, a symbol
+  }
+}
+
+function documentObject(value, key, depth) {
+  if (depth >= MAX_DEPTH) throw new Problem('it is nested deeper than ' + MAX_DEPTH + ' levels (or holds itself)', MAX_DEPTH);
+  var toJSON = value.toJSON;
+  if (typeof toJSON === 'function') return afterToJSON(toJSON.call(value, key), key, depth);
+  if (isArray(value)) return documentArray(value, depth);
+  var proto = getPrototypeOf(value);
+  if (proto === ObjectPrototype || proto === null) return plainObject(value, depth);
+  var boxed = unboxed(value);
+  if (boxed !== value) return documentValue(boxed, key, depth);
+  return keyedObject(value, objectKeys(value), depth);
+}
+
+// JSON.stringify calls toJSON once; what it returns is written as it is.
+function afterToJSON(result, key, depth) {
+  if (result === null || typeof result !== 'object') return documentValue(result, key, depth);
+  if (isArray(result)) return documentArray(result, depth);
+  var boxed = unboxed(result);
+  return boxed !== result ? documentValue(boxed, key, depth) : keyedObject(result, objectKeys(result), depth);
+}
+
+// Number, String and Boolean objects stand for their primitive in JSON.
+function unboxed(value) {
+  switch (objectToString.call(value)) {
+    case '[object Number]': try { NumberValueOf.call(value); return Number(value); } catch (e) { return value; }
+    case '[object String]': try { StringValueOf.call(value); return String(value); } catch (e) { return value; }
+    case '[object Boolean]': try { return BooleanValueOf.call(value); } catch (e) { return value; }
+    case '[object BigInt]': throw new Problem('a BigInt, which JSON cannot hold');
+    default: return value;
+  }
+}
+
+function documentArray(value, depth) {
+  var length = value.length;
+  var copy = [];
+  low += length > 0 ? length + 1 : 2;
+  var i = 0;
+  try {
+    for (; i < length; i++) {
+      var item = documentValue(value[i], String(i), depth + 1);
+      copy.push(item === undefined ? (low += 4, null) : item);
+      if (low > MAX_SIZE) throw tooLarge();
+    }
+  } catch (e) {
+    throw within(e, '[' + i + ']');
+  }
+  return copy;
+}
+
+function setKey(copy, key, item) {
+  if (hasOwn.call(ObjectPrototype, key)) {
+    // "__proto__", "constructor", ...: an own property, as JSON.parse makes it.
+    defineProperty(copy, key, { value: item, writable: true, enumerable: true, configurable: true });
+  } else {
+    copy[key] = item;
+  }
+}
+
+// A plain object (its prototype Object.prototype or null): its own
+// enumerable keys, by for-in (fast) skipping what it inherits.
+function plainObject(value, depth) {
+  var copy = {};
+  var shape, count = 0, key = null;
+  try {
+    for (key in value) {
+      if (!hasOwn.call(value, key)) continue;
+      var item = documentValue(value[key], key, depth + 1);
+      if (item === undefined) continue;
+      if (count === 0) shape = shapes.get(key);
+      else if (shape !== undefined && shape[count] !== key) shape = undefined;
+      setKey(copy, key, item);
+      low += key.length + 3;
+      chars += key.length;
+      count += 1;
+    }
+  } catch (e) {
+    throw within(e, pathStep(key));
+  }
+  if (low > MAX_SIZE) throw tooLarge();
+  return shape !== undefined && shape.length === count ? copy : ordered(copy);
+}
+
+// Any other object, by the keys JSON.stringify would write.
+function keyedObject(value, keys, depth) {
+  var copy = {};
+  var key = null;
+  try {
+    for (var i = 0; i < keys.length; i++) {
+      key = keys[i];
+      var item = documentValue(value[key], key, depth + 1);
+      if (item === undefined) continue;
+      setKey(copy, key, item);
+      low += key.length + 3;
+      chars += key.length;
+    }
+  } catch (e) {
+    throw within(e, pathStep(key));
+  }
+  if (low > MAX_SIZE) throw tooLarge();
+  return ordered(copy);
+}
+
+// An array index key, which every JavaScript engine lists first, in order.
+function isIndex(key) {
+  var c = key.charCodeAt(0);
+  return c >= 48 && c <= 57 && String(key >>> 0) === key && key !== '4294967295';
+}
+
+function utf8Length(key) {
+  var n = key.length;
+  for (var i = 0; i < key.length; i++) {
+    var c = key.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 ? 1 : c >= 0xD800 && c <= 0xDBFF ? 1 : c >= 0xDC00 && c <= 0xDFFF ? 1 : 2;
+  }
+  return n;
+}
+
+// UTF-16 code units reordered to compare like code points (UTF-8 bytes).
+function unit(c) {
+  return c >= 0xD800 && c <= 0xDFFF ? c + 0x2000 : c >= 0xE000 ? c - 0x800 : c;
+}
+
+// jsonb's key order: shorter UTF-8 first, then by bytes.
+function compareKeys(a, b) {
+  var la = utf8Length(a), lb = utf8Length(b);
+  if (la !== lb) return la - lb;
+  for (var i = 0; i < a.length && i < b.length; i++) {
+    var x = a.charCodeAt(i), y = b.charCodeAt(i);
+    if (x !== y) return unit(x) - unit(y);
+  }
+  return a.length - b.length;
+}
+
+// The copy with its keys in jsonb's order (checked first: usually they are).
+function ordered(copy) {
+  var keys = objectKeys(copy);
+  var named = [];
+  for (var i = 0; i < keys.length; i++) {
+    if (SUSPECT.test(keys[i]) && UNSTORABLE.test(keys[i])) {
+      throw within(new Problem('a key holds a NUL character or an unpaired surrogate, which PostgreSQL cannot store'), pathStep(keys[i]));
+    }
+    if (!isIndex(keys[i])) named.push(keys[i]);
+  }
+  var sorted = true;
+  for (var j = 1; j < named.length && sorted; j++) sorted = compareKeys(named[j - 1], named[j]) < 0;
+  if (!sorted) copy = reordered(copy, keys, named.sort(compareKeys));
+  if (keys.length > 0) {
+    if (shapes.size >= MAX_SHAPES) shapes.clear();
+    shapes.set(keys[0], sorted ? keys : objectKeys(copy));
+  }
+  return copy;
+}
+
+function reordered(copy, keys, named) {
+  var result = {};
+  for (var i = 0; i < keys.length && isIndex(keys[i]); i++) result[keys[i]] = copy[keys[i]];
+  for (var j = 0; j < named.length; j++) setKey(result, named[j], copy[named[j]]);
+  return result;
+}
+
+function tooLarge() {
+  return new Problem('its JSON text is longer than ' + MAX_SIZE + ' characters', MAX_SIZE);
+}
+
+// The document form of a state: a fresh copy by the value rule. Throws a
+// DocumentError naming the projection, the document, the event, the path
+// in the document and the limit it broke.
+function toDocument(value, where) {
+  low = 0;
+  numbers = 0;
+  chars = 0;
+  var document;
+  try {
+    document = documentValue(value, '', 0);
+    // `low` counts every number as one character and no escapes: a text that
+    // could be longer than the limit is measured.
+    if (low + 23 * numbers + 5 * chars > MAX_SIZE && JSON.stringify(document).length > MAX_SIZE) throw tooLarge();
+  } catch (e) {
+    throw documentError(e instanceof Problem ? e : within(e, ''), where);
+  }
+  if (document === undefined || document === null) {
+    throw documentError(new Problem(document === null
+      ? 'it would be null (NaN and Infinity are null in JSON): return projections.DELETE to delete a document'
+      : 'it is not a JSON value (undefined, a function or a symbol)'), where);
+  }
+  return document;
+}
+
+function documentError(problem, where) {
+  var path = problem.path;
+  var at = path ? ' at ' + (path.length > 100 ? path.slice(0, 97) + '...' : path) : '';
+  var eventPart = where.eventType ? ' on ' + where.eventType + ' event' + (where.eventId ? ' ' + where.eventId : '') +
+    (where.position !== null && where.position !== undefined ? ' (position ' + where.position + ')' : '') : '';
+  return jsproj.fail('DocumentError', 'projection ' + where.projection + ' made document ' + JSON.stringify(where.documentId) +
+    eventPart + ' that cannot be stored: ' + problem.reason + at, {
+    projection: where.projection,
+    documentId: where.documentId,
+    eventId: where.eventId === undefined ? null : where.eventId,
+    eventType: where.eventType === undefined ? null : where.eventType,
+    position: where.position === undefined ? null : where.position,
+    path: problem.path || null,
+    limit: problem.limit
+  });
+}
+
+jsproj.MAX_DOCUMENT_DEPTH = MAX_DEPTH;
+jsproj.MAX_DOCUMENT_SIZE = MAX_SIZE;
+jsproj.toDocument = toDocument;
+jsproj.compareKeys = compareKeys;
