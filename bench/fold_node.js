@@ -1,18 +1,21 @@
 'use strict';
-// node bench/fold_node.js EVENTS STREAMS PAGE_SIZE [objects|text]
+// node bench/fold_node.js EVENTS STREAMS PAGE_SIZE [objects|text|plain]
 // The Node.js side of bench/scenario_bridge.py (and the in-memory limit of scenario_rebuild.py): the same projections and events,
 // folded through the same engine with the host loop a Node app would write
 // (route, load documents, apply, write them back). Prints {"seconds", "checksum", "peakRss"}.
 //   objects: events and documents stay JavaScript objects in memory (the engine's limit)
 //   text:    events arrive as JSON text and documents are kept as JSON text,
 //            as a host reading from and writing to PostgreSQL has them
+//   plain:   the text job without jsproj: the same documents folded by hand-written
+//            code (a switch on the event type), what a competent engineer would write
+//            for these two projections -- a baseline that no change to the engine moves
 
 const fs = require('fs');
 const path = require('path');
 const jsproj = require('../js');
 
 const [events, streams, pageSize] = process.argv.slice(2, 5).map(Number);
-const asText = process.argv[5] === 'text';
+const asText = process.argv[5] === 'text' || process.argv[5] === 'plain';
 const engine = jsproj.engine;
 const projector = jsproj.createProjector();
 jsproj.loadSources(projector, [{ file: 'fold_projections.js', source: fs.readFileSync(path.join(__dirname, 'fold_projections.js'), 'utf8') }]);
@@ -38,6 +41,52 @@ for (let start = 0; start < records.length; start += pageSize) {
   const page = records.slice(start, start + pageSize);
   pages.push(asText ? JSON.stringify(page) : page);
 }
+// The plain job: per page, parse the events, load each document touched (JSON
+// text -> object) once, apply the event by hand, write the changed ones back.
+function plainFold(inputs) {
+  const docs = new Map();       // "Balance\u0000id" or "Bank" -> JSON text
+  for (const input of inputs) {
+    const page = JSON.parse(input);
+    const live = new Map();
+    for (const record of page) {
+      const key = 'Balance\u0000' + record.streamId;
+      let balance = live.get(key);
+      if (balance === undefined) {
+        const text = docs.get(key);
+        balance = text === undefined ? { balance: 0, deposits: 0, withdrawals: 0, last: null } : JSON.parse(text);
+        live.set(key, balance);
+      }
+      let bank = live.get('Bank');
+      if (bank === undefined) {
+        const text = docs.get('Bank');
+        bank = text === undefined ? { deposited: 0, withdrawn: 0, events: 0 } : JSON.parse(text);
+        live.set('Bank', bank);
+      }
+      const evt = record.event;
+      switch (evt.$type) {
+        case 'Deposited':
+          balance.balance += evt.amount; balance.deposits += 1; balance.last = evt.at;
+          bank.deposited += evt.amount; bank.events += 1;
+          break;
+        case 'Withdrawn':
+          balance.balance -= evt.amount; balance.withdrawals += 1; balance.last = evt.at;
+          bank.withdrawn += evt.amount; bank.events += 1;
+          break;
+      }
+    }
+    for (const [key, doc] of live) docs.set(key, JSON.stringify(doc));
+  }
+  return JSON.parse(docs.get('Bank'));
+}
+
+if (process.argv[5] === 'plain') {
+  const begun = process.hrtime.bigint();
+  const bank = plainFold(pages);
+  const took = Number(process.hrtime.bigint() - begun) / 1e9;
+  process.stdout.write(JSON.stringify({ seconds: took, checksum: bank.deposited - bank.withdrawn, peakRss: process.resourceUsage().maxRSS * 1024 }) + '\n');
+  process.exit(0);
+}
+
 const store = new Map();        // "name\u0000id" -> document (JSON text in text mode)
 const load = asText ? (doc) => JSON.parse(doc) : (doc) => doc;
 const save = asText ? (doc) => JSON.stringify(doc) : (doc) => doc;

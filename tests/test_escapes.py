@@ -240,11 +240,20 @@ projections.aggregate('Detector').by({ Look: function (state) { state.seen = see
 """
 
 
+READS_STASH = """
+var found = typeof shared === 'undefined' ? 'nothing' : shared;
+projections.aggregate('Reader').by({ Look: function (state) { state.found = found; } });
+"""
+
+
 def test_a_file_cannot_tell_the_database_from_check_and_simulate(dsn: str) -> None:
-    """Files load in the same locked-down world in every sandboxed host: host detection gains nothing."""
+    """Files load in the same locked-down world in every sandboxed host: host detection gains nothing,
+    and nothing one file leaves on the global object reaches the next."""
     messages = [{"id": "d", "type": "Look", "data": {"$type": "Look"}}]
-    python, database = (run_in(host, {"Detector.js": DETECTOR}, messages, dsn) for host in SANDBOXED_HOSTS)
+    files = {"A_Detector.js": DETECTOR, "B_Reader.js": READS_STASH}
+    python, database = (run_in(host, files, messages, dsn) for host in SANDBOXED_HOSTS)
     assert python == database
+    assert python["aggregates"]["Reader"] == {"found": "nothing"}
     seen = python["aggregates"]["Detector"]["seen"]
     assert seen["frozenGlobal"] and seen["frozenPrototype"] and seen["thisIsGlobal"]
     assert seen["types"] == ["undefined", "undefined", "undefined", "undefined", "undefined", "function", "object"]
@@ -283,3 +292,23 @@ def test_a_file_that_never_finishes_loading_is_stopped_by_the_limit_not_by_kill(
         with pytest.raises(psycopg.Error, match=r"projection file Spin\.js ran past the time limit of 0\.5 s"):
             owner.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
         assert owner.execute("select count(*) from pge_events").fetchone() == (0,), "the append was rolled back"
+
+
+HOARD_AT_LOAD = """
+var hoard = [];
+for (var i = 0; i < 300; i++) hoard.push(new Array(131072).fill(i));   // about 150 MB, kept
+projections.aggregate('Hoard').by({ Go: function (state) { state.n = hoard.length; } });
+"""
+
+
+def test_load_time_code_has_the_memory_limit_of_handlers_in_every_sandboxed_host(store: EventStore, dsn: str) -> None:
+    with pytest.raises(errors.SandboxMemoryError, match=r"^projection file Hoard\.js went past the memory limit"):
+        Projections([{"file": "Hoard.js", "source": HOARD_AT_LOAD}], memory_limit=64 * 1024 * 1024)
+    deploy(store, [{"file": "Hoard.js", "source": HOARD_AT_LOAD}], engine="plpython", memory_limit=1024 * 1024 * 1024)
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute("set jsproj.memory_limit = '64'")
+        with pytest.raises(psycopg.Error) as caught:
+            session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
+        assert caught.value.sqlstate == "JP500"
+        assert caught.value.diag.message_primary == "projection file Hoard.js went past the memory limit"
+        assert session.execute("select 1").fetchone() == (1,), "the backend survives"

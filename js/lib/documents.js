@@ -28,6 +28,15 @@ var SUSPECT = /[\u0000\uD800-\uDFFF]/;
 var shapes = new Map();
 var MAX_SHAPES = 4096;
 
+// Whether Object.prototype has enumerable keys that for-in would list
+// (checked once per document).
+var inherits = false;
+var EMPTY = {};
+function enumerableInherited() {
+  for (var key in EMPTY) return true;
+  return false;
+}
+
 // A lower bound of the JSON text's length so far, how many numbers it holds
 // (a number's text is 1 to 24 characters) and how many characters its
 // strings and keys have (escaped, one can take 6).
@@ -52,12 +61,14 @@ function pathStep(key) {
   return /^[A-Za-z_$][\w$]*$/.test(key) ? '.' + key : '[' + JSON.stringify(key) + ']';
 }
 
+function unstorableString() {
+  return new Problem('a string holds a NUL character or an unpaired surrogate, which PostgreSQL cannot store');
+}
+
 function checkString(text) {
   low += text.length + 2;
   chars += text.length;
-  if (SUSPECT.test(text) && UNSTORABLE.test(text)) {
-    throw new Problem('a string holds a NUL character or an unpaired surrogate, which PostgreSQL cannot store');
-  }
+  if (SUSPECT.test(text) && UNSTORABLE.test(text)) throw unstorableString();
   return text;
 }
 
@@ -125,9 +136,12 @@ function documentArray(value, depth) {
   return copy;
 }
 
+// An own property, as JSON.parse makes it. Assignment would run a setter for
+// "__proto__", and fail for the other "__" names of Object.prototype where it
+// is frozen; its other names ("constructor", "toString", ...) take an own
+// property when assigned (they are accessors that allow it in sandboxes).
 function setKey(copy, key, item) {
-  if (hasOwn.call(ObjectPrototype, key)) {
-    // "__proto__", "constructor", ...: an own property, as JSON.parse makes it.
+  if (key.charCodeAt(0) === 95 && key.charCodeAt(1) === 95 && hasOwn.call(ObjectPrototype, key)) {
     defineProperty(copy, key, { value: item, writable: true, enumerable: true, configurable: true });
   } else {
     copy[key] = item;
@@ -135,25 +149,47 @@ function setKey(copy, key, item) {
 }
 
 // A plain object (its prototype Object.prototype or null): its own
-// enumerable keys, by for-in (fast) skipping what it inherits.
+// enumerable keys, by for-in -- the engine's fast path, so primitives are
+// handled here -- skipping inherited keys only if Object.prototype has any
+// (never in sandboxes: it is frozen without; Node code can add some).
 function plainObject(value, depth) {
   var copy = {};
-  var shape, count = 0, key = null;
+  var shape, count = 0, key = null, size = 0, nums = 0, text = 0;
   try {
     for (key in value) {
-      if (!hasOwn.call(value, key)) continue;
-      var item = documentValue(value[key], key, depth + 1);
-      if (item === undefined) continue;
+      if (inherits && !hasOwn.call(value, key)) continue;
+      var item = value[key];
+      switch (typeof item) {
+        case 'number':
+          nums += 1;
+          if (item === item && item !== Infinity && item !== -Infinity) { size += 1; item += 0; } else { size += 4; item = null; }
+          break;
+        case 'string':
+          size += item.length + 2;
+          text += item.length;
+          if (SUSPECT.test(item) && UNSTORABLE.test(item)) throw unstorableString();
+          break;
+        case 'boolean': size += 4; break;
+        case 'object':
+          if (item === null) size += 4;
+          else item = documentObject(item, key, depth + 1);
+          break;
+        case 'bigint': throw new Problem('a BigInt, which JSON cannot hold');
+        default: continue;          // undefined, a function, a symbol: left out
+      }
       if (count === 0) shape = shapes.get(key);
       else if (shape !== undefined && shape[count] !== key) shape = undefined;
       setKey(copy, key, item);
-      low += key.length + 3;
-      chars += key.length;
+      size += key.length + 3;
+      text += key.length;
       count += 1;
     }
   } catch (e) {
     throw within(e, pathStep(key));
   }
+  low += size;
+  numbers += nums;
+  chars += text;
   if (low > MAX_SIZE) throw tooLarge();
   return shape !== undefined && shape.length === count ? copy : ordered(copy);
 }
@@ -241,12 +277,13 @@ function tooLarge() {
 }
 
 // The document form of a state: a fresh copy by the value rule. Throws a
-// DocumentError naming the projection, the document, the event, the path
-// in the document and the limit it broke.
-function toDocument(value, where) {
+// DocumentError naming the projection, the document (documentId), the event
+// (meta), the path in the document and the limit it broke.
+function toDocument(value, projection, documentId, meta) {
   low = 0;
   numbers = 0;
   chars = 0;
+  inherits = enumerableInherited();
   var document;
   try {
     document = documentValue(value, '', 0);
@@ -254,29 +291,29 @@ function toDocument(value, where) {
     // could be longer than the limit is measured.
     if (low + 23 * numbers + 5 * chars > MAX_SIZE && JSON.stringify(document).length > MAX_SIZE) throw tooLarge();
   } catch (e) {
-    throw documentError(e instanceof Problem ? e : within(e, ''), where);
+    throw documentError(e instanceof Problem ? e : within(e, ''), projection, documentId, meta);
   }
   if (document === undefined || document === null) {
     throw documentError(new Problem(document === null
       ? 'it would be null (NaN and Infinity are null in JSON): return projections.DELETE to delete a document'
-      : 'it is not a JSON value (undefined, a function or a symbol)'), where);
+      : 'it is not a JSON value (undefined, a function or a symbol)'), projection, documentId, meta);
   }
   return document;
 }
 
-function documentError(problem, where) {
+function documentError(problem, projection, documentId, meta) {
   var path = problem.path;
   var at = path ? ' at ' + (path.length > 100 ? path.slice(0, 97) + '...' : path) : '';
-  var eventPart = where.eventType ? ' on ' + where.eventType + ' event' + (where.eventId ? ' ' + where.eventId : '') +
-    (where.position !== null && where.position !== undefined ? ' (position ' + where.position + ')' : '') : '';
-  return jsproj.fail('DocumentError', 'projection ' + where.projection + ' made document ' + JSON.stringify(where.documentId) +
+  var eventPart = meta.eventType ? ' on ' + meta.eventType + ' event' + (meta.eventId ? ' ' + meta.eventId : '') +
+    (meta.position !== null && meta.position !== undefined ? ' (position ' + meta.position + ')' : '') : '';
+  return jsproj.fail('DocumentError', 'projection ' + projection + ' made document ' + JSON.stringify(documentId) +
     eventPart + ' that cannot be stored: ' + problem.reason + at, {
-    projection: where.projection,
-    documentId: where.documentId,
-    eventId: where.eventId === undefined ? null : where.eventId,
-    eventType: where.eventType === undefined ? null : where.eventType,
-    position: where.position === undefined ? null : where.position,
-    path: problem.path || null,
+    projection: projection,
+    documentId: documentId,
+    eventId: meta.eventId === undefined ? null : meta.eventId,
+    eventType: meta.eventType === undefined ? null : meta.eventType,
+    position: meta.position === undefined ? null : meta.position,
+    path: path || null,
     limit: problem.limit
   });
 }

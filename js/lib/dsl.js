@@ -136,18 +136,13 @@ Projection.prototype.live = function () { this.lifecycle = 'live'; return this; 
 
 var NO_EVENT = Object.freeze({ eventId: null, eventType: null, position: null });
 
-// Where a document was made, for the errors of the value rule.
-function whereOf(projection, key, meta) {
-  return { projection: projection, documentId: key, eventId: meta.eventId, eventType: meta.eventType, position: meta.position };
-}
-
 // One event folded into a state with the clock of that event, the result as a
 // document (or DELETE): what every host does for each delivery.
 function fold(projection, state, evt, meta, key) {
   jsproj.enter(meta, projection.name);
   try {
     var next = step(projection.handlers, state, evt, meta);
-    return next === DELETE ? DELETE : jsproj.toDocument(next, whereOf(projection.name, key, meta));
+    return next === DELETE ? DELETE : jsproj.toDocument(next, projection.name, key, meta);
   } finally {
     jsproj.leave();
   }
@@ -167,7 +162,7 @@ function createSnapshot(events) {
     checkEvent(events[i]);
     state = fold(this, state, events[i], metaOf({ event: events[i] }), null);
   }
-  if (state === null) state = jsproj.toDocument(this.handlers.initial(), whereOf(this.name, null, NO_EVENT));
+  if (state === null) state = jsproj.toDocument(this.handlers.initial(), this.name, null, NO_EVENT);
   return state === DELETE ? null : state;
 }
 
@@ -276,7 +271,7 @@ EventProjection.prototype.project = function (evt, meta, fallbackKey) {
     var view = this.transformed(evt, meta);
     if (view === null) return null;
     var fallback = meta.eventId !== null ? meta.eventId : fallbackKey;
-    var document = jsproj.toDocument(view, whereOf(this.name, fallback === undefined ? null : String(fallback), meta));
+    var document = jsproj.toDocument(view, this.name, fallback === undefined ? null : String(fallback), meta);
     var key = has(document, '$id') && document.$id !== null ? document.$id : fallback;
     return { key: documentKey(key, 'the view key ($id)'), view: document };
   } finally {
@@ -295,7 +290,6 @@ jsproj.LIFECYCLES = LIFECYCLES;
 jsproj.definitionError = definitionError;
 jsproj.step = step;
 jsproj.fold = fold;
-jsproj.whereOf = whereOf;
 jsproj.checkEvent = checkEvent;
 jsproj.metaOf = metaOf;
 jsproj.StreamProjection = StreamProjection;

@@ -227,16 +227,16 @@ function deliverTransform(batch, target, event, meta, streamId) {
 
 function deliverHandler(batch, target, key, event, meta) {
   var w = workFor(batch, target);
-  var state = loaded(batch, target, w, key);
-  var absent = state === null || state === undefined || state === DELETE;
+  var state = w.docs.get(key);          // as the batch has it so far (never undefined), else as supplied
+  if (state === undefined) state = supplied(batch, target, key);
+  var absent = state === null || state === DELETE;
   if (!absent && !target.handlers.handlerFor(event.$type)) return;   // nothing to do
   w.docs.set(key, fold(target, state, event, meta, key));
   w.dirty.add(key);
 }
 
-// A document as the batch has it so far, else as supplied.
-function loaded(batch, p, w, key) {
-  if (w.docs.has(key)) return w.docs.get(key);
+// A document as the host supplied it (null: it does not exist).
+function supplied(batch, p, key) {
   var bucket = has(batch.supplied, p.name) ? batch.supplied[p.name] : null;
   if (!bucket || !has(bucket, key)) {
     if (p.kind === 'view') {
@@ -247,7 +247,8 @@ function loaded(batch, p, w, key) {
     throw fail('EngineError', 'document ' + JSON.stringify(key) + ' of ' + p.name + ' was not supplied: ' +
       'pass every document route() names, null for one that does not exist', { projection: p.name });
   }
-  return bucket[key];
+  var state = bucket[key];
+  return state === undefined ? null : state;
 }
 
 // Route, load from the projector's in-memory store, apply, write back: the

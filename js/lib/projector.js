@@ -41,7 +41,7 @@ function InMemoryStore() {
 // (original API) process events against the in-memory store.
 function createProjector() {
   var order = [];             // projections in registration order
-  var routes = new Map();     // "streamType\u0000eventType" -> projections to run
+  var routes = new Map();     // streamType -> Map(eventType -> projections to run)
   var position = 0;
   var versions = new Map();
   var self = {
@@ -122,16 +122,18 @@ function createProjector() {
 
   // The projections an event of this type in a stream of this type goes to,
   // in registration order.
+  // Cached per stream type, then event type (no key text to build per event).
   self.targetsFor = function (streamType, eventType) {
-    var key = streamType + '\u0000' + eventType;
-    var targets = routes.get(key);
+    var byEvent = routes.get(streamType);
+    if (!byEvent) { byEvent = new Map(); routes.set(streamType, byEvent); }
+    var targets = byEvent.get(eventType);
     if (!targets) {
       targets = order.filter(function (p) {
         if (p.kind === 'stream') return p.streamType === streamType;
         if (p.kind === 'event') return p.eventType === eventType;
         return p.handlers.byType.has(eventType) || p.handlers.any !== null;
       });
-      routes.set(key, targets);
+      byEvent.set(eventType, targets);
     }
     return targets;
   };
