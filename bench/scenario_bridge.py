@@ -15,7 +15,11 @@ changed documents out, documents kept between pages -- done by:
     so the engine's own cost (isolation, the value rule) shows against it;
   * python dicts: the Python host with events as Python dicts, encoded to JSON
     inside the timed loop;
-  * one bridge crossing per event (page size 1), on a smaller sample.
+  * one bridge crossing per event (page size 1), on a smaller sample;
+  * large documents: one aggregate holding 1,000 and 10,000 counters, folded
+    by the engine in Node (bench/large_node.js) vs the same job by
+    hand-written code: what the value rule costs on documents too large to
+    copy after every event, which the engine tracks instead (js/lib/tracking.js).
 Part of ``python bench/run.py``; not a test: nothing here asserts on speed.
 """
 
@@ -93,6 +97,26 @@ def node_host(events: int, streams: int, page_size: int, mode: str) -> tuple[flo
     return out["seconds"], out["checksum"]
 
 
+def large_node(keys: int, events: int, mode: str) -> tuple[float, int]:
+    done = subprocess.run(["node", str(HERE / "large_node.js"), str(keys), str(events), mode],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    out = json.loads(done.stdout)
+    return out["seconds"], out["checksum"]
+
+
+def large_documents(quick: bool) -> list[Row]:
+    events, runs = (50_000, 1) if quick else (200_000, 3)
+    rows = []
+    for keys in (1_000, 10_000):
+        log(f"large documents: one aggregate of {keys:,} counters, {events:,} events")
+        engine, engine_sum = best(runs, lambda k=keys: large_node(k, events, "engine"))
+        plain, plain_sum = best(runs, lambda k=keys: large_node(k, events, "plain"))
+        assert engine_sum == plain_sum, (engine_sum, plain_sum)
+        rows.append(Row("6 large documents", f"fold into one aggregate of {keys:,} counters, Node", events / engine,
+                        "the same job by hand-written code", events / plain, "ev/s"))  # fmt: skip
+    return rows
+
+
 def best(runs: int, fn: Any) -> tuple[float, int]:
     results = [fn() for _ in range(runs)]
     return min(results, key=lambda r: r[0])
@@ -126,4 +150,4 @@ def run(quick: bool) -> list[Row]:
         rows.append(Row("5 sandbox bridge", "fold, Python host, page size 5000", rows[-1].ours,
                         "the Python host, one bridge crossing per event", len(sample) / per_seconds,
                         "ev/s"))  # fmt: skip
-    return rows
+    return rows + large_documents(quick)

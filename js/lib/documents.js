@@ -26,7 +26,8 @@ var SUSPECT = /[\u0000\uD800-\uDFFF]/;
 // Key lists already known to be in jsonb order, by their first key: most
 // states keep their keys from one event to the next.
 var shapes = new Map();
-var MAX_SHAPES = 4096;
+var MAX_SHAPE_KEYS = 1 << 20;   // keys held by all the shapes together (then they are forgotten)
+var shapeKeys = 0;
 
 // Whether Object.prototype has enumerable keys that for-in would list
 // (checked once per document).
@@ -41,6 +42,8 @@ function enumerableInherited() {
 // (a number's text is 1 to 24 characters) and how many characters its
 // strings and keys have (escaped, one can take 6).
 var low = 0, numbers = 0, chars = 0;
+// How many object keys and array items it has: what copying it costs.
+var nodes = 0;
 
 function Problem(reason, limit) {
   this.reason = reason;
@@ -123,6 +126,7 @@ function documentArray(value, depth) {
   var length = value.length;
   var copy = [];
   low += length > 0 ? length + 1 : 2;
+  nodes += length;
   var i = 0;
   try {
     for (; i < length; i++) {
@@ -190,6 +194,7 @@ function plainObject(value, depth) {
   low += size;
   numbers += nums;
   chars += text;
+  nodes += count;
   if (low > MAX_SIZE) throw tooLarge();
   return shape !== undefined && shape.length === count ? copy : ordered(copy);
 }
@@ -206,6 +211,7 @@ function keyedObject(value, keys, depth) {
       setKey(copy, key, item);
       low += key.length + 3;
       chars += key.length;
+      nodes += 1;
     }
   } catch (e) {
     throw within(e, pathStep(key));
@@ -237,7 +243,11 @@ function unit(c) {
 // jsonb's key order: shorter UTF-8 first, then by bytes.
 function compareKeys(a, b) {
   var la = utf8Length(a), lb = utf8Length(b);
-  if (la !== lb) return la - lb;
+  return la !== lb ? la - lb : compareUnits(a, b);
+}
+
+// Keys of the same UTF-8 length by their bytes.
+function compareUnits(a, b) {
   for (var i = 0; i < a.length && i < b.length; i++) {
     var x = a.charCodeAt(i), y = b.charCodeAt(i);
     if (x !== y) return unit(x) - unit(y);
@@ -255,14 +265,44 @@ function ordered(copy) {
     }
     if (!isIndex(keys[i])) named.push(keys[i]);
   }
-  var sorted = true;
-  for (var j = 1; j < named.length && sorted; j++) sorted = compareKeys(named[j - 1], named[j]) < 0;
-  if (!sorted) copy = reordered(copy, keys, named.sort(compareKeys));
-  if (keys.length > 0) {
-    if (shapes.size >= MAX_SHAPES) shapes.clear();
-    shapes.set(keys[0], sorted ? keys : objectKeys(copy));
-  }
+  var inOrder = 1;           // how many named keys are in order from the start
+  while (inOrder < named.length && compareKeys(named[inOrder - 1], named[inOrder]) < 0) inOrder++;
+  var sorted = inOrder >= named.length;
+  if (!sorted) copy = reordered(copy, keys, sortKeys(named, inOrder));
+  if (keys.length > 0) remember(sorted ? keys : objectKeys(copy));
   return copy;
+}
+
+// Named keys in jsonb's order, the first `inOrder` of them already in order:
+// usually a handler added a few keys to an ordered object, and those are
+// put in place by binary search; otherwise a sort, each key measured once.
+function sortKeys(named, inOrder) {
+  if (named.length - inOrder <= 16) {
+    var list = named.slice(0, inOrder);
+    for (var i = inOrder; i < named.length; i++) {
+      var low = 0, high = list.length;
+      while (low < high) {
+        var middle = (low + high) >>> 1;
+        if (compareKeys(list[middle], named[i]) < 0) low = middle + 1;
+        else high = middle;
+      }
+      list.splice(low, 0, named[i]);
+    }
+    return list;
+  }
+  var measured = named.map(function (key) { return { key: key, length: utf8Length(key) }; });
+  measured.sort(function (a, b) { return a.length !== b.length ? a.length - b.length : compareUnits(a.key, b.key); });
+  return measured.map(function (m) { return m.key; });
+}
+
+function remember(keys) {
+  if (shapeKeys + keys.length > MAX_SHAPE_KEYS) {
+    shapes.clear();
+    shapeKeys = 0;
+  }
+  var old = shapes.get(keys[0]);
+  shapeKeys += keys.length - (old ? old.length : 0);
+  shapes.set(keys[0], keys);
 }
 
 function reordered(copy, keys, named) {
@@ -280,16 +320,10 @@ function tooLarge() {
 // DocumentError naming the projection, the document (documentId), the event
 // (meta), the path in the document and the limit it broke.
 function toDocument(value, projection, documentId, meta) {
-  low = 0;
-  numbers = 0;
-  chars = 0;
-  inherits = enumerableInherited();
   var document;
   try {
-    document = documentValue(value, '', 0);
-    // `low` counts every number as one character and no escapes: a text that
-    // could be longer than the limit is measured.
-    if (low + 23 * numbers + 5 * chars > MAX_SIZE && JSON.stringify(document).length > MAX_SIZE) throw tooLarge();
+    document = part(value, '', 0);
+    if (mayBeTooLarge(0)) checkLength(document);
   } catch (e) {
     throw documentError(e instanceof Problem ? e : within(e, ''), projection, documentId, meta);
   }
@@ -299,6 +333,43 @@ function toDocument(value, projection, documentId, meta) {
       : 'it is not a JSON value (undefined, a function or a symbol)'), projection, documentId, meta);
   }
   return document;
+}
+
+// The document form of one value at `depth` (undefined where JSON would leave
+// it out); measured() then tells its size. Throws Problems.
+function part(value, key, depth) {
+  low = 0;
+  numbers = 0;
+  chars = 0;
+  nodes = 0;
+  inherits = enumerableInherited();
+  return documentValue(value, key, depth);
+}
+
+// An upper bound of the JSON text's length, from the counts: `low` counts
+// every number as one character and no escapes.
+function upperBound() {
+  return low + 23 * numbers + 5 * chars;
+}
+
+// Whether text of `extra` more characters than the last part could break the limit.
+function mayBeTooLarge(extra) {
+  return upperBound() + extra > MAX_SIZE;
+}
+
+// The exact length, for a document whose bounds leave it in doubt.
+function checkLength(document) {
+  if (JSON.stringify(document).length > MAX_SIZE) throw tooLarge();
+}
+
+// The size of the last part: [upper bound of its text, nodes].
+function measured() {
+  return [upperBound(), nodes];
+}
+
+// How many nodes the last part had (no allocation: asked after every copy).
+function measuredNodes() {
+  return nodes;
 }
 
 function documentError(problem, projection, documentId, meta) {
@@ -322,3 +393,13 @@ jsproj.MAX_DOCUMENT_DEPTH = MAX_DEPTH;
 jsproj.MAX_DOCUMENT_SIZE = MAX_SIZE;
 jsproj.toDocument = toDocument;
 jsproj.compareKeys = compareKeys;
+jsproj.documentPart = part;
+jsproj.documentMeasured = measured;
+jsproj.documentNodes = measuredNodes;
+jsproj.documentError = documentError;
+jsproj.DocumentProblem = Problem;
+jsproj.documentWithin = within;
+jsproj.documentPathStep = pathStep;
+jsproj.isIndexKey = isIndex;
+jsproj.sortKeys = sortKeys;
+jsproj.unstorableKey = function (key) { return SUSPECT.test(key) && UNSTORABLE.test(key); };

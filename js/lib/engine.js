@@ -121,6 +121,9 @@ function Work(projection) {
   this.projection = projection;
   this.docs = new Map();      // id -> state, DELETE or a document
   this.dirty = new Set();     // ids changed
+  this.sizes = null;          // id -> size of a large document (tracked next time: tracking.js)
+  this.tracked = null;        // ids of documents changed in place (put in jsonb's key order at the end)
+  this.walked = null;         // ids of large documents their handler walks: copied, not tracked
 }
 
 // Apply a batch. `documents` holds, per projection, every document that
@@ -158,7 +161,7 @@ function apply(projector, records, documents, options, routed) {
     w.dirty.forEach(function (key) {
       var state = w.docs.get(key);
       if (state === DELETE) deletes.push(key);
-      else upserts[key] = state;
+      else upserts[key] = w.tracked !== null && w.tracked.has(key) ? inOrder(state) : state;
     });
     changes[name] = { kind: w.projection.kind, upserts: upserts, deletes: deletes };
   });
@@ -231,9 +234,41 @@ function deliverHandler(batch, target, key, event, meta) {
   if (state === undefined) state = supplied(batch, target, key);
   var absent = state === null || state === DELETE;
   if (!absent && !target.handlers.handlerFor(event.$type)) return;   // nothing to do
-  w.docs.set(key, fold(target, state, event, meta, key));
+  var size = w.sizes === null || absent || (w.walked !== null && w.walked.has(key)) ? undefined : w.sizes.get(key);
+  if (size === undefined) {             // copied by the value rule (documents.js)
+    var next = fold(target, state, event, meta, key);
+    w.docs.set(key, next);
+    keepSize(w, key, next === DELETE ? null : jsproj.documentSizeOfLast());
+  } else {                              // large: tracked (tracking.js)
+    var out = jsproj.foldTracked(target, state, size, event, meta, key);
+    w.docs.set(key, out === DELETE ? DELETE : out.document);
+    keepSize(w, key, out === DELETE ? null : out.size);
+    if (out !== DELETE && out.document === state) {
+      if (w.tracked === null) w.tracked = new Set();
+      w.tracked.add(key);
+    }
+    if (out !== DELETE && out.walked) {
+      if (w.walked === null) w.walked = new Set();
+      w.walked.add(key);
+    }
+  }
   w.dirty.add(key);
 }
+
+function keepSize(w, key, size) {
+  if (size !== null) {
+    if (w.sizes === null) w.sizes = new Map();
+    w.sizes.set(key, size);
+  } else if (w.sizes !== null) {
+    w.sizes.delete(key);
+  }
+}
+
+// A document changed in place, with its keys in jsonb's order again.
+function inOrder(document) {
+  return jsproj.toDocument(document, null, null, NO_EVENT);
+}
+var NO_EVENT = Object.freeze({ eventId: null, eventType: null, position: null });
 
 // A document as the host supplied it (null: it does not exist).
 function supplied(batch, p, key) {
