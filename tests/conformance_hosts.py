@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import pytest
+
 from jsproj import errors
 from jsproj.deploy import deploy
 from jsproj.eventsfile import as_messages
@@ -214,11 +216,29 @@ class LiveHost:
         return {"views": views, "aggregates": simulated["aggregates"]}
 
 
-def plv8_available(dsn: str) -> bool:
+def require_language(dsn: str, language: str) -> None:
+    """Skip unless PostgreSQL has the extension ``language`` (plv8, pljs); where it must, fail instead.
+
+    ``make pg-extensions`` installs both (from the platform, else built from
+    ../shared/pg-js); CI sets JSPROJ_REQUIRE_LANGUAGES so that a missing
+    one is a failure, never a silent skip.
+    """
+    import os
+
     import psycopg
 
     with psycopg.connect(dsn) as conn:
-        return conn.execute("select count(*) from pg_available_extensions where name = 'plv8'").fetchone()[0] > 0
+        found = conn.execute("select count(*) from pg_available_extensions where name = %s", (language,)).fetchone()[0]
+    if found:
+        return
+    required = os.environ.get("JSPROJ_REQUIRE_LANGUAGES", "").split(",")
+    if language in required:
+        pytest.fail(f"{language} is not installed in this PostgreSQL, and JSPROJ_REQUIRE_LANGUAGES requires it")
+    pytest.skip(f"{language} is not installed in this PostgreSQL (make pg-extensions installs it)")
+
+
+#: The JavaScript procedural languages, each an in-database engine (sql/engines/javascript.sql).
+LANGUAGES = ("plv8", "pljs")
 
 
 HOSTS: list[Host] = [

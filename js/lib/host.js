@@ -73,10 +73,12 @@ function entry(fn) {
 }
 
 jsproj.host = {
-  // {ops: [names]} -> lock the sandbox down (lockdown.js), once, before any load;
-  // `ops` are the operations the frozen global __jsprojCall(op, text) may run.
+  // {ops: [names], writable?: [globals]} -> lock the sandbox down (lockdown.js), once,
+  // before any load; `ops` are the operations the frozen global __jsprojCall(op, text)
+  // may run, `writable` globals the host redeclares.
   lockdown: entry(function (text) {
-    jsproj.lockdown(JSON.parse(text).ops);
+    var options = JSON.parse(text);
+    jsproj.lockdown(options.ops, options.writable);
     return true;
   }),
   // [{file, source}] -> the description of every projection.

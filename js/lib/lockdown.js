@@ -134,10 +134,27 @@ function hardenIntrinsics() {
     ''[Symbol.iterator](), /x/[Symbol.matchAll]('x')].forEach(harden);
 }
 
+// Nothing global can be added or replaced from now on: projections cannot
+// leave anything there for one another (their files' own variables stay
+// theirs). `writable`: globals that stay writable, for a host that must
+// redeclare them (PL/JS declares each function it compiles as a global) and
+// puts them back after each call.
+function freezeGlobal(writable) {
+  Object.getOwnPropertyNames(globalThis).concat(Object.getOwnPropertySymbols(globalThis)).forEach(function (key) {
+    var descriptor = Object.getOwnPropertyDescriptor(globalThis, key);
+    if (!descriptor.configurable && (!('value' in descriptor) || !descriptor.writable)) return;
+    var keep = writable.indexOf(key) >= 0;
+    Object.defineProperty(globalThis, key, 'value' in descriptor
+      ? { value: descriptor.value, writable: keep && descriptor.writable, configurable: false }
+      : { get: descriptor.get, set: descriptor.set, configurable: false });
+  });
+  Object.preventExtensions(globalThis);
+}
+
 // `ops`: the engine operations a host calls through the frozen global
 // __jsprojCall(op, text) (one V8 task instead of three for small payloads).
 var lockedDown = false;
-jsproj.lockdown = function lockdown(ops) {
+jsproj.lockdown = function lockdown(ops, writable) {
   if (lockedDown) throw jsproj.fail('EngineError', 'the sandbox is locked down already');
   lockedDown = true;
   removeAsync();
@@ -154,7 +171,5 @@ jsproj.lockdown = function lockdown(ops) {
     });
   }
   hardenIntrinsics();
-  // Nothing global can be added or replaced from now on: projections cannot
-  // leave anything there for one another (their files' own variables stay theirs).
-  Object.freeze(globalThis);
+  freezeGlobal(writable || []);
 };

@@ -7,7 +7,7 @@ table::
     [jsproj]
     dsn = "postgresql://app@db.internal/app"   # absent: the embedded database
     schema = "public"
-    engine = "python"             # python | plpython | plv8
+    engine = "python"             # python | plpython | plv8 | pljs
     projections = "projections"   # relative to the project folder
     specs = "specs"
 """
@@ -25,7 +25,8 @@ from jsproj.identifiers import check_schema
 
 DEFAULT_SCHEMA = "public"
 DEFAULT_ENGINE = "python"
-ENGINES = ("python", "plpython", "plv8")
+#: What runs inline projections: this Python process, or the database (docs/deploy.md).
+ENGINES = ("python", "plpython", "plv8", "pljs")
 KEYS = {"dsn", "schema", "engine", "projections", "specs"}
 
 

@@ -2,9 +2,11 @@
 
 One deployment is the whole set of projections of a folder, all with one
 engine: ``python`` (the Python sandbox, in the appending process), or an
-in-database engine, ``plpython`` (V8 through mini-racer under plpython3u) or
-``plv8``. The SQL is shared by every engine; only ``pge_engine_call`` — from
-``sql/engines/<engine>.sql`` — differs. A projection whose source, kind,
+in-database engine: ``plpython`` (V8 through mini-racer under plpython3u),
+``plv8`` (PLV8's V8) or ``pljs`` (PL/JS's QuickJS). The SQL is shared by
+every engine; only ``pge_engine_call`` — from ``sql/engines/<engine>.sql``,
+and for the JavaScript languages the wrapper they share,
+``sql/engines/javascript.sql`` — differs. A projection whose source, kind,
 lifecycle or engine changed has its documents rebuilt from the event log;
 an unchanged one is left alone.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +25,16 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from jsproj import errors
+from jsproj.config import ENGINES
 from jsproj.inline import rebuild
 from jsproj.jsbundle import database_bundle
 from jsproj.migrate import migrations, sql_dir
 from jsproj.projections import ProjectionInfo, Projections
 from jsproj.store import EventStore, translate
 
-ENGINES = ("python", "plpython", "plv8")
-DATABASE_ENGINES = ("plpython", "plv8")
+DATABASE_ENGINES = tuple(engine for engine in ENGINES if engine != "python")
+#: The in-database engines that are JavaScript procedural languages (sql/engines/javascript.sql).
+LANGUAGE_ENGINES = ("plv8", "pljs")
 LIFECYCLES = ("inline", "async", "live")
 ON_ERROR = ("stop", "dead-letter")
 
@@ -116,10 +121,22 @@ def definitions(
 
 
 def engine_sql(engine: str, schema_sql: str) -> str:
-    """The SQL creating ``pge_engine_call`` for an in-database engine, for a quoted schema name."""
+    """The SQL creating ``pge_engine_call`` for an in-database engine, for a quoted schema name.
+
+    A JavaScript language's engine gets a new secret token each time: its
+    ``pge_engine_run`` passes it to the context's engines, which run a
+    schema's engine only for the token in that schema's own function.
+    """
     if engine not in DATABASE_ENGINES:
-        raise errors.InputError(f"the in-database engines are {' and '.join(DATABASE_ENGINES)}, not {engine!r}")
-    return (sql_dir() / "engines" / f"{engine}.sql").read_text("utf-8").replace("@schema@", schema_sql)
+        raise errors.InputError(f"the in-database engines are {', '.join(DATABASE_ENGINES)}, not {engine!r}")
+    text = (sql_dir() / "engines" / f"{engine}.sql").read_text("utf-8")
+    if engine in LANGUAGE_ENGINES:
+        shared = (sql_dir() / "engines" / "javascript.sql").read_text("utf-8")
+        replacements = {"@language@": engine, "@token@": secrets.token_hex(16), "@schema_js@": json.dumps(schema_sql)}
+        for placeholder, value in replacements.items():
+            shared = shared.replace(placeholder, value)
+        text += "\n" + shared
+    return text.replace("@schema@", schema_sql)
 
 
 def deploy(

@@ -138,6 +138,9 @@ def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
     if state == "JP500":  # an engine error raised in the database: its description is the DETAIL
         info = json.loads(diag.message_detail or "{}") or {"kind": "InternalError", "message": message}
         return errors.from_info({**info, "message": prefix + info.get("message", message)})
+    stopped = _stopped_engine(diag.message_detail)
+    if stopped is not None:  # a JavaScript language stopped projection code (sql/engines/javascript.sql)
+        return errors.from_info({**stopped, "message": prefix + stopped["message"]})
     if state == "JP404":
         return errors.UnknownProjectionError(prefix + message)
     if state == "JP503":
@@ -155,6 +158,19 @@ def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
     if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
         return StoreUnavailableError(prefix + f"PostgreSQL is unreachable: {message}")
     return StoreError(prefix + f"PostgreSQL error {state}: {message}")
+
+
+def _stopped_engine(detail: str | None) -> dict[str, Any] | None:
+    """The description an in-database JavaScript engine gave of projection code it stopped, if that is the DETAIL."""
+    if not detail or not detail.startswith("{") or '"kind": "Sandbox' not in detail:
+        return None
+    try:
+        info = json.loads(detail)
+    except ValueError:
+        return None
+    if not isinstance(info, dict) or not str(info.get("kind", "")).startswith("Sandbox"):
+        return None
+    return info if isinstance(info.get("message"), str) else None
 
 
 class EventStore:

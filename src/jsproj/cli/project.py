@@ -19,7 +19,7 @@ JSPROJ_TOML = """\
 [jsproj]
 # dsn = "postgresql://user@host/db"   # absent: the embedded database under .jsproj/
 schema = "public"
-engine = "python"            # what runs inline projections: python | plpython | plv8
+engine = "python"            # what runs inline projections: python | plpython | plv8 | pljs
 projections = "projections"  # projection files (*.js)
 specs = "specs"              # projection specs for `jsproj test` (*.json)
 """

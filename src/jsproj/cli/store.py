@@ -14,7 +14,7 @@ from rich.table import Table
 
 from jsproj import errors
 from jsproj.cli.common import echo_json, json_errors, json_option, read_text, sandbox_options, store_options
-from jsproj.config import explicit_dsn, resolve_dsn, resolve_engine, resolve_folder, resolve_schema
+from jsproj.config import ENGINES, explicit_dsn, resolve_dsn, resolve_engine, resolve_folder, resolve_schema
 from jsproj.store import EventStore
 
 
@@ -338,8 +338,8 @@ lifecycle_option = click.option(
 )
 @click.option(
     "--engine",
-    type=click.Choice(["python", "plpython", "plv8"]),
-    help="What runs inline projections: this Python process, or the database (plpython3u or PLV8)."
+    type=click.Choice(ENGINES),
+    help="What runs inline projections: this Python process, or the database (plpython3u, PLV8 or PL/JS)."
     "  [env: JSPROJ_ENGINE; jsproj.toml; default: python]",
 )
 @lifecycle_option
@@ -409,7 +409,12 @@ def deploy(
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
 )
-@click.option("--engine", type=click.Choice(["plpython", "plv8"]), required=True, help="The in-database engine.")
+@click.option(
+    "--engine",
+    type=click.Choice([engine for engine in ENGINES if engine != "python"]),
+    required=True,
+    help="The in-database engine (docs/deploy.md says which to choose where).",
+)
 @click.option("--schema", metavar="NAME", default="public", show_default=True, help="Schema of the store's tables.")
 @lifecycle_option
 def sql_command(projections_dir: Path | None, engine: str, schema: str, lifecycles: tuple[str, ...]) -> None:

@@ -1,0 +1,173 @@
+-- What the JavaScript procedural languages (PLV8, PL/JS) share as hosts of
+-- jsproj's engine: the same bundle and the same SQL shape as plpython3u
+-- (pge_engine_call(op, payload) -> JSON text). @language@ is the language
+-- (plv8 or pljs, also the name of its global object), @token@ a secret of
+-- this deployment (see below). sql/engines/plv8.sql and pljs.sql add only
+-- `create extension`.
+--
+-- The isolation model (docs/sandbox.md): both languages keep one JavaScript
+-- context per role and backend, whose global object holds the language's
+-- object (`plv8.execute` runs any SQL as that role). The first jsproj call
+-- in a context captures what the host needs, deletes that global, and locks
+-- the context down (js/lib/lockdown.js) before any projection file loads: no
+-- projection code, in this schema or another, ever sees a context in which
+-- it could reach SQL. The engines of every schema then live in one frozen
+-- function, __jsprojEngines(token, schema, op, payload), which runs a
+-- schema's engine only for the token written in that schema's own
+-- pge_engine_call (PL/pgSQL: checked against pg_proc when the engine
+-- loads). Projection code can read neither, so it can never call an engine
+-- itself (PL/JS even makes pge_engine_run a global function): not its own
+-- from a handler, not another schema's.
+
+create or replace function @schema@.pge_engine_run(token text, op text, payload text) returns text
+language @language@
+as $jsproj_engine$
+// Runs the engine operation `op` ('route', 'apply', 'describe', 'current') on JSON text.
+var call = globalThis.__jsprojEngines;
+if (call === undefined) {
+  call = (function (language, realEval) {
+    'use strict';
+    // PL/JS declares each function it compiles as a global of its name; this
+    // one stays writable (it is redeclared when redeployed) and is put back
+    // after every call, so that nothing written there outlives a call.
+    var ENTRY = 'pge_engine_run';
+    var entry = globalThis[ENTRY];
+    // The globals of a fresh V8 or QuickJS context of PLV8 or PL/JS: any other
+    // means JavaScript has already run as this role in this backend, and may
+    // have kept `language` where projection code would find it.
+    var KNOWN = ('Object,Function,Array,Number,parseFloat,parseInt,Infinity,NaN,undefined,Boolean,String,Symbol,' +
+      'Date,Promise,RegExp,Error,AggregateError,EvalError,RangeError,ReferenceError,SyntaxError,TypeError,URIError,' +
+      'InternalError,globalThis,JSON,Math,Intl,ArrayBuffer,Uint8Array,Int8Array,Uint16Array,Int16Array,Uint32Array,' +
+      'Int32Array,Float32Array,Float64Array,Uint8ClampedArray,BigUint64Array,BigInt64Array,DataView,Map,BigInt,Set,' +
+      'WeakMap,WeakSet,Proxy,Reflect,FinalizationRegistry,WeakRef,decodeURI,decodeURIComponent,encodeURI,' +
+      'encodeURIComponent,escape,unescape,eval,isFinite,isNaN,console,SharedArrayBuffer,Atomics,WebAssembly,' +
+      'DEBUG5,DEBUG4,DEBUG3,DEBUG2,DEBUG1,DEBUG,LOG,INFO,NOTICE,WARNING,ERROR,plv8,pljs,' + ENTRY).split(',');
+    var execute = language.execute;
+    var engines = Object.create(null);
+    var unknown = Object.getOwnPropertyNames(globalThis).filter(function (name) { return KNOWN.indexOf(name) < 0; });
+    var refused = unknown.length === 0 ? null : JSON.stringify({ error: { kind: 'SandboxError', message:
+      'this role\'s JavaScript context in this backend already holds globals jsproj does not know (' +
+      unknown.join(', ') + '): other JavaScript ran here first, and projection code could reach what it left; ' +
+      'run jsproj\'s engine as a role of its own (docs/deploy.md)' } });
+    var lockedDown = false;
+
+    function query(sql, args) { return execute.call(language, sql, args || []); }
+
+    function failure(kind, message, extra) {
+      var error = { kind: kind, message: message };
+      Object.keys(extra || {}).forEach(function (key) { error[key] = extra[key]; });
+      return JSON.stringify({ error: error });
+    }
+
+    // The schema's engine: the bundle evaluated (the first one also locks
+    // the context down), its projection files loaded. A load that a
+    // statement_timeout or cancel stopped cannot be caught here; the next
+    // call finds it unfinished and answers as the load would have.
+    function load(token, schema, generation) {
+      var own = query('select prosrc from pg_proc where oid = to_regprocedure($1::text)', [schema + '.pge_engine_call(text, text)']);
+      if (own.length === 0 || own[0].prosrc.indexOf(token) < 0) return null;
+      var state = { token: token, generation: generation, loading: true };
+      engines[schema] = state;
+      var host = realEval(query('select bundle from ' + schema + '.pge_engine')[0].bundle);
+      if (!lockedDown) {
+        var locked = JSON.parse(host.lockdown(JSON.stringify({ ops: [], writable: [ENTRY] })));
+        if (locked.error) return JSON.stringify(locked);
+        lockedDown = true;
+      }
+      state.host = host;
+      var rows = query('select distinct on (file) file, source from ' + schema + '.pge_projection_definitions order by file');
+      var loaded = JSON.parse(host.load(JSON.stringify(rows.map(function (r) { return { file: r.file, source: r.source }; }))));
+      state.loading = false;
+      if (loaded.error) state.failed = JSON.stringify(loaded);
+      else state.described = loaded.ok;
+      return null;
+    }
+
+    // A load that never returned: the time limit stopped it (loading is
+    // deterministic, so the same generation would be stopped again).
+    function unfinished(state) {
+      var where = state.host ? JSON.parse(state.host.current('')).ok : {};
+      var culprit = where.file ? 'projection file ' + where.file : 'the engine';
+      return failure('SandboxTimeoutError', culprit + ' was stopped while it loaded (statement_timeout or a cancel)',
+        { file: where.file || null, projection: null });
+    }
+
+    function run(token, schema, op, payload) {
+      if (refused) return refused;
+      if (ENTRY in globalThis && globalThis[ENTRY] !== entry) globalThis[ENTRY] = entry;
+      try {
+        return answer(token, schema, op, payload);
+      } finally {
+        if (ENTRY in globalThis && globalThis[ENTRY] !== entry) globalThis[ENTRY] = entry;
+      }
+    }
+
+    function answer(token, schema, op, payload) {
+      var state = engines[schema];
+      var generation = String(query('select generation from ' + schema + '.pge_engine')[0].generation);
+      if (state && state.loading && state.generation === generation && state.token === token) {
+        state.failed = unfinished(state);
+        state.loading = false;
+      }
+      if (!state || state.generation !== generation || state.token !== token) {
+        var problem = load(token, schema, generation);
+        if (problem) return problem;
+        state = engines[schema];
+        if (!state || state.token !== token) return failure('SandboxError', 'pge_engine_run: refused (not called by ' + schema + '.pge_engine_call)');
+      }
+      if (state.failed) return state.failed;
+      if (op === 'describe') return JSON.stringify({ ok: state.described });
+      if (op === 'route' || op === 'apply' || op === 'current') return state.host[op](payload);
+      return failure('SandboxError', 'pge_engine_run: unknown operation ' + op);
+    }
+    return run;
+  })(@language@, (0, eval));
+  Object.defineProperty(globalThis, '__jsprojEngines', { value: Object.freeze(call) });
+  delete globalThis.@language@;
+}
+return call(token, @schema_js@, op, payload);
+$jsproj_engine$;
+
+-- The engine call every engine offers (migration 0002 calls it). The engine
+-- answers its own errors as JSON; what reaches this handler is the language
+-- stopping projection code: statement_timeout or a cancel (the languages'
+-- only time limit: a loop cannot be interrupted from inside; both raise
+-- XX000 for it), or its memory limit. The error then names the projection
+-- or file that was running; an interruption gets the cancel's SQLSTATE, so
+-- that clients see a cancelled statement.
+create or replace function @schema@.pge_engine_call(op text, payload text) returns text
+language plpgsql
+as $$
+declare
+    v_state text;
+    v_message text;
+    v_detail text;
+    v_where jsonb;
+    v_what text;
+    v_kind text;
+begin
+    return @schema@.pge_engine_run('@token@', op, payload);
+exception when others or query_canceled then
+    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail;
+    begin
+        v_where := (@schema@.pge_engine_run('@token@', 'current', '')::jsonb) -> 'ok';
+    exception when others then
+        v_where := '{}';
+    end;
+    v_what := coalesce('projection ' || (v_where ->> 'projection'), 'projection file ' || (v_where ->> 'file'),
+                       'projection code');
+    if v_state = '57014' or concat(v_message, ' ', v_detail) ~* 'interrupted' then
+        v_kind := 'SandboxTimeoutError';
+        v_state := '57014';
+        v_message := format('%s was stopped by statement_timeout or a cancel', v_what);
+    elsif concat(v_message, ' ', v_detail) ~* 'memory' then
+        v_kind := 'SandboxMemoryError';
+        v_message := format('%s went past the memory limit (%s)', v_what, v_message);
+    else
+        v_kind := 'SandboxError';
+        v_message := format('%s failed in the engine: %s', v_what, concat_ws(': ', v_message, v_detail));
+    end if;
+    raise exception using errcode = v_state, message = v_message,
+        detail = (jsonb_build_object('kind', v_kind, 'message', v_message) || coalesce(v_where, '{}'))::text;
+end;
+$$;
