@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PG_SITE := /usr/local/lib/jsproj/site
 
-.PHONY: install postgres pg-extensions demo test lint pytest node-test bench bench-quick bench-deps soak clean
+.PHONY: install postgres pg-extensions pg-languages demo test lint pytest node-test bench bench-quick bench-deps soak clean
 
 install: $(STAMP)
 
@@ -34,6 +34,24 @@ pg-extensions: install
 	@version=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("mini-racer"))'); \
 	  test -d $(PG_SITE)/mini_racer-$$version.dist-info || \
 	  { rm -rf $(PG_SITE) && $(BIN)/python -m pip install --quiet --target $(PG_SITE) "mini-racer==$$version"; }
+	@$(MAKE) --no-print-directory pg-languages
+
+# The JavaScript procedural languages, engines plv8 and pljs: the platform's
+# package when there is one (postgresql-NN-plv8 from the PostgreSQL apt
+# repository), else built from PG_JS (../shared/pg-js: sources and build
+# scripts, ~15-20 s each). Without either, their tests skip (CI fails them).
+PG_JS ?= ../shared/pg-js
+pg-languages:
+	@pgv=$$(ls /usr/lib/postgresql | sort -V | tail -1); ext=/usr/share/postgresql/$$pgv/extension; \
+	if [ ! -f $$ext/plv8.control ] && [ "$$(id -u)" = 0 ] && \
+	   apt-cache policy postgresql-$$pgv-plv8 2>/dev/null | grep -q 'Candidate: [0-9]'; then \
+	  apt-get install -y -qq postgresql-$$pgv-plv8; fi; \
+	if [ ! -f $$ext/plv8.control ] && [ -x $(PG_JS)/build-plv8.sh ]; then \
+	  RUN_TESTS=0 $(PG_JS)/build-plv8.sh $(PG_JS)/plv8-v3.1.10.tar.gz; fi; \
+	if [ ! -f $$ext/pljs.control ] && [ -x $(PG_JS)/build-pljs.sh ]; then \
+	  RUN_TESTS=0 $(PG_JS)/build-pljs.sh $(PG_JS)/pljs-1.0.5.tar.gz $(PG_JS)/quickjs-19abf18.tar.gz; fi; \
+	for lang in plv8 pljs; do [ -f $$ext/$$lang.control ] || \
+	  echo "note: $$lang is not installed (no platform package, no $(PG_JS)): its tests will skip"; done
 
 demo: install
 	$(BIN)/jsproj demo

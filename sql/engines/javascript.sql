@@ -43,6 +43,7 @@ if (call === undefined) {
       'encodeURIComponent,escape,unescape,eval,isFinite,isNaN,console,SharedArrayBuffer,Atomics,WebAssembly,' +
       'DEBUG5,DEBUG4,DEBUG3,DEBUG2,DEBUG1,DEBUG,LOG,INFO,NOTICE,WARNING,ERROR,plv8,pljs,' + ENTRY).split(',');
     var execute = language.execute;
+    var intrinsics = { Function: Function, Date: Date };
     var engines = Object.create(null);
     var unknown = Object.getOwnPropertyNames(globalThis).filter(function (name) { return KNOWN.indexOf(name) < 0; });
     var refused = unknown.length === 0 ? null : JSON.stringify({ error: { kind: 'SandboxError', message:
@@ -65,10 +66,15 @@ if (call === undefined) {
     // call finds it unfinished and answers as the load would have.
     function load(token, schema, generation) {
       var own = query('select prosrc from pg_proc where oid = to_regprocedure($1::text)', [schema + '.pge_engine_call(text, text)']);
-      if (own.length === 0 || own[0].prosrc.indexOf(token) < 0) return null;
+      var written = own.length === 0 ? null : /pge_engine_run\('([0-9a-f]{32})'/.exec(own[0].prosrc);
+      if (!written || written[1] !== token) return null;
       var state = { token: token, generation: generation, loading: true };
       engines[schema] = state;
-      var host = realEval(query('select bundle from ' + schema + '.pge_engine')[0].bundle);
+      // Later bundles are evaluated in the locked-down context: give them the
+      // real constructors the engine keeps for itself (load.js, clock.js).
+      var bundle = query('select bundle from ' + schema + '.pge_engine')[0].bundle;
+      var host = realEval('(function (Function, eval, Date) { return ' + bundle + '\n})')(intrinsics.Function,
+        realEval, intrinsics.Date);
       if (!lockedDown) {
         var locked = JSON.parse(host.lockdown(JSON.stringify({ ops: [], writable: [ENTRY] })));
         if (locked.error) return JSON.stringify(locked);
@@ -104,6 +110,8 @@ if (call === undefined) {
 
     function answer(token, schema, op, payload) {
       var state = engines[schema];
+      // What was running when the language stopped the last call (pge_engine_call asks).
+      if (op === 'current') return state && state.token === token && state.host ? state.host.current('') : '{"ok": {}}';
       var generation = String(query('select generation from ' + schema + '.pge_engine')[0].generation);
       if (state && state.loading && state.generation === generation && state.token === token) {
         state.failed = unfinished(state);
@@ -117,7 +125,7 @@ if (call === undefined) {
       }
       if (state.failed) return state.failed;
       if (op === 'describe') return JSON.stringify({ ok: state.described });
-      if (op === 'route' || op === 'apply' || op === 'current') return state.host[op](payload);
+      if (op === 'route' || op === 'apply') return state.host[op](payload);
       return failure('SandboxError', 'pge_engine_run: unknown operation ' + op);
     }
     return run;
@@ -146,12 +154,21 @@ declare
     v_what text;
     v_kind text;
 begin
-    return @schema@.pge_engine_run('@token@', op, payload);
-exception when others or query_canceled then
-    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_detail = pg_exception_detail;
     begin
+        begin
+            return @schema@.pge_engine_run('@token@', op, payload);
+        exception when others or query_canceled then
+            get stacked diagnostics v_state = returned_sqlstate, v_message = message_text,
+                                    v_detail = pg_exception_detail;
+        end;
+    exception when query_canceled then
+        -- PLV8 passes the signal on: PostgreSQL still holds the cancel and
+        -- raises it before the handler's first statement; caught here, it is spent.
+        v_state := '57014';
+    end;
+    begin  -- what was running
         v_where := (@schema@.pge_engine_run('@token@', 'current', '')::jsonb) -> 'ok';
-    exception when others then
+    exception when others or query_canceled then
         v_where := '{}';
     end;
     v_what := coalesce('projection ' || (v_where ->> 'projection'), 'projection file ' || (v_where ->> 'file'),

@@ -1,4 +1,5 @@
--- PL/JS joins the in-database engines (sql/engines/pljs.sql): a definition
+-- PL/JS joins the in-database engines (sql/engines/pljs.sql), and appends
+-- run with the owner's rights (below). A definition
 -- may name it, and the in-database inline trigger serves every engine but
 -- the Python one, whatever their names. The two functions are restated here
 -- whole (a migration cannot edit an applied one); only their engine filter
@@ -135,3 +136,12 @@ begin
     return v_report;
 end;
 $$;
+
+-- Least privilege (docs/deploy.md): an application role granted only
+-- EXECUTE on pge_append (and SELECT on the view tables it reads) can append;
+-- the append, the inline projections it runs and the documents they write
+-- act with the rights of the store's owner, and projection code has none
+-- (it never reaches SQL: sql/engines/javascript.sql). search_path is pinned
+-- so that a caller cannot put its own functions or operators in front of
+-- PostgreSQL's (every jsproj name in these functions is schema-qualified).
+alter function pge_append(jsonb) security definer set search_path = pg_catalog, pg_temp;

@@ -1,0 +1,210 @@
+"""PLV8 and PL/JS as hosts: locked down, limited, and run with least privilege (real PostgreSQL, real languages).
+
+The conformance suite runs every case in both (test_conformance.py); here
+is what is particular to a JavaScript procedural language: the language's
+own object (``plv8``/``pljs``: any SQL, as the role) must be out of reach of
+projection code by every route, a loop must be stopped by PostgreSQL's
+statement_timeout with the projection named, the engine must be unusable
+from projection code, and an application role granted only ``pge_append``
+and the views must be able to append and read, and nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from jsproj.deploy import deploy
+from jsproj.store import EventStore
+from jsproj.views import fetch_view
+
+from conformance_hosts import LANGUAGES, require_language
+
+
+@pytest.fixture(params=LANGUAGES)
+def language(request: pytest.FixtureRequest, cluster) -> str:
+    require_language(cluster.dsn, request.param)
+    return str(request.param)
+
+
+def append(session: psycopg.Connection, stream: str, event_type: str) -> None:
+    message = {"id": stream, "type": "T", "data": {"$type": event_type}}
+    session.execute("select pge_append(%s::jsonb)", (json.dumps(message),))
+
+
+# Every route from projection code to the language's object, at load time and in a handler;
+# each found object is used to run SQL (a table that must never appear).
+ESCAPE = r"""
+var names = ['plv8', 'pljs'];
+function look(where, root) {
+  var found = [];
+  names.forEach(function (name) {
+    try {
+      var object = root && root[name];
+      if (object && typeof object.execute === 'function') {
+        object.execute('create table escaped_' + where + ' (x int)');
+        found.push(where + ':' + name);
+      }
+    } catch (e) { /* refused */ }
+  });
+  return found;
+}
+function routes(when) {
+  var found = [];
+  var sloppyThis = (function () { return this; })();
+  found = found.concat(look(when + '_this', sloppyThis));
+  found = found.concat(look(when + '_global', typeof globalThis === 'undefined' ? undefined : globalThis));
+  try { found = found.concat(look(when + '_function', Function('return this')())); } catch (e) { /* refused */ }
+  try { found = found.concat(look(when + '_eval', (0, eval)('this'))); } catch (e) { /* refused */ }
+  try {
+    var ctor = Object.getPrototypeOf(function* () {}).constructor;
+    found = found.concat(look(when + '_generator', ctor('yield this')().next().value));
+  } catch (e) { /* refused */ }
+  try { if (typeof plv8 !== 'undefined' || typeof pljs !== 'undefined') found.push(when + ':by-name'); } catch (e) { /* none */ }
+  try { if (typeof pge_engine_run === 'function') pge_engine_run('x', 'apply', '{}'); } catch (e) { /* refused */ }
+  return found;
+}
+var atLoad = routes('load');
+projections.aggregate('Escape').by({
+  Try: function (state) {
+    state.atLoad = atLoad;
+    state.inHandler = routes('handler');
+    var engine = typeof pge_engine_run === 'function' ? pge_engine_run('guess', 'describe', '') : 'unreachable';
+    state.engine = String(engine).slice(0, 80);
+    // A getter on the returned state runs when the engine writes the document.
+    Object.defineProperty(state, 'late', { enumerable: true, get: function () { return routes('getter').length; } });
+  }
+});
+"""
+
+
+def test_projection_code_never_reaches_the_language_object_or_the_engine(dsn: str, language: str) -> None:
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, [{"file": "Escape.js", "source": ESCAPE}], engine=language, lifecycles={"Escape": "inline"})
+        store.append({"id": "e", "type": "T", "data": {"$type": "Try"}})
+        state = fetch_view(store, "Escape")["Escape"]
+    assert state["atLoad"] == [] and state["inHandler"] == [] and state["late"] == 0
+    assert "refused" in state["engine"] or state["engine"] == "unreachable", state["engine"]
+    with psycopg.connect(dsn) as conn:
+        escaped = conn.execute("select relname from pg_class where relname like 'escaped%'").fetchall()
+    assert escaped == [], "projection code ran SQL"
+
+
+SPIN_IN_HANDLER = (
+    "projections.aggregate('Spinner').by({ Spin: function () { while (true) {} }, Go: function (s) { s.n = 1; } });"
+)
+SPIN_AT_LOAD = "while (true) {}\nprojections.aggregate('Spinner').by({ Go: function (s) { s.n = 1; } });"
+
+
+def test_a_looping_handler_is_stopped_by_statement_timeout_with_the_projection_named(dsn: str, language: str) -> None:
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute("set statement_timeout = '1s'")
+        with pytest.raises(psycopg.errors.QueryCanceled) as caught:
+            append(session, "s", "Spin")
+        assert caught.value.diag.message_primary == "projection Spinner was stopped by statement_timeout or a cancel"
+        assert json.loads(caught.value.diag.message_detail or "{}")["kind"] == "SandboxTimeoutError"
+        append(session, "s", "Go")  # the same connection goes on
+        assert session.execute("select data from pge_aggregates where name = 'Spinner'").fetchone() == ({"n": 1},)
+        assert session.execute("select count(*) from pge_events").fetchone() == (1,), "the stopped append rolled back"
+
+
+def test_a_file_that_loops_while_it_loads_is_stopped_and_the_connection_goes_on(dsn: str, language: str) -> None:
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)
+    with psycopg.connect(dsn, autocommit=True) as owner:  # its owner changes it behind jsproj check's back
+        owner.execute("update pge_projection_definitions set source = %s", (SPIN_AT_LOAD,))
+        owner.execute("update pge_engine set generation = generation + 1")
+        owner.execute("set statement_timeout = '1s'")
+        for _ in range(2):  # the second answers from the first, without running the file again
+            with pytest.raises(psycopg.Error, match=r"projection file Spinner\.js"):
+                append(owner, "s", "Go")
+        assert owner.execute("select 1").fetchone() == (1,), "the backend survives"
+
+
+def test_two_schemas_and_a_redeploy_share_one_backend(cluster, dsn: str, language: str) -> None:
+    """One locked-down context serves every schema's engine, and a redeploy in the same session."""
+    one = "projections.aggregate('Count').by({ Go: function (s) { s.n = (s.n || 0) + 1; } });"
+    two = "projections.aggregate('Count').by({ Go: function (s) { s.n = (s.n || 0) + 10; } });"
+    with EventStore(dsn, max_size=1) as a, EventStore(dsn, schema="other", max_size=1) as b:
+        deploy(a, [{"file": "Count.js", "source": one}], engine=language)
+        deploy(b, [{"file": "Count.js", "source": two}], engine=language)
+        a.append({"id": "x", "type": "T", "data": {"$type": "Go"}})
+        b.append({"id": "x", "type": "T", "data": {"$type": "Go"}})
+        deploy(a, [{"file": "Count.js", "source": two}], engine=language)  # rebuilt: 10
+        a.append({"id": "x", "type": "T", "data": {"$type": "Go"}})
+        assert fetch_view(a, "Count") == {"Count": {"n": 20}}
+        assert fetch_view(b, "Count") == {"Count": {"n": 10}}
+
+
+def test_a_context_where_other_javascript_left_globals_is_refused(dsn: str, language: str) -> None:
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute(f"do $$ globalThis.keep = {language}; $$ language {language}")
+        with pytest.raises(psycopg.Error, match=r"already holds globals jsproj does not know \(keep\)"):
+            append(session, "s", "Go")
+        assert session.execute("select count(*) from pge_events").fetchone() == (0,)
+
+
+# -- least privilege: an owner that deploys without superuser rights, an application that only appends and reads --
+
+
+@pytest.fixture
+def roles(cluster, dsn: str) -> Iterator[tuple[str, str]]:
+    """DSNs of two roles in the test's database: ``owner`` (no superuser) and ``app`` (nothing granted)."""
+    database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(cluster.dsn, autocommit=True) as admin:
+        for role in ("jsproj_owner", "jsproj_app"):
+            admin.execute(f"drop role if exists {role}")
+            admin.execute(f"create role {role} login")
+        admin.execute(f"grant create on database {database} to jsproj_owner")
+    with psycopg.connect(dsn, autocommit=True) as dba:  # what a DBA does once: the extensions
+        dba.execute("create extension if not exists plv8")
+        dba.execute("create extension if not exists pljs")
+    yield dsn.replace("user=jsproj", "user=jsproj_owner"), dsn.replace("user=jsproj", "user=jsproj_app")
+    with psycopg.connect(dsn, autocommit=True) as dba:
+        dba.execute("drop schema if exists shop cascade")
+    with psycopg.connect(cluster.dsn, autocommit=True) as admin:
+        admin.execute(f"revoke create on database {database} from jsproj_owner")
+        admin.execute("drop role jsproj_owner")
+        admin.execute("drop role jsproj_app")
+
+
+ORDERS = """
+projections.aggregate('Sales').by({ Sold: function (s, e) { s.total = (s.total || 0) + e.amount; } });
+projections.projectView('Orders').identifiedBy(function (e) { return e.order; })
+  .by({ Sold: function (s, e) { s.amount = e.amount; } });
+"""
+
+
+def test_an_application_role_can_append_and_read_views_and_nothing_else(roles: tuple[str, str], language: str) -> None:
+    owner_dsn, app_dsn = roles
+    with EventStore(owner_dsn, schema="shop", max_size=1) as store:
+        deploy(store, [{"file": "Orders.js", "source": ORDERS}], engine=language)
+    with psycopg.connect(owner_dsn, autocommit=True) as owner:
+        owner.execute("grant usage on schema shop to jsproj_app")
+        owner.execute("grant execute on function shop.pge_append(jsonb) to jsproj_app")
+        owner.execute("grant select on shop.pge_projections_orders, shop.pge_aggregates to jsproj_app")
+    with psycopg.connect(app_dsn, autocommit=True) as app:
+        app.execute("set search_path = shop")
+        message = {"id": "o-1", "type": "Order", "data": {"$type": "Sold", "order": "o-1", "amount": 5}}
+        assert app.execute("select pge_append(%s::jsonb)", (json.dumps(message),)).fetchone()[0]["version"] == 1
+        assert app.execute("select data from pge_projections_orders").fetchall() == [({"amount": 5},)]
+        assert app.execute("select data from pge_aggregates where name = 'Sales'").fetchone() == ({"total": 5},)
+        refused = {
+            "create a function": f"create function shop.f() returns int language {language} as 'return 1'",
+            "read the events": "select * from pge_events",
+            "read the definitions": "select source from pge_projection_definitions",
+            "deploy": "select pge_deploy('[]', '', '')",
+            "run the engine": "select pge_engine_call('describe', '')",
+            "write a view": "delete from pge_projections_orders",
+        }
+        for what, statement in refused.items():
+            with pytest.raises(psycopg.Error, match="permission denied") as caught, app.transaction():
+                app.execute(statement)
+            assert caught.value.sqlstate in ("42501", "XX000"), what  # PL/JS reports SQL errors as XX000
