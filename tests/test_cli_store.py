@@ -131,7 +131,13 @@ def test_migrate_reports_what_it_did(dsn: str) -> None:
     done = jsproj("migrate", "--dsn", dsn, "--schema", "other", "--json")
     assert json.loads(done.stdout) == {
         "schema": "other",
-        "applied": ["0001_event_store", "0002_projections", "0003_async", "0004_indexed_lookups"],
+        "applied": [
+            "0001_event_store",
+            "0002_projections",
+            "0003_async",
+            "0004_indexed_lookups",
+            "0005_pljs_least_privilege",
+        ],
     }
     assert jsproj("migrate", "--dsn", dsn, "--schema", "other").stdout == "schema other is up to date\n"
     bad = jsproj("migrate", "--dsn", dsn, "--schema", "no-dashes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,8 @@ from jsproj.deploy import deploy, deployment_sql
 from jsproj.projections import Projections
 from jsproj.store import EventStore, PythonEngineRequiredError
 from jsproj.views import UnknownDocumentError, export_views, fetch_view
+
+from conformance_hosts import require_language
 
 ENGINES = ["python", "plpython"]
 
@@ -242,9 +245,10 @@ def test_in_database_handlers_that_loop_are_stopped_and_the_session_survives(sto
     assert fetch_view(store, "Spin") == {"Spin": {"ok": True}}
 
 
-def test_functions_are_security_invoker_and_definitions_belong_to_the_owner(store: EventStore, dsn: str) -> None:
+def test_only_pge_append_runs_as_the_owner_and_definitions_belong_to_the_owner(store: EventStore, dsn: str) -> None:
     deploy(store, sources(Party=PARTY), engine="plpython")
-    assert rows(dsn, "select count(*) from pg_proc where proname like 'pge%' and prosecdef") == [(0,)]
+    definers = rows(dsn, "select proname, proconfig from pg_proc where proname like 'pge%' and prosecdef")
+    assert definers == [("pge_append", ["search_path=pg_catalog, pg_temp"])]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("drop role if exists intruder")
         conn.execute("create role intruder")
@@ -265,17 +269,31 @@ def test_engine_call_only_runs_deployed_code(store: EventStore, dsn: str) -> Non
         conn.execute("select pge_engine_call('load', %s)", ('[{"file": "x.js", "source": "while (true) {}"}]',))
 
 
-def test_plv8_is_a_clear_error_where_it_is_not_installed(store: EventStore, dsn: str) -> None:
-    if rows(dsn, "select count(*) from pg_available_extensions where name = 'plv8'")[0][0]:
-        pytest.skip("plv8 is installed here")
-    with pytest.raises(errors.JsprojError, match="plv8"):
-        deploy(store, sources(Party=PARTY), engine="plv8")
-    assert rows(dsn, "select count(*) from pge_projection_definitions") == [(0,)]
+def test_a_language_the_dba_has_not_created_is_a_clear_error_and_deploys_nothing(cluster, dsn: str) -> None:
+    database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(cluster.dsn, autocommit=True) as admin:
+        admin.execute("drop role if exists jsproj_deployer")
+        admin.execute("create role jsproj_deployer login")
+        admin.execute(f"grant create on database {database} to jsproj_deployer")
+    try:
+        with EventStore(dsn.replace("user=jsproj", "user=jsproj_deployer"), schema="mine", max_size=1) as mine:
+            with pytest.raises(errors.JsprojError, match='permission denied to create extension "plv8"'):
+                deploy(mine, sources(Party=PARTY), engine="plv8")
+        assert rows(dsn, "select count(*) from mine.pge_projection_definitions") == [(0,)]
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as owner:
+            owner.execute("drop schema if exists mine cascade")
+        with psycopg.connect(cluster.dsn, autocommit=True) as admin:
+            admin.execute(f"revoke create on database {database} from jsproj_deployer")
+            admin.execute("drop role jsproj_deployer")
 
 
-def test_the_sql_for_a_dba_deploys_a_working_in_database_store(cluster, template: str, dsn: str) -> None:
+@pytest.mark.parametrize("engine", ["plpython", "plv8", "pljs"])
+def test_the_sql_for_a_dba_deploys_a_working_in_database_store(cluster, template: str, dsn: str, engine: str) -> None:
+    if engine != "plpython":
+        require_language(dsn, engine)
     with Projections(sources(Party=PARTY)) as loaded:
-        script = deployment_sql(loaded.sources, loaded.infos, engine="plpython", schema="events")
+        script = deployment_sql(loaded.sources, loaded.infos, engine=engine, schema="events")
     done = subprocess.run(
         [str(cluster.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", "-", dsn],
         input=script, capture_output=True, text=True, check=False,
@@ -291,26 +309,28 @@ def test_the_sql_for_a_dba_deploys_a_working_in_database_store(cluster, template
         assert store.migrate() == [], "the script recorded the migrations it applied"
 
 
-def test_the_plv8_deployment_shares_everything_but_the_language_wrapper() -> None:
+def test_the_in_database_deployments_share_everything_but_the_language_wrapper() -> None:
     with Projections(sources(Party=PARTY)) as loaded:
-        plpython = deployment_sql(loaded.sources, loaded.infos, engine="plpython")
-        plv8 = deployment_sql(loaded.sources, loaded.infos, engine="plv8")
+        scripts = {engine: deployment_sql(loaded.sources, loaded.infos, engine=engine)
+                   for engine in ("plpython", "plv8", "pljs")}  # fmt: skip
 
     def without_wrapper(script: str) -> str:
         rest = script.split("\n", 1)[1]  # the first line names the engine
-        start = rest.index("\n-- the p")  # "-- the plpython engine" / "-- the plv8 engine"
+        start = rest.index("\n-- the p")  # "-- the plpython engine" / "-- the plv8 engine" / "-- the pljs engine"
         end = rest.index("\n-- the definitions")
         # The definitions record their engine's name; nothing else may differ.
-        return (
-            (rest[:start] + rest[end:])
-            .replace('"engine": "plpython"', '"engine": "E"')
-            .replace('"engine": "plv8"', '"engine": "E"')
-        )
+        return re.sub(r'"engine": "\w+"', '"engine": "E"', rest[:start] + rest[end:])
 
-    assert without_wrapper(plpython) == without_wrapper(plv8)
-    assert len(without_wrapper(plv8)) > 0.9 * len(plv8), "the wrapper is a small part of the deployment"
-    assert "language plpython3u" in plpython and "language plv8" in plv8
-    assert "create extension if not exists plv8;" in plv8
+    def shared_javascript(script: str, language: str) -> str:
+        wrapper = script[script.index(".pge_engine_run(token text") : script.index("\n-- the definitions")]
+        wrapper = wrapper.replace("plv8,pljs", "BOTH").replace(language, "L")  # the known globals name both
+        return re.sub(r"'[0-9a-f]{32}'", "'TOKEN'", wrapper)
+
+    assert without_wrapper(scripts["plpython"]) == without_wrapper(scripts["plv8"]) == without_wrapper(scripts["pljs"])
+    assert len(without_wrapper(scripts["plv8"])) > 0.85 * len(scripts["plv8"]), "the wrapper is a small part"
+    assert shared_javascript(scripts["plv8"], "plv8") == shared_javascript(scripts["pljs"], "pljs")
+    assert "language plpython3u" in scripts["plpython"] and "create extension if not exists pljs;" in scripts["pljs"]
+    assert "create extension if not exists plv8;" in scripts["plv8"]
 
 
 def test_events_in_a_rebuild_are_read_in_the_order_readers_see(store: EventStore, dsn: str) -> None:

@@ -25,6 +25,8 @@ from jsproj.store import EventStore
 from jsproj.views import export_views, fetch_view
 from test_sandbox import run
 
+from conformance_hosts import LANGUAGES, require_language
+
 POLLUTER = """
 projections.aggregate('Polluter').by({
   Go: function (state) {
@@ -77,6 +79,16 @@ projections.projectView('Words').identifiedBy(function (evt) { return evt.word; 
   }
 });
 """
+
+
+@pytest.mark.parametrize("host", ["plpython", *LANGUAGES])
+def test_pollution_stashes_and_reading_others_state_fail_in_the_database_hosts(host: str, dsn: str) -> None:
+    files = {"Polluter.js": POLLUTER, "Victim.js": VICTIM, "Reader.js": READER}
+    out = run_in(host, files, [{"id": "g", "type": "G", "data": [{"$type": "Go"}, {"$type": "Go"}]}], dsn)
+    assert out["aggregates"]["Victim"] == {"seen": [], "calls": 2}
+    assert out["aggregates"]["Reader"]["found"] == [] and out["aggregates"]["Reader"]["metaWritable"] is False
+    python = run_in("python", files, [{"id": "g", "type": "G", "data": [{"$type": "Go"}, {"$type": "Go"}]}], dsn)
+    assert out["aggregates"]["Polluter"] == python["aggregates"]["Polluter"], "refused alike in every host"
 
 
 def test_prototype_pollution_and_global_stashes_do_not_reach_other_projections_or_later_calls() -> None:
@@ -160,7 +172,7 @@ def test_huge_outputs_are_refused_and_the_host_survives(event_type: str) -> None
 
 # -- the same attacks in every sandboxed host: the Python worker and PostgreSQL (plpython3u) --
 
-SANDBOXED_HOSTS = ["python", "plpython"]
+SANDBOXED_HOSTS = ["python", "plpython", *LANGUAGES]
 
 
 def run_in(host: str, files: dict[str, str], messages: list[dict], dsn: str, *, timeout: float = 10.0) -> dict:
@@ -169,8 +181,10 @@ def run_in(host: str, files: dict[str, str], messages: list[dict], dsn: str, *, 
     if host == "python":
         with Projections(sources, timeout=timeout) as loaded:
             return dict(simulate(loaded, messages))
+    if host in LANGUAGES:
+        require_language(dsn, host)
     with EventStore(dsn, max_size=2) as store:
-        deploy(store, sources, engine="plpython")
+        deploy(store, sources, engine=host)
         for message in messages:
             store.append(message)
         return export_views(store)
@@ -246,12 +260,28 @@ projections.aggregate('Reader').by({ Look: function (state) { state.found = foun
 """
 
 
+@pytest.mark.parametrize("host", LANGUAGES)
+def test_a_file_cannot_tell_a_javascript_language_from_check_and_simulate(host: str, dsn: str) -> None:
+    """The same world in PLV8 and PL/JS, but for the globals each engine has (PL/JS: no Intl, and
+    pge_engine_run left writable: the global object is not extensible but not frozen)."""
+    messages = [{"id": "d", "type": "Look", "data": {"$type": "Look"}}]
+    files = {"A_Detector.js": DETECTOR, "B_Reader.js": READS_STASH}
+    python, database = (run_in(where, files, messages, dsn) for where in ("python", host))
+    assert database["aggregates"]["Reader"] == {"found": "nothing"}
+    assert database["aggregates"]["Detector"]["stash"] == python["aggregates"]["Detector"]["stash"] == "undefined"
+    seen, want = database["aggregates"]["Detector"]["seen"], python["aggregates"]["Detector"]["seen"]
+    assert seen["types"][:6] == want["types"][:6]
+    assert (seen["clock"], seen["random"], seen["frozenPrototype"]) == (want["clock"], want["random"], True)
+    assert seen["frozenGlobal"] is (host == "plv8")
+    assert not {"plv8", "pljs", "plpy"} & set(seen["globals"])
+
+
 def test_a_file_cannot_tell_the_database_from_check_and_simulate(dsn: str) -> None:
     """Files load in the same locked-down world in every sandboxed host: host detection gains nothing,
     and nothing one file leaves on the global object reaches the next."""
     messages = [{"id": "d", "type": "Look", "data": {"$type": "Look"}}]
     files = {"A_Detector.js": DETECTOR, "B_Reader.js": READS_STASH}
-    python, database = (run_in(host, files, messages, dsn) for host in SANDBOXED_HOSTS)
+    python, database = (run_in(host, files, messages, dsn) for host in ("python", "plpython"))
     assert python == database
     assert python["aggregates"]["Reader"] == {"found": "nothing"}
     seen = python["aggregates"]["Detector"]["seen"]

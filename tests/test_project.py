@@ -14,6 +14,8 @@ from jsproj import errors
 from jsproj.config import project_file, resolve_engine, resolve_folder, resolve_schema
 from jsproj.specs import DatabaseSpecHost, PythonSpecHost, SpecFileError, load_specs, run_specs
 
+from conformance_hosts import LANGUAGES, require_language
+
 # -- init -------------------------------------------------------------------------
 
 
@@ -192,6 +194,16 @@ def test_specs_run_in_a_real_store_with_both_engines(dsn: str) -> None:
     assert {r.host for r in results} == {"python", "database-python", "database-plpython"}
     with psycopg.connect(dsn) as conn:  # every spec's schema is gone
         assert conn.execute("select count(*) from pg_namespace where nspname like 'jsproj_spec_%'").fetchone() == (0,)
+
+
+def test_specs_run_in_plv8_and_pljs_a_schema_each_in_one_backend(cluster, dsn: str, tmp_path: Path) -> None:
+    for language in LANGUAGES:
+        require_language(cluster.dsn, language)
+    app = project(tmp_path)
+    done = jsproj("test", str(app), "--dsn", dsn, "--engine", "plv8", "--engine", "pljs", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert {"database-plv8", "database-pljs"} <= set(report["hosts"])
 
 
 def test_the_test_command_runs_the_database_host_with_dsn(dsn: str, tmp_path: Path) -> None:

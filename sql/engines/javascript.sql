@@ -1,8 +1,8 @@
 -- What the JavaScript procedural languages (PLV8, PL/JS) share as hosts of
 -- jsproj's engine: the same bundle and the same SQL shape as plpython3u
--- (pge_engine_call(op, payload) -> JSON text). @language@ is the language
--- (plv8 or pljs, also the name of its global object), @token@ a secret of
--- this deployment (see below). sql/engines/plv8.sql and pljs.sql add only
+-- (pge_engine_call(op, payload) -> JSON text). Deploy fills in the language
+-- (plv8 or pljs, also the name of its global object) and a secret token of
+-- this deployment (see below); sql/engines/plv8.sql and pljs.sql add only
 -- `create extension`.
 --
 -- The isolation model (docs/sandbox.md): both languages keep one JavaScript
