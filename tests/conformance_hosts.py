@@ -216,6 +216,16 @@ class LiveHost:
         return {"views": views, "aggregates": simulated["aggregates"]}
 
 
+def language_available(dsn: str, language: str) -> bool:
+    """Whether PostgreSQL at ``dsn`` has the extension ``language``."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return bool(
+            conn.execute("select count(*) from pg_available_extensions where name = %s", (language,)).fetchone()[0]
+        )
+
+
 def require_language(dsn: str, language: str) -> None:
     """Skip unless PostgreSQL has the extension ``language`` (plv8, pljs); where it must, fail instead.
 
@@ -225,11 +235,7 @@ def require_language(dsn: str, language: str) -> None:
     """
     import os
 
-    import psycopg
-
-    with psycopg.connect(dsn) as conn:
-        found = conn.execute("select count(*) from pg_available_extensions where name = %s", (language,)).fetchone()[0]
-    if found:
+    if language_available(dsn, language):
         return
     required = os.environ.get("JSPROJ_REQUIRE_LANGUAGES", "").split(",")
     if language in required:

@@ -28,7 +28,7 @@ from jsproj.simulation import simulate
 from jsproj.store import EventStore
 from jsproj.views import export_views
 
-from conformance_hosts import NODE, ROOT, as_doubles
+from conformance_hosts import LANGUAGES, NODE, ROOT, as_doubles, language_available, require_language
 
 NOW = "2026-01-01T00:00:00.000Z"
 OPS = r"""
@@ -194,5 +194,24 @@ def test_views_do_not_depend_on_messages_pages_or_the_storing_host(
     log = messages(events, cuts)
     with Projections(SOURCES) as loaded:
         expected = reference(loaded, events)
-    for engine, lifecycle in (("python", "inline"), ("plpython", "inline"), ("python", "async")):
-        assert in_store(databases(), log, engine, lifecycle, page_size) == expected, (engine, lifecycle)
+    for engine, lifecycle in STORING_HOSTS:
+        dsn = databases()
+        if engine in LANGUAGES and not language_available(dsn, engine):
+            continue  # test_every_javascript_language_is_among_the_storing_hosts fails instead where it must
+        assert in_store(dsn, log, engine, lifecycle, page_size) == expected, (engine, lifecycle)
+
+
+#: Every host that stores views: the Python engine inline and async, and each in-database engine inline.
+STORING_HOSTS = [
+    ("python", "inline"),
+    ("plpython", "inline"),
+    ("plv8", "inline"),
+    ("pljs", "inline"),
+    ("python", "async"),
+]
+
+
+def test_every_javascript_language_is_among_the_storing_hosts(cluster) -> None:
+    for language in LANGUAGES:
+        require_language(cluster.dsn, language)
+    assert {engine for engine, _ in STORING_HOSTS} >= set(LANGUAGES)

@@ -126,6 +126,29 @@ def test_a_file_that_loops_while_it_loads_is_stopped_and_the_connection_goes_on(
         assert owner.execute("select 1").fetchone() == (1,), "the backend survives"
 
 
+HOARD = """
+projections.aggregate('Hoarder').by({
+  Hoard: function (s) { var all = []; for (;;) all.push(new Array(1000000).fill(all.length)); },
+  Go: function (s) { s.n = 1; }
+});"""
+
+
+def test_a_handler_past_the_memory_limit_fails_its_append_naming_it_and_the_server_survives(
+    dsn: str, language: str
+) -> None:
+    """The connection goes on; PLV8's isolate died, and the next statement gets a new one (calling it
+    again in the same statement, to ask what was running, crashed the server: the engine does not)."""
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, [{"file": "Hoarder.js", "source": HOARD}], engine=language)
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute("set statement_timeout = '60s'")  # a limit of last resort: memory must stop it first
+        with pytest.raises(psycopg.Error, match=r"(?i)projection Hoarder.*memory") as caught:
+            append(session, "s", "Hoard")
+        assert caught.value.sqlstate != "57014", "stopped by the memory limit, not by the time limit"
+        append(session, "s", "Go")
+        assert session.execute("select data from pge_aggregates where name = 'Hoarder'").fetchone() == ({"n": 1},)
+
+
 def test_two_schemas_and_a_redeploy_share_one_backend(cluster, dsn: str, language: str) -> None:
     """One locked-down context serves every schema's engine, and a redeploy in the same session."""
     one = "projections.aggregate('Count').by({ Go: function (s) { s.n = (s.n || 0) + 1; } });"

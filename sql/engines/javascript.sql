@@ -153,6 +153,7 @@ declare
     v_where jsonb;
     v_what text;
     v_kind text;
+    v_names text[] := '{}';
 begin
     begin
         begin
@@ -166,12 +167,29 @@ begin
         -- raises it before the handler's first statement; caught here, it is spent.
         v_state := '57014';
     end;
-    begin  -- what was running
-        v_where := (@schema@.pge_engine_run('@token@', 'current', '')::jsonb) -> 'ok';
-    exception when others or query_canceled then
+    if v_message ~ 'Out of memory error' then
+        -- PLV8's isolate died: calling it again in this statement would crash
+        -- the server (its next statement gets a new one).
         v_where := '{}';
-    end;
+    else
+        begin  -- what was running
+            v_where := (@schema@.pge_engine_run('@token@', 'current', '')::jsonb) -> 'ok';
+        exception when others or query_canceled then
+            v_where := '{}';
+        end;
+    end if;
+    if v_where ->> 'projection' is null and v_where ->> 'file' is null and op in ('route', 'apply') then
+        -- The language lost what was running with its context (PLV8 after
+        -- running out of memory): name the projections of the call.
+        begin
+            v_names := array(select jsonb_array_elements_text(payload::jsonb -> 'options' -> 'projections'));
+        exception when others then
+            v_names := '{}';
+        end;
+    end if;
     v_what := coalesce('projection ' || (v_where ->> 'projection'), 'projection file ' || (v_where ->> 'file'),
+                       case cardinality(v_names) when 0 then null when 1 then 'projection ' || v_names[1]
+                            else 'one of projections ' || array_to_string(v_names, ', ') end,
                        'projection code');
     if v_state = '57014' or concat(v_message, ' ', v_detail) ~* 'interrupted' then
         v_kind := 'SandboxTimeoutError';
