@@ -278,7 +278,11 @@ EventProjection.prototype.project = function (evt, meta, fallbackKey) {
     jsproj.leave();
   }
 };
+// Called directly (the spike's API), the projection is already bound to its
+// event type: an event without $type is taken as one of that type (the
+// original accepted it); the caller's object is left as it is.
 EventProjection.prototype.processEvent = function (id, evt) {
+  if (isPlainObject(evt) && evt.$type === undefined) evt = Object.assign({ $type: this.eventType }, evt);
   checkEvent(evt);
   var out = this.project(evt, metaOf({ streamId: id === undefined ? null : String(id), event: evt }), id);
   if (out) this.store.update(out.key, out.view);

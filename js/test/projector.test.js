@@ -114,6 +114,17 @@ test('event projection: processEvent stores the transformed view under its $id',
   assert.deepEqual(projection.store.find(3), { $id: 3, town: 'Whitebridge' });
 });
 
+test('event projection: processEvent takes an event without $type as one of its event type (the spike)', () => {
+  const projection = projector.projectEvent('TownReached').named('Arrival').by(function (evt) {
+    return { town: evt.location, type: evt.$type };
+  });
+  const evt = { $id: 1, location: 'Caemlyn' };
+  projection.processEvent(1, evt);
+  assert.deepEqual(projection.store.find(1), { town: 'Caemlyn', type: 'TownReached' });
+  assert.deepEqual(evt, { $id: 1, location: 'Caemlyn' }, "the caller's event is left as it is");
+  assert.throws(() => projection.processEvent(2, 'not an event'), /an event is a JSON object/);
+});
+
 test('aggregate: processEvent folds into the one document named after it', () => {
   defineQuest();
   const traveled = projector.projections.Traveled;
