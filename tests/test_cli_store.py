@@ -14,6 +14,8 @@ import pytest
 
 from clihelp import QUEST, jsproj
 
+from conformance_hosts import require_language
+
 
 def rows(dsn: str) -> tuple[int, int]:
     with psycopg.connect(dsn) as conn:
@@ -260,6 +262,21 @@ def test_sql_prints_a_deployment_for_a_dba() -> None:
     assert done.stdout.startswith("-- jsproj deployment: 5 projections, engine plpython, schema public")
     assert "language plpython3u" in done.stdout and "pge_deploy(" in done.stdout
     assert jsproj("sql", "--projections", str(QUEST / "projections")).returncode == 2, "--engine is required"
+
+
+@pytest.mark.parametrize("engine", ["plv8", "pljs"])
+def test_deploy_and_sql_take_the_javascript_languages(cluster, dsn: str, engine: str) -> None:
+    require_language(cluster.dsn, engine)
+    script = jsproj("sql", "--engine", engine, "--projections", str(QUEST / "projections"))
+    assert script.returncode == 0, script.stderr
+    assert f"language {engine}" in script.stdout and f"create extension if not exists {engine};" in script.stdout
+    done = jsproj("deploy", "--dsn", dsn, "--engine", engine, "--projections", str(QUEST / "projections"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["engine"] == engine
+    appended = jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn)
+    assert appended.returncode == 0, appended.stderr
+    party = jsproj("view", "Party", "quest-1", "--dsn", dsn, "--json")
+    assert party.returncode == 0 and json.loads(party.stdout)["location"], party.stderr
 
 
 def test_a_large_file_is_appended_whole_with_a_short_summary(dsn: str, tmp_path: Path) -> None:
