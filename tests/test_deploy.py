@@ -258,6 +258,8 @@ def test_only_pge_append_runs_as_the_owner_and_definitions_belong_to_the_owner(s
             conn.execute("update pge_projection_definitions set source = 'while (true) {}'")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select pge_engine_call('route', '{}')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # it would append as the owner
+            conn.execute("""select pge_append('{"id": "x", "type": "T", "data": {"$type": "E"}}')""")
         conn.execute("reset role")
         conn.execute("drop owned by intruder")
         conn.execute("drop role intruder")

@@ -145,3 +145,8 @@ $$;
 -- so that a caller cannot put its own functions or operators in front of
 -- PostgreSQL's (every jsproj name in these functions is schema-qualified).
 alter function pge_append(jsonb) security definer set search_path = pg_catalog, pg_temp;
+-- Running as the owner, it must not be everyone's: PostgreSQL grants EXECUTE
+-- on new functions to PUBLIC, and (in schema public) every role has USAGE.
+-- The owner keeps it; other roles that append are granted it
+-- (docs/deploy.md#privileges).
+revoke execute on function pge_append(jsonb) from public;
