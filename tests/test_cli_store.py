@@ -139,6 +139,7 @@ def test_migrate_reports_what_it_did(dsn: str) -> None:
             "0003_async",
             "0004_indexed_lookups",
             "0005_pljs_least_privilege",
+            "0006_spike_api",
         ],
     }
     assert jsproj("migrate", "--dsn", dsn, "--schema", "other").stdout == "schema other is up to date\n"
