@@ -10,12 +10,13 @@ PG_SITE := /usr/local/lib/jsproj/site
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml js/client/package-lock.json
 	@$(MAKE) --no-print-directory postgres
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@command -v node >/dev/null || { echo "Node.js (node) is required for the Node host and its tests"; exit 1; }
+	cd js/client && npm ci --silent --no-audit --no-fund
 	touch $(STAMP)
 
 # The PostgreSQL server programs jsproj runs its databases with (Debian's package when missing).
