@@ -47,6 +47,8 @@ export declare class EventStore {
   fetchStream(streamId: string): Promise<Stream | null>;
   fetchView<T = any>(projection: string, id?: string): Promise<T | null>;
   live<T = any>(projection: string, streamId: string): Promise<T | null>;
+  /** Empties streams, events and documents (pge_clean_all_events; the store's owner only). */
+  cleanAllEvents(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -96,6 +96,12 @@ class EventStore {
     return rows[0].d;
   }
 
+  // Empty the store's streams, events and documents (the spike's tests do it between scenarios;
+  // only the store's owner may): pge_clean_all_events().
+  async cleanAllEvents() {
+    await this.query('select ' + this.sql + '.pge_clean_all_events()');
+  }
+
   // The document stream projection `projection` makes of the stream's events, folded here.
   async live(projection, streamId) {
     const projector = await this.deployedProjector();

@@ -83,6 +83,21 @@ test('toEventMessage builds the spike-style messages', () => {
   assert.deepEqual(toEventMessage([{ id: 's', data: { $type: 'A' } }, { expectedVersion: 2 }]), { id: 's', data: { $type: 'A' }, expected_version: 2 });
 });
 
+test('the spike end to end: assigned id, existing stream, view, then clean all and the same event ids again', async () => {
+  const started = { $type: 'QuestStarted', $id: '7b1c0c3e-5d1a-4c1e-9a43-2f1f1d7c0a01', location: 'Tar Valon', members: [] };
+  const made = await store.append(null, 'Quest', started);
+  await store.append(made.streamId, null, { $type: 'TownReached', location: 'Caemlyn', traveled: 8 });
+  assert.equal((await store.fetchStream(made.streamId)).version, 2);
+  assert.equal((await store.fetchView('Party', made.streamId)).location, 'Caemlyn');
+  await assert.rejects(store.append(null, 'Quest', started), errors.InvalidEventError, 'an event id is stored once');
+  await store.cleanAllEvents();
+  assert.equal(await store.fetchStream(made.streamId), null);
+  assert.equal(await store.fetchView('Party', made.streamId), null);
+  assert.equal(await eventCount(), 0);
+  const again = await store.append(null, 'Quest', started);
+  assert.equal(again.version, 1);
+});
+
 test('an unreachable store is a StoreUnavailableError', async () => {
   const nowhere = connect({ dsn: 'postgresql://nobody@127.0.0.1:1/none' });
   await assert.rejects(nowhere.fetchStream('x'), errors.StoreUnavailableError);
