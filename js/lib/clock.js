@@ -43,10 +43,14 @@ function ClockDate() {
 }
 ClockDate.prototype = RealDate.prototype;
 ClockDate.now = function now_() { return now('Date.now()'); };
-ClockDate.parse = RealDate.parse;
-ClockDate.UTC = RealDate.UTC;
+ClockDate.parse = function parse(text) { return realParse(text); };
+ClockDate.UTC = function UTC() { return RealDate.UTC.apply(undefined, arguments); };
 Object.defineProperty(ClockDate, 'name', { value: 'Date' });
 Object.defineProperty(ClockDate, 'length', { value: 7 });
+// Every file of every host gets these same objects: frozen, with their own
+// functions, so that nothing written on them reaches another projection
+// (without freezing the host's Date and Math in Node).
+[ClockDate.now, ClockDate.parse, ClockDate.UTC, ClockDate].forEach(Object.freeze);
 
 // cyrb128: a 128-bit hash of the seed text, then sfc32 (both public domain,
 // integer arithmetic only: the same numbers in every JavaScript engine).
@@ -95,11 +99,20 @@ function random() {
 
 // Math as projection files see it: the real one with a seeded random().
 var ClockMath = Object.freeze(Object.create(Math, {
-  random: { value: function random_() { return random(); }, writable: false, enumerable: false, configurable: false }
+  random: { value: Object.freeze(function random_() { return random(); }), writable: false, enumerable: false, configurable: false }
 }));
+
+// RegExp's legacy statics (RegExp.$1, lastMatch, input, ...) keep the last
+// match of whatever code ran: a successful empty match clears them before
+// projection code runs, so that none reads another projection's data.
+var EMPTY_MATCH = /(?:)/;
+function clearRegExpStatics() {
+  EMPTY_MATCH.exec('');
+}
 
 // Mark the start of a call of projection code for an event (meta) of a projection.
 function enter(meta, projection) {
+  clearRegExpStatics();
   current.meta = meta;
   current.projection = projection;
   current.random = null;
@@ -115,6 +128,7 @@ jsproj.RealDate = RealDate;
 jsproj.ClockDate = ClockDate;
 jsproj.ClockMath = ClockMath;
 jsproj.clockRandom = random;
+jsproj.clearRegExpStatics = clearRegExpStatics;
 jsproj.current = current;
 jsproj.enter = enter;
 jsproj.leave = leave;

@@ -13,7 +13,7 @@ var LIFECYCLES = ['inline', 'async', 'live'];
 var SPECIAL_KEYS = ['$init', '$any'];
 
 // Returned by a handler to delete its document.
-var DELETE = Object.freeze({ toString: function () { return 'projections.DELETE'; } });
+var DELETE = Object.freeze({ toString: Object.freeze(function () { return 'projections.DELETE'; }) });
 
 function definitionError(file, message, projection) {
   return fail('ProjectionDefinitionError', (file ? file + ': ' : '') + message,

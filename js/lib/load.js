@@ -137,6 +137,7 @@ function compile(file, source) {
 // Run a compiled file with what it may reach.
 function run(factory, facade, file) {
   var module = { exports: {} };
+  jsproj.clearRegExpStatics();  // nothing of the previous file's matches
   return factory.call(undefined, requireFor(facade, file), facade, module, module.exports, consoleFor(file),
     jsproj.ClockDate, jsproj.ClockMath);
 }

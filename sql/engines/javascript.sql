@@ -31,6 +31,7 @@ if (call === undefined) {
     // one stays writable (it is redeclared when redeployed) and is put back
     // after every call, so that nothing written there outlives a call.
     var ENTRY = 'pge_engine_run';
+    var SCHEMA = /^"[A-Za-z_][A-Za-z0-9_]{0,62}"$/, TOKEN = /^[0-9a-f]{32}$/;
     var entry = globalThis[ENTRY];
     // The globals of a fresh V8 or QuickJS context of PLV8 or PL/JS: any other
     // means JavaScript has already run as this role in this backend, and may
@@ -64,12 +65,26 @@ if (call === undefined) {
     // the context down), its projection files loaded. A load that a
     // statement_timeout or cancel stopped cannot be caught here; the next
     // call finds it unfinished and answers as the load would have.
-    function load(token, schema, generation) {
+    // Whether `token` is the one written in `schema`'s own pge_engine_call.
+    // Nothing else runs SQL for a caller before this says yes: the schema
+    // must be a quoted identifier (it becomes part of SQL text) and the
+    // token the exact one, so that the function, which projection code can
+    // see on the global object, is inert without it.
+    function verified(token, schema) {
+      if (typeof schema !== 'string' || !SCHEMA.test(schema) || typeof token !== 'string' || !TOKEN.test(token)) return false;
       var own = query('select prosrc from pg_proc where oid = to_regprocedure($1::text)', [schema + '.pge_engine_call(text, text)']);
       var written = own.length === 0 ? null : /pge_engine_run\('([0-9a-f]{32})'/.exec(own[0].prosrc);
-      if (!written || written[1] !== token) return null;
-      var state = { token: token, generation: generation, loading: true };
-      engines[schema] = state;
+      return written !== null && written[1] === token;
+    }
+
+    // The schema's engine: the bundle evaluated (the first one also locks
+    // the context down), its projection files loaded. A load that a
+    // statement_timeout or cancel stopped cannot be caught here; the next
+    // call finds it unfinished and answers as the load would have.
+    function load(state, schema, generation) {
+      state.generation = generation;
+      state.loading = true;
+      state.failed = null;
       // Later bundles are evaluated in the locked-down context: give them the
       // real constructors the engine keeps for itself (load.js, clock.js).
       var bundle = query('select bundle from ' + schema + '.pge_engine')[0].bundle;
@@ -110,18 +125,21 @@ if (call === undefined) {
 
     function answer(token, schema, op, payload) {
       var state = engines[schema];
+      if (!state || state.token !== token) {
+        if (!verified(token, schema)) return failure('SandboxError', 'pge_engine_run: refused (not called by its pge_engine_call)');
+        state = { token: token, generation: null };  // a new deployment of the schema: load it afresh
+        engines[schema] = state;
+      }
       // What was running when the language stopped the last call (pge_engine_call asks).
-      if (op === 'current') return state && state.token === token && state.host ? state.host.current('') : '{"ok": {}}';
+      if (op === 'current') return state.host ? state.host.current('') : '{"ok": {}}';
       var generation = String(query('select generation from ' + schema + '.pge_engine')[0].generation);
-      if (state && state.loading && state.generation === generation && state.token === token) {
+      if (state.loading && state.generation === generation) {
         state.failed = unfinished(state);
         state.loading = false;
       }
-      if (!state || state.generation !== generation || state.token !== token) {
-        var problem = load(token, schema, generation);
+      if (state.generation !== generation) {
+        var problem = load(state, schema, generation);
         if (problem) return problem;
-        state = engines[schema];
-        if (!state || state.token !== token) return failure('SandboxError', 'pge_engine_run: refused (not called by ' + schema + '.pge_engine_call)');
       }
       if (state.failed) return state.failed;
       if (op === 'describe') return JSON.stringify({ ok: state.described });
