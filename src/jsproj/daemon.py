@@ -39,6 +39,11 @@ from jsproj.projections import Projections
 from jsproj.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from jsproj.store import translate
 
+# The latest committed event, in (transaction, position) order (also jsproj
+# status's high-water mark). Ordering by the text output column "tx_id" would
+# sort '9999' after '10739'.
+HIGH_WATER = "select e.tx_id::text as tx, e.position from pge_events e order by e.tx_id desc, e.position desc limit 1"
+
 DEFAULT_PAGE_SIZE = 5000  # events per page: measured by bench/page_size_bench.py (docs/benchmarks.md)
 LOCK_CLASS = 1246974038  # advisory locks (LOCK_CLASS, hashtext(projection)): who works on a projection
 HEARTBEAT_SECONDS = 5.0
@@ -339,8 +344,6 @@ class Daemon:
     def _high_water(self) -> tuple[str, int] | None:
         """The latest event committed now, in (transaction, position) order."""
         assert self._work is not None
-        from jsproj.status import HIGH_WATER
-
         row = self._work.execute(HIGH_WATER).fetchone()
         self._work.commit()
         return (row[0], row[1]) if row else None

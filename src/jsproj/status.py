@@ -9,8 +9,8 @@ from typing import Any
 
 import psycopg
 
-from jsproj.daemon import LOCK_CLASS, caught_up_blockers
-from jsproj.errors import WaitTimeoutError
+from jsproj.daemon import HIGH_WATER, LOCK_CLASS, caught_up_blockers
+from jsproj.errors import ProjectionStoppedError, WaitTimeoutError
 from jsproj.store import EventStore, translate
 
 
@@ -55,11 +55,6 @@ order by d.name
 """
 
 
-# The latest committed event, in (transaction, position) order. (Ordering by the
-# text output column "tx_id" would sort '9999' after '10739'.)
-HIGH_WATER = "select e.tx_id::text as tx, e.position from pge_events e order by e.tx_id desc, e.position desc limit 1"
-
-
 def projection_status(store: EventStore) -> list[ProjectionStatus]:
     """Every deployed projection: lifecycle, engine, position, high-water mark, lag, dead letters, holder."""
     with store.pool.connection() as conn:
@@ -95,7 +90,6 @@ def wait_for_projections(
     :class:`~jsproj.daemon.ProjectionStoppedError` at once if one stopped.
     A daemon must be running (``jsproj daemon``).
     """
-    from jsproj.daemon import ProjectionStoppedError
 
     deadline = time.monotonic() + timeout
     with store.pool.connection() as conn:

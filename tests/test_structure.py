@@ -1,0 +1,62 @@
+"""The package's shape: no import cycles between jsproj's modules (lazy imports inside functions included)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "jsproj"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, modules: set[str]) -> set[str]:
+    """The jsproj modules ``path`` imports, anywhere in it (``from jsproj import x`` counts x when it is a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in modules}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} & modules
+            found |= {f"{node.module}.{alias.name}" for alias in node.names} & modules
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    modules = set(paths)
+    packages = {name for name, path in paths.items() if path.name == "__init__.py"}
+    # A module importing `jsproj.x` runs `jsproj/__init__.py` first, but that edge is not a cycle of theirs.
+    return {name: imports(path, modules) - packages - {name} for name, path in paths.items()}
+
+
+def cycle_from(start: str, graph: dict[str, set[str]]) -> list[str] | None:
+    path: list[str] = []
+    on_path: set[str] = set()
+    done: set[str] = set()
+
+    def visit(node: str) -> list[str] | None:
+        path.append(node)
+        on_path.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt in on_path:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in done:
+                found = visit(nxt)
+                if found:
+                    return found
+        on_path.discard(path.pop())
+        done.add(node)
+        return None
+
+    return visit(start)
+
+
+def test_the_package_has_no_import_cycles() -> None:
+    graph = import_graph()
+    assert len(graph) > 20 and "jsproj.daemon" in graph["jsproj.status"], "the graph was read"
+    cycles = [cycle for name in sorted(graph) if (cycle := cycle_from(name, graph))]
+    assert cycles == [], " ; ".join(" -> ".join(cycle) for cycle in cycles[:5])
