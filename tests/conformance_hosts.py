@@ -8,6 +8,7 @@ projection descriptions. Later hosts (PostgreSQL engines) join this list.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -233,8 +234,6 @@ def require_language(dsn: str, language: str) -> None:
     ../shared/pg-js); CI sets JSPROJ_REQUIRE_LANGUAGES so that a missing
     one is a failure, never a silent skip.
     """
-    import os
-
     if language_available(dsn, language):
         return
     required = os.environ.get("JSPROJ_REQUIRE_LANGUAGES", "").split(",")

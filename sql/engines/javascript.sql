@@ -14,10 +14,11 @@
 -- it could reach SQL. The engines of every schema then live in one frozen
 -- function, __jsprojEngines(token, schema, op, payload), which runs a
 -- schema's engine only for the token written in that schema's own
--- pge_engine_call (PL/pgSQL: checked against pg_proc when the engine
--- loads). Projection code can read neither, so it can never call an engine
--- itself (PL/JS even makes pge_engine_run a global function): not its own
--- from a handler, not another schema's.
+-- pge_engine_call (PL/pgSQL: checked against pg_proc before it runs any other
+-- SQL, and no SQL is made of its arguments). Projection code can see that
+-- function but can read neither token, so it can never call an engine itself
+-- (PL/JS even makes pge_engine_run a global function): not its own from a
+-- handler, not another schema's.
 
 create or replace function @schema@.pge_engine_run(token text, op text, payload text) returns text
 language @language@
@@ -61,10 +62,6 @@ if (call === undefined) {
       return JSON.stringify({ error: error });
     }
 
-    // The schema's engine: the bundle evaluated (the first one also locks
-    // the context down), its projection files loaded. A load that a
-    // statement_timeout or cancel stopped cannot be caught here; the next
-    // call finds it unfinished and answers as the load would have.
     // Whether `token` is the one written in `schema`'s own pge_engine_call.
     // Nothing else runs SQL for a caller before this says yes: the schema
     // must be a quoted identifier (it becomes part of SQL text) and the
