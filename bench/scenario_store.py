@@ -17,7 +17,7 @@ import psycopg
 
 from harness import Row, log, timed
 from jsproj.live import aggregate
-from jsproj.projections import Projections
+from jsproj.runtime.projections import Projections
 from jsproj.store import EventStore
 
 LIVE_SOURCE = """projections.projectStream('Account').named('Balance').by({

@@ -1,6 +1,6 @@
 'use strict';
 // The Node.js host: loads the engine files into this context and exports the
-// projector singleton of the original spike (design brief 3.1), with
+// projector singleton of the original spike, with
 // loadProjectionsFromFolder() and the whole engine as `projector.engine`.
 
 const fs = require('fs');

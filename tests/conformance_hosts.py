@@ -22,8 +22,8 @@ from jsproj import errors
 from jsproj.deploy import deploy
 from jsproj.eventsfile import as_messages
 from jsproj.live import aggregate
-from jsproj.projections import Projections, read_folder
-from jsproj.simulation import simulate
+from jsproj.runtime.projections import Projections, read_folder
+from jsproj.runtime.simulation import simulate
 from jsproj.store import EventStore
 from jsproj.views import export_views
 
@@ -51,7 +51,7 @@ class Host(Protocol):
 
 @dataclass
 class PythonHost:
-    """The Python host: the sandboxed V8 worker driven by jsproj.simulation."""
+    """The Python host: the sandboxed V8 worker driven by jsproj.runtime.simulation."""
 
     name: str = "python"
 

@@ -42,8 +42,8 @@ import psycopg
 
 from jsproj import errors
 from jsproj.deploy import deploy
+from jsproj.runtime.simulation import simulate
 from jsproj.server import temporary_cluster
-from jsproj.simulation import simulate
 from jsproj.status import wait_for_projections
 from jsproj.store import EventStore, StoreError
 from jsproj.views import export_views
@@ -246,7 +246,7 @@ def check(dsn: str, store: EventStore, work: Path, writers: int, reader: Reader)
     }
     events = [{"id": e.stream_id, "type": e.stream_type, "data": e.event, "timestamp": e.timestamp.isoformat()}
               for e in store.read_all(after=0, limit=10_000_000)]  # fmt: skip
-    from jsproj.projections import Projections
+    from jsproj.runtime.projections import Projections
 
     with Projections([{"file": "Soak.js", "source": PROJECTIONS}]) as loaded:
         want = simulate(loaded, events)

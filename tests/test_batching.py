@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from jsproj.daemon import Daemon
 from jsproj.deploy import deploy
-from jsproj.projections import Projections
-from jsproj.simulation import simulate
+from jsproj.runtime.projections import Projections
+from jsproj.runtime.simulation import simulate
 from jsproj.store import EventStore
 from jsproj.views import export_views
 

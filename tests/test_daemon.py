@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from jsproj import simulate
 from jsproj.daemon import Daemon, ProjectionStoppedError
 from jsproj.deploy import deploy
-from jsproj.projections import Projections
+from jsproj.runtime.projections import Projections
 from jsproj.server import temporary_cluster
 from jsproj.status import WaitTimeoutError, projection_status, wait_for_projections
 from jsproj.store import EventStore

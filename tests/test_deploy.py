@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from jsproj import errors
 from jsproj.deploy import deploy, deployment_sql
-from jsproj.projections import Projections
+from jsproj.runtime.projections import Projections
 from jsproj.store import EventStore, PythonEngineRequiredError
 from jsproj.views import UnknownDocumentError, export_views, fetch_view
 

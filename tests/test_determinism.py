@@ -16,7 +16,7 @@ import pytest
 from clihelp import jsproj
 from jsproj.daemon import Daemon
 from jsproj.deploy import deploy
-from jsproj.simulation import simulate
+from jsproj.runtime.simulation import simulate
 from jsproj.store import EventStore
 from jsproj.views import export_views
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from jsproj.projections import Projections
+from jsproj.runtime.projections import Projections
 
 from conformance_hosts import HOSTS, check_against_expected
 
@@ -87,7 +87,7 @@ def test_daemon_doc_python_blocks_run(store) -> None:
 
     from jsproj.daemon import Daemon
     from jsproj.deploy import deploy
-    from jsproj.projections import read_folder
+    from jsproj.runtime.projections import read_folder
 
     code = [body for lang, _, body in blocks(ROOT / "docs" / "daemon.md") if lang == "python"]
     assert code

@@ -19,8 +19,8 @@ import pytest
 
 from jsproj import errors
 from jsproj.deploy import deploy
-from jsproj.projections import Projections
-from jsproj.simulation import simulate
+from jsproj.runtime.projections import Projections
+from jsproj.runtime.simulation import simulate
 from jsproj.store import EventStore
 from jsproj.views import export_views, fetch_view
 from test_sandbox import run

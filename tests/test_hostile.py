@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from clihelp import jsproj
 from jsproj import errors
 from jsproj.eventsfile import parse
-from jsproj.projections import Projections
+from jsproj.runtime.projections import Projections
 from jsproj.store import EventStore
 from test_store import counts, unchanged
 

@@ -10,7 +10,7 @@ import pytest
 from jsproj import errors, simulate
 from jsproj.eventsfile import parse
 from jsproj.live import aggregate
-from jsproj.projections import Projections
+from jsproj.runtime.projections import Projections
 from jsproj.store import EventStore, UnknownStreamError
 
 QUEST = Path(__file__).resolve().parents[1] / "src" / "jsproj" / "examples" / "quest"

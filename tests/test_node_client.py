@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from jsproj.deploy import deploy
-from jsproj.projections import read_folder
+from jsproj.runtime.projections import read_folder
 from jsproj.store import EventStore
 from test_api import QUEST
 

@@ -34,4 +34,4 @@ def test_wheel_contains_the_engine_and_examples(tmp_path: Path) -> None:
     for file in [*bundle, "bundle.json", "lockdown.js"]:
         assert f"jsproj/js/lib/{file}" in names, file
     assert "jsproj/examples/quest/events.jsonl" in names
-    assert "jsproj/_worker.py" in names
+    assert "jsproj/runtime/worker.py" in names

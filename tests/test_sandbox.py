@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from jsproj import errors
-from jsproj.projections import Projections
+from jsproj.runtime.projections import Projections
 
 # What a standard V8 context offers; anything else reachable from projection
 # code would be a host object.
@@ -296,7 +296,7 @@ def test_console_output_is_kept_for_the_host() -> None:
 
 
 def test_limits_are_validated() -> None:
-    from jsproj.sandbox import Sandbox
+    from jsproj.runtime.sandbox import Sandbox
 
     with pytest.raises(ValueError, match="timeout"):
         Sandbox(timeout=0)

@@ -1,5 +1,5 @@
 'use strict';
-// Events files and append messages (design brief 3.2): parse the text, check
+// Events files and append messages: parse the text, check
 // every message and event, and turn them into event records with stream
 // ids, versions, global positions and timestamps assigned.
 

@@ -1,5 +1,5 @@
 'use strict';
-// The original projector API (design brief 3.1), as code written against the
+// The original projector API, as code written against the
 // spike's module uses it: require('jsproj') (here '..'), then the DSL and
 // projector methods on the singleton.
 

@@ -34,9 +34,9 @@ from psycopg.types.json import Jsonb
 
 from jsproj import errors
 from jsproj.errors import ProgressConflictError, ProjectionStoppedError
-from jsproj.inline import apply_records, deployed_sources
-from jsproj.projections import Projections
-from jsproj.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from jsproj.python_engine import apply_records, deployed_sources
+from jsproj.runtime.projections import Projections
+from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from jsproj.store import translate
 
 # The latest committed event, in (transaction, position) order (also jsproj
@@ -397,7 +397,7 @@ def _read_lines(conn: psycopg.Connection, after: tuple[str, int], limit: int) ->
     return LinesPage(text, count, last[9], int(last[0]))
 
 
-def _search_path(conn: psycopg.Connection) -> str:
+def _current_schema(conn: psycopg.Connection) -> str:
     """The schema a connection works in (the first of its search_path)."""
     return conn.execute("select current_schema()").fetchone()[0]
 
@@ -612,7 +612,7 @@ def build(
     # PostgreSQL and V8 work at the same time, in their own processes.
     with psycopg.connect(conn.info.dsn, autocommit=True) as reader, ThreadPoolExecutor(1) as ahead:
         reader.execute("set timezone = 'UTC'")  # the timestamps' text in record lines
-        reader.execute(sql.SQL("set search_path = {}").format(sql.Identifier(_search_path(conn))))
+        reader.execute(sql.SQL("set search_path = {}").format(sql.Identifier(_current_schema(conn))))
         next_page = ahead.submit(_read_lines, reader, after, page_size)
         while active and (stop is None or not stop.is_set()):
             page = next_page.result()

@@ -26,10 +26,10 @@ from psycopg.types.json import Jsonb
 
 from jsproj import errors
 from jsproj.config import ENGINES
-from jsproj.inline import rebuild
-from jsproj.jsbundle import database_bundle
 from jsproj.migrate import migrations, sql_dir
-from jsproj.projections import ProjectionInfo, Projections
+from jsproj.python_engine import rebuild
+from jsproj.runtime.bundle import database_bundle
+from jsproj.runtime.projections import ProjectionInfo, Projections
 from jsproj.store import EventStore, translate
 
 DATABASE_ENGINES = tuple(engine for engine in ENGINES if engine != "python")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jsproj import errors
-from jsproj.projections import Projections
+from jsproj.runtime.projections import Projections
 from jsproj.store import EventStore
 
 

@@ -20,9 +20,9 @@ from rich.table import Table
 
 from jsproj import errors
 from jsproj.errors import ReplError
-from jsproj.projections import Projections, read_folder
 from jsproj.render import documents_table
-from jsproj.simulation import apply_page, now_iso
+from jsproj.runtime.projections import Projections, read_folder
+from jsproj.runtime.simulation import apply_page, now_iso
 
 COMMANDS = {
     "append": "append <message JSON>   append a message (or a JSON list of them); shows what each projection changed",

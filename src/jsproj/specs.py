@@ -40,8 +40,8 @@ from psycopg import sql
 from jsproj import errors
 from jsproj.errors import SpecFileError
 from jsproj.eventsfile import as_messages
-from jsproj.jsbundle import lib_dir
-from jsproj.projections import Projections, read_folder
+from jsproj.runtime.bundle import lib_dir
+from jsproj.runtime.projections import Projections, read_folder
 
 DEFAULT_NOW = "2026-01-01T00:00:00.000Z"
 EXPECT_KEYS = {"views", "aggregates", "error"}
@@ -172,7 +172,7 @@ class PythonSpecHost:
     name: str = "python"
 
     def run(self, sources: list[dict[str, str]], folder: Path, messages: list[dict[str, Any]], now: str) -> dict:
-        from jsproj.simulation import simulate
+        from jsproj.runtime.simulation import simulate
 
         try:
             with Projections(sources) as loaded:

@@ -30,8 +30,8 @@ from jsproj.errors import (
     UnknownStreamError,
 )
 from jsproj.identifiers import check_schema
-from jsproj.inline import PythonEngine, apply_records
 from jsproj.migrate import Migration, migrate
+from jsproj.python_engine import PythonEngine, apply_records
 
 DEFAULT_READ_LIMIT = 1000
 CONNECT_TIMEOUT = 10

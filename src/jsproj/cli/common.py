@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 import click
 
 from jsproj import errors
-from jsproj.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from jsproj.config import explicit_dsn, resolve_dsn, resolve_schema
+from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from jsproj.store import EventStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,3 +71,12 @@ def json_errors(as_json: bool) -> Iterator[None]:
         if as_json:
             echo_json({"error": exc.to_dict()})
         raise
+
+
+def open_store(dsn: str | None, schema: str | None) -> EventStore:
+    """The store named by the options; the embedded database is kept migrated."""
+    explicit = explicit_dsn(dsn)
+    store = EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), max_size=4)
+    if not explicit:
+        store.migrate()
+    return store

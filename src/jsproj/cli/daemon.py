@@ -15,11 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jsproj import errors
-from jsproj.cli.common import echo_json, json_errors, json_option, sandbox_options, store_options
-from jsproj.cli.store import open_store
+from jsproj.cli.common import echo_json, json_errors, json_option, open_store, sandbox_options, store_options
 from jsproj.daemon import DEFAULT_PAGE_SIZE, Daemon, build, lock_key, resume, retry_dead_letters
-from jsproj.inline import deployed_sources
-from jsproj.projections import Projections
+from jsproj.python_engine import deployed_sources
+from jsproj.runtime.projections import Projections
 from jsproj.store import EventStore
 
 page_size_option = click.option(
@@ -154,7 +153,7 @@ def _rebuild(
     with _connect(store) as work:
         work.autocommit = False
         if lifecycle == "inline":
-            from jsproj.inline import rebuild as rebuild_inline
+            from jsproj.python_engine import rebuild as rebuild_inline
 
             with work.transaction():
                 work.execute("lock table pge_events in share mode")

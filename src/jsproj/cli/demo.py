@@ -83,7 +83,7 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
     from jsproj.daemon import Daemon
     from jsproj.deploy import deploy
     from jsproj.live import aggregate
-    from jsproj.projections import Projections, read_folder
+    from jsproj.runtime.projections import Projections, read_folder
     from jsproj.status import projection_status
     from jsproj.store import EventStore
     from jsproj.views import export_views

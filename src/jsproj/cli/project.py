@@ -108,7 +108,7 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
       jsproj check
       jsproj check path/to/projections --json
     """
-    from jsproj.check import check_folder
+    from jsproj.runtime.check import check_folder
 
     target = projections_folder(folder, projections)
     report = check_folder(target, timeout=timeout, memory_limit=memory_limit * 1024 * 1024)

@@ -8,7 +8,7 @@ import click
 
 from jsproj.cli.common import echo_json, json_errors, json_option, read_text, sandbox_options
 from jsproj.render import print_logs, print_views
-from jsproj.simulation import DEFAULT_PAGE_SIZE
+from jsproj.runtime.simulation import DEFAULT_PAGE_SIZE
 
 
 @click.command()
@@ -49,8 +49,8 @@ def simulate(
       jsproj simulate projections/ events.jsonl
       jsproj simulate projections/ events.json --json | jq .aggregates
     """
-    from jsproj.projections import Projections
-    from jsproj.simulation import simulate as run_simulation
+    from jsproj.runtime.projections import Projections
+    from jsproj.runtime.simulation import simulate as run_simulation
 
     text = read_text(events_file)
     with json_errors(as_json):

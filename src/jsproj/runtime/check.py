@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from jsproj import errors
-from jsproj.projections import ProjectionInfo, Projections, read_folder
-from jsproj.sandbox import Sandbox
+from jsproj.runtime.projections import ProjectionInfo, Projections, read_folder
+from jsproj.runtime.sandbox import Sandbox
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parents[1]  # the jsproj package folder
 
 
 @cache

@@ -4,7 +4,7 @@ Projection JavaScript sees only the engine and the DSL: no file system,
 network, process or Python objects. Every call has a time limit and a memory
 limit; a call that passes one raises :class:`~jsproj.errors.SandboxLimitError`
 and the next call gets a fresh V8 (the loaded projections are restored).
-V8 runs in a child process (``jsproj._worker``) because some allocations make
+V8 runs in a child process (``jsproj.runtime.worker``) because some allocations make
 V8 abort its process: that must cost a worker, never the host. The worker is
 started lazily, so a sandbox made before ``fork()`` is safe in the child.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from jsproj import errors
-from jsproj._wire import HEADER
+from jsproj.runtime.wire import HEADER
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
@@ -120,13 +120,13 @@ class Sandbox:
 
     def _start(self) -> None:
         env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[1])
+        package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         env["TZ"] = "UTC"  # local-time Date methods give the same on every machine (docs/sandbox.md)
         self._stderr = tempfile.TemporaryFile()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "jsproj._worker", repr(self.timeout), str(self.memory_limit)],
+                [sys.executable, "-m", "jsproj.runtime.worker", repr(self.timeout), str(self.memory_limit)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,

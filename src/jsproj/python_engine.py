@@ -15,7 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from jsproj import errors
-from jsproj.projections import Projections
+from jsproj.runtime.projections import Projections
 
 
 def apply_records(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jsproj import errors
-from jsproj.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, Sandbox
+from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, Sandbox
 
 #: An event record as the engine takes it: position, streamId, streamType,
 #: version, timestamp, metadata and event (``{"$type", "$id", ...}``).
@@ -106,7 +106,7 @@ def _events_json(events: Events) -> str:
 
 
 class Projections:
-    """Projection sources loaded into a :class:`~jsproj.sandbox.Sandbox`.
+    """Projection sources loaded into a :class:`~jsproj.runtime.sandbox.Sandbox`.
 
     Raises :class:`~jsproj.errors.ProjectionError` subclasses for files that do
     not parse or define something invalid.

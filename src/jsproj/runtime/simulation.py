@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
-from jsproj.projections import Change, Projections
+from jsproj.runtime.projections import Change, Projections
 
 DEFAULT_PAGE_SIZE = 5000
 

@@ -3,10 +3,10 @@
 Projection code is untrusted, and some JavaScript (a huge array, for one)
 makes V8 abort the whole process; so V8 lives here, never in the host. The
 worker reads framed requests on stdin and answers on stdout (see
-:mod:`jsproj.sandbox`). After a time or memory limit it answers, then exits:
+:mod:`jsproj.runtime.sandbox`). After a time or memory limit it answers, then exits:
 the host starts a fresh worker, so nothing half-done survives.
 
-Run as ``python -m jsproj._worker TIMEOUT_SECONDS MEMORY_LIMIT_BYTES``.
+Run as ``python -m jsproj.runtime.worker TIMEOUT_SECONDS MEMORY_LIMIT_BYTES``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-from jsproj._wire import read_frame, write_frame
+from jsproj.runtime.wire import read_frame, write_frame
 
 OPERATIONS = frozenset(
     {"load", "route", "apply", "normalize", "foldStart", "foldPage", "foldLines", "foldFlush", "evaluate"}
@@ -41,7 +41,7 @@ class Worker:
     def __init__(self, timeout: float, memory_limit: int) -> None:
         from py_mini_racer import MiniRacer, init_mini_racer
 
-        from jsproj.jsbundle import engine_files
+        from jsproj.runtime.bundle import engine_files
 
         self.timeout = timeout
         self.memory_limit = memory_limit

@@ -1,0 +1,129 @@
+"""Commands on the embedded database and the schema: ``db`` and ``migrate``."""
+
+from __future__ import annotations
+
+import click
+
+from jsproj.cli.common import echo_json, json_errors, json_option, store_options
+from jsproj.config import resolve_dsn, resolve_schema
+from jsproj.store import EventStore
+
+# -- jsproj db --------------------------------------------------------------
+
+
+@click.group()
+def db() -> None:
+    """Manage the embedded default database (a private PostgreSQL for this project).
+
+    Commands that get no --dsn and no JSPROJ_DSN use it, starting it when
+    needed. Its data lives in .jsproj/pgdata of the project folder (the
+    nearest folder with jsproj.toml or .jsproj/), or under /var/lib/jsproj when
+    the server runs as the postgres user and cannot reach the project.
+
+    \b
+    Examples:
+      jsproj db start
+      psql "$(jsproj db url)"
+      jsproj db stop
+    """
+
+
+def _cluster_info(running: bool) -> dict[str, object]:
+    from jsproj.embedded import default_cluster
+
+    cluster = default_cluster()
+    return {
+        "running": running,
+        "initialised": cluster.is_initialised(),
+        "dataDir": str(cluster.data_dir),
+        "socketDir": str(cluster.socket_dir),
+        "pid": cluster.pid() if running else None,
+        "dsn": cluster.dsn,
+        "url": cluster.url,
+    }
+
+
+@db.command("start")
+@json_option
+def db_start(as_json: bool) -> None:
+    """Start the embedded database (creating and migrating it if needed)."""
+    from jsproj import embedded
+
+    with json_errors(as_json):
+        cluster = embedded.ensure_running()
+        with EventStore(cluster.dsn, max_size=1) as store:
+            store.migrate()
+    info = _cluster_info(True)
+    if as_json:
+        echo_json(info)
+    else:
+        click.echo(f"PostgreSQL is running (data: {info['dataDir']})\nurl: {info['url']}")
+
+
+@db.command("stop")
+@json_option
+def db_stop(as_json: bool) -> None:
+    """Stop the embedded database."""
+    from jsproj import embedded
+
+    with json_errors(as_json):
+        embedded.stop()
+    if as_json:
+        echo_json(_cluster_info(False))
+    else:
+        click.echo("PostgreSQL is stopped")
+
+
+@db.command("status")
+@json_option
+def db_status(as_json: bool) -> None:
+    """Say whether the embedded database runs, and where it lives."""
+    from jsproj.embedded import default_cluster
+
+    with json_errors(as_json):
+        info = _cluster_info(default_cluster().is_running())
+    if as_json:
+        echo_json(info)
+    elif info["running"]:
+        click.echo(f"running (pid {info['pid']}, data: {info['dataDir']})\nurl: {info['url']}")
+    else:
+        click.echo("stopped" + ("" if info["initialised"] else " (not created yet: `jsproj db start` creates it)"))
+
+
+@db.command("url")
+@json_option
+def db_url(as_json: bool) -> None:
+    """Print the embedded database's connection URL (for psql and other clients)."""
+    from jsproj.embedded import default_cluster
+
+    cluster = default_cluster()
+    if as_json:
+        echo_json({"url": cluster.url, "dsn": cluster.dsn})
+    else:
+        click.echo(cluster.url)
+
+
+# -- jsproj migrate ---------------------------------------------------------
+
+
+@click.command()
+@store_options
+@json_option
+def migrate(dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Install or upgrade the store's schema (idempotent).
+
+    \b
+    Examples:
+      jsproj migrate
+      jsproj migrate --dsn postgresql://app@db/events --schema events
+    """
+    with json_errors(as_json), EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), max_size=1) as store:
+        applied = store.migrate()
+    names = [f"{m.version:04d}_{m.name}" for m in applied]
+    if as_json:
+        echo_json({"schema": store.schema, "applied": names})
+    else:
+        click.echo(f"applied {', '.join(names)}" if names else f"schema {store.schema} is up to date")
+
+
+COMMANDS = [db, migrate]

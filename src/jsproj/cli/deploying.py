@@ -1,0 +1,135 @@
+"""Commands that deploy projections: ``deploy``, and ``sql`` (the same deployment as a SQL script)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from jsproj.cli.common import echo_json, json_errors, json_option, open_store, sandbox_options, store_options
+from jsproj.config import ENGINES, resolve_engine, resolve_folder
+
+# -- jsproj deploy / sql ----------------------------------------------------
+
+
+lifecycle_option = click.option(
+    "--lifecycle",
+    "lifecycles",
+    multiple=True,
+    metavar="NAME=inline|async|live",
+    help="Override the lifecycle a projection declares (repeatable).",
+)
+
+
+@click.command()
+@click.option(
+    "--projections",
+    "projections_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    help="What runs inline projections: this Python process, or the database (plpython3u, PLV8 or PL/JS)."
+    "  [env: JSPROJ_ENGINE; jsproj.toml; default: python]",
+)
+@lifecycle_option
+@click.option(
+    "--on-error",
+    "on_error",
+    multiple=True,
+    metavar="NAME=stop|dead-letter",
+    help="What an async projection does when a handler throws: stop (the default) or dead-letter the event and go on.",
+)
+@store_options
+@sandbox_options
+@json_option
+def deploy(
+    projections_dir: Path | None,
+    engine: str | None,
+    lifecycles: tuple[str, ...],
+    on_error: tuple[str, ...],
+    dsn: str | None,
+    schema: str | None,
+    timeout: float,
+    memory_limit: int,
+    as_json: bool,
+) -> None:
+    """Deploy the projections of a folder to the store.
+
+    Migrates the schema, checks every projection in the sandbox, registers
+    them, creates their document tables and rebuilds the documents of new and
+    changed ones from the event log (appends wait meanwhile). Projections no
+    longer in the folder are removed with their documents.
+
+    \b
+    Examples:
+      jsproj deploy
+      jsproj deploy --projections src/projections --engine plpython
+      jsproj deploy --lifecycle Journal=live --lifecycle Traveled=inline
+    """
+    from jsproj.deploy import deploy as run_deploy
+    from jsproj.deploy import parse_lifecycles, parse_on_error
+    from jsproj.runtime.projections import read_folder
+
+    with json_errors(as_json):
+        sources = read_folder(resolve_folder("projections", projections_dir))
+        with open_store(dsn, schema) as store:
+            report = run_deploy(
+                store, sources, engine=resolve_engine(engine), lifecycles=parse_lifecycles(lifecycles),
+                on_error=parse_on_error(on_error), timeout=timeout, memory_limit=memory_limit * 1024 * 1024,
+            )  # fmt: skip
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    for label in ("added", "changed", "removed", "unchanged"):
+        names = getattr(report, label)
+        if names:
+            click.echo(f"{label}: {', '.join(names)}")
+    for name, events in report.rebuilt.items():
+        click.echo(f"rebuilt {name} from {events} events")
+    if report.building:
+        click.echo(f"built by the daemon (jsproj daemon): {', '.join(report.building)}")
+    click.echo(f"engine: {report.engine}")
+
+
+@click.command("sql")
+@click.option(
+    "--projections",
+    "projections_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
+)
+@click.option(
+    "--engine",
+    type=click.Choice([engine for engine in ENGINES if engine != "python"]),
+    required=True,
+    help="The in-database engine (docs/deploy.md says which to choose where).",
+)
+@click.option("--schema", metavar="NAME", default="public", show_default=True, help="Schema of the store's tables.")
+@lifecycle_option
+def sql_command(projections_dir: Path | None, engine: str, schema: str, lifecycles: tuple[str, ...]) -> None:
+    """Print the SQL that deploys a folder's projections with an in-database engine.
+
+    For a DBA to review and apply by hand, in one transaction:
+
+    \b
+    Examples:
+      jsproj sql --engine plpython > deploy.sql
+      psql -v ON_ERROR_STOP=1 -1 -f deploy.sql
+    """
+    from jsproj.deploy import deployment_sql, parse_lifecycles
+    from jsproj.runtime.projections import Projections, read_folder
+
+    sources = read_folder(resolve_folder("projections", projections_dir))
+    with Projections(sources) as loaded:
+        click.echo(
+            deployment_sql(
+                loaded.sources, loaded.infos, engine=engine, schema=schema, lifecycles=parse_lifecycles(lifecycles)
+            ),
+            nl=False,
+        )
+
+
+COMMANDS = [deploy, sql_command]
