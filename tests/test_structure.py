@@ -60,3 +60,37 @@ def test_the_package_has_no_import_cycles() -> None:
     assert len(graph) > 20 and "jsproj.daemon" in graph["jsproj.status"], "the graph was read"
     cycles = [cycle for name in sorted(graph) if (cycle := cycle_from(name, graph))]
     assert cycles == [], " ; ".join(" -> ".join(cycle) for cycle in cycles[:5])
+
+
+MAX_LINES = 80
+
+
+def long_functions(source: str) -> list[tuple[str, int]]:
+    """The functions (and methods) of ``source`` longer than MAX_LINES lines, with their lengths."""
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_LINES
+    ]
+
+
+def test_the_length_check_finds_a_long_function() -> None:
+    body = "\n".join(f"    x{n} = {n}" for n in range(MAX_LINES))
+    assert long_functions(f"def short():\n    pass\n\ndef long():\n{body}\n") == [("long", MAX_LINES + 1)]
+
+
+def test_no_function_of_the_package_is_longer_than_80_lines() -> None:
+    """Complexity has its ceiling in ruff (C901, 12); length has it here."""
+    found = {
+        f"{module_name(path)}.{name}": lines
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for name, lines in long_functions(path.read_text("utf-8"))
+    }
+    assert found == {}, f"functions over {MAX_LINES} lines: {found}"
+
+
+def test_the_package_is_typed() -> None:
+    """``py.typed`` ships in the package, so that applications' type checkers read jsproj's annotations."""
+    assert (PACKAGE / "py.typed").is_file()

@@ -246,7 +246,8 @@ class MemorySession(Session):
         assert self.projections is not None
         messages = self._message(rest)
         for message in messages:  # event ids unique across appends, as a store makes them
-            for event in message.get("data") if isinstance(message.get("data"), list) else [message.get("data")]:
+            data = message.get("data")
+            for event in data if isinstance(data, list) else [data]:
                 if isinstance(event, dict) and "$id" not in event:
                     event["$id"] = str(uuid.uuid4())
         records = self.projections.normalize(
@@ -358,16 +359,19 @@ class StoreSession(Session):
         self._show_changes(self._touched(positions))
 
     def _touched(self, positions: list[int]) -> dict[str, dict[str, Any]]:
-        from jsproj.views import UnknownDocumentError, fetch_view
+        from jsproj.errors import UnknownDocumentError
+        from jsproj.rows import value
+        from jsproj.views import fetch_view
 
         with self.store.pool.connection() as conn:
-            records = conn.execute(
+            records = value(
+                conn,
                 """select '[' || string_agg(pge_event_record(e.position, e.stream_id, s.type, e.version,
                                                              e.timestamp, e.metadata, e.type, e.id, e.data),
                                             ',' order by e.position) || ']'
                    from pge_events e join pge_streams s on s.id = e.stream_id where e.position = any (%s)""",
                 (positions,),
-            ).fetchone()[0]
+            )
         assert self.projections is not None
         routed = self.projections.route(records)
         touched: dict[str, dict[str, Any]] = {}
