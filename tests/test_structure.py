@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "jsproj"
@@ -94,3 +95,44 @@ def test_no_function_of_the_package_is_longer_than_80_lines() -> None:
 def test_the_package_is_typed() -> None:
     """``py.typed`` ships in the package, so that applications' type checkers read jsproj's annotations."""
     assert (PACKAGE / "py.typed").is_file()
+
+
+ROOT = PACKAGE.parents[1]
+
+
+def named_paths(markdown: str) -> set[str]:
+    """The repository paths a document names in backticks (``src/...``, ``js/...``, ``sql/...``)."""
+    return {
+        match.group(1).rstrip("/")
+        for match in re.finditer(r"`((?:src|js|sql|tests|bench|docs)/[^`\s]*)`", markdown)
+    }
+
+
+def test_every_module_the_architecture_names_exists() -> None:
+    named = named_paths((ROOT / "docs" / "architecture.md").read_text("utf-8"))
+    assert len(named) > 40, "the map was read"
+    assert sorted(path for path in named if not (ROOT / path).exists()) == []
+
+
+def test_the_architecture_names_every_module_of_the_package() -> None:
+    """A new module gets a line on the map."""
+    named = named_paths((ROOT / "docs" / "architecture.md").read_text("utf-8"))
+    modules = {
+        str(path.relative_to(ROOT))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py" and "examples" not in path.parts
+    }
+    assert sorted(modules - named) == []
+
+
+def test_the_version_has_one_source() -> None:
+    """js/package.json holds the version; the Python package reads it (hatch), the client follows it."""
+    import json
+    from importlib.metadata import version
+
+    import jsproj
+
+    engine = json.loads((ROOT / "js" / "package.json").read_text("utf-8"))["version"]
+    client = json.loads((ROOT / "js" / "client" / "package.json").read_text("utf-8"))["version"]
+    assert jsproj.__version__ == version("jsproj") == engine == client
+    assert "version =" not in (ROOT / "pyproject.toml").read_text("utf-8").split("[project]")[1].split("[")[0]

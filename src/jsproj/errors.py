@@ -247,10 +247,6 @@ class UnknownPositionError(StoreError):
 # -- the async daemon (daemon.py) ------------------------------------------------
 
 
-class ProgressConflictError(JsprojError):
-    """A projection's progress moved under the daemon (a redeploy reset it): the page was not applied."""
-
-
 class ProjectionStoppedError(JsprojError):
     """An async projection stopped on an event (policy 'stop'); ``jsproj retry`` resumes it."""
 

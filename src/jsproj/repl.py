@@ -33,9 +33,14 @@ COMMANDS = {
     ".reset": ".reset                  forget every event (in memory)",
     ".undo": ".undo                   take the last append back (in memory)",
     ".list": ".list                   the loaded projections",
+    ".status": ".status                 where each projection stands (a store session: --dsn)",
+    ".dead-letters": ".dead-letters [NAME]    the events async projections skipped (a store session)",
+    ".retry": ".retry NAME             restart a stopped projection, apply its dead letters again (a store session)",
+    ".rebuild": ".rebuild NAME           rebuild a projection from the whole log (a store session)",
     ".help": ".help                   this help",
     ".exit": ".exit                   leave (or Ctrl-D)",
 }
+STORE_ONLY = "the projections of a store are operated in a store session (jsproj repl --dsn ...)"
 HELP = "\n".join(
     [
         "Commands:",
@@ -133,6 +138,10 @@ class Session:
             ".reset": lambda rest: self.reset(),
             ".undo": lambda rest: self.undo(),
             ".list": lambda rest: self.list_projections(),
+            ".status": lambda rest: self.status(),
+            ".dead-letters": self.dead_letters,
+            ".retry": self.retry,
+            ".rebuild": self.rebuild,
             ".help": lambda rest: self.console.print(HELP, markup=False, highlight=False),
         }
 
@@ -203,6 +212,20 @@ class Session:
 
     def undo(self) -> None:
         raise NotImplementedError
+
+    # -- operating a store's projections (jsproj.control) ---------------------------
+
+    def status(self) -> None:
+        raise ReplError(STORE_ONLY)
+
+    def dead_letters(self, rest: str) -> None:
+        raise ReplError(STORE_ONLY)
+
+    def retry(self, rest: str) -> None:
+        raise ReplError(STORE_ONLY)
+
+    def rebuild(self, rest: str) -> None:
+        raise ReplError(STORE_ONLY)
 
     def close(self) -> None:
         if self.projections is not None:
@@ -417,6 +440,36 @@ class StoreSession(Session):
             table.add_row(str(event.position), event.stream_id, str(event.version), event.type,
                           json.dumps(event.data, ensure_ascii=False))  # fmt: skip
         self.console.print(table)
+
+    def status(self) -> None:
+        from jsproj.render import status_table
+        from jsproj.status import projection_status
+
+        self.console.print(status_table(projection_status(self.store)))
+
+    def dead_letters(self, rest: str) -> None:
+        from jsproj.control import list_dead_letters
+        from jsproj.render import dead_letters_table
+
+        self.console.print(dead_letters_table(list_dead_letters(self.store, rest or None)))
+
+    def retry(self, rest: str) -> None:
+        from jsproj.control import retry
+
+        if not rest:
+            raise ReplError("usage: .retry NAME")
+        done = retry(self.store, rest)
+        self.console.print(f"{done.projection}: {'resumed; ' if done.resumed else ''}"
+                           f"{done.applied or 0} of {done.dead_letters} dead letters applied")  # fmt: skip
+        self._catch_up()
+
+    def rebuild(self, rest: str) -> None:
+        from jsproj.control import rebuild
+
+        if not rest:
+            raise ReplError("usage: .rebuild NAME")
+        done = rebuild(self.store, rest)
+        self.console.print(f"rebuilt {done.projection} from {done.events} events")
 
     def reset(self) -> None:
         raise ReplError("a store's events are never removed: .reset works in memory (jsproj repl without --dsn)")

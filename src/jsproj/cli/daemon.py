@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import signal
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from jsproj import control
 from jsproj.cli.common import echo_json, json_errors, json_option, open_store, sandbox_options, store_options
 from jsproj.daemon import DEFAULT_PAGE_SIZE, Daemon
+from jsproj.render import dead_letters_table, status_table
 
 page_size_option = click.option(
     "--page-size",
@@ -139,20 +137,6 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
     Console().print(status_table(found))
 
 
-def status_table(found: list[Any]) -> Table:
-    """The ``jsproj status`` table of :func:`jsproj.status.projection_status` rows."""
-    table = Table(title="projections", title_justify="left")
-    table.add_column("name", no_wrap=True)
-    for column in ("lifecycle", "engine", "status", "position", "lag", "dead", "daemon"):
-        table.add_column(column)
-    for s in found:
-        lag = "" if s.lag_events is None else f"{s.lag_events}" + (f" ({s.lag_seconds:.0f} s)" if s.lag_events else "")
-        row_status = s.status + (f": {s.error.get('message', '')[:60]}" if s.error else "")
-        position = "" if s.position is None else f"{s.position}/{s.high_water or 0}"
-        table.add_row(s.name, s.lifecycle, s.engine, row_status, position, lag, str(s.dead_letters), s.holder or "")
-    return table
-
-
 @click.command("dead-letters")
 @click.option("--projection", "name", metavar="NAME", help="Only this projection's.")
 @store_options
@@ -166,17 +150,11 @@ def dead_letters(name: str | None, dsn: str | None, schema: str | None, as_json:
       jsproj dead-letters --projection Visitors --json
     """
     with json_errors(as_json), open_store(dsn, schema) as store:
-        letters = [letter.to_dict() for letter in control.list_dead_letters(store, name)]
+        letters = control.list_dead_letters(store, name)
     if as_json:
-        echo_json(letters)
+        echo_json([letter.to_dict() for letter in letters])
         return
-    table = Table(title=f"dead letters ({len(letters)})", title_justify="left")
-    for column in ("id", "projection", "position", "stream", "event", "error"):
-        table.add_column(column)
-    for d in letters:
-        table.add_row(str(d["id"]), d["projection"], str(d["position"]), d["streamId"], d["eventType"],
-                      json.dumps(d["error"].get("message", ""))[:100])  # fmt: skip
-    Console().print(table)
+    Console().print(dead_letters_table(letters))
 
 
 @click.command()
