@@ -29,7 +29,9 @@ def with_fragile_visitors(folder: Path) -> str:
     """Make Visitors throw on Moria; returns its source as it was."""
     path = folder / "Visitors.js"
     original = path.read_text("utf-8")
-    fragile = original.replace("TownReached: function (state, evt, meta) {", "TownReached: function (state, evt, meta) { " + FRAGILE)
+    fragile = original.replace(
+        "TownReached: function (state, evt, meta) {", "TownReached: function (state, evt, meta) { " + FRAGILE
+    )
     assert fragile != original, "Visitors.js has a TownReached handler"
     path.write_text(fragile, "utf-8")
     return original

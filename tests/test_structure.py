@@ -103,8 +103,7 @@ ROOT = PACKAGE.parents[1]
 def named_paths(markdown: str) -> set[str]:
     """The repository paths a document names in backticks (``src/...``, ``js/...``, ``sql/...``)."""
     return {
-        match.group(1).rstrip("/")
-        for match in re.finditer(r"`((?:src|js|sql|tests|bench|docs)/[^`\s]*)`", markdown)
+        match.group(1).rstrip("/") for match in re.finditer(r"`((?:src|js|sql|tests|bench|docs)/[^`\s]*)`", markdown)
     }
 
 
