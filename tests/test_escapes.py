@@ -161,11 +161,14 @@ def test_huge_outputs_are_refused_and_the_host_survives(event_type: str) -> None
         page = json.dumps([{"position": 1, "streamId": "s", "streamType": "S", "version": 1,
                             "timestamp": "2026-01-01T00:00:00.000Z",
                             "event": {"$type": event_type, "$id": "e1", "key": "k"}}])  # fmt: skip
-        with pytest.raises(errors.SandboxLimitError) as caught:
+        # A limit stops it, or -- when V8 builds the string as a rope and the limit is not reached before
+        # the value rule measures it (it happens on a loaded machine) -- the value rule refuses the document.
+        with pytest.raises((errors.SandboxLimitError, errors.DocumentError)) as caught:
             result = p.apply(page, {"Huge": {"k": None}, "Small": {"Small": None}})
             if result.errors:
                 raise result.errors[0]
-        assert "memory limit" in caught.value.message or "time limit" in caught.value.message
+        reasons = ("memory limit", "time limit", "longer than 16777216 characters")
+        assert any(reason in caught.value.message for reason in reasons), caught.value.message
         ok = p.apply(page, {"Small": {"Small": None}}, only=["Small"])  # the sandbox works for the next call
         assert ok.changes["Small"].upserts == {"Small": {"n": 1}}
 

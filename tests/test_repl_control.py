@@ -12,9 +12,8 @@ from rich.console import Console
 
 from clihelp import QUEST
 from jsproj.repl import MemorySession, StoreSession
+from test_repl import START, WALK
 
-START = '{"id": "quest-1", "type": "Quest", "data": {"$type": "QuestStarted", "location": "Bree", "members": ["Rand"]}}'
-WALK = '{"id": "quest-1", "data": {"$type": "TownReached", "location": "Moria", "traveled": 40}}'
 # Visitors (async) throws on this town until it is fixed.
 FRAGILE = "if (evt.location === 'Moria') throw new Error('no visitors in Moria');"
 

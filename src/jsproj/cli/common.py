@@ -23,6 +23,16 @@ def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")(command)
 
 
+def projections_option(dest: str = "projections_dir") -> Callable[[F], F]:
+    """``--projections DIR``: the folder of projection files (else JSPROJ_PROJECTIONS, jsproj.toml, projections)."""
+    return click.option(
+        "--projections",
+        dest,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
+    )
+
+
 def sandbox_options(command: F) -> F:
     command = click.option(
         "--memory-limit",

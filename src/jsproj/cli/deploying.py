@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from jsproj.cli.common import echo_json, json_errors, json_option, open_store, sandbox_options, store_options
+from jsproj.cli.common import (
+    echo_json,
+    json_errors,
+    json_option,
+    open_store,
+    projections_option,
+    sandbox_options,
+    store_options,
+)
 from jsproj.config import ENGINES, resolve_engine, resolve_folder
 
 # -- jsproj deploy / sql ----------------------------------------------------
@@ -22,12 +30,7 @@ lifecycle_option = click.option(
 
 
 @click.command()
-@click.option(
-    "--projections",
-    "projections_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
-)
+@projections_option()
 @click.option(
     "--engine",
     type=click.Choice(ENGINES),
@@ -95,12 +98,7 @@ def deploy(
 
 
 @click.command("sql")
-@click.option(
-    "--projections",
-    "projections_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
-)
+@projections_option()
 @click.option(
     "--engine",
     type=click.Choice([engine for engine in ENGINES if engine != "python"]),

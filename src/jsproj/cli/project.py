@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 
 from jsproj import errors
-from jsproj.cli.common import echo_json, json_errors, json_option, sandbox_options
+from jsproj.cli.common import echo_json, json_errors, json_option, projections_option, sandbox_options
 from jsproj.config import ENGINES, resolve_folder
 
 if TYPE_CHECKING:
@@ -92,11 +92,7 @@ def init(folder: Path, force: bool, as_json: bool) -> None:
 
 @click.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path), required=False)
-@click.option(
-    "--projections",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
-)
+@projections_option("projections")
 @sandbox_options
 @json_option
 def check(folder: Path | None, projections: Path | None, timeout: float, memory_limit: int, as_json: bool) -> None:
@@ -137,11 +133,7 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
 
 @click.command("test")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path), required=False)
-@click.option(
-    "--projections",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
-)
+@projections_option("projections")
 @click.option(
     "--specs",
     type=click.Path(file_okay=False, path_type=Path),
