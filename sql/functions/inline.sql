@@ -66,7 +66,9 @@ $$;
 -- It serves every engine but the Python one, whatever their names
 -- (`engine <> 'python'`). Its events are the statement's transition table
 -- (new_events), not pge_events: the one read of records that does not go
--- through pge_records(), and so builds them with pge_event_record itself.
+-- through pge_records(), and so builds them with pge_event_record itself
+-- (reading them again from pge_events by position would add a planned
+-- lookup to every append).
 create or replace function pge_inline_trigger() returns trigger
 language plpgsql
 as $$

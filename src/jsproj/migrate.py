@@ -220,14 +220,19 @@ def schema_script(schema: str = "public") -> str:
             raise MigrationError(f"a SQL file of jsproj contains {_TAG}, the tag of the schema script's blocks")
     parts = [
         f"-- jsproj's schema {schema}: migrations, then functions (src/jsproj/migrate.py)",
-        f"select pg_advisory_xact_lock({LOCK_KEY});",
+        # One migration at a time (the lock is the transaction's); no migration applied yet in this run.
+        _block(
+            "begin",
+            f"    perform pg_advisory_xact_lock({LOCK_KEY});",
+            "    perform set_config('jsproj.migrated', '', true);",
+            "end",
+        ),
         f"create schema if not exists {schema_sql};",
         f"set local search_path = {schema_sql};",
         "create table if not exists pge_migrations (version int primary key, name text not null,",
         "    checksum text not null, applied_at timestamptz not null default now());",
         "create table if not exists pge_function_files (file text primary key, checksum text not null,",
         "    applied_at timestamptz not null default now());",
-        "select set_config('jsproj.migrated', '', true);",
         _checks(schema, known),
     ]
     for migration in migrations():
