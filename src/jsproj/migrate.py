@@ -168,6 +168,7 @@ def _checks(schema: str, known: list[int]) -> str:
         f"        delete from pge_migrations where version = any ({superseded});",
         f"        update pge_migrations set name = {_literal(baseline.name)}, checksum = {_literal(baseline.checksum)}",
         f"        where version = {BASELINE};",
+        "        perform set_config('jsproj.migrated', 'yes', true);  -- the functions files replace the old ones",
         f"    elsif exists (select from pge_migrations where version = any ({superseded})) then {_raise(older)}",
         "    end if;",
         "end",
