@@ -62,6 +62,7 @@ test: lint pytest node-test
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 pytest: install pg-extensions
 	$(BIN)/pytest

@@ -42,10 +42,11 @@ import psycopg
 
 from jsproj import errors
 from jsproj.deploy import deploy
+from jsproj.errors import StoreError
 from jsproj.runtime.simulation import simulate
 from jsproj.server import temporary_cluster
 from jsproj.status import wait_for_projections
-from jsproj.store import EventStore, StoreError
+from jsproj.store import EventStore
 from jsproj.views import export_views
 
 JSPROJ = Path(sys.executable).parent / "jsproj"

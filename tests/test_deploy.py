@@ -13,8 +13,9 @@ from psycopg.types.json import Jsonb
 
 from jsproj import errors
 from jsproj.deploy import deploy, deployment_sql
+from jsproj.errors import PythonEngineRequiredError
 from jsproj.runtime.projections import Projections
-from jsproj.store import EventStore, PythonEngineRequiredError
+from jsproj.store import EventStore
 from jsproj.views import UnknownDocumentError, export_views, fetch_view
 
 from conformance_hosts import require_language

@@ -16,9 +16,10 @@ import pytest
 from jsproj import errors
 from jsproj.daemon import Daemon
 from jsproj.deploy import deploy
+from jsproj.errors import StoreError
 from jsproj.server import temporary_cluster
 from jsproj.status import wait_for_projections
-from jsproj.store import EventStore, StoreError
+from jsproj.store import EventStore
 from test_daemon import COUNTERS, daemon_thread, same_as_from_scratch, sources
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from jsproj import errors, simulate
+from jsproj.errors import UnknownStreamError
 from jsproj.eventsfile import parse
 from jsproj.live import aggregate
 from jsproj.runtime.projections import Projections
-from jsproj.store import EventStore, UnknownStreamError
+from jsproj.store import EventStore
 
 QUEST = Path(__file__).resolve().parents[1] / "src" / "jsproj" / "examples" / "quest"
 

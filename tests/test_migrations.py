@@ -271,7 +271,7 @@ def plan(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> str:
 
 
 def test_pge_records_is_inlined_and_reads_by_index(store: EventStore, dsn: str) -> None:
-    from jsproj.daemon import PAGE_AS_LINES, PAGE_OF_RECORDS
+    from jsproj.pages import PAGE_AS_LINES, PAGE_OF_RECORDS
 
     store.append_all([{"id": f"s{n}", "type": "T", "data": [{"$type": "A", "n": n}] * 5} for n in range(2000)])
     with psycopg.connect(dsn, autocommit=True) as conn:

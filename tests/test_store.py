@@ -12,9 +12,10 @@ import psycopg
 import pytest
 
 from jsproj import errors
+from jsproj.errors import SchemaMissingError, StoreUnavailableError, UnknownPositionError, UnknownStreamError
 from jsproj.identifiers import InvalidNameError
 from jsproj.migrate import MigrationError, migrations
-from jsproj.store import EventStore, SchemaMissingError, StoreUnavailableError, UnknownPositionError, UnknownStreamError
+from jsproj.store import EventStore
 
 
 def counts(dsn: str) -> tuple[int, int, int]:

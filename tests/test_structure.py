@@ -95,3 +95,77 @@ def test_each_sql_function_is_defined_in_exactly_one_file() -> None:
         found = CREATE_FUNCTION.findall(path.read_text("utf-8"))
         expected = ENGINE_INTERFACE.get(path.name, set())
         assert sorted(found) == sorted(expected), path.name
+
+
+MAX_LINES = 80
+
+
+def long_functions(source: str) -> list[tuple[str, int]]:
+    """The functions (and methods) of ``source`` longer than MAX_LINES lines, with their lengths."""
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_LINES
+    ]
+
+
+def test_the_length_check_finds_a_long_function() -> None:
+    body = "\n".join(f"    x{n} = {n}" for n in range(MAX_LINES))
+    assert long_functions(f"def short():\n    pass\n\ndef long():\n{body}\n") == [("long", MAX_LINES + 1)]
+
+
+def test_no_function_of_the_package_is_longer_than_80_lines() -> None:
+    """Complexity has its ceiling in ruff (C901, 12); length has it here."""
+    found = {
+        f"{module_name(path)}.{name}": lines
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for name, lines in long_functions(path.read_text("utf-8"))
+    }
+    assert found == {}, f"functions over {MAX_LINES} lines: {found}"
+
+
+def test_the_package_is_typed() -> None:
+    """``py.typed`` ships in the package, so that applications' type checkers read jsproj's annotations."""
+    assert (PACKAGE / "py.typed").is_file()
+
+
+ROOT = PACKAGE.parents[1]
+
+
+def named_paths(markdown: str) -> set[str]:
+    """The repository paths a document names in backticks (``src/...``, ``js/...``, ``sql/...``)."""
+    return {
+        match.group(1).rstrip("/") for match in re.finditer(r"`((?:src|js|sql|tests|bench|docs)/[^`\s]*)`", markdown)
+    }
+
+
+def test_every_module_the_architecture_names_exists() -> None:
+    named = named_paths((ROOT / "docs" / "architecture.md").read_text("utf-8"))
+    assert len(named) > 40, "the map was read"
+    assert sorted(path for path in named if not (ROOT / path).exists()) == []
+
+
+def test_the_architecture_names_every_module_of_the_package() -> None:
+    """A new module gets a line on the map."""
+    named = named_paths((ROOT / "docs" / "architecture.md").read_text("utf-8"))
+    modules = {
+        str(path.relative_to(ROOT))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py" and "examples" not in path.parts
+    }
+    assert sorted(modules - named) == []
+
+
+def test_the_version_has_one_source() -> None:
+    """js/package.json holds the version; the Python package reads it (hatch), the client follows it."""
+    import json
+    from importlib.metadata import version
+
+    import jsproj
+
+    engine = json.loads((ROOT / "js" / "package.json").read_text("utf-8"))["version"]
+    client = json.loads((ROOT / "js" / "client" / "package.json").read_text("utf-8"))["version"]
+    assert jsproj.__version__ == version("jsproj") == engine == client
+    assert "version =" not in (ROOT / "pyproject.toml").read_text("utf-8").split("[project]")[1].split("[")[0]

@@ -6,26 +6,61 @@ host (the ``kind`` names the class); :func:`from_info` rebuilds them here.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 
 class JsprojError(Exception):
-    """Base class of every jsproj error. ``str()`` is one line; ``info`` has the details."""
+    """Base class of every jsproj error. ``str()`` is one line; ``info`` has the details.
 
-    kind = "JsprojError"
+    ``kind`` is the class's name (what the engine reports in every host);
+    ``sqlstates`` are the SQLSTATEs of jsproj's SQL (and of PostgreSQL) that
+    mean this error, each with how its message reads (``{message}`` is
+    PostgreSQL's): :func:`for_sqlstate` looks them up.
+    """
+
+    kind: ClassVar[str] = "JsprojError"
+    sqlstates: ClassVar[Mapping[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = cls.__name__
+        for state in cls.__dict__.get("sqlstates", {}):
+            if state in _BY_SQLSTATE:
+                raise TypeError(f"SQLSTATE {state} is registered twice ({_BY_SQLSTATE[state].kind}, {cls.kind})")
+            _BY_SQLSTATE[state] = cls
 
     def __init__(self, message: str, **info: Any) -> None:
         super().__init__(message.split("\n", 1)[0])
         self.message = message
         self.info: dict[str, Any] = {"kind": self.kind, "message": message, **info}
 
-    def __getattr__(self, name: str) -> Any:
-        info = self.__dict__.get("info", {})
-        if name in info:
-            return info[name]
-        raise AttributeError(name)
+    @property
+    def projection(self) -> str | None:
+        """The projection at fault, when known."""
+        return self.info.get("projection")
 
-    def replace(self, message: str | None = None, **fields: Any) -> JsprojError:
+    @property
+    def position(self) -> int | None:
+        """The global position of the event at fault, when known."""
+        return self.info.get("position")
+
+    @property
+    def stack(self) -> str | None:
+        """The JavaScript stack (projection frames only), when the error came from projection code."""
+        return self.info.get("stack")
+
+    @property
+    def file(self) -> str | None:
+        """The projection file at fault, when known."""
+        return self.info.get("file")
+
+    @property
+    def line(self) -> int | None:
+        """The line (of ``file``, or of an events file) at fault, when known."""
+        return self.info.get("line")
+
+    def replace(self, message: str | None = None, **fields: Any) -> Self:
         """A copy of this error with another message or more fields."""
         info = {k: v for k, v in self.info.items() if k not in ("kind", "message")}
         return type(self)(message or self.message, **{**info, **fields})
@@ -35,29 +70,25 @@ class JsprojError(Exception):
         return {k: v for k, v in self.info.items() if stack or k != "stack"}
 
 
+#: Which class each registered SQLSTATE means (filled by JsprojError.__init_subclass__).
+_BY_SQLSTATE: dict[str, type[JsprojError]] = {}
+
+
 class ProjectionError(JsprojError):
     """Something is wrong with projection code."""
-
-    kind = "ProjectionError"
 
 
 class ProjectionSyntaxError(ProjectionError):
     """A projection file does not parse; ``file`` and ``line`` say where."""
 
-    kind = "ProjectionSyntaxError"
-
 
 class ProjectionDefinitionError(ProjectionError):
     """A projection file runs but defines something invalid (name, handler, require, ...)."""
-
-    kind = "ProjectionDefinitionError"
 
 
 class ProjectionHandlerError(ProjectionError):
     """Projection code failed on an event (a handler, transform or identifiedBy threw, or made a document
     that cannot be stored): ``projection``, ``event_id``, ``event_type``, ``stream_id``, ``position``, ``stack``."""
-
-    kind = "ProjectionHandlerError"
 
     @property
     def event_id(self) -> str | None:
@@ -77,89 +108,103 @@ class DocumentError(ProjectionHandlerError):
     512 levels, JSON text past 16 MiB, text PostgreSQL cannot store. ``document_id``, ``path`` and ``limit``
     say which and where."""
 
-    kind = "DocumentError"
+    @property
+    def document_id(self) -> str | None:
+        return self.info.get("documentId")
+
+    @property
+    def path(self) -> str | None:
+        """Where in the document the value rule was broken."""
+        return self.info.get("path")
+
+    @property
+    def limit(self) -> Any:
+        """The limit that was passed, when one was."""
+        return self.info.get("limit")
 
 
 class UnknownProjectionError(JsprojError):
     """A projection name that is not defined."""
 
-    kind = "UnknownProjectionError"
+    sqlstates: ClassVar[Mapping[str, str]] = {"JP404": "{message}"}
 
 
 class SandboxLimitError(ProjectionError):
     """A call into the sandbox was stopped by a limit; ``projection`` names the culprit when known."""
 
-    kind = "SandboxLimitError"
-
 
 class SandboxTimeoutError(SandboxLimitError):
     """Projection code ran past the time limit of one call."""
-
-    kind = "SandboxTimeoutError"
 
 
 class SandboxMemoryError(SandboxLimitError):
     """Projection code went past the memory limit."""
 
-    kind = "SandboxMemoryError"
-
 
 class SandboxError(JsprojError):
     """The sandbox itself failed (the V8 worker could not start, or died for another reason)."""
-
-    kind = "SandboxError"
 
 
 class InputError(JsprojError):
     """Bad input: events files, append messages, events."""
 
-    kind = "InputError"
-
 
 class EventsFileError(InputError):
     """An events file that is not JSON, JSON Lines or a list of messages; ``line`` says where."""
 
-    kind = "EventsFileError"
+
+_REFUSED = "PostgreSQL refused the data: {message}"
 
 
 class InvalidEventError(InputError):
     """An append message or event that breaks the format (missing ``$type``, bad id, ...)."""
 
-    kind = "InvalidEventError"
+    sqlstates: ClassVar[Mapping[str, str]] = {
+        "JP400": "{message}",
+        # the only date/time pge_append casts is the message's timestamp
+        "22007": "timestamp must be an ISO 8601 date-time that exists ({message})",
+        "22008": "timestamp must be an ISO 8601 date-time that exists ({message})",
+        **dict.fromkeys(("22P05", "22P02", "22021", "54000", "54001", "22003"), _REFUSED),
+    }
 
 
 class ConcurrencyError(JsprojError):
     """A stream is not at the expected version: ``stream_id``, ``expected``, ``actual``."""
 
-    kind = "ConcurrencyError"
+    sqlstates: ClassVar[Mapping[str, str]] = {"JP409": "{message}"}  # DETAIL: {"streamId", "expected", "actual"}
 
     @property
     def stream_id(self) -> str | None:
         return self.info.get("streamId")
 
+    @property
+    def expected(self) -> int | None:
+        """The version the append expected the stream at (0: new)."""
+        return self.info.get("expected")
+
+    @property
+    def actual(self) -> int | None:
+        """The stream's version when the append was refused."""
+        return self.info.get("actual")
+
 
 class EngineError(JsprojError):
     """A host used the engine wrongly (a bug in jsproj, not in projections)."""
-
-    kind = "EngineError"
 
 
 class StaleBatchError(EngineError):
     """``apply`` named a routed batch the sandbox no longer holds (its worker was replaced)."""
 
-    kind = "StaleBatchError"
-
 
 class InternalError(JsprojError):
     """An unexpected failure inside the engine."""
 
-    kind = "InternalError"
+    # DETAIL: the engine's description of the error, when it has one
+    sqlstates: ClassVar[Mapping[str, str]] = {"JP500": "{message}"}
 
 
 class StackOverflowError(ProjectionError):
     """Projection code recursed too deeply."""
-
-    kind = "StackOverflowError"
 
 
 # -- the event store (store.py) --------------------------------------------------
@@ -168,58 +213,42 @@ class StackOverflowError(ProjectionError):
 class StoreError(JsprojError):
     """The store cannot do what was asked (unreachable, not migrated, ...)."""
 
-    kind = "StoreError"
-
 
 class StoreUnavailableError(StoreError):
     """PostgreSQL cannot be reached."""
-
-    kind = "StoreUnavailableError"
 
 
 class SchemaMissingError(StoreError):
     """The store's tables or functions are missing: run ``jsproj migrate``."""
 
-    kind = "SchemaMissingError"
+    sqlstates: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        ("42883", "42P01"), "the store's schema is missing or outdated ({message}): run `jsproj migrate`"
+    )
 
 
 class UnreadableDocumentError(StoreError):
     """Stored JSON nested deeper than Python can read (written before jsproj's depth limit, or by SQL)."""
 
-    kind = "UnreadableDocumentError"
-
 
 class UnknownStreamError(StoreError):
     """No stream has that id."""
-
-    kind = "UnknownStreamError"
 
 
 class PythonEngineRequiredError(StoreError):
     """An append bypassed the Python engine while it keeps inline projections."""
 
-    kind = "PythonEngineRequiredError"
+    sqlstates: ClassVar[Mapping[str, str]] = {"JP503": "{message}"}
 
 
 class UnknownPositionError(StoreError):
     """``read_all(after=...)`` was given a position that is not an event's."""
 
-    kind = "UnknownPositionError"
-
 
 # -- the async daemon (daemon.py) ------------------------------------------------
 
 
-class ProgressConflictError(JsprojError):
-    """A projection's progress moved under the daemon (a redeploy reset it): the page was not applied."""
-
-    kind = "ProgressConflictError"
-
-
 class ProjectionStoppedError(JsprojError):
     """An async projection stopped on an event (policy 'stop'); ``jsproj retry`` resumes it."""
-
-    kind = "ProjectionStoppedError"
 
 
 # -- waiting for projections (status.py) -----------------------------------------
@@ -228,7 +257,10 @@ class ProjectionStoppedError(JsprojError):
 class WaitTimeoutError(JsprojError):
     """Async projections did not catch up before the deadline; ``lagging`` names them."""
 
-    kind = "WaitTimeoutError"
+    @property
+    def lagging(self) -> list[str]:
+        """The projections that had not caught up."""
+        return list(self.info.get("lagging", []))
 
 
 # -- reading views (views.py) ----------------------------------------------------
@@ -237,16 +269,12 @@ class WaitTimeoutError(JsprojError):
 class UnknownDocumentError(JsprojError):
     """A projection has no document with that id."""
 
-    kind = "UnknownDocumentError"
-
 
 # -- SQL identifiers (identifiers.py) --------------------------------------------
 
 
 class InvalidNameError(InputError):
     """A schema or projection name that is not a safe SQL identifier."""
-
-    kind = "InvalidNameError"
 
 
 # -- migrations (migrate.py) -----------------------------------------------------
@@ -255,16 +283,12 @@ class InvalidNameError(InputError):
 class MigrationError(JsprojError):
     """The schema cannot be brought up to date (a changed or unknown migration)."""
 
-    kind = "MigrationError"
-
 
 # -- the PostgreSQL server (server.py) -------------------------------------------
 
 
 class ServerError(JsprojError):
     """The PostgreSQL server could not be found, initialised, started or stopped."""
-
-    kind = "ServerError"
 
 
 # -- projection specs (specs.py) -------------------------------------------------
@@ -273,8 +297,6 @@ class ServerError(JsprojError):
 class SpecFileError(InputError):
     """A spec file that is not valid JSON or not in the spec format."""
 
-    kind = "SpecFileError"
-
 
 # -- the REPL (repl.py) ----------------------------------------------------------
 
@@ -282,14 +304,17 @@ class SpecFileError(InputError):
 class ReplError(InputError):
     """A REPL command used the wrong way."""
 
-    kind = "ReplError"
-
 
 def _classes(base: type[JsprojError]) -> dict[str, type[JsprojError]]:
     found = {base.kind: base}
     for sub in base.__subclasses__():
         found.update(_classes(sub))
     return found
+
+
+def for_sqlstate(state: str) -> type[JsprojError] | None:
+    """The class registered for a SQLSTATE (``JP409``: :class:`ConcurrencyError`, ...), if any."""
+    return _BY_SQLSTATE.get(state)
 
 
 def from_info(info: dict[str, Any]) -> JsprojError:

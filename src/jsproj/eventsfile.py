@@ -57,7 +57,7 @@ def parse(text: str) -> list[Message]:
             return [Message(_loads(text), 1, text[: len(text) - len(stripped)].count("\n") + 1)]
         except ValueError:
             pass  # JSON Lines
-    messages = []
+    messages: list[Message] = []
     for number, row in enumerate(text.split("\n"), start=1):
         if not row.strip():
             continue

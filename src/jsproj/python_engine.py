@@ -15,6 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from jsproj import errors
+from jsproj.rows import one, value
 from jsproj.runtime.projections import Projections
 
 
@@ -31,7 +32,7 @@ def apply_records(
     if views:
         routed = projections.route(records, only=views)
         if routed:
-            loaded = conn.execute("select pge_load_documents(%s)", (Jsonb(routed),)).fetchone()[0]
+            loaded = value(conn, "select pge_load_documents(%s)", (Jsonb(routed),))
             documents = {**documents, **loaded}
     result = projections.apply(records, documents, only=names)
     if result.errors:
@@ -55,7 +56,7 @@ def rebuild(conn: psycopg.Connection, projections: Projections, name: str, page_
     Pages follow the order readers see, (transaction, position). The caller
     holds off appends (``pge_deploy`` locks the events table).
     """
-    table = conn.execute("select pge_document_table(%s)", (name,)).fetchone()[0]
+    table = value(conn, "select pge_document_table(%s)", (name,))
     if table is None:
         raise errors.UnknownProjectionError(f"there is no deployed projection {name!r}", projection=name)
     if table == "pge_aggregates":
@@ -64,7 +65,8 @@ def rebuild(conn: psycopg.Connection, projections: Projections, name: str, page_
         conn.execute(psycopg.sql.SQL("truncate {}").format(psycopg.sql.Identifier(table)))
     tx, position, total = "0", 0, 0
     while True:
-        records, count, tx, position, documents = conn.execute(
+        records, count, tx, position, documents = one(
+            conn,
             """select '[' || string_agg(page.record, ',' order by page.tx_id, page.position) || ']', count(*),
                       ((array_agg(page.tx_id order by page.tx_id desc, page.position desc))[1])::text,
                       (array_agg(page.position order by page.tx_id desc, page.position desc))[1],
@@ -75,7 +77,7 @@ def rebuild(conn: psycopg.Connection, projections: Projections, name: str, page_
                      where (r.tx_id, r.position) > (%s::xid8, %s)
                      order by r.tx_id, r.position limit %s) as page""",
             (name, tx, position, page_size),
-        ).fetchone()
+        )
         if not count:
             return total
         apply_records(conn, projections, records, [name], documents)

@@ -1,13 +1,17 @@
-"""Human-readable output for the CLI: views as rich tables, projection logs on stderr."""
+"""Human-readable output for the CLI and the REPL: views, status and dead letters as rich tables, projection logs."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from jsproj.poison import DeadLetter
+    from jsproj.status import ProjectionStatus
 
 MAX_COLUMNS = 8
 
@@ -57,3 +61,28 @@ def print_logs(logs: Iterable[Mapping[str, Any]]) -> None:
     for entry in logs:
         where = entry.get("projection") or entry.get("file") or "projections"
         console.print(f"[dim]\\[{where}][/dim] {entry.get('message', '')}", markup=True)
+
+
+def status_table(found: Sequence[ProjectionStatus]) -> Table:
+    """The ``jsproj status`` table of :func:`jsproj.status.projection_status` rows."""
+    table = Table(title="projections", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    for column in ("lifecycle", "engine", "status", "position", "lag", "dead", "daemon"):
+        table.add_column(column)
+    for s in found:
+        lag = "" if s.lag_events is None else f"{s.lag_events}" + (f" ({s.lag_seconds:.0f} s)" if s.lag_events else "")
+        row_status = s.status + (f": {s.error.get('message', '')[:60]}" if s.error else "")
+        position = "" if s.position is None else f"{s.position}/{s.high_water or 0}"
+        table.add_row(s.name, s.lifecycle, s.engine, row_status, position, lag, str(s.dead_letters), s.holder or "")
+    return table
+
+
+def dead_letters_table(letters: Sequence[DeadLetter]) -> Table:
+    """The ``jsproj dead-letters`` table."""
+    table = Table(title=f"dead letters ({len(letters)})", title_justify="left")
+    for column in ("id", "projection", "position", "stream", "event", "error"):
+        table.add_column(column)
+    for d in letters:
+        table.add_row(str(d.id), d.projection, str(d.position), d.stream_id, d.event_type,
+                      json.dumps(d.error.get("message", ""))[:100])  # fmt: skip
+    return table

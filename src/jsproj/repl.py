@@ -33,9 +33,14 @@ COMMANDS = {
     ".reset": ".reset                  forget every event (in memory)",
     ".undo": ".undo                   take the last append back (in memory)",
     ".list": ".list                   the loaded projections",
+    ".status": ".status                 where each projection stands (a store session: --dsn)",
+    ".dead-letters": ".dead-letters [NAME]    the events async projections skipped (a store session)",
+    ".retry": ".retry NAME             restart a stopped projection, apply its dead letters again (a store session)",
+    ".rebuild": ".rebuild NAME           rebuild a projection from the whole log (a store session)",
     ".help": ".help                   this help",
     ".exit": ".exit                   leave (or Ctrl-D)",
 }
+STORE_ONLY = "the projections of a store are operated in a store session (jsproj repl --dsn ...)"
 HELP = "\n".join(
     [
         "Commands:",
@@ -133,6 +138,10 @@ class Session:
             ".reset": lambda rest: self.reset(),
             ".undo": lambda rest: self.undo(),
             ".list": lambda rest: self.list_projections(),
+            ".status": lambda rest: self.status(),
+            ".dead-letters": self.dead_letters,
+            ".retry": self.retry,
+            ".rebuild": self.rebuild,
             ".help": lambda rest: self.console.print(HELP, markup=False, highlight=False),
         }
 
@@ -204,6 +213,20 @@ class Session:
     def undo(self) -> None:
         raise NotImplementedError
 
+    # -- operating a store's projections (jsproj.control) ---------------------------
+
+    def status(self) -> None:
+        raise ReplError(STORE_ONLY)
+
+    def dead_letters(self, rest: str) -> None:
+        raise ReplError(STORE_ONLY)
+
+    def retry(self, rest: str) -> None:
+        raise ReplError(STORE_ONLY)
+
+    def rebuild(self, rest: str) -> None:
+        raise ReplError(STORE_ONLY)
+
     def close(self) -> None:
         if self.projections is not None:
             self.projections.close()
@@ -246,7 +269,8 @@ class MemorySession(Session):
         assert self.projections is not None
         messages = self._message(rest)
         for message in messages:  # event ids unique across appends, as a store makes them
-            for event in message.get("data") if isinstance(message.get("data"), list) else [message.get("data")]:
+            data = message.get("data")
+            for event in data if isinstance(data, list) else [data]:
                 if isinstance(event, dict) and "$id" not in event:
                     event["$id"] = str(uuid.uuid4())
         records = self.projections.normalize(
@@ -358,14 +382,17 @@ class StoreSession(Session):
         self._show_changes(self._touched(positions))
 
     def _touched(self, positions: list[int]) -> dict[str, dict[str, Any]]:
-        from jsproj.views import UnknownDocumentError, fetch_view
+        from jsproj.errors import UnknownDocumentError
+        from jsproj.rows import value
+        from jsproj.views import fetch_view
 
         with self.store.pool.connection() as conn:
-            records = conn.execute(
+            records = value(
+                conn,
                 """select '[' || string_agg(r.record, ',' order by r.position) || ']'
                    from pge_records() r where r.position = any (%s)""",
                 (positions,),
-            ).fetchone()[0]
+            )
         assert self.projections is not None
         routed = self.projections.route(records)
         touched: dict[str, dict[str, Any]] = {}
@@ -411,6 +438,36 @@ class StoreSession(Session):
             table.add_row(str(event.position), event.stream_id, str(event.version), event.type,
                           json.dumps(event.data, ensure_ascii=False))  # fmt: skip
         self.console.print(table)
+
+    def status(self) -> None:
+        from jsproj.render import status_table
+        from jsproj.status import projection_status
+
+        self.console.print(status_table(projection_status(self.store)))
+
+    def dead_letters(self, rest: str) -> None:
+        from jsproj.control import list_dead_letters
+        from jsproj.render import dead_letters_table
+
+        self.console.print(dead_letters_table(list_dead_letters(self.store, rest or None)))
+
+    def retry(self, rest: str) -> None:
+        from jsproj.control import retry
+
+        if not rest:
+            raise ReplError("usage: .retry NAME")
+        done = retry(self.store, rest)
+        self.console.print(f"{done.projection}: {'resumed; ' if done.resumed else ''}"
+                           f"{done.applied or 0} of {done.dead_letters} dead letters applied")  # fmt: skip
+        self._catch_up()
+
+    def rebuild(self, rest: str) -> None:
+        from jsproj.control import rebuild
+
+        if not rest:
+            raise ReplError("usage: .rebuild NAME")
+        done = rebuild(self.store, rest)
+        self.console.print(f"rebuilt {done.projection} from {done.events} events")
 
     def reset(self) -> None:
         raise ReplError("a store's events are never removed: .reset works in memory (jsproj repl without --dsn)")

@@ -9,8 +9,9 @@ from typing import Any
 
 import psycopg
 
-from jsproj.daemon import HIGH_WATER, LOCK_CLASS, caught_up_blockers
+from jsproj.daemon import LOCK_CLASS, caught_up_blockers
 from jsproj.errors import ProjectionStoppedError, WaitTimeoutError
+from jsproj.pages import HIGH_WATER
 from jsproj.store import EventStore, translate
 
 

@@ -23,7 +23,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from jsproj import errors
 from jsproj.errors import (
     PythonEngineRequiredError,
-    SchemaMissingError,
     StoreError,
     StoreUnavailableError,
     UnknownPositionError,
@@ -32,6 +31,7 @@ from jsproj.errors import (
 from jsproj.identifiers import check_schema
 from jsproj.migrate import Applied, migrate
 from jsproj.python_engine import PythonEngine, apply_records
+from jsproj.rows import one, value
 
 DEFAULT_READ_LIMIT = 1000
 CONNECT_TIMEOUT = 10
@@ -125,52 +125,51 @@ def _event(row: Sequence[Any]) -> RecordedEvent:
 
 
 def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
-    """The jsproj error for a database error raised while appending or reading."""
+    """The jsproj error for a database error raised while appending or reading.
+
+    A lookup of the SQLSTATE among the ones the error classes register
+    (:func:`jsproj.errors.for_sqlstate`), after the two cases the state
+    alone cannot tell: an engine's own description of the error in the
+    DETAIL, and a duplicate event id.
+    """
     prefix = f"{where}: " if where else ""
     state = exc.sqlstate or ""
     diag = exc.diag
     message = diag.message_primary or str(exc).split("\n", 1)[0]
-    if state == "JP409":
-        detail = json.loads(diag.message_detail or "{}")
-        return errors.ConcurrencyError(prefix + message, **detail)
-    if state == "JP400":
-        return errors.InvalidEventError(prefix + message)
-    if state == "JP500":  # an engine error raised in the database: its description is the DETAIL
-        info = json.loads(diag.message_detail or "{}") or {"kind": "InternalError", "message": message}
-        return errors.from_info({**info, "message": prefix + info.get("message", message)})
-    stopped = _stopped_engine(diag.message_detail)
-    if stopped is not None:  # a JavaScript language stopped projection code (sql/engines/javascript.sql)
-        return errors.from_info({**stopped, "message": prefix + stopped["message"]})
-    if state == "JP404":
-        return errors.UnknownProjectionError(prefix + message)
-    if state == "JP503":
-        return PythonEngineRequiredError(prefix + message)
+    detail = _json_detail(diag.message_detail)
+    described = _engine_description(state, detail)
+    if described is not None:  # an engine error raised in the database, or projection code it stopped
+        return errors.from_info({**described, "message": prefix + described["message"]})
     if state == "23505" and diag.constraint_name == "pge_events_id_key":
         return errors.InvalidEventError(prefix + f"an event $id is already stored ({diag.message_detail or message})")
-    if state in ("22007", "22008"):  # the only date/time pge_append casts is the message's timestamp
-        return errors.InvalidEventError(prefix + f"timestamp must be an ISO 8601 date-time that exists ({message})")
-    if state in ("22P05", "22P02", "22021", "54000", "54001", "22003"):
-        return errors.InvalidEventError(prefix + f"PostgreSQL refused the data: {message}")
-    if state in ("42883", "42P01"):
-        return SchemaMissingError(
-            prefix + f"the store's schema is missing or outdated ({message}): run `jsproj migrate`"
-        )
+    cls = errors.for_sqlstate(state)
+    if cls is not None:
+        return cls(prefix + cls.sqlstates[state].format(message=message), **(detail or {}))
     if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
         return StoreUnavailableError(prefix + f"PostgreSQL is unreachable: {message}")
     return StoreError(prefix + f"PostgreSQL error {state}: {message}")
 
 
-def _stopped_engine(detail: str | None) -> dict[str, Any] | None:
-    """The description an in-database JavaScript engine gave of projection code it stopped, if that is the DETAIL."""
-    if not detail or not detail.startswith("{") or '"kind": "Sandbox' not in detail:
+def _json_detail(detail: str | None) -> dict[str, Any] | None:
+    """A DETAIL that jsproj's SQL wrote as a JSON object, else None."""
+    if not detail or not detail.startswith("{"):
         return None
     try:
-        info = json.loads(detail)
+        parsed = json.loads(detail)
     except ValueError:
         return None
-    if not isinstance(info, dict) or not str(info.get("kind", "")).startswith("Sandbox"):
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _engine_description(state: str, detail: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The error an in-database engine described in the DETAIL: any JP500's, and the projection code a
+    JavaScript language stopped (sql/engines/javascript.sql)."""
+    if detail is None or not isinstance(detail.get("message"), str):
         return None
-    return info if isinstance(info.get("message"), str) else None
+    if state == "JP500" and isinstance(detail.get("kind"), str):
+        return detail
+    # the language's own state (57014 for a cancel, XX000, 53200, ...), with jsproj's description
+    return detail if str(detail.get("kind", "")).startswith("Sandbox") else None
 
 
 class EventStore:
@@ -300,14 +299,14 @@ class EventStore:
         engine = self._engine
         try:
             if not engine.names:
-                result = conn.execute("select pge_append(%s)", (Jsonb(message, dumps=_dumps),)).fetchone()[0]
+                result = value(conn, "select pge_append(%s)", (Jsonb(message, dumps=_dumps),))
             else:
-                result, records, generation, documents = conn.execute(
-                    "select * from pge_append_records(%s)", (Jsonb(message, dumps=_dumps),)
-                ).fetchone()
+                result, records, generation, documents = one(
+                    conn, "select * from pge_append_records(%s)", (Jsonb(message, dumps=_dumps),)
+                )
                 if generation != engine.generation:
                     engine.refresh(conn)
-                if engine.names:
+                if engine.names and engine.projections is not None:
                     try:
                         apply_records(conn, engine.projections, records, engine.names, documents)
                     except errors.JsprojError as exc:
@@ -354,7 +353,7 @@ class EventStore:
         row = conn.execute("select tx_id::text from pge_events where position = %s", (after,)).fetchone()
         if row is None:
             raise UnknownPositionError(f"there is no event at position {after}: pass 0 or a position read_all returned")
-        return row[0]
+        return str(row[0])
 
     def fetch_stream(self, stream_id: str, from_version: int | None = None, to_version: int | None = None) -> Stream:
         """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
@@ -448,7 +447,7 @@ def _message(
         return message
     if events is None:
         raise TypeError("append() needs a message or events=")
-    return {k: list(v) if k == "data" and not isinstance(v, Mapping) else v for k, v in given.items()}
+    return {k: list(v) if k == "data" and not isinstance(v, Mapping | str | int) else v for k, v in given.items()}
 
 
 def _reason(exc: psycopg.Error) -> str:

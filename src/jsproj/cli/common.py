@@ -13,7 +13,7 @@ import click
 
 from jsproj import errors
 from jsproj.config import explicit_dsn, resolve_dsn, resolve_schema
-from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MB
 from jsproj.store import EventStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,9 +27,10 @@ def sandbox_options(command: F) -> F:
     command = click.option(
         "--memory-limit",
         type=click.IntRange(min=16),
-        default=DEFAULT_MEMORY_LIMIT // (1024 * 1024),
+        default=DEFAULT_MEMORY_LIMIT // MB,
         show_default=True,
         help="Memory limit of the projection sandbox, in MB.",
+        callback=lambda ctx, param, megabytes: megabytes * MB,  # the commands get bytes, as the library takes
     )(command)
     return click.option(
         "--timeout",

@@ -155,8 +155,7 @@ def _progress(console: Console) -> Progress:
 
 
 def _show(console: Console, views: dict[str, Any], journal: Any, found: list[Any]) -> None:
-    from jsproj.cli.daemon import status_table
-    from jsproj.render import documents_table
+    from jsproj.render import documents_table, status_table
 
     console.print()
     party = views["views"]["Party"]

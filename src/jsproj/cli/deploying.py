@@ -78,7 +78,7 @@ def deploy(
         with open_store(dsn, schema) as store:
             report = run_deploy(
                 store, sources, engine=resolve_engine(engine), lifecycles=parse_lifecycles(lifecycles),
-                on_error=parse_on_error(on_error), timeout=timeout, memory_limit=memory_limit * 1024 * 1024,
+                on_error=parse_on_error(on_error), timeout=timeout, memory_limit=memory_limit,
             )  # fmt: skip
     if as_json:
         echo_json(report.to_dict())

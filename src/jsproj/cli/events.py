@@ -168,7 +168,7 @@ def live(
     from jsproj.python_engine import deployed_sources
     from jsproj.runtime.projections import Projections, read_folder
 
-    limits = {"timeout": timeout, "memory_limit": memory_limit * 1024 * 1024}
+    limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
     with json_errors(as_json), open_store(dsn, schema) as store:
         if projections_dir is not None:
             sources = read_folder(projections_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -11,6 +12,9 @@ from rich.console import Console
 from jsproj import errors
 from jsproj.cli.common import echo_json, json_errors, json_option, sandbox_options
 from jsproj.config import ENGINES, resolve_folder
+
+if TYPE_CHECKING:
+    from jsproj.specs import SpecResult
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quest"
 
@@ -73,8 +77,8 @@ def init(folder: Path, force: bool, as_json: bool) -> None:
         echo_json({"folder": str(folder), "written": written})
         return
     click.echo(f"created a jsproj project in {folder}:")
-    for path in written:
-        click.echo(f"  {path}")
+    for name in written:
+        click.echo(f"  {name}")
     where = "" if folder == Path() else f"cd {folder} && "
     click.echo("\nTry next:")
     click.echo(f"  {where}jsproj check          # load every projection in the sandbox")
@@ -111,7 +115,7 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
     from jsproj.runtime.check import check_folder
 
     target = projections_folder(folder, projections)
-    report = check_folder(target, timeout=timeout, memory_limit=memory_limit * 1024 * 1024)
+    report = check_folder(target, timeout=timeout, memory_limit=memory_limit)
     if as_json:
         echo_json(report.to_dict())
     else:
@@ -208,9 +212,9 @@ def test_command(
         raise click.exceptions.Exit(1)
 
 
-def _print_results(results: list, hosts: list[str]) -> None:
+def _print_results(results: list[SpecResult], hosts: list[str]) -> None:
     console = Console(highlight=False, soft_wrap=True)
-    by_spec: dict[str, list] = {}
+    by_spec: dict[str, list[SpecResult]] = {}
     for result in results:
         by_spec.setdefault(result.spec.name, []).append(result)
     for name, outcomes in by_spec.items():

@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -13,14 +14,17 @@ from rich.console import Console
 from jsproj.cli.project import projections_folder
 from jsproj.config import resolve_schema
 
+if TYPE_CHECKING:
+    from prompt_toolkit.completion import Completer
 
-def _completer(session: object) -> object:
+    from jsproj.repl import Session
+
+
+def _completer(session: Session) -> Completer:
     from prompt_toolkit.completion import CompleteEvent, Completer, Completion
     from prompt_toolkit.document import Document
 
-    from jsproj.repl import COMMANDS, Session
-
-    assert isinstance(session, Session)
+    from jsproj.repl import COMMANDS
 
     class ReplCompleter(Completer):
         """Commands first; then projection names after `view`, event types inside `append`."""
@@ -79,7 +83,7 @@ def repl(folder: Path | None, projections: Path | None, dsn: str | None, schema:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    from jsproj.repl import MemorySession, Session, StoreSession
+    from jsproj.repl import MemorySession, StoreSession
 
     console = Console(highlight=False)
     target = projections_folder(folder, projections)
@@ -97,7 +101,9 @@ def repl(folder: Path | None, projections: Path | None, dsn: str | None, schema:
         history: FileHistory | InMemoryHistory = FileHistory(history_file)
     except OSError:  # an unwritable home: history for this session only
         history = InMemoryHistory()
-    prompt = PromptSession(history=history, completer=_completer(session), complete_while_typing=False)
+    prompt: PromptSession[str] = PromptSession(
+        history=history, completer=_completer(session), complete_while_typing=False
+    )
     console.print(f"jsproj repl: {', '.join(session.names)} from {target}, events in {where}. .help for commands.")
     try:
         while True:

@@ -54,9 +54,7 @@ def simulate(
 
     text = read_text(events_file)
     with json_errors(as_json):
-        with Projections.from_folder(
-            projections_dir, timeout=timeout, memory_limit=memory_limit * 1024 * 1024
-        ) as loaded:
+        with Projections.from_folder(projections_dir, timeout=timeout, memory_limit=memory_limit) as loaded:
             try:
                 views = run_simulation(loaded, text, page_size=page_size, now=now)
             finally:

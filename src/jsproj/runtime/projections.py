@@ -155,7 +155,8 @@ class Projections:
         Projections it defines go to a scratch projector of the sandbox's own;
         the loaded projections are not touched.
         """
-        return self.sandbox.call("evaluate", json.dumps({"code": code}))
+        answer: dict[str, Any] = self.sandbox.call("evaluate", json.dumps({"code": code}))
+        return answer
 
     def normalize(
         self,
@@ -174,7 +175,8 @@ class Projections:
             options["now"] = now
         if streams is not None:
             options["streams"] = dict(streams)
-        return self.sandbox.call("normalize", json.dumps({"text": text, "options": options}))
+        records: list[dict[str, Any]] = self.sandbox.call("normalize", json.dumps({"text": text, "options": options}))
+        return records
 
     def route(self, events: Events, *, only: Iterable[str] | None = None) -> dict[str, list[str]]:
         """The documents a batch touches, per projection (event projections excluded).
@@ -186,7 +188,9 @@ class Projections:
         events_json = _events_json(events)
         batch = next(self._batch_ids)
         self._local.routed = None
-        keys = self.sandbox.call("route", f'{{"events":{events_json},"batch":{batch},"options":{_json(options)}}}')
+        keys: dict[str, list[str]] = self.sandbox.call(
+            "route", f'{{"events":{events_json},"batch":{batch},"options":{_json(options)}}}'
+        )
         self._local.routed = (events_json, batch, self.sandbox.restarts)
         return keys
 
@@ -226,13 +230,15 @@ class Projections:
         routed, self._local.routed = getattr(self._local, "routed", None), None
         if routed is not None and routed[0] is events_json and routed[2] == self.sandbox.restarts:
             try:
-                return self.sandbox.call(
+                answer: dict[str, Any] = self.sandbox.call(
                     "apply", f'{{"batch":{routed[1]},"documents":{_json(documents)},"options":{options}}}'
                 )
+                return answer
             except errors.StaleBatchError:
                 pass  # the worker was replaced since route(): send the events
         payload = f'{{"events":{events_json},"documents":{_json(documents)},"options":{options}}}'
-        return self.sandbox.call("apply", payload)
+        sent: dict[str, Any] = self.sandbox.call("apply", payload)
+        return sent
 
     def _culprit(
         self,
@@ -269,12 +275,12 @@ class Projections:
         """
         self._check_fold()
         subset = "" if only is None else f',"projections":{_json(list(only))}'
-        return self.sandbox.call("foldPage", f'{{"events":{_events_json(events)}{subset}}}')["events"]
+        return int(self.sandbox.call("foldPage", f'{{"events":{_events_json(events)}{subset}}}')["events"])
 
     def fold_lines(self, text: str) -> int:
         """Fold a page given as record lines (see js/lib/records.js) into the build."""
         self._check_fold()
-        return self.sandbox.call("foldLines", text)["events"]
+        return int(self.sandbox.call("foldLines", text)["events"])
 
     def fold_flush(self) -> dict[str, Change]:
         """The build's documents changed since the last flush (a deleted one is in ``deletes``)."""

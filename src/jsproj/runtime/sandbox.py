@@ -61,7 +61,7 @@ class Sandbox:
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid = 0
         self._stderr: Any = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
         self._lock = threading.Lock()
         self._baseline_rss = 0
         self.restarts = 0
@@ -71,7 +71,7 @@ class Sandbox:
     def load(self, sources: list[dict[str, str]]) -> list[dict[str, Any]]:
         """Load projection sources (``[{"file", "source"}]``); returns their descriptions."""
         payload = json.dumps(sources)
-        described = self.call("load", payload)
+        described: list[dict[str, Any]] = self.call("load", payload)
         self._sources = payload
         return described
 
@@ -171,7 +171,8 @@ class Sandbox:
     def _read_answer(self, deadline: float, *, starting: bool = False) -> dict[str, Any]:
         header = self._read_exact(HEADER.size, deadline, starting)
         (size,) = HEADER.unpack(header)
-        return json.loads(self._read_exact(size, deadline, starting))
+        answer: dict[str, Any] = json.loads(self._read_exact(size, deadline, starting))
+        return answer
 
     def _read_exact(self, size: int, deadline: float, starting: bool) -> bytes:
         assert self._proc is not None and self._proc.stdout is not None
@@ -203,7 +204,7 @@ class Sandbox:
             if over:
                 raise errors.SandboxMemoryError(
                     f"projection code went past the memory limit of {self.memory_limit // MB} MB "
-                    f"(the V8 worker had to be killed at {rss // MB} MB)"
+                    f"(the V8 worker had to be killed at {(rss or 0) // MB} MB)"
                 )
             raise errors.SandboxTimeoutError(
                 f"projection code ran past the time limit of {self.timeout:g} s (the V8 worker had to be killed)"

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+from typing import Any
 
 from jsproj.runtime.wire import read_frame, write_frame
 
@@ -51,14 +52,17 @@ class Worker:
         self.racer.eval("globalThis.jsproj = {};")
         for name, source in engine_files():
             self.racer.eval(f"(function (jsproj) {{{source}\n}})(globalThis.jsproj);\n//# sourceURL=jsproj/lib/{name}")
-        self.operations = {op: self.racer.eval(f"jsproj.host.{op}") for op in (*OPERATIONS, "current")}
+        # JSFunction objects: called with a payload text, they answer text
+        self.operations: dict[str, Any] = {op: self.racer.eval(f"jsproj.host.{op}") for op in (*OPERATIONS, "current")}
         # Lock the sandbox down before any projection file loads (js/lib/lockdown.js); the
         # frozen global __jsprojCall runs route/apply/normalize only (eval path): projection
         # code that finds it cannot replace the loaded projections.
         options = json.dumps(json.dumps({"ops": sorted(EVAL_OPERATIONS)}))
-        locked = self.racer.eval(
-            "(function (jsproj) { delete globalThis.jsproj; "
-            f"return jsproj.host.lockdown({options}); }})(globalThis.jsproj)"
+        locked = str(
+            self.racer.eval(
+                "(function (jsproj) { delete globalThis.jsproj; "
+                f"return jsproj.host.lockdown({options}); }})(globalThis.jsproj)"
+            )
         )
         if "error" in json.loads(locked):
             raise RuntimeError(json.loads(locked)["error"]["message"])
