@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -228,11 +229,12 @@ def test_migrate_is_idempotent_and_refuses_changed_or_unknown_migrations(dsn: st
         assert [r[0] for r in conn.execute("select version from pge_migrations order by 1")] == [
             m.version for m in migrations()
         ]
-        conn.execute("update pge_migrations set checksum = 'edited' where version = 1")
+        conn.execute("update pge_migrations set checksum = 'edited' where version = %s", (migrations()[0].version,))
     with EventStore(dsn) as store, pytest.raises(MigrationError, match="was changed after it was applied"):
         store.migrate()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("update pge_migrations set checksum = %s where version = 1", (migrations()[0].checksum,))
+        first = migrations()[0]
+        conn.execute("update pge_migrations set checksum = %s where version = %s", (first.checksum, first.version))
         conn.execute("insert into pge_migrations (version, name, checksum) values (9999, 'future', 'x')")
     with EventStore(dsn) as store, pytest.raises(MigrationError, match="made by a newer release"):
         store.migrate()
@@ -267,9 +269,7 @@ def test_a_later_migration_upgrades_an_existing_store_without_losing_data(dsn: s
     with EventStore(dsn) as store:
         store.append({"id": "kept", "type": "T", "data": [{"$type": "A", "n": 1}, {"$type": "B"}]})
     release = tmp_path / "sql"
-    (release / "migrations").mkdir(parents=True)
-    for path in (migrate_module.sql_dir() / "migrations").glob("*.sql"):
-        (release / "migrations" / path.name).write_text(path.read_text())
+    shutil.copytree(migrate_module.sql_dir(), release)
     (release / "migrations" / "9000_add_a_column.sql").write_text("alter table pge_streams add column note text;\n")
     monkeypatch.setattr(migrate_module, "sql_dir", lambda: release)
     with EventStore(dsn) as store:

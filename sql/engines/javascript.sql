@@ -151,7 +151,7 @@ if (call === undefined) {
 return call(token, @schema_js@, op, payload);
 $jsproj_engine$;
 
--- The engine call every engine offers (migration 0002 calls it). The engine
+-- The engine call every engine offers (sql/functions/inline.sql calls it). The engine
 -- answers its own errors as JSON; what reaches this handler is the language
 -- stopping projection code: statement_timeout or a cancel (the languages'
 -- only time limit: a loop cannot be interrupted from inside; both raise

@@ -1,5 +1,5 @@
 -- The plpython3u host of jsproj's engine: V8 (mini-racer) inside the backend.
--- Everything else an in-database engine runs is shared SQL (migration 0002).
+-- Everything else an in-database engine runs is shared SQL (sql/functions).
 create extension if not exists plpython3u;
 
 create or replace function @schema@.pge_engine_call(op text, payload text) returns text

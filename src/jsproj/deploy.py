@@ -18,7 +18,7 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -26,10 +26,12 @@ from psycopg.types.json import Jsonb
 
 from jsproj import errors
 from jsproj.config import ENGINES
-from jsproj.migrate import migrations, sql_dir
+from jsproj.identifiers import check_schema
+from jsproj.migrate import schema_script, sql_dir
 from jsproj.python_engine import rebuild
 from jsproj.runtime.bundle import database_bundle
 from jsproj.runtime.projections import ProjectionInfo, Projections
+from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from jsproj.store import EventStore, translate
 
 DATABASE_ENGINES = tuple(engine for engine in ENGINES if engine != "python")
@@ -103,21 +105,28 @@ def definitions(
             )
     by_file = {s["file"]: s["source"] for s in sources}
     return [
-        {
-            "name": info.name,
-            "kind": info.kind,
-            "lifecycle": lifecycles.get(info.name, info.lifecycle),
-            "engine": engine,
-            "file": info.file,
-            "source": by_file[info.file],
-            "hash": hashlib.sha256(by_file[info.file].encode()).hexdigest(),
-            "streamType": info.stream_type,
-            "eventTypes": list(info.event_types),
-            "anyEvent": info.any_event,
-            "onError": on_error.get(info.name, "stop"),
-        }
+        _definition(info, by_file[info.file or ""], engine, lifecycles.get(info.name, info.lifecycle), on_error)
         for info in infos
     ]
+
+
+def _definition(
+    info: ProjectionInfo, source: str, engine: str, lifecycle: str, on_error: Mapping[str, str]
+) -> dict[str, Any]:
+    """The row ``pge_deploy`` registers for one projection."""
+    return {
+        "name": info.name,
+        "kind": info.kind,
+        "lifecycle": lifecycle,
+        "engine": engine,
+        "file": info.file,
+        "source": source,
+        "hash": hashlib.sha256(source.encode()).hexdigest(),
+        "streamType": info.stream_type,
+        "eventTypes": list(info.event_types),
+        "anyEvent": info.any_event,
+        "onError": on_error.get(info.name, "stop"),
+    }
 
 
 def engine_sql(engine: str, schema_sql: str) -> str:
@@ -153,9 +162,8 @@ def deploy(
 
     Appends wait while it runs (documents are rebuilt before it commits).
     """
-    options = {k: v for k, v in {"timeout": timeout, "memory_limit": memory_limit}.items() if v is not None}
     store.migrate()
-    with Projections(sources, **options) as loaded:
+    with _load(sources, timeout, memory_limit) as loaded:
         rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error)
         bundle, bundle_hash = database_bundle()
         report = DeployReport(engine)
@@ -164,14 +172,12 @@ def deploy(
                 with conn.transaction():
                     if engine in DATABASE_ENGINES:
                         conn.execute(engine_sql(engine, sql.Identifier(store.schema).as_string(conn)))
-                    outcome = conn.execute(
-                        "select pge_deploy(%s, %s, %s)", (Jsonb(rows), bundle, bundle_hash)
-                    ).fetchone()[0]
+                    outcome = _value(conn, "select pge_deploy(%s, %s, %s)", (Jsonb(rows), bundle, bundle_hash))
                     if engine in DATABASE_ENGINES:
                         _probe(conn, engine)
                     for name in outcome["rebuild"]:
                         if engine in DATABASE_ENGINES:
-                            report.rebuilt[name] = conn.execute("select pge_rebuild(%s)", (name,)).fetchone()[0]
+                            report.rebuilt[name] = _value(conn, "select pge_rebuild(%s)", (name,))
                         else:
                             report.rebuilt[name] = rebuild(conn, loaded, name)
             except psycopg.Error as exc:
@@ -183,9 +189,25 @@ def deploy(
         return report
 
 
+def _load(sources: Sequence[Mapping[str, str]], timeout: float | None, memory_limit: int | None) -> Projections:
+    """The projections of ``sources`` in a sandbox, with the limits given (the defaults for the others)."""
+    return Projections(
+        sources,
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        memory_limit=DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit,
+    )
+
+
+def _value(conn: psycopg.Connection, query: LiteralString, params: Sequence[Any]) -> Any:
+    """The one value ``query`` answers."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
 def _probe(conn: psycopg.Connection, engine: str) -> None:
     """Check that the in-database engine loads the deployed projections, before committing."""
-    answer = conn.execute("select pge_engine_call('describe', '')::jsonb").fetchone()[0]
+    answer = _value(conn, "select pge_engine_call('describe', '')::jsonb", ())
     if "error" in answer:
         raise errors.from_info({**answer["error"], "message": f"the {engine} engine: {answer['error']['message']}"})
 
@@ -200,14 +222,12 @@ def deployment_sql(
 ) -> str:
     """The complete SQL a DBA applies by hand (``psql -1 -f``) to deploy with an in-database engine.
 
-    It migrates the schema (recording the migrations as ``jsproj migrate``
-    does), creates the engine's ``pge_engine_call``, deploys the definitions
+    It migrates the schema with the script ``jsproj migrate`` runs (the same
+    records, checks and errors), creates the engine's ``pge_engine_call``, deploys the definitions
     and rebuilds the documents of new and changed stored projections.
     """
-    from jsproj.identifiers import check_schema
-
     check_schema(schema)
-    schema_sql = '"' + schema.replace('"', '""') + '"'
+    schema_sql = sql.Identifier(schema).as_string()
     rows = definitions(sources, infos, engine, lifecycles or {})
     if engine not in DATABASE_ENGINES:
         raise errors.InputError(f"jsproj sql writes the SQL of an in-database engine ({', '.join(DATABASE_ENGINES)})")
@@ -215,22 +235,9 @@ def deployment_sql(
     parts = [
         f"-- jsproj deployment: {len(rows)} projections, engine {engine}, schema {schema}",
         "-- Apply in one transaction: psql -v ON_ERROR_STOP=1 -1 -f this.sql",
-        f"create schema if not exists {schema_sql};",
-        f"set local search_path = {schema_sql};",
-        "create table if not exists pge_migrations (version int primary key, name text not null, "
-        "checksum text not null, applied_at timestamptz not null default now());",
+        "-- The schema: what `jsproj migrate` runs (src/jsproj/migrate.py).",
+        schema_script(schema),
     ]
-    for migration in migrations():
-        parts += [
-            f"-- migration {migration.version:04d}_{migration.name}",
-            "do $jsproj_migration$ begin",
-            f"  if not exists (select from pge_migrations where version = {migration.version}) then",
-            f"    execute {_literal(migration.sql.replace('@schema@', schema_sql))};",
-            f"    insert into pge_migrations (version, name, checksum) values "
-            f"({migration.version}, {_literal(migration.name)}, {_literal(migration.checksum)});",
-            "  end if;",
-            "end $jsproj_migration$;",
-        ]
     parts += [
         f"-- the {engine} engine",
         engine_sql(engine, schema_sql),

@@ -26,13 +26,11 @@ _PAGE = """
            ((array_agg(page.tx_id order by page.tx_id desc, page.position desc))[1])::text as last_tx,
            (array_agg(page.position order by page.tx_id desc, page.position desc))[1] as last_position,
            {documents} as documents
-    from (select e.tx_id, e.position, e.stream_id, s.type as stream_type, e.type,
-                 pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp,
-                                  e.metadata, e.type, e.id, e.data) as record
-          from pge_events e join pge_streams s on s.id = e.stream_id
-          where (e.tx_id, e.position) > (%(tx)s::xid8, %(position)s)
-            and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-          order by e.tx_id, e.position
+    from (select r.tx_id, r.position, r.stream_id, r.stream_type, r.type, r.record
+          from pge_records() r
+          where (r.tx_id, r.position) > (%(tx)s::xid8, %(position)s)
+            and r.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+          order by r.tx_id, r.position
           limit %(limit)s) as page
 """
 PAGE_WITH_DOCUMENTS = _PAGE.format(
@@ -43,17 +41,20 @@ PAGE_OF_RECORDS = _PAGE.format(documents="null")
 # The same page as record lines (js/lib/records.js), for builds: one value of
 # PostgreSQL's own output formats, several times cheaper than JSON records built
 # in SQL, and one value rather than a row per event for the client to handle.
+# The same rows as _PAGE (pge_records()); the record column is not selected,
+# so it is never built.
 PAGE_AS_LINES = """
     select string_agg(concat_ws(E'\\t', e.position, to_json(e.stream_id), to_json(e.stream_type), e.version,
                                 e.timestamp,
                                 coalesce(e.metadata::text, 'null'), to_json(e.type), e.id, e.data, e.tx_id),
                       E'\\n' order by e.tx_id, e.position),
            count(*)
-    from (select e.*, s.type as stream_type
-          from pge_events e join pge_streams s on s.id = e.stream_id
-          where (e.tx_id, e.position) > (%(tx)s::xid8, %(position)s)
-            and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-          order by e.tx_id, e.position
+    from (select r.position, r.stream_id, r.stream_type, r.version, r.timestamp, r.metadata, r.type, r.id, r.data,
+                 r.tx_id
+          from pge_records() r
+          where (r.tx_id, r.position) > (%(tx)s::xid8, %(position)s)
+            and r.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+          order by r.tx_id, r.position
           limit %(limit)s) as e
 """
 

@@ -132,10 +132,10 @@ def retry_dead_letters(
         with conn.transaction():
             record, documents = one(
                 conn,
-                """select '[' || pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp,
-                                                  e.metadata, e.type, e.id, e.data) || ']',
-                          pge_load_documents(pge_route(array[e.stream_id], array[s.type], array[e.type], array[%s]))
-                   from pge_events e join pge_streams s on s.id = e.stream_id where e.position = %s""",
+                """select '[' || r.record || ']',
+                          pge_load_documents(pge_route(array[r.stream_id], array[r.stream_type], array[r.type],
+                                                       array[%s]))
+                   from pge_records() r where r.position = %s""",
                 (name, position),
             )
             try:

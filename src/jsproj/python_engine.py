@@ -72,12 +72,10 @@ def rebuild(conn: psycopg.Connection, projections: Projections, name: str, page_
                       (array_agg(page.position order by page.tx_id desc, page.position desc))[1],
                       pge_load_documents(pge_route(array_agg(page.stream_id), array_agg(page.stream_type),
                                                    array_agg(page.type), array[%s]))
-               from (select e.tx_id, e.position, e.stream_id, s.type as stream_type, e.type,
-                            pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp,
-                                             e.metadata, e.type, e.id, e.data) as record
-                     from pge_events e join pge_streams s on s.id = e.stream_id
-                     where (e.tx_id, e.position) > (%s::xid8, %s)
-                     order by e.tx_id, e.position limit %s) as page""",
+               from (select r.tx_id, r.position, r.stream_id, r.stream_type, r.type, r.record
+                     from pge_records() r
+                     where (r.tx_id, r.position) > (%s::xid8, %s)
+                     order by r.tx_id, r.position limit %s) as page""",
             (name, tx, position, page_size),
         )
         if not count:

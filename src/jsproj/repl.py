@@ -389,10 +389,8 @@ class StoreSession(Session):
         with self.store.pool.connection() as conn:
             records = value(
                 conn,
-                """select '[' || string_agg(pge_event_record(e.position, e.stream_id, s.type, e.version,
-                                                             e.timestamp, e.metadata, e.type, e.id, e.data),
-                                            ',' order by e.position) || ']'
-                   from pge_events e join pge_streams s on s.id = e.stream_id where e.position = any (%s)""",
+                """select '[' || string_agg(r.record, ',' order by r.position) || ']'
+                   from pge_records() r where r.position = any (%s)""",
                 (positions,),
             )
         assert self.projections is not None

@@ -29,7 +29,7 @@ from jsproj.errors import (
     UnknownStreamError,
 )
 from jsproj.identifiers import check_schema
-from jsproj.migrate import Migration, migrate
+from jsproj.migrate import Applied, migrate
 from jsproj.python_engine import PythonEngine, apply_records
 from jsproj.rows import one, value
 
@@ -209,8 +209,8 @@ class EventStore:
 
     # -- schema -------------------------------------------------------------
 
-    def migrate(self) -> list[Migration]:
-        """Install or upgrade the schema; returns the migrations applied now."""
+    def migrate(self) -> Applied:
+        """Install or upgrade the schema; returns the migrations (and functions files) applied now."""
         with self.pool.connection() as conn:
             try:
                 return migrate(conn, self.schema)

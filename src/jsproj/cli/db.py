@@ -119,11 +119,15 @@ def migrate(dsn: str | None, schema: str | None, as_json: bool) -> None:
     """
     with json_errors(as_json), EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), max_size=1) as store:
         applied = store.migrate()
-    names = [f"{m.version:04d}_{m.name}" for m in applied]
+    names = [m.label for m in applied]
     if as_json:
-        echo_json({"schema": store.schema, "applied": names})
+        echo_json({"schema": store.schema, "applied": names, "functions": applied.functions})
+    elif names or applied.functions:
+        done = [f"applied {', '.join(names)}"] if names else []
+        done += [f"created the functions of {', '.join(applied.functions)}"] if applied.functions else []
+        click.echo("; ".join(done))
     else:
-        click.echo(f"applied {', '.join(names)}" if names else f"schema {store.schema} is up to date")
+        click.echo(f"schema {store.schema} is up to date")
 
 
 COMMANDS = [db, migrate]

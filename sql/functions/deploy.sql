@@ -1,0 +1,123 @@
+-- Deploying: registering the whole set of projection definitions, their
+-- document tables, the engine bundle, and the triggers of inline and async projections.
+-- Applied by `jsproj migrate` after the migrations, whenever this file
+-- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- search_path set to the store's schema; inside function bodies @schema@
+-- is the quoted schema name (qualified names instead of a SET search_path
+-- clause, which costs ~100 us per call). A signature change is a migration
+-- that drops the old function.
+
+-- Deploy projection definitions: [{name, kind, lifecycle, engine, file, source,
+-- hash, streamType, eventTypes, anyEvent}] is the whole set (others are removed).
+-- Creates document tables, clears the documents of new and changed stored
+-- projections, replaces the engine bundle, sets up the inline triggers, and
+-- returns {added, changed, unchanged, removed, rebuild}: the caller rebuilds
+-- those (pge_rebuild for in-database engines). Appends wait until it commits.
+-- An async projection that is new or changed keeps its old documents (if
+-- any) and gets status 'build', so that readers see the old view until the
+-- daemon swaps the rebuilt one in; removed projections lose their progress
+-- and dead letters; daemons are woken by a notify trigger while async
+-- projections exist; the inline trigger serves every in-database engine.
+create or replace function pge_deploy(definitions jsonb, bundle text, bundle_hash text) returns jsonb
+language plpgsql
+as $$
+declare
+    v_old record;
+    v_def jsonb;
+    v_name text;
+    v_lifecycle text;
+    v_stored boolean;
+    v_status text;
+    v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": []}';
+begin
+    lock table @schema@.pge_events in share mode;
+    for v_old in select * from @schema@.pge_projection_definitions
+                 where name not in (select d ->> 'name' from jsonb_array_elements(definitions) as d) loop
+        if v_old.kind = 'aggregate' then
+            delete from @schema@.pge_aggregates where name = v_old.name;
+        else
+            execute format('drop table if exists @schema@.%I', 'pge_projections_' || lower(v_old.name));
+        end if;
+        execute format('drop table if exists @schema@.%I', 'pge_build_' || lower(v_old.name));
+        delete from @schema@.pge_projection_progress where name = v_old.name;
+        delete from @schema@.pge_dead_letters where projection = v_old.name;
+        delete from @schema@.pge_projection_definitions where name = v_old.name;
+        v_report := jsonb_set(v_report, '{removed}', (v_report -> 'removed') || to_jsonb(v_old.name));
+    end loop;
+
+    for v_def in select * from jsonb_array_elements(definitions) loop
+        v_name := v_def ->> 'name';
+        v_lifecycle := v_def ->> 'lifecycle';
+        v_stored := v_lifecycle in ('inline', 'async');
+        select * into v_old from @schema@.pge_projection_definitions where name = v_name;
+        v_status := case
+            when not found then 'added'
+            when v_old.hash <> v_def ->> 'hash' or v_old.kind <> v_def ->> 'kind' or v_old.lifecycle <> v_lifecycle
+                 or v_old.engine <> v_def ->> 'engine' then 'changed'
+            else 'unchanged'
+        end;
+        -- Clear what the old definition stored, unless an async projection keeps
+        -- showing its old documents until its rebuild is swapped in.
+        if v_status = 'changed' and not (v_lifecycle = 'async' and v_old.kind = v_def ->> 'kind') then
+            if v_old.kind = 'aggregate' then
+                delete from @schema@.pge_aggregates where name = v_name;
+            else
+                execute format('drop table if exists @schema@.%I', 'pge_projections_' || lower(v_name));
+            end if;
+        end if;
+        insert into @schema@.pge_projection_definitions
+            (name, kind, lifecycle, engine, file, source, hash, stream_type, event_types, any_event, on_error, deployed_at)
+        values (v_name, v_def ->> 'kind', v_lifecycle, v_def ->> 'engine', v_def ->> 'file', v_def ->> 'source',
+                v_def ->> 'hash', v_def ->> 'streamType',
+                array(select jsonb_array_elements_text(coalesce(v_def -> 'eventTypes', '[]'))),
+                coalesce((v_def ->> 'anyEvent')::boolean, false), coalesce(v_def ->> 'onError', 'stop'), now())
+        on conflict (name) do update set
+            kind = excluded.kind, lifecycle = excluded.lifecycle, engine = excluded.engine, file = excluded.file,
+            source = excluded.source, hash = excluded.hash, stream_type = excluded.stream_type,
+            event_types = excluded.event_types, any_event = excluded.any_event, on_error = excluded.on_error,
+            deployed_at = case when v_status = 'unchanged' then @schema@.pge_projection_definitions.deployed_at else now() end;
+        if v_stored and v_def ->> 'kind' <> 'aggregate' then
+            execute format('create table if not exists @schema@.%I (
+                                id text primary key, data jsonb not null, updated_at timestamptz not null default now())',
+                           'pge_projections_' || lower(v_name));
+        end if;
+        if v_lifecycle = 'async' then
+            insert into @schema@.pge_projection_progress (name) values (v_name) on conflict (name) do nothing;
+            if v_status <> 'unchanged' then
+                update @schema@.pge_projection_progress
+                set status = 'build', error = null, last_tx = '0', last_position = 0, events = 0, updated_at = now()
+                where name = v_name;
+            end if;
+        else
+            delete from @schema@.pge_projection_progress where name = v_name;
+        end if;
+        v_report := jsonb_set(v_report, array[v_status], (v_report -> v_status) || to_jsonb(v_name));
+        if v_lifecycle = 'inline' and v_status <> 'unchanged' then
+            v_report := jsonb_set(v_report, '{rebuild}', (v_report -> 'rebuild') || to_jsonb(v_name));
+        end if;
+    end loop;
+
+    update @schema@.pge_engine set bundle = pge_deploy.bundle, bundle_hash = pge_deploy.bundle_hash,
+        generation = generation + case
+            when pge_engine.bundle_hash <> pge_deploy.bundle_hash or jsonb_array_length(v_report -> 'added') > 0
+                 or jsonb_array_length(v_report -> 'changed') > 0 or jsonb_array_length(v_report -> 'removed') > 0 then 1
+            else 0 end;
+
+    drop trigger if exists pge_events_inline on @schema@.pge_events;
+    if exists (select from @schema@.pge_projection_definitions where lifecycle = 'inline' and engine <> 'python') then
+        create trigger pge_events_inline after insert on @schema@.pge_events
+            referencing new table as new_events for each statement execute function @schema@.pge_inline_trigger();
+    end if;
+    drop trigger if exists pge_events_python_guard on @schema@.pge_events;
+    if exists (select from @schema@.pge_projection_definitions where lifecycle = 'inline' and engine = 'python') then
+        create trigger pge_events_python_guard after insert on @schema@.pge_events
+            for each statement execute function @schema@.pge_python_inline_guard();
+    end if;
+    drop trigger if exists pge_events_notify on @schema@.pge_events;
+    if exists (select from @schema@.pge_projection_definitions where lifecycle = 'async') then
+        create trigger pge_events_notify after insert on @schema@.pge_events
+            for each statement execute function @schema@.pge_notify_daemons();
+    end if;
+    return v_report;
+end;
+$$;

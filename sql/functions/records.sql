@@ -1,0 +1,46 @@
+-- Events as engine records: pge_event_record (one row's JSON text) and
+-- pge_records(), the one definition of the events-with-their-stream's-type
+-- read that every page, rebuild and lookup of records selects from.
+-- Applied by `jsproj migrate` after the migrations, whenever this file
+-- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- search_path set to the store's schema; inside function bodies @schema@
+-- is the quoted schema name (qualified names instead of a SET search_path
+-- clause, which costs ~100 us per call). A signature change is a migration
+-- that drops the old function.
+
+-- The engine record (JSON text) of an event row and its stream's type.
+-- Built by text concatenation: twice as fast as json_build_object for large pages.
+-- The event is {"$type", "$id", ...data}: data's text with its opening brace replaced.
+create or replace function pge_event_record(r_position bigint, r_stream_id text, r_stream_type text, r_version bigint,
+                                 r_timestamp timestamptz, r_metadata jsonb, r_type text, r_id uuid, r_data jsonb)
+returns text
+language sql immutable parallel safe
+as $$
+    select concat(
+        '{"position":', r_position, ',"streamId":', to_json(r_stream_id), ',"streamType":', to_json(r_stream_type),
+        ',"version":', r_version,
+        ',"timestamp":"', to_char(r_timestamp at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        '","metadata":', coalesce(r_metadata::text, 'null'),
+        ',"event":{"$type":', to_json(r_type), ',"$id":"', r_id, '"',
+        case when r_data = '{}'::jsonb then '}' else ',' || substr(r_data::text, 2) end, '}')
+$$;
+
+-- Every event with its stream's type, and its engine record: the one
+-- definition of that read. Callers select from it and add their own
+-- condition, order and limit: a page in the order readers see, `where
+-- (tx_id, position) > (...) order by tx_id, position limit n` (the index
+-- pge_events_tx_order), or events by position (the primary key). A
+-- `language sql stable` function of one SELECT, without SET or SECURITY
+-- DEFINER: the planner inlines it into the caller's query like a view, so
+-- conditions reach the indexes and a record no caller selects is never built
+-- (tests/test_migrations.py checks the plans).
+create or replace function pge_records()
+returns table (tx_id xid8, "position" bigint, id uuid, stream_id text, stream_type text, version bigint, type text,
+               data jsonb, metadata jsonb, "timestamp" timestamptz, record text)
+language sql stable parallel safe
+as $$
+    select e.tx_id, e.position, e.id, e.stream_id, s.type, e.version, e.type, e.data, e.metadata, e.timestamp,
+           @schema@.pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp, e.metadata, e.type, e.id,
+                                     e.data)
+    from @schema@.pge_events e join @schema@.pge_streams s on s.id = e.stream_id
+$$;
