@@ -13,6 +13,7 @@ whether it was copied after each event or, being large, tracked.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -172,6 +173,29 @@ def test_views_do_not_depend_on_messages_pages_or_the_in_memory_host(
     assert in_node(log, node_page_size, folder) == expected
 
 
+# QuickJS (PL/JS 1.0.5) prints some doubles with more digits than the shortest text that reads back
+# as the same double (-5.9604644775390625e-8 where V8 prints -5.960464477539063e-8; docs/deploy.md):
+# for PL/JS, the numbers in the fingerprints are compared as numbers.
+NUMBER = re.compile(r"(?<![\w.\"])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w.])")
+
+
+def numbers_as_doubles(value: Any) -> Any:
+    """``value`` with every number written in a string replaced by Python's shortest text of that double."""
+    if isinstance(value, str):
+        return NUMBER.sub(lambda match: repr(float(match.group())), value)
+    if isinstance(value, list):
+        return [numbers_as_doubles(item) for item in value]
+    if isinstance(value, dict):
+        return {key: numbers_as_doubles(item) for key, item in value.items()}
+    return value
+
+
+def test_numbers_as_doubles_rewrites_only_numbers() -> None:
+    assert numbers_as_doubles({"k": ['[-5.9604644775390625e-8,{"a9":1.50}]']}) == {
+        "k": ['[-5.960464477539063e-08,{"a9":1.5}]']
+    }
+
+
 def in_store(dsn: str, log: list[dict], engine: str, lifecycle: str, page_size: int) -> dict:
     with EventStore(dsn, max_size=2) as store:
         names = ["PerStream", "Everything", "PerStreamLarge", "EverythingLarge"]
@@ -198,7 +222,10 @@ def test_views_do_not_depend_on_messages_pages_or_the_storing_host(
         dsn = databases()
         if engine in LANGUAGES and not language_available(dsn, engine):
             continue  # test_every_javascript_language_is_among_the_storing_hosts fails instead where it must
-        assert in_store(dsn, log, engine, lifecycle, page_size) == expected, (engine, lifecycle)
+        got, want = in_store(dsn, log, engine, lifecycle, page_size), expected
+        if engine == "pljs":
+            got, want = numbers_as_doubles(got), numbers_as_doubles(want)
+        assert got == want, (engine, lifecycle)
 
 
 #: Every host that stores views: the Python engine inline and async, and each in-database engine inline.
