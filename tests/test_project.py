@@ -12,7 +12,8 @@ import pytest
 from clihelp import QUEST, jsproj
 from jsproj import errors
 from jsproj.config import project_file, resolve_engine, resolve_folder, resolve_schema
-from jsproj.specs import DatabaseSpecHost, PythonSpecHost, SpecFileError, load_specs, run_specs
+from jsproj.hosts import PythonHost, StoreHost, schemas_in
+from jsproj.specs import SpecFileError, load_specs, run_specs
 
 from conformance_hosts import LANGUAGES, require_language
 
@@ -188,7 +189,7 @@ def test_bad_spec_files_are_clear_errors(tmp_path: Path, spec: str, problem: str
 
 def test_specs_run_in_a_real_store_with_both_engines(dsn: str) -> None:
     specs = load_specs(QUEST / "specs")
-    hosts = [PythonSpecHost(), DatabaseSpecHost(dsn, "python"), DatabaseSpecHost(dsn, "plpython")]
+    hosts = [PythonHost(), StoreHost(schemas_in(dsn), "python"), StoreHost(schemas_in(dsn), "plpython")]
     results = run_specs(QUEST / "projections", specs, hosts)
     assert [r.problems for r in results if not r.passed] == []
     assert {r.host for r in results} == {"python", "database-python", "database-plpython"}
