@@ -161,11 +161,14 @@ def test_huge_outputs_are_refused_and_the_host_survives(event_type: str) -> None
         page = json.dumps([{"position": 1, "streamId": "s", "streamType": "S", "version": 1,
                             "timestamp": "2026-01-01T00:00:00.000Z",
                             "event": {"$type": event_type, "$id": "e1", "key": "k"}}])  # fmt: skip
-        with pytest.raises(errors.SandboxLimitError) as caught:
+        # The memory limit is watched on the worker's RSS: a handler may be done before the watcher looks (a
+        # 256 MB string built by doubling, on a busy machine); its document is then refused as too large to store.
+        with pytest.raises((errors.SandboxLimitError, errors.DocumentError)) as caught:
             result = p.apply(page, {"Huge": {"k": None}, "Small": {"Small": None}})
             if result.errors:
                 raise result.errors[0]
-        assert "memory limit" in caught.value.message or "time limit" in caught.value.message
+        refusals = ("memory limit", "time limit", "its JSON text is longer than 16777216 characters")
+        assert any(refusal in caught.value.message for refusal in refusals), caught.value.message
         ok = p.apply(page, {"Small": {"Small": None}}, only=["Small"])  # the sandbox works for the next call
         assert ok.changes["Small"].upserts == {"Small": {"n": 1}}
 
