@@ -300,13 +300,19 @@ class LiveHost:
     name: str = "live"
 
     def run(self, job: Job) -> dict[str, Any]:
+        from jsproj.runtime.simulation import DEFAULT_PAGE_SIZE, simulate
         from jsproj.store import EventStore
 
-        simulated = PythonHost().run(job)
-        if "error" in simulated:
-            return simulated
-        with self.scratch() as (dsn, schema), Projections(job.projection_sources()) as loaded:
-            with EventStore(dsn, schema=schema, max_size=2) as store:
+        try:
+            loaded = Projections(job.projection_sources())
+        except errors.JsprojError as exc:
+            return _failed(exc)
+        with loaded:  # one sandbox: the simulation, then the folds
+            try:
+                simulated = simulate(loaded, job.events, page_size=job.page_size or DEFAULT_PAGE_SIZE, now=job.now)
+            except errors.JsprojError as exc:
+                return _failed(exc)
+            with self.scratch() as (dsn, schema), EventStore(dsn, schema=schema, max_size=2) as store:
                 _append(store, _messages(loaded, job), each=True)
                 views = dict(simulated["views"])
                 views.update(_folded(store, loaded, [i for i in loaded.infos if i.kind == "stream"]))
