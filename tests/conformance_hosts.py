@@ -121,6 +121,13 @@ def case_names() -> list[str]:
     return sorted(p.name for p in CASES.iterdir() if (p / "expected.json").exists())
 
 
+def case_params() -> list:
+    """The cases as parameters; the large ones (no page size 1) are marked slow."""
+    return [
+        pytest.param(name, marks=[] if 1 in page_sizes(CASES / name) else [pytest.mark.slow]) for name in case_names()
+    ]
+
+
 def check_against_expected(actual: dict[str, Any], expected: dict[str, Any]) -> None:
     """Assert a host's output matches a case's expected.json."""
     if "error" in expected:

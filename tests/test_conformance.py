@@ -23,6 +23,7 @@ from conformance_hosts import (
     HOST_NAMES,
     LANGUAGES,
     case_names,
+    case_params,
     check_against_expected,
     hosts,
     job,
@@ -45,7 +46,7 @@ def test_the_large_cases_are_few_and_the_small_ones_run_one_event_per_page() -> 
 
 
 @pytest.mark.parametrize("host", HOST_NAMES)
-@pytest.mark.parametrize("case", case_names())
+@pytest.mark.parametrize("case", case_params())
 def test_case_in_every_host(case: str, host: str, databases: Callable[[], str]) -> None:
     folder = CASES / case
     expected = json.loads((folder / "expected.json").read_text("utf-8"))
@@ -61,7 +62,7 @@ def test_case_in_every_host(case: str, host: str, databases: Callable[[], str]) 
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("case", case_names())
+@pytest.mark.parametrize("case", case_params())
 def test_case_in_a_javascript_language(case: str, language: str, databases: Callable[[], str], cluster) -> None:
     """PLV8 and PL/JS run every case exactly as the Python host does (page size 1 too for the small cases)."""
     require_language(cluster.dsn, language)

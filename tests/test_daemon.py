@@ -373,6 +373,8 @@ def test_a_rebuild_that_stops_on_a_poison_event_fails_the_command(store: EventSt
     assert progress(dsn, "Tickets")[0] == "stopped"
 
 
+@pytest.mark.slow
+@pytest.mark.server
 def test_the_daemon_rides_out_a_postgresql_restart() -> None:
     cluster = temporary_cluster()
     cluster.init(durable=False)

@@ -157,7 +157,16 @@ def scripts() -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize(("name", "body"), scripts(), ids=[name for name, _ in scripts()])
+def script_params() -> list:
+    """Each script, marked slow (a dozen processes); one that uses the embedded database (no --dsn) also ``server``."""
+    params = []
+    for name, body in scripts():
+        embedded = "jsproj db start" in body or "jsproj deploy" in body
+        params.append(pytest.param(name, body, id=name, marks=[pytest.mark.slow, *([pytest.mark.server] * embedded)]))
+    return params
+
+
+@pytest.mark.parametrize(("name", "body"), script_params())
 def test_doc_scripts_run(name: str, body: str) -> None:
     """A ``sh script=NAME`` block runs as one bash script in a scratch copy of the repository's layout."""
     scratch = Path(tempfile.mkdtemp(prefix="jsproj-doc-"))

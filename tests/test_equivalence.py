@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -79,6 +80,7 @@ def event_log(draw: st.DrawFn) -> list[dict]:
     return messages
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_random_projections_give_the_same_views_in_every_host(data: st.DataObject, databases, tmp_path_factory) -> None:

@@ -301,6 +301,7 @@ projections.aggregate('Spin').by({ Go: function (state) { state.x = x & 0; } });
 """
 
 
+@pytest.mark.slow
 def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(store: EventStore, dsn: str) -> None:
     deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD}], engine="plpython", timeout=60)
     with psycopg.connect(dsn, autocommit=True) as session:
