@@ -4,6 +4,8 @@ console script itself for its version, its help and an error with a traceback.""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,21 @@ def test_shell_completion_scripts_are_generated() -> None:
         assert done.returncode == 0 and marker in done.stdout, shell
     done = jsproj(env={"_JSPROJ_COMPLETE": "bash_complete", "COMP_WORDS": "jsproj dea", "COMP_CWORD": "1"})
     assert "dead-letters" in done.stdout
+
+
+def test_in_process_runs_leave_cwd_environment_and_signal_handlers_as_they_were(dsn: str, tmp_path: Path) -> None:
+    """clihelp.jsproj runs commands in this process: what they change for the run must be restored after it."""
+    (tmp_path / "Count.js").write_text(
+        "projections.aggregate('Count').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
+    )
+    assert jsproj("deploy", "--projections", str(tmp_path), "--lifecycle", "Count=async", "--dsn", dsn).returncode == 0
+    two = '{"id": "s", "type": "T", "data": [{"$type": "A"}, {"$type": "B"}]}'
+    assert jsproj("append", "-", "--dsn", dsn, stdin=two).returncode == 0
+    before = (os.getcwd(), dict(os.environ), signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+    done = jsproj("daemon", "--until-caught-up", "--poll-interval", "0.05", cwd=tmp_path, env={"JSPROJ_DSN": dsn})
+    assert done.returncode == 0, done.stderr
+    assert "caught up (2 events)" in done.stderr, done.stderr  # the store of the given JSPROJ_DSN
+    failed = jsproj("stream", "nope", cwd=tmp_path, env={"JSPROJ_DSN": dsn})
+    assert failed.stderr == "error: there is no stream 'nope'\n"
+    after = (os.getcwd(), dict(os.environ), signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+    assert after == before
