@@ -71,9 +71,10 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-# pytest-xdist workers, each with its own session PostgreSQL and per-test databases. The tests wait on
-# V8 worker processes, PostgreSQL and node about as much as they compute: 3 workers beat 2 on 2 cores.
-PYTEST_WORKERS ?= 3
+# pytest-xdist workers, each with its own session PostgreSQL and per-test databases; auto: one per core.
+# The suite is CPU-bound (V8 worker starts, PostgreSQL): on 2 cores 3 workers were no faster than 2
+# (make test 6:25 with 3, 5:42 with 2, on a shared machine).
+PYTEST_WORKERS ?= auto
 pytest: install pg-extensions
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
