@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -158,6 +159,7 @@ def reference(loaded: Projections, events: list[tuple[int, list]]) -> dict:
 IN_MEMORY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.slow
 @IN_MEMORY
 @given(events=EVENTS, cuts=CUTS, page_size=PAGE_SIZES, node_page_size=PAGE_SIZES)
 def test_views_do_not_depend_on_messages_pages_or_the_in_memory_host(
@@ -210,6 +212,7 @@ def in_store(dsn: str, log: list[dict], engine: str, lifecycle: str, page_size: 
 STORED = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.slow
 @STORED
 @given(events=EVENTS, cuts=CUTS, page_size=PAGE_SIZES)
 def test_views_do_not_depend_on_messages_pages_or_the_storing_host(

@@ -1,15 +1,16 @@
-"""The jsproj command line, run as a user runs it: the installed console script."""
+"""The jsproj command line, run as a user runs it: in-process (clihelp.jsproj), and the installed
+console script itself for its version, its help and an error with a traceback."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
+import signal
 from pathlib import Path
 
 import pytest
 
-from clihelp import JSPROJ, QUEST, ROOT, jsproj
+from clihelp import QUEST, ROOT, jsproj, jsproj_process
 
 CASES = ROOT / "tests" / "conformance"
 
@@ -68,7 +69,7 @@ def test_errors_are_one_line_on_stderr_with_the_error_document_on_stdout(case: s
 
 def test_verbose_adds_the_traceback() -> None:
     folder = CASES / "error-throwing-handler"
-    done = jsproj("--verbose", "simulate", str(folder / "projections"), str(folder / "events.json"))
+    done = jsproj_process("--verbose", "simulate", str(folder / "projections"), str(folder / "events.json"))
     assert done.returncode == 1
     assert "Traceback" in done.stderr
     assert "error: projection Fragile failed" in done.stderr
@@ -123,7 +124,7 @@ def test_sandbox_limits_are_options(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help_with_examples() -> None:
-    top = jsproj("--help")
+    top = jsproj_process("--help")
     assert top.returncode == 0
     commands = [line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines() if line.strip()]
     assert {"demo", "init", "check", "test", "repl", "simulate", "daemon", "status"} <= set(commands)
@@ -134,16 +135,32 @@ def test_every_command_has_help_with_examples() -> None:
 
 
 def test_version() -> None:
-    done = jsproj("--version")
+    done = jsproj_process("--version")
     assert done.returncode == 0
     assert "0.1.0" in done.stdout
 
 
 def test_shell_completion_scripts_are_generated() -> None:
     for shell, marker in (("bash", "complete -o nosort -F"), ("zsh", "compdef"), ("fish", "complete --no-files")):
-        env = {**os.environ, "_JSPROJ_COMPLETE": f"{shell}_source"}
-        done = subprocess.run([str(JSPROJ)], env=env, capture_output=True, text=True, timeout=60, check=False)
+        done = jsproj(env={"_JSPROJ_COMPLETE": f"{shell}_source"})
         assert done.returncode == 0 and marker in done.stdout, shell
-    env = {**os.environ, "_JSPROJ_COMPLETE": "bash_complete", "COMP_WORDS": "jsproj dea", "COMP_CWORD": "1"}
-    done = subprocess.run([str(JSPROJ)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = jsproj(env={"_JSPROJ_COMPLETE": "bash_complete", "COMP_WORDS": "jsproj dea", "COMP_CWORD": "1"})
     assert "dead-letters" in done.stdout
+
+
+def test_in_process_runs_leave_cwd_environment_and_signal_handlers_as_they_were(dsn: str, tmp_path: Path) -> None:
+    """clihelp.jsproj runs commands in this process: what they change for the run must be restored after it."""
+    (tmp_path / "Count.js").write_text(
+        "projections.aggregate('Count').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
+    )
+    assert jsproj("deploy", "--projections", str(tmp_path), "--lifecycle", "Count=async", "--dsn", dsn).returncode == 0
+    two = '{"id": "s", "type": "T", "data": [{"$type": "A"}, {"$type": "B"}]}'
+    assert jsproj("append", "-", "--dsn", dsn, stdin=two).returncode == 0
+    before = (os.getcwd(), dict(os.environ), signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+    done = jsproj("daemon", "--until-caught-up", "--poll-interval", "0.05", cwd=tmp_path, env={"JSPROJ_DSN": dsn})
+    assert done.returncode == 0, done.stderr
+    assert "caught up (2 events)" in done.stderr, done.stderr  # the store of the given JSPROJ_DSN
+    failed = jsproj("stream", "nope", cwd=tmp_path, env={"JSPROJ_DSN": dsn})
+    assert failed.stderr == "error: there is no stream 'nope'\n"
+    after = (os.getcwd(), dict(os.environ), signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+    assert after == before

@@ -155,6 +155,7 @@ def project() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.server
 def test_the_embedded_database_lifecycle(project: Path) -> None:
     status = json.loads(jsproj("db", "status", "--json", cwd=project).stdout)
     assert (status["running"], status["initialised"]) == (False, False)
@@ -175,6 +176,7 @@ def test_the_embedded_database_lifecycle(project: Path) -> None:
     assert jsproj("db", "status", cwd=project).stdout.startswith("running")
 
 
+@pytest.mark.server
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another OS user")
 def test_as_root_a_project_the_server_cannot_reach_keeps_its_data_under_var_lib() -> None:
     private = Path(tempfile.mkdtemp(prefix="jsproj-private-"))  # 0700: postgres cannot enter
@@ -189,6 +191,7 @@ def test_as_root_a_project_the_server_cannot_reach_keeps_its_data_under_var_lib(
         shutil.rmtree(private, ignore_errors=True)
 
 
+@pytest.mark.server
 def test_the_embedded_database_says_why_it_cannot_start(project: Path, tmp_path: Path) -> None:
     no_server = jsproj("db", "start", cwd=project, env={"JSPROJ_PG_BIN": str(tmp_path)})
     assert no_server.returncode == 1

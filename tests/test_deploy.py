@@ -55,6 +55,7 @@ def test_inline_projections_update_in_the_append_transaction(store: EventStore, 
     }
 
 
+@pytest.mark.slow
 def test_a_python_engine_append_reads_events_and_documents_by_index(store: EventStore, dsn: str) -> None:
     deploy(store, sources(Party=PARTY))
     with psycopg.connect(dsn) as conn:

@@ -24,7 +24,7 @@ import pytest
 
 from jsproj.runtime.projections import Projections
 
-from conformance_hosts import HOSTS, check_against_expected
+from conformance_hosts import HOST_NAMES, check_against_expected, hosts, job
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -48,8 +48,9 @@ def examples() -> dict[str, list[tuple[Path, str, str]]]:
     return cases
 
 
+@pytest.mark.parametrize("host", HOST_NAMES)
 @pytest.mark.parametrize("name", sorted(examples()))
-def test_doc_example_in_every_host(name: str, tmp_path: Path, databases) -> None:
+def test_doc_example_in_every_host(name: str, host: str, tmp_path: Path, databases) -> None:
     (tmp_path / "projections").mkdir()
     expected = None
     for _, file, body in examples()[name]:
@@ -60,9 +61,7 @@ def test_doc_example_in_every_host(name: str, tmp_path: Path, databases) -> None
         else:
             (tmp_path / file).write_text(body)
     assert expected is not None, f"{name} has no expected.json block"
-    outputs = [host.run(tmp_path, 1000, databases) for host in HOSTS]
-    for output in outputs:
-        check_against_expected(output, expected)
+    check_against_expected(hosts(databases)[host].run(job(tmp_path, 1000)), expected)
 
 
 def test_there_are_doc_examples() -> None:
@@ -158,7 +157,16 @@ def scripts() -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize(("name", "body"), scripts(), ids=[name for name, _ in scripts()])
+def script_params() -> list:
+    """Each script, marked slow (a dozen processes); one that uses the embedded database (no --dsn) also ``server``."""
+    params = []
+    for name, body in scripts():
+        embedded = "jsproj db start" in body or "jsproj deploy" in body
+        params.append(pytest.param(name, body, id=name, marks=[pytest.mark.slow, *([pytest.mark.server] * embedded)]))
+    return params
+
+
+@pytest.mark.parametrize(("name", "body"), script_params())
 def test_doc_scripts_run(name: str, body: str) -> None:
     """A ``sh script=NAME`` block runs as one bash script in a scratch copy of the repository's layout."""
     scratch = Path(tempfile.mkdtemp(prefix="jsproj-doc-"))

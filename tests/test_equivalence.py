@@ -12,10 +12,13 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance_hosts import HOSTS, without_stack
+from jsproj.hosts import Job
+
+from conformance_hosts import NOW, hosts, without_stack
 
 EXAMPLES = int(os.environ.get("JSPROJ_EQUIVALENCE_EXAMPLES", "5"))
 EVENT_TYPES = ["A", "B", "C"]
@@ -77,6 +80,7 @@ def event_log(draw: st.DrawFn) -> list[dict]:
     return messages
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_random_projections_give_the_same_views_in_every_host(data: st.DataObject, databases, tmp_path_factory) -> None:
@@ -86,7 +90,8 @@ def test_random_projections_give_the_same_views_in_every_host(data: st.DataObjec
     for n in range(count):
         (case / "projections" / f"P{n}.js").write_text(data.draw(projection(f"P{n}"), label=f"P{n}"))
     (case / "events.jsonl").write_text("\n".join(json.dumps(m) for m in data.draw(event_log(), label="events")))
-    outputs = {host.name: without_stack(host.run(Path(case), 3, databases)) for host in HOSTS}
+    run = Job(Path(case) / "projections", Path(case) / "events.jsonl", now=NOW, page_size=3)
+    outputs = {name: without_stack(host.run(run)) for name, host in hosts(databases).items()}
     reference = outputs["python"]
     for name, output in outputs.items():
         assert output == reference, f"{name} differs from the Python simulation:\n{json.dumps(output)[:2000]}"

@@ -92,6 +92,8 @@ def check_exactly_once(dsn: str, writers: list[Writer]) -> int:
     return len(stored)
 
 
+@pytest.mark.slow
+@pytest.mark.server
 @pytest.mark.parametrize("mode", ["fast", "immediate"])  # immediate: a crash, with recovery on start
 def test_writers_and_a_daemon_across_postgresql_restarts(mode: str) -> None:
     cluster = temporary_cluster()

@@ -140,6 +140,7 @@ def test_stream_ids_are_values_never_sql(store: EventStore, dsn: str, name: str)
         assert conn.execute("select to_regclass('pge_events')").fetchone()[0] == "pge_events"
 
 
+@pytest.mark.slow
 @FUZZ
 @given(name=st.text(min_size=1, max_size=60))
 def test_projection_names_are_identifiers_or_refused(name: str) -> None:

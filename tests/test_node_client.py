@@ -50,12 +50,14 @@ def test_the_client_passes_its_node_tests_against_a_real_store(dsn: str, engine:
     assert counts["fail"] == "0" and counts["skipped"] == "0" and int(counts["pass"]) >= 8, counts
 
 
+@pytest.mark.slow
 def test_the_declarations_describe_real_use() -> None:
     done = subprocess.run([str(CLIENT / "node_modules" / ".bin" / "tsc"), "-p", str(CLIENT / "test" / "types")],
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("folder", "name"), [(ROOT / "js", "jsproj"), (CLIENT, "@jsproj/client")])
 def test_each_npm_package_packs_and_works_installed_in_an_empty_folder(tmp_path: Path, folder: Path, name: str) -> None:
     assert NPM, "npm is not on the PATH"

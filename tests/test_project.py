@@ -12,7 +12,8 @@ import pytest
 from clihelp import QUEST, jsproj
 from jsproj import errors
 from jsproj.config import project_file, resolve_engine, resolve_folder, resolve_schema
-from jsproj.specs import DatabaseSpecHost, PythonSpecHost, SpecFileError, load_specs, run_specs
+from jsproj.hosts import PythonHost, StoreHost, schemas_in
+from jsproj.specs import SpecFileError, load_specs, run_specs
 
 from conformance_hosts import LANGUAGES, require_language
 
@@ -186,9 +187,10 @@ def test_bad_spec_files_are_clear_errors(tmp_path: Path, spec: str, problem: str
         load_specs(tmp_path)
 
 
+@pytest.mark.slow
 def test_specs_run_in_a_real_store_with_both_engines(dsn: str) -> None:
     specs = load_specs(QUEST / "specs")
-    hosts = [PythonSpecHost(), DatabaseSpecHost(dsn, "python"), DatabaseSpecHost(dsn, "plpython")]
+    hosts = [PythonHost(), StoreHost(schemas_in(dsn), "python"), StoreHost(schemas_in(dsn), "plpython")]
     results = run_specs(QUEST / "projections", specs, hosts)
     assert [r.problems for r in results if not r.passed] == []
     assert {r.host for r in results} == {"python", "database-python", "database-plpython"}
@@ -196,6 +198,7 @@ def test_specs_run_in_a_real_store_with_both_engines(dsn: str) -> None:
         assert conn.execute("select count(*) from pg_namespace where nspname like 'jsproj_spec_%'").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_specs_run_in_plv8_and_pljs_a_schema_each_in_one_backend(cluster, dsn: str, tmp_path: Path) -> None:
     for language in LANGUAGES:
         require_language(cluster.dsn, language)
@@ -216,6 +219,7 @@ def test_the_test_command_runs_the_database_host_with_dsn(dsn: str, tmp_path: Pa
 # -- demo ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_demo_runs_end_to_end_and_again(dsn: str) -> None:
     first = jsproj("demo", "--dsn", dsn, "--quests", "40")
     assert first.returncode == 0, first.stderr

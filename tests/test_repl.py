@@ -129,6 +129,7 @@ def test_an_append_a_projection_refuses_changes_nothing(folder: Path) -> None:
         repl.close()
 
 
+@pytest.mark.slow
 def test_javascript_runs_in_the_sandbox_without_host_objects(folder: Path) -> None:
     repl, out = session(folder)
     try:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from soak import soak
 
 
+@pytest.mark.slow
+@pytest.mark.server
 def test_a_short_soak_keeps_every_invariant() -> None:
     report = soak(duration=12, writers=3)
     assert report["mismatch_detail"] == dict.fromkeys(report["invariants"], 0)

@@ -9,7 +9,6 @@ docs/architecture.md maps every concept to its module.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,10 +52,13 @@ __all__ = [
     "read_folder",
     "simulate",
 ]
-__version__ = importlib.metadata.version("jsproj")
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read on first use: importlib.metadata costs the worker ~25 ms per start
+        from importlib.metadata import version
+
+        return version("jsproj")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'jsproj' has no attribute {name!r}")
     return getattr(importlib.import_module(_EXPORTS[name]), name)

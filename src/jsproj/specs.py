@@ -26,24 +26,18 @@ import difflib
 import json
 import os
 import shutil
-import subprocess
-import tempfile
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import psycopg
-from psycopg import sql
+from typing import Any
 
 from jsproj import errors
 from jsproj.errors import SpecFileError
 from jsproj.eventsfile import as_messages
-from jsproj.runtime.bundle import lib_dir
+from jsproj.hosts import DEFAULT_NOW, Host, Job, NodeHost, PythonHost, StoreHost, schemas_in
 from jsproj.runtime.projections import Projections, read_folder
 
-DEFAULT_NOW = "2026-01-01T00:00:00.000Z"
+__all__ = ["DEFAULT_NOW", "Spec", "SpecResult", "available_hosts", "compare", "load_specs", "run_specs"]
 EXPECT_KEYS = {"views", "aggregates", "error"}
 SPEC_KEYS = {"name", "given", "expect", "now"}
 
@@ -112,20 +106,7 @@ def _read_spec_file(file: Path) -> list[Spec]:
         unknown = sorted(set(item) - SPEC_KEYS)
         if unknown:
             raise SpecFileError(f"{where}: unknown key {unknown[0]!r} (a spec has {', '.join(sorted(SPEC_KEYS))})")
-        expect = item.get("expect")
-        if not isinstance(expect, dict) or not expect:
-            raise SpecFileError(f"{where}: expect must be an object with views, aggregates or error")
-        unknown = sorted(set(expect) - EXPECT_KEYS)
-        if unknown:
-            raise SpecFileError(f"{where}: unknown expectation {unknown[0]!r} (use views, aggregates or error)")
-        if "error" in expect and (set(expect) - {"error"} or not isinstance(expect["error"], dict)):
-            raise SpecFileError(f"{where}: an expected error is an object, and comes without views or aggregates")
-        for key in ("views", "aggregates"):
-            if key in expect and not isinstance(expect[key], dict):
-                raise SpecFileError(f"{where}: expect.{key} must be an object keyed by projection name")
-        for name, documents in expect.get("views", {}).items():
-            if not isinstance(documents, dict):
-                raise SpecFileError(f"{where}: expect.views.{name} must be an object of documents by id")
+        expect = _expect(item.get("expect"), where)
         name = item.get("name") or (file.stem if len(items) == 1 else f"{file.stem} #{n}")
         if not isinstance(name, str):
             raise SpecFileError(f"{where}: name must be text")
@@ -134,6 +115,24 @@ def _read_spec_file(file: Path) -> list[Spec]:
             raise SpecFileError(f"{where}: now must be an ISO 8601 timestamp")
         specs.append(Spec(name=name, file=file, given=_given(item.get("given"), file, where), expect=expect, now=now))
     return specs
+
+
+def _expect(expect: Any, where: str) -> dict[str, Any]:
+    """A spec's ``expect``, checked: views and aggregates by projection name, or an error alone."""
+    if not isinstance(expect, dict) or not expect:
+        raise SpecFileError(f"{where}: expect must be an object with views, aggregates or error")
+    unknown = sorted(set(expect) - EXPECT_KEYS)
+    if unknown:
+        raise SpecFileError(f"{where}: unknown expectation {unknown[0]!r} (use views, aggregates or error)")
+    if "error" in expect and (set(expect) - {"error"} or not isinstance(expect["error"], dict)):
+        raise SpecFileError(f"{where}: an expected error is an object, and comes without views or aggregates")
+    for key in ("views", "aggregates"):
+        if key in expect and not isinstance(expect[key], dict):
+            raise SpecFileError(f"{where}: expect.{key} must be an object keyed by projection name")
+    for name, documents in expect.get("views", {}).items():
+        if not isinstance(documents, dict):
+            raise SpecFileError(f"{where}: expect.views.{name} must be an object of documents by id")
+    return expect
 
 
 def _given(given: Any, file: Path, where: str) -> list[dict[str, Any]]:
@@ -157,126 +156,15 @@ def _given(given: Any, file: Path, where: str) -> list[dict[str, Any]]:
 # -- hosts --------------------------------------------------------------------
 
 
-class SpecHost(Protocol):
-    """Runs a spec's (normalized) messages through projections; returns views or ``{"error": ...}``."""
-
-    name: str
-
-    def run(self, sources: list[dict[str, str]], folder: Path, messages: list[dict[str, Any]], now: str) -> dict: ...
-
-
-@dataclass
-class PythonSpecHost:
-    """The Python simulation: the sandboxed V8 worker, documents in memory."""
-
-    name: str = "python"
-
-    def run(self, sources: list[dict[str, str]], folder: Path, messages: list[dict[str, Any]], now: str) -> dict:
-        from jsproj.runtime.simulation import simulate
-
-        try:
-            with Projections(sources) as loaded:
-                return dict(simulate(loaded, messages, now=now))
-        except errors.JsprojError as exc:
-            return {"error": exc.to_dict()}
-
-
-@dataclass
-class NodeSpecHost:
-    """Node.js: the engine's own ``simulate.js`` in a ``node`` process."""
-
-    node: str
-    name: str = "node"
-
-    def run(self, sources: list[dict[str, str]], folder: Path, messages: list[dict[str, Any]], now: str) -> dict:
-        script = lib_dir().parent / "bin" / "simulate.js"
-        with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8") as events:
-            json.dump(messages, events)
-            events.flush()
-            done = subprocess.run(
-                [self.node, str(script), str(folder), events.name, "--now", now],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
-        try:
-            return json.loads(done.stdout)
-        except ValueError:
-            return {"error": {"kind": "NodeError", "message": (done.stderr or done.stdout).strip() or "node failed"}}
-
-
-@dataclass
-class DatabaseSpecHost:
-    """A real store: deploy (inline projections on ``engine``), append, run the daemon, read the views back.
-
-    Each spec runs in a schema of its own that is dropped afterwards.
-    """
-
-    dsn: str
-    engine: str = "python"
-
-    @property
-    def name(self) -> str:
-        return f"database-{self.engine}"
-
-    def run(self, sources: list[dict[str, str]], folder: Path, messages: list[dict[str, Any]], now: str) -> dict:
-        schema = f"jsproj_spec_{uuid.uuid4().hex[:12]}"
-        try:
-            return self._run(sources, messages, schema)
-        except errors.JsprojError as exc:
-            return {"error": exc.to_dict()}
-        finally:
-            with psycopg.connect(self.dsn, autocommit=True) as conn:
-                conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
-
-    def _run(self, sources: list[dict[str, str]], messages: list[dict[str, Any]], schema: str) -> dict:
-        from jsproj.daemon import Daemon
-        from jsproj.deploy import deploy
-        from jsproj.live import aggregate
-        from jsproj.store import EventStore
-        from jsproj.views import export_views
-
-        with EventStore(self.dsn, schema=schema, max_size=2) as store, Projections(sources) as loaded:
-            deploy(store, sources, engine=self.engine, on_error=dict.fromkeys(loaded.names, "stop"))
-            store.append_all(messages)
-            try:
-                Daemon(self.dsn, schema=schema, poll_interval=0.05).run(until_caught_up=True)
-            except errors.JsprojError as exc:
-                stopped = _stopped_error(store)
-                return {"error": stopped or exc.to_dict()}
-            views = export_views(store)
-            streams = {m["id"]: m["type"] for m in reversed(messages)}
-            for info in loaded.infos:
-                if info.lifecycle != "live" or info.kind != "stream":
-                    continue
-                folded = {}
-                for stream_id, stream_type in sorted(streams.items()):
-                    if stream_type == info.stream_type:
-                        document = aggregate(store, loaded, info.name, stream_id)
-                        if document is not None:
-                            folded[stream_id] = document
-                views["views"][info.name] = folded
-            return views
-
-
-def _stopped_error(store: Any) -> dict[str, Any] | None:
-    with store.pool.connection() as conn:
-        row = conn.execute(
-            "select error from pge_projection_progress where status = 'stopped' "
-            "order by (error ->> 'position')::bigint limit 1"
-        ).fetchone()
-    return row[0] if row else None
-
-
-def available_hosts(dsn: str | None = None, engines: Sequence[str] = ("python",)) -> list[SpecHost]:
-    """Python always; Node when ``node`` is on the PATH; the database with each engine when ``dsn`` is given."""
-    hosts: list[SpecHost] = [PythonSpecHost()]
+def available_hosts(dsn: str | None = None, engines: Sequence[str] = ("python",)) -> list[Host]:
+    """Python always; Node when ``node`` is on the PATH; the database with each engine when ``dsn`` is given
+    (each spec in a schema of its own, dropped afterwards)."""
+    hosts: list[Host] = [PythonHost()]
     node = shutil.which("node")
     if node:
-        hosts.append(NodeSpecHost(node))
+        hosts.append(NodeHost(node))
     if dsn:
-        hosts.extend(DatabaseSpecHost(dsn, engine) for engine in engines)
+        hosts.extend(StoreHost(schemas_in(dsn), engine) for engine in engines)
     return hosts
 
 
@@ -284,12 +172,12 @@ def available_hosts(dsn: str | None = None, engines: Sequence[str] = ("python",)
 
 
 def run_specs(
-    projections_folder: str | os.PathLike[str], specs: Iterable[Spec], hosts: Sequence[SpecHost]
+    projections_folder: str | os.PathLike[str], specs: Iterable[Spec], hosts: Sequence[Host]
 ) -> list[SpecResult]:
     """Every spec in every host; a spec whose given events are invalid fails in all of them alike."""
     folder = Path(projections_folder)
     sources = read_folder(folder)
-    results = []
+    results: list[SpecResult] = []
     with Projections(sources) as loaded:
         for spec in specs:
             try:
@@ -297,10 +185,9 @@ def run_specs(
             except errors.JsprojError as exc:
                 results.extend(SpecResult(spec, h.name, [f"the given events are invalid: {exc}"]) for h in hosts)
                 continue
-            messages = as_messages(records)
+            job = Job(folder, as_messages(records), now=spec.now, sources=sources)
             for host in hosts:
-                output = host.run(sources, folder, messages, spec.now)
-                results.append(SpecResult(spec, host.name, compare(spec.expect, output)))
+                results.append(SpecResult(spec, host.name, compare(spec.expect, host.run(job))))
     return results
 
 
