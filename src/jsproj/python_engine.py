@@ -8,7 +8,9 @@ the same SQL functions the in-database engines use (``pge_load_documents``,
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -84,29 +86,53 @@ def rebuild(conn: psycopg.Connection, projections: Projections, name: str, page_
         total += count
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What one append runs: the Python-engine inline projections of a deployment generation."""
+
+    generation: int | None
+    names: list[str]
+    projections: Projections | None  # set whenever names is not empty
+
+
 class PythonEngine:
-    """The inline projections one EventStore runs itself, reloaded when a deploy changes them."""
+    """The inline projections one EventStore runs itself, reloaded when a deploy changes them.
+
+    Threads share it (an EventStore is): each append takes one consistent
+    :meth:`loaded` snapshot; a reload builds the new projections first and
+    swaps them in at once, so no append ever sees names without their code.
+    """
 
     def __init__(self) -> None:
-        self.generation: int | None = None
-        self.names: list[str] = []
-        self.projections: Projections | None = None
+        self._lock = threading.Lock()
+        self._loaded = Loaded(None, [], None)
 
-    def refresh(self, conn: psycopg.Connection) -> None:
-        """Load the deployed definitions if the deployment generation moved."""
+    def loaded(self) -> Loaded:
+        return self._loaded
+
+    def forget(self) -> None:
+        """Reload on the next use (a deploy added Python-engine projections)."""
+        with self._lock:
+            self._loaded = Loaded(None, self._loaded.names, self._loaded.projections)
+
+    def refresh(self, conn: psycopg.Connection) -> Loaded:
+        """Load the deployed definitions if the deployment generation moved; what is loaded now."""
         row = conn.execute("select generation from pge_engine").fetchone()
         generation = row[0] if row else 0
-        if generation == self.generation:
-            return
-        query = "select name from pge_projection_definitions where lifecycle = 'inline' and engine = 'python'"
-        names = sorted(name for (name,) in conn.execute(query).fetchall())
-        self.close()
-        if names:
-            self.projections = Projections(deployed_sources(conn))
-        self.names = names
-        self.generation = generation
+        with self._lock:
+            old = self._loaded
+            if generation == old.generation:
+                return old
+            query = "select name from pge_projection_definitions where lifecycle = 'inline' and engine = 'python'"
+            names = sorted(name for (name,) in conn.execute(query).fetchall())
+            projections = Projections(deployed_sources(conn)) if names else None
+            self._loaded = Loaded(generation, names, projections)
+        if old.projections is not None and old.projections is not projections:
+            old.projections.close()  # an append still using it gets a new worker for its call
+        return self._loaded
 
     def close(self) -> None:
-        if self.projections is not None:
-            self.projections.close()
-            self.projections = None
+        with self._lock:
+            old, self._loaded = self._loaded, Loaded(None, [], None)
+        if old.projections is not None:
+            old.projections.close()

@@ -248,7 +248,7 @@ class EventStore:
                 except PythonEngineRequiredError:
                     if attempt == 2:
                         raise
-                    self._engine.generation = None  # a deploy added Python-engine projections: load them, retry
+                    self._engine.forget()  # a deploy added Python-engine projections: load them, retry
                 except psycopg.Error as exc:  # raised when the pipeline syncs: the write or the COMMIT
                     raise translate(exc) from exc
         raise AssertionError("unreachable")
@@ -280,35 +280,37 @@ class EventStore:
                 except PythonEngineRequiredError:
                     if attempt == 2:
                         raise
-                    self._engine.generation = None
+                    self._engine.forget()
                 except psycopg.Error as exc:
                     raise translate(exc) from exc
         raise AssertionError("unreachable")
 
     def _inline(self, conn: psycopg.Connection) -> bool:
         """Whether this store must run Python-engine inline projections (loading them on first use)."""
-        if self._engine.generation is None:
+        loaded = self._engine.loaded()
+        if loaded.generation is None:
             try:
-                self._engine.refresh(conn)
+                loaded = self._engine.refresh(conn)
             except psycopg.Error as exc:
                 raise translate(exc, "loading inline projections") from exc
-        return bool(self._engine.names)
+        return bool(loaded.names)
 
     def _append(self, conn: psycopg.Connection, message: Mapping[str, Any], where: str = "") -> AppendResult:
         """Append one message on ``conn``; with Python-engine inline projections, ``conn`` is in a transaction."""
-        engine = self._engine
+        loaded = self._engine.loaded()
         try:
-            if not engine.names:
+            if not loaded.names:
                 result = value(conn, "select pge_append(%s)", (Jsonb(message, dumps=_dumps),))
             else:
                 result, records, generation, documents = one(
                     conn, "select * from pge_append_records(%s)", (Jsonb(message, dumps=_dumps),)
                 )
-                if generation != engine.generation:
-                    engine.refresh(conn)
-                if engine.names and engine.projections is not None:
+                if generation != loaded.generation:
+                    loaded = self._engine.refresh(conn)
+                if loaded.names:
+                    assert loaded.projections is not None, "names come with their projections"
                     try:
-                        apply_records(conn, engine.projections, records, engine.names, documents)
+                        apply_records(conn, loaded.projections, records, loaded.names, documents)
                     except errors.JsprojError as exc:
                         raise exc.replace(f"{where}: {exc.message}") if where else exc from None
         except (ValueError, RecursionError) as exc:  # json.dumps refused it (NaN, a cycle, too deep, ...)

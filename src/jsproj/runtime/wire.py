@@ -6,6 +6,8 @@ import struct
 from typing import BinaryIO
 
 HEADER = struct.Struct(">Q")
+#: The request, besides the engine's operations, that replaces the worker's isolate with a new one.
+RECYCLE = b"recycle"
 
 
 def read_frame(stream: BinaryIO) -> bytes | None:

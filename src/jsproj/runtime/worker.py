@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Any
 
-from jsproj.runtime.wire import read_frame, write_frame
+from jsproj.runtime.wire import RECYCLE, read_frame, write_frame
 
 OPERATIONS = frozenset(
     {"load", "route", "apply", "normalize", "foldStart", "foldPage", "foldLines", "foldFlush", "evaluate"}
@@ -46,7 +46,7 @@ class Worker:
 
         self.timeout = timeout
         self.memory_limit = memory_limit
-        init_mini_racer(flags=V8_FLAGS)
+        init_mini_racer(flags=V8_FLAGS, ignore_duplicate_init=True)  # once per process; a recycled worker is past it
         self.racer = MiniRacer()
         self.racer.set_hard_memory_limit(memory_limit)
         self.racer.eval("globalThis.jsproj = {};")
@@ -66,6 +66,10 @@ class Worker:
         )
         if "error" in json.loads(locked):
             raise RuntimeError(json.loads(locked)["error"]["message"])
+
+    def close(self) -> None:
+        """Destroy the isolate, and with it everything projection code made."""
+        self.racer.close()
 
     def handle(self, op: str, payload: str) -> tuple[str, bool]:
         """The answer to one request, and whether the worker must exit after it."""
@@ -161,6 +165,15 @@ def main() -> int:
         if frame is None:
             return 0
         op, _, payload = frame.partition(b"\n")
+        if op == RECYCLE:  # the sandbox closed: a new isolate for the next one (sandbox.py, IDLE_WORKERS)
+            worker.close()
+            try:
+                worker = Worker(timeout, memory_limit)
+            except Exception as exc:  # noqa: BLE001 -- report it; the host then starts a new process
+                write_frame(answers, error_answer("SandboxError", f"the V8 sandbox could not restart: {exc}").encode())
+                return 1
+            write_frame(answers, b'{"ok": "ready"}')
+            continue
         answer, must_exit = worker.handle(op.decode(), payload.decode("utf-8", "surrogatepass"))
         write_frame(answers, answer.encode("utf-8"))
         if must_exit:
