@@ -72,9 +72,9 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-# pytest-xdist workers, each with its own session PostgreSQL and per-test databases; auto: one per core.
-# The suite is CPU-bound (V8 worker starts, PostgreSQL): on 2 cores 3 workers were no faster than 2
-# (make test 6:25 with 3, 5:42 with 2, on a shared machine).
+# pytest-xdist workers, each with its own session PostgreSQL (on tmpfs when there is one) and
+# per-test databases; auto: one per core. The suite is CPU-bound: on 2 cores, 3 workers were no
+# faster than 2.
 PYTEST_WORKERS ?= auto
 pytest: install pg-extensions
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
