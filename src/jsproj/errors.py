@@ -283,6 +283,8 @@ class InvalidNameError(InputError):
 class MigrationError(JsprojError):
     """The schema cannot be brought up to date (a changed or unknown migration)."""
 
+    sqlstates: ClassVar[Mapping[str, str]] = {"JPM01": "{message}"}  # raised by migrate.schema_script's blocks
+
 
 # -- the PostgreSQL server (server.py) -------------------------------------------
 

@@ -61,8 +61,8 @@ LOCK_KEY = 0x6A7370726F6A  # "jsproj"
 #: The baseline migration's version, and the unreleased versions before it that it stands for.
 BASELINE = 6
 SUPERSEDED = tuple(range(1, BASELINE))
-#: The SQLSTATE the script raises when the schema cannot be migrated (MigrationError).
-MIGRATION_ERROR = "JPM01"
+#: The SQLSTATE the script raises when the schema cannot be migrated (registered on MigrationError).
+MIGRATION_ERROR = next(iter(MigrationError.sqlstates))
 # The dollar-quote tag of the script's blocks: no SQL file may contain it.
 _TAG = "$jsproj_schema$"
 
