@@ -69,6 +69,7 @@ class Build:
         self.staging = {name: sql.Identifier(f"pge_build_{name.lower()}") for name in names}
         self.after: tuple[str, int] = ("0", 0)
         self.total = 0
+        self.kinds: dict[str, str] = {}  # each projection's kind, read when the build starts
 
     def run(self, *, on_progress: Callable[[str, int], None] | None, stop: threading.Event | None) -> int:
         self._prepare()
@@ -85,7 +86,7 @@ class Build:
 
     def _prepare(self) -> None:
         query = "select name, kind from pge_projection_definitions where name = any(%s)"
-        self.kinds: dict[str, str] = dict(self.conn.execute(query, (self.names,)).fetchall())
+        self.kinds = dict(self.conn.execute(query, (self.names,)).fetchall())
         for name in self.names:
             self.conn.execute(sql.SQL("drop table if exists {}").format(self.staging[name]))
             self.conn.execute(sql.SQL("create table {} (" + _STAGING_COLUMNS + ")").format(self.staging[name]))
