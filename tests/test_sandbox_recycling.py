@@ -3,6 +3,9 @@ projections before it is reachable, and a worker stopped by a limit is never reu
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+
 import pytest
 
 from jsproj import errors
@@ -74,3 +77,85 @@ def test_at_most_a_few_workers_wait() -> None:
     for sandbox in again:
         sandbox.close()
     assert len(reused) == IDLE_WORKERS
+
+
+SLOW = '{"code": "(function () { for (var i = 0; i < 6e8; i++) {} return \\"A-secret\\"; })()"}'
+
+
+@pytest.fixture
+def interrupt_after() -> Iterator[None]:
+    """SIGALRM raises KeyboardInterrupt (as Ctrl-C does) in the host, mid-call; restored afterwards."""
+    previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def interrupted_call(sandbox: Sandbox) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    with pytest.raises(KeyboardInterrupt):
+        sandbox.call("evaluate", SLOW)
+
+
+@pytest.mark.usefixtures("interrupt_after")
+def test_an_interrupted_call_never_hands_its_answer_to_the_next_sandbox() -> None:
+    """Found by an adversarial review: the answer of a call the host gave up on stayed in the pipe."""
+    first = Sandbox(timeout=5.0)
+    first.call("evaluate", '{"code": "1"}')
+    interrupted_call(first)
+    interrupted_call(first)
+    first.close()
+    for name in "BCD":
+        with Sandbox(timeout=5.0) as sandbox:
+            one = sandbox.call("evaluate", f'{{"code": "\\"{name}-1\\""}}')
+            two = sandbox.call("evaluate", f'{{"code": "\\"{name}-2\\""}}')
+            assert (one["value"], two["value"]) == (f'"{name}-1"', f'"{name}-2"')
+
+
+@pytest.mark.usefixtures("interrupt_after")
+def test_after_an_interrupted_call_the_same_sandbox_answers_its_own_calls() -> None:
+    with Sandbox(timeout=5.0) as sandbox:
+        sandbox.call("evaluate", '{"code": "1"}')
+        interrupted_call(sandbox)
+        assert sandbox.call("evaluate", '{"code": "\\"mine\\""}')["value"] == '"mine"'
+
+
+def test_the_recycle_request_is_not_an_operation_a_caller_can_send() -> None:
+    with Sandbox() as sandbox, pytest.raises(errors.EngineError, match="not an engine operation"):
+        sandbox.call("recycle", "")
+
+
+def test_concurrent_closes_keep_at_most_the_pool_size_waiting() -> None:
+    import threading
+
+    from jsproj.runtime import sandbox as module
+
+    sandboxes = [Sandbox(timeout=6.5) for _ in range(IDLE_WORKERS + 4)]
+    for each in sandboxes:
+        each.call("evaluate", '{"code": "1"}')
+    start = threading.Barrier(len(sandboxes))
+
+    def close(each: Sandbox) -> None:
+        start.wait()
+        each.close()
+
+    threads = [threading.Thread(target=close, args=(each,)) for each in sandboxes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(module._IDLE[(6.5, sandboxes[0].memory_limit)]) == IDLE_WORKERS
+
+
+def test_a_worker_whose_memory_stayed_high_is_not_kept() -> None:
+    fill = "projections.aggregate('Fill').by({ Go: function (s) { s.keep = []; for (var i = 0; i < 1500000; i++) s.keep.push({ i: i }); s.keep = null; } });"
+    record = RECORD.replace("Secret", "Go")
+    with Projections([{"file": "Fill.js", "source": fill}], timeout=20) as filling:
+        filling.apply(record, {"Fill": {"Fill": None}})
+        pid, rss, fresh = filling.sandbox.worker_pid, filling.sandbox._worker_rss(), filling.sandbox._fresh_rss
+    with Sandbox(timeout=20) as after:
+        after.call("evaluate", '{"code": "1"}')
+        reused = after.worker_pid == pid
+    from jsproj.runtime.sandbox import RECYCLE_RSS_SLACK
+
+    assert reused == (rss is not None and rss <= fresh + RECYCLE_RSS_SLACK)

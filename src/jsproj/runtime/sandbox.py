@@ -34,6 +34,9 @@ MB = 1024 * 1024
 # A closed sandbox's worker process gets a new V8 isolate and waits for the next sandbox with the same
 # limits: a start then costs a message instead of a Python process, the library and V8's set-up (~60 ms).
 IDLE_WORKERS = 4
+# A worker whose memory grew past this since it started is stopped rather than kept (V8 need not give
+# a full heap back to the system when its isolate goes).
+RECYCLE_RSS_SLACK = 64 * MB
 WATCH_INTERVAL = 0.1
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -41,8 +44,12 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class _Idle:
     """A worker process between sandboxes; its finalizer stops the process if nobody takes it."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], stderr: Any, owner_pid: int) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], stderr: Any, owner_pid: int, nonce: bytes, fresh_rss: int
+    ) -> None:
         self.proc, self.stderr, self.owner_pid = proc, stderr, owner_pid
+        self.nonce = nonce  # the ready answer names it: no other frame can pass for it
+        self.fresh_rss = fresh_rss
         self.finalizer = weakref.finalize(self, _stop, proc, owner_pid)
 
 
@@ -92,6 +99,8 @@ class Sandbox:
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._lock = threading.Lock()
         self._baseline_rss = 0
+        self._fresh_rss = 0  # the worker's memory when its process started
+        self._in_flight = False  # a request written whose answer was not read (the host was interrupted)
         self.restarts = 0
 
     # -- public API ---------------------------------------------------------
@@ -105,6 +114,8 @@ class Sandbox:
 
     def call(self, op: str, payload: str) -> Any:
         """Run one engine operation (``route``, ``apply``, ``normalize``, ``load``) on JSON text."""
+        if op.encode() == RECYCLE:
+            raise errors.EngineError(f"{op!r} is not an engine operation")
         with self._lock:
             self._ensure_worker()
             envelope = self._request(op, payload)
@@ -137,6 +148,8 @@ class Sandbox:
         if self._proc is not None and self._pid != os.getpid():
             self._proc = None  # inherited across fork(): the parent's worker, not ours
             self._finalizer = None
+        if self._in_flight:  # an interrupted call's answer is still in the pipe: never read it as another's
+            self._discard()
         if self._proc is not None and self._proc.poll() is None:
             return
         self._discard()
@@ -152,20 +165,21 @@ class Sandbox:
         proc, key = self._proc, (self.timeout, self.memory_limit)
         if proc is None or proc.stdin is None or proc.poll() is not None or self._pid != os.getpid():
             return False
+        if self._in_flight or (self._worker_rss() or 0) > self._fresh_rss + RECYCLE_RSS_SLACK:
+            return False  # an answer is still coming (the pipe is out of step), or its memory stayed high
+        nonce = os.urandom(16).hex().encode()
         with _IDLE_LOCK:
             if len(_IDLE.get(key, [])) >= IDLE_WORKERS:
                 return False
-        try:  # the answer (ready) is read by the sandbox that takes the process
-            proc.stdin.write(HEADER.pack(len(RECYCLE) + 1) + RECYCLE + b"\n")
-            proc.stdin.flush()
-        except OSError:
-            return False
-        idle = _Idle(proc, self._stderr, self._pid)
+            try:  # the answer (ready, with the nonce) is read by the sandbox that takes the process
+                proc.stdin.write(HEADER.pack(len(RECYCLE) + 1 + len(nonce)) + RECYCLE + b"\n" + nonce)
+                proc.stdin.flush()
+            except OSError:
+                return False
+            _IDLE.setdefault(key, []).append(_Idle(proc, self._stderr, self._pid, nonce, self._fresh_rss))
         if self._finalizer is not None:
             self._finalizer.detach()
         self._proc, self._stderr, self._finalizer = None, None, None
-        with _IDLE_LOCK:
-            _IDLE.setdefault(key, []).append(idle)
         return True
 
     def _start(self) -> None:
@@ -176,8 +190,8 @@ class Sandbox:
                 ready = self._read_answer(time.monotonic() + STARTUP_TIMEOUT, starting=True)
             except errors.JsprojError:
                 ready = {"error": "the waiting worker died"}
-            if "error" not in ready:
-                self._baseline_rss = self._worker_rss() or 0
+            if ready == {"ok": "ready", "nonce": idle.nonce.decode()}:
+                self._baseline_rss, self._fresh_rss = self._worker_rss() or 0, idle.fresh_rss
                 return
             self._discard()
         self._spawn()
@@ -215,9 +229,10 @@ class Sandbox:
         if "error" in ready:
             self._discard()
             raise errors.from_info(ready["error"])
-        self._baseline_rss = self._worker_rss() or 0
+        self._baseline_rss = self._fresh_rss = self._worker_rss() or 0
 
     def _discard(self) -> None:
+        self._in_flight = False
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
@@ -229,14 +244,17 @@ class Sandbox:
     def _request(self, op: str, payload: str) -> dict[str, Any]:
         assert self._proc is not None and self._proc.stdin is not None
         body = op.encode() + b"\n" + payload.encode("utf-8", "surrogatepass")
+        self._in_flight = True  # until the answer is read whole: an exception in between leaves it set
         try:
             self._proc.stdin.write(HEADER.pack(len(body)) + body)
             self._proc.stdin.flush()
         except (BrokenPipeError, OSError):
+            self._in_flight = False
             raise self._died() from None
         # The worker enforces the time limit itself; this deadline only catches a hung worker.
         deadline = time.monotonic() + self.timeout + max(5.0, self.timeout)
         answer = self._read_answer(deadline)
+        self._in_flight = False
         if "error" in answer and answer["error"].get("kind") in ("SandboxTimeoutError", "SandboxMemoryError"):
             self._reap()
         return answer

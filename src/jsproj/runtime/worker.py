@@ -172,7 +172,7 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 -- report it; the host then starts a new process
                 write_frame(answers, error_answer("SandboxError", f"the V8 sandbox could not restart: {exc}").encode())
                 return 1
-            write_frame(answers, b'{"ok": "ready"}')
+            write_frame(answers, json.dumps({"ok": "ready", "nonce": payload.decode()}).encode())
             continue
         answer, must_exit = worker.handle(op.decode(), payload.decode("utf-8", "surrogatepass"))
         write_frame(answers, answer.encode("utf-8"))
