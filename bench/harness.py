@@ -31,6 +31,8 @@ class Row:
 
     ``target`` is the condition the issue set on the ratio, e.g. (">=", 0.5)
     for throughput or ("<=", 2.0) for a latency; None: reported for scale.
+    ``floor`` is an absolute minimum of ``ours`` (in ``unit``) the issue set
+    too: the row is met only when both hold.
     """
 
     scenario: str
@@ -41,6 +43,7 @@ class Row:
     unit: str
     target: tuple[str, float] | None = None
     note: str = ""
+    floor: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -48,14 +51,19 @@ class Row:
 
     @property
     def met(self) -> bool | None:
-        if self.target is None:
+        if self.target is None and self.floor is None:
             return None
+        floor_met = self.floor is None or self.ours >= self.floor
+        if self.target is None:
+            return floor_met
         op, bound = self.target
-        return self.ratio >= bound if op == ">=" else self.ratio <= bound
+        return floor_met and (self.ratio >= bound if op == ">=" else self.ratio <= bound)
 
     def cells(self) -> list[str]:
         verdict = "" if self.met is None else (" met" if self.met else " **missed**")
-        target = f"{self.target[0]} {self.target[1]:g}x{verdict}" if self.target else ""
+        conditions = [f"{self.target[0]} {self.target[1]:g}x"] if self.target else []
+        conditions += [f">= {fmt(self.floor)} {self.unit}"] if self.floor is not None else []
+        target = " and ".join(conditions) + verdict if conditions else ""
         return [
             self.scenario,
             self.what,
@@ -69,7 +77,7 @@ class Row:
     def to_dict(self) -> dict[str, object]:
         return {"scenario": self.scenario, "what": self.what, "ours": self.ours, "baseline_name": self.baseline_name,
                 "baseline": self.baseline, "unit": self.unit, "ratio": self.ratio, "target": self.target,
-                "met": self.met, "note": self.note}  # fmt: skip
+                "floor": self.floor, "met": self.met, "note": self.note}  # fmt: skip
 
 
 def fmt(value: float) -> str:

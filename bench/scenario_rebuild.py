@@ -135,7 +135,7 @@ def run(cluster: Cluster, quick: bool) -> list[Row]:
     rows = [
         Row("4 rebuild", f"rebuild a stream projection + aggregate, {scale}", ours,
             "Node.js program with pg, same engine, same documents", node["events"] / node["seconds"], "ev/s",
-            (">=", 1.0), note=f"absolute target: >= 100,000 ev/s ({ours:,.0f})"),
+            (">=", 1.0), floor=100_000),
         Row("4 rebuild", "peak RSS during that rebuild", rss / MB, "the Node.js + pg program", node["peakRss"] / MB,
             "MB"),
         Row("4 rebuild", f"peak RSS, {events:,}-event rebuild", rss / MB,

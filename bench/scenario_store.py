@@ -124,7 +124,7 @@ def run(dsn: str, quick: bool) -> list[Row]:
         log(f"append: {total:,} events in 1,000-event messages, and COPY")
         ours, copy = batched(store, dsn, total, 1000)
         rows.append(Row("1 append", "batched appends, 1,000-event messages", ours, "COPY of the same rows", copy,
-                        "ev/s", (">=", 0.5), note=f"absolute target: >= 100,000 ev/s ({ours:,.0f})"))  # fmt: skip
+                        "ev/s", (">=", 0.5), floor=100_000))  # fmt: skip
         for writers in (1, 8):
             log(f"append: {singles:,} single-event appends from {writers} writer(s), and plain INSERTs")
             ours, insert = single(store, dsn, singles, writers)
