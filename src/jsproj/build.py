@@ -23,6 +23,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from jsproj import errors
+from jsproj.identifiers import search_path
 from jsproj.pages import PAGE_OF_RECORDS, LinesPage, Page, read_lines, read_page
 from jsproj.poison import dead_letter, stop_projection, without
 from jsproj.rows import value
@@ -142,7 +143,7 @@ class Build:
         with psycopg.connect(self.conn.info.dsn, autocommit=True) as reader, ThreadPoolExecutor(1) as ahead:
             reader.execute("set timezone = 'UTC'")  # the timestamps' text in record lines
             schema = value(self.conn, "select current_schema()")
-            reader.execute(sql.SQL("set search_path = {}").format(sql.Identifier(schema)))
+            reader.execute(search_path(schema))
             next_page: Future[LinesPage | None] = ahead.submit(read_lines, reader, self.after, self.page_size)
             pages = 0
             while self.active and (stop is None or not stop.is_set()):

@@ -20,6 +20,7 @@ from psycopg import sql
 from jsproj import errors
 from jsproj.build import build
 from jsproj.daemon import DEFAULT_PAGE_SIZE, lock_key
+from jsproj.identifiers import search_path
 from jsproj.poison import DeadLetter, dead_letters, request_retry, resume, retry_dead_letters
 from jsproj.python_engine import deployed_sources
 from jsproj.python_engine import rebuild as rebuild_documents
@@ -65,7 +66,7 @@ class Retried:
 def _session(store: EventStore, *, autocommit: bool = True) -> Iterator[psycopg.Connection[Any]]:
     """A connection of its own (session advisory locks), working in the store's schema."""
     with psycopg.connect(store.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("set search_path = {}").format(sql.Identifier(store.schema)))
+        conn.execute(search_path(store.schema))
         conn.autocommit = autocommit
         yield conn
 

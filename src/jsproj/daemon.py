@@ -32,6 +32,7 @@ from jsproj import errors
 from jsproj.build import build
 from jsproj.errors import ProjectionStoppedError
 from jsproj.follow import process_page
+from jsproj.identifiers import search_path
 from jsproj.pages import HIGH_WATER
 from jsproj.poison import retry_dead_letters
 from jsproj.python_engine import deployed_sources
@@ -143,12 +144,11 @@ class Daemon:
         if self._control is not None and not self._control.closed and self._work is not None and not self._work.closed:
             return
         self._disconnect()
-        search_path = sql.SQL("set search_path = {}").format(sql.Identifier(self.schema))
         self._control = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id}"[:63])
-        self._control.execute(search_path)
+        self._control.execute(search_path(self.schema))
         self._control.execute("listen pge_events")
         self._work = psycopg.connect(self.dsn, application_name=f"jsproj daemon {self.id} work"[:63])
-        self._work.execute(search_path)
+        self._work.execute(search_path(self.schema))
         self._work.commit()
         self.held.clear()  # session locks do not outlive a connection
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from psycopg import sql
+
 from jsproj.errors import InvalidNameError
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -18,3 +20,8 @@ def check_schema(name: str) -> str:
             f"start with a letter or _, at most {MAX_IDENTIFIER} characters"
         )
     return name
+
+
+def search_path(schema: str) -> sql.Composed:
+    """``set search_path = <schema>``: a connection working in ``schema`` (checked, then quoted)."""
+    return sql.SQL("set search_path = {}").format(sql.Identifier(check_schema(schema)))

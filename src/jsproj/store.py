@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -28,7 +27,7 @@ from jsproj.errors import (
     UnknownPositionError,
     UnknownStreamError,
 )
-from jsproj.identifiers import check_schema
+from jsproj.identifiers import check_schema, search_path
 from jsproj.migrate import Applied, migrate
 from jsproj.python_engine import PythonEngine, apply_records
 from jsproj.rows import one, value
@@ -182,7 +181,7 @@ class EventStore:
     def __init__(self, dsn: str, *, schema: str = "public", min_size: int = 1, max_size: int = 8) -> None:
         self.dsn = dsn
         self.schema = check_schema(schema)
-        self._search_path = sql.SQL("set search_path = {}").format(sql.Identifier(schema))
+        self._search_path = search_path(schema)
         try:  # one direct connection first, to fail fast with PostgreSQL's own reason
             psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT).close()
         except psycopg.Error as exc:
