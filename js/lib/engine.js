@@ -81,10 +81,12 @@ function viewKeys(p, keyEvent, meta) {
 // without calling identifiedBy again.
 function routeBatch(projector, records, options) {
   var selected = selection(projector, options);
+  var partitions = jsproj.partitionsOf(projector, options);
   var seen = new Map();
   var keys = dict();
   var views = [];             // per record index: Map(view name -> keys or {thrown}), or undefined
   function add(name, key) {
+    if (!jsproj.handles(partitions, name, key)) return;
     var set = seen.get(name);
     if (!set) { set = new Set(); seen.set(name, set); keys[name] = []; }
     if (!set.has(key)) { set.add(key); keys[name].push(key); }
@@ -117,13 +119,19 @@ function route(projector, records, options) {
 }
 
 // One call's work: per projection, the documents it read and changed.
-function Work(projection) {
+function Work(projection, policy) {
   this.projection = projection;
+  this.policy = policy;       // 'skip', 'stop' or undefined (policies.js)
   this.docs = new Map();      // id -> state, DELETE or a document
   this.dirty = new Set();     // ids changed
   this.sizes = null;          // id -> size of a large document (tracked next time: tracking.js)
   this.tracked = null;        // ids of documents changed in place (put in jsonb's key order at the end)
   this.walked = null;         // ids of large documents their handler walks: copied, not tracked
+  // With a policy: each document as it was before the call's deliveries (or
+  // since the last failure), and the records delivered to it since, so that
+  // a failed event can be taken out of the one document it touched.
+  this.base = policy ? new Map() : null;
+  this.history = policy ? new Map() : null;
 }
 
 // Apply a batch. `documents` holds, per projection, every document that
@@ -131,12 +139,18 @@ function Work(projection) {
 // projection, the changed documents: {changes: {name: {kind, upserts: {id:
 // state}, deletes: [ids]}}, errors: [...]}. A projection whose code throws
 // contributes no changes at all for the batch and one error, so a host
-// can retry, skip or stop it; the other projections are unaffected. The
+// can retry, skip or stop it; the other projections are unaffected --
+// unless options.onError says to skip the event or stop there
+// (policies.js, with options.exclude and options.partitions). The
 // supplied documents belong to the call: handlers may change them in place.
 // `routed` is what routeBatch gave for these records, if the host has it.
 function apply(projector, records, documents, options, routed) {
   var batch = {
+    records: records,
     selected: selection(projector, options),
+    policies: jsproj.policiesOf(projector, options),
+    excluded: jsproj.excludedOf(projector, options),
+    partitions: jsproj.partitionsOf(projector, options),
     supplied: documents || {},
     views: routed ? routed.views : [],
     work: new Map(),
@@ -152,7 +166,7 @@ function apply(projector, records, documents, options, routed) {
     var meta = metaOf(record);
     plan.length = 0;
     planDeliveries(batch, targets, record, i, meta, plan);
-    deliver(batch, plan, record.event, meta, record.streamId);
+    deliver(batch, plan, record, i, meta);
   }
   var changes = dict();
   batch.work.forEach(function (w, name) {
@@ -174,6 +188,46 @@ function failProjection(batch, p, meta, thrown) {
   batch.errors.push(handlerError(p, meta, thrown));
 }
 
+// Projection code threw on record `index`: by the projection's policy, the
+// record is taken out of the documents it reached (skip), and the
+// projection gets nothing more (stop); without one, the projection fails.
+function failDelivery(batch, p, meta, thrown, index, keys) {
+  var policy = batch.policies !== null ? batch.policies.get(p.name) : undefined;
+  if (policy === undefined) return failProjection(batch, p, meta, thrown);
+  var w = batch.work.get(p.name);
+  try {
+    if (w) keys.forEach(function (key) { takeOut(batch, w, key, index); });
+  } catch (e) {
+    return failProjection(batch, p, metaOf(batch.records[index]), e);
+  }
+  batch.errors.push(handlerError(p, meta, thrown));
+  if (policy === 'stop') batch.failed.add(p.name);   // keeping its work
+}
+
+// A document as if record `index` had not been delivered to it: its state
+// before the call (or the last failure) with the records since folded in
+// again -- projection code is deterministic -- and that as the new base.
+function takeOut(batch, w, key, index) {
+  if (!w.base.has(key)) return;   // the record reached it before any state was taken
+  var history = w.history.get(key);
+  if (history.length && history[history.length - 1] === index) history.pop();
+  var state = stateCopy(w.base.get(key));
+  for (var h = 0; h < history.length; h++) {
+    var record = batch.records[history[h]];
+    state = fold(w.projection, state, clone(record.event), metaOf(record), key);
+  }
+  w.docs.set(key, state);
+  w.base.set(key, stateCopy(state));
+  w.history.set(key, []);
+  keepSize(w, key, null);
+  if (w.tracked !== null) w.tracked.delete(key);
+  if (history.length === 0 && state === null) w.dirty.delete(key);
+}
+
+function stateCopy(state) {
+  return state === null || state === DELETE ? state : clone(state);
+}
+
 // The deliveries of one record: each target projection with the document
 // key it goes to (null for event projections).
 function planDeliveries(batch, targets, record, index, meta, plan) {
@@ -181,41 +235,59 @@ function planDeliveries(batch, targets, record, index, meta, plan) {
   for (var t = 0; t < targets.length; t++) {
     var p = targets[t];
     if ((batch.selected !== null && !batch.selected.has(p.name)) || batch.failed.has(p.name)) continue;
-    if (p.kind === 'stream') plan.push(p, record.streamId);
+    if (batch.excluded !== null && batch.excluded.has(p.name) && batch.excluded.get(p.name).has(record.position)) continue;
+    if (p.kind === 'stream') planKey(batch, plan, p, record.streamId);
     else if (p.kind === 'aggregate') plan.push(p, p.name);
     else if (p.kind === 'event') plan.push(p, null);
     else {
       var known = batch.views[index];
       var keys = known && known.has(p.name) ? known.get(p.name) : null;
       if (keys === null) keys = viewKeys(p, keyEvent = keyEvent || frozenCopy(record.event), meta);
-      if (!Array.isArray(keys)) { failProjection(batch, p, meta, keys.thrown); continue; }
-      for (var k = 0; k < keys.length; k++) plan.push(p, keys[k]);
+      if (!Array.isArray(keys)) { failDelivery(batch, p, meta, keys.thrown, index, []); continue; }
+      for (var k = 0; k < keys.length; k++) planKey(batch, plan, p, keys[k]);
     }
   }
 }
 
+function planKey(batch, plan, p, key) {
+  if (jsproj.handles(batch.partitions, p.name, key)) plan.push(p, key);
+}
+
 // Run the deliveries of one record. Each gets an event of its own (the last
-// one the record's), so that a handler keeping or changing its event cannot
-// reach another projection or document.
-function deliver(batch, plan, evt, meta, streamId) {
-  var deliveries = plan.length / 2;
+// one the record's, unless a policy may fold the record again), so that a
+// handler keeping or changing its event cannot reach another projection or
+// document. A projection that throws gets no more deliveries of the record.
+function deliver(batch, plan, record, index, meta) {
+  var deliveries = plan.length / 2, evt = record.event, thrown = null;
   for (var d = 0; d < deliveries; d++) {
     var target = plan[2 * d], key = plan[2 * d + 1];
-    if (batch.failed.has(target.name)) continue;
-    var event = d < deliveries - 1 ? clone(evt) : evt;
+    if (batch.failed.has(target.name) || (thrown !== null && thrown.has(target.name))) continue;
+    var event = d < deliveries - 1 || batch.policies !== null ? clone(evt) : evt;
     try {
-      if (target.kind === 'event') deliverTransform(batch, target, event, meta, streamId);
-      else deliverHandler(batch, target, key, event, meta);
+      if (target.kind === 'event') deliverTransform(batch, target, event, meta, record.streamId);
+      else deliverHandler(batch, target, key, event, meta, index);
     } catch (e) {
       if (jsproj.isEngineError(e) && e.kind === 'EngineError') throw e;   // the host's mistake, not the projection's
-      failProjection(batch, target, meta, e);
+      if (thrown === null) thrown = new Set();
+      thrown.add(target.name);
+      failDelivery(batch, target, meta, e, index, keysOf(plan, target, d));
     }
   }
+}
+
+// The keys of a record's deliveries to `p`, up to delivery `last`.
+function keysOf(plan, p, last) {
+  var keys = [];
+  for (var d = 0; d <= last; d++) if (plan[2 * d] === p && keys.indexOf(plan[2 * d + 1]) < 0) keys.push(plan[2 * d + 1]);
+  return keys;
 }
 
 function workFor(batch, p) {
   var w = batch.work.get(p.name);
-  if (!w) { w = new Work(p); batch.work.set(p.name, w); }
+  if (!w) {
+    w = new Work(p, batch.policies !== null ? batch.policies.get(p.name) : undefined);
+    batch.work.set(p.name, w);
+  }
   return w;
 }
 
@@ -228,10 +300,13 @@ function deliverTransform(batch, target, event, meta, streamId) {
   }
 }
 
-function deliverHandler(batch, target, key, event, meta) {
+function deliverHandler(batch, target, key, event, meta, index) {
   var w = workFor(batch, target);
   var state = w.docs.get(key);          // as the batch has it so far (never undefined), else as supplied
-  if (state === undefined) state = supplied(batch, target, key);
+  if (state === undefined) {
+    state = supplied(batch, target, key);
+    if (w.base !== null) { w.base.set(key, stateCopy(state)); w.history.set(key, []); }
+  }
   var absent = state === null || state === DELETE;
   if (!absent && !target.handlers.handlerFor(event.$type)) return;   // nothing to do
   var size = w.sizes === null || absent || (w.walked !== null && w.walked.has(key)) ? undefined : w.sizes.get(key);
@@ -253,6 +328,7 @@ function deliverHandler(batch, target, key, event, meta) {
     }
   }
   w.dirty.add(key);
+  if (w.history !== null) w.history.get(key).push(index);
 }
 
 function keepSize(w, key, size) {
@@ -287,7 +363,9 @@ function supplied(batch, p, key) {
 }
 
 // Route, load from the projector's in-memory store, apply, write back: the
-// host loop of the Node projector and of simulation. Throws the first error.
+// host loop of the Node projector, of simulation and of builds. Throws the
+// first error -- unless options.onError has a policy for every projection
+// that failed: their errors are then in the result, with what they did.
 function applyInMemory(projector, records, options) {
   var routed = routeBatch(projector, records, options);
   var documents = dict();
@@ -301,7 +379,10 @@ function applyInMemory(projector, records, options) {
     documents[name] = bucket;
   });
   var result = apply(projector, records, documents, options, routed);
-  if (result.errors.length) throw result.errors[0];
+  var policies = options && options.onError;
+  result.errors.forEach(function (error) {
+    if (!policies || !has(policies, error.projection)) throw error;
+  });
   Object.keys(result.changes).forEach(function (name) {
     var store = projector.projections[name].store;
     var change = result.changes[name];

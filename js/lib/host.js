@@ -88,12 +88,14 @@ jsproj.host = {
     projector = next;
     return jsproj.describe(projector);
   }),
-  // {events: [records], batch: id, options} -> {name: [ids]}; keeps the events as batch `id`.
+  // {events: [records] | lines: text (records.js), batch: id, options} -> {name: [ids]};
+  // keeps the events as batch `id`.
   route: entry(function (text) {
     var batch = JSON.parse(text);
     routed = NOT_ROUTED;
-    var result = jsproj.routeBatch(loaded(), batch.events, batch.options);
-    if (batch.batch !== undefined) routed = { id: batch.batch, events: batch.events, routed: result };
+    var events = batch.lines !== undefined ? jsproj.recordsFromLines(batch.lines) : batch.events;
+    var result = jsproj.routeBatch(loaded(), events, batch.options);
+    if (batch.batch !== undefined) routed = { id: batch.batch, events: events, routed: result };
     return result.keys;
   }),
   // {events: [records] | lines: text (records.js) | batch: id, documents: {name: {id: doc}}, options}
@@ -119,7 +121,9 @@ jsproj.host = {
     var request = JSON.parse(text);
     return jsproj.normalize(jsproj.parseEvents(request.text), request.options);
   }),
-  // {projections: [names]} -> start a build: forget those projections' documents in memory.
+  // {projections: [names], onError?: {name: 'skip' | 'stop'}} -> start a build: forget those
+  // projections' documents in memory. With a policy, a page a projection fails on is folded
+  // by it (policies.js) and the errors are in the answer.
   foldStart: entry(function (text) {
     var request = JSON.parse(text);
     var current = loaded();
@@ -129,7 +133,7 @@ jsproj.host = {
       if (p.kind === 'aggregate') p.store.remove(name);
       else p.store.documents.clear();
     });
-    fold = { projections: request.projections.slice(), dirty: new Map() };
+    fold = { projections: request.projections.slice(), onError: request.onError || null, dirty: new Map() };
     return { projections: fold.projections };
   }),
   // {events: [records], projections?: [some of the build's]} -> fold a page into the build's
@@ -145,13 +149,22 @@ jsproj.host = {
     markDirty(result.changes);
     return { events: batch.events.length };
   }),
-  // A page of events as lines (see records.js) -> fold it into the build's documents.
+  // A page of events as lines (see records.js) -> fold it into the build's documents:
+  // {events, errors}. A projection that stops (policy 'stop') leaves the build.
   foldLines: entry(function (text) {
     if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
     var records = jsproj.recordsFromLines(text);
-    var result = jsproj.applyInMemory(loaded(), records, { projections: fold.projections });
+    var options = { projections: fold.projections, onError: fold.onError };
+    var result = jsproj.applyInMemory(loaded(), records, options);
     markDirty(result.changes);
-    return { events: records.length };
+    result.errors.forEach(function (error) {
+      var name = error.projection;
+      if (fold.onError[name] === 'stop') {
+        fold.projections = fold.projections.filter(function (n) { return n !== name; });
+        fold.dirty.delete(name);
+      }
+    });
+    return { events: records.length, errors: result.errors.map(jsproj.errorInfo) };
   }),
   // -> {changes: {name: {upserts, deletes}}}: the build's documents changed since the last flush.
   foldFlush: entry(function () {
