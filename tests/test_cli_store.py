@@ -134,7 +134,7 @@ def test_migrate_reports_what_it_did(dsn: str) -> None:
     done = jsproj("migrate", "--dsn", dsn, "--schema", "other", "--json")
     assert json.loads(done.stdout) == {
         "schema": "other",
-        "applied": ["0006_baseline"],
+        "applied": ["0006_baseline", "0007_partitions"],
         "functions": [f.name for f in functions_files()],
     }
     assert jsproj("migrate", "--dsn", dsn, "--schema", "other").stdout == "schema other is up to date\n"

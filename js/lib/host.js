@@ -6,7 +6,7 @@
 
 var projector = null;
 // A build in progress: documents folded in memory across pages (foldStart,
-// foldPage), handed out as changes when the host flushes them (foldFlush).
+// foldLines), handed out at the end as rows for COPY (foldRows).
 var fold = null;
 // The batch the last route call parsed, and the keys its views' identifiedBy
 // gave, so that apply can name it instead of sending and parsing the same
@@ -27,14 +27,21 @@ function show(value) {
   return String(value);
 }
 
-// Remember which of the build's documents a folded page changed (flushed later).
-function markDirty(changes) {
-  Object.keys(changes).forEach(function (name) {
-    var dirty = fold.dirty.get(name);
-    if (!dirty) { dirty = new Set(); fold.dirty.set(name, dirty); }
-    Object.keys(changes[name].upserts).forEach(function (id) { dirty.add(id); });
-    changes[name].deletes.forEach(function (id) { dirty.add(id); });
-  });
+// A text value as COPY's text format writes it: backslash, tab, newline and
+// carriage return escaped (JSON text has none of the last three raw).
+function copyField(text) {
+  return text.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+}
+
+// The next rows of a build's documents ("id<TAB>json" lines), up to `limit`.
+function nextRows(dump, limit) {
+  var lines = [];
+  while (lines.length < limit) {
+    var step = dump.entries.next();
+    if (step.done) { dump.done = true; break; }
+    lines.push(copyField(step.value[0]) + '\t' + copyField(JSON.stringify(step.value[1])));
+  }
+  return lines;
 }
 
 function loaded() {
@@ -133,21 +140,8 @@ jsproj.host = {
       if (p.kind === 'aggregate') p.store.remove(name);
       else p.store.documents.clear();
     });
-    fold = { projections: request.projections.slice(), onError: request.onError || null, dirty: new Map() };
+    fold = { projections: request.projections.slice(), onError: request.onError || null, dump: null };
     return { projections: fold.projections };
-  }),
-  // {events: [records], projections?: [some of the build's]} -> fold a page into the build's
-  // documents (all or nothing).
-  foldPage: entry(function (text) {
-    if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
-    var batch = JSON.parse(text);
-    var names = batch.projections || fold.projections;
-    names.forEach(function (name) {
-      if (fold.projections.indexOf(name) < 0) throw jsproj.fail('EngineError', name + ' is not part of the build');
-    });
-    var result = jsproj.applyInMemory(loaded(), batch.events, { projections: names });
-    markDirty(result.changes);
-    return { events: batch.events.length };
   }),
   // A page of events as lines (see records.js) -> fold it into the build's documents:
   // {events, errors}. A projection that stops (policy 'stop') leaves the build.
@@ -156,32 +150,29 @@ jsproj.host = {
     var records = jsproj.recordsFromLines(text);
     var options = { projections: fold.projections, onError: fold.onError };
     var result = jsproj.applyInMemory(loaded(), records, options);
-    markDirty(result.changes);
     result.errors.forEach(function (error) {
       var name = error.projection;
-      if (fold.onError[name] === 'stop') {
-        fold.projections = fold.projections.filter(function (n) { return n !== name; });
-        fold.dirty.delete(name);
-      }
+      if (fold.onError[name] === 'stop') fold.projections = fold.projections.filter(function (n) { return n !== name; });
     });
     return { events: records.length, errors: result.errors.map(jsproj.errorInfo) };
   }),
-  // -> {changes: {name: {upserts, deletes}}}: the build's documents changed since the last flush.
-  foldFlush: entry(function () {
+  // {projection, limit} -> {text, rows, more}: the next `limit` documents a build folded for
+  // the projection, as COPY text rows (id, data); `more` until every one was given.
+  foldRows: entry(function (text) {
     if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
-    var changes = jsproj.dict();
-    fold.dirty.forEach(function (ids, name) {
-      var store = loaded().projections[name].store;
-      var upserts = jsproj.dict(), deletes = [];
-      ids.forEach(function (id) {
-        var doc = store.find(id);
-        if (doc === undefined) deletes.push(id);
-        else upserts[id] = doc;
-      });
-      changes[name] = { upserts: upserts, deletes: deletes };
-    });
-    fold.dirty = new Map();
-    return { changes: changes };
+    var request = JSON.parse(text), name = request.projection;
+    if (fold.projections.indexOf(name) < 0) throw jsproj.fail('EngineError', name + ' is not part of the build');
+    var p = loaded().projections[name];
+    if (!fold.dump || fold.dump.name !== name) {
+      var entries = p.kind === 'aggregate'
+        ? (p.store.find(name) === undefined ? [] : [[name, p.store.find(name)]])
+        : p.store.documents;
+      fold.dump = { name: name, entries: entries[Symbol.iterator](), done: false };
+    }
+    var lines = nextRows(fold.dump, request.limit);
+    var more = !fold.dump.done;
+    if (!more) fold.dump = null;
+    return { text: lines.length ? lines.join('\n') + '\n' : '', rows: lines.length, more: more };
   }),
   // {code} -> {value: text, projections: [descriptions]}: REPL input, run with the DSL
   // against a scratch projector of its own (the loaded projections stay as they are).

@@ -8,14 +8,16 @@
 -- that drops the old function.
 
 -- Deploy projection definitions: [{name, kind, lifecycle, engine, file, source,
--- hash, streamType, eventTypes, anyEvent}] is the whole set (others are removed).
+-- hash, streamType, eventTypes, anyEvent, onError, partitions}] is the whole
+-- set (others are removed).
 -- Creates document tables, clears the documents of new and changed stored
 -- projections, replaces the engine bundle, sets up the inline triggers, and
 -- returns {added, changed, unchanged, removed, rebuild}: the caller rebuilds
 -- those (pge_rebuild for in-database engines). Appends wait until it commits.
 -- An async projection that is new or changed keeps its old documents (if
 -- any) and gets status 'build', so that readers see the old view until the
--- daemon swaps the rebuilt one in; removed projections lose their progress
+-- daemon swaps the rebuilt one in (a new number of partitions is a change:
+-- one progress row per partition); removed projections lose their progress
 -- and dead letters; daemons are woken by a notify trigger while async
 -- projections exist; the inline trigger serves every in-database engine.
 create or replace function pge_deploy(definitions jsonb, bundle text, bundle_hash text) returns jsonb
@@ -28,6 +30,7 @@ declare
     v_lifecycle text;
     v_stored boolean;
     v_status text;
+    v_partitions int;
     v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": []}';
 begin
     lock table @schema@.pge_events in share mode;
@@ -49,11 +52,16 @@ begin
         v_name := v_def ->> 'name';
         v_lifecycle := v_def ->> 'lifecycle';
         v_stored := v_lifecycle in ('inline', 'async');
+        v_partitions := coalesce((v_def ->> 'partitions')::int, 1);
+        if v_partitions > 1 and (v_lifecycle <> 'async' or v_def ->> 'kind' not in ('stream', 'view')) then
+            raise exception using errcode = 'JP400',
+                message = format('%s: only async stream and view projections have partitions', v_name);
+        end if;
         select * into v_old from @schema@.pge_projection_definitions where name = v_name;
         v_status := case
             when not found then 'added'
             when v_old.hash <> v_def ->> 'hash' or v_old.kind <> v_def ->> 'kind' or v_old.lifecycle <> v_lifecycle
-                 or v_old.engine <> v_def ->> 'engine' then 'changed'
+                 or v_old.engine <> v_def ->> 'engine' or v_old.partitions <> v_partitions then 'changed'
             else 'unchanged'
         end;
         -- Clear what the old definition stored, unless an async projection keeps
@@ -66,15 +74,18 @@ begin
             end if;
         end if;
         insert into @schema@.pge_projection_definitions
-            (name, kind, lifecycle, engine, file, source, hash, stream_type, event_types, any_event, on_error, deployed_at)
+            (name, kind, lifecycle, engine, file, source, hash, stream_type, event_types, any_event, on_error, partitions,
+             deployed_at)
         values (v_name, v_def ->> 'kind', v_lifecycle, v_def ->> 'engine', v_def ->> 'file', v_def ->> 'source',
                 v_def ->> 'hash', v_def ->> 'streamType',
                 array(select jsonb_array_elements_text(coalesce(v_def -> 'eventTypes', '[]'))),
-                coalesce((v_def ->> 'anyEvent')::boolean, false), coalesce(v_def ->> 'onError', 'stop'), now())
+                coalesce((v_def ->> 'anyEvent')::boolean, false), coalesce(v_def ->> 'onError', 'stop'), v_partitions,
+                now())
         on conflict (name) do update set
             kind = excluded.kind, lifecycle = excluded.lifecycle, engine = excluded.engine, file = excluded.file,
             source = excluded.source, hash = excluded.hash, stream_type = excluded.stream_type,
             event_types = excluded.event_types, any_event = excluded.any_event, on_error = excluded.on_error,
+            partitions = excluded.partitions,
             deployed_at = case when v_status = 'unchanged' then @schema@.pge_projection_definitions.deployed_at else now() end;
         if v_stored and v_def ->> 'kind' <> 'aggregate' then
             execute format('create table if not exists @schema@.%I (
@@ -82,7 +93,9 @@ begin
                            'pge_projections_' || lower(v_name));
         end if;
         if v_lifecycle = 'async' then
-            insert into @schema@.pge_projection_progress (name) values (v_name) on conflict (name) do nothing;
+            delete from @schema@.pge_projection_progress where name = v_name and partition >= v_partitions;
+            insert into @schema@.pge_projection_progress (name, partition)
+            select v_name, g from generate_series(0, v_partitions - 1) g on conflict (name, partition) do nothing;
             if v_status <> 'unchanged' then
                 update @schema@.pge_projection_progress
                 set status = 'build', error = null, last_tx = '0', last_position = 0, events = 0, updated_at = now()

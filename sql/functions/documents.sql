@@ -48,6 +48,22 @@ $$;
 create or replace function pge_load_documents(keys jsonb) returns jsonb
 language plpgsql
 as $$
+begin
+    perform pg_advisory_xact_lock(1246974037, k.lock)
+    from (select distinct hashtext(n || chr(31) || i) as lock
+          from jsonb_each(keys) as t (n, ids), jsonb_array_elements_text(ids) as i) as k
+    order by k.lock;
+    return @schema@.pge_read_documents(keys);
+end;
+$$;
+
+-- Load the documents named by a route answer without locking them: for
+-- async projections, whose documents only the daemon holding the
+-- projection's (or partition's) session lock writes -- and a page of
+-- thousands of documents would otherwise take thousands of locks.
+create or replace function pge_read_documents(keys jsonb) returns jsonb
+language plpgsql stable
+as $$
 declare
     v_name text;
     v_ids jsonb;
@@ -55,10 +71,6 @@ declare
     v_found jsonb;
     v_documents jsonb := '{}';
 begin
-    perform pg_advisory_xact_lock(1246974037, k.lock)
-    from (select distinct hashtext(n || chr(31) || i) as lock
-          from jsonb_each(keys) as t (n, ids), jsonb_array_elements_text(ids) as i) as k
-    order by k.lock;
     for v_name, v_ids in select * from jsonb_each(keys) loop
         v_table := @schema@.pge_document_table(v_name);
         if v_table is null then

@@ -18,13 +18,15 @@ import psycopg
 from psycopg import sql
 
 from jsproj import errors
-from jsproj.build import build
-from jsproj.daemon import DEFAULT_PAGE_SIZE, lock_key
+from jsproj.daemon import lines, progress
+from jsproj.daemon.build import build
+from jsproj.daemon.loop import DEFAULT_PAGE_SIZE
+from jsproj.daemon.poison import DeadLetter, dead_letters, request_retry, retry_dead_letters
+from jsproj.daemon.progress import Unit, lock_key
 from jsproj.identifiers import search_path
-from jsproj.poison import DeadLetter, dead_letters, request_retry, resume, retry_dead_letters
 from jsproj.python_engine import deployed_sources
 from jsproj.python_engine import rebuild as rebuild_documents
-from jsproj.rows import one, value
+from jsproj.rows import value
 from jsproj.runtime.projections import Projections
 from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from jsproj.store import EventStore
@@ -139,11 +141,7 @@ def _restart_build(
     on_progress: Callable[[int], None] | None,
 ) -> None:
     """Reset the projection to build; build it here unless a daemon holds it."""
-    control.execute(
-        """update pge_projection_progress set status = 'build', error = null, last_tx = '0', last_position = 0,
-           events = 0, updated_at = now() where name = %s""",
-        (name,),
-    )
+    progress.restart_build(control, name)
     read = 0
 
     def advance(_: str, events: int) -> None:
@@ -161,15 +159,17 @@ def _restart_build(
 def _follow_build(control: psycopg.Connection[Any], name: str, on_progress: Callable[[int], None] | None) -> int:
     """Wait for the build (done here, or by the daemon holding the projection) to finish; the events it read."""
     while True:
-        status, events, error = one(
-            control, "select status, events, error from pge_projection_progress where name = %s", (name,)
-        )
+        found = progress.state(control, name)
+        if found is None:
+            raise errors.UnknownProjectionError(f"there is no async projection {name!r}", projection=name)
+        status, events, error = found
         if on_progress:
             on_progress(events)
         if status == "running":
             return int(events)
         if status == "stopped":
-            raise errors.ProjectionError(f"{name} stopped during its rebuild: {error.get('message')}", projection=name)
+            reason = (error or {}).get("message")
+            raise errors.ProjectionError(f"{name} stopped during its rebuild: {reason}", projection=name)
         time.sleep(FOLLOW_INTERVAL)
 
 
@@ -180,15 +180,19 @@ def retry(
     (here, unless a daemon holds it: then the daemon does)."""
     limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
     with _session(store) as control:
-        resumed = resume(control, name)
+        resumed = progress.resume(control, name)
         requested = request_retry(control, name)
         applied = None
         if requested:
-            with _holding(control, name) as held:
-                if held:
-                    with _session(store, autocommit=False) as work:
-                        with Projections(deployed_sources(work), **limits) as loaded:
-                            applied = retry_dead_letters(work, loaded, name, requested_only=True)
+            count = value(control, "select partitions from pge_projection_definitions where name = %s", (name,))
+            for unit in [Unit(name, partition, count) for partition in range(count)]:
+                with _holding(control, unit.lock_name) as held:
+                    if held:
+                        with _session(store, autocommit=False) as work:
+                            lines.prepare(work)
+                            with Projections(deployed_sources(work), **limits) as loaded:
+                                done = retry_dead_letters(work, loaded, unit, requested_only=True)
+                                applied = (applied or 0) + done
     return Retried(name, resumed, requested, applied)
 
 

@@ -39,6 +39,7 @@ DATABASE_ENGINES = tuple(engine for engine in ENGINES if engine != "python")
 LANGUAGE_ENGINES = ("plv8", "pljs")
 LIFECYCLES = ("inline", "async", "live")
 ON_ERROR = ("stop", "dead-letter")
+MAX_PARTITIONS = 256  # as pge_projection_definitions checks
 
 
 @dataclass
@@ -86,28 +87,49 @@ def parse_on_error(pairs: Sequence[str]) -> dict[str, str]:
     return _parse_pairs("--on-error", pairs, ON_ERROR)
 
 
+def parse_partitions(pairs: Sequence[str]) -> dict[str, int]:
+    """``--partitions NAME=N`` options as ``{name: n}``, checked (1 <= n <= 256)."""
+    chosen: dict[str, int] = {}
+    for pair in pairs:
+        name, sep, count = pair.partition("=")
+        if not sep or not name or not count.isdigit() or not 1 <= int(count) <= MAX_PARTITIONS:
+            raise errors.InputError(f"--partitions takes NAME=N with 1 <= N <= {MAX_PARTITIONS}, not {pair!r}")
+        chosen[name] = int(count)
+    return chosen
+
+
 def definitions(
     sources: Sequence[Mapping[str, str]],
     infos: Sequence[ProjectionInfo],
     engine: str,
     lifecycles: Mapping[str, str],
     on_error: Mapping[str, str] | None = None,
+    partitions: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """The rows ``pge_deploy`` registers, one per projection."""
     if engine not in ENGINES:
         raise errors.InputError(f"--engine is one of {', '.join(ENGINES)}, not {engine!r}")
-    on_error = on_error or {}
-    for option, chosen in (("--lifecycle", lifecycles), ("--on-error", on_error)):
+    on_error, partitions = on_error or {}, partitions or {}
+    for option, chosen in (("--lifecycle", lifecycles), ("--on-error", on_error), ("--partitions", partitions)):
         unknown = sorted(set(chosen) - {info.name for info in infos})
         if unknown:
             raise errors.UnknownProjectionError(
                 f"{option} names projections that are not defined: {', '.join(unknown)}"
             )
     by_file = {s["file"]: s["source"] for s in sources}
-    return [
+    rows = [
         _definition(info, by_file[info.file or ""], engine, lifecycles.get(info.name, info.lifecycle), on_error)
+        | {"partitions": partitions.get(info.name, 1)}
         for info in infos
     ]
+    for row in rows:
+        if row["partitions"] != 1 and (row["lifecycle"] != "async" or row["kind"] not in ("stream", "view")):
+            article = "a" if row["lifecycle"] == "live" else "an"
+            raise errors.InputError(
+                f"--partitions {row['name']}: only async stream and view projections have partitions "
+                f"({row['name']} is {article} {row['lifecycle']} {row['kind']} projection)"
+            )
+    return rows
 
 
 def _definition(
@@ -155,16 +177,19 @@ def deploy(
     engine: str = "python",
     lifecycles: Mapping[str, str] | None = None,
     on_error: Mapping[str, str] | None = None,
+    partitions: Mapping[str, int] | None = None,
     timeout: float | None = None,
     memory_limit: int | None = None,
 ) -> DeployReport:
     """Deploy ``sources`` (every projection file) to the store, in one transaction.
 
     Appends wait while it runs (documents are rebuilt before it commits).
+    ``partitions`` splits async stream and view projections by document key
+    so that several daemons share each one (docs/daemon.md).
     """
     store.migrate()
     with _load(sources, timeout, memory_limit) as loaded:
-        rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error)
+        rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error, partitions)
         bundle, bundle_hash = database_bundle()
         report = DeployReport(engine)
         with store.pool.connection() as conn:

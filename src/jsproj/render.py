@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from jsproj.poison import DeadLetter
+    from jsproj.daemon.poison import DeadLetter
     from jsproj.status import ProjectionStatus
 
 MAX_COLUMNS = 8

@@ -9,9 +9,9 @@ from typing import Any
 
 import psycopg
 
-from jsproj.daemon import LOCK_CLASS, caught_up_blockers
+from jsproj.daemon.lines import HIGH_WATER
+from jsproj.daemon.progress import LOCK_CLASS, caught_up_blockers
 from jsproj.errors import ProjectionStoppedError, WaitTimeoutError
-from jsproj.pages import HIGH_WATER
 from jsproj.store import EventStore, translate
 
 
@@ -29,8 +29,9 @@ class ProjectionStatus:
     lag_events: int | None
     lag_seconds: float | None
     dead_letters: int
-    holder: str | None
+    holder: str | None  # the daemons holding it (its partitions), comma-separated
     error: dict[str, Any] | None
+    partitions: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,17 +42,27 @@ with high as (select max(position) as position from pge_events)
 select d.name, d.kind, d.lifecycle, d.engine,
        coalesce(p.status, case d.lifecycle when 'inline' then 'current' else d.lifecycle end),
        p.last_position, (select position from high),
-       case when p.name is not null then
+       case when p.status is not null then
            (select count(*) from pge_events e where (e.tx_id, e.position) > (p.last_tx, p.last_position)) end,
-       case when p.name is not null then
+       case when p.status is not null then
            (select extract(epoch from now() - min(e.timestamp)) from pge_events e
             where (e.tx_id, e.position) > (p.last_tx, p.last_position)) end,
        (select count(*) from pge_dead_letters l where l.projection = d.name),
-       (select a.application_name from pg_locks k join pg_stat_activity a on a.pid = k.pid
-        where k.locktype = 'advisory' and k.granted and k.classid = {LOCK_CLASS}
-          and k.objid = (hashtext(d.name)::bigint & 4294967295)::oid and k.objsubid = 2 limit 1),
-       p.error
-from pge_projection_definitions d left join pge_projection_progress p on p.name = d.name
+       (select string_agg(distinct a.application_name, ', ' order by a.application_name)
+        from pg_locks k join pg_stat_activity a on a.pid = k.pid
+        where k.locktype = 'advisory' and k.granted and k.classid = {LOCK_CLASS} and k.objsubid = 2
+          and k.objid in (select (hashtext(case when g = 0 then d.name else d.name || '/' || g end)::bigint
+                                  & 4294967295)::oid
+                          from generate_series(0, d.partitions - 1) as g)),
+       p.error, d.partitions
+from pge_projection_definitions d
+-- A partitioned projection shows its partition furthest behind: a stopped one, else one building, else
+-- the least advanced.
+left join lateral (select q.status, q.last_tx, q.last_position, q.error from pge_projection_progress q
+                   where q.name = d.name
+                   order by case q.status when 'stopped' then 0 when 'build' then 1 else 2 end,
+                            q.last_tx, q.last_position
+                   limit 1) as p on true
 order by d.name
 """
 
@@ -75,8 +86,9 @@ def projection_status(store: EventStore) -> list[ProjectionStatus]:
             lag_events=r[7],
             lag_seconds=float(r[8]) if r[8] is not None else (0.0 if r[7] == 0 else None),
             dead_letters=r[9],
-            holder=r[10].removeprefix("jsproj daemon ") if r[10] else None,
+            holder=", ".join(h.removeprefix("jsproj daemon ") for h in r[10].split(", ")) if r[10] else None,
             error=r[11],
+            partitions=r[12],
         )
         for r in rows
     ]
@@ -106,16 +118,17 @@ def wait_for_projections(
             )
             while True:
                 lagging = caught_up_blockers(conn, chosen, (row[0], row[1]) if row else None)
-                stopped = [name for name, status in lagging if status == "stopped"]
+                stopped = sorted({name for name, status in lagging if status == "stopped"})
                 if stopped:
                     raise ProjectionStoppedError(f"{', '.join(stopped)} stopped on an event: it will not catch up")
                 if not lagging:
                     return
                 if time.monotonic() > deadline:
-                    lag = ", ".join(name for name, _ in lagging)
+                    names = sorted({name for name, _ in lagging})
                     raise WaitTimeoutError(
-                        f"async projections not caught up after {timeout:g} s: {lag} (is a daemon running?)",
-                        lagging=[name for name, _ in lagging],
+                        f"async projections not caught up after {timeout:g} s: {', '.join(names)} "
+                        "(is a daemon running?)",
+                        lagging=names,
                     )
                 time.sleep(poll)
         except psycopg.Error as exc:

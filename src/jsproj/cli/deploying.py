@@ -45,6 +45,14 @@ lifecycle_option = click.option(
     metavar="NAME=stop|dead-letter",
     help="What an async projection does when a handler throws: stop (the default) or dead-letter the event and go on.",
 )
+@click.option(
+    "--partitions",
+    "partitions",
+    multiple=True,
+    metavar="NAME=N",
+    help="Split an async stream or view projection into N partitions by document key, so that up to N daemons "
+    "share it (default 1).",
+)
 @store_options
 @sandbox_options
 @json_option
@@ -53,6 +61,7 @@ def deploy(
     engine: str | None,
     lifecycles: tuple[str, ...],
     on_error: tuple[str, ...],
+    partitions: tuple[str, ...],
     dsn: str | None,
     schema: str | None,
     timeout: float,
@@ -71,9 +80,10 @@ def deploy(
       jsproj deploy
       jsproj deploy --projections src/projections --engine plpython
       jsproj deploy --lifecycle Journal=live --lifecycle Traveled=inline
+      jsproj deploy --partitions Party=8
     """
     from jsproj.deploy import deploy as run_deploy
-    from jsproj.deploy import parse_lifecycles, parse_on_error
+    from jsproj.deploy import parse_lifecycles, parse_on_error, parse_partitions
     from jsproj.runtime.projections import read_folder
 
     with json_errors(as_json):
@@ -81,7 +91,8 @@ def deploy(
         with open_store(dsn, schema) as store:
             report = run_deploy(
                 store, sources, engine=resolve_engine(engine), lifecycles=parse_lifecycles(lifecycles),
-                on_error=parse_on_error(on_error), timeout=timeout, memory_limit=memory_limit,
+                on_error=parse_on_error(on_error), partitions=parse_partitions(partitions), timeout=timeout,
+                memory_limit=memory_limit,
             )  # fmt: skip
     if as_json:
         echo_json(report.to_dict())

@@ -64,10 +64,49 @@ class Change:
 class BatchResult:
     """What applying a batch gave: changes per projection, and the handler errors.
 
-    A projection that failed has no entry in ``changes`` and one error.
+    A projection that failed has no entry in ``changes`` and one error --
+    unless the call gave it a policy (:class:`CallOptions`): then it has its
+    changes, and an error per event it skipped or stopped on.
     """
 
     changes: dict[str, Change]
+    errors: list[errors.JsprojError]
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """What an engine call may be asked besides its events (js/lib/policies.js).
+
+    ``on_error``: per projection, ``"skip"`` a failing event (its documents
+    end as if it was never delivered) or ``"stop"`` there (the events before
+    it count); ``exclude``: positions not delivered to a projection;
+    ``partitions``: per stream or view projection, ``(count, [indexes])`` of
+    the partitions of its document keys the call handles.
+    """
+
+    only: Sequence[str] | None = None
+    on_error: Mapping[str, str] = field(default_factory=dict)
+    exclude: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    partitions: Mapping[str, tuple[int, Sequence[int]]] = field(default_factory=dict)
+
+    def to_engine(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.only is not None:
+            options["projections"] = list(self.only)
+        if self.on_error:
+            options["onError"] = dict(self.on_error)
+        if self.exclude:
+            options["exclude"] = {name: list(positions) for name, positions in self.exclude.items()}
+        if self.partitions:
+            options["partitions"] = {n: {"count": c, "take": list(t)} for n, (c, t) in self.partitions.items()}
+        return options
+
+
+@dataclass(frozen=True)
+class Folded:
+    """What folding a page into a build gave: the events read, and the errors of projections with a policy."""
+
+    events: int
     errors: list[errors.JsprojError]
 
 
@@ -219,11 +258,34 @@ class Projections:
     ) -> BatchResult:
         """Like :meth:`apply`, for events as record lines (``js/lib/records.js``: what PostgreSQL
         writes three times faster than JSON records)."""
-        options = _json({} if only is None else {"projections": list(only)})
-        answer = self.sandbox.call(
-            "apply", f'{{"lines":{json.dumps(lines)},"documents":{_json(documents)},"options":{options}}}'
+        return self.apply_page(lines, documents, CallOptions(only=None if only is None else list(only)))
+
+    def route_page(self, lines: str, options: CallOptions) -> dict[str, list[str]]:
+        """:meth:`route` for a page of record lines, with a call's options; :meth:`apply_page`
+        of the same ``str`` right after does not send it again."""
+        batch = next(self._batch_ids)
+        self._local.routed = None
+        keys: dict[str, list[str]] = self.sandbox.call(
+            "route", f'{{"lines":{json.dumps(lines)},"batch":{batch},"options":{_json(options.to_engine())}}}'
         )
-        return _batch_result(answer)
+        self._local.routed = (lines, batch, self.sandbox.restarts)
+        return keys
+
+    def apply_page(self, lines: str, documents: Mapping[str, Mapping[str, Any]], options: CallOptions) -> BatchResult:
+        """Apply a page of record lines with a call's options (policies, exclusions, partitions)."""
+        engine_options = _json(options.to_engine())
+        routed, self._local.routed = getattr(self._local, "routed", None), None
+        if routed is not None and routed[0] is lines and routed[2] == self.sandbox.restarts:
+            try:
+                return _batch_result(
+                    self.sandbox.call(
+                        "apply", f'{{"batch":{routed[1]},"documents":{_json(documents)},"options":{engine_options}}}'
+                    )
+                )
+            except errors.StaleBatchError:
+                pass  # the worker was replaced since route_page(): send the lines
+        payload = f'{{"lines":{json.dumps(lines)},"documents":{_json(documents)},"options":{engine_options}}}'
+        return _batch_result(self.sandbox.call("apply", payload))
 
     def _apply(self, events_json: str, documents: Mapping[str, Any], names: list[str] | None) -> dict[str, Any]:
         options = _json({} if names is None else {"projections": names})
@@ -263,33 +325,28 @@ class Projections:
 
     # -- builds: documents kept in the sandbox across pages --------------------
 
-    def fold_start(self, names: Iterable[str]) -> None:
-        """Start building the named projections from scratch, in the sandbox's memory."""
-        self._fold_restarts = self.sandbox.restarts
-        self.sandbox.call("foldStart", _json({"projections": list(names)}))
+    def fold_start(self, names: Iterable[str], on_error: Mapping[str, str] | None = None) -> None:
+        """Start building the named projections from scratch, in the sandbox's memory.
 
-    def fold_page(self, events: Events, only: Iterable[str] | None = None) -> int:
-        """Fold a page of records into the build (all of it, or nothing and the first handler error).
-
-        ``only`` folds it into some of the build's projections.
+        ``on_error`` gives projections a policy (``"skip"`` or ``"stop"``, as
+        :class:`CallOptions`): their errors are then reported by
+        :meth:`fold_lines` instead of raised, and one that stops leaves the build.
         """
-        self._check_fold()
-        subset = "" if only is None else f',"projections":{_json(list(only))}'
-        return int(self.sandbox.call("foldPage", f'{{"events":{_events_json(events)}{subset}}}')["events"])
+        self._fold_restarts = self.sandbox.restarts
+        self.sandbox.call("foldStart", _json({"projections": list(names), "onError": dict(on_error or {})}))
 
-    def fold_lines(self, text: str) -> int:
+    def fold_lines(self, text: str) -> Folded:
         """Fold a page given as record lines (see js/lib/records.js) into the build."""
         self._check_fold()
-        return int(self.sandbox.call("foldLines", text)["events"])
+        answer = self.sandbox.call("foldLines", text)
+        return Folded(int(answer["events"]), [errors.from_info(e) for e in answer["errors"]])
 
-    def fold_flush(self) -> dict[str, Change]:
-        """The build's documents changed since the last flush (a deleted one is in ``deletes``)."""
+    def fold_rows(self, name: str, limit: int) -> tuple[str, int, bool]:
+        """The next ``limit`` documents the build folded for ``name``, as COPY text rows ``id<TAB>data``:
+        (text, rows, whether more follow). Call until no more follow."""
         self._check_fold()
-        changes = self.sandbox.call("foldFlush", "")["changes"]
-        return {
-            name: Change(kind=self.info(name).kind, upserts=c["upserts"], deletes=c["deletes"])
-            for name, c in changes.items()
-        }
+        answer = self.sandbox.call("foldRows", _json({"projection": name, "limit": limit}))
+        return str(answer["text"]), int(answer["rows"]), bool(answer["more"])
 
     def _check_fold(self) -> None:
         if self.sandbox.restarts != getattr(self, "_fold_restarts", self.sandbox.restarts):

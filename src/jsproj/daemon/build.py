@@ -1,0 +1,214 @@
+"""Building async projections from scratch: one pass over the log, folded in memory, swapped in at once.
+
+One pass over the event log serves every projection being built: the
+documents are folded in the sandbox's memory (one call per page, no document
+reads; a poison event is dead-lettered or stops its projection in the same
+call), then copied into a staging table per projection (COPY, the index
+made after the rows) and swapped for the live ones in one transaction that
+sets the progress to the last event folded -- so readers see the old views
+until the new ones are complete; events appended meanwhile are then applied
+like any others, page by page (:mod:`jsproj.daemon.pages`). A projection
+that stops (policy ``stop``) leaves the build; the others go on.
+
+A :class:`Build` is ``start``-ed, ``fold``-s pages, is ``flush``-ed into its
+staging tables and ``swap``-ped in, or ``abandon``-ed (its staging dropped).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from jsproj import errors
+from jsproj.daemon import lines, progress
+from jsproj.daemon.lines import LinesPage, read_lines
+from jsproj.daemon.poison import dead_letter
+from jsproj.identifiers import search_path
+from jsproj.rows import value
+from jsproj.runtime.projections import Projections
+
+COUNT_EVERY = 20  # pages between updates of a build's event count (jsproj status shows it)
+ROWS_PER_COPY = 20_000  # documents per foldRows call: bounds the text held at once
+_STAGING_COLUMNS = "id text not null, data jsonb not null, updated_at timestamptz not null default now()"
+
+
+def build(
+    conn: psycopg.Connection[Any],
+    projections: Projections,
+    names: Sequence[str],
+    on_error: Mapping[str, str],
+    page_size: int,
+    *,
+    on_progress: Callable[[str, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Build async projections from scratch and swap each in atomically; returns the events read.
+
+    The caller holds the projections' locks.
+    """
+    staged = Build(conn, projections, names, on_error, page_size)
+    staged.start()
+    staged.fold(on_progress, stop)
+    if staged.active and not (stop is not None and stop.is_set()):
+        staged.flush()
+        staged.swap()
+    else:
+        staged.abandon()
+    return staged.total
+
+
+class Build:
+    """One build: the projections still in it (``active``), their staging tables, where the fold is."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        projections: Projections,
+        names: Sequence[str],
+        on_error: Mapping[str, str],
+        page_size: int,
+    ) -> None:
+        self.conn = conn
+        self.projections = projections
+        self.names = list(names)
+        self.policies = {name: "skip" if on_error.get(name) == "dead-letter" else "stop" for name in names}
+        self.page_size = page_size
+        self.active = list(names)
+        self.staging = {name: sql.Identifier(f"pge_build_{name.lower()}") for name in names}
+        self.after: tuple[str, int] = ("0", 0)
+        self.total = 0
+        self.kinds: dict[str, str] = {}  # each projection's kind and partitions, read when the build starts
+        self.partitions: dict[str, int] = {}
+
+    # -- start and abandon -----------------------------------------------------
+
+    def start(self) -> None:
+        """Forget earlier dead letters (found again if they still fail) and start the fold in the sandbox."""
+        query = "select name, kind, partitions from pge_projection_definitions where name = any(%s)"
+        found = self.conn.execute(query, (self.names,)).fetchall()
+        self.kinds = {name: kind for name, kind, _ in found}
+        self.partitions = {name: partitions for name, _, partitions in found}
+        for name in self.names:
+            self.conn.execute(sql.SQL("drop table if exists {}").format(self.staging[name]))
+        self.conn.execute("delete from pge_dead_letters where projection = any(%s)", (self.names,))
+        self.conn.commit()
+        self.projections.fold_start(self.names, self.policies)
+
+    def abandon(self) -> None:
+        """Leave the build: drop what was staged; the live views stay as they were."""
+        for name in list(self.active):
+            self._drop_staging(name)
+        self.conn.commit()
+
+    def _drop_staging(self, name: str) -> None:
+        self.conn.execute(sql.SQL("drop table if exists {}").format(self.staging[name]))
+        self.active.remove(name)
+
+    def _leave(self, name: str, error: errors.JsprojError) -> None:
+        progress.stop(self.conn, name, error)
+        self._drop_staging(name)
+
+    def _lost(self, exc: errors.SandboxLimitError) -> None:
+        """A time or memory limit restarted the sandbox, and the build's documents went with it:
+        the projection at fault stops, the others build again on the daemon's next round."""
+        culprit = exc.projection
+        for name in list(self.active):
+            if culprit is None or name == culprit:
+                self._leave(name, exc)
+            else:
+                self._drop_staging(name)
+        self.conn.commit()
+
+    # -- folding ----------------------------------------------------------------
+
+    def fold(self, on_progress: Callable[[str, int], None] | None, stop: threading.Event | None) -> None:
+        """Fold every page; while the sandbox folds one, a second connection reads the next
+        (PostgreSQL and V8 work at the same time, in their own processes)."""
+        with psycopg.connect(self.conn.info.dsn, autocommit=True) as reader, ThreadPoolExecutor(1) as ahead:
+            lines.prepare(reader)
+            reader.execute(search_path(value(self.conn, "select current_schema()")))
+            self.conn.commit()
+            next_page: Future[LinesPage | None] = ahead.submit(read_lines, reader, self.after, self.page_size)
+            pages = 0
+            while self.active and (stop is None or not stop.is_set()):
+                page = next_page.result()
+                if page is None:
+                    break
+                next_page = ahead.submit(read_lines, reader, page.last, self.page_size)
+                self._fold_page(page)
+                pages += 1
+                if on_progress:
+                    on_progress(", ".join(self.active), page.count)
+                if pages % COUNT_EVERY == 0:
+                    progress.count_built(self.conn, self.active, self.total)
+                    self.conn.commit()
+            next_page.cancel()
+
+    def _fold_page(self, page: LinesPage) -> None:
+        """Fold a page; dead-letter the events projections skipped, and let the ones that stopped leave."""
+        try:
+            folded = self.projections.fold_lines(page.text)
+        except errors.SandboxLimitError as exc:
+            self._lost(exc)
+            return
+        for error in folded.errors:
+            name = str(error.projection)
+            if name not in self.active:
+                continue
+            if self.policies[name] == "skip":
+                dead_letter(self.conn, name, error, range(self.partitions[name]))  # skipped for every document
+            else:
+                self._leave(name, error)
+        if folded.errors:
+            self.conn.commit()
+        self.after, self.total = page.last, self.total + page.count
+
+    # -- flush and swap -------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Copy every document the build folded into its staging table, then index it (cheaper than
+        keeping the index up to date row by row)."""
+        for name in self.active:
+            self.conn.execute(sql.SQL("create table {} (" + _STAGING_COLUMNS + ")").format(self.staging[name]))
+            with self.conn.cursor().copy(sql.SQL("copy {} (id, data) from stdin").format(self.staging[name])) as copy:
+                more = True
+                while more:
+                    text, _, more = self.projections.fold_rows(name, ROWS_PER_COPY)
+                    copy.write(text)
+            if self.kinds[name] != "aggregate":
+                self.conn.execute(
+                    sql.SQL("alter table {} add constraint {} primary key (id)").format(
+                        self.staging[name], sql.Identifier(f"pge_build_{name.lower()}_pkey")
+                    )
+                )
+        self.conn.commit()
+
+    def swap(self) -> None:
+        """Swap the staging tables in; what was appended meanwhile comes next, page by page."""
+        with self.conn.transaction():
+            for name in self.active:
+                self._swap_one(name, self.kinds[name])
+            progress.swapped_in(self.conn, self.active, self.after, self.total)
+
+    def _swap_one(self, name: str, kind: str) -> None:
+        staging = self.staging[name]
+        if kind == "aggregate":
+            self.conn.execute("delete from pge_aggregates where name = %s", (name,))
+            self.conn.execute(
+                sql.SQL("insert into pge_aggregates (name, data) select id, data from {}").format(staging)
+            )
+            self.conn.execute(sql.SQL("drop table {}").format(staging))
+            return
+        live = f"pge_projections_{name.lower()}"
+        self.conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(live)))
+        self.conn.execute(sql.SQL("alter table {} rename to {}").format(staging, sql.Identifier(live)))
+        self.conn.execute(
+            sql.SQL("alter index {} rename to {}").format(
+                sql.Identifier(f"pge_build_{name.lower()}_pkey"), sql.Identifier(f"{live}_pkey")
+            )
+        )

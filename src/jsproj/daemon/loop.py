@@ -1,0 +1,358 @@
+"""The async projection daemon's loop: heartbeat, balancing, locks, and a page at a time for the units it holds.
+
+Each daemon process holds a PostgreSQL session advisory lock per unit it
+works on -- an async projection, or one partition of a partitioned one --
+so any number of daemons, on any number of machines, share the units and
+never work on one at the same time; when a holder dies its connection
+closes, the lock is released and another daemon takes over.
+
+Each round, the units it holds that are at the same position are served by
+one page (:func:`jsproj.daemon.pages.serve`): read once, applied to all of
+them in one transaction with their progress. The page of the least advanced
+group stops where the next group starts, so groups merge and stay merged.
+Pages grow while a backlog fills them and shrink when following live
+writers. NOTIFY wakes the daemon, and it polls briefly after any work, so
+appends that did not notify (sql/functions/async.sql) are seen at once;
+polling is the source of truth.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from jsproj import errors
+from jsproj.daemon import lines, progress
+from jsproj.daemon.build import build
+from jsproj.daemon.lines import END, HIGH_WATER
+from jsproj.daemon.pages import serve
+from jsproj.daemon.poison import retry_dead_letters
+from jsproj.daemon.progress import Progress, Unit, caught_up_blockers, lock_key
+from jsproj.errors import ProjectionStoppedError
+from jsproj.identifiers import search_path
+from jsproj.python_engine import deployed_sources
+from jsproj.runtime.projections import Projections
+from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+
+DEFAULT_PAGE_SIZE = 5000  # the most events per page: measured by bench/page_size_bench.py (docs/benchmarks.md)
+FIRST_PAGE = 100  # a page's size after an idle spell; it doubles while pages come back full
+HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 30.0
+BALANCE_SECONDS = 1.0  # how often the share of units is checked (at once when the definitions change)
+BRISK_SECONDS = 2.0  # after work, poll this long at BRISK_POLL instead of waiting for a notification
+BRISK_POLL = 0.01
+
+
+@dataclass(frozen=True)
+class Definition:
+    """What the daemon needs of a deployed async projection."""
+
+    kind: str
+    on_error: str
+    partitions: int
+
+
+class Daemon:
+    """One daemon process's work: ``run()`` until ``stop()``, or until caught up.
+
+    ``names`` limits it to some async projections; ``page_size`` is the most
+    events per engine call and transaction.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        names: Iterable[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        poll_interval: float = 1.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        log: Callable[[str], None] | None = None,
+        on_progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.dsn = dsn
+        self.schema = schema
+        self.names = set(names) if names else None
+        self.page_size = page_size
+        self.poll_interval = poll_interval
+        self.limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
+        self.log = log or (lambda message: None)
+        self.on_progress = on_progress or (lambda name, events: None)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.held: set[Unit] = set()
+        self._stop = threading.Event()
+        self._control: psycopg.Connection | None = None
+        self._work: psycopg.Connection | None = None
+        self._projections: Projections | None = None
+        self._generation: int | None = None
+        self._definitions: dict[str, Definition] = {}
+        self._last_heartbeat = 0.0
+        self._last_balance = 0.0
+        self._last_work = 0.0
+        self._limit = min(FIRST_PAGE, page_size)
+
+    # -- running ------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the current page, release the projections and return from ``run()``."""
+        self._stop.set()
+
+    def run(self, *, until_caught_up: bool = False) -> None:
+        """Work until stopped; with ``until_caught_up``, until every async projection has
+        processed everything appended before the call. Survives the database going away
+        (reconnects with backoff and resumes from the stored progress).
+        """
+        delay = 0.1
+        target: tuple[str, int] | None = None
+        targeted = False
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._connect()
+                    if until_caught_up and not targeted:
+                        target, targeted = self._high_water(), True
+                    busy = self._round()
+                    delay = 0.1
+                    if until_caught_up and self._caught_up(target):
+                        return
+                    if not busy:
+                        self._wait()
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    self.log(f"lost the database ({str(exc).strip().splitlines()[0]}); reconnecting in {delay:.1f} s")
+                    self._disconnect()
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, 5.0)
+                except ProjectionStoppedError:
+                    raise
+                except errors.JsprojError as exc:  # keep running: log it, back off, try again
+                    self.log(f"error: {exc}; retrying in {delay:.1f} s")
+                    self._disconnect()
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._disconnect(clean=True)
+
+    def _round(self) -> bool:
+        """One round: heartbeat, definitions, balance, then a piece of work; False when there was none."""
+        self._heartbeat()
+        changed = self._refresh()
+        if changed or not self.held or time.monotonic() - self._last_balance >= BALANCE_SECONDS:
+            self._balance()
+        busy = self._work_on_held() if self.held else False
+        if busy:
+            self._last_work = time.monotonic()
+        return busy
+
+    # -- connections ----------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self._control is not None and not self._control.closed and self._work is not None and not self._work.closed:
+            return
+        self._disconnect()
+        self._control = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id}"[:63])
+        self._control.execute(search_path(self.schema))
+        self._control.execute("listen pge_events")
+        self._work = psycopg.connect(self.dsn, application_name=f"jsproj daemon {self.id} work"[:63])
+        self._work.execute(search_path(self.schema))
+        lines.prepare(self._work)
+        self._work.commit()
+        self.held.clear()  # session locks do not outlive a connection
+        self._last_heartbeat = self._last_balance = 0.0
+
+    def _disconnect(self, *, clean: bool = False) -> None:
+        for conn in (self._work, self._control):
+            if conn is None or conn.closed:
+                continue
+            try:
+                if clean and conn is self._control:
+                    conn.execute("delete from pge_daemons where id = %s", (self.id,))
+                    conn.execute("select pg_advisory_unlock_all()")
+                conn.close()
+            except psycopg.Error:
+                pass
+        self._control = self._work = None
+        self.held.clear()
+        if clean and self._projections is not None:
+            self._projections.close()
+            self._projections = None
+            self._generation = None
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_heartbeat < HEARTBEAT_SECONDS:
+            return
+        assert self._control is not None
+        self._control.execute(
+            """insert into pge_daemons (id, host, pid, backend_pid) values (%s, %s, %s, pg_backend_pid())
+               on conflict (id) do update set heartbeat_at = now(), backend_pid = excluded.backend_pid""",
+            (self.id, socket.gethostname(), os.getpid()),
+        )
+        self._last_heartbeat = time.monotonic()
+
+    def _wait(self) -> None:
+        """Sleep until events are appended (NOTIFY) or the poll interval passes -- briefly, after recent work."""
+        assert self._control is not None
+        brisk = time.monotonic() - self._last_work < BRISK_SECONDS
+        deadline = time.monotonic() + (min(BRISK_POLL, self.poll_interval) if brisk else self.poll_interval)
+        if not brisk:
+            self._limit = min(FIRST_PAGE, self.page_size)
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            for _ in self._control.notifies(timeout=min(left, 0.25), stop_after=1):
+                return
+
+    # -- which projections ------------------------------------------------------
+
+    def _refresh(self) -> bool:
+        """Read the deployed definitions (loading their code again after a redeploy); True when they changed."""
+        assert self._work is not None
+        rows = self._work.execute(
+            """select e.generation, d.name, d.kind, d.on_error, d.partitions
+               from pge_engine e left join pge_projection_definitions d on d.lifecycle = 'async' order by d.name"""
+        ).fetchall()
+        generation = rows[0][0] if rows else 0
+        definitions = {
+            name: Definition(kind, on_error, partitions)
+            for _, name, kind, on_error, partitions in rows
+            if name is not None and (not self.names or name in self.names)
+        }
+        changed = definitions != self._definitions or generation != self._generation
+        self._definitions = definitions
+        if generation != self._generation:
+            if self._projections is not None:
+                self._projections.close()
+                self._projections = None
+            sources = deployed_sources(self._work)
+            if sources:
+                self._projections = Projections(sources, **self.limits)
+            self._generation = generation
+        self._work.commit()
+        return changed
+
+    def _units(self) -> list[Unit]:
+        return [
+            Unit(name, partition, definition.partitions)
+            for name, definition in sorted(self._definitions.items())
+            for partition in range(definition.partitions)
+        ]
+
+    def _balance(self) -> None:
+        """Hold a fair share of the units: ceil(units / live daemons)."""
+        assert self._control is not None
+        units = self._units()
+        for unit in sorted(self.held - set(units)):
+            self._unlock(unit)
+        row = self._control.execute(
+            """select count(*) from pge_daemons d
+               where d.heartbeat_at > now() - make_interval(secs => %s)
+                 and (d.backend_pid is null or exists (select from pg_stat_activity a where a.pid = d.backend_pid))""",
+            (STALE_SECONDS,),
+        ).fetchone()
+        share = math.ceil(len(units) / max(1, row[0] if row else 1))
+        preference = sorted(units, key=lambda u: hash((self.id, u.lock_name)))
+        for unit in preference:
+            if len(self.held) >= share:
+                break
+            if unit not in self.held:
+                locked = self._control.execute(
+                    sql.SQL("select pg_try_advisory_lock({})").format(lock_key(unit.lock_name))
+                ).fetchone()
+                if locked and locked[0]:
+                    self.held.add(unit)
+                    self.log(f"working on {unit}")
+        while len(self.held) > share:
+            self._unlock(next(u for u in reversed(preference) if u in self.held))
+        self._last_balance = time.monotonic()
+
+    def _unlock(self, unit: Unit) -> None:
+        assert self._control is not None
+        self._control.execute(sql.SQL("select pg_advisory_unlock({})").format(lock_key(unit.lock_name)))
+        self.held.discard(unit)
+        self.log(f"left {unit} to another daemon")
+
+    # -- work -----------------------------------------------------------------
+
+    def _work_on_held(self) -> bool:
+        """Builds first, requested retries next, then a page for the least advanced group; False when idle."""
+        assert self._work is not None and self._projections is not None
+        rows = progress.read(self._work, sorted(self.held))
+        self._work.commit()
+        building = sorted({p.unit.name for p in rows if p.status == "build" and p.unit.partition == 0})
+        if building:
+            self._build(building)
+            return True
+        retried = 0
+        for row in rows:
+            if row.retry and row.status == "running":
+                retried += retry_dead_letters(self._work, self._projections, row.unit, requested_only=True)
+        return self._follow([p for p in rows if p.status == "running"]) or retried > 0
+
+    def _build(self, names: list[str]) -> None:
+        assert self._work is not None and self._projections is not None
+        building = progress.building(self._work, names)
+        self._work.commit()
+        policies = {n: self._definitions[n].on_error for n in building}
+        build(
+            self._work,
+            self._projections,
+            building,
+            policies,
+            self.page_size,
+            on_progress=self.on_progress,
+            stop=self._stop,
+        )
+
+    def _follow(self, running: list[Progress]) -> bool:
+        """Serve the least advanced group of units at one position, up to where the next group is."""
+        assert self._work is not None and self._projections is not None
+        if not running:
+            return False
+        positions = sorted({p.order for p in running})
+        group = [p for p in running if p.order == positions[0]]
+        following = next((p for p in running if p.order == positions[1]), None) if len(positions) > 1 else None
+        until = following.after if following else END
+        policies = {p.unit.name: self._definitions[p.unit.name].on_error for p in group}
+        units = [p.unit for p in group]
+        applied = serve(self._work, self._projections, units, policies, group[0].after, self._limit, until)
+        if applied is None:
+            return False
+        self._limit = min(self.page_size, self._limit * 2) if applied.count >= self._limit else self._limit
+        for name in sorted({u.name for u in units}):
+            self.on_progress(name, applied.count)
+        for name in applied.stopped:
+            self.log(f"{name} stopped on an event (see `jsproj status`; `jsproj retry {name}` resumes)")
+        return True
+
+    def _high_water(self) -> tuple[str, int] | None:
+        """The latest event committed now, in (transaction, position) order."""
+        assert self._work is not None
+        row = self._work.execute(HIGH_WATER).fetchone()
+        self._work.commit()
+        return (row[0], row[1]) if row else None
+
+    def _caught_up(self, target: tuple[str, int] | None) -> bool:
+        assert self._work is not None
+        lagging = caught_up_blockers(self._work, list(self._definitions), target)
+        self._work.commit()
+        stopped = sorted({name for name, status in lagging if status == "stopped"})
+        if stopped:
+            names = ", ".join(stopped)
+            raise ProjectionStoppedError(
+                f"cannot catch up: {names} stopped on an event (see `jsproj status`; `jsproj retry` resumes)"
+            )
+        return not lagging

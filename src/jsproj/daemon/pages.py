@@ -1,0 +1,179 @@
+"""One page of the log applied to every unit at its start, with their progress, in one transaction.
+
+A page (:mod:`jsproj.daemon.lines`: the gap-safe read) is read once, as
+record lines, for every unit (a projection, or a partition of one) whose
+progress is at its start: one route, one document
+load, one engine call and one write for all of them, in one transaction
+with their progress. Events projection code fails on are dead-lettered or
+stop their projection (its policy) in the same call: the engine takes a
+failed event out of the documents it touched (js/lib/policies.js), so a
+poison event costs no more than any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from jsproj import errors
+from jsproj.daemon import progress
+from jsproj.daemon.lines import END, LinesPage, read_lines
+from jsproj.daemon.poison import dead_letter
+from jsproj.daemon.progress import Unit
+from jsproj.rows import value
+from jsproj.runtime.projections import BatchResult, CallOptions, Projections
+from jsproj.store import translate
+
+
+def read_documents(conn: psycopg.Connection[Any], keys: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The documents a route answer names, unlocked: only the holder of a unit's lock writes them."""
+    return value(conn, "select pge_read_documents(%s)", (Jsonb(keys),)) if keys else {}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a page did: the events read, dead letters written, and the projections it stopped."""
+
+    count: int
+    dead_letters: int
+    stopped: tuple[str, ...]
+
+
+def serve(
+    conn: psycopg.Connection[Any],
+    projections: Projections,
+    units: Sequence[Unit],
+    on_error: Mapping[str, str],
+    after: tuple[str, int],
+    limit: int,
+    until: tuple[str, int] = END,
+) -> Applied | None:
+    """Apply the next page after ``after`` to ``units`` (all at ``after``), with their progress, in one transaction.
+
+    None when there was no page, or when a unit's progress moved under this
+    daemon (a redeploy reset it, another stop) and nothing was applied.
+    ``on_error`` is each projection's policy: ``stop`` or ``dead-letter``.
+    """
+    try:
+        with conn.transaction():
+            page = read_lines(conn, after, limit, until)
+            if page is None:
+                return None
+            call = _Call(conn, projections, units, on_error, page)
+            result = call.run()
+            applied, moves = call.write(result, after)
+            if not progress.move(conn, moves):
+                raise psycopg.Rollback()  # leaves the transaction block, undone
+            for name, error in call.stopped.items():
+                progress.stop(conn, name, error)
+            return applied
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            raise
+        raise translate(exc, "daemon") from exc
+    return None  # rolled back
+
+
+class _Call:
+    """One engine call for a page and a group of units, around the time and memory limits projection code hits."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        projections: Projections,
+        units: Sequence[Unit],
+        on_error: Mapping[str, str],
+        page: LinesPage,
+    ) -> None:
+        self.conn, self.projections, self.units, self.page = conn, projections, units, page
+        self.policies = {u.name: "skip" if on_error.get(u.name) == "dead-letter" else "stop" for u in units}
+        self.exclude: dict[str, list[int]] = {}
+        self.stopped: dict[str, errors.JsprojError] = {}  # by name: the error (a limit: where the page started)
+        self.stopped_at: dict[str, int] = {}  # by name: the position it stopped on, within the page
+
+    def _partitions(self, name: str) -> list[int]:
+        """The partitions of ``name`` the call serves (an event skipped is skipped for their documents)."""
+        return sorted(u.partition for u in self.units if u.name == name)
+
+    def options(self) -> CallOptions:
+        names = sorted(set(self.policies) - set(self.stopped))
+        partitions: dict[str, tuple[int, list[int]]] = {}
+        for unit in self.units:
+            if unit.partitions > 1 and unit.name in names:
+                partitions.setdefault(unit.name, (unit.partitions, []))[1].append(unit.partition)
+        return CallOptions(
+            only=names, on_error={n: self.policies[n] for n in names}, exclude=self.exclude, partitions=partitions
+        )
+
+    def run(self) -> BatchResult:
+        """Route, load and apply the page; a limit dead-letters its event (or stops its projection) and runs again."""
+        while True:
+            options = self.options()
+            if not options.only:
+                return BatchResult({}, [])
+            try:
+                keys = self.projections.route_page(self.page.text, options)
+                documents = read_documents(self.conn, keys)
+                return self.projections.apply_page(self.page.text, documents, options)
+            except errors.SandboxLimitError as exc:
+                self._limit(exc, options)
+
+    def _limit(self, exc: errors.SandboxLimitError, options: CallOptions) -> None:
+        culprit = exc.projection or (options.only[0] if options.only and len(options.only) == 1 else None)
+        if culprit is None:
+            culprit, exc = self._culprit(exc, options)
+        position = exc.position
+        if self.policies.get(culprit) == "skip" and position is not None:
+            dead_letter(self.conn, culprit, exc, self._partitions(culprit))
+            self.exclude.setdefault(culprit, []).append(position)
+        else:
+            self.stopped[culprit] = exc  # where the page started: the events before it are applied when resumed
+
+    def _culprit(self, exc: errors.SandboxLimitError, options: CallOptions) -> tuple[str, errors.SandboxLimitError]:
+        """The projection at fault, found by running each alone (a limit stops the whole call)."""
+        assert options.only
+        for name in options.only:
+            alone = CallOptions(
+                only=[name],
+                on_error={name: self.policies[name]},
+                exclude=self.exclude,
+                partitions={n: p for n, p in options.partitions.items() if n == name},
+            )
+            try:
+                keys = self.projections.route_page(self.page.text, alone)
+                documents = read_documents(self.conn, keys)
+                self.projections.apply_page(self.page.text, documents, alone)
+            except errors.SandboxLimitError as found:
+                return name, found
+        return options.only[0], exc
+
+    def write(
+        self, result: BatchResult, after: tuple[str, int]
+    ) -> tuple[Applied, list[tuple[Unit, tuple[str, int], tuple[str, int], int]]]:
+        """Write the page's documents and dead letters; the progress moves of its units."""
+        dead = 0
+        for error in result.errors:
+            name = str(error.projection)
+            if self.policies.get(name) == "skip":
+                dead_letter(self.conn, name, error, self._partitions(name))
+                dead += 1
+            elif name not in self.stopped:
+                self.stopped[name] = error
+                self.stopped_at[name] = int(error.info["position"])
+        if result.changes:
+            changes = {name: {"upserts": c.upserts, "deletes": c.deletes} for name, c in result.changes.items()}
+            self.conn.execute("select pge_write_changes(%s)", (Jsonb(changes),))
+        moves = []
+        for unit in self.units:
+            if unit.name in self.stopped_at:
+                to, count = self.page.before(self.stopped_at[unit.name], after)
+            elif unit.name in self.stopped:
+                to, count = after, 0
+            else:
+                to, count = self.page.last, self.page.count
+            moves.append((unit, after, to, count))
+        return Applied(self.page.count, dead, tuple(sorted(self.stopped))), moves

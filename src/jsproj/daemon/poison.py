@@ -1,0 +1,140 @@
+"""Events projection code fails on in async projections, and what is done with them.
+
+Under policy ``dead-letter`` the event is recorded in ``pge_dead_letters`` and
+the projection goes on; under ``stop`` the projection stops on it (status
+``stopped``, the error kept: :mod:`jsproj.daemon.progress`). After a fix,
+``progress.resume`` restarts a stopped projection and
+:func:`retry_dead_letters` applies its dead letters again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from jsproj import errors
+from jsproj.daemon.lines import read_event
+from jsproj.daemon.progress import Unit
+from jsproj.rows import value
+from jsproj.runtime.projections import CallOptions, Projections
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event an async projection failed on and skipped, with the error."""
+
+    id: int
+    projection: str
+    position: int
+    event_id: str
+    stream_id: str
+    event_type: str
+    error: dict[str, Any]
+    created_at: datetime
+    retried_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``jsproj dead-letters --json`` prints it."""
+        return {
+            "id": self.id,
+            "projection": self.projection,
+            "position": self.position,
+            "eventId": self.event_id,
+            "streamId": self.stream_id,
+            "eventType": self.event_type,
+            "error": self.error,
+            "createdAt": self.created_at.isoformat(),
+            "retriedAt": self.retried_at.isoformat() if self.retried_at else None,
+        }
+
+
+def dead_letters(conn: psycopg.Connection[Any], projection: str | None = None) -> list[DeadLetter]:
+    """The dead letters of every async projection (or of ``projection``), by projection and position."""
+    rows = conn.execute(
+        """select id, projection, position, event_id::text, stream_id, event_type, error, created_at, retried_at
+           from pge_dead_letters where %s::text is null or projection = %s order by projection, position""",
+        (projection, projection),
+    ).fetchall()
+    return [DeadLetter(*row) for row in rows]
+
+
+def dead_letter(
+    conn: psycopg.Connection[Any], name: str, error: errors.JsprojError, partitions: Sequence[int] = (0,)
+) -> None:
+    """Record the event ``error`` names, which ``name`` failed on and skipped for the documents of
+    ``partitions`` (again: the newer error replaces the older)."""
+    info = error.info
+    conn.execute(
+        """insert into pge_dead_letters (projection, position, event_id, stream_id, event_type, error, partitions)
+           values (%s, %s, %s, %s, %s, %s, %s)
+           on conflict (projection, position) do update
+           set error = excluded.error, retried_at = now(),
+               partitions = array(select distinct unnest(pge_dead_letters.partitions || excluded.partitions)
+                                  order by 1)""",
+        (name, info["position"], info["eventId"], info["streamId"], info["eventType"], Jsonb(error.to_dict()),
+         list(partitions)),
+    )  # fmt: skip
+
+
+def request_retry(conn: psycopg.Connection[Any], name: str) -> int:
+    """Mark every dead letter of ``name`` for retry (its holder retries them); returns how many."""
+    return conn.execute("update pge_dead_letters set retry = true where projection = %s", (name,)).rowcount
+
+
+def retry_dead_letters(
+    conn: psycopg.Connection[Any], projections: Projections, unit: Unit, *, requested_only: bool = False
+) -> int:
+    """Apply a projection's dead-lettered events again to the documents of ``unit`` (the projection, or a
+    partition of it), in position order; returns how many are now applied for every partition.
+
+    One transaction per event: an event that fails again stays, with its new
+    error. ``conn`` reads record lines (:func:`jsproj.daemon.lines.prepare`).
+    """
+    query = "select id, position from pge_dead_letters where projection = %s and %s = any(partitions)"
+    if requested_only:
+        query += " and retry"
+    rows = conn.execute(query + " order by position", (unit.name, unit.partition)).fetchall()
+    conn.commit()
+    split = {unit.name: (unit.partitions, [unit.partition])} if unit.partitions > 1 else {}
+    options = CallOptions(only=[unit.name], partitions=split)
+    applied = 0
+    for dead_id, position in rows:
+        with conn.transaction():
+            text = read_event(conn, position)
+            assert text is not None, "events are never deleted"
+            try:
+                with conn.transaction():
+                    _apply(conn, projections, text, options)
+            except errors.ProjectionError as exc:
+                conn.execute(
+                    "update pge_dead_letters set error = %s, retried_at = now(), retry = false where id = %s",
+                    (Jsonb(exc.to_dict()), dead_id),
+                )
+                continue
+            left = value(
+                conn,
+                """update pge_dead_letters set partitions = array_remove(partitions, %s), retried_at = now()
+                   where id = %s returning cardinality(partitions)""",
+                (unit.partition, dead_id),
+            )
+            if left == 0:
+                conn.execute("delete from pge_dead_letters where id = %s", (dead_id,))
+                applied += 1
+    return applied
+
+
+def _apply(conn: psycopg.Connection[Any], projections: Projections, text: str, options: CallOptions) -> None:
+    """Apply one event (a record line) to the documents ``options`` choose; raise its handler error."""
+    keys = projections.route_page(text, options)
+    documents = value(conn, "select pge_load_documents(%s)", (Jsonb(keys),)) if keys else {}
+    result = projections.apply_page(text, documents, options)
+    if result.errors:
+        raise result.errors[0]
+    if result.changes:
+        changes = {name: {"upserts": c.upserts, "deletes": c.deletes} for name, c in result.changes.items()}
+        conn.execute("select pge_write_changes(%s)", (Jsonb(changes),))

@@ -1,0 +1,182 @@
+"""Every statement on an async projection's progress: where each of its partitions has read to, and its status.
+
+A row per (projection, partition): the last event applied, in the order
+readers see (transaction, position), the events applied, and the status --
+``build`` (documents to be built from scratch, then swapped in),
+``running`` or ``stopped`` (with the error). A page moves the rows of the
+units it served with a compare-and-set, in the page's transaction, so a
+page whose progress moved meanwhile (a redeploy, a stop) is undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from jsproj import errors
+
+LOCK_CLASS = 1246974038  # advisory locks (LOCK_CLASS, hashtext(unit)): who works on a projection's partition
+NOTIFY_LOCK_CLASS = 1246974039  # the appender that notifies daemons (sql/functions/async.sql)
+
+
+@dataclass(frozen=True, order=True)
+class Unit:
+    """What one daemon works on at a time: a partition of an async projection (0 of 1 when not split)."""
+
+    name: str
+    partition: int = 0
+    partitions: int = 1
+
+    @property
+    def lock_name(self) -> str:
+        """The text the unit's advisory lock is keyed by (the projection's name for partition 0)."""
+        return self.name if self.partition == 0 else f"{self.name}/{self.partition}"
+
+    def __str__(self) -> str:
+        return self.name if self.partitions == 1 else f"{self.name}[{self.partition}/{self.partitions}]"
+
+
+def lock_key(name: str) -> sql.Composed:
+    """The advisory lock of a projection (its partition 0: the one builds and retries are done under)."""
+    return sql.SQL("{}, hashtext({})").format(sql.Literal(LOCK_CLASS), sql.Literal(name))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A unit's row: its status, and the last event it applied (transaction id as text, position)."""
+
+    unit: Unit
+    status: str
+    after: tuple[str, int]
+    retry: bool  # dead letters of its projection are waiting to be retried
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return int(self.after[0]), self.after[1]
+
+
+def read(conn: psycopg.Connection[Any], units: Sequence[Unit]) -> list[Progress]:
+    """The progress of ``units``, by unit (a unit whose row is gone is left out)."""
+    by_key = {(u.name, u.partition): u for u in units}
+    rows = conn.execute(
+        """select p.name, p.partition, p.status, p.last_tx::text, p.last_position,
+                  exists (select from pge_dead_letters l
+                          where l.projection = p.name and l.retry and p.partition = any(l.partitions))
+           from pge_projection_progress p where p.name = any(%s)""",
+        (sorted({u.name for u in units}),),
+    ).fetchall()
+    found = [Progress(by_key[(r[0], r[1])], r[2], (r[3], r[4]), r[5]) for r in rows if (r[0], r[1]) in by_key]
+    return sorted(found, key=lambda p: p.unit)
+
+
+def move(conn: psycopg.Connection[Any], moves: Sequence[tuple[Unit, tuple[str, int], tuple[str, int], int]]) -> bool:
+    """Move each (unit, from, to, events) with a compare-and-set; False when any was not at ``from`` any more
+    (or not running): the caller's transaction is then to be undone."""
+    if not moves:
+        return True
+    moved = conn.execute(
+        """update pge_projection_progress p
+           set last_tx = m.to_tx::xid8, last_position = m.to_position, events = p.events + m.events, updated_at = now()
+           from unnest(%s::text[], %s::int[], %s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[])
+                as m(name, partition, from_tx, from_position, to_tx, to_position, events)
+           where p.name = m.name and p.partition = m.partition and p.status = 'running'
+             and p.last_tx = m.from_tx::xid8 and p.last_position = m.from_position""",
+        (
+            [u.name for u, _, _, _ in moves],
+            [u.partition for u, _, _, _ in moves],
+            [a[0] for _, a, _, _ in moves],
+            [a[1] for _, a, _, _ in moves],
+            [b[0] for _, _, b, _ in moves],
+            [b[1] for _, _, b, _ in moves],
+            [n for _, _, _, n in moves],
+        ),
+    ).rowcount
+    return moved == len(moves)
+
+
+def stop(conn: psycopg.Connection[Any], name: str, error: errors.JsprojError) -> None:
+    """Stop projection ``name`` (every partition) where it is, keeping the error (``jsproj status`` shows it)."""
+    conn.execute(
+        "update pge_projection_progress set status = 'stopped', error = %s, updated_at = now() where name = %s",
+        (Jsonb(error.to_dict()), name),
+    )
+
+
+def restart_build(conn: psycopg.Connection[Any], name: str) -> None:
+    """Build ``name`` again from scratch (the daemon holding it does)."""
+    conn.execute(
+        """update pge_projection_progress set status = 'build', error = null, last_tx = '0', last_position = 0,
+           events = 0, updated_at = now() where name = %s""",
+        (name,),
+    )
+
+
+def building(conn: psycopg.Connection[Any], names: Sequence[str]) -> list[str]:
+    """Which of ``names`` are to be built."""
+    query = "select distinct name from pge_projection_progress where status = 'build' and name = any(%s) order by name"
+    return [name for (name,) in conn.execute(query, (list(names),)).fetchall()]
+
+
+def count_built(conn: psycopg.Connection[Any], names: Sequence[str], events: int) -> None:
+    """Show how far a build has read (``jsproj status``, ``jsproj rebuild``)."""
+    conn.execute(
+        "update pge_projection_progress set events = %s, updated_at = now() where name = any(%s)",
+        (events, list(names)),
+    )
+
+
+def swapped_in(conn: psycopg.Connection[Any], names: Sequence[str], after: tuple[str, int], events: int) -> None:
+    """A build of ``names`` is swapped in: every partition runs on from the last event folded."""
+    conn.execute(
+        """update pge_projection_progress
+           set status = 'running', error = null, last_tx = %s::xid8, last_position = %s, events = %s, updated_at = now()
+           where name = any(%s)""",
+        (after[0], after[1], events, list(names)),
+    )
+
+
+def resume(conn: psycopg.Connection[Any], name: str) -> bool:
+    """Restart a stopped async projection where it stopped; False if it was not stopped.
+
+    One that stopped during a build has no progress yet (and perhaps the
+    documents of an older definition): it builds again.
+    """
+    return (
+        conn.execute(
+            """update pge_projection_progress
+               set status = case when last_tx = '0' and last_position = 0 then 'build' else 'running' end,
+                   error = null, updated_at = now()
+               where name = %s and status = 'stopped'""",
+            (name,),
+        ).rowcount
+        > 0
+    )
+
+
+def state(conn: psycopg.Connection[Any], name: str) -> tuple[str, int, dict[str, Any] | None] | None:
+    """A projection's status, events applied and error, over its partitions (a stopped one first); None: no row."""
+    row = conn.execute(
+        """select status, events, error from pge_projection_progress where name = %s
+           order by case status when 'stopped' then 0 when 'build' then 1 else 2 end, last_tx, last_position limit 1""",
+        (name,),
+    ).fetchone()
+    return (row[0], int(row[1]), row[2]) if row else None
+
+
+def caught_up_blockers(
+    conn: psycopg.Connection[Any], names: list[str], target: tuple[str, int] | None
+) -> list[tuple[str, str]]:
+    """The projections (name, status) with a partition that has not processed every event up to ``target``."""
+    return conn.execute(
+        """select distinct name, status from pge_projection_progress
+           where name = any(%s)
+             and (status <> 'running'
+                  or (%s::xid8 is not null and (last_tx, last_position) < (%s::xid8, %s::bigint)))
+           order by name""",
+        (names, target[0] if target else None, target[0] if target else None, target[1] if target else 0),
+    ).fetchall()
