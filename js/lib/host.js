@@ -11,8 +11,10 @@ var fold = null;
 // The batch the last route call parsed, and the keys its views' identifiedBy
 // gave, so that apply can name it instead of sending and parsing the same
 // events again, and uses the same keys.
-var NOT_ROUTED = { id: null, events: null, routed: null };
+var NOT_ROUTED = { id: null, events: null, routed: null, cache: [] };
 var routed = NOT_ROUTED;
+// Documents kept across calls for the projections a call names in options.cache (cache.js).
+var cache = new jsproj.DocumentCache();
 
 // Projections defined at a REPL (evaluate), apart from the loaded ones.
 var scratch = null;
@@ -96,32 +98,42 @@ jsproj.host = {
     return jsproj.describe(projector);
   }),
   // {events: [records] | lines: text (records.js), batch: id, options} -> {name: [ids]};
-  // keeps the events as batch `id`.
+  // keeps the events as batch `id`. For the projections in options.cache, only the
+  // documents the cache does not hold are named.
   route: entry(function (text) {
     var batch = JSON.parse(text);
     routed = NOT_ROUTED;
     var events = batch.lines !== undefined ? jsproj.recordsFromLines(batch.lines) : batch.events;
     var result = jsproj.routeBatch(loaded(), events, batch.options);
-    if (batch.batch !== undefined) routed = { id: batch.batch, events: events, routed: result };
-    return result.keys;
+    var cached = (batch.options && batch.options.cache) || [];
+    if (batch.batch !== undefined) routed = { id: batch.batch, events: events, routed: result, cache: cached };
+    return cached.length ? cache.missing(result.keys, cached) : result.keys;
   }),
   // {events: [records] | lines: text (records.js) | batch: id, documents: {name: {id: doc}}, options}
   // -> {changes, errors}
   apply: entry(function (text) {
     var batch = JSON.parse(text);
     var events = batch.lines !== undefined ? jsproj.recordsFromLines(batch.lines) : batch.events;
-    var keys = null;
+    var keys = null, cached = [], documents = batch.documents;
     if (events === undefined) {
       if (routed.id === null || routed.id !== batch.batch) {
         throw jsproj.fail('StaleBatchError', 'batch ' + batch.batch + ' is not the last routed batch: send the events');
       }
       events = routed.events;
       keys = routed.routed;
+      cached = routed.cache;
     }
     routed = NOT_ROUTED;
-    var result = jsproj.apply(loaded(), events, batch.documents, batch.options, keys);
+    if (cached.length) documents = cache.documents(keys.keys, cached, documents);
+    var result = jsproj.apply(loaded(), events, documents, batch.options, keys);
+    if (cached.length) cache.keep(keys.keys, cached, documents, result);
     result.errors = result.errors.map(jsproj.errorInfo);
     return result;
+  }),
+  // {projections: [names] | null} -> forget the documents kept for them (null: for all).
+  cacheDrop: entry(function (text) {
+    cache.drop(JSON.parse(text).projections);
+    return { kept: cache.size };
   }),
   // {text, options} -> [records]
   normalize: entry(function (text) {

@@ -147,3 +147,68 @@ test('bad options are the host\'s mistake, named', () => {
     assert.throws(() => engine.apply(projector, all, { Balance: { a1: null, a2: null }, Bank: { Bank: null } }, options), message);
   }
 });
+
+// The text interface a daemon uses, with documents kept across calls (cache.js).
+function hostCall(op, payload) {
+  const answer = JSON.parse(engine.host[op](JSON.stringify(payload)));
+  if (answer.error) throw Object.assign(new Error(answer.error.message), answer.error);
+  return answer.ok;
+}
+
+function page(records) {
+  // record lines (records.js) for Deposited events of Account streams
+  return records.map((r) => [r.position, JSON.stringify(r.streamId), '"Account"', r.version, '2026-01-01 00:00:00+00', 'null',
+    '"Deposited"', 'e' + r.position, JSON.stringify(Object.fromEntries(Object.entries(r.event).filter(([k]) => k[0] !== '$')))].join('\t')).join('\n');
+}
+
+function runPages(pages, cached, database, failing) {
+  // database: {Balance: {id: doc}} as the host's store; each page is routed, loaded, applied, written
+  let batch = 100;
+  for (const records of pages) {
+    const lines = page(records);
+    const options = { projections: ['Balance'], onError: { Balance: 'skip' }, cache: cached ? ['Balance'] : [] };
+    batch += 1;
+    const keys = hostCall('route', { lines, batch, options });
+    const documents = {};
+    for (const [name, ids] of Object.entries(keys)) documents[name] = Object.fromEntries(ids.map((id) => [id, database[name][id] || null]));
+    const result = hostCall('apply', { batch, documents, options });
+    if (failing && failing(records)) {             // the host's transaction failed: nothing written, cache dropped
+      hostCall('cacheDrop', { projections: ['Balance'] });
+      continue;
+    }
+    for (const [name, change] of Object.entries(result.changes)) {
+      Object.assign(database[name], change.upserts);
+      for (const id of change.deletes) delete database[name][id];
+    }
+  }
+  return database;
+}
+
+test('documents kept across calls give what reading them back gives, around failures and dropped pages', () => {
+  hostCall('load', [{ file: 'Balance.js', source: ACCOUNTS['Balance.js'] }]);
+  const all = events(300, new Set([7, 50, 51, 120, 299]));
+  const pages = [];
+  for (let i = 0; i < all.length; i += 23) pages.push(all.slice(i, i + 23));
+  const dropped = (records) => records[0].position === 47;   // one page whose transaction failed, then again
+  const withFailures = pages.flatMap((p) => (dropped(p) ? [p, p] : [p]));
+  let seen = 0;
+  const failOnce = (records) => dropped(records) && seen++ === 0;
+  const cold = runPages(withFailures, false, { Balance: {} }, failOnce);
+  seen = 0;
+  const warm = runPages(withFailures, true, { Balance: {} }, failOnce);
+  assert.deepEqual(warm, cold);
+  assert.ok(Object.keys(warm.Balance).length === 4);
+  hostCall('cacheDrop', { projections: null });
+});
+
+test('a routed call names only the documents not kept', () => {
+  hostCall('load', [{ file: 'Balance.js', source: ACCOUNTS['Balance.js'] }]);
+  hostCall('cacheDrop', { projections: null });
+  const options = { projections: ['Balance'], cache: ['Balance'] };
+  const first = page(events(4, new Set()));
+  assert.deepEqual(hostCall('route', { lines: first, batch: 1, options }), { Balance: ['a1', 'a2', 'a3', 'a0'] });
+  hostCall('apply', { batch: 1, documents: { Balance: { a0: null, a1: null, a2: null, a3: null } }, options });
+  assert.deepEqual(hostCall('route', { lines: first, batch: 2, options }), {}, 'every one is kept');
+  assert.equal(hostCall('cacheDrop', { projections: ['Balance'] }).kept, 0);
+  assert.deepEqual(Object.keys(hostCall('route', { lines: first, batch: 3, options })), ['Balance']);
+});

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from psycopg import sql
 from jsproj import errors
 from jsproj.daemon import lines, progress
 from jsproj.daemon.build import build
-from jsproj.daemon.lines import END, HIGH_WATER
+from jsproj.daemon.lines import END, HIGH_WATER, LinesPage, read_lines
 from jsproj.daemon.pages import serve
 from jsproj.daemon.poison import retry_dead_letters
 from jsproj.daemon.progress import Progress, Unit, caught_up_blockers, lock_key
@@ -97,8 +98,12 @@ class Daemon:
         self._stop = threading.Event()
         self._control: psycopg.Connection | None = None
         self._work: psycopg.Connection | None = None
+        self._reader: psycopg.Connection | None = None  # reads pages, ahead of the work connection
+        self._pool: ThreadPoolExecutor | None = None  # the reading connection's thread, while running
+        self._ahead: tuple[tuple[tuple[str, int], tuple[str, int], int], Future[LinesPage | None]] | None = None
         self._projections: Projections | None = None
         self._generation: int | None = None
+        self._cached_at: dict[str, tuple[str, int]] = {}  # where the documents the sandbox keeps are as of
         self._definitions: dict[str, Definition] = {}
         self._last_heartbeat = 0.0
         self._last_balance = 0.0
@@ -119,6 +124,7 @@ class Daemon:
         delay = 0.1
         target: tuple[str, int] | None = None
         targeted = False
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="jsproj-read-ahead")
         try:
             while not self._stop.is_set():
                 try:
@@ -145,6 +151,8 @@ class Daemon:
                     delay = min(delay * 2, 5.0)
         finally:
             self._disconnect(clean=True)
+            self._pool.shutdown()
+            self._pool = None
 
     def _round(self) -> bool:
         """One round: heartbeat, definitions, balance, then a piece of work; False when there was none."""
@@ -160,7 +168,8 @@ class Daemon:
     # -- connections ----------------------------------------------------------
 
     def _connect(self) -> None:
-        if self._control is not None and not self._control.closed and self._work is not None and not self._work.closed:
+        connections = (self._control, self._work, self._reader)
+        if all(conn is not None and not conn.closed for conn in connections):
             return
         self._disconnect()
         self._control = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id}"[:63])
@@ -168,13 +177,17 @@ class Daemon:
         self._control.execute("listen pge_events")
         self._work = psycopg.connect(self.dsn, application_name=f"jsproj daemon {self.id} work"[:63])
         self._work.execute(search_path(self.schema))
-        lines.prepare(self._work)
         self._work.commit()
+        self._reader = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id} read"[:63])
+        self._reader.execute(search_path(self.schema))
+        lines.prepare(self._reader)
         self.held.clear()  # session locks do not outlive a connection
+        self._forget()  # nor does knowing that no one else wrote the documents
         self._last_heartbeat = self._last_balance = 0.0
 
     def _disconnect(self, *, clean: bool = False) -> None:
-        for conn in (self._work, self._control):
+        self._drop_read_ahead()
+        for conn in (self._reader, self._work, self._control):
             if conn is None or conn.closed:
                 continue
             try:
@@ -184,7 +197,7 @@ class Daemon:
                 conn.close()
             except psycopg.Error:
                 pass
-        self._control = self._work = None
+        self._control = self._work = self._reader = None
         self.held.clear()
         if clean and self._projections is not None:
             self._projections.close()
@@ -237,6 +250,7 @@ class Daemon:
             if self._projections is not None:
                 self._projections.close()
                 self._projections = None
+            self._cached_at.clear()
             sources = deployed_sources(self._work)
             if sources:
                 self._projections = Projections(sources, **self.limits)
@@ -283,6 +297,7 @@ class Daemon:
         assert self._control is not None
         self._control.execute(sql.SQL("select pg_advisory_unlock({})").format(lock_key(unit.lock_name)))
         self.held.discard(unit)
+        self._forget([unit.name])  # its next holder writes them
         self.log(f"left {unit} to another daemon")
 
     # -- work -----------------------------------------------------------------
@@ -300,6 +315,7 @@ class Daemon:
         for row in rows:
             if row.retry and row.status == "running":
                 retried += retry_dead_letters(self._work, self._projections, row.unit, requested_only=True)
+                self._forget([row.unit.name])
         return self._follow([p for p in rows if p.status == "running"]) or retried > 0
 
     def _build(self, names: list[str]) -> None:
@@ -307,6 +323,7 @@ class Daemon:
         building = progress.building(self._work, names)
         self._work.commit()
         policies = {n: self._definitions[n].on_error for n in building}
+        self._forget(building)
         build(
             self._work,
             self._projections,
@@ -328,15 +345,73 @@ class Daemon:
         until = following.after if following else END
         policies = {p.unit.name: self._definitions[p.unit.name].on_error for p in group}
         units = [p.unit for p in group]
-        applied = serve(self._work, self._projections, units, policies, group[0].after, self._limit, until)
-        if applied is None:
+        page = self._page(group[0].after, until)
+        if page is None:
             return False
-        self._limit = min(self.page_size, self._limit * 2) if applied.count >= self._limit else self._limit
+        cache = self._cache_for(group, running)
+        try:
+            applied = serve(self._work, self._projections, units, policies, group[0].after, page, cache)
+        except BaseException:
+            self._forget(cache)
+            raise
+        if applied is None:
+            self._forget(cache)
+            self._drop_read_ahead()
+            return False
+        self._cached_at.update({name: page.last for name in cache if name not in applied.stopped})
         for name in sorted({u.name for u in units}):
             self.on_progress(name, applied.count)
         for name in applied.stopped:
             self.log(f"{name} stopped on an event (see `jsproj status`; `jsproj retry {name}` resumes)")
         return True
+
+    def _cache_for(self, group: list[Progress], running: list[Progress]) -> list[str]:
+        """The group's projections whose documents the sandbox may keep: every unit of the projection this
+        daemon holds is in the group, and what it kept is as of the group's position (else it is dropped)."""
+        names = sorted({p.unit.name for p in group})
+        spread = {p.unit.name for p in running if p not in group}
+        stale = [n for n in names if n in spread or self._cached_at.get(n) != group[0].after]
+        self._forget(stale)
+        return [n for n in names if n not in spread]
+
+    def _forget(self, names: Iterable[str] | None = None) -> None:
+        """Drop the documents the sandbox keeps for ``names`` (None: all of them)."""
+        chosen = None if names is None else [n for n in names]
+        if chosen == []:
+            return
+        for name in list(self._cached_at) if chosen is None else chosen:
+            self._cached_at.pop(name, None)
+        if self._projections is not None:
+            self._projections.cache_drop(chosen)
+
+    def _page(self, after: tuple[str, int], until: tuple[str, int]) -> LinesPage | None:
+        """The page after ``after`` (up to ``until``): the one read ahead if it is that one, else read now.
+
+        A full page grows the next (up to the page size) and has the next one
+        read ahead on the reading connection while this one is applied.
+        """
+        assert self._reader is not None and self._pool is not None
+        wanted = (after, until, self._limit)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == wanted:
+            page = ahead[1].result()
+        else:
+            if ahead is not None:
+                ahead[1].result()  # one read at a time on the reading connection
+            page = read_lines(self._reader, after, self._limit, until)
+        if page is not None and page.count >= self._limit:
+            self._limit = min(self.page_size, self._limit * 2)
+            following = (page.last, until, self._limit)
+            self._ahead = (following, self._pool.submit(read_lines, self._reader, page.last, self._limit, until))
+        return page
+
+    def _drop_read_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            try:
+                ahead[1].result()
+            except psycopg.Error:
+                pass  # the reading connection is checked on the next round
 
     def _high_water(self) -> tuple[str, int] | None:
         """The latest event committed now, in (transaction, position) order."""

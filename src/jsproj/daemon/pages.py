@@ -2,7 +2,8 @@
 
 A page (:mod:`jsproj.daemon.lines`: the gap-safe read) is read once, as
 record lines, for every unit (a projection, or a partition of one) whose
-progress is at its start: one route, one document
+progress is at its start -- by the daemon's reading connection, while the
+previous page is applied on its working one: one route, one document
 load, one engine call and one write for all of them, in one transaction
 with their progress. Events projection code fails on are dead-lettered or
 stop their projection (its policy) in the same call: the engine takes a
@@ -21,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from jsproj import errors
 from jsproj.daemon import progress
-from jsproj.daemon.lines import END, LinesPage, read_lines
+from jsproj.daemon.lines import LinesPage
 from jsproj.daemon.poison import dead_letter
 from jsproj.daemon.progress import Unit
 from jsproj.rows import value
@@ -29,9 +30,10 @@ from jsproj.runtime.projections import BatchResult, CallOptions, Projections
 from jsproj.store import translate
 
 
-def read_documents(conn: psycopg.Connection[Any], keys: Mapping[str, list[str]]) -> dict[str, Any]:
-    """The documents a route answer names, unlocked: only the holder of a unit's lock writes them."""
-    return value(conn, "select pge_read_documents(%s)", (Jsonb(keys),)) if keys else {}
+def read_documents(conn: psycopg.Connection[Any], keys: Mapping[str, list[str]]) -> str:
+    """The documents a route answer names, as JSON text (passed to the engine as it is), unlocked:
+    only the holder of a unit's lock writes them."""
+    return str(value(conn, "select pge_read_documents(%s)::text", (Jsonb(keys),))) if keys else "{}"
 
 
 @dataclass(frozen=True)
@@ -49,21 +51,22 @@ def serve(
     units: Sequence[Unit],
     on_error: Mapping[str, str],
     after: tuple[str, int],
-    limit: int,
-    until: tuple[str, int] = END,
+    page: LinesPage,
+    cache: Sequence[str] = (),
 ) -> Applied | None:
-    """Apply the next page after ``after`` to ``units`` (all at ``after``), with their progress, in one transaction.
+    """Apply ``page``, the events after ``after``, to ``units`` (all at ``after``), with their progress, in one
+    transaction.
 
-    None when there was no page, or when a unit's progress moved under this
-    daemon (a redeploy reset it, another stop) and nothing was applied.
-    ``on_error`` is each projection's policy: ``stop`` or ``dead-letter``.
+    None when a unit's progress moved under this daemon (a redeploy reset
+    it, another stop) and nothing was applied. ``on_error`` is each
+    projection's policy: ``stop`` or ``dead-letter``; ``cache`` names the
+    projections whose documents the sandbox keeps (they are as the database
+    has them at ``after``): the caller drops them when this does not return
+    an ``Applied``.
     """
     try:
         with conn.transaction():
-            page = read_lines(conn, after, limit, until)
-            if page is None:
-                return None
-            call = _Call(conn, projections, units, on_error, page)
+            call = _Call(conn, projections, units, on_error, page, cache)
             result = call.run()
             applied, moves = call.write(result, after)
             if not progress.move(conn, moves):
@@ -88,8 +91,10 @@ class _Call:
         units: Sequence[Unit],
         on_error: Mapping[str, str],
         page: LinesPage,
+        cache: Sequence[str],
     ) -> None:
         self.conn, self.projections, self.units, self.page = conn, projections, units, page
+        self.cache = list(cache)
         self.policies = {u.name: "skip" if on_error.get(u.name) == "dead-letter" else "stop" for u in units}
         self.exclude: dict[str, list[int]] = {}
         self.stopped: dict[str, errors.JsprojError] = {}  # by name: the error (a limit: where the page started)
@@ -106,7 +111,11 @@ class _Call:
             if unit.partitions > 1 and unit.name in names:
                 partitions.setdefault(unit.name, (unit.partitions, []))[1].append(unit.partition)
         return CallOptions(
-            only=names, on_error={n: self.policies[n] for n in names}, exclude=self.exclude, partitions=partitions
+            only=names,
+            on_error={n: self.policies[n] for n in names},
+            exclude=self.exclude,
+            partitions=partitions,
+            cache=[n for n in self.cache if n in names],
         )
 
     def run(self) -> BatchResult:
@@ -121,6 +130,14 @@ class _Call:
                 return self.projections.apply_page(self.page.text, documents, options)
             except errors.SandboxLimitError as exc:
                 self._limit(exc, options)
+                self._cold()
+            except errors.StaleBatchError:
+                self._cold()  # the worker was replaced between the calls, and its documents with it
+
+    def _cold(self) -> None:
+        """Run without kept documents (a restarted sandbox has none)."""
+        self.projections.cache_drop(self.cache)
+        self.cache = []
 
     def _limit(self, exc: errors.SandboxLimitError, options: CallOptions) -> None:
         culprit = exc.projection or (options.only[0] if options.only and len(options.only) == 1 else None)

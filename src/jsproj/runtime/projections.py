@@ -81,13 +81,17 @@ class CallOptions:
     end as if it was never delivered) or ``"stop"`` there (the events before
     it count); ``exclude``: positions not delivered to a projection;
     ``partitions``: per stream or view projection, ``(count, [indexes])`` of
-    the partitions of its document keys the call handles.
+    the partitions of its document keys the call handles; ``cache``:
+    projections whose documents the sandbox keeps across calls (js/lib/cache.js:
+    only for their one writer, which drops them with
+    :meth:`Projections.cache_drop` when they may differ from the database's).
     """
 
     only: Sequence[str] | None = None
     on_error: Mapping[str, str] = field(default_factory=dict)
     exclude: Mapping[str, Sequence[int]] = field(default_factory=dict)
     partitions: Mapping[str, tuple[int, Sequence[int]]] = field(default_factory=dict)
+    cache: Sequence[str] = ()
 
     def to_engine(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -99,6 +103,8 @@ class CallOptions:
             options["exclude"] = {name: list(positions) for name, positions in self.exclude.items()}
         if self.partitions:
             options["partitions"] = {n: {"count": c, "take": list(t)} for n, (c, t) in self.partitions.items()}
+        if self.cache:
+            options["cache"] = list(self.cache)
         return options
 
 
@@ -271,20 +277,28 @@ class Projections:
         self._local.routed = (lines, batch, self.sandbox.restarts)
         return keys
 
-    def apply_page(self, lines: str, documents: Mapping[str, Mapping[str, Any]], options: CallOptions) -> BatchResult:
-        """Apply a page of record lines with a call's options (policies, exclusions, partitions)."""
+    def apply_page(
+        self, lines: str, documents: Mapping[str, Mapping[str, Any]] | str, options: CallOptions
+    ) -> BatchResult:
+        """Apply a page of record lines with a call's options (policies, exclusions, partitions).
+
+        ``documents`` may be given as JSON text (as the database wrote it: not parsed here at all).
+        """
         engine_options = _json(options.to_engine())
+        documents = documents if isinstance(documents, str) else _json(documents)
         routed, self._local.routed = getattr(self._local, "routed", None), None
         if routed is not None and routed[0] is lines and routed[2] == self.sandbox.restarts:
             try:
                 return _batch_result(
                     self.sandbox.call(
-                        "apply", f'{{"batch":{routed[1]},"documents":{_json(documents)},"options":{engine_options}}}'
+                        "apply", f'{{"batch":{routed[1]},"documents":{documents},"options":{engine_options}}}'
                     )
                 )
             except errors.StaleBatchError:
-                pass  # the worker was replaced since route_page(): send the lines
-        payload = f'{{"lines":{json.dumps(lines)},"documents":{_json(documents)},"options":{engine_options}}}'
+                if options.cache:
+                    raise  # its cache went with the worker: route again
+                # the worker was replaced since route_page(): send the lines
+        payload = f'{{"lines":{json.dumps(lines)},"documents":{documents},"options":{engine_options}}}'
         return _batch_result(self.sandbox.call("apply", payload))
 
     def _apply(self, events_json: str, documents: Mapping[str, Any], names: list[str] | None) -> dict[str, Any]:
@@ -322,6 +336,10 @@ class Projections:
             except errors.SandboxLimitError as alone:
                 return self._culprit(alone, events_json, documents, [name])
         return exc
+
+    def cache_drop(self, names: Iterable[str] | None = None) -> None:
+        """Forget the documents the sandbox keeps for ``names`` (None: for every projection)."""
+        self.sandbox.call("cacheDrop", _json({"projections": None if names is None else list(names)}))
 
     # -- builds: documents kept in the sandbox across pages --------------------
 

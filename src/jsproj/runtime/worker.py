@@ -19,7 +19,9 @@ from typing import Any
 
 from jsproj.runtime.wire import RECYCLE, read_frame, write_frame
 
-OPERATIONS = frozenset({"load", "route", "apply", "normalize", "foldStart", "foldLines", "foldRows", "evaluate"})
+OPERATIONS = frozenset(
+    {"load", "route", "apply", "normalize", "foldStart", "foldLines", "foldRows", "cacheDrop", "evaluate"}
+)
 EVAL_OPERATIONS = frozenset({"route", "apply", "normalize"})
 # Payloads up to this size go to V8 as a string literal in one eval (one task
 # on mini-racer's V8 thread); larger ones as a function argument (three tasks,
