@@ -3,7 +3,7 @@
 // The rebuild a JavaScript shop would write knowing what jsproj's build does
 // (src/jsproj/build.py), the fair match for it: the `pg` package reads each
 // page as record lines -- one text value PostgreSQL builds, the query of
-// jsproj's PAGE_AS_LINES (src/jsproj/pages.py), gap-safe -- the engine's own
+// jsproj's PAGE_AS_LINES (src/jsproj/daemon/lines.py), gap-safe -- the engine's own
 // recordsFromLines (js/lib/records.js) turns them into records, and the next
 // page is read on a second connection while the current one folds. The same
 // engine folds the pages in memory and the documents are written at the end,
@@ -18,7 +18,9 @@ const jsproj = require(process.env.JSPROJ_JS || '../../js');
 
 const started = process.hrtime.bigint();
 
-// PAGE_AS_LINES of src/jsproj/pages.py, with $1 (tx), $2 (position), $3 (limit).
+// PAGE_AS_LINES of src/jsproj/daemon/lines.py, with $1 (tx), $2 (position), $3 (limit) and the
+// upper bound $4, $5: jsproj's END (a build's), as jsproj's build reads.
+const END = ['18446744073709551615', 0];
 const PAGE_AS_LINES = `
     select string_agg(concat_ws(E'\\t', e.position, to_json(e.stream_id), to_json(e.stream_type), e.version,
                                 e.timestamp,
@@ -29,6 +31,7 @@ const PAGE_AS_LINES = `
                  r.tx_id
           from pge_records() r
           where (r.tx_id, r.position) > ($1::xid8, $2)
+            and (r.tx_id, r.position) <= ($4::xid8, $5)
             and r.tx_id < pg_snapshot_xmin(pg_current_snapshot())
           order by r.tx_id, r.position
           limit $3) as e`;
@@ -40,7 +43,7 @@ function peakRss() {
 
 // The next page after (tx, position): {text, count, tx, position} of its last event, or null when there is none.
 async function readPage(reader, tx, position, pageSize) {
-  const { rows } = await reader.query(PAGE_AS_LINES, [tx, position, pageSize]);
+  const { rows } = await reader.query(PAGE_AS_LINES, [tx, position, pageSize, ...END]);
   const count = Number(rows[0].count);
   if (count === 0) return null;
   const text = rows[0].lines;
@@ -69,7 +72,7 @@ async function main() {
   const client = new Client({ host, port: Number(port), user, database });
   const reader = new Client({ host, port: Number(port), user, database });
   await Promise.all([client.connect(), reader.connect()]);
-  await reader.query("set timezone = 'UTC'"); // the timestamps' text in record lines
+  await reader.query("set timezone = 'UTC'; set datestyle = 'ISO, MDY'"); // the timestamps' text, as records.js reads it
   const projector = jsproj.createProjector();
   const engine = jsproj.engine;
   const sources = (await client.query('select distinct on (file) file, source from pge_projection_definitions order by file')).rows;
