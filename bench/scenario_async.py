@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -48,6 +49,7 @@ from scenario_rebuild import check_same, fresh_database
 HERE = Path(__file__).resolve().parent
 SCENARIO = "7 async"
 PAGE_SIZE = 5000
+POISONED = (0.1, 1.0, 5.0)  # % of the events that throw; the target is on 1 %
 POISON = "if (evt.poison === true) throw new Error('poison event ' + evt.$id); "
 HANDLERS = """{
   $init: function () { return { balance: 0, deposits: 0, withdrawals: 0 }; },
@@ -106,11 +108,11 @@ def load_events(dsn: str, loaded: Loaded, count: int, streams: int, percent: flo
     loaded.events += count
 
 
-def new_store(dsn: str, sources: list[dict[str, str]], **options: object) -> None:
+def new_store(dsn: str, sources: list[dict[str, str]], **options: Any) -> None:
     """Migrate a new database and deploy ``sources`` (async projections: status 'build')."""
     with EventStore(dsn, max_size=1) as store:
         store.migrate()
-        deploy(store, sources, **options)  # type: ignore[arg-type]
+        deploy(store, sources, **options)
 
 
 def warm_worker() -> None:
@@ -124,11 +126,11 @@ def daemon_seconds(dsn: str) -> float:
     return timed(lambda: Daemon(dsn, page_size=PAGE_SIZE).run(until_caught_up=True))
 
 
-def check_balance(dsn: str, name: str, loaded: Loaded, statuses: tuple[str, ...] = ("running",)) -> None:
-    """The projection folded every event loaded but the poison ones, and dead-lettered those."""
+def check_balance(dsn: str, name: str, loaded: Loaded) -> None:
+    """The projection runs, folded every event loaded but the poison ones, and dead-lettered those."""
     with psycopg.connect(dsn) as conn:
         found = conn.execute("select status from pge_projection_progress where name = %s", (name,)).fetchall()
-        assert found and all(status in statuses for (status,) in found), f"{name} is {found}, not {statuses}"
+        assert found and all(status == "running" for (status,) in found), f"{name} is {found}, not running"
         moves, balance = conn.execute(
             f"""select coalesce(sum((data->>'deposits')::bigint + (data->>'withdrawals')::bigint), 0),
                        coalesce(sum((data->>'balance')::bigint), 0) from pge_projections_{name.lower()}"""
@@ -167,9 +169,9 @@ def catch_up_against_rebuild(new_database: NewDatabase, events: int, streams: in
 # -- poison events ---------------------------------------------------------------------------------------------
 
 
-def poisoned(new_database: NewDatabase, events: int, streams: int, percent: float) -> tuple[float, float]:
-    """(build events/s, catch-up events/s) of a dead-lettering stream projection with ``percent`` % poison events."""
-    dsn = new_database(f"async_poison_{str(percent).replace('.', '_')}")
+def poisoned(dsn: str, events: int, streams: int, percent: float) -> tuple[float, float]:
+    """(build events/s, catch-up events/s) of a dead-lettering stream projection with ``percent`` % poison events,
+    on a new database."""
     new_store(dsn, [balance_source("Poisoned", poison=True)], on_error={"Poisoned": "dead-letter"})
     loaded = Loaded()
     load_events(dsn, loaded, events, streams, percent)
@@ -183,14 +185,19 @@ def poisoned(new_database: NewDatabase, events: int, streams: int, percent: floa
 
 def poison_rows(new_database: NewDatabase, events: int, streams: int) -> list[Row]:
     log(f"async: poison events, 0 / 0.1 / 1 / 5 %, {events:,} events in {streams:,} streams, build and catch-up")
-    clean = poisoned(new_database, events, streams, 0.0)
+    first = poisoned(new_database("async_poison_none"), events, streams, 0.0)
+    measured = {
+        percent: poisoned(new_database(f"async_poison_{percent:g}".replace(".", "_")), events, streams, percent)
+        for percent in POISONED
+    }
+    last = poisoned(new_database("async_poison_none_again"), events, streams, 0.0)
+    clean = [(a + b) / 2 for a, b in zip(first, last, strict=True)]  # before and after: drift hits both alike
     rows = []
-    for percent in (0.1, 1.0, 5.0):
-        rates = poisoned(new_database, events, streams, percent)
+    for percent, rates in measured.items():
         for phase, ours, baseline in zip(("build", "catch-up"), rates, clean, strict=True):
             rows.append(Row(SCENARIO, f"{phase} with {percent:g} % poison events (dead-lettered), {events:,} events",
-                            ours, f"the same {phase}, no poison events", baseline, "ev/s",
-                            (">=", 0.7) if percent == 1.0 else None))  # fmt: skip
+                            ours, f"the same {phase}, no poison events (mean of runs before and after)", baseline,
+                            "ev/s", (">=", 0.7) if percent == 1.0 else None))  # fmt: skip
     return rows
 
 
@@ -199,6 +206,8 @@ def poison_rows(new_database: NewDatabase, events: int, streams: int) -> list[Ro
 
 def node_lines(cluster: Cluster, database: str) -> dict:
     """Run bench/node/rebuild_lines.js with the engine jsproj loads; its own seconds (start to last write)."""
+    if not (HERE / "node" / "node_modules" / "pg").is_dir():
+        subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=HERE / "node", check=True)
     argv = ["node", str(HERE / "node" / "rebuild_lines.js"), str(cluster.socket_dir), str(cluster.port), "jsproj",
             database, str(PAGE_SIZE)]  # fmt: skip
     env = {**os.environ, "JSPROJ_JS": str(lib_dir().parent)}
