@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 
+import scenario_async
 import scenario_bridge
 import scenario_eventsourcing
 import scenario_inline
@@ -30,16 +31,17 @@ from jsproj.server import temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"
+SCENARIOS = ("store", "inline", "rebuild", "bridge", "eventsourcing", "async")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, the same table, printed only")
-    parser.add_argument("--only", action="append", metavar="SCENARIO",
-                        help="run only these scenarios: store, inline, rebuild, bridge, eventsourcing")  # fmt: skip
+    parser.add_argument("--only", action="append", choices=SCENARIOS, metavar="SCENARIO",
+                        help="run only these scenarios: " + ", ".join(SCENARIOS))  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()
-    wanted = set(args.only or ["store", "inline", "rebuild", "bridge", "eventsourcing"])
+    wanted = set(args.only or SCENARIOS)
     cluster = temporary_cluster(prefix="jsproj-bench-", shared_buffers="512MB", max_connections="60")
     cluster.init(durable=True)
     cluster.start()
@@ -64,6 +66,8 @@ def main() -> int:
                 rows += scenario_eventsourcing.run_projection(cluster, new_database, rows, args.quick)
         if "bridge" in wanted:
             rows += scenario_bridge.run(args.quick)
+        if "async" in wanted:
+            rows += scenario_async.run(cluster, new_database, args.quick)
     finally:
         cluster.destroy()
     rows.sort(key=lambda row: row.scenario)
@@ -72,7 +76,7 @@ def main() -> int:
     print(text)
     if args.json:
         args.json.write_text(json.dumps({"machine": about, "rows": [r.to_dict() for r in rows]}, indent=2))
-    if not args.quick and wanted == {"store", "inline", "rebuild", "bridge", "eventsourcing"}:
+    if not args.quick and wanted == set(SCENARIOS):
         write_report(text)
         log(f"wrote {REPORT}")
     return 0
