@@ -11,7 +11,7 @@
 var has = jsproj.has;
 
 // At most this many documents are kept, over every projection; the oldest go first.
-var LIMIT = 100000;
+var LIMIT = 250000;
 
 function DocumentCache() {
   this.byName = new Map();   // name -> Map(key -> document or null: known not to exist)

@@ -46,6 +46,16 @@ function nextRows(dump, limit) {
   return lines;
 }
 
+// Apply a batch (routed already, or not: `keys` null), with the documents kept for the
+// projections in `cached` (cache.js) and those supplied.
+function applyBatch(events, keys, cached, documents, options) {
+  if (cached.length) documents = cache.documents(keys.keys, cached, documents);
+  var result = jsproj.apply(loaded(), events, documents, options, keys);
+  if (cached.length) cache.keep(keys.keys, cached, documents, result);
+  result.errors = result.errors.map(jsproj.errorInfo);
+  return result;
+}
+
 function loaded() {
   if (!projector) throw jsproj.fail('EngineError', 'no projections are loaded: call load first');
   return projector;
@@ -97,17 +107,24 @@ jsproj.host = {
     projector = next;
     return jsproj.describe(projector);
   }),
-  // {events: [records] | lines: text (records.js), batch: id, options} -> {name: [ids]};
+  // {events: [records] | lines: text (records.js), batch: id, options, thenApply?} -> {name: [ids]};
   // keeps the events as batch `id`. For the projections in options.cache, only the
-  // documents the cache does not hold are named.
+  // documents the cache does not hold are named. With thenApply: {keys} -- or, when the
+  // cache holds every document, {applied: the answer of apply}, in the same call.
   route: entry(function (text) {
     var batch = JSON.parse(text);
     routed = NOT_ROUTED;
     var events = batch.lines !== undefined ? jsproj.recordsFromLines(batch.lines) : batch.events;
     var result = jsproj.routeBatch(loaded(), events, batch.options);
     var cached = (batch.options && batch.options.cache) || [];
-    if (batch.batch !== undefined) routed = { id: batch.batch, events: events, routed: result, cache: cached };
-    return cached.length ? cache.missing(result.keys, cached) : result.keys;
+    var keys = cached.length ? cache.missing(result.keys, cached) : result.keys;
+    if (!batch.thenApply) {
+      if (batch.batch !== undefined) routed = { id: batch.batch, events: events, routed: result, cache: cached };
+      return keys;
+    }
+    if (Object.keys(keys).length === 0) return { applied: applyBatch(events, result, cached, {}, batch.options) };
+    routed = { id: batch.batch, events: events, routed: result, cache: cached };
+    return { keys: keys };
   }),
   // {events: [records] | lines: text (records.js) | batch: id, documents: {name: {id: doc}}, options}
   // -> {changes, errors}
@@ -124,11 +141,7 @@ jsproj.host = {
       cached = routed.cache;
     }
     routed = NOT_ROUTED;
-    if (cached.length) documents = cache.documents(keys.keys, cached, documents);
-    var result = jsproj.apply(loaded(), events, documents, batch.options, keys);
-    if (cached.length) cache.keep(keys.keys, cached, documents, result);
-    result.errors = result.errors.map(jsproj.errorInfo);
-    return result;
+    return applyBatch(events, keys, cached, documents, batch.options);
   }),
   // {projections: [names] | null} -> forget the documents kept for them (null: for all).
   cacheDrop: entry(function (text) {

@@ -24,3 +24,31 @@ begin
     return null;
 end;
 $$;
+
+-- Move the progress of the units a page served, each from where the page
+-- started to where it leaves it: a compare-and-set (the unit is still
+-- running, at the page's start). Raises JPP01 when one was not, which
+-- undoes the page's transaction. A statement that fails instead of a row
+-- count to check, so that a daemon sends a page's writes, this and the
+-- commit in one round trip (src/jsproj/daemon/pages.py).
+create or replace function pge_move_progress(
+    moved_names text[], moved_partitions int[], from_tx text[], from_position bigint[], to_tx text[],
+    to_position bigint[], moved_events bigint[]) returns void
+language plpgsql
+as $$
+declare
+    v_moved int;
+begin
+    update @schema@.pge_projection_progress as p
+    set last_tx = m.to_tx::xid8, last_position = m.to_position, events = p.events + m.events, updated_at = now()
+    from unnest(moved_names, moved_partitions, from_tx, from_position, to_tx, to_position, moved_events)
+         as m(name, part, from_tx, from_position, to_tx, to_position, events)
+    where p.name = m.name and p.partition = m.part and p.status = 'running'
+      and p.last_tx = m.from_tx::xid8 and p.last_position = m.from_position;
+    get diagnostics v_moved = row_count;
+    if v_moved <> cardinality(moved_names) then
+        raise exception using errcode = 'JPP01',
+            message = format('the progress of %s moved under this daemon', array_to_string(moved_names, ', '));
+    end if;
+end;
+$$;

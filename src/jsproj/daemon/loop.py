@@ -18,6 +18,7 @@ polling is the source of truth.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -36,7 +37,7 @@ from jsproj import errors
 from jsproj.daemon import lines, progress
 from jsproj.daemon.build import build
 from jsproj.daemon.lines import END, HIGH_WATER, LinesPage, read_lines
-from jsproj.daemon.pages import serve
+from jsproj.daemon.pages import Applied, serve
 from jsproj.daemon.poison import retry_dead_letters
 from jsproj.daemon.progress import Progress, Unit, caught_up_blockers, lock_key
 from jsproj.errors import ProjectionStoppedError
@@ -50,6 +51,7 @@ FIRST_PAGE = 100  # a page's size after an idle spell; it doubles while pages co
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 30.0
 BALANCE_SECONDS = 1.0  # how often the share of units is checked (at once when the definitions change)
+CHECK_SECONDS = 0.5  # how often definitions and progress are read again while pages go well
 BRISK_SECONDS = 2.0  # after work, poll this long at BRISK_POLL instead of waiting for a notification
 BRISK_POLL = 0.01
 
@@ -104,6 +106,8 @@ class Daemon:
         self._projections: Projections | None = None
         self._generation: int | None = None
         self._cached_at: dict[str, tuple[str, int]] = {}  # where the documents the sandbox keeps are as of
+        self._known: list[Progress] | None = None  # the held units' progress: read when due, then moved by pages
+        self._checked = 0.0
         self._definitions: dict[str, Definition] = {}
         self._last_heartbeat = 0.0
         self._last_balance = 0.0
@@ -155,12 +159,18 @@ class Daemon:
             self._pool = None
 
     def _round(self) -> bool:
-        """One round: heartbeat, definitions, balance, then a piece of work; False when there was none."""
+        """One round: heartbeat; definitions, balance and progress when due; then a piece of work;
+        False when there was none."""
         self._heartbeat()
-        changed = self._refresh()
-        if changed or not self.held or time.monotonic() - self._last_balance >= BALANCE_SECONDS:
-            self._balance()
-        busy = self._work_on_held() if self.held else False
+        if self._known is None or time.monotonic() - self._checked >= CHECK_SECONDS:
+            assert self._work is not None
+            changed = self._refresh()
+            if changed or not self.held or time.monotonic() - self._last_balance >= BALANCE_SECONDS:
+                self._balance()
+            self._known = progress.read(self._work, sorted(self.held)) if self.held else []
+            self._work.commit()
+            self._checked = time.monotonic()
+        busy = self._work_on_held(self._known) if self.held else False
         if busy:
             self._last_work = time.monotonic()
         return busy
@@ -177,12 +187,16 @@ class Daemon:
         self._control.execute("listen pge_events")
         self._work = psycopg.connect(self.dsn, application_name=f"jsproj daemon {self.id} work"[:63])
         self._work.execute(search_path(self.schema))
+        # A page's documents and progress commit together, so they can commit without waiting for the disk:
+        # a server crash that undoes the last pages undoes their progress too, and they are applied again.
+        self._work.execute("set synchronous_commit = off")
         self._work.commit()
         self._reader = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id} read"[:63])
         self._reader.execute(search_path(self.schema))
         lines.prepare(self._reader)
         self.held.clear()  # session locks do not outlive a connection
         self._forget()  # nor does knowing that no one else wrote the documents
+        self._known = None
         self._last_heartbeat = self._last_balance = 0.0
 
     def _disconnect(self, *, clean: bool = False) -> None:
@@ -288,6 +302,7 @@ class Daemon:
                 ).fetchone()
                 if locked and locked[0]:
                     self.held.add(unit)
+                    self._known = None
                     self.log(f"working on {unit}")
         while len(self.held) > share:
             self._unlock(next(u for u in reversed(preference) if u in self.held))
@@ -297,23 +312,27 @@ class Daemon:
         assert self._control is not None
         self._control.execute(sql.SQL("select pg_advisory_unlock({})").format(lock_key(unit.lock_name)))
         self.held.discard(unit)
+        self._known = None
         self._forget([unit.name])  # its next holder writes them
         self.log(f"left {unit} to another daemon")
 
     # -- work -----------------------------------------------------------------
 
-    def _work_on_held(self) -> bool:
-        """Builds first, requested retries next, then a page for the least advanced group; False when idle."""
+    def _work_on_held(self, rows: list[Progress]) -> bool:
+        """Builds first, requested retries next, then a page for the least advanced group; False when idle.
+
+        ``rows`` is the held units' progress as last read, and moved since by this daemon's pages.
+        """
         assert self._work is not None and self._projections is not None
-        rows = progress.read(self._work, sorted(self.held))
-        self._work.commit()
         building = sorted({p.unit.name for p in rows if p.status == "build" and p.unit.partition == 0})
         if building:
+            self._known = None
             self._build(building)
             return True
         retried = 0
         for row in rows:
             if row.retry and row.status == "running":
+                self._known = None
                 retried += retry_dead_letters(self._work, self._projections, row.unit, requested_only=True)
                 self._forget([row.unit.name])
         return self._follow([p for p in rows if p.status == "running"]) or retried > 0
@@ -353,17 +372,25 @@ class Daemon:
             applied = serve(self._work, self._projections, units, policies, group[0].after, page, cache)
         except BaseException:
             self._forget(cache)
+            self._known = None
             raise
         if applied is None:
             self._forget(cache)
             self._drop_read_ahead()
+            self._known = None
             return False
         self._cached_at.update({name: page.last for name in cache if name not in applied.stopped})
+        self._known = [self._moved(p, applied) for p in self._known or []] if not applied.stopped else None
         for name in sorted({u.name for u in units}):
             self.on_progress(name, applied.count)
         for name in applied.stopped:
             self.log(f"{name} stopped on an event (see `jsproj status`; `jsproj retry {name}` resumes)")
         return True
+
+    @staticmethod
+    def _moved(row: Progress, applied: Applied) -> Progress:
+        """A unit's progress after a page: where the page left it."""
+        return dataclasses.replace(row, after=applied.reached[row.unit]) if row.unit in applied.reached else row
 
     def _cache_for(self, group: list[Progress], running: list[Progress]) -> list[str]:
         """The group's projections whose documents the sandbox may keep: every unit of the projection this

@@ -38,11 +38,13 @@ def read_documents(conn: psycopg.Connection[Any], keys: Mapping[str, list[str]])
 
 @dataclass(frozen=True)
 class Applied:
-    """What a page did: the events read, dead letters written, and the projections it stopped."""
+    """What a page did: the events read, dead letters written, the projections it stopped, and where it left
+    each unit (the last event it applied or skipped)."""
 
     count: int
     dead_letters: int
     stopped: tuple[str, ...]
+    reached: Mapping[Unit, tuple[str, int]]
 
 
 def serve(
@@ -65,20 +67,21 @@ def serve(
     an ``Applied``.
     """
     try:
-        with conn.transaction():
+        # In a pipeline: the writes, the progress and the commit go in one round trip.
+        with conn.pipeline(), conn.transaction():
             call = _Call(conn, projections, units, on_error, page, cache)
             result = call.run()
             applied, moves = call.write(result, after)
-            if not progress.move(conn, moves):
-                raise psycopg.Rollback()  # leaves the transaction block, undone
+            progress.move(conn, moves)
             for name, error in call.stopped.items():
                 progress.stop(conn, name, error)
-            return applied
+        return applied
     except psycopg.Error as exc:
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             raise
+        if exc.sqlstate == progress.MOVED:
+            return None  # undone
         raise translate(exc, "daemon") from exc
-    return None  # rolled back
 
 
 class _Call:
@@ -125,9 +128,10 @@ class _Call:
             if not options.only:
                 return BatchResult({}, [])
             try:
-                keys = self.projections.route_page(self.page.text, options)
-                documents = read_documents(self.conn, keys)
-                return self.projections.apply_page(self.page.text, documents, options)
+                routed = self.projections.route_or_apply(self.page.text, options)
+                if isinstance(routed, BatchResult):
+                    return routed  # the sandbox kept every document the page needed
+                return self.projections.apply_page(self.page.text, read_documents(self.conn, routed), options)
             except errors.SandboxLimitError as exc:
                 self._limit(exc, options)
                 self._cold()
@@ -193,4 +197,5 @@ class _Call:
             else:
                 to, count = self.page.last, self.page.count
             moves.append((unit, after, to, count))
-        return Applied(self.page.count, dead, tuple(sorted(self.stopped))), moves
+        reached = {unit: to for unit, _, to, _ in moves}
+        return Applied(self.page.count, dead, tuple(sorted(self.stopped)), reached), moves

@@ -74,18 +74,17 @@ def read(conn: psycopg.Connection[Any], units: Sequence[Unit]) -> list[Progress]
     return sorted(found, key=lambda p: p.unit)
 
 
-def move(conn: psycopg.Connection[Any], moves: Sequence[tuple[Unit, tuple[str, int], tuple[str, int], int]]) -> bool:
-    """Move each (unit, from, to, events) with a compare-and-set; False when any was not at ``from`` any more
-    (or not running): the caller's transaction is then to be undone."""
+MOVED = "JPP01"  # the SQLSTATE of pge_move_progress when a unit was not where the page started
+
+
+def move(conn: psycopg.Connection[Any], moves: Sequence[tuple[Unit, tuple[str, int], tuple[str, int], int]]) -> None:
+    """Move each (unit, from, to, events) with a compare-and-set; raises (SQLSTATE :data:`MOVED`) when any
+    was not at ``from`` any more (or not running): the caller's transaction is then undone. One statement
+    that needs no answer read, so it can be pipelined with the page's writes and commit."""
     if not moves:
-        return True
-    moved = conn.execute(
-        """update pge_projection_progress p
-           set last_tx = m.to_tx::xid8, last_position = m.to_position, events = p.events + m.events, updated_at = now()
-           from unnest(%s::text[], %s::int[], %s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[])
-                as m(name, partition, from_tx, from_position, to_tx, to_position, events)
-           where p.name = m.name and p.partition = m.partition and p.status = 'running'
-             and p.last_tx = m.from_tx::xid8 and p.last_position = m.from_position""",
+        return
+    conn.execute(
+        "select pge_move_progress(%s, %s, %s, %s, %s, %s, %s)",
         (
             [u.name for u, _, _, _ in moves],
             [u.partition for u, _, _, _ in moves],
@@ -95,8 +94,7 @@ def move(conn: psycopg.Connection[Any], moves: Sequence[tuple[Unit, tuple[str, i
             [b[1] for _, _, b, _ in moves],
             [n for _, _, _, n in moves],
         ),
-    ).rowcount
-    return moved == len(moves)
+    )
 
 
 def stop(conn: psycopg.Connection[Any], name: str, error: errors.JsprojError) -> None:

@@ -277,6 +277,19 @@ class Projections:
         self._local.routed = (lines, batch, self.sandbox.restarts)
         return keys
 
+    def route_or_apply(self, lines: str, options: CallOptions) -> dict[str, list[str]] | BatchResult:
+        """:meth:`route_page`, and in the same call :meth:`apply_page` when the sandbox keeps every
+        document the page needs (``options.cache``): the keys to load, or what the page gave."""
+        batch = next(self._batch_ids)
+        self._local.routed = None
+        request = {"lines": lines, "batch": batch, "options": options.to_engine(), "thenApply": True}
+        answer = self.sandbox.call("route", _json(request))
+        if "applied" in answer:
+            return _batch_result(answer["applied"])
+        self._local.routed = (lines, batch, self.sandbox.restarts)
+        keys: dict[str, list[str]] = answer["keys"]
+        return keys
+
     def apply_page(
         self, lines: str, documents: Mapping[str, Mapping[str, Any]] | str, options: CallOptions
     ) -> BatchResult:
