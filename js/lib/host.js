@@ -53,6 +53,7 @@ function applyBatch(events, keys, cached, documents, options) {
   var result = jsproj.apply(loaded(), events, documents, options, keys);
   if (cached.length) cache.keep(keys.keys, cached, documents, result);
   result.errors = result.errors.map(jsproj.errorInfo);
+  if (options && options.changesText) result.changes = JSON.stringify(result.changes);   // for the host to write as it is
   return result;
 }
 

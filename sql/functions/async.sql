@@ -28,9 +28,8 @@ $$;
 -- Move the progress of the units a page served, each from where the page
 -- started to where it leaves it: a compare-and-set (the unit is still
 -- running, at the page's start). Raises JPP01 when one was not, which
--- undoes the page's transaction. A statement that fails instead of a row
--- count to check, so that a daemon sends a page's writes, this and the
--- commit in one round trip (src/jsproj/daemon/pages.py).
+-- undoes the page's transaction (src/jsproj/daemon/pages.py): every
+-- statement of a page fails or succeeds the same way.
 create or replace function pge_move_progress(
     moved_names text[], moved_partitions int[], from_tx text[], from_position bigint[], to_tx text[],
     to_position bigint[], moved_events bigint[]) returns void

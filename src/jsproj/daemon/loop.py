@@ -37,7 +37,7 @@ from jsproj import errors
 from jsproj.daemon import lines, progress
 from jsproj.daemon.build import build
 from jsproj.daemon.lines import END, HIGH_WATER, LinesPage, read_lines
-from jsproj.daemon.pages import Applied, serve
+from jsproj.daemon.pages import Applied, commit, prepare
 from jsproj.daemon.poison import retry_dead_letters
 from jsproj.daemon.progress import Progress, Unit, caught_up_blockers, lock_key
 from jsproj.errors import ProjectionStoppedError
@@ -46,7 +46,7 @@ from jsproj.python_engine import deployed_sources
 from jsproj.runtime.projections import Projections
 from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 
-DEFAULT_PAGE_SIZE = 5000  # the most events per page: measured by bench/page_size_bench.py (docs/benchmarks.md)
+DEFAULT_PAGE_SIZE = 20000  # the most events per page: measured by bench/page_size_bench.py (docs/benchmarks.md)
 FIRST_PAGE = 100  # a page's size after an idle spell; it doubles while pages come back full
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 30.0
@@ -54,6 +54,10 @@ BALANCE_SECONDS = 1.0  # how often the share of units is checked (at once when t
 CHECK_SECONDS = 0.5  # how often definitions and progress are read again while pages go well
 BRISK_SECONDS = 2.0  # after work, poll this long at BRISK_POLL instead of waiting for a notification
 BRISK_POLL = 0.01
+
+
+class _Undone(Exception):
+    """The page committed before the one in hand was undone: the one in hand is dropped too."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ class Daemon:
         self._work: psycopg.Connection | None = None
         self._reader: psycopg.Connection | None = None  # reads pages, ahead of the work connection
         self._pool: ThreadPoolExecutor | None = None  # the reading connection's thread, while running
+        self._commits: ThreadPoolExecutor | None = None  # the thread committing pages on the work connection
+        self._committing: tuple[Future[Applied | None], list[str]] | None = None  # a page and its kept documents
         self._ahead: tuple[tuple[tuple[str, int], tuple[str, int], int], Future[LinesPage | None]] | None = None
         self._projections: Projections | None = None
         self._generation: int | None = None
@@ -129,6 +135,7 @@ class Daemon:
         target: tuple[str, int] | None = None
         targeted = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="jsproj-read-ahead")
+        self._commits = ThreadPoolExecutor(1, thread_name_prefix="jsproj-commit")
         try:
             while not self._stop.is_set():
                 try:
@@ -137,7 +144,7 @@ class Daemon:
                         target, targeted = self._high_water(), True
                     busy = self._round()
                     delay = 0.1
-                    if until_caught_up and self._caught_up(target):
+                    if until_caught_up and not busy and self._caught_up(target):  # busy: not yet
                         return
                     if not busy:
                         self._wait()
@@ -156,13 +163,15 @@ class Daemon:
         finally:
             self._disconnect(clean=True)
             self._pool.shutdown()
-            self._pool = None
+            self._commits.shutdown()
+            self._pool = self._commits = None
 
     def _round(self) -> bool:
         """One round: heartbeat; definitions, balance and progress when due; then a piece of work;
         False when there was none."""
         self._heartbeat()
         if self._known is None or time.monotonic() - self._checked >= CHECK_SECONDS:
+            self._settle()
             assert self._work is not None
             changed = self._refresh()
             if changed or not self.held or time.monotonic() - self._last_balance >= BALANCE_SECONDS:
@@ -201,6 +210,10 @@ class Daemon:
 
     def _disconnect(self, *, clean: bool = False) -> None:
         self._drop_read_ahead()
+        try:
+            self._settle()
+        except (psycopg.Error, errors.JsprojError):
+            pass  # the connection goes, and the page with it
         for conn in (self._reader, self._work, self._control):
             if conn is None or conn.closed:
                 continue
@@ -232,6 +245,7 @@ class Daemon:
     def _wait(self) -> None:
         """Sleep until events are appended (NOTIFY) or the poll interval passes -- briefly, after recent work."""
         assert self._control is not None
+        self._settle()
         brisk = time.monotonic() - self._last_work < BRISK_SECONDS
         deadline = time.monotonic() + (min(BRISK_POLL, self.poll_interval) if brisk else self.poll_interval)
         if not brisk:
@@ -325,6 +339,8 @@ class Daemon:
         """
         assert self._work is not None and self._projections is not None
         building = sorted({p.unit.name for p in rows if p.status == "build" and p.unit.partition == 0})
+        if building or any(row.retry for row in rows):
+            self._settle()  # the work connection is this thread's again
         if building:
             self._known = None
             self._build(building)
@@ -369,23 +385,47 @@ class Daemon:
             return False
         cache = self._cache_for(group, running)
         try:
-            applied = serve(self._work, self._projections, units, policies, group[0].after, page, cache)
+            prepared = prepare(self._work, self._projections, units, policies, group[0].after, page, cache,
+                               ready=self._settled)  # fmt: skip
+            self._settled()  # the page before is committed: this one may follow it
+        except BaseException as exc:
+            self._forget(cache)
+            self._known = None
+            if isinstance(exc, _Undone):
+                return False
+            raise
+        applied = prepared.applied
+        self._committing = (self._committer().submit(commit, self._work, prepared), cache)
+        self._cached_at.update({name: page.last for name in cache if name not in applied.stopped})
+        self._known = [self._moved(p, applied) for p in self._known or []] if not applied.stopped else None
+        for name in sorted({u.name for u in units}):
+            self.on_progress(name, applied.count)
+        return True
+
+    def _committer(self) -> ThreadPoolExecutor:
+        assert self._commits is not None
+        return self._commits
+
+    def _settled(self) -> None:
+        """Wait until the page being committed (on the work connection, by the committing thread) is;
+        raise :class:`_Undone` if it was not (its documents and progress are read again)."""
+        pending, self._committing = self._committing, None
+        if pending is None:
+            return
+        future, cache = pending
+        try:
+            applied = future.result()
         except BaseException:
             self._forget(cache)
             self._known = None
             raise
         if applied is None:
             self._forget(cache)
-            self._drop_read_ahead()
             self._known = None
-            return False
-        self._cached_at.update({name: page.last for name in cache if name not in applied.stopped})
-        self._known = [self._moved(p, applied) for p in self._known or []] if not applied.stopped else None
-        for name in sorted({u.name for u in units}):
-            self.on_progress(name, applied.count)
+            self._drop_read_ahead()
+            raise _Undone()
         for name in applied.stopped:
             self.log(f"{name} stopped on an event (see `jsproj status`; `jsproj retry {name}` resumes)")
-        return True
 
     @staticmethod
     def _moved(row: Progress, applied: Applied) -> Progress:
@@ -440,14 +480,23 @@ class Daemon:
             except psycopg.Error:
                 pass  # the reading connection is checked on the next round
 
+    def _settle(self) -> None:
+        """:meth:`_settled`, whatever became of the page being committed."""
+        try:
+            self._settled()
+        except _Undone:
+            pass
+
     def _high_water(self) -> tuple[str, int] | None:
         """The latest event committed now, in (transaction, position) order."""
+        self._settle()
         assert self._work is not None
         row = self._work.execute(HIGH_WATER).fetchone()
         self._work.commit()
         return (row[0], row[1]) if row else None
 
     def _caught_up(self, target: tuple[str, int] | None) -> bool:
+        self._settle()
         assert self._work is not None
         lagging = caught_up_blockers(self._work, list(self._definitions), target)
         self._work.commit()

@@ -13,7 +13,7 @@ poison event costs no more than any other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,9 +45,20 @@ class Applied:
     dead_letters: int
     stopped: tuple[str, ...]
     reached: Mapping[Unit, tuple[str, int]]
+    events: Mapping[Unit, int]  # the events each unit read (up to where it stopped)
 
 
-def serve(
+@dataclass(frozen=True)
+class Prepared:
+    """A page the engine applied, to be committed: its writes, dead letters, stops and progress moves."""
+
+    call: _Call
+    result: BatchResult
+    after: tuple[str, int]
+    applied: Applied
+
+
+def prepare(
     conn: psycopg.Connection[Any],
     projections: Projections,
     units: Sequence[Unit],
@@ -55,33 +66,48 @@ def serve(
     after: tuple[str, int],
     page: LinesPage,
     cache: Sequence[str] = (),
-) -> Applied | None:
-    """Apply ``page``, the events after ``after``, to ``units`` (all at ``after``), with their progress, in one
-    transaction.
+    *,
+    ready: Callable[[], None] = lambda: None,
+) -> Prepared:
+    """Apply ``page``, the events after ``after``, to ``units`` (all at ``after``) in the engine; :func:`commit`
+    writes it.
 
-    None when a unit's progress moved under this daemon (a redeploy reset
-    it, another stop) and nothing was applied. ``on_error`` is each
-    projection's policy: ``stop`` or ``dead-letter``; ``cache`` names the
-    projections whose documents the sandbox keeps (they are as the database
-    has them at ``after``): the caller drops them when this does not return
-    an ``Applied``.
+    ``on_error`` is each projection's policy: ``stop`` or ``dead-letter``;
+    ``cache`` names the projections whose documents the sandbox keeps (they
+    are as the database has them at ``after``): the caller drops them when
+    the page is not committed. The connection is used only after
+    ``ready()`` (to read the documents the sandbox does not keep), so that a
+    caller may still be committing the page before on it.
     """
+    call = _Call(conn, projections, units, on_error, page, cache, ready)
     try:
-        # In a pipeline: the writes, the progress and the commit go in one round trip.
-        with conn.pipeline(), conn.transaction():
-            call = _Call(conn, projections, units, on_error, page, cache)
-            result = call.run()
-            applied, moves = call.write(result, after)
-            progress.move(conn, moves)
-            for name, error in call.stopped.items():
-                progress.stop(conn, name, error)
-        return applied
+        result = call.run()
     except psycopg.Error as exc:
-        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-            raise
-        if exc.sqlstate == progress.MOVED:
-            return None  # undone
-        raise translate(exc, "daemon") from exc
+        raise _translated(exc) from exc
+    return Prepared(call, result, after, call.plan(result, after))
+
+
+def commit(conn: psycopg.Connection[Any], prepared: Prepared) -> Applied | None:
+    """Write a prepared page and move its units' progress, in the transaction it read documents in (if it
+    did); None when a unit's progress moved under this daemon (a redeploy reset it, another stop) and
+    nothing was written. (Not in a pipeline: psycopg 3.3 stalled sending a page of 20 projections' documents
+    in one, the server waiting for the rest of the message.)"""
+    try:
+        prepared.call.write(prepared.result, prepared.applied, prepared.after)
+        conn.commit()
+        return prepared.applied
+    except psycopg.Error as exc:
+        if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            conn.rollback()
+            if exc.sqlstate == progress.MOVED:
+                return None
+        raise _translated(exc) from exc
+
+
+def _translated(exc: psycopg.Error) -> Exception:
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return exc  # the daemon reconnects
+    return translate(exc, "daemon")
 
 
 class _Call:
@@ -95,9 +121,11 @@ class _Call:
         on_error: Mapping[str, str],
         page: LinesPage,
         cache: Sequence[str],
+        ready: Callable[[], None],
     ) -> None:
         self.conn, self.projections, self.units, self.page = conn, projections, units, page
         self.cache = list(cache)
+        self.ready = ready
         self.policies = {u.name: "skip" if on_error.get(u.name) == "dead-letter" else "stop" for u in units}
         self.exclude: dict[str, list[int]] = {}
         self.stopped: dict[str, errors.JsprojError] = {}  # by name: the error (a limit: where the page started)
@@ -119,6 +147,7 @@ class _Call:
             exclude=self.exclude,
             partitions=partitions,
             cache=[n for n in self.cache if n in names],
+            changes_text=True,
         )
 
     def run(self) -> BatchResult:
@@ -131,6 +160,7 @@ class _Call:
                 routed = self.projections.route_or_apply(self.page.text, options)
                 if isinstance(routed, BatchResult):
                     return routed  # the sandbox kept every document the page needed
+                self.ready()
                 return self.projections.apply_page(self.page.text, read_documents(self.conn, routed), options)
             except errors.SandboxLimitError as exc:
                 self._limit(exc, options)
@@ -144,6 +174,7 @@ class _Call:
         self.cache = []
 
     def _limit(self, exc: errors.SandboxLimitError, options: CallOptions) -> None:
+        self.ready()
         culprit = exc.projection or (options.only[0] if options.only and len(options.only) == 1 else None)
         if culprit is None:
             culprit, exc = self._culprit(exc, options)
@@ -172,30 +203,35 @@ class _Call:
                 return name, found
         return options.only[0], exc
 
-    def write(
-        self, result: BatchResult, after: tuple[str, int]
-    ) -> tuple[Applied, list[tuple[Unit, tuple[str, int], tuple[str, int], int]]]:
-        """Write the page's documents and dead letters; the progress moves of its units."""
-        dead = 0
+    def plan(self, result: BatchResult, after: tuple[str, int]) -> Applied:
+        """What the page does, from the engine's answer: which projections stop where, where each unit goes."""
+        for error in result.errors:
+            name = str(error.projection)
+            if self.policies.get(name) != "skip" and name not in self.stopped:
+                self.stopped[name] = error
+                self.stopped_at[name] = int(error.info["position"])
+        reached = {}
+        for unit in self.units:
+            if unit.name in self.stopped_at:
+                reached[unit] = self.page.before(self.stopped_at[unit.name], after)
+            elif unit.name in self.stopped:
+                reached[unit] = (after, 0)
+            else:
+                reached[unit] = (self.page.last, self.page.count)
+        dead = sum(1 for error in result.errors if self.policies.get(str(error.projection)) == "skip")
+        return Applied(
+            self.page.count, dead, tuple(sorted(self.stopped)), {unit: to for unit, (to, _) in reached.items()},
+            {unit: count for unit, (_, count) in reached.items()},
+        )  # fmt: skip
+
+    def write(self, result: BatchResult, applied: Applied, after: tuple[str, int]) -> None:
+        """Write the page's dead letters, documents, progress moves and stops."""
         for error in result.errors:
             name = str(error.projection)
             if self.policies.get(name) == "skip":
                 dead_letter(self.conn, name, error, self._partitions(name))
-                dead += 1
-            elif name not in self.stopped:
-                self.stopped[name] = error
-                self.stopped_at[name] = int(error.info["position"])
-        if result.changes:
-            changes = {name: {"upserts": c.upserts, "deletes": c.deletes} for name, c in result.changes.items()}
-            self.conn.execute("select pge_write_changes(%s)", (Jsonb(changes),))
-        moves = []
-        for unit in self.units:
-            if unit.name in self.stopped_at:
-                to, count = self.page.before(self.stopped_at[unit.name], after)
-            elif unit.name in self.stopped:
-                to, count = after, 0
-            else:
-                to, count = self.page.last, self.page.count
-            moves.append((unit, after, to, count))
-        reached = {unit: to for unit, _, to, _ in moves}
-        return Applied(self.page.count, dead, tuple(sorted(self.stopped)), reached), moves
+        if result.changes_text not in (None, "{}"):
+            self.conn.execute("select pge_write_changes(%s::jsonb)", (result.changes_text,))
+        progress.move(conn=self.conn, moves=[(u, after, applied.reached[u], applied.events[u]) for u in self.units])
+        for name, error in self.stopped.items():
+            progress.stop(self.conn, name, error)

@@ -101,7 +101,7 @@ def retry_dead_letters(
     rows = conn.execute(query + " order by position", (unit.name, unit.partition)).fetchall()
     conn.commit()
     split = {unit.name: (unit.partitions, [unit.partition])} if unit.partitions > 1 else {}
-    options = CallOptions(only=[unit.name], partitions=split)
+    options = CallOptions(only=[unit.name], partitions=split, changes_text=True)
     applied = 0
     for dead_id, position in rows:
         with conn.transaction():
@@ -135,6 +135,5 @@ def _apply(conn: psycopg.Connection[Any], projections: Projections, text: str, o
     result = projections.apply_page(text, documents, options)
     if result.errors:
         raise result.errors[0]
-    if result.changes:
-        changes = {name: {"upserts": c.upserts, "deletes": c.deletes} for name, c in result.changes.items()}
-        conn.execute("select pge_write_changes(%s)", (Jsonb(changes),))
+    if result.changes_text not in (None, "{}"):
+        conn.execute("select pge_write_changes(%s::jsonb)", (result.changes_text,))

@@ -79,8 +79,7 @@ MOVED = "JPP01"  # the SQLSTATE of pge_move_progress when a unit was not where t
 
 def move(conn: psycopg.Connection[Any], moves: Sequence[tuple[Unit, tuple[str, int], tuple[str, int], int]]) -> None:
     """Move each (unit, from, to, events) with a compare-and-set; raises (SQLSTATE :data:`MOVED`) when any
-    was not at ``from`` any more (or not running): the caller's transaction is then undone. One statement
-    that needs no answer read, so it can be pipelined with the page's writes and commit."""
+    was not at ``from`` any more (or not running): the caller's transaction is then undone."""
     if not moves:
         return
     conn.execute(

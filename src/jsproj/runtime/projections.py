@@ -71,6 +71,8 @@ class BatchResult:
 
     changes: dict[str, Change]
     errors: list[errors.JsprojError]
+    #: the changes as ``pge_write_changes`` takes them (JSON text), when the call asked for text
+    changes_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class CallOptions:
     the partitions of its document keys the call handles; ``cache``:
     projections whose documents the sandbox keeps across calls (js/lib/cache.js:
     only for their one writer, which drops them with
-    :meth:`Projections.cache_drop` when they may differ from the database's).
+    :meth:`Projections.cache_drop` when they may differ from the database's);
+    ``changes_text``: the changes come back as JSON text
+    (:attr:`BatchResult.changes_text`), for a host that only writes them.
     """
 
     only: Sequence[str] | None = None
@@ -92,6 +96,7 @@ class CallOptions:
     exclude: Mapping[str, Sequence[int]] = field(default_factory=dict)
     partitions: Mapping[str, tuple[int, Sequence[int]]] = field(default_factory=dict)
     cache: Sequence[str] = ()
+    changes_text: bool = False
 
     def to_engine(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -105,6 +110,8 @@ class CallOptions:
             options["partitions"] = {n: {"count": c, "take": list(t)} for n, (c, t) in self.partitions.items()}
         if self.cache:
             options["cache"] = list(self.cache)
+        if self.changes_text:
+            options["changesText"] = True
         return options
 
 
@@ -118,11 +125,14 @@ class Folded:
 
 def _batch_result(answer: Mapping[str, Any]) -> BatchResult:
     """An apply answer of the engine as a :class:`BatchResult`."""
+    found = [errors.from_info(e) for e in answer["errors"]]
+    if isinstance(answer["changes"], str):
+        return BatchResult(changes={}, errors=found, changes_text=answer["changes"])
     changes = {
         name: Change(kind=c["kind"], upserts=c["upserts"], deletes=c["deletes"])
         for name, c in answer["changes"].items()
     }
-    return BatchResult(changes=changes, errors=[errors.from_info(e) for e in answer["errors"]])
+    return BatchResult(changes=changes, errors=found)
 
 
 def read_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
