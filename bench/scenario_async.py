@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 
 import scenario_follow
-from harness import Row, log, timed
+from harness import Row, busy_share, cpu_times, log, timed
 from jsproj.daemon import Daemon
 from jsproj.deploy import deploy
 from jsproj.runtime.bundle import lib_dir
@@ -235,18 +235,18 @@ def partitions_available() -> bool:
     return "partitions" in inspect.signature(deploy).parameters
 
 
-def daemon_processes_seconds(dsn: str, count: int) -> tuple[float, list[str]]:
+def daemon_processes_seconds(dsn: str, count: int) -> tuple[float, list[str], float]:
     """Seconds from starting ``count`` ``jsproj daemon --until-caught-up`` processes at once until all have exited,
-    and what each logged."""
+    what each logged, and how busy the machine's CPUs were meanwhile (1.0: all of them)."""
     argv = [str(Path(sys.executable).parent / "jsproj"), "daemon", "--until-caught-up", "--page-size", str(PAGE_SIZE),
             "--dsn", dsn]  # fmt: skip
     logs = [tempfile.TemporaryFile("w+") for _ in range(count)]
     daemons: list[subprocess.Popen] = []
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_times()
         daemons += [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err) for err in logs]
         codes = [daemon.wait() for daemon in daemons]
-        seconds = time.perf_counter() - started
+        seconds, busy = time.perf_counter() - started, busy_share(cpu, cpu_times())
         texts = []
         for code, err in zip(codes, logs, strict=True):
             err.seek(0)
@@ -259,25 +259,28 @@ def daemon_processes_seconds(dsn: str, count: int) -> tuple[float, list[str]]:
                 daemon.wait()
         for err in logs:
             err.close()
-    return seconds, texts
+    return seconds, texts, busy
 
 
-def partitioned(new_database: NewDatabase, events: int, streams: int, daemons: int) -> tuple[float, dict, list[int]]:
+def partitioned(
+    new_database: NewDatabase, events: int, streams: int, daemons: int
+) -> tuple[float, dict, list[int], float]:
     """(seconds ``daemons`` processes take to catch up a 20-partition projection on ``events`` events, the documents,
-    how many times each daemon logged taking a partition up)."""
+    how many times each daemon logged taking a partition up, how busy the CPUs were)."""
     dsn = new_database(f"async_partitions_{daemons}")
     new_store(dsn, [balance_source("Parted")], partitions={"Parted": 20})
     loaded = Loaded()
     load_events(dsn, loaded, events, streams)
     Daemon(dsn, page_size=PAGE_SIZE).run(until_caught_up=True)  # the build: setup
     load_events(dsn, loaded, events, streams)
-    seconds, logs = daemon_processes_seconds(dsn, daemons)
+    seconds, logs, busy = daemon_processes_seconds(dsn, daemons)
     with psycopg.connect(dsn) as conn:
         documents = dict(conn.execute("select id, data from pge_projections_parted").fetchall())
     moves = sum(doc["deposits"] + doc["withdrawals"] for doc in documents.values())
     balance = sum(doc["balance"] for doc in documents.values())
     assert (moves, balance) == (loaded.folded, loaded.balance), f"{daemons} daemon(s): {(moves, balance)}, {loaded}"
-    return seconds, documents, [sum(line.startswith("working on") for line in text.splitlines()) for text in logs]
+    taken = [sum(line.startswith("working on") for line in text.splitlines()) for text in logs]
+    return seconds, documents, taken, busy
 
 
 def two_daemons(new_database: NewDatabase, events: int, streams: int) -> list[Row]:
@@ -285,11 +288,13 @@ def two_daemons(new_database: NewDatabase, events: int, streams: int) -> list[Ro
         log("async: two daemons on one partitioned projection: skipped: partitions not available")
         return []
     log(f"async: catch-up of a 20-partition projection, {events:,} events in {streams:,} streams, 1 and 2 daemons")
-    one, alone, _ = partitioned(new_database, events, streams, 1)
-    two, shared, taken = partitioned(new_database, events, streams, 2)
+    one, alone, _, busy_one = partitioned(new_database, events, streams, 1)
+    two, shared, taken, busy_two = partitioned(new_database, events, streams, 2)
     assert alone == shared, "two daemons wrote other documents than one"
     note = (f"wall time from starting the daemons to the last one's exit (their startup included); partitions "
-            f"taken up by each of the two (their logs): {', '.join(map(str, taken))}")  # fmt: skip
+            f"taken up by each of the two (their logs): {', '.join(map(str, taken))}; the machine's "
+            f"{os.cpu_count()} CPUs were {busy_one:.0%} busy with one daemon, {busy_two:.0%} with two "
+            f"(daemon, V8 worker and PostgreSQL backends: more daemons than cores can only share them)")  # fmt: skip
     return [Row(SCENARIO, f"catch-up of a 20-partition stream projection by 2 daemon processes, {events:,} events",
                 events / two, "the same catch-up by 1 daemon process", events / one, "ev/s", (">=", 1.6),
                 note=note)]  # fmt: skip

@@ -51,3 +51,51 @@ begin
     end if;
 end;
 $$;
+
+-- Record events async projections failed on and skipped: [{projection,
+-- position, eventId, streamId, eventType, error, partitions}]. Again for an
+-- event: the newer error replaces the older, and the partitions add up (a
+-- partition's daemon skips an event for its own documents only).
+create or replace function pge_add_dead_letters(letters jsonb) returns void
+language sql
+as $$
+    insert into @schema@.pge_dead_letters as l (projection, position, event_id, stream_id, event_type, error, partitions)
+    select d ->> 'projection', (d ->> 'position')::bigint, (d ->> 'eventId')::uuid, d ->> 'streamId', d ->> 'eventType',
+           d -> 'error', array(select p::int from jsonb_array_elements_text(d -> 'partitions') as p)
+    from jsonb_array_elements(letters) as d
+    on conflict (projection, position) do update
+    set error = excluded.error, retried_at = now(),
+        partitions = array(select distinct unnest(l.partitions || excluded.partitions) order by 1);
+$$;
+
+-- Stop async projections where they are, keeping the error: {name: error}.
+create or replace function pge_stop_projections(stops jsonb) returns void
+language sql
+as $$
+    update @schema@.pge_projection_progress p set status = 'stopped', error = s.value, updated_at = now()
+    from jsonb_each(stops) as s where p.name = s.key;
+$$;
+
+-- Everything a page does, as one statement (its own transaction on a daemon's
+-- connection): its dead letters, its documents, the move of its units'
+-- progress (raising JPP01, which undoes it all, when one moved meanwhile),
+-- and the projections it stops.
+create or replace function pge_commit_page(
+    changes jsonb, letters jsonb, moved_names text[], moved_partitions int[], from_tx text[],
+    from_position bigint[], to_tx text[], to_position bigint[], moved_events bigint[], stops jsonb) returns void
+language plpgsql
+as $$
+begin
+    if letters <> '[]' then
+        perform @schema@.pge_add_dead_letters(letters);
+    end if;
+    if changes <> '{}' then
+        perform @schema@.pge_write_changes(changes);
+    end if;
+    perform @schema@.pge_move_progress(moved_names, moved_partitions, from_tx, from_position, to_tx, to_position,
+                                       moved_events);
+    if stops <> '{}' then
+        perform @schema@.pge_stop_projections(stops);
+    end if;
+end;
+$$;

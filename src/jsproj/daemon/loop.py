@@ -194,7 +194,9 @@ class Daemon:
         self._control = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id}"[:63])
         self._control.execute(search_path(self.schema))
         self._control.execute("listen pge_events")
-        self._work = psycopg.connect(self.dsn, application_name=f"jsproj daemon {self.id} work"[:63])
+        # In autocommit: a page commits as one statement (pages.commit); builds and retries make their own
+        # transactions.
+        self._work = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id} work"[:63])
         self._work.execute(search_path(self.schema))
         # A page's documents and progress commit together, so they can commit without waiting for the disk:
         # a server crash that undoes the last pages undoes their progress too, and they are applied again.

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from jsproj import errors
 from jsproj.daemon import progress
 from jsproj.daemon.lines import LinesPage
-from jsproj.daemon.poison import dead_letter
+from jsproj.daemon.poison import dead_letter, letter
 from jsproj.daemon.progress import Unit
 from jsproj.rows import value
 from jsproj.runtime.projections import BatchResult, CallOptions, Projections
@@ -88,19 +88,16 @@ def prepare(
 
 
 def commit(conn: psycopg.Connection[Any], prepared: Prepared) -> Applied | None:
-    """Write a prepared page and move its units' progress, in the transaction it read documents in (if it
-    did); None when a unit's progress moved under this daemon (a redeploy reset it, another stop) and
-    nothing was written. (Not in a pipeline: psycopg 3.3 stalled sending a page of 20 projections' documents
-    in one, the server waiting for the rest of the message.)"""
+    """Write a prepared page and move its units' progress, in one statement that is its own transaction
+    (``conn`` is in autocommit: the documents the page read need no transaction, as only this daemon
+    writes them); None when a unit's progress moved under this daemon (a redeploy reset it, another
+    stop) and nothing was written."""
     try:
         prepared.call.write(prepared.result, prepared.applied, prepared.after)
-        conn.commit()
         return prepared.applied
     except psycopg.Error as exc:
-        if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-            conn.rollback()
-            if exc.sqlstate == progress.MOVED:
-                return None
+        if exc.sqlstate == progress.MOVED:
+            return None
         raise _translated(exc) from exc
 
 
@@ -225,13 +222,25 @@ class _Call:
         )  # fmt: skip
 
     def write(self, result: BatchResult, applied: Applied, after: tuple[str, int]) -> None:
-        """Write the page's dead letters, documents, progress moves and stops."""
-        for error in result.errors:
-            name = str(error.projection)
-            if self.policies.get(name) == "skip":
-                dead_letter(self.conn, name, error, self._partitions(name))
-        if result.changes_text not in (None, "{}"):
-            self.conn.execute("select pge_write_changes(%s::jsonb)", (result.changes_text,))
-        progress.move(conn=self.conn, moves=[(u, after, applied.reached[u], applied.events[u]) for u in self.units])
-        for name, error in self.stopped.items():
-            progress.stop(self.conn, name, error)
+        """The page's dead letters, documents, progress moves and stops, in one statement (pge_commit_page)."""
+        letters = [
+            letter(str(e.projection), e, self._partitions(str(e.projection)))
+            for e in result.errors
+            if self.policies.get(str(e.projection)) == "skip"
+        ]
+        units = self.units
+        self.conn.execute(
+            "select pge_commit_page(%s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                result.changes_text or "{}",
+                Jsonb(letters),
+                [u.name for u in units],
+                [u.partition for u in units],
+                [after[0] for _ in units],
+                [after[1] for _ in units],
+                [applied.reached[u][0] for u in units],
+                [applied.reached[u][1] for u in units],
+                [applied.events[u] for u in units],
+                Jsonb({name: error.to_dict() for name, error in self.stopped.items()}),
+            ),
+        )

@@ -63,22 +63,26 @@ def dead_letters(conn: psycopg.Connection[Any], projection: str | None = None) -
     return [DeadLetter(*row) for row in rows]
 
 
+def letter(name: str, error: errors.JsprojError, partitions: Sequence[int] = (0,)) -> dict[str, Any]:
+    """The dead letter of the event ``error`` names, which ``name`` failed on and skipped for the documents
+    of ``partitions``, as ``pge_add_dead_letters`` takes it."""
+    info = error.info
+    return {
+        "projection": name,
+        "position": info["position"],
+        "eventId": info["eventId"],
+        "streamId": info["streamId"],
+        "eventType": info["eventType"],
+        "error": error.to_dict(),
+        "partitions": list(partitions),
+    }
+
+
 def dead_letter(
     conn: psycopg.Connection[Any], name: str, error: errors.JsprojError, partitions: Sequence[int] = (0,)
 ) -> None:
-    """Record the event ``error`` names, which ``name`` failed on and skipped for the documents of
-    ``partitions`` (again: the newer error replaces the older)."""
-    info = error.info
-    conn.execute(
-        """insert into pge_dead_letters (projection, position, event_id, stream_id, event_type, error, partitions)
-           values (%s, %s, %s, %s, %s, %s, %s)
-           on conflict (projection, position) do update
-           set error = excluded.error, retried_at = now(),
-               partitions = array(select distinct unnest(pge_dead_letters.partitions || excluded.partitions)
-                                  order by 1)""",
-        (name, info["position"], info["eventId"], info["streamId"], info["eventType"], Jsonb(error.to_dict()),
-         list(partitions)),
-    )  # fmt: skip
+    """Record the event ``error`` names as a dead letter of ``name`` (again: the newer error replaces the older)."""
+    conn.execute("select pge_add_dead_letters(%s)", (Jsonb([letter(name, error, partitions)]),))
 
 
 def request_retry(conn: psycopg.Connection[Any], name: str) -> int:

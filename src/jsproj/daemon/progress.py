@@ -74,34 +74,12 @@ def read(conn: psycopg.Connection[Any], units: Sequence[Unit]) -> list[Progress]
     return sorted(found, key=lambda p: p.unit)
 
 
-MOVED = "JPP01"  # the SQLSTATE of pge_move_progress when a unit was not where the page started
-
-
-def move(conn: psycopg.Connection[Any], moves: Sequence[tuple[Unit, tuple[str, int], tuple[str, int], int]]) -> None:
-    """Move each (unit, from, to, events) with a compare-and-set; raises (SQLSTATE :data:`MOVED`) when any
-    was not at ``from`` any more (or not running): the caller's transaction is then undone."""
-    if not moves:
-        return
-    conn.execute(
-        "select pge_move_progress(%s, %s, %s, %s, %s, %s, %s)",
-        (
-            [u.name for u, _, _, _ in moves],
-            [u.partition for u, _, _, _ in moves],
-            [a[0] for _, a, _, _ in moves],
-            [a[1] for _, a, _, _ in moves],
-            [b[0] for _, _, b, _ in moves],
-            [b[1] for _, _, b, _ in moves],
-            [n for _, _, _, n in moves],
-        ),
-    )
+MOVED = "JPP01"  # the SQLSTATE of pge_move_progress (a page's commit) when a unit was not where the page started
 
 
 def stop(conn: psycopg.Connection[Any], name: str, error: errors.JsprojError) -> None:
     """Stop projection ``name`` (every partition) where it is, keeping the error (``jsproj status`` shows it)."""
-    conn.execute(
-        "update pge_projection_progress set status = 'stopped', error = %s, updated_at = now() where name = %s",
-        (Jsonb(error.to_dict()), name),
-    )
+    conn.execute("select pge_stop_projections(%s)", (Jsonb({name: error.to_dict()}),))
 
 
 def restart_build(conn: psycopg.Connection[Any], name: str) -> None:
