@@ -18,7 +18,7 @@ page_size_option = click.option(
     type=click.IntRange(min=1),
     default=DEFAULT_PAGE_SIZE,
     show_default=True,
-    help="Events per engine call and transaction.",
+    help="The most events per engine call and transaction (pages start small and double while full).",
 )
 
 

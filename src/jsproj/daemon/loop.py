@@ -46,7 +46,7 @@ from jsproj.python_engine import deployed_sources
 from jsproj.runtime.projections import Projections
 from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 
-DEFAULT_PAGE_SIZE = 20000  # the most events per page: measured by bench/page_size_bench.py (docs/benchmarks.md)
+DEFAULT_PAGE_SIZE = 20000  # the most events per page: bench/page_size_bench.py and scenario 7 (docs/benchmarks.md)
 FIRST_PAGE = 100  # a page's size after an idle spell; it doubles while pages come back full
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 30.0
