@@ -38,7 +38,7 @@ import psycopg
 
 import scenario_follow
 from harness import Row, busy_share, cpu_times, log, timed
-from jsproj.daemon import Daemon
+from jsproj.daemon import DEFAULT_PAGE_SIZE, Daemon
 from jsproj.deploy import deploy
 from jsproj.runtime.bundle import lib_dir
 from jsproj.runtime.projections import Projections
@@ -48,7 +48,7 @@ from scenario_rebuild import check_same, fresh_database
 
 HERE = Path(__file__).resolve().parent
 SCENARIO = "7 async"
-PAGE_SIZE = 5000
+PAGE_SIZE = DEFAULT_PAGE_SIZE  # what a daemon uses unless told otherwise; the Node.js programs too
 POISONED = (0.1, 1.0, 5.0)  # % of the events that throw; the target is on 1 %
 POISON = "if (evt.poison === true) throw new Error('poison event ' + evt.$id); "
 HANDLERS = """{

@@ -188,3 +188,10 @@ def test_the_daemon_survives_its_connections_being_killed(store: EventStore, dsn
         thread.join(timeout=30)
     assert not thread.is_alive()
     same_as_from_scratch(store, files)
+
+
+def test_a_temporary_cluster_leaves_no_folder_behind_whatever_its_prefix() -> None:
+    cluster = temporary_cluster(prefix="jsproj-bench-test-")
+    assert cluster.folder is not None and cluster.folder.is_dir()
+    cluster.destroy()
+    assert not cluster.folder.exists(), "benchmarks made clusters of other prefixes and left their folders"

@@ -303,3 +303,114 @@ def test_an_event_skipped_in_one_partition_is_retried_only_there(store: EventSto
             process.send_signal(signal.SIGTERM)
         for process in daemons:
             assert process.wait(timeout=30) == 0
+
+
+def test_a_page_too_slow_as_a_whole_is_cut_and_blames_no_event(store: EventStore, dsn: str) -> None:
+    """A time limit names the event running when it hit: with many events each well within it, the page
+    is halved until it fits, and nothing is dead-lettered."""
+    deploy(store, sources(Slow=SLOW), lifecycles={"Slow": "async"}, on_error={"Slow": "dead-letter"})
+    Daemon(dsn).run(until_caught_up=True)  # built, on no events
+    append_accounts(store, 240)
+    assert Daemon(dsn, timeout=0.15, page_size=240).run(until_caught_up=True)  # ~2 ms an event: ~0.5 s a page
+    assert dead_letters(dsn) == {}
+    assert fetch_view(store, "Slow") == {"Slow": {"n": 240}}
+
+
+def test_until_caught_up_returns_under_endless_appends_and_says_whether_it_did(store: EventStore, dsn: str) -> None:
+    files = sources(Counters=COUNTERS)
+    deploy(store, files, lifecycles=ASYNC)
+    append_accounts(store, 50)
+    done = threading.Event()
+
+    def keep_appending() -> None:
+        n = 50
+        while not done.is_set():
+            append_accounts(store, 5, start=n)
+            n += 5
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        results: list[bool] = []
+        runner = threading.Thread(target=lambda: results.append(Daemon(dsn).run(until_caught_up=True)))
+        runner.start()
+        runner.join(timeout=60)
+        assert not runner.is_alive() and results == [True], "it caught up with what was there when it started"
+    finally:
+        done.set()
+        writer.join()
+    stopped = Daemon(dsn)
+    stopped.stop()
+    assert stopped.run(until_caught_up=True) is False, "stopped before it caught up"
+
+
+def test_a_page_of_an_older_epoch_is_not_written_even_where_a_new_build_ended(store: EventStore, dsn: str) -> None:
+    """A rebuild that ends at the very position a stale page starts from: the epoch tells them apart."""
+    from jsproj.daemon import lines, pages, progress
+    from jsproj.daemon.progress import Unit
+    from jsproj.runtime.projections import Projections
+
+    files = sources(Counters=COUNTERS)
+    deploy(store, files, lifecycles={"Balance": "async"})
+    append_accounts(store, 30)
+    Daemon(dsn).run(until_caught_up=True)
+    append_accounts(store, 10, start=30)
+    before = fetch_view(store, "Balance", "acc-0")
+    with psycopg.connect(dsn, autocommit=True) as conn, Projections(files) as loaded:
+        lines.prepare(conn)
+        [row] = progress.read(conn, [Unit("Balance")])
+        page = lines.read_lines(conn, row.after, 100)
+        assert page is not None and page.count == 10
+        prepared = pages.prepare(conn, loaded, [row.unit], {"Balance": "stop"}, row.after, page,
+                                 epochs={row.unit: row.epoch})  # fmt: skip
+        progress.restart_build(conn, "Balance")  # a rebuild, done meanwhile, ending where the page starts:
+        assert progress.swapped_in(conn, "Balance", row.epoch + 1, row.after, 30)
+        assert pages.commit(conn, prepared) is None, "the stale page is refused"
+    assert fetch_view(store, "Balance", "acc-0") == before
+    assert rows(dsn, "Balance") == [(0, "running", 30)]
+
+
+def test_a_retry_that_fails_in_one_partition_still_runs_in_the_others(store: EventStore, dsn: str) -> None:
+    from jsproj.daemon import lines
+    from jsproj.daemon.poison import request_retry, retry_dead_letters
+    from jsproj.daemon.progress import Unit
+    from jsproj.runtime.projections import Projections
+
+    x = next(k for k in ("x", "x1", "x2", "x3") if partition_of(k, 2) == 0)
+    y = next(k for k in ("y", "y1", "y2", "y3") if partition_of(k, 2) == 1)
+    files = sources(Tags=TAGS)
+    deploy(store, files, on_error={"ByTag": "dead-letter"}, partitions={"ByTag": 2})
+    store.append({"id": "s", "type": "Tag", "data": {"$type": "Used", "tags": [x, y]}})  # fails for both
+    Daemon(dsn).run(until_caught_up=True)  # a build: dead-lettered for every partition
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select partitions from pge_dead_letters").fetchall() == [([0, 1],)]
+    store.append({"id": "s", "data": {"$type": "Ready", "tags": [y]}})  # y can take it now, x not yet
+    Daemon(dsn).run(until_caught_up=True)
+    with psycopg.connect(dsn) as conn, Projections(files) as loaded:
+        lines.prepare(conn)
+        assert request_retry(conn, "ByTag") == 1
+        conn.commit()
+        assert retry_dead_letters(conn, loaded, Unit("ByTag", 0, 2), requested_only=True) == 0  # x fails again
+        assert retry_dead_letters(conn, loaded, Unit("ByTag", 1, 2), requested_only=True) == 0  # y applies it
+        letter = conn.execute("select partitions, retry from pge_dead_letters").fetchone()
+    assert letter == ([0], False), "kept for x's partition; every partition tried"
+    assert fetch_view(store, "ByTag", y) == {"ready": True, "used": 1}
+
+
+def test_record_lines_are_read_right_whatever_the_server_timezone_and_datestyle(store: EventStore, dsn: str) -> None:
+    stamps = """projections.projectStream('Account').named('Stamps').by({
+      $any: function (s, e, meta) { s.at = meta.timestamp; }
+    }).async();"""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        database = conn.execute("select current_database()").fetchone()[0]
+        conn.execute(f"alter database {database} set timezone = 'Asia/Kathmandu'")
+        conn.execute(f"alter database {database} set datestyle = 'SQL, DMY'")
+    deploy(store, sources(Stamps=stamps))
+    store.append({"id": "acc-1", "type": "Account", "data": {"$type": "Deposited"},
+                  "timestamp": "2026-03-04T05:06:07.123Z"})  # fmt: skip
+    Daemon(dsn).run(until_caught_up=True)  # a build
+    store.append({"id": "acc-2", "type": "Account", "data": {"$type": "Deposited"},
+                  "timestamp": "2026-03-04T05:06:08.250Z"})  # fmt: skip
+    Daemon(dsn).run(until_caught_up=True)  # a page
+    assert fetch_view(store, "Stamps", "acc-1") == {"at": "2026-03-04T05:06:07.123Z"}
+    assert fetch_view(store, "Stamps", "acc-2") == {"at": "2026-03-04T05:06:08.250Z"}

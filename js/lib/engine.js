@@ -198,7 +198,11 @@ function failDelivery(batch, p, meta, thrown, index, keys) {
   try {
     if (w) keys.forEach(function (key) { takeOut(batch, w, key, index); });
   } catch (e) {
-    return failProjection(batch, p, metaOf(batch.records[index]), e);
+    // Folding the document again threw where it did not before: the code is not deterministic. What it
+    // did in the call is dropped (`discarded`): a host stops it where the call began.
+    failProjection(batch, p, metaOf(batch.records[index]), e);
+    batch.errors[batch.errors.length - 1].discarded = true;
+    return;
   }
   batch.errors.push(handlerError(p, meta, thrown));
   if (policy === 'stop') batch.failed.add(p.name);   // keeping its work

@@ -35,13 +35,18 @@ function copyField(text) {
   return text.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
 }
 
-// The next rows of a build's documents ("id<TAB>json" lines), up to `limit`.
+// At most this much text per foldRows answer (characters), whatever the documents' sizes.
+var ROWS_TEXT = 4000000;
+
+// The next rows of a build's documents ("id<TAB>json" lines), up to `limit` of them or ROWS_TEXT.
 function nextRows(dump, limit) {
-  var lines = [];
-  while (lines.length < limit) {
+  var lines = [], size = 0;
+  while (lines.length < limit && size < ROWS_TEXT) {
     var step = dump.entries.next();
     if (step.done) { dump.done = true; break; }
-    lines.push(copyField(step.value[0]) + '\t' + copyField(JSON.stringify(step.value[1])));
+    var line = copyField(step.value[0]) + '\t' + copyField(JSON.stringify(step.value[1]));
+    lines.push(line);
+    size += line.length;
   }
   return lines;
 }
@@ -199,6 +204,19 @@ jsproj.host = {
     var more = !fold.dump.done;
     if (!more) fold.dump = null;
     return { text: lines.length ? lines.join('\n') + '\n' : '', rows: lines.length, more: more };
+  }),
+  // -> end the build: forget the documents it folded (the host has them now, or gave up).
+  foldEnd: entry(function () {
+    if (fold) {
+      var current = loaded();
+      fold.projections.forEach(function (name) {
+        var p = current.projections[name];
+        if (p.kind === 'aggregate') p.store.remove(name);
+        else p.store.documents.clear();
+      });
+    }
+    fold = null;
+    return {};
   }),
   // {code} -> {value: text, projections: [descriptions]}: REPL input, run with the DSL
   // against a scratch projector of its own (the loaded projections stay as they are).

@@ -212,3 +212,17 @@ test('a routed call names only the documents not kept', () => {
   assert.equal(hostCall('cacheDrop', { projections: ['Balance'] }).kept, 0);
   assert.deepEqual(Object.keys(hostCall('route', { lines: first, batch: 3, options })), ['Balance']);
 });
+
+test('a handler that throws only when its document is folded again drops the projection\'s call, marked', () => {
+  const flaky = {
+    'Flaky.js': `var calls = 0;
+      projections.projectStream('Account').named('Flaky').by({
+        Deposited: function (s, e) { calls += 1; if (e.poison || calls === 5) throw new Error('flaky'); s.n = (s.n || 0) + 1; }
+      });`
+  };
+  const all = [1, 2, 3].map((n) => record(n, 'a', { $type: 'Deposited', $id: 'e' + n, n, poison: n === 3 }));
+  const result = run(load(flaky), all, { onError: { Flaky: 'skip' } });
+  assert.equal(result.changes.Flaky, undefined, 'nothing of the call is kept');
+  const last = result.errors[result.errors.length - 1];
+  assert.equal(last.discarded, true, 'and the host is told so: it stops where the call began');
+});

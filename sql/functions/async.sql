@@ -27,12 +27,13 @@ $$;
 
 -- Move the progress of the units a page served, each from where the page
 -- started to where it leaves it: a compare-and-set (the unit is still
--- running, at the page's start). Raises JPP01 when one was not, which
--- undoes the page's transaction (src/jsproj/daemon/pages.py): every
--- statement of a page fails or succeeds the same way.
+-- running, at the page's start, in the epoch the daemon read). Raises JPP01
+-- when one was not, which undoes the page's transaction
+-- (src/jsproj/daemon/pages.py): every statement of a page fails or
+-- succeeds the same way.
 create or replace function pge_move_progress(
     moved_names text[], moved_partitions int[], from_tx text[], from_position bigint[], to_tx text[],
-    to_position bigint[], moved_events bigint[]) returns void
+    to_position bigint[], moved_events bigint[], epochs bigint[]) returns void
 language plpgsql
 as $$
 declare
@@ -40,9 +41,9 @@ declare
 begin
     update @schema@.pge_projection_progress as p
     set last_tx = m.to_tx::xid8, last_position = m.to_position, events = p.events + m.events, updated_at = now()
-    from unnest(moved_names, moved_partitions, from_tx, from_position, to_tx, to_position, moved_events)
-         as m(name, part, from_tx, from_position, to_tx, to_position, events)
-    where p.name = m.name and p.partition = m.part and p.status = 'running'
+    from unnest(moved_names, moved_partitions, from_tx, from_position, to_tx, to_position, moved_events, epochs)
+         as m(name, part, from_tx, from_position, to_tx, to_position, events, epoch)
+    where p.name = m.name and p.partition = m.part and p.status = 'running' and p.epoch = m.epoch
       and p.last_tx = m.from_tx::xid8 and p.last_position = m.from_position;
     get diagnostics v_moved = row_count;
     if v_moved <> cardinality(moved_names) then
@@ -65,7 +66,8 @@ as $$
     from jsonb_array_elements(letters) as d
     on conflict (projection, position) do update
     set error = excluded.error, retried_at = now(),
-        partitions = array(select distinct unnest(l.partitions || excluded.partitions) order by 1);
+        partitions = array(select distinct unnest(l.partitions || excluded.partitions) order by 1),
+        retried = array(select unnest(l.retried) except select unnest(excluded.partitions));
 $$;
 
 -- Stop async projections where they are, keeping the error: {name: error}.
@@ -82,7 +84,8 @@ $$;
 -- and the projections it stops.
 create or replace function pge_commit_page(
     changes jsonb, letters jsonb, moved_names text[], moved_partitions int[], from_tx text[],
-    from_position bigint[], to_tx text[], to_position bigint[], moved_events bigint[], stops jsonb) returns void
+    from_position bigint[], to_tx text[], to_position bigint[], moved_events bigint[], epochs bigint[],
+    stops jsonb) returns void
 language plpgsql
 as $$
 begin
@@ -93,7 +96,7 @@ begin
         perform @schema@.pge_write_changes(changes);
     end if;
     perform @schema@.pge_move_progress(moved_names, moved_partitions, from_tx, from_position, to_tx, to_position,
-                                       moved_events);
+                                       moved_events, epochs);
     if stops <> '{}' then
         perform @schema@.pge_stop_projections(stops);
     end if;

@@ -101,7 +101,8 @@ begin
             select v_name, g from generate_series(0, v_partitions - 1) g on conflict (name, partition) do nothing;
             if v_status <> 'unchanged' then
                 update @schema@.pge_projection_progress
-                set status = 'build', error = null, last_tx = '0', last_position = 0, events = 0, updated_at = now()
+                set status = 'build', error = null, last_tx = '0', last_position = 0, events = 0, epoch = epoch + 1,
+                    updated_at = now()
                 where name = v_name;
             end if;
         else

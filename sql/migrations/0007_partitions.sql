@@ -7,6 +7,12 @@ alter table pge_projection_definitions
     add column partitions int not null default 1 check (partitions between 1 and 256);
 
 alter table pge_projection_progress add column partition int not null default 0 check (partition >= 0);
+-- Moved each time the projection is to be built again (a deploy, a rebuild):
+-- a page computed before that, by a daemon that has not seen it yet, finds
+-- the epoch changed and writes nothing -- even when the build ended at the
+-- very position the page starts from. A build swaps in only if the epoch is
+-- still the one it started with.
+alter table pge_projection_progress add column epoch bigint not null default 0;
 alter table pge_projection_progress drop constraint pge_projection_progress_pkey;
 alter table pge_projection_progress add primary key (name, partition);
 
@@ -19,3 +25,6 @@ alter table pge_daemons add column backend_pid int;
 -- partition's daemon skips an event only for its own documents (the others
 -- may have applied it to theirs), so a retry applies it again only there.
 alter table pge_dead_letters add column partitions int[] not null default '{0}';
+-- The partitions that tried a requested retry and failed again: the request
+-- stands until every partition the event is dead-lettered for has tried.
+alter table pge_dead_letters add column retried int[] not null default '{}';

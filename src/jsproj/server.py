@@ -84,6 +84,7 @@ class Cluster:
     port: int = 5432
     bin_dir: Path = field(default_factory=find_bin_dir)
     settings: dict[str, str] = field(default_factory=dict)
+    folder: Path | None = None  # the folder temporary_cluster made for it, removed with it
 
     @property
     def dsn(self) -> str:
@@ -177,8 +178,8 @@ class Cluster:
         self.stop(mode="immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
         shutil.rmtree(self.socket_dir, ignore_errors=True)
-        if self.data_dir.parent.name.startswith("jsproj-pg-"):
-            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def _prepare_socket_dir(self) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
@@ -247,7 +248,7 @@ def temporary_cluster(prefix: str = "jsproj-pg-", **settings: str) -> Cluster:
     """
     base = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(base, 0o711)  # noqa: S103 -- the server's OS user must reach its data folder inside
-    return Cluster(data_dir=base / "data", socket_dir=base / "run", settings=dict(settings))
+    return Cluster(data_dir=base / "data", socket_dir=base / "run", settings=dict(settings), folder=base)
 
 
 def _last_line(text: str) -> str:

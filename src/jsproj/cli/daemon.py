@@ -69,8 +69,8 @@ def daemon(
     try:
         click.echo(f"daemon {worker.id} started", err=True)
         with progress:
-            worker.run(until_caught_up=until_caught_up)
-        done = f"caught up ({int(progress.tasks[0].completed)} events)" if until_caught_up else "stopped"
+            caught_up = worker.run(until_caught_up=until_caught_up)
+        done = f"caught up ({int(progress.tasks[0].completed)} events)" if caught_up else "stopped"
         click.echo(f"daemon {worker.id} {done}", err=True)
     finally:
         for sig, handler in previous.items():

@@ -23,11 +23,12 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from jsproj import errors
 from jsproj.daemon import lines, progress
 from jsproj.daemon.lines import LinesPage, read_lines
-from jsproj.daemon.poison import dead_letter
+from jsproj.daemon.poison import letter
 from jsproj.identifiers import search_path
 from jsproj.rows import value
 from jsproj.runtime.projections import Projections
@@ -56,12 +57,15 @@ def build(
     """
     staged = Build(conn, projections, names, on_error, page_size)
     staged.start()
-    staged.fold(on_progress, stop)
-    if staged.active and not (stop is not None and stop.is_set()):
-        staged.flush()
-        staged.swap()
-    else:
-        staged.abandon()
+    try:
+        staged.fold(on_progress, stop)
+        if staged.active and not (stop is not None and stop.is_set()) and staged.flush():
+            staged.swap()
+        else:
+            staged.abandon()
+    finally:
+        if projections.sandbox.restarts == staged.restarts:
+            projections.fold_end()  # the documents are in the database now (or given up)
     return staged.total
 
 
@@ -85,8 +89,10 @@ class Build:
         self.staging = {name: sql.Identifier(f"pge_build_{name.lower()}") for name in names}
         self.after: tuple[str, int] = ("0", 0)
         self.total = 0
+        self.restarts = 0  # the sandbox's restarts when the build started: a restart takes its documents
         self.kinds: dict[str, str] = {}  # each projection's kind and partitions, read when the build starts
         self.partitions: dict[str, int] = {}
+        self.epochs: dict[str, int] = {}  # each projection's epoch when the build started
 
     # -- start and abandon -----------------------------------------------------
 
@@ -96,11 +102,13 @@ class Build:
         found = self.conn.execute(query, (self.names,)).fetchall()
         self.kinds = {name: kind for name, kind, _ in found}
         self.partitions = {name: partitions for name, _, partitions in found}
+        self.epochs = progress.epochs(self.conn, self.names)
         for name in self.names:
             self.conn.execute(sql.SQL("drop table if exists {}").format(self.staging[name]))
         self.conn.execute("delete from pge_dead_letters where projection = any(%s)", (self.names,))
         self.conn.commit()
         self.projections.fold_start(self.names, self.policies)
+        self.restarts = self.projections.sandbox.restarts
 
     def abandon(self) -> None:
         """Leave the build: drop what was staged; the live views stay as they were."""
@@ -159,23 +167,35 @@ class Build:
         except errors.SandboxLimitError as exc:
             self._lost(exc)
             return
+        letters = []
         for error in folded.errors:
             name = str(error.projection)
             if name not in self.active:
                 continue
             if self.policies[name] == "skip":
-                dead_letter(self.conn, name, error, range(self.partitions[name]))  # skipped for every document
+                letters.append(letter(name, error, range(self.partitions[name])))  # skipped for every document
             else:
                 self._leave(name, error)
+        if letters:
+            self.conn.execute("select pge_add_dead_letters(%s)", (Jsonb(letters),))  # the page's, at once
         if folded.errors:
             self.conn.commit()
         self.after, self.total = page.last, self.total + page.count
 
     # -- flush and swap -------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         """Copy every document the build folded into its staging table, then index it (cheaper than
-        keeping the index up to date row by row)."""
+        keeping the index up to date row by row); False when a sandbox limit stopped it."""
+        try:
+            self._copy()
+        except errors.SandboxLimitError as exc:
+            self.conn.rollback()
+            self._lost(exc)
+            return False
+        return True
+
+    def _copy(self) -> None:
         for name in self.active:
             self.conn.execute(
                 sql.SQL(f"create table {{}} ({_STAGING_COLUMNS}) {_STAGING_STORAGE}").format(self.staging[name])
@@ -194,11 +214,14 @@ class Build:
         self.conn.commit()
 
     def swap(self) -> None:
-        """Swap the staging tables in; what was appended meanwhile comes next, page by page."""
+        """Swap the staging tables in; what was appended meanwhile comes next, page by page. A projection
+        to be built again meanwhile (a redeploy, a rebuild: a new epoch) keeps its live table."""
         with self.conn.transaction():
-            for name in self.active:
-                self._swap_one(name, self.kinds[name])
-            progress.swapped_in(self.conn, self.active, self.after, self.total)
+            for name in list(self.active):
+                if progress.swapped_in(self.conn, name, self.epochs[name], self.after, self.total):
+                    self._swap_one(name, self.kinds[name])
+                else:
+                    self._drop_staging(name)
 
     def _swap_one(self, name: str, kind: str) -> None:
         staging = self.staging[name]

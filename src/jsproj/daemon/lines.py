@@ -69,6 +69,12 @@ class LinesPage:
     def last(self) -> tuple[str, int]:
         return self.last_tx, self.last_position
 
+    def first(self, count: int) -> LinesPage:
+        """The page of its first ``count`` events (a page of the log too: pages are runs of it)."""
+        lines = self.text.split("\n")[:count]
+        last = lines[-1].split("\t")
+        return LinesPage("\n".join(lines), len(lines), last[9], int(last[0]))
+
     def before(self, position: int, start: tuple[str, int]) -> tuple[tuple[str, int], int]:
         """Where a unit that stops on the event at ``position`` is: the event before it, and the events up to it."""
         lines = self.text.split("\n")

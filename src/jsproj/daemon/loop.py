@@ -126,10 +126,12 @@ class Daemon:
         """Finish the current page, release the projections and return from ``run()``."""
         self._stop.set()
 
-    def run(self, *, until_caught_up: bool = False) -> None:
+    def run(self, *, until_caught_up: bool = False) -> bool:
         """Work until stopped; with ``until_caught_up``, until every async projection has
         processed everything appended before the call. Survives the database going away
         (reconnects with backoff and resumes from the stored progress).
+
+        Returns True when it caught up, False when it was stopped first.
         """
         delay = 0.1
         target: tuple[str, int] | None = None
@@ -144,8 +146,8 @@ class Daemon:
                         target, targeted = self._high_water(), True
                     busy = self._round()
                     delay = 0.1
-                    if until_caught_up and not busy and self._caught_up(target):  # busy: not yet
-                        return
+                    if until_caught_up and self._maybe_caught_up(busy, target) and self._caught_up(target):
+                        return True
                     if not busy:
                         self._wait()
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -160,6 +162,7 @@ class Daemon:
                     self._disconnect()
                     self._stop.wait(delay)
                     delay = min(delay * 2, 5.0)
+            return False
         finally:
             self._disconnect(clean=True)
             self._pool.shutdown()
@@ -201,6 +204,7 @@ class Daemon:
         # A page's documents and progress commit together, so they can commit without waiting for the disk:
         # a server crash that undoes the last pages undoes their progress too, and they are applied again.
         self._work.execute("set synchronous_commit = off")
+        lines.prepare(self._work)  # retries read events as record lines on it
         self._work.commit()
         self._reader = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id} read"[:63])
         self._reader.execute(search_path(self.schema))
@@ -387,8 +391,9 @@ class Daemon:
             return False
         cache = self._cache_for(group, running)
         try:
+            epochs = {p.unit: p.epoch for p in group}
             prepared = prepare(self._work, self._projections, units, policies, group[0].after, page, cache,
-                               ready=self._settled)  # fmt: skip
+                               epochs=epochs, ready=self._settled)  # fmt: skip
             self._settled()  # the page before is committed: this one may follow it
         except BaseException as exc:
             self._forget(cache)
@@ -399,7 +404,11 @@ class Daemon:
         applied = prepared.applied
         self._committing = (self._committer().submit(commit, self._work, prepared), cache)
         self._cached_at.update({name: page.last for name in cache if name not in applied.stopped})
-        self._known = [self._moved(p, applied) for p in self._known or []] if not applied.stopped else None
+        if self._known is not None:
+            self._known = [self._moved(p, applied) for p in self._known] if not applied.stopped else None
+        if applied.count < page.count:  # the page was cut around a limit: read smaller ones for a while
+            self._limit = max(1, applied.count)
+            self._drop_read_ahead()
         for name in sorted({u.name for u in units}):
             self.on_progress(name, applied.count)
         return True
@@ -496,6 +505,14 @@ class Daemon:
         row = self._work.execute(HIGH_WATER).fetchone()
         self._work.commit()
         return (row[0], row[1]) if row else None
+
+    def _maybe_caught_up(self, busy: bool, target: tuple[str, int] | None) -> bool:
+        """Worth asking the database (which waits for the page being committed): after an idle round, or
+        once every unit this daemon holds is known to have reached ``target``."""
+        if not busy or target is None:
+            return True
+        reached = (int(target[0]), target[1])
+        return self._known is not None and all(p.order >= reached for p in self._known if p.status == "running")
 
     def _caught_up(self, target: tuple[str, int] | None) -> bool:
         self._settle()

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from jsproj import errors
 from jsproj.daemon import progress
 from jsproj.daemon.lines import LinesPage
-from jsproj.daemon.poison import dead_letter, letter
+from jsproj.daemon.poison import letter
 from jsproj.daemon.progress import Unit
 from jsproj.rows import value
 from jsproj.runtime.projections import BatchResult, CallOptions, Projections
@@ -67,12 +67,15 @@ def prepare(
     page: LinesPage,
     cache: Sequence[str] = (),
     *,
+    epochs: Mapping[Unit, int],
     ready: Callable[[], None] = lambda: None,
 ) -> Prepared:
     """Apply ``page``, the events after ``after``, to ``units`` (all at ``after``) in the engine; :func:`commit`
     writes it.
 
     ``on_error`` is each projection's policy: ``stop`` or ``dead-letter``;
+    ``epochs`` each unit's epoch as the caller read it (the page is written
+    only if it is still that);
     ``cache`` names the projections whose documents the sandbox keeps (they
     are as the database has them at ``after``): the caller drops them when
     the page is not committed. The connection is used only after
@@ -80,6 +83,7 @@ def prepare(
     caller may still be committing the page before on it.
     """
     call = _Call(conn, projections, units, on_error, page, cache, ready)
+    call.epochs = dict(epochs)
     try:
         result = call.run()
     except psycopg.Error as exc:
@@ -127,6 +131,12 @@ class _Call:
         self.exclude: dict[str, list[int]] = {}
         self.stopped: dict[str, errors.JsprojError] = {}  # by name: the error (a limit: where the page started)
         self.stopped_at: dict[str, int] = {}  # by name: the position it stopped on, within the page
+        self.letters: list[dict[str, Any]] = []  # dead letters of events that hit a limit, written with the page
+        self.epochs: dict[Unit, int] = {}
+
+    def _skipped(self, error: errors.JsprojError) -> bool:
+        """Whether the engine skipped the event ``error`` names and went on (a dead letter)."""
+        return self.policies.get(str(error.projection)) == "skip" and not error.info.get("discarded")
 
     def _partitions(self, name: str) -> list[int]:
         """The partitions of ``name`` the call serves (an event skipped is skipped for their documents)."""
@@ -148,7 +158,14 @@ class _Call:
         )
 
     def run(self) -> BatchResult:
-        """Route, load and apply the page; a limit dead-letters its event (or stops its projection) and runs again."""
+        """Route, load and apply the page, around the sandbox's limits.
+
+        A time or memory limit names the event that was running when it hit,
+        which may not be the one at fault (the documents kept, or the page's
+        size, may be what filled the sandbox): the page runs again without
+        kept documents, then halved, and only an event that hits a limit alone
+        is dead-lettered (or stops its projection).
+        """
         while True:
             options = self.options()
             if not options.only:
@@ -160,8 +177,12 @@ class _Call:
                 self.ready()
                 return self.projections.apply_page(self.page.text, read_documents(self.conn, routed), options)
             except errors.SandboxLimitError as exc:
-                self._limit(exc, options)
-                self._cold()
+                if self.cache:
+                    self._cold()
+                elif self.page.count > 1:
+                    self.page = self.page.first(self.page.count // 2)
+                else:
+                    self._limit(exc, options)
             except errors.StaleBatchError:
                 self._cold()  # the worker was replaced between the calls, and its documents with it
 
@@ -171,13 +192,14 @@ class _Call:
         self.cache = []
 
     def _limit(self, exc: errors.SandboxLimitError, options: CallOptions) -> None:
+        """The page's one event hits a limit: dead-letter it (with the page) or stop its projection."""
         self.ready()
         culprit = exc.projection or (options.only[0] if options.only and len(options.only) == 1 else None)
         if culprit is None:
             culprit, exc = self._culprit(exc, options)
         position = exc.position
         if self.policies.get(culprit) == "skip" and position is not None:
-            dead_letter(self.conn, culprit, exc, self._partitions(culprit))
+            self.letters.append(letter(culprit, exc, self._partitions(culprit)))
             self.exclude.setdefault(culprit, []).append(position)
         else:
             self.stopped[culprit] = exc  # where the page started: the events before it are applied when resumed
@@ -204,7 +226,9 @@ class _Call:
         """What the page does, from the engine's answer: which projections stop where, where each unit goes."""
         for error in result.errors:
             name = str(error.projection)
-            if self.policies.get(name) != "skip" and name not in self.stopped:
+            if error.info.get("discarded") and name not in self.stopped:
+                self.stopped[name] = error  # the engine dropped all it did in the call: stop where it began
+            elif self.policies.get(name) != "skip" and name not in self.stopped:
                 self.stopped[name] = error
                 self.stopped_at[name] = int(error.info["position"])
         reached = {}
@@ -215,7 +239,7 @@ class _Call:
                 reached[unit] = (after, 0)
             else:
                 reached[unit] = (self.page.last, self.page.count)
-        dead = sum(1 for error in result.errors if self.policies.get(str(error.projection)) == "skip")
+        dead = len(self.letters) + sum(1 for error in result.errors if self._skipped(error))
         return Applied(
             self.page.count, dead, tuple(sorted(self.stopped)), {unit: to for unit, (to, _) in reached.items()},
             {unit: count for unit, (_, count) in reached.items()},
@@ -223,14 +247,12 @@ class _Call:
 
     def write(self, result: BatchResult, applied: Applied, after: tuple[str, int]) -> None:
         """The page's dead letters, documents, progress moves and stops, in one statement (pge_commit_page)."""
-        letters = [
-            letter(str(e.projection), e, self._partitions(str(e.projection)))
-            for e in result.errors
-            if self.policies.get(str(e.projection)) == "skip"
+        letters = self.letters + [
+            letter(str(e.projection), e, self._partitions(str(e.projection))) for e in result.errors if self._skipped(e)
         ]
         units = self.units
         self.conn.execute(
-            "select pge_commit_page(%s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "select pge_commit_page(%s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 result.changes_text or "{}",
                 Jsonb(letters),
@@ -241,6 +263,7 @@ class _Call:
                 [applied.reached[u][0] for u in units],
                 [applied.reached[u][1] for u in units],
                 [applied.events[u] for u in units],
+                [self.epochs[u] for u in units],
                 Jsonb({name: error.to_dict() for name, error in self.stopped.items()}),
             ),
         )

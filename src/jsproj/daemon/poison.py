@@ -87,7 +87,9 @@ def dead_letter(
 
 def request_retry(conn: psycopg.Connection[Any], name: str) -> int:
     """Mark every dead letter of ``name`` for retry (its holder retries them); returns how many."""
-    return conn.execute("update pge_dead_letters set retry = true where projection = %s", (name,)).rowcount
+    return conn.execute(
+        "update pge_dead_letters set retry = true, retried = '{}' where projection = %s", (name,)
+    ).rowcount
 
 
 def retry_dead_letters(
@@ -99,32 +101,46 @@ def retry_dead_letters(
     One transaction per event: an event that fails again stays, with its new
     error. ``conn`` reads record lines (:func:`jsproj.daemon.lines.prepare`).
     """
-    query = "select id, position from pge_dead_letters where projection = %s and %s = any(partitions)"
-    if requested_only:
-        query += " and retry"
-    rows = conn.execute(query + " order by position", (unit.name, unit.partition)).fetchall()
+    rows = conn.execute(
+        """select id, position from pge_dead_letters
+           where projection = %s and %s = any(partitions) and (not %s or (retry and not %s = any(retried)))
+           order by position""",
+        (unit.name, unit.partition, requested_only, unit.partition),
+    ).fetchall()
     conn.commit()
     split = {unit.name: (unit.partitions, [unit.partition])} if unit.partitions > 1 else {}
     options = CallOptions(only=[unit.name], partitions=split, changes_text=True)
     applied = 0
     for dead_id, position in rows:
         with conn.transaction():
+            claimed = conn.execute(
+                "select from pge_dead_letters where id = %s and %s = any(partitions) for update",
+                (dead_id, unit.partition),
+            ).fetchone()
+            if claimed is None:
+                continue  # applied meanwhile (another retry of this partition)
             text = read_event(conn, position)
             assert text is not None, "events are never deleted"
             try:
                 with conn.transaction():
                     _apply(conn, projections, text, options)
             except errors.ProjectionError as exc:
+                # Tried, and failed again: the request stands for the partitions that have not tried yet.
                 conn.execute(
-                    "update pge_dead_letters set error = %s, retried_at = now(), retry = false where id = %s",
-                    (Jsonb(exc.to_dict()), dead_id),
+                    """update pge_dead_letters
+                       set error = %s, retried_at = now(), retried = retried || %s,
+                           retry = not (partitions <@ (retried || %s))
+                       where id = %s""",
+                    (Jsonb(exc.to_dict()), unit.partition, unit.partition, dead_id),
                 )
                 continue
             left = value(
                 conn,
-                """update pge_dead_letters set partitions = array_remove(partitions, %s), retried_at = now()
+                """update pge_dead_letters
+                   set partitions = array_remove(partitions, %s), retried_at = now(),
+                       retry = retry and not (array_remove(partitions, %s) <@ retried)
                    where id = %s returning cardinality(partitions)""",
-                (unit.partition, dead_id),
+                (unit.partition, unit.partition, dead_id),
             )
             if left == 0:
                 conn.execute("delete from pge_dead_letters where id = %s", (dead_id,))

@@ -53,7 +53,8 @@ class Progress:
     unit: Unit
     status: str
     after: tuple[str, int]
-    retry: bool  # dead letters of its projection are waiting to be retried
+    retry: bool  # dead letters of its projection are waiting to be retried (by this unit)
+    epoch: int  # moved by every new build: a page of an older epoch is not written
 
     @property
     def order(self) -> tuple[int, int]:
@@ -66,11 +67,13 @@ def read(conn: psycopg.Connection[Any], units: Sequence[Unit]) -> list[Progress]
     rows = conn.execute(
         """select p.name, p.partition, p.status, p.last_tx::text, p.last_position,
                   exists (select from pge_dead_letters l
-                          where l.projection = p.name and l.retry and p.partition = any(l.partitions))
+                          where l.projection = p.name and l.retry and p.partition = any(l.partitions)
+                            and not p.partition = any(l.retried)),
+                  p.epoch
            from pge_projection_progress p where p.name = any(%s)""",
         (sorted({u.name for u in units}),),
     ).fetchall()
-    found = [Progress(by_key[(r[0], r[1])], r[2], (r[3], r[4]), r[5]) for r in rows if (r[0], r[1]) in by_key]
+    found = [Progress(by_key[(r[0], r[1])], r[2], (r[3], r[4]), r[5], r[6]) for r in rows if (r[0], r[1]) in by_key]
     return sorted(found, key=lambda p: p.unit)
 
 
@@ -86,7 +89,7 @@ def restart_build(conn: psycopg.Connection[Any], name: str) -> None:
     """Build ``name`` again from scratch (the daemon holding it does)."""
     conn.execute(
         """update pge_projection_progress set status = 'build', error = null, last_tx = '0', last_position = 0,
-           events = 0, updated_at = now() where name = %s""",
+           events = 0, epoch = epoch + 1, updated_at = now() where name = %s""",
         (name,),
     )
 
@@ -105,14 +108,27 @@ def count_built(conn: psycopg.Connection[Any], names: Sequence[str], events: int
     )
 
 
-def swapped_in(conn: psycopg.Connection[Any], names: Sequence[str], after: tuple[str, int], events: int) -> None:
-    """A build of ``names`` is swapped in: every partition runs on from the last event folded."""
+def epochs(conn: psycopg.Connection[Any], names: Sequence[str]) -> dict[str, int]:
+    """The epoch of each of ``names`` (every partition has its projection's)."""
+    query = "select name, max(epoch) from pge_projection_progress where name = any(%s) group by name"
+    return {name: int(epoch) for name, epoch in conn.execute(query, (list(names),)).fetchall()}
+
+
+def swapped_in(conn: psycopg.Connection[Any], name: str, epoch: int, after: tuple[str, int], events: int) -> bool:
+    """Swap in a build of ``name`` begun in ``epoch``: every partition runs on from the last event folded.
+    False, and nothing changed, when the projection is to be built again meanwhile (a new epoch) or stopped."""
+    locked = conn.execute(
+        "select status, epoch from pge_projection_progress where name = %s for update", (name,)
+    ).fetchall()
+    if not locked or any(row != ("build", epoch) for row in locked):
+        return False
     conn.execute(
         """update pge_projection_progress
            set status = 'running', error = null, last_tx = %s::xid8, last_position = %s, events = %s, updated_at = now()
-           where name = any(%s)""",
-        (after[0], after[1], events, list(names)),
+           where name = %s""",
+        (after[0], after[1], events, name),
     )
+    return True
 
 
 def resume(conn: psycopg.Connection[Any], name: str) -> bool:
@@ -125,6 +141,7 @@ def resume(conn: psycopg.Connection[Any], name: str) -> bool:
         conn.execute(
             """update pge_projection_progress
                set status = case when last_tx = '0' and last_position = 0 then 'build' else 'running' end,
+                   epoch = epoch + case when last_tx = '0' and last_position = 0 then 1 else 0 end,
                    error = null, updated_at = now()
                where name = %s and status = 'stopped'""",
             (name,),

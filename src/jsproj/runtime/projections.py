@@ -389,6 +389,10 @@ class Projections:
         answer = self.sandbox.call("foldRows", _json({"projection": name, "limit": limit}))
         return str(answer["text"]), int(answer["rows"]), bool(answer["more"])
 
+    def fold_end(self) -> None:
+        """End the build: the sandbox forgets the documents it folded."""
+        self.sandbox.call("foldEnd", "")
+
     def _check_fold(self) -> None:
         if self.sandbox.restarts != getattr(self, "_fold_restarts", self.sandbox.restarts):
             raise errors.SandboxError(

@@ -20,7 +20,7 @@ from typing import Any
 from jsproj.runtime.wire import RECYCLE, read_frame, write_frame
 
 OPERATIONS = frozenset(
-    {"load", "route", "apply", "normalize", "foldStart", "foldLines", "foldRows", "cacheDrop", "evaluate"}
+    {"load", "route", "apply", "normalize", "foldStart", "foldLines", "foldRows", "foldEnd", "cacheDrop", "evaluate"}
 )
 EVAL_OPERATIONS = frozenset({"route", "apply", "normalize"})
 # Payloads up to this size go to V8 as a string literal in one eval (one task
