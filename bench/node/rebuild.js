@@ -6,15 +6,10 @@
 // and the documents are written at the end. Prints {"seconds", "events", "peakRss"}
 // (seconds from the first read to the last write).
 
-const fs = require('fs');
-const path = require('path');
 const { Client } = require('pg');
+const { peakRss, writeDocuments } = require('./common');
 const jsproj = require('../../js');
 
-function peakRss() {
-  const status = fs.readFileSync('/proc/self/status', 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) * 1024;
-}
 
 async function main() {
   const [host, port, user, database, pageSize] = process.argv.slice(2);
@@ -46,19 +41,7 @@ async function main() {
     const last = rows[rows.length - 1];
     tx = last.tx; position = Number(last.position); events += rows.length;
   }
-  for (const name of names) {
-    const p = projector.projections[name];
-    const table = 'node_' + name.toLowerCase();
-    await client.query(`drop table if exists ${table}`);
-    await client.query(`create table ${table} (id text primary key, data jsonb not null)`);
-    const docs = p.kind === 'aggregate' ? { [name]: p.store.find(name) } : p.store.all();
-    const ids = Object.keys(docs);
-    for (let i = 0; i < ids.length; i += 1000) {
-      const chunk = {};
-      for (const id of ids.slice(i, i + 1000)) chunk[id] = docs[id];
-      await client.query(`insert into ${table} (id, data) select key, value from jsonb_each($1::jsonb)`, [JSON.stringify(chunk)]);
-    }
-  }
+  await writeDocuments(client, projector, names);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await client.end();
   process.stdout.write(JSON.stringify({ seconds, events, peakRss: peakRss() }) + '\n');

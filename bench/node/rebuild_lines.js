@@ -12,8 +12,8 @@
 // Prints {"seconds", "events", "peakRss"} (seconds from the start, before
 // connecting, to the last write: the interpreter's own startup is not in it).
 
-const fs = require('fs');
 const { Client } = require('pg');
+const { peakRss, writeDocuments } = require('./common');
 const jsproj = require(process.env.JSPROJ_JS || '../../js');
 
 const started = process.hrtime.bigint();
@@ -36,10 +36,6 @@ const PAGE_AS_LINES = `
           order by r.tx_id, r.position
           limit $3) as e`;
 
-function peakRss() {
-  const status = fs.readFileSync('/proc/self/status', 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) * 1024;
-}
 
 // The next page after (tx, position): {text, count, tx, position} of its last event, or null when there is none.
 async function readPage(reader, tx, position, pageSize) {
@@ -49,22 +45,6 @@ async function readPage(reader, tx, position, pageSize) {
   const text = rows[0].lines;
   const last = text.slice(text.lastIndexOf('\n') + 1).split('\t');
   return { text, count, tx: last[9], position: Number(last[0]) };
-}
-
-async function writeDocuments(client, projector, names) {
-  for (const name of names) {
-    const p = projector.projections[name];
-    const table = 'node_' + name.toLowerCase();
-    await client.query(`drop table if exists ${table}`);
-    await client.query(`create table ${table} (id text primary key, data jsonb not null)`);
-    const docs = p.kind === 'aggregate' ? { [name]: p.store.find(name) } : p.store.all();
-    const ids = Object.keys(docs);
-    for (let i = 0; i < ids.length; i += 1000) {
-      const chunk = {};
-      for (const id of ids.slice(i, i + 1000)) chunk[id] = docs[id];
-      await client.query(`insert into ${table} (id, data) select key, value from jsonb_each($1::jsonb)`, [JSON.stringify(chunk)]);
-    }
-  }
 }
 
 async function main() {
