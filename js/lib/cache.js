@@ -93,4 +93,3 @@ DocumentCache.prototype.trim = function () {
 };
 
 jsproj.DocumentCache = DocumentCache;
-jsproj.DOCUMENT_CACHE_LIMIT = LIMIT;

@@ -78,13 +78,6 @@ def letter(name: str, error: errors.JsprojError, partitions: Sequence[int] = (0,
     }
 
 
-def dead_letter(
-    conn: psycopg.Connection[Any], name: str, error: errors.JsprojError, partitions: Sequence[int] = (0,)
-) -> None:
-    """Record the event ``error`` names as a dead letter of ``name`` (again: the newer error replaces the older)."""
-    conn.execute("select pge_add_dead_letters(%s)", (Jsonb([letter(name, error, partitions)]),))
-
-
 def request_retry(conn: psycopg.Connection[Any], name: str) -> int:
     """Mark every dead letter of ``name`` for retry (its holder retries them); returns how many."""
     return conn.execute(
