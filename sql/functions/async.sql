@@ -13,7 +13,8 @@
 -- the others go by without waiting: they commit while daemons are awake,
 -- and daemons keep polling briefly after any work (src/jsproj/daemon/loop.py),
 -- so they are seen within that short poll instead of a notification.
--- bench/scenario_follow.py measures the cost against no trigger at all.
+-- bench/scenario_follow.py measures the cost against no trigger at all, and
+-- against a NOTIFY from every append.
 create or replace function pge_notify_daemons() returns trigger
 language plpgsql
 as $$

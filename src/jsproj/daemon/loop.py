@@ -7,8 +7,8 @@ never work on one at the same time; when a holder dies its connection
 closes, the lock is released and another daemon takes over.
 
 Each round, the units it holds that are at the same position are served by
-one page (:func:`jsproj.daemon.pages.serve`): read once, applied to all of
-them in one transaction with their progress. The page of the least advanced
+one page (:func:`jsproj.daemon.pages.prepare`, then ``commit``): read once,
+applied to all of them in one transaction with their progress. The page of the least advanced
 group stops where the next group starts, so groups merge and stay merged.
 Pages grow while a backlog fills them and shrink when following live
 writers. NOTIFY wakes the daemon, and it polls briefly after any work, so
