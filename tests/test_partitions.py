@@ -414,3 +414,13 @@ def test_record_lines_are_read_right_whatever_the_server_timezone_and_datestyle(
     Daemon(dsn).run(until_caught_up=True)  # a page
     assert fetch_view(store, "Stamps", "acc-1") == {"at": "2026-03-04T05:06:07.123Z"}
     assert fetch_view(store, "Stamps", "acc-2") == {"at": "2026-03-04T05:06:08.250Z"}
+
+
+def test_a_build_in_pages_too_slow_as_a_whole_builds_again_in_shorter_ones_and_stops_nothing(
+    store: EventStore, dsn: str
+) -> None:
+    deploy(store, sources(Slow=SLOW), lifecycles={"Slow": "async"})  # the policy: stop
+    append_accounts(store, 300)
+    assert Daemon(dsn, timeout=0.15, page_size=300).run(until_caught_up=True)  # ~2 ms an event: 100 take ~0.2 s
+    assert rows(dsn, "Slow") == [(0, "running", 300)]
+    assert fetch_view(store, "Slow") == {"Slow": {"n": 300}}

@@ -17,6 +17,7 @@ staging tables and ``swap``-ped in, or ``abandon``-ed (its staging dropped).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -34,6 +35,8 @@ from jsproj.rows import value
 from jsproj.runtime.projections import Projections
 
 COUNT_EVERY = 20  # pages between updates of a build's event count (jsproj status shows it)
+FIRST_PAGE = 100  # a build's first page; pages double up to the page size while they fold fast
+FAST_SHARE, SLOW_SHARE = 0.05, 0.25  # of the sandbox's time limit: a page folded faster doubles, slower halves
 ROWS_PER_COPY = 20_000  # documents per foldRows call: bounds the text held at once
 _STAGING_COLUMNS = "id text not null, data jsonb not null, updated_at timestamptz not null default now()"
 # Pages left 30% free: the updates of the daemon that follows stay on the row's page (HOT: no index
@@ -53,20 +56,34 @@ def build(
 ) -> int:
     """Build async projections from scratch and swap each in atomically; returns the events read.
 
-    The caller holds the projections' locks.
+    The caller holds the projections' locks. A page of several events that
+    hits a sandbox limit (its documents go with the sandbox) starts the
+    build again, in pages half that long: only an event that hits a limit
+    alone stops its projection.
     """
-    staged = Build(conn, projections, names, on_error, page_size)
-    staged.start()
-    try:
-        staged.fold(on_progress, stop)
-        if staged.active and not (stop is not None and stop.is_set()) and staged.flush():
-            staged.swap()
-        else:
+    first = FIRST_PAGE
+    while True:
+        staged = Build(conn, projections, names, on_error, page_size, first=first)
+        staged.start()
+        try:
+            staged.fold(on_progress, stop)
+            if staged.active and not (stop is not None and stop.is_set()) and staged.flush():
+                staged.swap()
+            else:
+                staged.abandon()
+            return staged.total
+        except _PageTooLong as cut:
             staged.abandon()
-    finally:
-        if projections.sandbox.restarts == staged.restarts:
-            projections.fold_end()  # the documents are in the database now (or given up)
-    return staged.total
+            first = max(1, cut.events // 2)
+        finally:
+            if projections.sandbox.restarts == staged.restarts:
+                projections.fold_end()  # the documents are in the database now (or given up)
+
+
+class _PageTooLong(Exception):
+    def __init__(self, events: int) -> None:
+        super().__init__(events)
+        self.events = events
 
 
 class Build:
@@ -79,7 +96,10 @@ class Build:
         names: Sequence[str],
         on_error: Mapping[str, str],
         page_size: int,
+        *,
+        first: int = 1000,
     ) -> None:
+        self.first = first  # the first page's size: pages double and halve from it (_next_limit)
         self.conn = conn
         self.projections = projections
         self.names = list(names)
@@ -144,14 +164,17 @@ class Build:
             lines.prepare(reader)
             reader.execute(search_path(value(self.conn, "select current_schema()")))
             self.conn.commit()
-            next_page: Future[LinesPage | None] = ahead.submit(read_lines, reader, self.after, self.page_size)
+            limit = min(self.first, self.page_size)
+            next_page: Future[LinesPage | None] = ahead.submit(read_lines, reader, self.after, limit)
             pages = 0
             while self.active and (stop is None or not stop.is_set()):
                 page = next_page.result()
                 if page is None:
                     break
-                next_page = ahead.submit(read_lines, reader, page.last, self.page_size)
+                next_page = ahead.submit(read_lines, reader, page.last, limit)
+                started = time.monotonic()
                 self._fold_page(page)
+                limit = self._next_limit(limit, page.count, time.monotonic() - started)
                 pages += 1
                 if on_progress:
                     on_progress(", ".join(self.active), page.count)
@@ -160,11 +183,24 @@ class Build:
                     self.conn.commit()
             next_page.cancel()
 
+    def _next_limit(self, limit: int, count: int, seconds: float) -> int:
+        """The next pages' size: doubled (up to the page size) while a page folds in a small part of the
+        sandbox's time limit, halved when it takes a large part -- so that slow projection code gets pages
+        it folds within the limit, and a limit names a slow event, not a long page."""
+        budget = self.projections.sandbox.timeout
+        if seconds > budget * SLOW_SHARE:
+            return max(1, count // 2)
+        if count >= limit and seconds < budget * FAST_SHARE:
+            return min(self.page_size, limit * 2)
+        return limit
+
     def _fold_page(self, page: LinesPage) -> None:
         """Fold a page; dead-letter the events projections skipped, and let the ones that stopped leave."""
         try:
             folded = self.projections.fold_lines(page.text)
         except errors.SandboxLimitError as exc:
+            if page.count > 1:
+                raise _PageTooLong(page.count) from exc
             self._lost(exc)
             return
         letters = []
