@@ -424,3 +424,72 @@ def test_a_build_in_pages_too_slow_as_a_whole_builds_again_in_shorter_ones_and_s
     assert Daemon(dsn, timeout=0.15, page_size=300).run(until_caught_up=True)  # ~2 ms an event: 100 take ~0.2 s
     assert rows(dsn, "Slow") == [(0, "running", 300)]
     assert fetch_view(store, "Slow") == {"Slow": {"n": 300}}
+
+
+LOOPS_ON_ONE = """
+projections.projectStream('Account').named('Loops').by({
+  Deposited: function (s, e) { if (e.amount === 6) { for (;;) {} } s.n = (s.n || 0) + 1; }
+}).async();
+"""
+
+
+def test_an_event_that_alone_hits_the_limit_ends_a_build_instead_of_starting_it_again_for_ever(
+    store: EventStore, dsn: str
+) -> None:
+    deploy(store, sources(Loops=LOOPS_ON_ONE))  # the policy: stop
+    append_accounts(store, 400)  # amounts n % 7: some are 6
+    outcome: list[object] = []
+
+    def build() -> None:
+        try:
+            Daemon(dsn, timeout=0.2, page_size=400).run(until_caught_up=True)
+        except errors.ProjectionStoppedError as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=build)
+    runner.start()
+    runner.join(timeout=120)
+    assert not runner.is_alive(), "the build kept starting again"
+    assert len(outcome) == 1 and rows(dsn, "Loops")[0][1] == "stopped"
+
+
+def test_a_view_whose_key_function_hits_the_limit_is_dead_lettered_once(store: EventStore, dsn: str) -> None:
+    keys = """projections.projectView('Keys').identifiedBy(function (e) {
+      if (e.amount === 6) { for (;;) {} } return 'k' + e.amount;
+    }).by({ $any: function (s) { s.n = (s.n || 0) + 1; } }).async();"""
+    deploy(store, sources(Keys=keys), on_error={"Keys": "dead-letter"})
+    Daemon(dsn).run(until_caught_up=True)  # built, on no events
+    append_accounts(store, 14)  # two events of amount 6
+    assert Daemon(dsn, timeout=0.2).run(until_caught_up=True)
+    assert {name: len(found) for name, found in dead_letters(dsn).items()} == {"Keys": 2}
+    assert sum(fetch_view(store, "Keys", f"k{a}")["n"] for a in range(6)) == 12
+
+
+def test_more_partitions_than_before_build_and_run(store: EventStore, dsn: str) -> None:
+    files = sources(Counters=COUNTERS)
+    deploy(store, files, lifecycles=ASYNC, partitions={"Balance": 2})
+    append_accounts(store, 40, streams=9)
+    Daemon(dsn).run(until_caught_up=True)
+    deploy(store, files, lifecycles=ASYNC, partitions={"Balance": 5})
+    assert Daemon(dsn).run(until_caught_up=True)
+    assert {r[1:] for r in rows(dsn, "Balance")} == {("running", 40)} and len(rows(dsn, "Balance")) == 5
+    same_as_from_scratch(store, files)
+
+
+FLAKY = """
+var calls = 0;
+projections.projectStream('Account').named('Flaky').by({
+  Deposited: function (s, e) { calls += 1; if (e.amount === 6 || calls === 7) throw new Error('flaky'); s.n = (s.n || 0) + 1; }
+}).async();
+"""
+
+
+def test_projection_code_that_fails_only_when_folded_again_stops_a_build_rather_than_losing_events(
+    store: EventStore, dsn: str
+) -> None:
+    """Its events of the page are gone from the fold: the projection must not go on as if only one was."""
+    deploy(store, sources(Flaky=FLAKY), on_error={"Flaky": "dead-letter"})
+    append_accounts(store, 20, streams=1)  # amounts n % 7: the 7th event (amount 6) throws, its refold throws
+    with pytest.raises(errors.ProjectionStoppedError):
+        Daemon(dsn).run(until_caught_up=True)
+    assert rows(dsn, "Flaky")[0][1] == "stopped"

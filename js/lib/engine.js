@@ -82,6 +82,7 @@ function viewKeys(p, keyEvent, meta) {
 function routeBatch(projector, records, options) {
   var selected = selection(projector, options);
   var partitions = jsproj.partitionsOf(projector, options);
+  var excluded = jsproj.excludedOf(projector, options);
   var seen = new Map();
   var keys = dict();
   var views = [];             // per record index: Map(view name -> keys or {thrown}), or undefined
@@ -99,6 +100,7 @@ function routeBatch(projector, records, options) {
     for (var t = 0; t < targets.length; t++) {
       var p = targets[t];
       if (selected !== null && !selected.has(p.name)) continue;
+      if (excluded !== null && excluded.has(p.name) && excluded.get(p.name).has(record.position)) continue;
       if (p.kind === 'stream') add(p.name, record.streamId);
       else if (p.kind === 'aggregate') add(p.name, p.name);
       else if (p.kind === 'view') {

@@ -171,7 +171,7 @@ jsproj.host = {
       if (p.kind === 'aggregate') p.store.remove(name);
       else p.store.documents.clear();
     });
-    fold = { projections: request.projections.slice(), onError: request.onError || null, dump: null };
+    fold = { projections: request.projections.slice(), all: request.projections.slice(), onError: request.onError || null, dump: null };
     return { projections: fold.projections };
   }),
   // A page of events as lines (see records.js) -> fold it into the build's documents:
@@ -209,7 +209,7 @@ jsproj.host = {
   foldEnd: entry(function () {
     if (fold) {
       var current = loaded();
-      fold.projections.forEach(function (name) {
+      fold.all.forEach(function (name) {       // those that left the build too
         var p = current.projections[name];
         if (p.kind === 'aggregate') p.store.remove(name);
         else p.store.documents.clear();

@@ -100,9 +100,10 @@ begin
             insert into @schema@.pge_projection_progress (name, partition)
             select v_name, g from generate_series(0, v_partitions - 1) g on conflict (name, partition) do nothing;
             if v_status <> 'unchanged' then
+                -- One new epoch for every partition, new ones included.
                 update @schema@.pge_projection_progress
-                set status = 'build', error = null, last_tx = '0', last_position = 0, events = 0, epoch = epoch + 1,
-                    updated_at = now()
+                set status = 'build', error = null, last_tx = '0', last_position = 0, events = 0, updated_at = now(),
+                    epoch = (select max(q.epoch) + 1 from @schema@.pge_projection_progress q where q.name = v_name)
                 where name = v_name;
             end if;
         else

@@ -153,7 +153,13 @@ def _restart_build(
     with _holding(control, name) as held:
         if held:
             with _session(store, autocommit=False) as work, Projections(deployed_sources(work), **limits) as loaded:
-                build(work, loaded, [name], {name: on_error}, page_size, on_progress=advance)
+                lines.prepare(work)
+                while True:  # again if it was to be built anew meanwhile (another rebuild: a new epoch)
+                    build(work, loaded, [name], {name: on_error}, page_size, on_progress=advance)
+                    found = progress.state(work, name)
+                    work.commit()
+                    if found is None or found[0] != "build":
+                        break
 
 
 def _follow_build(control: psycopg.Connection[Any], name: str, on_progress: Callable[[int], None] | None) -> int:

@@ -63,7 +63,7 @@ def build(
     """
     first = FIRST_PAGE
     while True:
-        staged = Build(conn, projections, names, on_error, page_size, first=first)
+        staged = Build(conn, projections, names, on_error, page_size, first=min(first, page_size))
         staged.start()
         try:
             staged.fold(on_progress, stop)
@@ -74,7 +74,7 @@ def build(
             return staged.total
         except _PageTooLong as cut:
             staged.abandon()
-            first = max(1, cut.events // 2)
+            page_size = first = max(1, cut.events // 2)  # a ceiling from now on: it shrinks down to one event
         finally:
             if projections.sandbox.restarts == staged.restarts:
                 projections.fold_end()  # the documents are in the database now (or given up)
@@ -141,7 +141,7 @@ class Build:
         self.active.remove(name)
 
     def _leave(self, name: str, error: errors.JsprojError) -> None:
-        progress.stop(self.conn, name, error)
+        progress.stop(self.conn, name, error, epoch=self.epochs[name])  # not a newer deployment of it
         self._drop_staging(name)
 
     def _lost(self, exc: errors.SandboxLimitError) -> None:
@@ -208,10 +208,11 @@ class Build:
             name = str(error.projection)
             if name not in self.active:
                 continue
-            if self.policies[name] == "skip":
+            if self.policies[name] == "skip" and not error.info.get("discarded"):
                 letters.append(letter(name, error, range(self.partitions[name])))  # skipped for every document
             else:
                 self._leave(name, error)
+        letters = [found for found in letters if found["projection"] in self.active]  # not of those that left
         if letters:
             self.conn.execute("select pge_add_dead_letters(%s)", (Jsonb(letters),))  # the page's, at once
         if folded.errors:

@@ -119,6 +119,7 @@ class Daemon:
         self._last_balance = 0.0
         self._last_work = 0.0
         self._limit = min(FIRST_PAGE, page_size)
+        self._ceiling = page_size  # the most a page may grow to: lower after a page was cut around a limit
 
     # -- running ------------------------------------------------------------
 
@@ -255,7 +256,7 @@ class Daemon:
         brisk = time.monotonic() - self._last_work < BRISK_SECONDS
         deadline = time.monotonic() + (min(BRISK_POLL, self.poll_interval) if brisk else self.poll_interval)
         if not brisk:
-            self._limit = min(FIRST_PAGE, self.page_size)
+            self._limit, self._ceiling = min(FIRST_PAGE, self.page_size), self.page_size
         while not self._stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
@@ -403,11 +404,12 @@ class Daemon:
             raise
         applied = prepared.applied
         self._committing = (self._committer().submit(commit, self._work, prepared), cache)
-        self._cached_at.update({name: page.last for name in cache if name not in applied.stopped})
+        served = prepared.call.page  # the page as applied: cut around a limit, perhaps
+        self._cached_at.update({name: served.last for name in cache if name not in applied.stopped})
         if self._known is not None:
             self._known = [self._moved(p, applied) for p in self._known] if not applied.stopped else None
-        if applied.count < page.count:  # the page was cut around a limit: read smaller ones for a while
-            self._limit = max(1, applied.count)
+        if applied.count < page.count:  # the page was cut around a limit: read at most that until idle
+            self._limit = self._ceiling = max(1, applied.count)
             self._drop_read_ahead()
         for name in sorted({u.name for u in units}):
             self.on_progress(name, applied.count)
@@ -478,7 +480,7 @@ class Daemon:
                 ahead[1].result()  # one read at a time on the reading connection
             page = read_lines(self._reader, after, self._limit, until)
         if page is not None and page.count >= self._limit:
-            self._limit = min(self.page_size, self._limit * 2)
+            self._limit = min(self._ceiling, self._limit * 2)
             following = (page.last, until, self._limit)
             self._ahead = (following, self._pool.submit(read_lines, self._reader, page.last, self._limit, until))
         return page

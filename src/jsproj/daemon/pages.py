@@ -134,6 +134,14 @@ class _Call:
         self.letters: list[dict[str, Any]] = []  # dead letters of events that hit a limit, written with the page
         self.epochs: dict[Unit, int] = {}
 
+    def _kept(self, found: dict[str, Any]) -> bool:
+        """Whether a dead letter stays within where its projection's progress goes: not one of a projection
+        stopped where the page began, nor after where one stopped."""
+        name = found["projection"]
+        if name not in self.stopped:
+            return True
+        return name in self.stopped_at and int(found["position"]) < self.stopped_at[name]
+
     def _skipped(self, error: errors.JsprojError) -> bool:
         """Whether the engine skipped the event ``error`` names and went on (a dead letter)."""
         return self.policies.get(str(error.projection)) == "skip" and not error.info.get("discarded")
@@ -198,7 +206,8 @@ class _Call:
         if culprit is None:
             culprit, exc = self._culprit(exc, options)
         position = exc.position
-        if self.policies.get(culprit) == "skip" and position is not None:
+        again = position is not None and position in self.exclude.get(culprit, [])
+        if self.policies.get(culprit) == "skip" and position is not None and not again:
             self.letters.append(letter(culprit, exc, self._partitions(culprit)))
             self.exclude.setdefault(culprit, []).append(position)
         else:
@@ -247,9 +256,9 @@ class _Call:
 
     def write(self, result: BatchResult, applied: Applied, after: tuple[str, int]) -> None:
         """The page's dead letters, documents, progress moves and stops, in one statement (pge_commit_page)."""
-        letters = self.letters + [
-            letter(str(e.projection), e, self._partitions(str(e.projection))) for e in result.errors if self._skipped(e)
-        ]
+        skipped = [letter(str(e.projection), e, self._partitions(str(e.projection))) for e in result.errors
+                   if self._skipped(e)]  # fmt: skip
+        letters = [found for found in self.letters + skipped if self._kept(found)]
         units = self.units
         self.conn.execute(
             "select pge_commit_page(%s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",

@@ -80,17 +80,27 @@ def read(conn: psycopg.Connection[Any], units: Sequence[Unit]) -> list[Progress]
 MOVED = "JPP01"  # the SQLSTATE of pge_move_progress (a page's commit) when a unit was not where the page started
 
 
-def stop(conn: psycopg.Connection[Any], name: str, error: errors.JsprojError) -> None:
-    """Stop projection ``name`` (every partition) where it is, keeping the error (``jsproj status`` shows it)."""
-    conn.execute("select pge_stop_projections(%s)", (Jsonb({name: error.to_dict()}),))
+def stop(conn: psycopg.Connection[Any], name: str, error: errors.JsprojError, *, epoch: int | None = None) -> None:
+    """Stop projection ``name`` (every partition) where it is, keeping the error (``jsproj status`` shows it);
+    with ``epoch``, only if it is still in that epoch (a build of an older deployment stops nothing newer)."""
+    if epoch is None:
+        conn.execute("select pge_stop_projections(%s)", (Jsonb({name: error.to_dict()}),))
+        return
+    conn.execute(
+        """update pge_projection_progress set status = 'stopped', error = %s, updated_at = now()
+           where name = %s and epoch = %s""",
+        (Jsonb(error.to_dict()), name, epoch),
+    )
 
 
 def restart_build(conn: psycopg.Connection[Any], name: str) -> None:
     """Build ``name`` again from scratch (the daemon holding it does)."""
     conn.execute(
         """update pge_projection_progress set status = 'build', error = null, last_tx = '0', last_position = 0,
-           events = 0, epoch = epoch + 1, updated_at = now() where name = %s""",
-        (name,),
+           events = 0, updated_at = now(),
+           epoch = (select max(q.epoch) + 1 from pge_projection_progress q where q.name = %s)
+           where name = %s""",
+        (name, name),
     )
 
 
@@ -139,12 +149,14 @@ def resume(conn: psycopg.Connection[Any], name: str) -> bool:
     """
     return (
         conn.execute(
-            """update pge_projection_progress
-               set status = case when last_tx = '0' and last_position = 0 then 'build' else 'running' end,
-                   epoch = epoch + case when last_tx = '0' and last_position = 0 then 1 else 0 end,
+            """with q as (select bool_and(last_tx = '0' and last_position = 0) as unbuilt, max(epoch) as epoch
+                         from pge_projection_progress where name = %s)
+               update pge_projection_progress p
+               set status = case when q.unbuilt then 'build' else 'running' end,
+                   epoch = case when q.unbuilt then q.epoch + 1 else p.epoch end,
                    error = null, updated_at = now()
-               where name = %s and status = 'stopped'""",
-            (name,),
+               from q where p.name = %s and p.status = 'stopped'""",
+            (name, name),
         ).rowcount
         > 0
     )
