@@ -4,7 +4,9 @@ One database per variant, the same appends in each: single-event append
 latency (median) and batched throughput (1,000-event messages), with 0, 1
 and 3 inline projections (a stream projection; then also an aggregate and a
 multi-stream view), for every engine: Python, plpython3u, PLV8 and PL/JS
-(the last two where PostgreSQL has them).
+(the last two where PostgreSQL has them). And a file of one-event messages
+appended in one call (``append_all``, what ``jsproj append`` does) with two
+Python-engine inline projections, against the same projections async.
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ STREAM = """projections.projectStream('Account').named('Balance').by({
   Deposited: function (state, evt) { state.balance += evt.amount; state.moves += 1; },
   Withdrawn: function (state, evt) { state.balance -= evt.amount; state.moves += 1; }
 });"""
-MORE = """projections.aggregate('Bank').by({
+BANK = """projections.aggregate('Bank').by({
   Deposited: function (state, evt) { state.in = (state.in || 0) + evt.amount; },
   Withdrawn: function (state, evt) { state.out = (state.out || 0) + evt.amount; }
 });
-projections.projectView('ByAmount').identifiedBy(function (evt) { return 'amount-' + (evt.amount % 10); }).by({
+"""
+MORE = (
+    BANK
+    + """projections.projectView('ByAmount').identifiedBy(function (evt) { return 'amount-' + (evt.amount % 10); }).by({
   $any: function (state) { state.n = (state.n || 0) + 1; }
 });"""
+)
 
 
 def event(n: int) -> dict:
@@ -87,6 +93,27 @@ def measure(dsn: str, engine: str, count: int, appends: int, batches: int) -> tu
         return latency(store, appends, "latency"), throughput(store, batches, 1000, "t")
 
 
+def many_messages(new_database: Callable[[str], str], lifecycle: str, count: int) -> float:
+    """Messages/s of one ``append_all`` of ``count`` one-event messages, the two projections ``lifecycle``."""
+    with EventStore(new_database(f"inline_file_{lifecycle}")) as store:
+        store.migrate()
+        deploy(store, [{"file": "Bank.js", "source": STREAM + "\n" + BANK}],
+               lifecycles={"Balance": lifecycle, "Bank": lifecycle})  # fmt: skip
+        messages = [{"id": f"acc-{n % 500}", "type": "Account", "data": event(n)} for n in range(count)]
+        started = time.perf_counter()
+        store.append_all(messages)
+        return count / (time.perf_counter() - started)
+
+
+def file_row(new_database: Callable[[str], str], quick: bool) -> Row:
+    count = 5_000 if quick else 20_000
+    log(f"inline: {count:,} one-event messages in one append_all, 2 Python-engine inline projections, then async")
+    inline, later = many_messages(new_database, "inline", count), many_messages(new_database, "async", count)
+    return Row("2 inline", f"{count:,} one-event messages in one append_all, 2 inline projections, Python engine",
+               inline, "the same projections async (no work in the append)", later, "msg/s", (">=", 0.5),
+               note="the inline projections run once per page of 1,000 events, not once per message")  # fmt: skip
+
+
 def run(new_database: Callable[[str], str], quick: bool) -> list[Row]:
     appends, batches = (150, 4) if quick else (500, 20)
     results = {("python", 0): measure(new_database("inline_python_0"), "python", 0, appends, batches)}
@@ -109,4 +136,5 @@ def run(new_database: Callable[[str], str], quick: bool) -> list[Row]:
             rows.append(Row("2 inline", f"batched throughput, {count} inline projection{plural}, {label}",
                             thr, "no inline projection", base_throughput, "ev/s",
                             (">=", throughput_target) if count == 1 and throughput_target else None))  # fmt: skip
+    rows.append(file_row(new_database, quick))
     return rows

@@ -493,3 +493,37 @@ def test_projection_code_that_fails_only_when_folded_again_stops_a_build_rather_
     with pytest.raises(errors.ProjectionStoppedError):
         Daemon(dsn).run(until_caught_up=True)
     assert rows(dsn, "Flaky")[0][1] == "stopped"
+
+
+# -- a batch of messages with inline projections on the Python engine (issue 17's bulk appends) -------------
+
+
+def test_a_batch_of_messages_runs_python_engine_inline_projections_per_page_with_the_same_documents(
+    store: EventStore, dsn: str
+) -> None:
+    from jsproj.store import INLINE_PAGE
+
+    files = sources(Counters=COUNTERS)
+    deploy(store, files)  # every projection inline, on the Python engine
+    messages = [
+        {"id": f"acc-{n % 13}", "type": "Account",
+         "data": {"$type": "Withdrawn" if n % 4 == 3 else "Deposited", "amount": n % 7}}
+        for n in range(INLINE_PAGE * 2 + 345)
+    ]  # fmt: skip
+    results = store.append_all(messages)
+    assert len(results) == len(messages) and results[-1].positions == [len(messages)]
+    same_as_from_scratch(store, files)  # pages of 1,000 events give the documents one event at a time gives
+
+
+def test_a_handler_failing_in_a_batch_names_its_message_and_stores_nothing(store: EventStore, dsn: str) -> None:
+    picky = """projections.projectStream('Account').named('Picky').by({
+      Deposited: function (s, e) { if (e.amount === 99) throw new Error('no 99'); s.n = (s.n || 0) + 1; }
+    });"""
+    deploy(store, sources(Picky=picky))
+    messages = [
+        {"id": f"a{n}", "type": "Account", "data": {"$type": "Deposited", "amount": n % 98}} for n in range(1500)
+    ]
+    messages[1234]["data"]["amount"] = 99
+    with pytest.raises(errors.ProjectionHandlerError, match=r"^message 1235: projection Picky failed"):
+        store.append_all(messages)
+    assert store.read_all(after=0, limit=10) == [], "nothing stored, not the messages before it either"
