@@ -346,3 +346,36 @@ def test_load_time_code_has_the_memory_limit_of_handlers_in_every_sandboxed_host
         assert caught.value.sqlstate == "JP500"
         assert caught.value.diag.message_primary == "projection file Hoard.js went past the memory limit"
         assert session.execute("select 1").fetchone() == (1,), "the backend survives"
+
+
+KEEPER = r"""
+// Keeps every state it is handed, and changes the ones it kept before, on later events and pages:
+// none of those changes may reach a stored document (the daemon keeps documents across pages).
+var kept = [];
+projections.projectStream('Ledger').named('Keeper').by({
+  Note: function (state, evt) {
+    kept.forEach(function (old) { try { old.notes = ['tampered']; old.extra = 'tampered'; } catch (e) { /* revoked */ } });
+    state.notes = (state.notes || []).concat([evt.text]);
+    kept.push(state);
+  }
+}).async();
+"""
+
+
+@pytest.mark.parametrize("host", [*SANDBOXED_HOSTS, "daemon"])
+def test_a_state_kept_by_projection_code_cannot_change_a_stored_document_later(host: str, dsn: str) -> None:
+    messages = [{"id": f"l{n % 3}", "type": "Ledger", "data": {"$type": "Note", "text": f"t{n}"}} for n in range(12)]
+    if host == "daemon":  # pages of 2 events: the sandbox hands the kept documents back, page after page
+        from jsproj.daemon import Daemon
+
+        with EventStore(dsn, max_size=2) as store:
+            deploy(store, [{"file": "Keeper.js", "source": KEEPER}])
+            Daemon(dsn).run(until_caught_up=True)
+            for message in messages:
+                store.append(message)
+            assert Daemon(dsn, page_size=2).run(until_caught_up=True)
+            out = export_views(store)
+    else:
+        out = run_in(host, {"Keeper.js": KEEPER.replace(".async()", "")}, messages, dsn)
+    expected = {f"l{k}": {"notes": [f"t{n}" for n in range(k, 12, 3)]} for k in range(3)}
+    assert out["views"]["Keeper"] == expected
