@@ -71,12 +71,16 @@ as $$
         retried = array(select unnest(l.retried) except select unnest(excluded.partitions));
 $$;
 
--- Stop async projections where they are, keeping the error: {name: error}.
+-- Stop async projections where they are, keeping the error: {name: {error,
+-- epoch}}. With an epoch, only if the projection is still in it: what an
+-- older build or page found stops nothing deployed since.
 create or replace function pge_stop_projections(stops jsonb) returns void
 language sql
 as $$
-    update @schema@.pge_projection_progress p set status = 'stopped', error = s.value, updated_at = now()
-    from jsonb_each(stops) as s where p.name = s.key;
+    update @schema@.pge_projection_progress p
+    set status = 'stopped', error = s.value -> 'error', updated_at = now()
+    from jsonb_each(stops) as s
+    where p.name = s.key and p.epoch = coalesce((s.value ->> 'epoch')::bigint, p.epoch);
 $$;
 
 -- Everything a page does, as one statement (its own transaction on a daemon's

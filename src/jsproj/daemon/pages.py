@@ -38,11 +38,10 @@ def read_documents(conn: psycopg.Connection[Any], keys: Mapping[str, list[str]])
 
 @dataclass(frozen=True)
 class Applied:
-    """What a page did: the events read, dead letters written, the projections it stopped, and where it left
-    each unit (the last event it applied or skipped)."""
+    """What a page did: the events read, the projections it stopped, and where it left each unit (the last
+    event it applied or skipped)."""
 
     count: int
-    dead_letters: int
     stopped: tuple[str, ...]
     reached: Mapping[Unit, tuple[str, int]]
     events: Mapping[Unit, int]  # the events each unit read (up to where it stopped)
@@ -134,6 +133,10 @@ class _Call:
         self.letters: list[dict[str, Any]] = []  # dead letters of events that hit a limit, written with the page
         self.epochs: dict[Unit, int] = {}
 
+    def _epoch(self, name: str) -> int:
+        """The epoch of ``name``'s units in the call (one per projection)."""
+        return next(self.epochs[u] for u in self.units if u.name == name)
+
     def _kept(self, found: dict[str, Any]) -> bool:
         """Whether a dead letter stays within where its projection's progress goes: not one of a projection
         stopped where the page began, nor after where one stopped."""
@@ -224,9 +227,9 @@ class _Call:
                 partitions={n: p for n, p in options.partitions.items() if n == name},
             )
             try:
-                keys = self.projections.route_page(self.page.text, alone)
-                documents = read_documents(self.conn, keys)
-                self.projections.apply_page(self.page.text, documents, alone)
+                routed = self.projections.route_or_apply(self.page.text, alone)
+                if not isinstance(routed, BatchResult):
+                    self.projections.apply_page(self.page.text, read_documents(self.conn, routed), alone)
             except errors.SandboxLimitError as found:
                 return name, found
         return options.only[0], exc
@@ -248,9 +251,8 @@ class _Call:
                 reached[unit] = (after, 0)
             else:
                 reached[unit] = (self.page.last, self.page.count)
-        dead = len(self.letters) + sum(1 for error in result.errors if self._skipped(error))
         return Applied(
-            self.page.count, dead, tuple(sorted(self.stopped)), {unit: to for unit, (to, _) in reached.items()},
+            self.page.count, tuple(sorted(self.stopped)), {unit: to for unit, (to, _) in reached.items()},
             {unit: count for unit, (_, count) in reached.items()},
         )  # fmt: skip
 
@@ -273,6 +275,6 @@ class _Call:
                 [applied.reached[u][1] for u in units],
                 [applied.events[u] for u in units],
                 [self.epochs[u] for u in units],
-                Jsonb({name: error.to_dict() for name, error in self.stopped.items()}),
+                Jsonb({name: progress.stopping(error, self._epoch(name)) for name, error in self.stopped.items()}),
             ),
         )

@@ -21,7 +21,7 @@ from jsproj import errors
 from jsproj.daemon.lines import read_event
 from jsproj.daemon.progress import Unit
 from jsproj.rows import value
-from jsproj.runtime.projections import CallOptions, Projections
+from jsproj.runtime.projections import BatchResult, CallOptions, Projections
 
 
 @dataclass(frozen=True)
@@ -143,9 +143,12 @@ def retry_dead_letters(
 
 def _apply(conn: psycopg.Connection[Any], projections: Projections, text: str, options: CallOptions) -> None:
     """Apply one event (a record line) to the documents ``options`` choose; raise its handler error."""
-    keys = projections.route_page(text, options)
-    documents = value(conn, "select pge_load_documents(%s)", (Jsonb(keys),)) if keys else {}
-    result = projections.apply_page(text, documents, options)
+    routed = projections.route_or_apply(text, options)
+    if isinstance(routed, BatchResult):
+        result = routed  # it needed no document
+    else:
+        documents = value(conn, "select pge_load_documents(%s)", (Jsonb(routed),)) if routed else {}
+        result = projections.apply_page(text, documents, options)
     if result.errors:
         raise result.errors[0]
     if result.changes_text not in (None, "{}"):

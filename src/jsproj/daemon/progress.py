@@ -83,14 +83,12 @@ MOVED = "JPP01"  # the SQLSTATE of pge_move_progress (a page's commit) when a un
 def stop(conn: psycopg.Connection[Any], name: str, error: errors.JsprojError, *, epoch: int | None = None) -> None:
     """Stop projection ``name`` (every partition) where it is, keeping the error (``jsproj status`` shows it);
     with ``epoch``, only if it is still in that epoch (a build of an older deployment stops nothing newer)."""
-    if epoch is None:
-        conn.execute("select pge_stop_projections(%s)", (Jsonb({name: error.to_dict()}),))
-        return
-    conn.execute(
-        """update pge_projection_progress set status = 'stopped', error = %s, updated_at = now()
-           where name = %s and epoch = %s""",
-        (Jsonb(error.to_dict()), name, epoch),
-    )
+    conn.execute("select pge_stop_projections(%s)", (Jsonb({name: stopping(error, epoch)}),))
+
+
+def stopping(error: errors.JsprojError, epoch: int | None = None) -> dict[str, Any]:
+    """A stop as ``pge_stop_projections`` takes it."""
+    return {"error": error.to_dict(), "epoch": epoch}
 
 
 def restart_build(conn: psycopg.Connection[Any], name: str) -> None:

@@ -276,20 +276,10 @@ class Projections:
         writes three times faster than JSON records)."""
         return self.apply_page(lines, documents, CallOptions(only=None if only is None else list(only)))
 
-    def route_page(self, lines: str, options: CallOptions) -> dict[str, list[str]]:
-        """:meth:`route` for a page of record lines, with a call's options; :meth:`apply_page`
-        of the same ``str`` right after does not send it again."""
-        batch = next(self._batch_ids)
-        self._local.routed = None
-        keys: dict[str, list[str]] = self.sandbox.call(
-            "route", f'{{"lines":{json.dumps(lines)},"batch":{batch},"options":{_json(options.to_engine())}}}'
-        )
-        self._local.routed = (lines, batch, self.sandbox.restarts)
-        return keys
-
     def route_or_apply(self, lines: str, options: CallOptions) -> dict[str, list[str]] | BatchResult:
-        """:meth:`route_page`, and in the same call :meth:`apply_page` when the sandbox keeps every
-        document the page needs (``options.cache``): the keys to load, or what the page gave."""
+        """Route a page of record lines with a call's options -- and in the same call apply it when
+        the sandbox has every document it needs (kept: ``options.cache``, or none needed): the keys
+        to load for :meth:`apply_page` (which then does not send the page again), or what the page gave."""
         batch = next(self._batch_ids)
         self._local.routed = None
         request = {"lines": lines, "batch": batch, "options": options.to_engine(), "thenApply": True}
@@ -320,7 +310,7 @@ class Projections:
             except errors.StaleBatchError:
                 if options.cache:
                     raise  # its cache went with the worker: route again
-                # the worker was replaced since route_page(): send the lines
+                # the worker was replaced since route_or_apply(): send the lines
         payload = f'{{"lines":{json.dumps(lines)},"documents":{documents},"options":{engine_options}}}'
         return _batch_result(self.sandbox.call("apply", payload))
 
