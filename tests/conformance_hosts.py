@@ -33,7 +33,16 @@ SMALL = 50
 Databases = Callable[[], str]
 
 #: The hosts every case runs in. The Python simulation is the reference the others are compared with.
-HOST_NAMES = ("python", "node", "inline-python", "inline-plpython", "async-build", "async-follow", "live")
+HOST_NAMES = (
+    "python",
+    "node",
+    "inline-python",
+    "inline-python-asyncio",
+    "inline-plpython",
+    "async-build",
+    "async-follow",
+    "live",
+)
 
 #: The JavaScript procedural languages, each an in-database engine (sql/engines/javascript.sql).
 LANGUAGES = ("plv8", "pljs")
@@ -72,6 +81,7 @@ def hosts(databases: Databases) -> dict[str, Host]:
         PythonHost(),
         NodeHost(NODE, timeout=120),
         StoreHost(scratch, engine="python", lifecycle="inline", append_each=True),
+        StoreHost(scratch, engine="python", lifecycle="inline", append_each=True, asyncio=True),
         StoreHost(scratch, engine="plpython", lifecycle="inline", append_each=True),
         StoreHost(scratch, lifecycle="async", append_each=True),
         StoreHost(scratch, lifecycle="async", follow=True, append_each=True),

@@ -17,6 +17,23 @@ from jsproj.identifiers import InvalidNameError
 from jsproj.migrate import MigrationError, migrations
 from jsproj.store import EventStore
 
+from blocking import BlockingAsyncStore
+
+STORES = {"sync": EventStore, "asyncio": BlockingAsyncStore}
+
+
+@pytest.fixture(autouse=True, params=sorted(STORES))
+def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test of this module runs against both stores: ``EventStore`` here is the one of the run."""
+    monkeypatch.setitem(globals(), "EventStore", STORES[request.param])
+    return str(request.param)
+
+
+@pytest.fixture
+def store(dsn: str, store_kind: str) -> Iterator[EventStore]:
+    with STORES[store_kind](dsn) as opened:
+        yield opened  # type: ignore[misc]  # the asyncio store, blocking, stands in for the sync one
+
 
 def counts(dsn: str) -> tuple[int, int, int]:
     """(streams, events, the next position the sequence would give without using it)."""

@@ -12,45 +12,128 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from jsproj.aio import AsyncEventStore
+    from jsproj.connecting import connect, connect_async
+    from jsproj.control import list_dead_letters, rebuild, retry
     from jsproj.daemon import Daemon
     from jsproj.deploy import DeployReport, deploy
-    from jsproj.errors import JsprojError
+    from jsproj.errors import (
+        ConcurrencyError,
+        InputError,
+        InvalidEventError,
+        JsprojError,
+        ProjectionError,
+        ProjectionHandlerError,
+        ProjectionStoppedError,
+        SandboxLimitError,
+        StoreError,
+        StoreUnavailableError,
+        UnknownDocumentError,
+        UnknownProjectionError,
+        UnknownStreamError,
+        WaitTimeoutError,
+    )
+    from jsproj.live import aggregate
+    from jsproj.recorded import AppendResult, RecordedEvent, Stream
     from jsproj.runtime.projections import BatchResult, Change, ProjectionInfo, Projections, read_folder
     from jsproj.runtime.sandbox import Sandbox
     from jsproj.runtime.simulation import Views, simulate
+    from jsproj.status import ProjectionStatus, projection_status, wait_for_projections
     from jsproj.store import EventStore
+    from jsproj.transactions import PendingAppend, Transaction
+    from jsproj.views import export_views, fetch_view
 
 #: Where each public name lives.
 _EXPORTS = {
+    "AppendResult": "jsproj.recorded",
+    "AsyncEventStore": "jsproj.aio",
     "BatchResult": "jsproj.runtime.projections",
     "Change": "jsproj.runtime.projections",
+    "ConcurrencyError": "jsproj.errors",
     "Daemon": "jsproj.daemon",
     "DeployReport": "jsproj.deploy",
     "EventStore": "jsproj.store",
+    "InputError": "jsproj.errors",
+    "InvalidEventError": "jsproj.errors",
     "JsprojError": "jsproj.errors",
+    "PendingAppend": "jsproj.transactions",
+    "ProjectionError": "jsproj.errors",
+    "ProjectionHandlerError": "jsproj.errors",
     "ProjectionInfo": "jsproj.runtime.projections",
+    "ProjectionStatus": "jsproj.status",
+    "ProjectionStoppedError": "jsproj.errors",
     "Projections": "jsproj.runtime.projections",
+    "RecordedEvent": "jsproj.recorded",
     "Sandbox": "jsproj.runtime.sandbox",
+    "SandboxLimitError": "jsproj.errors",
+    "StoreError": "jsproj.errors",
+    "StoreUnavailableError": "jsproj.errors",
+    "Stream": "jsproj.recorded",
+    "Transaction": "jsproj.transactions",
+    "UnknownDocumentError": "jsproj.errors",
+    "UnknownProjectionError": "jsproj.errors",
+    "UnknownStreamError": "jsproj.errors",
     "Views": "jsproj.runtime.simulation",
+    "WaitTimeoutError": "jsproj.errors",
+    "aggregate": "jsproj.live",
+    "connect": "jsproj.connecting",
+    "connect_async": "jsproj.connecting",
+    "list_dead_letters": "jsproj.control",
     "deploy": "jsproj.deploy",
+    "export_views": "jsproj.views",
+    "fetch_view": "jsproj.views",
+    "projection_status": "jsproj.status",
     "read_folder": "jsproj.runtime.projections",
+    "rebuild": "jsproj.control",
+    "retry": "jsproj.control",
     "simulate": "jsproj.runtime.simulation",
+    "wait_for_projections": "jsproj.status",
 }
 
 __all__ = [
+    "AppendResult",
+    "AsyncEventStore",
     "BatchResult",
     "Change",
+    "ConcurrencyError",
     "Daemon",
     "DeployReport",
     "EventStore",
+    "InputError",
+    "InvalidEventError",
     "JsprojError",
+    "PendingAppend",
+    "ProjectionError",
+    "ProjectionHandlerError",
     "ProjectionInfo",
+    "ProjectionStatus",
+    "ProjectionStoppedError",
     "Projections",
+    "RecordedEvent",
     "Sandbox",
+    "SandboxLimitError",
+    "StoreError",
+    "StoreUnavailableError",
+    "Stream",
+    "Transaction",
+    "UnknownDocumentError",
+    "UnknownProjectionError",
+    "UnknownStreamError",
     "Views",
+    "WaitTimeoutError",
+    "aggregate",
+    "connect",
+    "connect_async",
     "deploy",
+    "export_views",
+    "fetch_view",
+    "list_dead_letters",
+    "projection_status",
     "read_folder",
+    "rebuild",
+    "retry",
     "simulate",
+    "wait_for_projections",
 ]
 
 

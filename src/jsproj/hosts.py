@@ -194,6 +194,23 @@ def _append(store: EventStore, messages: list[dict[str, Any]], each: bool) -> No
         store.append_all(messages)
 
 
+def _append_async(dsn: str, schema: str, messages: list[dict[str, Any]], each: bool) -> None:
+    """:func:`_append` through the asyncio store."""
+    import asyncio
+
+    from jsproj.aio import AsyncEventStore
+
+    async def appending() -> None:
+        async with AsyncEventStore(dsn, schema=schema, max_size=2) as store:
+            if each:
+                for message in messages:
+                    await store.append(message)
+            else:
+                await store.append_all(messages)
+
+    asyncio.run(appending())
+
+
 def _folded(store: EventStore, loaded: Projections, infos: Sequence[ProjectionInfo]) -> dict[str, dict[str, Any]]:
     """Live aggregation: each stream projection's documents folded from the stored events of its streams."""
     from jsproj.live import aggregate
@@ -233,6 +250,7 @@ class StoreHost:
     before the appends and applies them page by page, instead of building
     the projections from the whole log. ``append_each``: one append per
     message, each its own transaction; else one append of them all.
+    ``asyncio``: the appends go through :class:`jsproj.aio.AsyncEventStore`.
     A projection stops on its first failing event: the run reports that
     event's error.
     """
@@ -242,13 +260,14 @@ class StoreHost:
     lifecycle: str | None = None
     follow: bool = False
     append_each: bool = False
+    asyncio: bool = False
 
     @property
     def name(self) -> str:
         if self.lifecycle == "async":
             return "async-follow" if self.follow else "async-build"
         if self.lifecycle == "inline":
-            return f"inline-{self.engine}"
+            return f"inline-{self.engine}" + ("-asyncio" if self.asyncio else "")
         return f"database-{self.engine}"
 
     def run(self, job: Job) -> dict[str, Any]:
@@ -272,7 +291,10 @@ class StoreHost:
             catch_up = "async" in lifecycles.values()
             if catch_up and self.follow:
                 self._catch_up(dsn, schema, job)
-            _append(store, messages, self.append_each)
+            if self.asyncio:
+                _append_async(dsn, schema, messages, self.append_each)
+            else:
+                _append(store, messages, self.append_each)
             if catch_up:
                 try:
                     self._catch_up(dsn, schema, job)

@@ -19,12 +19,13 @@ from psycopg.types.json import Jsonb
 from jsproj import errors
 from jsproj.rows import one, value
 from jsproj.runtime.projections import Projections
+from jsproj.steps import Call, Query, Steps, run
 
 
-def apply_records(
-    conn: psycopg.Connection, projections: Projections, records: str, names: Sequence[str], documents: Mapping[str, Any]
-) -> None:
-    """Apply engine records (JSON text) to the named projections' documents, in ``conn``'s transaction.
+def apply_steps(
+    projections: Projections, records: str, names: Sequence[str], documents: Mapping[str, Any]
+) -> Steps[None]:
+    """Apply engine records (JSON text) to the named projections' documents, in the connection's transaction.
 
     ``documents`` holds the documents of the projections routed by rule
     (``pge_route``), already locked; views are routed here by the engine.
@@ -32,24 +33,36 @@ def apply_records(
     """
     views = [name for name in names if projections.info(name).kind == "view"]
     if views:
-        routed = projections.route(records, only=views)
+        routed = yield Call(lambda: projections.route(records, only=views))
         if routed:
-            loaded = value(conn, "select pge_load_documents(%s)", (Jsonb(routed),))
+            (loaded,) = yield Query("select pge_load_documents(%s)", (Jsonb(routed),))
             documents = {**documents, **loaded}
-    result = projections.apply(records, documents, only=names)
+    result = yield Call(lambda: projections.apply(records, documents, only=names))
     if result.errors:
         raise result.errors[0]
     if result.changes:
         changes = {name: {"upserts": c.upserts, "deletes": c.deletes} for name, c in result.changes.items()}
-        conn.execute("select pge_write_changes(%s)", (Jsonb(changes),))
+        yield Query("select pge_write_changes(%s)", (Jsonb(changes),), rows="none")
+
+
+def apply_records(
+    conn: psycopg.Connection, projections: Projections, records: str, names: Sequence[str], documents: Mapping[str, Any]
+) -> None:
+    """:func:`apply_steps` on a synchronous connection."""
+    run(conn, apply_steps(projections, records, names, documents))
+
+
+def deployed_sources_steps() -> Steps[list[dict[str, str]]]:
+    """The projection files deployed in the connection's schema (one per file)."""
+    rows = yield Query(
+        "select distinct on (file) file, source from pge_projection_definitions order by file", rows="all"
+    )
+    return [{"file": file, "source": source} for file, source in rows]
 
 
 def deployed_sources(conn: psycopg.Connection) -> list[dict[str, str]]:
-    """The projection files deployed in the connection's schema (one per file)."""
-    rows = conn.execute(
-        "select distinct on (file) file, source from pge_projection_definitions order by file"
-    ).fetchall()
-    return [{"file": file, "source": source} for file, source in rows]
+    """:func:`deployed_sources_steps` on a synchronous connection."""
+    return run(conn, deployed_sources_steps())
 
 
 def rebuild(conn: psycopg.Connection, projections: Projections, name: str, page_size: int = 5000) -> int:
@@ -115,21 +128,30 @@ class PythonEngine:
         with self._lock:
             self._loaded = Loaded(None, self._loaded.names, self._loaded.projections)
 
-    def refresh(self, conn: psycopg.Connection) -> Loaded:
+    def refresh_steps(self) -> Steps[Loaded]:
         """Load the deployed definitions if the deployment generation moved; what is loaded now."""
-        row = conn.execute("select generation from pge_engine").fetchone()
+        row = yield Query("select generation from pge_engine")
         generation = row[0] if row else 0
-        with self._lock:
-            old = self._loaded
-            if generation == old.generation:
-                return old
-            query = "select name from pge_projection_definitions where lifecycle = 'inline' and engine = 'python'"
-            names = sorted(name for (name,) in conn.execute(query).fetchall())
-            projections = Projections(deployed_sources(conn)) if names else None
-            self._loaded = Loaded(generation, names, projections)
+        old = self._loaded
+        if generation == old.generation:
+            return old
+        query = "select name from pge_projection_definitions where lifecycle = 'inline' and engine = 'python'"
+        names = sorted(name for (name,) in (yield Query(query, rows="all")))
+        sources = (yield from deployed_sources_steps()) if names else []
+        projections = (yield Call(lambda: Projections(sources))) if names else None
+        with self._lock:  # two threads loaded this generation at once: keep the first
+            if self._loaded.generation == generation:
+                if projections is not None:
+                    projections.close()
+                return self._loaded
+            old, self._loaded = self._loaded, Loaded(generation, names, projections)
         if old.projections is not None and old.projections is not projections:
             old.projections.close()  # an append still using it gets a new worker for its call
         return self._loaded
+
+    def refresh(self, conn: psycopg.Connection) -> Loaded:
+        """:meth:`refresh_steps` on a synchronous connection."""
+        return run(conn, self.refresh_steps())
 
     def close(self) -> None:
         with self._lock:

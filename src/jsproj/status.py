@@ -9,9 +9,11 @@ from typing import Any
 
 import psycopg
 
+from jsproj.appending import ask
 from jsproj.daemon.lines import HIGH_WATER
-from jsproj.daemon.progress import LOCK_CLASS, caught_up_blockers
+from jsproj.daemon.progress import CAUGHT_UP_BLOCKERS, LOCK_CLASS, blockers_params
 from jsproj.errors import ProjectionStoppedError, WaitTimeoutError
+from jsproj.steps import Call, Query, Steps, run
 from jsproj.store import EventStore, translate
 
 
@@ -103,33 +105,30 @@ def wait_for_projections(
     :class:`~jsproj.daemon.ProjectionStoppedError` at once if one stopped.
     A daemon must be running (``jsproj daemon``).
     """
-
-    deadline = time.monotonic() + timeout
     with store.pool.connection() as conn:
-        try:
-            row = conn.execute(HIGH_WATER).fetchone()
-            chosen = (
-                list(names)
-                if names is not None
-                else [
-                    name
-                    for (name,) in conn.execute("select name from pge_projection_definitions where lifecycle = 'async'")
-                ]
+        run(conn, wait_steps(timeout, names, poll))
+
+
+def wait_steps(timeout: float, names: Iterable[str] | None, poll: float) -> Steps[None]:
+    """:func:`wait_for_projections` as steps, for the sync and the asyncio store (the pauses are calls)."""
+    deadline = time.monotonic() + timeout
+    row = yield from ask(Query(HIGH_WATER), "wait_for_projections")
+    target = (row[0], row[1]) if row else None
+    if names is None:
+        query = Query("select name from pge_projection_definitions where lifecycle = 'async'", rows="all")
+        names = [name for (name,) in (yield from ask(query, "wait_for_projections"))]
+    chosen = list(names)
+    while True:
+        lagging = yield from ask(Query(CAUGHT_UP_BLOCKERS, blockers_params(chosen, target), rows="all"))
+        stopped = sorted({name for name, status in lagging if status == "stopped"})
+        if stopped:
+            raise ProjectionStoppedError(f"{', '.join(stopped)} stopped on an event: it will not catch up")
+        if not lagging:
+            return
+        if time.monotonic() > deadline:
+            late = sorted({name for name, _ in lagging})
+            raise WaitTimeoutError(
+                f"async projections not caught up after {timeout:g} s: {', '.join(late)} (is a daemon running?)",
+                lagging=late,
             )
-            while True:
-                lagging = caught_up_blockers(conn, chosen, (row[0], row[1]) if row else None)
-                stopped = sorted({name for name, status in lagging if status == "stopped"})
-                if stopped:
-                    raise ProjectionStoppedError(f"{', '.join(stopped)} stopped on an event: it will not catch up")
-                if not lagging:
-                    return
-                if time.monotonic() > deadline:
-                    names = sorted({name for name, _ in lagging})
-                    raise WaitTimeoutError(
-                        f"async projections not caught up after {timeout:g} s: {', '.join(names)} "
-                        "(is a daemon running?)",
-                        lagging=names,
-                    )
-                time.sleep(poll)
-        except psycopg.Error as exc:
-            raise translate(exc, "wait_for_projections") from exc
+        yield Call(lambda: time.sleep(poll))

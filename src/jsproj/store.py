@@ -1,175 +1,59 @@
-"""The event store on PostgreSQL: append, gap-safe reading, fetching streams.
+"""The event store on PostgreSQL, for synchronous code: append, gap-safe reading, fetching streams.
 
 Appends go through the server-side function ``pge_append(message jsonb)``,
 one round trip per message, so that any client (psql included) appends with
 the same checks. Readers follow ``read_all``, which only returns events that
-no transaction still running can precede: see ``docs/store.md``.
+no transaction still running can precede: see ``docs/store.md``. The work
+itself is written once in :mod:`jsproj.appending`, for this store and for
+:class:`jsproj.aio.AsyncEventStore`; docs/python.md is the guide.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import tuple_row
-from psycopg.types.json import Jsonb, set_json_loads
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from jsproj import errors
-from jsproj.errors import (
-    PythonEngineRequiredError,
-    StoreError,
-    StoreUnavailableError,
-    UnknownPositionError,
-    UnknownStreamError,
+from jsproj.appending import (
+    INLINE_PAGE,
+    Message,
+    append_all_steps,
+    append_steps,
+    fetch_stream_steps,
+    inline_steps,
+    message_of,
+    read_all_steps,
+    streams_steps,
 )
+from jsproj.errors import PythonEngineRequiredError, StoreUnavailableError, UnknownStreamError
 from jsproj.identifiers import check_schema, search_path
 from jsproj.migrate import Applied, migrate
-from jsproj.python_engine import PythonEngine, apply_records
-from jsproj.rows import one, value
+from jsproj.python_engine import PythonEngine
+from jsproj.recorded import STREAM_VERSION, AppendResult, RecordedEvent, Stream, iso, load_json
+from jsproj.steps import Steps, run
+from jsproj.transactions import Transaction, pending_steps
+from jsproj.translate import describe_dsn, reason, translate
+
+__all__ = [
+    "INLINE_PAGE",
+    "STREAM_VERSION",
+    "AppendResult",
+    "EventStore",
+    "RecordedEvent",
+    "Stream",
+    "iso",
+    "load_json",
+    "translate",
+]
+
+T = TypeVar("T")
 
 DEFAULT_READ_LIMIT = 1000
 CONNECT_TIMEOUT = 10
-INLINE_PAGE = 1000  # events per engine call when a batch of messages runs Python-engine inline projections
-
-
-def load_json(data: str | bytes) -> Any:
-    """JSON from PostgreSQL as Python values, with a clear error for what Python cannot read.
-
-    jsonb holds nesting far deeper than Python's recursive JSON reader: such
-    a document was stored before jsproj limited documents to 512 levels, or
-    written by SQL. Reading it is a :class:`~jsproj.errors.UnreadableDocumentError`,
-    never a ``RecursionError`` traceback.
-    """
-    try:
-        return json.loads(data)
-    except RecursionError:
-        raise errors.UnreadableDocumentError(
-            "stored JSON is nested deeper than Python can read (jsproj keeps documents within 512 levels; this one "
-            "was stored before that limit, or by SQL): read it with SQL (data::text), or rebuild its projection"
-        ) from None
-
-
-#: A stream's version: its last event's (for a row ``s`` of pge_streams).
-STREAM_VERSION = "coalesce((select max(version) from pge_events where stream_id = s.id), 0)"
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """What one append did: the stream, its new version, and the events' global positions."""
-
-    stream_id: str
-    version: int
-    positions: list[int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"streamId": self.stream_id, "version": self.version, "positions": self.positions}
-
-
-@dataclass(frozen=True)
-class RecordedEvent:
-    """An event as stored."""
-
-    position: int
-    event_id: str
-    stream_id: str
-    stream_type: str
-    version: int
-    type: str
-    data: dict[str, Any]
-    metadata: dict[str, Any] | None
-    timestamp: datetime
-
-    @property
-    def event(self) -> dict[str, Any]:
-        """The event as appended: ``{"$type", "$id", ...data}``."""
-        return {"$type": self.type, "$id": self.event_id, **self.data}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "position": self.position,
-            "version": self.version,
-            "timestamp": iso(self.timestamp),
-            "metadata": self.metadata,
-            "event": self.event,
-        }
-
-
-@dataclass(frozen=True)
-class Stream:
-    """A stream with (some of) its events."""
-
-    id: str
-    type: str
-    version: int
-    events: list[RecordedEvent] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "version": self.version, "events": [e.to_dict() for e in self.events]}
-
-
-def iso(moment: datetime) -> str:
-    """A timestamp as the engine writes it: ISO 8601, UTC, milliseconds."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-_EVENT_COLUMNS = "e.position, e.id::text, e.stream_id, s.type, e.version, e.type, e.data, e.metadata, e.timestamp"
-
-
-def _event(row: Sequence[Any]) -> RecordedEvent:
-    return RecordedEvent(*row)
-
-
-def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
-    """The jsproj error for a database error raised while appending or reading.
-
-    A lookup of the SQLSTATE among the ones the error classes register
-    (:func:`jsproj.errors.for_sqlstate`), after the two cases the state
-    alone cannot tell: an engine's own description of the error in the
-    DETAIL, and a duplicate event id.
-    """
-    prefix = f"{where}: " if where else ""
-    state = exc.sqlstate or ""
-    diag = exc.diag
-    message = diag.message_primary or str(exc).split("\n", 1)[0]
-    detail = _json_detail(diag.message_detail)
-    described = _engine_description(state, detail)
-    if described is not None:  # an engine error raised in the database, or projection code it stopped
-        return errors.from_info({**described, "message": prefix + described["message"]})
-    if state == "23505" and diag.constraint_name == "pge_events_id_key":
-        return errors.InvalidEventError(prefix + f"an event $id is already stored ({diag.message_detail or message})")
-    cls = errors.for_sqlstate(state)
-    if cls is not None:
-        return cls(prefix + cls.sqlstates[state].format(message=message), **(detail or {}))
-    if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
-        return StoreUnavailableError(prefix + f"PostgreSQL is unreachable: {message}")
-    return StoreError(prefix + f"PostgreSQL error {state}: {message}")
-
-
-def _json_detail(detail: str | None) -> dict[str, Any] | None:
-    """A DETAIL that jsproj's SQL wrote as a JSON object, else None."""
-    if not detail or not detail.startswith("{"):
-        return None
-    try:
-        parsed = json.loads(detail)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def _engine_description(state: str, detail: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The error an in-database engine described in the DETAIL: any JP500's, and the projection code a
-    JavaScript language stopped (sql/engines/javascript.sql)."""
-    if detail is None or not isinstance(detail.get("message"), str):
-        return None
-    if state == "JP500" and isinstance(detail.get("kind"), str):
-        return detail
-    # the language's own state (57014 for a cancel, XX000, 53200, ...), with jsproj's description
-    return detail if str(detail.get("kind", "")).startswith("Sandbox") else None
 
 
 class EventStore:
@@ -186,7 +70,7 @@ class EventStore:
         try:  # one direct connection first, to fail fast with PostgreSQL's own reason
             psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT).close()
         except psycopg.Error as exc:
-            raise StoreUnavailableError(f"cannot connect to PostgreSQL at {_describe(dsn)}: {_reason(exc)}") from None
+            raise StoreUnavailableError(f"cannot connect to PostgreSQL at {describe_dsn(dsn)}: {reason(exc)}") from None
         self._engine = PythonEngine()
         self.pool = ConnectionPool(
             dsn,
@@ -201,7 +85,7 @@ class EventStore:
             self.pool.open(wait=True, timeout=15)
         except PoolTimeout as exc:
             self.pool.close()
-            raise StoreUnavailableError(f"PostgreSQL is unreachable at {_describe(dsn)}: {exc}") from None
+            raise StoreUnavailableError(f"PostgreSQL is unreachable at {describe_dsn(dsn)}: {exc}") from None
 
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.execute(self._search_path)
@@ -221,7 +105,7 @@ class EventStore:
 
     def append(
         self,
-        message: Mapping[str, Any] | None = None,
+        message: Message | None = None,
         *,
         stream_id: str | None = None,
         type: str | None = None,
@@ -235,27 +119,21 @@ class EventStore:
         at ``expected_version`` and :class:`~jsproj.errors.InvalidEventError`
         for a bad message; either way nothing is written.
         """
-        message = _message(message, stream_id, type, events, expected_version, metadata)
+        message = message_of(message, stream_id, type, events, expected_version, metadata)
         with self.pool.connection() as conn:
-            for attempt in (1, 2):
-                try:
-                    if self._inline(conn):
-                        # Pipelined: BEGIN goes with the append, the documents' write with COMMIT,
-                        # so an inline append costs two round trips, not four.
-                        with conn.pipeline(), conn.transaction():
-                            return self._append(conn, message)
-                    return self._append(conn, message)
-                except PythonEngineRequiredError:
-                    if attempt == 2:
-                        raise
-                    self._engine.forget()  # a deploy added Python-engine projections: load them, retry
-                except psycopg.Error as exc:  # raised when the pipeline syncs: the write or the COMMIT
-                    raise translate(exc) from exc
-        raise AssertionError("unreachable")
+            return self._reloading(lambda: self._append_one(conn, message))
+
+    def _append_one(self, conn: psycopg.Connection, message: Message) -> AppendResult:
+        if not run(conn, inline_steps(self._engine)):
+            return run(conn, append_steps(self._engine, message))
+        # Pipelined: BEGIN goes with the append, the documents' write with COMMIT,
+        # so an inline append costs two round trips, not four.
+        with conn.pipeline(), conn.transaction():
+            return run(conn, append_steps(self._engine, message))
 
     def append_all(
         self,
-        messages: Iterable[Mapping[str, Any]],
+        messages: Iterable[Message],
         *,
         where: Sequence[str] | None = None,
         on_progress: Callable[[int], None] | None = None,
@@ -267,122 +145,55 @@ class EventStore:
         """
         messages = list(messages)
         labels = list(where) if where else [f"message {n + 1}" for n in range(len(messages))]
+
+        def attempt(conn: psycopg.Connection) -> list[AppendResult]:
+            run(conn, inline_steps(self._engine))
+            with conn.pipeline(), conn.transaction():
+                return run(conn, append_all_steps(self._engine, messages, labels, on_progress))
+
         with self.pool.connection() as conn:
-            for attempt in (1, 2):
-                try:
-                    inline = self._inline(conn)
-                    with conn.pipeline(), conn.transaction():
-                        if inline:
-                            return self._append_paged(conn, messages, labels, on_progress)
-                        results = []
-                        for message, label in zip(messages, labels, strict=True):
-                            results.append(self._append(conn, message, label))
-                            if on_progress is not None:
-                                on_progress(len(results[-1].positions))
-                        return results
-                except PythonEngineRequiredError:
-                    if attempt == 2:
-                        raise
-                    self._engine.forget()
-                except psycopg.Error as exc:
-                    raise translate(exc) from exc
+            return self._reloading(lambda: attempt(conn))
+
+    def _reloading(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, once more after loading the inline projections a deploy just added; errors translated."""
+        for tries in (1, 2):
+            try:
+                return attempt()
+            except PythonEngineRequiredError:
+                if tries == 2:
+                    raise
+                self._engine.forget()
+            except psycopg.Error as exc:  # raised when a pipeline syncs: the write or the COMMIT
+                raise translate(exc) from exc
         raise AssertionError("unreachable")
 
-    def _append_paged(
-        self,
-        conn: psycopg.Connection,
-        messages: Sequence[Mapping[str, Any]],
-        labels: Sequence[str],
-        on_progress: Callable[[int], None] | None,
-    ) -> list[AppendResult]:
-        """Append messages in ``conn``'s transaction, running the Python-engine inline projections once per
-        page of events (INLINE_PAGE) rather than once per message: the same documents, as views do not
-        depend on how events are batched, for one sandbox call per page."""
-        conn.execute("select set_config('jsproj.inline_engine', 'python', true)")  # the guard: they are applied
-        results: list[AppendResult] = []
-        owners: dict[int, str] = {}  # position -> the message's label, to name it in an error
-        for message, label in zip(messages, labels, strict=True):
-            results.append(self._append_only(conn, message, label))
-            owners.update(dict.fromkeys(results[-1].positions, label))
-            if on_progress is not None:
-                on_progress(len(results[-1].positions))
-            if len(owners) >= INLINE_PAGE:
-                self._apply_inline(conn, owners)
-                owners = {}
-        if owners:
-            self._apply_inline(conn, owners)
-        return results
+    @contextmanager
+    def transaction(self, conn: psycopg.Connection[Any] | None = None) -> Iterator[Transaction]:
+        """A transaction of the application's own and the events it appends: both commit, or neither.
 
-    def _apply_inline(self, conn: psycopg.Connection, owners: Mapping[int, str]) -> None:
-        """Apply the events at ``owners``' positions to the Python-engine inline projections (one engine call)."""
-        names = self._engine.loaded().names
-        try:
-            records, documents, generation = one(
-                conn,
-                """select '[' || string_agg(r.record, ',' order by r.position) || ']',
-                          pge_load_documents(pge_route(array_agg(r.stream_id), array_agg(r.stream_type),
-                                                       array_agg(r.type), %s)),
-                          (select generation from pge_engine)
-                   from pge_records() r where r.position = any(%s)""",
-                (list(names), list(owners)),
-            )
-        except psycopg.Error as exc:
-            raise translate(exc, "inline projections") from exc
-        loaded = self._engine.loaded()
-        if generation != loaded.generation:
-            loaded = self._engine.refresh(conn)
-        if not loaded.names:
+        ``tx.conn`` runs the application's statements; ``tx.append(...)`` queues a
+        message, written (with its inline projections) when the block ends
+        without an error, just before the commit. A block that raises rolls
+        everything back, and no append was tried: not even a position is used.
+        With ``conn`` (a connection of yours), the appends join its
+        transaction and you commit it. docs/python.md has the example.
+        """
+        if conn is not None:
+            tx = Transaction(conn)
+            with conn.transaction():
+                yield tx
+                self._write(conn, tx, local_path=True)
             return
-        assert loaded.projections is not None, "names come with their projections"
-        try:
-            apply_records(conn, loaded.projections, records, loaded.names, documents)
-        except errors.JsprojError as exc:
-            label = owners.get(exc.info.get("position", -1))
-            raise (exc.replace(f"{label}: {exc.message}") if label else exc) from None
+        with self.pool.connection() as own, own.transaction():
+            tx = Transaction(own)
+            yield tx
+            self._write(own, tx, local_path=False)
 
-    def _inline(self, conn: psycopg.Connection) -> bool:
-        """Whether this store must run Python-engine inline projections (loading them on first use)."""
-        loaded = self._engine.loaded()
-        if loaded.generation is None:
-            try:
-                loaded = self._engine.refresh(conn)
-            except psycopg.Error as exc:
-                raise translate(exc, "loading inline projections") from exc
-        return bool(loaded.names)
-
-    def _append_only(self, conn: psycopg.Connection, message: Mapping[str, Any], where: str) -> AppendResult:
-        """Append one message on ``conn`` without running Python-engine inline projections (the caller does)."""
+    def _write(self, conn: psycopg.Connection[Any], tx: Transaction, *, local_path: bool) -> None:
         try:
-            result = value(conn, "select pge_append(%s)", (Jsonb(message, dumps=_dumps),))
-        except (ValueError, RecursionError) as exc:
-            raise _not_json(exc, where) from None
+            run(conn, pending_steps(self._engine, tx, self.schema if local_path else None))
         except psycopg.Error as exc:
-            raise translate(exc, where) from exc
-        return AppendResult(result["streamId"], result["version"], result["positions"])
-
-    def _append(self, conn: psycopg.Connection, message: Mapping[str, Any], where: str = "") -> AppendResult:
-        """Append one message on ``conn``; with Python-engine inline projections, ``conn`` is in a transaction."""
-        loaded = self._engine.loaded()
-        try:
-            if not loaded.names:
-                result = value(conn, "select pge_append(%s)", (Jsonb(message, dumps=_dumps),))
-            else:
-                result, records, generation, documents = one(
-                    conn, "select * from pge_append_records(%s)", (Jsonb(message, dumps=_dumps),)
-                )
-                if generation != loaded.generation:
-                    loaded = self._engine.refresh(conn)
-                if loaded.names:
-                    assert loaded.projections is not None, "names come with their projections"
-                    try:
-                        apply_records(conn, loaded.projections, records, loaded.names, documents)
-                    except errors.JsprojError as exc:
-                        raise exc.replace(f"{where}: {exc.message}") if where else exc from None
-        except (ValueError, RecursionError) as exc:
-            raise _not_json(exc, where) from None
-        except psycopg.Error as exc:
-            raise translate(exc, where) from exc
-        return AppendResult(result["streamId"], result["version"], result["positions"])
+            raise translate(exc) from exc
 
     # -- reading ------------------------------------------------------------
 
@@ -395,48 +206,19 @@ class EventStore:
         event or sees one out of order. Positions are unique but not in
         commit order; ``after`` must be a position returned earlier.
         """
-        query = f"""
-            select {_EVENT_COLUMNS}
-            from pge_events e join pge_streams s on s.id = e.stream_id
-            where (e.tx_id, e.position) > (%(tx)s::xid8, %(after)s)
-              and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-            order by e.tx_id, e.position
-            limit %(limit)s"""
-        with self.pool.connection() as conn:
-            try:
-                cursor = conn.cursor(row_factory=tuple_row)
-                tx = self._cursor_tx(conn, after)
-                rows = cursor.execute(query, {"tx": tx, "after": after, "limit": limit}).fetchall()
-            except psycopg.Error as exc:
-                raise translate(exc, "read_all") from exc
-        return [_event(row) for row in rows]
-
-    @staticmethod
-    def _cursor_tx(conn: psycopg.Connection, after: int) -> str:
-        if after == 0:
-            return "0"
-        row = conn.execute("select tx_id::text from pge_events where position = %s", (after,)).fetchone()
-        if row is None:
-            raise UnknownPositionError(f"there is no event at position {after}: pass 0 or a position read_all returned")
-        return str(row[0])
+        return self._read(read_all_steps(after, limit))
 
     def fetch_stream(self, stream_id: str, from_version: int | None = None, to_version: int | None = None) -> Stream:
         """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
+        return self._read(fetch_stream_steps(stream_id, from_version, to_version))
+
+    def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
+        return self._read(streams_steps(list(ids)))
+
+    def _read(self, steps: Steps[T]) -> T:
         with self.pool.connection() as conn:
-            try:
-                head = conn.execute(
-                    f"select id, type, {STREAM_VERSION} from pge_streams s where id = %s", (stream_id,)
-                ).fetchone()
-                if head is None:
-                    raise UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
-                rows = conn.execute(
-                    f"""select {_EVENT_COLUMNS} from pge_events e join pge_streams s on s.id = e.stream_id
-                        where e.stream_id = %s and e.version between %s and %s order by e.version""",
-                    (stream_id, from_version or 1, to_version if to_version is not None else head[2]),
-                ).fetchall()
-            except psycopg.Error as exc:
-                raise translate(exc, "fetch_stream") from exc
-        return Stream(head[0], head[1], head[2], [_event(row) for row in rows])
+            return run(conn, steps)
 
     def stream_lines(self, stream_id: str, to_version: int | None = None) -> tuple[Stream, str]:
         """The stream (without events) and its events up to ``to_version`` as record lines.
@@ -464,17 +246,6 @@ class EventStore:
             raise UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
         return Stream(row[0], row[1], row[2]), row[3]
 
-    def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
-        with self.pool.connection() as conn:
-            try:
-                rows = conn.execute(
-                    f"select id, type, {STREAM_VERSION} from pge_streams s where id = any(%s)", (list(ids),)
-                ).fetchall()
-            except psycopg.Error as exc:
-                raise translate(exc, "streams") from exc
-        return {row[0]: {"type": row[1], "version": row[2]} for row in rows}
-
     def close(self) -> None:
         self.pool.close()
         self._engine.close()
@@ -484,52 +255,3 @@ class EventStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _not_json(exc: ValueError | RecursionError, where: str) -> errors.InvalidEventError:
-    """The error for a message json.dumps refused (NaN, a cycle, too deep, ...)."""
-    problem = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-    prefix = f"{where}: " if where else ""
-    return errors.InvalidEventError(f"{prefix}the message is not JSON: {problem}")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
-
-
-def _message(
-    message: Mapping[str, Any] | None,
-    stream_id: str | None,
-    type_: str | None,
-    events: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None,
-    expected_version: int | None,
-    metadata: Mapping[str, Any] | None,
-) -> Mapping[str, Any]:
-    fields = {
-        "id": stream_id,
-        "type": type_,
-        "data": events,
-        "expected_version": expected_version,
-        "metadata": metadata,
-    }
-    given = {k: v for k, v in fields.items() if v is not None}
-    if message is not None:
-        if given:
-            raise TypeError("pass a message or its fields (stream_id=, events=, ...), not both")
-        return message
-    if events is None:
-        raise TypeError("append() needs a message or events=")
-    return {k: list(v) if k == "data" and not isinstance(v, Mapping | str | int) else v for k, v in given.items()}
-
-
-def _reason(exc: psycopg.Error) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) if lines else type(exc).__name__
-
-
-def _describe(dsn: str) -> str:
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "the given DSN"
-    return " ".join(f"{k}={v}" for k, v in info.items() if k in ("host", "port", "dbname", "user"))

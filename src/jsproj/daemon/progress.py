@@ -170,15 +170,21 @@ def state(conn: psycopg.Connection[Any], name: str) -> tuple[str, int, dict[str,
     return (row[0], int(row[1]), row[2]) if row else None
 
 
+#: The projections (name, status) with a partition that has not processed every event up to a target.
+CAUGHT_UP_BLOCKERS = """select distinct name, status from pge_projection_progress
+   where name = any(%s)
+     and (status <> 'running'
+          or (%s::xid8 is not null and (last_tx, last_position) < (%s::xid8, %s::bigint)))
+   order by name"""
+
+
+def blockers_params(names: list[str], target: tuple[str, int] | None) -> tuple[Any, ...]:
+    """The parameters of CAUGHT_UP_BLOCKERS for ``names`` and the (tx, position) ``target`` (None: any)."""
+    return (names, target[0] if target else None, target[0] if target else None, target[1] if target else 0)
+
+
 def caught_up_blockers(
     conn: psycopg.Connection[Any], names: list[str], target: tuple[str, int] | None
 ) -> list[tuple[str, str]]:
     """The projections (name, status) with a partition that has not processed every event up to ``target``."""
-    return conn.execute(
-        """select distinct name, status from pge_projection_progress
-           where name = any(%s)
-             and (status <> 'running'
-                  or (%s::xid8 is not null and (last_tx, last_position) < (%s::xid8, %s::bigint)))
-           order by name""",
-        (names, target[0] if target else None, target[0] if target else None, target[1] if target else 0),
-    ).fetchall()
+    return conn.execute(CAUGHT_UP_BLOCKERS, blockers_params(names, target)).fetchall()

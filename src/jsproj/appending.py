@@ -1,0 +1,218 @@
+"""Appending and reading, written once as steps (:mod:`jsproj.steps`) for the sync and the asyncio store.
+
+Each message goes through the server-side ``pge_append(message jsonb)``, so
+that any client (psql included) appends with the same checks. When the store
+runs Python-engine inline projections, the append also returns the events as
+records and the documents they reach, and the projections run here, in the
+same transaction; a batch of messages runs them once per page of
+:data:`INLINE_PAGE` events rather than once per message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+from jsproj import errors
+from jsproj.errors import UnknownPositionError, UnknownStreamError
+from jsproj.python_engine import Loaded, PythonEngine, apply_steps
+from jsproj.recorded import EVENT_COLUMNS, STREAM_VERSION, AppendResult, RecordedEvent, Stream, event_from_row
+from jsproj.steps import Query, Steps
+from jsproj.translate import translate
+
+INLINE_PAGE = 1000  # events per engine call when a batch of messages runs Python-engine inline projections
+
+Message = Mapping[str, Any]
+
+
+def message_of(
+    message: Message | None,
+    stream_id: str | None,
+    type_: str | None,
+    events: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None,
+    expected_version: int | None,
+    metadata: Mapping[str, Any] | None,
+) -> Message:
+    """The append message: ``message`` itself, or one made of its fields given as keywords."""
+    fields = {
+        "id": stream_id,
+        "type": type_,
+        "data": events,
+        "expected_version": expected_version,
+        "metadata": metadata,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    if message is not None:
+        if given:
+            raise TypeError("pass a message or its fields (stream_id=, events=, ...), not both")
+        return message
+    if events is None:
+        raise TypeError("append() needs a message or events=")
+    return {k: list(v) if k == "data" and not isinstance(v, Mapping | str | int) else v for k, v in given.items()}
+
+
+def _text(message: Message, where: str) -> str:
+    """The message as JSON text, or the error for what JSON cannot hold (NaN, a cycle, too deep, ...)."""
+    try:
+        return json.dumps(message, allow_nan=False, separators=(",", ":"))
+    except (ValueError, TypeError, RecursionError) as exc:
+        problem = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        prefix = f"{where}: " if where else ""
+        raise errors.InvalidEventError(f"{prefix}the message is not JSON: {problem}") from None
+
+
+def ask(query: Query, where: str = "") -> Steps[Any]:
+    """``query``'s result, a database error translated (:func:`jsproj.translate.translate`) and named by ``where``."""
+    try:
+        return (yield query)
+    except psycopg.Error as exc:
+        raise translate(exc, where) from exc
+
+
+def _result(row: Mapping[str, Any]) -> AppendResult:
+    return AppendResult(row["streamId"], row["version"], row["positions"])
+
+
+def _named(exc: errors.JsprojError, where: str) -> errors.JsprojError:
+    return exc.replace(f"{where}: {exc.message}") if where else exc
+
+
+def inline_steps(engine: PythonEngine, *, reload: bool = False) -> Steps[bool]:
+    """Whether the store must run Python-engine inline projections (loading them on first use, or ``reload``)."""
+    loaded = engine.loaded()
+    if loaded.generation is None or reload:
+        loaded = yield from engine.refresh_steps()
+    return bool(loaded.names)
+
+
+def append_steps(engine: PythonEngine, message: Message, where: str = "") -> Steps[AppendResult]:
+    """Append one message; with Python-engine inline projections, the connection is in a transaction."""
+    text = _text(message, where)
+    loaded = engine.loaded()
+    if not loaded.names:
+        (row,) = yield from ask(Query("select pge_append(%s::jsonb)", (text,)), where)
+        return _result(row)
+    query = Query("select * from pge_append_records(%s::jsonb)", (text,))
+    row, records, generation, documents = yield from ask(query, where)
+    yield from _apply(engine, loaded, generation, records, documents, where)
+    return _result(row)
+
+
+def _apply(
+    engine: PythonEngine, loaded: Loaded, generation: int, records: str, documents: Mapping[str, Any], where: str
+) -> Steps[None]:
+    if generation != loaded.generation:
+        loaded = yield from engine.refresh_steps()
+    if not loaded.names:
+        return
+    assert loaded.projections is not None, "names come with their projections"
+    try:
+        yield from apply_steps(loaded.projections, records, loaded.names, documents)
+    except errors.JsprojError as exc:
+        raise _named(exc, where) from None
+
+
+def append_all_steps(
+    engine: PythonEngine,
+    messages: Sequence[Message],
+    labels: Sequence[str],
+    on_progress: Callable[[int], None] | None = None,
+) -> Steps[list[AppendResult]]:
+    """Append messages in the connection's transaction, running the Python-engine inline projections once per
+    page of events (INLINE_PAGE) rather than once per message: the same documents, as views do not depend on
+    how events are batched, for one sandbox call per page."""
+    inline = bool(engine.loaded().names)
+    if inline:  # the guard: the projections are applied, per page
+        yield from ask(Query("select set_config('jsproj.inline_engine', 'python', true)", rows="none"))
+    results: list[AppendResult] = []
+    owners: dict[int, str] = {}  # position -> the message's label, to name it in an error
+    for message, label in zip(messages, labels, strict=True):
+        (row,) = yield from ask(Query("select pge_append(%s::jsonb)", (_text(message, label),)), label)
+        results.append(_result(row))
+        if inline:
+            owners.update(dict.fromkeys(results[-1].positions, label))
+        if on_progress is not None:
+            on_progress(len(results[-1].positions))
+        if len(owners) >= INLINE_PAGE:
+            yield from _apply_page(engine, owners)
+            owners = {}
+    if owners:
+        yield from _apply_page(engine, owners)
+    return results
+
+
+def _apply_page(engine: PythonEngine, owners: Mapping[int, str]) -> Steps[None]:
+    """Apply the events at ``owners``' positions to the Python-engine inline projections (one engine call)."""
+    loaded = engine.loaded()
+    records, documents, generation = yield from ask(
+        Query(
+            """select '[' || string_agg(r.record, ',' order by r.position) || ']',
+                  pge_load_documents(pge_route(array_agg(r.stream_id), array_agg(r.stream_type),
+                                               array_agg(r.type), %s)),
+                  (select generation from pge_engine)
+           from pge_records() r where r.position = any(%s)""",
+            (list(loaded.names), list(owners)),
+        ),
+        "inline projections",
+    )
+    try:
+        yield from _apply(engine, loaded, generation, records, documents, "")
+    except errors.JsprojError as exc:
+        label = owners.get(exc.info.get("position", -1))
+        raise _named(exc, label or "") from None
+
+
+# -- reading ----------------------------------------------------------------
+
+
+def read_all_steps(after: int, limit: int) -> Steps[list[RecordedEvent]]:
+    """Events after the one at position ``after``, in the gap-safe order (docs/store.md)."""
+    tx = "0"
+    if after != 0:
+        row = yield from ask(Query("select tx_id::text from pge_events where position = %s", (after,)), "read_all")
+        if row is None:
+            raise UnknownPositionError(f"there is no event at position {after}: pass 0 or a position read_all returned")
+        tx = row[0]
+    rows = yield from ask(
+        Query(
+            f"""select {EVENT_COLUMNS}
+            from pge_events e join pge_streams s on s.id = e.stream_id
+            where (e.tx_id, e.position) > (%(tx)s::xid8, %(after)s)
+              and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+            order by e.tx_id, e.position
+            limit %(limit)s""",
+            {"tx": tx, "after": after, "limit": limit},
+            rows="all",
+        ),
+        "read_all",
+    )
+    return [event_from_row(row) for row in rows]
+
+
+def fetch_stream_steps(stream_id: str, from_version: int | None, to_version: int | None) -> Steps[Stream]:
+    """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
+    head = yield from ask(
+        Query(f"select id, type, {STREAM_VERSION} from pge_streams s where id = %s", (stream_id,)), "fetch_stream"
+    )
+    if head is None:
+        raise UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
+    rows = yield from ask(
+        Query(
+            f"""select {EVENT_COLUMNS} from pge_events e join pge_streams s on s.id = e.stream_id
+            where e.stream_id = %s and e.version between %s and %s order by e.version""",
+            (stream_id, from_version or 1, to_version if to_version is not None else head[2]),
+            rows="all",
+        ),
+        "fetch_stream",
+    )
+    return Stream(head[0], head[1], head[2], [event_from_row(row) for row in rows])
+
+
+def streams_steps(ids: Sequence[str]) -> Steps[dict[str, dict[str, Any]]]:
+    """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
+    query = Query(f"select id, type, {STREAM_VERSION} from pge_streams s where id = any(%s)", (list(ids),), rows="all")
+    rows = yield from ask(query, "streams")
+    return {row[0]: {"type": row[1], "version": row[2]} for row in rows}

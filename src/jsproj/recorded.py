@@ -1,0 +1,98 @@
+"""What the store returns: an append's result, recorded events, streams; and JSON as read from PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from jsproj import errors
+
+
+def load_json(data: str | bytes) -> Any:
+    """JSON from PostgreSQL as Python values, with a clear error for what Python cannot read.
+
+    jsonb holds nesting far deeper than Python's recursive JSON reader: such
+    a document was stored before jsproj limited documents to 512 levels, or
+    written by SQL. Reading it is a :class:`~jsproj.errors.UnreadableDocumentError`,
+    never a ``RecursionError`` traceback.
+    """
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise errors.UnreadableDocumentError(
+            "stored JSON is nested deeper than Python can read (jsproj keeps documents within 512 levels; this one "
+            "was stored before that limit, or by SQL): read it with SQL (data::text), or rebuild its projection"
+        ) from None
+
+
+#: A stream's version: its last event's (for a row ``s`` of pge_streams).
+STREAM_VERSION = "coalesce((select max(version) from pge_events where stream_id = s.id), 0)"
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one append did: the stream, its new version, and the events' global positions."""
+
+    stream_id: str
+    version: int
+    positions: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"streamId": self.stream_id, "version": self.version, "positions": self.positions}
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored."""
+
+    position: int
+    event_id: str
+    stream_id: str
+    stream_type: str
+    version: int
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any] | None
+    timestamp: datetime
+
+    @property
+    def event(self) -> dict[str, Any]:
+        """The event as appended: ``{"$type", "$id", ...data}``."""
+        return {"$type": self.type, "$id": self.event_id, **self.data}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "version": self.version,
+            "timestamp": iso(self.timestamp),
+            "metadata": self.metadata,
+            "event": self.event,
+        }
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A stream with (some of) its events."""
+
+    id: str
+    type: str
+    version: int
+    events: list[RecordedEvent] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "version": self.version, "events": [e.to_dict() for e in self.events]}
+
+
+def iso(moment: datetime) -> str:
+    """A timestamp as the engine writes it: ISO 8601, UTC, milliseconds."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+EVENT_COLUMNS = "e.position, e.id::text, e.stream_id, s.type, e.version, e.type, e.data, e.metadata, e.timestamp"
+
+
+def event_from_row(row: Sequence[Any]) -> RecordedEvent:
+    return RecordedEvent(*row)

@@ -1,0 +1,72 @@
+"""Database errors as jsproj errors: by SQLSTATE, with the engine's own description where it gave one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+
+from jsproj import errors
+from jsproj.errors import StoreError, StoreUnavailableError
+
+
+def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
+    """The jsproj error for a database error raised while appending or reading.
+
+    A lookup of the SQLSTATE among the ones the error classes register
+    (:func:`jsproj.errors.for_sqlstate`), after the two cases the state
+    alone cannot tell: an engine's own description of the error in the
+    DETAIL, and a duplicate event id.
+    """
+    prefix = f"{where}: " if where else ""
+    state = exc.sqlstate or ""
+    diag = exc.diag
+    message = diag.message_primary or str(exc).split("\n", 1)[0]
+    detail = _json_detail(diag.message_detail)
+    described = _engine_description(state, detail)
+    if described is not None:  # an engine error raised in the database, or projection code it stopped
+        return errors.from_info({**described, "message": prefix + described["message"]})
+    if state == "23505" and diag.constraint_name == "pge_events_id_key":
+        return errors.InvalidEventError(prefix + f"an event $id is already stored ({diag.message_detail or message})")
+    cls = errors.for_sqlstate(state)
+    if cls is not None:
+        return cls(prefix + cls.sqlstates[state].format(message=message), **(detail or {}))
+    if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
+        return StoreUnavailableError(prefix + f"PostgreSQL is unreachable: {message}")
+    return StoreError(prefix + f"PostgreSQL error {state}: {message}")
+
+
+def _json_detail(detail: str | None) -> dict[str, Any] | None:
+    """A DETAIL that jsproj's SQL wrote as a JSON object, else None."""
+    if not detail or not detail.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(detail)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _engine_description(state: str, detail: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The error an in-database engine described in the DETAIL: any JP500's, and the projection code a
+    JavaScript language stopped (sql/engines/javascript.sql)."""
+    if detail is None or not isinstance(detail.get("message"), str):
+        return None
+    if state == "JP500" and isinstance(detail.get("kind"), str):
+        return detail
+    # the language's own state (57014 for a cancel, XX000, 53200, ...), with jsproj's description
+    return detail if str(detail.get("kind", "")).startswith("Sandbox") else None
+
+
+def reason(exc: psycopg.Error) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__
+
+
+def describe_dsn(dsn: str) -> str:
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the given DSN"
+    return " ".join(f"{k}={v}" for k, v in info.items() if k in ("host", "port", "dbname", "user"))
