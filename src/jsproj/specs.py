@@ -37,7 +37,16 @@ from jsproj.eventsfile import as_messages
 from jsproj.hosts import DEFAULT_NOW, Host, Job, NodeHost, PythonHost, StoreHost, schemas_in
 from jsproj.runtime.projections import Projections, read_folder
 
-__all__ = ["DEFAULT_NOW", "Spec", "SpecResult", "available_hosts", "compare", "load_specs", "run_specs"]
+__all__ = [
+    "DEFAULT_NOW",
+    "Spec",
+    "SpecResult",
+    "available_hosts",
+    "compare",
+    "load_specs",
+    "read_spec_file",
+    "run_specs",
+]
 EXPECT_KEYS = {"views", "aggregates", "error"}
 SPEC_KEYS = {"name", "given", "expect", "now"}
 
@@ -82,7 +91,7 @@ def load_specs(folder: str | os.PathLike[str]) -> list[Spec]:
         raise SpecFileError(f"no such specs folder: {path}")
     specs: list[Spec] = []
     for file in sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file()):
-        specs.extend(_read_spec_file(file))
+        specs.extend(read_spec_file(file))
     if not specs:
         raise SpecFileError(f"no specs (*.json) in {path}")
     names = [spec.name for spec in specs]
@@ -92,7 +101,8 @@ def load_specs(folder: str | os.PathLike[str]) -> list[Spec]:
     return specs
 
 
-def _read_spec_file(file: Path) -> list[Spec]:
+def read_spec_file(file: Path) -> list[Spec]:
+    """The specs of one file (one spec or a list), checked for format; names are not checked across files."""
     try:
         document = json.loads(file.read_text("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
