@@ -6,15 +6,15 @@ STAMP := $(VENV)/.installed
 
 PG_SITE := /usr/local/lib/jsproj/site
 
-.PHONY: install postgres pg-extensions pg-languages demo test test-fast lint pytest node-test bench bench-quick bench-deps soak clean
+.PHONY: install postgres pg-extensions pg-languages demo test test-fast test-lowest lint pytest node-test bench bench-quick bench-deps soak clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml js/client/package-lock.json
+$(STAMP): pyproject.toml constraints.txt js/client/package-lock.json
 	@$(MAKE) --no-print-directory postgres
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,binary]'
 	@command -v node >/dev/null || { echo "Node.js (node) is required for the Node host and its tests"; exit 1; }
 	cd js/client && npm ci --silent --no-audit --no-fund
 	touch $(STAMP)
@@ -57,7 +57,7 @@ pg-languages:
 demo: install
 	$(BIN)/jsproj demo
 
-test: lint pytest node-test
+test: lint pytest node-test test-lowest
 
 # lint, and the tests not marked slow (pytest -m "not slow"), with the Node tests. It leaves out: the
 # short soak, PostgreSQL restarts and crashes, the doc scripts, the hypothesis runs over every host
@@ -76,6 +76,18 @@ lint: install
 # per-test databases; auto: one per core. The suite is CPU-bound: on 2 cores, 3 workers were no
 # faster than 2.
 PYTEST_WORKERS ?= auto
+
+# The dependencies' lower bounds (constraints-lowest.txt) in a venv of their own: the store (sync and
+# asyncio), the sandbox, the CLI, the daemon and the conformance suite in every host.
+LOWEST := .venv-lowest
+LOWEST_TESTS := tests/test_store.py tests/test_transactions.py tests/test_sandbox.py tests/test_api.py \
+  tests/test_cli_store.py tests/test_cli.py tests/test_daemon.py tests/test_conformance.py
+test-lowest: install pg-extensions
+	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet -c constraints-lowest.txt -e '.[binary]' \
+	  $$(grep -E '^(pytest|pytest-timeout|pytest-xdist|hypothesis|pexpect)==' constraints.txt)
+	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(mini-racer|psycopg|psycopg-pool|click|rich|prompt.toolkit) '
+	$(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -m "not slow" $(LOWEST_TESTS)
 pytest: install pg-extensions
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
@@ -84,7 +96,7 @@ node-test:
 
 # Benchmarks against the peers and the limits (docs/benchmarks.md); not tests.
 bench-deps: install pg-extensions
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench,binary]'
 	cd bench/node && npm ci --silent --no-audit --no-fund
 
 bench: bench-deps
@@ -100,4 +112,4 @@ soak: install pg-extensions
 	$(BIN)/python tests/soak.py --duration $(SOAK_SECONDS)
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) build dist .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jsproj.aio import AsyncEventStore
+    from jsproj.bundled import example
     from jsproj.connecting import connect, connect_async
     from jsproj.control import list_dead_letters, rebuild, retry
     from jsproj.daemon import Daemon
@@ -77,6 +78,7 @@ _EXPORTS = {
     "WaitTimeoutError": "jsproj.errors",
     "aggregate": "jsproj.live",
     "connect": "jsproj.connecting",
+    "example": "jsproj.bundled",
     "connect_async": "jsproj.connecting",
     "list_dead_letters": "jsproj.control",
     "deploy": "jsproj.deploy",
@@ -125,6 +127,7 @@ __all__ = [
     "connect",
     "connect_async",
     "deploy",
+    "example",
     "export_views",
     "fetch_view",
     "list_dead_letters",
