@@ -327,12 +327,14 @@ def test_indexes_on_aggregates_live_projections_or_bad_fields_are_refused(store:
 
 
 def test_jsproj_toml_declares_indexes(tmp_path: Path) -> None:
-    (tmp_path / "jsproj.toml").write_text('[jsproj]\nengine = "python"\n[jsproj.indexes]\nMember = ["location", "a.b"]\n')
+    (tmp_path / "jsproj.toml").write_text(
+        '[jsproj]\nengine = "python"\n[jsproj.indexes]\nMember = ["location", "a.b"]\n'
+    )
     found = project_file(tmp_path)
     assert (found.indexes, found.values) == ({"Member": ("location", "a.b")}, {"engine": "python"})
     for text, message in (
         ('[jsproj]\nindexes = "location"\n', "must be a table"),
-        ("[jsproj.indexes]\nMember = \"location\"\n", "must be a list of field names"),
+        ('[jsproj.indexes]\nMember = "location"\n', "must be a list of field names"),
         ('[jsproj.indexes]\nMember = ["a b"]\n', "jsproj.indexes.Member: field 'a b'"),
     ):
         (tmp_path / "jsproj.toml").write_text(text)
@@ -372,3 +374,17 @@ def test_jsproj_view_where_order_by_limit(store: EventStore, dsn: str, tmp_path:
     assert usage.returncode == 2 and "DOCUMENT_ID" in usage.stderr
     helped = jsproj("view", "--help")
     assert "--where FIELD=VALUE" in helped.stdout and "--order-by FIELD" in helped.stdout
+
+
+def test_the_views_doc_python_runs(store: EventStore) -> None:
+    """docs/views.md's Python, against its own projection and the people above."""
+    from test_docs import ROOT, blocks
+
+    found = blocks(ROOT / "docs" / "views.md")
+    projection = next(body for lang, _, body in found if lang == "js")
+    deploy(store, [{"file": "Member.js", "source": projection}])
+    join_all(store)
+    code = [body for lang, _, body in found if lang == "python"]
+    assert code
+    for body in code:
+        exec(compile(body, "views.md", "exec"), {"store": store})  # noqa: S102 -- the doc's own example
