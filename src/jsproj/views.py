@@ -251,6 +251,15 @@ def check_definition(name: str, row: Sequence[Any] | None) -> tuple[str, str]:
     return row[0], row[2]
 
 
+def queryable_table(name: str, row: Sequence[Any] | None) -> str:
+    """The document table :func:`find_query` and :func:`count_query` query for projection ``name``, from its
+    :data:`DEFINITION_QUERY` row: an aggregate (one document) is a QueryError, as :func:`check_definition`'s."""
+    kind, table = check_definition(name, row)
+    if kind == "aggregate":
+        raise QueryError(f"{name} is an aggregate: it has one document, read it with get({name!r})", projection=name)
+    return table
+
+
 def parse_where(pairs: Sequence[str]) -> dict[str, Any]:
     """``["location=Moria", 'size={"$gt": 3}']`` as a where mapping: each value parsed as JSON when it
     parses, else taken as a string (``size=3`` is the number 3, ``size='"3"'`` the string)."""
@@ -328,13 +337,11 @@ class View:
         return check_definition(self.name, row)
 
     def _documents_table(self, conn: psycopg.Connection[Any]) -> str:
-        kind, table = self._definition(conn)
-        if kind == "aggregate":
-            raise QueryError(
-                f"{self.name} is an aggregate: it has one document, read it with get({self.name!r})",
-                projection=self.name,
-            )
-        return table
+        try:
+            row = conn.execute(DEFINITION_QUERY, (self.name,)).fetchone()
+        except psycopg.Error as exc:
+            raise translate(exc, "view") from exc
+        return queryable_table(self.name, row)
 
     def _rows(self, conn: psycopg.Connection[Any], query: Query, which: str) -> list[tuple[Any, ...]]:
         """The rows of ``query`` (read here: a document too deep for Python fails as it is read)."""
