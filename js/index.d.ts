@@ -36,6 +36,8 @@ export interface Registration {
   inline(): Registration;
   async(): Registration;
   live(): Registration;
+  /** Index the stored documents by a field (a dotted path: 'location', 'party.leader') for queries by field. */
+  index(field: string): Registration;
 }
 
 export interface Projections {

@@ -2,7 +2,7 @@
 'use strict';
 // node js/bin/describe.js PROJECTIONS_DIR
 // Prints what every projection in the folder is: [{name, kind, lifecycle,
-// file, streamType, eventTypes, anyEvent}]. On an error: {"error": {...}}
+// file, streamType, eventTypes, anyEvent, indexes}]. On an error: {"error": {...}}
 // on stdout, one line on stderr, exit code 1.
 
 const projectorModule = require('..');

@@ -126,9 +126,28 @@ function Projection(kind, name, file, store) {
   this.name = checkName(name, file);
   this.kind = kind;
   this.lifecycle = 'inline';
+  this.indexes = [];
   this.store = store;
   Object.defineProperty(this, 'file', { value: file || null, writable: true, enumerable: false });
 }
+
+// A field the stored documents are indexed by, for queries by field: a
+// dotted path of names (the rule of src/jsproj/views.py's field_path).
+var FIELD = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,15}$/;
+var MAX_FIELD_LENGTH = 200;
+
+Projection.prototype.index = function (field) {
+  if (this.kind === 'aggregate') {
+    throw definitionError(this.file, this.name + ': .index() is for projections of many documents; ' +
+      'an aggregate has one', this.name);
+  }
+  if (typeof field !== 'string' || !FIELD.test(field) || field.length > MAX_FIELD_LENGTH) {
+    throw definitionError(this.file, this.name + ': .index() takes a field, a dotted path of names ' +
+      '(letters, digits and _, not starting with a digit), not ' + JSON.stringify(field), this.name);
+  }
+  if (this.indexes.indexOf(field) < 0) this.indexes.push(field);
+  return this;
+};
 
 Projection.prototype.inline = function () { this.lifecycle = 'inline'; return this; };
 Projection.prototype.async = function () { this.lifecycle = 'async'; return this; };

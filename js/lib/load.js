@@ -219,7 +219,7 @@ function evaluateCode(projector, code) {
   }
 }
 
-// What each projection is: name, kind, lifecycle, what it subscribes to.
+// What each projection is: name, kind, lifecycle, what it subscribes to, its indexed fields.
 function describe(projector) {
   return projector.activeProjectionNames().map(function (name) {
     var p = projector.projections[name];
@@ -234,7 +234,8 @@ function describe(projector) {
       file: p.file,
       streamType: p.kind === 'stream' ? p.streamType : null,
       eventTypes: p.kind === 'event' ? [p.eventType] : p.handlers.eventTypes(),
-      anyEvent: p.kind === 'event' ? false : p.handlers.any !== null
+      anyEvent: p.kind === 'event' ? false : p.handlers.any !== null,
+      indexes: p.indexes.slice()
     };
   });
 }

@@ -181,7 +181,7 @@ function whileLoading(projector, file, what, fn) {
 }
 
 // What .by() gives a projection file: chaining of the lifecycle (or setting
-// `lifecycle`, checked when the file has loaded), its name and kind.
+// `lifecycle`, checked when the file has loaded) and of .index(), its name and kind.
 function registration(projector, file, projection) {
   var chain = {};
   jsproj.LIFECYCLES.forEach(function (lifecycle) {
@@ -189,6 +189,10 @@ function registration(projector, file, projection) {
       projection[lifecycle]();
       return chain;
     });
+  });
+  chain.index = whileLoading(projector, file, '.index()', function (field) {
+    projection.index(field);
+    return chain;
   });
   Object.defineProperty(chain, 'lifecycle', {
     get: function () { return projection.lifecycle; },

@@ -105,6 +105,28 @@ test('describe reports kind, lifecycle and subscriptions', () => {
   assert.deepEqual(described.find((d) => d.name === 'Party').eventTypes, ['TownReached', 'Abandoned']);
 });
 
+test('.index() declares the fields a projection is indexed by, checked, in describe', () => {
+  const described = engine.describe(load({
+    'P.js': `projections.projectStream('Quest').named('Party').by({ A: function () {} })
+               .index('location').async().index('party.leader').index('location');
+             projections.projectEvent('A').named('Plain').by(function () { return {}; });`
+  }));
+  assert.deepEqual(described.find((d) => d.name === 'Party').indexes, ['location', 'party.leader']);
+  assert.equal(described.find((d) => d.name === 'Party').lifecycle, 'async');
+  assert.deepEqual(described.find((d) => d.name === 'Plain').indexes, []);
+  const refused = [
+    ["projections.aggregate('T').by({}).index('n')", /an aggregate has one/],
+    ["projections.projectEvent('A').named('E').by(function () {}).index('a b')", /not "a b"/],
+    ["projections.projectEvent('A').named('E').by(function () {}).index(\"x'); drop table t; --\")", /\.index\(\) takes a field/],
+    ["projections.projectEvent('A').named('E').by(function () {}).index('1st')", /\.index\(\) takes a field/],
+    ["projections.projectEvent('A').named('E').by(function () {}).index('a..b')", /\.index\(\) takes a field/],
+    ["projections.projectEvent('A').named('E').by(function () {}).index(7)", /not 7/]
+  ];
+  for (const [source, pattern] of refused) {
+    assert.throws(() => load({ 'A.js': source }), (e) => e.kind === 'ProjectionDefinitionError' && pattern.test(e.message), source);
+  }
+});
+
 test('an unknown lifecycle set by hand is reported', () => {
   const projector = jsprojModule.createProjector();
   projector.aggregate('Odd').by({}).lifecycle = 'sometimes';

@@ -8,12 +8,15 @@
 -- that drops the old function.
 
 -- Deploy projection definitions: [{name, kind, lifecycle, engine, file, source,
--- hash, streamType, eventTypes, anyEvent, onError, partitions}] is the whole
--- set (others are removed).
+-- hash, streamType, eventTypes, anyEvent, onError, partitions, indexes}] is the
+-- whole set (others are removed).
 -- Creates document tables, clears the documents of new and changed stored
 -- projections, replaces the engine bundle, sets up the inline triggers, and
--- returns {added, changed, unchanged, removed, rebuild}: the caller rebuilds
--- those (pge_rebuild for in-database engines). Appends wait until it commits.
+-- returns {added, changed, unchanged, removed, rebuild, indexes}: the caller
+-- rebuilds those (pge_rebuild for in-database engines); indexes says, per
+-- projection, the fields whose indexes were created and dropped
+-- (pge_sync_indexes: declared indexes are not a change, and rebuild nothing).
+-- Appends wait until it commits.
 -- An async projection that is new or changed keeps its old documents (if
 -- any) and gets status 'build', so that readers see the old view until the
 -- daemon swaps the rebuilt one in (a new number of partitions is a change:
@@ -31,7 +34,9 @@ declare
     v_stored boolean;
     v_status text;
     v_partitions int;
-    v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": []}';
+    v_indexes text[];
+    v_synced jsonb;
+    v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": [], "indexes": {}}';
 begin
     lock table @schema@.pge_events in share mode;
     for v_old in select * from @schema@.pge_projection_definitions
@@ -57,6 +62,11 @@ begin
             raise exception using errcode = 'JP400',
                 message = format('%s: only async stream and view projections have partitions', v_name);
         end if;
+        v_indexes := array(select jsonb_array_elements_text(coalesce(v_def -> 'indexes', '[]')));
+        if cardinality(v_indexes) > 0 and (not v_stored or v_def ->> 'kind' = 'aggregate') then
+            raise exception using errcode = 'JP400',
+                message = format('%s: only stored stream, event and view projections have indexes', v_name);
+        end if;
         select * into v_old from @schema@.pge_projection_definitions where name = v_name;
         v_status := case
             when not found then 'added'
@@ -75,17 +85,17 @@ begin
         end if;
         insert into @schema@.pge_projection_definitions
             (name, kind, lifecycle, engine, file, source, hash, stream_type, event_types, any_event, on_error, partitions,
-             deployed_at)
+             indexes, deployed_at)
         values (v_name, v_def ->> 'kind', v_lifecycle, v_def ->> 'engine', v_def ->> 'file', v_def ->> 'source',
                 v_def ->> 'hash', v_def ->> 'streamType',
                 array(select jsonb_array_elements_text(coalesce(v_def -> 'eventTypes', '[]'))),
                 coalesce((v_def ->> 'anyEvent')::boolean, false), coalesce(v_def ->> 'onError', 'stop'), v_partitions,
-                now())
+                v_indexes, now())
         on conflict (name) do update set
             kind = excluded.kind, lifecycle = excluded.lifecycle, engine = excluded.engine, file = excluded.file,
             source = excluded.source, hash = excluded.hash, stream_type = excluded.stream_type,
             event_types = excluded.event_types, any_event = excluded.any_event, on_error = excluded.on_error,
-            partitions = excluded.partitions,
+            partitions = excluded.partitions, indexes = excluded.indexes,
             deployed_at = case when v_status = 'unchanged' then @schema@.pge_projection_definitions.deployed_at else now() end;
         -- Pages left 30% free, as a build's staging table (src/jsproj/daemon/build.py): an update of a
         -- document stays on its page (HOT: no new index entry), which makes updates a third cheaper.
@@ -94,6 +104,11 @@ begin
                                 id text primary key, data jsonb not null, updated_at timestamptz not null default now())
                             with (fillfactor = 70)',
                            'pge_projections_' || lower(v_name));
+            -- On the table readers see: an async build to come makes them on its staging table too.
+            v_synced := @schema@.pge_sync_indexes(v_name);
+            if v_synced <> '{"created": [], "dropped": []}' then
+                v_report := jsonb_set(v_report, array['indexes', v_name], v_synced);
+            end if;
         end if;
         if v_lifecycle = 'async' then
             delete from @schema@.pge_projection_progress where name = v_name and partition >= v_partitions;

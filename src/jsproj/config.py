@@ -10,24 +10,28 @@ table::
     engine = "python"             # python | plpython | plv8 | pljs
     projections = "projections"   # relative to the project folder
     specs = "specs"
+
+    [jsproj.indexes]              # fields to index, per projection (as .index() in the DSL)
+    Party = ["location", "party.leader"]
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jsproj import errors
-from jsproj.identifiers import check_schema
+from jsproj.identifiers import check_schema, field_path
 
 DEFAULT_SCHEMA = "public"
 DEFAULT_ENGINE = "python"
 #: What runs inline projections: this Python process, or the database (docs/deploy.md).
 ENGINES = ("python", "plpython", "plv8", "pljs")
 KEYS = {"dsn", "schema", "engine", "projections", "specs"}
+TABLES = {"indexes"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class ProjectFile:
 
     path: Path | None
     values: dict[str, str]
+    indexes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # [jsproj.indexes]: projection -> fields
 
     def get(self, key: str) -> str | None:
         return self.values.get(key)
@@ -60,15 +65,35 @@ def project_file(start: Path | None = None) -> ProjectFile:
     table = document.get("jsproj", {})
     if not isinstance(table, dict):
         raise errors.InputError(f"{path}: [jsproj] must be a table")
-    unknown = sorted(set(table) - KEYS)
+    unknown = sorted(set(table) - KEYS - TABLES)
     if unknown:
-        raise errors.InputError(f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(KEYS))})")
-    for key, value in table.items():
+        raise errors.InputError(f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(KEYS | TABLES))})")
+    values = {key: value for key, value in table.items() if key not in TABLES}
+    for key, value in values.items():
         if not isinstance(value, str):
             raise errors.InputError(f"{path}: {key} must be a string, not {type(value).__name__}")
-    if table.get("engine") and table["engine"] not in ENGINES:
-        raise errors.InputError(f"{path}: engine is one of {', '.join(ENGINES)}, not {table['engine']!r}")
-    return ProjectFile(path, dict(table))
+    if values.get("engine") and values["engine"] not in ENGINES:
+        raise errors.InputError(f"{path}: engine is one of {', '.join(ENGINES)}, not {values['engine']!r}")
+    return ProjectFile(path, values, _indexes(path, table.get("indexes", {})))
+
+
+def _indexes(path: Path, table: object) -> dict[str, tuple[str, ...]]:
+    """``[jsproj.indexes]``: a projection name to a list of field names, checked (the names at deploy)."""
+    if not isinstance(table, dict):
+        raise errors.InputError(f"{path}: jsproj.indexes must be a table of projection = [fields], not a value")
+    indexes: dict[str, tuple[str, ...]] = {}
+    for name, fields in table.items():
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise errors.InputError(
+                f"{path}: jsproj.indexes.{name} must be a list of field names (strings), not {fields!r}"
+            )
+        for one in fields:
+            try:
+                field_path(one)
+            except errors.InvalidFieldError as exc:
+                raise exc.replace(f"{path}: jsproj.indexes.{name}: {exc.message}") from None
+        indexes[name] = tuple(fields)
+    return indexes
 
 
 def resolve_dsn(dsn: str | None = None) -> str:

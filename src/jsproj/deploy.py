@@ -8,7 +8,8 @@ every engine; only ``pge_engine_call`` — from ``sql/engines/<engine>.sql``,
 and for the JavaScript languages the wrapper they share,
 ``sql/engines/javascript.sql`` — differs. A projection whose source, kind,
 lifecycle or engine changed has its documents rebuilt from the event log;
-an unchanged one is left alone.
+an unchanged one is left alone (its indexed fields may change: indexes are
+made and dropped, no document is rebuilt).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from psycopg.types.json import Jsonb
 
 from jsproj import errors
 from jsproj.config import ENGINES
-from jsproj.identifiers import check_schema
+from jsproj.identifiers import check_schema, field_path
 from jsproj.migrate import schema_script, sql_dir
 from jsproj.python_engine import rebuild
 from jsproj.runtime.bundle import database_bundle
@@ -53,6 +54,8 @@ class DeployReport:
     removed: list[str] = field(default_factory=list)
     rebuilt: dict[str, int] = field(default_factory=dict)
     building: list[str] = field(default_factory=list)  # async projections the daemon will build
+    # per projection, the fields whose indexes were {"created": [...], "dropped": [...]} (pge_sync_indexes)
+    indexes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,7 @@ class DeployReport:
             "removed": self.removed,
             "rebuilt": self.rebuilt,
             "building": self.building,
+            "indexes": self.indexes,
         }
 
 
@@ -105,12 +109,18 @@ def definitions(
     lifecycles: Mapping[str, str],
     on_error: Mapping[str, str] | None = None,
     partitions: Mapping[str, int] | None = None,
+    indexes: Mapping[str, Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows ``pge_deploy`` registers, one per projection."""
+    """The rows ``pge_deploy`` registers, one per projection.
+
+    ``indexes`` (jsproj.toml's ``[jsproj.indexes]``) adds fields to those the
+    projections declare with ``.index()``.
+    """
     if engine not in ENGINES:
         raise errors.InputError(f"--engine is one of {', '.join(ENGINES)}, not {engine!r}")
-    on_error, partitions = on_error or {}, partitions or {}
-    for option, chosen in (("--lifecycle", lifecycles), ("--on-error", on_error), ("--partitions", partitions)):
+    on_error, partitions, indexes = on_error or {}, partitions or {}, indexes or {}
+    options = (("--lifecycle", lifecycles), ("--on-error", on_error), ("--partitions", partitions))
+    for option, chosen in (*options, ("[jsproj.indexes]", indexes)):
         unknown = sorted(set(chosen) - {info.name for info in infos})
         if unknown:
             raise errors.UnknownProjectionError(
@@ -119,7 +129,7 @@ def definitions(
     by_file = {s["file"]: s["source"] for s in sources}
     rows = [
         _definition(info, by_file[info.file or ""], engine, lifecycles.get(info.name, info.lifecycle), on_error)
-        | {"partitions": partitions.get(info.name, 1)}
+        | {"partitions": partitions.get(info.name, 1), "indexes": _fields(info, indexes.get(info.name, ()))}
         for info in infos
     ]
     for row in rows:
@@ -129,7 +139,25 @@ def definitions(
                 f"--partitions {row['name']}: only async stream and view projections have partitions "
                 f"({row['name']} is {article} {row['lifecycle']} {row['kind']} projection)"
             )
+        if row["indexes"] and (row["lifecycle"] == "live" or row["kind"] == "aggregate"):
+            raise errors.InputError(
+                f"{row['name']}: indexes ({', '.join(row['indexes'])}) are for stored projections of many "
+                f"documents, and {row['name']} is {'live' if row['lifecycle'] == 'live' else 'an aggregate'}"
+            )
     return rows
+
+
+def _fields(info: ProjectionInfo, configured: Sequence[str]) -> list[str]:
+    """The fields a projection is indexed by: its ``.index()`` ones, then the configured ones; checked."""
+    fields: list[str] = []
+    for name in (*info.indexes, *configured):
+        try:
+            field_path(name)
+        except errors.InvalidFieldError as exc:
+            raise exc.replace(f"{info.name}: index: {exc.message}", projection=info.name) from None
+        if name not in fields:
+            fields.append(name)
+    return fields
 
 
 def _definition(
@@ -178,6 +206,7 @@ def deploy(
     lifecycles: Mapping[str, str] | None = None,
     on_error: Mapping[str, str] | None = None,
     partitions: Mapping[str, int] | None = None,
+    indexes: Mapping[str, Sequence[str]] | None = None,
     timeout: float | None = None,
     memory_limit: int | None = None,
 ) -> DeployReport:
@@ -185,11 +214,13 @@ def deploy(
 
     Appends wait while it runs (documents are rebuilt before it commits).
     ``partitions`` splits async stream and view projections by document key
-    so that several daemons share each one (docs/daemon.md).
+    so that several daemons share each one (docs/daemon.md). ``indexes``
+    adds fields to index to those of ``.index()`` (docs/views.md); indexes
+    are made and dropped without rebuilding any document.
     """
     store.migrate()
     with _load(sources, timeout, memory_limit) as loaded:
-        rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error, partitions)
+        rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error, partitions, indexes)
         bundle, bundle_hash = database_bundle()
         report = DeployReport(engine)
         with store.pool.connection() as conn:
@@ -207,7 +238,7 @@ def deploy(
                             report.rebuilt[name] = rebuild(conn, loaded, name)
             except psycopg.Error as exc:
                 raise translate(exc, "deploy") from exc
-        for key in ("added", "changed", "unchanged", "removed"):
+        for key in ("added", "changed", "unchanged", "removed", "indexes"):
             setattr(report, key, outcome[key])
         async_names = {row["name"] for row in rows if row["lifecycle"] == "async"}
         report.building = [name for name in outcome["added"] + outcome["changed"] if name in async_names]
@@ -244,6 +275,7 @@ def deployment_sql(
     engine: str,
     schema: str = "public",
     lifecycles: Mapping[str, str] | None = None,
+    indexes: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The complete SQL a DBA applies by hand (``psql -1 -f``) to deploy with an in-database engine.
 
@@ -253,7 +285,7 @@ def deployment_sql(
     """
     check_schema(schema)
     schema_sql = sql.Identifier(schema).as_string()
-    rows = definitions(sources, infos, engine, lifecycles or {})
+    rows = definitions(sources, infos, engine, lifecycles or {}, indexes=indexes)
     if engine not in DATABASE_ENGINES:
         raise errors.InputError(f"jsproj sql writes the SQL of an in-database engine ({', '.join(DATABASE_ENGINES)})")
     bundle, bundle_hash = database_bundle()

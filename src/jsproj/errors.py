@@ -270,6 +270,19 @@ class UnknownDocumentError(JsprojError):
     """A projection has no document with that id."""
 
 
+class QueryError(InputError):
+    """A query of a view that cannot be run: a bad ``where``, ``order_by`` or ``limit``, or ``find`` on an
+    aggregate (one document: read it by id). ``field`` names the key at fault, when one is."""
+
+    @property
+    def field(self) -> str | None:
+        return self.info.get("field")
+
+
+class InvalidFieldError(QueryError):
+    """A field name that is not a dotted path of names (``where`` keys, ``order_by``, declared indexes)."""
+
+
 # -- SQL identifiers (identifiers.py) --------------------------------------------
 
 

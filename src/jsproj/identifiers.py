@@ -1,4 +1,5 @@
-"""SQL identifiers built from names: checked here, then always quoted with ``psycopg.sql.Identifier``."""
+"""SQL identifiers built from names, and document field paths: checked here, then always quoted
+(``psycopg.sql.Identifier``, ``psycopg.sql.Literal``)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import re
 
 from psycopg import sql
 
-from jsproj.errors import InvalidNameError
+from jsproj.errors import InvalidFieldError, InvalidNameError
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER = 63
+#: One dotted segment of a field path; the rule of the DSL's ``.index()`` (js/lib/dsl.js) and pge_sync_indexes.
+SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_SEGMENTS = 16
+MAX_FIELD = 200  # characters of a whole dotted path
 
 
 def check_schema(name: str) -> str:
@@ -25,3 +30,17 @@ def check_schema(name: str) -> str:
 def search_path(schema: str) -> sql.Composed:
     """``set search_path = <schema>``: a connection working in ``schema`` (checked, then quoted)."""
     return sql.SQL("set search_path = {}").format(sql.Identifier(check_schema(schema)))
+
+
+def field_path(key: object) -> tuple[str, ...]:
+    """The segments of a dotted field name, checked: ``"party.leader"`` is ``("party", "leader")``."""
+    if not isinstance(key, str) or len(key) > MAX_FIELD:
+        raise InvalidFieldError(f"a field is a dotted name of at most {MAX_FIELD} characters, not {key!r}", field=key)
+    path = tuple(key.split("."))
+    if len(path) > MAX_SEGMENTS or not all(SEGMENT.match(segment) for segment in path):
+        raise InvalidFieldError(
+            f"field {key!r} is not a dotted path of names (letters, digits and _, not starting with a digit; "
+            f"at most {MAX_SEGMENTS} segments)",
+            field=key,
+        )
+    return path

@@ -15,7 +15,7 @@ from jsproj.cli.common import (
     sandbox_options,
     store_options,
 )
-from jsproj.config import ENGINES, resolve_engine, resolve_folder
+from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder
 
 # -- jsproj deploy / sql ----------------------------------------------------
 
@@ -91,8 +91,8 @@ def deploy(
         with open_store(dsn, schema) as store:
             report = run_deploy(
                 store, sources, engine=resolve_engine(engine), lifecycles=parse_lifecycles(lifecycles),
-                on_error=parse_on_error(on_error), partitions=parse_partitions(partitions), timeout=timeout,
-                memory_limit=memory_limit,
+                on_error=parse_on_error(on_error), partitions=parse_partitions(partitions),
+                indexes=project_file().indexes, timeout=timeout, memory_limit=memory_limit,
             )  # fmt: skip
     if as_json:
         echo_json(report.to_dict())
@@ -103,6 +103,10 @@ def deploy(
             click.echo(f"{label}: {', '.join(names)}")
     for name, events in report.rebuilt.items():
         click.echo(f"rebuilt {name} from {events} events")
+    for name, changed in report.indexes.items():
+        for label in ("created", "dropped"):
+            if changed[label]:
+                click.echo(f"{name}: indexes {label}: {', '.join(changed[label])}")
     if report.building:
         click.echo(f"built by the daemon (jsproj daemon): {', '.join(report.building)}")
     click.echo(f"engine: {report.engine}")
@@ -135,7 +139,12 @@ def sql_command(projections_dir: Path | None, engine: str, schema: str, lifecycl
     with Projections(sources) as loaded:
         click.echo(
             deployment_sql(
-                loaded.sources, loaded.infos, engine=engine, schema=schema, lifecycles=parse_lifecycles(lifecycles)
+                loaded.sources,
+                loaded.infos,
+                engine=engine,
+                schema=schema,
+                lifecycles=parse_lifecycles(lifecycles),
+                indexes=project_file().indexes,
             ),
             nl=False,
         )

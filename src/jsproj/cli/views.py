@@ -15,32 +15,58 @@ from jsproj.cli.common import echo_json, json_errors, json_option, open_store, s
 @click.command()
 @click.argument("name")
 @click.argument("document_id", required=False)
+@click.option(
+    "--where",
+    "where",
+    metavar="FIELD=VALUE",
+    multiple=True,
+    help="Only documents whose FIELD holds VALUE (repeatable: all must hold). FIELD is a dotted path "
+    '(party.leader); VALUE is JSON when it parses (3, true, null, [1,2], {"$gt": 3}), else a string '
+    "(Moria). An object of $eq, $ne, $gt, $gte, $lt, $lte, $in compares instead of containing.",
+)
+@click.option(
+    "--order-by",
+    "order_by",
+    metavar="FIELD",
+    help="Order by a dotted field (-FIELD: descending), ties in id order; default: the id.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Documents per page.")
-@click.option("--after", metavar="ID", help="Show the page after this document id.")
+@click.option("--after", metavar="ID", help="Show the page after this document id (the last of the previous page).")
 @store_options
 @json_option
 def view(
     name: str,
     document_id: str | None,
+    where: tuple[str, ...],
+    order_by: str | None,
     limit: int,
     after: str | None,
     dsn: str | None,
     schema: str | None,
     as_json: bool,
 ) -> None:
-    """Show one document of projection NAME, or a page of them (in id order).
+    """Show one document of projection NAME, or a page of them (in id order, or --order-by).
 
     \b
     Examples:
       jsproj view Party quest-1
       jsproj view Party --json --limit 1000
+      jsproj view Party --where location=Moria --where 'size={"$gte": 3}' --order-by -size
+      jsproj view Party --where party.leader=Frodo
       jsproj view Traveled
     """
     from jsproj.render import documents_table
-    from jsproj.views import fetch_view
+    from jsproj.views import View, fetch_view, parse_where
 
+    if document_id is not None and (where or order_by):
+        raise click.UsageError("--where and --order-by query a page of documents, not one DOCUMENT_ID")
     with json_errors(as_json), open_store(dsn, schema) as store:
-        found = fetch_view(store, name, document_id, limit=limit if document_id is None else None, after=after)
+        if document_id is not None:
+            found = fetch_view(store, name, document_id)
+        elif where or order_by:
+            found = dict(View(store, name).find(parse_where(where), order_by, limit, after))
+        else:
+            found = fetch_view(store, name, limit=limit, after=after)
     if as_json:
         echo_json(found)
     elif document_id is not None:

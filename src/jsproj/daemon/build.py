@@ -3,11 +3,11 @@
 One pass over the event log serves every projection being built: the
 documents are folded in the sandbox's memory (one call per page, no document
 reads; a poison event is dead-lettered or stops its projection in the same
-call), then copied into a staging table per projection (COPY, the index
-made after the rows) and swapped for the live ones in one transaction that
-sets the progress to the last event folded -- so readers see the old views
-until the new ones are complete; events appended meanwhile are then applied
-like any others, page by page (:mod:`jsproj.daemon.pages`). A projection
+call), then copied into a staging table per projection (COPY, the indexes --
+the primary key, the declared fields' -- made after the rows) and swapped for
+the live ones in one transaction that sets the progress to the last event
+folded -- so readers see the old views until the new ones are complete;
+events appended meanwhile are then applied like any others, page by page (:mod:`jsproj.daemon.pages`). A projection
 that stops (policy ``stop``) leaves the build; the others go on.
 
 A :class:`Build` is ``start``-ed, ``fold``-s pages, is ``flush``-ed into its
@@ -248,6 +248,9 @@ class Build:
                         self.staging[name], sql.Identifier(f"pge_build_{name.lower()}_pkey")
                     )
                 )
+                # The declared fields' indexes too, made here rather than in the swap's transaction,
+                # where readers of the view would wait for them.
+                self.conn.execute("select pge_sync_indexes(%s, true)", (name,))
         self.conn.commit()
 
     def swap(self) -> None:
@@ -277,3 +280,4 @@ class Build:
                 sql.Identifier(f"pge_build_{name.lower()}_pkey"), sql.Identifier(f"{live}_pkey")
             )
         )
+        self.conn.execute("select pge_adopt_indexes(%s)", (name,))  # the staging table's, renamed

@@ -28,7 +28,7 @@ Events = Sequence[EventRecord] | str
 
 @dataclass(frozen=True)
 class ProjectionInfo:
-    """What a loaded projection is: its name, kind, lifecycle and subscriptions."""
+    """What a loaded projection is: its name, kind, lifecycle, subscriptions and indexed fields."""
 
     name: str
     kind: str  # "stream", "event", "aggregate" or "view"
@@ -37,6 +37,7 @@ class ProjectionInfo:
     stream_type: str | None
     event_types: tuple[str, ...]
     any_event: bool
+    indexes: tuple[str, ...] = ()  # fields declared with .index()
 
     @classmethod
     def from_engine(cls, info: Mapping[str, Any]) -> ProjectionInfo:
@@ -48,6 +49,7 @@ class ProjectionInfo:
             stream_type=info.get("streamType"),
             event_types=tuple(info.get("eventTypes") or ()),
             any_event=bool(info.get("anyEvent")),
+            indexes=tuple(info.get("indexes") or ()),
         )
 
 
