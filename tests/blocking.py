@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from jsproj.aio import AsyncEventStore
@@ -24,10 +24,11 @@ class BlockingAsyncStore:
         return asyncio.run_coroutine_threadsafe(work, self._loop).result()
 
     def __getattr__(self, name: str) -> Any:
-        found = getattr(self.store, name)
-        if not inspect.iscoroutinefunction(found):
-            return found
-        return lambda *args, **kwargs: self.wait(found(*args, **kwargs))
+        return blocking(getattr(self.store, name), self.wait)
+
+    def views(self, name: str) -> Any:
+        """The store's AsyncView, its coroutine methods blocking too."""
+        return Blocking(self.store.views(name), self.wait)
 
     def close(self) -> None:
         self.wait(self.store.close())
@@ -39,3 +40,21 @@ class BlockingAsyncStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def blocking(found: Any, wait: Callable[[Coroutine[Any, Any, Any]], Any]) -> Any:
+    """``found`` itself, or (a coroutine function) a function that waits for it."""
+    if not inspect.iscoroutinefunction(found):
+        return found
+    return lambda *args, **kwargs: wait(found(*args, **kwargs))
+
+
+class Blocking:
+    """Any object whose coroutine methods block until done, on a given loop's ``wait``."""
+
+    def __init__(self, wrapped: Any, wait: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
+        self._wrapped = wrapped
+        self._wait = wait
+
+    def __getattr__(self, name: str) -> Any:
+        return blocking(getattr(self._wrapped, name), self._wait)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from jsproj.daemon import Daemon
 from jsproj.deploy import deploy
 from jsproj.store import EventStore
 from jsproj.views import Document, View, fetch_view, find_query
+
+from blocking import BlockingAsyncStore
 
 # One document per Joined event, keyed by its $id: the fields queries look at.
 MEMBERS = """projections.projectEvent('Joined').named('Member').by(function (e) {
@@ -81,10 +83,23 @@ def wait_until(condition: Callable[[], bool], deadline: float = 60.0) -> None:
 # -- queries ------------------------------------------------------------------------
 
 
-def test_containment_dotted_paths_and_comparisons(store: EventStore) -> None:
+ViewOf = Callable[[str], Any]
+
+
+@pytest.fixture(params=["sync", "asyncio"])
+def view_of(request: pytest.FixtureRequest, dsn: str, store: EventStore) -> Iterator[ViewOf]:
+    """The query tests run on both stores: ``view_of(name)`` is a View, or the asyncio store's AsyncView."""
+    if request.param == "sync":
+        yield lambda name: View(store, name)
+        return
+    with BlockingAsyncStore(dsn) as async_store:
+        yield async_store.views
+
+
+def test_containment_dotted_paths_and_comparisons(store: EventStore, view_of: ViewOf) -> None:
     deploy(store, members())
     join_all(store)
-    view = View(store, "Member")
+    view = view_of("Member")
     assert ids(view.find({"location": "Moria"})) == ["frodo", "gimli", "sam"]
     assert ids(view.find({"party.leader": "Strider"})) == ["merry", "pippin"]
     assert ids(view.find({"party": {"leader": "Balin"}})) == ["gimli"]  # an object value is contained
@@ -103,15 +118,15 @@ def test_containment_dotted_paths_and_comparisons(store: EventStore) -> None:
     assert view.count() == 7
     assert view.count({"location": "Moria"}) == 3
     assert view.get("frodo") == {"$id": "frodo", "location": "Moria", "party": {"leader": "Gandalf"}, "size": 9}
-    assert View(store, "Joins").get("Joins") == {"n": 7}
+    assert view_of("Joins").get("Joins") == {"n": 7}
     with pytest.raises(errors.UnknownDocumentError):
         view.get("gollum")
 
 
-def test_ordering_is_stable_with_ties_and_pages_follow_it(store: EventStore) -> None:
+def test_ordering_is_stable_with_ties_and_pages_follow_it(store: EventStore, view_of: ViewOf) -> None:
     deploy(store, members())
     join_all(store)
-    view = View(store, "Member")
+    view = view_of("Member")
     # numbers in numeric order (2.5 < 4 < 9 < 12), ties by id; a missing field (null) sorts first
     ascending = ["bilbo", "gimli", "merry", "pippin", "frodo", "sam", "boromir"]
     assert ids(view.find(order_by="size")) == ascending
@@ -147,21 +162,23 @@ def test_ordering_is_stable_with_ties_and_pages_follow_it(store: EventStore) -> 
         {"x" * 201: 1},
     ],
 )
-def test_bad_fields_are_refused_naming_the_key(store: EventStore, where: dict[str, Any]) -> None:
+def test_bad_fields_are_refused_naming_the_key(store: EventStore, view_of: ViewOf, where: dict[str, Any]) -> None:
     deploy(store, members())
     (key,) = where
     with pytest.raises(errors.InvalidFieldError) as raised:
-        View(store, "Member").find(where)
+        view_of("Member").find(where)
     assert raised.value.field == key
     assert isinstance(raised.value, errors.InputError)
     with pytest.raises(errors.InvalidFieldError):
-        View(store, "Member").find(order_by="-" + key)
+        view_of("Member").find(order_by="-" + key)
 
 
-def test_bad_queries_get_specific_errors_and_hostile_values_are_only_values(store: EventStore, dsn: str) -> None:
+def test_bad_queries_get_specific_errors_and_hostile_values_are_only_values(
+    store: EventStore, view_of: ViewOf, dsn: str
+) -> None:
     deploy(store, members())
     join_all(store)
-    view = View(store, "Member")
+    view = view_of("Member")
     hostile = "Moria'); drop table pge_events; --"
     assert view.find({"location": hostile}) == []
     assert view.find({"location": {"$in": [hostile, "Moria"]}, "size": {"$gt": hostile}}) == []
@@ -184,13 +201,13 @@ def test_bad_queries_get_specific_errors_and_hostile_values_are_only_values(stor
     with pytest.raises(errors.QueryError, match="limit"):
         view.find(limit=-1)
     with pytest.raises(errors.QueryError, match="Joins is an aggregate: it has one document"):
-        View(store, "Joins").find()
+        view_of("Joins").find()
     with pytest.raises(errors.QueryError, match="aggregate"):
-        View(store, "Joins").count()
+        view_of("Joins").count()
     with pytest.raises(errors.ProjectionError, match="live projection"):
-        View(store, "Journey").find()
+        view_of("Journey").find()
     with pytest.raises(errors.UnknownProjectionError):
-        View(store, "Nope").find()
+        view_of("Nope").find()
 
 
 def test_queries_are_built_without_a_connection() -> None:

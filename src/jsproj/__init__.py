@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from jsproj.status import ProjectionStatus, projection_status, wait_for_projections
     from jsproj.store import EventStore
     from jsproj.transactions import PendingAppend, Transaction
-    from jsproj.views import export_views, fetch_view
+    from jsproj.views import AsyncView, Document, View, export_views, fetch_view
 
 #: Where each public name lives.
 _EXPORTS = {
@@ -83,6 +83,9 @@ _EXPORTS = {
     "list_dead_letters": "jsproj.control",
     "deploy": "jsproj.deploy",
     "export_views": "jsproj.views",
+    "AsyncView": "jsproj.views",
+    "Document": "jsproj.views",
+    "View": "jsproj.views",
     "fetch_view": "jsproj.views",
     "projection_status": "jsproj.status",
     "read_folder": "jsproj.runtime.projections",
@@ -95,11 +98,13 @@ _EXPORTS = {
 __all__ = [
     "AppendResult",
     "AsyncEventStore",
+    "AsyncView",
     "BatchResult",
     "Change",
     "ConcurrencyError",
     "Daemon",
     "DeployReport",
+    "Document",
     "EventStore",
     "InputError",
     "InvalidEventError",
@@ -121,6 +126,7 @@ __all__ = [
     "UnknownDocumentError",
     "UnknownProjectionError",
     "UnknownStreamError",
+    "View",
     "Views",
     "WaitTimeoutError",
     "aggregate",

@@ -38,6 +38,7 @@ from jsproj.steps import Steps, run_async
 from jsproj.store import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
 from jsproj.transactions import Transaction, pending_steps
 from jsproj.translate import describe_dsn, reason, translate
+from jsproj.views import AsyncView
 
 T = TypeVar("T")
 
@@ -191,6 +192,10 @@ class AsyncEventStore:
     async def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
         return await self._read(streams_steps(list(ids)))
+
+    def views(self, name: str) -> AsyncView:
+        """The documents of projection ``name``: ``await .get(id)``, ``.find(where=...)``, ``.count(where)``."""
+        return AsyncView(self, name)
 
     async def _read(self, steps: Steps[T]) -> T:
         async with self.pool.connection() as conn:

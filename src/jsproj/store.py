@@ -37,6 +37,7 @@ from jsproj.recorded import STREAM_VERSION, AppendResult, RecordedEvent, Stream,
 from jsproj.steps import Steps, run
 from jsproj.transactions import Transaction, pending_steps
 from jsproj.translate import describe_dsn, reason, translate
+from jsproj.views import View
 
 __all__ = [
     "INLINE_PAGE",
@@ -219,6 +220,11 @@ class EventStore:
     def _read(self, steps: Steps[T]) -> T:
         with self.pool.connection() as conn:
             return run(conn, steps)
+
+    def views(self, name: str) -> View:
+        """The documents of projection ``name``: ``get(id)``, ``find(where=..., order_by=..., limit=...)``,
+        ``count(where)`` (docs/views.md)."""
+        return View(self, name)
 
     def stream_lines(self, stream_id: str, to_version: int | None = None) -> tuple[Stream, str]:
         """The stream (without events) and its events up to ``to_version`` as record lines.

@@ -26,21 +26,26 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from jsproj import errors
+from jsproj import errors, steps
+from jsproj.appending import ask
 from jsproj.errors import InvalidFieldError, QueryError, UnknownDocumentError
 from jsproj.identifiers import field_path
-from jsproj.store import EventStore, translate
+from jsproj.steps import Steps, run, run_async
+from jsproj.translate import translate
 
 COMPARISONS = {"$eq": "=", "$ne": "<>", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 OPERATORS = (*COMPARISONS, "$in")
 
 #: What :func:`check_definition` reads of a projection: kind, lifecycle and document table.
+T = TypeVar("T")
+
 DEFINITION_QUERY = "select kind, lifecycle, pge_document_table(name) from pge_projection_definitions where name = %s"
 
 
@@ -281,25 +286,77 @@ def parse_where(pairs: Sequence[str]) -> dict[str, Any]:
 # -- running them -------------------------------------------------------------------
 
 
+def _definition_steps(name: str) -> Steps[tuple[str, str]]:
+    row = yield from ask(steps.Query(DEFINITION_QUERY, (name,)), "view")
+    return check_definition(name, row)
+
+
+def _rows_steps(name: str, query: Query, which: str) -> Steps[list[tuple[Any, ...]]]:
+    """The rows of ``query`` (read as they come: a document too deep for Python fails as it is read)."""
+    try:
+        rows: list[tuple[Any, ...]] = yield from ask(steps.Query(query.text, query.params, rows="all"), "view")
+    except errors.UnreadableDocumentError as exc:
+        raise exc.replace(f"projection {name}: {which}: {exc.message}", projection=name) from None
+    return rows
+
+
+def get_steps(name: str, id: str) -> Steps[Any]:
+    """:meth:`View.get` as steps, for both stores."""
+    kind, table = yield from _definition_steps(name)
+    rows = yield from _rows_steps(name, get_query(table, kind, id), f"document {id!r}")
+    if not rows:
+        raise UnknownDocumentError(f"projection {name} has no document {id!r}", projection=name, id=id)
+    return rows[0][0]
+
+
+def find_steps(
+    name: str, where: Mapping[str, Any] | None, order_by: str | None, limit: int | None, after: str | None
+) -> Steps[list[Document]]:
+    """:meth:`View.find` as steps, for both stores."""
+    row = yield from ask(steps.Query(DEFINITION_QUERY, (name,)), "view")
+    table = queryable_table(name, row)
+    rows = yield from _rows_steps(name, find_query(table, where, order_by, limit, after), "a document")
+    if not rows and after is not None and order_by not in (None, "id", "-id"):
+        if not (yield from _rows_steps(name, get_query(table, "view", after), f"document {after!r}")):
+            raise UnknownDocumentError(f"after: projection {name} has no document {after!r}", projection=name, id=after)
+    return [Document(id, data) for id, data in rows]
+
+
+def count_steps(name: str, where: Mapping[str, Any] | None) -> Steps[int]:
+    """:meth:`View.count` as steps, for both stores."""
+    row = yield from ask(steps.Query(DEFINITION_QUERY, (name,)), "view")
+    rows = yield from _rows_steps(name, count_query(queryable_table(name, row), where), "count")
+    return int(rows[0][0])
+
+
+class Pooled(Protocol):
+    """What a view reads through: a store's connection pool (a :class:`jsproj.EventStore`)."""
+
+    @property
+    def pool(self) -> ConnectionPool[Any]: ...
+
+
+class AsyncPooled(Protocol):
+    """What an asyncio view reads through (a :class:`jsproj.AsyncEventStore`)."""
+
+    @property
+    def pool(self) -> AsyncConnectionPool[Any]: ...
+
+
 class View:
     """The documents of one deployed projection, read by id or queried by field.
 
-    ``View(store, name)``; :meth:`find` returns a list of :class:`Document`.
+    ``store.views(name)`` (or ``View(store, name)``); :meth:`find` returns a list of :class:`Document`.
     """
 
-    def __init__(self, store: EventStore, name: str) -> None:
+    def __init__(self, store: Pooled, name: str) -> None:
         self.store = store
         self.name = name
 
     def get(self, id: str) -> Any:
         """The document ``id``; an :class:`~jsproj.errors.UnknownDocumentError` when there is none.
         An aggregate's one document has the aggregate's name as id."""
-        with self.store.pool.connection() as conn:
-            kind, table = self._definition(conn)
-            rows = self._rows(conn, get_query(table, kind, id), f"document {id!r}")
-        if not rows:
-            raise UnknownDocumentError(f"projection {self.name} has no document {id!r}", projection=self.name, id=id)
-        return rows[0][0]
+        return self._run(get_steps(self.name, id))
 
     def find(
         self,
@@ -311,50 +368,49 @@ class View:
         """The documents that match ``where`` (all of them when None), ordered by ``order_by`` (a dotted
         field, ``-field`` descending, or ``id``: the default), ties by id; at most ``limit`` of them, after the
         document ``after`` (the last id of the previous page: an UnknownDocumentError if it is gone)."""
-        with self.store.pool.connection() as conn:
-            table = self._documents_table(conn)
-            query = find_query(table, where, order_by, limit, after)
-            rows = self._rows(conn, query, "a document")
-            if not rows and after is not None and order_by not in (None, "id", "-id"):
-                if not self._rows(conn, get_query(table, "view", after), f"document {after!r}"):
-                    raise UnknownDocumentError(
-                        f"after: projection {self.name} has no document {after!r}", projection=self.name, id=after
-                    )
-        return [Document(id, data) for id, data in rows]
+        return self._run(find_steps(self.name, where, order_by, limit, after))
 
     def count(self, where: Mapping[str, Any] | None = None) -> int:
         """How many documents match ``where`` (all of them when None)."""
+        return self._run(count_steps(self.name, where))
+
+    def _run(self, work: Steps[T]) -> T:
         with self.store.pool.connection() as conn:
-            table = self._documents_table(conn)
-            rows = self._rows(conn, count_query(table, where), "count")
-        return int(rows[0][0])
+            return run(conn, work)
 
-    def _definition(self, conn: psycopg.Connection[Any]) -> tuple[str, str]:
-        try:
-            row = conn.execute(DEFINITION_QUERY, (self.name,)).fetchone()
-        except psycopg.Error as exc:
-            raise translate(exc, "view") from exc
-        return check_definition(self.name, row)
 
-    def _documents_table(self, conn: psycopg.Connection[Any]) -> str:
-        try:
-            row = conn.execute(DEFINITION_QUERY, (self.name,)).fetchone()
-        except psycopg.Error as exc:
-            raise translate(exc, "view") from exc
-        return queryable_table(self.name, row)
+class AsyncView:
+    """:class:`View` for asyncio: ``await store.views(name).find(...)``."""
 
-    def _rows(self, conn: psycopg.Connection[Any], query: Query, which: str) -> list[tuple[Any, ...]]:
-        """The rows of ``query`` (read here: a document too deep for Python fails as it is read)."""
-        try:
-            return conn.execute(query.text, query.params).fetchall()
-        except errors.UnreadableDocumentError as exc:
-            raise exc.replace(f"projection {self.name}: {which}: {exc.message}", projection=self.name) from None
-        except psycopg.Error as exc:
-            raise translate(exc, "view") from exc
+    def __init__(self, store: AsyncPooled, name: str) -> None:
+        self.store = store
+        self.name = name
+
+    async def get(self, id: str) -> Any:
+        """The document ``id`` (see :meth:`View.get`)."""
+        return await self._run(get_steps(self.name, id))
+
+    async def find(
+        self,
+        where: Mapping[str, Any] | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[Document]:
+        """The documents that match ``where`` (see :meth:`View.find`)."""
+        return await self._run(find_steps(self.name, where, order_by, limit, after))
+
+    async def count(self, where: Mapping[str, Any] | None = None) -> int:
+        """How many documents match ``where``."""
+        return await self._run(count_steps(self.name, where))
+
+    async def _run(self, work: Steps[T]) -> T:
+        async with self.store.pool.connection() as conn:
+            return await run_async(conn, work)
 
 
 def fetch_view(
-    store: EventStore, name: str, id: str | None = None, *, limit: int | None = None, after: str | None = None
+    store: Pooled, name: str, id: str | None = None, *, limit: int | None = None, after: str | None = None
 ) -> Any:
     """One document of projection ``name`` (``id`` given), or ``{id: document}`` for a page of them.
 
@@ -365,7 +421,7 @@ def fetch_view(
     if id is not None:
         return view.get(id)
     with store.pool.connection() as conn:
-        kind, _ = view._definition(conn)
+        kind, _ = run(conn, _definition_steps(name))
     if kind != "aggregate":
         return dict(view.find(limit=limit, after=after))
     if (after is not None and name <= after) or limit == 0:
@@ -376,7 +432,7 @@ def fetch_view(
         return {}
 
 
-def export_views(store: EventStore) -> dict[str, dict[str, Any]]:
+def export_views(store: Pooled) -> dict[str, dict[str, Any]]:
     """Every stored document, in the simulation's shape: ``{"views": {name: {id: doc}}, "aggregates": {name: doc}}``."""
     exported: dict[str, dict[str, Any]] = {"views": {}, "aggregates": {}}
     with store.pool.connection() as conn:
