@@ -309,4 +309,3 @@ def test_start_end_skips_what_is_already_there(store: EventStore) -> None:
     assert subscription.run(until_caught_up=True) and seen == []
     append(store, 2, start=5)
     assert subscription.run(until_caught_up=True) and seen == [6, 7]
-
