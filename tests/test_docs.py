@@ -104,6 +104,16 @@ def test_daemon_doc_python_blocks_run(store) -> None:
     assert not thread.is_alive()
 
 
+def test_subscriptions_doc_first_python_block_runs(store) -> None:
+    """docs/subscriptions.md's example runs against a fresh store (the second block is a module to decorate)."""
+    code = [body for lang, _, body in blocks(ROOT / "docs" / "subscriptions.md") if lang == "python"]
+    assert len(code) == 2 and "myapp/handlers.py" in code[1]
+    exec(compile(code[0], "subscriptions.md", "exec"), {"store": store})  # noqa: S102 -- the doc's own example
+    namespace: dict = {"send_mail": lambda *args: None}
+    exec(compile(code[1], "subscriptions.md", "exec"), namespace)  # noqa: S102 -- it decorates
+    assert namespace["welcome_mail"].name == "welcome-mail"
+
+
 def shell_commands() -> list[str]:
     commands = []
     for path in DOCS:

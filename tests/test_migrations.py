@@ -239,10 +239,11 @@ def test_a_changed_functions_file_is_applied_again_and_an_unchanged_one_is_not(d
 
 def test_a_migration_that_drops_a_function_has_its_file_applied_again(dsn: str, release: Path) -> None:
     """The way to change a signature: a migration drops the old function, and every functions file is applied."""
-    (release / "migrations" / "0099_drop_notify.sql").write_text("drop function pge_notify_daemons();\n")
+    label = f"{migrations()[-1].version + 1:04d}_drop_notify"  # the next version
+    (release / "migrations" / f"{label}.sql").write_text("drop function pge_notify_daemons();\n")
     with psycopg.connect(dsn, autocommit=True) as conn:
         applied = migrate(conn)
-        assert [m.label for m in applied] == ["0099_drop_notify"]
+        assert [m.label for m in applied] == [label]
         assert applied.functions == [f.name for f in functions_files()]
         assert conn.execute("select to_regprocedure('pge_notify_daemons()') is not null").fetchone()[0]
 

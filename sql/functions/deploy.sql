@@ -22,7 +22,7 @@
 -- daemon swaps the rebuilt one in (a new number of partitions is a change:
 -- one progress row per partition); removed projections lose their progress
 -- and dead letters; daemons are woken by a notify trigger while async
--- projections exist; the inline trigger serves every in-database engine.
+-- projections (or Python subscriptions) exist; the inline trigger serves every in-database engine.
 create or replace function pge_deploy(definitions jsonb, bundle text, bundle_hash text) returns jsonb
 language plpgsql
 as $$
@@ -147,7 +147,9 @@ begin
             for each statement execute function @schema@.pge_python_inline_guard();
     end if;
     drop trigger if exists pge_events_notify on @schema@.pge_events;
-    if exists (select from @schema@.pge_projection_definitions where lifecycle = 'async') then
+    -- Python subscribers listen on it too (sql/functions/subscriptions.sql).
+    if exists (select from @schema@.pge_projection_definitions where lifecycle = 'async')
+       or exists (select from @schema@.pge_subscriptions) then
         create trigger pge_events_notify after insert on @schema@.pge_events
             for each statement execute function @schema@.pge_notify_daemons();
     end if;

@@ -251,6 +251,23 @@ class ProjectionStoppedError(JsprojError):
     """An async projection stopped on an event (policy 'stop'); ``jsproj retry`` resumes it."""
 
 
+# -- Python subscribers (subscriptions.py) ---------------------------------------
+
+
+class SubscriptionStoppedError(JsprojError):
+    """A subscriber's handler raised on an event (policy 'stop'): the subscription stopped before it, the
+    error recorded (``jsproj status``); its next run calls the handler on that event again."""
+
+    @property
+    def subscription(self) -> str | None:
+        """The subscription that stopped."""
+        return self.info.get("subscription")
+
+
+class SubscriberImportError(InputError):
+    """``jsproj subscribers`` was given a target that does not import, or is not a subscriber."""
+
+
 # -- waiting for projections (status.py) -----------------------------------------
 
 

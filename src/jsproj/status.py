@@ -1,4 +1,5 @@
-"""Where projections stand: ``projection_status`` and ``wait_for_projections``."""
+"""Where projections and subscriptions stand: ``projection_status``, ``subscription_status`` and
+``wait_for_projections``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from jsproj.daemon.progress import CAUGHT_UP_BLOCKERS, LOCK_CLASS, blockers_para
 from jsproj.errors import ProjectionStoppedError, WaitTimeoutError
 from jsproj.steps import Call, Query, Steps, run
 from jsproj.store import EventStore, translate
+from jsproj.subscriptions import LOCK_CLASS as SUBSCRIPTION_LOCK_CLASS
 
 
 @dataclass
@@ -91,6 +93,49 @@ def projection_status(store: EventStore) -> list[ProjectionStatus]:
             holder=", ".join(h.removeprefix("jsproj daemon ") for h in r[10].split(", ")) if r[10] else None,
             error=r[11],
             partitions=r[12],
+        )
+        for r in rows
+    ]
+
+
+# Python subscriptions (jsproj.subscriptions), as rows of the same shape: the lag counts every event after
+# the checkpoint, before filters (what the runner has still to read); the holder is its runner's connection.
+SUBSCRIPTIONS_QUERY = f"""
+select s.name, s.status, s.last_position, (select max(position) from pge_events),
+       (select count(*) from pge_events e where (e.tx_id, e.position) > (s.last_tx, s.last_position)),
+       (select extract(epoch from now() - min(e.timestamp)) from pge_events e
+        where (e.tx_id, e.position) > (s.last_tx, s.last_position)),
+       (select string_agg(a.application_name, ', ') from pg_locks k join pg_stat_activity a on a.pid = k.pid
+        where k.locktype = 'advisory' and k.granted and k.classid = {SUBSCRIPTION_LOCK_CLASS} and k.objsubid = 2
+          and k.objid = (hashtext(s.name)::bigint & 4294967295)::oid),
+       s.error
+from pge_subscriptions s
+order by s.name
+"""
+
+
+def subscription_status(store: EventStore) -> list[ProjectionStatus]:
+    """Every Python subscription, as a status row: kind ``subscription``, lifecycle ``subscriber``, engine
+    ``python``, status ``running``/``retrying``/``stopped``, its checkpoint's position, lag, runner, error."""
+    with store.pool.connection() as conn:
+        try:
+            rows = conn.execute(SUBSCRIPTIONS_QUERY).fetchall()
+        except psycopg.Error as exc:
+            raise translate(exc, "status") from exc
+    return [
+        ProjectionStatus(
+            name=r[0],
+            kind="subscription",
+            lifecycle="subscriber",
+            engine="python",
+            status=r[1],
+            position=r[2],
+            high_water=r[3],
+            lag_events=r[4],
+            lag_seconds=float(r[5]) if r[5] is not None else 0.0,
+            dead_letters=0,
+            holder=r[6].removeprefix("jsproj subscriber ") if r[6] else None,
+            error=r[7],
         )
         for r in rows
     ]

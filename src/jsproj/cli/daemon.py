@@ -122,15 +122,18 @@ def rebuild(
 def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
     """Show every projection: lifecycle, engine, position, lag, dead letters, and which daemon holds it.
 
+    Python subscriptions (``jsproj subscribers``) follow, with kind
+    ``subscription``: their checkpoint, lag, runner and last error.
+
     \b
     Examples:
       jsproj status
       jsproj status --json | jq '.[] | select(.lag_events > 0)'
     """
-    from jsproj.status import projection_status
+    from jsproj.status import projection_status, subscription_status
 
     with json_errors(as_json), open_store(dsn, schema) as store:
-        found = projection_status(store)
+        found = projection_status(store) + subscription_status(store)
     if as_json:
         echo_json([s.to_dict() for s in found])
         return
