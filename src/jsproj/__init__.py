@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         SandboxLimitError,
         StoreError,
         StoreUnavailableError,
+        SubscriptionStoppedError,
         UnknownDocumentError,
         UnknownProjectionError,
         UnknownStreamError,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from jsproj.runtime.simulation import Views, simulate
     from jsproj.status import ProjectionStatus, projection_status, wait_for_projections
     from jsproj.store import EventStore
+    from jsproj.subscriptions import Subscriber, Subscription, subscribe, subscriber
     from jsproj.transactions import PendingAppend, Transaction
     from jsproj.views import AsyncView, Document, View, export_views, fetch_view
 
@@ -54,6 +56,10 @@ _EXPORTS = {
     "Daemon": "jsproj.daemon",
     "DeployReport": "jsproj.deploy",
     "EventStore": "jsproj.store",
+    "Subscriber": "jsproj.subscriptions",
+    "Subscription": "jsproj.subscriptions",
+    "subscribe": "jsproj.subscriptions",
+    "subscriber": "jsproj.subscriptions",
     "InputError": "jsproj.errors",
     "InvalidEventError": "jsproj.errors",
     "JsprojError": "jsproj.errors",
@@ -69,6 +75,7 @@ _EXPORTS = {
     "SandboxLimitError": "jsproj.errors",
     "StoreError": "jsproj.errors",
     "StoreUnavailableError": "jsproj.errors",
+    "SubscriptionStoppedError": "jsproj.errors",
     "Stream": "jsproj.recorded",
     "Transaction": "jsproj.transactions",
     "UnknownDocumentError": "jsproj.errors",
@@ -122,6 +129,9 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "Stream",
+    "Subscriber",
+    "Subscription",
+    "SubscriptionStoppedError",
     "Transaction",
     "UnknownDocumentError",
     "UnknownProjectionError",
@@ -142,6 +152,8 @@ __all__ = [
     "rebuild",
     "retry",
     "simulate",
+    "subscribe",
+    "subscriber",
     "wait_for_projections",
 ]
 
