@@ -11,9 +11,9 @@ next page is read while the sandbox folds the current one.
 from __future__ import annotations
 
 import json
-from contextlib import closing
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import psycopg
@@ -27,7 +27,7 @@ from jsproj.store import STREAM_VERSION, EventStore, translate
 # measures it), and 5,000 keeps a page's text at about 1 MB in the worker.
 DEFAULT_PAGE_SIZE = 5_000
 
-_HEAD = f"select s.type, {STREAM_VERSION} from pge_streams s where s.id = %s"
+_HEAD = f"select s.type, {STREAM_VERSION} from pge_streams s where s.id = %s"  # noqa: S608 -- a constant
 
 # One page of the stream as record lines, and the version of its last event.
 # The stream's type is a parameter (as JSON text): no join per page. The
@@ -96,7 +96,7 @@ def _fold(projections: Projections, name: str, stream_id: str, lines: str, docum
 
 def _pages(
     store: EventStore, stream_id: str, stream_type: str | None, name: str, at_version: int | None, page_size: int
-) -> Iterator[str]:
+) -> Generator[str]:
     """The stream's events up to ``at_version`` (or its version when the fold starts) as pages of record lines.
 
     Versions commit in order (pge_append holds the stream's lock to commit),
