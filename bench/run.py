@@ -31,7 +31,7 @@ from jsproj.server import temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"
-SCENARIOS = ("store", "inline", "rebuild", "bridge", "eventsourcing", "async")
+SCENARIOS = ("store", "live", "inline", "rebuild", "bridge", "eventsourcing", "async")
 
 
 def main() -> int:
@@ -56,6 +56,8 @@ def main() -> int:
     try:
         if "store" in wanted:
             rows += scenario_store.run(new_database("bench_store"), args.quick)
+        elif "live" in wanted:  # scenario 3 alone (store runs it too)
+            rows += scenario_store.run_live(new_database("bench_live"), args.quick)
         if "eventsourcing" in wanted:
             rows += scenario_eventsourcing.run(cluster, new_database, rows, args.quick)
         if "inline" in wanted:

@@ -1,4 +1,4 @@
-"""Scenarios 1 and 3: appends against COPY and plain INSERT, and live aggregation against a fetch.
+"""Scenarios 1 and 3: appends against COPY and plain INSERT, and live aggregation against reading the rows.
 
 Each figure is measured next to its baseline, on tables of the same shape
 (``like pge_events including defaults, identity and indexes``), durable settings.
@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg.rows import tuple_row
 
-from harness import Row, log, timed
-from jsproj.live import aggregate
+from harness import MB, Row, log, process_tree_rss, timed
+from jsproj.live import DEFAULT_PAGE_SIZE, aggregate
 from jsproj.runtime.projections import Projections
 from jsproj.store import EventStore
 
@@ -98,26 +101,125 @@ def single(store: EventStore, dsn: str, total: int, writers: int) -> tuple[float
     return done / appends, done / inserts
 
 
-def live(store: EventStore, dsn: str, events: int, repeats: int) -> tuple[float, float]:
-    """(median seconds to fold a stream of ``events`` live, median seconds to just fetch it)."""
-    for start in range(0, events, 1000):
-        store.append({"id": "live-1", "type": "Account",
-                      "data": [event(n) for n in range(start, min(events, start + 1000))]})  # fmt: skip
+RAW_FETCH = """select position, id, stream_id, version, type, data, metadata, timestamp
+               from pge_events where stream_id = %s order by version"""
+# The same rows with the JSON left as text: the bytes off the wire, nothing parsed (a stricter baseline).
+RAW_TEXT_FETCH = RAW_FETCH.replace("data, metadata", "data::text, metadata::text")
+
+
+def generate_stream(dsn: str, stream_id: str, events: int) -> None:
+    """A stream of ``events`` (``event(n)``'s rows, as pge_append writes them) inserted by SQL: fast at 1M."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("vacuum analyze pge_events")  # settle the table for both sides: hint bits, statistics
+        conn.execute("insert into pge_streams (id, type) values (%s, 'Account')", (stream_id,))
+        conn.execute(
+            """insert into pge_events (id, stream_id, version, type, data)
+               select gen_random_uuid(), %s, g, case when (g - 1) %% 5 = 4 then 'Withdrawn' else 'Deposited' end,
+                      jsonb_build_object('amount', (g - 1) %% 97 + 1, 'note', 'transfer ' || (g - 1))
+               from generate_series(1, %s) g""",
+            (stream_id, events),
+        )
+        conn.execute("vacuum analyze pge_events")  # settle the table for every side: hint bits, statistics
         conn.execute("checkpoint")
-    lives, fetches = [], []
-    with Projections([{"file": "Balance.js", "source": LIVE_SOURCE}]) as projections:
-        aggregate(store, projections, "Balance", "live-1")  # warm up the sandbox
-        store.fetch_stream("live-1")
-        for _ in range(repeats):  # interleaved, so that drift hits both alike
-            lives.append(timed(lambda: aggregate(store, projections, "Balance", "live-1")))
-            fetches.append(timed(lambda: store.fetch_stream("live-1")))
-    return statistics.median(lives), statistics.median(fetches)
+
+
+def raw_fetch(conn: psycopg.Connection, stream_id: str, query: str = RAW_FETCH) -> int:
+    """What a competent engineer writes to read a stream: one query, tuples, fetchall."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return len(cur.execute(query, (stream_id,)).fetchall())
+
+
+class PeakRss:
+    """The peak resident memory of a process while the block runs (sampled every 5 ms)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while self.pid is not None and not self._stop.is_set():
+            self.peak = max(self.peak, process_tree_rss(self.pid))
+            time.sleep(0.005)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def live(store: EventStore, dsn: str, projections: Projections, events: int, repeats: int) -> dict[str, float]:
+    """Median seconds to fold a stream of ``events`` live, to raw-fetch it and to fetch_stream it
+    (interleaved, so that drift hits all alike), and the worker's peak memory while folding (bytes)."""
+    stream_id = f"live-{events}"
+    generate_stream(dsn, stream_id, events)
+    times: dict[str, list[float]] = {"live": [], "raw": [], "raw_text": [], "fetch_stream": []}
+    peak = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        folded = aggregate(store, projections, "Balance", stream_id)  # warm up the sandbox
+        assert folded is not None and folded["deposits"] + folded["withdrawals"] == events
+        assert raw_fetch(conn, stream_id) == events
+        for _ in range(repeats):
+            with PeakRss(projections.sandbox.worker_pid) as rss:
+                times["live"].append(timed(lambda: aggregate(store, projections, "Balance", stream_id)))
+            peak = max(peak, rss.peak)
+            times["raw"].append(timed(lambda: raw_fetch(conn, stream_id)))
+            times["raw_text"].append(timed(lambda: raw_fetch(conn, stream_id, RAW_TEXT_FETCH)))
+            times["fetch_stream"].append(timed(lambda: store.fetch_stream(stream_id)))
+    return {**{k: statistics.median(v) for k, v in times.items()}, "peak": peak}
+
+
+def one_call_peak(store: EventStore, stream_id: str) -> int:
+    """The worker's peak memory folding a stream in one call, as live aggregation did before pages (bytes)."""
+    with Projections([{"file": "Balance.js", "source": LIVE_SOURCE}]) as loaded:
+        aggregate(store, loaded, "Balance", stream_id, page_size=10_000)  # the worker started, the code loaded
+        with PeakRss(loaded.sandbox.worker_pid) as rss:
+            aggregate(store, loaded, "Balance", stream_id, page_size=2**62)
+    return rss.peak
+
+
+def live_rows(events: int, got: dict[str, float]) -> list[Row]:
+    unit, scale = ("s", 1.0) if events >= 1_000_000 else ("ms", 1000.0)
+    what, ours = f"fold a {events:,}-event stream live", got["live"] * scale
+    return [
+        Row("3 live aggregation", what, ours, "raw tuple fetch of the same rows", got["raw"] * scale, unit,
+            ("<=", 1.5), note=f"worker peak {got['peak'] / MB:.0f} MB"),
+        Row("3 live aggregation", what, ours, "raw tuple fetch, JSON left as text", got["raw_text"] * scale, unit),
+        Row("3 live aggregation", what, ours, "fetching its events (fetch_stream)", got["fetch_stream"] * scale, unit),
+    ]  # fmt: skip
+
+
+def run_live(dsn: str, quick: bool) -> list[Row]:
+    """Scenario 3: live folds of streams of three sizes against reading the same rows, and the worker's memory."""
+    sizes = (10_000, 100_000, 1_000_000)
+    rows, peaks = [], {}
+    with EventStore(dsn, max_size=4) as store, Projections([{"file": "Balance.js", "source": LIVE_SOURCE}]) as loaded:
+        store.migrate()
+        for events in sizes:
+            log(f"live: a {events:,}-event stream folded live, raw-fetched and fetched")
+            repeats = (5 if quick else 9) if events < 1_000_000 else (1 if quick else 3)
+            got = live(store, dsn, loaded, events, repeats)
+            peaks[events] = got["peak"]
+            rows += live_rows(events, got)
+        log(f"live: the worker's memory folding {sizes[1]:,} events in one call (before pages)")
+        before = one_call_peak(store, f"live-{sizes[1]}")
+    rows.append(Row("3 live aggregation", f"worker peak memory folding {sizes[-1]:,} events",
+                    peaks[sizes[-1]] / MB, f"folding {sizes[0]:,} events", peaks[sizes[0]] / MB, "MB",
+                    note=f"pages of {DEFAULT_PAGE_SIZE:,} events"))  # fmt: skip
+    rows.append(Row("3 live aggregation", f"worker peak memory folding {sizes[-1]:,} events",
+                    peaks[sizes[-1]] / MB, f"{sizes[1]:,} events in one call (before pages)", before / MB,
+                    "MB"))  # fmt: skip
+    return rows
 
 
 def run(dsn: str, quick: bool) -> list[Row]:
-    total, singles, live_events = (20_000, 800, 10_000) if quick else (200_000, 4_000, 10_000)
+    """Scenarios 1 and 3."""
+    return run_appends(dsn, quick) + run_live(dsn, quick)
+
+
+def run_appends(dsn: str, quick: bool) -> list[Row]:
+    total, singles = (20_000, 800) if quick else (200_000, 4_000)
     rows = []
     with EventStore(dsn, max_size=10) as store:
         store.migrate()
@@ -131,8 +233,4 @@ def run(dsn: str, quick: bool) -> list[Row]:
             rows.append(Row("1 append", f"single-event appends, {writers} writer{'s' if writers > 1 else ''}", ours,
                             "plain single-row INSERT transactions", insert, "ev/s",
                             (">=", 0.7) if writers == 8 else None))  # fmt: skip
-        log(f"live: a {live_events:,}-event stream folded live, and fetched")
-        folded, fetched = live(store, dsn, live_events, 5 if quick else 9)
-        rows.append(Row("3 live aggregation", f"fold a {live_events:,}-event stream live", folded * 1000,
-                        "fetching its events", fetched * 1000, "ms", ("<=", 1.5)))  # fmt: skip
     return rows
