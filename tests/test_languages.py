@@ -247,3 +247,17 @@ def test_an_application_role_can_append_and_read_views_and_nothing_else(roles: t
             with pytest.raises(psycopg.Error, match="permission denied") as caught, app.transaction():
                 app.execute(statement)
             assert caught.value.sqlstate in ("42501", "XX000"), what  # PL/JS reports SQL errors as XX000
+
+
+def test_a_deploy_whose_first_engine_call_finds_its_function_late_is_not_refused(dsn: str, language: str) -> None:
+    """PL/JS 1.0.5 once answered the engine's first check of its own pge_engine_call with no rows (a stream
+    projection's file before an aggregate's, with the schema of issue 17): that deploy must go through."""
+    party = """projections.projectStream('Quest').named('Party').by({
+      $init: function () { return { towns: 0 }; }, TownReached: function (state) { state.towns += 1; } });"""
+    towns = """projections.aggregate('Towns').by({
+      TownReached: function (state) { state.count = (state.count || 0) + 1; } });"""
+    with EventStore(dsn) as store:
+        deploy(store, [{"file": "a.js", "source": party}, {"file": "b.js", "source": towns}], engine=language)
+        store.append(stream_id="q1", type="Quest", events=[{"$type": "TownReached"}])
+        assert fetch_view(store, "Party", "q1") == {"towns": 1}
+        assert fetch_view(store, "Towns", "Towns") == {"count": 1}
