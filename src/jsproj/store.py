@@ -29,7 +29,7 @@ from jsproj.appending import (
     read_all_steps,
     streams_steps,
 )
-from jsproj.errors import PythonEngineRequiredError, StoreUnavailableError, UnknownStreamError
+from jsproj.errors import PythonEngineRequiredError, StoreUnavailableError
 from jsproj.identifiers import check_schema, search_path
 from jsproj.migrate import Applied, migrate
 from jsproj.python_engine import PythonEngine
@@ -225,32 +225,6 @@ class EventStore:
         """The documents of projection ``name``: ``get(id)``, ``find(where=..., order_by=..., limit=...)``,
         ``count(where)`` (docs/views.md)."""
         return View(self, name)
-
-    def stream_lines(self, stream_id: str, to_version: int | None = None) -> tuple[Stream, str]:
-        """The stream (without events) and its events up to ``to_version`` as record lines.
-
-        The format of ``js/lib/records.js`` (fields of PostgreSQL's own output
-        formats, one line per event): about four times cheaper for the server
-        to write than JSON records, which is most of a live aggregation's time.
-        """
-        with self.pool.connection() as conn:
-            try:
-                row = conn.execute(
-                    f"""select s.id, s.type, {STREAM_VERSION},
-                               (select coalesce(string_agg(concat_ws(E'\\t', e.position, to_json(e.stream_id),
-                                         to_json(s.type), e.version,
-                                         to_char(e.timestamp at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00',
-                                         coalesce(e.metadata::text, 'null'), to_json(e.type), e.id, e.data),
-                                         E'\\n' order by e.version), '')
-                                from pge_events e where e.stream_id = s.id and e.version <= %s)
-                        from pge_streams s where s.id = %s""",
-                    (to_version if to_version is not None else 2**62, stream_id),
-                ).fetchone()
-            except psycopg.Error as exc:
-                raise translate(exc, "stream_lines") from exc
-        if row is None:
-            raise UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
-        return Stream(row[0], row[1], row[2]), row[3]
 
     def close(self) -> None:
         self.pool.close()
