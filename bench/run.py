@@ -23,6 +23,7 @@ import psycopg
 import scenario_async
 import scenario_bridge
 import scenario_eventsourcing
+import scenario_growth
 import scenario_inline
 import scenario_rebuild
 import scenario_store
@@ -31,7 +32,7 @@ from jsproj.server import temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"
-SCENARIOS = ("store", "inline", "rebuild", "bridge", "eventsourcing", "async")
+SCENARIOS = ("store", "growth", "inline", "rebuild", "bridge", "eventsourcing", "async")
 
 
 def main() -> int:
@@ -56,6 +57,8 @@ def main() -> int:
     try:
         if "store" in wanted:
             rows += scenario_store.run(new_database("bench_store"), args.quick)
+        if "growth" in wanted:
+            rows += scenario_growth.run(new_database, args.quick)
         if "eventsourcing" in wanted:
             rows += scenario_eventsourcing.run(cluster, new_database, rows, args.quick)
         if "inline" in wanted:
