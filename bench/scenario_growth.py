@@ -26,8 +26,8 @@ from harness import MB, Row, log, timed
 from jsproj.store import EventStore
 from scenario_store import event
 
-# The id pge_append gives an event that has no $id (sql/functions/events.sql).
-STORE_EVENT_ID = "gen_random_uuid()"
+# The ids pge_append gives the events of a message that have no $id (sql/functions/events.sql).
+STORE_EVENT_IDS = "pge_event_ids(%(count)s)"
 STREAM_LENGTH = 10
 CHUNK = 500_000
 BATCH = 1000
@@ -60,11 +60,12 @@ def preload(dsn: str, total: int) -> None:
                 )
                 conn.execute(
                     f"insert into pge_events (id, stream_id, version, type, data, timestamp)"
-                    f" select {STORE_EVENT_ID}, 'account-' || (n / %(len)s), n %% %(len)s + 1,"
+                    f" select id, 'account-' || (n / %(len)s), n %% %(len)s + 1,"
                     f" case when n %% 5 = 4 then 'Withdrawn' else 'Deposited' end,"
                     f" jsonb_build_object('amount', n %% 97 + 1, 'note', 'transfer ' || n), now()"
-                    f" from generate_series(%(start)s::bigint, %(end)s::bigint) as n order by n",
-                    {"len": STREAM_LENGTH, "start": start, "end": end},
+                    f" from unnest({STORE_EVENT_IDS}) with ordinality as t (id, k),"
+                    f" lateral (select %(start)s::bigint + k - 1 as n) as number order by k",
+                    {"len": STREAM_LENGTH, "start": start, "count": end - start + 1},
                 )
             log(f"growth: preloaded {end + 1:,} events")
         conn.execute("vacuum analyze pge_events")  # so that autovacuum does not start during the rounds
