@@ -16,6 +16,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -23,15 +24,16 @@ import psycopg
 import scenario_async
 import scenario_bridge
 import scenario_eventsourcing
+import scenario_growth
 import scenario_inline
 import scenario_rebuild
 import scenario_store
 from harness import ROOT, Row, log, machine, table
-from jsproj.server import temporary_cluster
+from jsproj.server import Cluster, temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"
-SCENARIOS = ("store", "live", "inline", "rebuild", "bridge", "eventsourcing", "async")
+SCENARIOS = ("store", "live", "growth", "inline", "rebuild", "bridge", "eventsourcing", "async")
 
 
 def main() -> int:
@@ -52,24 +54,8 @@ def main() -> int:
             conn.execute(f"create database {name}")
         return cluster.dsn.replace("dbname=jsproj", f"dbname={name}")
 
-    rows: list[Row] = []
     try:
-        if "store" in wanted:
-            rows += scenario_store.run(new_database("bench_store"), args.quick)
-        elif "live" in wanted:  # scenario 3 alone (store runs it too)
-            rows += scenario_store.run_live(new_database("bench_live"), args.quick)
-        if "eventsourcing" in wanted:
-            rows += scenario_eventsourcing.run(cluster, new_database, rows, args.quick)
-        if "inline" in wanted:
-            rows += scenario_inline.run(new_database, args.quick)
-        if "rebuild" in wanted:
-            rows += scenario_rebuild.run(cluster, args.quick)
-            if "eventsourcing" in wanted:
-                rows += scenario_eventsourcing.run_projection(cluster, new_database, rows, args.quick)
-        if "bridge" in wanted:
-            rows += scenario_bridge.run(args.quick)
-        if "async" in wanted:
-            rows += scenario_async.run(cluster, new_database, args.quick)
+        rows = run_scenarios(wanted, cluster, new_database, args.quick)
     finally:
         cluster.destroy()
     rows.sort(key=lambda row: row.scenario)
@@ -82,6 +68,30 @@ def main() -> int:
         write_report(text)
         log(f"wrote {REPORT}")
     return 0
+
+
+def run_scenarios(wanted: set[str], cluster: Cluster, new_database: Callable[[str], str], quick: bool) -> list[Row]:
+    """The rows of the wanted scenarios, in the order their baselines need."""
+    rows: list[Row] = []
+    if "store" in wanted:
+        rows += scenario_store.run(new_database("bench_store"), quick)
+    elif "live" in wanted:  # scenario 3 alone (store runs it too)
+        rows += scenario_store.run_live(new_database("bench_live"), quick)
+    if "growth" in wanted:
+        rows += scenario_growth.run(new_database, quick)
+    if "eventsourcing" in wanted:
+        rows += scenario_eventsourcing.run(cluster, new_database, rows, quick)
+    if "inline" in wanted:
+        rows += scenario_inline.run(new_database, quick)
+    if "rebuild" in wanted:
+        rows += scenario_rebuild.run(cluster, quick)
+        if "eventsourcing" in wanted:
+            rows += scenario_eventsourcing.run_projection(cluster, new_database, rows, quick)
+    if "bridge" in wanted:
+        rows += scenario_bridge.run(quick)
+    if "async" in wanted:
+        rows += scenario_async.run(cluster, new_database, quick)
+    return rows
 
 
 def report(rows: list[Row], about: dict[str, str], quick: bool) -> str:

@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import pexpect
@@ -101,6 +102,19 @@ def test_undo_and_reset_replay_the_log(folder: Path) -> None:
         assert repl.documents["Party"] == {} and repl.records == []
         repl.handle(".undo")
         assert "error: there is nothing to undo" in out.getvalue()
+    finally:
+        repl.close()
+
+
+def test_the_ids_a_memory_session_gives_are_time_ordered_like_a_stores(folder: Path) -> None:
+    repl, _ = session(folder)
+    try:
+        repl.handle(f"append {START}")
+        repl.handle('append {"id": "quest-1", "data": [{"$type": "A"}, {"$type": "B"}, {"$type": "C"}]}')
+        made = [uuid.UUID(record["event"]["$id"]) for record in repl.records]
+        assert all((i.version, i.variant) == (7, uuid.RFC_4122) for i in made)
+        assert len(made) == 4 and made == sorted(made) and len(set(made)) == 4
+        assert abs((made[0].int >> 80) - time.time() * 1000) < 60_000, "the first 48 bits: the time in ms"
     finally:
         repl.close()
 

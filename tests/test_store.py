@@ -194,6 +194,36 @@ def test_duplicate_event_ids_are_refused(store: EventStore, dsn: str) -> None:
         )
 
 
+def server_ms(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("select (extract(epoch from clock_timestamp()) * 1000)::bigint").fetchone()[0]
+
+
+def test_the_ids_the_store_gives_are_uuid_v7_in_time_order(store: EventStore, dsn: str) -> None:
+    given = str(uuid.uuid4())
+    before = server_ms(dsn)
+    created = store.append({"type": "Quest", "data": [{"$type": "A"}] * 1000})
+    store.append({"id": "s", "type": "T", "data": [{"$type": "A"}, {"$type": "B", "$id": given}, {"$type": "C"}]})
+    for n in range(3):
+        store.append({"id": "s", "data": {"$type": "D", "n": n}})
+    after = server_ms(dsn)
+    events = store.read_all(limit=5000)
+    stored = [uuid.UUID(e.event_id) for e in events if e.event_id != given]
+    assert len(stored) == 1005 and [str(e.event_id) for e in events].count(given) == 1, "a given $id stays as given"
+    for made in [*stored, uuid.UUID(created.stream_id)]:
+        assert (made.version, made.variant) == (7, uuid.RFC_4122), made
+        assert before - 1 <= made.int >> 80 <= after + 1, "the first 48 bits: the server's time in ms"
+    assert stored == sorted(stored) and len(set(stored)) == len(stored), "increasing within and across messages"
+    assert uuid.UUID(created.stream_id) < stored[0], "the new stream's id was made before its events' ids"
+
+
+def test_a_given_id_equal_to_one_the_store_made_is_refused(store: EventStore, dsn: str) -> None:
+    store.append({"id": "s", "type": "T", "data": [{"$type": "A"}, {"$type": "B"}]})
+    made = store.fetch_stream("s").events[1].event_id
+    with unchanged(dsn), pytest.raises(errors.InvalidEventError, match=r"an event \$id is already stored"):
+        store.append({"id": "t", "type": "T", "data": {"$type": "A", "$id": made.upper()}})
+
+
 def test_malformed_json_sent_to_pge_append_changes_nothing(store: EventStore, dsn: str) -> None:
     with unchanged(dsn), psycopg.connect(dsn) as conn, pytest.raises(psycopg.errors.InvalidTextRepresentation):
         conn.execute("select pge_append(%s::jsonb)", ('{"id": "s", "type": "T", "data": [{"$type": "A"',))

@@ -9,7 +9,9 @@ for one input line; the prompt itself lives in ``jsproj.cli.repl``.
 from __future__ import annotations
 
 import json
+import secrets
 import shlex
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +51,18 @@ HELP = "\n".join(
         "defines a scratch projection; the loaded ones are not touched).",
     ]
 )
+
+
+def event_ids(count: int) -> list[str]:
+    """Ids for a message's ``count`` events, made as ``pge_event_ids`` makes them (sql/functions/events.sql).
+
+    The UUID version-7 layout: the time in ms, version 7, 12 bits of the
+    sub-millisecond time, the variant, then a counter from a random start.
+    """
+    us = time.time_ns() // 1000
+    high = (us // 1000) << 16 | 7 << 12 | (us % 1000) * 4096 // 1000
+    low = 2 << 62 | secrets.randbits(61)
+    return [str(uuid.UUID(int=high << 64 | low + n)) for n in range(1, count + 1)]
 
 
 class Session:
@@ -270,9 +284,10 @@ class MemorySession(Session):
         messages = self._message(rest)
         for message in messages:  # event ids unique across appends, as a store makes them
             data = message.get("data")
-            for event in data if isinstance(data, list) else [data]:
+            events = data if isinstance(data, list) else [data]
+            for event, made in zip(events, event_ids(len(events)), strict=True):
                 if isinstance(event, dict) and "$id" not in event:
-                    event["$id"] = str(uuid.uuid4())
+                    event["$id"] = made
         records = self.projections.normalize(
             json.dumps(messages), now=now_iso(), position=len(self.records), streams=self._streams()
         )
