@@ -105,3 +105,47 @@ def test_read_folder_rejects_what_is_not_a_projection_folder(tmp_path: Path) -> 
     (tmp_path / "Latin1.js").write_bytes(b"// caf\xe9\n")
     with pytest.raises(errors.ProjectionSyntaxError, match="not UTF-8"):
         read_folder(tmp_path)
+
+
+def test_connect_chooses_the_database_and_schema_like_the_cli(dsn: str, tmp_path: Path, monkeypatch) -> None:
+    import asyncio
+
+    import psycopg
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jsproj.toml").write_text('[jsproj]\nschema = "from_toml"\n')
+    monkeypatch.setenv("JSPROJ_DSN", dsn)
+    with jsproj.connect() as store:  # the environment's DSN, jsproj.toml's schema, migrated
+        assert (store.dsn, store.schema) == (dsn, "from_toml")
+        store.append(stream_id="s", type="T", events={"$type": "A"})
+    monkeypatch.setenv("JSPROJ_SCHEMA", "from_env")
+    with jsproj.connect(schema="given") as store:  # the argument wins over both
+        assert store.schema == "given"
+
+    async def connect_async() -> str:
+        store = await jsproj.connect_async()
+        try:
+            await store.append(stream_id="s", type="T", events={"$type": "A"})
+            return store.schema
+        finally:
+            await store.close()
+
+    assert asyncio.run(connect_async()) == "from_env"
+    with psycopg.connect(dsn) as conn:
+        counts = conn.execute(
+            "select (select count(*) from from_toml.pge_events), (select count(*) from from_env.pge_events),"
+            " (select count(*) from given.pge_events)"
+        ).fetchone()
+    assert counts == (1, 1, 0)
+    with pytest.raises(errors.StoreUnavailableError):
+        jsproj.connect(f"host={tmp_path} port=5999 dbname=none")
+
+
+def test_the_top_level_names_are_the_documented_api() -> None:
+    for name in jsproj.__all__:
+        assert getattr(jsproj, name) is not None
+    assert jsproj.example("quest").joinpath("events.jsonl").is_file()
+    with pytest.raises(errors.InputError, match="no bundled example 'nope'"):
+        jsproj.example("nope")
+    with pytest.raises(AttributeError):
+        jsproj.Nope  # noqa: B018 -- reading it is the test
