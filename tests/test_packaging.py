@@ -59,4 +59,4 @@ def test_runtime_dependencies_are_ranges_whose_lower_bounds_make_test_lowest_ins
         name, bound = re.fullmatch(r"([a-z0-9-]+)>=([0-9.]+)", requirement).groups()  # type: ignore[union-attr]
         assert lowest[name] == bound, f"{name}: constraints-lowest.txt has {lowest.get(name)}, not {bound}"
         assert name in locked, f"{name} is not pinned in constraints.txt"
-    assert project["optional-dependencies"]["binary"] == ["psycopg[binary]>=3.3"]
+    assert project["optional-dependencies"]["binary"] == ["psycopg[binary]>=3.3.0"]

@@ -1,4 +1,4 @@
-"""docs/python.md, run as a user would: each ``python script=NAME`` block is a program run outside the
+"""docs/python.md, run as a user would: each ``python run=NAME`` block is a program run outside the
 repository against a fresh database, and all of them pass ``mypy --strict`` against the installed package."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "python.md"
-SCRIPT = re.compile(r"^```python script=(\w+)\n(.*?)^```", re.S | re.M)
+SCRIPT = re.compile(r"^```python run=(\w+)\n(.*?)^```", re.S | re.M)
 
 
 def scripts() -> dict[str, str]:
