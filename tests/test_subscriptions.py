@@ -316,3 +316,44 @@ def test_start_end_skips_what_is_already_there(store: EventStore) -> None:
     assert subscription.run(until_caught_up=True) and seen == []
     append(store, 2, start=5)
     assert subscription.run(until_caught_up=True) and seen == [6, 7]
+
+
+def test_a_handler_statement_timing_out_is_the_handlers_failure_not_a_lost_connection(
+    store: EventStore, dsn: str
+) -> None:
+    append(store, 3)
+
+    def slow(event: RecordedEvent, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("set local statement_timeout = 20")
+        conn.execute("select pg_sleep(1)")  # QueryCanceled: an OperationalError, with the connection fine
+
+    with pytest.raises(SubscriptionStoppedError, match="QueryCanceled"):
+        subscribe(store, "slow", slow, poll_interval=0.05).run(until_caught_up=True)
+    assert row(dsn, "slow")["status"] == "stopped"
+    assert row(dsn, "slow")["error"]["kind"] == "QueryCanceled"
+
+
+def test_subscriptions_of_one_name_in_two_schemas_each_have_their_runner(dsn: str) -> None:
+    with EventStore(dsn, schema="shop_a") as a, EventStore(dsn, schema="shop_b") as b:
+        a.migrate()
+        b.migrate()
+        append(a, 2)
+        append(b, 3)
+        seen: dict[str, int] = {"a": 0, "b": 0}
+        first = subscribe(a, "same", lambda e, c: seen.__setitem__("a", seen["a"] + 1), poll_interval=0.05).start()
+        try:
+            wait_until(lambda: seen["a"] == 2)
+            done: list[bool] = []
+            other = threading.Thread(
+                target=lambda: done.append(
+                    subscribe(b, "same", lambda e, c: seen.__setitem__("b", seen["b"] + 1), poll_interval=0.05).run(
+                        until_caught_up=True
+                    )
+                ),
+                daemon=True,
+            )
+            other.start()
+            wait_until(lambda: done == [True], deadline=30)  # not waiting for shop_a's runner to go
+        finally:
+            first.stop()
+        assert seen == {"a": 2, "b": 3}

@@ -39,6 +39,7 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
     for sub in ("projections", "specs"):
         shutil.copytree(QUEST / sub, pytester.path / sub)
     shutil.copy(QUEST / "events.jsonl", pytester.path)
+    (pytester.path / "jsproj.toml").write_text("[jsproj]\n")  # a jsproj project: its specs are collected
     pytester.makeini("[pytest]\n")
     return pytester
 
@@ -186,3 +187,11 @@ def test_without_a_dsn_the_fixtures_use_the_embedded_database(project: pytest.Py
         embedded.stop(folder)
         if embedded.SYSTEM_DATA_ROOT in cluster.data_dir.parents:
             shutil.rmtree(cluster.data_dir.parent, ignore_errors=True)
+
+
+def test_json_in_a_specs_folder_of_a_project_that_is_not_jsprojs_is_never_collected(project: pytest.Pytester) -> None:
+    (project.path / "jsproj.toml").unlink()
+    (project.path / "specs" / "openapi.json").write_text('{"openapi": "3.1.0"}')
+    result = run(project, "--collect-only", "-q")
+    assert "openapi" not in result.stdout.str() and "party.json" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED

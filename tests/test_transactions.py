@@ -132,3 +132,57 @@ def test_the_asyncio_store_commits_or_rolls_back_the_same_way(shop: EventStore, 
     asyncio.run(scenario())
     assert orders(dsn) == ["a1"]
     assert fetch_view(shop, "Orders", "a1") == {"total": 3}
+
+
+def test_on_a_fresh_connection_of_the_applications_the_appends_wait_for_its_commit(shop: EventStore, dsn: str) -> None:
+    with psycopg.connect(dsn) as mine:  # no transaction open yet: the block must not commit one of its own
+        with shop.transaction(conn=mine) as tx:
+            tx.append(stream_id="o6", type="Order", events={"$type": "Placed", "total": 2})
+        assert shop.streams(["o6"]) == {}
+        mine.rollback()
+    assert sequence(dsn)[0] == 0
+
+
+def test_the_inline_guard_is_back_after_the_appends_on_the_applications_connection(shop: EventStore, dsn: str) -> None:
+    with psycopg.connect(dsn) as mine:
+        with shop.transaction(conn=mine) as tx:
+            tx.append(stream_id="o7", type="Order", events={"$type": "Placed", "total": 2})
+        with pytest.raises(psycopg.Error, match="Python engine"):  # a raw append would miss Orders: refused
+            mine.execute("select pge_append(%s::jsonb)", ('{"id": "o8", "type": "Order", "data": {"$type": "P"}}',))
+        mine.rollback()
+
+
+def test_results_are_given_only_once_committed_and_a_late_append_is_refused(shop: EventStore, dsn: str) -> None:
+    with shop.pool.connection() as conn:
+        conn.execute("create table parents (id int primary key)")
+        conn.execute("create table children (parent int references parents deferrable initially deferred)")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation), shop.transaction() as tx:  # fails at the COMMIT
+        tx.conn.execute("insert into children values (1)")
+        placed = tx.append(stream_id="o9", type="Order", events={"$type": "Placed", "total": 1})
+    with pytest.raises(errors.InputError, match="after the `with` block"):
+        placed.result  # noqa: B018 -- reading it is the test
+    assert sequence(dsn)[0] == 0
+    with shop.transaction() as tx:
+        pass
+    with pytest.raises(errors.InputError, match="block has ended"):
+        tx.append(stream_id="o9", type="Order", events={"$type": "Placed", "total": 1})
+
+
+def test_what_a_block_sets_on_the_connection_does_not_follow_the_stores_next_appends(dsn: str) -> None:
+    with EventStore(dsn, max_size=1) as store:  # one connection: the block's comes back to the pool
+        with store.transaction() as tx:
+            tx.conn.execute("set search_path = pg_catalog")
+            tx.conn.execute("set statement_timeout = 1")
+        assert store.append(stream_id="s", type="T", events={"$type": "A"}).version == 1
+
+
+def test_a_batch_after_another_process_deployed_more_inline_projections_feeds_them_all(
+    shop: EventStore, dsn: str
+) -> None:
+    shop.append(stream_id="o10", type="Order", events={"$type": "Placed", "total": 1})  # loads Orders
+    totals = """projections.aggregate('Totals').by({ Placed: function (s, e) { s.sum = (s.sum || 0) + e.total; } });"""
+    with EventStore(dsn) as other:
+        deploy(other, [*COUNTER, {"file": "Totals.js", "source": totals}])
+    shop.append_all([{"id": f"o{n}", "type": "Order", "data": {"$type": "Placed", "total": 2}} for n in range(11, 14)])
+    assert fetch_view(shop, "Totals", "Totals") == {"sum": 7}
+    assert fetch_view(shop, "Orders", "o13") == {"total": 2}

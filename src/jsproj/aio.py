@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from typing import Any, TypeVar
 
 import psycopg
@@ -138,7 +138,7 @@ class AsyncEventStore:
         labels = list(where) if where else [f"message {n + 1}" for n in range(len(messages))]
 
         async def attempt(conn: psycopg.AsyncConnection[Any]) -> list[AppendResult]:
-            await run_async(conn, inline_steps(self._engine))
+            await run_async(conn, inline_steps(self._engine, reload=True))
             async with conn.pipeline(), conn.transaction():
                 return await run_async(conn, append_all_steps(self._engine, messages, labels, on_progress))
 
@@ -161,21 +161,41 @@ class AsyncEventStore:
     async def transaction(self, conn: psycopg.AsyncConnection[Any] | None = None) -> AsyncIterator[Transaction]:
         """The application's writes and its appends in one transaction (see :meth:`jsproj.EventStore.transaction`)."""
         if conn is not None:
-            tx = Transaction(conn)
-            async with conn.transaction():
-                yield tx
-                await self._write(conn, tx, local_path=True)
+            if not conn.autocommit:
+                await conn.execute("select")  # the caller's transaction, opened if none is: ours is a savepoint
+            with closing(Transaction(conn)) as tx:
+                async with conn.transaction():
+                    yield tx
+                    results = await self._write(conn, tx, self.schema)
+                tx.settle(results)
             return
-        async with self.pool.connection() as own, own.transaction():
-            tx = Transaction(own)
-            yield tx
-            await self._write(own, tx, local_path=False)
+        async with self.pool.connection() as own:
+            with closing(Transaction(own)) as tx:
+                try:
+                    async with own.transaction():
+                        yield tx
+                        results = await self._write(own, tx, None)
+                    tx.settle(results)
+                finally:
+                    await self._reset(own)
 
-    async def _write(self, conn: psycopg.AsyncConnection[Any], tx: Transaction, *, local_path: bool) -> None:
+    async def _write(
+        self, conn: psycopg.AsyncConnection[Any], tx: Transaction, schema: str | None
+    ) -> list[AppendResult]:
         try:
-            await run_async(conn, pending_steps(self._engine, tx, self.schema if local_path else None))
+            return await run_async(conn, pending_steps(self._engine, tx, schema))
         except psycopg.Error as exc:
             raise translate(exc) from exc
+
+    async def _reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """The pooled connection as the pool made it, whatever the block SET (see jsproj.store's ``_reset``)."""
+        if conn.closed or conn.broken:
+            return
+        try:
+            await conn.execute("reset all")
+            await self._configure(conn)
+        except psycopg.Error:
+            await conn.close()
 
     # -- reading ------------------------------------------------------------
 

@@ -147,17 +147,21 @@ def append_all_steps(
 def _apply_page(engine: PythonEngine, owners: Mapping[int, str]) -> Steps[None]:
     """Apply the events at ``owners``' positions to the Python-engine inline projections (one engine call)."""
     loaded = engine.loaded()
-    records, documents, generation = yield from ask(
-        Query(
-            """select '[' || string_agg(r.record, ',' order by r.position) || ']',
-                  pge_load_documents(pge_route(array_agg(r.stream_id), array_agg(r.stream_type),
-                                               array_agg(r.type), %s)),
-                  (select generation from pge_engine)
-           from pge_records() r where r.position = any(%s)""",
-            (list(loaded.names), list(owners)),
-        ),
-        "inline projections",
-    )
+    for _ in range(2):  # a deploy since the projections were loaded: route with the new ones
+        records, documents, generation = yield from ask(
+            Query(
+                """select '[' || string_agg(r.record, ',' order by r.position) || ']',
+                      pge_load_documents(pge_route(array_agg(r.stream_id), array_agg(r.stream_type),
+                                                   array_agg(r.type), %s)),
+                      (select generation from pge_engine)
+               from pge_records() r where r.position = any(%s)""",
+                (list(loaded.names), list(owners)),
+            ),
+            "inline projections",
+        )
+        if generation == loaded.generation:
+            break
+        loaded = yield from engine.refresh_steps()
     try:
         yield from _apply(engine, loaded, generation, records, documents, "")
     except errors.JsprojError as exc:

@@ -140,14 +140,16 @@ class PythonEngine:
         sources = (yield from deployed_sources_steps()) if names else []
         projections = (yield Call(lambda: Projections(sources))) if names else None
         with self._lock:  # two threads loaded this generation at once: keep the first
-            if self._loaded.generation == generation:
-                if projections is not None:
-                    projections.close()
-                return self._loaded
-            old, self._loaded = self._loaded, Loaded(generation, names, projections)
-        if old.projections is not None and old.projections is not projections:
-            old.projections.close()  # an append still using it gets a new worker for its call
-        return self._loaded
+            kept = self._loaded.generation == generation
+            if not kept:
+                old, self._loaded = self._loaded, Loaded(generation, names, projections)
+            loaded = self._loaded
+        # Closing waits for a call in flight: a step of its own, so that an event loop does not wait.
+        if kept and projections is not None:
+            yield Call(projections.close)
+        elif not kept and old.projections is not None and old.projections is not projections:
+            yield Call(old.projections.close)  # an append still using it gets a new worker for its call
+        return loaded
 
     def refresh(self, conn: psycopg.Connection) -> Loaded:
         """:meth:`refresh_steps` on a synchronous connection."""

@@ -107,7 +107,8 @@ select s.name, s.status, s.last_position, (select max(position) from pge_events)
         where (e.tx_id, e.position) > (s.last_tx, s.last_position)),
        (select string_agg(a.application_name, ', ') from pg_locks k join pg_stat_activity a on a.pid = k.pid
         where k.locktype = 'advisory' and k.granted and k.classid = {SUBSCRIPTION_LOCK_CLASS} and k.objsubid = 2
-          and k.objid = (hashtext(s.name)::bigint & 4294967295)::oid),
+          and k.database = (select oid from pg_database where datname = current_database())
+          and k.objid = (hashtext(current_schema() || '.' || s.name)::bigint & 4294967295)::oid),
        s.error
 from pge_subscriptions s
 order by s.name

@@ -11,7 +11,7 @@ itself is written once in :mod:`jsproj.appending`, for this store and for
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -148,7 +148,7 @@ class EventStore:
         labels = list(where) if where else [f"message {n + 1}" for n in range(len(messages))]
 
         def attempt(conn: psycopg.Connection) -> list[AppendResult]:
-            run(conn, inline_steps(self._engine))
+            run(conn, inline_steps(self._engine, reload=True))  # one query: a batch sees the latest deploy
             with conn.pipeline(), conn.transaction():
                 return run(conn, append_all_steps(self._engine, messages, labels, on_progress))
 
@@ -177,22 +177,31 @@ class EventStore:
         without an error, just before the commit. A block that raises rolls
         everything back, and no append was tried: not even a position is used.
         With ``conn`` (a connection of yours), the appends join its
-        transaction and you commit it. docs/python.md has the example.
+        transaction and you commit it (one is opened when none is; on an
+        autocommit connection the block is a transaction of its own).
+        docs/python.md has the example.
         """
         if conn is not None:
-            tx = Transaction(conn)
-            with conn.transaction():
-                yield tx
-                self._write(conn, tx, local_path=True)
+            if not conn.autocommit:
+                conn.execute("select")  # the caller's transaction, opened if none is: ours is a savepoint in it
+            with closing(Transaction(conn)) as tx:
+                with conn.transaction():
+                    yield tx
+                    results = self._write(conn, tx, self.schema)
+                tx.settle(results)
             return
-        with self.pool.connection() as own, own.transaction():
-            tx = Transaction(own)
-            yield tx
-            self._write(own, tx, local_path=False)
+        with self.pool.connection() as own, closing(Transaction(own)) as tx:
+            try:
+                with own.transaction():
+                    yield tx
+                    results = self._write(own, tx, None)
+                tx.settle(results)  # committed: the results are true now
+            finally:
+                _reset(own, self._configure)
 
-    def _write(self, conn: psycopg.Connection[Any], tx: Transaction, *, local_path: bool) -> None:
+    def _write(self, conn: psycopg.Connection[Any], tx: Transaction, schema: str | None) -> list[AppendResult]:
         try:
-            run(conn, pending_steps(self._engine, tx, self.schema if local_path else None))
+            return run(conn, pending_steps(self._engine, tx, schema))
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
@@ -235,3 +244,16 @@ class EventStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _reset(conn: psycopg.Connection[Any], configure: Callable[[psycopg.Connection[Any]], None]) -> None:
+    """A pooled connection back as the pool made it: what the application SET in a transaction's block
+    (a search_path, a role, a timeout) does not follow the store's next appends. A connection that cannot
+    be reset is closed (the pool replaces it)."""
+    if conn.closed or conn.broken:
+        return
+    try:
+        conn.execute("reset all")
+        configure(conn)
+    except psycopg.Error:
+        conn.close()

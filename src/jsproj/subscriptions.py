@@ -12,7 +12,7 @@ with the checkpoint or not at all -- exactly once. Anything else it does
 transaction that did not commit are handed over again.
 
 One runner per subscription at a time: it holds a session advisory lock
-(:data:`LOCK_CLASS`, hashtext(name)) on the one connection it reads, handles
+(:data:`LOCK_CLASS`, hashtext(schema.name)) on the one connection it reads, handles
 and commits on, so its lock, its transaction and its checkpoint go
 together; a second runner waits for the lock and takes over when the
 first dies. Runners are woken by the store's notify trigger (the async
@@ -42,7 +42,7 @@ from jsproj.errors import InvalidNameError, SubscriberImportError, SubscriptionS
 from jsproj.identifiers import search_path
 from jsproj.store import EventStore, RecordedEvent, load_json, translate
 
-LOCK_CLASS = 1246974040  # advisory locks (LOCK_CLASS, hashtext(name)): the runner of a subscription
+LOCK_CLASS = 1246974040  # advisory locks (LOCK_CLASS, hashtext(schema.name)): the runner of a subscription
 DEFAULT_PAGE_SIZE = 100  # events handed to the handler per page (and per transaction, by default)
 SCAN_FACTOR = 10  # a page reads at most this many times page_size events, when filters leave some out
 BRISK_SECONDS = 2.0  # after work, poll this long at BRISK_POLL (appends that did not notify: async.sql)
@@ -193,6 +193,7 @@ class Subscription:
                             row = conn.execute(HIGH_WATER).fetchone()
                             target = (int(row[0]), row[1]) if row else (0, 0)
                         if self._acquire(conn):
+                            delay = 0.1  # connected again: the next outage starts with a short wait
                             return self._follow(conn, target if until_caught_up else None)
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                     self.log(f"{self.name}: lost the database ({_first_line(exc)}); reconnecting in {delay:.1f} s")
@@ -264,9 +265,9 @@ class Subscription:
         )
         waiting = False
         while not self._stop.is_set():
-            if conn.execute("select pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, self.name)).fetchone() == (
-                True,
-            ):
+            # Advisory locks span the database: the key names the schema too (a subscription per store).
+            key = (LOCK_CLASS, f"{self.schema}.{self.name}")
+            if conn.execute("select pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone() == (True,):
                 conn.execute("listen pge_events")
                 if waiting:
                     self.log(f"{self.name}: took over")
@@ -385,7 +386,7 @@ class Subscription:
             with conn.transaction():
                 self.handler(event, conn)
         except Exception as exc:
-            if conn.broken or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            if conn.broken or _connection_lost(exc):
                 raise  # the connection is lost, not the handler at fault: reconnect and read again
             return _Failure(event, exc)
         return None
@@ -436,6 +437,17 @@ class Subscription:
         self._failures += 1
         self.log(f"{self.name}: handler failed {where}: {info['kind']}: {info['message']}; retrying in {delay:.1f} s")
         self._stop.wait(delay)
+
+
+def _connection_lost(exc: Exception) -> bool:
+    """Whether ``exc`` means the connection went away (its SQLSTATE class 08, or a server shutting down:
+    57P01-57P03), rather than the handler's statement failing (a timeout, a deadlock, a lock not granted)."""
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate or ""
+    return not state or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def _array(names: Sequence[str] | None) -> list[str] | None:

@@ -79,10 +79,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> SpecFile | None:
-    """A ``*.json`` file directly in the specs folder is a spec file; no other file is looked at."""
-    if file_path.suffix != ".json" or file_path.parent.resolve() != project_folder(parent.config, "specs"):
+    """A ``*.json`` file directly in the specs folder of a jsproj project is a spec file; no other file is
+    looked at (another project's ``specs/openapi.json`` is not a spec)."""
+    if file_path.suffix != ".json" or not _a_jsproj_project(parent.config):
+        return None
+    if file_path.parent.resolve() != project_folder(parent.config, "specs"):
         return None
     return SpecFile.from_parent(parent, path=file_path)
+
+
+def _a_jsproj_project(config: pytest.Config) -> bool:
+    """Whether specs are collected: the ini option ``jsproj_specs`` or ``JSPROJ_SPECS`` names the folder,
+    or pytest's root folder is in a jsproj project (a ``jsproj.toml``)."""
+    from jsproj.embedded import project_dir
+
+    if config.getini("jsproj_specs") or os.environ.get("JSPROJ_SPECS"):
+        return True
+    return (project_dir(config.rootpath) / "jsproj.toml").is_file()  # read (and checked) when specs are
 
 
 # -- settings -------------------------------------------------------------------

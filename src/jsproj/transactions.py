@@ -43,6 +43,7 @@ class Transaction:
 
     conn: Any  # psycopg.Connection or psycopg.AsyncConnection, in the transaction
     pending: list[PendingAppend] = field(default_factory=list)
+    closed: bool = False
 
     def append(
         self,
@@ -55,25 +56,40 @@ class Transaction:
         metadata: Mapping[str, Any] | None = None,
     ) -> PendingAppend:
         """Queue one message (the arguments of :meth:`jsproj.EventStore.append`), appended when the block ends."""
+        if self.closed:
+            raise errors.InputError("this transaction's block has ended: append in a new store.transaction()")
         queued = PendingAppend(message_of(message, stream_id, type, events, expected_version, metadata))
         self.pending.append(queued)
         return queued
 
+    def settle(self, results: Sequence[AppendResult]) -> None:
+        """Give each queued append its result, once the transaction committed (or, on a connection of the
+        application's, once the appends are in its transaction)."""
+        for queued, result in zip(self.pending, results, strict=True):
+            queued._result = result
+
+    def close(self) -> None:
+        """The block has ended: later appends are refused, not silently dropped."""
+        self.closed = True
+
 
 def pending_steps(engine: PythonEngine, tx: Transaction, schema: str | None) -> Steps[list[AppendResult]]:
     """Append ``tx``'s queued messages in its transaction (a connection of the application's: in ``schema``,
-    its search_path put back afterwards); each pending append gets its result."""
+    its search_path and the inline guard put back afterwards); the results, for :meth:`Transaction.settle`."""
     if not tx.pending:
         return []
     if schema is not None:  # for this transaction only, and put back: the application's statements go on as before
-        (before,) = yield from ask(Query("select current_setting('search_path')"))
+        before, guard = yield from ask(
+            Query("select current_setting('search_path'), coalesce(current_setting('jsproj.inline_engine', true), '')")
+        )
         quoted = '"' + schema.replace('"', '""') + '"'
         yield from ask(Query("select set_config('search_path', %s, true)", (quoted,)))
     yield from inline_steps(engine, reload=True)
     labels = [f"append {n + 1} of the transaction" for n in range(len(tx.pending))]
     results = yield from append_all_steps(engine, [p.message for p in tx.pending], labels)
-    if schema is not None:
-        yield from ask(Query("select set_config('search_path', %s, true)", (before,)))
-    for queued, result in zip(tx.pending, results, strict=True):
-        queued._result = result
+    if schema is not None:  # and the inline guard: a later raw pge_append of the caller's is guarded again
+        yield from ask(
+            Query("select set_config('search_path', %s, true), set_config('jsproj.inline_engine', %s, true)",
+                  (before, guard))
+        )  # fmt: skip
     return results
