@@ -70,11 +70,20 @@ def status_table(found: Sequence[ProjectionStatus]) -> Table:
     for column in ("lifecycle", "engine", "status", "position", "lag", "dead", "daemon"):
         table.add_column(column)
     for s in found:
-        lag = "" if s.lag_events is None else f"{s.lag_events}" + (f" ({s.lag_seconds:.0f} s)" if s.lag_events else "")
-        row_status = s.status + (f": {s.error.get('message', '')[:60]}" if s.error else "")
-        position = "" if s.position is None else f"{s.position}/{s.high_water or 0}"
+        lag = (
+            ""
+            if s.lag_events is None
+            else _events(s.lag_events) + (f" ({s.lag_seconds:.0f} s)" if s.lag_events else "")
+        )
+        row_status = s.state + (f": {s.error.get('message', '')[:60]}" if s.error else "")
+        # The position alone: positions have gaps (a rolled-back append uses some), the lag counts events.
+        position = "" if s.position is None else str(s.position)
         table.add_row(s.name, s.lifecycle, s.engine, row_status, position, lag, str(s.dead_letters), s.holder or "")
     return table
+
+
+def _events(count: int) -> str:
+    return f"{count} event" + ("" if count == 1 else "s")
 
 
 def dead_letters_table(letters: Sequence[DeadLetter]) -> Table:

@@ -40,6 +40,37 @@ class ProjectionStatus:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def unheld(self) -> bool:
+        """An async projection (or subscription) that is to run but that no daemon (runner) holds now."""
+        return self.lifecycle in ("async", "subscriber") and self.status != "stopped" and not self.holder
+
+    @property
+    def state(self) -> str:
+        """The status as people read it: ``no daemon`` (``build: no daemon``) when nothing holds it, so that
+        a projection no daemon runs never reads as running."""
+        if not self.unheld:
+            return self.status
+        waiting = "no runner" if self.lifecycle == "subscriber" else "no daemon"
+        return waiting if self.status == "running" else f"{self.status}: {waiting}"
+
+
+def hints(found: Iterable[ProjectionStatus]) -> list[str]:
+    """What to do next, from a status: nothing deployed, no events yet, async projections no daemon runs."""
+    found = list(found)
+    if not found:
+        return ["no projections are deployed here: `jsproj deploy` registers projections/*.js"]
+    said = []
+    if all(s.high_water is None for s in found):
+        said.append("no events yet: `jsproj append FILE` appends an events file")
+    unbuilt = [s.name for s in found if s.unheld and s.status == "build" and s.lifecycle == "async"]
+    behind = [s.name for s in found if s.unheld and s.status == "running" and s.lifecycle == "async" and s.lag_events]
+    if unbuilt:
+        said.append(f"no daemon has built {', '.join(unbuilt)} yet: run `jsproj daemon` (their views are empty)")
+    if behind:
+        said.append(f"{', '.join(behind)} fall behind with no daemon running: run `jsproj daemon`")
+    return said
+
 
 STATUS_QUERY = f"""
 with high as (select max(position) as position from pge_events)

@@ -130,14 +130,18 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
       jsproj status
       jsproj status --json | jq '.[] | select(.lag_events > 0)'
     """
-    from jsproj.status import projection_status, subscription_status
+    from jsproj.status import hints, projection_status, subscription_status
 
     with json_errors(as_json), open_store(dsn, schema) as store:
         found = projection_status(store) + subscription_status(store)
     if as_json:
         echo_json([s.to_dict() for s in found])
         return
-    Console().print(status_table(found))
+    console = Console()
+    if found:
+        console.print(status_table(found))
+    for hint in hints(found):
+        console.print(f"hint: {hint}", style="dim", soft_wrap=True)
 
 
 @click.command("dead-letters")
