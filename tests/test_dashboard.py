@@ -215,6 +215,16 @@ def chromium() -> str:
     pytest.skip("Chromium is not installed and could not be installed here (`make chromium` does it as root)")
 
 
+def test_without_chromium_the_page_test_skips_except_where_it_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("JSPROJ_REQUIRE_CHROMIUM", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="Chromium is not installed"):
+        chromium()
+    monkeypatch.setenv("JSPROJ_REQUIRE_CHROMIUM", "1")
+    with pytest.raises(pytest.fail.Exception, match="JSPROJ_REQUIRE_CHROMIUM requires it"):
+        chromium()
+
+
 def headless(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     command = [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
                "--window-size=1200,900", "--virtual-time-budget=5000", *args, url]  # fmt: skip
