@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PG_SITE := /usr/local/lib/jsproj/site
 
-.PHONY: install postgres pg-extensions pg-languages demo test test-fast test-lowest lint pytest node-test bench bench-quick bench-deps soak clean
+.PHONY: install postgres pg-extensions pg-languages chromium demo test test-fast test-lowest lint pytest node-test bench bench-quick bench-deps soak clean
 
 install: $(STAMP)
 
@@ -54,6 +54,13 @@ pg-languages:
 	for lang in plv8 pljs; do [ -f $$ext/$$lang.control ] || \
 	  echo "note: $$lang is not installed (no platform package, no $(PG_JS)): its tests will skip"; done
 
+# The browser the dashboard's page test renders it in (tests/test_dashboard.py): Debian's package when
+# missing, as root; elsewhere that test skips (CI sets JSPROJ_REQUIRE_CHROMIUM: it fails instead).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } || \
+	  echo "note: chromium is not installed (install it as root: apt-get install chromium): the dashboard's page test will skip"
+
 demo: install
 	$(BIN)/jsproj demo
 
@@ -88,7 +95,7 @@ test-lowest: install pg-extensions
 	  $$(grep -E '^(pytest|pytest-timeout|pytest-xdist|hypothesis|pexpect)==' constraints.txt)
 	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(mini-racer|psycopg|psycopg-pool|click|rich|prompt.toolkit) '
 	$(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -m "not slow" $(LOWEST_TESTS)
-pytest: install pg-extensions
+pytest: install pg-extensions chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 node-test:

@@ -38,6 +38,7 @@ def test_wheel_contains_the_engine_and_examples(tmp_path: Path) -> None:
         assert f"jsproj/js/lib/{file}" in names, file
     assert "jsproj/examples/quest/events.jsonl" in names
     assert "jsproj/runtime/worker.py" in names
+    assert "jsproj/dashboard.html" in names  # the dashboard's page
 
 
 def test_runtime_dependencies_are_ranges_whose_lower_bounds_make_test_lowest_installs() -> None:

@@ -17,7 +17,7 @@ import click
 import psycopg
 
 from jsproj import errors
-from jsproj.cli import daemon, db, demo, deploying, events, project, repl, simulate, subscribers, views
+from jsproj.cli import daemon, dashboard, db, demo, deploying, events, project, repl, simulate, subscribers, views
 
 
 class JsprojGroup(click.Group):
@@ -57,6 +57,6 @@ def main(ctx: click.Context, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
-for module in (demo, project, repl, simulate, db, events, deploying, views, daemon, subscribers):
+for module in (demo, project, repl, simulate, db, events, deploying, views, daemon, dashboard, subscribers):
     for command in module.COMMANDS:
         main.add_command(command)
