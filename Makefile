@@ -88,12 +88,13 @@ PYTEST_WORKERS ?= auto
 # asyncio), the sandbox, the CLI, the daemon and the conformance suite in every host.
 LOWEST := .venv-lowest
 LOWEST_TESTS := tests/test_store.py tests/test_transactions.py tests/test_sandbox.py tests/test_api.py \
-  tests/test_cli_store.py tests/test_cli.py tests/test_daemon.py tests/test_conformance.py
+  tests/test_cli_store.py tests/test_cli.py tests/test_daemon.py tests/test_conformance.py \
+  tests/test_operations.py
 test-lowest: install pg-extensions
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet -c constraints-lowest.txt -e '.[binary]' \
 	  $$(grep -E '^(pytest|pytest-timeout|pytest-xdist|hypothesis|pexpect)==' constraints.txt)
-	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(mini-racer|psycopg|psycopg-pool|click|rich|prompt.toolkit) '
+	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(mini-racer|psycopg|psycopg-pool|click|rich|prompt.toolkit|prometheus.client) '
 	$(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -m "not slow" $(LOWEST_TESTS)
 pytest: install pg-extensions chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal

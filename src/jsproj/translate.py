@@ -9,6 +9,7 @@ import psycopg
 
 from jsproj import errors
 from jsproj.errors import StoreError, StoreUnavailableError
+from jsproj.redact import redact
 
 
 def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
@@ -59,12 +60,14 @@ def _engine_description(state: str, detail: dict[str, Any] | None) -> dict[str, 
     return detail if str(detail.get("kind", "")).startswith("Sandbox") else None
 
 
-def reason(exc: psycopg.Error) -> str:
+def reason(exc: BaseException, dsn: str | None = None) -> str:
+    """A database error's message on one line, without the password of ``dsn`` (nor any other it shows)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) if lines else type(exc).__name__
+    return redact("; ".join(lines), dsn) if lines else type(exc).__name__
 
 
 def describe_dsn(dsn: str) -> str:
+    """Where a DSN points (host, port, database, user): never its password."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:

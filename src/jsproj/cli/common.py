@@ -13,6 +13,7 @@ import click
 
 from jsproj import errors
 from jsproj.config import explicit_dsn, resolve_dsn, resolve_schema
+from jsproj.redact import remember
 from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MB
 from jsproj.store import EventStore
 
@@ -60,8 +61,14 @@ def store_options(command: F) -> F:
     return click.option(
         "--dsn",
         metavar="DSN",
+        callback=_remember_dsn,
         help="PostgreSQL connection string or URL.  [env: JSPROJ_DSN; default: the embedded database]",
     )(command)
+
+
+def _remember_dsn(ctx: click.Context, param: click.Parameter, dsn: str | None) -> str | None:
+    remember(dsn)  # its password is hidden in every log line and error message from now on
+    return dsn
 
 
 def read_text(path: str) -> str:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from jsproj import control
+from jsproj import control, logs
 from jsproj.cli.common import echo_json, json_errors, json_option, open_store, sandbox_options, store_options
 from jsproj.daemon import DEFAULT_PAGE_SIZE, Daemon
+from jsproj.daemon.metrics import DaemonMetrics
 from jsproj.render import dead_letters_table, status_table
+
+logger = logging.getLogger("jsproj.daemon")
 
 page_size_option = click.option(
     "--page-size",
@@ -30,6 +34,14 @@ page_size_option = click.option(
 @page_size_option
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Seconds between polls when no notification arrives.")  # fmt: skip
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics on /metrics and health on /healthz at this port (0: any free one).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="The address the metrics server listens on.")  # fmt: skip
 @store_options
 @sandbox_options
 def daemon(
@@ -37,6 +49,8 @@ def daemon(
     names: tuple[str, ...],
     page_size: int,
     poll_interval: float,
+    metrics_port: int | None,
+    metrics_host: str,
     dsn: str | None,
     schema: str | None,
     timeout: float,
@@ -53,28 +67,38 @@ def daemon(
       jsproj daemon
       jsproj daemon --until-caught-up
       jsproj daemon --projection Traveled --page-size 5000
+      jsproj daemon --metrics-port 9464 --log-format json
     """
     console = Console(stderr=True)
+    bar = until_caught_up and console.is_terminal  # not a terminal: log lines alone, as they are
     progress = Progress(TextColumn("catching up"), TextColumn("{task.completed} events"), TimeElapsedColumn(),
-                        console=console, transient=True, disable=not until_caught_up)  # fmt: skip
+                        console=console, transient=True, disable=not bar)  # fmt: skip
     task = progress.add_task("catch-up", total=None)
+    hooks = DaemonMetrics()
     with open_store(dsn, schema) as store:
         worker = Daemon(
             store.dsn, schema=store.schema, names=names or None, page_size=page_size, poll_interval=poll_interval,
-            timeout=timeout, memory_limit=memory_limit, log=lambda message: progress.console.print(
-                message, markup=False, highlight=False),
+            timeout=timeout, memory_limit=memory_limit, hooks=hooks,
             on_progress=lambda name, events: progress.advance(task, events),
         )  # fmt: skip
     previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = hooks.serve(worker, metrics_host, metrics_port) if metrics_port is not None else None
     try:
-        click.echo(f"daemon {worker.id} started", err=True)
-        with progress:
+        logger.info(f"daemon {worker.id} started" + (f"; metrics on {server.url}/metrics" if server else ""))
+        with progress, logs.writing_to(lambda line: _console_line(console, line)):
             caught_up = worker.run(until_caught_up=until_caught_up)
         done = f"caught up ({int(progress.tasks[0].completed)} events)" if caught_up else "stopped"
-        click.echo(f"daemon {worker.id} {done}", err=True)
+        logger.info(f"daemon {worker.id} {done}")
     finally:
+        if server is not None:
+            server.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _console_line(console: Console, line: str) -> None:
+    """A log line through the console the progress bar draws on (above the bar), as it is: never wrapped."""
+    console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 @click.command()

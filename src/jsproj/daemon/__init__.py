@@ -4,7 +4,9 @@
 - :mod:`~jsproj.daemon.pages` -- the gap-safe page read, and a page applied to a group of units;
 - :mod:`~jsproj.daemon.build` -- a staged build: start, fold, flush, swap or abandon;
 - :mod:`~jsproj.daemon.progress` -- every statement on the progress table;
-- :mod:`~jsproj.daemon.poison` -- dead letters and their retry.
+- :mod:`~jsproj.daemon.poison` -- dead letters and their retry;
+- :mod:`~jsproj.daemon.hooks` -- what the loop tells an observer;
+- :mod:`~jsproj.daemon.metrics` -- Prometheus metrics and ``/healthz`` from those hooks.
 
 A page is applied completely or not at all, with the progress of every unit
 it served, so nothing is applied twice or skipped, whatever fails in between.

@@ -19,6 +19,7 @@ polling is the source of truth.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import socket
@@ -36,6 +37,7 @@ from psycopg import sql
 from jsproj import errors
 from jsproj.daemon import lines, progress
 from jsproj.daemon.build import build
+from jsproj.daemon.hooks import DaemonHooks
 from jsproj.daemon.lines import END, HIGH_WATER, LinesPage, read_lines
 from jsproj.daemon.pages import Applied, commit, prepare
 from jsproj.daemon.poison import retry_dead_letters
@@ -45,6 +47,7 @@ from jsproj.identifiers import search_path
 from jsproj.python_engine import deployed_sources
 from jsproj.runtime.projections import Projections
 from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from jsproj.translate import reason
 
 DEFAULT_PAGE_SIZE = 20000  # the most events per page: bench/page_size_bench.py and scenario 7 (docs/benchmarks.md)
 FIRST_PAGE = 100  # a page's size after an idle spell; it doubles while pages come back full
@@ -54,6 +57,8 @@ BALANCE_SECONDS = 1.0  # how often the share of units is checked (at once when t
 CHECK_SECONDS = 0.5  # how often definitions and progress are read again while pages go well
 BRISK_SECONDS = 2.0  # after work, poll this long at BRISK_POLL instead of waiting for a notification
 BRISK_POLL = 0.01
+
+logger = logging.getLogger("jsproj.daemon")
 
 
 class _Undone(Exception):
@@ -73,7 +78,9 @@ class Daemon:
     """One daemon process's work: ``run()`` until ``stop()``, or until caught up.
 
     ``names`` limits it to some async projections; ``page_size`` is the most
-    events per engine call and transaction.
+    events per engine call and transaction. It logs on the ``jsproj.daemon``
+    logger (and calls ``log``, if given, with each message); ``hooks`` hears of
+    its rounds, pages and lost connections (:mod:`jsproj.daemon.metrics`).
     """
 
     def __init__(
@@ -88,6 +95,7 @@ class Daemon:
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
         log: Callable[[str], None] | None = None,
         on_progress: Callable[[str, int], None] | None = None,
+        hooks: DaemonHooks | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -98,6 +106,7 @@ class Daemon:
         self.poll_interval = poll_interval
         self.limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
         self.log = log or (lambda message: None)
+        self.hooks = hooks or DaemonHooks()
         self.on_progress = on_progress or (lambda name, events: None)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held: set[Unit] = set()
@@ -120,6 +129,17 @@ class Daemon:
         self._last_work = 0.0
         self._limit = min(FIRST_PAGE, page_size)
         self._ceiling = page_size  # the most a page may grow to: lower after a page was cut around a limit
+        self._restarts = 0  # the sandbox restarts of the projections closed since the start
+
+    @property
+    def sandbox_restarts(self) -> int:
+        """How often the V8 worker was restarted since the start (a limit hit, a crash)."""
+        current = self._projections
+        return self._restarts + (current.sandbox.restarts if current is not None else 0)
+
+    def _say(self, level: int, message: str) -> None:
+        logger.log(level, message)
+        self.log(message)
 
     # -- running ------------------------------------------------------------
 
@@ -146,20 +166,24 @@ class Daemon:
                     if until_caught_up and not targeted:
                         target, targeted = self._high_water(), True
                     busy = self._round()
+                    self.hooks.round_done(frozenset(self.held))
                     delay = 0.1
                     if until_caught_up and self._maybe_caught_up(busy, target) and self._caught_up(target):
                         return True
                     if not busy:
                         self._wait()
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    self.log(f"lost the database ({str(exc).strip().splitlines()[0]}); reconnecting in {delay:.1f} s")
+                    why = reason(exc, self.dsn)
+                    self.hooks.lost(f"lost the database: {why}")
+                    self._say(logging.WARNING, f"lost the database ({why}); reconnecting in {delay:.1f} s")
                     self._disconnect()
                     self._stop.wait(delay)
                     delay = min(delay * 2, 5.0)
                 except ProjectionStoppedError:
                     raise
                 except errors.JsprojError as exc:  # keep running: log it, back off, try again
-                    self.log(f"error: {exc}; retrying in {delay:.1f} s")
+                    self.hooks.lost(f"error: {reason(exc, self.dsn)}")
+                    self._say(logging.ERROR, f"error: {reason(exc, self.dsn)}; retrying in {delay:.1f} s")
                     self._disconnect()
                     self._stop.wait(delay)
                     delay = min(delay * 2, 5.0)
@@ -169,6 +193,7 @@ class Daemon:
             self._pool.shutdown()
             self._commits.shutdown()
             self._pool = self._commits = None
+            self.hooks.finished()
 
     def _round(self) -> bool:
         """One round: heartbeat; definitions, balance and progress when due; then a piece of work;
@@ -234,6 +259,7 @@ class Daemon:
         self._control = self._work = self._reader = None
         self.held.clear()
         if clean and self._projections is not None:
+            self._restarts += self._projections.sandbox.restarts
             self._projections.close()
             self._projections = None
             self._generation = None
@@ -283,6 +309,7 @@ class Daemon:
         self._definitions = definitions
         if generation != self._generation:
             if self._projections is not None:
+                self._restarts += self._projections.sandbox.restarts
                 self._projections.close()
                 self._projections = None
             self._cached_at.clear()
@@ -324,7 +351,7 @@ class Daemon:
                 if locked and locked[0]:
                     self.held.add(unit)
                     self._known = None
-                    self.log(f"working on {unit}")
+                    self._say(logging.INFO, f"working on {unit}")
         while len(self.held) > share:
             self._unlock(next(u for u in reversed(preference) if u in self.held))
         self._last_balance = time.monotonic()
@@ -335,7 +362,7 @@ class Daemon:
         self.held.discard(unit)
         self._known = None
         self._forget([unit.name])  # its next holder writes them
-        self.log(f"left {unit} to another daemon")
+        self._say(logging.INFO, f"left {unit} to another daemon")
 
     # -- work -----------------------------------------------------------------
 
@@ -372,9 +399,13 @@ class Daemon:
             building,
             policies,
             self.page_size,
-            on_progress=self.on_progress,
+            on_progress=self._built,
             stop=self._stop,
         )
+
+    def _built(self, name: str, events: int) -> None:
+        self.hooks.built(name, events)
+        self.on_progress(name, events)
 
     def _follow(self, running: list[Progress]) -> bool:
         """Serve the least advanced group of units at one position, up to where the next group is."""
@@ -437,8 +468,9 @@ class Daemon:
             self._known = None
             self._drop_read_ahead()
             raise _Undone()
+        self.hooks.page_committed(applied)
         for name in applied.stopped:
-            self.log(f"{name} stopped on an event (see `jsproj status`; `jsproj retry {name}` resumes)")
+            self._say(logging.ERROR, f"{name} stopped on an event (see `jsproj status`; `jsproj retry {name}` resumes)")
 
     @staticmethod
     def _moved(row: Progress, applied: Applied) -> Progress:

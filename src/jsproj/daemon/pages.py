@@ -13,6 +13,7 @@ poison event costs no more than any other.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ class Applied:
     stopped: tuple[str, ...]
     reached: Mapping[Unit, tuple[str, int]]
     events: Mapping[Unit, int]  # the events each unit read (up to where it stopped)
+    letters: Mapping[str, int] = dataclasses.field(default_factory=dict)  # dead letters written, by projection
 
 
 @dataclass(frozen=True)
@@ -251,16 +253,23 @@ class _Call:
                 reached[unit] = (after, 0)
             else:
                 reached[unit] = (self.page.last, self.page.count)
+        letters: dict[str, int] = {}
+        for found in self._letters(result):
+            letters[found["projection"]] = letters.get(found["projection"], 0) + 1
         return Applied(
             self.page.count, tuple(sorted(self.stopped)), {unit: to for unit, (to, _) in reached.items()},
-            {unit: count for unit, (_, count) in reached.items()},
+            {unit: count for unit, (_, count) in reached.items()}, letters,
         )  # fmt: skip
+
+    def _letters(self, result: BatchResult) -> list[dict[str, Any]]:
+        """The page's dead letters: events that hit a limit alone, and those the engine skipped."""
+        skipped = [letter(str(e.projection), e, self._partitions(str(e.projection))) for e in result.errors
+                   if self._skipped(e)]  # fmt: skip
+        return [found for found in self.letters + skipped if self._kept(found)]
 
     def write(self, result: BatchResult, applied: Applied, after: tuple[str, int]) -> None:
         """The page's dead letters, documents, progress moves and stops, in one statement (pge_commit_page)."""
-        skipped = [letter(str(e.projection), e, self._partitions(str(e.projection))) for e in result.errors
-                   if self._skipped(e)]  # fmt: skip
-        letters = [found for found in self.letters + skipped if self._kept(found)]
+        letters = self._letters(result)
         units = self.units
         self.conn.execute(
             "select pge_commit_page(%s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",

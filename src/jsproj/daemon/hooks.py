@@ -1,0 +1,33 @@
+"""What a daemon tells an observer as it works (:mod:`jsproj.daemon.metrics` counts it): no-ops by default.
+
+The loop calls these on its own thread, at the points where the state they
+report changes: a round done (connected, holding these units), the database
+lost, a page committed, a build's progress. An observer keeps what it needs
+and answers other threads (an HTTP scrape) from that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+
+from jsproj.daemon.pages import Applied
+from jsproj.daemon.progress import Unit
+
+
+class DaemonHooks:
+    """The observer of one :class:`~jsproj.daemon.Daemon`; every method does nothing here."""
+
+    def round_done(self, held: Set[Unit]) -> None:
+        """A round finished: the daemon is connected, and holds ``held``."""
+
+    def lost(self, reason: str) -> None:
+        """The daemon lost its connections (``reason``, without any password) and will connect again."""
+
+    def page_committed(self, applied: Applied) -> None:
+        """A page was committed: its events, dead letters and stops are in the database."""
+
+    def built(self, name: str, events: int) -> None:
+        """A build of projection ``name`` folded ``events`` more events."""
+
+    def finished(self) -> None:
+        """``run()`` returned: the daemon released its units."""

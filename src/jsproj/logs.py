@@ -1,0 +1,98 @@
+"""jsproj's log lines: the ``jsproj`` logger hierarchy, with time and level, as text or one JSON object per line.
+
+The library logs through ``logging.getLogger("jsproj.…")`` (the daemon on
+``jsproj.daemon``) and configures nothing: an application's own logging
+setup decides. The command line calls :func:`configure`, which writes each
+record as one line -- never wrapped, whatever the terminal -- with every
+password taken out (:func:`jsproj.redact.redact`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from jsproj.redact import redact
+
+FORMATS = ("text", "json")
+ROOT = "jsproj"
+
+
+def _time(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-12-01T15:02:53.123+00:00 INFO jsproj.daemon: message`` (a traceback on the lines after)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_time(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``time``, ``level``, ``logger``, ``message`` (and ``traceback``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": _time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps({k: redact(v) for k, v in entry.items()}, ensure_ascii=False)
+
+
+class LineHandler(logging.Handler):
+    """Writes each formatted record with ``write`` (a text line, newline added): stderr's by default."""
+
+    def __init__(self, write: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self.write = write or _stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write(self.format(record))
+        except Exception:  # noqa: BLE001 -- logging must never take the program down (logging's own rule)
+            self.handleError(record)
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def configure(fmt: str = "text", *, verbose: bool = False, write: Callable[[str], None] | None = None) -> None:
+    """Send the ``jsproj`` loggers' records (INFO and up; DEBUG with ``verbose``) to one handler in ``fmt``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    logger = logging.getLogger(ROOT)
+    for old in [h for h in logger.handlers if isinstance(h, LineHandler)]:
+        logger.removeHandler(old)
+    handler = LineHandler(write)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+@contextmanager
+def writing_to(write: Callable[[str], None]) -> Iterator[None]:
+    """Meanwhile, the lines :func:`configure` set up are written with ``write`` (a progress bar's console)."""
+    handlers = [h for h in logging.getLogger(ROOT).handlers if isinstance(h, LineHandler)]
+    before = [h.write for h in handlers]
+    for handler in handlers:
+        handler.write = write
+    try:
+        yield
+    finally:
+        for handler, old in zip(handlers, before, strict=True):
+            handler.write = old

@@ -1,0 +1,255 @@
+"""Operating the daemon: Prometheus metrics and /healthz over real HTTP, log lines as text and JSON, and no
+password of a DSN in any output -- against the real PostgreSQL, with the real daemon."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from clihelp import JSPROJ, jsproj
+from jsproj.daemon import Daemon
+from jsproj.daemon.metrics import DaemonMetrics, MetricsServer
+from jsproj.deploy import deploy
+from jsproj.redact import redact
+from jsproj.server import temporary_cluster
+from jsproj.store import EventStore
+
+COUNT = """
+projections.aggregate('Count').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });
+"""
+STOPS = """
+projections.aggregate('Stops').by({ $any: function (s, e) { if (e.poison) throw new Error('poison'); s.n = 1; } });
+"""
+LETTERS = """
+projections.aggregate('Letters').by({ $any: function (s, e) { if (e.poison) throw new Error('poison'); s.n = 1; } });
+"""
+TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
+SECRET = "SECRET-pw-4711"  # noqa: S105 -- the password no output may show
+
+
+def wait_until(condition: Callable[[], bool], deadline: float = 60.0) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, "condition not met before the deadline"
+        time.sleep(0.02)
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 -- our own server on loopback
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def scrape(server: MetricsServer) -> dict[tuple[str, str], float]:
+    """The samples of /metrics, parsed by prometheus_client's own parser: (name, projection label) -> value."""
+    status, text = get(server.url + "/metrics")
+    assert status == 200
+    return {
+        (sample.name, sample.labels.get("projection", "")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def start(worker: Daemon) -> threading.Thread:
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_metrics_move_with_appends_and_healthz_follows_the_database(store: EventStore, dsn: str) -> None:
+    files = [{"file": f"{n}.js", "source": s} for n, s in (("Count", COUNT), ("Stops", STOPS), ("Letters", LETTERS))]
+    lifecycles = {"Count": "async", "Stops": "async", "Letters": "async"}
+    deploy(store, files, lifecycles=lifecycles, on_error={"Letters": "dead-letter"})
+    database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    elsewhere = dsn.replace(f"dbname={database}", "dbname=postgres")
+    hooks = DaemonMetrics()
+    worker = Daemon(dsn + f" password={SECRET}", poll_interval=0.05, hooks=hooks)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("jsproj.daemon")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    with hooks.serve(worker, "127.0.0.1", 0) as server:
+        status, body = get(server.url + "/healthz")
+        assert (status, body) == (503, "not connected to the database yet\n")
+        thread = start(worker)
+        try:
+            wait_until(lambda: get(server.url + "/healthz")[0] == 200)
+            assert "holding 3 units" in get(server.url + "/healthz")[1]
+            for n in range(20):
+                store.append({"id": f"s-{n % 3}", "type": "S", "data": {"$type": "Happened", "n": n}})
+            store.append({"id": "s-0", "data": {"$type": "Happened", "poison": True}})
+            store.append({"id": "s-1", "data": {"$type": "Happened", "n": 99}})
+            wait_until(lambda: scrape(server).get(("jsproj_projection_events_applied_total", "Count")) == 22)
+            wait_until(lambda: scrape(server).get(("jsproj_projection_lag_events", "Count")) == 0)
+            samples = scrape(server)
+            assert samples[("jsproj_daemon_up", "")] == 1
+            assert samples[("jsproj_daemon_held_units", "")] == 3
+            assert samples[("jsproj_projection_pages_applied_total", "Count")] >= 1
+            assert samples[("jsproj_projection_lag_seconds", "Count")] == 0
+            # The stopping projection: stopped on the poison event, two events behind; the other dead-letters it.
+            assert samples[("jsproj_projection_stopped", "Stops")] == 1
+            assert samples[("jsproj_projection_stopped", "Count")] == 0
+            assert samples[("jsproj_projection_lag_events", "Stops")] == 2
+            assert samples[("jsproj_projection_lag_seconds", "Stops")] > 0
+            assert samples[("jsproj_projection_errors_total", "Stops")] == 1
+            assert samples[("jsproj_projection_dead_letters_written_total", "Letters")] == 1
+            assert samples[("jsproj_projection_dead_letters", "Letters")] == 1
+            assert samples[("jsproj_projection_errors_total", "Letters")] == 1
+            assert samples[("jsproj_projection_lag_events", "Letters")] == 0
+            assert samples[("jsproj_daemon_sandbox_restarts_total", "")] == 0
+            # The database goes away: its connections end and no new one is let in.
+            with psycopg.connect(elsewhere, autocommit=True) as admin:
+                admin.execute(f'alter database "{database}" allow_connections false')
+                admin.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                              "where application_name like 'jsproj daemon%%'")  # fmt: skip
+            wait_until(lambda: get(server.url + "/healthz")[0] == 503)
+            assert get(server.url + "/healthz")[1].startswith("lost the database")
+            samples = scrape(server)
+            assert samples[("jsproj_daemon_up", "")] == 0
+            assert samples[("jsproj_daemon_disconnects_total", "")] >= 1
+        finally:
+            worker.stop()
+            thread.join(timeout=30)
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            with psycopg.connect(elsewhere, autocommit=True) as admin:
+                admin.execute(f'alter database "{database}" allow_connections true')
+    assert not thread.is_alive()
+    assert get_refused(server.url), "the server closed with the daemon"
+    lost = [r for r in records if r.getMessage().startswith("lost the database")]
+    assert lost and all(r.levelno == logging.WARNING and "\n" not in r.getMessage() for r in lost)
+    assert any(r.getMessage() == "working on Count" and r.levelno == logging.INFO for r in records)
+    assert not [r for r in records if SECRET in r.getMessage()]
+
+
+def get_refused(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url + "/healthz", timeout=5)  # noqa: S310 -- loopback
+    except urllib.error.URLError as exc:
+        return not isinstance(exc, urllib.error.HTTPError)
+    return False
+
+
+def test_two_daemons_in_one_process_have_registries_of_their_own(store: EventStore, dsn: str) -> None:
+    deploy(store, [{"file": "Count.js", "source": COUNT}], lifecycles={"Count": "async"})
+    store.append({"id": "s-1", "type": "S", "data": {"$type": "Happened"}})
+    first, second = DaemonMetrics(), DaemonMetrics()
+    one, other = Daemon(dsn, poll_interval=0.05, hooks=first), Daemon(dsn, poll_interval=0.05, hooks=second)
+    with first.serve(one) as a, second.serve(other) as b:
+        threads = [start(one), start(other)]
+        try:
+            wait_until(lambda: get(a.url + "/healthz")[0] == 200 and get(b.url + "/healthz")[0] == 200)
+            wait_until(
+                lambda: scrape(a)[("jsproj_daemon_held_units", "")] + scrape(b)[("jsproj_daemon_held_units", "")] == 1
+            )
+            idle = b if scrape(a)[("jsproj_daemon_held_units", "")] == 1 else a
+            assert get(idle.url + "/healthz") == (200, "ok: connected; nothing to hold (idle)\n")
+            assert get(idle.url + "/nothing")[0] == 404
+        finally:
+            one.stop()
+            other.stop()
+            for thread in threads:
+                thread.join(timeout=30)
+
+
+def daemon_stderr(dsn: str, *args: str, env: dict[str, str] | None = None) -> list[str]:
+    """The stderr lines of ``jsproj daemon --until-caught-up`` as a process, stderr a pipe (not a terminal)."""
+    done = subprocess.run(
+        [str(JSPROJ), "daemon", "--dsn", dsn, "--until-caught-up", "--metrics-port", "0", *args],
+        capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stderr.splitlines()
+
+
+def test_log_lines_have_time_and_level_and_are_never_wrapped(store: EventStore, dsn: str) -> None:
+    deploy(store, [{"file": "Count.js", "source": COUNT}], lifecycles={"Count": "async"})
+    store.append({"id": "s-1", "type": "S", "data": {"$type": "Happened"}})
+    lines = daemon_stderr(dsn)
+    assert lines and all(re.match(TIME + r" (DEBUG|INFO|WARNING|ERROR) jsproj\.daemon: ", line) for line in lines)
+    started = next(line for line in lines if " started; metrics on http://127.0.0.1:" in line)
+    assert len(started) > 100 and started.endswith("/metrics"), "a long line is one line, whatever the width"
+    assert any(line.endswith("INFO jsproj.daemon: working on Count") for line in lines)
+    assert lines[-1].endswith("caught up (1 events)")
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_json_log_format_is_one_object_per_line(store: EventStore, dsn: str, how: str) -> None:
+    deploy(store, [{"file": "Count.js", "source": COUNT}], lifecycles={"Count": "async"})
+    option = ["--log-format", "json"] if how == "option" else []
+    lines = daemon_stderr(dsn, *option, env={"JSPROJ_LOG_FORMAT": "json"} if how == "env" else None)
+    entries = [json.loads(line) for line in lines]
+    assert all(set(entry) == {"time", "level", "logger", "message"} for entry in entries)
+    assert all(re.fullmatch(TIME, entry["time"]) and entry["logger"] == "jsproj.daemon" for entry in entries)
+    assert [e["message"] for e in entries if e["level"] == "INFO"][-1].endswith("caught up (0 events)")
+
+
+def test_verbose_and_log_format_may_follow_the_command() -> None:
+    done = jsproj("status", "--dsn", "postgresql://bob:x-pass-1@[::1/db", "--verbose")
+    assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr
+    done = jsproj("--log-format", "xml", "status")
+    assert done.returncode == 2 and "'xml' is not one of 'text', 'json'" in done.stderr
+
+
+BAD_DSNS = {
+    "malformed": f"postgresql://bob:{SECRET}@[::1/db",
+    "unreachable": f"postgresql://bob:{SECRET}@127.0.0.1:1/db?connect_timeout=5",
+    "keywords": f"host=127.0.0.1 port=1 user=bob password={SECRET} connect_timeout=5",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_DSNS))
+def test_the_password_is_never_printed_for_a_bad_dsn(kind: str) -> None:
+    for args, env in [
+        (["daemon", "--dsn", BAD_DSNS[kind]], None),
+        (["daemon", "--verbose", "--log-format", "json", "--dsn", BAD_DSNS[kind]], None),
+        (["--verbose", "status", "--json"], {"JSPROJ_DSN": BAD_DSNS[kind]}),
+    ]:
+        done = jsproj(*args, env=env)
+        assert done.returncode == 1, done
+        assert "PostgreSQL" in done.stderr
+        assert SECRET not in done.stdout + done.stderr, done.stderr
+
+
+@pytest.mark.server
+def test_the_password_is_never_printed_when_the_server_refuses_it() -> None:
+    cluster = temporary_cluster()
+    cluster.init(durable=False)
+    hba = cluster.data_dir / "pg_hba.conf"
+    hba.write_text("local all bob scram-sha-256\n" + hba.read_text())
+    cluster.start()
+    try:
+        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            conn.execute("create role bob login password 'the-right-one'")
+        wrong = f"postgresql://bob:{SECRET}@/jsproj?host={cluster.socket_dir}&port={cluster.port}"
+        process = subprocess.run([str(JSPROJ), "--verbose", "daemon", "--dsn", wrong], capture_output=True,
+                                 text=True, timeout=60)  # fmt: skip
+        assert process.returncode == 1
+        assert "password authentication failed" in process.stderr
+        assert SECRET not in process.stdout + process.stderr
+    finally:
+        cluster.destroy()
+
+
+def test_redact_hides_passwords_in_every_shape() -> None:
+    assert redact(f'in URI: "postgresql://bob:{SECRET}@[::1/db"') == 'in URI: "postgresql://bob:***@[::1/db"'
+    assert redact("host=h password='a b\\' c' user=u") == "host=h password=*** user=u"
+    assert redact("user=u PASSWORD = plain") == "user=u PASSWORD = ***"
+    assert redact("the odd S%40C@h", "postgresql://u:S%40C@h/db") == "the odd ***@h"
+    assert redact("no dsn: mail a@b.c, http://h/x") == "no dsn: mail a@b.c, http://h/x"
