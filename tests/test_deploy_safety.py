@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from clihelp import jsproj
 from jsproj import control, errors
@@ -16,11 +17,18 @@ from jsproj.daemon import Daemon
 from jsproj.deploy import deploy
 from jsproj.store import EventStore
 from jsproj.views import fetch_view
-
 from test_deploy import PARTY, rows, sources
 from test_views import wait_until
 
 ENGINES = ["python", "plpython"]
+
+
+def answer(dsn: str, query: sql.Composable | str, params: tuple = ()) -> list:
+    """The rows of ``query`` with ``params`` (identifiers composed with psycopg.sql)."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query if isinstance(query, sql.Composable) else sql.SQL(query), params).fetchall()
+
+
 JOURNAL = """projections.projectStream('Quest').named('Journal').by({
   $init: function () { return { n: 0 }; },
   TownReached: function (state) { state.n += 1; }
@@ -41,7 +49,7 @@ def snapshot(dsn: str, table: str = "pge_projections_party") -> dict[str, list]:
             "order by relname",
         ),
         "progress": rows(dsn, "select * from pge_projection_progress order by name, partition"),
-        "documents": rows(dsn, f"select id, data from {table} order by id"),
+        "documents": answer(dsn, sql.SQL("select id, data from {} order by id").format(sql.Identifier(table))),
         "aggregates": rows(dsn, "select name, data, updated_at from pge_aggregates order by name"),
         "engine": rows(dsn, "select generation, bundle_hash from pge_engine"),
         "triggers": rows(dsn, "select tgname from pg_trigger where tgrelid = 'pge_events'::regclass order by 1"),
@@ -53,28 +61,34 @@ def reader(dsn: str) -> Iterator[str]:
     """A role of its own (roles are the cluster's), dropped afterwards."""
     role = f"reader_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"create role {role}")
-        conn.execute(f"grant usage on schema public to {role}")
+        conn.execute(sql.SQL("create role {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("grant usage on schema public to {}").format(sql.Identifier(role)))
     yield role
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"drop owned by {role}")
-        conn.execute(f"drop role {role}")
+        conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
 
 
 def dress(dsn: str, table: str, role: str) -> None:
     """What a production team adds to a view's table: an index of its own, a grant, a comment."""
     with psycopg.connect(dsn) as conn:
-        conn.execute(f"create index towns_by_count on {table} ((jsonb_array_length(data -> 'towns'))) where id <> '%'")
-        conn.execute(f"grant select on {table} to {role}")
-        conn.execute(f"comment on table {table} is 'read by the reports'")
+        table_sql, role_sql = sql.Identifier(table), sql.Identifier(role)
+        index = "create index towns_by_count on {} ((jsonb_array_length(data -> 'towns'))) where id <> '%%'"
+        conn.execute(sql.SQL(index).format(table_sql))
+        conn.execute(sql.SQL("grant select on {} to {}").format(table_sql, role_sql))
+        conn.execute(sql.SQL("comment on table {} is 'read by the reports'").format(table_sql))
 
 
 def dressed(dsn: str, table: str, role: str) -> tuple:
     """Whether what :func:`dress` added is still there (and the index works on the table's rows)."""
     return (
-        rows(dsn, f"select indexdef like '%%{table} USING btree%%' from pg_indexes where indexname = 'towns_by_count'"),
-        rows(dsn, f"select has_table_privilege('{role}', '{table}', 'select')"),
-        rows(dsn, f"select obj_description('{table}'::regclass, 'pg_class')"),
+        answer(
+            dsn,
+            "select indexdef like %s from pg_indexes where indexname = 'towns_by_count'",
+            (f"%{table} USING btree%",),
+        ),
+        answer(dsn, "select has_table_privilege(%s, %s, 'select')", (role, table)),
+        answer(dsn, "select obj_description(%s::regclass, 'pg_class')", (table,)),
     )
 
 
@@ -141,9 +155,7 @@ def test_an_inline_redeploy_and_rebuild_keep_a_users_index_and_grants(
     assert fetch_view(store, "Party", "q1") == {"towns": ["Bree", "Bree"]}
 
 
-def test_an_async_build_by_the_daemon_keeps_a_users_index_and_grants(
-    store: EventStore, dsn: str, reader: str
-) -> None:
+def test_an_async_build_by_the_daemon_keeps_a_users_index_and_grants(store: EventStore, dsn: str, reader: str) -> None:
     member = MEMBER.replace(".async()", ".async().index('location')")
     for who in ("frodo", "sam"):
         store.append({"id": who, "type": "Hobbit", "data": {"$type": "Joined", "who": who, "location": "Shire"}})
@@ -161,7 +173,7 @@ def test_an_async_build_by_the_daemon_keeps_a_users_index_and_grants(
         with psycopg.connect(dsn) as conn:
             conn.execute("create index member_by_location on pge_projections_member ((data ->> 'location'))")
             conn.execute("comment on index member_by_location is 'the reports'")
-            conn.execute(f"grant select on pge_projections_member to {reader}")
+            conn.execute(sql.SQL("grant select on pge_projections_member to {}").format(sql.Identifier(reader)))
         deploy(store, sources(Member=member + "\n// changed: built again"))  # a redeploy
         wait_until(built)
         control.rebuild(store, "Member")  # and a rebuild, both by the daemon's staged build
@@ -170,12 +182,14 @@ def test_an_async_build_by_the_daemon_keeps_a_users_index_and_grants(
         worker.stop()
         thread.join(timeout=30)
     assert rows(dsn, "select indexdef from pg_indexes where indexname = 'member_by_location'") == [
-        ("CREATE INDEX member_by_location ON public.pge_projections_member USING btree (((data ->> 'location'::text)))",)
+        (
+            "CREATE INDEX member_by_location ON public.pge_projections_member USING btree (((data ->> 'location'::text)))",
+        )
     ]
     assert rows(dsn, "select obj_description('member_by_location'::regclass, 'pg_class')") == [("the reports",)]
-    assert rows(dsn, f"select has_table_privilege('{reader}', 'pge_projections_member', 'select')") == [(True,)]
-    jsproj_index = rows(dsn, "select pge_index_name('Member', 'location')")[0][0]
-    assert rows(dsn, f"select count(*) from pg_indexes where indexname = '{jsproj_index}'") == [(1,)]
+    assert answer(dsn, "select has_table_privilege(%s, 'pge_projections_member', 'select')", (reader,)) == [(True,)]
+    jsproj_index = answer(dsn, "select pge_index_name('Member', 'location')")[0][0]
+    assert answer(dsn, "select count(*) from pg_indexes where indexname = %s", (jsproj_index,)) == [(1,)]
     assert rows(dsn, "select count(*) from pg_class where relname like 'pge\\_b%%member%%'") == [(0,)]
 
 
