@@ -14,7 +14,8 @@ from psycopg import sql
 from clihelp import jsproj
 from jsproj import control, errors
 from jsproj.daemon import Daemon
-from jsproj.deploy import deploy
+from jsproj.deploy import deploy, deployment_sql
+from jsproj.runtime.projections import Projections
 from jsproj.store import EventStore
 from jsproj.views import fetch_view
 from test_deploy import PARTY, rows, sources
@@ -233,3 +234,19 @@ def test_a_users_indexes_are_staged_before_the_swap_and_renamed_by_it(store: Eve
             "WHERE (id ~~ 'f%'::text)",
         )
     ]
+
+
+def test_the_dba_script_removes_only_with_prune(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Party=PARTY, Journal=JOURNAL), engine="plpython")
+    with Projections(sources(Party=PARTY)) as loaded:
+        script = deployment_sql(loaded.sources, loaded.infos, engine="plpython", schema="public")
+        pruning = deployment_sql(loaded.sources, loaded.infos, engine="plpython", schema="public", prune=True)
+    assert "prune => false" in script and "prune => true" in pruning
+    with psycopg.connect(dsn) as conn:
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute(script)
+        assert refused.value.sqlstate == "JP412" and "Journal" in str(refused.value)
+        conn.rollback()
+        conn.execute(pruning)
+        conn.commit()
+    assert rows(dsn, "select name from pge_projection_definitions order by name") == [("Party",), ("Visits",)]
