@@ -170,7 +170,11 @@ def test_redeploying_a_changed_projection_rebuilds_it_and_leaves_the_others(
 def test_projections_missing_from_the_folder_are_removed_with_their_documents(store: EventStore, dsn: str) -> None:
     deploy(store, sources(Party=PARTY))
     store.append({"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}})
-    report = deploy(store, sources(Other="projections.aggregate('Other').by({ A: function () {} });"))
+    other = sources(Other="projections.aggregate('Other').by({ A: function () {} });")
+    with pytest.raises(errors.PruneRequiredError) as refused:  # never silently (tests/test_deploy_safety.py)
+        deploy(store, other)
+    assert refused.value.removed == ["Party", "Visits"]
+    report = deploy(store, other, prune=True)
     assert sorted(report.removed) == ["Party", "Visits"]
     assert rows(dsn, "select to_regclass('pge_projections_party')") == [(None,)]
     assert rows(dsn, "select count(*) from pge_aggregates where name = 'Visits'") == [(0,)]

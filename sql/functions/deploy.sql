@@ -7,9 +7,87 @@
 -- clause, which costs ~100 us per call). A signature change is a migration
 -- that drops the old function.
 
+-- Whether deploying `definition` adds, changes or leaves a projection
+-- ('added', 'changed', 'unchanged'): the one rule of pge_deploy and
+-- pge_deploy_plan. Declared indexes are not part of it.
+create or replace function pge_deploy_status(definition jsonb) returns text
+language sql stable
+as $$
+    select case
+        when d.name is null then 'added'
+        when d.hash <> definition ->> 'hash' or d.kind <> definition ->> 'kind'
+             or d.lifecycle <> definition ->> 'lifecycle' or d.engine <> definition ->> 'engine'
+             or d.partitions <> coalesce((definition ->> 'partitions')::int, 1) then 'changed'
+        else 'unchanged'
+    end
+    from (select) as one left join @schema@.pge_projection_definitions d on d.name = definition ->> 'name'
+$$;
+
+-- Whether `document_table` is a document table that can be emptied and
+-- refilled in place (id text, data jsonb, updated_at timestamptz): what keeps
+-- the GRANTs, indexes, comments and policies a user gave it. Anything else is
+-- dropped and made again.
+create or replace function pge_document_table_fits(document_table text) returns boolean
+language sql stable
+as $$
+    select count(*) = 3
+    from pg_attribute a
+    where a.attrelid = to_regclass(format('%s.%I', '@schema@', document_table)) and not a.attisdropped
+      and (a.attname, a.atttypid) in (('id', 'text'::regtype), ('data', 'jsonb'::regtype),
+                                      ('updated_at', 'timestamptz'::regtype))
+$$;
+
+-- What deploying `definitions` (pge_deploy's) would do, changing nothing and
+-- taking no lock (appends go on: `jsproj deploy --dry-run`): {added, changed,
+-- unchanged, removed, rebuild, indexes}, as pge_deploy returns them
+-- (removed: what pge_deploy removes with prune, and refuses without it). One
+-- snapshot: a deploy or build committed after it may make the real one differ.
+create or replace function pge_deploy_plan(definitions jsonb) returns jsonb
+language plpgsql stable
+as $$
+declare
+    v_def jsonb;
+    v_name text;
+    v_status text;
+    v_table text;
+    v_kept boolean;
+    v_planned jsonb;
+    v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": [], "indexes": {}}';
+begin
+    v_report := jsonb_set(v_report, '{removed}', coalesce(
+        (select jsonb_agg(d.name order by d.name) from @schema@.pge_projection_definitions d
+         where d.name not in (select e ->> 'name' from jsonb_array_elements(definitions) as e)), '[]'));
+    for v_def in select * from jsonb_array_elements(definitions) loop
+        v_name := v_def ->> 'name';
+        v_status := @schema@.pge_deploy_status(v_def);
+        v_report := jsonb_set(v_report, array[v_status], (v_report -> v_status) || to_jsonb(v_name));
+        if v_def ->> 'lifecycle' = 'inline' and v_status <> 'unchanged' then
+            v_report := jsonb_set(v_report, '{rebuild}', (v_report -> 'rebuild') || to_jsonb(v_name));
+        end if;
+        if v_def ->> 'lifecycle' in ('inline', 'async') and v_def ->> 'kind' <> 'aggregate' then
+            v_table := 'pge_projections_' || lower(v_name);
+            -- The table pge_deploy keeps (then its indexes count), or the one it makes afresh (none yet).
+            v_kept := v_status = 'unchanged' or @schema@.pge_document_table_fits(v_table)
+                      or (v_def ->> 'lifecycle' = 'async' and exists (
+                          select from @schema@.pge_projection_definitions d
+                          where d.name = v_name and d.kind = v_def ->> 'kind'));
+            v_planned := @schema@.pge_index_plan(v_name,
+                array(select jsonb_array_elements_text(coalesce(v_def -> 'indexes', '[]'))),
+                case when v_kept then to_regclass(format('%s.%I', '@schema@', v_table)) end);
+            if v_planned <> '{"created": [], "dropped": []}' then
+                v_report := jsonb_set(v_report, array['indexes', v_name], v_planned);
+            end if;
+        end if;
+    end loop;
+    return v_report;
+end;
+$$;
+
 -- Deploy projection definitions: [{name, kind, lifecycle, engine, file, source,
 -- hash, streamType, eventTypes, anyEvent, onError, partitions, indexes}] is the
--- whole set (others are removed).
+-- whole set. Deployed projections missing from it are removed (their
+-- documents, progress and dead letters) only with prune: without it the
+-- deploy is refused (JP412, DETAIL {"removed": [names]}) and changes nothing.
 -- Creates document tables, clears the documents of new and changed stored
 -- projections, replaces the engine bundle, sets up the inline triggers, and
 -- returns {added, changed, unchanged, removed, rebuild, indexes}: the caller
@@ -17,13 +95,17 @@
 -- projection, the fields whose indexes were created and dropped
 -- (pge_sync_indexes: declared indexes are not a change, and rebuild nothing).
 -- Appends wait until it commits.
+-- A changed inline projection's table is emptied in place (truncate), not
+-- dropped, while it stays a document table: the GRANTs and indexes a user
+-- gave it stay (pge_document_table_fits).
 -- An async projection that is new or changed keeps its old documents (if
 -- any) and gets status 'build', so that readers see the old view until the
 -- daemon swaps the rebuilt one in (a new number of partitions is a change:
 -- one progress row per partition); removed projections lose their progress
 -- and dead letters; daemons are woken by a notify trigger while async
 -- projections (or Python subscriptions) exist; the inline trigger serves every in-database engine.
-create or replace function pge_deploy(definitions jsonb, bundle text, bundle_hash text) returns jsonb
+create or replace function pge_deploy(definitions jsonb, bundle text, bundle_hash text, prune boolean default false)
+    returns jsonb
 language plpgsql
 as $$
 declare
@@ -36,9 +118,21 @@ declare
     v_partitions int;
     v_indexes text[];
     v_synced jsonb;
+    v_removed text[];
     v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": [], "indexes": {}}';
 begin
     lock table @schema@.pge_events in share mode;
+    -- Never destroy silently: a set that lacks deployed projections removes them only when asked to.
+    v_removed := array(select d.name from @schema@.pge_projection_definitions d
+                       where d.name not in (select e ->> 'name' from jsonb_array_elements(definitions) as e)
+                       order by d.name);
+    if cardinality(v_removed) > 0 and not prune then
+        raise exception using errcode = 'JP412',
+            message = format('this deploy would remove %s (deployed, not in the set) with their documents: '
+                             'pass --prune (prune=True) to remove them, or deploy a set that includes them',
+                             array_to_string(v_removed, ', ')),
+            detail = jsonb_build_object('removed', to_jsonb(v_removed))::text;
+    end if;
     for v_old in select * from @schema@.pge_projection_definitions
                  where name not in (select d ->> 'name' from jsonb_array_elements(definitions) as d) loop
         if v_old.kind = 'aggregate' then
@@ -68,17 +162,15 @@ begin
                 message = format('%s: only stored stream, event and view projections have indexes', v_name);
         end if;
         select * into v_old from @schema@.pge_projection_definitions where name = v_name;
-        v_status := case
-            when not found then 'added'
-            when v_old.hash <> v_def ->> 'hash' or v_old.kind <> v_def ->> 'kind' or v_old.lifecycle <> v_lifecycle
-                 or v_old.engine <> v_def ->> 'engine' or v_old.partitions <> v_partitions then 'changed'
-            else 'unchanged'
-        end;
+        v_status := @schema@.pge_deploy_status(v_def);
         -- Clear what the old definition stored, unless an async projection keeps
         -- showing its old documents until its rebuild is swapped in.
         if v_status = 'changed' and not (v_lifecycle = 'async' and v_old.kind = v_def ->> 'kind') then
             if v_old.kind = 'aggregate' then
                 delete from @schema@.pge_aggregates where name = v_name;
+            elsif v_stored and v_def ->> 'kind' <> 'aggregate'
+                  and @schema@.pge_document_table_fits('pge_projections_' || lower(v_name)) then
+                execute format('truncate @schema@.%I', 'pge_projections_' || lower(v_name));
             else
                 execute format('drop table if exists @schema@.%I', 'pge_projections_' || lower(v_name));
             end if;

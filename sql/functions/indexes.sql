@@ -96,3 +96,116 @@ begin
     return @schema@.pge_sync_indexes(projection);
 end;
 $$;
+
+-- What pge_sync_indexes would do to `document_table` (null: a table to be made)
+-- for the declared `fields`, doing nothing: {created: [fields], dropped:
+-- [fields]}, for pge_deploy_plan.
+create or replace function pge_index_plan(projection text, fields text[], document_table regclass) returns jsonb
+language sql stable
+as $$
+    with ours as (
+        select c.relname, substr(obj_description(c.oid, 'pg_class'), length('jsproj index: ') + 1) as field
+        from pg_index i join pg_class c on c.oid = i.indexrelid
+        where i.indrelid = document_table and obj_description(c.oid, 'pg_class') like 'jsproj index: %'
+          and c.relname like 'pge\_ix\_%'
+    )
+    select jsonb_build_object(
+        'created', coalesce((select jsonb_agg(f order by n) from unnest(fields) with ordinality as u(f, n)
+                             where not exists (select from ours where ours.relname = @schema@.pge_index_name(projection, f))),
+                            '[]'),
+        'dropped', coalesce((select jsonb_agg(ours.field order by ours.relname) from ours
+                             where not ours.field = any(fields)
+                                or ours.relname <> @schema@.pge_index_name(projection, ours.field)), '[]'))
+$$;
+
+-- The indexes a user made on a projection's document table: not its primary
+-- key, not jsproj's declared-field indexes, not those backing a constraint
+-- (unique or exclusion constraints are not carried over to a build). Each
+-- with the statement that makes it on `target` (a format() string: the name
+-- is its %I), and its comment.
+create or replace function pge_user_indexes(projection text, target text)
+    returns table (name text, staged text, statement text, comment text)
+language sql stable
+as $$
+    select c.relname::text, 'pge_bu_' || left(md5(lower(projection) || '/' || c.relname), 16),
+           -- What pg_get_indexdef gives after the table's name (' USING ' the method, columns, expressions,
+           -- options, predicate), under a new name and table; its % doubled for format().
+           format('create %sindex %%I on %s.%I ', case when i.indisunique then 'unique ' else '' end,
+                  '@schema@', target)
+             || replace(substr(d.def, strpos(d.def, ' USING ') + 1), '%', '%%'),
+           obj_description(c.oid, 'pg_class')
+    from pg_index i join pg_class c on c.oid = i.indexrelid,
+         -- 'CREATE [UNIQUE] INDEX name ON table USING ...': what follows the name and ' ON ' is the table
+         lateral (select substr(pg_get_indexdef(i.indexrelid),
+                                length(format('CREATE %sINDEX %s ON ', case when i.indisunique then 'UNIQUE ' else '' end,
+                                              quote_ident(c.relname))) + 1) as def) d
+    where i.indrelid = to_regclass(format('%s.%I', '@schema@', 'pge_projections_' || lower(projection)))
+      and not i.indisprimary
+      and not exists (select from pg_constraint k where k.conindid = i.indexrelid)
+      and coalesce(obj_description(c.oid, 'pg_class'), '') not like 'jsproj index: %'
+      and c.relname not like 'pge\_ix\_%'
+$$;
+
+-- Make the user's indexes of a projection's document table on its build's
+-- staging table (under pge_bu_ names, renamed at the swap), with the rows
+-- already in: outside the swap's transaction, where readers would wait for
+-- them. Returns the names of the indexes staged.
+create or replace function pge_stage_user_indexes(projection text) returns text[]
+language plpgsql
+as $$
+declare
+    v_index record;
+    v_staged text[] := '{}';
+begin
+    for v_index in select * from @schema@.pge_user_indexes(projection, 'pge_build_' || lower(projection)) loop
+        if to_regclass(format('%s.%I', '@schema@', v_index.staged)) is null then
+            execute format(v_index.statement, v_index.staged);
+        end if;
+        v_staged := v_staged || v_index.name;
+    end loop;
+    return v_staged;
+end;
+$$;
+
+-- Swap a build's staging table in as a projection's document table, keeping
+-- what a user gave the live one: its GRANTs (table privileges; column ones
+-- are not carried over), its comment, and its own indexes (staged by
+-- pge_stage_user_indexes; one made since is made here). Then the declared
+-- fields' indexes take their names (pge_adopt_indexes). The caller holds the
+-- transaction: readers see the old table or the new one.
+create or replace function pge_swap_build(projection text) returns jsonb
+language plpgsql
+as $$
+declare
+    v_live text := 'pge_projections_' || lower(projection);
+    v_staging text := 'pge_build_' || lower(projection);
+    v_grant record;
+    v_index jsonb;
+    v_kept jsonb;
+begin
+    for v_grant in
+        select a.privilege_type, a.is_grantable,
+               case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end as grantee
+        from pg_class t cross join lateral aclexplode(t.relacl) a left join pg_roles r on r.oid = a.grantee
+        where t.oid = to_regclass(format('%s.%I', '@schema@', v_live)) and a.grantee <> t.relowner
+    loop
+        execute format('grant %s on @schema@.%I to %s%s', v_grant.privilege_type, v_staging, v_grant.grantee,
+                       case when v_grant.is_grantable then ' with grant option' else '' end);
+    end loop;
+    execute format('comment on table @schema@.%I is %L', v_staging,
+                   obj_description(to_regclass(format('%s.%I', '@schema@', v_live)), 'pg_class'));
+    v_kept := coalesce((select jsonb_agg(to_jsonb(u)) from @schema@.pge_user_indexes(projection, v_live) u), '[]');
+    execute format('drop table if exists @schema@.%I', v_live);
+    execute format('alter table @schema@.%I rename to %I', v_staging, v_live);
+    execute format('alter index @schema@.%I rename to %I', v_staging || '_pkey', v_live || '_pkey');
+    for v_index in select * from jsonb_array_elements(v_kept) loop
+        if to_regclass(format('%s.%I', '@schema@', v_index ->> 'staged')) is not null then
+            execute format('alter index @schema@.%I rename to %I', v_index ->> 'staged', v_index ->> 'name');
+        else
+            execute format(v_index ->> 'statement', v_index ->> 'name');
+        end if;
+        execute format('comment on index @schema@.%I is %L', v_index ->> 'name', v_index ->> 'comment');
+    end loop;
+    return @schema@.pge_adopt_indexes(projection);
+end;
+$$;

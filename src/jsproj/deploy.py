@@ -9,7 +9,10 @@ and for the JavaScript languages the wrapper they share,
 ``sql/engines/javascript.sql`` — differs. A projection whose source, kind,
 lifecycle or engine changed has its documents rebuilt from the event log;
 an unchanged one is left alone (its indexed fields may change: indexes are
-made and dropped, no document is rebuilt).
+made and dropped, no document is rebuilt). Deployed projections the set
+lacks are removed only with ``prune=True`` (else :class:`PruneRequiredError`
+and nothing changes); ``dry_run=True`` reports the plan and changes nothing
+(``pge_deploy_plan``).
 """
 
 from __future__ import annotations
@@ -45,14 +48,18 @@ MAX_PARTITIONS = 256  # as pge_projection_definitions checks
 
 @dataclass
 class DeployReport:
-    """What a deploy did, projection names per outcome, and events read per rebuilt projection."""
+    """What a deploy did (or, ``dry_run``, would do), projection names per outcome, and events read per
+    rebuilt projection."""
 
     engine: str
+    dry_run: bool = False
+    prune: bool = False  # whether removals were allowed (a dry run without it lists them, refused)
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     rebuilt: dict[str, int] = field(default_factory=dict)
+    rebuild: list[str] = field(default_factory=list)  # inline projections rebuilt (a dry run: to rebuild) now
     building: list[str] = field(default_factory=list)  # async projections the daemon will build
     # per projection, the fields whose indexes were {"created": [...], "dropped": [...]} (pge_sync_indexes)
     indexes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
@@ -60,11 +67,14 @@ class DeployReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "engine": self.engine,
+            "dryRun": self.dry_run,
+            "prune": self.prune,
             "added": self.added,
             "changed": self.changed,
             "unchanged": self.unchanged,
             "removed": self.removed,
             "rebuilt": self.rebuilt,
+            "rebuild": self.rebuild,
             "building": self.building,
             "indexes": self.indexes,
         }
@@ -209,6 +219,8 @@ def deploy(
     indexes: Mapping[str, Sequence[str]] | None = None,
     timeout: float | None = None,
     memory_limit: int | None = None,
+    prune: bool = False,
+    dry_run: bool = False,
 ) -> DeployReport:
     """Deploy ``sources`` (every projection file) to the store, in one transaction.
 
@@ -216,33 +228,58 @@ def deploy(
     ``partitions`` splits async stream and view projections by document key
     so that several daemons share each one (docs/daemon.md). ``indexes``
     adds fields to index to those of ``.index()`` (docs/views.md); indexes
-    are made and dropped without rebuilding any document.
+    are made and dropped without rebuilding any document. Deployed
+    projections missing from ``sources`` are removed with their documents
+    only with ``prune``: else :class:`~jsproj.errors.PruneRequiredError`
+    names them, and nothing changes. ``dry_run`` checks the projections and
+    returns the plan (what would be added, changed, removed, rebuilt,
+    indexed), changing nothing, not even the schema's migrations, and
+    holding off no append.
     """
-    store.migrate()
+    if not dry_run:
+        store.migrate()
     with _load(sources, timeout, memory_limit) as loaded:
         rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error, partitions, indexes)
-        bundle, bundle_hash = database_bundle()
-        report = DeployReport(engine)
+        report = DeployReport(engine, dry_run=dry_run, prune=prune)
         with store.pool.connection() as conn:
             try:
-                with conn.transaction():
-                    if engine in DATABASE_ENGINES:
-                        conn.execute(engine_sql(engine, sql.Identifier(store.schema).as_string(conn)))
-                    outcome = _value(conn, "select pge_deploy(%s, %s, %s)", (Jsonb(rows), bundle, bundle_hash))
-                    if engine in DATABASE_ENGINES:
-                        _probe(conn, engine)
-                    for name in outcome["rebuild"]:
-                        if engine in DATABASE_ENGINES:
-                            report.rebuilt[name] = _value(conn, "select pge_rebuild(%s)", (name,))
-                        else:
-                            report.rebuilt[name] = rebuild(conn, loaded, name)
+                if dry_run:
+                    outcome = _value(conn, "select pge_deploy_plan(%s)", (Jsonb(rows),))
+                else:
+                    with conn.transaction():
+                        outcome, report.rebuilt = _deploy_in(conn, store.schema, loaded, rows, engine, prune)
             except psycopg.Error as exc:
                 raise translate(exc, "deploy") from exc
-        for key in ("added", "changed", "unchanged", "removed", "indexes"):
+        for key in ("added", "changed", "unchanged", "removed", "indexes", "rebuild"):
             setattr(report, key, outcome[key])
         async_names = {row["name"] for row in rows if row["lifecycle"] == "async"}
         report.building = [name for name in outcome["added"] + outcome["changed"] if name in async_names]
         return report
+
+
+def _deploy_in(
+    conn: psycopg.Connection,
+    schema: str,
+    loaded: Projections,
+    rows: list[dict[str, Any]],
+    engine: str,
+    prune: bool,
+) -> tuple[Any, dict[str, int]]:
+    """``pge_deploy`` and the rebuilds of its outcome, in the caller's transaction: its outcome, and the
+    events each rebuilt projection read."""
+    bundle, bundle_hash = database_bundle()
+    if engine in DATABASE_ENGINES:
+        conn.execute(engine_sql(engine, sql.Identifier(schema).as_string(conn)))
+    outcome = _value(conn, "select pge_deploy(%s, %s, %s, %s)", (Jsonb(rows), bundle, bundle_hash, prune))
+    if engine in DATABASE_ENGINES:
+        _probe(conn, engine)
+    rebuilt: dict[str, int] = {}
+    for name in outcome["rebuild"]:
+        if engine in DATABASE_ENGINES:
+            rebuilt[name] = _value(conn, "select pge_rebuild(%s)", (name,))
+        else:
+            rebuilt[name] = rebuild(conn, loaded, name)
+    return outcome, rebuilt
 
 
 def _load(sources: Sequence[Mapping[str, str]], timeout: float | None, memory_limit: int | None) -> Projections:
@@ -276,12 +313,15 @@ def deployment_sql(
     schema: str = "public",
     lifecycles: Mapping[str, str] | None = None,
     indexes: Mapping[str, Sequence[str]] | None = None,
+    prune: bool = False,
 ) -> str:
     """The complete SQL a DBA applies by hand (``psql -1 -f``) to deploy with an in-database engine.
 
     It migrates the schema with the script ``jsproj migrate`` runs (the same
     records, checks and errors), creates the engine's ``pge_engine_call``, deploys the definitions
-    and rebuilds the documents of new and changed stored projections.
+    and rebuilds the documents of new and changed stored projections. The
+    deployed projections the set lacks are removed only with ``prune``
+    (else the script stops there, changing nothing).
     """
     check_schema(schema)
     schema_sql = sql.Identifier(schema).as_string()
@@ -301,7 +341,8 @@ def deployment_sql(
         "-- the definitions, and the rebuild of new and changed stored projections",
         "select pge_rebuild(name) from jsonb_array_elements_text(",
         f"  pge_deploy({_literal(json.dumps(rows))}::jsonb,",
-        f"             {_literal(bundle)}, {_literal(bundle_hash)}) -> 'rebuild') as name;",
+        f"             {_literal(bundle)}, {_literal(bundle_hash)}, prune => {'true' if prune else 'false'})",
+        "  -> 'rebuild') as name;",
     ]
     return "\n".join(parts) + "\n"
 

@@ -307,6 +307,20 @@ class InvalidNameError(InputError):
     """A schema or projection name that is not a safe SQL identifier."""
 
 
+# -- deploying (deploy.py) -------------------------------------------------------
+
+
+class PruneRequiredError(InputError):
+    """A deploy whose set lacks deployed projections, without ``prune``: refused, nothing changed;
+    ``removed`` names the projections it would remove (``jsproj deploy --prune`` removes them)."""
+
+    sqlstates: ClassVar[Mapping[str, str]] = {"JP412": "{message}"}  # DETAIL: {"removed": [names]}
+
+    @property
+    def removed(self) -> list[str]:
+        return list(self.info.get("removed", []))
+
+
 # -- migrations (migrate.py) -----------------------------------------------------
 
 

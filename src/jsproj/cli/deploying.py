@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from jsproj.cli.common import (
     store_options,
 )
 from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder
+
+if TYPE_CHECKING:
+    from jsproj.deploy import DeployReport
 
 # -- jsproj deploy / sql ----------------------------------------------------
 
@@ -53,6 +57,18 @@ lifecycle_option = click.option(
     help="Split an async stream or view projection into N partitions by document key, so that up to N daemons "
     "share it (default 1).",
 )
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove the deployed projections the folder no longer has, with their documents (without it such a "
+    "deploy is refused and changes nothing).",
+)
+@click.option(
+    "--dry-run",
+    "dry_run",
+    is_flag=True,
+    help="Print what the deploy would do (added, changed, removed, rebuilt, indexes) and change nothing.",
+)
 @store_options
 @sandbox_options
 @json_option
@@ -62,6 +78,8 @@ def deploy(
     lifecycles: tuple[str, ...],
     on_error: tuple[str, ...],
     partitions: tuple[str, ...],
+    prune: bool,
+    dry_run: bool,
     dsn: str | None,
     schema: str | None,
     timeout: float,
@@ -73,11 +91,15 @@ def deploy(
     Migrates the schema, checks every projection in the sandbox, registers
     them, creates their document tables and rebuilds the documents of new and
     changed ones from the event log (appends wait meanwhile). Projections no
-    longer in the folder are removed with their documents.
+    longer in the folder are removed with their documents only with --prune;
+    without it such a deploy is refused. --dry-run prints the plan and changes
+    nothing.
 
     \b
     Examples:
       jsproj deploy
+      jsproj deploy --dry-run
+      jsproj deploy --prune
       jsproj deploy --projections src/projections --engine plpython
       jsproj deploy --lifecycle Journal=live --lifecycle Traveled=inline
       jsproj deploy --partitions Party=8
@@ -93,23 +115,36 @@ def deploy(
                 store, sources, engine=resolve_engine(engine), lifecycles=parse_lifecycles(lifecycles),
                 on_error=parse_on_error(on_error), partitions=parse_partitions(partitions),
                 indexes=project_file().indexes, timeout=timeout, memory_limit=memory_limit,
+                prune=prune, dry_run=dry_run,
             )  # fmt: skip
     if as_json:
         echo_json(report.to_dict())
         return
+    for line in _report_lines(report):
+        click.echo(line)
+
+
+def _report_lines(report: DeployReport) -> list[str]:
+    """A deploy's report (or a dry run's plan) as the lines ``jsproj deploy`` prints."""
+    plan = report.dry_run
+    found = ["dry run: nothing was changed; a deploy would do this:"] if plan else []
     for label in ("added", "changed", "removed", "unchanged"):
         names = getattr(report, label)
         if names:
-            click.echo(f"{label}: {', '.join(names)}")
+            refused = " (refused without --prune)" if label == "removed" and plan and not report.prune else ""
+            found.append(f"{label}: {', '.join(names)}{refused}")
+    if plan and report.rebuild:
+        found.append(f"rebuilt now (appends wait): {', '.join(report.rebuild)}")
     for name, events in report.rebuilt.items():
-        click.echo(f"rebuilt {name} from {events} events")
+        found.append(f"rebuilt {name} from {events} events")
     for name, changed in report.indexes.items():
         for label in ("created", "dropped"):
             if changed[label]:
-                click.echo(f"{name}: indexes {label}: {', '.join(changed[label])}")
+                found.append(f"{name}: indexes {label}: {', '.join(changed[label])}")
     if report.building:
-        click.echo(f"built by the daemon (jsproj daemon): {', '.join(report.building)}")
-    click.echo(f"engine: {report.engine}")
+        found.append(f"built by the daemon (jsproj daemon): {', '.join(report.building)}")
+    found.append(f"engine: {report.engine}")
+    return found
 
 
 @click.command("sql")
@@ -122,7 +157,10 @@ def deploy(
 )
 @click.option("--schema", metavar="NAME", default="public", show_default=True, help="Schema of the store's tables.")
 @lifecycle_option
-def sql_command(projections_dir: Path | None, engine: str, schema: str, lifecycles: tuple[str, ...]) -> None:
+@click.option("--prune", is_flag=True, help="Remove the deployed projections the folder no longer has.")
+def sql_command(
+    projections_dir: Path | None, engine: str, schema: str, lifecycles: tuple[str, ...], prune: bool
+) -> None:
     """Print the SQL that deploys a folder's projections with an in-database engine.
 
     For a DBA to review and apply by hand, in one transaction:
@@ -145,6 +183,7 @@ def sql_command(projections_dir: Path | None, engine: str, schema: str, lifecycl
                 schema=schema,
                 lifecycles=parse_lifecycles(lifecycles),
                 indexes=project_file().indexes,
+                prune=prune,
             ),
             nl=False,
         )

@@ -251,6 +251,8 @@ class Build:
                 # The declared fields' indexes too, made here rather than in the swap's transaction,
                 # where readers of the view would wait for them.
                 self.conn.execute("select pge_sync_indexes(%s, true)", (name,))
+                # And the user's own indexes of the live table, for the swap to rename (it keeps its grants).
+                self.conn.execute("select pge_stage_user_indexes(%s)", (name,))
         self.conn.commit()
 
     def swap(self) -> None:
@@ -272,12 +274,5 @@ class Build:
             )
             self.conn.execute(sql.SQL("drop table {}").format(staging))
             return
-        live = f"pge_projections_{name.lower()}"
-        self.conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(live)))
-        self.conn.execute(sql.SQL("alter table {} rename to {}").format(staging, sql.Identifier(live)))
-        self.conn.execute(
-            sql.SQL("alter index {} rename to {}").format(
-                sql.Identifier(f"pge_build_{name.lower()}_pkey"), sql.Identifier(f"{live}_pkey")
-            )
-        )
-        self.conn.execute("select pge_adopt_indexes(%s)", (name,))  # the staging table's, renamed
+        # The staging table becomes the live one with the live one's grants, comment and user indexes.
+        self.conn.execute("select pge_swap_build(%s)", (name,))
