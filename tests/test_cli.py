@@ -96,6 +96,20 @@ def test_missing_inputs_are_one_line_errors(args: list[str], message: str) -> No
     assert "Traceback" not in done.stderr
 
 
+def test_an_events_file_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"id": "a", "type": "T", "data": {"$type": "A"}}\n{"id": "b\xff", "data": {"$type": "A"}}\n')
+    done = jsproj("simulate", str(QUEST / "projections"), str(events), "--json")
+    assert done.returncode == 1
+    assert done.stderr == f"error: {events}: line 2: not UTF-8 text (byte 58: b'\\xff')\n"
+    assert json.loads(done.stdout)["error"] == {
+        "kind": "EventsFileError",
+        "message": f"{events}: line 2: not UTF-8 text (byte 58: b'\\xff')",
+        "line": 2,
+        "offset": 58,
+    }
+
+
 def test_bad_options_are_usage_errors() -> None:
     done = jsproj("simulate", str(QUEST / "projections"), str(QUEST / "events.jsonl"), "--page-size", "0")
     assert done.returncode == 2

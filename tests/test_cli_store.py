@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,6 +14,9 @@ import psycopg
 import pytest
 
 from clihelp import QUEST, jsproj
+from jsproj import EventStore
+from jsproj.aio import AsyncEventStore
+from jsproj.errors import StoreUnavailableError
 from jsproj.migrate import functions_files, migrations
 
 from conformance_hosts import require_language
@@ -106,6 +110,15 @@ def test_bad_files_are_one_line_errors_and_write_nothing(dsn: str, tmp_path: Pat
     assert rows(dsn) == (0, 0)
 
 
+def test_an_events_file_that_is_not_utf8_is_an_events_file_error_and_writes_nothing(dsn: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"id": "a", "type": "T", "data": {"$type": "A"}}\n{"id": "\xc3(", "data": {"$type": "A"}}\n')
+    done = jsproj("append", str(events), "--dsn", dsn)
+    assert done.returncode == 1
+    assert done.stderr == f"error: {events}: line 2: not UTF-8 text (byte 57: b'\\xc3')\n"
+    assert rows(dsn) == (0, 0)
+
+
 def test_expected_version_option(dsn: str) -> None:
     one = '{"id": "s", "type": "T", "data": {"$type": "A"}}'
     assert jsproj("append", "-", "--dsn", dsn, "--expected-version", "0", stdin=one).returncode == 0
@@ -128,6 +141,28 @@ def test_unknown_streams_projections_and_servers(dsn: str) -> None:
     assert down.returncode == 1
     assert down.stderr.startswith("error: cannot connect to PostgreSQL at")
     assert down.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "postgresql://bob:SECRET@[::1/db",  # libpq quotes a URL it cannot parse
+        "postgresql://bob:SECRET@localhost/db?bogus=1",
+        "host=/nonexistent port=1 password=SECRET dbname=x user=bob",
+        "host=/nonexistent password='SECRET",
+    ],
+)
+def test_a_bad_dsn_never_prints_its_password(bad: str) -> None:
+    done = jsproj("stream", "quest-1", "--dsn", bad, "--json")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot connect to PostgreSQL at"), done.stderr
+    assert "SECRET" not in done.stderr + done.stdout
+    with pytest.raises(StoreUnavailableError) as raised:
+        EventStore(bad)
+    assert "SECRET" not in str(raised.value)
+    with pytest.raises(StoreUnavailableError) as raised:
+        asyncio.run(AsyncEventStore.open(bad))
+    assert "SECRET" not in str(raised.value)
 
 
 def test_migrate_reports_what_it_did(dsn: str) -> None:

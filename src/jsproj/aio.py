@@ -78,13 +78,15 @@ class AsyncEventStore:
             await (await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT)).close()
         except psycopg.Error as exc:
             raise StoreUnavailableError(
-                f"cannot connect to PostgreSQL at {describe_dsn(self.dsn)}: {reason(exc)}"
+                f"cannot connect to PostgreSQL at {describe_dsn(self.dsn)}: {reason(exc, self.dsn)}"
             ) from None
         try:
             await self.pool.open(wait=True, timeout=15)
         except PoolTimeout as exc:
             await self.pool.close()
-            raise StoreUnavailableError(f"PostgreSQL is unreachable at {describe_dsn(self.dsn)}: {exc}") from None
+            raise StoreUnavailableError(
+                f"PostgreSQL is unreachable at {describe_dsn(self.dsn)}: {reason(exc, self.dsn)}"
+            ) from None
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._search_path)

@@ -71,7 +71,9 @@ class EventStore:
         try:  # one direct connection first, to fail fast with PostgreSQL's own reason
             psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT).close()
         except psycopg.Error as exc:
-            raise StoreUnavailableError(f"cannot connect to PostgreSQL at {describe_dsn(dsn)}: {reason(exc)}") from None
+            raise StoreUnavailableError(
+                f"cannot connect to PostgreSQL at {describe_dsn(dsn)}: {reason(exc, dsn)}"
+            ) from None
         self._engine = PythonEngine()
         self.pool = ConnectionPool(
             dsn,
@@ -86,7 +88,9 @@ class EventStore:
             self.pool.open(wait=True, timeout=15)
         except PoolTimeout as exc:
             self.pool.close()
-            raise StoreUnavailableError(f"PostgreSQL is unreachable at {describe_dsn(dsn)}: {exc}") from None
+            raise StoreUnavailableError(
+                f"PostgreSQL is unreachable at {describe_dsn(dsn)}: {reason(exc, dsn)}"
+            ) from None
 
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.execute(self._search_path)

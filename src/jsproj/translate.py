@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import psycopg
@@ -59,14 +60,35 @@ def _engine_description(state: str, detail: dict[str, Any] | None) -> dict[str, 
     return detail if str(detail.get("kind", "")).startswith("Sandbox") else None
 
 
-def reason(exc: psycopg.Error) -> str:
+def reason(exc: BaseException, dsn: str | None = None) -> str:
+    """PostgreSQL's (or libpq's) reason on one line, with any password in it hidden."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) if lines else type(exc).__name__
+    return redact("; ".join(lines), dsn) if lines else type(exc).__name__
 
 
 def describe_dsn(dsn: str) -> str:
+    """Where a DSN points (host, port, database, user): never its password or other options."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "the given DSN"
     return " ".join(f"{k}={v}" for k, v in info.items() if k in ("host", "port", "dbname", "user"))
+
+
+# libpq quotes the connection string it cannot parse: a URL's user:password@, a key=value password
+_URL_PASSWORD = re.compile(r"(\w+://[^/@\s:\"']*:)[^@\s\"']*@")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)", re.IGNORECASE)
+HIDDEN = "***"
+
+
+def redact(text: str, dsn: str | None = None) -> str:
+    """``text`` with the passwords of connection strings in it (and ``dsn``'s, when it parses) hidden."""
+    if dsn:
+        try:
+            password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
+        except psycopg.ProgrammingError:
+            password = None
+        if password:
+            text = text.replace(str(password), HIDDEN)
+    text = _URL_PASSWORD.sub(rf"\g<1>{HIDDEN}@", text)
+    return _KV_PASSWORD.sub(rf"\g<1>{HIDDEN}", text)

@@ -18,6 +18,7 @@ import psycopg
 
 from jsproj import errors
 from jsproj.cli import daemon, db, demo, deploying, events, project, repl, simulate, subscribers, views
+from jsproj.translate import redact
 
 
 class JsprojGroup(click.Group):
@@ -33,7 +34,7 @@ class JsprojGroup(click.Group):
                 message = f"PostgreSQL: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
             else:
                 message = str(exc) if isinstance(exc, errors.JsprojError) else _os_error(exc)
-            click.echo(f"error: {message}", err=True)
+            click.echo(f"error: {redact(message)}", err=True)
             ctx.exit(1)
 
 

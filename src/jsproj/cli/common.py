@@ -65,8 +65,10 @@ def store_options(command: F) -> F:
 
 
 def read_text(path: str) -> str:
-    """A file's text, or stdin's for ``-``."""
-    return sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    """An events file's text, or stdin's for ``-`` (UTF-8: else an EventsFileError saying where)."""
+    from jsproj.eventsfile import decode, read
+
+    return decode(sys.stdin.buffer.read(), "stdin") if path == "-" else read(path)
 
 
 def echo_json(value: Any) -> None:
