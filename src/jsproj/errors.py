@@ -164,6 +164,7 @@ class InvalidEventError(InputError):
         # the only date/time pge_append casts is the message's timestamp
         "22007": "timestamp must be an ISO 8601 date-time that exists ({message})",
         "22008": "timestamp must be an ISO 8601 date-time that exists ({message})",
+        "22009": "timestamp must be an ISO 8601 date-time that exists ({message})",
         **dict.fromkeys(("22P05", "22P02", "22021", "54000", "54001", "22003"), _REFUSED),
     }
 
