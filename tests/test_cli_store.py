@@ -279,6 +279,30 @@ def test_deploy_view_export_and_live_from_the_database(dsn: str, tmp_path: Path)
     assert again["unchanged"] == report["added"] and again["rebuilt"] == {}
 
 
+def test_unknown_projection_names_are_errors_with_the_closest_name(dsn: str) -> None:
+    assert jsproj("deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn).returncode == 0
+    assert jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn).returncode == 0
+    meant = {
+        ("view", "party"): "error: there is no deployed projection 'party' (did you mean 'Party'?)\n",
+        ("view", "Partyy", "quest-1"): "error: there is no deployed projection 'Partyy' (did you mean 'Party'?)\n",
+        ("retry", "Visitor"): "error: there is no deployed projection 'Visitor' (did you mean 'Visitors'?)\n",
+        ("rebuild", "traveled"): "error: there is no deployed projection 'traveled' (did you mean 'Traveled'?)\n",
+        ("dead-letters", "--projection", "Nope"): "error: there is no deployed projection 'Nope'\n",
+        ("daemon", "--projection", "Arival", "--until-caught-up"):
+            "error: there is no deployed projection 'Arival' (did you mean 'Arrival'?)\n",
+        ("live", "journal", "quest-1"): "error: there is no projection named 'journal' (did you mean 'Journal'?)\n",
+    }  # fmt: skip
+    for args, message in meant.items():
+        done = jsproj(*args, "--dsn", dsn)
+        assert (done.returncode, done.stderr) == (1, message), args
+    refused = jsproj("retry", "Nope", "--dsn", dsn, "--json")
+    assert json.loads(refused.stdout)["error"] == {
+        "kind": "UnknownProjectionError",
+        "message": "there is no deployed projection 'Nope'",
+        "projection": "Nope",
+    }
+
+
 def test_deploy_errors_are_one_line(dsn: str, tmp_path: Path) -> None:
     (tmp_path / "Bad.js").write_text("projections.aggregate('no-dashes').by({});")
     bad = jsproj("deploy", "--projections", str(tmp_path), "--dsn", dsn)

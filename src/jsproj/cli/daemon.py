@@ -59,6 +59,7 @@ def daemon(
                         console=console, transient=True, disable=not until_caught_up)  # fmt: skip
     task = progress.add_task("catch-up", total=None)
     with open_store(dsn, schema) as store:
+        control.check_deployed(store, names)
         worker = Daemon(
             store.dsn, schema=store.schema, names=names or None, page_size=page_size, poll_interval=poll_interval,
             timeout=timeout, memory_limit=memory_limit, log=lambda message: progress.console.print(
@@ -99,6 +100,7 @@ def rebuild(
       jsproj rebuild Traveled
     """
     with json_errors(as_json), open_store(dsn, schema) as store:
+        control.check_deployed(store, [name])  # before the progress bar starts
         total = control.event_count(store)
         with Progress(
             TextColumn("rebuilding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
