@@ -178,6 +178,31 @@ def test_migrate_reports_what_it_did(dsn: str) -> None:
     assert "is not a safe identifier" in bad.stderr
 
 
+def test_bad_settings_are_refused_before_any_database_is_created(tmp_path: Path) -> None:
+    deploy = ["deploy", "--projections", str(QUEST / "projections")]
+    for args, env, message in [
+        (deploy, {"JSPROJ_ENGINE": "bogus"}, "error: the engine is one of python, plpython, plv8, pljs, not 'bogus'"),
+        ([*deploy, "--lifecycle", "Party=sometimes"], {}, "error: --lifecycle"),
+        ([*deploy, "--schema", "no-dashes"], {}, "error: schema name"),
+        (["migrate"], {"JSPROJ_SCHEMA": "no-dashes"}, "error: schema name"),
+        (["append", "-"], {"JSPROJ_SCHEMA": "no-dashes"}, "error: schema name"),
+    ]:
+        done = jsproj(*args, cwd=tmp_path, env=env, stdin='{"id": "s", "type": "T", "data": {"$type": "A"}}')
+        assert done.returncode == 1 and done.stderr.startswith(message), (args, done.stderr)
+        assert not (tmp_path / ".jsproj").exists(), args
+
+
+def test_read_only_commands_never_create_the_embedded_database(tmp_path: Path) -> None:
+    live = ["live", "Party", "quest-1", "--projections", str(QUEST / "projections")]
+    for args in (["view", "Party"], ["stream", "quest-1"], ["status"], ["export"], ["dead-letters"], live):
+        done = jsproj(*args, cwd=tmp_path)
+        assert done.returncode == 1
+        assert done.stderr == (
+            f"error: no database here: run `jsproj db start` or pass --dsn (no embedded database in {tmp_path})\n"
+        ), args
+        assert not (tmp_path / ".jsproj").exists(), args
+
+
 @pytest.fixture
 def project() -> Iterator[Path]:
     """A project folder that the server's OS user can reach, cleaned up with its database."""

@@ -86,10 +86,13 @@ def json_errors(as_json: bool) -> Iterator[None]:
         raise
 
 
-def open_store(dsn: str | None, schema: str | None) -> EventStore:
-    """The store named by the options; the embedded database is kept migrated."""
+def open_store(dsn: str | None, schema: str | None, *, create: bool = True) -> EventStore:
+    """The store named by the options; the embedded database is kept migrated. Commands that only read
+    pass ``create=False``: they never create an embedded database (a project without one is an error).
+    The options are checked before any server starts."""
     explicit = explicit_dsn(dsn)
-    store = EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), max_size=4)
+    chosen_schema = resolve_schema(schema)
+    store = EventStore(resolve_dsn(dsn, create=create), schema=chosen_schema, max_size=4)
     if not explicit:
         store.migrate()
     return store

@@ -134,7 +134,7 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
     """
     from jsproj.status import projection_status, subscription_status
 
-    with json_errors(as_json), open_store(dsn, schema) as store:
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         found = projection_status(store) + subscription_status(store)
     if as_json:
         echo_json([s.to_dict() for s in found])
@@ -154,7 +154,7 @@ def dead_letters(name: str | None, dsn: str | None, schema: str | None, as_json:
       jsproj dead-letters
       jsproj dead-letters --projection Visitors --json
     """
-    with json_errors(as_json), open_store(dsn, schema) as store:
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         letters = control.list_dead_letters(store, name)
     if as_json:
         echo_json([letter.to_dict() for letter in letters])

@@ -86,13 +86,18 @@ def deploy(
     from jsproj.deploy import parse_lifecycles, parse_on_error, parse_partitions
     from jsproj.runtime.projections import read_folder
 
-    with json_errors(as_json):
+    with json_errors(as_json):  # every option checked before the store (which may start a server)
         sources = read_folder(resolve_folder("projections", projections_dir))
+        chosen, lifecycle_map, on_error_map = (
+            resolve_engine(engine),
+            parse_lifecycles(lifecycles),
+            parse_on_error(on_error),
+        )
+        partition_map, indexes = parse_partitions(partitions), project_file().indexes
         with open_store(dsn, schema) as store:
             report = run_deploy(
-                store, sources, engine=resolve_engine(engine), lifecycles=parse_lifecycles(lifecycles),
-                on_error=parse_on_error(on_error), partitions=parse_partitions(partitions),
-                indexes=project_file().indexes, timeout=timeout, memory_limit=memory_limit,
+                store, sources, engine=chosen, lifecycles=lifecycle_map, on_error=on_error_map,
+                partitions=partition_map, indexes=indexes, timeout=timeout, memory_limit=memory_limit,
             )  # fmt: skip
     if as_json:
         echo_json(report.to_dict())

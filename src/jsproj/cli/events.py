@@ -112,7 +112,7 @@ def stream(
       jsproj stream quest-1
       jsproj stream quest-1 --json --from-version 3
     """
-    with json_errors(as_json), open_store(dsn, schema) as store:
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         found = store.fetch_stream(stream_id, from_version, to_version)
     if as_json:
         echo_json(found.to_dict())
@@ -169,10 +169,10 @@ def live(
     from jsproj.runtime.projections import Projections, read_folder
 
     limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
-    with json_errors(as_json), open_store(dsn, schema) as store:
-        if projections_dir is not None:
-            sources = read_folder(projections_dir)
-        else:
+    with json_errors(as_json):
+        sources = read_folder(projections_dir) if projections_dir is not None else None
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        if sources is None:
             with store.pool.connection() as conn:
                 sources = deployed_sources(conn)
             if not sources:
