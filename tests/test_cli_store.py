@@ -347,6 +347,19 @@ def test_sql_prints_a_deployment_for_a_dba() -> None:
     assert jsproj("sql", "--projections", str(QUEST / "projections")).returncode == 2, "--engine is required"
 
 
+def test_sql_takes_the_schema_from_the_flag_the_environment_and_jsproj_toml(tmp_path: Path) -> None:
+    (tmp_path / "jsproj.toml").write_text(
+        '[jsproj]\nschema = "from_toml"\nprojections = "%s"\n' % (QUEST / "projections")
+    )
+    first = "-- jsproj deployment: 5 projections, engine plpython, schema {}"
+    assert jsproj("sql", "--engine", "plpython", cwd=tmp_path).stdout.startswith(first.format("from_toml"))
+    from_env = jsproj("sql", "--engine", "plpython", cwd=tmp_path, env={"JSPROJ_SCHEMA": "from_env"})
+    assert from_env.stdout.startswith(first.format("from_env"))
+    flag = jsproj("sql", "--engine", "plpython", "--schema", "flag", cwd=tmp_path, env={"JSPROJ_SCHEMA": "from_env"})
+    assert flag.stdout.startswith(first.format("flag"))
+    assert 'set local search_path = "flag";' in flag.stdout
+
+
 @pytest.mark.parametrize("engine", ["plv8", "pljs"])
 def test_deploy_and_sql_take_the_javascript_languages(cluster, dsn: str, engine: str) -> None:
     require_language(cluster.dsn, engine)

@@ -15,7 +15,7 @@ from jsproj.cli.common import (
     sandbox_options,
     store_options,
 )
-from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder
+from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder, resolve_schema
 
 # -- jsproj deploy / sql ----------------------------------------------------
 
@@ -125,9 +125,11 @@ def deploy(
     required=True,
     help="The in-database engine (docs/deploy.md says which to choose where).",
 )
-@click.option("--schema", metavar="NAME", default="public", show_default=True, help="Schema of the store's tables.")
+@click.option(
+    "--schema", metavar="NAME", help="Schema of the store's tables.  [env: JSPROJ_SCHEMA; jsproj.toml; default: public]"
+)
 @lifecycle_option
-def sql_command(projections_dir: Path | None, engine: str, schema: str, lifecycles: tuple[str, ...]) -> None:
+def sql_command(projections_dir: Path | None, engine: str, schema: str | None, lifecycles: tuple[str, ...]) -> None:
     """Print the SQL that deploys a folder's projections with an in-database engine.
 
     For a DBA to review and apply by hand, in one transaction:
@@ -140,6 +142,7 @@ def sql_command(projections_dir: Path | None, engine: str, schema: str, lifecycl
     from jsproj.deploy import deployment_sql, parse_lifecycles
     from jsproj.runtime.projections import Projections, read_folder
 
+    chosen_schema = resolve_schema(schema)
     sources = read_folder(resolve_folder("projections", projections_dir))
     with Projections(sources) as loaded:
         click.echo(
@@ -147,7 +150,7 @@ def sql_command(projections_dir: Path | None, engine: str, schema: str, lifecycl
                 loaded.sources,
                 loaded.infos,
                 engine=engine,
-                schema=schema,
+                schema=chosen_schema,
                 lifecycles=parse_lifecycles(lifecycles),
                 indexes=project_file().indexes,
             ),
