@@ -16,6 +16,7 @@ import pytest
 from clihelp import QUEST, jsproj
 from jsproj import EventStore
 from jsproj.aio import AsyncEventStore
+from jsproj.embedded import default_cluster
 from jsproj.errors import StoreUnavailableError
 from jsproj.migrate import functions_files, migrations
 
@@ -267,6 +268,38 @@ def test_the_embedded_database_says_why_it_cannot_start(project: Path, tmp_path:
     assert broken.returncode == 1
     assert broken.stderr.startswith("error: PostgreSQL did not start:")
     assert "shared_buffers" in broken.stderr
+
+
+@pytest.mark.server
+def test_a_socket_folder_someone_else_made_first_is_refused_and_left_alone(project: Path, tmp_path: Path) -> None:
+    socket_dir = default_cluster(project).socket_dir
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    before = os.stat(victim)
+    socket_dir.symlink_to(victim)  # what a local user can do before jsproj first runs
+    try:
+        done = jsproj("db", "start", cwd=project)
+        assert done.returncode == 1
+        assert done.stderr == (
+            f"error: the socket folder {socket_dir} exists and is not safe to use (it is a symlink or not a folder): "
+            "another user may have made it; remove it and start again\n"
+        )
+        after = os.stat(victim)
+        assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+        assert socket_dir.is_symlink(), "left as it was"
+    finally:
+        socket_dir.unlink()
+    socket_dir.mkdir(mode=0o755)  # a real folder, but open to others (and, as root, not the server user's)
+    os.chmod(socket_dir, 0o755)
+    try:
+        loose = jsproj("db", "start", cwd=project)
+        assert loose.returncode == 1
+        assert f"error: the socket folder {socket_dir} exists and is not safe to use (" in loose.stderr
+        assert os.lstat(socket_dir).st_mode & 0o777 == 0o755, "left as it was"
+    finally:
+        socket_dir.rmdir()
+    assert jsproj("db", "start", cwd=project).returncode == 0
+    assert (os.lstat(socket_dir).st_mode & 0o777, socket_dir.is_symlink()) == (0o700, False)
 
 
 def test_deploy_view_export_and_live_from_the_database(dsn: str, tmp_path: Path) -> None:
