@@ -73,6 +73,10 @@ def test_verbose_adds_the_traceback() -> None:
     assert done.returncode == 1
     assert "Traceback" in done.stderr
     assert "error: projection Fragile failed" in done.stderr
+    after = jsproj("simulate", str(folder / "projections"), str(folder / "events.json"), "--verbose")
+    assert after.returncode == 1
+    assert "Traceback" in after.stderr, "--verbose after the command too"
+    assert "Traceback" not in jsproj("simulate", str(folder / "projections"), str(folder / "events.json")).stderr
 
 
 @pytest.mark.parametrize(
@@ -146,6 +150,12 @@ def test_every_command_has_help_with_examples() -> None:
         done = jsproj(command, "--help")
         assert done.returncode == 0, command
         assert "Examples:" in done.stdout, f"jsproj {command} --help has no examples"
+
+
+def test_help_texts_end_their_sentences() -> None:
+    for command in ("sql", "deploy", "append", "view"):
+        text = jsproj(command, "--help").stdout.split("Examples:")[0].rstrip()
+        assert text.endswith((".", ")")), (command, text[-80:])
 
 
 def test_version() -> None:

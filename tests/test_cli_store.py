@@ -120,6 +120,15 @@ def test_an_events_file_that_is_not_utf8_is_an_events_file_error_and_writes_noth
     assert rows(dsn) == (0, 0)
 
 
+def test_small_appends_read_in_the_singular_and_errors_in_user_words(dsn: str) -> None:
+    one = jsproj("append", "-", "--dsn", dsn, stdin='{"id": "s", "type": "T", "data": {"$type": "A"}}')
+    assert "appended 1 event in 1 message" in one.stdout
+    unmigrated = jsproj("stream", "s", "--dsn", dsn, "--schema", "nothing_here")
+    assert unmigrated.stderr.startswith("error: reading a stream: the store's schema is missing"), unmigrated.stderr
+    view = jsproj("view", "Party", "--dsn", dsn, "--schema", "nothing_here")
+    assert view.stderr.startswith("error: reading a view: the store's schema is missing"), view.stderr
+
+
 def test_expected_version_option(dsn: str) -> None:
     one = '{"id": "s", "type": "T", "data": {"$type": "A"}}'
     assert jsproj("append", "-", "--dsn", dsn, "--expected-version", "0", stdin=one).returncode == 0

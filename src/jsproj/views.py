@@ -292,9 +292,9 @@ NAMES_QUERY = "select name from pge_projection_definitions order by name"
 
 def _definition_row_steps(name: str) -> Steps[Sequence[Any]]:
     """Projection ``name``'s :data:`DEFINITION_QUERY` row; an unknown name is an error saying the closest known."""
-    row = yield from ask(steps.Query(DEFINITION_QUERY, (name,)), "view")
+    row = yield from ask(steps.Query(DEFINITION_QUERY, (name,)), "reading a view")
     if row is None:
-        known: list[tuple[Any, ...]] = yield from ask(steps.Query(NAMES_QUERY, (), rows="all"), "view")
+        known: list[tuple[Any, ...]] = yield from ask(steps.Query(NAMES_QUERY, (), rows="all"), "reading a view")
         raise errors.unknown_projection(f"there is no deployed projection {name!r}", name, (k for (k,) in known))
     return row  # type: ignore[no-any-return]
 
@@ -307,7 +307,9 @@ def _definition_steps(name: str) -> Steps[tuple[str, str]]:
 def _rows_steps(name: str, query: Query, which: str) -> Steps[list[tuple[Any, ...]]]:
     """The rows of ``query`` (read as they come: a document too deep for Python fails as it is read)."""
     try:
-        rows: list[tuple[Any, ...]] = yield from ask(steps.Query(query.text, query.params, rows="all"), "view")
+        rows: list[tuple[Any, ...]] = yield from ask(
+            steps.Query(query.text, query.params, rows="all"), "reading a view"
+        )
     except errors.UnreadableDocumentError as exc:
         raise exc.replace(f"projection {name}: {which}: {exc.message}", projection=name) from None
     return rows

@@ -58,6 +58,24 @@ def main(ctx: click.Context, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
+def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_root().ensure_object(dict)["verbose"] = True
+
+
+def _with_verbose(command: click.Command) -> click.Command:
+    """``--verbose`` taken after the command too (``jsproj append x --verbose``), as before it."""
+    command.params.append(
+        click.Option(
+            ["--verbose"], is_flag=True, expose_value=False, callback=_verbose, help="Show tracebacks for errors."
+        )
+    )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_verbose(sub)
+    return command
+
+
 for module in (demo, project, repl, simulate, db, events, deploying, views, daemon, subscribers):
     for command in module.COMMANDS:
-        main.add_command(command)
+        main.add_command(_with_verbose(command))

@@ -132,7 +132,9 @@ def deploy(
 def sql_command(projections_dir: Path | None, engine: str, schema: str | None, lifecycles: tuple[str, ...]) -> None:
     """Print the SQL that deploys a folder's projections with an in-database engine.
 
-    For a DBA to review and apply by hand, in one transaction:
+    For a DBA to review and apply by hand, in one transaction (psql's -1),
+    as the second example does. It migrates the schema as `jsproj migrate`
+    does, creates the engine's functions and deploys the projections.
 
     \b
     Examples:

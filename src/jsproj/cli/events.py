@@ -58,7 +58,8 @@ def append(events_file: str, expected_version: int | None, dsn: str | None, sche
     if as_json:
         echo_json({"messages": [r.to_dict() for r in results], "events": events})
         return
-    table = Table(title=f"appended {events} events in {len(results)} messages", title_justify="left")
+    title = f"appended {_count(events, 'event')} in {_count(len(results), 'message')}"
+    table = Table(title=title, title_justify="left")
     for column in ("stream", "version", "positions"):
         table.add_column(column)
     for r in results[:SHOWN_MESSAGES]:
@@ -67,6 +68,10 @@ def append(events_file: str, expected_version: int | None, dsn: str | None, sche
     if len(results) > SHOWN_MESSAGES:
         table.add_row(f"... {len(results) - SHOWN_MESSAGES} more messages", "", "")
     Console().print(table)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 SHOWN_MESSAGES = 20
