@@ -73,6 +73,10 @@ def test_verbose_adds_the_traceback() -> None:
     assert done.returncode == 1
     assert "Traceback" in done.stderr
     assert "error: projection Fragile failed" in done.stderr
+    after = jsproj("simulate", str(folder / "projections"), str(folder / "events.json"), "--verbose")
+    assert after.returncode == 1
+    assert "Traceback" in after.stderr, "--verbose after the command too"
+    assert "Traceback" not in jsproj("simulate", str(folder / "projections"), str(folder / "events.json")).stderr
 
 
 @pytest.mark.parametrize(
@@ -94,6 +98,20 @@ def test_missing_inputs_are_one_line_errors(args: list[str], message: str) -> No
     assert done.returncode == 1
     assert done.stderr.startswith(message), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_events_file_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"id": "a", "type": "T", "data": {"$type": "A"}}\n{"id": "b\xff", "data": {"$type": "A"}}\n')
+    done = jsproj("simulate", str(QUEST / "projections"), str(events), "--json")
+    assert done.returncode == 1
+    assert done.stderr == f"error: {events}: line 2: not UTF-8 text (byte 58: b'\\xff')\n"
+    assert json.loads(done.stdout)["error"] == {
+        "kind": "EventsFileError",
+        "message": f"{events}: line 2: not UTF-8 text (byte 58: b'\\xff')",
+        "line": 2,
+        "offset": 58,
+    }
 
 
 def test_bad_options_are_usage_errors() -> None:
@@ -132,6 +150,12 @@ def test_every_command_has_help_with_examples() -> None:
         done = jsproj(command, "--help")
         assert done.returncode == 0, command
         assert "Examples:" in done.stdout, f"jsproj {command} --help has no examples"
+
+
+def test_help_texts_end_their_sentences() -> None:
+    for command in ("sql", "deploy", "append", "view"):
+        text = jsproj(command, "--help").stdout.split("Examples:")[0].rstrip()
+        assert text.endswith((".", ")")), (command, text[-80:])
 
 
 def test_version() -> None:

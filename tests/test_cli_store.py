@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,6 +14,10 @@ import psycopg
 import pytest
 
 from clihelp import QUEST, jsproj
+from jsproj import EventStore
+from jsproj.aio import AsyncEventStore
+from jsproj.embedded import default_cluster
+from jsproj.errors import StoreUnavailableError
 from jsproj.migrate import functions_files, migrations
 
 from conformance_hosts import require_language
@@ -106,6 +111,24 @@ def test_bad_files_are_one_line_errors_and_write_nothing(dsn: str, tmp_path: Pat
     assert rows(dsn) == (0, 0)
 
 
+def test_an_events_file_that_is_not_utf8_is_an_events_file_error_and_writes_nothing(dsn: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"id": "a", "type": "T", "data": {"$type": "A"}}\n{"id": "\xc3(", "data": {"$type": "A"}}\n')
+    done = jsproj("append", str(events), "--dsn", dsn)
+    assert done.returncode == 1
+    assert done.stderr == f"error: {events}: line 2: not UTF-8 text (byte 57: b'\\xc3')\n"
+    assert rows(dsn) == (0, 0)
+
+
+def test_small_appends_read_in_the_singular_and_errors_in_user_words(dsn: str) -> None:
+    one = jsproj("append", "-", "--dsn", dsn, stdin='{"id": "s", "type": "T", "data": {"$type": "A"}}')
+    assert "appended 1 event in 1 message" in one.stdout
+    unmigrated = jsproj("stream", "s", "--dsn", dsn, "--schema", "nothing_here")
+    assert unmigrated.stderr.startswith("error: reading a stream: the store's schema is missing"), unmigrated.stderr
+    view = jsproj("view", "Party", "--dsn", dsn, "--schema", "nothing_here")
+    assert view.stderr.startswith("error: reading a view: the store's schema is missing"), view.stderr
+
+
 def test_expected_version_option(dsn: str) -> None:
     one = '{"id": "s", "type": "T", "data": {"$type": "A"}}'
     assert jsproj("append", "-", "--dsn", dsn, "--expected-version", "0", stdin=one).returncode == 0
@@ -130,6 +153,28 @@ def test_unknown_streams_projections_and_servers(dsn: str) -> None:
     assert down.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "postgresql://bob:SECRET@[::1/db",  # libpq quotes a URL it cannot parse
+        "postgresql://bob:SECRET@localhost/db?bogus=1",
+        "host=/nonexistent port=1 password=SECRET dbname=x user=bob",
+        "host=/nonexistent password='SECRET",
+    ],
+)
+def test_a_bad_dsn_never_prints_its_password(bad: str) -> None:
+    done = jsproj("stream", "quest-1", "--dsn", bad, "--json")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot connect to PostgreSQL at"), done.stderr
+    assert "SECRET" not in done.stderr + done.stdout
+    with pytest.raises(StoreUnavailableError) as raised:
+        EventStore(bad)
+    assert "SECRET" not in str(raised.value)
+    with pytest.raises(StoreUnavailableError) as raised:
+        asyncio.run(AsyncEventStore.open(bad))
+    assert "SECRET" not in str(raised.value)
+
+
 def test_migrate_reports_what_it_did(dsn: str) -> None:
     done = jsproj("migrate", "--dsn", dsn, "--schema", "other", "--json")
     assert json.loads(done.stdout) == {
@@ -141,6 +186,31 @@ def test_migrate_reports_what_it_did(dsn: str) -> None:
     bad = jsproj("migrate", "--dsn", dsn, "--schema", "no-dashes")
     assert bad.returncode == 1
     assert "is not a safe identifier" in bad.stderr
+
+
+def test_bad_settings_are_refused_before_any_database_is_created(tmp_path: Path) -> None:
+    deploy = ["deploy", "--projections", str(QUEST / "projections")]
+    for args, env, message in [
+        (deploy, {"JSPROJ_ENGINE": "bogus"}, "error: the engine is one of python, plpython, plv8, pljs, not 'bogus'"),
+        ([*deploy, "--lifecycle", "Party=sometimes"], {}, "error: --lifecycle"),
+        ([*deploy, "--schema", "no-dashes"], {}, "error: schema name"),
+        (["migrate"], {"JSPROJ_SCHEMA": "no-dashes"}, "error: schema name"),
+        (["append", "-"], {"JSPROJ_SCHEMA": "no-dashes"}, "error: schema name"),
+    ]:
+        done = jsproj(*args, cwd=tmp_path, env=env, stdin='{"id": "s", "type": "T", "data": {"$type": "A"}}')
+        assert done.returncode == 1 and done.stderr.startswith(message), (args, done.stderr)
+        assert not (tmp_path / ".jsproj").exists(), args
+
+
+def test_read_only_commands_never_create_the_embedded_database(tmp_path: Path) -> None:
+    live = ["live", "Party", "quest-1", "--projections", str(QUEST / "projections")]
+    for args in (["view", "Party"], ["stream", "quest-1"], ["status"], ["export"], ["dead-letters"], live):
+        done = jsproj(*args, cwd=tmp_path)
+        assert done.returncode == 1
+        assert done.stderr == (
+            f"error: no database here: run `jsproj db start` or pass --dsn (no embedded database in {tmp_path})\n"
+        ), args
+        assert not (tmp_path / ".jsproj").exists(), args
 
 
 @pytest.fixture
@@ -209,6 +279,38 @@ def test_the_embedded_database_says_why_it_cannot_start(project: Path, tmp_path:
     assert "shared_buffers" in broken.stderr
 
 
+@pytest.mark.server
+def test_a_socket_folder_someone_else_made_first_is_refused_and_left_alone(project: Path, tmp_path: Path) -> None:
+    socket_dir = default_cluster(project).socket_dir
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    before = os.stat(victim)
+    socket_dir.symlink_to(victim)  # what a local user can do before jsproj first runs
+    try:
+        done = jsproj("db", "start", cwd=project)
+        assert done.returncode == 1
+        assert done.stderr == (
+            f"error: the socket folder {socket_dir} exists and is not safe to use (it is a symlink or not a folder): "
+            "another user may have made it; remove it and start again\n"
+        )
+        after = os.stat(victim)
+        assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+        assert socket_dir.is_symlink(), "left as it was"
+    finally:
+        socket_dir.unlink()
+    socket_dir.mkdir(mode=0o755)  # a real folder, but open to others (and, as root, not the server user's)
+    os.chmod(socket_dir, 0o755)
+    try:
+        loose = jsproj("db", "start", cwd=project)
+        assert loose.returncode == 1
+        assert f"error: the socket folder {socket_dir} exists and is not safe to use (" in loose.stderr
+        assert os.lstat(socket_dir).st_mode & 0o777 == 0o755, "left as it was"
+    finally:
+        socket_dir.rmdir()
+    assert jsproj("db", "start", cwd=project).returncode == 0
+    assert (os.lstat(socket_dir).st_mode & 0o777, socket_dir.is_symlink()) == (0o700, False)
+
+
 def test_deploy_view_export_and_live_from_the_database(dsn: str, tmp_path: Path) -> None:
     done = jsproj("deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn, "--json",
                   "--lifecycle", "Traveled=inline", "--lifecycle", "Visitors=inline")  # fmt: skip
@@ -244,6 +346,30 @@ def test_deploy_view_export_and_live_from_the_database(dsn: str, tmp_path: Path)
     assert again["unchanged"] == report["added"] and again["rebuilt"] == {}
 
 
+def test_unknown_projection_names_are_errors_with_the_closest_name(dsn: str) -> None:
+    assert jsproj("deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn).returncode == 0
+    assert jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn).returncode == 0
+    meant = {
+        ("view", "party"): "error: there is no deployed projection 'party' (did you mean 'Party'?)\n",
+        ("view", "Partyy", "quest-1"): "error: there is no deployed projection 'Partyy' (did you mean 'Party'?)\n",
+        ("retry", "Visitor"): "error: there is no deployed projection 'Visitor' (did you mean 'Visitors'?)\n",
+        ("rebuild", "traveled"): "error: there is no deployed projection 'traveled' (did you mean 'Traveled'?)\n",
+        ("dead-letters", "--projection", "Nope"): "error: there is no deployed projection 'Nope'\n",
+        ("daemon", "--projection", "Arival", "--until-caught-up"):
+            "error: there is no deployed projection 'Arival' (did you mean 'Arrival'?)\n",
+        ("live", "journal", "quest-1"): "error: there is no projection named 'journal' (did you mean 'Journal'?)\n",
+    }  # fmt: skip
+    for args, message in meant.items():
+        done = jsproj(*args, "--dsn", dsn)
+        assert (done.returncode, done.stderr) == (1, message), args
+    refused = jsproj("retry", "Nope", "--dsn", dsn, "--json")
+    assert json.loads(refused.stdout)["error"] == {
+        "kind": "UnknownProjectionError",
+        "message": "there is no deployed projection 'Nope'",
+        "projection": "Nope",
+    }
+
+
 def test_deploy_errors_are_one_line(dsn: str, tmp_path: Path) -> None:
     (tmp_path / "Bad.js").write_text("projections.aggregate('no-dashes').by({});")
     bad = jsproj("deploy", "--projections", str(tmp_path), "--dsn", dsn)
@@ -261,6 +387,19 @@ def test_sql_prints_a_deployment_for_a_dba() -> None:
     assert done.stdout.startswith("-- jsproj deployment: 5 projections, engine plpython, schema public")
     assert "language plpython3u" in done.stdout and "pge_deploy(" in done.stdout
     assert jsproj("sql", "--projections", str(QUEST / "projections")).returncode == 2, "--engine is required"
+
+
+def test_sql_takes_the_schema_from_the_flag_the_environment_and_jsproj_toml(tmp_path: Path) -> None:
+    (tmp_path / "jsproj.toml").write_text(
+        '[jsproj]\nschema = "from_toml"\nprojections = "%s"\n' % (QUEST / "projections")
+    )
+    first = "-- jsproj deployment: 5 projections, engine plpython, schema {}"
+    assert jsproj("sql", "--engine", "plpython", cwd=tmp_path).stdout.startswith(first.format("from_toml"))
+    from_env = jsproj("sql", "--engine", "plpython", cwd=tmp_path, env={"JSPROJ_SCHEMA": "from_env"})
+    assert from_env.stdout.startswith(first.format("from_env"))
+    flag = jsproj("sql", "--engine", "plpython", "--schema", "flag", cwd=tmp_path, env={"JSPROJ_SCHEMA": "from_env"})
+    assert flag.stdout.startswith(first.format("flag"))
+    assert 'set local search_path = "flag";' in flag.stdout
 
 
 @pytest.mark.parametrize("engine", ["plv8", "pljs"])

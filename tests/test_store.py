@@ -150,6 +150,27 @@ BAD_MESSAGES = [
         {"id": "s", "type": "T", "data": {"$type": "A"}, "expected_version": True},
         "expected_version must be a whole number >= 0",
     ),
+    *[
+        ({"id": "s", "type": "T", "data": {"$type": "A"}, "expected_version": big}, "expected_version must be a whole")
+        for big in (1e300, 2**53, 2**63)  # past a bigint, or past what JavaScript holds exactly
+    ],
+    *[
+        (
+            {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": t},
+            "timestamp must be an ISO 8601 date-time that exists",
+        )
+        for t in (
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T25:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T23:60:00Z",
+            "2026-01-01T23:59:60Z",
+            "2026-01-01T00:00:00+16:00",
+            "2026-01-01T00:00:00+01:60",
+            "0000-01-01T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+        )
+    ],
     ({"id": "s", "type": ["T"], "data": {"$type": "A"}}, "the stream type must be a string"),
     (
         {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": 1767600000},

@@ -12,13 +12,21 @@ var MESSAGE_KEYS = ['id', 'type', 'data', 'expected_version', 'metadata', 'times
 // Message timestamps: ISO 8601 date-times with a zone (Z or +hh:mm), the same rule as pge_append.
 var ISO_8601 = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 
-// Milliseconds since the epoch of an ISO 8601 timestamp, or NaN if it is not
-// one or names a day that does not exist (Date.parse would roll Feb 30 over).
+// Its fields in range: years 0001-9999, hours 00-23, zones up to 15:59, no leap second (pge_append's rule).
+var ISO_FIELDS = /^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-](0\d|1[0-5]):[0-5]\d)$/;
+// The largest expected_version: 2^53 - 1, held exactly here and a bigint in pge_append.
+var MAX_VERSION = 9007199254740991;
+
+// Milliseconds since the epoch of an ISO 8601 timestamp; NaN if it is not one
+// (the shape), null if a field is out of range or the day does not exist
+// (Date.parse would roll Feb 30 over).
 function isoMilliseconds(value) {
   if (typeof value !== 'string' || !ISO_8601.test(value)) return NaN;
+  if (!ISO_FIELDS.test(value)) return null;
   var day = value.slice(0, 10).split('-').map(Number);
-  var check = new RealDate(RealDate.UTC(day[0], day[1] - 1, day[2]));
-  if (check.getUTCFullYear() !== day[0] || check.getUTCMonth() !== day[1] - 1 || check.getUTCDate() !== day[2]) return NaN;
+  var check = new RealDate(0);
+  check.setUTCFullYear(day[0], day[1] - 1, day[2]);  // not RealDate.UTC: it reads years 0-99 as 1900-1999
+  if (check.getUTCFullYear() !== day[0] || check.getUTCMonth() !== day[1] - 1 || check.getUTCDate() !== day[2]) return null;
   return RealDate.parse(value.replace(' ', 'T'));
 }
 
@@ -130,8 +138,9 @@ function normalize(parsed, options) {
     }
     if (has(message, 'expected_version') && message.expected_version !== null) {
       var expected = message.expected_version;
-      if (typeof expected !== 'number' || !Number.isInteger(expected) || expected < 0) {
-        throw invalid(where, 'expected_version must be a whole number >= 0 (0: the stream must be new), not ' + JSON.stringify(expected));
+      if (typeof expected !== 'number' || !Number.isInteger(expected) || expected < 0 || expected > MAX_VERSION) {
+        throw invalid(where, 'expected_version must be a whole number >= 0 (0: the stream must be new; at most 2^53 - 1), not ' +
+          JSON.stringify(expected));
       }
       var actual = stream ? stream.version : 0;
       if (expected !== actual) {
@@ -149,6 +158,7 @@ function normalize(parsed, options) {
     var timestamp = now;
     if (has(message, 'timestamp') && message.timestamp !== null) {
       var ms = isoMilliseconds(message.timestamp);
+      if (ms === null) throw invalid(where, 'timestamp must be an ISO 8601 date-time that exists, not ' + JSON.stringify(message.timestamp));
       if (isNaN(ms)) throw invalid(where, 'timestamp must be an ISO 8601 date-time with a zone (Z or +hh:mm), not ' + JSON.stringify(message.timestamp));
       timestamp = new RealDate(ms).toISOString();
     }

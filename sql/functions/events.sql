@@ -109,15 +109,28 @@ begin
         when jsonb_typeof(message -> 'data') not in ('array', 'object') then
             'an event is a JSON object with a "$type", not a ' || jsonb_typeof(message -> 'data')
         when message -> 'data' = '[]' then '"data" holds no events'
+        -- at most 2^53 - 1: a bigint, and a number JavaScript's normalize holds exactly (the same rule)
         when jsonb_typeof(message -> 'expected_version') not in ('number', 'null')
              or (message ->> 'expected_version')::numeric < 0
+             or (message ->> 'expected_version')::numeric > 9007199254740991
              or (message ->> 'expected_version')::numeric <> trunc((message ->> 'expected_version')::numeric) then
-            'expected_version must be a whole number >= 0 (0: the stream must be new), not ' || (message -> 'expected_version')::text
+            'expected_version must be a whole number >= 0 (0: the stream must be new; at most 2^53 - 1), not '
+                || (message -> 'expected_version')::text
         when jsonb_typeof(message -> 'metadata') not in ('object', 'null') then
             'metadata must be an object, not a ' || jsonb_typeof(message -> 'metadata')
         when jsonb_typeof(message -> 'timestamp') not in ('string', 'null')
              or (message ->> 'timestamp') !~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$' then
             'timestamp must be an ISO 8601 date-time with a zone (Z or +hh:mm), not ' || (message -> 'timestamp')::text
+        -- Fields in range (years 0001-9999, hours 00-23, zones up to 15:59, no leap second) and a day
+        -- the month has, checked here rather than left to the cast's 22008/22009; js/lib/log.js's
+        -- isoMilliseconds has the same rule. Two WHENs: CASE keeps their order, so make_date only
+        -- sees a month 01-12.
+        when (message ->> 'timestamp') !~ ('^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d'
+                                           '(:[0-5]\d(\.\d+)?)?(Z|[+-](0\d|1[0-5]):[0-5]\d)$') then
+            'timestamp must be an ISO 8601 date-time that exists, not ' || (message -> 'timestamp')::text
+        when extract(month from make_date(substr(message ->> 'timestamp', 1, 4)::int, substr(message ->> 'timestamp', 6, 2)::int, 1)
+                                   + (substr(message ->> 'timestamp', 9, 2)::int - 1)) <> substr(message ->> 'timestamp', 6, 2)::int then
+            'timestamp must be an ISO 8601 date-time that exists, not ' || (message -> 'timestamp')::text
     end;
     if v_problem is not null then
         raise exception using errcode = 'JP400', message = v_problem;

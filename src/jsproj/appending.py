@@ -176,7 +176,9 @@ def read_all_steps(after: int, limit: int) -> Steps[list[RecordedEvent]]:
     """Events after the one at position ``after``, in the gap-safe order (docs/store.md)."""
     tx = "0"
     if after != 0:
-        row = yield from ask(Query("select tx_id::text from pge_events where position = %s", (after,)), "read_all")
+        row = yield from ask(
+            Query("select tx_id::text from pge_events where position = %s", (after,)), "reading the log"
+        )
         if row is None:
             raise UnknownPositionError(f"there is no event at position {after}: pass 0 or a position read_all returned")
         tx = row[0]
@@ -191,7 +193,7 @@ def read_all_steps(after: int, limit: int) -> Steps[list[RecordedEvent]]:
             {"tx": tx, "after": after, "limit": limit},
             rows="all",
         ),
-        "read_all",
+        "reading the log",
     )
     return [event_from_row(row) for row in rows]
 
@@ -199,7 +201,7 @@ def read_all_steps(after: int, limit: int) -> Steps[list[RecordedEvent]]:
 def fetch_stream_steps(stream_id: str, from_version: int | None, to_version: int | None) -> Steps[Stream]:
     """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
     head = yield from ask(
-        Query(f"select id, type, {STREAM_VERSION} from pge_streams s where id = %s", (stream_id,)), "fetch_stream"
+        Query(f"select id, type, {STREAM_VERSION} from pge_streams s where id = %s", (stream_id,)), "reading a stream"
     )
     if head is None:
         raise UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
@@ -210,7 +212,7 @@ def fetch_stream_steps(stream_id: str, from_version: int | None, to_version: int
             (stream_id, from_version or 1, to_version if to_version is not None else head[2]),
             rows="all",
         ),
-        "fetch_stream",
+        "reading a stream",
     )
     return Stream(head[0], head[1], head[2], [event_from_row(row) for row in rows])
 
@@ -218,5 +220,5 @@ def fetch_stream_steps(stream_id: str, from_version: int | None, to_version: int
 def streams_steps(ids: Sequence[str]) -> Steps[dict[str, dict[str, Any]]]:
     """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
     query = Query(f"select id, type, {STREAM_VERSION} from pge_streams s where id = any(%s)", (list(ids),), rows="all")
-    rows = yield from ask(query, "streams")
+    rows = yield from ask(query, "listing streams")
     return {row[0]: {"type": row[1], "version": row[2]} for row in rows}

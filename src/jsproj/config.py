@@ -96,14 +96,16 @@ def _indexes(path: Path, table: object) -> dict[str, tuple[str, ...]]:
     return indexes
 
 
-def resolve_dsn(dsn: str | None = None) -> str:
-    """The connection string to use, starting the embedded database when none is given."""
+def resolve_dsn(dsn: str | None = None, *, create: bool = True) -> str:
+    """The connection string to use, starting the embedded database when none is given (and creating it,
+    unless ``create`` is False: then a project without one is an error). Validate the other settings
+    first: this may start a server."""
     chosen = explicit_dsn(dsn)
     if chosen:
         return chosen
     from jsproj import embedded
 
-    return embedded.ensure_running().dsn
+    return embedded.ensure_running(create=create).dsn
 
 
 def explicit_dsn(dsn: str | None = None) -> str | None:

@@ -19,7 +19,8 @@ def connect(dsn: str | None = None, *, schema: str | None = None, migrate: bool 
 
     ``pool`` passes ``min_size`` / ``max_size`` to the connection pool.
     """
-    store = EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), **pool)
+    schema = resolve_schema(schema)  # checked before the embedded database may start
+    store = EventStore(resolve_dsn(dsn), schema=schema, **pool)
     if migrate:
         try:
             store.migrate()
@@ -34,7 +35,8 @@ async def connect_async(
 ) -> AsyncEventStore:
     """An open :class:`~jsproj.AsyncEventStore` chosen like :func:`connect`'s (starting the embedded database
     blocks while it starts: call this once, at the application's start)."""
-    store = await AsyncEventStore.open(resolve_dsn(dsn), schema=resolve_schema(schema), **pool)
+    schema = resolve_schema(schema)  # checked before the embedded database may start
+    store = await AsyncEventStore.open(resolve_dsn(dsn), schema=schema, **pool)
     if migrate:
         try:
             await store.migrate()

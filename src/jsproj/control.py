@@ -9,7 +9,7 @@ work and these follow it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +84,26 @@ def _holding(conn: psycopg.Connection[Any], name: str) -> Iterator[bool]:
             conn.execute(sql.SQL("select pg_advisory_unlock({})").format(lock_key(name)))
 
 
+def _unknown(conn: psycopg.Connection[Any], name: str) -> errors.UnknownProjectionError:
+    """The error for a projection name that is not deployed, with the closest deployed name."""
+    known = [k for (k,) in conn.execute("select name from pge_projection_definitions").fetchall()]
+    return errors.unknown_projection(f"there is no deployed projection {name!r}", name, known)
+
+
+def check_deployed(store: EventStore, names: Iterable[str]) -> None:
+    """Refuse names that are not deployed projections (UnknownProjectionError, with "did you mean")."""
+    wanted = list(names)
+    if not wanted:
+        return
+    with _session(store) as conn:
+        found = {
+            k for (k,) in conn.execute("select name from pge_projection_definitions where name = any(%s)", (wanted,))
+        }
+        missing = next((name for name in wanted if name not in found), None)
+        if missing is not None:
+            raise _unknown(conn, missing)
+
+
 def event_count(store: EventStore) -> int:
     """How many events the store holds (what a rebuild reads)."""
     with _session(store) as conn:
@@ -112,7 +132,7 @@ def rebuild(
             "select lifecycle, engine, on_error from pge_projection_definitions where name = %s", (name,)
         ).fetchone()
         if row is None:
-            raise errors.UnknownProjectionError(f"there is no deployed projection {name!r}", projection=name)
+            raise _unknown(control, name)
         lifecycle, engine, on_error = row
         if lifecycle == "live":
             raise errors.ProjectionError(f"{name} is a live projection: it stores nothing to rebuild", projection=name)
@@ -185,6 +205,7 @@ def retry(
     """Resume projection ``name`` after a fix: restart it if it stopped, and apply its dead letters again
     (here, unless a daemon holds it: then the daemon does)."""
     limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
+    check_deployed(store, [name])
     with _session(store) as control:
         resumed = progress.resume(control, name)
         requested = request_retry(control, name)
@@ -203,6 +224,8 @@ def retry(
 
 
 def list_dead_letters(store: EventStore, projection: str | None = None) -> list[DeadLetter]:
-    """The events async projections failed on and skipped (policy ``dead-letter``), by projection and position."""
+    """The events async projections failed on and skipped (policy ``dead-letter``), by projection and position;
+    only ``projection``'s when given (a name that is not deployed: UnknownProjectionError)."""
+    check_deployed(store, [projection] if projection is not None else [])
     with _session(store) as conn:
         return dead_letters(conn, projection)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from jsproj import errors
 from jsproj.server import Cluster, server_os_user
 
 SYSTEM_DATA_ROOT = Path("/var/lib/jsproj")
@@ -77,10 +78,15 @@ def _locked(project: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def ensure_running(project: Path | None = None) -> Cluster:
-    """The project's embedded cluster, created and started if needed."""
+def ensure_running(project: Path | None = None, *, create: bool = True) -> Cluster:
+    """The project's embedded cluster, started if needed, and created if needed unless ``create`` is False
+    (then a project without one is a :class:`~jsproj.errors.StoreUnavailableError`, and nothing is written)."""
     project = project or project_dir()
     cluster = default_cluster(project)
+    if not create and not cluster.is_initialised():
+        raise errors.StoreUnavailableError(
+            f"no database here: run `jsproj db start` or pass --dsn (no embedded database in {project})"
+        )
     with _locked(project):
         if not cluster.is_initialised():
             cluster.data_dir.parent.mkdir(parents=True, exist_ok=True)

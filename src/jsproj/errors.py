@@ -6,7 +6,8 @@ host (the ``kind`` names the class); :func:`from_info` rebuilds them here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Self
 
 
@@ -124,9 +125,33 @@ class DocumentError(ProjectionHandlerError):
 
 
 class UnknownProjectionError(JsprojError):
-    """A projection name that is not defined."""
+    """A projection name that is not defined; ``suggestion`` is the known name it is closest to, if any."""
 
     sqlstates: ClassVar[Mapping[str, str]] = {"JP404": "{message}"}
+
+    @property
+    def suggestion(self) -> str | None:
+        return self.info.get("suggestion")
+
+
+def closest_name(name: str, known: Iterable[str]) -> str | None:
+    """The known name ``name`` most likely meant: the same but for case, else the closest by
+    :func:`difflib.get_close_matches` (case-insensitive); None when none is close."""
+    by_lower: dict[str, str] = {}
+    for one in known:
+        by_lower.setdefault(one.lower(), one)
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return by_lower[close[0]] if close else None
+
+
+def unknown_projection(message: str, name: str, known: Iterable[str]) -> UnknownProjectionError:
+    """:class:`UnknownProjectionError` for ``name``: ``message`` and, when a known name is close, "did you mean"."""
+    best = closest_name(name, known)
+    if best is None:
+        return UnknownProjectionError(message, projection=name)
+    return UnknownProjectionError(f"{message} (did you mean {best!r}?)", projection=name, suggestion=best)
 
 
 class SandboxLimitError(ProjectionError):
@@ -164,6 +189,7 @@ class InvalidEventError(InputError):
         # the only date/time pge_append casts is the message's timestamp
         "22007": "timestamp must be an ISO 8601 date-time that exists ({message})",
         "22008": "timestamp must be an ISO 8601 date-time that exists ({message})",
+        "22009": "timestamp must be an ISO 8601 date-time that exists ({message})",
         **dict.fromkeys(("22P05", "22P02", "22021", "54000", "54001", "22003"), _REFUSED),
     }
 

@@ -8,8 +8,10 @@ until PostgreSQL assigns them.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jsproj import errors
@@ -26,6 +28,24 @@ class Message:
     @property
     def where(self) -> str:
         return f"message {self.number}" + (f" (line {self.line})" if self.line else "")
+
+
+def decode(data: bytes, name: str) -> str:
+    """An events file's text: UTF-8, or an :class:`~jsproj.errors.EventsFileError` naming the file, line and byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise errors.EventsFileError(
+            f"{name}: line {line}: not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})",
+            line=line,
+            offset=exc.start,
+        ) from None
+
+
+def read(path: str | os.PathLike[str]) -> str:
+    """The text of the events file at ``path`` (UTF-8, a BOM allowed)."""
+    return decode(Path(path).read_bytes(), str(path))
 
 
 def _reject_constant(name: str) -> Any:

@@ -317,8 +317,8 @@ class MemorySession(Session):
             raise ReplError("usage: view NAME [ID]")
         name = args[0]
         if name not in self.documents:
-            raise errors.UnknownProjectionError(
-                f"there is no projection named {name!r} (loaded: {', '.join(self.names) or 'none'})", projection=name
+            raise errors.unknown_projection(
+                f"there is no projection named {name!r} (loaded: {', '.join(self.names) or 'none'})", name, self.names
             )
         documents = self.documents[name]
         info = self.projections.info(name) if self.projections else None

@@ -160,7 +160,7 @@ class Cluster:
     def _remove_socket_dir(self) -> None:
         """Remove the socket folder once the stopped server has removed its socket (it may lag pg_ctl)."""
         deadline = time.monotonic() + 5
-        while self.socket_dir.exists() and time.monotonic() < deadline:
+        while self.socket_dir.is_dir() and not self.socket_dir.is_symlink() and time.monotonic() < deadline:
             try:
                 self.socket_dir.rmdir()
             except OSError:
@@ -182,11 +182,45 @@ class Cluster:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _prepare_socket_dir(self) -> None:
-        self.socket_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.socket_dir, 0o700)
+        """Make the socket folder ours, or refuse one someone else put there.
+
+        The embedded cluster's folder has a fixed name in ``/tmp``, where any
+        local user may create it first (as a symlink to a folder of theirs
+        choosing, say): it is created here without ``exist_ok``, opened
+        without following a symlink, and chowned and chmodded through that
+        descriptor only. One that already exists is used only if it is a
+        real folder owned by the server's user with mode 700 (a crashed
+        server's).
+        """
         user = server_os_user()
-        if user is not None:
-            os.chown(self.socket_dir, user.pw_uid, user.pw_gid)
+        owner = (user.pw_uid, user.pw_gid) if user is not None else (os.getuid(), os.getgid())
+        self.socket_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(self.socket_dir, 0o700)
+            created = True
+        except FileExistsError:
+            created = False
+        try:
+            fd = os.open(self.socket_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            raise self._unsafe_socket_dir("it is a symlink or not a folder") from None
+        try:
+            if created:
+                os.fchown(fd, *owner)
+                os.fchmod(fd, 0o700)
+            found = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if found.st_uid != owner[0]:
+            raise self._unsafe_socket_dir(f"it is owned by uid {found.st_uid}, not {owner[0]}")
+        if found.st_mode & 0o777 != 0o700:
+            raise self._unsafe_socket_dir(f"its mode is {found.st_mode & 0o777:o}, not 700")
+
+    def _unsafe_socket_dir(self, why: str) -> ServerError:
+        return ServerError(
+            f"the socket folder {self.socket_dir} exists and is not safe to use ({why}): "
+            "another user may have made it; remove it and start again"
+        )
 
     def _create_database(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT

@@ -189,11 +189,11 @@ def wait_for_projections(
 def wait_steps(timeout: float, names: Iterable[str] | None, poll: float) -> Steps[None]:
     """:func:`wait_for_projections` as steps, for the sync and the asyncio store (the pauses are calls)."""
     deadline = time.monotonic() + timeout
-    row = yield from ask(Query(HIGH_WATER), "wait_for_projections")
+    row = yield from ask(Query(HIGH_WATER), "waiting for projections")
     target = (row[0], row[1]) if row else None
     if names is None:
         query = Query("select name from pge_projection_definitions where lifecycle = 'async'", rows="all")
-        names = [name for (name,) in (yield from ask(query, "wait_for_projections"))]
+        names = [name for (name,) in (yield from ask(query, "waiting for projections"))]
     chosen = list(names)
     while True:
         lagging = yield from ask(Query(CAUGHT_UP_BLOCKERS, blockers_params(chosen, target), rows="all"))

@@ -286,15 +286,30 @@ def parse_where(pairs: Sequence[str]) -> dict[str, Any]:
 # -- running them -------------------------------------------------------------------
 
 
+#: The deployed projections' names, for the "did you mean" of an unknown one.
+NAMES_QUERY = "select name from pge_projection_definitions order by name"
+
+
+def _definition_row_steps(name: str) -> Steps[Sequence[Any]]:
+    """Projection ``name``'s :data:`DEFINITION_QUERY` row; an unknown name is an error saying the closest known."""
+    row = yield from ask(steps.Query(DEFINITION_QUERY, (name,)), "reading a view")
+    if row is None:
+        known: list[tuple[Any, ...]] = yield from ask(steps.Query(NAMES_QUERY, (), rows="all"), "reading a view")
+        raise errors.unknown_projection(f"there is no deployed projection {name!r}", name, (k for (k,) in known))
+    return row  # type: ignore[no-any-return]
+
+
 def _definition_steps(name: str) -> Steps[tuple[str, str]]:
-    row = yield from ask(steps.Query(DEFINITION_QUERY, (name,)), "view")
+    row = yield from _definition_row_steps(name)
     return check_definition(name, row)
 
 
 def _rows_steps(name: str, query: Query, which: str) -> Steps[list[tuple[Any, ...]]]:
     """The rows of ``query`` (read as they come: a document too deep for Python fails as it is read)."""
     try:
-        rows: list[tuple[Any, ...]] = yield from ask(steps.Query(query.text, query.params, rows="all"), "view")
+        rows: list[tuple[Any, ...]] = yield from ask(
+            steps.Query(query.text, query.params, rows="all"), "reading a view"
+        )
     except errors.UnreadableDocumentError as exc:
         raise exc.replace(f"projection {name}: {which}: {exc.message}", projection=name) from None
     return rows
@@ -313,8 +328,7 @@ def find_steps(
     name: str, where: Mapping[str, Any] | None, order_by: str | None, limit: int | None, after: str | None
 ) -> Steps[list[Document]]:
     """:meth:`View.find` as steps, for both stores."""
-    row = yield from ask(steps.Query(DEFINITION_QUERY, (name,)), "view")
-    table = queryable_table(name, row)
+    table = queryable_table(name, (yield from _definition_row_steps(name)))
     rows = yield from _rows_steps(name, find_query(table, where, order_by, limit, after), "a document")
     if not rows and after is not None and order_by not in (None, "id", "-id"):
         if not (yield from _rows_steps(name, get_query(table, "view", after), f"document {after!r}")):
@@ -324,7 +338,7 @@ def find_steps(
 
 def count_steps(name: str, where: Mapping[str, Any] | None) -> Steps[int]:
     """:meth:`View.count` as steps, for both stores."""
-    row = yield from ask(steps.Query(DEFINITION_QUERY, (name,)), "view")
+    row = yield from _definition_row_steps(name)
     rows = yield from _rows_steps(name, count_query(queryable_table(name, row), where), "count")
     return int(rows[0][0])
 

@@ -72,8 +72,10 @@ def _remember_dsn(ctx: click.Context, param: click.Parameter, dsn: str | None) -
 
 
 def read_text(path: str) -> str:
-    """A file's text, or stdin's for ``-``."""
-    return sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    """An events file's text, or stdin's for ``-`` (UTF-8: else an EventsFileError saying where)."""
+    from jsproj.eventsfile import decode, read
+
+    return decode(sys.stdin.buffer.read(), "stdin") if path == "-" else read(path)
 
 
 def echo_json(value: Any) -> None:
@@ -91,10 +93,13 @@ def json_errors(as_json: bool) -> Iterator[None]:
         raise
 
 
-def open_store(dsn: str | None, schema: str | None) -> EventStore:
-    """The store named by the options; the embedded database is kept migrated."""
+def open_store(dsn: str | None, schema: str | None, *, create: bool = True) -> EventStore:
+    """The store named by the options; the embedded database is kept migrated. Commands that only read
+    pass ``create=False``: they never create an embedded database (a project without one is an error).
+    The options are checked before any server starts."""
     explicit = explicit_dsn(dsn)
-    store = EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), max_size=4)
+    chosen_schema = resolve_schema(schema)
+    store = EventStore(resolve_dsn(dsn, create=create), schema=chosen_schema, max_size=4)
     if not explicit:
         store.migrate()
     return store

@@ -76,6 +76,7 @@ def daemon(
     task = progress.add_task("catch-up", total=None)
     hooks = DaemonMetrics()
     with open_store(dsn, schema) as store:
+        control.check_deployed(store, names)
         worker = Daemon(
             store.dsn, schema=store.schema, names=names or None, page_size=page_size, poll_interval=poll_interval,
             timeout=timeout, memory_limit=memory_limit, hooks=hooks,
@@ -123,6 +124,7 @@ def rebuild(
       jsproj rebuild Traveled
     """
     with json_errors(as_json), open_store(dsn, schema) as store:
+        control.check_deployed(store, [name])  # before the progress bar starts
         total = control.event_count(store)
         with Progress(
             TextColumn("rebuilding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -156,7 +158,7 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
     """
     from jsproj.status import hints, projection_status, subscription_status
 
-    with json_errors(as_json), open_store(dsn, schema) as store:
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         found = projection_status(store) + subscription_status(store)
     if as_json:
         echo_json([s.to_dict() for s in found])
@@ -180,7 +182,7 @@ def dead_letters(name: str | None, dsn: str | None, schema: str | None, as_json:
       jsproj dead-letters
       jsproj dead-letters --projection Visitors --json
     """
-    with json_errors(as_json), open_store(dsn, schema) as store:
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         letters = control.list_dead_letters(store, name)
     if as_json:
         echo_json([letter.to_dict() for letter in letters])

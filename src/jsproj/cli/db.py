@@ -117,8 +117,10 @@ def migrate(dsn: str | None, schema: str | None, as_json: bool) -> None:
       jsproj migrate
       jsproj migrate --dsn postgresql://app@db/events --schema events
     """
-    with json_errors(as_json), EventStore(resolve_dsn(dsn), schema=resolve_schema(schema), max_size=1) as store:
-        applied = store.migrate()
+    with json_errors(as_json):
+        chosen = resolve_schema(schema)  # before the embedded database may start
+        with EventStore(resolve_dsn(dsn), schema=chosen, max_size=1) as store:
+            applied = store.migrate()
     names = [m.label for m in applied]
     if as_json:
         echo_json({"schema": store.schema, "applied": names, "functions": applied.functions})

@@ -16,7 +16,7 @@ from jsproj.cli.common import (
     sandbox_options,
     store_options,
 )
-from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder
+from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder, resolve_schema
 
 if TYPE_CHECKING:
     from jsproj.deploy import DeployReport
@@ -108,13 +108,18 @@ def deploy(
     from jsproj.deploy import parse_lifecycles, parse_on_error, parse_partitions
     from jsproj.runtime.projections import read_folder
 
-    with json_errors(as_json):
+    with json_errors(as_json):  # every option checked before the store (which may start a server)
         sources = read_folder(resolve_folder("projections", projections_dir))
+        chosen, lifecycle_map, on_error_map = (
+            resolve_engine(engine),
+            parse_lifecycles(lifecycles),
+            parse_on_error(on_error),
+        )
+        partition_map, indexes = parse_partitions(partitions), project_file().indexes
         with open_store(dsn, schema) as store:
             report = run_deploy(
-                store, sources, engine=resolve_engine(engine), lifecycles=parse_lifecycles(lifecycles),
-                on_error=parse_on_error(on_error), partitions=parse_partitions(partitions),
-                indexes=project_file().indexes, timeout=timeout, memory_limit=memory_limit,
+                store, sources, engine=chosen, lifecycles=lifecycle_map, on_error=on_error_map,
+                partitions=partition_map, indexes=indexes, timeout=timeout, memory_limit=memory_limit,
                 prune=prune, dry_run=dry_run,
             )  # fmt: skip
     if as_json:
@@ -155,15 +160,19 @@ def _report_lines(report: DeployReport) -> list[str]:
     required=True,
     help="The in-database engine (docs/deploy.md says which to choose where).",
 )
-@click.option("--schema", metavar="NAME", default="public", show_default=True, help="Schema of the store's tables.")
+@click.option(
+    "--schema", metavar="NAME", help="Schema of the store's tables.  [env: JSPROJ_SCHEMA; jsproj.toml; default: public]"
+)
 @lifecycle_option
 @click.option("--prune", is_flag=True, help="Remove the deployed projections the folder no longer has.")
 def sql_command(
-    projections_dir: Path | None, engine: str, schema: str, lifecycles: tuple[str, ...], prune: bool
+    projections_dir: Path | None, engine: str, schema: str | None, lifecycles: tuple[str, ...], prune: bool
 ) -> None:
     """Print the SQL that deploys a folder's projections with an in-database engine.
 
-    For a DBA to review and apply by hand, in one transaction:
+    For a DBA to review and apply by hand, in one transaction (psql's -1),
+    as the second example does. It migrates the schema as `jsproj migrate`
+    does, creates the engine's functions and deploys the projections.
 
     \b
     Examples:
@@ -173,6 +182,7 @@ def sql_command(
     from jsproj.deploy import deployment_sql, parse_lifecycles
     from jsproj.runtime.projections import Projections, read_folder
 
+    chosen_schema = resolve_schema(schema)
     sources = read_folder(resolve_folder("projections", projections_dir))
     with Projections(sources) as loaded:
         click.echo(
@@ -180,7 +190,7 @@ def sql_command(
                 loaded.sources,
                 loaded.infos,
                 engine=engine,
-                schema=schema,
+                schema=chosen_schema,
                 lifecycles=parse_lifecycles(lifecycles),
                 indexes=project_file().indexes,
                 prune=prune,

@@ -58,7 +58,8 @@ def append(events_file: str, expected_version: int | None, dsn: str | None, sche
     if as_json:
         echo_json({"messages": [r.to_dict() for r in results], "events": events})
         return
-    table = Table(title=f"appended {events} events in {len(results)} messages", title_justify="left")
+    title = f"appended {_count(events, 'event')} in {_count(len(results), 'message')}"
+    table = Table(title=title, title_justify="left")
     for column in ("stream", "version", "positions"):
         table.add_column(column)
     for r in results[:SHOWN_MESSAGES]:
@@ -67,6 +68,10 @@ def append(events_file: str, expected_version: int | None, dsn: str | None, sche
     if len(results) > SHOWN_MESSAGES:
         table.add_row(f"... {len(results) - SHOWN_MESSAGES} more messages", "", "")
     Console().print(table)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 SHOWN_MESSAGES = 20
@@ -112,7 +117,7 @@ def stream(
       jsproj stream quest-1
       jsproj stream quest-1 --json --from-version 3
     """
-    with json_errors(as_json), open_store(dsn, schema) as store:
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         found = store.fetch_stream(stream_id, from_version, to_version)
     if as_json:
         echo_json(found.to_dict())
@@ -169,10 +174,10 @@ def live(
     from jsproj.runtime.projections import Projections, read_folder
 
     limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
-    with json_errors(as_json), open_store(dsn, schema) as store:
-        if projections_dir is not None:
-            sources = read_folder(projections_dir)
-        else:
+    with json_errors(as_json):
+        sources = read_folder(projections_dir) if projections_dir is not None else None
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        if sources is None:
             with store.pool.connection() as conn:
                 sources = deployed_sources(conn)
             if not sources:

@@ -52,8 +52,8 @@ def simulate(
     from jsproj.runtime.projections import Projections
     from jsproj.runtime.simulation import simulate as run_simulation
 
-    text = read_text(events_file)
     with json_errors(as_json):
+        text = read_text(events_file)
         with Projections.from_folder(projections_dir, timeout=timeout, memory_limit=memory_limit) as loaded:
             try:
                 views = run_simulation(loaded, text, page_size=page_size, now=now)

@@ -60,7 +60,7 @@ def view(
 
     if document_id is not None and (where or order_by):
         raise click.UsageError("--where and --order-by query a page of documents, not one DOCUMENT_ID")
-    with json_errors(as_json), open_store(dsn, schema) as store:
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         if document_id is not None:
             found = fetch_view(store, name, document_id)
         elif where or order_by:
@@ -96,7 +96,7 @@ def export(dsn: str | None, schema: str | None, as_json: bool) -> None:
     from jsproj.render import print_views
     from jsproj.views import export_views
 
-    with json_errors(as_json), open_store(dsn, schema) as store:
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         exported = export_views(store)
     if as_json:
         echo_json(exported)

@@ -109,7 +109,7 @@ def commit(conn: psycopg.Connection[Any], prepared: Prepared) -> Applied | None:
 def _translated(exc: psycopg.Error) -> Exception:
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return exc  # the daemon reconnects
-    return translate(exc, "daemon")
+    return translate(exc, "the daemon")
 
 
 class _Call:

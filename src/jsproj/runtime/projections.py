@@ -204,7 +204,7 @@ class Projections:
         for info in self.infos:
             if info.name == name:
                 return info
-        raise errors.UnknownProjectionError(f"there is no projection named {name!r}", projection=name)
+        raise errors.unknown_projection(f"there is no projection named {name!r}", name, self.names)
 
     def evaluate(self, code: str) -> dict[str, Any]:
         """Run REPL input in the sandbox with the DSL: ``{"value": text, "projections": [descriptions]}``.

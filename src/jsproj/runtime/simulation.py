@@ -11,7 +11,6 @@ import json
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypedDict
 
 from jsproj.runtime.projections import Change, Projections
@@ -33,7 +32,9 @@ def now_iso() -> str:
 
 def _events_text(events: str | os.PathLike[str] | Sequence[Any]) -> str:
     if isinstance(events, os.PathLike):
-        return Path(events).read_text("utf-8")
+        from jsproj.eventsfile import read
+
+        return read(events)
     if isinstance(events, str):
         return events
     return json.dumps(list(events))
