@@ -46,7 +46,12 @@ def test_the_compose_examples_commands_and_settings_are_jsprojs() -> None:
     for command in re.findall(r"command: (\[.*\])", text):
         done = jsproj(*json.loads(command), "--help")
         assert done.returncode == 0, done.stderr
-    assert set(re.findall(r"(JSPROJ_[A-Z_]+):", text)) <= {"JSPROJ_DSN", "JSPROJ_SCHEMA", "JSPROJ_LOG_FORMAT"}
+    assert set(re.findall(r"(JSPROJ_[A-Z_]+):", text)) <= {
+        "JSPROJ_DSN",
+        "JSPROJ_SCHEMA",
+        "JSPROJ_LOG_FORMAT",
+        "JSPROJ_PAGE_SIZE",
+    }
     assert (ROOT / "src/jsproj/examples/quest/projections").is_dir()
 
 

@@ -183,7 +183,7 @@ def test_log_lines_have_time_and_level_and_are_never_wrapped(store: EventStore, 
     store.append({"id": "s-1", "type": "S", "data": {"$type": "Happened"}})
     lines = daemon_stderr(dsn)
     assert lines and all(re.match(TIME + r" (DEBUG|INFO|WARNING|ERROR) jsproj\.daemon: ", line) for line in lines)
-    started = next(line for line in lines if " started; metrics on http://127.0.0.1:" in line)
+    started = next(line for line in lines if "; metrics on http://127.0.0.1:" in line)
     assert len(started) > 100 and started.endswith("/metrics"), "a long line is one line, whatever the width"
     assert any(line.endswith("INFO jsproj.daemon: working on Count") for line in lines)
     assert lines[-1].endswith("caught up (1 events)")

@@ -13,6 +13,11 @@ table::
 
     [jsproj.indexes]              # fields to index, per projection (as .index() in the DSL)
     Party = ["location", "party.leader"]
+
+    [jsproj.daemon]               # jsproj daemon's options (each also JSPROJ_<OPTION>; flags win)
+    page_size = 20000
+    poll_interval = 1.0
+    projections = ["Traveled"]
 """
 
 from __future__ import annotations
@@ -31,7 +36,17 @@ DEFAULT_ENGINE = "python"
 #: What runs inline projections: this Python process, or the database (docs/deploy.md).
 ENGINES = ("python", "plpython", "plv8", "pljs")
 KEYS = {"dsn", "schema", "engine", "projections", "specs"}
-TABLES = {"indexes"}
+TABLES = {"indexes", "daemon"}
+#: ``[jsproj.daemon]``: the daemon's options (``jsproj daemon --help``), each also a JSPROJ_* variable.
+DAEMON_SETTINGS: dict[str, tuple[type, ...]] = {
+    "page_size": (int,),
+    "poll_interval": (int, float),
+    "timeout": (int, float),
+    "memory_limit": (int,),
+    "metrics_port": (int,),
+    "metrics_host": (str,),
+    "projections": (list,),
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,7 @@ class ProjectFile:
     path: Path | None
     values: dict[str, str]
     indexes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # [jsproj.indexes]: projection -> fields
+    daemon: dict[str, Any] = field(default_factory=dict)  # [jsproj.daemon]: the daemon's options
 
     def get(self, key: str) -> str | None:
         return self.values.get(key)
@@ -74,7 +90,24 @@ def project_file(start: Path | None = None) -> ProjectFile:
             raise errors.InputError(f"{path}: {key} must be a string, not {type(value).__name__}")
     if values.get("engine") and values["engine"] not in ENGINES:
         raise errors.InputError(f"{path}: engine is one of {', '.join(ENGINES)}, not {values['engine']!r}")
-    return ProjectFile(path, values, _indexes(path, table.get("indexes", {})))
+    return ProjectFile(path, values, _indexes(path, table.get("indexes", {})), _daemon(path, table.get("daemon", {})))
+
+
+def _daemon(path: Path, table: object) -> dict[str, Any]:
+    """``[jsproj.daemon]``: option name -> value, the names and types checked (the values by the daemon's options)."""
+    if not isinstance(table, dict):
+        raise errors.InputError(f"{path}: jsproj.daemon must be a table of the daemon's options, not a value")
+    for key, value in table.items():
+        kinds = DAEMON_SETTINGS.get(key)
+        if kinds is None:
+            known = ", ".join(sorted(DAEMON_SETTINGS))
+            raise errors.InputError(f"{path}: unknown daemon setting {key!r} (known: {known})")
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            kind = {int: "whole number", float: "number", str: "string", list: "list"}[kinds[-1]]
+            raise errors.InputError(f"{path}: jsproj.daemon.{key} must be a {kind}, not {value!r}")
+        if isinstance(value, list) and not all(isinstance(name, str) for name in value):
+            raise errors.InputError(f"{path}: jsproj.daemon.projections must be a list of projection names")
+    return dict(table)
 
 
 def _indexes(path: Path, table: object) -> dict[str, tuple[str, ...]]:

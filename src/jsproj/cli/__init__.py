@@ -92,6 +92,8 @@ def main(ctx: click.Context) -> None:
     unchanged in Python (sandboxed V8), in PostgreSQL and in Node.js.
     """
     ctx.ensure_object(dict)
+    if ctx.invoked_subcommand == "daemon":  # [jsproj.daemon] of jsproj.toml: below flags and JSPROJ_* variables
+        ctx.default_map = {"daemon": _daemon_defaults()}
     remember(os.environ.get("JSPROJ_DSN"))  # its password is hidden in every message, as --dsn's is
 
 
@@ -101,3 +103,14 @@ main.params.extend(_global_options(env=True))
 for module in (demo, project, repl, simulate, db, events, deploying, views, daemon, dashboard, subscribers):
     for command in module.COMMANDS:
         main.add_command(command)
+
+
+def _daemon_defaults() -> dict[str, object]:
+    """``[jsproj.daemon]`` as the daemon command's option values (its ``projections`` are ``--projection``)."""
+    from jsproj.config import project_file
+
+    try:
+        settings = project_file().daemon
+    except errors.JsprojError as exc:
+        raise click.UsageError(exc.message) from None
+    return {("names" if key == "projections" else key): value for key, value in settings.items()}

@@ -40,6 +40,8 @@ def sandbox_options(command: F) -> F:
         type=click.IntRange(min=16),
         default=DEFAULT_MEMORY_LIMIT // MB,
         show_default=True,
+        envvar="JSPROJ_MEMORY_LIMIT",
+        show_envvar=True,
         help="Memory limit of the projection sandbox, in MB.",
         callback=lambda ctx, param, megabytes: megabytes * MB,  # the commands get bytes, as the library takes
     )(command)
@@ -48,6 +50,8 @@ def sandbox_options(command: F) -> F:
         type=click.FloatRange(min=0.001),
         default=DEFAULT_TIMEOUT,
         show_default=True,
+        envvar="JSPROJ_TIMEOUT",
+        show_envvar=True,
         help="Time limit of one sandbox call, in seconds.",
     )(command)
 

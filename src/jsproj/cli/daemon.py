@@ -22,6 +22,8 @@ page_size_option = click.option(
     type=click.IntRange(min=1),
     default=DEFAULT_PAGE_SIZE,
     show_default=True,
+    envvar="JSPROJ_PAGE_SIZE",
+    show_envvar=True,
     help="The most events per engine call and transaction (pages start small and double while full).",
 )
 
@@ -29,18 +31,23 @@ page_size_option = click.option(
 @click.command()
 @click.option("--until-caught-up", is_flag=True, help="Exit once everything appended before the start is processed.")
 @click.option(
-    "--projection", "names", multiple=True, metavar="NAME", help="Work on this async projection only (repeatable)."
-)
+    "--projection", "names", multiple=True, metavar="NAME", envvar="JSPROJ_DAEMON_PROJECTIONS", show_envvar=True,
+    help="Work on this async projection only (repeatable; the variable: names separated by spaces).",
+)  # fmt: skip
 @page_size_option
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              envvar="JSPROJ_POLL_INTERVAL", show_envvar=True,
               help="Seconds between polls when no notification arrives.")  # fmt: skip
 @click.option(
     "--metrics-port",
     type=click.IntRange(min=0, max=65535),
     metavar="PORT",
+    envvar="JSPROJ_METRICS_PORT",
+    show_envvar=True,
     help="Serve Prometheus metrics on /metrics and health on /healthz at this port (0: any free one).",
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              envvar="JSPROJ_METRICS_HOST", show_envvar=True,
               help="The address the metrics server listens on.")  # fmt: skip
 @store_options
 @sandbox_options
@@ -85,7 +92,9 @@ def daemon(
     previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server = hooks.serve(worker, metrics_host, metrics_port) if metrics_port is not None else None
     try:
-        logger.info(f"daemon {worker.id} started" + (f"; metrics on {server.url}/metrics" if server else ""))
+        settings = f"page size {page_size}, poll interval {poll_interval:g} s, projections: {', '.join(names) or 'all'}"
+        metrics = f"; metrics on {server.url}/metrics" if server else ""
+        logger.info(f"daemon {worker.id} started ({settings}){metrics}")
         with progress, logs.writing_to(lambda line: _console_line(console, line)):
             caught_up = worker.run(until_caught_up=until_caught_up)
         done = f"caught up ({int(progress.tasks[0].completed)} events)" if caught_up else "stopped"
