@@ -186,7 +186,7 @@ def test_log_lines_have_time_and_level_and_are_never_wrapped(store: EventStore, 
     started = next(line for line in lines if "; metrics on http://127.0.0.1:" in line)
     assert len(started) > 100 and started.endswith("/metrics"), "a long line is one line, whatever the width"
     assert any(line.endswith("INFO jsproj.daemon: working on Count") for line in lines)
-    assert lines[-1].endswith("caught up (1 events)")
+    assert lines[-1].endswith("caught up (1 event)")
 
 
 @pytest.mark.parametrize("how", ["option", "env"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from contextlib import nullcontext
 
 import click
 from rich.console import Console
@@ -95,9 +96,11 @@ def daemon(
         settings = f"page size {page_size}, poll interval {poll_interval:g} s, projections: {', '.join(names) or 'all'}"
         metrics = f"; metrics on {server.url}/metrics" if server else ""
         logger.info(f"daemon {worker.id} started ({settings}){metrics}")
-        with progress, logs.writing_to(lambda line: _console_line(console, line)):
+        # Not a terminal: no bar at all (rich before 13.8 writes an empty line when a disabled bar ends).
+        with progress if bar else nullcontext(), logs.writing_to(lambda line: _console_line(console, line)):
             caught_up = worker.run(until_caught_up=until_caught_up)
-        done = f"caught up ({int(progress.tasks[0].completed)} events)" if caught_up else "stopped"
+        count = int(progress.tasks[0].completed)
+        done = f"caught up ({count} event{'' if count == 1 else 's'})" if caught_up else "stopped"
         logger.info(f"daemon {worker.id} {done}")
     finally:
         if server is not None:
