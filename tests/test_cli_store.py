@@ -16,7 +16,8 @@ import pytest
 from clihelp import QUEST, jsproj
 from jsproj import EventStore
 from jsproj.aio import AsyncEventStore
-from jsproj.embedded import default_cluster
+from jsproj.config import project_file
+from jsproj.embedded import default_cluster, project_dir
 from jsproj.errors import StoreUnavailableError
 from jsproj.migrate import functions_files, migrations
 
@@ -244,6 +245,34 @@ def test_the_embedded_database_lifecycle(project: Path) -> None:
     appended = jsproj("append", "-", "--json", cwd=project, stdin='{"id": "s", "type": "T", "data": {"$type": "A"}}')
     assert appended.returncode == 0, appended.stderr
     assert jsproj("db", "status", cwd=project).stdout.startswith("running")
+
+
+def test_the_project_is_the_nearest_jsproj_toml_else_the_current_folder_never_a_parents_database(
+    tmp_path: Path,
+) -> None:
+    checkout = tmp_path / "checkout"
+    copied = checkout / "my-quest" / "projections"
+    copied.mkdir(parents=True)
+    (checkout / ".jsproj" / "pgdata").mkdir(parents=True)  # what `make demo` leaves in a checkout
+    assert project_dir(copied.parent) == copied.parent, "a parent's .jsproj/ alone is another project's"
+    assert project_dir(copied) == copied
+    assert default_cluster(copied.parent).socket_dir != default_cluster(checkout).socket_dir
+    (checkout / "jsproj.toml").write_text('[jsproj]\nschema = "mine"\n')
+    assert project_dir(copied) == checkout, "jsproj.toml is still found upwards"
+    assert project_file(copied).get("schema") == "mine"
+
+
+@pytest.mark.server
+def test_a_folder_under_a_project_with_a_database_gets_its_own(project: Path) -> None:
+    assert jsproj("db", "start", cwd=project).returncode == 0
+    child = project / "my-quest"
+    shutil.copytree(QUEST, child)
+    status = json.loads(jsproj("db", "status", "--json", cwd=child).stdout)
+    assert (status["running"], status["initialised"]) == (False, False)
+    assert status["dataDir"] == str(child / ".jsproj" / "pgdata")
+    read = jsproj("stream", "quest-1", cwd=child)
+    assert read.returncode == 1 and read.stderr.startswith("error: no database here"), read.stderr
+    assert json.loads(jsproj("db", "status", "--json", cwd=project).stdout)["running"] is True
 
 
 @pytest.mark.server

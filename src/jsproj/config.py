@@ -1,8 +1,8 @@
 """Settings: flags, else ``JSPROJ_*`` environment variables, else ``jsproj.toml``, else defaults.
 
-``jsproj.toml`` is read from the project folder (the nearest one holding it or
-``.jsproj/``, see :func:`jsproj.embedded.project_dir`), from its ``[jsproj]``
-table::
+``jsproj.toml`` is read from the nearest folder holding it, from the current
+one up (the project folder, see :func:`jsproj.embedded.project_dir`), from
+its ``[jsproj]`` table::
 
     [jsproj]
     dsn = "postgresql://app@db.internal/app"   # absent: the embedded database

@@ -2,7 +2,10 @@
 
 Commands use it when neither ``--dsn`` nor ``JSPROJ_DSN`` is given. The
 project is the nearest folder, from the current one up, holding
-``jsproj.toml`` or ``.jsproj/``; else the current folder. Its data lives in
+``jsproj.toml`` (the explicit project marker); else the current folder
+itself. A parent's ``.jsproj/`` alone never counts: a folder copied into a
+checkout, or any folder under one, gets a database of its own rather than
+the checkout's. Its data lives in
 ``<project>/.jsproj/pgdata``, unless the server runs as another OS user
 (``postgres``, when jsproj runs as root) that cannot reach that folder: then
 in ``/var/lib/jsproj/<project>-<hash>/pgdata``. The socket lives in a short
@@ -27,10 +30,11 @@ SYSTEM_DATA_ROOT = Path("/var/lib/jsproj")
 
 
 def project_dir(start: Path | None = None) -> Path:
-    """The project folder: the nearest one holding ``jsproj.toml`` or ``.jsproj/``, else ``start``."""
+    """The project folder: the nearest one, from ``start`` up, holding ``jsproj.toml``, else ``start`` itself
+    (whose own ``.jsproj/`` holds its database: a parent's ``.jsproj/`` is another project's)."""
     start = (start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
-        if (folder / "jsproj.toml").is_file() or (folder / ".jsproj").is_dir():
+        if (folder / "jsproj.toml").is_file():
             return folder
     return start
 

@@ -17,8 +17,10 @@ def db() -> None:
 
     Commands that get no --dsn and no JSPROJ_DSN use it, starting it when
     needed. Its data lives in .jsproj/pgdata of the project folder (the
-    nearest folder with jsproj.toml or .jsproj/), or under /var/lib/jsproj when
-    the server runs as the postgres user and cannot reach the project.
+    nearest folder, from the current one up, with jsproj.toml; else the
+    current folder itself: a parent's .jsproj/ alone is another project's),
+    or under /var/lib/jsproj when the server runs as the postgres user and
+    cannot reach the project.
 
     \b
     Examples:
