@@ -235,16 +235,22 @@ def test_the_embedded_database_lifecycle(project: Path) -> None:
     assert started.returncode == 0, started.stderr
     info = json.loads(started.stdout)
     assert info["running"] and info["pid"]
+    announced = f"jsproj: started the embedded database of {project} ({info['url']})\n"
+    assert started.stderr == announced, "which database a command started, on stderr only"
     assert jsproj("db", "url", cwd=project).stdout.strip() == info["url"]
     with psycopg.connect(info["url"]) as conn:
         assert conn.execute("select count(*) from pge_migrations").fetchone()[0] >= 1
-    assert jsproj("db", "start", cwd=project).returncode == 0, "starting twice is fine"
+    again = jsproj("db", "start", cwd=project)
+    assert (again.returncode, again.stderr) == (0, ""), "starting twice is fine, and says nothing the second time"
     assert jsproj("db", "stop", cwd=project).stdout == "PostgreSQL is stopped\n"
     assert json.loads(jsproj("db", "status", "--json", cwd=project).stdout)["running"] is False
-    # Commands without --dsn start it again when needed.
+    # Commands without --dsn start it again when needed, and say so.
     appended = jsproj("append", "-", "--json", cwd=project, stdin='{"id": "s", "type": "T", "data": {"$type": "A"}}')
     assert appended.returncode == 0, appended.stderr
+    assert (json.loads(appended.stdout)["events"], appended.stderr) == (1, announced)
     assert jsproj("db", "status", cwd=project).stdout.startswith("running")
+    read = jsproj("stream", "s", "--json", cwd=project)
+    assert (json.loads(read.stdout)["version"], read.stderr) == (1, ""), "already running: nothing said"
 
 
 def test_the_project_is_the_nearest_jsproj_toml_else_the_current_folder_never_a_parents_database(

@@ -26,10 +26,15 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsproj import errors
 from jsproj.identifiers import check_schema, field_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from jsproj.server import Cluster
 
 DEFAULT_SCHEMA = "public"
 DEFAULT_ENGINE = "python"
@@ -129,16 +134,18 @@ def _indexes(path: Path, table: object) -> dict[str, tuple[str, ...]]:
     return indexes
 
 
-def resolve_dsn(dsn: str | None = None, *, create: bool = True) -> str:
+def resolve_dsn(
+    dsn: str | None = None, *, create: bool = True, on_start: Callable[[Path, Cluster], None] | None = None
+) -> str:
     """The connection string to use, starting the embedded database when none is given (and creating it,
-    unless ``create`` is False: then a project without one is an error). Validate the other settings
-    first: this may start a server."""
+    unless ``create`` is False: then a project without one is an error; ``on_start`` is told when it
+    started one). Validate the other settings first: this may start a server."""
     chosen = explicit_dsn(dsn)
     if chosen:
         return chosen
     from jsproj import embedded
 
-    return embedded.ensure_running(create=create).dsn
+    return embedded.ensure_running(create=create, on_start=on_start).dsn
 
 
 def explicit_dsn(dsn: str | None = None) -> str | None:

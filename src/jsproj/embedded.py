@@ -19,7 +19,7 @@ import grp
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,9 +82,12 @@ def _locked(project: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def ensure_running(project: Path | None = None, *, create: bool = True) -> Cluster:
+def ensure_running(
+    project: Path | None = None, *, create: bool = True, on_start: Callable[[Path, Cluster], None] | None = None
+) -> Cluster:
     """The project's embedded cluster, started if needed, and created if needed unless ``create`` is False
-    (then a project without one is a :class:`~jsproj.errors.StoreUnavailableError`, and nothing is written)."""
+    (then a project without one is a :class:`~jsproj.errors.StoreUnavailableError`, and nothing is written).
+    ``on_start(project, cluster)`` is called when this call started the server (not when it already ran)."""
     project = project or project_dir()
     cluster = default_cluster(project)
     if not create and not cluster.is_initialised():
@@ -95,7 +98,10 @@ def ensure_running(project: Path | None = None, *, create: bool = True) -> Clust
         if not cluster.is_initialised():
             cluster.data_dir.parent.mkdir(parents=True, exist_ok=True)
             cluster.init()
+        started = not cluster.is_running()
         cluster.start()
+    if started and on_start is not None:
+        on_start(project, cluster)
     return cluster
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from jsproj.cli.common import echo_json, json_errors, json_option, store_options
+from jsproj.cli.common import announce_start, echo_json, json_errors, json_option, store_options
 from jsproj.config import resolve_dsn, resolve_schema
 from jsproj.store import EventStore
 
@@ -52,7 +52,7 @@ def db_start(as_json: bool) -> None:
     from jsproj import embedded
 
     with json_errors(as_json):
-        cluster = embedded.ensure_running()
+        cluster = embedded.ensure_running(on_start=announce_start)
         with EventStore(cluster.dsn, max_size=1) as store:
             store.migrate()
     info = _cluster_info(True)
@@ -121,7 +121,7 @@ def migrate(dsn: str | None, schema: str | None, as_json: bool) -> None:
     """
     with json_errors(as_json):
         chosen = resolve_schema(schema)  # before the embedded database may start
-        with EventStore(resolve_dsn(dsn), schema=chosen, max_size=1) as store:
+        with EventStore(resolve_dsn(dsn, on_start=announce_start), schema=chosen, max_size=1) as store:
             applied = store.migrate()
     names = [m.label for m in applied]
     if as_json:
