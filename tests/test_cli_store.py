@@ -282,6 +282,39 @@ def test_a_folder_under_a_project_with_a_database_gets_its_own(project: Path) ->
 
 
 @pytest.mark.server
+def test_db_list_shows_every_embedded_database_and_stop_all_stops_them(project: Path, tmp_path: Path) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}  # this test's registry, not the user's
+    other = project / "other"  # a folder under a project with a database: a project of its own
+    other.mkdir()
+    gone = project / "removed"
+    gone.mkdir()
+    try:
+        assert json.loads(jsproj("db", "list", "--json", env=env).stdout) == {"databases": []}
+        for folder in (project, other, gone):
+            assert jsproj("db", "start", cwd=folder, env=env).returncode == 0
+        jsproj("db", "stop", cwd=gone, env=env)
+        shutil.rmtree(gone)
+        listed = json.loads(jsproj("db", "list", "--json", env=env).stdout)["databases"]
+        assert [(d["project"], d["running"], d["dataDir"]) for d in listed] == [
+            (str(project), True, str(default_cluster(project).data_dir)),
+            (str(other), True, str(default_cluster(other).data_dir)),
+        ], "a removed folder is pruned from the list"
+        assert len(list((tmp_path / "state" / "jsproj" / "databases").iterdir())) == 2
+        assert all(d["pid"] and d["url"].startswith("postgresql://") for d in listed)
+        text = jsproj("db", "list", env=env).stdout
+        assert f"{project}: running (pid {listed[0]['pid']})" in text and f"{other}: running" in text
+        stopped = json.loads(jsproj("db", "stop", "--all", "--json", env=env).stdout)["stopped"]
+        assert sorted(d["project"] for d in stopped) == [str(project), str(other)]
+        after = json.loads(jsproj("db", "list", "--json", env=env).stdout)["databases"]
+        assert [(d["running"], d["pid"]) for d in after] == [(False, None), (False, None)]
+        assert jsproj("db", "stop", "--all", env=env).stdout == "no embedded database was running\n"
+    finally:
+        jsproj("db", "stop", cwd=other, env=env)
+        if gone.exists():
+            jsproj("db", "stop", cwd=gone, env=env)
+
+
+@pytest.mark.server
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another OS user")
 def test_as_root_a_project_the_server_cannot_reach_keeps_its_data_under_var_lib() -> None:
     private = Path(tempfile.mkdtemp(prefix="jsproj-private-"))  # 0700: postgres cannot enter

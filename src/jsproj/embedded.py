@@ -10,6 +10,12 @@ the checkout's. Its data lives in
 (``postgres``, when jsproj runs as root) that cannot reach that folder: then
 in ``/var/lib/jsproj/<project>-<hash>/pgdata``. The socket lives in a short
 private folder under ``/tmp`` (socket paths are limited to ~100 bytes).
+
+Every start is recorded in the user's registry of embedded databases
+(``$XDG_STATE_HOME/jsproj/databases``, else ``~/.local/state/jsproj/databases``:
+one file per project, named by its digest, holding its folder), so that
+``jsproj db list`` and ``jsproj db stop --all`` find them all; entries whose
+folder or data no longer exists are pruned when it is read.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from jsproj import errors
@@ -54,10 +61,14 @@ def _searchable_by(folder: Path, uid: int, gids: set[int]) -> bool:
     return True
 
 
+def _digest(project: Path) -> str:
+    return hashlib.sha256(str(project).encode()).hexdigest()[:10]
+
+
 def default_cluster(project: Path | None = None) -> Cluster:
     """The embedded cluster of a project (nothing is created)."""
     project = project or project_dir()
-    digest = hashlib.sha256(str(project).encode()).hexdigest()[:10]
+    digest = _digest(project)
     data_dir = project / ".jsproj" / "pgdata"
     user = server_os_user()
     if user is not None:
@@ -100,6 +111,8 @@ def ensure_running(
             cluster.init()
         started = not cluster.is_running()
         cluster.start()
+    if started:
+        _register(project)
     if started and on_start is not None:
         on_start(project, cluster)
     return cluster
@@ -112,3 +125,62 @@ def stop(project: Path | None = None) -> Cluster:
     with _locked(project):
         cluster.stop()
     return cluster
+
+
+# -- the registry of this user's embedded databases -----------------------------
+
+
+@dataclass(frozen=True)
+class Database:
+    """One embedded database of this user: its project folder and cluster, and whether it runs."""
+
+    project: Path
+    cluster: Cluster
+    running: bool
+
+
+def registry_dir() -> Path:
+    """The folder of the registry: ``$XDG_STATE_HOME/jsproj/databases``, else ``~/.local/state/jsproj/databases``."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "jsproj" / "databases"
+
+
+def _register(project: Path) -> None:
+    """Record a started project (best effort: an unwritable home only leaves it out of ``db list``)."""
+    folder = registry_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        entry = folder / _digest(project)
+        partial = entry.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(str(project), "utf-8")
+        partial.replace(entry)  # atomic: a concurrent reader sees the old entry or the new one
+    except OSError:
+        pass
+
+
+def databases() -> list[Database]:
+    """Every embedded database in the registry, by project folder; entries of folders (or data) that no
+    longer exist are removed."""
+    found: list[Database] = []
+    folder = registry_dir()
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if entry.suffix == ".tmp":
+            continue
+        try:
+            project = Path(entry.read_text("utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue
+        cluster = default_cluster(project) if project.is_absolute() and project.is_dir() else None
+        if cluster is None or not cluster.is_initialised():
+            entry.unlink(missing_ok=True)
+            continue
+        found.append(Database(project, cluster, cluster.is_running()))
+    return sorted(found, key=lambda one: str(one.project))
+
+
+def stop_all() -> list[Database]:
+    """Stop every running embedded database of the registry; the ones stopped."""
+    running = [one for one in databases() if one.running]
+    for one in running:
+        stop(one.project)
+    return running
