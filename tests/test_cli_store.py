@@ -494,3 +494,38 @@ def test_a_large_file_is_appended_whole_with_a_short_summary(dsn: str, tmp_path:
     assert "appended 1500 events in 50 messages" in done.stdout
     assert "... 30 more messages" in done.stdout
     assert rows(dsn) == (50, 1500)
+
+
+def keys_of(value: object) -> set[str]:
+    """Every key of a JSON document, at any depth."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in keys_of(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in keys_of(v)}
+    return set()
+
+
+def test_json_keys_are_camel_case_and_view_shapes_follow_the_arguments_only(dsn: str) -> None:
+    deployed = jsproj("deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn, "--json",
+                      "--lifecycle", "Traveled=inline")  # fmt: skip
+    appended = jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn, "--json")
+    status = jsproj("status", "--dsn", dsn, "--json")
+    letters = jsproj("dead-letters", "--dsn", dsn, "--json")
+    for done in (deployed, appended, status, letters):
+        assert done.returncode == 0, done.stderr
+        snake = sorted(k for k in keys_of(json.loads(done.stdout)) if "_" in k)
+        assert snake == [], (done.args[0], snake)
+    assert set(json.loads(status.stdout)[0]) == {"name", "kind", "lifecycle", "engine", "status", "position",
+        "highWater", "lagEvents", "lagSeconds", "deadLetters", "holder", "error", "partitions"}  # fmt: skip
+
+    def view(*args: str) -> object:
+        done = jsproj("view", *args, "--dsn", dsn, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    document = view("Traveled", "Traveled")  # NAME ID: the document itself, whatever the kind
+    assert document == {"traveled": 372, "days": 2}
+    assert view("Traveled") == {"Traveled": document}, "NAME alone: a page {id: document}, an aggregate's too"
+    page = view("Party")
+    assert isinstance(page, dict) and view("Party", "quest-1") == page["quest-1"]
+    assert "NAME ID prints the document itself" in " ".join(jsproj("view", "--help").stdout.split())
