@@ -16,7 +16,8 @@ import pytest
 from clihelp import QUEST, jsproj
 from jsproj import EventStore
 from jsproj.aio import AsyncEventStore
-from jsproj.embedded import default_cluster
+from jsproj.config import project_file
+from jsproj.embedded import default_cluster, project_dir
 from jsproj.errors import StoreUnavailableError
 from jsproj.migrate import functions_files, migrations
 
@@ -234,16 +235,83 @@ def test_the_embedded_database_lifecycle(project: Path) -> None:
     assert started.returncode == 0, started.stderr
     info = json.loads(started.stdout)
     assert info["running"] and info["pid"]
+    announced = f"jsproj: started the embedded database of {project} ({info['url']})\n"
+    assert started.stderr == announced, "which database a command started, on stderr only"
     assert jsproj("db", "url", cwd=project).stdout.strip() == info["url"]
     with psycopg.connect(info["url"]) as conn:
         assert conn.execute("select count(*) from pge_migrations").fetchone()[0] >= 1
-    assert jsproj("db", "start", cwd=project).returncode == 0, "starting twice is fine"
+    again = jsproj("db", "start", cwd=project)
+    assert (again.returncode, again.stderr) == (0, ""), "starting twice is fine, and says nothing the second time"
     assert jsproj("db", "stop", cwd=project).stdout == "PostgreSQL is stopped\n"
     assert json.loads(jsproj("db", "status", "--json", cwd=project).stdout)["running"] is False
-    # Commands without --dsn start it again when needed.
+    # Commands without --dsn start it again when needed, and say so.
     appended = jsproj("append", "-", "--json", cwd=project, stdin='{"id": "s", "type": "T", "data": {"$type": "A"}}')
     assert appended.returncode == 0, appended.stderr
+    assert (json.loads(appended.stdout)["events"], appended.stderr) == (1, announced)
     assert jsproj("db", "status", cwd=project).stdout.startswith("running")
+    read = jsproj("stream", "s", "--json", cwd=project)
+    assert (json.loads(read.stdout)["version"], read.stderr) == (1, ""), "already running: nothing said"
+
+
+def test_the_project_is_the_nearest_jsproj_toml_else_the_current_folder_never_a_parents_database(
+    tmp_path: Path,
+) -> None:
+    checkout = tmp_path / "checkout"
+    copied = checkout / "my-quest" / "projections"
+    copied.mkdir(parents=True)
+    (checkout / ".jsproj" / "pgdata").mkdir(parents=True)  # what `make demo` leaves in a checkout
+    assert project_dir(copied.parent) == copied.parent, "a parent's .jsproj/ alone is another project's"
+    assert project_dir(copied) == copied
+    assert default_cluster(copied.parent).socket_dir != default_cluster(checkout).socket_dir
+    (checkout / "jsproj.toml").write_text('[jsproj]\nschema = "mine"\n')
+    assert project_dir(copied) == checkout, "jsproj.toml is still found upwards"
+    assert project_file(copied).get("schema") == "mine"
+
+
+@pytest.mark.server
+def test_a_folder_under_a_project_with_a_database_gets_its_own(project: Path) -> None:
+    assert jsproj("db", "start", cwd=project).returncode == 0
+    child = project / "my-quest"
+    shutil.copytree(QUEST, child)
+    status = json.loads(jsproj("db", "status", "--json", cwd=child).stdout)
+    assert (status["running"], status["initialised"]) == (False, False)
+    assert status["dataDir"] == str(child / ".jsproj" / "pgdata")
+    read = jsproj("stream", "quest-1", cwd=child)
+    assert read.returncode == 1 and read.stderr.startswith("error: no database here"), read.stderr
+    assert json.loads(jsproj("db", "status", "--json", cwd=project).stdout)["running"] is True
+
+
+@pytest.mark.server
+def test_db_list_shows_every_embedded_database_and_stop_all_stops_them(project: Path, tmp_path: Path) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}  # this test's registry, not the user's
+    other = project / "other"  # a folder under a project with a database: a project of its own
+    other.mkdir()
+    gone = project / "removed"
+    gone.mkdir()
+    try:
+        assert json.loads(jsproj("db", "list", "--json", env=env).stdout) == {"databases": []}
+        for folder in (project, other, gone):
+            assert jsproj("db", "start", cwd=folder, env=env).returncode == 0
+        jsproj("db", "stop", cwd=gone, env=env)
+        shutil.rmtree(gone)
+        listed = json.loads(jsproj("db", "list", "--json", env=env).stdout)["databases"]
+        assert [(d["project"], d["running"], d["dataDir"]) for d in listed] == [
+            (str(project), True, str(default_cluster(project).data_dir)),
+            (str(other), True, str(default_cluster(other).data_dir)),
+        ], "a removed folder is pruned from the list"
+        assert len(list((tmp_path / "state" / "jsproj" / "databases").iterdir())) == 2
+        assert all(d["pid"] and d["url"].startswith("postgresql://") for d in listed)
+        text = jsproj("db", "list", env=env).stdout
+        assert f"{project}: running (pid {listed[0]['pid']})" in text and f"{other}: running" in text
+        stopped = json.loads(jsproj("db", "stop", "--all", "--json", env=env).stdout)["stopped"]
+        assert sorted(d["project"] for d in stopped) == [str(project), str(other)]
+        after = json.loads(jsproj("db", "list", "--json", env=env).stdout)["databases"]
+        assert [(d["running"], d["pid"]) for d in after] == [(False, None), (False, None)]
+        assert jsproj("db", "stop", "--all", env=env).stdout == "no embedded database was running\n"
+    finally:
+        jsproj("db", "stop", cwd=other, env=env)
+        if gone.exists():
+            jsproj("db", "stop", cwd=gone, env=env)
 
 
 @pytest.mark.server
@@ -426,3 +494,38 @@ def test_a_large_file_is_appended_whole_with_a_short_summary(dsn: str, tmp_path:
     assert "appended 1500 events in 50 messages" in done.stdout
     assert "... 30 more messages" in done.stdout
     assert rows(dsn) == (50, 1500)
+
+
+def keys_of(value: object) -> set[str]:
+    """Every key of a JSON document, at any depth."""
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in keys_of(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in keys_of(v)}
+    return set()
+
+
+def test_json_keys_are_camel_case_and_view_shapes_follow_the_arguments_only(dsn: str) -> None:
+    deployed = jsproj("deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn, "--json",
+                      "--lifecycle", "Traveled=inline")  # fmt: skip
+    appended = jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn, "--json")
+    status = jsproj("status", "--dsn", dsn, "--json")
+    letters = jsproj("dead-letters", "--dsn", dsn, "--json")
+    for done in (deployed, appended, status, letters):
+        assert done.returncode == 0, done.stderr
+        snake = sorted(k for k in keys_of(json.loads(done.stdout)) if "_" in k)
+        assert snake == [], (done.args[0], snake)
+    assert set(json.loads(status.stdout)[0]) == {"name", "kind", "lifecycle", "engine", "status", "position",
+        "highWater", "lagEvents", "lagSeconds", "deadLetters", "holder", "error", "partitions"}  # fmt: skip
+
+    def view(*args: str) -> object:
+        done = jsproj("view", *args, "--dsn", dsn, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    document = view("Traveled", "Traveled")  # NAME ID: the document itself, whatever the kind
+    assert document == {"traveled": 372, "days": 2}
+    assert view("Traveled") == {"Traveled": document}, "NAME alone: a page {id: document}, an aggregate's too"
+    page = view("Party")
+    assert isinstance(page, dict) and view("Party", "quest-1") == page["quest-1"]
+    assert "NAME ID prints the document itself" in " ".join(jsproj("view", "--help").stdout.split())

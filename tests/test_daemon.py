@@ -429,9 +429,9 @@ def test_status_shows_lag_holders_and_the_cli(store: EventStore, dsn: str) -> No
     append_accounts(store, 10)
     status = json.loads(succeeded("status", "--dsn", dsn, "--json").stdout)
     totals = next(s for s in status if s["name"] == "Totals")
-    assert (totals["status"], totals["lag_events"], totals["high_water"], totals["holder"]) == ("build", 10, 10, None)
+    assert (totals["status"], totals["lagEvents"], totals["highWater"], totals["holder"]) == ("build", 10, 10, None)
     balance = next(s for s in status if s["name"] == "Balance")
-    assert (balance["lifecycle"], balance["status"], balance["lag_events"]) == ("inline", "current", None)
+    assert (balance["lifecycle"], balance["status"], balance["lagEvents"]) == ("inline", "current", None)
     with daemon_thread(dsn) as worker:
         wait_for_projections(store, timeout=60)
         wait_until(lambda: any(s.holder == worker.id for s in projection_status(store)))

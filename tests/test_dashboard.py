@@ -120,8 +120,8 @@ def test_the_api_shows_projections_daemons_lag_and_dead_letters(running: tuple[D
     rows = {p["name"]: p for p in status["projections"]}
     assert sorted(rows) == ["Balance", "Tickets", "Totals"]
     assert (rows["Balance"]["lifecycle"], rows["Balance"]["status"]) == ("inline", "current")
-    assert (rows["Totals"]["status"], rows["Totals"]["lag_events"], rows["Totals"]["holder"]) == ("running", 15, None)
-    assert (rows["Tickets"]["dead_letters"], rows["Tickets"]["holder"]) == (1, worker.id)
+    assert (rows["Totals"]["status"], rows["Totals"]["lagEvents"], rows["Totals"]["holder"]) == ("running", 15, None)
+    assert (rows["Tickets"]["deadLetters"], rows["Tickets"]["holder"]) == (1, worker.id)
     assert [(d["id"], d["alive"], d["units"]) for d in status["daemons"]] == [(worker.id, True, 1)]
     [letter] = status["deadLetters"]
     assert (letter["streamId"], letter["error"]["error"]["message"], status["deadLettersTotal"]) == (

@@ -205,3 +205,13 @@ def test_doc_scripts_run(name: str, body: str) -> None:
                 check=False,
             )
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_readme_says_how_jsproj_gets_on_path_before_its_first_bare_jsproj_command() -> None:
+    sh = [body for lang, _, body in blocks(ROOT / "README.md") if lang == "sh"]
+    first = next(n for n, body in enumerate(sh) if any(line.startswith("jsproj ") for line in body.splitlines()))
+    before = "\n".join(sh[:first])
+    assert 'export PATH="$PWD/.venv/bin:$PATH"' in before, "the PATH line comes before the first bare jsproj"
+    text = (ROOT / "README.md").read_text("utf-8")
+    assert text.index("`.venv/bin/jsproj`") < text.index(sh[first])
+    assert "VENV := .venv" in (ROOT / "Makefile").read_text("utf-8"), "make installs jsproj into .venv/bin"

@@ -233,7 +233,7 @@ def test_the_demo_runs_end_to_end_and_again(dsn: str) -> None:
     traveled = result["views"]["aggregates"]["Traveled"]["traveled"]
     assert traveled == sum(doc["traveled"] for doc in result["views"]["views"]["Party"].values())
     assert {s["name"]: s["status"] for s in result["status"]}["Visitors"] == "running"
-    assert all(s["lag_events"] in (None, 0) for s in result["status"])
+    assert all(s["lagEvents"] in (None, 0) for s in result["status"])
 
 
 def test_demo_test_and_repl_errors_are_one_line(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """Settings: flags, else ``JSPROJ_*`` environment variables, else ``jsproj.toml``, else defaults.
 
-``jsproj.toml`` is read from the project folder (the nearest one holding it or
-``.jsproj/``, see :func:`jsproj.embedded.project_dir`), from its ``[jsproj]``
-table::
+``jsproj.toml`` is read from the nearest folder holding it, from the current
+one up (the project folder, see :func:`jsproj.embedded.project_dir`), from
+its ``[jsproj]`` table::
 
     [jsproj]
     dsn = "postgresql://app@db.internal/app"   # absent: the embedded database
@@ -26,10 +26,15 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsproj import errors
 from jsproj.identifiers import check_schema, field_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from jsproj.server import Cluster
 
 DEFAULT_SCHEMA = "public"
 DEFAULT_ENGINE = "python"
@@ -129,16 +134,18 @@ def _indexes(path: Path, table: object) -> dict[str, tuple[str, ...]]:
     return indexes
 
 
-def resolve_dsn(dsn: str | None = None, *, create: bool = True) -> str:
+def resolve_dsn(
+    dsn: str | None = None, *, create: bool = True, on_start: Callable[[Path, Cluster], None] | None = None
+) -> str:
     """The connection string to use, starting the embedded database when none is given (and creating it,
-    unless ``create`` is False: then a project without one is an error). Validate the other settings
-    first: this may start a server."""
+    unless ``create`` is False: then a project without one is an error; ``on_start`` is told when it
+    started one). Validate the other settings first: this may start a server."""
     chosen = explicit_dsn(dsn)
     if chosen:
         return chosen
     from jsproj import embedded
 
-    return embedded.ensure_running(create=create).dsn
+    return embedded.ensure_running(create=create, on_start=on_start).dsn
 
 
 def explicit_dsn(dsn: str | None = None) -> str | None:

@@ -76,7 +76,7 @@ def daemons(store: EventStore) -> list[dict[str, Any]]:
     """The daemons of ``pge_daemons``: id, host, pid, started, heartbeat, alive, units held."""
     with store.pool.connection() as conn:
         rows = conn.execute(DAEMONS_QUERY, (STALE_SECONDS, LOCK_CLASS)).fetchall()
-    keys = ("id", "host", "pid", "started_at", "heartbeat_at", "alive", "units")
+    keys = ("id", "host", "pid", "startedAt", "heartbeatAt", "alive", "units")  # camelCase, as all JSON
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 

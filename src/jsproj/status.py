@@ -38,7 +38,9 @@ class ProjectionStatus:
     partitions: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As JSON (``jsproj status --json``, the dashboard's ``/api/status``): camelCase keys, as every
+        command's JSON output has."""
+        return {_camel(key): value for key, value in asdict(self).items()}
 
     @property
     def unheld(self) -> bool:
@@ -53,6 +55,11 @@ class ProjectionStatus:
             return self.status
         waiting = "no runner" if self.lifecycle == "subscriber" else "no daemon"
         return waiting if self.status == "running" else f"{self.status}: {waiting}"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
 def hints(found: Iterable[ProjectionStatus]) -> list[str]:

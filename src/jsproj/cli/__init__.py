@@ -1,7 +1,8 @@
 """The ``jsproj`` command line.
 
 Every command that prints data takes ``--json`` and then prints exactly one
-JSON document on stdout. Errors are one line on stderr and a non-zero exit
+JSON document on stdout, its keys in camelCase (``streamId``, ``lagEvents``:
+as the append message and the engine's errors; new keys follow it). Errors are one line on stderr and a non-zero exit
 code (``--verbose`` adds the traceback); with ``--json`` the error is also
 printed on stdout as ``{"error": {...}}``. Commands that use the store take
 ``--dsn`` (else ``JSPROJ_DSN``, else the embedded default database) and

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +16,9 @@ from jsproj.config import explicit_dsn, resolve_dsn, resolve_schema
 from jsproj.redact import remember
 from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MB
 from jsproj.store import EventStore
+
+if TYPE_CHECKING:
+    from jsproj.server import Cluster
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,13 +100,19 @@ def json_errors(as_json: bool) -> Iterator[None]:
         raise
 
 
+def announce_start(project: Path, cluster: Cluster) -> None:
+    """One line on stderr when a command started the embedded database: which one it uses (no password:
+    the embedded database trusts its private socket)."""
+    click.echo(f"jsproj: started the embedded database of {project} ({cluster.url})", err=True)
+
+
 def open_store(dsn: str | None, schema: str | None, *, create: bool = True) -> EventStore:
     """The store named by the options; the embedded database is kept migrated. Commands that only read
     pass ``create=False``: they never create an embedded database (a project without one is an error).
     The options are checked before any server starts."""
     explicit = explicit_dsn(dsn)
     chosen_schema = resolve_schema(schema)
-    store = EventStore(resolve_dsn(dsn, create=create), schema=chosen_schema, max_size=4)
+    store = EventStore(resolve_dsn(dsn, create=create, on_start=announce_start), schema=chosen_schema, max_size=4)
     if not explicit:
         store.migrate()
     return store

@@ -166,7 +166,7 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
     \b
     Examples:
       jsproj status
-      jsproj status --json | jq '.[] | select(.lag_events > 0)'
+      jsproj status --json | jq '.[] | select(.lagEvents > 0)'
     """
     from jsproj.status import hints, projection_status, subscription_status
 

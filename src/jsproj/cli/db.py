@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from jsproj.cli.common import echo_json, json_errors, json_option, store_options
+from jsproj.cli.common import announce_start, echo_json, json_errors, json_option, store_options
 from jsproj.config import resolve_dsn, resolve_schema
 from jsproj.store import EventStore
+
+if TYPE_CHECKING:
+    from jsproj.embedded import Database
 
 # -- jsproj db --------------------------------------------------------------
 
@@ -17,14 +22,18 @@ def db() -> None:
 
     Commands that get no --dsn and no JSPROJ_DSN use it, starting it when
     needed. Its data lives in .jsproj/pgdata of the project folder (the
-    nearest folder with jsproj.toml or .jsproj/), or under /var/lib/jsproj when
-    the server runs as the postgres user and cannot reach the project.
+    nearest folder, from the current one up, with jsproj.toml; else the
+    current folder itself: a parent's .jsproj/ alone is another project's),
+    or under /var/lib/jsproj when the server runs as the postgres user and
+    cannot reach the project.
 
     \b
     Examples:
       jsproj db start
       psql "$(jsproj db url)"
       jsproj db stop
+      jsproj db list                  # every embedded database of this user
+      jsproj db stop --all
     """
 
 
@@ -50,7 +59,7 @@ def db_start(as_json: bool) -> None:
     from jsproj import embedded
 
     with json_errors(as_json):
-        cluster = embedded.ensure_running()
+        cluster = embedded.ensure_running(on_start=announce_start)
         with EventStore(cluster.dsn, max_size=1) as store:
             store.migrate()
     info = _cluster_info(True)
@@ -61,17 +70,70 @@ def db_start(as_json: bool) -> None:
 
 
 @db.command("stop")
+@click.option("--all", "every", is_flag=True, help="Stop every embedded database of this user (see `jsproj db list`).")
 @json_option
-def db_stop(as_json: bool) -> None:
-    """Stop the embedded database."""
+def db_stop(every: bool, as_json: bool) -> None:
+    """Stop the embedded database (with --all: every one this user runs).
+
+    \b
+    Examples:
+      jsproj db stop
+      jsproj db stop --all --json     # {"stopped": [{"project": ..., ...}]}
+    """
     from jsproj import embedded
 
+    if every:
+        with json_errors(as_json):
+            stopped = embedded.stop_all()
+        if as_json:
+            echo_json({"stopped": [_database_info(one, running=False) for one in stopped]})
+        else:
+            click.echo("\n".join(f"stopped {one.project}" for one in stopped) or "no embedded database was running")
+        return
     with json_errors(as_json):
         embedded.stop()
     if as_json:
         echo_json(_cluster_info(False))
     else:
         click.echo("PostgreSQL is stopped")
+
+
+def _database_info(one: Database, *, running: bool) -> dict[str, object]:
+    return {
+        "project": str(one.project),
+        "running": running,
+        "pid": one.cluster.pid() if running else None,
+        "dataDir": str(one.cluster.data_dir),
+        "url": one.cluster.url,
+    }
+
+
+@db.command("list")
+@json_option
+def db_list(as_json: bool) -> None:
+    """List every embedded database of this user: its project folder, whether it runs, its data and URL.
+
+    Databases are recorded when they start (in ~/.local/state/jsproj/databases,
+    or $XDG_STATE_HOME/jsproj/databases); folders that no longer exist are
+    dropped from the list.
+
+    \b
+    Examples:
+      jsproj db list
+      jsproj db list --json           # {"databases": [{"project", "running", "pid", "dataDir", "url"}]}
+    """
+    from jsproj import embedded
+
+    with json_errors(as_json):
+        found = [_database_info(one, running=one.running) for one in embedded.databases()]
+    if as_json:
+        echo_json({"databases": found})
+    elif not found:
+        click.echo("no embedded database yet (`jsproj db start` creates one)")
+    else:
+        for one in found:
+            state = f"running (pid {one['pid']})" if one["running"] else "stopped"
+            click.echo(f"{one['project']}: {state}, data: {one['dataDir']}\n  url: {one['url']}")
 
 
 @db.command("status")
@@ -119,7 +181,7 @@ def migrate(dsn: str | None, schema: str | None, as_json: bool) -> None:
     """
     with json_errors(as_json):
         chosen = resolve_schema(schema)  # before the embedded database may start
-        with EventStore(resolve_dsn(dsn), schema=chosen, max_size=1) as store:
+        with EventStore(resolve_dsn(dsn, on_start=announce_start), schema=chosen, max_size=1) as store:
             applied = store.migrate()
     names = [m.label for m in applied]
     if as_json:

@@ -13,7 +13,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from jsproj.cli.common import echo_json, json_errors, json_option
+from jsproj.cli.common import announce_start, echo_json, json_errors, json_option
 from jsproj.config import explicit_dsn, resolve_dsn
 from jsproj.eventsfile import event_count
 from jsproj.identifiers import check_schema
@@ -92,7 +92,7 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
     embedded = explicit_dsn(dsn) is None
     if embedded:
         console.print("[dim]starting the embedded PostgreSQL (jsproj db status shows it)...[/dim]")
-    url = resolve_dsn(dsn)
+    url = resolve_dsn(dsn, on_start=announce_start)
     sources = read_folder(EXAMPLE / "projections")
     log = [*_example_log(), *quest_log(quests)]
     total = event_count(log)

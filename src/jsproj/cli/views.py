@@ -47,13 +47,20 @@ def view(
 ) -> None:
     """Show one document of projection NAME, or a page of them (in id order, or --order-by).
 
+    With --json the shape depends on the arguments only, never on the
+    projection's kind: NAME ID prints the document itself; NAME alone prints
+    a page, {id: document, ...} in order. An aggregate has one document,
+    whose id is its name: `view Traveled --json` is {"Traveled": {...}},
+    `view Traveled Traveled --json` is the document.
+
     \b
     Examples:
       jsproj view Party quest-1
       jsproj view Party --json --limit 1000
       jsproj view Party --where location=Moria --where 'size={"$gte": 3}' --order-by -size
       jsproj view Party --where party.leader=Frodo
-      jsproj view Traveled
+      jsproj view Traveled                  # an aggregate: a page of its one document
+      jsproj view Traveled Traveled --json  # the document itself
     """
     from jsproj.render import documents_table
     from jsproj.views import View, fetch_view, parse_where
