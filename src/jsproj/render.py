@@ -70,16 +70,19 @@ def status_table(found: Sequence[ProjectionStatus]) -> Table:
     for column in ("lifecycle", "engine", "status", "position", "lag", "dead", "daemon"):
         table.add_column(column)
     for s in found:
-        lag = (
-            ""
-            if s.lag_events is None
-            else _events(s.lag_events) + (f" ({s.lag_seconds:.0f} s)" if s.lag_events else "")
-        )
+        lag = _lag(s.lag_events, s.lag_seconds)
         row_status = s.state + (f": {s.error.get('message', '')[:60]}" if s.error else "")
         # The position alone: positions have gaps (a rolled-back append uses some), the lag counts events.
         position = "" if s.position is None else str(s.position)
         table.add_row(s.name, s.lifecycle, s.engine, row_status, position, lag, str(s.dead_letters), s.holder or "")
     return table
+
+
+def _lag(events: int | None, seconds: float | None) -> str:
+    """The lag cell: nothing (not async), 0, or the events behind and the oldest one's age."""
+    if events is None:
+        return ""
+    return "0" if not events else f"{_events(events)} ({seconds or 0:.0f} s)"
 
 
 def _events(count: int) -> str:
