@@ -6,10 +6,7 @@ import json
 import signal
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -24,6 +21,8 @@ from jsproj.server import temporary_cluster
 from jsproj.status import WaitTimeoutError, projection_status, wait_for_projections
 from jsproj.store import EventStore
 from jsproj.views import export_views, fetch_view
+
+from waiting import daemon_thread, wait_until
 
 COUNTERS = """
 projections.projectStream('Account').named('Balance').by({
@@ -95,26 +94,6 @@ def same_as_from_scratch(store: EventStore, files: list[dict[str, str]]) -> None
     want = from_scratch(store, files)
     for kind in ("views", "aggregates"):
         assert have[kind] == {name: want[kind][name] for name in have[kind]}, kind
-
-
-def wait_until(condition: Callable[[], bool], deadline: float = 60.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, "condition not met before the deadline"
-        time.sleep(0.02)
-
-
-@contextmanager
-def daemon_thread(dsn: str, **options) -> Iterator[Daemon]:
-    worker = Daemon(dsn, poll_interval=0.05, **options)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
-        assert not thread.is_alive()
 
 
 def succeeded(*args: str) -> Done:

@@ -11,11 +11,8 @@ import shutil
 import signal
 import struct
 import subprocess
-import threading
-import time
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from html import unescape
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,6 +29,8 @@ from jsproj.deploy import deploy
 from jsproj.errors import InputError
 from jsproj.store import EventStore
 from test_docs import blocks
+
+from waiting import daemon_thread, wait_until
 
 FILES = [
     {
@@ -66,29 +65,10 @@ def get(url: str, host: str | None = None, method: str = "GET") -> tuple[int, di
         conn.close()
 
 
-def wait_until(condition, deadline: float = 60.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, "condition not met before the deadline"
-        time.sleep(0.02)
-
-
 def samples_after(board: Dashboard, count: int) -> None:
     """Wait for ``count`` more lag samples."""
     seen = len(board.lag)
     wait_until(lambda: len(board.lag) >= seen + count)
-
-
-@contextmanager
-def daemon_thread(dsn: str, **options) -> Iterator[Daemon]:
-    worker = Daemon(dsn, poll_interval=0.05, **options)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ import logging
 import re
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -25,6 +23,8 @@ from jsproj.redact import redact
 from jsproj.server import temporary_cluster
 from jsproj.store import EventStore
 
+from waiting import wait_until
+
 COUNT = """
 projections.aggregate('Count').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });
 """
@@ -36,13 +36,6 @@ projections.aggregate('Letters').by({ $any: function (s, e) { if (e.poison) thro
 """
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
 SECRET = "SECRET-pw-4711"  # noqa: S105 -- the password no output may show
-
-
-def wait_until(condition: Callable[[], bool], deadline: float = 60.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, "condition not met before the deadline"
-        time.sleep(0.02)
 
 
 def get(url: str) -> tuple[int, str]:

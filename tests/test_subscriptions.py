@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from jsproj.errors import InvalidNameError, SubscriberImportError, SubscriptionS
 from jsproj.status import subscription_status
 from jsproj.store import EventStore, RecordedEvent
 from jsproj.subscriptions import load_subscribers, subscribe
+
+from waiting import wait_until
 
 TESTS = Path(__file__).resolve().parent
 
@@ -78,13 +79,6 @@ def checkpoint(dsn: str, name: str) -> int | None:
 def writing(event: RecordedEvent, conn: psycopg.Connection[Any]) -> None:
     conn.execute("insert into effects (event_id, position, pid) values (%s, %s, %s)",
                  (event.event_id, event.position, os.getpid()))  # fmt: skip
-
-
-def wait_until(condition: Callable[[], bool], deadline: float = 60.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, "condition not met before the deadline"
-        time.sleep(0.02)
 
 
 def runner_process(dsn: str, target: str, *args: str, outside: Path | None = None) -> subprocess.Popen[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from jsproj.store import EventStore
 from jsproj.views import Document, View, fetch_view, find_query
 
 from blocking import BlockingAsyncStore
+from waiting import wait_until
 
 # One document per Joined event, keyed by its $id: the fields queries look at.
 MEMBERS = """projections.projectEvent('Joined').named('Member').by(function (e) {
@@ -71,13 +71,6 @@ def plan(dsn: str, query: Any) -> str:
     with psycopg.connect(dsn) as conn:
         conn.execute("set enable_seqscan = off")
         return "\n".join(row[0] for row in conn.execute(psycopg.sql.SQL("explain ") + query.text, query.params))
-
-
-def wait_until(condition: Callable[[], bool], deadline: float = 60.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, "condition not met before the deadline"
-        time.sleep(0.02)
 
 
 # -- queries ------------------------------------------------------------------------
