@@ -19,7 +19,8 @@ from jsproj.runtime.projections import Projections
 from jsproj.store import EventStore
 from jsproj.views import fetch_view
 from test_deploy import PARTY, rows, sources
-from test_views import wait_until
+
+from waiting import wait_until
 
 ENGINES = ["python", "plpython"]
 

@@ -20,7 +20,9 @@ from jsproj.errors import StoreError
 from jsproj.server import temporary_cluster
 from jsproj.status import wait_for_projections
 from jsproj.store import EventStore
-from test_daemon import COUNTERS, daemon_thread, same_as_from_scratch, sources
+from test_daemon import COUNTERS, same_as_from_scratch, sources
+
+from waiting import daemon_thread
 
 
 class Writer(threading.Thread):

@@ -23,8 +23,9 @@ from test_daemon import (
     daemon_process,
     same_as_from_scratch,
     sources,
-    wait_until,
 )
+
+from waiting import wait_until
 
 ASYNC = {"Balance": "async", "Totals": "async", "ByAmount": "async"}
 PARTITIONED = {"Balance": 6, "ByAmount": 3}
