@@ -158,10 +158,14 @@ declare
     v_staged text[] := '{}';
 begin
     for v_index in select * from @schema@.pge_user_indexes(projection, 'pge_build_' || lower(projection)) loop
-        if to_regclass(format('%s.%I', '@schema@', v_index.staged)) is null then
-            execute format(v_index.statement, v_index.staged);
-        end if;
-        v_staged := v_staged || v_index.name;
+        begin  -- an index the new documents cannot have (a unique one, an expression that fails) is not kept
+            if to_regclass(format('%s.%I', '@schema@', v_index.staged)) is null then
+                execute format(v_index.statement, v_index.staged);
+            end if;
+            v_staged := v_staged || v_index.name;
+        exception when others then
+            raise warning 'jsproj: index % of projection % is not kept by its rebuild: %', v_index.name, projection, sqlerrm;
+        end;
     end loop;
     return v_staged;
 end;
@@ -169,8 +173,11 @@ $$;
 
 -- Swap a build's staging table in as a projection's document table, keeping
 -- what a user gave the live one: its GRANTs (table privileges; column ones
--- are not carried over), its comment, and its own indexes (staged by
--- pge_stage_user_indexes; one made since is made here). Then the declared
+-- are not carried over), its row-level security and policies (a grant
+-- without them would open every row to a role they restrict), its owner
+-- where this role may give it, its comment, and its own indexes (staged by
+-- pge_stage_user_indexes; one made since is made here; one dropped since is
+-- dropped). Triggers on document tables are not carried over. Then the declared
 -- fields' indexes take their names (pge_adopt_indexes). The caller holds the
 -- transaction: readers see the old table or the new one.
 create or replace function pge_swap_build(projection text) returns jsonb
@@ -180,9 +187,32 @@ declare
     v_live text := 'pge_projections_' || lower(projection);
     v_staging text := 'pge_build_' || lower(projection);
     v_grant record;
+    v_policy record;
     v_index jsonb;
     v_kept jsonb;
+    v_table oid := to_regclass(format('%s.%I', '@schema@', 'pge_projections_' || lower(projection)));
 begin
+    for v_policy in
+        select p.polname, p.polpermissive,
+               case p.polcmd when 'r' then 'select' when 'a' then 'insert' when 'w' then 'update'
+                             when 'd' then 'delete' else 'all' end as command,
+               coalesce((select string_agg(case when r = 0 then 'public' else quote_ident(pg_get_userbyid(r)) end, ', ')
+                         from unnest(p.polroles) as r), 'public') as roles,
+               pg_get_expr(p.polqual, p.polrelid) as qual, pg_get_expr(p.polwithcheck, p.polrelid) as checked
+        from pg_policy p where p.polrelid = v_table
+    loop
+        execute format('create policy %I on @schema@.%I as %s for %s to %s%s%s', v_policy.polname, v_staging,
+                       case when v_policy.polpermissive then 'permissive' else 'restrictive' end, v_policy.command,
+                       v_policy.roles,
+                       case when v_policy.qual is not null then ' using (' || v_policy.qual || ')' else '' end,
+                       case when v_policy.checked is not null then ' with check (' || v_policy.checked || ')' else '' end);
+    end loop;
+    if (select relrowsecurity from pg_class where oid = v_table) then
+        execute format('alter table @schema@.%I enable row level security', v_staging);
+    end if;
+    if (select relforcerowsecurity from pg_class where oid = v_table) then
+        execute format('alter table @schema@.%I force row level security', v_staging);
+    end if;
     for v_grant in
         select a.privilege_type, a.is_grantable,
                case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end as grantee
@@ -195,16 +225,33 @@ begin
     execute format('comment on table @schema@.%I is %L', v_staging,
                    obj_description(to_regclass(format('%s.%I', '@schema@', v_live)), 'pg_class'));
     v_kept := coalesce((select jsonb_agg(to_jsonb(u)) from @schema@.pge_user_indexes(projection, v_live) u), '[]');
+    begin  -- the live table's owner owns the new one, where this role may give it (a member of that role)
+        execute format('alter table @schema@.%I owner to %I', v_staging,
+                       (select pg_get_userbyid(relowner) from pg_class where oid = v_table));
+    exception when insufficient_privilege then
+        raise warning 'jsproj: the rebuilt table of % is owned by %, not by the old one''s owner', projection, current_user;
+    end;
     execute format('drop table if exists @schema@.%I', v_live);
     execute format('alter table @schema@.%I rename to %I', v_staging, v_live);
     execute format('alter index @schema@.%I rename to %I', v_staging || '_pkey', v_live || '_pkey');
     for v_index in select * from jsonb_array_elements(v_kept) loop
-        if to_regclass(format('%s.%I', '@schema@', v_index ->> 'staged')) is not null then
-            execute format('alter index @schema@.%I rename to %I', v_index ->> 'staged', v_index ->> 'name');
-        else
-            execute format(v_index ->> 'statement', v_index ->> 'name');
-        end if;
-        execute format('comment on index @schema@.%I is %L', v_index ->> 'name', v_index ->> 'comment');
+        begin  -- one the new documents cannot have is not kept (as in pge_stage_user_indexes)
+            if to_regclass(format('%s.%I', '@schema@', v_index ->> 'staged')) is not null then
+                execute format('alter index @schema@.%I rename to %I', v_index ->> 'staged', v_index ->> 'name');
+            else
+                execute format(v_index ->> 'statement', v_index ->> 'name');
+            end if;
+            execute format('comment on index @schema@.%I is %L', v_index ->> 'name', v_index ->> 'comment');
+        exception when others then
+            raise warning 'jsproj: index % of projection % is not kept by its rebuild: %',
+                v_index ->> 'name', projection, sqlerrm;
+        end;
+    end loop;
+    for v_index in  -- staged for an index the user dropped during the build: not kept
+        select to_jsonb(c.relname) as name from pg_index i join pg_class c on c.oid = i.indexrelid
+        where i.indrelid = to_regclass(format('%s.%I', '@schema@', v_live)) and c.relname like 'pge\_bu\_%'
+    loop
+        execute format('drop index @schema@.%I', v_index #>> '{}');
     end loop;
     return @schema@.pge_adopt_indexes(projection);
 end;

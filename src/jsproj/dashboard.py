@@ -34,6 +34,7 @@ from jsproj import errors
 from jsproj.control import list_dead_letters
 from jsproj.daemon.loop import STALE_SECONDS
 from jsproj.daemon.progress import LOCK_CLASS
+from jsproj.redact import redact
 from jsproj.status import ProjectionStatus, projection_status, subscription_status
 from jsproj.store import EventStore
 
@@ -193,7 +194,7 @@ class Dashboard:
             self.lag.add(time.time(), everything(self.store))
             self.last_error = None
         except (errors.JsprojError, psycopg.Error) as exc:
-            self.last_error = str(exc)
+            self.last_error = redact(str(exc))
 
     def health(self) -> dict[str, Any]:
         """What ``/healthz`` answers once the store answers a query."""
@@ -254,7 +255,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._json(200, make())
         except (errors.JsprojError, psycopg.Error) as exc:
-            self._json(503, {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._json(503, {"error": redact(first)})
 
     def _json(self, code: int, body: dict[str, Any]) -> None:
         self._send(code, "application/json", json.dumps(body, default=_jsonable, ensure_ascii=False).encode())

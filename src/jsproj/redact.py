@@ -58,8 +58,8 @@ def redact(text: str, dsn: str | None = None) -> str:
         secrets = set(_known)
     if dsn:
         secrets |= passwords(dsn)
-    text = _URL_PASSWORD.sub(lambda m: m[1] + MASK + m[2], text)
-    text = _KEYWORD_PASSWORD.sub(lambda m: m[1] + MASK, text)
+    # The known passwords first, whole (a pattern could cut one at a quote or an @ and leave its tail).
     for secret in sorted(secrets, key=len, reverse=True):  # a longer one first: it may contain a shorter
         text = text.replace(secret, MASK)
-    return text
+    text = _URL_PASSWORD.sub(lambda m: m[1] + MASK + m[2], text)
+    return _KEYWORD_PASSWORD.sub(lambda m: m[1] + MASK, text)

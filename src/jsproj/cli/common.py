@@ -106,13 +106,13 @@ def announce_start(project: Path, cluster: Cluster) -> None:
     click.echo(f"jsproj: started the embedded database of {project} ({cluster.url})", err=True)
 
 
-def open_store(dsn: str | None, schema: str | None, *, create: bool = True) -> EventStore:
-    """The store named by the options; the embedded database is kept migrated. Commands that only read
-    pass ``create=False``: they never create an embedded database (a project without one is an error).
-    The options are checked before any server starts."""
+def open_store(dsn: str | None, schema: str | None, *, create: bool = True, migrate: bool = True) -> EventStore:
+    """The store named by the options; the embedded database is kept migrated (unless ``migrate=False``).
+    Commands that only read pass ``create=False``: they never create an embedded database (a project
+    without one is an error). The options are checked before any server starts."""
     explicit = explicit_dsn(dsn)
     chosen_schema = resolve_schema(schema)
     store = EventStore(resolve_dsn(dsn, create=create, on_start=announce_start), schema=chosen_schema, max_size=4)
-    if not explicit:
+    if not explicit and migrate:
         store.migrate()
     return store

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from jsproj import control, logs
 from jsproj.cli.common import echo_json, json_errors, json_option, open_store, sandbox_options, store_options
 from jsproj.daemon import DEFAULT_PAGE_SIZE, Daemon
-from jsproj.daemon.metrics import DaemonMetrics
+from jsproj.daemon.metrics import DEFAULT_STALL_SECONDS, DaemonMetrics
 from jsproj.render import dead_letters_table, status_table
 
 logger = logging.getLogger("jsproj.daemon")
@@ -82,7 +82,7 @@ def daemon(
     progress = Progress(TextColumn("catching up"), TextColumn("{task.completed} events"), TimeElapsedColumn(),
                         console=console, transient=True, disable=not bar)  # fmt: skip
     task = progress.add_task("catch-up", total=None)
-    hooks = DaemonMetrics()
+    hooks = DaemonMetrics(stall_seconds=max(DEFAULT_STALL_SECONDS, 3 * poll_interval))  # idle rounds: a poll apart
     with open_store(dsn, schema) as store:
         control.check_deployed(store, names)
         worker = Daemon(

@@ -41,7 +41,7 @@ def dashboard(
     """
     from jsproj.dashboard import Dashboard
 
-    with open_store(dsn, schema) as store:  # the options resolved, the embedded database migrated
+    with open_store(dsn, schema, create=False) as store:  # the options resolved, the embedded database migrated
         resolved, chosen = store.dsn, store.schema
     log = (lambda line: click.echo(line, err=True)) if log_requests else None
     stopped = threading.Event()

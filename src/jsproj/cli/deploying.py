@@ -116,7 +116,7 @@ def deploy(
             parse_on_error(on_error),
         )
         partition_map, indexes = parse_partitions(partitions), project_file().indexes
-        with open_store(dsn, schema) as store:
+        with open_store(dsn, schema, create=not dry_run, migrate=not dry_run) as store:  # a dry run changes nothing
             report = run_deploy(
                 store, sources, engine=chosen, lifecycles=lifecycle_map, on_error=on_error_map,
                 partitions=partition_map, indexes=indexes, timeout=timeout, memory_limit=memory_limit,
