@@ -172,8 +172,11 @@ $$;
 -- are not carried over), its comment, and its own indexes (staged by
 -- pge_stage_user_indexes; one made since is made here). Then the declared
 -- fields' indexes take their names (pge_adopt_indexes). The caller holds the
--- transaction: readers see the old table or the new one.
-create or replace function pge_swap_build(projection text) returns jsonb
+-- transaction: readers see the old table or the new one. keep_as: the old
+-- table is not dropped but kept under that name, its indexes renamed
+-- <keep_as>_<n> so that the new table's can take theirs (a replaced version,
+-- docs/deploy.md#versions).
+create or replace function pge_swap_build(projection text, keep_as text default null) returns jsonb
 language plpgsql
 as $$
 declare
@@ -182,6 +185,8 @@ declare
     v_grant record;
     v_index jsonb;
     v_kept jsonb;
+    v_n int;
+    v_old_index record;
 begin
     for v_grant in
         select a.privilege_type, a.is_grantable,
@@ -195,7 +200,17 @@ begin
     execute format('comment on table @schema@.%I is %L', v_staging,
                    obj_description(to_regclass(format('%s.%I', '@schema@', v_live)), 'pg_class'));
     v_kept := coalesce((select jsonb_agg(to_jsonb(u)) from @schema@.pge_user_indexes(projection, v_live) u), '[]');
-    execute format('drop table if exists @schema@.%I', v_live);
+    if keep_as is null then
+        execute format('drop table if exists @schema@.%I', v_live);
+    else
+        v_n := 0;
+        for v_old_index in select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid
+                           where i.indrelid = to_regclass(format('%s.%I', '@schema@', v_live)) order by c.relname loop
+            v_n := v_n + 1;
+            execute format('alter index @schema@.%I rename to %I', v_old_index.relname, keep_as || '_' || v_n);
+        end loop;
+        execute format('alter table @schema@.%I rename to %I', v_live, keep_as);
+    end if;
     execute format('alter table @schema@.%I rename to %I', v_staging, v_live);
     execute format('alter index @schema@.%I rename to %I', v_staging || '_pkey', v_live || '_pkey');
     for v_index in select * from jsonb_array_elements(v_kept) loop

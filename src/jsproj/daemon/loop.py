@@ -42,6 +42,7 @@ from jsproj.daemon.lines import END, HIGH_WATER, LinesPage, read_lines
 from jsproj.daemon.pages import Applied, commit, prepare
 from jsproj.daemon.poison import retry_dead_letters
 from jsproj.daemon.progress import Progress, Unit, caught_up_blockers, lock_key
+from jsproj.daemon.versions import Pending, build_version, waiting
 from jsproj.errors import ProjectionStoppedError
 from jsproj.identifiers import search_path
 from jsproj.python_engine import deployed_sources
@@ -122,6 +123,7 @@ class Daemon:
         self._generation: int | None = None
         self._cached_at: dict[str, tuple[str, int]] = {}  # where the documents the sandbox keeps are as of
         self._known: list[Progress] | None = None  # the held units' progress: read when due, then moved by pages
+        self._versions: list[Pending] = []  # new versions of held projections to build beside them: read with it
         self._checked = 0.0
         self._definitions: dict[str, Definition] = {}
         self._last_heartbeat = 0.0
@@ -206,6 +208,7 @@ class Daemon:
             if changed or not self.held or time.monotonic() - self._last_balance >= BALANCE_SECONDS:
                 self._balance()
             self._known = progress.read(self._work, sorted(self.held)) if self.held else []
+            self._versions = waiting(self._work, sorted({u.name for u in self.held if u.partition == 0}))
             self._work.commit()
             self._checked = time.monotonic()
         busy = self._work_on_held(self._known) if self.held else False
@@ -379,6 +382,9 @@ class Daemon:
             self._known = None
             self._build(building)
             return True
+        if self._versions:
+            self._build_version(self._versions.pop(0))
+            return True
         retried = 0
         for row in rows:
             if row.retry and row.status == "running":
@@ -402,6 +408,19 @@ class Daemon:
             on_progress=self._built,
             stop=self._stop,
         )
+
+    def _build_version(self, pending: Pending) -> None:
+        """Build a new version beside the deployed one (which waits meanwhile) and switch to it."""
+        assert self._work is not None
+        self._settle()  # the work connection is this thread's again
+        self._say(logging.INFO, f"building version {pending.version} of {pending.name} beside the deployed one")
+        switched = build_version(self._work, pending, self.limits, self.page_size, on_progress=self._built,
+                                 stop=self._stop)  # fmt: skip
+        if switched:
+            self._say(logging.INFO, f"{pending.name} is at version {pending.version} now")
+            self._forget([pending.name])  # its documents are the new table's
+            self._drop_read_ahead()
+        self._known = None
 
     def _built(self, name: str, events: int) -> None:
         self.hooks.built(name, events)
