@@ -210,3 +210,31 @@ def test_a_new_version_brings_its_declared_indexes_and_the_old_table_keeps_its_o
     kept = rows(dsn, "select count(*) from pg_indexes where tablename = 'pge_v1_party'")
     assert kept == [(2,)]  # its primary key and its index of towns, renamed
     assert View(store, "Party").find(where={"last": "Bree"}) == [("q1", {"n": 1, "last": "Bree"})]
+
+
+def test_the_deployed_version_keeps_being_updated_while_the_new_one_builds(store: EventStore, dsn: str) -> None:
+    store.append(town("q1", "Bree"))
+    deploy(store, sources(party=V1))
+    held, release = threading.Event(), threading.Event()
+
+    def on_progress(name: str, events: int) -> None:
+        """Hold the new version's build after its first page (its thread calls this), until released."""
+        if threading.current_thread().name.startswith("jsproj-version-build"):
+            held.set()
+            release.wait(60)
+
+    with daemon_thread(dsn, on_progress=on_progress):
+        try:
+            wait_for_projections(store)
+            deploy(store, sources(party=V2))
+            wait_until(held.is_set)
+            store.append(town("q1", "Moria"))  # during the build: version 1 applies it
+            wait_until(lambda: fetch_view(store, "Party", "q1") == {"towns": ["Bree", "Moria"]})
+            assert version_of(dsn) == 1
+        finally:
+            release.set()  # the build goes on
+        wait_until(lambda: version_of(dsn) == 2)
+        store.append(town("q1", "Lorien"))
+        wait_for_projections(store)
+        assert fetch_view(store, "Party") == {"q1": {"n": 3, "last": "Lorien"}}
+    assert dict(rows(dsn, "select id, data from pge_v1_party")) == {"q1": {"towns": ["Bree", "Moria"]}}

@@ -4,9 +4,10 @@
 the deployed version as it is -- its definition, table, progress: readers
 and this daemon go on with it -- and records the new one as pending
 (``pge_projection_versions``). The daemon holding the projection builds the
-pending version from the whole log with a sandbox of its own (the new code
-beside the old) into the staging table, as a build does
-(:mod:`jsproj.daemon.build`), then switches in one transaction
+pending version from the whole log with a sandbox and a connection of its
+own (the new code beside the old), in a thread, into the staging table, as
+a build does (:mod:`jsproj.daemon.build`) -- while its loop goes on applying
+the deployed version -- then, between two pages, switches in one transaction
 (``pge_promote_version``): the definition, the table (the old one kept,
 retired, until a deploy with prune), and the progress, which runs on from
 the last event built. With ``promote = 'manual'`` it stops after checking
@@ -116,11 +117,13 @@ def build_version(
     *,
     on_progress: Callable[[str, int], None] | None = None,
     stop: threading.Event | None = None,
-) -> bool:
-    """Build ``pending`` beside the deployed version and switch to it; True when it switched.
+) -> VersionBuild | None:
+    """Build ``pending`` into its staging table, beside the deployed version; the build, ready for
+    :meth:`VersionBuild.switch`, or None when it failed or was stopped (nothing staged then).
 
-    The caller holds the projection's lock. As :func:`jsproj.daemon.build.build`, a page that hits a
-    sandbox limit starts again in pages half as long; an event that hits one alone fails the version.
+    It runs on a connection and a sandbox of its own, so that the daemon goes on applying the deployed
+    version meanwhile. As :func:`jsproj.daemon.build.build`, a page that hits a sandbox limit starts
+    again in pages half as long; an event that hits one alone fails the version.
     """
     first = FIRST_PAGE
     source = [{"file": str(pending.definition["file"]), "source": str(pending.definition["source"])}]
@@ -131,9 +134,9 @@ def build_version(
             try:
                 staged.fold(on_progress, stop)
                 if staged.active and not (stop is not None and stop.is_set()) and staged.flush():
-                    return staged.switch()
+                    return staged
                 staged.abandon()
-                return False
+                return None
             except PageTooLong as cut:
                 staged.abandon()
                 page_size = first = max(1, cut.events // 2)
