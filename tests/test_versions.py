@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from clihelp import jsproj
 from jsproj import errors
 from jsproj.daemon import Daemon
 from jsproj.deploy import deploy
@@ -238,3 +239,36 @@ def test_the_deployed_version_keeps_being_updated_while_the_new_one_builds(store
         wait_for_projections(store)
         assert fetch_view(store, "Party") == {"q1": {"n": 3, "last": "Lorien"}}
     assert dict(rows(dsn, "select id, data from pge_v1_party")) == {"q1": {"towns": ["Bree", "Moria"]}}
+
+
+def test_the_cli_deploys_without_promoting_shows_the_version_and_promotes(
+    store: EventStore, dsn: str, tmp_path
+) -> None:
+    store.append(town("q1", "Bree"))
+    folder = tmp_path / "projections"
+    folder.mkdir()
+    (folder / "party.js").write_text(V1)
+    args = ("--dsn", dsn, "--projections", str(folder))
+    assert jsproj("deploy", *args).returncode == 0
+    assert Daemon(dsn, poll_interval=0.05).run(until_caught_up=True)
+    (folder / "party.js").write_text(V2)
+    deployed = jsproj("deploy", *args, "--no-promote")
+    assert deployed.returncode == 0, deployed.stderr
+    assert "new versions built beside the deployed ones (jsproj daemon): Party" in deployed.stdout
+    assert Daemon(dsn, poll_interval=0.05).run(until_caught_up=True)
+    shown = jsproj("status", "--dsn", dsn)
+    assert "v2 built" in shown.stdout, shown.stdout
+    as_json = jsproj("status", "--dsn", dsn, "--json")
+    assert '"version": 1' in as_json.stdout and '"status": "built"' in as_json.stdout
+    promoted = jsproj("promote", "Party", "--dsn", dsn)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "Party: version 2 is switched to when the daemon has built it" in promoted.stdout
+    assert Daemon(dsn, poll_interval=0.05).run(until_caught_up=True)
+    assert version_of(dsn) == 2 and fetch_view(store, "Party", "q1") == {"n": 1, "last": "Bree"}
+    again = jsproj("promote", "Party", "--dsn", dsn)
+    assert again.returncode != 0 and "no version waiting" in again.stderr
+    plan = jsproj("deploy", *args, "--dry-run")
+    assert "replaced versions' tables kept, dropped with --prune: Party v1" in plan.stdout, plan.stdout
+    pruned = jsproj("deploy", *args, "--prune")
+    assert "replaced versions' tables dropped: Party v1" in pruned.stdout
+    assert tables(dsn) == ["pge_projections_party"]
