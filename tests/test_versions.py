@@ -21,6 +21,7 @@ from jsproj.versions import promote
 from jsproj.views import View, fetch_view
 from test_daemon import daemon_thread
 from test_deploy import rows, sources
+from test_deploy_safety import DRESSED, answer, dress, dressed, reader  # noqa: F401 (reader: its fixture)
 from test_views import wait_until
 
 V1 = """projections.projectStream('Quest').named('Party').by({
@@ -272,3 +273,42 @@ def test_the_cli_deploys_without_promoting_shows_the_version_and_promotes(
     pruned = jsproj("deploy", *args, "--prune")
     assert "replaced versions' tables dropped: Party v1" in pruned.stdout
     assert tables(dsn) == ["pge_projections_party"]
+
+
+def test_the_switch_keeps_what_a_user_gave_the_table(store: EventStore, dsn: str, reader: str) -> None:  # noqa: F811
+    store.append(town("q1", "Bree"))
+    deploy(store, sources(party=V1))
+    assert Daemon(dsn, poll_interval=0.05).run(until_caught_up=True)
+    dress(dsn, "pge_projections_party", reader)
+    deploy(store, sources(party=V2))
+    assert Daemon(dsn, poll_interval=0.05).run(until_caught_up=True)
+    assert version_of(dsn) == 2
+    assert dressed(dsn, "pge_projections_party", reader) == DRESSED
+    # The retired table keeps its grant, under its own name; its copy of the index is renamed.
+    assert answer(dsn, "select has_table_privilege(%s, 'pge_v1_party', 'select')", (reader,)) == [(True,)]
+
+
+def test_a_redeploy_of_the_deployed_version_ends_the_one_being_built(store: EventStore, dsn: str) -> None:
+    store.append(town("q1", "Bree"))
+    deploy(store, sources(party=V1))
+    held, release = threading.Event(), threading.Event()
+
+    def on_progress(name: str, events: int) -> None:
+        if threading.current_thread().name.startswith("jsproj-version-build"):
+            held.set()
+            release.wait(60)
+
+    changed = V1.replace("evt.location", "evt.location.toUpperCase()")
+    with daemon_thread(dsn, on_progress=on_progress):
+        try:
+            wait_for_projections(store)
+            deploy(store, sources(party=V2))
+            wait_until(held.is_set)
+            assert deploy(store, sources(party=changed)).changed == ["Party"]  # version 1 again, rebuilt
+            assert rows(dsn, "select count(*) from pge_projection_versions") == [(0,)]
+        finally:
+            release.set()
+        wait_until(lambda: rows(dsn, "select status from pge_projection_progress") == [("running",)])
+        wait_for_projections(store)
+        assert fetch_view(store, "Party") == {"q1": {"towns": ["BREE"]}}
+    assert version_of(dsn) == 1 and tables(dsn) == ["pge_projections_party"]

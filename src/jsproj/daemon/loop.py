@@ -395,6 +395,8 @@ class Daemon:
             self._settle()  # the work connection is this thread's again
         if building:
             self._known = None
+            if self._version_job is not None and self._version_job.pending.name in building:
+                self._end_version()  # a redeploy or a rebuild replaced it, and the build needs its staging table
             self._build(building)
             return True
         switched = self._tend_version()
