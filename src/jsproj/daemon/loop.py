@@ -92,6 +92,8 @@ class Daemon:
     events per engine call and transaction. It logs on the ``jsproj.daemon``
     logger (and calls ``log``, if given, with each message); ``hooks`` hears of
     its rounds, pages and lost connections (:mod:`jsproj.daemon.metrics`).
+    ``on_progress`` and ``hooks.built`` are called from the thread that builds
+    a new version beside a deployed one, too (:mod:`jsproj.daemon.versions`).
     """
 
     def __init__(
