@@ -38,6 +38,8 @@ export interface Registration {
   live(): Registration;
   /** Index the stored documents by a field (a dotted path: 'location', 'party.leader') for queries by field. */
   index(field: string): Registration;
+  /** The definition's version (1 to 999999, default 1): a new version of an async projection is built beside the current one (docs/deploy.md#versions). */
+  version(number: number): Registration;
 }
 
 export interface Projections {

@@ -127,6 +127,7 @@ function Projection(kind, name, file, store) {
   this.kind = kind;
   this.lifecycle = 'inline';
   this.indexes = [];
+  this.revision = 1;  // .version(n): not `version`, which is the method
   this.store = store;
   Object.defineProperty(this, 'file', { value: file || null, writable: true, enumerable: false });
 }
@@ -146,6 +147,21 @@ Projection.prototype.index = function (field) {
       '(letters, digits and _, not starting with a digit), not ' + JSON.stringify(field), this.name);
   }
   if (this.indexes.indexOf(field) < 0) this.indexes.push(field);
+  return this;
+};
+
+// A version of the projection's definition (docs/deploy.md#versions): deploying a
+// new version of an async projection builds it beside the current one, which
+// serves reads until the new one is swapped in; the old table is kept until
+// a deploy with --prune.
+var MAX_VERSION = 999999;
+
+Projection.prototype.version = function (number) {
+  if (typeof number !== 'number' || !Number.isInteger(number) || number < 1 || number > MAX_VERSION) {
+    throw definitionError(this.file, this.name + ': .version() takes a whole number from 1 to ' + MAX_VERSION +
+      ', not ' + (typeof number === 'number' ? String(number) : JSON.stringify(number)), this.name);
+  }
+  this.revision = number;
   return this;
 };
 

@@ -235,7 +235,8 @@ function describe(projector) {
       streamType: p.kind === 'stream' ? p.streamType : null,
       eventTypes: p.kind === 'event' ? [p.eventType] : p.handlers.eventTypes(),
       anyEvent: p.kind === 'event' ? false : p.handlers.any !== null,
-      indexes: p.indexes.slice()
+      indexes: p.indexes.slice(),
+      version: p.revision
     };
   });
 }

@@ -181,7 +181,7 @@ function whileLoading(projector, file, what, fn) {
 }
 
 // What .by() gives a projection file: chaining of the lifecycle (or setting
-// `lifecycle`, checked when the file has loaded) and of .index(), its name and kind.
+// `lifecycle`, checked when the file has loaded), of .index() and .version(), its name and kind.
 function registration(projector, file, projection) {
   var chain = {};
   jsproj.LIFECYCLES.forEach(function (lifecycle) {
@@ -192,6 +192,10 @@ function registration(projector, file, projection) {
   });
   chain.index = whileLoading(projector, file, '.index()', function (field) {
     projection.index(field);
+    return chain;
+  });
+  chain.version = whileLoading(projector, file, '.version()', function (number) {
+    projection.version(number);
     return chain;
   });
   Object.defineProperty(chain, 'lifecycle', {

@@ -127,6 +127,20 @@ test('.index() declares the fields a projection is indexed by, checked, in descr
   }
 });
 
+test('.version() numbers a definition, checked, in describe (default 1)', () => {
+  const described = engine.describe(load({
+    'P.js': `projections.projectStream('Quest').named('Party').by({ A: function () {} }).async().version(3);
+             projections.projectEvent('A').named('Plain').by(function () { return {}; });`
+  }));
+  assert.equal(described.find((d) => d.name === 'Party').version, 3);
+  assert.equal(described.find((d) => d.name === 'Plain').version, 1);
+  for (const bad of ['0', '1.5', "'2'", '1000000']) {
+    const source = `projections.aggregate('T').by({}).version(${bad})`;
+    assert.throws(() => load({ 'A.js': source }),
+      (e) => e.kind === 'ProjectionDefinitionError' && /\.version\(\) takes a whole number/.test(e.message), source);
+  }
+});
+
 test('an unknown lifecycle set by hand is reported', () => {
   const projector = jsprojModule.createProjector();
   projector.aggregate('Odd').by({}).lifecycle = 'sometimes';

@@ -7,20 +7,59 @@
 -- clause, which costs ~100 us per call). A signature change is a migration
 -- that drops the old function.
 
+-- Whether deploying `definition` makes a new version that is built beside
+-- the deployed one (docs/deploy.md#versions): a higher version of an async
+-- stream, event or view projection of one partition that stays such. Any
+-- other change (an inline projection's, a kind's, an aggregate's, a
+-- partitioned one's) is rebuilt in place as before.
+create or replace function pge_deploy_versioned(definition jsonb) returns boolean
+language sql stable
+as $$
+    select coalesce(bool_or(coalesce((definition ->> 'version')::int, 1) > d.version
+                            and d.lifecycle = 'async' and definition ->> 'lifecycle' = 'async'
+                            and d.kind = definition ->> 'kind' and d.kind <> 'aggregate'
+                            and d.partitions = 1 and coalesce((definition ->> 'partitions')::int, 1) = 1), false)
+    from @schema@.pge_projection_definitions d where d.name = definition ->> 'name'
+$$;
+
 -- Whether deploying `definition` adds, changes or leaves a projection
--- ('added', 'changed', 'unchanged'): the one rule of pge_deploy and
--- pge_deploy_plan. Declared indexes are not part of it.
+-- ('added', 'changed', 'unchanged'), or makes a new version of it to build
+-- beside it ('pending'): the one rule of pge_deploy and pge_deploy_plan. Declared indexes are not part of it.
 create or replace function pge_deploy_status(definition jsonb) returns text
 language sql stable
 as $$
     select case
         when d.name is null then 'added'
+        -- A new version built beside the deployed one: pending, unless that very version waits already.
+        when @schema@.pge_deploy_versioned(definition) then
+            case when exists (select from @schema@.pge_projection_versions v
+                              where v.name = d.name and v.version = (definition ->> 'version')::int
+                                and v.status in ('pending', 'built', 'failed') and v.definition = definition)
+                 then 'unchanged' else 'pending' end
         when d.hash <> definition ->> 'hash' or d.kind <> definition ->> 'kind'
              or d.lifecycle <> definition ->> 'lifecycle' or d.engine <> definition ->> 'engine'
-             or d.partitions <> coalesce((definition ->> 'partitions')::int, 1) then 'changed'
+             or d.partitions <> coalesce((definition ->> 'partitions')::int, 1)
+             or d.version <> coalesce((definition ->> 'version')::int, 1) then 'changed'
         else 'unchanged'
     end
     from (select) as one left join @schema@.pge_projection_definitions d on d.name = definition ->> 'name'
+$$;
+
+-- Refuse a definition whose version is lower than the deployed one's:
+-- versions only go up (deploy a higher one to go back to older code).
+create or replace function pge_check_version(definition jsonb) returns void
+language plpgsql stable
+as $$
+declare
+    v_deployed int := (select d.version from @schema@.pge_projection_definitions d where d.name = definition ->> 'name');
+begin
+    if v_deployed > coalesce((definition ->> 'version')::int, 1) then
+        raise exception using errcode = 'JP400',
+            message = format('%s: version %s is deployed; a deploy does not go back to version %s '
+                             '(declare .version(%s) or higher)', definition ->> 'name', v_deployed,
+                             coalesce((definition ->> 'version')::int, 1), v_deployed + 1);
+    end if;
+end;
 $$;
 
 -- Whether `document_table` is a document table that can be emptied and
@@ -52,15 +91,22 @@ declare
     v_table text;
     v_kept boolean;
     v_planned jsonb;
-    v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": [], "indexes": {}}';
+    v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": [], "indexes": {},
+                         "pending": [], "retired": []}';
 begin
+    -- The kept tables of replaced versions: what a deploy with prune drops.
+    v_report := jsonb_set(v_report, '{retired}', coalesce(
+        (select jsonb_agg(v.name || ' v' || v.version order by v.name, v.version)
+         from @schema@.pge_projection_versions v where v.status = 'retired'), '[]'));
     v_report := jsonb_set(v_report, '{removed}', coalesce(
         (select jsonb_agg(d.name order by d.name) from @schema@.pge_projection_definitions d
          where d.name not in (select e ->> 'name' from jsonb_array_elements(definitions) as e)), '[]'));
     for v_def in select * from jsonb_array_elements(definitions) loop
         v_name := v_def ->> 'name';
+        perform @schema@.pge_check_version(v_def);
         v_status := @schema@.pge_deploy_status(v_def);
         v_report := jsonb_set(v_report, array[v_status], (v_report -> v_status) || to_jsonb(v_name));
+        continue when @schema@.pge_deploy_versioned(v_def);  -- the deployed version and its indexes stay
         if v_def ->> 'lifecycle' = 'inline' and v_status <> 'unchanged' then
             v_report := jsonb_set(v_report, '{rebuild}', (v_report -> 'rebuild') || to_jsonb(v_name));
         end if;
@@ -119,7 +165,9 @@ declare
     v_indexes text[];
     v_synced jsonb;
     v_removed text[];
-    v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": [], "indexes": {}}';
+    v_version record;
+    v_report jsonb := '{"added": [], "changed": [], "unchanged": [], "removed": [], "rebuild": [], "indexes": {},
+                         "pending": [], "retired": []}';
 begin
     lock table @schema@.pge_events in share mode;
     -- Never destroy silently: a set that lacks deployed projections removes them only when asked to.
@@ -146,6 +194,17 @@ begin
         delete from @schema@.pge_projection_definitions where name = v_old.name;
         v_report := jsonb_set(v_report, '{removed}', (v_report -> 'removed') || to_jsonb(v_old.name));
     end loop;
+    -- Replaced versions' tables go only with prune, as removed projections do (theirs included).
+    for v_version in select * from @schema@.pge_projection_versions
+                     where status = 'retired' or name not in (select d.name from @schema@.pge_projection_definitions d) loop
+        exit when not prune;
+        if v_version.table_name is not null then
+            execute format('drop table if exists @schema@.%I', v_version.table_name);
+            v_report := jsonb_set(v_report, '{retired}',
+                                  (v_report -> 'retired') || to_jsonb(v_version.name || ' v' || v_version.version));
+        end if;
+        delete from @schema@.pge_projection_versions where name = v_version.name and version = v_version.version;
+    end loop;
 
     for v_def in select * from jsonb_array_elements(definitions) loop
         v_name := v_def ->> 'name';
@@ -162,7 +221,20 @@ begin
                 message = format('%s: only stored stream, event and view projections have indexes', v_name);
         end if;
         select * into v_old from @schema@.pge_projection_definitions where name = v_name;
+        perform @schema@.pge_check_version(v_def);
         v_status := @schema@.pge_deploy_status(v_def);
+        if @schema@.pge_deploy_versioned(v_def) then
+            -- The deployed version keeps its table, progress and daemon; the new one waits to be built beside it.
+            if v_status = 'pending' then
+                delete from @schema@.pge_projection_versions where name = v_name and status <> 'retired';
+                insert into @schema@.pge_projection_versions (name, version, status, promote, definition)
+                values (v_name, (v_def ->> 'version')::int, 'pending', coalesce(v_def ->> 'promote', 'auto'), v_def);
+            end if;
+            v_report := jsonb_set(v_report, array[v_status], (v_report -> v_status) || to_jsonb(v_name));
+            continue;
+        end if;
+        -- Any other deploy of it ends a version waiting to replace it.
+        delete from @schema@.pge_projection_versions where name = v_name and status <> 'retired';
         -- Clear what the old definition stored, unless an async projection keeps
         -- showing its old documents until its rebuild is swapped in.
         if v_status = 'changed' and not (v_lifecycle = 'async' and v_old.kind = v_def ->> 'kind') then
@@ -177,17 +249,17 @@ begin
         end if;
         insert into @schema@.pge_projection_definitions
             (name, kind, lifecycle, engine, file, source, hash, stream_type, event_types, any_event, on_error, partitions,
-             indexes, deployed_at)
+             indexes, version, deployed_at)
         values (v_name, v_def ->> 'kind', v_lifecycle, v_def ->> 'engine', v_def ->> 'file', v_def ->> 'source',
                 v_def ->> 'hash', v_def ->> 'streamType',
                 array(select jsonb_array_elements_text(coalesce(v_def -> 'eventTypes', '[]'))),
                 coalesce((v_def ->> 'anyEvent')::boolean, false), coalesce(v_def ->> 'onError', 'stop'), v_partitions,
-                v_indexes, now())
+                v_indexes, coalesce((v_def ->> 'version')::int, 1), now())
         on conflict (name) do update set
             kind = excluded.kind, lifecycle = excluded.lifecycle, engine = excluded.engine, file = excluded.file,
             source = excluded.source, hash = excluded.hash, stream_type = excluded.stream_type,
             event_types = excluded.event_types, any_event = excluded.any_event, on_error = excluded.on_error,
-            partitions = excluded.partitions, indexes = excluded.indexes,
+            partitions = excluded.partitions, indexes = excluded.indexes, version = excluded.version,
             deployed_at = case when v_status = 'unchanged' then @schema@.pge_projection_definitions.deployed_at else now() end;
         -- Pages left 30% free, as a build's staging table (src/jsproj/daemon/build.py): an update of a
         -- document stays on its page (HOT: no new index entry), which makes updates a third cheaper.

@@ -179,8 +179,11 @@ $$;
 -- pge_stage_user_indexes; one made since is made here; one dropped since is
 -- dropped). Triggers on document tables are not carried over. Then the declared
 -- fields' indexes take their names (pge_adopt_indexes). The caller holds the
--- transaction: readers see the old table or the new one.
-create or replace function pge_swap_build(projection text) returns jsonb
+-- transaction: readers see the old table or the new one. keep_as: the old
+-- table is not dropped but kept under that name, its indexes renamed
+-- <keep_as>_<n> so that the new table's can take theirs (a replaced version,
+-- docs/deploy.md#versions).
+create or replace function pge_swap_build(projection text, keep_as text default null) returns jsonb
 language plpgsql
 as $$
 declare
@@ -191,6 +194,8 @@ declare
     v_index jsonb;
     v_kept jsonb;
     v_table oid := to_regclass(format('%s.%I', '@schema@', 'pge_projections_' || lower(projection)));
+    v_n int;
+    v_old_index record;
 begin
     for v_policy in
         select p.polname, p.polpermissive,
@@ -231,7 +236,17 @@ begin
     exception when insufficient_privilege then
         raise warning 'jsproj: the rebuilt table of % is owned by %, not by the old one''s owner', projection, current_user;
     end;
-    execute format('drop table if exists @schema@.%I', v_live);
+    if keep_as is null then
+        execute format('drop table if exists @schema@.%I', v_live);
+    else
+        v_n := 0;
+        for v_old_index in select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid
+                           where i.indrelid = to_regclass(format('%s.%I', '@schema@', v_live)) order by c.relname loop
+            v_n := v_n + 1;
+            execute format('alter index @schema@.%I rename to %I', v_old_index.relname, keep_as || '_' || v_n);
+        end loop;
+        execute format('alter table @schema@.%I rename to %I', v_live, keep_as);
+    end if;
     execute format('alter table @schema@.%I rename to %I', v_staging, v_live);
     execute format('alter index @schema@.%I rename to %I', v_staging || '_pkey', v_live || '_pkey');
     for v_index in select * from jsonb_array_elements(v_kept) loop

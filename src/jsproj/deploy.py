@@ -61,6 +61,8 @@ class DeployReport:
     rebuilt: dict[str, int] = field(default_factory=dict)
     rebuild: list[str] = field(default_factory=list)  # inline projections rebuilt (a dry run: to rebuild) now
     building: list[str] = field(default_factory=list)  # async projections the daemon will build
+    pending: list[str] = field(default_factory=list)  # new versions the daemon builds beside the deployed ones
+    retired: list[str] = field(default_factory=list)  # replaced versions' tables dropped (a dry run: kept), "Name v1"
     # per projection, the fields whose indexes were {"created": [...], "dropped": [...]} (pge_sync_indexes)
     indexes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
@@ -76,6 +78,8 @@ class DeployReport:
             "rebuilt": self.rebuilt,
             "rebuild": self.rebuild,
             "building": self.building,
+            "pending": self.pending,
+            "retired": self.retired,
             "indexes": self.indexes,
         }
 
@@ -186,6 +190,7 @@ def _definition(
         "eventTypes": list(info.event_types),
         "anyEvent": info.any_event,
         "onError": on_error.get(info.name, "stop"),
+        "version": info.version,
     }
 
 
@@ -221,6 +226,7 @@ def deploy(
     memory_limit: int | None = None,
     prune: bool = False,
     dry_run: bool = False,
+    promote: bool = True,
 ) -> DeployReport:
     """Deploy ``sources`` (every projection file) to the store, in one transaction.
 
@@ -234,12 +240,16 @@ def deploy(
     names them, and nothing changes. ``dry_run`` checks the projections and
     returns the plan (what would be added, changed, removed, rebuilt,
     indexed), changing nothing, not even the schema's migrations, and
-    holding off no append.
+    holding off no append. A new ``.version()`` of an async projection is
+    built beside the deployed one (``pending``) and switched to when built;
+    ``promote=False`` waits for :func:`jsproj.versions.promote` instead.
     """
     if not dry_run:
         store.migrate()
     with _load(sources, timeout, memory_limit) as loaded:
         rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error, partitions, indexes)
+        if not promote:
+            rows = [row | {"promote": "manual"} for row in rows]
         report = DeployReport(engine, dry_run=dry_run, prune=prune)
         with store.pool.connection() as conn:
             try:
@@ -250,7 +260,7 @@ def deploy(
                         outcome, report.rebuilt = _deploy_in(conn, store.schema, loaded, rows, engine, prune)
             except psycopg.Error as exc:
                 raise translate(exc, "deploy") from exc
-        for key in ("added", "changed", "unchanged", "removed", "indexes", "rebuild"):
+        for key in ("added", "changed", "unchanged", "removed", "indexes", "rebuild", "pending", "retired"):
             setattr(report, key, outcome[key])
         async_names = {row["name"] for row in rows if row["lifecycle"] == "async"}
         report.building = [name for name in outcome["added"] + outcome["changed"] if name in async_names]

@@ -72,6 +72,8 @@ def status_table(found: Sequence[ProjectionStatus]) -> Table:
     for s in found:
         lag = _lag(s.lag_events, s.lag_seconds)
         row_status = s.state + (f": {s.error.get('message', '')[:60]}" if s.error else "")
+        if s.pending:
+            row_status += f"; {_pending(s.pending)}"
         # The position alone: positions have gaps (a rolled-back append uses some), the lag counts events.
         position = "" if s.position is None else str(s.position)
         table.add_row(s.name, s.lifecycle, s.engine, row_status, position, lag, str(s.dead_letters), s.holder or "")
@@ -83,6 +85,16 @@ def _lag(events: int | None, seconds: float | None) -> str:
     if events is None:
         return ""
     return "0" if not events else f"{_events(events)} ({seconds or 0:.0f} s)"
+
+
+def _pending(pending: Mapping[str, Any]) -> str:
+    """A new version built beside a projection, as ``jsproj status`` shows it."""
+    shown = f"v{pending['version']} {pending['status']}"
+    if pending["status"] == "pending":
+        return f"{shown}: built beside it, {_events(pending['events'])} read"
+    if pending["status"] == "built":
+        return f"{shown}: jsproj promote switches to it"
+    return f"{shown}: {(pending.get('error') or {}).get('message', '')[:60]}"
 
 
 def _events(count: int) -> str:

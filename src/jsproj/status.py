@@ -36,6 +36,9 @@ class ProjectionStatus:
     holder: str | None  # the daemons holding it (its partitions), comma-separated
     error: dict[str, Any] | None
     partitions: int = 1
+    version: int = 1  # the deployed version (.version())
+    # a new version built beside it: {version, status ('pending', 'built', 'failed'), events, error}
+    pending: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON (``jsproj status --json``, the dashboard's ``/api/status``): camelCase keys, as every
@@ -97,7 +100,10 @@ select d.name, d.kind, d.lifecycle, d.engine,
           and k.objid in (select (hashtext(case when g = 0 then d.name else d.name || '/' || g end)::bigint
                                   & 4294967295)::oid
                           from generate_series(0, d.partitions - 1) as g)),
-       p.error, d.partitions
+       p.error, d.partitions, d.version,
+       -- A new version built beside it (docs/deploy.md#versions), if one waits.
+       (select jsonb_build_object('version', v.version, 'status', v.status, 'events', v.events, 'error', v.error)
+        from pge_projection_versions v where v.name = d.name and v.status <> 'retired')
 from pge_projection_definitions d
 -- A partitioned projection shows its partition furthest behind: a stopped one, else one building, else
 -- the least advanced.
@@ -132,6 +138,8 @@ def projection_status(store: EventStore) -> list[ProjectionStatus]:
             holder=", ".join(h.removeprefix("jsproj daemon ") for h in r[10].split(", ")) if r[10] else None,
             error=r[11],
             partitions=r[12],
+            version=r[13],
+            pending=r[14],
         )
         for r in rows
     ]

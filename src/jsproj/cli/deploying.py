@@ -69,6 +69,13 @@ lifecycle_option = click.option(
     is_flag=True,
     help="Print what the deploy would do (added, changed, removed, rebuilt, indexes) and change nothing.",
 )
+@click.option(
+    "--no-promote",
+    "no_promote",
+    is_flag=True,
+    help="A new .version() of an async projection is built beside the deployed one, then waits for "
+    "`jsproj promote NAME` (default: the daemon switches to it when built).",
+)
 @store_options
 @sandbox_options
 @json_option
@@ -80,6 +87,7 @@ def deploy(
     partitions: tuple[str, ...],
     prune: bool,
     dry_run: bool,
+    no_promote: bool,
     dsn: str | None,
     schema: str | None,
     timeout: float,
@@ -120,7 +128,7 @@ def deploy(
             report = run_deploy(
                 store, sources, engine=chosen, lifecycles=lifecycle_map, on_error=on_error_map,
                 partitions=partition_map, indexes=indexes, timeout=timeout, memory_limit=memory_limit,
-                prune=prune, dry_run=dry_run,
+                prune=prune, dry_run=dry_run, promote=not no_promote,
             )  # fmt: skip
     if as_json:
         echo_json(report.to_dict())
@@ -148,6 +156,11 @@ def _report_lines(report: DeployReport) -> list[str]:
                 found.append(f"{name}: indexes {label}: {', '.join(changed[label])}")
     if report.building:
         found.append(f"built by the daemon (jsproj daemon): {', '.join(report.building)}")
+    if report.pending:
+        found.append(f"new versions built beside the deployed ones (jsproj daemon): {', '.join(report.pending)}")
+    if report.retired:
+        retired = "kept, dropped with --prune" if plan else "dropped"
+        found.append(f"replaced versions' tables {retired}: {', '.join(report.retired)}")
     found.append(f"engine: {report.engine}")
     return found
 
@@ -199,4 +212,29 @@ def sql_command(
         )
 
 
-COMMANDS = [deploy, sql_command]
+@click.command()
+@click.argument("name")
+@store_options
+@json_option
+def promote(name: str, dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Switch a projection to the new version that waits for it (deployed with --no-promote).
+
+    The daemon builds it again to the head of the log, beside the deployed
+    version, and switches in one transaction; the old version's table is
+    kept until `jsproj deploy --prune`.
+
+    \b
+    Examples:
+      jsproj promote Party
+    """
+    from jsproj.versions import promote as run_promote
+
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        version = run_promote(store, name)
+    if as_json:
+        echo_json({"name": name, "version": version})
+        return
+    click.echo(f"{name}: version {version} is switched to when the daemon has built it")
+
+
+COMMANDS = [deploy, sql_command, promote]

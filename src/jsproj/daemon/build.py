@@ -72,7 +72,7 @@ def build(
             else:
                 staged.abandon()
             return staged.total
-        except _PageTooLong as cut:
+        except PageTooLong as cut:
             staged.abandon()
             page_size = first = max(1, cut.events // 2)  # a ceiling from now on: it shrinks down to one event
         finally:
@@ -80,7 +80,9 @@ def build(
                 projections.fold_end()  # the documents are in the database now (or given up)
 
 
-class _PageTooLong(Exception):
+class PageTooLong(Exception):
+    """A page of several events hit a sandbox limit: the build starts again in shorter pages."""
+
     def __init__(self, events: int) -> None:
         super().__init__(events)
         self.events = events
@@ -125,10 +127,13 @@ class Build:
         self.epochs = progress.epochs(self.conn, self.names)
         for name in self.names:
             self.conn.execute(sql.SQL("drop table if exists {}").format(self.staging[name]))
-        self.conn.execute("delete from pge_dead_letters where projection = any(%s)", (self.names,))
+        self._clear_letters()
         self.conn.commit()
         self.projections.fold_start(self.names, self.policies)
         self.restarts = self.projections.sandbox.restarts
+
+    def _clear_letters(self) -> None:
+        self.conn.execute("delete from pge_dead_letters where projection = any(%s)", (self.names,))
 
     def abandon(self) -> None:
         """Leave the build: drop what was staged; the live views stay as they were."""
@@ -179,9 +184,12 @@ class Build:
                 if on_progress:
                     on_progress(", ".join(self.active), page.count)
                 if pages % COUNT_EVERY == 0:
-                    progress.count_built(self.conn, self.active, self.total)
+                    self._count()
                     self.conn.commit()
             next_page.cancel()
+
+    def _count(self) -> None:
+        progress.count_built(self.conn, self.active, self.total)
 
     def _next_limit(self, limit: int, count: int, seconds: float) -> int:
         """The next pages' size: doubled (up to the page size) while a page folds in a small part of the
@@ -200,7 +208,7 @@ class Build:
             folded = self.projections.fold_lines(page.text)
         except errors.SandboxLimitError as exc:
             if page.count > 1:
-                raise _PageTooLong(page.count) from exc
+                raise PageTooLong(page.count) from exc
             self._lost(exc)
             return
         letters = []

@@ -42,6 +42,7 @@ from jsproj.daemon.lines import END, HIGH_WATER, LinesPage, read_lines
 from jsproj.daemon.pages import Applied, commit, prepare
 from jsproj.daemon.poison import retry_dead_letters
 from jsproj.daemon.progress import Progress, Unit, caught_up_blockers, lock_key
+from jsproj.daemon.versions import Pending, VersionBuild, build_version, waiting
 from jsproj.errors import ProjectionStoppedError
 from jsproj.identifiers import search_path
 from jsproj.python_engine import deployed_sources
@@ -74,6 +75,16 @@ class Definition:
     partitions: int
 
 
+@dataclass
+class _VersionJob:
+    """A new version being built beside the deployed one: in a thread, on a connection of its own."""
+
+    pending: Pending
+    conn: psycopg.Connection[Any]
+    future: Future[VersionBuild | None]
+    halt: threading.Event
+
+
 class Daemon:
     """One daemon process's work: ``run()`` until ``stop()``, or until caught up.
 
@@ -81,6 +92,8 @@ class Daemon:
     events per engine call and transaction. It logs on the ``jsproj.daemon``
     logger (and calls ``log``, if given, with each message); ``hooks`` hears of
     its rounds, pages and lost connections (:mod:`jsproj.daemon.metrics`).
+    ``on_progress`` and ``hooks.built`` are called from the thread that builds
+    a new version beside a deployed one, too (:mod:`jsproj.daemon.versions`).
     """
 
     def __init__(
@@ -122,6 +135,9 @@ class Daemon:
         self._generation: int | None = None
         self._cached_at: dict[str, tuple[str, int]] = {}  # where the documents the sandbox keeps are as of
         self._known: list[Progress] | None = None  # the held units' progress: read when due, then moved by pages
+        self._versions: list[Pending] = []  # new versions of held projections to build beside them: read with it
+        self._version_job: _VersionJob | None = None  # the one being built, in its thread, beside the deployed one
+        self._version_pool: ThreadPoolExecutor | None = None
         self._checked = 0.0
         self._definitions: dict[str, Definition] = {}
         self._last_heartbeat = 0.0
@@ -159,6 +175,7 @@ class Daemon:
         targeted = False
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="jsproj-read-ahead")
         self._commits = ThreadPoolExecutor(1, thread_name_prefix="jsproj-commit")
+        self._version_pool = ThreadPoolExecutor(1, thread_name_prefix="jsproj-version-build")
         try:
             while not self._stop.is_set():
                 try:
@@ -192,7 +209,8 @@ class Daemon:
             self._disconnect(clean=True)
             self._pool.shutdown()
             self._commits.shutdown()
-            self._pool = self._commits = None
+            self._version_pool.shutdown()
+            self._pool = self._commits = self._version_pool = None
             self.hooks.finished()
 
     def _round(self) -> bool:
@@ -206,6 +224,7 @@ class Daemon:
             if changed or not self.held or time.monotonic() - self._last_balance >= BALANCE_SECONDS:
                 self._balance()
             self._known = progress.read(self._work, sorted(self.held)) if self.held else []
+            self._versions = waiting(self._work, sorted({u.name for u in self.held if u.partition == 0}))
             self._work.commit()
             self._checked = time.monotonic()
         busy = self._work_on_held(self._known) if self.held else False
@@ -241,6 +260,7 @@ class Daemon:
         self._last_heartbeat = self._last_balance = 0.0
 
     def _disconnect(self, *, clean: bool = False) -> None:
+        self._end_version()  # it needs the projection's lock, which goes with the control connection
         self._drop_read_ahead()
         try:
             self._settle()
@@ -279,7 +299,7 @@ class Daemon:
         """Sleep until events are appended (NOTIFY) or the poll interval passes -- briefly, after recent work."""
         assert self._control is not None
         self._settle()
-        brisk = time.monotonic() - self._last_work < BRISK_SECONDS
+        brisk = time.monotonic() - self._last_work < BRISK_SECONDS or self._version_job is not None
         deadline = time.monotonic() + (min(BRISK_POLL, self.poll_interval) if brisk else self.poll_interval)
         if not brisk:
             self._limit, self._ceiling = min(FIRST_PAGE, self.page_size), self.page_size
@@ -377,15 +397,18 @@ class Daemon:
             self._settle()  # the work connection is this thread's again
         if building:
             self._known = None
+            if self._version_job is not None and self._version_job.pending.name in building:
+                self._end_version()  # a redeploy or a rebuild replaced it, and the build needs its staging table
             self._build(building)
             return True
+        switched = self._tend_version()
         retried = 0
         for row in rows:
             if row.retry and row.status == "running":
                 self._known = None
                 retried += retry_dead_letters(self._work, self._projections, row.unit, requested_only=True)
                 self._forget([row.unit.name])
-        return self._follow([p for p in rows if p.status == "running"]) or retried > 0
+        return self._follow([p for p in rows if p.status == "running"]) or retried > 0 or switched
 
     def _build(self, names: list[str]) -> None:
         assert self._work is not None and self._projections is not None
@@ -402,6 +425,64 @@ class Daemon:
             on_progress=self._built,
             stop=self._stop,
         )
+
+    def _tend_version(self) -> bool:
+        """Start building a new version beside the deployed one (in its thread, on its connection), or switch
+        to the one built, between two pages of this loop; True when it switched."""
+        job = self._version_job
+        if job is None:
+            if self._versions and self._version_pool is not None:
+                self._version_job = self._start_version(self._versions.pop(0))
+            return False
+        if not job.future.done():
+            return False
+        self._version_job = None
+        try:
+            staged = job.future.result()
+            if staged is None:
+                return False
+            if not any(unit.name == job.pending.name for unit in self.held):
+                staged.abandon()  # another daemon holds it now: it builds the version again
+                return False
+            self._settle()  # no page of the deployed version is in flight
+            switched = staged.switch()
+        except (psycopg.Error, errors.JsprojError) as exc:
+            self._say(logging.ERROR, f"building version {job.pending.version} of {job.pending.name}: {exc}")
+            return False
+        finally:
+            job.conn.close()
+        self._known = None
+        if switched:
+            self._say(logging.INFO, f"{job.pending.name} is at version {job.pending.version} now")
+            self._forget([job.pending.name])  # the sandbox keeps the old version's documents
+            self._drop_read_ahead()
+        return switched
+
+    def _start_version(self, pending: Pending) -> _VersionJob:
+        assert self._version_pool is not None
+        self._say(logging.INFO, f"building version {pending.version} of {pending.name} beside the deployed one")
+        conn = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id} version"[:63])
+        conn.execute(search_path(self.schema))
+        halt = threading.Event()
+        future = self._version_pool.submit(
+            build_version, conn, pending, self.limits, self.page_size, on_progress=self._built, stop=halt
+        )
+        return _VersionJob(pending, conn, future, halt)
+
+    def _end_version(self) -> None:
+        """Stop the version being built (its staging goes) and close its connection."""
+        job, self._version_job = self._version_job, None
+        if job is None:
+            return
+        job.halt.set()
+        try:
+            staged = job.future.result()
+            if staged is not None:
+                staged.abandon()
+        except (psycopg.Error, errors.JsprojError):
+            pass  # its connection goes, and its staging table is dropped by the next build
+        finally:
+            job.conn.close()
 
     def _built(self, name: str, events: int) -> None:
         self.hooks.built(name, events)
@@ -549,6 +630,8 @@ class Daemon:
         return self._known is not None and all(p.order >= reached for p in self._known if p.status == "running")
 
     def _caught_up(self, target: tuple[str, int] | None) -> bool:
+        if self._version_job is not None or self._versions:
+            return False  # a new version to build and switch to, beside a held projection
         self._settle()
         assert self._work is not None
         lagging = caught_up_blockers(self._work, list(self._definitions), target)

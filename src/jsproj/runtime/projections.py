@@ -38,6 +38,7 @@ class ProjectionInfo:
     event_types: tuple[str, ...]
     any_event: bool
     indexes: tuple[str, ...] = ()  # fields declared with .index()
+    version: int = 1  # declared with .version(n) (docs/deploy.md#versions)
 
     @classmethod
     def from_engine(cls, info: Mapping[str, Any]) -> ProjectionInfo:
@@ -50,6 +51,7 @@ class ProjectionInfo:
             event_types=tuple(info.get("eventTypes") or ()),
             any_event=bool(info.get("anyEvent")),
             indexes=tuple(info.get("indexes") or ()),
+            version=int(info.get("version") or 1),
         )
 
 
