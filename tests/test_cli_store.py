@@ -516,7 +516,7 @@ def test_json_keys_are_camel_case_and_view_shapes_follow_the_arguments_only(dsn:
         snake = sorted(k for k in keys_of(json.loads(done.stdout)) if "_" in k)
         assert snake == [], (done.args[0], snake)
     assert set(json.loads(status.stdout)[0]) == {"name", "kind", "lifecycle", "engine", "status", "position",
-        "highWater", "lagEvents", "lagSeconds", "deadLetters", "holder", "error", "partitions"}  # fmt: skip
+        "highWater", "lagEvents", "lagSeconds", "deadLetters", "holder", "error", "partitions", "version", "pending"}  # fmt: skip
 
     def view(*args: str) -> object:
         done = jsproj("view", *args, "--dsn", dsn, "--json")

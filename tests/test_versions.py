@@ -257,7 +257,7 @@ def test_the_cli_deploys_without_promoting_shows_the_version_and_promotes(
     assert deployed.returncode == 0, deployed.stderr
     assert "new versions built beside the deployed ones (jsproj daemon): Party" in deployed.stdout
     assert Daemon(dsn, poll_interval=0.05).run(until_caught_up=True)
-    shown = jsproj("status", "--dsn", dsn)
+    shown = jsproj("status", "--dsn", dsn, env={"COLUMNS": "200"})  # a wide terminal: cells on one line
     assert "v2 built" in shown.stdout, shown.stdout
     as_json = jsproj("status", "--dsn", dsn, "--json")
     assert '"version": 1' in as_json.stdout and '"status": "built"' in as_json.stdout
