@@ -5,6 +5,7 @@ reader notices; the old table stays until a deploy with prune."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -61,6 +62,19 @@ def tables(dsn: str) -> list[str]:
             "order by 1",
         )
     ]
+
+
+def holding_the_build() -> tuple[threading.Event, threading.Event, Callable[[str, int], None]]:
+    """(held, release, on_progress): a daemon given ``on_progress`` holds the new version's build after its
+    first page (its thread calls it) and sets ``held``, until ``release`` is set."""
+    held, release = threading.Event(), threading.Event()
+
+    def on_progress(name: str, events: int) -> None:
+        if threading.current_thread().name.startswith("jsproj-version-build"):
+            held.set()
+            release.wait(60)
+
+    return held, release, on_progress
 
 
 def test_version_is_declared_and_described() -> None:
@@ -217,13 +231,7 @@ def test_a_new_version_brings_its_declared_indexes_and_the_old_table_keeps_its_o
 def test_the_deployed_version_keeps_being_updated_while_the_new_one_builds(store: EventStore, dsn: str) -> None:
     store.append(town("q1", "Bree"))
     deploy(store, sources(party=V1))
-    held, release = threading.Event(), threading.Event()
-
-    def on_progress(name: str, events: int) -> None:
-        """Hold the new version's build after its first page (its thread calls this), until released."""
-        if threading.current_thread().name.startswith("jsproj-version-build"):
-            held.set()
-            release.wait(60)
+    held, release, on_progress = holding_the_build()
 
     with daemon_thread(dsn, on_progress=on_progress):
         try:
@@ -291,12 +299,7 @@ def test_the_switch_keeps_what_a_user_gave_the_table(store: EventStore, dsn: str
 def test_a_redeploy_of_the_deployed_version_ends_the_one_being_built(store: EventStore, dsn: str) -> None:
     store.append(town("q1", "Bree"))
     deploy(store, sources(party=V1))
-    held, release = threading.Event(), threading.Event()
-
-    def on_progress(name: str, events: int) -> None:
-        if threading.current_thread().name.startswith("jsproj-version-build"):
-            held.set()
-            release.wait(60)
+    held, release, on_progress = holding_the_build()
 
     changed = V1.replace("evt.location", "evt.location.toUpperCase()")
     with daemon_thread(dsn, on_progress=on_progress):
