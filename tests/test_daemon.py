@@ -6,7 +6,9 @@ import json
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -115,6 +117,26 @@ def progress(dsn: str, name: str) -> tuple[str, int, int]:
         return conn.execute(
             "select status, last_position, events from pge_projection_progress where name = %s", (name,)
         ).fetchone()
+
+
+@contextmanager
+def appending_meanwhile(store: EventStore, start: int) -> Iterator[None]:
+    """Accounts appended five at a time from ``start`` on, in a thread, while the block runs."""
+    done = threading.Event()
+
+    def keep_appending() -> None:
+        n = start
+        while not done.is_set():
+            append_accounts(store, 5, start=n)
+            n += 5
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        writer.join()
 
 
 def test_async_projections_catch_up_and_match_a_fold_from_scratch(store: EventStore, dsn: str) -> None:
@@ -231,24 +253,11 @@ def test_a_rebuild_under_concurrent_appends_ends_equal_to_a_fold_from_scratch(st
     deploy(store, files, lifecycles={"Balance": "async", "Totals": "async", "ByAmount": "async"})
     append_accounts(store, 300)
     Daemon(dsn).run(until_caught_up=True)
-    done = threading.Event()
-
-    def keep_appending() -> None:
-        n = 300
-        while not done.is_set():
-            append_accounts(store, 5, start=n)
-            n += 5
-
-    writer = threading.Thread(target=keep_appending)
-    writer.start()
-    try:
+    with appending_meanwhile(store, start=300):
         for name in ("Totals", "Balance", "ByAmount"):
             rebuilt = jsproj("rebuild", name, "--dsn", dsn, "--json", "--page-size", "50")
             assert rebuilt.returncode == 0, rebuilt.stderr
             assert json.loads(rebuilt.stdout)["events"] >= 300
-    finally:
-        done.set()
-        writer.join()
     Daemon(dsn).run(until_caught_up=True)
     same_as_from_scratch(store, files)
 

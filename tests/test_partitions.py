@@ -20,6 +20,7 @@ from test_daemon import (
     COUNTERS,
     SLOW,
     append_accounts,
+    appending_meanwhile,
     daemon_process,
     same_as_from_scratch,
     sources,
@@ -321,25 +322,12 @@ def test_until_caught_up_returns_under_endless_appends_and_says_whether_it_did(s
     files = sources(Counters=COUNTERS)
     deploy(store, files, lifecycles=ASYNC)
     append_accounts(store, 50)
-    done = threading.Event()
-
-    def keep_appending() -> None:
-        n = 50
-        while not done.is_set():
-            append_accounts(store, 5, start=n)
-            n += 5
-
-    writer = threading.Thread(target=keep_appending)
-    writer.start()
-    try:
+    with appending_meanwhile(store, start=50):
         results: list[bool] = []
         runner = threading.Thread(target=lambda: results.append(Daemon(dsn).run(until_caught_up=True)))
         runner.start()
         runner.join(timeout=60)
         assert not runner.is_alive() and results == [True], "it caught up with what was there when it started"
-    finally:
-        done.set()
-        writer.join()
     stopped = Daemon(dsn)
     stopped.stop()
     assert stopped.run(until_caught_up=True) is False, "stopped before it caught up"

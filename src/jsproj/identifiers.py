@@ -27,9 +27,12 @@ def check_schema(name: str) -> str:
     return name
 
 
-def search_path(schema: str) -> sql.Composed:
-    """``set search_path = <schema>``: a connection working in ``schema`` (checked, then quoted)."""
-    return sql.SQL("set search_path = {}").format(sql.Identifier(check_schema(schema)))
+def search_path(schema: str, *, local: bool = False) -> sql.Composed:
+    """``set search_path = <schema>``: a connection (``local``: a transaction) working in ``schema``
+    (checked, then quoted)."""
+    return sql.SQL("set local search_path = {}" if local else "set search_path = {}").format(
+        sql.Identifier(check_schema(schema))
+    )
 
 
 def field_path(key: object) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from jsproj import errors
 from jsproj.appending import Message, append_all_steps, ask, inline_steps, message_of
+from jsproj.identifiers import search_path
 from jsproj.python_engine import PythonEngine
 from jsproj.recorded import AppendResult
 from jsproj.steps import Query, Steps
@@ -82,8 +83,7 @@ def pending_steps(engine: PythonEngine, tx: Transaction, schema: str | None) -> 
         before, guard = yield from ask(
             Query("select current_setting('search_path'), coalesce(current_setting('jsproj.inline_engine', true), '')")
         )
-        quoted = '"' + schema.replace('"', '""') + '"'
-        yield from ask(Query("select set_config('search_path', %s, true)", (quoted,)))
+        yield from ask(Query(search_path(schema, local=True), rows="none"))
     yield from inline_steps(engine, reload=True)
     labels = [f"append {n + 1} of the transaction" for n in range(len(tx.pending))]
     results = yield from append_all_steps(engine, [p.message for p in tx.pending], labels)
