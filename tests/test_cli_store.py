@@ -110,6 +110,10 @@ def test_bad_files_are_one_line_errors_and_write_nothing(dsn: str, tmp_path: Pat
     assert done.stderr.startswith(message), done.stderr
     assert "Traceback" not in done.stderr
     assert rows(dsn) == (0, 0)
+    with psycopg.connect(dsn) as conn:  # not even the position sequence moved
+        assert conn.execute(
+            "select pge_append(%s::jsonb)", ('{"id": "b", "type": "T", "data": {"$type": "A"}}',)
+        ).fetchone()[0]["positions"] == [1]
 
 
 def test_an_events_file_that_is_not_utf8_is_an_events_file_error_and_writes_nothing(dsn: str, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from jsproj.runtime.projections import Projections
@@ -215,3 +216,18 @@ def test_readme_says_how_jsproj_gets_on_path_before_its_first_bare_jsproj_comman
     text = (ROOT / "README.md").read_text("utf-8")
     assert text.index("`.venv/bin/jsproj`") < text.index(sh[first])
     assert "VENV := .venv" in (ROOT / "Makefile").read_text("utf-8"), "make installs jsproj into .venv/bin"
+
+
+STORE_SQL = [body for lang, _, body in blocks(ROOT / "docs" / "store.md") if lang == "sql"]
+
+
+@pytest.mark.parametrize("body", STORE_SQL, ids=[f"sql-{n + 1}" for n in range(len(STORE_SQL))])
+def test_store_doc_sql_returns_what_its_comment_says(body: str, dsn: str) -> None:
+    statement, _, said = body.partition("\n-- ")
+    with psycopg.connect(dsn) as conn:
+        (got,) = conn.execute(statement).fetchone()
+    assert got == json.loads(said), statement
+
+
+def test_store_doc_has_sql_examples() -> None:
+    assert len(STORE_SQL) >= 2

@@ -6,6 +6,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import psycopg
@@ -192,6 +193,82 @@ def test_bad_messages_are_refused_and_change_nothing(store: EventStore, dsn: str
     with unchanged(dsn), pytest.raises(errors.InvalidEventError) as caught:
         store.append(message)
     assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize(("message", "problem"), BAD_MESSAGES, ids=[problem[:40] for _, problem in BAD_MESSAGES])
+def test_a_bad_message_late_in_a_batch_is_refused_as_alone_and_uses_no_position(
+    store: EventStore, dsn: str, message: dict, problem: str
+) -> None:
+    store.append({"id": "existing", "type": "T", "data": {"$type": "A"}})
+    with pytest.raises(errors.InvalidEventError) as alone:
+        store.append(message)
+    good = [{"id": "good", "type": "T", "data": [{"$type": "A"}] * 3}, {"id": "existing", "data": {"$type": "B"}}]
+    with unchanged(dsn), pytest.raises(errors.InvalidEventError) as batched:
+        store.append_all([*good, message])
+    assert str(batched.value) == f"message 3: {alone.value}", "a batch checks each message by pge_append's rules"
+    assert store.append({"id": "next", "type": "T", "data": {"$type": "A"}}).positions == [2], "no position was used"
+
+
+def test_a_batch_counts_its_earlier_messages_for_versions_and_stream_types(store: EventStore, dsn: str) -> None:
+    results = store.append_all(
+        [
+            {"id": "q", "type": "Quest", "expected_version": 0, "data": [{"$type": "A"}, {"$type": "B"}]},
+            {"id": "q", "expected_version": 2, "data": {"$type": "C"}},
+            {"type": "Quest", "data": {"$type": "A"}},
+            {"id": "q", "type": "Quest", "expected_version": 3, "data": {"$type": "D"}},
+        ]
+    )
+    assert [(r.version, r.positions) for r in results] == [(2, [1, 2]), (3, [3]), (1, [4]), (4, [5])]
+    event_id = str(uuid.uuid4())
+    refused = [
+        (
+            [{"id": "q", "expected_version": 4, "data": {"$type": "E"}}, {"id": "q", "expected_version": 4, "data": {"$type": "F"}}],
+            errors.ConcurrencyError,
+            'message 2: stream "q" is at version 5, not the expected version 4',
+        ),
+        (
+            [{"id": "n", "type": "New", "data": {"$type": "A"}}, {"id": "n", "type": "Old", "data": {"$type": "B"}}],
+            errors.InvalidEventError,
+            'message 2: stream "n" is a New stream, not Old',
+        ),
+        (
+            [{"id": "q", "data": {"$type": "E"}}, {"id": "m", "data": {"$type": "A"}}],
+            errors.InvalidEventError,
+            'message 2: stream "m" does not exist yet, so the message needs a "type"',
+        ),
+        (
+            [{"id": "a", "type": "T", "data": {"$type": "A", "$id": event_id}},
+             {"id": "b", "type": "T", "data": {"$type": "A", "$id": event_id.upper()}}],
+            errors.InvalidEventError,
+            f"message 2: the event $id {event_id} is used by an earlier message too",
+        ),
+    ]  # fmt: skip
+    for messages, error, text in refused:
+        with unchanged(dsn), pytest.raises(error) as caught:
+            store.append_all(messages)
+        assert str(caught.value) == text
+        assert caught.value.info["messageNumber"] == 2
+    assert isinstance(caught.value, errors.InvalidEventError)
+    with pytest.raises(errors.ConcurrencyError) as conflict:
+        store.append_all(
+            [{"id": "q", "data": {"$type": "E"}}, {"id": "q", "expected_version": 1, "data": {"$type": "F"}}]
+        )
+    assert (conflict.value.stream_id, conflict.value.expected, conflict.value.actual) == ("q", 1, 5)
+
+
+def test_batches_that_take_streams_in_opposite_orders_never_deadlock(store: EventStore, dsn: str) -> None:
+    names = [f"s{n}" for n in range(8)]
+    store.append_all([{"id": name, "type": "T", "data": {"$type": "A"}} for name in names])
+
+    def writer(order: list[str]) -> None:
+        with EventStore(dsn) as mine:
+            for _ in range(40):
+                mine.append_all([{"id": name, "data": {"$type": "B"}} for name in order])
+
+    with ThreadPoolExecutor(2) as pool:  # a deadlock would be one writer's DeadlockDetected (40P01), raised here
+        for done in [pool.submit(writer, names), pool.submit(writer, names[::-1])]:
+            done.result(timeout=120)
+    assert {name: store.fetch_stream(name).version for name in names} == dict.fromkeys(names, 81)
 
 
 def test_a_different_stream_type_is_refused(store: EventStore, dsn: str) -> None:

@@ -52,59 +52,31 @@ begin
 end;
 $$;
 
--- Errors raised here carry SQLSTATE JP400 (a bad message or event) or JP409
--- (the stream is not at the expected version; DETAIL is {"streamId", "expected", "actual"}).
---
--- Least privilege (docs/deploy.md): an application role granted only
--- EXECUTE on pge_append (and SELECT on the view tables it reads) can append;
--- the append, the inline projections it runs and the documents they write
--- act with the rights of the store's owner, and projection code has none
--- (it never reaches SQL: sql/engines/javascript.sql). search_path is pinned
--- so that a caller cannot put its own functions or operators in front of
--- PostgreSQL's (every jsproj name in these functions is schema-qualified).
--- (Both are stated here: `create or replace` resets what it does not say.)
-create or replace function pge_append(message jsonb) returns jsonb
-language plpgsql
-security definer set search_path = pg_catalog, pg_temp
+-- What is wrong with an append message (not its events), or null when nothing is.
+-- The fields in range (years 0001-9999, hours 00-23, zones up to 15:59, no
+-- leap second) and a day the month has are checked here rather than left to
+-- the cast's 22008/22009; js/lib/log.js's isoMilliseconds has the same rule
+-- (and normalize the same expected_version rule). CASE keeps the order of its
+-- WHENs: make_date only sees a month 01-12, the key check only an object. No
+-- subquery and only immutable functions (no format), so that PostgreSQL inlines it into pge_append's expression (a
+-- function call would be planned again at every append).
+create or replace function pge_message_problem(message jsonb) returns text
+language sql immutable parallel safe
 as $$
-declare
-    v_key text;
-    v_id text := message ->> 'id';
-    v_type text := message ->> 'type';
-    v_events jsonb;
-    v_count int;
-    v_problem text;
-    v_bad int;
-    v_ids text[];
-    v_duplicate text;
-    v_expected bigint;
-    v_metadata jsonb;
-    v_timestamp timestamptz := now();
-    v_stream_type text;
-    v_version bigint;
-    v_positions jsonb;
-    v_new_ids uuid[];
-begin
-    -- The message. (Few PL/pgSQL expressions on purpose: each one is set up
-    -- again in every transaction, which is most of the cost of a small append.)
-    if jsonb_typeof(message) is distinct from 'object' then
-        raise exception using errcode = 'JP400',
-            message = 'an append message is an object like {"id": ..., "type": ..., "data": [...]}, not '
-                || coalesce(jsonb_typeof(message), 'null');
-    end if;
-    select k into v_key from jsonb_object_keys(message) as k
-    where k <> all (array['id', 'type', 'data', 'expected_version', 'metadata', 'timestamp']) limit 1;
-    if found then
-        raise exception using errcode = 'JP400', message = format(
-            'unknown field %s (an append message has id, type, data, expected_version, metadata, timestamp)', to_json(v_key));
-    end if;
-    v_problem := case
+    select case
+        when jsonb_typeof(message) is distinct from 'object' then
+            'an append message is an object like {"id": ..., "type": ..., "data": [...]}, not '
+                || coalesce(jsonb_typeof(message), 'null')
+        when message - array['id', 'type', 'data', 'expected_version', 'metadata', 'timestamp'] <> '{}' then
+            'unknown field ' || jsonb_path_query_first(message - array['id', 'type', 'data', 'expected_version', 'metadata', 'timestamp'],
+                                                       '$.keyvalue().key')::text
+                || ' (an append message has id, type, data, expected_version, metadata, timestamp)'
         when jsonb_typeof(message -> 'id') not in ('string', 'null') then 'the stream id must be a string, not a ' || jsonb_typeof(message -> 'id')
-        when v_id = '' then 'the stream id must not be empty'
-        when length(v_id) > 255 then 'the stream id is longer than 255 characters'
+        when message ->> 'id' = '' then 'the stream id must not be empty'
+        when length(message ->> 'id') > 255 then 'the stream id is longer than 255 characters'
         when jsonb_typeof(message -> 'type') not in ('string', 'null') then 'the stream type must be a string, not a ' || jsonb_typeof(message -> 'type')
-        when v_type = '' then 'the stream type must not be empty'
-        when length(v_type) > 255 then 'the stream type is longer than 255 characters'
+        when message ->> 'type' = '' then 'the stream type must not be empty'
+        when length(message ->> 'type') > 255 then 'the stream type is longer than 255 characters'
         when coalesce(jsonb_typeof(message -> 'data'), 'null') = 'null' then 'the message has no "data" (an event or a list of events)'
         when jsonb_typeof(message -> 'data') not in ('array', 'object') then
             'an event is a JSON object with a "$type", not a ' || jsonb_typeof(message -> 'data')
@@ -121,41 +93,251 @@ begin
         when jsonb_typeof(message -> 'timestamp') not in ('string', 'null')
              or (message ->> 'timestamp') !~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$' then
             'timestamp must be an ISO 8601 date-time with a zone (Z or +hh:mm), not ' || (message -> 'timestamp')::text
-        -- Fields in range (years 0001-9999, hours 00-23, zones up to 15:59, no leap second) and a day
-        -- the month has, checked here rather than left to the cast's 22008/22009; js/lib/log.js's
-        -- isoMilliseconds has the same rule. Two WHENs: CASE keeps their order, so make_date only
-        -- sees a month 01-12.
         when (message ->> 'timestamp') !~ ('^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d'
                                            '(:[0-5]\d(\.\d+)?)?(Z|[+-](0\d|1[0-5]):[0-5]\d)$') then
             'timestamp must be an ISO 8601 date-time that exists, not ' || (message -> 'timestamp')::text
         when extract(month from make_date(substr(message ->> 'timestamp', 1, 4)::int, substr(message ->> 'timestamp', 6, 2)::int, 1)
                                    + (substr(message ->> 'timestamp', 9, 2)::int - 1)) <> substr(message ->> 'timestamp', 6, 2)::int then
             'timestamp must be an ISO 8601 date-time that exists, not ' || (message -> 'timestamp')::text
+    end
+$$;
+
+-- A message's events as an array (its "data": one event, or a list of them).
+create or replace function pge_message_events(message jsonb) returns jsonb
+language sql immutable parallel safe
+as $$
+    select case jsonb_typeof(message -> 'data') when 'object' then jsonb_build_array(message -> 'data') else message -> 'data' end
+$$;
+
+-- The streams of a batch of checked messages, locked, and the first message
+-- that cannot be appended to its stream, as {"n", "problem", "state",
+-- "detail"}: a new stream without a type, a type that is not the stream's, an
+-- expected version that is not the version the message follows (the stored
+-- one plus the events of the batch's earlier messages to that stream); null
+-- when there is none. Nothing is written here.
+create or replace function pge_stream_problem(messages jsonb) returns jsonb
+language plpgsql
+as $$
+declare
+    v_failure jsonb;
+begin
+    -- Transaction-scoped advisory locks on (1246974036 'JSPT', hash of the id),
+    -- taken in one order: two batches never wait on each other in a cycle.
+    -- Taken before the versions are read (the next statement: a new snapshot),
+    -- so a writer that loses on the expected version burns no position.
+    perform pg_advisory_xact_lock(1246974036, h)
+    from (select distinct hashtext(m ->> 'id') as h from jsonb_array_elements(messages) as t (m)
+          where m ->> 'id' is not null order by h) as locks;
+    with m as (
+        select n, coalesce(msg ->> 'id', (@schema@.pge_event_ids(1))[1]::text) as id,  -- (as pge_append makes one: named in an error only)
+               msg ->> 'id' is null as unnamed, msg ->> 'type' as type,
+               (msg ->> 'expected_version')::numeric::bigint as expected,
+               jsonb_array_length(@schema@.pge_message_events(msg)) as count,
+               -- (subqueries, not joins: an index lookup per message, never a scan of every stream;
+               -- a stream always has events: pge_append writes both, together)
+               (select e.version from @schema@.pge_events e where e.stream_id = msg ->> 'id'
+                order by e.version desc limit 1) as stored_version,
+               (select s.type from @schema@.pge_streams s where s.id = msg ->> 'id') as stored_type
+        from jsonb_array_elements(messages) with ordinality as t (msg, n)
+    ), planned as (
+        select n, id, unnamed, type, expected,
+               coalesce(stored_version, 0) + coalesce(sum(count) over earlier, 0) as base,
+               stored_version is null and row_number() over stream = 1 as creates,
+               coalesce(stored_type, first_value(type) over stream) as stream_type
+        from m
+        window stream as (partition by id order by n),
+               earlier as (stream rows between unbounded preceding and 1 preceding)
+    ), checked as (
+        select n, id, base, creates, case
+            when creates and type is null and unnamed then jsonb_build_object('problem', 'a new stream (no "id") needs a "type"')
+            when creates and type is null then jsonb_build_object(
+                'problem', format('stream %s does not exist yet, so the message needs a "type"', to_json(id)))
+            when type <> stream_type then jsonb_build_object(
+                'problem', format('stream %s is a %s stream, not %s', to_json(id), stream_type, type))
+            when expected <> base then jsonb_build_object(
+                'problem', format('stream %s is at version %s, not the expected version %s', to_json(id), base, expected),
+                'state', 'JP409', 'detail', jsonb_build_object('streamId', id, 'expected', expected, 'actual', base))
+        end || jsonb_build_object('n', n) as failure
+        from planned
+    )
+    select failure into v_failure from checked where failure ? 'problem' order by n limit 1;
+    return v_failure;
+end;
+$$;
+
+-- The DETAIL of an error of a batch's message n: a JSON object (jsproj's
+-- details are) with "messageNumber": n, or a plain-text detail as it was.
+create or replace function pge_numbered_detail(detail text, n int) returns text
+language plpgsql immutable
+as $$
+begin
+    if coalesce(detail, '') = '' then
+        return json_build_object('messageNumber', n)::text;
+    end if;
+    if jsonb_typeof(detail::jsonb) = 'object' then
+        return (detail::jsonb || jsonb_build_object('messageNumber', n))::text;
+    end if;
+    return detail;
+exception when invalid_text_representation then  -- not JSON
+    return detail;
+end;
+$$;
+
+-- A batch: an array of messages (pge_append's), appended all or nothing.
+-- Every message is checked — its fields, its events, its $ids, its stream's
+-- type and expected version (counting the batch's earlier messages) — with
+-- every stream locked, before any position is taken: a refused message,
+-- wherever it is in the batch, uses no position (positions come from a
+-- sequence, which a rollback does not give back). The rules are pge_append's
+-- for one message, checked for all at once here (pge_message_problem and
+-- pge_event_problem are shared; the stream and $id rules are set-based here,
+-- one message's there: tests/test_store.py checks every bad message both
+-- ways). An error's text starts with "message N: " (1 for the first), and
+-- its DETAIL holds {"messageNumber": N}.
+create or replace function pge_append_batch(messages jsonb) returns jsonb
+language plpgsql
+as $$
+declare
+    v_count int := jsonb_array_length(messages);
+    v_given_ids boolean;
+    v_failure jsonb;
+    v_results jsonb[] := '{}';  -- (an array: appending to a jsonb would copy it each time)
+    v_n int;
+    v_state text;
+    v_text text;
+    v_detail text;
+    v_hint text;
+    v_constraint text;
+begin
+    -- Each message and its events: the first message with a problem of its own.
+    select (array_agg(jsonb_build_object('n', n, 'problem', p) order by n, k) filter (where p is not null))[1],
+           coalesce(bool_or(given_id), false)
+    into v_failure, v_given_ids
+    from (select n, 0 as k, @schema@.pge_message_problem(m) as p, false as given_id
+          from jsonb_array_elements(messages) with ordinality as t (m, n)
+          union all
+          select n, k, 'event ' || k || ': ' || @schema@.pge_event_problem(e), jsonb_typeof(e -> '$id') = 'string'
+          from jsonb_array_elements(messages) with ordinality as t (m, n),
+               jsonb_array_elements(@schema@.pge_message_events(m)) with ordinality as u (e, k)
+          where @schema@.pge_message_problem(m) is null) as problems;
+    if v_failure is null and v_given_ids then
+        -- A $id given twice (in one message, or in two of the batch), or already stored.
+        select jsonb_build_object('n', n, 'problem', format(case when n = first then 'the event $id %s is used twice in the message'
+                                                                else 'the event $id %s is used by an earlier message too' end, i))
+        into v_failure
+        from (select n, i, min(n) over (partition by i) as first, row_number() over (partition by i order by n, k) as nth
+              from jsonb_array_elements(messages) with ordinality as t (m, n),
+                   jsonb_array_elements(@schema@.pge_message_events(m)) with ordinality as u (e, k),
+                   lower(e ->> '$id') as i
+              where jsonb_typeof(e -> '$id') = 'string') as ids
+        where nth = 2 order by n limit 1;
+        if v_failure is null then
+            -- Planned at each call (EXECUTE): a plan cached while pge_events was small scans the table.
+            execute $q$
+            select jsonb_build_object('n', n, 'problem', format('an event $id is already stored: %s', p.id))
+            from @schema@.pge_events p
+            join (select n, (e ->> '$id')::uuid as id
+                  from jsonb_array_elements($1) with ordinality as t (m, n),
+                       jsonb_array_elements(@schema@.pge_message_events(m)) as u (e)
+                  where jsonb_typeof(e -> '$id') = 'string') as given on given.id = p.id
+            order by n limit 1
+            $q$ into v_failure using messages;
+        end if;
+    end if;
+    if v_failure is null then  -- the streams, locked, and what each message follows
+        v_failure := @schema@.pge_stream_problem(messages);
+    end if;
+    if v_failure is not null then
+        raise exception using errcode = coalesce(v_failure ->> 'state', 'JP400'),
+            message = format('message %s: %s', v_failure -> 'n', v_failure ->> 'problem'),
+            detail = @schema@.pge_numbered_detail((v_failure -> 'detail')::text, (v_failure ->> 'n')::int);
+    end if;
+
+    -- Everything is checked, and every stream locked: each message is appended
+    -- (its checks, pge_append's, pass again). One block for the batch, not one
+    -- per message: a subtransaction each would cost every message.
+    begin
+        for n in 1 .. v_count loop
+            v_n := n;
+            v_results := array_append(v_results, @schema@.pge_append(messages -> (n - 1)));
+        end loop;
+    exception when others then
+        -- an inline projection's error, or a $id another writer stored meanwhile: named like the checks' errors
+        get stacked diagnostics v_state = returned_sqlstate, v_text = message_text, v_detail = pg_exception_detail,
+                                v_hint = pg_exception_hint, v_constraint = constraint_name;
+        if v_hint = '' then  -- (RAISE refuses a null option, and an empty HINT still prints)
+            raise exception using errcode = v_state, message = format('message %s: %s', v_n, v_text),
+                detail = @schema@.pge_numbered_detail(v_detail, v_n), constraint = v_constraint;
+        end if;
+        raise exception using errcode = v_state, message = format('message %s: %s', v_n, v_text),
+            detail = @schema@.pge_numbered_detail(v_detail, v_n), hint = v_hint, constraint = v_constraint;
     end;
+    return to_jsonb(v_results);
+end;
+$$;
+
+-- Errors raised here carry SQLSTATE JP400 (a bad message or event) or JP409
+-- (the stream is not at the expected version; DETAIL is {"streamId", "expected", "actual"}).
+--
+-- Least privilege (docs/deploy.md): an application role granted only
+-- EXECUTE on pge_append (and SELECT on the view tables it reads) can append;
+-- the append, the inline projections it runs and the documents they write
+-- act with the rights of the store's owner, and projection code has none
+-- (it never reaches SQL: sql/engines/javascript.sql). search_path is pinned
+-- so that a caller cannot put its own functions or operators in front of
+-- PostgreSQL's (every jsproj name in these functions is schema-qualified).
+-- (Both are stated here: `create or replace` resets what it does not say.)
+--
+-- One message, or an array of them: a batch, appended all or nothing
+-- (pge_append_batch), returning an array of results.
+create or replace function pge_append(message jsonb) returns jsonb
+language plpgsql
+security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_id text := message ->> 'id';
+    v_type text := message ->> 'type';
+    v_problem text;
+    v_bad int;
+    v_ids text[];
+    v_duplicate text;
+    v_expected bigint;
+    v_stream_type text;
+    v_version bigint;
+    v_creates boolean := false;
+    v_events jsonb;
+    v_count int;
+    v_new_ids uuid[];
+    v_timestamp timestamptz;
+    v_positions jsonb;
+begin
+    if jsonb_typeof(message) = 'array' then
+        return @schema@.pge_append_batch(message);
+    end if;
+    -- The message. (Few PL/pgSQL expressions on purpose: each one is set up
+    -- again in every transaction, which is most of the cost of a small append.)
+    v_problem := @schema@.pge_message_problem(message);
     if v_problem is not null then
         raise exception using errcode = 'JP400', message = v_problem;
     end if;
     v_expected := (message ->> 'expected_version')::numeric::bigint;
-    v_metadata := nullif(message -> 'metadata', 'null');
-    v_timestamp := coalesce((message ->> 'timestamp')::timestamptz, v_timestamp);
 
     -- The events: each a JSON object with a $type; $ids are UUIDs, unique, not stored yet.
+    v_events := @schema@.pge_message_events(message);
+    v_count := jsonb_array_length(v_events);
     if jsonb_typeof(message -> 'data') = 'object' then
-        v_events := jsonb_build_array(message -> 'data');
-        v_count := 1;
         v_problem := @schema@.pge_event_problem(message -> 'data');
         v_bad := 1;
         if jsonb_typeof(message -> 'data' -> '$id') = 'string' then
             v_ids := array[lower(message -> 'data' ->> '$id')];
         end if;
     else
-        v_events := message -> 'data';
-        v_count := jsonb_array_length(v_events);
         select n, @schema@.pge_event_problem(e) into v_bad, v_problem
-        from jsonb_array_elements(v_events) with ordinality as t (e, n)
+        from jsonb_array_elements(message -> 'data') with ordinality as t (e, n)
         where @schema@.pge_event_problem(e) is not null
         order by n limit 1;
-        v_ids := array(select lower(e ->> '$id') from jsonb_array_elements(v_events) as t (e) where jsonb_typeof(e -> '$id') = 'string');
+        v_ids := array(select lower(e ->> '$id') from jsonb_array_elements(message -> 'data') as t (e)
+                       where jsonb_typeof(e -> '$id') = 'string');
         if v_problem is null then
             select i into v_duplicate from unnest(v_ids) as u (i) group by i having count(*) > 1 limit 1;
             if found then
@@ -183,8 +365,8 @@ begin
             raise exception using errcode = 'JP400', message = 'a new stream (no "id") needs a "type"';
         end if;
         v_id := (@schema@.pge_event_ids(1))[1]::text;  -- time-ordered too: it goes into two indexes
-        insert into @schema@.pge_streams (id, type) values (v_id, v_type);
         v_version := 0;
+        v_creates := true;
     else
         perform pg_advisory_xact_lock(1246974036, hashtext(v_id));
         -- a stream always has events (both are written here, together)
@@ -194,8 +376,8 @@ begin
                 raise exception using errcode = 'JP400',
                     message = format('stream %s does not exist yet, so the message needs a "type"', to_json(v_id));
             end if;
-            insert into @schema@.pge_streams (id, type) values (v_id, v_type);
             v_version := 0;
+            v_creates := true;
         elsif v_type is not null then
             select type into v_stream_type from @schema@.pge_streams where id = v_id;
             if v_type <> v_stream_type then
@@ -210,17 +392,21 @@ begin
             detail = json_build_object('streamId', v_id, 'expected', v_expected, 'actual', v_version)::text;
     end if;
 
+    if v_creates then
+        insert into @schema@.pge_streams (id, type) values (v_id, v_type);
+    end if;
     v_new_ids := @schema@.pge_event_ids(v_count);  -- for the events without a $id
+    v_timestamp := coalesce((message ->> 'timestamp')::timestamptz, now());
     if v_count = 1 then  -- the common single-event append: a plain INSERT ... VALUES
         insert into @schema@.pge_events (id, stream_id, version, type, data, metadata, timestamp)
         values (coalesce((v_events -> 0 ->> '$id')::uuid, v_new_ids[1]), v_id, v_version + 1, v_events -> 0 ->> '$type',
-                (v_events -> 0) - array['$type', '$id'], v_metadata, v_timestamp)
+                (v_events -> 0) - array['$type', '$id'], nullif(message -> 'metadata', 'null'), v_timestamp)
         returning jsonb_build_array(position) into v_positions;
     else
         with inserted as (
             insert into @schema@.pge_events (id, stream_id, version, type, data, metadata, timestamp)
             select coalesce((e ->> '$id')::uuid, v_new_ids[n]), v_id, v_version + n, e ->> '$type',
-                   e - array['$type', '$id'], v_metadata, v_timestamp
+                   e - array['$type', '$id'], nullif(message -> 'metadata', 'null'), v_timestamp
             from jsonb_array_elements(v_events) with ordinality as t (e, n)
             order by n
             returning position

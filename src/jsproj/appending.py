@@ -11,7 +11,8 @@ same transaction; a batch of messages runs them once per page of
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -24,6 +25,9 @@ from jsproj.steps import Query, Steps
 from jsproj.translate import translate
 
 INLINE_PAGE = 1000  # events per engine call when a batch of messages runs Python-engine inline projections
+# JSON per pge_append of an array of messages: each batch is checked whole before any of it is written, so
+# only a refusal in a later batch of a larger append_all leaves the earlier batches' positions unused.
+BATCH_BYTES = 32 * 1024 * 1024
 
 Message = Mapping[str, Any]
 
@@ -121,27 +125,67 @@ def append_all_steps(
     labels: Sequence[str],
     on_progress: Callable[[int], None] | None = None,
 ) -> Steps[list[AppendResult]]:
-    """Append messages in the connection's transaction, running the Python-engine inline projections once per
-    page of events (INLINE_PAGE) rather than once per message: the same documents, as views do not depend on
-    how events are batched, for one sandbox call per page."""
+    """Append messages in the connection's transaction, in batches of up to BATCH_BYTES of JSON (one
+    ``pge_append`` of an array each: every message of a batch is checked before any is written, so a refused
+    message uses no position), running the Python-engine inline projections once per page of events
+    (INLINE_PAGE) rather than once per message: the same documents, as views do not depend on how events are
+    batched, for one sandbox call per page."""
     inline = bool(engine.loaded().names)
     if inline:  # the guard: the projections are applied, per page
         yield from ask(Query("select set_config('jsproj.inline_engine', 'python', true)", rows="none"))
     results: list[AppendResult] = []
     owners: dict[int, str] = {}  # position -> the message's label, to name it in an error
-    for message, label in zip(messages, labels, strict=True):
-        (row,) = yield from ask(Query("select pge_append(%s::jsonb)", (_text(message, label),)), label)
-        results.append(_result(row))
-        if inline:
-            owners.update(dict.fromkeys(results[-1].positions, label))
-        if on_progress is not None:
-            on_progress(len(results[-1].positions))
-        if len(owners) >= INLINE_PAGE:
-            yield from _apply_page(engine, owners)
-            owners = {}
+    for first, texts in _batches([_text(m, label) for m, label in zip(messages, labels, strict=True)]):
+        batch = yield from _append_batch(texts, labels[first : first + len(texts)])
+        for result, label in zip(batch, labels[first:], strict=False):
+            results.append(result)
+            if inline:
+                owners.update(dict.fromkeys(result.positions, label))
+            if on_progress is not None:
+                on_progress(len(result.positions))
+            if len(owners) >= INLINE_PAGE:
+                yield from _apply_page(engine, owners)
+                owners = {}
     if owners:
         yield from _apply_page(engine, owners)
     return results
+
+
+def _batches(texts: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+    """(index of the first, the messages' JSON) of consecutive batches of up to BATCH_BYTES (at least one each)."""
+    first, size = 0, 0
+    for n, text in enumerate(texts):
+        if n > first and size + len(text) > BATCH_BYTES:
+            yield first, list(texts[first:n])
+            first, size = n, 0
+        size += len(text) + 1
+    if first < len(texts):
+        yield first, list(texts[first:])
+
+
+# A NUL escaped in a JSON string (not an escaped backslash followed by "u0000"): text jsonb refuses
+NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _refused_as_text(texts: Sequence[str]) -> int | None:
+    """The number of the message whose JSON PostgreSQL refuses as jsonb text before any check runs (a NUL in a
+    string: the only one JSON from :func:`_text` can hold), when one does."""
+    return next((n for n, text in enumerate(texts, 1) if NUL_ESCAPE.search(text)), None)
+
+
+def _append_batch(texts: Sequence[str], labels: Sequence[str]) -> Steps[list[AppendResult]]:
+    """Append one batch (an array for ``pge_append``); an error names the message by its label."""
+    try:
+        (rows,) = yield from ask(Query("select pge_append(%s::jsonb)", ("[" + ",".join(texts) + "]",)))
+    except errors.JsprojError as exc:
+        number = exc.info.get("messageNumber")
+        if number is None and isinstance(exc, errors.InvalidEventError):
+            number = _refused_as_text(texts)
+        if not isinstance(number, int) or not 1 <= number <= len(labels):
+            raise
+        message = exc.message.removeprefix(f"message {number}: ")
+        raise exc.replace(f"{labels[number - 1]}: {message}") from None
+    return [_result(row) for row in rows]
 
 
 def _apply_page(engine: PythonEngine, owners: Mapping[int, str]) -> Steps[None]:
