@@ -103,10 +103,12 @@ as $$
 $$;
 
 -- A message's events as an array (its "data": one event, or a list of them).
+-- (|| rather than jsonb_build_array, which is only stable: PostgreSQL inlines
+-- an immutable SQL function only when all it calls is immutable.)
 create or replace function pge_message_events(message jsonb) returns jsonb
 language sql immutable parallel safe
 as $$
-    select case jsonb_typeof(message -> 'data') when 'object' then jsonb_build_array(message -> 'data') else message -> 'data' end
+    select case jsonb_typeof(message -> 'data') when 'object' then '[]'::jsonb || (message -> 'data') else message -> 'data' end
 $$;
 
 -- The streams of a batch of checked messages, locked, and the first message
@@ -200,6 +202,7 @@ as $$
 declare
     v_count int := jsonb_array_length(messages);
     v_given_ids boolean;
+    v_stored uuid;
     v_failure jsonb;
     v_results jsonb[] := '{}';  -- (an array: appending to a jsonb would copy it each time)
     v_n int;
@@ -233,15 +236,18 @@ begin
         where nth = 2 order by n limit 1;
         if v_failure is null then
             -- Planned at each call (EXECUTE): a plan cached while pge_events was small scans the table.
-            execute $q$
-            select jsonb_build_object('n', n, 'problem', format('an event $id is already stored: %s', p.id))
-            from @schema@.pge_events p
-            join (select n, (e ->> '$id')::uuid as id
-                  from jsonb_array_elements($1) with ordinality as t (m, n),
-                       jsonb_array_elements(@schema@.pge_message_events(m)) as u (e)
-                  where jsonb_typeof(e -> '$id') = 'string') as given on given.id = p.id
-            order by n limit 1
-            $q$ into v_failure using messages;
+            execute 'select p.id from @schema@.pge_events p where p.id = any ($1) limit 1' into v_stored
+            using array(select (e ->> '$id')::uuid
+                        from jsonb_array_elements(messages) as t (m), jsonb_array_elements(@schema@.pge_message_events(m)) as u (e)
+                        where jsonb_typeof(e -> '$id') = 'string');
+            if v_stored is not null then
+                select jsonb_build_object('n', n, 'problem', format('an event $id is already stored: %s', v_stored))
+                into v_failure
+                from jsonb_array_elements(messages) with ordinality as t (m, n),
+                     jsonb_array_elements(@schema@.pge_message_events(m)) as u (e)
+                where jsonb_typeof(e -> '$id') = 'string' and (e ->> '$id')::uuid = v_stored
+                order by n limit 1;
+            end if;
         end if;
     end if;
     if v_failure is null then  -- the streams, locked, and what each message follows
