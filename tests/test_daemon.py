@@ -447,3 +447,22 @@ def test_builds_read_tricky_text_faithfully(store: EventStore, dsn: str) -> None
     assert echo["events"][0]["e"]["text"] == odd
     assert echo["events"][0]["meta"]["n"][2] == {"x": odd}
     assert fetch_view(store, "Echo", "plain")["events"][0]["at"] == "2026-01-05T06:00:00.123Z"
+
+
+def test_stores_in_two_schemas_run_projections_of_the_same_name_side_by_side(dsn: str) -> None:
+    files = sources(Counters=COUNTERS)
+    async_ = {"Balance": "async", "Totals": "async", "ByAmount": "async"}
+    with EventStore(dsn) as first, EventStore(dsn, schema="second") as second:
+        for store in (first, second):
+            deploy(store, files, lifecycles=async_)
+            append_accounts(store, 30)
+        with daemon_thread(dsn):  # holds the first store's Balance, Totals and ByAmount for as long as it runs
+            wait_for_projections(first, timeout=60)
+            with daemon_thread(dsn, schema="second"):
+                wait_for_projections(second, timeout=60)  # (a lock per name for both stores: this times out)
+                holders = {s.name: s.holder for s in projection_status(second)}
+                assert all(holders.values()), holders
+            assert {s.name: s.holder for s in projection_status(second)} == dict.fromkeys(holders), (
+                "the first store's daemon holds nothing of the second's"
+            )
+        same_as_from_scratch(second, files)

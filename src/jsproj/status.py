@@ -97,7 +97,8 @@ select d.name, d.kind, d.lifecycle, d.engine,
         from pg_locks k join pg_stat_activity a on a.pid = k.pid
         where k.locktype = 'advisory' and k.granted and k.classid = {LOCK_CLASS} and k.objsubid = 2
           and k.database = (select oid from pg_database where datname = current_database())
-          and k.objid in (select (hashtext(case when g = 0 then d.name else d.name || '/' || g end)::bigint
+          and k.objid in (select (hashtext(current_schema() || '.'
+                                           || case when g = 0 then d.name else d.name || '/' || g end)::bigint
                                   & 4294967295)::oid
                           from generate_series(0, d.partitions - 1) as g)),
        p.error, d.partitions, d.version,

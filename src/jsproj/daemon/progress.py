@@ -20,7 +20,9 @@ from psycopg.types.json import Jsonb
 
 from jsproj import errors
 
-LOCK_CLASS = 1246974038  # advisory locks (LOCK_CLASS, hashtext(unit)): who works on a projection's partition
+# advisory locks (LOCK_CLASS, hashtext(schema.unit)): who works on a projection's partition (per store: two stores in
+# one database may have projections of the same name)
+LOCK_CLASS = 1246974038
 NOTIFY_LOCK_CLASS = 1246974039  # the appender that notifies daemons (sql/functions/async.sql)
 
 
@@ -42,8 +44,9 @@ class Unit:
 
 
 def lock_key(name: str) -> sql.Composed:
-    """The advisory lock of a projection (its partition 0: the one builds and retries are done under)."""
-    return sql.SQL("{}, hashtext({})").format(sql.Literal(LOCK_CLASS), sql.Literal(name))
+    """The advisory lock of a unit (by its ``lock_name``; a projection's name: its partition 0, the one builds and
+    retries are done under), in the store of the connection's schema."""
+    return sql.SQL("{}, hashtext(current_schema() || '.' || {})").format(sql.Literal(LOCK_CLASS), sql.Literal(name))
 
 
 @dataclass(frozen=True)
