@@ -261,6 +261,16 @@ def test_a_batch_counts_its_earlier_messages_for_versions_and_stream_types(store
     assert (conflict.value.stream_id, conflict.value.expected, conflict.value.actual) == ("q", 1, 5)
 
 
+def test_a_batch_of_more_streams_than_the_lock_table_holds_is_refused_with_what_to_do(
+    store: EventStore, dsn: str
+) -> None:
+    many = [{"id": f"s{n}", "type": "T", "data": {"$type": "A"}} for n in range(20_000)]
+    with unchanged(dsn), pytest.raises(errors.BatchTooLargeError) as caught:
+        store.append_all(many)
+    assert "the batch appends to 20000 streams" in str(caught.value) and "max_locks_per_transaction" in str(caught.value)
+    assert len(store.append_all(many[:2000])) == 2000, "the locks were given back"
+
+
 def test_batches_that_take_streams_in_opposite_orders_never_deadlock(store: EventStore, dsn: str) -> None:
     names = [f"s{n}" for n in range(8)]
     store.append_all([{"id": name, "type": "T", "data": {"$type": "A"}} for name in names])

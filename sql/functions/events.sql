@@ -127,9 +127,17 @@ begin
     -- taken in one order: two batches never wait on each other in a cycle.
     -- Taken before the versions are read (the next statement: a new snapshot),
     -- so a writer that loses on the expected version burns no position.
-    perform pg_advisory_xact_lock(1246974036, h)
-    from (select distinct hashtext(m ->> 'id') as h from jsonb_array_elements(messages) as t (m)
-          where m ->> 'id' is not null order by h) as locks;
+    begin
+        perform pg_advisory_xact_lock(1246974036, h)
+        from (select distinct hashtext(m ->> 'id') as h from jsonb_array_elements(messages) as t (m)
+              where m ->> 'id' is not null order by h) as locks;
+    exception when out_of_memory then  -- the lock table is full: say why, and what to do
+        raise exception using errcode = 'JP413', message = format(
+            'the batch appends to %s streams, more locks than PostgreSQL''s lock table has room for '
+            '(max_locks_per_transaction = %s): append it in smaller transactions, or raise max_locks_per_transaction',
+            (select count(distinct m ->> 'id') from jsonb_array_elements(messages) as t (m)),
+            current_setting('max_locks_per_transaction'));
+    end;
     with m as (
         select n, coalesce(msg ->> 'id', (@schema@.pge_event_ids(1))[1]::text) as id,  -- (as pge_append makes one: named in an error only)
                msg ->> 'id' is null as unnamed, msg ->> 'type' as type,

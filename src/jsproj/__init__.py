@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from jsproj.daemon import Daemon
     from jsproj.deploy import DeployReport, deploy
     from jsproj.errors import (
+        BatchTooLargeError,
         ConcurrencyError,
         InputError,
         InvalidEventError,
@@ -51,6 +52,7 @@ _EXPORTS = {
     "AppendResult": "jsproj.recorded",
     "AsyncEventStore": "jsproj.aio",
     "BatchResult": "jsproj.runtime.projections",
+    "BatchTooLargeError": "jsproj.errors",
     "Change": "jsproj.runtime.projections",
     "ConcurrencyError": "jsproj.errors",
     "Daemon": "jsproj.daemon",
@@ -107,6 +109,7 @@ __all__ = [
     "AsyncEventStore",
     "AsyncView",
     "BatchResult",
+    "BatchTooLargeError",
     "Change",
     "ConcurrencyError",
     "Daemon",

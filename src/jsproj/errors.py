@@ -329,6 +329,13 @@ class InvalidFieldError(QueryError):
 # -- SQL identifiers (identifiers.py) --------------------------------------------
 
 
+class BatchTooLargeError(InputError):
+    """A batch that appends to more streams than PostgreSQL's lock table holds locks for (each stream of a batch
+    is locked until it commits): nothing was written; append it in smaller transactions."""
+
+    sqlstates: ClassVar[Mapping[str, str]] = {"JP413": "{message}"}
+
+
 class InvalidNameError(InputError):
     """A schema or projection name that is not a safe SQL identifier."""
 
