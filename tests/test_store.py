@@ -267,7 +267,8 @@ def test_a_batch_of_more_streams_than_the_lock_table_holds_is_refused_with_what_
     many = [{"id": f"s{n}", "type": "T", "data": {"$type": "A"}} for n in range(20_000)]
     with unchanged(dsn), pytest.raises(errors.BatchTooLargeError) as caught:
         store.append_all(many)
-    assert "the batch appends to 20000 streams" in str(caught.value) and "max_locks_per_transaction" in str(caught.value)
+    said = str(caught.value)
+    assert "the batch appends to 20000 streams" in said and "max_locks_per_transaction" in said
     assert len(store.append_all(many[:2000])) == 2000, "the locks were given back"
 
 
