@@ -92,6 +92,29 @@ def test_a_throwing_inline_projection_rolls_the_whole_append_back(store: EventSt
     assert after == before, "no event and no document was written"
 
 
+@pytest.mark.parametrize("engine", [*ENGINES, "plv8", "pljs"])
+def test_a_throwing_inline_projection_in_a_batch_names_its_message_and_writes_nothing(
+    store: EventStore, dsn: str, engine: str
+) -> None:
+    if engine in ("plv8", "pljs"):
+        require_language(dsn, engine)
+    deploy(store, sources(Party=PARTY), engine=engine)
+    batch = [
+        {"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}},
+        {"id": "q2", "type": "Quest", "data": [{"$type": "TownReached", "location": "Moria"},
+                                               {"$type": "TownReached", "location": "Shadar Logoth"}]},
+        {"id": "q1", "data": {"$type": "TownReached", "location": "Caemlyn"}},
+    ]  # fmt: skip
+    with pytest.raises(errors.ProjectionHandlerError) as caught:
+        store.append_all(batch, where=["line 1", "line 2", "line 3"])
+    assert str(caught.value).startswith("line 2: "), str(caught.value)
+    assert (caught.value.projection, caught.value.stream_id, caught.value.info["version"]) == ("Party", "q2", 2)
+    assert "nobody comes back from Shadar Logoth" in str(caught.value) and ":4:" in caught.value.stack
+    assert rows(dsn, "select count(*) from pge_events") == [(0,)]
+    assert not any(export_views(store)["views"].values()), "no document was written"
+    assert [r.version for r in store.append_all(batch[:1] + batch[2:])] == [1, 2], "the store goes on"
+
+
 def test_a_plain_sql_append_updates_in_database_views(store: EventStore, dsn: str) -> None:
     deploy(store, sources(Party=PARTY), engine="plpython")
     with psycopg.connect(dsn) as conn:

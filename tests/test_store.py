@@ -19,6 +19,7 @@ from jsproj.migrate import MigrationError, migrations
 from jsproj.store import EventStore
 
 from blocking import BlockingAsyncStore
+from waiting import wait_until
 
 STORES = {"sync": EventStore, "asyncio": BlockingAsyncStore}
 
@@ -270,6 +271,34 @@ def test_a_batch_of_more_streams_than_the_lock_table_holds_is_refused_with_what_
     said = str(caught.value)
     assert "the batch appends to 20000 streams" in said and "max_locks_per_transaction" in said
     assert len(store.append_all(many[:2000])) == 2000, "the locks were given back"
+
+
+def test_a_batch_racing_another_writer_for_an_event_id_is_refused_naming_its_message(
+    store: EventStore, dsn: str
+) -> None:
+    """The one refusal left to the insert itself: the other writer's event is not committed when the batch checks."""
+    event_id = str(uuid.uuid4())
+    batch = [
+        {"id": "a", "type": "T", "data": {"$type": "A"}},
+        {"id": "b", "type": "T", "data": {"$type": "B", "$id": event_id}},
+    ]
+    theirs = json.dumps({"id": "c", "type": "T", "data": {"$type": "C", "$id": event_id}})
+    with psycopg.connect(dsn) as other, psycopg.connect(dsn, autocommit=True) as watch, ThreadPoolExecutor(1) as pool:
+        other.execute("select pge_append(%s::jsonb)", (theirs,))  # in a transaction left open
+        racing = pool.submit(store.append_all, batch, where=["line 1", "line 2"])
+        wait_until(
+            lambda: (
+                watch.execute(
+                    "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query like '%%pge_append%%'"
+                ).fetchone()
+                == (1,)
+            )
+        )  # the batch passed its checks and waits for the other writer's $id
+        other.commit()
+        with pytest.raises(errors.InvalidEventError) as caught:
+            racing.result(timeout=60)
+    assert str(caught.value).startswith("line 2: an event $id is already stored"), str(caught.value)
+    assert store.streams(["a", "b", "c"]) == {"c": {"type": "T", "version": 1}}
 
 
 def test_batches_that_take_streams_in_opposite_orders_never_deadlock(store: EventStore, dsn: str) -> None:

@@ -175,8 +175,9 @@ begin
 end;
 $$;
 
--- The DETAIL of an error of a batch's message n: a JSON object (jsproj's
--- details are) with "messageNumber": n, or a plain-text detail as it was.
+-- The DETAIL of an error of a batch's message n: jsproj's details (JSON
+-- objects) with "messageNumber": n, and any other detail as {"messageNumber":
+-- n, "detail": the text}.
 create or replace function pge_numbered_detail(detail text, n int) returns text
 language plpgsql immutable
 as $$
@@ -187,9 +188,9 @@ begin
     if jsonb_typeof(detail::jsonb) = 'object' then
         return (detail::jsonb || jsonb_build_object('messageNumber', n))::text;
     end if;
-    return detail;
+    return json_build_object('messageNumber', n, 'detail', detail)::text;
 exception when invalid_text_representation then  -- not JSON
-    return detail;
+    return json_build_object('messageNumber', n, 'detail', detail)::text;
 end;
 $$;
 

@@ -25,11 +25,14 @@ def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
     diag = exc.diag
     message = diag.message_primary or str(exc).split("\n", 1)[0]
     detail = _json_detail(diag.message_detail)
+    # a batch's error: its message's number, and PostgreSQL's own detail (sql/functions/events.sql)
+    plain = detail.pop("detail", None) if detail and "messageNumber" in detail else diag.message_detail
     described = _engine_description(state, detail)
     if described is not None:  # an engine error raised in the database, or projection code it stopped
         return errors.from_info({**described, "message": prefix + described["message"]})
     if state == "23505" and diag.constraint_name == "pge_events_id_key":
-        return errors.InvalidEventError(prefix + f"an event $id is already stored ({diag.message_detail or message})")
+        numbered = {"messageNumber": detail["messageNumber"]} if detail and "messageNumber" in detail else {}
+        return errors.InvalidEventError(prefix + f"an event $id is already stored ({plain or message})", **numbered)
     cls = errors.for_sqlstate(state)
     if cls is not None:
         return cls(prefix + cls.sqlstates[state].format(message=message), **(detail or {}))
