@@ -173,6 +173,19 @@ BAD_MESSAGES = [
             "2025-02-29T00:00:00Z",
         )
     ],
+    *[
+        (
+            {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": t},
+            "timestamp must be between 0001-01-01 and 9999-12-31 in UTC",
+        )
+        for t in (
+            "0001-01-01T00:00:00+15:00",
+            "0001-01-01 14:59:59.999+15:00",
+            "9999-12-31T23:59:59-15:00",
+            "9999-12-31T09:00:00-15:00",
+            "9999-12-31T23:00:00-01:00",
+        )
+    ],
     ({"id": "s", "type": ["T"], "data": {"$type": "A"}}, "the stream type must be a string"),
     (
         {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": 1767600000},
@@ -325,6 +338,17 @@ def test_the_checks_of_an_append_are_inlined_into_its_expressions(dsn: str, chec
         conn.execute(f"prepare checking(jsonb) as select {check}($1)")
         plan = "\n".join(row[0] for row in conn.execute("explain verbose execute checking('{}')"))
     assert "CASE" in plan and check not in plan, plan
+
+
+def test_the_first_and_last_moments_a_timestamp_may_be_read_back(store: EventStore) -> None:
+    for stamp in ("0001-01-01T15:00:00+15:00", "9999-12-31T08:59:59.999999-15:00"):
+        store.append({"id": "edges", "type": "T", "data": {"$type": "A"}, "timestamp": stamp})
+    stream = store.fetch_stream("edges")  # a moment past them would be stored, then fail every read here
+    assert [e.timestamp.isoformat() for e in stream.events] == [
+        "0001-01-01T00:00:00+00:00",
+        "9999-12-31T23:59:59.999999+00:00",
+    ]
+    assert len(store.read_all(limit=10)) == 2
 
 
 def test_a_different_stream_type_is_refused(store: EventStore, dsn: str) -> None:

@@ -41,6 +41,17 @@ VALID_EDGES = [
     {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": "0050-06-01T00:00:00Z"},
     {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": "2026-01-01T00:00:00-15:59"},
     {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": "9999-12-31 23:59:59+14:00"},
+    *[  # the first and last moments in UTC, reached through zones
+        {"id": "s", "type": "T", "data": {"$type": "A"}, "timestamp": t}
+        for t in (
+            "0001-01-01T00:00:00Z",
+            "0001-01-01T15:00:00+15:00",
+            "0001-01-01T14:00:30+14:00",
+            "9999-12-31T23:59:59.999Z",
+            "9999-12-31T08:59:59-15:00",
+            "9999-12-31T22:59:59.999999-01:00",
+        )
+    ],
     {"id": "fresh", "type": "T", "expected_version": 0.0, "data": {"$type": "A"}},
     {"id": "s", "type": "T", "data": {"$type": "A", "nested": {"deep": [1, 2.5, None, True, "ü"]}}},
     {"id": "s", "type": "T", "metadata": {"user": "ana", "tags": []}, "data": {"$type": "A"}},

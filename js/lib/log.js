@@ -16,6 +16,9 @@ var ISO_8601 = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\
 var ISO_FIELDS = /^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-](0\d|1[0-5]):[0-5]\d)$/;
 // The largest expected_version: 2^53 - 1, held exactly here and a bigint in pge_append.
 var MAX_VERSION = 9007199254740991;
+// The moments a timestamp may be, in UTC: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, what a date-time
+// of Python (and of most languages) holds; a zone may take a time of year 1 or 9999 past them (pge_append's rule).
+var EARLIEST = -62135596800000, LATEST = 253402300799999;
 
 // Milliseconds since the epoch of an ISO 8601 timestamp; NaN if it is not one
 // (the shape), null if a field is out of range or the day does not exist
@@ -160,6 +163,9 @@ function normalize(parsed, options) {
       var ms = isoMilliseconds(message.timestamp);
       if (ms === null) throw invalid(where, 'timestamp must be an ISO 8601 date-time that exists, not ' + JSON.stringify(message.timestamp));
       if (isNaN(ms)) throw invalid(where, 'timestamp must be an ISO 8601 date-time with a zone (Z or +hh:mm), not ' + JSON.stringify(message.timestamp));
+      if (ms < EARLIEST || ms > LATEST) {
+        throw invalid(where, 'timestamp must be between 0001-01-01 and 9999-12-31 in UTC, not ' + JSON.stringify(message.timestamp));
+      }
       timestamp = new RealDate(ms).toISOString();
     }
     if (!has(message, 'data') || message.data === null) throw invalid(where, 'the message has no "data" (an event or a list of events)');

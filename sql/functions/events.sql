@@ -99,6 +99,15 @@ as $$
         when extract(month from make_date(substr(message ->> 'timestamp', 1, 4)::int, substr(message ->> 'timestamp', 6, 2)::int, 1)
                                    + (substr(message ->> 'timestamp', 9, 2)::int - 1)) <> substr(message ->> 'timestamp', 6, 2)::int then
             'timestamp must be an ISO 8601 date-time that exists, not ' || (message -> 'timestamp')::text
+        -- In UTC, years 0001-9999 too (what a date-time of Python holds: one outside them is stored, then
+        -- unreadable): a zone ahead of UTC takes early hours of 0001-01-01 into year 0, one behind takes late
+        -- hours of 9999-12-31 into year 10000. (By the fields, not a cast: the cast is only stable.)
+        when (left(message ->> 'timestamp', 10) = '0001-01-01' and right(message ->> 'timestamp', 6) like '+%'
+              and substr(message ->> 'timestamp', 12, 5) < right(message ->> 'timestamp', 5))
+             or (left(message ->> 'timestamp', 10) = '9999-12-31' and right(message ->> 'timestamp', 6) like '-%'
+                 and substr(message ->> 'timestamp', 12, 2)::int * 60 + substr(message ->> 'timestamp', 15, 2)::int
+                     + substr(right(message ->> 'timestamp', 5), 1, 2)::int * 60 + right(message ->> 'timestamp', 2)::int >= 1440) then
+            'timestamp must be between 0001-01-01 and 9999-12-31 in UTC, not ' || (message -> 'timestamp')::text
     end
 $$;
 
