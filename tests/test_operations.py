@@ -14,13 +14,15 @@ import urllib.request
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql
 
 from clihelp import JSPROJ, jsproj
-from jsproj.daemon import Daemon
+from jsproj.daemon import Daemon, loop
 from jsproj.daemon.metrics import DaemonMetrics, MetricsServer
 from jsproj.deploy import deploy
 from jsproj.redact import redact
 from jsproj.server import temporary_cluster
+from jsproj.status import wait_for_projections
 from jsproj.store import EventStore
 
 from waiting import wait_until
@@ -246,3 +248,60 @@ def test_redact_hides_passwords_in_every_shape() -> None:
     assert redact("user=u PASSWORD = plain") == "user=u PASSWORD = ***"
     assert redact("the odd S%40C@h", "postgresql://u:S%40C@h/db") == "the odd ***@h"
     assert redact("no dsn: mail a@b.c, http://h/x") == "no dsn: mail a@b.c, http://h/x"
+
+
+PARTY = """
+projections.projectStream('Quest').named('Party').by({ $any: function (s, e) { s.n = (s.n || 0) + 1; } });
+"""
+
+
+def test_a_long_build_beats_and_works_and_one_stuck_behind_a_lock_fails_healthz(
+    store: EventStore, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "HEARTBEAT_SECONDS", 0.1)
+    deploy(store, [{"file": "Party.js", "source": PARTY}], lifecycles={"Party": "async"})
+    store.append_all([{"id": f"q{n}", "type": "Quest", "data": {"$type": "Started"}} for n in range(8)])
+    hooks = DaemonMetrics(stall_seconds=0.5)
+    worker = Daemon(dsn, poll_interval=0.05, hooks=hooks)
+    with psycopg.connect(dsn, autocommit=True) as watch:
+        table = watch.execute("select pge_document_table('Party')").fetchone()[0]
+        # A user's index that takes a while to build: staged on every rebuild (~2 s here, minutes on a big view)
+        watch.execute("""create function slow_key(data jsonb) returns text language plpgsql immutable
+                         as $$ begin perform pg_sleep(0.25); return data::text; end $$""")  # fmt: skip
+        thread = start(worker)
+        try:
+            wait_for_projections(store, timeout=60)
+            watch.execute(sql.SQL("create index party_slow on {} (slow_key(data))").format(sql.Identifier(table)))
+
+            def building_for(seconds: float, wait: str) -> bool:
+                row = watch.execute(
+                    """select query_start < now() - make_interval(secs => %s) from pg_stat_activity
+                       where application_name like 'jsproj daemon %% work' and wait_event_type = %s""",
+                    (seconds, wait),
+                ).fetchone()
+                return bool(row and row[0])
+
+            def heartbeat() -> object:
+                return watch.execute("select max(heartbeat_at) from pge_daemons").fetchone()[0]
+
+            # rebuilt by the daemon: it copies the documents, then builds the slow index for them
+            deploy(store, [{"file": "Party.js", "source": PARTY + "// changed\n"}], lifecycles={"Party": "async"})
+            wait_until(lambda: building_for(0, "Timeout"))
+            beat = heartbeat()
+            wait_until(lambda: building_for(3 * hooks.stall_seconds, "Timeout"))  # longer than /healthz allows
+            assert hooks.health()[0], hooks.health()
+            assert heartbeat() > beat, "the heartbeat went on during the build"
+            wait_for_projections(store, timeout=60)
+
+            # stuck: a reader's lock on the view holds the swap off
+            with psycopg.connect(dsn) as reader:
+                reader.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(table)))
+                deploy(store, [{"file": "Party.js", "source": PARTY + "// again\n"}], lifecycles={"Party": "async"})
+                wait_until(lambda: building_for(3 * hooks.stall_seconds, "Lock"))
+                healthy, said = hooks.health()
+                assert not healthy and said.startswith("no round or page for"), said
+            wait_until(lambda: hooks.health()[0])  # the reader is gone: the swap, and the loop, go on
+            wait_for_projections(store, timeout=60)
+        finally:
+            worker.stop()
+            thread.join(timeout=30)

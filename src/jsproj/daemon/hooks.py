@@ -2,7 +2,8 @@
 
 The loop calls these on its own thread, at the points where the state they
 report changes: a round done (connected, holding these units), the database
-lost, a page committed, a build's progress. An observer keeps what it needs
+lost, a page committed, a build's progress (and, from a thread of its own,
+that a long build works on). An observer keeps what it needs
 and answers other threads (an HTTP scrape) from that.
 """
 
@@ -28,6 +29,10 @@ class DaemonHooks:
 
     def built(self, name: str, events: int) -> None:
         """A build of projection ``name`` folded ``events`` more events."""
+
+    def working(self) -> None:
+        """A long step of the loop (a build: its fold, copy, indexes and swap) goes on, and its statement is
+        not waiting for a lock (called from the daemon's heartbeat thread, every few seconds)."""
 
     def finished(self) -> None:
         """``run()`` returned: the daemon released its units."""

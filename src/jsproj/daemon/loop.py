@@ -26,8 +26,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -416,15 +417,44 @@ class Daemon:
         self._work.commit()
         policies = {n: self._definitions[n].on_error for n in building}
         self._forget(building)
-        build(
-            self._work,
-            self._projections,
-            building,
-            policies,
-            self.page_size,
-            on_progress=self._built,
-            stop=self._stop,
-        )
+        with self._beating():
+            build(
+                self._work,
+                self._projections,
+                building,
+                policies,
+                self.page_size,
+                on_progress=self._built,
+                stop=self._stop,
+            )
+
+    @contextmanager
+    def _beating(self) -> Iterator[None]:
+        """Heartbeats while the loop's thread is in a long step (a build: copying millions of documents and
+        indexing them takes minutes), from a thread of its own on the control connection (idle meanwhile), so
+        that other daemons and ``jsproj status`` see this one alive; and word to the hooks that it works, but
+        not while its statement waits for a lock, so that /healthz shows a build stuck behind one."""
+        assert self._control is not None and self._work is not None
+        control, backend, done = self._control, self._work.info.backend_pid, threading.Event()
+
+        def beat() -> None:
+            while not done.wait(HEARTBEAT_SECONDS):
+                try:
+                    row = control.execute("select wait_event_type from pg_stat_activity where pid = %s", (backend,))
+                    waiting = row.fetchone() == ("Lock",)
+                    self._heartbeat()
+                except psycopg.Error:
+                    return  # the loop's thread finds the connection lost, and says so
+                if not waiting:
+                    self.hooks.working()
+
+        beating = threading.Thread(target=beat, name="jsproj daemon heartbeat", daemon=True)
+        beating.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beating.join()
 
     def _tend_version(self) -> bool:
         """Start building a new version beside the deployed one (in its thread, on its connection), or switch

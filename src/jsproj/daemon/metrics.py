@@ -117,6 +117,10 @@ class DaemonMetrics(DaemonHooks):
             self._state.alive_at = time.monotonic()
             self._state.add("events_applied", name, events)
 
+    def working(self) -> None:
+        with self._lock:
+            self._state.alive_at = time.monotonic()
+
     def finished(self) -> None:
         with self._lock:
             self._state.connected, self._state.finished, self._state.reason = False, True, "the daemon stopped"
