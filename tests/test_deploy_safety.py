@@ -176,6 +176,15 @@ def test_an_async_build_by_the_daemon_keeps_a_users_index_and_grants(store: Even
             conn.execute("create index member_by_location on pge_projections_member ((data ->> 'location'))")
             conn.execute("comment on index member_by_location is 'the reports'")
             conn.execute(sql.SQL("grant select on pge_projections_member to {}").format(sql.Identifier(reader)))
+            # an audit trigger of the team's, and a disabled one with a comment
+            conn.execute("create table member_audit (id text, at timestamptz default now())")
+            conn.execute("""create function audit_member() returns trigger language plpgsql
+                            as $$ begin insert into member_audit (id) values (new.id); return new; end $$""")  # fmt: skip
+            conn.execute("""create trigger "audit member" after insert or update on pge_projections_member
+                            for each row execute function audit_member()""")  # fmt: skip
+            conn.execute("create trigger muted after delete on pge_projections_member execute function audit_member()")
+            conn.execute("alter table pge_projections_member disable trigger muted")
+            conn.execute("comment on trigger muted on pge_projections_member is 'on when we audit deletes'")
         deploy(store, sources(Member=member + "\n// changed: built again"))  # a redeploy
         wait_until(built)
         control.rebuild(store, "Member")  # and a rebuild, both by the daemon's staged build
@@ -193,6 +202,13 @@ def test_an_async_build_by_the_daemon_keeps_a_users_index_and_grants(store: Even
     jsproj_index = answer(dsn, "select pge_index_name('Member', 'location')")[0][0]
     assert answer(dsn, "select count(*) from pg_indexes where indexname = %s", (jsproj_index,)) == [(1,)]
     assert rows(dsn, "select count(*) from pg_class where relname like 'pge\\_b%%member%%'") == [(0,)]
+    triggers = """select tgname, tgenabled, obj_description(oid, 'pg_trigger') from pg_trigger
+                  where tgrelid = 'pge_projections_member'::regclass and not tgisinternal order by tgname"""
+    assert rows(dsn, triggers) == [("audit member", "O", None), ("muted", "D", "on when we audit deletes")]
+    before = rows(dsn, "select count(*) from member_audit")[0][0]
+    store.append({"id": "pippin", "type": "Hobbit", "data": {"$type": "Joined", "who": "pippin", "location": "Shire"}})
+    with daemon_thread(dsn):
+        wait_until(lambda: rows(dsn, "select count(*) from member_audit")[0][0] > before)  # it fires on the new table
 
 
 def test_the_cli_dry_run_and_prune(store: EventStore, dsn: str, tmp_path) -> None:

@@ -171,6 +171,45 @@ begin
 end;
 $$;
 
+-- The user's triggers of a live document table (an audit, a NOTIFY), made on
+-- the staging table that replaces it, enabled as they were and with their
+-- comments: from the catalog's definition, with every name schema-qualified
+-- (an empty search_path while it is read) so that only the table's name is
+-- replaced. One this role may not make (EXECUTE on its function, say) is left
+-- out with a warning, as an index the new documents cannot have is: the swap
+-- goes on.
+create or replace function pge_copy_triggers(projection text, live regclass, staging text) returns void
+language plpgsql
+as $$
+declare
+    v_path text := current_setting('search_path');
+    v_trigger record;
+    v_from text;
+begin
+    perform set_config('search_path', '', true);
+    v_from := format(' ON %s ', live::text);  -- (qualified now)
+    for v_trigger in
+        select t.tgname, t.tgenabled, pg_get_triggerdef(t.oid) as statement, obj_description(t.oid, 'pg_trigger') as comment
+        from pg_trigger t where t.tgrelid = live and not t.tgisinternal order by t.tgname
+    loop
+        begin
+            execute replace(v_trigger.statement, v_from, format(' ON @schema@.%I ', staging));
+            if v_trigger.tgenabled <> 'O' then
+                execute format('alter table @schema@.%I %s trigger %I', staging,
+                               case v_trigger.tgenabled when 'D' then 'disable' when 'R' then 'enable replica'
+                                                        else 'enable always' end, v_trigger.tgname);
+            end if;
+            if v_trigger.comment is not null then
+                execute format('comment on trigger %I on @schema@.%I is %L', v_trigger.tgname, staging, v_trigger.comment);
+            end if;
+        exception when others then
+            raise warning 'jsproj: trigger % of projection % is not kept by its rebuild: %', v_trigger.tgname, projection, sqlerrm;
+        end;
+    end loop;
+    perform set_config('search_path', v_path, true);
+end;
+$$;
+
 -- Swap a build's staging table in as a projection's document table, keeping
 -- what a user gave the live one: its GRANTs (table privileges; column ones
 -- are not carried over), its row-level security and policies (a grant
@@ -229,6 +268,7 @@ begin
     end loop;
     execute format('comment on table @schema@.%I is %L', v_staging,
                    obj_description(to_regclass(format('%s.%I', '@schema@', v_live)), 'pg_class'));
+    perform @schema@.pge_copy_triggers(projection, v_table, v_staging);
     v_kept := coalesce((select jsonb_agg(to_jsonb(u)) from @schema@.pge_user_indexes(projection, v_live) u), '[]');
     begin  -- the live table's owner owns the new one, where this role may give it (a member of that role)
         execute format('alter table @schema@.%I owner to %I', v_staging,
