@@ -72,7 +72,7 @@ def demo(dsn: str | None, schema: str, quests: int, as_json: bool) -> None:
       jsproj demo --quests 5000
       jsproj demo --dsn postgresql://localhost/scratch --json
     """
-    console = Console(stderr=as_json, quiet=as_json)
+    console = Console(stderr=as_json, quiet=as_json, soft_wrap=True)  # prose on one line, whatever the width
     with json_errors(as_json):
         result = _run(console, dsn, check_schema(schema), quests)
     if as_json:
