@@ -126,6 +126,20 @@ def test_a_looping_handler_is_stopped_by_statement_timeout_with_the_projection_n
         assert session.execute("select count(*) from pge_events").fetchone() == (1,), "the stopped append rolled back"
 
 
+def test_a_handler_stopped_in_a_batch_names_its_message(dsn: str, language: str) -> None:
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)
+    batch = [{"id": "s", "type": "T", "data": {"$type": "Go"}}, {"id": "s", "data": {"$type": "Spin"}}]
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute("set statement_timeout = '1s'")
+        with pytest.raises(psycopg.errors.QueryCanceled) as caught:  # a cancel stays a cancel
+            session.execute("select pge_append(%s::jsonb)", (json.dumps(batch),))
+        said = caught.value.diag
+        assert said.message_primary == "message 2: projection Spinner was stopped by statement_timeout or a cancel"
+        assert json.loads(said.message_detail or "{}")["messageNumber"] == 2
+        assert session.execute("select count(*) from pge_events").fetchone() == (0,)
+
+
 def test_a_file_that_loops_while_it_loads_is_stopped_and_the_connection_goes_on(dsn: str, language: str) -> None:
     with EventStore(dsn, max_size=1) as store:
         deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)

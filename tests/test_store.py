@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from jsproj import errors
+from jsproj import appending, errors
 from jsproj.errors import SchemaMissingError, StoreUnavailableError, UnknownPositionError, UnknownStreamError
 from jsproj.identifiers import InvalidNameError
 from jsproj.migrate import MigrationError, migrations
@@ -179,6 +179,8 @@ BAD_MESSAGES = [
             "timestamp must be between 0001-01-01 and 9999-12-31 in UTC",
         )
         for t in (
+            "9999-12-31T23:59:59.9999995Z",  # PostgreSQL keeps microseconds: these round up to year 10000
+            "9999-12-31T22:59:59.99999951-01:00",
             "0001-01-01T00:00:00+15:00",
             "0001-01-01 14:59:59.999+15:00",
             "9999-12-31T23:59:59-15:00",
@@ -312,6 +314,28 @@ def test_a_batch_racing_another_writer_for_an_event_id_is_refused_naming_its_mes
             racing.result(timeout=60)
     assert str(caught.value).startswith("line 2: an event $id is already stored"), str(caught.value)
     assert store.streams(["a", "b", "c"]) == {"c": {"type": "T", "version": 1}}
+
+
+def test_an_append_all_larger_than_a_batch_names_the_message_of_the_whole(
+    store: EventStore, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(appending, "BATCH_BYTES", 300)  # ~4 messages a batch
+    messages = [{"id": f"s{n}", "type": "T", "data": {"$type": "A", "n": n}} for n in range(12)]
+    with pytest.raises(errors.ConcurrencyError) as caught:
+        store.append_all([*messages[:9], {**messages[9], "expected_version": 3}, *messages[10:]])
+    assert str(caught.value) == 'message 10: stream "s9" is at version 0, not the expected version 3'
+    assert caught.value.info["messageNumber"] == 10
+    assert counts(dsn)[:2] == (0, 0), "nothing is stored (the earlier batches' positions are not used again)"
+    assert [r.positions for r in store.append_all(messages)][-1] != [], "the store goes on"
+
+
+def test_the_one_message_wrappers_refuse_a_batch(store: EventStore, dsn: str) -> None:
+    batch = json.dumps([{"id": "s", "type": "T", "data": {"$type": "A"}}])
+    for call in ("select pge_append_event(%s::json)", "select * from pge_append_records(%s::jsonb)"):
+        with unchanged(dsn), psycopg.connect(dsn) as conn, pytest.raises(psycopg.Error) as caught:
+            conn.execute(call, (batch,))
+        assert caught.value.sqlstate == "JP400"
+        assert str(caught.value.diag.message_primary).startswith("an append message is an object"), call
 
 
 def test_batches_that_take_streams_in_opposite_orders_never_deadlock(store: EventStore, dsn: str) -> None:

@@ -50,6 +50,7 @@ VALID_EDGES = [
             "9999-12-31T23:59:59.999Z",
             "9999-12-31T08:59:59-15:00",
             "9999-12-31T22:59:59.999999-01:00",
+            "9999-12-31T23:59:59.9999994Z",  # rounds down to the last microsecond
         )
     ],
     {"id": "fresh", "type": "T", "expected_version": 0.0, "data": {"$type": "A"}},

@@ -163,7 +163,8 @@ function normalize(parsed, options) {
       var ms = isoMilliseconds(message.timestamp);
       if (ms === null) throw invalid(where, 'timestamp must be an ISO 8601 date-time that exists, not ' + JSON.stringify(message.timestamp));
       if (isNaN(ms)) throw invalid(where, 'timestamp must be an ISO 8601 date-time with a zone (Z or +hh:mm), not ' + JSON.stringify(message.timestamp));
-      if (ms < EARLIEST || ms > LATEST) {
+      // (and a fraction of the last second that rounds up past it: the store keeps microseconds)
+      if (ms < EARLIEST || ms > LATEST || (ms === LATEST && /:59\.999999[5-9]/.test(message.timestamp))) {
         throw invalid(where, 'timestamp must be between 0001-01-01 and 9999-12-31 in UTC, not ' + JSON.stringify(message.timestamp));
       }
       timestamp = new RealDate(ms).toISOString();

@@ -100,13 +100,19 @@ as $$
                                    + (substr(message ->> 'timestamp', 9, 2)::int - 1)) <> substr(message ->> 'timestamp', 6, 2)::int then
             'timestamp must be an ISO 8601 date-time that exists, not ' || (message -> 'timestamp')::text
         -- In UTC, years 0001-9999 too (what a date-time of Python holds: one outside them is stored, then
-        -- unreadable): a zone ahead of UTC takes early hours of 0001-01-01 into year 0, one behind takes late
-        -- hours of 9999-12-31 into year 10000. (By the fields, not a cast: the cast is only stable.)
+        -- unreadable): a zone ahead of UTC takes early hours of 0001-01-01 into year 0; one behind takes late
+        -- hours of 9999-12-31 into year 10000, and so does a fraction of the last second that rounds up to
+        -- it (PostgreSQL keeps microseconds). (By the fields, not a cast: the cast is only stable.)
         when (left(message ->> 'timestamp', 10) = '0001-01-01' and right(message ->> 'timestamp', 6) like '+%'
               and substr(message ->> 'timestamp', 12, 5) < right(message ->> 'timestamp', 5))
-             or (left(message ->> 'timestamp', 10) = '9999-12-31' and right(message ->> 'timestamp', 6) like '-%'
-                 and substr(message ->> 'timestamp', 12, 2)::int * 60 + substr(message ->> 'timestamp', 15, 2)::int
-                     + substr(right(message ->> 'timestamp', 5), 1, 2)::int * 60 + right(message ->> 'timestamp', 2)::int >= 1440) then
+             or (left(message ->> 'timestamp', 10) = '9999-12-31'
+                 and (substr(message ->> 'timestamp', 12, 2)::int * 60 + substr(message ->> 'timestamp', 15, 2)::int
+                      + case left(right(message ->> 'timestamp', 6), 1)  -- the zone's minutes, behind UTC (none for Z)
+                            when '-' then substr(right(message ->> 'timestamp', 5), 1, 2)::int * 60 + right(message ->> 'timestamp', 2)::int
+                            when '+' then -(substr(right(message ->> 'timestamp', 5), 1, 2)::int * 60 + right(message ->> 'timestamp', 2)::int)
+                            else 0 end
+                      -- (the next minute, when the last second's fraction rounds up to it)
+                      + (message ->> 'timestamp' ~ '^.{16}:59\.999999[5-9]')::int >= 1440)) then
             'timestamp must be between 0001-01-01 and 9999-12-31 in UTC, not ' || (message -> 'timestamp')::text
     end
 $$;
@@ -198,7 +204,7 @@ begin
         return (detail::jsonb || jsonb_build_object('messageNumber', n))::text;
     end if;
     return json_build_object('messageNumber', n, 'detail', detail)::text;
-exception when invalid_text_representation then  -- not JSON
+exception when others then  -- not JSON (or JSON that jsonb refuses, a \u0000): kept as text, never in the way
     return json_build_object('messageNumber', n, 'detail', detail)::text;
 end;
 $$;
@@ -229,6 +235,10 @@ declare
     v_detail text;
     v_hint text;
     v_constraint text;
+    v_schema text;
+    v_table text;
+    v_column text;
+    v_datatype text;
 begin
     -- Each message and its events: the first message with a problem of its own.
     select (array_agg(jsonb_build_object('n', n, 'problem', p) order by n, k) filter (where p is not null))[1],
@@ -285,16 +295,20 @@ begin
             v_n := n;
             v_results := array_append(v_results, @schema@.pge_append(messages -> (n - 1)));
         end loop;
-    exception when others then
-        -- an inline projection's error, or a $id another writer stored meanwhile: named like the checks' errors
+    exception when others or query_canceled or assert_failure then
+        -- an inline projection's error (a sandbox limit too), or a $id another writer stored meanwhile: named
+        -- like the checks' errors, with its SQLSTATE and fields (empty where it had none; its CONTEXT is lost)
         get stacked diagnostics v_state = returned_sqlstate, v_text = message_text, v_detail = pg_exception_detail,
-                                v_hint = pg_exception_hint, v_constraint = constraint_name;
-        if v_hint = '' then  -- (RAISE refuses a null option, and an empty HINT still prints)
+                                v_hint = pg_exception_hint, v_constraint = constraint_name, v_schema = schema_name,
+                                v_table = table_name, v_column = column_name, v_datatype = pg_datatype_name;
+        if v_hint = '' then  -- (an empty HINT would still print)
             raise exception using errcode = v_state, message = format('message %s: %s', v_n, v_text),
-                detail = @schema@.pge_numbered_detail(v_detail, v_n), constraint = v_constraint;
+                detail = @schema@.pge_numbered_detail(v_detail, v_n), constraint = v_constraint, schema = v_schema,
+                table = v_table, column = v_column, datatype = v_datatype;
         end if;
         raise exception using errcode = v_state, message = format('message %s: %s', v_n, v_text),
-            detail = @schema@.pge_numbered_detail(v_detail, v_n), hint = v_hint, constraint = v_constraint;
+            detail = @schema@.pge_numbered_detail(v_detail, v_n), hint = v_hint, constraint = v_constraint,
+            schema = v_schema, table = v_table, column = v_column, datatype = v_datatype;
     end;
     return to_jsonb(v_results);
 end;
@@ -448,4 +462,4 @@ $$;
 revoke execute on function pge_append(jsonb) from public;
 
 comment on function pge_append(jsonb) is
-    'jsproj: append one message {"id", "type", "data": [events], "expected_version", "metadata", "timestamp"}; returns {"streamId", "version", "positions"}';
+    'jsproj: append one message {"id", "type", "data": [events], "expected_version", "metadata", "timestamp"} and return {"streamId", "version", "positions"}; or an array of them, all or nothing, and return an array of results';

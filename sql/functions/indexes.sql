@@ -185,15 +185,26 @@ declare
     v_path text := current_setting('search_path');
     v_trigger record;
     v_from text;
+    v_rest text;
+    v_at int;
 begin
     perform set_config('search_path', '', true);
     v_from := format(' ON %s ', live::text);  -- (qualified now)
     for v_trigger in
-        select t.tgname, t.tgenabled, pg_get_triggerdef(t.oid) as statement, obj_description(t.oid, 'pg_trigger') as comment
+        select t.tgname, t.tgenabled, pg_get_triggerdef(t.oid) as statement, obj_description(t.oid, 'pg_trigger') as comment,
+               -- what precedes the timing and events: "CREATE [CONSTRAINT] TRIGGER name " (a name may hold " ON ")
+               length(format('CREATE %sTRIGGER %I ', case when t.tgconstraint <> 0 then 'CONSTRAINT ' else '' end, t.tgname))
+                   as head
         from pg_trigger t where t.tgrelid = live and not t.tgisinternal order by t.tgname
     loop
-        begin
-            execute replace(v_trigger.statement, v_from, format(' ON @schema@.%I ', staging));
+        begin  -- the first " ON table " after the name (the events are of jsproj's columns) names the staging table
+            v_rest := substr(v_trigger.statement, v_trigger.head + 1);
+            v_at := position(v_from in v_rest);
+            if v_at = 0 then
+                raise exception 'its definition does not name the table as expected: %', v_trigger.statement;
+            end if;
+            execute left(v_trigger.statement, v_trigger.head) || left(v_rest, v_at - 1)
+                    || format(' ON @schema@.%I ', staging) || substr(v_rest, v_at + length(v_from));
             if v_trigger.tgenabled <> 'O' then
                 execute format('alter table @schema@.%I %s trigger %I', staging,
                                case v_trigger.tgenabled when 'D' then 'disable' when 'R' then 'enable replica'
@@ -216,7 +227,7 @@ $$;
 -- without them would open every row to a role they restrict), its owner
 -- where this role may give it, its comment, and its own indexes (staged by
 -- pge_stage_user_indexes; one made since is made here; one dropped since is
--- dropped). Triggers on document tables are not carried over. Then the declared
+-- dropped), and its triggers (pge_copy_triggers). Then the declared
 -- fields' indexes take their names (pge_adopt_indexes). The caller holds the
 -- transaction: readers see the old table or the new one. keep_as: the old
 -- table is not dropped but kept under that name, its indexes renamed

@@ -119,6 +119,9 @@ declare
     v_projections text[];
     v_positions bigint[];
 begin
+    if jsonb_typeof(message) = 'array' then  -- one message (a batch's records come by pages: appending.py)
+        raise exception using errcode = 'JP400', message = @schema@.pge_message_problem(message);
+    end if;
     perform set_config('jsproj.inline_engine', 'python', true);
     result := @schema@.pge_append(message);
     v_positions := array(select jsonb_array_elements_text(result -> 'positions')::bigint);

@@ -19,10 +19,15 @@
 -- the spike did: {"id": stream id, "version": the stream's new version}. Its
 -- client reads `id` to fetch a stream whose id was assigned.
 create or replace function pge_append_event(message json) returns json
-language sql
+language plpgsql
 as $$
-    select json_build_object('id', r ->> 'streamId', 'version', (r ->> 'version')::bigint)
-    from @schema@.pge_append(message::jsonb) as r
+begin
+    if json_typeof(message) = 'array' then  -- one message: the spike had no batches (pge_append's are jsproj's)
+        raise exception using errcode = 'JP400', message = @schema@.pge_message_problem(message::jsonb);
+    end if;
+    return (select json_build_object('id', r ->> 'streamId', 'version', (r ->> 'version')::bigint)
+            from @schema@.pge_append(message::jsonb) as r);
+end;
 $$;
 
 -- A stream as the spike returned it: {"id", "type", "version", "events": [each

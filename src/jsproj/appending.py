@@ -136,7 +136,7 @@ def append_all_steps(
     results: list[AppendResult] = []
     owners: dict[int, str] = {}  # position -> the message's label, to name it in an error
     for first, texts in _batches([_text(m, label) for m, label in zip(messages, labels, strict=True)]):
-        batch = yield from _append_batch(texts, labels[first : first + len(texts)])
+        batch = yield from _append_batch(texts, labels, first)
         for result, label in zip(batch, labels[first:], strict=False):
             results.append(result)
             if inline:
@@ -173,18 +173,19 @@ def _refused_as_text(texts: Sequence[str]) -> int | None:
     return next((n for n, text in enumerate(texts, 1) if NUL_ESCAPE.search(text)), None)
 
 
-def _append_batch(texts: Sequence[str], labels: Sequence[str]) -> Steps[list[AppendResult]]:
-    """Append one batch (an array for ``pge_append``); an error names the message by its label."""
+def _append_batch(texts: Sequence[str], labels: Sequence[str], first: int) -> Steps[list[AppendResult]]:
+    """Append one batch (an array for ``pge_append``) of the messages from ``first`` on; an error names its
+    message by its label, and ``messageNumber`` counts from the first message of the whole append."""
     try:
         (rows,) = yield from ask(Query("select pge_append(%s::jsonb)", ("[" + ",".join(texts) + "]",)))
     except errors.JsprojError as exc:
         number = exc.info.get("messageNumber")
         if number is None and isinstance(exc, errors.InvalidEventError):
             number = _refused_as_text(texts)
-        if not isinstance(number, int) or not 1 <= number <= len(labels):
+        if not isinstance(number, int) or not 1 <= number <= len(texts):
             raise
         message = exc.message.removeprefix(f"message {number}: ")
-        raise exc.replace(f"{labels[number - 1]}: {message}") from None
+        raise exc.replace(f"{labels[first + number - 1]}: {message}", messageNumber=first + number) from None
     return [_result(row) for row in rows]
 
 

@@ -15,6 +15,9 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
 
 from jsproj.redact import redact
 
@@ -96,3 +99,16 @@ def writing_to(write: Callable[[str], None]) -> Iterator[None]:
     finally:
         for handler, old in zip(handlers, before, strict=True):
             handler.write = old
+
+
+def log_warnings(conn: psycopg.Connection[Any], logger: logging.Logger) -> None:
+    """Log the WARNINGs jsproj's SQL raises on ``conn`` (``jsproj: index ... is not kept by its rebuild``, a
+    trigger left out, an owner not given): psycopg drops the notices of a connection with no handler, so they
+    would reach only the server's log."""
+
+    def handle(diag: psycopg.errors.Diagnostic) -> None:
+        text = diag.message_primary or ""
+        if diag.severity_nonlocalized == "WARNING" and text.startswith("jsproj: "):
+            logger.warning(text.removeprefix("jsproj: "))
+
+    conn.add_notice_handler(handle)

@@ -10,6 +10,7 @@ itself is written once in :mod:`jsproj.appending`, for this store and for
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from jsproj.appending import (
 )
 from jsproj.errors import PythonEngineRequiredError, StoreUnavailableError
 from jsproj.identifiers import check_schema, search_path
+from jsproj.logs import log_warnings
 from jsproj.migrate import Applied, migrate
 from jsproj.python_engine import PythonEngine
 from jsproj.recorded import STREAM_VERSION, AppendResult, RecordedEvent, Stream, iso, load_json
@@ -51,6 +53,7 @@ __all__ = [
     "translate",
 ]
 
+logger = logging.getLogger("jsproj.store")
 T = TypeVar("T")
 
 DEFAULT_READ_LIMIT = 1000
@@ -93,6 +96,7 @@ class EventStore:
             ) from None
 
     def _configure(self, conn: psycopg.Connection) -> None:
+        log_warnings(conn, logger)  # deploys and rebuilds say what of the user's a rebuild could not keep
         conn.execute(self._search_path)
         set_json_loads(load_json, conn)
 

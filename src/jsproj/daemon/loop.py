@@ -46,6 +46,7 @@ from jsproj.daemon.progress import Progress, Unit, caught_up_blockers, lock_key
 from jsproj.daemon.versions import Pending, VersionBuild, build_version, waiting
 from jsproj.errors import ProjectionStoppedError
 from jsproj.identifiers import search_path
+from jsproj.logs import log_warnings
 from jsproj.python_engine import deployed_sources
 from jsproj.runtime.projections import Projections
 from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
@@ -246,6 +247,7 @@ class Daemon:
         # In autocommit: a page commits as one statement (pages.commit); builds and retries make their own
         # transactions.
         self._work = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id} work"[:63])
+        log_warnings(self._work, logger)  # a build's swap says what of the user's it could not keep
         self._work.execute(search_path(self.schema))
         # A page's documents and progress commit together, so they can commit without waiting for the disk:
         # a server crash that undoes the last pages undoes their progress too, and they are applied again.
@@ -432,20 +434,24 @@ class Daemon:
     def _beating(self) -> Iterator[None]:
         """Heartbeats while the loop's thread is in a long step (a build: copying millions of documents and
         indexing them takes minutes), from a thread of its own on the control connection (idle meanwhile), so
-        that other daemons and ``jsproj status`` see this one alive; and word to the hooks that it works, but
-        not while its statement waits for a lock, so that /healthz shows a build stuck behind one."""
+        that other daemons and ``jsproj status`` see this one alive; and word to the hooks that it works while
+        the server runs the build's statement -- not while it waits for a lock, nor while the connection is idle
+        (the fold reports its own pages) -- so that /healthz shows a build stuck behind a lock, or in Python."""
         assert self._control is not None and self._work is not None
         control, backend, done = self._control, self._work.info.backend_pid, threading.Event()
 
         def beat() -> None:
             while not done.wait(HEARTBEAT_SECONDS):
                 try:
-                    row = control.execute("select wait_event_type from pg_stat_activity where pid = %s", (backend,))
-                    waiting = row.fetchone() == ("Lock",)
+                    row = control.execute(
+                        "select state = 'active' and wait_event_type is distinct from 'Lock' from pg_stat_activity"
+                        " where pid = %s",
+                        (backend,),
+                    ).fetchone()
                     self._heartbeat()
                 except psycopg.Error:
                     return  # the loop's thread finds the connection lost, and says so
-                if not waiting:
+                if row == (True,):  # the server works on the build's statement (not idle, not waiting for a lock)
                     self.hooks.working()
 
         beating = threading.Thread(target=beat, name="jsproj daemon heartbeat", daemon=True)
@@ -492,6 +498,7 @@ class Daemon:
         assert self._version_pool is not None
         self._say(logging.INFO, f"building version {pending.version} of {pending.name} beside the deployed one")
         conn = psycopg.connect(self.dsn, autocommit=True, application_name=f"jsproj daemon {self.id} version"[:63])
+        log_warnings(conn, logger)
         conn.execute(search_path(self.schema))
         halt = threading.Event()
         future = self._version_pool.submit(
