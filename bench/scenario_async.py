@@ -279,7 +279,7 @@ def partitioned(
     moves = sum(doc["deposits"] + doc["withdrawals"] for doc in documents.values())
     balance = sum(doc["balance"] for doc in documents.values())
     assert (moves, balance) == (loaded.folded, loaded.balance), f"{daemons} daemon(s): {(moves, balance)}, {loaded}"
-    taken = [sum(line.startswith("working on") for line in text.splitlines()) for text in logs]
+    taken = [sum(": working on " in line for line in text.splitlines()) for text in logs]  # (after time and level)
     return seconds, documents, taken, busy
 
 
