@@ -13,6 +13,7 @@ class JsprojError extends Error {
 }
 class InputError extends JsprojError {}
 class InvalidEventError extends InputError {}
+class BatchTooLargeError extends InputError {}
 class ConcurrencyError extends JsprojError {}
 class UnknownProjectionError extends JsprojError {}
 class ProjectionError extends JsprojError {}
@@ -27,7 +28,7 @@ class SchemaMissingError extends StoreError {}
 class PythonEngineRequiredError extends StoreError {}
 
 const CLASSES = {
-  JsprojError, InputError, InvalidEventError, ConcurrencyError, UnknownProjectionError, ProjectionError,
+  JsprojError, InputError, InvalidEventError, BatchTooLargeError, ConcurrencyError, UnknownProjectionError, ProjectionError,
   ProjectionHandlerError, DocumentError, SandboxLimitError, SandboxTimeoutError, SandboxMemoryError, StoreError,
   StoreUnavailableError, SchemaMissingError, PythonEngineRequiredError
 };
@@ -56,7 +57,8 @@ function translate(error) {
   const info = detailInfo(error || {});
   const fields = { code: code || null };
   if (code === 'JP409') return new ConcurrencyError(message, Object.assign(fields, info || {}));
-  if (code === 'JP400') return new InvalidEventError(message, fields);
+  if (code === 'JP400') return new InvalidEventError(message, Object.assign(fields, info || {}));  // messageNumber in a batch
+  if (code === 'JP413') return new BatchTooLargeError(message, fields);
   if (code === 'JP404') return new UnknownProjectionError(message, fields);
   if (code === 'JP503') return new PythonEngineRequiredError(message, fields);
   const described = info && typeof info.message === 'string' ? info : null;

@@ -44,6 +44,8 @@ export declare class EventStore {
   readonly schema: string;
   append(message: AppendMessage, options?: AppendOptions): Promise<Appended>;
   append(streamId: string | null, type: string | null, ...eventsAndOptions: Array<Event | Event[] | AppendOptions>): Promise<Appended>;
+  /** All or nothing, one round trip; a refused message uses no position, and its error has `messageNumber`. */
+  appendAll(messages: AppendMessage[]): Promise<Appended[]>;
   fetchStream(streamId: string): Promise<Stream | null>;
   fetchView<T = any>(projection: string, id?: string): Promise<T | null>;
   live<T = any>(projection: string, streamId: string): Promise<T | null>;
@@ -63,7 +65,11 @@ export declare namespace errors {
     [field: string]: unknown;
   }
   class InputError extends JsprojError {}
-  class InvalidEventError extends InputError {}
+  class InvalidEventError extends InputError {
+    /** In a batch (appendAll), which message (1 for the first). */
+    readonly messageNumber?: number;
+  }
+  class BatchTooLargeError extends InputError {}
   class ConcurrencyError extends JsprojError {
     readonly streamId: string;
     readonly expected: number;

@@ -84,6 +84,18 @@ class EventStore {
     return rows[0].r;
   }
 
+  // Append messages all or nothing, in one round trip (a batch: pge_append of an array) -> [{streamId, version,
+  // positions}, ...]. Every message is checked before any is written, so a refused one uses no position; its
+  // error names it ("message N: ...", messageNumber).
+  async appendAll(messages) {
+    if (!Array.isArray(messages)) {
+      throw new errors.InputError('appendAll(messages) takes an array of append messages, not ' + typeof messages);
+    }
+    if (messages.length === 0) return [];
+    const rows = await this.query('select ' + this.sql + '.pge_append($1::jsonb) as r', [JSON.stringify(messages)]);
+    return rows[0].r;
+  }
+
   // {id, type, version, events: [each event as appended]} or null.
   async fetchStream(streamId) {
     const rows = await this.query('select ' + this.sql + '.pge_fetch_stream($1::text) as s', [String(streamId)]);

@@ -48,6 +48,26 @@ test('append(streamId, type, ...events, {expectedVersion}) appends; a stale vers
   assert.deepEqual(await store.fetchView('Traveled'), { traveled: 5, days: 1 });
 });
 
+test('appendAll appends a batch all or nothing; a refused message is named and uses no position', async () => {
+  const results = await store.appendAll([
+    { id: 'quest-n1', type: 'Quest', data: { $type: 'QuestStarted', location: 'Bree', members: [] } },
+    { id: 'quest-n1', expected_version: 1, data: { $type: 'TownReached', location: 'Weathertop', traveled: 3 } },
+  ]);
+  assert.deepEqual(results.map((r) => r.version), [1, 2]);
+  assert.deepEqual(await store.appendAll([]), []);
+  const before = await eventCount();
+  const last = results[1].positions[0];
+  await assert.rejects(store.appendAll([
+    { id: 'quest-n2', type: 'Quest', data: { $type: 'QuestStarted', location: 'Bree', members: [] } },
+    { id: 'quest-n2', data: { location: 'no type' } },
+  ]), (e) => e instanceof errors.InvalidEventError && e.code === 'JP400' && e.messageNumber === 2 &&
+    /^message 2: event 1: Missing \$type/.test(e.message));
+  await assert.rejects(store.appendAll({ id: 'x' }), (e) => e instanceof errors.InputError && /takes an array/.test(e.message));
+  assert.equal(await eventCount(), before);
+  const next = await store.append('quest-n3', 'Quest', { $type: 'QuestStarted', location: 'Bree', members: [] });
+  assert.deepEqual(next.positions, [last + 1], 'the refused batch used no position');
+});
+
 test('live folds a stream here with the engine, from the deployed projections', async () => {
   await store.append('quest-l', 'Quest', [{ $type: 'QuestStarted', location: 'Caemlyn', members: [] },
     { $type: 'TownReached', location: 'Whitebridge', traveled: 9 }]);

@@ -12,6 +12,12 @@ async function main(): Promise<void> {
   const store = connect({ dsn: process.env.JSPROJ_DSN });
   const done: Appended = await store.append('quest-1', 'Quest', { $type: 'QuestStarted' }, { expectedVersion: 0 });
   await store.append({ id: 'quest-1', data: [{ $type: 'EndOfDay' }] });
+  try {
+    const batch: Appended[] = await store.appendAll([{ id: 'quest-2', type: 'Quest', data: { $type: 'QuestStarted' } }]);
+    console.log(batch[0].positions);
+  } catch (e) {
+    if (e instanceof errors.InvalidEventError) console.log(e.messageNumber);
+  }
   const stream = await store.fetchStream('quest-1');
   const party = await store.fetchView<{ towns: string[] }>('Party', 'quest-1');
   try {
