@@ -173,23 +173,22 @@ $$;
 
 -- The user's triggers of a live document table (an audit, a NOTIFY), made on
 -- the staging table that replaces it, enabled as they were and with their
--- comments: from the catalog's definition, with every name schema-qualified
--- (an empty search_path while it is read) so that only the table's name is
--- replaced. One this role may not make (EXECUTE on its function, say) is left
--- out with a warning, as an index the new documents cannot have is: the swap
--- goes on.
+-- comments: from the catalog's definition, with the table's name after the
+-- trigger's own replaced (its function named as this search_path sees it,
+-- the search_path the CREATE runs under).
+-- One this role may not make (EXECUTE on its function, say) is left out with
+-- a warning, as an index the new documents cannot have is: the swap goes on.
 create or replace function pge_copy_triggers(projection text, live regclass, staging text) returns void
 language plpgsql
 as $$
 declare
-    v_path text := current_setting('search_path');
     v_trigger record;
-    v_from text;
+    -- (pg_get_triggerdef qualifies the table's name always; its function's as this search_path needs)
+    v_from text := (select format(' ON %I.%I ', n.nspname, c.relname)
+                    from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = live);
     v_rest text;
     v_at int;
 begin
-    perform set_config('search_path', '', true);
-    v_from := format(' ON %s ', live::text);  -- (qualified now)
     for v_trigger in
         select t.tgname, t.tgenabled, pg_get_triggerdef(t.oid) as statement, obj_description(t.oid, 'pg_trigger') as comment,
                -- what precedes the timing and events: "CREATE [CONSTRAINT] TRIGGER name " (a name may hold " ON ")
@@ -217,7 +216,6 @@ begin
             raise warning 'jsproj: trigger % of projection % is not kept by its rebuild: %', v_trigger.tgname, projection, sqlerrm;
         end;
     end loop;
-    perform set_config('search_path', v_path, true);
 end;
 $$;
 
