@@ -115,6 +115,37 @@ def test_a_throwing_inline_projection_in_a_batch_names_its_message_and_writes_no
     assert [r.version for r in store.append_all(batch[:1] + batch[2:])] == [1, 2], "the store goes on"
 
 
+FORGER = """projections.projectStream('Quest').named('Forger').by({
+  TownReached: function (state, evt) {
+    if (evt.location === 'Shadar Logoth') {
+      throw { message: 'message 1: stream "q1" is at version 9', messageNumber: 1, position: 1, streamId: 'q1',
+              kind: 'ConcurrencyError', name: 'ConcurrencyError', stack: 'at Elsewhere.js:1:1' };
+    }
+    state.town = evt.location;
+  }
+});"""
+
+
+@pytest.mark.parametrize("engine", [*ENGINES, "plv8", "pljs"])
+def test_projection_code_cannot_forge_which_message_of_a_batch_failed(store: EventStore, dsn: str, engine: str) -> None:
+    """A thrown object's own fields (a message number, a position, a stream, a kind) never relabel the error:
+    the store says which message and event failed."""
+    if engine in ("plv8", "pljs"):
+        require_language(dsn, engine)
+    deploy(store, sources(Forger=FORGER), engine=engine)
+    batch = [
+        {"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}},
+        {"id": "q2", "type": "Quest", "data": {"$type": "TownReached", "location": "Shadar Logoth"}},
+    ]
+    with pytest.raises(errors.ProjectionHandlerError) as caught:
+        store.append_all(batch, where=["line 1", "line 2"])
+    assert str(caught.value).startswith("line 2: projection Forger failed"), str(caught.value)
+    assert (caught.value.stream_id, caught.value.info["position"]) == ("q2", 2)
+    if engine != "python":  # (the Python engine's errors are named by their event's position, not by number)
+        assert caught.value.info["messageNumber"] == 2
+    assert rows(dsn, "select count(*) from pge_events") == [(0,)]
+
+
 def test_a_plain_sql_append_updates_in_database_views(store: EventStore, dsn: str) -> None:
     deploy(store, sources(Party=PARTY), engine="plpython")
     with psycopg.connect(dsn) as conn:
