@@ -66,7 +66,8 @@ function routes(when) {
   try { if (typeof plv8 !== 'undefined' || typeof pljs !== 'undefined') found.push(when + ':by-name'); } catch (e) { /* none */ }
   try { if (typeof pge_engine_run === 'function') pge_engine_run('x', 'apply', '{}'); } catch (e) { /* refused */ }
   // The engines' global, with SQL in the schema argument (found by an adversarial review: it ran).
-  var engines = (function () { return this; })().__jsprojEngines;
+  var self = (function () { return this; })();
+  var engines = (self && self.__jsprojEngines) || (typeof __jsprojEngines === 'function' ? __jsprojEngines : undefined);
   if (typeof engines === 'function') {
     var injected = '(select 1 as generation) s; create table escaped_' + when + '_injected (x int); select 1 as generation --';
     ['route', 'describe', 'current'].forEach(function (op) {
@@ -199,7 +200,29 @@ def test_a_context_where_other_javascript_left_globals_is_refused(dsn: str, lang
         deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)
     with psycopg.connect(dsn, autocommit=True) as session:
         session.execute(f"do $$ globalThis.keep = {language}; $$ language {language}")
-        with pytest.raises(psycopg.Error, match=r"already holds globals jsproj does not know \(keep\)"):
+        with pytest.raises(psycopg.Error, match=r"holds what other JavaScript left there \(globalThis.keep\)"):
+            append(session, "s", "Go")
+        assert session.execute("select count(*) from pge_events").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    "leftover",
+    [
+        "Array.prototype.keep = {language}",
+        "Object.defineProperty(Object.prototype, 'sql', {{ get: function () {{ return {language}.execute; }} }})",
+        "JSON.helper = {language}.execute.bind({language})",
+        "Math.run = function (q) {{ return {language}.execute(q); }}",
+    ],
+)
+def test_a_context_where_other_javascript_left_the_language_on_a_builtin_is_refused(
+    dsn: str, language: str, leftover: str
+) -> None:
+    """The fresh-context check walks every built-in and prototype, not just the global names."""
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute(f"do $$ {leftover.format(language=language)}; $$ language {language}")
+        with pytest.raises(psycopg.Error, match=r"holds what other JavaScript left there \(globalThis\.\w+"):
             append(session, "s", "Go")
         assert session.execute("select count(*) from pge_events").fetchone() == (0,)
 

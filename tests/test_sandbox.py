@@ -54,9 +54,8 @@ projections.aggregate('Probe').by({
     state.viaConstructor = attempt(function () { return (function () {}).constructor('return typeof process')(); });
     state.viaGenerator = attempt(function () { return Object.getPrototypeOf(function* () {}).constructor('yield 1')(); });
     state.viaEval = attempt(function () { return globalThis.eval('1 + 1'); });
-    try { __jsprojCall('load', '[]'); state.load = 'loaded'; } catch (e) { state.load = e.message; }
-    try { __jsprojCall = null; } catch (e) {}
-    state.entryPointKept = typeof __jsprojCall;
+    state.entryPoint = typeof __jsprojCall;
+    try { __jsprojCall('load', '[]'); state.load = 'loaded'; } catch (e) { state.load = e.name; }
   }
 });
 """
@@ -124,8 +123,8 @@ def test_no_host_objects_file_system_network_or_process(probe: Projections) -> N
     assert types.pop("require") == "function", "the file's own require, which resolves only the DSL"
     assert set(types.values()) == {"undefined"}, types
     assert set(state["globals"]) <= ECMASCRIPT_GLOBALS, set(state["globals"]) - ECMASCRIPT_GLOBALS
-    assert state["load"] == "unknown operation", "projection code cannot replace the loaded projections"
-    assert state["entryPointKept"] == "function", "nor the host's entry point"
+    assert state["entryPoint"] == "undefined", "the host's entry point is not in a file's scope"
+    assert state["load"] == "TypeError", "projection code cannot replace the loaded projections"
 
 
 def test_no_code_from_text(probe: Projections) -> None:

@@ -8,11 +8,12 @@
 // file was loaded. Projection files get these as `Date` and `Math`; the
 // sandboxed hosts also put them in place of the globals (lockdown.js).
 
-var RealDate = Date;
-var realParse = Date.parse;
+var realm = jsproj.realm;
+var RealDate = realm.Date;
+var realParse = RealDate.parse;
 // What is running now: read by the clock, and by a host after a time or
-// memory limit stops a call.
-var current = { file: null, projection: null, meta: null, random: null };
+// memory limit stops a call. One per context (realm.js), cleared by every entry.
+var current = realm.current;
 
 function unavailable(what) {
   return new Error(what + ' is not available while a projection file loads: inside a handler, transform or ' +
@@ -124,11 +125,24 @@ function leave() {
   current.random = null;
 }
 
+// Every engine of a context uses the first one's Date and Math: the sandboxed
+// hosts put them in place of the globals, so that `new Date(0).constructor`
+// is the same clock in every store of the context, reading the one record
+// of what is running.
+if (!realm.clock) realm.clock = { ClockDate: ClockDate, ClockMath: ClockMath, random: random };
+
+// Nothing of an earlier call: no event, no projection, no file (every entry calls this first).
+function reset() {
+  leave();
+  current.file = null;
+}
+
 jsproj.RealDate = RealDate;
-jsproj.ClockDate = ClockDate;
-jsproj.ClockMath = ClockMath;
-jsproj.clockRandom = random;
+jsproj.ClockDate = realm.clock.ClockDate;
+jsproj.ClockMath = realm.clock.ClockMath;
+jsproj.clockRandom = realm.clock.random;
 jsproj.clearRegExpStatics = clearRegExpStatics;
 jsproj.current = current;
 jsproj.enter = enter;
 jsproj.leave = leave;
+jsproj.resetCurrent = reset;

@@ -35,8 +35,26 @@ function field(value, name, fallback) {
   }
 }
 
+// The value as text, where it has a text that asking for runs no more than
+// a getter or toString that may throw (caught); null where it has none.
+function asText(value) {
+  try {
+    if (typeof value === 'string') return value;
+    var text = JSON.stringify(value);
+    if (typeof text === 'string') return text;
+  } catch (e) { /* a throwing toJSON, getter or proxy trap; cyclic; BigInt */ }
+  try {
+    return String(value);
+  } catch (e) {
+    return null;
+  }
+}
+
 // What a thrown value says about itself, whatever was thrown (the original
-// spike threw plain strings).
+// spike threw plain strings). Total: a Proxy whose every trap throws, a
+// revoked Proxy, a symbol or an object whose toString throws still gives a
+// description, so that the error names the projection and event it came
+// from instead of escaping the engine.
 function describeThrown(value) {
   if (value !== null && (typeof value === 'object' || typeof value === 'function')) {
     var message = field(value, 'message', null);
@@ -46,11 +64,8 @@ function describeThrown(value) {
       return { name: field(value, 'name', 'Error') || 'Error', message: message, stack: stack };
     }
   }
-  var text;
-  try { text = typeof value === 'string' ? value : JSON.stringify(value); } catch (e) { text = null; }
-  if (typeof text !== 'string') {
-    try { text = String(value); } catch (e) { text = Object.prototype.toString.call(value); }
-  }
+  var text = asText(value);
+  if (text === null) text = 'a thrown ' + typeof value + ' that cannot be shown';
   return { name: 'Error', message: text, stack: null };
 }
 

@@ -74,36 +74,61 @@ function answer(result) {
   return JSON.stringify(envelope);
 }
 
+// The error answer, whatever was thrown: errorInfo is total (errors.js), and
+// should writing it fail all the same, a fixed answer names what was running.
 function answerError(error) {
   var logs = jsproj.drainLogs();
-  var envelope = { error: jsproj.errorInfo(error) };
-  if (logs.length) envelope.logs = logs;
-  return JSON.stringify(envelope);
+  try {
+    var envelope = { error: jsproj.errorInfo(error) };
+    if (logs.length) envelope.logs = logs;
+    return JSON.stringify(envelope);
+  } catch (e) {
+    var running = jsproj.current.projection;
+    return JSON.stringify({ error: { kind: 'InternalError', projection: running,
+      message: (running ? 'projection ' + running : 'projection code') + ' threw a value that cannot be reported' } });
+  }
 }
 
+var realm = jsproj.realm;
+var REFUSED = JSON.stringify({ error: { kind: 'SandboxError',
+  message: 'the engine refuses a call made while one of its calls runs: projection code cannot call an engine' } });
+
+// An operation as hosts call it: text in, text out, never a throw. A call is
+// refused while another runs (the only code that runs meanwhile is
+// projection code: re-entry would let it route or apply events of its
+// choosing, in any store of the context); every call starts with nothing of
+// an earlier one (what was running, RegExp's last match).
 function entry(fn) {
   return function (text) {
-    var result;
+    if (realm.busy) return REFUSED;
+    realm.busy = true;
     try {
-      result = fn(text);
-    } catch (e) {
-      return answerError(e);
-    }
-    try {
-      return answer(result);
-    } catch (e) {
-      return answerError(e);
+      jsproj.resetCurrent();
+      jsproj.clearRegExpStatics();
+      var result;
+      try {
+        result = fn(text);
+      } catch (e) {
+        return answerError(e);
+      }
+      try {
+        return answer(result);
+      } catch (e) {
+        return answerError(e);
+      }
+    } finally {
+      realm.busy = false;
     }
   };
 }
 
 jsproj.host = {
-  // {ops: [names], writable?: [globals]} -> lock the sandbox down (lockdown.js), once,
-  // before any load; `ops` are the operations the frozen global __jsprojCall(op, text)
-  // may run, `writable` globals the host redeclares.
+  // {ops: [names], writable?: [globals], keep?: [globals]} -> lock the sandbox down (lockdown.js),
+  // once, before any load; `ops` are the operations the frozen global __jsprojCall(op, text)
+  // may run, `writable` globals the host redeclares, `keep` the host's other globals.
   lockdown: entry(function (text) {
     var options = JSON.parse(text);
-    jsproj.lockdown(options.ops, options.writable);
+    jsproj.lockdown(options.ops, options.writable, options.keep);
     return true;
   }),
   // [{file, source}] -> the description of every projection.
@@ -226,15 +251,22 @@ jsproj.host = {
     return { value: show(value), projections: jsproj.describe(scratch) };
   }),
   // What was running when a call was stopped: {file, projection, position, eventId, ...}.
-  current: entry(function () {
-    var meta = jsproj.current.meta;
-    return {
-      file: jsproj.current.file,
-      projection: jsproj.current.projection,
+  // Only hosts reach it (a function handle, or the PLV8/PL/JS token), after a call a limit or
+  // cancel stopped: it ends that call (a stopped call never ran its `finally`), so it is not an entry.
+  current: function () {
+    realm.busy = false;
+    var current = jsproj.current, meta = current.meta;
+    return JSON.stringify({ ok: {
+      file: current.file,
+      projection: current.projection,
       position: meta ? meta.position : null,
       streamId: meta ? meta.streamId : null,
       eventId: meta ? meta.eventId : null,
       eventType: meta ? meta.eventType : null
-    };
-  })
+    } });
+  }
 };
+
+// The context's realm (realm.js), for a host that evaluates more engines in the same
+// context (PLV8, PL/JS: one per store). Hosts only: projection code never gets `host`.
+Object.defineProperty(jsproj.host, 'realm', { value: realm });

@@ -5,20 +5,29 @@
 // defined.
 
 var fail = jsproj.fail, describeThrown = jsproj.describeThrown, firstLine = jsproj.firstLine;
-var typeName = jsproj.typeName, current = jsproj.current;
+var typeName = jsproj.typeName, current = jsproj.current, realm = jsproj.realm;
 // The engine's own compilers, kept before the sandboxed hosts take eval and
-// Function away from projection code (lockdown.js).
-var compileFunction = Function, evaluate = eval;
+// Function away from projection code (realm.js, lockdown.js).
+var compileFunction = realm.Function, evaluate = realm.eval;
 
 // require() paths that resolve to the DSL: any path ending in "projections"
 // (the brief), the original spike's module names, and this package.
 var DSL_MODULE = /(^|\/)(projections|pg-events|postgres-projections|jsproj)(\.js)?$/;
-// What a file's code gets by name. Date and Math are the deterministic ones
-// (clock.js); the rest are names some host has (Node, PLV8, PL/JS) that
-// projection code must not use, undefined in every host alike.
-var PARAMETERS = ['require', 'projections', 'module', 'exports', 'console', 'Date', 'Math'];
+// Projection code runs in strict mode, as Hardened JavaScript does: a
+// function called plainly gets `this` undefined, never the global object,
+// so the file's scope (below) is the only way to anything global.
+var STRICT = "'use strict'; ";
+// What a file's code gets by name: the DSL, CommonJS's names, its console,
+// the deterministic Date and Math (clock.js), its own globalThis (the pinned
+// globals: surface.js) and an eval that refuses. Every other name the global
+// object holds -- a host's entry points, Node's process -- and those below,
+// which some host has, are undefined in the file's scope, in every host alike.
+var PARAMETERS = ['require', 'projections', 'module', 'exports', 'console', 'Date', 'Math', 'globalThis', 'eval'];
 var HIDDEN = ['Promise', 'queueMicrotask', 'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval',
-  'clearImmediate', 'process', 'global', 'Buffer', 'fetch', 'performance', 'crypto', 'structuredClone', 'plv8', 'pljs'];
+  'clearImmediate', 'process', 'global', 'Buffer', 'fetch', 'performance', 'crypto', 'structuredClone', 'plv8', 'pljs',
+  'self', 'window', 'print', 'std', 'os', 'jsproj'];
+var IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+var refusedEval = Object.freeze(function eval_() { throw new TypeError('eval is not available to projections'); });
 var MAX_LOGS = 1000;
 // Words whose keyword forms start asynchronous work (async functions,
 // dynamic import()), and what each becomes to find out whether it is one:
@@ -76,13 +85,39 @@ function requireFor(facade, file) {
 
 function parses(source) {
   try {
-    compileFunction.apply(null, PARAMETERS.concat(HIDDEN, [source]));
+    compileFunction(STRICT + source);
     return true;
   } catch (e) {
     return false;
   }
 }
 
+// The names of a file's scope and what each is: PARAMETERS but eval are
+// given per file (run); the pinned globals are the real ones, Date and Math
+// the clock's; any other global name is shadowed by undefined. Fixed once a
+// context is locked down; computed afresh where it is not (Node's own
+// context, whose globals the application may change).
+function fileScope() {
+  if (realm.scope) return realm.scope;
+  var global = globalThis, names = PARAMETERS.slice(), values = [], seen = new Set(names);
+  var own = jsproj.surfaceGlobals(global);
+  var scope = {};
+  own.forEach(function (name) { scope[name] = global[name]; });
+  scope.globalThis = scope;
+  scope.Date = jsproj.ClockDate;
+  scope.Math = jsproj.ClockMath;
+  scope.eval = refusedEval;
+  Object.freeze(scope);
+  HIDDEN.concat(Object.getOwnPropertyNames(global)).forEach(function (name) {
+    if (seen.has(name) || !IDENTIFIER.test(name) || name === 'arguments' || Object.prototype.hasOwnProperty.call(scope, name)) return;
+    seen.add(name);
+    names.push(name);
+    values.push(undefined);
+  });
+  var made = Object.freeze({ names: Object.freeze(names), hidden: Object.freeze(values), globalThis: scope });
+  if (realm.lockedDown) realm.scope = made;
+  return made;
+}
 // The line of the first async function or import() in `source` (which
 // parses), 0 when it has none. A handler must finish its work before it
 // returns: work left for later would run outside its time limit, charged to
@@ -111,7 +146,7 @@ function checkSource(file, source) {
     throw fail('ProjectionDefinitionError', file + ': the source must be text, not ' + typeName(source), { file: file, projection: null });
   }
   try {
-    compileFunction.apply(null, PARAMETERS.concat(HIDDEN, [source]));
+    compileFunction(STRICT + source);
   } catch (e) {
     var thrown = describeThrown(e);
     throw fail('ProjectionSyntaxError', file + ': ' + thrown.name + ': ' + thrown.message, { file: file, line: null });
@@ -124,22 +159,27 @@ function checkSource(file, source) {
   }
 }
 
-// The source as a function of PARAMETERS and HIDDEN. The body is parsed on
-// its own first (new Function), so a source cannot close the wrapper and run
-// code outside it; the eval'd wrapper keeps line numbers and names the file
-// in stack traces.
+// The source as the body of a strict function inside one whose parameters
+// are the file's scope. The body is parsed on its own first (new Function),
+// so a source cannot close the wrapper and run code outside it; the eval'd
+// wrapper keeps line numbers and names the file in stack traces.
 function compile(file, source) {
   checkSource(file, source);
   var url = String(file).replace(/[^\w.\/@+-]/g, '_');
-  return evaluate('(function (' + PARAMETERS.concat(HIDDEN).join(', ') + ') {' + source + '\n})\n//# sourceURL=' + url);
+  var scope = fileScope();
+  var factory = evaluate('(function (' + scope.names.join(', ') + ') { return function () { ' + STRICT + source +
+    '\n}; })\n//# sourceURL=' + url);
+  return { factory: factory, scope: scope };
 }
 
 // Run a compiled file with what it may reach.
-function run(factory, facade, file) {
+function run(compiled, facade, file) {
   var module = { exports: {} };
   jsproj.clearRegExpStatics();  // nothing of the previous file's matches
-  return factory.call(undefined, requireFor(facade, file), facade, module, module.exports, consoleFor(file),
-    jsproj.ClockDate, jsproj.ClockMath);
+  var scope = compiled.scope;
+  var body = compiled.factory.apply(undefined, [requireFor(facade, file), facade, module, module.exports, consoleFor(file),
+    jsproj.ClockDate, jsproj.ClockMath, scope.globalThis, refusedEval].concat(scope.hidden));
+  return body();
 }
 
 // The first line of `file` that a stack trace points at, if any.
@@ -198,15 +238,17 @@ function evaluateCode(projector, code) {
     throw fail('ProjectionDefinitionError', (use.word === 'import' ? 'import() is' : 'async functions are') +
       ' not available to projections: a handler must finish its work before it returns', { file: 'repl', projection: null });
   }
-  var factory = evaluate('(function (eval, ' + PARAMETERS.concat(HIDDEN).join(', ') + ') { return eval(' +
-    JSON.stringify(code) + ');\n})\n//# sourceURL=repl');
+  var scope = fileScope();
+  // `eval` is the file scope's last parameter: here the real one, so that the inner call is a direct eval.
+  var factory = evaluate('(function (' + scope.names.join(', ') + ') { return function () { ' + STRICT + 'return eval(' +
+    JSON.stringify(code) + ');\n}; })\n//# sourceURL=repl');
   var facade = jsproj.facadeFor(projector, 'repl');
   var module = { exports: {} };
   projector.file = 'repl';
   current.file = 'repl';
   try {
-    return factory.call(undefined, evaluate, requireFor(facade, 'repl'), facade, module, module.exports, consoleFor('repl'),
-      jsproj.ClockDate, jsproj.ClockMath);
+    return factory.apply(undefined, [requireFor(facade, 'repl'), facade, module, module.exports, consoleFor('repl'),
+      jsproj.ClockDate, jsproj.ClockMath, scope.globalThis, evaluate].concat(scope.hidden))();
   } catch (e) {
     if (jsproj.isEngineError(e)) throw e;
     var thrown = describeThrown(e);

@@ -9,9 +9,10 @@
 // load into that world, so host detection gains nothing: what `jsproj check`
 // and `jsproj simulate` accept behaves the same in the database.
 
-var REMOVED = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', '__timer_manager', 'queueMicrotask',
-  'setImmediate', 'clearImmediate', 'Atomics', 'SharedArrayBuffer', 'WebAssembly', 'FinalizationRegistry', 'WeakRef',
-  'Promise', 'Temporal', 'AsyncDisposableStack'];
+// What is removed although some host has it in the pinned list's place:
+// everything not in jsproj's JavaScript goes (surface.js); these are named for
+// the global stand-ins below.
+var realm = jsproj.realm;
 
 function refuse(what) {
   return function () {
@@ -26,6 +27,16 @@ function removeGlobal(name) {
   if (globalThis[name] !== undefined) globalThis[name] = undefined;
 }
 
+// Every global that is not jsproj's JavaScript (surface.js) goes, but for
+// the host's own entry points (`keep`): timers, promises, Atomics and shared
+// memory, WebAssembly, weak references, Intl, a language's objects...
+function removeGlobals(keep) {
+  var pinned = new Set(jsproj.SURFACE_GLOBALS.concat(keep));
+  Object.getOwnPropertyNames(globalThis).forEach(function (name) {
+    if (!pinned.has(name)) removeGlobal(name);
+  });
+}
+
 // No asynchronous work: a promise job would run after the call that made it,
 // outside its time limit. Async functions and import() are refused when a
 // file loads (load.js); these close the other ways to a promise.
@@ -33,7 +44,6 @@ function removeAsync() {
   if (typeof Promise === 'function') {
     ['then', 'catch', 'finally'].forEach(function (name) { Promise.prototype[name] = refuse('Promise.prototype.' + name); });
   }
-  if (typeof Array.fromAsync === 'function') delete Array.fromAsync;
 }
 
 // No code from text: eval and every function constructor refuse.
@@ -82,14 +92,12 @@ function deterministicTime() {
 // objects commonly get own properties of the same name ({constructor: ...},
 // state.toString = ..., err.message = ...) become accessors first: a plain
 // freeze would make such assignments fail (the "override mistake").
-function hardenIntrinsics() {
+function hardenIntrinsics(writable) {
   var getOwnPropertyNames = Object.getOwnPropertyNames;
   var getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
   var defineProperty = Object.defineProperty;
   var getPrototypeOf = Object.getPrototypeOf;
-  var freeze = Object.freeze;
   var hasOwn = Object.prototype.hasOwnProperty;
-  var seen = new Set();
 
   function overridable(object, key) {
     var descriptor = getOwnPropertyDescriptor(object, key);
@@ -107,18 +115,7 @@ function hardenIntrinsics() {
     });
   }
 
-  function harden(value) {
-    if (value === null || (typeof value !== 'object' && typeof value !== 'function') || seen.has(value)) return;
-    seen.add(value);
-    freeze(value);
-    var keys = getOwnPropertyNames(value).concat(Object.getOwnPropertySymbols(value));
-    for (var i = 0; i < keys.length; i++) {
-      var descriptor = getOwnPropertyDescriptor(value, keys[i]);
-      if ('value' in descriptor) harden(descriptor.value);
-      else { harden(descriptor.get); harden(descriptor.set); }
-    }
-    harden(getPrototypeOf(value));
-  }
+  var harden = jsproj.harden;
 
   ['constructor', 'toString', 'toLocaleString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf',
     'propertyIsEnumerable'].forEach(function (key) { overridable(Object.prototype, key); });
@@ -127,7 +124,8 @@ function hardenIntrinsics() {
 
   getOwnPropertyNames(globalThis).forEach(function (name) {
     var descriptor = getOwnPropertyDescriptor(globalThis, name);
-    if (name === 'globalThis' || name === 'plv8' || name === 'pljs' || name.slice(0, 2) === '__' || !descriptor || !('value' in descriptor)) return;
+    // (a global the host redeclares stays as the host made it: PL/JS's own functions)
+    if (name === 'globalThis' || writable.indexOf(name) >= 0 || !descriptor || !('value' in descriptor)) return;
     harden(descriptor.value);
   });
   [function* () {}, (function* () {})(), [][Symbol.iterator](), new Map()[Symbol.iterator](), new Set()[Symbol.iterator](),
@@ -152,24 +150,28 @@ function freezeGlobal(writable) {
 }
 
 // `ops`: the engine operations a host calls through the frozen global
-// __jsprojCall(op, text) (one V8 task instead of three for small payloads).
-var lockedDown = false;
-jsproj.lockdown = function lockdown(ops, writable) {
-  if (lockedDown) throw jsproj.fail('EngineError', 'the sandbox is locked down already');
-  lockedDown = true;
+// __jsprojCall(op, text) (one V8 task instead of three for small payloads);
+// `writable`: globals the host redeclares (kept, see freezeGlobal); `keep`:
+// the host's other globals (kept). None of them is in a projection file's
+// scope (load.js), and every operation refuses a call while another runs (host.js).
+jsproj.lockdown = function lockdown(ops, writable, keep) {
+  if (realm.lockedDown) throw jsproj.fail('EngineError', 'the sandbox is locked down already');
+  realm.lockedDown = true;
+  writable = writable || [];
   removeAsync();
-  REMOVED.forEach(removeGlobal);
+  removeGlobals(writable.concat(keep || [], ops && ops.length ? ['__jsprojCall'] : []));
   removeCodeGeneration();
   deterministicTime();
   if (ops && ops.length) {
     var host = jsproj.host, allowed = ops.slice();
-    Object.defineProperty(globalThis, '__jsprojCall', {
-      value: Object.freeze(function (op, text) {
-        if (allowed.indexOf(op) < 0) throw new Error('unknown operation');
-        return host[op](text);
-      })
-    });
+    // A method: no `prototype` object to share.
+    var call = { __jsprojCall(op, text) {
+      if (allowed.indexOf(op) < 0) throw new Error('unknown operation');
+      return host[op](text);
+    } }.__jsprojCall;
+    Object.defineProperty(globalThis, '__jsprojCall', { value: call });
   }
-  hardenIntrinsics();
-  freezeGlobal(writable || []);
+  hardenIntrinsics(writable);
+  [jsproj.ClockDate, jsproj.ClockMath, jsproj.DELETE].forEach(jsproj.harden);
+  freezeGlobal(writable);
 };

@@ -31,28 +31,55 @@ if (call === undefined) {
     // PL/JS declares each function it compiles as a global of its name; this
     // one stays writable (it is redeclared when redeployed) and is put back
     // after every call, so that nothing written there outlives a call.
-    var ENTRY = 'pge_engine_run';
+    var ENTRY = 'pge_engine_run', HOLDER = '__jsprojEngines', LANGUAGES = 'plv8,pljs'.split(',');
     var SCHEMA = /^"[A-Za-z_][A-Za-z0-9_]{0,62}"$/, TOKEN = /^[0-9a-f]{32}$/;
     var entry = globalThis[ENTRY];
-    // The globals of a fresh V8 or QuickJS context of PLV8 or PL/JS: any other
-    // means JavaScript has already run as this role in this backend, and may
-    // have kept `language` where projection code would find it.
-    var KNOWN = ('Object,Function,Array,Number,parseFloat,parseInt,Infinity,NaN,undefined,Boolean,String,Symbol,' +
-      'Date,Promise,RegExp,Error,AggregateError,EvalError,RangeError,ReferenceError,SyntaxError,TypeError,URIError,' +
-      'InternalError,globalThis,JSON,Math,Intl,ArrayBuffer,Uint8Array,Int8Array,Uint16Array,Int16Array,Uint32Array,' +
-      'Int32Array,Float32Array,Float64Array,Uint8ClampedArray,BigUint64Array,BigInt64Array,DataView,Map,BigInt,Set,' +
-      'WeakMap,WeakSet,Proxy,Reflect,FinalizationRegistry,WeakRef,decodeURI,decodeURIComponent,encodeURI,' +
-      'encodeURIComponent,escape,unescape,eval,isFinite,isNaN,console,SharedArrayBuffer,Atomics,WebAssembly,' +
-      'DEBUG5,DEBUG4,DEBUG3,DEBUG2,DEBUG1,DEBUG,LOG,INFO,NOTICE,WARNING,ERROR,plv8,pljs,' + ENTRY).split(',');
     var execute = language.execute;
-    var intrinsics = { Function: Function, Date: Date };
     var engines = Object.create(null);
-    var unknown = Object.getOwnPropertyNames(globalThis).filter(function (name) { return KNOWN.indexOf(name) < 0; });
-    var refused = unknown.length === 0 ? null : JSON.stringify({ error: { kind: 'SandboxError', message:
-      'this role\'s JavaScript context in this backend already holds globals jsproj does not know (' +
-      unknown.join(', ') + '): other JavaScript ran here first, and projection code could reach what it left; ' +
-      'run jsproj\'s engine as a role of its own (docs/deploy.md)' } });
-    var lockedDown = false;
+    var realm = null;   // the context's realm (js/lib/realm.js), made by the first store's engine
+    var refused = leftovers();
+
+    // What JavaScript that ran in this context before jsproj left where
+    // projection code would find it: a global or a property of any built-in
+    // (prototypes included) holding the language's object or one of its
+    // functions, a function written in JavaScript, or a bound function. Such
+    // a context is refused (a fresh one holds only the engine's natives).
+    function leftovers() {
+      var own = new Set([language]);
+      Object.getOwnPropertyNames(language).forEach(function (key) {
+        var d = Object.getOwnPropertyDescriptor(language, key);
+        if (d && 'value' in d && d.value !== null && (typeof d.value === 'object' || typeof d.value === 'function')) own.add(d.value);
+      });
+      var found = [], seen = new Set(), queue = [[globalThis, 'globalThis']];
+      var nativeText = /\{\s*\[native code\]\s*\}\s*$/;
+      function suspect(value) {
+        if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false;
+        if (own.has(value)) return true;
+        if (typeof value !== 'function') return false;
+        var text = Function.prototype.toString.call(value);
+        return !nativeText.test(text) || /^bound /.test(value.name);
+      }
+      while (queue.length && found.length < 10) {
+        var item = queue.shift(), object = item[0], path = item[1];
+        if (seen.has(object)) continue;
+        seen.add(object);
+        Reflect.ownKeys(object).forEach(function (key) {
+          var name = typeof key === 'symbol' ? '[' + String(key) + ']' : key;
+          if (object === globalThis && (LANGUAGES.indexOf(key) >= 0 || key === ENTRY || key === HOLDER)) return;
+          var d = Object.getOwnPropertyDescriptor(object, key);
+          [d.value, d.get, d.set].forEach(function (value) {
+            if (suspect(value)) found.push(path + '.' + name);
+            else if (value !== null && (typeof value === 'object' || typeof value === 'function')) queue.push([value, path + '.' + name]);
+          });
+        });
+        var proto = Object.getPrototypeOf(object);
+        if (proto !== null) queue.push([proto, path + '.__proto__']);
+      }
+      if (found.length === 0) return null;
+      return JSON.stringify({ error: { kind: 'SandboxError', message:
+        'this role\'s JavaScript context in this backend holds what other JavaScript left there (' + found.join(', ') +
+        '): projection code could reach it; run jsproj\'s engine as a role of its own (docs/deploy.md)' } });
+    }
 
     function query(sql, args) { return execute.call(language, sql, args || []); }
 
@@ -79,23 +106,21 @@ if (call === undefined) {
       return written !== null && written[1] === token;
     }
 
-    // The schema's engine: the bundle evaluated (the first one also locks
-    // the context down), its projection files loaded. A load that a
-    // statement_timeout or cancel stopped cannot be caught here; the next
-    // call finds it unfinished and answers as the load would have.
+    // The schema's engine: the bundle evaluated (the first one makes the
+    // context's realm and locks the context down; the others share them),
+    // its projection files loaded. A load that a time limit or cancel
+    // stopped cannot be caught here; the next call finds it unfinished and
+    // answers as the load would have.
     function load(state, schema, generation) {
       state.generation = generation;
       state.loading = true;
       state.failed = null;
-      // Later bundles are evaluated in the locked-down context: give them the
-      // real constructors the engine keeps for itself (load.js, clock.js).
       var bundle = query('select bundle from ' + schema + '.pge_engine')[0].bundle;
-      var host = realEval('(function (Function, eval, Date) { return ' + bundle + '\n})')(intrinsics.Function,
-        realEval, intrinsics.Date);
-      if (!lockedDown) {
-        var locked = JSON.parse(host.lockdown(JSON.stringify({ ops: [], writable: [ENTRY] })));
+      var host = realEval(bundle)(realm);
+      if (realm === null) {
+        var locked = JSON.parse(host.lockdown(JSON.stringify({ ops: [], writable: [ENTRY], keep: [HOLDER] })));
         if (locked.error) return JSON.stringify(locked);
-        lockedDown = true;
+        realm = host.realm;
       }
       state.host = host;
       var rows = query('select distinct on (file) file, source from ' + schema + '.pge_projection_definitions order by file');
@@ -111,7 +136,7 @@ if (call === undefined) {
     function unfinished(state) {
       var where = state.host ? JSON.parse(state.host.current('')).ok : {};
       var culprit = where.file ? 'projection file ' + where.file : 'the engine';
-      return failure('SandboxTimeoutError', culprit + ' was stopped while it loaded (statement_timeout or a cancel)',
+      return failure('SandboxTimeoutError', culprit + ' was stopped while it loaded (a time limit or a cancel)',
         { file: where.file || null, projection: null });
     }
 
@@ -132,7 +157,8 @@ if (call === undefined) {
         state = { token: token, generation: null };  // a new deployment of the schema: load it afresh
         engines[schema] = state;
       }
-      // What was running when the language stopped the last call (pge_engine_call asks).
+      // What was running when the language stopped the last call (pge_engine_call asks): it
+      // also ends that call, which a stop left running for the engine's entries (js/lib/host.js).
       if (op === 'current') return state.host ? state.host.current('') : '{"ok": {}}';
       var generation = String(query('select generation from ' + schema + '.pge_engine')[0].generation);
       if (state.loading && state.generation === generation) {
@@ -148,7 +174,8 @@ if (call === undefined) {
       if (op === 'route' || op === 'apply') return state.host[op](payload);
       return failure('SandboxError', 'pge_engine_run: unknown operation ' + op);
     }
-    return run;
+    // A method: no `prototype` object, nothing writable to share (the lockdown freezes it).
+    return { __jsprojEngines(token, schema, op, payload) { return run(token, schema, op, payload); } }.__jsprojEngines;
   })(@language@, (0, eval));
   Object.defineProperty(globalThis, '__jsprojEngines', { value: Object.freeze(call) });
   delete globalThis.@language@;

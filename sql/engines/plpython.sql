@@ -67,7 +67,7 @@ if state is None or state['generation'] != now['generation']:
                        'for it, or set jsproj.python_path to a folder holding it (%s)' % exc)
     racer = MiniRacer()
     racer.set_hard_memory_limit(int(setting('jsproj.memory_limit', '256')) * 1024 * 1024)
-    host = racer.eval(plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle'])
+    host = racer.eval('(%s)(null)' % plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle'])
     locked = json.loads(host['lockdown'](json.dumps({'ops': ['route', 'apply', 'current']})))
     if 'error' in locked:
         return json.dumps(locked)

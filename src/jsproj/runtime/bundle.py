@@ -34,12 +34,15 @@ def engine_files() -> tuple[tuple[str, str], ...]:
 def database_bundle() -> tuple[str, str]:
     """The engine as one script for the in-database hosts, and its SHA-256.
 
-    Evaluating it defines nothing global and yields ``jsproj.host``; the host
-    then calls its ``lockdown`` once, before loading any projection file.
+    Evaluating it defines nothing global and yields a function of a realm
+    (``js/lib/realm.js``): called with ``null`` in a fresh context it makes the
+    context's realm and returns ``jsproj.host``, whose ``lockdown`` the host
+    then calls once, before loading any projection file; called with
+    ``host.realm`` it makes another engine (another store's) in that context.
     """
-    parts = ["(function () {\nvar jsproj = {};\n"]
+    parts = ["(function (realm) {\nvar jsproj = {realm: realm || null};\n"]
     for _, source in engine_files():
         parts.append(f"(function (jsproj) {{{source}\n}})(jsproj);\n")
-    parts.append("return jsproj.host;\n})()\n")
+    parts.append("return jsproj.host;\n})\n")
     bundle = "".join(parts)
     return bundle, hashlib.sha256(bundle.encode()).hexdigest()

@@ -6,7 +6,8 @@ projections.projectStream('Account').named('Audit').by({
       position: meta.position, timestamp: meta.timestamp, eventId: meta.eventId,
       eventType: meta.eventType, metadata: meta.metadata
     };
-    meta.version = 999;            // read-only: ignored
+    try { meta.version = 999; state.writeRefused = false; }       // read-only (files are strict: it throws)
+    catch (e) { state.writeRefused = e instanceof TypeError; }
     state.versionAfterWrite = meta.version;
   }
 });
