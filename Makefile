@@ -37,20 +37,30 @@ pg-extensions: install
 	  { rm -rf $(PG_SITE) && $(BIN)/python -m pip install --quiet --target $(PG_SITE) "mini-racer==$$version"; }
 	@$(MAKE) --no-print-directory pg-languages
 
-# The JavaScript procedural languages, engines plv8 and pljs: the platform's
-# package when there is one (postgresql-NN-plv8 from the PostgreSQL apt
-# repository), else built from PG_JS (../shared/pg-js: sources and build
-# scripts, ~15-20 s each). Without either, their tests skip (CI fails them).
+# The JavaScript procedural languages, engines plv8 and pljs, as jsproj needs them: with their execution
+# timeout compiled in (jsproj's time limit per call: a deploy refuses a language without it) and
+# jsproj's own patches (deploy/pg-js/README.md), built from PG_JS (../shared/pg-js: sources and build
+# scripts, ~15-25 s each) whenever what is installed was built otherwise (a stamp records the build).
+# Without PG_JS: the platform's package (postgresql-NN-plv8 from the PostgreSQL apt repository), if any.
+# Without either, their tests skip (CI fails them).
 PG_JS ?= ../shared/pg-js
+PG_JS_STAMP := /usr/local/lib/jsproj/pg-js.stamp
+PLV8_PATCHES := $(sort $(wildcard $(CURDIR)/deploy/pg-js/plv8-*.patch))
+PLJS_PATCHES := $(sort $(wildcard $(CURDIR)/deploy/pg-js/pljs-*.patch))
+PG_JS_BUILD := PLV8_EXECUTION_TIMEOUT=1 PLJS_EXECUTION_TIMEOUT=1 PLV8_EXTRA_PATCHES="$(PLV8_PATCHES)" PLJS_EXTRA_PATCHES="$(PLJS_PATCHES)"
 pg-languages:
 	@pgv=$$(ls /usr/lib/postgresql | sort -V | tail -1); ext=/usr/share/postgresql/$$pgv/extension; \
-	if [ ! -f $$ext/plv8.control ] && [ "$$(id -u)" = 0 ] && \
+	want=$$(echo '$(PG_JS_BUILD)' | cat - $(PLV8_PATCHES) $(PLJS_PATCHES) | sha256sum | cut -c1-16); \
+	if [ -x $(PG_JS)/build-plv8.sh ] && [ "$$(id -u)" = 0 ]; then \
+	  if [ ! -f $$ext/plv8.control ] || [ ! -f $$ext/pljs.control ] || [ "$$(cat $(PG_JS_STAMP) 2>/dev/null)" != "$$want" ]; then \
+	    echo "building plv8 and pljs from $(PG_JS) (execution timeouts, deploy/pg-js patches)"; \
+	    $(PG_JS_BUILD) RUN_TESTS=0 $(PG_JS)/build-plv8.sh $(PG_JS)/plv8-v3.1.10.tar.gz && \
+	    $(PG_JS_BUILD) RUN_TESTS=0 $(PG_JS)/build-pljs.sh $(PG_JS)/pljs-1.0.5.tar.gz $(PG_JS)/quickjs-19abf18.tar.gz && \
+	    mkdir -p $$(dirname $(PG_JS_STAMP)) && echo "$$want" > $(PG_JS_STAMP) || exit 1; \
+	  fi; \
+	elif [ ! -f $$ext/plv8.control ] && [ "$$(id -u)" = 0 ] && \
 	   apt-cache policy postgresql-$$pgv-plv8 2>/dev/null | grep -q 'Candidate: [0-9]'; then \
 	  apt-get install -y -qq postgresql-$$pgv-plv8; fi; \
-	if [ ! -f $$ext/plv8.control ] && [ -x $(PG_JS)/build-plv8.sh ]; then \
-	  RUN_TESTS=0 $(PG_JS)/build-plv8.sh $(PG_JS)/plv8-v3.1.10.tar.gz; fi; \
-	if [ ! -f $$ext/pljs.control ] && [ -x $(PG_JS)/build-pljs.sh ]; then \
-	  RUN_TESTS=0 $(PG_JS)/build-pljs.sh $(PG_JS)/pljs-1.0.5.tar.gz $(PG_JS)/quickjs-19abf18.tar.gz; fi; \
 	for lang in plv8 pljs; do [ -f $$ext/$$lang.control ] || \
 	  echo "note: $$lang is not installed (no platform package, no $(PG_JS)): its tests will skip"; done
 

@@ -73,5 +73,6 @@ Object.defineProperty(projector, 'createProjector', {
 });
 Object.defineProperty(projector, 'loadSources', { value: loadSources, enumerable: false });
 Object.defineProperty(projector, 'readProjectionFolder', { value: readProjectionFolder, enumerable: false });
+Object.defineProperty(projector, 'withSyntaxLine', { value: withSyntaxLine, enumerable: false });
 
 module.exports = projector;

@@ -300,15 +300,16 @@ projections.aggregate('Spin').by({ Go: function (state) { state.x = x & 0; } });
 @pytest.mark.slow
 def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(store: EventStore, dsn: str) -> None:
     deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD}], engine="plpython", timeout=60)
+    engine_limits(dsn, timeout=0.05)  # the owner's to choose, never a session's
     with psycopg.connect(dsn, autocommit=True) as session:
-        session.execute("set jsproj.timeout = '0.05'")
         for _ in range(2):  # the second answers from the first's failure, without running the file again
             with pytest.raises(psycopg.Error) as caught:
                 session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
             assert caught.value.sqlstate == "JP500"
             assert caught.value.diag.message_primary == "projection file Spin.js ran past the time limit of 0.05 s"
         assert session.execute("select 1").fetchone() == (1,), "the backend survives"
-    store.append({"id": "s", "type": "T", "data": {"$type": "Go"}})  # a session with the default limit loads it
+    engine_limits(dsn, timeout=60)
+    store.append({"id": "s", "type": "T", "data": {"$type": "Go"}})  # with a longer limit it loads
     assert fetch_view(store, "Spin") == {"Spin": {"x": 0}}
 
 
@@ -318,10 +319,16 @@ def test_a_file_that_never_finishes_loading_is_stopped_by_the_limit_not_by_kill(
     with psycopg.connect(dsn, autocommit=True) as owner:
         owner.execute("update pge_projection_definitions set source = 'while (true) {}'")
         owner.execute("update pge_engine set generation = generation + 1")
-        owner.execute("set jsproj.timeout = '0.5'")
+        owner.execute("select pge_set_engine_settings(0.5, 256, python_path) from pge_engine")
         with pytest.raises(psycopg.Error, match=r"projection file Spin\.js ran past the time limit of 0\.5 s"):
             owner.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
         assert owner.execute("select count(*) from pge_events").fetchone() == (0,), "the append was rolled back"
+
+
+def engine_limits(dsn: str, *, timeout: float = 10, memory_limit: int = 256) -> None:
+    """As the store's owner: the in-database engines' limits (seconds, MB), as deploy sets them."""
+    with psycopg.connect(dsn, autocommit=True) as owner:
+        owner.execute("select pge_set_engine_settings(%s, %s, python_path) from pge_engine", (timeout, memory_limit))
 
 
 HOARD_AT_LOAD = """
@@ -335,8 +342,8 @@ def test_load_time_code_has_the_memory_limit_of_handlers_in_every_sandboxed_host
     with pytest.raises(errors.SandboxMemoryError, match=r"^projection file Hoard\.js went past the memory limit"):
         Projections([{"file": "Hoard.js", "source": HOARD_AT_LOAD}], memory_limit=64 * 1024 * 1024)
     deploy(store, [{"file": "Hoard.js", "source": HOARD_AT_LOAD}], engine="plpython", memory_limit=1024 * 1024 * 1024)
+    engine_limits(dsn, memory_limit=64)
     with psycopg.connect(dsn, autocommit=True) as session:
-        session.execute("set jsproj.memory_limit = '64'")
         with pytest.raises(psycopg.Error) as caught:
             session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
         assert caught.value.sqlstate == "JP500"

@@ -6,14 +6,16 @@
 // folder run over the events file (always JSON: --json is accepted for the
 // same command line as `jsproj simulate`). On an error: {"error": {...}} on
 // stdout, one line on stderr, exit code 1; a bad command line: exit code 2.
-// --timeout limits the whole run (Node's vm timeout); --memory-limit runs it
-// in a Node with that V8 heap limit. Neither makes Node a sandbox
+// The projections run in a context of their own, locked down as in every
+// sandboxed host (../sandbox.js). --timeout limits each call (loading the
+// files, then the simulation), as node:vm can; --memory-limit runs it in a
+// Node with that V8 heap limit. Neither makes Node a sandbox
 // (docs/sandbox.md): they stop runaway projections, they do not contain them.
 
 const fs = require('fs');
-const vm = require('vm');
 const childProcess = require('child_process');
 const projectorModule = require('..');
+const { createSandbox } = require('../sandbox');
 
 const USAGE = 'usage: simulate.js PROJECTIONS_DIR EVENTS_FILE|- [--page-size N] [--now ISO-TIMESTAMP] ' +
   '[--timeout SECONDS] [--memory-limit MB] [--json]';
@@ -52,17 +54,6 @@ function parseArgs(argv) {
   return args;
 }
 
-// Run `fn` under the time limit (vm's timeout interrupts synchronous code).
-function withinTime(seconds, fn) {
-  if (seconds === undefined) return fn();
-  globalThis.__jsprojSimulateRun = fn;
-  try {
-    return new vm.Script('__jsprojSimulateRun()').runInThisContext({ timeout: Math.max(1, Math.round(seconds * 1000)) });
-  } finally {
-    delete globalThis.__jsprojSimulateRun;
-  }
-}
-
 // Run this command again in a Node whose V8 heap is limited; its answer is ours.
 function inLimitedNode(megabytes) {
   const child = childProcess.spawnSync(process.execPath, ['--max-old-space-size=' + megabytes, __filename].concat(process.argv.slice(2)), {
@@ -89,34 +80,53 @@ function main() {
   }
   if (args.memoryLimit !== undefined && process.env[HEAP_MARK] !== String(args.memoryLimit)) return inLimitedNode(args.memoryLimit);
   const [folder, eventsFile] = args.positional;
-  const engine = projectorModule.engine;
-  const projector = projectorModule.createProjector();
+  let sources, text;
   try {
-    const sources = projectorModule.readProjectionFolder(folder);
-    const text = fs.readFileSync(eventsFile === '-' ? 0 : eventsFile, 'utf8');
-    projectorModule.loadSources(projector, sources);
-    const records = engine.normalize(engine.parseEvents(text), { now: args.now });
-    const result = withinTime(args.timeout, () => engine.simulate(projector, records, { pageSize: args.pageSize }));
-    printLogs(engine.drainLogs());
-    process.stdout.write(JSON.stringify(result) + '\n');
-    return 0;
-  } catch (caught) {
-    printLogs(engine.drainLogs());
-    const e = caught && caught.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT' ? timedOut(engine, args.timeout) : caught;
-    if (!e || !e.kind) {
-      process.stderr.write('error: ' + (e && e.code === 'ENOENT' ? 'no such file or folder: ' + e.path : String(e && e.message || e)) + '\n');
-      return 1;
-    }
-    process.stdout.write(JSON.stringify({ error: engine.errorInfo(e) }) + '\n');
-    process.stderr.write('error: ' + engine.firstLine(e.message) + '\n');
+    sources = projectorModule.readProjectionFolder(folder);
+    text = fs.readFileSync(eventsFile === '-' ? 0 : eventsFile, 'utf8');
+  } catch (e) {
+    process.stderr.write('error: ' + (e && e.code === 'ENOENT' ? 'no such file or folder: ' + e.path : String(e && e.message || e)) + '\n');
     return 1;
   }
+  // Each call (loading the files, then the simulation) under the time limit, as in every host.
+  const sandbox = createSandbox();
+  const loaded = call(sandbox, 'load', JSON.stringify(sources), args.timeout);
+  if (loaded.error) return fail(located(loaded.error, sources));
+  const result = call(sandbox, 'simulate', JSON.stringify({ text, now: args.now, pageSize: args.pageSize }), args.timeout);
+  if (result.error) return fail(result.error);
+  process.stdout.write(JSON.stringify(result.ok) + '\n');
+  return 0;
 }
 
-function timedOut(engine, seconds) {
-  const projection = engine.current.projection;
-  return engine.fail('SandboxTimeoutError', (projection ? 'projection ' + projection : 'projection code') +
-    ' ran past the time limit of ' + seconds + ' s', { projection: projection || null });
+// One sandbox call's answer ({ok} or {error}), its projections' console output printed.
+function call(sandbox, op, text, seconds) {
+  let answer;
+  try {
+    answer = JSON.parse(sandbox.call(op, text, seconds === undefined ? undefined : seconds * 1000));
+  } catch (e) {
+    if (!e || e.code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw e;
+    return { error: timedOut(sandbox.current(), seconds) };
+  }
+  printLogs(answer.logs || []);
+  return answer;
+}
+
+// A syntax error with its line, which only the host's own compiler knows.
+function located(error, sources) {
+  const culprit = sources.find((s) => s.file === error.file);
+  return culprit ? projectorModule.withSyntaxLine(error, culprit.file, culprit.source) : error;
+}
+
+function fail(error) {
+  process.stdout.write(JSON.stringify({ error }) + '\n');
+  process.stderr.write('error: ' + String(error.message).split('\n')[0] + '\n');
+  return 1;
+}
+
+function timedOut(where, seconds) {
+  const culprit = where.projection ? 'projection ' + where.projection : where.file ? 'projection file ' + where.file : 'projection code';
+  return { kind: 'SandboxTimeoutError', message: culprit + ' ran past the time limit of ' + seconds + ' s',
+    projection: where.projection || null, file: where.file || null };
 }
 
 function printLogs(logs) {

@@ -179,6 +179,13 @@ jsproj.host = {
     cache.drop(JSON.parse(text).projections);
     return { kept: cache.size };
   }),
+  // {text, now?, pageSize?} -> {views, aggregates}: the loaded projections over an events file's text,
+  // in memory, page by page, as a storing host would apply it (simulate.js).
+  simulate: entry(function (text) {
+    var request = JSON.parse(text);
+    var records = jsproj.normalize(jsproj.parseEvents(request.text), { now: request.now });
+    return jsproj.simulate(loaded(), records, { pageSize: request.pageSize });
+  }),
   // {text, options} -> [records]
   normalize: entry(function (text) {
     var request = JSON.parse(text);

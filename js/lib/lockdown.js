@@ -146,7 +146,12 @@ function freezeGlobal(writable) {
       ? { value: descriptor.value, writable: keep && descriptor.writable, configurable: false }
       : { get: descriptor.get, set: descriptor.set, configurable: false });
   });
-  Object.preventExtensions(globalThis);
+  try {
+    Object.preventExtensions(globalThis);
+  } catch (e) {
+    // A node:vm context's global object refuses (Node's interceptors): nothing is lost, as projection
+    // code never reaches the global object (a file's globalThis is its scope's: load.js).
+  }
 }
 
 // `ops`: the engine operations a host calls through the frozen global

@@ -253,3 +253,19 @@ begin
         detail = (jsonb_build_object('kind', v_kind, 'message', v_message) || coalesce(v_where, '{}'))::text;
 end;
 $$;
+
+-- A projection must not outlast jsproj's time limit (pge_engine.timeout,
+-- pinned on pge_engine_run as @language@.execution_timeout by
+-- pge_pin_settings): a language built without its execution timeout has no
+-- such limit (only statement_timeout, which is the caller's, and none by
+-- default). Its settings exist now: creating pge_engine_run loaded it.
+do $jsproj_check$
+begin
+    if current_setting('@language@.execution_timeout', true) is null then
+        raise exception using errcode = 'JP505',
+            message = '@language@ here has no @language@.execution_timeout: it was built without its execution '
+                      'timeout, so a projection could run past jsproj''s time limit; install a build with it '
+                      '(make pg-languages builds one; docs/deploy.md says where to find one) or deploy with another engine';
+    end if;
+end
+$jsproj_check$;

@@ -8,8 +8,11 @@ as $$
 # Runs the engine operation `op` ('route', 'apply', or 'describe') on JSON
 # text. The V8 isolate is created lazily in this backend, with the deployed
 # engine bundle and projection sources, and reloaded when the deployment
-# generation moves. Settings: jsproj.python_path (where py_mini_racer is),
-# jsproj.timeout (seconds per call, default 10), jsproj.memory_limit (MB, 256).
+# generation moves. Its settings are the store owner's, written by deploy in
+# pge_engine (python_path: where py_mini_racer is; timeout: seconds per call;
+# memory_limit: MB of V8 heap), never a setting a session can change: the
+# caller may be an application role appending through pge_append, and this
+# runs as the owner (a superuser: plpython3u is untrusted).
 # Loading the projection files runs under the same limits as handlers, in
 # the same locked-down V8 (frozen built-ins and global, no timers, promises,
 # eval or real clock): a file cannot tell it is in the database, and one
@@ -20,10 +23,6 @@ if op not in ('route', 'apply', 'describe'):
     plpy.error('pge_engine_call: unknown operation %s' % op)
 
 SMALL = 65536  # payloads up to this size go as a string literal: one V8 task instead of three
-
-def setting(name, default):
-    value = plpy.execute("select current_setting('%s', true) as v" % name)[0]['v']
-    return value if value else default
 
 def failure(kind, message, **fields):
     return json.dumps({'error': dict(kind=kind, message=message, **fields)})
@@ -52,23 +51,27 @@ def retire(racer):
     GD.setdefault('jsproj:retired', []).append(racer)
 
 key = 'jsproj:' + '@schema@'
-now = plpy.execute('''select generation, current_setting('jsproj.timeout', true) as timeout from @schema@.pge_engine''')[0]
-timeout = float(now['timeout'] or '10')
+now = plpy.execute('select generation from @schema@.pge_engine')[0]
 state = GD.get(key)
 if state is None or state['generation'] != now['generation']:
     import sys
-    for path in reversed(setting('jsproj.python_path', '/usr/local/lib/jsproj/site').split(':')):
+    # (read at each load: a change of them moves the generation; the defaults serve a schema not migrated yet)
+    given = json.loads(plpy.execute('''select (to_jsonb(e) - 'bundle')::text as s from @schema@.pge_engine e''')[0]['s'])
+    settings = {'timeout': 10, 'memory_limit': 256, 'python_path': '/usr/local/lib/jsproj/site'}
+    settings.update((k, given[k]) for k in settings if given.get(k) is not None)
+    timeout = float(settings['timeout'])
+    for path in reversed(settings['python_path'].split(':')):
         if path and path not in sys.path:
             sys.path.insert(0, path)
     try:
         from py_mini_racer import MiniRacer
     except ImportError as exc:
         return failure('SandboxError', 'the database server\'s Python cannot import py_mini_racer: install mini-racer '
-                       'for it, or set jsproj.python_path to a folder holding it (%s)' % exc)
+                       'for it, or deploy with --python-path naming a folder holding it (%s)' % exc)
     racer = MiniRacer()
-    racer.set_hard_memory_limit(int(setting('jsproj.memory_limit', '256')) * 1024 * 1024)
+    racer.set_hard_memory_limit(int(settings['memory_limit']) * 1024 * 1024)
     host = racer.eval('(%s)(null)' % plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle'])
-    locked = json.loads(host['lockdown'](json.dumps({'ops': ['route', 'apply', 'current']})))
+    locked = json.loads(host['lockdown'](json.dumps({'ops': ['route', 'apply']})))
     if 'error' in locked:
         return json.dumps(locked)
     rows = plpy.execute('select distinct on (file) file, source from @schema@.pge_projection_definitions order by file')
@@ -80,15 +83,16 @@ if state is None or state['generation'] != now['generation']:
         # Loading is deterministic (no clock, no randomness at load time): the
         # same generation fails the same way, so later calls answer at once.
         failed = stopped(racer, host['current'], exc, timeout)[1]
-        GD[key] = {'generation': now['generation'], 'failed': failed}
+        GD[key] = {'generation': now['generation'], 'failed': failed, 'timeout': timeout}
         return failed
     if 'error' in loaded:
-        GD[key] = {'generation': now['generation'], 'failed': json.dumps(loaded)}
+        GD[key] = {'generation': now['generation'], 'failed': json.dumps(loaded), 'timeout': timeout}
         return json.dumps(loaded)
-    state = {'racer': racer, 'generation': now['generation'], 'described': loaded['ok'],
+    state = {'racer': racer, 'generation': now['generation'], 'described': loaded['ok'], 'timeout': timeout,
              'ops': {name: host[name] for name in ('route', 'apply', 'current')}}
     GD[key] = state
 
+timeout = state['timeout']
 if 'failed' in state:
     return state['failed']
 if op == 'describe':

@@ -293,7 +293,7 @@ begin
     begin
         for n in 1 .. v_count loop
             v_n := n;
-            v_results := array_append(v_results, @schema@.pge_append(messages -> (n - 1)));
+            v_results := array_append(v_results, @schema@.pge_append_message(messages -> (n - 1)));
         end loop;
     exception when others or query_canceled or assert_failure then
         -- an inline projection's error (a sandbox limit too), or a $id another writer stored meanwhile: named
@@ -317,20 +317,13 @@ $$;
 -- Errors raised here carry SQLSTATE JP400 (a bad message or event) or JP409
 -- (the stream is not at the expected version; DETAIL is {"streamId", "expected", "actual"}).
 --
--- Least privilege (docs/deploy.md): an application role granted only
--- EXECUTE on pge_append (and SELECT on the view tables it reads) can append;
--- the append, the inline projections it runs and the documents they write
--- act with the rights of the store's owner, and projection code has none
--- (it never reaches SQL: sql/engines/javascript.sql). search_path is pinned
--- so that a caller cannot put its own functions or operators in front of
--- PostgreSQL's (every jsproj name in these functions is schema-qualified).
--- (Both are stated here: `create or replace` resets what it does not say.)
+-- The append itself. Its callers are the entries below, which pin what it
+-- runs under: run as the store's owner, it is not granted to anyone.
 --
 -- One message, or an array of them: a batch, appended all or nothing
 -- (pge_append_batch), returning an array of results.
-create or replace function pge_append(message jsonb) returns jsonb
+create or replace function pge_append_message(message jsonb) returns jsonb
 language plpgsql
-security definer set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_id text := message ->> 'id';
@@ -455,6 +448,35 @@ begin
 end;
 $$;
 
+revoke execute on function pge_append_message(jsonb) from public;
+
+-- The application's entry (docs/security.md). Least privilege: an
+-- application role granted only EXECUTE on pge_append (and SELECT on the
+-- view tables it reads) can append; the append, the inline projections it
+-- runs and the documents they write act with the rights of the store's
+-- owner, and projection code has none (it never reaches SQL:
+-- sql/engines/javascript.sql). So nothing a session can set may change what
+-- runs here or its limits: search_path is pinned (every jsproj name in these
+-- functions is schema-qualified, and a caller's functions or operators in
+-- pg_temp come last); pge_pin_settings (sql/functions/security.sql) adds the
+-- settings of the JavaScript languages installed (plv8.start_proc, the time
+-- and memory limits...), which exist once their libraries are loaded.
+-- (`create or replace` resets what it does not say: the schema script pins
+-- them again after every functions file.) The guard of Python-engine inline
+-- projections reads jsproj.inline_engine (sql/functions/inline.sql): the
+-- entry sets it first, so what a session set never reaches the guard (a
+-- function's SET clause cannot carry it: PostgreSQL lets only superusers put
+-- a setting no library defines there).
+create or replace function pge_append(message jsonb) returns jsonb
+language plpgsql
+security definer set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform set_config('jsproj.inline_engine', '', true);
+    return @schema@.pge_append_message(message);
+end;
+$$;
+
 -- Running as the owner, it must not be everyone's: PostgreSQL grants EXECUTE
 -- on new functions to PUBLIC, and (in schema public) every role has USAGE.
 -- The owner keeps it; other roles that append are granted it
@@ -463,3 +485,28 @@ revoke execute on function pge_append(jsonb) from public;
 
 comment on function pge_append(jsonb) is
     'jsproj: append one message {"id", "type", "data": [events], "expected_version", "metadata", "timestamp"} and return {"streamId", "version", "positions"}; or an array of them, all or nothing, and return an array of results';
+
+-- The Python engine's entry: an append whose Python-engine inline
+-- projections the caller applies itself, in the same transaction
+-- (src/jsproj/appending.py). The guard lets it through because this
+-- function sets jsproj.inline_engine to 'python' for the append (and back);
+-- only roles granted EXECUTE on it (those that run the Python engine, with
+-- write on the document tables: docs/deploy.md#privileges) can append that way.
+create or replace function pge_append_unapplied(message jsonb) returns jsonb
+language plpgsql
+security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_result jsonb;
+begin
+    perform set_config('jsproj.inline_engine', 'python', true);
+    v_result := @schema@.pge_append_message(message);
+    perform set_config('jsproj.inline_engine', '', true);
+    return v_result;
+end;
+$$;
+
+revoke execute on function pge_append_unapplied(jsonb) from public;
+
+comment on function pge_append_unapplied(jsonb) is
+    'jsproj: pge_append for the Python engine, which applies its inline projections to the appended events itself, in the same transaction';

@@ -92,7 +92,12 @@ begin
 end;
 $$;
 
--- Refuses appends that bypass the Python engine while it keeps inline projections.
+-- Refuses appends that bypass the Python engine while it keeps inline
+-- projections. The setting it reads is set by the entry that appends, as it
+-- starts: pge_append sets it to '', pge_append_unapplied (the Python
+-- engine's, granted only to the roles that run it) to 'python'
+-- (sql/functions/events.sql); nothing a session set reaches it. (The store's owner inserting into
+-- pge_events itself is not guarded: it owns the table.)
 create or replace function pge_python_inline_guard() returns trigger
 language plpgsql
 as $$
@@ -122,8 +127,7 @@ begin
     if jsonb_typeof(message) = 'array' then  -- one message (a batch's records come by pages: appending.py)
         raise exception using errcode = 'JP400', message = @schema@.pge_message_problem(message);
     end if;
-    perform set_config('jsproj.inline_engine', 'python', true);
-    result := @schema@.pge_append(message);
+    result := @schema@.pge_append_unapplied(message);
     v_positions := array(select jsonb_array_elements_text(result -> 'positions')::bigint);
     v_projections := array(select name from @schema@.pge_projection_definitions
                            where lifecycle = 'inline' and engine = 'python');

@@ -131,12 +131,12 @@ def append_all_steps(
     (INLINE_PAGE) rather than once per message: the same documents, as views do not depend on how events are
     batched, for one sandbox call per page."""
     inline = bool(engine.loaded().names)
-    if inline:  # the guard: the projections are applied, per page
-        yield from ask(Query("select set_config('jsproj.inline_engine', 'python', true)", rows="none"))
+    # With inline projections, through the Python engine's entry (the guard lets it through): they are applied, per page
+    entry = "pge_append_unapplied" if inline else "pge_append"
     results: list[AppendResult] = []
     owners: dict[int, str] = {}  # position -> the message's label, to name it in an error
     for first, texts in _batches([_text(m, label) for m, label in zip(messages, labels, strict=True)]):
-        batch = yield from _append_batch(texts, labels, first)
+        batch = yield from _append_batch(entry, texts, labels, first)
         for result, label in zip(batch, labels[first:], strict=False):
             results.append(result)
             if inline:
@@ -173,11 +173,12 @@ def _refused_as_text(texts: Sequence[str]) -> int | None:
     return next((n for n, text in enumerate(texts, 1) if NUL_ESCAPE.search(text)), None)
 
 
-def _append_batch(texts: Sequence[str], labels: Sequence[str], first: int) -> Steps[list[AppendResult]]:
-    """Append one batch (an array for ``pge_append``) of the messages from ``first`` on; an error names its
-    message by its label, and ``messageNumber`` counts from the first message of the whole append."""
+def _append_batch(entry: str, texts: Sequence[str], labels: Sequence[str], first: int) -> Steps[list[AppendResult]]:
+    """Append one batch (an array for ``entry``: ``pge_append`` or ``pge_append_unapplied``) of the messages from
+    ``first`` on; an error names its message by its label, and ``messageNumber`` counts from the first message of
+    the whole append."""
     try:
-        (rows,) = yield from ask(Query("select pge_append(%s::jsonb)", ("[" + ",".join(texts) + "]",)))
+        (rows,) = yield from ask(Query(f"select {entry}(%s::jsonb)", ("[" + ",".join(texts) + "]",)))
     except errors.JsprojError as exc:
         number = exc.info.get("messageNumber")
         if number is None and isinstance(exc, errors.InvalidEventError):

@@ -83,6 +83,12 @@ def project_file(start: Path | None = None) -> ProjectFile:
         document: dict[str, Any] = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise errors.InputError(f"{path}: not valid TOML: {exc}") from None
+    outside = sorted(set(document) - {"jsproj"})
+    if outside:
+        raise errors.InputError(
+            f"{path}: unknown top-level setting {outside[0]!r}: jsproj's settings go in the [jsproj] table "
+            f"(known: {', '.join(sorted(KEYS | TABLES))})"
+        )
     table = document.get("jsproj", {})
     if not isinstance(table, dict):
         raise errors.InputError(f"{path}: [jsproj] must be a table")

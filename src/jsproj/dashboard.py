@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import re
 import socket
@@ -34,6 +33,7 @@ from jsproj import errors
 from jsproj.control import list_dead_letters
 from jsproj.daemon.loop import STALE_SECONDS
 from jsproj.daemon.progress import LOCK_CLASS
+from jsproj.loopback import MISDIRECTED, allowed_hosts, host_allowed
 from jsproj.redact import redact
 from jsproj.status import ProjectionStatus, projection_status, subscription_status
 from jsproj.store import EventStore
@@ -216,11 +216,7 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
-        host, port = self.bound()
-        self.hosts: set[str] | None = None  # any Host, unless bound to a loopback address
-        if ipaddress.ip_address(host).is_loopback:
-            names = ("localhost", f"[{host}]" if ":" in host else host)
-            self.hosts = {f"{name}:{port}" for name in names} | ({*names} if port == 80 else set())
+        self.hosts = allowed_hosts(*self.bound())  # any Host, unless bound to a loopback address
 
     def bound(self) -> tuple[str, int]:
         """The address and port listened on."""
@@ -235,9 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "jsproj-dashboard"
 
     def do_GET(self) -> None:
-        hosts = self.server.hosts
-        if hosts is not None and self.headers.get("Host", "").lower() not in hosts:
-            self._send(421, "text/plain; charset=utf-8", b"unknown Host\n")
+        if not host_allowed(self.server.hosts, self.headers.get("Host")):
+            self._send(MISDIRECTED, "text/plain; charset=utf-8", b"unknown Host\n")
             return
         board, path = self.server.dashboard, urlsplit(self.path).path
         if path == "/":

@@ -35,12 +35,15 @@ from jsproj.migrate import schema_script, sql_dir
 from jsproj.python_engine import rebuild
 from jsproj.runtime.bundle import database_bundle
 from jsproj.runtime.projections import ProjectionInfo, Projections
-from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MB
 from jsproj.store import EventStore, translate
 
 DATABASE_ENGINES = tuple(engine for engine in ENGINES if engine != "python")
 #: The in-database engines that are JavaScript procedural languages (sql/engines/javascript.sql).
 LANGUAGE_ENGINES = ("plv8", "pljs")
+#: Where plpython3u's engine looks for mini-racer first, unless deploy is given another folder (make pg-extensions
+#: installs the pinned mini-racer there).
+DEFAULT_PYTHON_PATH = "/usr/local/lib/jsproj/site"
 LIFECYCLES = ("inline", "async", "live")
 ON_ERROR = ("stop", "dead-letter")
 MAX_PARTITIONS = 256  # as pge_projection_definitions checks
@@ -224,6 +227,7 @@ def deploy(
     indexes: Mapping[str, Sequence[str]] | None = None,
     timeout: float | None = None,
     memory_limit: int | None = None,
+    python_path: str | None = None,
     prune: bool = False,
     dry_run: bool = False,
     promote: bool = True,
@@ -243,6 +247,10 @@ def deploy(
     holding off no append. A new ``.version()`` of an async projection is
     built beside the deployed one (``pending``) and switched to when built;
     ``promote=False`` waits for :func:`jsproj.versions.promote` instead.
+    ``timeout`` (seconds) and ``memory_limit`` (bytes) limit every call of
+    projection code, here and in the in-database engines, which the store
+    keeps them for (``pge_engine``); ``python_path`` is where plpython3u finds
+    mini-racer (default :data:`DEFAULT_PYTHON_PATH`).
     """
     if not dry_run:
         store.migrate()
@@ -257,7 +265,8 @@ def deploy(
                     outcome = _value(conn, "select pge_deploy_plan(%s)", (Jsonb(rows),))
                 else:
                     with conn.transaction():
-                        outcome, report.rebuilt = _deploy_in(conn, store.schema, loaded, rows, engine, prune)
+                        limits = _engine_settings(loaded, python_path)
+                        outcome, report.rebuilt = _deploy_in(conn, store.schema, loaded, rows, engine, prune, limits)
             except psycopg.Error as exc:
                 raise translate(exc, "deploy") from exc
         for key in ("added", "changed", "unchanged", "removed", "indexes", "rebuild", "pending", "retired"):
@@ -274,13 +283,15 @@ def _deploy_in(
     rows: list[dict[str, Any]],
     engine: str,
     prune: bool,
+    limits: tuple[float, int, str],
 ) -> tuple[Any, dict[str, int]]:
     """``pge_deploy`` and the rebuilds of its outcome, in the caller's transaction: its outcome, and the
-    events each rebuilt projection read."""
+    events each rebuilt projection read. ``limits``: the engines' time limit (s), memory limit (MB), Python path."""
     bundle, bundle_hash = database_bundle()
     if engine in DATABASE_ENGINES:
         conn.execute(engine_sql(engine, sql.Identifier(schema).as_string(conn)))
     outcome = _value(conn, "select pge_deploy(%s, %s, %s, %s)", (Jsonb(rows), bundle, bundle_hash, prune))
+    conn.execute("select pge_set_engine_settings(%s, %s, %s)", limits)
     if engine in DATABASE_ENGINES:
         _probe(conn, engine)
     rebuilt: dict[str, int] = {}
@@ -290,6 +301,12 @@ def _deploy_in(
         else:
             rebuilt[name] = rebuild(conn, loaded, name)
     return outcome, rebuilt
+
+
+def _engine_settings(loaded: Projections, python_path: str | None) -> tuple[float, int, str]:
+    """What pge_set_engine_settings takes: the limits the projections were checked under (seconds, MB), the path."""
+    sandbox = loaded.sandbox
+    return sandbox.timeout, sandbox.memory_limit // MB, python_path or DEFAULT_PYTHON_PATH
 
 
 def _load(sources: Sequence[Mapping[str, str]], timeout: float | None, memory_limit: int | None) -> Projections:
@@ -324,6 +341,9 @@ def deployment_sql(
     lifecycles: Mapping[str, str] | None = None,
     indexes: Mapping[str, Sequence[str]] | None = None,
     prune: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    python_path: str = DEFAULT_PYTHON_PATH,
 ) -> str:
     """The complete SQL a DBA applies by hand (``psql -1 -f``) to deploy with an in-database engine.
 
@@ -348,6 +368,8 @@ def deployment_sql(
     parts += [
         f"-- the {engine} engine",
         engine_sql(engine, schema_sql),
+        "-- its limits (seconds, MB) and where plpython3u finds mini-racer",
+        f"select pge_set_engine_settings({float(timeout)!r}, {memory_limit // MB}, {_literal(python_path)});",
         "-- the definitions, and the rebuild of new and changed stored projections",
         "select pge_rebuild(name) from jsonb_array_elements_text(",
         f"  pge_deploy({_literal(json.dumps(rows))}::jsonb,",

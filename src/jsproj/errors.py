@@ -266,6 +266,13 @@ class PythonEngineRequiredError(StoreError):
     sqlstates: ClassVar[Mapping[str, str]] = {"JP503": "{message}"}
 
 
+class UnlimitedLanguageError(StoreError):
+    """The JavaScript language installed in the database cannot stop a call at jsproj's time limit: it was built
+    without its execution timeout (deploy refuses it: docs/deploy.md#plv8-and-pljs)."""
+
+    sqlstates: ClassVar[Mapping[str, str]] = {"JP505": "{message}"}
+
+
 class UnknownPositionError(StoreError):
     """``read_all(after=...)`` was given a position that is not an event's."""
 

@@ -240,6 +240,8 @@ def schema_script(schema: str = "public") -> str:
         parts += [f"-- migration {migration.label}", _migration_block(migration, schema, schema_sql)]
     for file in functions_files():
         parts += [f"-- functions/{file.name}", _functions_block(file, schema_sql)]
+    # A functions file's `create or replace` resets a function's settings: pin them again (sql/functions/security.sql).
+    parts += ["-- settings pinned (functions/security.sql)", _block("begin", "    perform pge_pin_settings();", "end")]
     return "\n".join(parts) + "\n"
 
 

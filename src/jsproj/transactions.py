@@ -76,20 +76,15 @@ class Transaction:
 
 def pending_steps(engine: PythonEngine, tx: Transaction, schema: str | None) -> Steps[list[AppendResult]]:
     """Append ``tx``'s queued messages in its transaction (a connection of the application's: in ``schema``,
-    its search_path and the inline guard put back afterwards); the results, for :meth:`Transaction.settle`."""
+    its search_path put back afterwards); the results, for :meth:`Transaction.settle`."""
     if not tx.pending:
         return []
     if schema is not None:  # for this transaction only, and put back: the application's statements go on as before
-        before, guard = yield from ask(
-            Query("select current_setting('search_path'), coalesce(current_setting('jsproj.inline_engine', true), '')")
-        )
+        (before,) = yield from ask(Query("select current_setting('search_path')"))
         yield from ask(Query(search_path(schema, local=True), rows="none"))
     yield from inline_steps(engine, reload=True)
     labels = [f"append {n + 1} of the transaction" for n in range(len(tx.pending))]
     results = yield from append_all_steps(engine, [p.message for p in tx.pending], labels)
-    if schema is not None:  # and the inline guard: a later raw pge_append of the caller's is guarded again
-        yield from ask(
-            Query("select set_config('search_path', %s, true), set_config('jsproj.inline_engine', %s, true)",
-                  (before, guard))
-        )  # fmt: skip
+    if schema is not None:
+        yield from ask(Query("select set_config('search_path', %s, true)", (before,), rows="none"))
     return results

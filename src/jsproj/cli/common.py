@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ import click
 from jsproj import errors
 from jsproj.config import explicit_dsn, resolve_dsn, resolve_schema
 from jsproj.redact import remember
-from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MB
+from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MAX_TIMEOUT, MB
 from jsproj.store import EventStore
 
 if TYPE_CHECKING:
@@ -37,6 +38,34 @@ def projections_option(dest: str = "projections_dir") -> Callable[[F], F]:
     )
 
 
+if TYPE_CHECKING:  # click 8.5 types ParamType by its value; 8.2 (the lowest supported) is not generic at run time
+    _FloatParam = click.ParamType[float]
+else:
+    _FloatParam = click.ParamType
+
+
+class Seconds(_FloatParam):
+    """A duration option: a finite number of seconds within [``low``, ``high``] (``nan`` and ``inf`` are refused:
+    click's FloatRange lets ``nan`` through, every comparison with it being false)."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float = MAX_TIMEOUT) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or not self.low <= seconds <= self.high:
+            self.fail(f"{value!r} is not a number of seconds from {self.low:g} to {self.high:g}", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds(0.001)
+
+
 def sandbox_options(command: F) -> F:
     command = click.option(
         "--memory-limit",
@@ -50,7 +79,7 @@ def sandbox_options(command: F) -> F:
     )(command)
     return click.option(
         "--timeout",
-        type=click.FloatRange(min=0.001),
+        type=SECONDS,
         default=DEFAULT_TIMEOUT,
         show_default=True,
         envvar="JSPROJ_TIMEOUT",

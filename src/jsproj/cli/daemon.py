@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jsproj import control, logs
-from jsproj.cli.common import echo_json, json_errors, json_option, open_store, sandbox_options, store_options
+from jsproj.cli.common import Seconds, echo_json, json_errors, json_option, open_store, sandbox_options, store_options
 from jsproj.daemon import DEFAULT_PAGE_SIZE, Daemon
 from jsproj.daemon.metrics import DEFAULT_STALL_SECONDS, DaemonMetrics
 from jsproj.render import dead_letters_table, status_table
@@ -36,7 +36,7 @@ page_size_option = click.option(
     help="Work on this async projection only (repeatable; the variable: names separated by spaces).",
 )  # fmt: skip
 @page_size_option
-@click.option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+@click.option("--poll-interval", type=Seconds(0.01), default=1.0, show_default=True,
               envvar="JSPROJ_POLL_INTERVAL", show_envvar=True,
               help="Seconds between polls when no notification arrives.")  # fmt: skip
 @click.option(

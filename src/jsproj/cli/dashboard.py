@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from jsproj.cli.common import open_store, store_options
+from jsproj.cli.common import Seconds, open_store, store_options
 
 # jsproj.dashboard's defaults (tests/test_dashboard.py keeps them equal): it is imported by the command only,
 # as http.server adds a sixth to every command's start.
@@ -18,9 +18,9 @@ DEFAULT_PORT, DEFAULT_INTERVAL, DEFAULT_WINDOW = 8113, 5.0, 600.0
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               help="Port to listen on; 0 takes any free port (the URL printed says which).")  # fmt: skip
-@click.option("--interval", type=click.FloatRange(min=0.1), default=DEFAULT_INTERVAL, show_default=True,
+@click.option("--interval", type=Seconds(0.1), default=DEFAULT_INTERVAL, show_default=True,
               help="Seconds between samples of the lag chart.")  # fmt: skip
-@click.option("--window", type=click.FloatRange(min=1), default=DEFAULT_WINDOW, show_default=True,
+@click.option("--window", type=Seconds(1, 7 * 24 * 3600), default=DEFAULT_WINDOW, show_default=True,
               help="Seconds of lag samples kept (in memory) and charted.")  # fmt: skip
 @click.option("--log-requests", is_flag=True, help="Log each request on stderr.")
 @store_options

@@ -33,6 +33,16 @@ lifecycle_option = click.option(
 )
 
 
+python_path_option = click.option(
+    "--python-path",
+    metavar="DIR",
+    envvar="JSPROJ_PYTHON_PATH",
+    show_envvar=True,
+    help="Where the database server's Python finds mini-racer, for --engine plpython  "
+    "[default: /usr/local/lib/jsproj/site].",
+)
+
+
 @click.command()
 @projections_option()
 @click.option(
@@ -76,6 +86,7 @@ lifecycle_option = click.option(
     help="A new .version() of an async projection is built beside the deployed one, then waits for "
     "`jsproj promote NAME` (default: the daemon switches to it when built).",
 )
+@python_path_option
 @store_options
 @sandbox_options
 @json_option
@@ -90,6 +101,7 @@ def deploy(
     no_promote: bool,
     dsn: str | None,
     schema: str | None,
+    python_path: str | None,
     timeout: float,
     memory_limit: int,
     as_json: bool,
@@ -128,7 +140,7 @@ def deploy(
             report = run_deploy(
                 store, sources, engine=chosen, lifecycles=lifecycle_map, on_error=on_error_map,
                 partitions=partition_map, indexes=indexes, timeout=timeout, memory_limit=memory_limit,
-                prune=prune, dry_run=dry_run, promote=not no_promote,
+                python_path=python_path, prune=prune, dry_run=dry_run, promote=not no_promote,
             )  # fmt: skip
     if as_json:
         echo_json(report.to_dict())
@@ -178,8 +190,17 @@ def _report_lines(report: DeployReport) -> list[str]:
 )
 @lifecycle_option
 @click.option("--prune", is_flag=True, help="Remove the deployed projections the folder no longer has.")
+@python_path_option
+@sandbox_options
 def sql_command(
-    projections_dir: Path | None, engine: str, schema: str | None, lifecycles: tuple[str, ...], prune: bool
+    projections_dir: Path | None,
+    engine: str,
+    schema: str | None,
+    lifecycles: tuple[str, ...],
+    prune: bool,
+    python_path: str | None,
+    timeout: float,
+    memory_limit: int,
 ) -> None:
     """Print the SQL that deploys a folder's projections with an in-database engine.
 
@@ -192,12 +213,12 @@ def sql_command(
       jsproj sql --engine plpython > deploy.sql
       psql -v ON_ERROR_STOP=1 -1 -f deploy.sql
     """
-    from jsproj.deploy import deployment_sql, parse_lifecycles
+    from jsproj.deploy import DEFAULT_PYTHON_PATH, deployment_sql, parse_lifecycles
     from jsproj.runtime.projections import Projections, read_folder
 
     chosen_schema = resolve_schema(schema)
     sources = read_folder(resolve_folder("projections", projections_dir))
-    with Projections(sources) as loaded:
+    with Projections(sources, timeout=timeout, memory_limit=memory_limit) as loaded:
         click.echo(
             deployment_sql(
                 loaded.sources,
@@ -207,6 +228,9 @@ def sql_command(
                 lifecycles=parse_lifecycles(lifecycles),
                 indexes=project_file().indexes,
                 prune=prune,
+                timeout=timeout,
+                memory_limit=memory_limit,
+                python_path=python_path or DEFAULT_PYTHON_PATH,
             ),
             nl=False,
         )

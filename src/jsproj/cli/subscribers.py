@@ -6,14 +6,14 @@ import signal
 
 import click
 
-from jsproj.cli.common import open_store, store_options
+from jsproj.cli.common import Seconds, open_store, store_options
 from jsproj.subscriptions import Runner, load_subscribers
 
 
 @click.command()
 @click.argument("targets", nargs=-1, required=True, metavar="MODULE[:ATTR]...")
 @click.option("--until-caught-up", is_flag=True, help="Exit once everything appended before the start is handled.")
-@click.option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+@click.option("--poll-interval", type=Seconds(0.01), default=1.0, show_default=True,
               help="Seconds between polls when no notification arrives.")  # fmt: skip
 @store_options
 def subscribers(

@@ -28,6 +28,7 @@ from jsproj.daemon.hooks import DaemonHooks
 from jsproj.daemon.pages import Applied
 from jsproj.daemon.progress import Unit
 from jsproj.identifiers import search_path
+from jsproj.loopback import MISDIRECTED, allowed_hosts, host_allowed
 
 if TYPE_CHECKING:
     from jsproj.daemon.loop import Daemon
@@ -234,9 +235,7 @@ class MetricsServer:
         self, metrics: DaemonMetrics, registry: CollectorRegistry, collector: _Collector, host: str, port: int
     ) -> None:
         self.registry, self._collector = registry, collector
-        handler = _handler(metrics, registry)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), metrics, registry)
         self.host, self.port = host, int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="jsproj-metrics", daemon=True)
         self._thread.start()
@@ -260,29 +259,43 @@ class MetricsServer:
         self.close()
 
 
-def _handler(metrics: DaemonMetrics, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # http.server's name
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-            elif path in ("/healthz", "/health"):
-                healthy, why = metrics.health()
-                self._answer(200 if healthy else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
-            else:
-                self._answer(404, b"not found: /metrics or /healthz\n", "text/plain; charset=utf-8")
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
 
-        def _answer(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def __init__(self, address: tuple[str, int], metrics: DaemonMetrics, registry: CollectorRegistry) -> None:
+        super().__init__(address, _Handler)
+        self.metrics, self.registry = metrics, registry
+        # The same Host rule as the dashboard's (jsproj.loopback)
+        self.hosts = allowed_hosts(address[0], int(self.server_address[1]))
 
-        def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
-            pass  # a scrape every few seconds is not worth a log line
 
-    return Handler
+class _Handler(BaseHTTPRequestHandler):
+    """GET /metrics and /healthz; a loopback server answers only requests that name it (jsproj.loopback)."""
+
+    server: _Server
+
+    def do_GET(self) -> None:  # http.server's name
+        metrics, registry = self.server.metrics, self.server.registry
+        path = self.path.split("?", 1)[0]
+        if not host_allowed(self.server.hosts, self.headers.get("Host")):
+            self._answer(MISDIRECTED, b"unknown Host\n", "text/plain; charset=utf-8")
+        elif path == "/metrics":
+            self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+        elif path in ("/healthz", "/health"):
+            healthy, why = metrics.health()
+            self._answer(200 if healthy else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
+        else:
+            self._answer(404, b"not found: /metrics or /healthz\n", "text/plain; charset=utf-8")
+
+    def _answer(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
+        pass  # a scrape every few seconds is not worth a log line
 
 
 __all__ = ["DaemonMetrics", "MetricsServer"]

@@ -12,6 +12,7 @@ started lazily, so a sandbox made before ``fork()`` is safe in the child.
 from __future__ import annotations
 
 import json
+import math
 import os
 import select
 import subprocess
@@ -27,6 +28,8 @@ from jsproj import errors
 from jsproj.runtime.wire import HEADER, RECYCLE
 
 DEFAULT_TIMEOUT = 10.0
+#: The longest time limit of a call (seconds): an hour, also the in-database engines' (pge_engine).
+MAX_TIMEOUT = 3600.0
 DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
 STARTUP_TIMEOUT = 30.0
 MAX_LOGS = 10_000
@@ -85,8 +88,8 @@ class Sandbox:
     """
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be > 0 seconds")
+        if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT:
+            raise ValueError(f"timeout must be a number of seconds > 0 and at most {MAX_TIMEOUT:g}, not {timeout!r}")
         if memory_limit < 16 * 1024 * 1024:
             raise ValueError("memory_limit must be at least 16 MB")
         self.timeout = float(timeout)
