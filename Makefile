@@ -47,7 +47,7 @@ PG_JS ?= ../shared/pg-js
 PG_JS_STAMP := /usr/local/lib/jsproj/pg-js.stamp
 PLV8_PATCHES := $(sort $(wildcard $(CURDIR)/deploy/pg-js/plv8-*.patch))
 PLJS_PATCHES := $(sort $(wildcard $(CURDIR)/deploy/pg-js/pljs-*.patch))
-PG_JS_BUILD := PLV8_EXECUTION_TIMEOUT=1 PLJS_EXECUTION_TIMEOUT=1 PLV8_EXTRA_PATCHES="$(PLV8_PATCHES)" PLJS_EXTRA_PATCHES="$(PLJS_PATCHES)"
+PG_JS_BUILD := PLV8_EXTRA_PATCHES="$(PLV8_PATCHES)" PLJS_EXTRA_PATCHES="$(PLJS_PATCHES)"
 pg-languages:
 	@pgv=$$(ls /usr/lib/postgresql | sort -V | tail -1); ext=/usr/share/postgresql/$$pgv/extension; \
 	want=$$(echo '$(PG_JS_BUILD)' | cat - $(PLV8_PATCHES) $(PLJS_PATCHES) | sha256sum | cut -c1-16); \

@@ -98,10 +98,18 @@ function random() {
   return (high * 67108864 + low) / 9007199254740992;
 }
 
-// Math as projection files see it: the real one with a seeded random().
-var ClockMath = Object.freeze(Object.create(Math, {
-  random: { value: Object.freeze(function random_() { return random(); }), writable: false, enumerable: false, configurable: false }
-}));
+// Math as projection files see it: a frozen copy of the real one's pinned
+// properties (surface.js) with a seeded random(); the real one stays the
+// host's in Node's own context.
+var ClockMath = {};
+Reflect.ownKeys(Math).forEach(function (key) {
+  if (key === 'random' || jsproj.PINNED_SURFACE.Math.indexOf(jsproj.surfaceKeyName(key)) < 0) return;
+  Object.defineProperty(ClockMath, key, Object.getOwnPropertyDescriptor(Math, key));
+});
+Object.defineProperty(ClockMath, 'random', {
+  value: { random() { return random(); } }.random, writable: false, enumerable: false, configurable: false
+});
+Object.freeze(ClockMath);
 
 // RegExp's legacy statics (RegExp.$1, lastMatch, input, ...) keep the last
 // match of whatever code ran: a successful empty match clears them before

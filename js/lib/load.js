@@ -27,7 +27,7 @@ var HIDDEN = ['Promise', 'queueMicrotask', 'setTimeout', 'setInterval', 'setImme
   'clearImmediate', 'process', 'global', 'Buffer', 'fetch', 'performance', 'crypto', 'structuredClone', 'plv8', 'pljs',
   'self', 'window', 'print', 'std', 'os', 'jsproj'];
 var IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
-var refusedEval = Object.freeze(function eval_() { throw new TypeError('eval is not available to projections'); });
+var refusedEval = Object.freeze({ eval(code) { throw new TypeError('eval is not available to projections'); } }.eval);
 var MAX_LOGS = 1000;
 // Words whose keyword forms start asynchronous work (async functions,
 // dynamic import()), and what each becomes to find out whether it is one:

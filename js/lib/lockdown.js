@@ -14,10 +14,9 @@
 // the global stand-ins below.
 var realm = jsproj.realm;
 
-function refuse(what) {
-  return function () {
-    throw new TypeError(what + ' is not available to projections');
-  };
+function refuse(what, name) {
+  var refusing = { [name](value) { throw new TypeError(what + ' is not available to projections'); } }[name];
+  return refusing;
 }
 
 function removeGlobal(name) {
@@ -42,15 +41,14 @@ function removeGlobals(keep) {
 // file loads (load.js); these close the other ways to a promise.
 function removeAsync() {
   if (typeof Promise === 'function') {
-    ['then', 'catch', 'finally'].forEach(function (name) { Promise.prototype[name] = refuse('Promise.prototype.' + name); });
+    ['then', 'catch', 'finally'].forEach(function (name) { Promise.prototype[name] = refuse('Promise.prototype.' + name, name); });
   }
 }
 
 // No code from text: eval and every function constructor refuse.
 function removeCodeGeneration() {
-  var FunctionStandIn = refuse('the Function constructor');
-  Object.defineProperty(FunctionStandIn, 'name', { value: 'Function' });
-  FunctionStandIn.prototype = Function.prototype;
+  var FunctionStandIn = refuse('the Function constructor', 'Function');
+  Object.defineProperty(FunctionStandIn, 'prototype', { value: Function.prototype });
   var prototypes = [Function.prototype, Object.getPrototypeOf(function* () {})];
   try {
     prototypes.push(Object.getPrototypeOf(new Function('return async function () {}')()));
@@ -60,28 +58,61 @@ function removeCodeGeneration() {
     Object.defineProperty(proto, 'constructor', { value: FunctionStandIn, writable: false, enumerable: false, configurable: false });
   });
   globalThis.Function = FunctionStandIn;
-  globalThis.eval = refuse('eval');
+  globalThis.eval = refuse('eval', 'eval');
 }
 
 // The clock and randomness of projection code are the event's (clock.js).
 function deterministicTime() {
   Object.defineProperty(jsproj.RealDate.prototype, 'constructor', { value: jsproj.ClockDate, writable: false, enumerable: false, configurable: false });
   globalThis.Date = jsproj.ClockDate;
-  Math.random = function random() { return jsproj.clockRandom(); };
-  // Intl formats "now" when given no date: make that the event's time too.
-  if (typeof Intl === 'object' && Intl.DateTimeFormat) {
-    var proto = Intl.DateTimeFormat.prototype;
-    var format = Object.getOwnPropertyDescriptor(proto, 'format').get;
-    var formatToParts = proto.formatToParts;
-    Object.defineProperty(proto, 'format', {
-      get: function () {
-        var bound = format.call(this);
-        return function (date) { return bound(date === undefined ? new jsproj.ClockDate() : date); };
-      },
-      enumerable: false,
-      configurable: true
+  Object.defineProperty(Math, 'random', { value: jsproj.ClockMath.random, writable: true, enumerable: false, configurable: true });
+}
+
+// A stand-in for a constructor whose extra properties cannot be deleted
+// (V8 14's Symbol.dispose is not configurable): a function that calls the
+// real one, with the pinned properties only, and its prototype's
+// constructor pointing at it, as Date's at the clock's.
+function standIn(name, real, keep) {
+  var stand = { [name](value) { return real(value); } }[name];
+  Reflect.ownKeys(real).forEach(function (key) {
+    if (keep.indexOf(jsproj.surfaceKeyName(key)) >= 0 && key !== 'name') {
+      Object.defineProperty(stand, key, Object.getOwnPropertyDescriptor(real, key));
+    }
+  });
+  Object.defineProperty(real.prototype, 'constructor', { value: stand, writable: true, enumerable: false, configurable: true });
+  globalThis[name] = stand;
+}
+
+// jsproj's JavaScript (surface.js): each surface object keeps its pinned
+// properties and loses the others, gets those a host lacks that jsproj
+// gives everywhere (ADDED_SURFACE: Error.stackTraceLimit, which V8 needs to
+// capture stacks), and any other pinned property it lacks means this host is
+// older than jsproj's JavaScript (an error, naming them).
+function pinSurface() {
+  var pinned = jsproj.PINNED_SURFACE, keyName = jsproj.surfaceKeyName, lacking = [], stuck = [];
+  var symbol = Object.getOwnPropertyDescriptor(Symbol, 'dispose');
+  if (symbol && !symbol.configurable) standIn('Symbol', Symbol, pinned.Symbol);
+  jsproj.surfaceObjects(globalThis, jsproj.SURFACE_GLOBALS).forEach(function (object, path) {
+    var keep = pinned[path];
+    if (!keep) return;
+    var own = Reflect.ownKeys(object);
+    own.forEach(function (key) {
+      if (keep.indexOf(keyName(key)) < 0 && !Reflect.deleteProperty(object, key)) stuck.push(path + '.' + keyName(key));
     });
-    proto.formatToParts = function (date) { return formatToParts.call(this, date === undefined ? new jsproj.ClockDate() : date); };
+    var names = own.map(keyName), added = jsproj.ADDED_SURFACE[path] || {};
+    keep.forEach(function (name) {
+      if (names.indexOf(name) >= 0) return;
+      if (Object.prototype.hasOwnProperty.call(added, name)) {  // one value where a host lacks it (ADDED_SURFACE)
+        Object.defineProperty(object, name, { value: added[name], writable: true, enumerable: true, configurable: true });
+      } else {
+        lacking.push(path + '.' + name);
+      }
+    });
+  });
+  if (lacking.length || stuck.length) {
+    throw jsproj.fail('SandboxError', 'this JavaScript engine cannot give jsproj\'s JavaScript (docs/javascript.md): ' +
+      (lacking.length ? 'it lacks ' + lacking.join(', ') : '') + (lacking.length && stuck.length ? '; ' : '') +
+      (stuck.length ? 'it cannot remove ' + stuck.join(', ') : ''));
   }
 }
 
@@ -167,6 +198,8 @@ jsproj.lockdown = function lockdown(ops, writable, keep) {
   removeGlobals(writable.concat(keep || [], ops && ops.length ? ['__jsprojCall'] : []));
   removeCodeGeneration();
   deterministicTime();
+  jsproj.installBuiltins();
+  pinSurface();
   if (ops && ops.length) {
     var host = jsproj.host, allowed = ops.slice();
     // A method: no `prototype` object to share.

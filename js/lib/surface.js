@@ -1,9 +1,17 @@
 'use strict';
 // jsproj's JavaScript: the built-ins projection code may use, the same in
 // every host (docs/javascript.md). A built-in that is not identical in
-// every host jsproj runs in (V8 in mini-racer, Node and PLV8; QuickJS in
-// PL/JS) is not part of it: the sandboxed hosts remove it at the lockdown
-// (lockdown.js), and loading a file that names one says which (load.js).
+// every host jsproj runs in (V8 14 in mini-racer, V8 11 in Node, V8 10 in
+// PLV8, QuickJS in PL/JS) is not part of it: the sandboxed hosts remove it
+// at the lockdown (lockdown.js), and loading a file that names one says
+// which (scan.js). What this file pins is the intersection of the four
+// hosts' built-ins (surface-pinned.js, written by tests/pin_surface.py),
+// less what no projection may have anywhere: asynchronous work (Promise,
+// Atomics, timers), weak references, memory outside the heap's limit
+// (ArrayBuffer and the typed arrays: plpython3u's V8 does not count it),
+// WebAssembly, Intl and the locale methods (ICU's data is each host's own;
+// localeCompare and normalize are jsproj's: unicode.js), and legacy
+// statics that keep the last match of any code that ran (RegExp.$1).
 
 // The global names of jsproj's JavaScript (besides what a file gets of its
 // own: the DSL, require, module, exports, console, and the clock's Date and Math).
@@ -13,6 +21,65 @@ var GLOBALS = ['Object', 'Function', 'Array', 'Number', 'parseFloat', 'parseInt'
   'WeakSet', 'Proxy', 'Reflect', 'decodeURI', 'decodeURIComponent', 'encodeURI', 'encodeURIComponent', 'escape',
   'unescape', 'eval', 'isFinite', 'isNaN', 'globalThis'];
 
+var getPrototypeOf = Object.getPrototypeOf;
+// The intrinsics only syntax reaches, by their names in the specification.
+var SYNTAX = {
+  '%IteratorPrototype%': function () { return getPrototypeOf(getPrototypeOf([][Symbol.iterator]())); },
+  '%ArrayIteratorPrototype%': function () { return getPrototypeOf([][Symbol.iterator]()); },
+  '%MapIteratorPrototype%': function () { return getPrototypeOf(new Map()[Symbol.iterator]()); },
+  '%SetIteratorPrototype%': function () { return getPrototypeOf(new Set()[Symbol.iterator]()); },
+  '%StringIteratorPrototype%': function () { return getPrototypeOf(''[Symbol.iterator]()); },
+  '%RegExpStringIteratorPrototype%': function () { return getPrototypeOf(/x/[Symbol.matchAll]('x')); },
+  '%GeneratorFunction.prototype%': function () { return getPrototypeOf(function* () {}); },
+  '%GeneratorPrototype%': function () { return getPrototypeOf(function* () {}).prototype; }
+};
+
+// The well-known symbols, by the name the specification writes @@name.
+var WELL_KNOWN = new Map();
+Object.getOwnPropertyNames(Symbol).forEach(function (name) {
+  if (typeof Symbol[name] === 'symbol') WELL_KNOWN.set(Symbol[name], '@@' + name);
+});
+
+function keyName(key) {
+  if (typeof key !== 'symbol') return key;
+  return WELL_KNOWN.get(key) || '[' + String(key) + ']';
+}
+
+function isObject(value) {
+  return value !== null && (typeof value === 'object' || typeof value === 'function');
+}
+
+// The objects whose own properties make up the surface, by path: each
+// global of `names` the object `scope` holds, a constructor's prototype,
+// Array.prototype's unscopables, and the syntax-only intrinsics.
+function surfaceObjects(scope, names) {
+  var found = new Map();
+  names.forEach(function (name) {
+    if (name === 'globalThis' || !Object.prototype.hasOwnProperty.call(scope, name)) return;
+    var value = scope[name];
+    if (!isObject(value)) return;
+    found.set(name, value);
+    var proto = Object.getOwnPropertyDescriptor(value, 'prototype');
+    if (typeof value === 'function' && proto && isObject(proto.value)) found.set(name + '.prototype', proto.value);
+  });
+  if (found.has('Array.prototype')) found.set('Array.prototype[@@unscopables]', Array.prototype[Symbol.unscopables]);
+  Object.keys(SYNTAX).forEach(function (name) { found.set(name, SYNTAX[name]()); });
+  return found;
+}
+
+// {path: [own keys, sorted]} of every surface object: what a host has (before the lockdown:
+// tests/pin_surface.py), or what projection code sees (after it: the surfaces must be equal).
+function readSurface(scope, names) {
+  var surface = {};
+  surfaceObjects(scope, names || GLOBALS).forEach(function (object, path) {
+    surface[path] = Reflect.ownKeys(object).map(keyName).sort();
+  });
+  surface.globalThis = (names || GLOBALS).filter(function (name) {
+    return Object.prototype.hasOwnProperty.call(scope, name);
+  }).sort();
+  return surface;
+}
+
 // The pinned globals that `global` holds, in the order above.
 function surfaceGlobals(global) {
   return GLOBALS.filter(function (name) { return Object.prototype.hasOwnProperty.call(global, name); });
@@ -20,3 +87,6 @@ function surfaceGlobals(global) {
 
 jsproj.SURFACE_GLOBALS = GLOBALS;
 jsproj.surfaceGlobals = surfaceGlobals;
+jsproj.surfaceObjects = surfaceObjects;
+jsproj.readSurface = readSurface;
+jsproj.surfaceKeyName = keyName;

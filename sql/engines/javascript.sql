@@ -238,7 +238,12 @@ begin
                        case cardinality(v_names) when 0 then null when 1 then 'projection ' || v_names[1]
                             else 'one of projections ' || array_to_string(v_names, ', ') end,
                        'projection code');
-    if v_state = '57014' or concat(v_message, ' ', v_detail) ~* 'interrupted' then
+    if concat(v_message, ' ', v_detail) ~* 'execution timeout' then
+        -- the language's execution timeout: jsproj's time limit, pinned on pge_engine_run (sql/functions/security.sql)
+        v_kind := 'SandboxTimeoutError';
+        v_state := 'JP500';
+        v_message := format('%s ran past the time limit of %s s', v_what, (select timeout from @schema@.pge_engine));
+    elsif v_state = '57014' or concat(v_message, ' ', v_detail) ~* 'interrupted' then
         v_kind := 'SandboxTimeoutError';
         v_state := '57014';
         v_message := format('%s was stopped by statement_timeout or a cancel', v_what);

@@ -64,6 +64,15 @@ if state is None or state['generation'] != now['generation']:
         if path and path not in sys.path:
             sys.path.insert(0, path)
     try:
+        # mini-racer's V8 must call its own functions, not those of another V8 this backend loaded before it
+        # (PLV8's libnode, whose symbols PostgreSQL loads for every library): load it bound to itself first.
+        if 'py_mini_racer' not in sys.modules:
+            import ctypes, importlib.util, os
+            spec = importlib.util.find_spec('py_mini_racer')
+            for folder in (spec.submodule_search_locations or []) if spec else []:
+                library = os.path.join(folder, 'libmini_racer.so')
+                if os.path.exists(library):
+                    ctypes.CDLL(library, mode=os.RTLD_LOCAL | os.RTLD_DEEPBIND)
         from py_mini_racer import MiniRacer
     except ImportError as exc:
         return failure('SandboxError', 'the database server\'s Python cannot import py_mini_racer: install mini-racer '

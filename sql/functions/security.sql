@@ -13,7 +13,7 @@
 --   is not a superuser put them in a function's SET clause):
 --     *.start_proc          '' (none): a function of the caller's choosing would run in the owner's
 --                           JavaScript context when it is made
---     *.execution_timeout   the engine's time limit, in whole seconds, rounded up
+--     *.execution_timeout   the engine's time limit (in the setting's unit: milliseconds in jsproj's builds)
 --     *.memory_limit        the engine's memory limit (superuser-only: pinned where the role may)
 --     any other             its built-in default (plv8.v8_flags: V8's flags, read when the library
 --                           loads, which a definer entry may be the first to do)
@@ -30,7 +30,8 @@ as $$
         union all
         select s.name, case
                 when s.name like '%.start_proc' then ''
-                when s.name like '%.execution_timeout' then ceil(timeout)::int::text
+                when s.name like '%.execution_timeout' then  -- in its unit: ms where jsproj's builds have it, else s
+                    case s.unit when 'ms' then ceil(timeout * 1000)::int::text else ceil(timeout)::int::text end
                 when s.name like '%.memory_limit' then greatest(s.min_val::int, least(s.max_val::int, memory_limit))::text
                 else s.boot_val
             end
