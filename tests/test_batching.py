@@ -62,8 +62,12 @@ function fingerprint(v) {
   return '{' + Object.keys(v).map(function (k) { return JSON.stringify(k) + ':' + fingerprint(v[k]); }).join(',') + '}';
 }
 
+// A named property on an array is not data (JSON drops it), and one named like a frozen
+// built-in's ("constructor") cannot be assigned in a sandbox (projection code is strict): none
+// is made, on the way (null) or at the end.
 function container(node, path) {
   for (var i = 0; i < path.length - 1; i++) {
+    if (Array.isArray(node) && String(path[i] >>> 0) !== path[i]) return null;
     var next = node[path[i]];
     if (next === null || typeof next !== 'object') { next = {}; node[path[i]] = next; }
     node = next;
@@ -74,9 +78,7 @@ function container(node, path) {
 function apply(data, op) {
   var node = container(data, op.path);
   var key = op.path[op.path.length - 1];
-  // A named property on an array is not data (JSON drops it), and one named like a frozen
-  // built-in's ("constructor") cannot be assigned in a sandbox, while Node allows it: skip.
-  if (Array.isArray(node) && String(key >>> 0) !== key) return;
+  if (node === null || (Array.isArray(node) && String(key >>> 0) !== key)) return;
   if (op.op === 'set') node[key] = valueOf(op.value);
   else if (op.op === 'delete') delete node[key];
   else {

@@ -1,118 +1,203 @@
--- The plpython3u host of jsproj's engine: V8 (mini-racer) inside the backend.
--- Everything else an in-database engine runs is shared SQL (sql/functions).
+-- The plpython3u host of jsproj's engine: V8 (mini-racer) in a worker
+-- process of the backend. Everything else an in-database engine runs is
+-- shared SQL (sql/functions).
 create extension if not exists plpython3u;
 
 create or replace function @schema@.pge_engine_call(op text, payload text) returns text
 language plpython3u
 as $$
 # Runs the engine operation `op` ('route', 'apply', or 'describe') on JSON
-# text. The V8 isolate is created lazily in this backend, with the deployed
-# engine bundle and projection sources, and reloaded when the deployment
-# generation moves. Its settings are the store owner's, written by deploy in
-# pge_engine (python_path: where py_mini_racer is; timeout: seconds per call;
-# memory_limit: MB of V8 heap), never a setting a session can change: the
-# caller may be an application role appending through pge_append, and this
-# runs as the owner (a superuser: plpython3u is untrusted).
-# Loading the projection files runs under the same limits as handlers, in
-# the same locked-down V8 (frozen built-ins and global, no timers, promises,
-# eval or real clock): a file cannot tell it is in the database, and one
-# that loops while it loads is stopped by the time limit, not by kill -9.
-import json
+# text, in a worker process this backend starts for the schema (kept in GD,
+# started again when the deployment generation moves): V8 aborts its
+# process on some allocations (a huge fill, split of a huge string), and in
+# the backend that would make PostgreSQL restart every connection; in the
+# worker it costs the worker. The worker evaluates the deployed bundle,
+# locks it down and loads the projection files under the same limits as
+# handlers (docs/sandbox.md). Its settings are the store owner's, written by
+# deploy in pge_engine (python_path: where py_mini_racer is; timeout: seconds
+# per call; memory_limit: MB of V8 heap), never a setting a session can
+# change: the caller may be an application role appending through
+# pge_append, and this runs as the owner (a superuser: plpython3u is
+# untrusted). A call V8 cannot interrupt in time is ended by killing the
+# worker; while the backend waits it lets PostgreSQL act on a cancel.
+import json, os, select, struct, subprocess, sys, textwrap, time
 
 if op not in ('route', 'apply', 'describe'):
     plpy.error('pge_engine_call: unknown operation %s' % op)
 
-SMALL = 65536  # payloads up to this size go as a string literal: one V8 task instead of three
+GRACE = 2.0  # seconds past the time limit before a worker that V8 could not stop is killed
+SLICE = 0.2  # seconds between PostgreSQL's looks at a cancel while a call runs
+
+WORKER = r'''
+import json, os, struct, sys
+sys.path[:0] = [p for p in sys.argv[1].split(':') if p]
+requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), 'wb')
+os.dup2(2, 1)  # anything printed goes to the server's log, never into the answers
+
+def read():
+    head = requests.read(4)
+    if len(head) < 4:
+        sys.exit(0)  # the backend went away
+    return requests.read(struct.unpack('>I', head)[0]).decode('utf-8', 'surrogatepass')
+
+def write(text):
+    data = text.encode('utf-8', 'surrogatepass')
+    answers.write(struct.pack('>I', len(data)) + data)
+    answers.flush()
 
 def failure(kind, message, **fields):
     return json.dumps({'error': dict(kind=kind, message=message, **fields)})
 
-def stopped(racer, current, exc, timeout):
-    # The answer for a call that raised: a limit (naming what ran), or a failure.
+start = json.loads(read())
+timeout = start['timeout']
+try:
+    from py_mini_racer import MiniRacer, init_mini_racer
+except ImportError as exc:
+    write(failure('SandboxError', "the database server's Python cannot import py_mini_racer: install mini-racer "
+                  'for it, or deploy with --python-path naming a folder holding it (%s)' % exc))
+    sys.exit(0)
+# The newer regular-expression syntax only V8 14 has: off, as in every other host (docs/javascript.md).
+init_mini_racer(flags=('--single-threaded', '--no-js-regexp-modifiers', '--no-js-regexp-duplicate-named-groups'),
+                ignore_duplicate_init=True)
+racer = MiniRacer()
+racer.set_hard_memory_limit(start['memory'] * 1024 * 1024)
+host = racer.eval('(%s)(null)' % start['bundle'])
+ops = {name: host[name] for name in ('route', 'apply', 'load', 'current')}
+locked = json.loads(host['lockdown'](json.dumps({'ops': []})))
+if 'error' in locked:
+    write(json.dumps(locked))
+    sys.exit(0)
+
+def stopped(exc):
+    # The answer for a call that raised (a limit, naming what ran, or a failure); the worker ends after it.
     name = type(exc).__name__
     out_of_memory = name == 'JSOOMException' or racer.was_hard_memory_limit_reached()
     where = {}
     try:
         if out_of_memory:
             racer.low_memory_notification()
-        where = {k: v for k, v in json.loads(current('', timeout_sec=1.0)).get('ok', {}).items() if v is not None}
+        where = {k: v for k, v in json.loads(ops['current']('', timeout_sec=1.0)).get('ok', {}).items() if v is not None}
     except Exception:
         pass
     culprit = 'projection %s' % where['projection'] if 'projection' in where else \
         'projection file %s' % where['file'] if 'file' in where else 'projection code'
     if out_of_memory:
-        return True, failure('SandboxMemoryError', '%s went past the memory limit' % culprit, **where)
+        return failure('SandboxMemoryError', '%s went past the memory limit' % culprit, **where)
     if name == 'JSTimeoutException':
-        return False, failure('SandboxTimeoutError', '%s ran past the time limit of %g s' % (culprit, timeout), **where)
-    return False, failure('SandboxError', 'the engine failed: %s: %s' % (name, exc), **where)
+        return failure('SandboxTimeoutError', '%s ran past the time limit of %g s' % (culprit, timeout), **where)
+    return failure('SandboxError', 'the engine failed: %s: %s' % (name, exc), **where)
 
-def retire(racer):
-    # A fresh isolate next time; the old one is kept, not freed mid-call.
-    GD.setdefault('jsproj:retired', []).append(racer)
+def answer(op, text):
+    try:
+        return ops[op](text, timeout_sec=timeout), False
+    except Exception as exc:
+        return stopped(exc), True
+
+done, last = answer('load', start['sources'])
+write(done)
+while not last:
+    request = read()
+    op, _, text = request.partition('\n')
+    done, last = answer(op, text) if op in ('route', 'apply') else (failure('SandboxError', 'unknown operation'), True)
+    write(done)
+os._exit(0)  # skip V8's teardown: an isolate stopped mid-call may not free cleanly
+'''
+
+def failure(kind, message, **fields):
+    return json.dumps({'error': dict(kind=kind, message=message, **fields)})
+
+def named(request):
+    # The projections of a call, for an error when the worker cannot say what ran.
+    try:
+        names = json.loads(request).get('options', {}).get('projections') or []
+    except Exception:
+        names = []
+    return 'projection %s' % names[0] if len(names) == 1 else \
+        'one of projections %s' % ', '.join(names) if names else 'projection code'
+
+class Worker:
+    def __init__(self, settings, bundle, sources):
+        self.timeout = float(settings['timeout'])
+        python = os.path.join(sys.base_exec_prefix, 'bin', 'python%d.%d' % sys.version_info[:2])
+        # (PL/Python indents a function's body, the text of WORKER with it)
+        self.proc = subprocess.Popen([python, '-I', '-c', textwrap.dedent(WORKER), settings['python_path']],
+                                     stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, close_fds=True)
+        start = {'timeout': self.timeout, 'memory': int(settings['memory_limit']), 'bundle': bundle, 'sources': sources}
+        self.send(json.dumps(start))
+
+    def send(self, text):
+        data = text.encode('utf-8', 'surrogatepass')
+        try:
+            self.proc.stdin.write(struct.pack('>I', len(data)) + data)
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # it died: receive says so
+
+    def receive(self, culprit):
+        # The answer, waited for up to the time limit and the grace, PostgreSQL acting on a cancel meanwhile.
+        deadline, out, data, need = time.monotonic() + self.timeout + GRACE, self.proc.stdout.fileno(), b'', 4
+        while len(data) < need:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stop()
+                return failure('SandboxTimeoutError', '%s ran past the time limit of %g s (its worker was stopped)'
+                               % (culprit, self.timeout))
+            if select.select([out], [], [], min(SLICE, left))[0]:
+                chunk = os.read(out, max(need - len(data), 65536))
+                if not chunk:
+                    self.stop()
+                    return failure('SandboxMemoryError', '%s stopped the V8 worker (V8 ran out of memory or failed: '
+                                   'the server log says which)' % culprit)
+                data += chunk
+                if need == 4 and len(data) >= 4:
+                    need = 4 + struct.unpack('>I', data[:4])[0]
+            else:
+                try:
+                    plpy.execute('select')  # a cancel or statement_timeout is acted on here
+                except BaseException:
+                    self.stop()
+                    raise
+        return data[4:need].decode('utf-8', 'surrogatepass')
+
+    def call(self, op, request):
+        self.send(op + '\n' + request)
+        return self.receive(named(request))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 key = 'jsproj:' + '@schema@'
 now = plpy.execute('select generation from @schema@.pge_engine')[0]
 state = GD.get(key)
-if state is None or state['generation'] != now['generation']:
-    import sys
-    # (read at each load: a change of them moves the generation; the defaults serve a schema not migrated yet)
+# A fresh worker for a new deployment, or when the last one was stopped (unless its load failed: loading is
+# deterministic, so the same deployment fails the same way, and later calls answer with that at once).
+if state is None or state['generation'] != now['generation'] or \
+        (state['worker'].proc.poll() is not None and '"error"' not in state['loaded'][:10]):
+    if state is not None:
+        state['worker'].stop()
+    # (read at each start: a change of them moves the generation; the defaults serve a schema not migrated yet)
     given = json.loads(plpy.execute('''select (to_jsonb(e) - 'bundle')::text as s from @schema@.pge_engine e''')[0]['s'])
     settings = {'timeout': 10, 'memory_limit': 256, 'python_path': '/usr/local/lib/jsproj/site'}
     settings.update((k, given[k]) for k in settings if given.get(k) is not None)
-    timeout = float(settings['timeout'])
-    for path in reversed(settings['python_path'].split(':')):
-        if path and path not in sys.path:
-            sys.path.insert(0, path)
-    try:
-        # mini-racer's V8 must call its own functions, not those of another V8 this backend loaded before it
-        # (PLV8's libnode, whose symbols PostgreSQL loads for every library): load it bound to itself first.
-        if 'py_mini_racer' not in sys.modules:
-            import ctypes, importlib.util, os
-            spec = importlib.util.find_spec('py_mini_racer')
-            for folder in (spec.submodule_search_locations or []) if spec else []:
-                library = os.path.join(folder, 'libmini_racer.so')
-                if os.path.exists(library):
-                    ctypes.CDLL(library, mode=os.RTLD_LOCAL | os.RTLD_DEEPBIND)
-        from py_mini_racer import MiniRacer
-    except ImportError as exc:
-        return failure('SandboxError', 'the database server\'s Python cannot import py_mini_racer: install mini-racer '
-                       'for it, or deploy with --python-path naming a folder holding it (%s)' % exc)
-    racer = MiniRacer()
-    racer.set_hard_memory_limit(int(settings['memory_limit']) * 1024 * 1024)
-    host = racer.eval('(%s)(null)' % plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle'])
-    locked = json.loads(host['lockdown'](json.dumps({'ops': ['route', 'apply']})))
-    if 'error' in locked:
-        return json.dumps(locked)
     rows = plpy.execute('select distinct on (file) file, source from @schema@.pge_projection_definitions order by file')
     sources = json.dumps([{'file': r['file'], 'source': r['source']} for r in rows])
-    try:
-        loaded = json.loads(host['load'](sources, timeout_sec=timeout))
-    except Exception as exc:
-        retire(racer)
-        # Loading is deterministic (no clock, no randomness at load time): the
-        # same generation fails the same way, so later calls answer at once.
-        failed = stopped(racer, host['current'], exc, timeout)[1]
-        GD[key] = {'generation': now['generation'], 'failed': failed, 'timeout': timeout}
-        return failed
-    if 'error' in loaded:
-        GD[key] = {'generation': now['generation'], 'failed': json.dumps(loaded), 'timeout': timeout}
-        return json.dumps(loaded)
-    state = {'racer': racer, 'generation': now['generation'], 'described': loaded['ok'], 'timeout': timeout,
-             'ops': {name: host[name] for name in ('route', 'apply', 'current')}}
+    worker = Worker(settings, plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle'], sources)
+    loaded = worker.receive('the projection files')
+    state = {'generation': now['generation'], 'worker': worker, 'loaded': loaded}
     GD[key] = state
 
-timeout = state['timeout']
-if 'failed' in state:
-    return state['failed']
+loaded = json.loads(state['loaded'])
+if 'error' in loaded:
+    # Loading is deterministic (no clock, no randomness at load time): later calls answer at once.
+    return state['loaded']
 if op == 'describe':
-    return json.dumps({'ok': state['described']})
-try:
-    if len(payload) <= SMALL:
-        return state['racer'].eval('__jsprojCall(%s, %s)' % (json.dumps(op), json.dumps(payload)), timeout_sec=timeout)
-    return state['ops'][op](payload, timeout_sec=timeout)
-except Exception as exc:
-    fresh, answer = stopped(state['racer'], state['ops']['current'], exc, timeout)
-    if fresh:
-        retire(GD.pop(key)['racer'])
-    return answer
+    return state['loaded']
+answer = state['worker'].call(op, payload)
+if state['worker'].proc.poll() is not None or '"SandboxTimeoutError"' in answer or '"SandboxMemoryError"' in answer:
+    GD.pop(key, None)  # a fresh worker next time: nothing half-done survives
+    state['worker'].stop()
+return answer
 $$;
