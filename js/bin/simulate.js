@@ -55,7 +55,7 @@ function parseArgs(argv) {
 }
 
 // Run this command again in a Node whose V8 heap is limited; its answer is ours.
-function inLimitedNode(megabytes) {
+function inLimitedNode(megabytes, folder) {
   const child = childProcess.spawnSync(process.execPath, ['--max-old-space-size=' + megabytes, __filename].concat(process.argv.slice(2)), {
     stdio: ['inherit', 'inherit', 'pipe'], env: Object.assign({}, process.env, { [HEAP_MARK]: String(megabytes) })
   });
@@ -64,8 +64,12 @@ function inLimitedNode(megabytes) {
     process.stderr.write(stderr);
     return child.status;
   }
-  const message = 'projections went past the memory limit of ' + megabytes + ' MB';
-  process.stdout.write(JSON.stringify({ error: { kind: 'SandboxMemoryError', message: message } }) + '\n');
+  // The child cannot say what ran: name the folder's projections (as a database host names a call's).
+  const names = projectionNames(folder);
+  const culprit = names.length === 1 ? 'projection ' + names[0] : names.length ? 'one of projections ' + names.join(', ') : 'projections';
+  const message = culprit + ' went past the memory limit of ' + megabytes + ' MB';
+  process.stdout.write(JSON.stringify({ error: { kind: 'SandboxMemoryError', message: message,
+    projection: names.length === 1 ? names[0] : null } }) + '\n');
   process.stderr.write('error: ' + message + '\n');
   return 1;
 }
@@ -78,7 +82,9 @@ function main() {
     process.stderr.write('error: ' + e.message + '\n');
     return 2;
   }
-  if (args.memoryLimit !== undefined && process.env[HEAP_MARK] !== String(args.memoryLimit)) return inLimitedNode(args.memoryLimit);
+  if (args.memoryLimit !== undefined && process.env[HEAP_MARK] !== String(args.memoryLimit)) {
+    return inLimitedNode(args.memoryLimit, args.positional[0]);
+  }
   const [folder, eventsFile] = args.positional;
   let sources, text;
   try {
@@ -96,6 +102,16 @@ function main() {
   if (result.error) return fail(result.error);
   process.stdout.write(JSON.stringify(result.ok) + '\n');
   return 0;
+}
+
+// The names of the projections of a folder ([] when it cannot be loaded).
+function projectionNames(folder) {
+  try {
+    const loaded = JSON.parse(createSandbox().call('load', JSON.stringify(projectorModule.readProjectionFolder(folder))));
+    return loaded.ok ? loaded.ok.map((info) => info.name) : [];
+  } catch (e) {
+    return [];
+  }
 }
 
 // One sandbox call's answer ({ok} or {error}), its projections' console output printed.

@@ -6,6 +6,7 @@
 //   gives the same order everywhere (QuickJS's sort and V8's differ there),
 //   and a long sort is JavaScript that the time limit can stop (a built-in
 //   sort of millions of elements ran past it);
+// - indexOf, lastIndexOf, includes and reverse on arrays of many holes (below);
 // - String.prototype.normalize and localeCompare (unicode.js).
 
 var MAX_LENGTH = 9007199254740991;
@@ -103,6 +104,60 @@ function sort(comparefn) {
   return object;
 }
 
+// -- Arrays of many holes: the index built-ins over their own indices --------------------------
+// indexOf, lastIndexOf, includes and reverse look at every index up to the length: over an array
+// of 2**32-1 holes that is minutes of a built-in no limit stops in V8 10 (PLV8), and seconds or
+// nothing in others. On such an array (longer than SPARSE, a quarter or less of it held), these
+// visit the indices it holds, with the built-ins' answers; on any other, the built-ins run.
+
+function integerOf(value) {
+  var n = Number(value);
+  return n !== n ? 0 : Math.trunc(n);
+}
+
+function startOf(from, length) {
+  var n = integerOf(from);
+  return n >= 0 ? n : Math.max(length + n, 0);
+}
+
+var sparseVersions = {
+  indexOf: function (object, indices, args) {
+    var start = startOf(args[1], object.length);
+    for (var i = 0; i < indices.length; i++) if (indices[i] >= start && object[indices[i]] === args[0]) return indices[i];
+    return -1;
+  },
+  lastIndexOf: function (object, indices, args) {
+    var length = object.length, n = args.length > 1 ? integerOf(args[1]) : length - 1;
+    var last = n >= 0 ? Math.min(n, length - 1) : length + n;
+    for (var i = indices.length - 1; i >= 0; i--) if (indices[i] <= last && object[indices[i]] === args[0]) return indices[i];
+    return -1;
+  },
+  includes: function (object, indices, args) {
+    var start = startOf(args[1], object.length), held = 0, wanted = args[0];
+    for (var i = 0; i < indices.length; i++) {
+      if (indices[i] < start) continue;
+      held++;
+      var value = object[indices[i]];
+      if (value === wanted || (value !== value && wanted !== wanted)) return true;
+    }
+    return wanted === undefined && held < object.length - start;   // a hole reads as undefined
+  },
+  reverse: function (object, indices) {
+    var last = object.length - 1, values = indices.map(function (i) { return object[i]; });
+    indices.forEach(function (i) { if (!delete object[i]) throw new TypeError('Cannot delete property ' + i); });
+    indices.forEach(function (i, n) { object[last - i] = values[n]; });
+    return object;
+  }
+};
+
+function sparseAware(name, builtin) {
+  return function () {
+    var length = Array.isArray(this) ? this.length : 0;
+    var indices = length > SPARSE ? ownIndices(this, length) : null;
+    return indices === null ? builtin.apply(this, arguments) : sparseVersions[name](this, indices, arguments);
+  };
+}
+
 // Put jsproj's versions in place of the built-ins, as the built-ins are: not enumerable, their names and lengths.
 function installBuiltins() {
   var define = function (object, name, fn, length) {
@@ -111,6 +166,10 @@ function installBuiltins() {
     Object.defineProperty(object, name, { value: method, writable: true, enumerable: false, configurable: true });
   };
   define(Array.prototype, 'sort', sort, 1);
+  Object.keys(sparseVersions).forEach(function (name) {
+    var builtin = Array.prototype[name];
+    define(Array.prototype, name, sparseAware(name, builtin), builtin.length);
+  });
   define(String.prototype, 'normalize', jsproj.unicodeNormalize, 0);
   define(String.prototype, 'localeCompare', jsproj.unicodeLocaleCompare, 1);
 }

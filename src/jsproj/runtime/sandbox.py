@@ -336,8 +336,11 @@ class Sandbox:
             return errors.SandboxMemoryError(
                 f"projection code exhausted V8's memory (limit {self.memory_limit // MB} MB; the V8 worker died)"
             )
-        last = next((line for line in reversed(output.strip().splitlines()) if line.strip()), "no output")
-        return errors.SandboxError(f"the V8 worker died (exit code {code}): {last}")
+        # V8 ends its process on what it cannot go on from (an invalid size, a fatal check): a limit of the
+        # sandbox all the same, so that the projection at fault is named (Projections narrows it down).
+        fatal = next((line for line in output.splitlines() if "Fatal" in line or "fatal" in line), None)
+        last = fatal or next((line for line in reversed(output.strip().splitlines()) if line.strip()), "no output")
+        return errors.SandboxMemoryError(f"projection code stopped the V8 worker (exit code {code}): {last.strip()}")
 
     def _keep_logs(self, logs: list[dict[str, Any]] | None) -> None:
         if logs:

@@ -1,0 +1,190 @@
+"""The hostile corpus in every host: nothing crashes PostgreSQL, nothing outlasts the limits, every error names its culprit.
+
+tests/hostile/Hostile.js holds one attack per event type (docs/security.md
+lists where each came from). Each runs in every host -- the Python host's
+worker, Node's locked-down context, and inline in PostgreSQL with plpython3u,
+PLV8 and PL/JS -- with a time limit of 0.25 s. An attack of ERRORS must end
+as an error that names projection Hostile (in PLV8, a V8 out-of-memory that V8
+cannot survive may end the session instead: FATAL 53200, that session only);
+every other attack must give the same view in every host. PostgreSQL never
+restarts: a connection opened before the corpus is alive after it, and the
+server's log has no "terminated by signal" line. The cluster is the module's
+own, so that no other test's log lines count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from jsproj import errors
+from jsproj.deploy import deploy
+from jsproj.runtime.bundle import lib_dir
+from jsproj.runtime.projections import Projections
+from jsproj.server import Cluster, temporary_cluster
+from jsproj.store import EventStore
+from jsproj.views import fetch_view
+
+from conformance_hosts import require_language
+
+CORPUS = Path(__file__).parent / "hostile"
+SOURCE = (CORPUS / "Hostile.js").read_text("utf-8")
+TIMEOUT = 0.25
+MEMORY = 64 * 1024 * 1024
+#: Attacks that must end as an error naming the projection; every other attack gives a view.
+ERRORS = (
+    "Loop HugeFill HugeSplit Hoard HoardCaught BigSort DefaultSort "
+    "Backtrack Recurse BigIntPower StringBomb GetterLoop ToJSONRecurse ThrowProxy ThrowRevoked ThrowSymbol ThrowFrozen "
+    "ThrowGetterName ThrowCyclic Reenter TypedArrays NoCodeFromText"
+).split()
+VIEWS = [
+    "ReachHost",
+    "Pollute",
+    "Unicode",
+    "Inconsistent",
+    "Missing",
+    "SparseIndexOf",
+    "SparseReverse",
+    "SparseIncludes",
+]
+NOW = "2026-01-01T00:00:00.000Z"
+
+
+def record(attack: str) -> dict[str, Any]:
+    return {"position": 1, "streamId": "h", "streamType": "H", "version": 1, "timestamp": NOW,
+            "event": {"$type": attack, "$id": "00000000-0000-4000-8000-000000000001"}}  # fmt: skip
+
+
+def outcome(error: str | None, view: Any) -> dict[str, Any]:
+    return {"error": error} if error is not None else {"view": view}
+
+
+def run_python(attack: str) -> dict[str, Any]:
+    with Projections([{"file": "Hostile.js", "source": SOURCE}], timeout=TIMEOUT, memory_limit=MEMORY) as loaded:
+        page = json.dumps([record(attack)])
+        try:
+            result = loaded.apply(page, {"Hostile": dict.fromkeys(loaded.route(page)["Hostile"])})
+        except errors.JsprojError as exc:
+            return outcome(exc.message, None)
+        if result.errors:
+            return outcome(result.errors[0].message, None)
+        return outcome(None, result.changes["Hostile"].upserts["Hostile"])
+
+
+def run_node(attack: str, tmp_path: Path) -> dict[str, Any]:
+    node = shutil.which("node")
+    assert node, "node is not on the PATH"
+    (tmp_path / "projections").mkdir(exist_ok=True)
+    (tmp_path / "projections" / "Hostile.js").write_text(SOURCE)
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([{"id": "h", "type": "H", "data": {"$type": attack}}]))
+    done = subprocess.run(
+        [node, str(lib_dir().parent / "bin" / "simulate.js"), str(tmp_path / "projections"), str(events),
+         "--now", NOW, "--timeout", str(TIMEOUT), "--memory-limit", "64"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    answer = json.loads(done.stdout)
+    if "error" in answer:
+        return outcome(answer["error"]["message"], None)
+    return outcome(None, answer["aggregates"]["Hostile"])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Cluster]:
+    cluster = temporary_cluster(prefix="jsproj-hostile-")
+    cluster.init(durable=False)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def store_dsn(server: Cluster, engine: str) -> str:
+    """A database of the module's cluster with Hostile.js deployed inline on ``engine``."""
+    with psycopg.connect(server.dsn, autocommit=True) as admin:
+        admin.execute(f"drop database if exists hostile_{engine}")
+        admin.execute(f"create database hostile_{engine}")
+    dsn = server.dsn.replace("dbname=jsproj", f"dbname=hostile_{engine}")
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, [{"file": "Hostile.js", "source": SOURCE}], engine=engine, lifecycles={"Hostile": "inline"},
+               timeout=TIMEOUT, memory_limit=MEMORY)  # fmt: skip
+    return dsn
+
+
+def run_database(dsn: str, attack: str) -> dict[str, Any]:
+    """Append the attack's event in a session of its own (an attack may end it)."""
+    message = {"id": "h", "type": "H", "data": {"$type": attack}}
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute("set statement_timeout = '60s'")  # the test's bound, far past jsproj's limit
+        try:
+            session.execute("select pge_append(%s::jsonb)", (json.dumps(message),))
+        except psycopg.Error as exc:
+            text = exc.diag.message_primary or str(exc).splitlines()[0]
+            # the session ended: only PLV8's fatal V8 errors may do that (the session, not the server)
+            return outcome(("session ended: " if session.broken or session.closed else "") + text, None)
+    with EventStore(dsn, max_size=1) as store:
+        return outcome(None, fetch_view(store, "Hostile")["Hostile"])
+
+
+def check(host: str, attack: str, got: dict[str, Any], reference: dict[str, Any]) -> None:
+    if attack in ERRORS:
+        assert "error" in got, f"{host}/{attack}: no error, but {got}"
+        message = got["error"]
+        if message.startswith("session ended:"):
+            assert host == "plv8", f"{host}/{attack} ended its session: {message}"
+            assert "fatal error in V8" in message or "memory" in message.lower(), message
+        else:
+            assert "projection Hostile" in message, f"{host}/{attack}: the error names no projection: {message}"
+        return
+    assert "view" in got, f"{host}/{attack}: {got}"
+    # (a store's aggregate keeps what the attacks before wrote: the fields this one writes must be the same)
+    assert {key: got["view"].get(key) for key in reference["view"]} == reference["view"], f"{host}/{attack} differs"
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, dict[str, Any]]:
+    return {attack: run_python(attack) for attack in VIEWS}
+
+
+def test_the_corpus_names_every_attack_it_has() -> None:
+    attacks = SOURCE[SOURCE.index("var attacks = {") : SOURCE.index("var handlers")]
+    named = set(re.findall(r"^  (\w+): ", attacks, re.MULTILINE))
+    assert set(ERRORS) | set(VIEWS) == named, "every attack is in ERRORS or VIEWS"
+    assert not set(ERRORS) & set(VIEWS)
+
+
+@pytest.mark.parametrize("attack", ERRORS + VIEWS)
+def test_every_attack_ends_alike_in_the_python_host(attack: str, reference: dict[str, Any]) -> None:
+    check("python", attack, run_python(attack), reference.get(attack, {}))
+
+
+@pytest.mark.parametrize("attack", ERRORS + VIEWS)
+def test_every_attack_ends_alike_in_node(attack: str, reference: dict[str, Any], tmp_path: Path) -> None:
+    check("node", attack, run_node(attack, tmp_path), reference.get(attack, {}))
+
+
+@pytest.mark.parametrize("engine", ["plpython", "plv8", "pljs"])
+def test_no_attack_crashes_postgresql_or_outlasts_its_limits(
+    engine: str, server: Cluster, reference: dict[str, Any]
+) -> None:
+    if engine != "plpython":
+        require_language(server.dsn, engine)
+    dsn = store_dsn(server, engine)
+    with psycopg.connect(server.dsn, autocommit=True) as sentinel:  # opened before: it must live through the corpus
+        (started,) = sentinel.execute("select pg_postmaster_start_time()").fetchone()
+        for attack in ERRORS + VIEWS:
+            check(engine, attack, run_database(dsn, attack), reference.get(attack, {}))
+        assert sentinel.execute("select pg_postmaster_start_time()").fetchone() == (started,)
+    log = (server.data_dir / "server.log").read_text(errors="replace")
+    assert "terminated by signal" not in log and "was terminated by" not in log, "a backend crashed"
+    with EventStore(dsn, max_size=1) as store:  # and the store goes on
+        store.append({"id": "h", "type": "H", "data": {"$type": "Missing"}})
