@@ -41,11 +41,12 @@ test('a looping handler is stopped by --timeout, naming the projection', () => {
   assert.match(done.err, /^error: projection Spinner ran past the time limit/);
 });
 
-test('a hoarding handler is stopped by --memory-limit', () => {
+test('a hoarding handler is stopped by --memory-limit, naming the projection', () => {
   const folder = project("projections.aggregate('Hoarder').by({ Go: function () { var a = []; for (;;) a.push(new Array(1e5).fill(a.length)); } });");
   const done = simulate(folder, '--memory-limit', '32');
   assert.equal(done.code, 1);
-  assert.deepEqual(done.out.error, { kind: 'SandboxMemoryError', message: 'projections went past the memory limit of 32 MB' });
+  assert.deepEqual(done.out.error,
+    { kind: 'SandboxMemoryError', message: 'projection Hoarder went past the memory limit of 32 MB', projection: 'Hoarder' });
 });
 
 test('an unknown option or a bad value is named, with exit code 2', () => {
