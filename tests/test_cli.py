@@ -188,3 +188,14 @@ def test_in_process_runs_leave_cwd_environment_and_signal_handlers_as_they_were(
     assert failed.stderr == "error: there is no stream 'nope'\n"
     after = (os.getcwd(), dict(os.environ), signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
     assert after == before
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "1e9", "soon"])
+def test_a_duration_that_is_not_a_finite_number_of_seconds_is_refused(value: str, tmp_path) -> None:
+    """click's FloatRange lets nan through (every comparison with it is false): durations are checked as finite."""
+    for command in (["simulate", str(tmp_path), str(tmp_path / "e.json"), "--timeout", value],
+                    ["daemon", "--poll-interval", value, "--until-caught-up"],
+                    ["dashboard", "--interval", value]):  # fmt: skip
+        done = jsproj(*command)
+        assert done.returncode == 2, (command, done.stderr)
+        assert "seconds" in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -231,3 +231,24 @@ def test_store_doc_sql_returns_what_its_comment_says(body: str, dsn: str) -> Non
 
 def test_store_doc_has_sql_examples() -> None:
     assert len(STORE_SQL) >= 2
+
+
+def test_every_boundary_of_the_security_doc_names_tests_that_exist() -> None:
+    """docs/security.md names, for each boundary, the tests that show it: each must exist."""
+    text = (ROOT / "docs" / "security.md").read_text("utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| what holds")]
+    boundaries = [row for row in rows if row.count(" | ") >= 2 and not set(row) <= set("|- ")]
+    assert len(boundaries) >= 12
+    for row in boundaries:
+        if "test" not in row.rsplit(" | ", 1)[-1] and "conformance" not in row.rsplit(" | ", 1)[-1]:
+            continue  # the assets' and actors' tables
+        named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", row)
+        cases = re.findall(r"conformance `([\w-]+)`|, `([a-z]+(?:-[a-z]+)+)`", row)
+        assert named or cases, f"a boundary names no test: {row[:80]}"
+        for path, name in named:
+            source = (ROOT / path).read_text("utf-8")
+            assert not name or re.search(rf"^def {name}\(", source, re.MULTILINE), f"{path}::{name} does not exist"
+        for case in (c for pair in cases for c in pair if c):
+            assert (ROOT / "tests" / "conformance" / case / "expected.json").is_file(), f"no conformance case {case}"
+    for js_test in re.findall(r"`js/test/([\w.]+\.js)` \(\"([^\"]+)\"\)", text):
+        assert f"test('{js_test[1]}" in (ROOT / "js" / "test" / js_test[0]).read_text("utf-8"), js_test

@@ -195,6 +195,36 @@ def test_two_schemas_and_a_redeploy_share_one_backend(cluster, dsn: str, languag
         assert fetch_view(b, "Count") == {"Count": {"n": 10}}
 
 
+STOPPED_WITH_A_CLOCK = """
+projections.aggregate('Stuck').by({ Go: function (s) { s.at = Date.now(); for (;;) {} } });
+"""
+READS_THE_CLOCK = """
+// While this file loads there is no event: a clock another store left running must not show through.
+var atLoad = (function () { try { return new Date(0).constructor.now(); } catch (e) { return 'no clock'; } })();
+var statics = typeof RegExp.$1;
+projections.aggregate('Clock').by({
+  Go: function (s) { s.atLoad = atLoad; s.now = Date.now(); s.viaConstructor = new Date(0).constructor.now(); s.statics = statics; }
+});
+"""
+
+
+def test_a_store_never_sees_the_clock_another_store_left_after_a_cancel(dsn: str, language: str) -> None:
+    """Two stores served by one connection share one JavaScript context: a call of one stopped halfway
+    (its event's clock running) leaves nothing the other's code can read, at load time or in a handler."""
+    with EventStore(dsn, schema="first", max_size=1) as a, EventStore(dsn, schema="second", max_size=1) as b:
+        deploy(a, [{"file": "Stuck.js", "source": STOPPED_WITH_A_CLOCK}], engine=language, timeout=0.3)
+        deploy(b, [{"file": "Clock.js", "source": READS_THE_CLOCK}], engine=language, timeout=0.3)
+    with psycopg.connect(dsn, autocommit=True) as session:  # one backend, one context for both
+        with pytest.raises(psycopg.Error, match="projection Stuck ran past the time limit"):
+            session.execute("""select first.pge_append('{"id": "x", "type": "T", "timestamp": "2001-02-03T04:05:06Z",
+                                                          "data": {"$type": "Go"}}')""")
+        session.execute("""select second.pge_append('{"id": "x", "type": "T", "timestamp": "2026-01-01T00:00:00Z",
+                                                       "data": {"$type": "Go"}}')""")
+        (clock,) = session.execute("select data from second.pge_aggregates where name = 'Clock'").fetchone()
+    now = 1767225600000  # 2026-01-01T00:00:00Z: its own event's, never the other store's 2001
+    assert clock == {"atLoad": "no clock", "now": now, "viaConstructor": now, "statics": "undefined"}
+
+
 def test_a_context_where_other_javascript_left_globals_is_refused(dsn: str, language: str) -> None:
     with EventStore(dsn, max_size=1) as store:
         deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)

@@ -305,3 +305,27 @@ def test_a_long_build_beats_and_works_and_one_stuck_behind_a_lock_fails_healthz(
         finally:
             worker.stop()
             thread.join(timeout=30)
+
+
+def test_metrics_and_healthz_refuse_a_request_naming_another_host(dsn: str) -> None:
+    """DNS rebinding: a page elsewhere cannot read a loopback metrics server under a name of its own (421),
+    the dashboard's rule (jsproj.loopback); requests naming it are answered."""
+    import http.client
+
+    hooks = DaemonMetrics()
+    with hooks.serve(Daemon(dsn, poll_interval=0.05, hooks=hooks), "127.0.0.1", 0) as server:
+
+        def status(path: str, host: str) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                conn.request("GET", path, headers={"Host": host})
+                return conn.getresponse().status
+            finally:
+                conn.close()
+
+        for path in ("/metrics", "/healthz"):
+            assert status(path, "evil.example:80") == 421
+            assert status(path, f"evil.example:{server.port}") == 421
+        assert status("/metrics", f"localhost:{server.port}") == 200
+        assert status("/metrics", f"127.0.0.1:{server.port}") == 200
+        assert status("/healthz", f"localhost:{server.port}") == 503, "answered: not connected yet"

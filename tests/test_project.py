@@ -78,6 +78,9 @@ def test_settings_resolve_flags_then_environment_then_jsproj_toml(tmp_path: Path
         ('[jsproj]\nschemas = "x"\n', "unknown setting 'schemas'"),
         ("[jsproj]\nschema = 3\n", "schema must be a string"),
         ('[jsproj]\nengine = "java"\n', "engine is one of python, plpython, plv8"),
+        # a key outside [jsproj] was ignored: a misplaced setting silently did nothing
+        ('dsn = "postgresql://elsewhere"\n[jsproj]\nschema = "x"\n', "unknown top-level setting 'dsn'"),
+        ("[daemon]\npage_size = 5\n", "unknown top-level setting 'daemon'"),
     ],
 )
 def test_a_bad_jsproj_toml_is_a_clear_error(tmp_path: Path, text: str, problem: str) -> None:

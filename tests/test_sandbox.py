@@ -64,7 +64,7 @@ LIMITS = """
 projections.aggregate('Runaway').by({
   Loop: function () { while (true) {} },
   Grow: function () { var hoard = []; while (true) hoard.push(new Array(100000).fill(1)); },
-  Huge: function () { var a = new Array(Math.pow(2, 30)).fill(0); return a.length; },
+  Huge: function () { var a = new Array(Math.pow(2, 24)).fill(0.5); return a.length; },   // 128 MB at once
   Recurse: function () { function again() { return again() + 1; } return again(); },
   Ping: function (state) { state.pings = (state.pings || 0) + 1; }
 });
@@ -297,7 +297,8 @@ def test_console_output_is_kept_for_the_host() -> None:
 def test_limits_are_validated() -> None:
     from jsproj.runtime.sandbox import Sandbox
 
-    with pytest.raises(ValueError, match="timeout"):
-        Sandbox(timeout=0)
+    for bad in (0, float("nan"), float("inf"), -1, 3601):
+        with pytest.raises(ValueError, match="timeout must be a number of seconds > 0 and at most 3600"):
+            Sandbox(timeout=bad)
     with pytest.raises(ValueError, match="memory_limit"):
         Sandbox(memory_limit=1024)

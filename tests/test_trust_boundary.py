@@ -24,8 +24,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from jsproj import errors
 from jsproj.deploy import deploy
-from jsproj.store import EventStore
+from jsproj.store import EventStore, translate
 
 from conformance_hosts import require_language
 
@@ -205,3 +206,13 @@ def test_no_setting_a_session_can_change_reaches_what_runs_as_the_owner(
             append(app, "py_engine", {"$type": "Add", "n": 1})
         assert guarded.value.sqlstate == "JP503", "jsproj.inline_engine does not skip the Python engine's guard"
     assert_nothing_granted(boundary)
+
+
+def test_a_language_without_an_execution_timeout_is_refused_at_deploy(dsn: str) -> None:
+    """The check deploy runs once the language is loaded: a build without the setting has no time limit."""
+    with EventStore(dsn, max_size=1) as store, store.pool.connection() as conn:
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("select pge_require_execution_timeout('nolanguage')")
+    assert refused.value.sqlstate == "JP505"
+    assert isinstance(translate(refused.value, "deploy"), errors.UnlimitedLanguageError)
+    assert "nolanguage here has no nolanguage.execution_timeout" in refused.value.diag.message_primary

@@ -6,7 +6,7 @@
 //   gives the same order everywhere (QuickJS's sort and V8's differ there),
 //   and a long sort is JavaScript that the time limit can stop (a built-in
 //   sort of millions of elements ran past it);
-// - indexOf, lastIndexOf, includes and reverse on arrays of many holes (below);
+// - a bound on the length the array built-ins walk (below);
 // - String.prototype.normalize and localeCompare (unicode.js).
 
 var MAX_LENGTH = 9007199254740991;
@@ -83,7 +83,9 @@ function sort(comparefn) {
     throw new TypeError('The comparison function must be either a function or undefined');
   }
   if (this === null || this === undefined) throw new TypeError('Array.prototype.sort called on null or undefined');
-  var object = Object(this), length = toLength(object.length), indices = ownIndices(object, length);
+  var object = Object(this), length = toLength(object.length);
+  if (length > MAX_ARRAY_LENGTH) throw refuseLength('sort', length);
+  var indices = ownIndices(object, length);
   var items = [], undefineds = 0, count = indices === null ? length : indices.length;
   for (var i = 0; i < count; i++) {
     var index = indices === null ? i : indices[i];
@@ -104,57 +106,41 @@ function sort(comparefn) {
   return object;
 }
 
-// -- Arrays of many holes: the index built-ins over their own indices --------------------------
-// indexOf, lastIndexOf, includes and reverse look at every index up to the length: over an array
-// of 2**32-1 holes that is minutes of a built-in no limit stops in V8 10 (PLV8), and seconds or
-// nothing in others. On such an array (longer than SPARSE, a quarter or less of it held), these
-// visit the indices it holds, with the built-ins' answers; on any other, the built-ins run.
+// -- A bound on the length the array built-ins take ------------------------------------------
+// The array built-ins visit every index up to an object's length, in the engine's own code: V8 10
+// (PLV8) cannot interrupt them, so `Array.prototype.copyWithin.call({length: 2 ** 53 - 1}, 0, 1)`
+// ran for ever past every limit, allocating nothing. In jsproj's JavaScript the ones that walk a
+// length refuse one past MAX_ARRAY_LENGTH (a RangeError, in every host alike): 2**24 elements take
+// a built-in at most about half a second in V8 10, and are 128 MB of numbers, half the default
+// memory limit.
+var MAX_ARRAY_LENGTH = 16777216;
+var WALKERS = ['concat', 'copyWithin', 'every', 'fill', 'filter', 'find', 'findIndex', 'findLast', 'findLastIndex', 'flat',
+  'flatMap', 'forEach', 'includes', 'indexOf', 'join', 'lastIndexOf', 'map', 'reduce', 'reduceRight', 'reverse', 'shift',
+  'slice', 'some', 'splice', 'toString', 'unshift'];
 
-function integerOf(value) {
-  var n = Number(value);
-  return n !== n ? 0 : Math.trunc(n);
+function refuseLength(name, length) {
+  return new RangeError('Array.prototype.' + name + ' works on lengths up to ' + MAX_ARRAY_LENGTH +
+    " in jsproj's JavaScript, not " + length + ' (docs/javascript.md)');
 }
 
-function startOf(from, length) {
-  var n = integerOf(from);
-  return n >= 0 ? n : Math.max(length + n, 0);
+function lengthOf(value) {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') ? toLength(value.length) : 0;
 }
 
-var sparseVersions = {
-  indexOf: function (object, indices, args) {
-    var start = startOf(args[1], object.length);
-    for (var i = 0; i < indices.length; i++) if (indices[i] >= start && object[indices[i]] === args[0]) return indices[i];
-    return -1;
-  },
-  lastIndexOf: function (object, indices, args) {
-    var length = object.length, n = args.length > 1 ? integerOf(args[1]) : length - 1;
-    var last = n >= 0 ? Math.min(n, length - 1) : length + n;
-    for (var i = indices.length - 1; i >= 0; i--) if (indices[i] <= last && object[indices[i]] === args[0]) return indices[i];
-    return -1;
-  },
-  includes: function (object, indices, args) {
-    var start = startOf(args[1], object.length), held = 0, wanted = args[0];
-    for (var i = 0; i < indices.length; i++) {
-      if (indices[i] < start) continue;
-      held++;
-      var value = object[indices[i]];
-      if (value === wanted || (value !== value && wanted !== wanted)) return true;
-    }
-    return wanted === undefined && held < object.length - start;   // a hole reads as undefined
-  },
-  reverse: function (object, indices) {
-    var last = object.length - 1, values = indices.map(function (i) { return object[i]; });
-    indices.forEach(function (i) { if (!delete object[i]) throw new TypeError('Cannot delete property ' + i); });
-    indices.forEach(function (i, n) { object[last - i] = values[n]; });
-    return object;
-  }
-};
-
-function sparseAware(name, builtin) {
+// `concat` also walks each argument that spreads (an array, or an object with Symbol.isConcatSpreadable).
+function bounded(name, builtin) {
   return function () {
-    var length = Array.isArray(this) ? this.length : 0;
-    var indices = length > SPARSE ? ownIndices(this, length) : null;
-    return indices === null ? builtin.apply(this, arguments) : sparseVersions[name](this, indices, arguments);
+    if (this === null || this === undefined) return builtin.apply(this, arguments);
+    var length = lengthOf(Object(this));
+    if (length > MAX_ARRAY_LENGTH) throw refuseLength(name, length);
+    if (name === 'concat') {
+      for (var i = 0; i < arguments.length; i++) {
+        var spread = arguments[i] !== null && typeof arguments[i] === 'object' &&
+          (Array.isArray(arguments[i]) || arguments[i][Symbol.isConcatSpreadable]);
+        if (spread && (length += lengthOf(arguments[i])) > MAX_ARRAY_LENGTH) throw refuseLength(name, length);
+      }
+    }
+    return builtin.apply(this, arguments);
   };
 }
 
@@ -166,9 +152,9 @@ function installBuiltins() {
     Object.defineProperty(object, name, { value: method, writable: true, enumerable: false, configurable: true });
   };
   define(Array.prototype, 'sort', sort, 1);
-  Object.keys(sparseVersions).forEach(function (name) {
+  WALKERS.forEach(function (name) {
     var builtin = Array.prototype[name];
-    define(Array.prototype, name, sparseAware(name, builtin), builtin.length);
+    if (typeof builtin === 'function') define(Array.prototype, name, bounded(name, builtin), builtin.length);
   });
   define(String.prototype, 'normalize', jsproj.unicodeNormalize, 0);
   define(String.prototype, 'localeCompare', jsproj.unicodeLocaleCompare, 1);

@@ -35,16 +35,29 @@ function now(what) {
   return lastTime;
 }
 
+// Text as a date, alike in every host: the engines agree on the date-time
+// format but for two things QuickJS reads otherwise (lower-case t and z,
+// which V8 reads; an offset of hours alone, +01, which V8 refuses).
+var ISO = /^([+-]\d{6}|\d{4})(-\d\d(-\d\d)?)?(?:[Tt ](\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)([Zz]|[+-]\d\d(?::?\d\d)?)?)?$/;
+function parseText(text) {
+  text = String(text);
+  var iso = ISO.exec(text.trim());
+  if (iso === null) return realParse(text);
+  if (iso[5] !== undefined && /^[+-]\d\d$/.test(iso[5])) return NaN;
+  return realParse(text.trim().replace(/t/, 'T').replace(/z$/, 'Z'));
+}
+
 // new Date() is the event's time; new Date(anything) is that date.
 function ClockDate() {
   var args = Array.prototype.slice.call(arguments);
   if (new.target === undefined) return new RealDate(now('Date()')).toString();
   if (args.length === 0) args = [now('new Date()')];
+  else if (args.length === 1 && typeof args[0] === 'string') args = [parseText(args[0])];
   return Reflect.construct(RealDate, args, new.target === ClockDate ? RealDate : new.target);
 }
 ClockDate.prototype = RealDate.prototype;
 ClockDate.now = function now_() { return now('Date.now()'); };
-ClockDate.parse = function parse(text) { return realParse(text); };
+ClockDate.parse = function parse(text) { return parseText(text); };
 ClockDate.UTC = function UTC() { return RealDate.UTC.apply(undefined, arguments); };
 Object.defineProperty(ClockDate, 'name', { value: 'Date' });
 Object.defineProperty(ClockDate, 'length', { value: 7 });
@@ -102,7 +115,7 @@ function random() {
 // properties (surface.js) with a seeded random(); the real one stays the
 // host's in Node's own context.
 var ClockMath = {};
-Reflect.ownKeys(Math).forEach(function (key) {
+Reflect.ownKeys(Math).sort(jsproj.surfaceKeyOrder).forEach(function (key) {
   if (key === 'random' || jsproj.PINNED_SURFACE.Math.indexOf(jsproj.surfaceKeyName(key)) < 0) return;
   Object.defineProperty(ClockMath, key, Object.getOwnPropertyDescriptor(Math, key));
 });

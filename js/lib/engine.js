@@ -69,6 +69,7 @@ function viewKeys(p, keyEvent, meta) {
   try {
     return p.keysFor(keyEvent, meta);
   } catch (e) {
+    if (jsproj.outOfMemory(e)) throw jsproj.memoryError(p.name, meta);
     return { thrown: e };
   } finally {
     leave();
@@ -274,6 +275,7 @@ function deliver(batch, plan, record, index, meta) {
       else deliverHandler(batch, target, key, event, meta, index);
     } catch (e) {
       if (jsproj.isEngineError(e) && e.kind === 'EngineError') throw e;   // the host's mistake, not the projection's
+      if (jsproj.outOfMemory(e)) throw jsproj.memoryError(target.name, meta);   // a limit: the call ends
       if (thrown === null) thrown = new Set();
       thrown.add(target.name);
       failDelivery(batch, target, meta, e, index, keysOf(plan, target, d));

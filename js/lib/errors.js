@@ -69,6 +69,23 @@ function describeThrown(value) {
   return { name: 'Error', message: text, stack: null };
 }
 
+// Whether a thrown value is the engine running out of memory where the
+// engine lets code catch it (QuickJS: InternalError "out of memory"; V8 ends
+// the call instead). It is a limit of the sandbox, as V8's: the call ends
+// with SandboxMemoryError naming what ran, never a handler's own error.
+function outOfMemory(value) {
+  return value !== null && typeof value === 'object' && field(value, 'name', '') === 'InternalError' &&
+    /^out of memory$/.test(field(value, 'message', ''));
+}
+
+function memoryError(projection, meta) {
+  var where = meta ? ' (on ' + meta.eventType + ' event at position ' + meta.position + ')' : '';
+  return fail('SandboxMemoryError', 'projection ' + projection + where + ' went past the memory limit', {
+    projection: projection, position: meta ? meta.position : null, eventId: meta ? meta.eventId : null,
+    eventType: meta ? meta.eventType : null, streamId: meta ? meta.streamId : null
+  });
+}
+
 // A plain JSON-able description of any error: jsproj errors keep their
 // fields; anything else becomes an InternalError with its stack.
 function errorInfo(error) {
@@ -81,8 +98,15 @@ function errorInfo(error) {
     info.stack = error.jsStack || null;
     return info;
   }
+  if (outOfMemory(error)) {
+    var running = jsproj.current && jsproj.current.projection;
+    return { kind: 'SandboxMemoryError', message: (running ? 'projection ' + running : 'projection code') +
+      ' went past the memory limit', projection: running || null, stack: null };
+  }
   var thrown = describeThrown(error);
-  var kind = thrown.name === 'RangeError' && /call stack/i.test(thrown.message) ? 'StackOverflowError' : 'InternalError';
+  // (V8: RangeError "Maximum call stack size exceeded"; QuickJS: InternalError "stack overflow")
+  var kind = /^(RangeError|InternalError)$/.test(thrown.name) && /call stack|stack overflow/i.test(thrown.message)
+    ? 'StackOverflowError' : 'InternalError';
   return { kind: kind, message: thrown.name + ': ' + thrown.message, stack: thrown.stack };
 }
 
@@ -103,6 +127,8 @@ function firstLine(text) {
 }
 
 jsproj.fail = fail;
+jsproj.outOfMemory = outOfMemory;
+jsproj.memoryError = memoryError;
 jsproj.isEngineError = isEngineError;
 jsproj.describeThrown = describeThrown;
 jsproj.errorInfo = errorInfo;

@@ -257,6 +257,17 @@ jsproj.host = {
     var value = jsproj.evaluate(scratch, JSON.parse(text).code);
     return { value: show(value), projections: jsproj.describe(scratch) };
   }),
+  // Let go of everything this engine holds (the projections, and what their files keep), for a host
+  // that drops it and loads afresh in the same context: the context's built-ins may keep this engine's
+  // code alive (it installed them), never what it loaded. Hosts only, as `current`.
+  dispose: function () {
+    projector = null;
+    routed = NOT_ROUTED;
+    fold = null;
+    scratch = null;
+    cache = new jsproj.DocumentCache();
+    return '{"ok": {}}';
+  },
   // What was running when a call was stopped: {file, projection, position, eventId, ...}.
   // Only hosts reach it (a function handle, or the PLV8/PL/JS token), after a call a limit or
   // cancel stopped: it ends that call (a stopped call never ran its `finally`), so it is not an entry.

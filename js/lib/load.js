@@ -141,6 +141,27 @@ function asyncUse(source) {
   return { line: null, word: 'async' };
 }
 
+// What a file uses of the JavaScript some host has and jsproj's has not (scan.js): the flag v
+// of a regular expression and a removed static built-in are errors; a call of a removed method
+// is a note in the file's log (it may be a method of the file's own objects).
+function checkJavaScript(file, source) {
+  var flag = jsproj.regexpFlagV(source, parses);
+  if (flag !== null) {
+    throw fail('ProjectionSyntaxError', file + ':' + flag.line + ': the regular expression flag v is not part of ' +
+      "jsproj's JavaScript (V8 10 and QuickJS refuse it): docs/javascript.md", { file: file, line: flag.line });
+  }
+  var code = jsproj.scanCode(source), use = jsproj.staticUse(code);
+  if (use !== null) {
+    throw fail('ProjectionDefinitionError', file + ':' + use.line + ': ' + use.name + " is not part of jsproj's " +
+      'JavaScript (some hosts have it, not all): docs/javascript.md', { file: file, line: use.line, projection: null });
+  }
+  jsproj.noteUses(code).forEach(function (note) {
+    logs.push({ level: 'warn', file: file, projection: null, position: null, message: file + ':' + note.line + ': .' +
+      note.name + "() is not part of jsproj's JavaScript (" + note.owners.map(function (o) { return o + '.' + note.name; })
+      .join(', ') + ' is in some hosts only: docs/javascript.md); a method of your own objects of that name is fine' });
+  });
+}
+
 function checkSource(file, source) {
   if (typeof source !== 'string') {
     throw fail('ProjectionDefinitionError', file + ': the source must be text, not ' + typeName(source), { file: file, projection: null });
@@ -148,9 +169,11 @@ function checkSource(file, source) {
   try {
     compileFunction(STRICT + source);
   } catch (e) {
+    if (jsproj.regexpFlagV(source, parses) !== null) checkJavaScript(file, source);
     var thrown = describeThrown(e);
     throw fail('ProjectionSyntaxError', file + ': ' + thrown.name + ': ' + thrown.message, { file: file, line: null });
   }
+  checkJavaScript(file, source);
   var use = asyncUse(source);
   if (use) {
     throw fail('ProjectionDefinitionError', file + (use.line ? ':' + use.line : '') + ': ' +
@@ -211,6 +234,9 @@ function loadInto(projector, sources) {
       run(factory, jsproj.facadeFor(projector, file), file);
     } catch (e) {
       if (jsproj.isEngineError(e)) throw e;
+      if (jsproj.outOfMemory(e)) {
+        throw fail('SandboxMemoryError', 'projection file ' + file + ' went past the memory limit', { file: file, projection: null });
+      }
       var thrown = describeThrown(e);
       var line = lineIn(thrown.stack, file);
       var error = fail('ProjectionDefinitionError', file + (line ? ':' + line : '') + ': ' + thrown.name + ': ' + firstLine(thrown.message),

@@ -83,6 +83,51 @@ function standIn(name, real, keep) {
   globalThis[name] = stand;
 }
 
+// RegExp refusing the flag v, which V8 10 and QuickJS do not have (a literal
+// with it is refused when the file loads: scan.js): a constructor that calls
+// the real one, with its static properties, and its prototype's constructor
+// pointing at it, as Date's at the clock's.
+function regExpWithoutFlagV() {
+  var Real = RegExp;
+  function RegExpStandIn(pattern, flags) {
+    if (flags !== undefined && String(flags).indexOf('v') >= 0) {
+      throw new SyntaxError("Invalid flags supplied to RegExp constructor '" + String(flags) + "': the flag v is not part of jsproj's JavaScript");
+    }
+    return new.target === undefined ? Real.apply(undefined, arguments)
+      : Reflect.construct(Real, arguments, new.target === RegExpStandIn ? Real : new.target);
+  }
+  Reflect.ownKeys(Real).forEach(function (key) {
+    if (key !== 'prototype') Object.defineProperty(RegExpStandIn, key, Object.getOwnPropertyDescriptor(Real, key));
+  });
+  Object.defineProperty(RegExpStandIn, 'prototype', { value: Real.prototype, writable: false, enumerable: false, configurable: false });
+  Object.defineProperty(Real.prototype, 'constructor', { value: RegExpStandIn, writable: true, enumerable: false, configurable: true });
+  globalThis.RegExp = RegExpStandIn;
+}
+
+// What a file could otherwise tell one host from another by, made the same:
+// the accessors Function.prototype has for `caller` and `arguments` (V8 14
+// names its own; the others share one unnamed function), and the order of
+// each surface object's properties (each engine adds its built-ins in its
+// own order): the configurable ones are put back in jsproj's order (surface.js).
+function sameEverywhere(objects) {
+  var poison = { ['']() { throw new TypeError("'caller' and 'arguments' are not available in strict mode functions"); } }[''];
+  ['caller', 'arguments'].forEach(function (name) {
+    Object.defineProperty(Function.prototype, name, { get: poison, set: poison, enumerable: false, configurable: true });
+  });
+  // (the functions it uses are taken first: it moves Object.defineProperty itself)
+  var ownKeys = Reflect.ownKeys, describe = Object.getOwnPropertyDescriptor;
+  var define = Object.defineProperty, remove = Reflect.deleteProperty;
+  objects.forEach(function (object) {
+    var keys = ownKeys(object).filter(function (key) { return describe(object, key).configurable; });
+    keys.sort(jsproj.surfaceKeyOrder);
+    keys.forEach(function (key) {
+      var descriptor = describe(object, key);
+      remove(object, key);
+      define(object, key, descriptor);
+    });
+  });
+}
+
 // jsproj's JavaScript (surface.js): each surface object keeps its pinned
 // properties and loses the others, gets those a host lacks that jsproj
 // gives everywhere (ADDED_SURFACE: Error.stackTraceLimit, which V8 needs to
@@ -109,6 +154,7 @@ function pinSurface() {
       }
     });
   });
+  sameEverywhere(Array.from(jsproj.surfaceObjects(globalThis, jsproj.SURFACE_GLOBALS).values()));
   if (lacking.length || stuck.length) {
     throw jsproj.fail('SandboxError', 'this JavaScript engine cannot give jsproj\'s JavaScript (docs/javascript.md): ' +
       (lacking.length ? 'it lacks ' + lacking.join(', ') : '') + (lacking.length && stuck.length ? '; ' : '') +
@@ -199,6 +245,7 @@ jsproj.lockdown = function lockdown(ops, writable, keep) {
   removeCodeGeneration();
   deterministicTime();
   jsproj.installBuiltins();
+  regExpWithoutFlagV();
   pinSurface();
   if (ops && ops.length) {
     var host = jsproj.host, allowed = ops.slice();

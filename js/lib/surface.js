@@ -80,6 +80,17 @@ function readSurface(scope, names) {
   return surface;
 }
 
+// The order of an object's keys in jsproj's JavaScript: `length`, `name` and
+// `prototype` first (the ones engines make first, and often keep there: not
+// configurable), then the others by name (each engine adds its built-ins in
+// an order of its own).
+var FIRST = ['length', 'name', 'prototype'];
+function keyOrder(a, b) {
+  var x = keyName(a), y = keyName(b), i = FIRST.indexOf(x), j = FIRST.indexOf(y);
+  if (i >= 0 || j >= 0) return (i < 0 ? FIRST.length : i) - (j < 0 ? FIRST.length : j);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
 // The pinned globals that `global` holds, in the order above.
 function surfaceGlobals(global) {
   return GLOBALS.filter(function (name) { return Object.prototype.hasOwnProperty.call(global, name); });
@@ -90,3 +101,4 @@ jsproj.surfaceGlobals = surfaceGlobals;
 jsproj.surfaceObjects = surfaceObjects;
 jsproj.readSurface = readSurface;
 jsproj.surfaceKeyName = keyName;
+jsproj.surfaceKeyOrder = keyOrder;

@@ -10,7 +10,8 @@
 // localeCompare(that) is jsproj's order, whatever locale is asked for:
 // first the letters and digits without accents or case (code point order of
 // the lowercase, accents removed), then the accents, then the case (lower
-// before upper), then the code units; 0 only for equal strings. It is not a
+// before upper), then the code units of their NFD; 0 only for canonically
+// equivalent strings. It is not a
 // language's collation (ICU's): sort names for display outside projections.
 
 var TABLES = null;
@@ -164,7 +165,8 @@ function localeCompare(that) {
     var order = compareLists(ka[level], kb[level]);
     if (order !== 0) return order;
   }
-  return a < b ? -1 : 1;
+  var da = normalize.call(a, 'NFD'), db = normalize.call(b, 'NFD');   // 0 for canonically equivalent strings
+  return da === db ? 0 : da < db ? -1 : 1;
 }
 
 jsproj.unicodeNormalize = normalize;

@@ -276,3 +276,27 @@ test('REPL input is evaluated with the DSL against a scratch projector, through 
   assert.match(failed.message, /^TypeError: Cannot read properties of null/);
   assert.equal(answer("require('fs')").error.kind, 'ProjectionDefinitionError');
 });
+
+test('an engine entry refuses a call made while one of its calls runs, and the next call goes on', () => {
+  // Projection code cannot name the host's entries (a file's scope shadows them). Were it handed one,
+  // its call would come while the engine's own call runs (realm.busy): refused, whatever it asks.
+  const host = engine.host;
+  const loaded = JSON.parse(host.load(JSON.stringify([{ file: 'Count.js',
+    source: "projections.aggregate('Count').by({ Go: function (s) { s.n = (s.n || 0) + 1; } });" }])));
+  assert.ok(loaded.ok);
+  const batch = JSON.stringify({ events: [record(1, 's', 'S', 1, { $type: 'Go', $id: 'e1' })],
+    documents: { Count: { Count: null } }, options: {} });
+  engine.realm.busy = true;                    // as while a handler of the engine's call runs
+  try {
+    for (const op of ['route', 'apply', 'load', 'normalize', 'evaluate']) {
+      const refused = JSON.parse(host[op](batch));
+      assert.equal(refused.error.kind, 'SandboxError', op);
+      assert.match(refused.error.message, /refuses a call made while one of its calls runs/);
+    }
+  } finally {
+    engine.realm.busy = false;
+  }
+  const applied = JSON.parse(host.apply(batch));
+  assert.deepEqual(applied.ok.changes.Count.upserts, { Count: { n: 1 } }, 'the next call goes on');
+  assert.equal(engine.realm.busy, false, 'a call that ends leaves the engine free');
+});

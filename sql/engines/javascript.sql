@@ -34,7 +34,7 @@ if (call === undefined) {
     var ENTRY = 'pge_engine_run', HOLDER = '__jsprojEngines', LANGUAGES = 'plv8,pljs'.split(',');
     var SCHEMA = /^"[A-Za-z_][A-Za-z0-9_]{0,62}"$/, TOKEN = /^[0-9a-f]{32}$/;
     var entry = globalThis[ENTRY];
-    var execute = language.execute;
+    var execute = language.execute, collect = language.gc;
     var engines = Object.create(null);
     var realm = null;   // the context's realm (js/lib/realm.js), made by the first store's engine
     var refused = leftovers();
@@ -115,6 +115,7 @@ if (call === undefined) {
       state.generation = generation;
       state.loading = true;
       state.failed = null;
+      if (state.host) state.host.dispose();   // a redeploy: what the old engine's projections held goes
       var bundle = query('select bundle from ' + schema + '.pge_engine')[0].bundle;
       var host = realEval(bundle)(realm);
       if (realm === null) {
@@ -171,8 +172,22 @@ if (call === undefined) {
       }
       if (state.failed) return state.failed;
       if (op === 'describe') return JSON.stringify({ ok: state.described });
-      if (op === 'route' || op === 'apply') return state.host[op](payload);
-      return failure('SandboxError', 'pge_engine_run: unknown operation ' + op);
+      if (op !== 'route' && op !== 'apply') return failure('SandboxError', 'pge_engine_run: unknown operation ' + op);
+      var result = state.host[op](payload);
+      if (result.slice(0, 9) === '{"error":' && JSON.parse(result).error.kind === 'SandboxMemoryError') {
+        // The heap this call ran out of may hold what earlier calls left (a projection that keeps
+        // growing a file-level variable): once more with the store's engine loaded afresh (what the
+        // old one held is freed), before the error is this call's own.
+        state.generation = null;
+        state.host.dispose();   // what its projections hold goes (the context's built-ins may keep its code)
+        state.host = null;
+        if (typeof collect === 'function') collect.call(language);   // PL/JS: free it now (reference cycles)
+        var problem = load(state, schema, generation);
+        if (problem) return problem;
+        if (state.failed) return state.failed;
+        result = state.host[op](payload);
+      }
+      return result;
     }
     // A method: no `prototype` object, nothing writable to share (the lockdown freezes it).
     return { __jsprojEngines(token, schema, op, payload) { return run(token, schema, op, payload); } }.__jsprojEngines;
@@ -215,9 +230,14 @@ begin
         v_state := '57014';
     end;
     if v_message ~ 'Out of memory error' then
-        -- PLV8's isolate died: calling it again in this statement would crash
-        -- the server (its next statement gets a new one).
-        v_where := '{}';
+        -- PLV8's isolate died. The heap it ran out of may have held what earlier calls left (a
+        -- projection that keeps growing a file-level variable): once more, in a new isolate, before
+        -- the error is this call's own.
+        begin
+            return @schema@.pge_engine_run('@token@', op, payload);
+        exception when others or query_canceled then
+            v_where := '{}';
+        end;
     else
         begin  -- what was running
             v_where := (@schema@.pge_engine_run('@token@', 'current', '')::jsonb) -> 'ok';
@@ -259,18 +279,13 @@ begin
 end;
 $$;
 
--- A projection must not outlast jsproj's time limit (pge_engine.timeout,
--- pinned on pge_engine_run as @language@.execution_timeout by
--- pge_pin_settings): a language built without its execution timeout has no
--- such limit (only statement_timeout, which is the caller's, and none by
--- default). Its settings exist now: creating pge_engine_run loaded it.
-do $jsproj_check$
-begin
-    if current_setting('@language@.execution_timeout', true) is null then
-        raise exception using errcode = 'JP505',
-            message = '@language@ here has no @language@.execution_timeout: it was built without its execution '
-                      'timeout, so a projection could run past jsproj''s time limit; install a build with it '
-                      '(make pg-languages builds one; docs/deploy.md says where to find one) or deploy with another engine';
-    end if;
-end
-$jsproj_check$;
+-- The engine runs only for its owner (and, as the owner, the entries that run
+-- as it: pge_append): the token in pge_engine_call's text, which any role can
+-- read in pg_proc, is then of no use to another role either.
+revoke execute on function @schema@.pge_engine_run(text, text, text) from public;
+revoke execute on function @schema@.pge_engine_call(text, text) from public;
+
+-- A projection must not outlast jsproj's time limit: the language must have
+-- its execution timeout (sql/functions/security.sql). Its settings exist
+-- now: creating pge_engine_run loaded it.
+select @schema@.pge_require_execution_timeout('@language@');

@@ -184,9 +184,11 @@ if state is None or state['generation'] != now['generation'] or \
     settings.update((k, given[k]) for k in settings if given.get(k) is not None)
     rows = plpy.execute('select distinct on (file) file, source from @schema@.pge_projection_definitions order by file')
     sources = json.dumps([{'file': r['file'], 'source': r['source']} for r in rows])
-    worker = Worker(settings, plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle'], sources)
+    bundle = plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle']
+    worker = Worker(settings, bundle, sources)
     loaded = worker.receive('the projection files')
-    state = {'generation': now['generation'], 'worker': worker, 'loaded': loaded}
+    state = {'generation': now['generation'], 'worker': worker, 'loaded': loaded, 'settings': settings,
+             'bundle': bundle, 'sources': sources}
     GD[key] = state
 
 loaded = json.loads(state['loaded'])
@@ -196,8 +198,25 @@ if 'error' in loaded:
 if op == 'describe':
     return state['loaded']
 answer = state['worker'].call(op, payload)
+if answer.startswith('{"error"') and '"SandboxMemoryError"' in answer[:200]:
+    # The heap this call ran out of may hold what earlier calls left (a projection that keeps growing a
+    # file-level variable): once more in a fresh worker, the projections reloaded, before the error is its own.
+    state['worker'].stop()
+    state['worker'] = Worker(state['settings'], state['bundle'], state['sources'])
+    state['loaded'] = state['worker'].receive('the projection files')
+    if '"error"' not in state['loaded'][:10]:
+        answer = state['worker'].call(op, payload)
 if state['worker'].proc.poll() is not None or '"SandboxTimeoutError"' in answer or '"SandboxMemoryError"' in answer:
     GD.pop(key, None)  # a fresh worker next time: nothing half-done survives
     state['worker'].stop()
+    stopped = json.loads(answer)
+    if 'error' in stopped and not stopped['error'].get('projection') and 'projection code' in stopped['error']['message']:
+        # V8 could not say what ran (its isolate was out of memory): name the call's projections
+        stopped['error']['message'] = stopped['error']['message'].replace('projection code', named(payload), 1)
+        answer = json.dumps(stopped)
 return answer
 $$;
+
+-- The engine runs only for its owner (and, as the owner, the entries that run
+-- as it: pge_append). No other role has a use for calling it.
+revoke execute on function @schema@.pge_engine_call(text, text) from public;

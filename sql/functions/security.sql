@@ -114,3 +114,22 @@ begin
     return v_changed;
 end;
 $$;
+
+-- A JavaScript language (plv8, pljs) must have its execution timeout, the
+-- time limit pge_pin_settings pins: a build without it has no limit but the
+-- caller's statement_timeout (none by default), so a projection could run
+-- past every limit. Deploy calls this once the language is loaded (its
+-- settings exist then); SQLSTATE JP505 (UnlimitedLanguageError) otherwise.
+create or replace function pge_require_execution_timeout(language text) returns void
+language plpgsql
+as $$
+begin
+    if current_setting(language || '.execution_timeout', true) is null then
+        raise exception using errcode = 'JP505',
+            message = format('%s here has no %s.execution_timeout: it was built without its execution timeout, so a '
+                             'projection could run past jsproj''s time limit; install a build with it (make '
+                             'pg-languages builds one; docs/deploy.md says where to find one) or deploy with '
+                             'another engine', language, language);
+    end if;
+end;
+$$;

@@ -24,6 +24,12 @@ var attacks = {
   SparseIndexOf: function () { var a = []; a.length = 4294967295; return a.indexOf(1); },   // a built-in over 2**32 holes
   SparseReverse: function () { var a = [1, 2]; a.length = 4294967295; a.reverse(); return [a.length, a[4294967294], a[4294967293], 0 in a]; },
   SparseIncludes: function () { var a = []; a.length = 4294967295; return a.includes(1); },
+  // a built-in over an array-like of 2**53-1: V8 10 (PLV8) ran it for ever, past every limit and cancel
+  CopyWithinLike: function () { return Array.prototype.copyWithin.call({ length: Math.pow(2, 53) - 1 }, 0, 1).length; },
+  ForEachLike: function () { Array.prototype.forEach.call({ length: 4e9 }, spin); },
+  ConcatSpread: function () { var o = { length: 4e9 }; o[Symbol.isConcatSpreadable] = true; return [].concat(o).length; },
+  ApplyLike: function () { return Math.max.apply(null, { length: 4e9 }); },
+  SortLike: function () { return Array.prototype.sort.call({ length: 4e9, 0: 2, 1: 1 }).length; },
   Backtrack: function () { return /^(a+)+$/.test(new Array(40).join('a') + 'b'); },
   Recurse: function () { function again() { return again() + 1; } return again(); },
   BigIntPower: function () { return String(2n ** (2n ** 40n)).length; },

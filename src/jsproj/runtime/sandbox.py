@@ -42,6 +42,9 @@ IDLE_WORKERS = 4
 RECYCLE_RSS_SLACK = 64 * MB
 WATCH_INTERVAL = 0.1
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: The operations run again once in a fresh V8 after a memory limit (Sandbox.call).
+RETRIED = frozenset({"route", "apply"})
+MEMORY = "SandboxMemoryError"
 
 
 class _Idle:
@@ -105,6 +108,7 @@ class Sandbox:
         self._fresh_rss = 0  # the worker's memory when its process started
         self._in_flight = False  # a request written whose answer was not read (the host was interrupted)
         self.restarts = 0
+        self.memory_retries = 0  # calls run again in a fresh V8 after a memory limit
 
     # -- public API ---------------------------------------------------------
 
@@ -119,13 +123,25 @@ class Sandbox:
         """Run one engine operation (``route``, ``apply``, ``normalize``, ``load``) on JSON text."""
         if op.encode() == RECYCLE:
             raise errors.EngineError(f"{op!r} is not an engine operation")
-        with self._lock:
-            self._ensure_worker()
-            envelope = self._request(op, payload)
+        envelope = self._call_once(op, payload)
+        if op in RETRIED and self._sources is not None and envelope.get("error", {}).get("kind") == MEMORY:
+            # The heap this call ran out of may have been filled by earlier calls (a projection that keeps
+            # growing a file-level variable): once more in a fresh V8 with the projections reloaded, before
+            # the error is this call's own (and Projections names the projection at fault by running each alone).
+            self.memory_retries += 1
+            envelope = self._call_once(op, payload)
         self._keep_logs(envelope.get("logs"))
         if "error" in envelope:
             raise errors.from_info(envelope["error"])
         return envelope["ok"]
+
+    def _call_once(self, op: str, payload: str) -> dict[str, Any]:
+        with self._lock:
+            self._ensure_worker()
+            try:
+                return self._request(op, payload)
+            except errors.SandboxMemoryError as exc:  # the worker died: V8 ended it
+                return {"error": {"kind": MEMORY, "message": exc.message, **exc.info}}
 
     def close(self) -> None:
         """Destroy the isolate (a later call starts a new one); the worker process waits for another sandbox."""
