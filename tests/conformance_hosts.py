@@ -59,8 +59,17 @@ def job(case: Path, page_size: int) -> Job:
     return Job(case / "projections", events_file(case), now=NOW, page_size=page_size)
 
 
-def page_sizes(case: Path) -> tuple[int, ...]:
-    """1000 for every case; 1 too for the small ones (a file that does not parse is a small hand-written one)."""
+#: The hosts that also run the small cases one event per page: one per way of paging (the engine's own loop in
+#: Python and Node, an append per message, the daemon following the log). The others add no way of paging of
+#: their own, and page size 1000 shows they store what those do.
+ONE_EVENT_PAGES = ("python", "node", "inline-python", "async-follow")
+
+
+def page_sizes(case: Path, host: str = "python") -> tuple[int, ...]:
+    """1000 for every case; 1 too for the small ones in the hosts of ONE_EVENT_PAGES (a file that does not
+    parse is a small hand-written one)."""
+    if host not in ONE_EVENT_PAGES:
+        return (1000,)
     try:
         events = event_count([message.body for message in parse(events_file(case).read_text("utf-8"))])
     except errors.JsprojError:
@@ -135,6 +144,17 @@ def case_params() -> list:
     """The cases as parameters; the large ones (no page size 1) are marked slow."""
     return [
         pytest.param(name, marks=[] if 1 in page_sizes(CASES / name) else [pytest.mark.slow]) for name in case_names()
+    ]
+
+
+def host_case_params() -> list:
+    """(case, host) pairs: every case in every host, but the large cases not in the asyncio client's host (the
+    same engine and SQL as inline-python's, through another client: 1,500 appends more of the same)."""
+    return [
+        pytest.param(case.values[0], host, marks=case.marks, id=f"{case.values[0]}-{host}")
+        for case in case_params()
+        for host in HOST_NAMES
+        if not (host == "inline-python-asyncio" and case.marks)
     ]
 
 

@@ -86,7 +86,7 @@ def test_the_repl_completes_commands_and_projection_names(folder: Path, tmp_path
 
 def session(folder: Path) -> tuple[MemorySession, io.StringIO]:
     out = io.StringIO()
-    return MemorySession(folder, Console(file=out, width=200, highlight=False)), out
+    return MemorySession(folder, Console(file=out, width=200, highlight=False), timeout=1), out
 
 
 def test_undo_and_reset_replay_the_log(folder: Path) -> None:

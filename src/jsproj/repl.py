@@ -24,6 +24,7 @@ from jsproj import errors
 from jsproj.errors import ReplError
 from jsproj.render import documents_table
 from jsproj.runtime.projections import Projections, read_folder
+from jsproj.runtime.sandbox import DEFAULT_TIMEOUT
 from jsproj.runtime.simulation import apply_page, now_iso
 
 COMMANDS = {
@@ -68,9 +69,10 @@ def event_ids(count: int) -> list[str]:
 class Session:
     """What both sessions share: the projection folder, reloading, evaluating, commands."""
 
-    def __init__(self, folder: Path, console: Console) -> None:
+    def __init__(self, folder: Path, console: Console, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.folder = folder
         self.console = console
+        self.timeout = timeout  # of each sandbox call: a runaway loop typed at the prompt stops there
         self.projections: Projections | None = None
         self._mtimes: dict[str, float] = {}
         self.load(folder)
@@ -80,7 +82,7 @@ class Session:
     def load(self, folder: Path) -> None:
         """Load (or reload) the projections of ``folder``; the old ones stay if the new ones are broken."""
         sources = read_folder(folder)
-        loaded = Projections(sources)
+        loaded = Projections(sources, timeout=self.timeout)
         if self.projections is not None:
             self.projections.close()
         self.projections, self.folder = loaded, folder
@@ -249,10 +251,10 @@ class Session:
 class MemorySession(Session):
     """Events and documents in memory: nothing is stored anywhere."""
 
-    def __init__(self, folder: Path, console: Console) -> None:
+    def __init__(self, folder: Path, console: Console, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.appends: list[list[dict[str, Any]]] = []  # the records of each append
         self.documents: dict[str, dict[str, Any]] = {}
-        super().__init__(folder, console)
+        super().__init__(folder, console, timeout=timeout)
 
     @property
     def records(self) -> list[dict[str, Any]]:
