@@ -21,13 +21,14 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "380e9d5"  # main before issue 26
-BASE_TREE = Path("/tmp/jsproj-isolation-base")
+BASE_TREE = Path(tempfile.gettempdir()) / "jsproj-isolation-base"  # a worktree of BASE, made once, kept
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- isolation A/B: written by bench/isolation_ab.py -->", "<!-- end of isolation A/B -->"
 #: measurement -> (what it is, unit, higher is better)
