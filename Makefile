@@ -95,12 +95,12 @@ lint: install
 PYTEST_WORKERS ?= auto
 
 # The dependencies' lower bounds (constraints-lowest.txt) in a venv of their own: the store (sync and
-# asyncio), the sandbox, the CLI, the daemon, and the conformance suite in the Python host and the
-# Python engine (the other hosts run jsproj's own code on the same dependencies: make pytest runs them).
+# asyncio), the sandbox, the CLI, the daemon, and the conformance suite in the Python host (the other
+# hosts run jsproj's own code on the same dependencies: make pytest runs them).
 LOWEST := .venv-lowest
 LOWEST_TESTS := tests/test_store.py tests/test_transactions.py tests/test_sandbox.py tests/test_api.py \
   tests/test_cli.py tests/test_daemon.py tests/test_conformance.py
-LOWEST_FILTER := not (conformance and (node or plpython or plv8 or pljs or live or build or follow or asyncio))
+LOWEST_FILTER := not (conformance and (node or inline or plv8 or pljs or live or async))
 test-lowest: install pg-extensions
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet -c constraints-lowest.txt -e '.[binary]' \

@@ -59,10 +59,10 @@ def job(case: Path, page_size: int) -> Job:
     return Job(case / "projections", events_file(case), now=NOW, page_size=page_size)
 
 
-#: The hosts that also run the small cases one event per page: one per way of paging (the engine's own loop in
-#: Python and Node, an append per message, the daemon following the log). The others add no way of paging of
-#: their own, and page size 1000 shows they store what those do.
-ONE_EVENT_PAGES = ("python", "node", "inline-python", "async-follow")
+#: The hosts that also run the small cases one event per page: the engine's own loop in Python and Node, and an
+#: append per message. The others add no way of paging of their own: page size 1000 shows they store what those
+#: do (the daemon's pages of one event: tests/test_daemon.py and the batching property of tests/test_batching.py).
+ONE_EVENT_PAGES = ("python", "node", "inline-python")
 
 
 def page_sizes(case: Path, host: str = "python") -> tuple[int, ...]:

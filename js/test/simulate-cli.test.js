@@ -11,8 +11,13 @@ const path = require('path');
 
 const SIMULATE = path.join(__dirname, '..', 'bin', 'simulate.js');
 
+// Each project's folder is removed when the test file ends.
+const folders = [];
+test.after(() => { for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true }); });
+
 function project(source) {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'jsproj-simulate-'));
+  folders.push(folder);
   fs.mkdirSync(path.join(folder, 'projections'));
   fs.writeFileSync(path.join(folder, 'projections', 'P.js'), source);
   fs.writeFileSync(path.join(folder, 'events.json'), JSON.stringify([{ id: 's', type: 'S', data: [{ $type: 'Go' }] }]));
