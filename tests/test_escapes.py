@@ -298,8 +298,13 @@ projections.aggregate('Spin').by({ Go: function (state) { state.x = x & 0; } });
 
 
 @pytest.mark.slow
-def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(store: EventStore, dsn: str) -> None:
-    deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD}], engine="plpython", timeout=60)
+@pytest.mark.parametrize("engine", ["plpython", *LANGUAGES])
+def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(
+    store: EventStore, dsn: str, engine: str
+) -> None:
+    if engine != "plpython":
+        require_language(dsn, engine)
+    deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD}], engine=engine, timeout=60)
     engine_limits(dsn, timeout=0.05)  # the owner's to choose, never a session's
     with psycopg.connect(dsn, autocommit=True) as session:
         for _ in range(2):  # the second answers from the first's failure, without running the file again
@@ -323,6 +328,24 @@ def test_a_file_that_never_finishes_loading_is_stopped_by_the_limit_not_by_kill(
         with pytest.raises(psycopg.Error, match=r"projection file Spin\.js ran past the time limit of 0\.5 s"):
             owner.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
         assert owner.execute("select count(*) from pge_events").fetchone() == (0,), "the append was rolled back"
+
+
+@pytest.mark.parametrize("engine", ["plpython", *LANGUAGES])
+def test_a_load_the_session_stopped_is_run_again_by_the_next_call(store: EventStore, dsn: str, engine: str) -> None:
+    """A cancel or the session's statement_timeout says nothing of the load (only jsproj's own limit does):
+    the next call loads again, and is stopped again, rather than answered from the first."""
+    if engine != "plpython":
+        require_language(dsn, engine)
+    deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD.replace("1e8", "1")}], engine=engine, timeout=60)
+    with psycopg.connect(dsn, autocommit=True) as owner:
+        owner.execute("update pge_projection_definitions set source = 'for (;;) {}'")  # never loads (not checked)
+        owner.execute("update pge_engine set generation = generation + 1")
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute("set statement_timeout = '300ms'")
+        for _ in range(2):
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
+        assert session.execute("select count(*) from pge_events").fetchone() == (0,)
 
 
 def engine_limits(dsn: str, *, timeout: float = 10, memory_limit: int = 256) -> None:

@@ -109,11 +109,12 @@ if (call === undefined) {
     // The schema's engine: the bundle evaluated (the first one makes the
     // context's realm and locks the context down; the others share them),
     // its projection files loaded. A load that a time limit or cancel
-    // stopped cannot be caught here; the next call finds it unfinished and
-    // answers as the load would have.
-    function load(state, schema, generation) {
+    // stopped cannot be caught here: pge_engine_call says so (interrupted).
+    // `again`: a load in the time an earlier attempt of the call left.
+    function load(state, schema, generation, again) {
       state.generation = generation;
       state.loading = true;
+      state.again = again;
       state.failed = null;
       if (state.host) state.host.dispose();   // a redeploy: what the old engine's projections held goes
       var bundle = query('select bundle from ' + schema + '.pge_engine')[0].bundle;
@@ -132,12 +133,21 @@ if (call === undefined) {
       return null;
     }
 
-    // A load that never returned: the time limit stopped it (loading is
-    // deterministic, so the same generation would be stopped again).
-    function unfinished(state) {
+    // A load that never returned. When the engine's own time limit stopped a
+    // load that had the whole of it, later calls answer with that at once
+    // (loading is deterministic: the same generation would be stopped
+    // again). A cancel, a statement_timeout, or a limit reached in a load
+    // after a retry says nothing of the next load: that one loads afresh.
+    function interrupted(state, timedOut) {
+      state.loading = false;
+      if (!timedOut || state.again) {
+        state.generation = null;
+        return;
+      }
       var where = state.host ? JSON.parse(state.host.current('')).ok : {};
       var culprit = where.file ? 'projection file ' + where.file : 'the engine';
-      return failure('SandboxTimeoutError', culprit + ' was stopped while it loaded (a time limit or a cancel)',
+      var limit = String(Number(query('select timeout from ' + state.schema + '.pge_engine')[0].timeout));
+      state.failed = failure('SandboxTimeoutError', culprit + ' ran past the time limit of ' + limit + ' s',
         { file: where.file || null, projection: null });
     }
 
@@ -155,19 +165,21 @@ if (call === undefined) {
       var state = engines[schema];
       if (!state || state.token !== token) {
         if (!verified(token, schema)) return failure('SandboxError', 'pge_engine_run: refused (not called by its pge_engine_call)');
-        state = { token: token, generation: null };  // a new deployment of the schema: load it afresh
+        state = { token: token, schema: schema, generation: null };  // a new deployment of the schema: load it afresh
         engines[schema] = state;
       }
-      // What was running when the language stopped the last call (pge_engine_call asks): it
-      // also ends that call, which a stop left running for the engine's entries (js/lib/host.js).
-      if (op === 'current') return state.host ? state.host.current('') : '{"ok": {}}';
-      var generation = String(query('select generation from ' + schema + '.pge_engine')[0].generation);
-      if (state.loading && state.generation === generation) {
-        state.failed = unfinished(state);
-        state.loading = false;
+      // What was running when the language stopped the last call (pge_engine_call asks, saying
+      // whether its time limit did): it also ends that call, which a stop left running for the
+      // engine's entries (js/lib/host.js), and settles a load it stopped.
+      if (op === 'current') {
+        var running = state.host ? state.host.current('') : '{"ok": {}}';
+        if (state.loading) interrupted(state, payload === 'time limit');
+        return running;
       }
+      var generation = String(query('select generation from ' + schema + '.pge_engine')[0].generation);
+      if (state.loading) interrupted(state, false);   // stopped, and not asked about: load afresh
       if (state.generation !== generation) {
-        var problem = load(state, schema, generation);
+        var problem = load(state, schema, generation, false);
         if (problem) return problem;
       }
       if (state.failed) return state.failed;
@@ -182,7 +194,7 @@ if (call === undefined) {
         state.host.dispose();   // what its projections hold goes (the context's built-ins may keep its code)
         state.host = null;
         if (typeof collect === 'function') collect.call(language);   // PL/JS: free it now (reference cycles)
-        var problem = load(state, schema, generation);
+        problem = load(state, schema, generation, true);
         if (problem) return problem;
         if (state.failed) return state.failed;
         result = state.host[op](payload);
@@ -239,8 +251,10 @@ begin
             v_where := '{}';
         end;
     else
-        begin  -- what was running
-            v_where := (@schema@.pge_engine_run('@token@', 'current', '')::jsonb) -> 'ok';
+        begin  -- what was running (and whether the time limit stopped it: a load it stopped is not run again)
+            v_where := (@schema@.pge_engine_run('@token@', 'current',
+                case when concat(v_message, ' ', v_detail) ~* 'execution timeout' then 'time limit' else '' end
+            )::jsonb) -> 'ok';
         exception when others or query_canceled then
             v_where := '{}';
         end;

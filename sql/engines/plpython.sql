@@ -119,10 +119,12 @@ class Worker:
     def __init__(self, settings, bundle, sources):
         self.timeout = float(settings['timeout'])
         python = os.path.join(sys.base_exec_prefix, 'bin', 'python%d.%d' % sys.version_info[:2])
-        # (PL/Python indents a function's body, the text of WORKER with it)
+        # (PL/Python indents a function's body, the text of WORKER with it.) A session of its own: PostgreSQL
+        # sends SIGINT to its backend's process group when statement_timeout fires, which would kill the worker
+        # mid-answer (read as V8 failing); the backend acts on the timeout itself and stops the worker.
         self.proc = subprocess.Popen([python, '-I', '-c', textwrap.dedent(WORKER), settings['python_path']],
-                                     stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, close_fds=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+                                     start_new_session=True)
         start = {'timeout': self.timeout, 'memory': int(settings['memory_limit']), 'bundle': bundle, 'sources': sources}
         self.send(json.dumps(start))
 
