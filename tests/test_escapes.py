@@ -298,13 +298,9 @@ projections.aggregate('Spin').by({ Go: function (state) { state.x = x & 0; } });
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["plpython", *LANGUAGES])
-def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(
-    store: EventStore, dsn: str, engine: str
-) -> None:
-    if engine != "plpython":
-        require_language(dsn, engine)
-    deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD}], engine=engine, timeout=60)
+def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(store: EventStore, dsn: str) -> None:
+    """(PLV8 and PL/JS: tests/test_languages.py)"""
+    deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD}], engine="plpython", timeout=60)
     engine_limits(dsn, timeout=0.05)  # the owner's to choose, never a session's
     with psycopg.connect(dsn, autocommit=True) as session:
         for _ in range(2):  # the second answers from the first's failure, without running the file again

@@ -146,11 +146,12 @@ def test_a_file_that_loops_while_it_loads_is_stopped_and_the_connection_goes_on(
         deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)
     with psycopg.connect(dsn, autocommit=True) as owner:  # its owner changes it behind jsproj check's back
         owner.execute("update pge_projection_definitions set source = %s", (SPIN_AT_LOAD,))
-        owner.execute("update pge_engine set generation = generation + 1")
-        owner.execute("set statement_timeout = '1s'")
+        owner.execute("select pge_set_engine_settings(0.3, 256, python_path) from pge_engine")  # a new generation
         for _ in range(2):  # the second answers from the first, without running the file again
-            with pytest.raises(psycopg.Error, match=r"projection file Spinner\.js"):
+            with pytest.raises(psycopg.Error) as caught:
                 append(owner, "s", "Go")
+            assert caught.value.sqlstate == "JP500"
+            assert caught.value.diag.message_primary == "projection file Spinner.js ran past the time limit of 0.3 s"
         owner.execute("update pge_projection_definitions set source = %s", (SPIN_IN_HANDLER,))  # mended
         owner.execute("update pge_engine set generation = generation + 1")
         append(owner, "s", "Go")  # the same connection appends again
