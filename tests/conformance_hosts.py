@@ -147,14 +147,33 @@ def case_params() -> list:
     ]
 
 
+#: The cases about the JavaScript engine alone (what a handler or file may do, and how each failure is named):
+#: nothing of them reaches storage but what every other case stores.
+ENGINE_CASES = frozenset(
+    """deterministic-clock error-async-handler error-clock-at-load error-defined-twice error-document-too-deep
+    error-document-too-large error-duplicate-name error-handler-not-function error-identifiedby-mutates
+    error-isolation-reset error-missing-type error-promise-job error-regexp-flag-v error-regexp-modifiers
+    error-removed-builtin error-require-fs error-thrown-string error-unsafe-name event-isolation
+    isolation-identifiedby isolation-registry isolation-shared-builtins javascript-surface own-proto-keys
+    require-forms sort-inconsistent-comparator unicode-normalize value-rule""".split()
+)
+
+#: Hosts that run the Python engine as another host does, by another way: the asyncio client (inline-python's
+#: engine and SQL) and the daemon's build (async-follow's daemon, from the start of the log). They run the
+#: cases that store something of their own (and a handler's and a file's failure: error-throwing-handler,
+#: error-syntax), not :data:`ENGINE_CASES`; the asyncio client not the large cases either (1,500 appends more
+#: of the same).
+VARIANT_HOSTS = ("inline-python-asyncio", "async-build")
+
+
 def host_case_params() -> list:
-    """(case, host) pairs: every case in every host, but the large cases not in the asyncio client's host (the
-    same engine and SQL as inline-python's, through another client: 1,500 appends more of the same)."""
+    """(case, host) pairs: every case in every host, but :data:`VARIANT_HOSTS` as said there."""
     return [
         pytest.param(case.values[0], host, marks=case.marks, id=f"{case.values[0]}-{host}")
         for case in case_params()
         for host in HOST_NAMES
-        if not (host == "inline-python-asyncio" and case.marks)
+        if not (host in VARIANT_HOSTS and case.values[0] in ENGINE_CASES)
+        and not (host == "inline-python-asyncio" and case.marks)
     ]
 
 

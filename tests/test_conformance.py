@@ -4,7 +4,9 @@ Each case in tests/conformance/ has projections/*.js, an events file and
 expected.json. Every host must produce the expected output, and the same
 output as every other host (the Python simulation at page size 1000 is the
 reference each is compared with), at page size 1000 and, for the small
-cases, 1. Each case runs in each host as a test of its own.
+cases, 1. Each case runs in each host as a test of its own (two hosts that
+run the Python engine by another way leave out the cases about the engine
+alone: docs/conformance.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from jsproj.hosts import NodeHost, PythonHost
 
 from conformance_hosts import (
     CASES,
+    ENGINE_CASES,
     LANGUAGES,
     case_names,
     case_params,
@@ -37,6 +40,11 @@ from conformance_hosts import (
 
 def test_there_are_enough_cases() -> None:
     assert len(case_names()) >= 15
+
+
+def test_the_engine_cases_are_cases_and_leave_the_variant_hosts_the_storing_ones() -> None:
+    assert ENGINE_CASES <= set(case_names())
+    assert len(set(case_names()) - ENGINE_CASES) >= 20
 
 
 def test_the_large_cases_are_few_and_the_small_ones_run_one_event_per_page() -> None:
