@@ -96,14 +96,13 @@ lint: install
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 # The dependencies' lower bounds (constraints-lowest.txt) in a venv of their own: the store (sync and
-# asyncio), the sandbox, the CLI, the daemon (not its process faults: kill -9, SIGTERM, two daemons),
-# and the conformance suite in the Python host (the other hosts run jsproj's own code on the same
-# dependencies: make pytest runs them).
+# asyncio), the sandbox (mini-racer), the CLI (click, rich), the REPL (prompt-toolkit), the daemon
+# (not its process faults: kill -9, SIGTERM, two daemons). The rest runs jsproj's own code on the
+# same dependencies' APIs: make pytest runs it. (prometheus-client's bound is not run here.)
 LOWEST := .venv-lowest
 LOWEST_TESTS := tests/test_store.py tests/test_transactions.py tests/test_sandbox.py tests/test_api.py \
-  tests/test_cli.py tests/test_daemon.py tests/test_conformance.py
-LOWEST_FILTER := not (conformance and (node or inline or plv8 or pljs or live or async)) \
-  and not (kill_minus_nine or sigterm or two_daemons or during_its_build)
+  tests/test_cli.py tests/test_repl.py tests/test_daemon.py
+LOWEST_FILTER := not (kill_minus_nine or sigterm or two_daemons or during_its_build)
 test-lowest: install pg-extensions
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet -c constraints-lowest.txt -e '.[binary]' \

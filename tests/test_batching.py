@@ -158,7 +158,7 @@ def reference(loaded: Projections, events: list[tuple[int, list]]) -> dict:
     return in_python(loaded, messages(events, [True] * 12), 1)
 
 
-IN_MEMORY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+IN_MEMORY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.mark.slow
