@@ -77,7 +77,7 @@ def main() -> int:
             admin.execute("create extension if not exists plv8")
             admin.execute("create extension if not exists pljs")
         number = 0
-        for _ in range(1 if args.quick else 3):
+        for _ in range(1 if args.quick else 5):
             for what in MEASURES:
                 for arm, tree in trees.items():
                     number += 1

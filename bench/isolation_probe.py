@@ -44,9 +44,9 @@ def fold() -> float:
     events = records(EVENTS)
     pages = [json.dumps(events[start : start + 1000]) for start in range(0, len(events), 1000)]
     with Projections(FOLD) as loaded:
-        documents: dict[str, dict[str, object]] = {}
+        documents: dict[str, dict[str, object]] = {name: {} for name in loaded.names}
         apply_page(loaded, pages[0], documents)  # warm up
-        documents = {}
+        documents = {name: {} for name in loaded.names}
         started = time.perf_counter()
         for page in pages:
             apply_page(loaded, page, documents)

@@ -13,6 +13,8 @@ internal functions that run only deployed code) in test_deploy.py.
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -401,3 +403,41 @@ def test_a_state_kept_by_projection_code_cannot_change_a_stored_document_later(h
         out = run_in(host, {"Keeper.js": KEEPER.replace(".async()", "")}, messages, dsn)
     expected = {f"l{k}": {"notes": [f"t{n}" for n in range(k, 12, 3)]} for k in range(3)}
     assert out["views"]["Keeper"] == expected
+
+
+def workers_of(backend: int) -> list[int]:
+    """The processes whose parent is PostgreSQL backend ``backend`` (the plpython3u engine's V8 worker)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:  # it ended meanwhile
+            continue
+        if fields.get("PPid", "").strip() == str(backend):
+            found.append(int(status.parent.name))
+    return found
+
+
+def gone(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return not status.exists() or "State:\tZ" in status.read_text()
+
+
+@pytest.mark.parametrize("end", ["closed", "terminated"])
+def test_the_plpython_worker_ends_with_its_backend(store: EventStore, dsn: str, end: str) -> None:
+    """However the backend ends (its session closed, or pg_terminate_backend), its V8 worker does not outlive it."""
+    deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD.replace("1e8", "1")}], engine="plpython")
+    session = psycopg.connect(dsn, autocommit=True)
+    session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
+    backend = session.info.backend_pid
+    (worker,) = workers_of(backend)
+    if end == "closed":
+        session.close()
+    else:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("select pg_terminate_backend(%s)", (backend,))
+        session.close()
+    deadline = time.monotonic() + 30
+    while not gone(worker):
+        assert time.monotonic() < deadline, f"worker {worker} outlived its backend ({end})"
+        time.sleep(0.02)  # polling the condition, with a deadline

@@ -127,37 +127,55 @@ function lengthOf(value) {
   return value !== null && (typeof value === 'object' || typeof value === 'function') ? toLength(value.length) : 0;
 }
 
-// `concat` also walks each argument that spreads (an array, or an object with Symbol.isConcatSpreadable).
+var applyBuiltin = Reflect.apply;
+
+// The built-in `name` behind the bound, as a method (no prototype, as built-ins). A real array's
+// length needs no conversion; `concat` also walks each argument that spreads (an array, or an
+// object with Symbol.isConcatSpreadable).
 function bounded(name, builtin) {
-  return function () {
-    if (this === null || this === undefined) return builtin.apply(this, arguments);
-    var length = lengthOf(Object(this));
+  if (name === 'concat') {
+    return { concat() {
+      if (this !== null && this !== undefined) spreadLength(name, boundedLength(name, this), arguments);
+      return applyBuiltin(builtin, this, arguments);
+    } }.concat;
+  }
+  return { [name]() {
+    if (this !== null && this !== undefined) boundedLength(name, this);
+    return applyBuiltin(builtin, this, arguments);
+  } }[name];
+}
+
+function boundedLength(name, self) {
+  var length = Array.isArray(self) ? self.length : lengthOf(Object(self));
+  if (length > MAX_ARRAY_LENGTH) throw refuseLength(name, length);
+  return length;
+}
+
+function spreadLength(name, length, items) {
+  for (var i = 0; i < items.length; i++) {
+    var item = items[i];
+    if (Array.isArray(item)) length += item.length;
+    else if (item !== null && typeof item === 'object' && item[Symbol.isConcatSpreadable]) length += lengthOf(item);
     if (length > MAX_ARRAY_LENGTH) throw refuseLength(name, length);
-    if (name === 'concat') {
-      for (var i = 0; i < arguments.length; i++) {
-        var spread = arguments[i] !== null && typeof arguments[i] === 'object' &&
-          (Array.isArray(arguments[i]) || arguments[i][Symbol.isConcatSpreadable]);
-        if (spread && (length += lengthOf(arguments[i])) > MAX_ARRAY_LENGTH) throw refuseLength(name, length);
-      }
-    }
-    return builtin.apply(this, arguments);
-  };
+  }
 }
 
 // Put jsproj's versions in place of the built-ins, as the built-ins are: not enumerable, their names and lengths.
 function installBuiltins() {
-  var define = function (object, name, fn, length) {
-    var method = { [name]() { return fn.apply(this, arguments); } }[name];   // a method: no prototype, as built-ins
+  var define = function (object, name, method, length) {
     Object.defineProperty(method, 'length', { value: length });
     Object.defineProperty(object, name, { value: method, writable: true, enumerable: false, configurable: true });
   };
-  define(Array.prototype, 'sort', sort, 1);
+  var method = function (name, fn) {   // a method: no prototype, as built-ins
+    return { [name]() { return fn.apply(this, arguments); } }[name];
+  };
+  define(Array.prototype, 'sort', method('sort', sort), 1);
   WALKERS.forEach(function (name) {
     var builtin = Array.prototype[name];
     if (typeof builtin === 'function') define(Array.prototype, name, bounded(name, builtin), builtin.length);
   });
-  define(String.prototype, 'normalize', jsproj.unicodeNormalize, 0);
-  define(String.prototype, 'localeCompare', jsproj.unicodeLocaleCompare, 1);
+  define(String.prototype, 'normalize', method('normalize', jsproj.unicodeNormalize), 0);
+  define(String.prototype, 'localeCompare', method('localeCompare', jsproj.unicodeLocaleCompare), 1);
 }
 
 jsproj.sort = sort;

@@ -108,7 +108,13 @@ function regExpWithoutFlagV() {
 // the accessors Function.prototype has for `caller` and `arguments` (V8 14
 // names its own; the others share one unnamed function), and the order of
 // each surface object's properties (each engine adds its built-ins in its
-// own order): the configurable ones are put back in jsproj's order (surface.js).
+// own order): the ones that cannot move stay as they are, the configurable
+// ones after them in jsproj's order (surface.js). A key defined again goes
+// last (names and symbols each in an order of their own): the longest start
+// of that order the object already has, in that order, stays, and the rest is
+// defined again after it. The keys V8 guards come first in jsproj's order
+// (`constructor`, @@iterator): they stay where V8 made them, and its fast
+// paths on.
 function sameEverywhere(objects) {
   var poison = { ['']() { throw new TypeError("'caller' and 'arguments' are not available in strict mode functions"); } }[''];
   ['caller', 'arguments'].forEach(function (name) {
@@ -117,10 +123,19 @@ function sameEverywhere(objects) {
   // (the functions it uses are taken first: it moves Object.defineProperty itself)
   var ownKeys = Reflect.ownKeys, describe = Object.getOwnPropertyDescriptor;
   var define = Object.defineProperty, remove = Reflect.deleteProperty;
+  var moves = function (object, keys) {
+    var movable = function (key) { return describe(object, key).configurable; };
+    var wanted = keys.filter(function (key) { return !movable(key); })
+      .concat(keys.filter(movable).sort(jsproj.surfaceKeyOrder));
+    var kept = 0, last = -1;
+    while (kept < wanted.length && keys.indexOf(wanted[kept]) > last) last = keys.indexOf(wanted[kept++]);
+    return wanted.slice(kept);
+  };
   objects.forEach(function (object) {
-    var keys = ownKeys(object).filter(function (key) { return describe(object, key).configurable; });
-    keys.sort(jsproj.surfaceKeyOrder);
-    keys.forEach(function (key) {
+    var keys = ownKeys(object);
+    var names = keys.filter(function (key) { return typeof key === 'string'; });
+    var symbols = keys.filter(function (key) { return typeof key === 'symbol'; });
+    moves(object, names).concat(moves(object, symbols)).forEach(function (key) {
       var descriptor = describe(object, key);
       remove(object, key);
       define(object, key, descriptor);

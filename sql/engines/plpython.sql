@@ -29,7 +29,10 @@ GRACE = 2.0  # seconds past the time limit before a worker that V8 could not sto
 SLICE = 0.2  # seconds between PostgreSQL's looks at a cancel while a call runs
 
 WORKER = r'''
-import json, os, struct, sys
+import json, os, signal, struct, sys
+# PostgreSQL sends SIGINT to the backend's process group for a cancel or statement_timeout: the backend acts
+# on it and stops the worker itself; the worker dying of it mid-answer would read as V8 failing.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 sys.path[:0] = [p for p in sys.argv[1].split(':') if p]
 requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), 'wb')
 os.dup2(2, 1)  # anything printed goes to the server's log, never into the answers
@@ -37,7 +40,7 @@ os.dup2(2, 1)  # anything printed goes to the server's log, never into the answe
 def read():
     head = requests.read(4)
     if len(head) < 4:
-        sys.exit(0)  # the backend went away
+        os._exit(0)  # the backend went away (no V8 teardown: it can hang)
     return requests.read(struct.unpack('>I', head)[0]).decode('utf-8', 'surrogatepass')
 
 def write(text):
@@ -63,10 +66,13 @@ racer = MiniRacer()
 racer.set_hard_memory_limit(start['memory'] * 1024 * 1024)
 host = racer.eval('(%s)(null)' % start['bundle'])
 ops = {name: host[name] for name in ('route', 'apply', 'load', 'current')}
-locked = json.loads(host['lockdown'](json.dumps({'ops': []})))
+# The frozen global entry __jsprojCall runs route and apply for a small payload (one V8 task where a function
+# handle's call takes three, as in the Python host); no file's scope names it, and it refuses a call made while
+# one of its calls runs (js/lib/host.js).
+locked = json.loads(host['lockdown'](json.dumps({'ops': ['apply', 'route']})))
 if 'error' in locked:
     write(json.dumps(locked))
-    sys.exit(0)
+    os._exit(0)
 
 def stopped(exc):
     # The answer for a call that raised (a limit, naming what ran, or a failure); the worker ends after it.
@@ -87,20 +93,26 @@ def stopped(exc):
         return failure('SandboxTimeoutError', '%s ran past the time limit of %g s' % (culprit, timeout), **where)
     return failure('SandboxError', 'the engine failed: %s: %s' % (name, exc), **where)
 
+SMALL = 65536
+
 def answer(op, text):
     try:
+        if op != 'load' and len(text) <= SMALL:
+            return racer.eval('__jsprojCall(%s, %s)' % (json.dumps(op), json.dumps(text)), timeout_sec=timeout), False
         return ops[op](text, timeout_sec=timeout), False
     except Exception as exc:
         return stopped(exc), True
 
-done, last = answer('load', start['sources'])
-write(done)
-while not last:
-    request = read()
-    op, _, text = request.partition('\n')
-    done, last = answer(op, text) if op in ('route', 'apply') else (failure('SandboxError', 'unknown operation'), True)
+try:
+    done, last = answer('load', start['sources'])
     write(done)
-os._exit(0)  # skip V8's teardown: an isolate stopped mid-call may not free cleanly
+    while not last:
+        request = read()
+        op, _, text = request.partition('\n')
+        done, last = answer(op, text) if op in ('route', 'apply') else (failure('SandboxError', 'unknown operation'), True)
+        write(done)
+finally:  # (an answer the backend is no longer there to read, too)
+    os._exit(0)  # skip V8's teardown: an isolate stopped mid-call may not free cleanly, and can hang
 '''
 
 def failure(kind, message, **fields):
@@ -119,12 +131,10 @@ class Worker:
     def __init__(self, settings, bundle, sources):
         self.timeout = float(settings['timeout'])
         python = os.path.join(sys.base_exec_prefix, 'bin', 'python%d.%d' % sys.version_info[:2])
-        # (PL/Python indents a function's body, the text of WORKER with it.) A session of its own: PostgreSQL
-        # sends SIGINT to its backend's process group when statement_timeout fires, which would kill the worker
-        # mid-answer (read as V8 failing); the backend acts on the timeout itself and stops the worker.
+        # (PL/Python indents a function's body, the text of WORKER with it.) In the backend's process group: the
+        # postmaster's SIGTERM, SIGQUIT and SIGKILL for the backend end it too.
         self.proc = subprocess.Popen([python, '-I', '-c', textwrap.dedent(WORKER), settings['python_path']],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-                                     start_new_session=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         start = {'timeout': self.timeout, 'memory': int(settings['memory_limit']), 'bundle': bundle, 'sources': sources}
         self.send(json.dumps(start))
 
@@ -136,7 +146,7 @@ class Worker:
         except OSError:
             pass  # it died: receive says so
 
-    def receive(self, culprit):
+    def receive(self, culprit):  # culprit(): what ran, named only for an error
         # The answer, waited for up to the time limit and the grace, PostgreSQL acting on a cancel meanwhile.
         deadline, out, data, need = time.monotonic() + self.timeout + GRACE, self.proc.stdout.fileno(), b'', 4
         while len(data) < need:
@@ -144,13 +154,13 @@ class Worker:
             if left <= 0:
                 self.stop()
                 return failure('SandboxTimeoutError', '%s ran past the time limit of %g s (its worker was stopped)'
-                               % (culprit, self.timeout))
+                               % (culprit(), self.timeout))
             if select.select([out], [], [], min(SLICE, left))[0]:
                 chunk = os.read(out, max(need - len(data), 65536))
                 if not chunk:
                     self.stop()
                     return failure('SandboxMemoryError', '%s stopped the V8 worker (V8 ran out of memory or failed: '
-                                   'the server log says which)' % culprit)
+                                   'the server log says which)' % culprit())
                 data += chunk
                 if need == 4 and len(data) >= 4:
                     need = 4 + struct.unpack('>I', data[:4])[0]
@@ -164,7 +174,7 @@ class Worker:
 
     def call(self, op, request):
         self.send(op + '\n' + request)
-        return self.receive(named(request))
+        return self.receive(lambda: named(request))
 
     def stop(self):
         if self.proc.poll() is None:
@@ -172,7 +182,9 @@ class Worker:
         self.proc.wait()
 
 key = 'jsproj:' + '@schema@'
-now = plpy.execute('select generation from @schema@.pge_engine')[0]
+if 'generation' not in SD:  # planned once per backend (each call asks: a deploy moves it)
+    SD['generation'] = plpy.prepare('select generation from @schema@.pge_engine')
+now = plpy.execute(SD['generation'])[0]
 state = GD.get(key)
 # A fresh worker for a new deployment, or when the last one was stopped (unless its load failed: loading is
 # deterministic, so the same deployment fails the same way, and later calls answer with that at once).
@@ -188,13 +200,12 @@ if state is None or state['generation'] != now['generation'] or \
     sources = json.dumps([{'file': r['file'], 'source': r['source']} for r in rows])
     bundle = plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle']
     worker = Worker(settings, bundle, sources)
-    loaded = worker.receive('the projection files')
+    loaded = worker.receive(lambda: 'the projection files')
     state = {'generation': now['generation'], 'worker': worker, 'loaded': loaded, 'settings': settings,
              'bundle': bundle, 'sources': sources}
     GD[key] = state
 
-loaded = json.loads(state['loaded'])
-if 'error' in loaded:
+if '"error"' in state['loaded'][:10]:
     # Loading is deterministic (no clock, no randomness at load time): later calls answer at once.
     return state['loaded']
 if op == 'describe':
@@ -205,7 +216,7 @@ if answer.startswith('{"error"') and '"SandboxMemoryError"' in answer[:200]:
     # file-level variable): once more in a fresh worker, the projections reloaded, before the error is its own.
     state['worker'].stop()
     state['worker'] = Worker(state['settings'], state['bundle'], state['sources'])
-    state['loaded'] = state['worker'].receive('the projection files')
+    state['loaded'] = state['worker'].receive(lambda: 'the projection files')
     if '"error"' not in state['loaded'][:10]:
         answer = state['worker'].call(op, payload)
 if state['worker'].proc.poll() is not None or '"SandboxTimeoutError"' in answer or '"SandboxMemoryError"' in answer:
