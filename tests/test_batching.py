@@ -211,7 +211,7 @@ def in_store(dsn: str, log: list[dict], engine: str, lifecycle: str, page_size: 
         return as_doubles(export_views(store))
 
 
-STORED = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+STORED = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.mark.slow
