@@ -58,7 +58,7 @@ def test_every_host_gives_projection_code_exactly_the_pinned_surface() -> None:
 
 
 PROTECTORS = """
-import json, sys
+import json, os, sys
 from py_mini_racer import MiniRacer, init_mini_racer
 from jsproj.runtime.bundle import engine_files
 from jsproj.runtime.worker import V8_FLAGS
@@ -71,7 +71,8 @@ locked = racer.eval("(function (jsproj) { delete globalThis.jsproj; "
                     "return jsproj.host.lockdown(JSON.stringify({ops: ['route']})); })(globalThis.jsproj)")
 assert json.loads(str(locked)) == {"ok": True}, locked
 names = sys.argv[1:]
-print(json.dumps({name: racer.eval(f"%{name}()") for name in names}))
+print(json.dumps({name: racer.eval(f"%{name}()") for name in names}), flush=True)
+os._exit(0)  # no V8 teardown at exit: it can hang
 """
 
 
@@ -83,5 +84,7 @@ def test_the_lockdown_leaves_v8s_fast_paths_on() -> None:
     names = ["ArraySpeciesProtector", "ArrayIteratorProtector", "MapIteratorProtector", "SetIteratorProtector",
              "StringIteratorProtector", "IsConcatSpreadableProtector", "TypedArraySpeciesProtector",
              "PromiseSpeciesProtector", "NoElementsProtector"]  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", PROTECTORS, *names], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROTECTORS, *names], capture_output=True, text=True, check=True, timeout=120
+    )
     assert json.loads(done.stdout) == dict.fromkeys(names, True)
