@@ -69,8 +69,10 @@ GLOBAL_NAMES = "Object.getOwnPropertyNames(globalThis)"
 def read_miniracer() -> dict[str, Any]:
     code = """
 import json, sys
+import os
 from py_mini_racer import MiniRacer
-print(MiniRacer().eval(sys.stdin.read()))
+print(MiniRacer().eval(sys.stdin.read()), flush=True)
+os._exit(0)  # no V8 teardown at exit: it can hang
 """
     done = subprocess.run([sys.executable, "-c", code], input=snippet(GLOBAL_NAMES), capture_output=True, text=True,
                           check=True)  # fmt: skip

@@ -165,8 +165,8 @@ def main() -> int:
     write_frame(answers, b'{"ok": "ready"}')
     while True:
         frame = read_frame(requests)
-        if frame is None:
-            return 0
+        if frame is None:  # the host went away: no interpreter teardown (freeing an isolate can hang there)
+            os._exit(0)
         op, _, payload = frame.partition(b"\n")
         if op == RECYCLE:  # the sandbox closed: a new isolate for the next one (sandbox.py, IDLE_WORKERS)
             worker.close()
