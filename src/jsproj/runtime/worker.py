@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+import threading
 from typing import Any
 
 from jsproj.runtime.wire import RECYCLE, read_frame, write_frame
@@ -27,6 +28,7 @@ EVAL_OPERATIONS = frozenset({"route", "apply", "normalize"})
 # on mini-racer's V8 thread); larger ones as a function argument (three tasks,
 # but no parsing of a huge literal).
 SMALL = 65536
+RECYCLE_SECONDS = 10.0  # the longest freeing an isolate may take
 # V8's young generation grows to 16 MB semi-spaces by default; capped at 8 MB
 # a long fold peaks ~50 MB lower at the same speed (bench/rebuild_bench.py).
 # The regular-expression syntax only V8 14 has (modifiers, duplicate named
@@ -169,7 +171,13 @@ def main() -> int:
             os._exit(0)
         op, _, payload = frame.partition(b"\n")
         if op == RECYCLE:  # the sandbox closed: a new isolate for the next one (sandbox.py, IDLE_WORKERS)
+            # Freeing an isolate has been seen to hang for good: then the process ends itself (its host
+            # may be gone and never kill it), and the sandbox that takes it starts another.
+            watchdog = threading.Timer(RECYCLE_SECONDS, os._exit, (1,))
+            watchdog.daemon = True
+            watchdog.start()
             worker.close()
+            watchdog.cancel()
             try:
                 worker = Worker(timeout, memory_limit)
             except Exception as exc:  # noqa: BLE001 -- report it; the host then starts a new process
