@@ -12,6 +12,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -33,15 +34,22 @@ if SHM.is_dir() and os.access(SHM, os.W_OK | os.X_OK):
 _numbers = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    server = temporary_cluster()
+@contextmanager
+def running_cluster(prefix: str = "jsproj-pg-") -> Iterator[Cluster]:
+    """A throwaway PostgreSQL (not durable: tests need no fsync), started, and destroyed after."""
+    server = temporary_cluster(prefix=prefix)
     server.init(durable=False)
     server.start()
     try:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    with running_cluster() as server:
+        yield server
 
 
 def dsn_for(cluster: Cluster, database: str) -> str:

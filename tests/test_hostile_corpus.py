@@ -29,11 +29,12 @@ from jsproj import errors
 from jsproj.deploy import deploy
 from jsproj.runtime.bundle import lib_dir
 from jsproj.runtime.projections import Projections
-from jsproj.server import Cluster, temporary_cluster
+from jsproj.server import Cluster
 from jsproj.store import EventStore
 from jsproj.views import export_views
 
 from conformance_hosts import require_language
+from conftest import running_cluster
 
 CORPUS = Path(__file__).parent / "hostile"
 SOURCE = (CORPUS / "Hostile.js").read_text("utf-8")
@@ -97,13 +98,9 @@ def run_node(attack: str, tmp_path: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Cluster]:
-    cluster = temporary_cluster(prefix="jsproj-hostile-")
-    cluster.init(durable=False)
-    cluster.start()
-    try:
+    """A server of the corpus's own: its log and start time are the test's to read."""
+    with running_cluster(prefix="jsproj-hostile-") as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 def store_dsn(server: Cluster, engine: str) -> str:

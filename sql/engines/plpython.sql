@@ -59,9 +59,9 @@ except ImportError as exc:
     write(failure('SandboxError', "the database server's Python cannot import py_mini_racer: install mini-racer "
                   'for it, or deploy with --python-path naming a folder holding it (%s)' % exc))
     sys.exit(0)
-# The newer regular-expression syntax only V8 14 has: off, as in every other host (docs/javascript.md).
-init_mini_racer(flags=('--single-threaded', '--no-js-regexp-modifiers', '--no-js-regexp-duplicate-named-groups'),
-                ignore_duplicate_init=True)
+# The Python host's V8 flags (jsproj.runtime.worker.V8_FLAGS, written here by deploy): among them the newer
+# regular-expression syntax only V8 14 has, off as in every other host (docs/javascript.md).
+init_mini_racer(flags=@v8_flags@, ignore_duplicate_init=True)
 racer = MiniRacer()
 racer.set_hard_memory_limit(start['memory'] * 1024 * 1024)
 host = racer.eval('(%s)(null)' % start['bundle'])

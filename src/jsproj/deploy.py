@@ -36,6 +36,7 @@ from jsproj.python_engine import rebuild
 from jsproj.runtime.bundle import database_bundle
 from jsproj.runtime.projections import ProjectionInfo, Projections
 from jsproj.runtime.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MB
+from jsproj.runtime.worker import V8_FLAGS
 from jsproj.store import EventStore, translate
 
 DATABASE_ENGINES = tuple(engine for engine in ENGINES if engine != "python")
@@ -213,7 +214,7 @@ def engine_sql(engine: str, schema_sql: str) -> str:
         for placeholder, value in replacements.items():
             shared = shared.replace(placeholder, value)
         text += "\n" + shared
-    return text.replace("@schema@", schema_sql)
+    return text.replace("@v8_flags@", repr(V8_FLAGS)).replace("@schema@", schema_sql)
 
 
 def deploy(
