@@ -15,8 +15,7 @@
 var realm = jsproj.realm;
 
 function refuse(what, name) {
-  var refusing = { [name](value) { throw new TypeError(what + ' is not available to projections'); } }[name];
-  return refusing;
+  return { [name](value) { throw new TypeError(what + ' is not available to projections'); } }[name];
 }
 
 function removeGlobal(name) {
@@ -68,25 +67,30 @@ function deterministicTime() {
   Object.defineProperty(Math, 'random', { value: jsproj.ClockMath.random, writable: true, enumerable: false, configurable: true });
 }
 
-// A stand-in for a constructor whose extra properties cannot be deleted
-// (V8 14's Symbol.dispose is not configurable): a function that calls the
-// real one, with the pinned properties only, and its prototype's
-// constructor pointing at it, as Date's at the clock's.
-function standIn(name, real, keep) {
-  var stand = { [name](value) { return real(value); } }[name];
+// A stand-in for a constructor `real`: the function `stand` takes the
+// properties of `real` that `copied` names, its prototype's constructor
+// points at it (as Date's at the clock's), and it is the global `name`.
+function standIn(name, real, stand, copied) {
   Reflect.ownKeys(real).forEach(function (key) {
-    if (keep.indexOf(jsproj.surfaceKeyName(key)) >= 0 && key !== 'name') {
-      Object.defineProperty(stand, key, Object.getOwnPropertyDescriptor(real, key));
-    }
+    if (copied(key)) Object.defineProperty(stand, key, Object.getOwnPropertyDescriptor(real, key));
   });
   Object.defineProperty(real.prototype, 'constructor', { value: stand, writable: true, enumerable: false, configurable: true });
   globalThis[name] = stand;
 }
 
+// Symbol, where its extra properties cannot be deleted (V8 14's Symbol.dispose
+// is not configurable): a function that calls the real one, with the pinned
+// properties only.
+function symbolStandIn(keep) {
+  var real = Symbol;
+  standIn('Symbol', real, { Symbol(value) { return real(value); } }.Symbol, function (key) {
+    return keep.indexOf(jsproj.surfaceKeyName(key)) >= 0 && key !== 'name';
+  });
+}
+
 // RegExp refusing the flag v, which V8 10 and QuickJS do not have (a literal
 // with it is refused when the file loads: scan.js): a constructor that calls
-// the real one, with its static properties, and its prototype's constructor
-// pointing at it, as Date's at the clock's.
+// the real one, with its static properties and its prototype.
 function regExpWithoutFlagV() {
   var Real = RegExp;
   function RegExpStandIn(pattern, flags) {
@@ -96,12 +100,8 @@ function regExpWithoutFlagV() {
     return new.target === undefined ? Real.apply(undefined, arguments)
       : Reflect.construct(Real, arguments, new.target === RegExpStandIn ? Real : new.target);
   }
-  Reflect.ownKeys(Real).forEach(function (key) {
-    if (key !== 'prototype') Object.defineProperty(RegExpStandIn, key, Object.getOwnPropertyDescriptor(Real, key));
-  });
+  standIn('RegExp', Real, RegExpStandIn, function (key) { return key !== 'prototype'; });
   Object.defineProperty(RegExpStandIn, 'prototype', { value: Real.prototype, writable: false, enumerable: false, configurable: false });
-  Object.defineProperty(Real.prototype, 'constructor', { value: RegExpStandIn, writable: true, enumerable: false, configurable: true });
-  globalThis.RegExp = RegExpStandIn;
 }
 
 // What a file could otherwise tell one host from another by, made the same:
@@ -151,7 +151,7 @@ function sameEverywhere(objects) {
 function pinSurface() {
   var pinned = jsproj.PINNED_SURFACE, keyName = jsproj.surfaceKeyName, lacking = [], stuck = [];
   var symbol = Object.getOwnPropertyDescriptor(Symbol, 'dispose');
-  if (symbol && !symbol.configurable) standIn('Symbol', Symbol, pinned.Symbol);
+  if (symbol && !symbol.configurable) symbolStandIn(pinned.Symbol);
   jsproj.surfaceObjects(globalThis, jsproj.SURFACE_GLOBALS).forEach(function (object, path) {
     var keep = pinned[path];
     if (!keep) return;
