@@ -166,10 +166,19 @@ ENGINE_CASES = frozenset(
 VARIANT_HOSTS = ("inline-python-asyncio", "async-build")
 
 
+#: The hosts `make test-fast` runs the cases in (the reference and Node): the others are marked slow.
+FAST_HOSTS = ("python", "node")
+
+
 def host_case_params() -> list:
     """(case, host) pairs: every case in every host, but :data:`VARIANT_HOSTS` as said there."""
     return [
-        pytest.param(case.values[0], host, marks=case.marks, id=f"{case.values[0]}-{host}")
+        pytest.param(
+            case.values[0],
+            host,
+            id=f"{case.values[0]}-{host}",
+            marks=[*case.marks, *([] if host in FAST_HOSTS else [pytest.mark.slow])],
+        )
         for case in case_params()
         for host in HOST_NAMES
         if not (host in VARIANT_HOSTS and case.values[0] in ENGINE_CASES)

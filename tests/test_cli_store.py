@@ -23,6 +23,8 @@ from jsproj.migrate import functions_files, migrations
 
 from conformance_hosts import require_language
 
+pytestmark = pytest.mark.slow  # the embedded PostgreSQL started and stopped by the CLI
+
 
 def rows(dsn: str) -> tuple[int, int]:
     with psycopg.connect(dsn) as conn:

@@ -68,6 +68,7 @@ def test_case_in_every_host(case: str, host: str, databases: Callable[[], str]) 
             assert {k: described[name][k] for k in want} == want, f"{host}: {name}"
 
 
+@pytest.mark.slow  # (make test-fast: the hosts of FAST_HOSTS)
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("case", case_params())
 def test_case_in_a_javascript_language(case: str, language: str, databases: Callable[[], str], cluster) -> None:

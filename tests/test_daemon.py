@@ -166,6 +166,7 @@ def test_wait_for_projections_times_out_without_a_daemon(store: EventStore) -> N
         wait_for_projections(store, timeout=0.3)
 
 
+@pytest.mark.slow  # a daemon process killed or stopped midway
 @pytest.mark.parametrize("phase", ["build", "running"])
 def test_kill_minus_nine_in_the_middle_of_a_page_loses_and_doubles_nothing(
     store: EventStore, dsn: str, phase: str
@@ -200,6 +201,7 @@ def test_kill_minus_nine_in_the_middle_of_a_page_loses_and_doubles_nothing(
     assert fetch_view(store, "Slow") == {"Slow": {"n": total}}
 
 
+@pytest.mark.slow  # a daemon process killed or stopped midway
 def test_two_daemons_share_the_work_and_never_double_apply(store: EventStore, dsn: str) -> None:
     files = sources(Counters=COUNTERS, Slow=SLOW)
     deploy(store, files, lifecycles={"Balance": "async", "Totals": "async", "ByAmount": "async", "Slow": "async"})
@@ -275,6 +277,7 @@ def test_readers_see_the_old_view_until_a_rebuild_is_swapped_in(store: EventStor
     assert fetch_view(store, "Totals")["Totals"]["events"] == 2000
 
 
+@pytest.mark.slow  # a daemon process killed or stopped midway
 def test_a_projection_stopped_during_its_build_resumes_by_building_again(store: EventStore, dsn: str) -> None:
     """retry after a build stopped (here on a time limit) must not fold the log again on top of old documents."""
     deploy(store, sources(Counters=COUNTERS), lifecycles={"Balance": "async"})
@@ -388,6 +391,7 @@ def test_the_daemon_rides_out_a_postgresql_restart() -> None:
         cluster.destroy()
 
 
+@pytest.mark.slow  # a daemon process killed or stopped midway
 def test_sigterm_finishes_the_page_and_exits_cleanly(store: EventStore, dsn: str) -> None:
     files = sources(Slow=SLOW)
     deploy(store, files, lifecycles={"Slow": "async"})

@@ -157,6 +157,7 @@ projections.aggregate('Small').by({ Big: function (state) { state.n = (state.n |
 """
 
 
+@pytest.mark.slow  # hundreds of MB built and refused
 @pytest.mark.parametrize("event_type", ["Big", "Many"])
 def test_huge_outputs_are_refused_and_the_host_survives(event_type: str) -> None:
     with Projections([{"file": "Huge.js", "source": HUGE}], timeout=20, memory_limit=64 * 1024 * 1024) as p:

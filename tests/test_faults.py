@@ -135,6 +135,7 @@ def test_writers_and_a_daemon_across_postgresql_restarts(mode: str) -> None:
         cluster.destroy()
 
 
+@pytest.mark.slow  # connections killed under load, and waited back
 def test_terminated_connections_under_writers_and_a_daemon(store: EventStore, dsn: str) -> None:
     files = sources(Counters=COUNTERS)
     deploy(store, files, lifecycles={"Totals": "async", "Balance": "async"})
@@ -168,6 +169,7 @@ def test_a_statement_timeout_is_a_clear_error_and_writes_nothing(dsn: str) -> No
         assert conn.execute("select count(*) from pge_events").fetchone() == (0,)
 
 
+@pytest.mark.slow  # connections killed under load, and waited back
 def test_the_daemon_survives_its_connections_being_killed(store: EventStore, dsn: str) -> None:
     files = sources(Counters=COUNTERS)
     deploy(store, files, lifecycles={"Totals": "async", "Balance": "async"})

@@ -181,11 +181,13 @@ def test_every_attack_ends_alike_in_the_python_host(
     check("python", attack, run_python(attack, python_host), reference.get(attack, {}))
 
 
+@pytest.mark.slow  # a node process per attack (make test-fast: the Python host's)
 @pytest.mark.parametrize("attack", ERRORS + VIEWS)
 def test_every_attack_ends_alike_in_node(attack: str, reference: dict[str, Any], tmp_path: Path) -> None:
     check("node", attack, run_node(attack, tmp_path), reference.get(attack, {}))
 
 
+@pytest.mark.slow  # the whole corpus in a server of its own, per engine
 @pytest.mark.parametrize("engine", ["plpython", "plv8", "pljs"])
 def test_no_attack_crashes_postgresql_or_outlasts_its_limits(
     engine: str, server: Cluster, reference: dict[str, Any]
@@ -226,6 +228,7 @@ def test_a_projection_that_hoards_cannot_make_another_fail_in_the_python_host() 
         assert loaded.sandbox.memory_retries >= 1, "the hoard did fill the heap"
 
 
+@pytest.mark.slow  # a server of its own, per engine (make test-fast: the Python host's)
 @pytest.mark.parametrize("engine", ["plpython", "plv8", "pljs"])
 def test_a_projection_that_hoards_cannot_make_another_fail_in_the_database(engine: str, server: Cluster) -> None:
     if engine != "plpython":

@@ -23,6 +23,8 @@ from jsproj.views import fetch_view
 
 from conformance_hosts import LANGUAGES, require_language
 
+pytestmark = pytest.mark.slow  # PLV8 and PL/JS in backends of their own (the Python engine's are in make test-fast)
+
 
 @pytest.fixture(params=LANGUAGES)
 def language(request: pytest.FixtureRequest, cluster) -> str:

@@ -165,6 +165,7 @@ def generate_account(dsn: str, stream_id: str, events: int) -> dict[str, int]:
     }
 
 
+@pytest.mark.slow  # a long stream, to see the memory stay flat
 def test_the_worker_memory_does_not_grow_with_the_stream(store: EventStore, dsn: str) -> None:
     # Under a 16 MB limit a stream of 30,000 events is too much for one call, and five times that
     # stream folds in pages of 1,000 in the same limit: the fold's memory is a page's.

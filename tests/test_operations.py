@@ -27,6 +27,8 @@ from jsproj.store import EventStore
 
 from waiting import wait_until
 
+pytestmark = pytest.mark.slow  # long builds, heartbeats and health checks that wait on them
+
 COUNT = """
 projections.aggregate('Count').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });
 """

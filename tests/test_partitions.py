@@ -28,6 +28,8 @@ from test_daemon import (
 
 from waiting import wait_until
 
+pytestmark = pytest.mark.slow  # several daemons, kill -9 and rebalancing: seconds each
+
 ASYNC = {"Balance": "async", "Totals": "async", "ByAmount": "async"}
 PARTITIONED = {"Balance": 6, "ByAmount": 3}
 

@@ -118,6 +118,7 @@ def test_events_are_handled_in_the_read_order_once_each_with_the_writes_and_chec
     assert row(effects, "ledger")["events"] == 260
 
 
+@pytest.mark.slow  # a subscriber process killed midway
 def test_kill_minus_nine_mid_stream_then_a_restart_writes_every_effect_exactly_once(
     store: EventStore, effects: str, tmp_path: Path
 ) -> None:

@@ -20,6 +20,8 @@ from psycopg.conninfo import conninfo_to_dict
 from jsproj import embedded, testing
 from test_docs import blocks
 
+pytestmark = pytest.mark.slow  # pytest itself in a subprocess per test
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -178,7 +178,14 @@ def assert_nothing_granted(boundary: Boundary) -> None:
     assert not (boundary.evil_path / "imported").exists(), "the server's Python imported the application's package"
 
 
-@pytest.mark.parametrize("libraries_first", [False, True], ids=["placeholders", "libraries-loaded"])
+@pytest.mark.parametrize(
+    "libraries_first",
+    [
+        False,
+        pytest.param(True, marks=pytest.mark.slow),
+    ],  # (the second: every setting again, the libraries loaded first)
+    ids=["placeholders", "libraries-loaded"],
+)
 def test_no_setting_a_session_can_change_reaches_what_runs_as_the_owner(
     boundary: Boundary, libraries_first: bool
 ) -> None:
