@@ -65,7 +65,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one round, printed only")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from jsproj.server import temporary_cluster
+    from jsproj.tools.postgres_cluster import temporary_cluster
 
     trees = {"before": base_tree(), "after": ROOT}
     cluster = temporary_cluster(prefix="jsproj-ab-", shared_buffers="256MB")

@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from jsproj.deploy import deploy
-from jsproj.runtime.projections import Projections
-from jsproj.runtime.simulation import apply_page
-from jsproj.store import EventStore
+from jsproj.engine.projections import Projections
+from jsproj.engine.simulation import apply_page
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
 
 HERE = Path(__file__).resolve().parent
 FOLD = [{"file": "fold_projections.js", "source": (HERE / "fold_projections.js").read_text()}]

@@ -9,7 +9,7 @@ One throwaway PostgreSQL cluster and one event log; for each page size,
   * rebuilding: the projections are built from scratch (one pass, documents
     folded in memory).
 
-The default page size (jsproj.daemon.DEFAULT_PAGE_SIZE) comes from this. Not a test.
+The default page size (jsproj.follow.daemon.DEFAULT_PAGE_SIZE) comes from this. Not a test.
 
     python bench/page_size_bench.py [--events 200000] [--streams 2000] [--sizes 100,500,1000,2000,5000]
 """
@@ -21,10 +21,10 @@ import sys
 
 import psycopg
 
-from jsproj.daemon import Daemon
-from jsproj.deploy import deploy
-from jsproj.server import temporary_cluster
-from jsproj.store import EventStore
+from jsproj.follow.daemon import Daemon
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import temporary_cluster
 from scenario_rebuild import PROJECTIONS, daemon_build, load_events
 
 

@@ -29,7 +29,7 @@ import scenario_inline
 import scenario_rebuild
 import scenario_store
 from harness import ROOT, Row, log, machine, table
-from jsproj.server import Cluster, temporary_cluster
+from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"

@@ -38,12 +38,12 @@ import psycopg
 
 import scenario_follow
 from harness import Row, busy_share, cpu_times, log, timed
-from jsproj.daemon import DEFAULT_PAGE_SIZE, Daemon
-from jsproj.deploy import deploy
-from jsproj.runtime.bundle import lib_dir
-from jsproj.runtime.projections import Projections
-from jsproj.server import Cluster
-from jsproj.store import EventStore
+from jsproj.engine.bundle import lib_dir
+from jsproj.engine.projections import Projections
+from jsproj.follow.daemon import DEFAULT_PAGE_SIZE, Daemon
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import Cluster
 from scenario_rebuild import check_same, fresh_database
 
 HERE = Path(__file__).resolve().parent

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import Row, log
-from jsproj.runtime.projections import Projections
-from jsproj.runtime.simulation import apply_page
+from jsproj.engine.projections import Projections
+from jsproj.engine.simulation import apply_page
 
 HERE = Path(__file__).resolve().parent
 SOURCES = [{"file": "fold_projections.js", "source": (HERE / "fold_projections.js").read_text()}]
@@ -71,7 +71,7 @@ def compact(value: Any) -> str:
 def python_host(
     projections: Projections, records: list[dict[str, Any]], page_size: int, *, as_text: bool = False
 ) -> tuple[float, int]:
-    """The Python host loop (jsproj.runtime.simulation.apply_page per page); returns (seconds, checksum).
+    """The Python host loop (jsproj.engine.simulation.apply_page per page); returns (seconds, checksum).
 
     With ``as_text`` the events arrive as JSON text (as a store reads them from
     PostgreSQL or a file); otherwise as Python dicts, encoded in the timed loop.

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from psycopg.conninfo import conninfo_to_dict
 
 from harness import HERE, MB, Row, log, run_sampled
-from jsproj.server import Cluster
+from jsproj.tools.postgres_cluster import Cluster
 
 
 def _environment(dsn: str) -> dict[str, str]:

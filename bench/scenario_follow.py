@@ -37,8 +37,8 @@ from pathlib import Path
 import psycopg
 
 from harness import Row, log
-from jsproj.deploy import deploy
-from jsproj.store import EventStore
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
 
 SCENARIO = "7 async"
 WRITERS = 8

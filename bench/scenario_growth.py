@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import psycopg
 
 from harness import MB, Row, log, timed
-from jsproj.store import EventStore
+from jsproj.store.sync import EventStore
 from scenario_store import event
 
 # The ids pge_append gives the events of a message that have no $id (sql/functions/events.sql).

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import psycopg
 
 from harness import Row, log
-from jsproj.deploy import deploy
-from jsproj.store import EventStore
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
 
 STREAM = """projections.projectStream('Account').named('Balance').by({
   $init: function () { return { balance: 0, moves: 0 }; },

@@ -29,9 +29,9 @@ from pathlib import Path
 import psycopg
 
 from harness import MB, Row, log, process_tree_rss
-from jsproj.deploy import deploy
-from jsproj.server import Cluster
-from jsproj.store import EventStore
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import Cluster
 
 HERE = Path(__file__).resolve().parent
 PROJECTIONS = """projections.projectStream('Account').named('Balance').by({

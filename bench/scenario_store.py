@@ -19,9 +19,9 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from harness import MB, Row, log, process_tree_rss, timed
-from jsproj.live import DEFAULT_PAGE_SIZE, aggregate
-from jsproj.runtime.projections import Projections
-from jsproj.store import EventStore
+from jsproj.engine.projections import Projections
+from jsproj.projections.live import DEFAULT_PAGE_SIZE, aggregate
+from jsproj.store.sync import EventStore
 
 LIVE_SOURCE = """projections.projectStream('Account').named('Balance').by({
   $init: function () { return { balance: 0, deposits: 0, withdrawals: 0 }; },

@@ -4,7 +4,7 @@ One throwaway PostgreSQL cluster; an async view projection whose document
 table holds ``--docs`` documents (~150 bytes each), with a declared field's
 index, one index and one GRANT of the user's. A build's staging table of the
 same documents is made and indexed before each swap (as the daemon does,
-outside the swap's transaction: jsproj.daemon.build), then one transaction is
+outside the swap's transaction: jsproj.follow.daemon.build), then one transaction is
 timed per way, ``--rounds`` times each (the median):
 
   * rename, keeping: ``pge_swap_build`` (grants and comment copied, the user's
@@ -26,9 +26,9 @@ import time
 
 import psycopg
 
-from jsproj.deploy import deploy
-from jsproj.server import temporary_cluster
-from jsproj.store import EventStore
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import temporary_cluster
 
 VIEW = """projections.projectEvent('Joined').named('Member').by(function (e) {
   return { id: e.who, location: e.location, size: e.size };

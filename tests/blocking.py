@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from jsproj.aio import AsyncEventStore
+from jsproj.store.aio import AsyncEventStore
 
 
 class BlockingAsyncStore:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from jsproj.cli import main
+from jsproj.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 JSPROJ = Path(sys.executable).parent / "jsproj"

@@ -1,4 +1,4 @@
-"""What the conformance suite adds to the hosts of jsproj.hosts: its cases, its hosts by name, its checks.
+"""What the conformance suite adds to the hosts of jsproj.tools.hosts: its cases, its hosts by name, its checks.
 
 Each host takes a case's projections and its events file as written (each
 host parses it itself) and returns what the case's ``expected.json``
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from jsproj import errors
-from jsproj.eventsfile import event_count, parse
-from jsproj.hosts import Host, Job, LiveHost, NodeHost, PythonHost, Scratch, StoreHost
+from jsproj.tools.events_file import event_count, parse
+from jsproj.tools.hosts import Host, Job, LiveHost, NodeHost, PythonHost, Scratch, StoreHost
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "conformance"

@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from jsproj.server import Cluster, temporary_cluster
-from jsproj.store import EventStore
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
 
 TEMPLATE = "jsproj_template"
 # A test database is a file copy of the template: with fsync off that is the cheapest clone there is.

@@ -150,7 +150,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare with js/lib/surface-pinned.js, write nothing")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from jsproj.server import temporary_cluster
+    from jsproj.tools.postgres_cluster import temporary_cluster
 
     cluster = temporary_cluster(prefix="jsproj-surface-")
     cluster.init(durable=False)

@@ -41,14 +41,14 @@ from typing import Any
 import psycopg
 
 from jsproj import errors
-from jsproj.daemon import STALE_SECONDS
-from jsproj.deploy import deploy
+from jsproj.engine.simulation import simulate
 from jsproj.errors import StoreError
-from jsproj.runtime.simulation import simulate
-from jsproj.server import temporary_cluster
-from jsproj.status import wait_for_projections
-from jsproj.store import EventStore
-from jsproj.views import export_views
+from jsproj.follow.daemon import STALE_SECONDS
+from jsproj.projections.deploy import deploy
+from jsproj.projections.status import wait_for_projections
+from jsproj.projections.views import export_views
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import temporary_cluster
 
 JSPROJ = Path(sys.executable).parent / "jsproj"
 PROJECTIONS = """
@@ -253,7 +253,7 @@ def check(dsn: str, store: EventStore, work: Path, writers: int, reader: Reader)
     }
     events = [{"id": e.stream_id, "type": e.stream_type, "data": e.event, "timestamp": e.timestamp.isoformat()}
               for e in store.read_all(after=0, limit=10_000_000)]  # fmt: skip
-    from jsproj.runtime.projections import Projections
+    from jsproj.engine.projections import Projections
 
     with Projections([{"file": "Soak.js", "source": PROJECTIONS}]) as loaded:
         want = simulate(loaded, events)

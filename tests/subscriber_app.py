@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 
-from jsproj.store import RecordedEvent
-from jsproj.subscriptions import subscriber
+from jsproj.follow.subscriptions import subscriber
+from jsproj.store.sync import RecordedEvent
 
 
 def effect(event: RecordedEvent, conn: psycopg.Connection[Any]) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 import jsproj
 from jsproj import errors
-from jsproj.runtime.projections import Projections, read_folder
+from jsproj.engine.projections import Projections, read_folder
 
 QUEST = Path(__file__).resolve().parents[1] / "src" / "jsproj" / "examples" / "quest"
 COUNTER = [

@@ -23,12 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jsproj.daemon import Daemon
-from jsproj.deploy import deploy
-from jsproj.runtime.projections import Projections
-from jsproj.runtime.simulation import simulate
-from jsproj.store import EventStore
-from jsproj.views import export_views
+from jsproj.engine.projections import Projections
+from jsproj.engine.simulation import simulate
+from jsproj.follow.daemon import Daemon
+from jsproj.projections.deploy import deploy
+from jsproj.projections.views import export_views
+from jsproj.store.sync import EventStore
 
 from conformance_hosts import LANGUAGES, NODE, ROOT, as_doubles, language_available, require_language
 

@@ -15,11 +15,11 @@ import pytest
 
 from clihelp import QUEST, jsproj
 from jsproj import EventStore
-from jsproj.aio import AsyncEventStore
 from jsproj.config import project_file
-from jsproj.embedded import default_cluster, project_dir
 from jsproj.errors import StoreUnavailableError
-from jsproj.migrate import functions_files, migrations
+from jsproj.store.aio import AsyncEventStore
+from jsproj.store.migrate import functions_files, migrations
+from jsproj.tools.default_database import default_cluster, project_dir
 
 from conformance_hosts import require_language
 

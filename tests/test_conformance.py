@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from jsproj.hosts import NodeHost, PythonHost
+from jsproj.tools.hosts import NodeHost, PythonHost
 
 from conformance_hosts import (
     CASES,

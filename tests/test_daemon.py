@@ -16,13 +16,13 @@ from psycopg.types.json import Jsonb
 
 from clihelp import JSPROJ, Done, jsproj
 from jsproj import simulate
-from jsproj.daemon import STALE_SECONDS, Daemon, ProjectionStoppedError
-from jsproj.deploy import deploy
-from jsproj.runtime.projections import Projections
-from jsproj.server import temporary_cluster
-from jsproj.status import WaitTimeoutError, projection_status, wait_for_projections
-from jsproj.store import EventStore
-from jsproj.views import export_views, fetch_view
+from jsproj.engine.projections import Projections
+from jsproj.follow.daemon import STALE_SECONDS, Daemon, ProjectionStoppedError
+from jsproj.projections.deploy import deploy
+from jsproj.projections.status import WaitTimeoutError, projection_status, wait_for_projections
+from jsproj.projections.views import export_views, fetch_view
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import temporary_cluster
 
 from waiting import daemon_thread, wait_until
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from clihelp import jsproj
-from jsproj.deploy import deploy
-from jsproj.store import EventStore
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
 
 ASYNC = [
     {
@@ -43,7 +43,7 @@ def test_bad_daemon_settings_in_jsproj_toml_are_named(store: EventStore, dsn: st
     assert done.returncode == 2 and "unknown daemon setting 'page_sise'" in done.stderr
     (tmp_path / "jsproj.toml").write_text('[jsproj.daemon]\npage_size = "many"\n')
     done = jsproj("daemon", "--until-caught-up", "--dsn", dsn, cwd=tmp_path)
-    assert done.returncode == 2 and "jsproj.daemon.page_size must be a whole number" in done.stderr
+    assert done.returncode == 2 and "jsproj.follow.daemon.page_size must be a whole number" in done.stderr
     (tmp_path / "jsproj.toml").write_text("[jsproj.daemon]\npage_size = 0\n")
     done = jsproj("daemon", "--until-caught-up", "--dsn", dsn, cwd=tmp_path)
     assert done.returncode == 2 and "page-size" in done.stderr, "the option's own check applies to its toml value"

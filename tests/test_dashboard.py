@@ -21,13 +21,13 @@ import psycopg
 import pytest
 
 from clihelp import JSPROJ, ROOT
-from jsproj import dashboard
-from jsproj.cli import dashboard as cli
-from jsproj.daemon import Daemon
-from jsproj.dashboard import Dashboard, read_only
-from jsproj.deploy import deploy
 from jsproj.errors import InputError
-from jsproj.store import EventStore
+from jsproj.follow.daemon import Daemon
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
+from jsproj.tools import dashboard
+from jsproj.tools.cli import dashboard as cli
+from jsproj.tools.dashboard import Dashboard, read_only
 from test_docs import blocks
 
 from waiting import daemon_thread, wait_until

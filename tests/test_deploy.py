@@ -12,11 +12,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from jsproj import errors
-from jsproj.deploy import deploy, deployment_sql
+from jsproj.engine.projections import Projections
 from jsproj.errors import PythonEngineRequiredError
-from jsproj.runtime.projections import Projections
-from jsproj.store import EventStore
-from jsproj.views import UnknownDocumentError, export_views, fetch_view
+from jsproj.projections.deploy import deploy, deployment_sql
+from jsproj.projections.views import UnknownDocumentError, export_views, fetch_view
+from jsproj.store.sync import EventStore
 
 from conformance_hosts import require_language
 
@@ -412,7 +412,7 @@ def test_events_in_a_rebuild_are_read_in_the_order_readers_see(store: EventStore
 
 
 def test_a_bypassing_append_maps_to_a_clear_error(dsn: str) -> None:
-    from jsproj.store import translate
+    from jsproj.store.sync import translate
 
     with EventStore(dsn) as store:
         deploy(store, sources(Party=PARTY), engine="python")

@@ -12,12 +12,13 @@ import pytest
 from psycopg import sql
 
 from clihelp import jsproj
-from jsproj import control, errors
-from jsproj.daemon import Daemon
-from jsproj.deploy import deploy, deployment_sql
-from jsproj.runtime.projections import Projections
-from jsproj.store import EventStore
-from jsproj.views import fetch_view
+from jsproj import errors
+from jsproj.engine.projections import Projections
+from jsproj.follow.daemon import Daemon
+from jsproj.projections import operations as control
+from jsproj.projections.deploy import deploy, deployment_sql
+from jsproj.projections.views import fetch_view
+from jsproj.store.sync import EventStore
 from test_deploy import PARTY, rows, sources
 
 from waiting import daemon_thread, wait_until

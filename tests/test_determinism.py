@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clihelp import jsproj
-from jsproj.daemon import Daemon
-from jsproj.deploy import deploy
-from jsproj.runtime.simulation import simulate
-from jsproj.store import EventStore
-from jsproj.views import export_views
+from jsproj.engine.simulation import simulate
+from jsproj.follow.daemon import Daemon
+from jsproj.projections.deploy import deploy
+from jsproj.projections.views import export_views
+from jsproj.store.sync import EventStore
 
 from conformance_hosts import CASES
 

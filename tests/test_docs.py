@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from jsproj.runtime.projections import Projections
+from jsproj.engine.projections import Projections
 
 from conformance_hosts import HOST_NAMES, check_against_expected, hosts, job
 
@@ -85,9 +85,9 @@ def test_daemon_doc_python_blocks_run(store) -> None:
     """docs/daemon.md's Python runs against a store with the quest projections async and a daemon running."""
     import threading
 
-    from jsproj.daemon import Daemon
-    from jsproj.deploy import deploy
-    from jsproj.runtime.projections import read_folder
+    from jsproj.engine.projections import read_folder
+    from jsproj.follow.daemon import Daemon
+    from jsproj.projections.deploy import deploy
 
     code = [body for lang, _, body in blocks(ROOT / "docs" / "daemon.md") if lang == "python"]
     assert code

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jsproj.hosts import Job
+from jsproj.tools.hosts import Job
 
 from conformance_hosts import NOW, hosts, without_stack
 

@@ -20,11 +20,11 @@ import psycopg
 import pytest
 
 from jsproj import errors
-from jsproj.deploy import deploy
-from jsproj.runtime.projections import Projections
-from jsproj.runtime.simulation import simulate
-from jsproj.store import EventStore
-from jsproj.views import export_views, fetch_view
+from jsproj.engine.projections import Projections
+from jsproj.engine.simulation import simulate
+from jsproj.projections.deploy import deploy
+from jsproj.projections.views import export_views, fetch_view
+from jsproj.store.sync import EventStore
 from test_sandbox import run
 
 from conformance_hosts import LANGUAGES, require_language
@@ -392,7 +392,7 @@ projections.projectStream('Ledger').named('Keeper').by({
 def test_a_state_kept_by_projection_code_cannot_change_a_stored_document_later(host: str, dsn: str) -> None:
     messages = [{"id": f"l{n % 3}", "type": "Ledger", "data": {"$type": "Note", "text": f"t{n}"}} for n in range(12)]
     if host == "daemon":  # pages of 2 events: the sandbox hands the kept documents back, page after page
-        from jsproj.daemon import Daemon
+        from jsproj.follow.daemon import Daemon
 
         with EventStore(dsn, max_size=2) as store:
             deploy(store, [{"file": "Keeper.js", "source": KEEPER}])

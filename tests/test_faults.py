@@ -14,12 +14,12 @@ import psycopg
 import pytest
 
 from jsproj import errors
-from jsproj.daemon import Daemon
-from jsproj.deploy import deploy
 from jsproj.errors import StoreError
-from jsproj.server import temporary_cluster
-from jsproj.status import wait_for_projections
-from jsproj.store import EventStore
+from jsproj.follow.daemon import Daemon
+from jsproj.projections.deploy import deploy
+from jsproj.projections.status import wait_for_projections
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import temporary_cluster
 from test_daemon import COUNTERS, same_as_from_scratch, sources
 
 from waiting import daemon_thread

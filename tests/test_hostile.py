@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from clihelp import jsproj
 from jsproj import errors
-from jsproj.eventsfile import parse
-from jsproj.runtime.projections import Projections
-from jsproj.store import EventStore
+from jsproj.engine.projections import Projections
+from jsproj.store.sync import EventStore
+from jsproj.tools.events_file import parse
 from test_store import counts, unchanged
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -168,8 +168,8 @@ PARTY = "projections.projectStream('Quest').named('Party').by({ $any: function (
 
 def test_a_stored_document_deeper_than_python_reads_is_a_clear_error_not_a_crash(store: EventStore, dsn: str) -> None:
     """Documents stay within 512 levels now; one stored before that limit (or by SQL) is reported, never a traceback."""
-    from jsproj.deploy import deploy
-    from jsproj.views import fetch_view
+    from jsproj.projections.deploy import deploy
+    from jsproj.projections.views import fetch_view
 
     deploy(store, [{"file": "Party.js", "source": PARTY}])
     with psycopg.connect(dsn) as conn:

@@ -26,12 +26,12 @@ import psycopg
 import pytest
 
 from jsproj import errors
-from jsproj.deploy import deploy
-from jsproj.runtime.bundle import lib_dir
-from jsproj.runtime.projections import Projections
-from jsproj.server import Cluster
-from jsproj.store import EventStore
-from jsproj.views import export_views
+from jsproj.engine.bundle import lib_dir
+from jsproj.engine.projections import Projections
+from jsproj.projections.deploy import deploy
+from jsproj.projections.views import export_views
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import Cluster
 
 from conformance_hosts import require_language
 from conftest import running_cluster

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from jsproj.deploy import deploy
-from jsproj.store import EventStore
-from jsproj.views import fetch_view
+from jsproj.projections.deploy import deploy
+from jsproj.projections.views import fetch_view
+from jsproj.store.sync import EventStore
 
 from conformance_hosts import LANGUAGES, require_language
 

@@ -11,11 +11,11 @@ import psycopg
 import pytest
 
 from jsproj import errors, simulate
+from jsproj.engine.projections import Projections
 from jsproj.errors import UnknownStreamError
-from jsproj.eventsfile import parse
-from jsproj.live import aggregate
-from jsproj.runtime.projections import Projections
-from jsproj.store import EventStore
+from jsproj.projections.live import aggregate
+from jsproj.store.sync import EventStore
+from jsproj.tools.events_file import parse
 
 QUEST = Path(__file__).resolve().parents[1] / "src" / "jsproj" / "examples" / "quest"
 

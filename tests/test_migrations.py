@@ -21,13 +21,13 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from jsproj import migrate as migrate_module
-from jsproj.deploy import definitions, engine_sql
-from jsproj.migrate import MIGRATION_FILE, MigrationError, functions_files, migrate, migrations
-from jsproj.runtime.bundle import database_bundle
-from jsproj.runtime.projections import Projections
-from jsproj.store import EventStore
-from jsproj.views import fetch_view
+from jsproj.engine.bundle import database_bundle
+from jsproj.engine.projections import Projections
+from jsproj.projections.deploy import definitions, engine_sql
+from jsproj.projections.views import fetch_view
+from jsproj.store import migrate as migrate_module
+from jsproj.store.migrate import MIGRATION_FILE, MigrationError, functions_files, migrate, migrations
+from jsproj.store.sync import EventStore
 
 from conftest import dsn_for
 
@@ -277,7 +277,7 @@ def plan(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> str:
 
 
 def test_pge_records_is_inlined_and_reads_by_index(store: EventStore, dsn: str) -> None:
-    from jsproj.daemon.lines import END, PAGE_AS_LINES
+    from jsproj.store.log import END, PAGE_AS_LINES
 
     store.append_all([{"id": f"s{n}", "type": "T", "data": [{"$type": "A", "n": n}] * 5} for n in range(2000)])
     with psycopg.connect(dsn, autocommit=True) as conn:

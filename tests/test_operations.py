@@ -17,13 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from clihelp import JSPROJ, jsproj
-from jsproj.daemon import Daemon, loop
-from jsproj.daemon.metrics import DaemonMetrics, MetricsServer
-from jsproj.deploy import deploy
+from jsproj.follow.daemon import Daemon, loop
+from jsproj.follow.daemon.metrics import DaemonMetrics, MetricsServer
+from jsproj.projections.deploy import deploy
+from jsproj.projections.status import wait_for_projections
 from jsproj.redact import redact
-from jsproj.server import temporary_cluster
-from jsproj.status import wait_for_projections
-from jsproj.store import EventStore
+from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import temporary_cluster
 
 from waiting import wait_until
 

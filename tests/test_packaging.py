@@ -37,8 +37,8 @@ def test_wheel_contains_the_engine_and_examples(tmp_path: Path) -> None:
     for file in [*bundle, "bundle.json", "lockdown.js"]:
         assert f"jsproj/js/lib/{file}" in names, file
     assert "jsproj/examples/quest/events.jsonl" in names
-    assert "jsproj/runtime/worker.py" in names
-    assert "jsproj/dashboard.html" in names  # the dashboard's page
+    assert "jsproj/engine/worker.py" in names
+    assert "jsproj/tools/dashboard.html" in names  # the dashboard's page
 
 
 def test_runtime_dependencies_are_ranges_whose_lower_bounds_make_test_lowest_installs() -> None:

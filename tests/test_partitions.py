@@ -11,11 +11,11 @@ import psycopg
 import pytest
 
 from jsproj import errors
-from jsproj.daemon import Daemon
-from jsproj.deploy import deploy
-from jsproj.status import projection_status, wait_for_projections
-from jsproj.store import EventStore
-from jsproj.views import fetch_view
+from jsproj.follow.daemon import Daemon
+from jsproj.projections.deploy import deploy
+from jsproj.projections.status import projection_status, wait_for_projections
+from jsproj.projections.views import fetch_view
+from jsproj.store.sync import EventStore
 from test_daemon import (
     COUNTERS,
     SLOW,
@@ -134,7 +134,7 @@ def test_partitions_are_for_async_stream_and_view_projections_and_a_new_count_re
         deploy(store, files, partitions={"Balance": 2})
     with pytest.raises(errors.UnknownProjectionError, match="Nope"):
         deploy(store, files, lifecycles=ASYNC, partitions={"Nope": 2})
-    from jsproj.deploy import parse_partitions
+    from jsproj.projections.deploy import parse_partitions
 
     for bad in ("Balance=0", "Balance=257", "Balance", "Balance=two"):
         with pytest.raises(errors.InputError, match="--partitions takes NAME=N"):
@@ -208,7 +208,7 @@ def test_poison_events_are_dead_lettered_in_one_pass_and_the_views_are_as_withou
 
 def from_scratch_of(files: list[dict[str, str]], events: list) -> dict:
     from jsproj import simulate
-    from jsproj.runtime.projections import Projections
+    from jsproj.engine.projections import Projections
 
     messages = [{"id": e.stream_id, "type": e.stream_type, "data": e.event} for e in events]
     with Projections(files) as loaded:
@@ -337,9 +337,10 @@ def test_until_caught_up_returns_under_endless_appends_and_says_whether_it_did(s
 
 def test_a_page_of_an_older_epoch_is_not_written_even_where_a_new_build_ended(store: EventStore, dsn: str) -> None:
     """A rebuild that ends at the very position a stale page starts from: the epoch tells them apart."""
-    from jsproj.daemon import lines, pages, progress
-    from jsproj.daemon.progress import Unit
-    from jsproj.runtime.projections import Projections
+    from jsproj.engine.projections import Projections
+    from jsproj.follow.daemon import pages, progress
+    from jsproj.follow.daemon.progress import Unit
+    from jsproj.store import log as lines
 
     files = sources(Counters=COUNTERS)
     deploy(store, files, lifecycles={"Balance": "async"})
@@ -362,10 +363,10 @@ def test_a_page_of_an_older_epoch_is_not_written_even_where_a_new_build_ended(st
 
 
 def test_a_retry_that_fails_in_one_partition_still_runs_in_the_others(store: EventStore, dsn: str) -> None:
-    from jsproj.daemon import lines
-    from jsproj.daemon.poison import request_retry, retry_dead_letters
-    from jsproj.daemon.progress import Unit
-    from jsproj.runtime.projections import Projections
+    from jsproj.engine.projections import Projections
+    from jsproj.follow.daemon.poison import request_retry, retry_dead_letters
+    from jsproj.follow.daemon.progress import Unit
+    from jsproj.store import log as lines
 
     x = next(k for k in ("x", "x1", "x2", "x3") if partition_of(k, 2) == 0)
     y = next(k for k in ("y", "y1", "y2", "y3") if partition_of(k, 2) == 1)
@@ -492,7 +493,7 @@ def test_projection_code_that_fails_only_when_folded_again_stops_a_build_rather_
 def test_a_batch_of_messages_runs_python_engine_inline_projections_per_page_with_the_same_documents(
     store: EventStore, dsn: str
 ) -> None:
-    from jsproj.store import INLINE_PAGE
+    from jsproj.store.sync import INLINE_PAGE
 
     files = sources(Counters=COUNTERS)
     deploy(store, files)  # every projection inline, on the Python engine

@@ -12,8 +12,8 @@ import pytest
 from clihelp import QUEST, jsproj
 from jsproj import errors
 from jsproj.config import project_file, resolve_engine, resolve_folder, resolve_schema
-from jsproj.hosts import PythonHost, StoreHost, schemas_in
-from jsproj.specs import SpecFileError, load_specs, run_specs
+from jsproj.tools.hosts import PythonHost, StoreHost, schemas_in
+from jsproj.tools.specs import SpecFileError, load_specs, run_specs
 
 from conformance_hosts import LANGUAGES, require_language
 

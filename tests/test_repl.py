@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from clihelp import JSPROJ, QUEST
-from jsproj.repl import MemorySession, StoreSession
+from jsproj.tools.repl import MemorySession, StoreSession
 
 START = '{"id": "quest-1", "type": "Quest", "data": {"$type": "QuestStarted", "location": "Bree", "members": ["Rand"]}}'
 WALK = '{"id": "quest-1", "data": {"$type": "TownReached", "location": "Moria", "traveled": 40}}'

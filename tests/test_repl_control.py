@@ -1,4 +1,4 @@
-"""The REPL operates a store's projections with the library's calls (jsproj.control): status, dead
+"""The REPL operates a store's projections with the library's calls (jsproj.projections.operations): status, dead
 letters, retry and rebuild -- the same results as the CLI's commands, in a store session only."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from clihelp import QUEST
-from jsproj.repl import MemorySession, StoreSession
+from jsproj.tools.repl import MemorySession, StoreSession
 from test_repl import START, WALK
 
 # Visitors (async) throws on this town until it is fixed.

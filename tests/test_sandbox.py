@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from jsproj import errors
-from jsproj.runtime.projections import Projections
+from jsproj.engine.projections import Projections
 
 # What a standard V8 context offers; anything else reachable from projection
 # code would be a host object.
@@ -295,7 +295,7 @@ def test_console_output_is_kept_for_the_host() -> None:
 
 
 def test_limits_are_validated() -> None:
-    from jsproj.runtime.sandbox import Sandbox
+    from jsproj.engine.sandbox import Sandbox
 
     for bad in (0, float("nan"), float("inf"), -1, 3601):
         with pytest.raises(ValueError, match="timeout must be a number of seconds > 0 and at most 3600"):

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from jsproj import errors
-from jsproj.runtime.projections import Projections
-from jsproj.runtime.sandbox import IDLE_WORKERS, Sandbox
+from jsproj.engine.projections import Projections
+from jsproj.engine.sandbox import IDLE_WORKERS, Sandbox
 
 KEEPER = """
 var stash = [];
@@ -128,7 +128,7 @@ def test_the_recycle_request_is_not_an_operation_a_caller_can_send() -> None:
 def test_concurrent_closes_keep_at_most_the_pool_size_waiting() -> None:
     import threading
 
-    from jsproj.runtime import sandbox as module
+    from jsproj.engine import sandbox as module
 
     sandboxes = [Sandbox(timeout=6.5) for _ in range(IDLE_WORKERS + 4)]
     for each in sandboxes:
@@ -156,6 +156,6 @@ def test_a_worker_whose_memory_stayed_high_is_not_kept() -> None:
     with Sandbox(timeout=20) as after:
         after.call("evaluate", '{"code": "1"}')
         reused = after.worker_pid == pid
-    from jsproj.runtime.sandbox import RECYCLE_RSS_SLACK
+    from jsproj.engine.sandbox import RECYCLE_RSS_SLACK
 
     assert reused == (rss is not None and rss <= fresh + RECYCLE_RSS_SLACK)

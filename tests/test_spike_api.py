@@ -14,9 +14,9 @@ import uuid
 import psycopg
 import pytest
 
-from jsproj.deploy import deploy
-from jsproj.runtime.projections import read_folder
-from jsproj.store import EventStore
+from jsproj.engine.projections import read_folder
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
 from test_api import QUEST
 
 from conformance_hosts import LANGUAGES, require_language

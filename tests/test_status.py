@@ -6,10 +6,10 @@ from __future__ import annotations
 import psycopg
 
 from clihelp import jsproj
-from jsproj.daemon import Daemon
-from jsproj.deploy import deploy
-from jsproj.status import hints, projection_status
-from jsproj.store import EventStore
+from jsproj.follow.daemon import Daemon
+from jsproj.projections.deploy import deploy
+from jsproj.projections.status import hints, projection_status
+from jsproj.store.sync import EventStore
 
 TOTALS = [
     {

@@ -12,11 +12,12 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from jsproj import appending, errors
+from jsproj import errors
 from jsproj.errors import SchemaMissingError, StoreUnavailableError, UnknownPositionError, UnknownStreamError
-from jsproj.identifiers import InvalidNameError
-from jsproj.migrate import MigrationError, migrations
-from jsproj.store import EventStore
+from jsproj.store import appending
+from jsproj.store.identifiers import InvalidNameError
+from jsproj.store.migrate import MigrationError, migrations
+from jsproj.store.sync import EventStore
 
 from blocking import BlockingAsyncStore
 from waiting import wait_until
@@ -513,7 +514,7 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path) -> None:
 
 
 def test_a_later_migration_upgrades_an_existing_store_without_losing_data(dsn: str, tmp_path, monkeypatch) -> None:
-    from jsproj import migrate as migrate_module
+    from jsproj.store import migrate as migrate_module
 
     with EventStore(dsn) as store:
         store.append({"id": "kept", "type": "T", "data": [{"$type": "A", "n": 1}, {"$type": "B"}]})

@@ -11,7 +11,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from jsproj import errors
-from jsproj.store import EventStore
+from jsproj.store.sync import EventStore
 
 WRITERS = 8
 

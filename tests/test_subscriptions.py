@@ -16,11 +16,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from clihelp import JSPROJ, jsproj
-from jsproj.deploy import deploy
 from jsproj.errors import InvalidNameError, SubscriberImportError, SubscriptionStoppedError
-from jsproj.status import subscription_status
-from jsproj.store import EventStore, RecordedEvent
-from jsproj.subscriptions import load_subscribers, subscribe
+from jsproj.follow.subscriptions import load_subscribers, subscribe
+from jsproj.projections.deploy import deploy
+from jsproj.projections.status import subscription_status
+from jsproj.store.sync import EventStore, RecordedEvent
 
 from waiting import wait_until
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pin_surface
-from jsproj.runtime.bundle import lib_dir
+from jsproj.engine.bundle import lib_dir
 
 CASE = Path(__file__).parent / "conformance" / "javascript-surface" / "expected.json"
 
@@ -60,8 +60,8 @@ def test_every_host_gives_projection_code_exactly_the_pinned_surface() -> None:
 PROTECTORS = """
 import json, os, sys
 from py_mini_racer import MiniRacer, init_mini_racer
-from jsproj.runtime.bundle import engine_files
-from jsproj.runtime.worker import V8_FLAGS
+from jsproj.engine.bundle import engine_files
+from jsproj.engine.worker import V8_FLAGS
 init_mini_racer(flags=(*V8_FLAGS, "--allow-natives-syntax"), ignore_duplicate_init=True)
 racer = MiniRacer()
 racer.eval("globalThis.jsproj = {};")

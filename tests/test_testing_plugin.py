@@ -17,7 +17,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from jsproj import embedded, testing
+from jsproj import testing
+from jsproj.tools import default_database as embedded
 from test_docs import blocks
 
 pytestmark = pytest.mark.slow  # pytest itself in a subprocess per test

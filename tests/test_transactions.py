@@ -10,10 +10,10 @@ import psycopg
 import pytest
 
 from jsproj import errors
-from jsproj.aio import AsyncEventStore
-from jsproj.deploy import deploy
-from jsproj.store import EventStore
-from jsproj.views import fetch_view
+from jsproj.projections.deploy import deploy
+from jsproj.projections.views import fetch_view
+from jsproj.store.aio import AsyncEventStore
+from jsproj.store.sync import EventStore
 
 COUNTER = [
     {

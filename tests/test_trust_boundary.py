@@ -25,8 +25,8 @@ import pytest
 from psycopg import sql
 
 from jsproj import errors
-from jsproj.deploy import deploy
-from jsproj.store import EventStore, translate
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore, translate
 
 from conformance_hosts import require_language
 

@@ -15,7 +15,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-from jsproj.runtime.projections import Projections
+from jsproj.engine.projections import Projections
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2026-01-01T00:00:00.000Z"

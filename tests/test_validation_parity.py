@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from jsproj import errors
-from jsproj.runtime.projections import Projections
-from jsproj.store import EventStore
+from jsproj.engine.projections import Projections
+from jsproj.store.sync import EventStore
 from test_store import BAD_MESSAGES
 
 EXISTING = {"existing": {"type": "T", "version": 1}}

@@ -13,13 +13,13 @@ import pytest
 
 from clihelp import jsproj
 from jsproj import errors
-from jsproj.daemon import Daemon
-from jsproj.deploy import deploy
-from jsproj.runtime.projections import Projections
-from jsproj.status import projection_status, wait_for_projections
-from jsproj.store import EventStore
-from jsproj.versions import promote
-from jsproj.views import View, fetch_view
+from jsproj.engine.projections import Projections
+from jsproj.follow.daemon import Daemon
+from jsproj.projections.deploy import deploy
+from jsproj.projections.promote import promote
+from jsproj.projections.status import projection_status, wait_for_projections
+from jsproj.projections.views import View, fetch_view
+from jsproj.store.sync import EventStore
 from test_daemon import daemon_thread
 from test_deploy import rows, sources
 from test_deploy_safety import DRESSED, answer, dress, dressed, reader  # noqa: F401 (reader: its fixture)

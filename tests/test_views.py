@@ -12,12 +12,13 @@ import psycopg
 import pytest
 
 from clihelp import jsproj
-from jsproj import control, errors
+from jsproj import errors
 from jsproj.config import project_file
-from jsproj.daemon import Daemon
-from jsproj.deploy import deploy
-from jsproj.store import EventStore
-from jsproj.views import Document, View, fetch_view, find_query
+from jsproj.follow.daemon import Daemon
+from jsproj.projections import operations as control
+from jsproj.projections.deploy import deploy
+from jsproj.projections.views import Document, View, fetch_view, find_query
+from jsproj.store.sync import EventStore
 
 from blocking import BlockingAsyncStore
 from waiting import wait_until

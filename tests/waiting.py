@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from jsproj.daemon import Daemon
+from jsproj.follow.daemon import Daemon
 
 
 def wait_until(condition: Callable[[], bool], deadline: float = 60.0, interval: float = 0.02) -> None:

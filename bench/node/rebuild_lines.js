@@ -3,7 +3,7 @@
 // The rebuild a JavaScript shop would write knowing what jsproj's build does
 // (src/jsproj/build.py), the fair match for it: the `pg` package reads each
 // page as record lines -- one text value PostgreSQL builds, the query of
-// jsproj's PAGE_AS_LINES (src/jsproj/daemon/lines.py), gap-safe -- the engine's own
+// jsproj's PAGE_AS_LINES (src/jsproj/store/log.py), gap-safe -- the engine's own
 // recordsFromLines (js/lib/records.js) turns them into records, and the next
 // page is read on a second connection while the current one folds. The same
 // engine folds the pages in memory and the documents are written at the end,
@@ -18,7 +18,7 @@ const jsproj = require(process.env.JSPROJ_JS || '../../js');
 
 const started = process.hrtime.bigint();
 
-// PAGE_AS_LINES of src/jsproj/daemon/lines.py, with $1 (tx), $2 (position), $3 (limit) and the
+// PAGE_AS_LINES of src/jsproj/store/log.py, with $1 (tx), $2 (position), $3 (limit) and the
 // upper bound $4, $5: jsproj's END (a build's), as jsproj's build reads.
 const END = ['18446744073709551615', 0];
 const PAGE_AS_LINES = `

@@ -133,7 +133,7 @@ function Projection(kind, name, file, store) {
 }
 
 // A field the stored documents are indexed by, for queries by field: a
-// dotted path of names (the rule of src/jsproj/views.py's field_path).
+// dotted path of names (the rule of src/jsproj/projections/views.py's field_path).
 var FIELD = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,15}$/;
 var MAX_FIELD_LENGTH = 200;
 

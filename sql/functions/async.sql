@@ -1,6 +1,6 @@
 -- Async projections: waking the daemons when events are appended.
 -- Applied by `jsproj migrate` after the migrations, whenever this file
--- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- changes (src/jsproj/store/migrate.py): `create or replace` only, with
 -- search_path set to the store's schema; inside function bodies @schema@
 -- is the quoted schema name (qualified names instead of a SET search_path
 -- clause, which costs ~100 us per call). A signature change is a migration
@@ -11,7 +11,7 @@
 -- queue for PostgreSQL's notification lock), so of the appends in flight at
 -- once only the one holding a transaction-level advisory lock notifies, and
 -- the others go by without waiting: they commit while daemons are awake,
--- and daemons keep polling briefly after any work (src/jsproj/daemon/loop.py),
+-- and daemons keep polling briefly after any work (src/jsproj/follow/daemon/loop.py),
 -- so they are seen within that short poll instead of a notification.
 -- bench/scenario_follow.py measures the cost against no trigger at all, and
 -- against a NOTIFY from every append.
@@ -30,7 +30,7 @@ $$;
 -- started to where it leaves it: a compare-and-set (the unit is still
 -- running, at the page's start, in the epoch the daemon read). Raises JPP01
 -- when one was not, which undoes the page's transaction
--- (src/jsproj/daemon/pages.py): every statement of a page fails or
+-- (src/jsproj/follow/daemon/pages.py): every statement of a page fails or
 -- succeeds the same way.
 create or replace function pge_move_progress(
     moved_names text[], moved_partitions int[], from_tx text[], from_position bigint[], to_tx text[],

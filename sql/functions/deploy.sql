@@ -1,7 +1,7 @@
 -- Deploying: registering the whole set of projection definitions, their
 -- document tables, the engine bundle, and the triggers of inline and async projections.
 -- Applied by `jsproj migrate` after the migrations, whenever this file
--- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- changes (src/jsproj/store/migrate.py): `create or replace` only, with
 -- search_path set to the store's schema; inside function bodies @schema@
 -- is the quoted schema name (qualified names instead of a SET search_path
 -- clause, which costs ~100 us per call). A signature change is a migration
@@ -261,7 +261,7 @@ begin
             event_types = excluded.event_types, any_event = excluded.any_event, on_error = excluded.on_error,
             partitions = excluded.partitions, indexes = excluded.indexes, version = excluded.version,
             deployed_at = case when v_status = 'unchanged' then @schema@.pge_projection_definitions.deployed_at else now() end;
-        -- Pages left 30% free, as a build's staging table (src/jsproj/daemon/build.py): an update of a
+        -- Pages left 30% free, as a build's staging table (src/jsproj/follow/daemon/build.py): an update of a
         -- document stays on its page (HOT: no new index entry), which makes updates a third cheaper.
         if v_stored and v_def ->> 'kind' <> 'aggregate' then
             execute format('create table if not exists @schema@.%I (

@@ -1,7 +1,7 @@
 -- Documents: which table holds a projection's, which documents a batch
 -- touches (routing by rule), loading them locked, writing an engine's changes.
 -- Applied by `jsproj migrate` after the migrations, whenever this file
--- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- changes (src/jsproj/store/migrate.py): `create or replace` only, with
 -- search_path set to the store's schema; inside function bodies @schema@
 -- is the quoted schema name (qualified names instead of a SET search_path
 -- clause, which costs ~100 us per call). A signature change is a migration

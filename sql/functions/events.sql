@@ -1,6 +1,6 @@
 -- Appending: pge_append(message) and the validation of a message's events.
 -- Applied by `jsproj migrate` after the migrations, whenever this file
--- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- changes (src/jsproj/store/migrate.py): `create or replace` only, with
 -- search_path set to the store's schema; inside function bodies @schema@
 -- is the quoted schema name (qualified names instead of a SET search_path
 -- clause, which costs ~100 us per call). A signature change is a migration
@@ -488,7 +488,7 @@ comment on function pge_append(jsonb) is
 
 -- The Python engine's entry: an append whose Python-engine inline
 -- projections the caller applies itself, in the same transaction
--- (src/jsproj/appending.py). The guard lets it through because this
+-- (src/jsproj/store/appending.py). The guard lets it through because this
 -- function sets jsproj.inline_engine to 'python' for the append (and back);
 -- only roles granted EXECUTE on it (those that run the Python engine, with
 -- write on the document tables: docs/deploy.md#privileges) can append that way.

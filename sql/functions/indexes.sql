@@ -1,12 +1,12 @@
 -- The indexes of declared fields on projections' document tables.
 -- Applied by `jsproj migrate` after the migrations, whenever this file
--- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- changes (src/jsproj/store/migrate.py): `create or replace` only, with
 -- search_path set to the store's schema; inside function bodies @schema@
 -- is the quoted schema name. A signature change is a migration that drops
 -- the old function.
 --
 -- A declared field gets a btree index on (its jsonb value, null when missing;
--- id): the expression src/jsproj/views.py queries with (key_expression), so
+-- id): the expression src/jsproj/projections/views.py queries with (key_expression), so
 -- that one index serves equality, ranges, ordering by the field, and keyset
 -- pages whose ties are in id order. jsonb, not text (#>>): numbers order as
 -- numbers. jsproj recognises its own indexes by name (pge_ix_<projection>_<md5

@@ -2,7 +2,7 @@
 -- pge_records(), the one definition of the events-with-their-stream's-type
 -- read that every page, rebuild and lookup of records selects from.
 -- Applied by `jsproj migrate` after the migrations, whenever this file
--- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- changes (src/jsproj/store/migrate.py): `create or replace` only, with
 -- search_path set to the store's schema; inside function bodies @schema@
 -- is the quoted schema name (qualified names instead of a SET search_path
 -- clause, which costs ~100 us per call). A signature change is a migration
@@ -43,4 +43,18 @@ as $$
            @schema@.pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp, e.metadata, e.type, e.id,
                                      e.data)
     from @schema@.pge_events e join @schema@.pge_streams s on s.id = e.stream_id
+$$;
+
+-- The end of the log as a gap-safe reader sees it now: the last event, in
+-- (transaction, position) order, of the transactions older than every
+-- running one, so that no event committed later comes before it; no row
+-- when there is none. The one place in SQL that says the gap-safe condition
+-- (src/jsproj/store/log.py says it once in Python, for every page reader).
+create or replace function pge_log_end() returns table (tx_id xid8, "position" bigint)
+language sql stable
+as $$
+    select e.tx_id, e.position from @schema@.pge_events e
+    where e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+    order by e.tx_id desc, e.position desc
+    limit 1
 $$;

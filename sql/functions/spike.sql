@@ -9,7 +9,7 @@
 -- text, and a uuid overload passes its text on (an untyped parameter, as
 -- the spike's client sends, resolves to the text one).
 -- Applied by `jsproj migrate` after the migrations, whenever this file
--- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- changes (src/jsproj/store/migrate.py): `create or replace` only, with
 -- search_path set to the store's schema; inside function bodies @schema@
 -- is the quoted schema name (qualified names instead of a SET search_path
 -- clause, which costs ~100 us per call). A signature change is a migration

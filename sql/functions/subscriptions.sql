@@ -1,6 +1,6 @@
--- Python subscribers (src/jsproj/subscriptions.py): registering one.
+-- Python subscribers (src/jsproj/follow/subscriptions.py): registering one.
 -- Applied by `jsproj migrate` after the migrations, whenever this file
--- changes (src/jsproj/migrate.py): `create or replace` only; inside
+-- changes (src/jsproj/store/migrate.py): `create or replace` only; inside
 -- function bodies @schema@ is the quoted schema name.
 
 -- Register a subscription (again: its filters are updated, its checkpoint
@@ -24,9 +24,7 @@ begin
     insert into @schema@.pge_subscriptions as s (name, event_types, stream_types, last_tx, last_position)
     select subscription, wanted_types, wanted_stream_types, coalesce(h.tx_id, '0'), coalesce(h.position, 0)
     from (select null) as nothing
-    left join lateral (select e.tx_id, e.position from @schema@.pge_events e
-                       where at_end and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-                       order by e.tx_id desc, e.position desc limit 1) as h on true
+    left join lateral (select l.tx_id, l.position from @schema@.pge_log_end() l where at_end) as h on true
     on conflict (name) do update
     set event_types = excluded.event_types, stream_types = excluded.stream_types, updated_at = now()
     where s.event_types is distinct from excluded.event_types

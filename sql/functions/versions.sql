@@ -1,7 +1,7 @@
 -- Versioned projections (docs/deploy.md#versions): switching a projection to
 -- a new version the daemon built beside the deployed one.
 -- Applied by `jsproj migrate` after the migrations, whenever this file
--- changes (src/jsproj/migrate.py): `create or replace` only, with
+-- changes (src/jsproj/store/migrate.py): `create or replace` only, with
 -- search_path set to the store's schema; inside function bodies @schema@
 -- is the quoted schema name. A signature change is a migration that drops
 -- the old function.

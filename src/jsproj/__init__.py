@@ -12,12 +12,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jsproj.aio import AsyncEventStore
-    from jsproj.bundled import example
-    from jsproj.connecting import connect, connect_async
-    from jsproj.control import list_dead_letters, rebuild, retry
-    from jsproj.daemon import Daemon
-    from jsproj.deploy import DeployReport, deploy
+    from jsproj.engine.projections import BatchResult, Change, ProjectionInfo, Projections, read_folder
+    from jsproj.engine.sandbox import Sandbox
+    from jsproj.engine.simulation import Views, simulate
     from jsproj.errors import (
         BatchTooLargeError,
         ConcurrencyError,
@@ -36,72 +33,75 @@ if TYPE_CHECKING:
         UnknownStreamError,
         WaitTimeoutError,
     )
-    from jsproj.live import aggregate
-    from jsproj.recorded import AppendResult, RecordedEvent, Stream
-    from jsproj.runtime.projections import BatchResult, Change, ProjectionInfo, Projections, read_folder
-    from jsproj.runtime.sandbox import Sandbox
-    from jsproj.runtime.simulation import Views, simulate
-    from jsproj.status import ProjectionStatus, projection_status, wait_for_projections
-    from jsproj.store import EventStore
-    from jsproj.subscriptions import Subscriber, Subscription, subscribe, subscriber
-    from jsproj.transactions import PendingAppend, Transaction
-    from jsproj.views import AsyncView, Document, View, export_views, fetch_view
+    from jsproj.follow.daemon import Daemon
+    from jsproj.follow.subscriptions import Subscriber, Subscription, subscribe, subscriber
+    from jsproj.projections.deploy import DeployReport, deploy
+    from jsproj.projections.live import aggregate
+    from jsproj.projections.operations import list_dead_letters, rebuild, retry
+    from jsproj.projections.status import ProjectionStatus, projection_status, wait_for_projections
+    from jsproj.projections.views import AsyncView, Document, View, export_views, fetch_view
+    from jsproj.store.aio import AsyncEventStore
+    from jsproj.store.connecting import connect, connect_async
+    from jsproj.store.recorded import AppendResult, RecordedEvent, Stream
+    from jsproj.store.sync import EventStore
+    from jsproj.store.transactions import PendingAppend, Transaction
+    from jsproj.tools.examples import example
 
 #: Where each public name lives.
 _EXPORTS = {
-    "AppendResult": "jsproj.recorded",
-    "AsyncEventStore": "jsproj.aio",
-    "BatchResult": "jsproj.runtime.projections",
+    "AppendResult": "jsproj.store.recorded",
+    "AsyncEventStore": "jsproj.store.aio",
+    "BatchResult": "jsproj.engine.projections",
     "BatchTooLargeError": "jsproj.errors",
-    "Change": "jsproj.runtime.projections",
+    "Change": "jsproj.engine.projections",
     "ConcurrencyError": "jsproj.errors",
-    "Daemon": "jsproj.daemon",
-    "DeployReport": "jsproj.deploy",
-    "EventStore": "jsproj.store",
-    "Subscriber": "jsproj.subscriptions",
-    "Subscription": "jsproj.subscriptions",
-    "subscribe": "jsproj.subscriptions",
-    "subscriber": "jsproj.subscriptions",
+    "Daemon": "jsproj.follow.daemon",
+    "DeployReport": "jsproj.projections.deploy",
+    "EventStore": "jsproj.store.sync",
+    "Subscriber": "jsproj.follow.subscriptions",
+    "Subscription": "jsproj.follow.subscriptions",
+    "subscribe": "jsproj.follow.subscriptions",
+    "subscriber": "jsproj.follow.subscriptions",
     "InputError": "jsproj.errors",
     "InvalidEventError": "jsproj.errors",
     "JsprojError": "jsproj.errors",
-    "PendingAppend": "jsproj.transactions",
+    "PendingAppend": "jsproj.store.transactions",
     "ProjectionError": "jsproj.errors",
     "ProjectionHandlerError": "jsproj.errors",
-    "ProjectionInfo": "jsproj.runtime.projections",
-    "ProjectionStatus": "jsproj.status",
+    "ProjectionInfo": "jsproj.engine.projections",
+    "ProjectionStatus": "jsproj.projections.status",
     "ProjectionStoppedError": "jsproj.errors",
-    "Projections": "jsproj.runtime.projections",
-    "RecordedEvent": "jsproj.recorded",
-    "Sandbox": "jsproj.runtime.sandbox",
+    "Projections": "jsproj.engine.projections",
+    "RecordedEvent": "jsproj.store.recorded",
+    "Sandbox": "jsproj.engine.sandbox",
     "SandboxLimitError": "jsproj.errors",
     "StoreError": "jsproj.errors",
     "StoreUnavailableError": "jsproj.errors",
     "SubscriptionStoppedError": "jsproj.errors",
-    "Stream": "jsproj.recorded",
-    "Transaction": "jsproj.transactions",
+    "Stream": "jsproj.store.recorded",
+    "Transaction": "jsproj.store.transactions",
     "UnknownDocumentError": "jsproj.errors",
     "UnknownProjectionError": "jsproj.errors",
     "UnknownStreamError": "jsproj.errors",
-    "Views": "jsproj.runtime.simulation",
+    "Views": "jsproj.engine.simulation",
     "WaitTimeoutError": "jsproj.errors",
-    "aggregate": "jsproj.live",
-    "connect": "jsproj.connecting",
-    "example": "jsproj.bundled",
-    "connect_async": "jsproj.connecting",
-    "list_dead_letters": "jsproj.control",
-    "deploy": "jsproj.deploy",
-    "export_views": "jsproj.views",
-    "AsyncView": "jsproj.views",
-    "Document": "jsproj.views",
-    "View": "jsproj.views",
-    "fetch_view": "jsproj.views",
-    "projection_status": "jsproj.status",
-    "read_folder": "jsproj.runtime.projections",
-    "rebuild": "jsproj.control",
-    "retry": "jsproj.control",
-    "simulate": "jsproj.runtime.simulation",
-    "wait_for_projections": "jsproj.status",
+    "aggregate": "jsproj.projections.live",
+    "connect": "jsproj.store.connecting",
+    "example": "jsproj.tools.examples",
+    "connect_async": "jsproj.store.connecting",
+    "list_dead_letters": "jsproj.projections.operations",
+    "deploy": "jsproj.projections.deploy",
+    "export_views": "jsproj.projections.views",
+    "AsyncView": "jsproj.projections.views",
+    "Document": "jsproj.projections.views",
+    "View": "jsproj.projections.views",
+    "fetch_view": "jsproj.projections.views",
+    "projection_status": "jsproj.projections.status",
+    "read_folder": "jsproj.engine.projections",
+    "rebuild": "jsproj.projections.operations",
+    "retry": "jsproj.projections.operations",
+    "simulate": "jsproj.engine.simulation",
+    "wait_for_projections": "jsproj.projections.status",
 }
 
 __all__ = [

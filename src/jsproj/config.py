@@ -1,7 +1,7 @@
 """Settings: flags, else ``JSPROJ_*`` environment variables, else ``jsproj.toml``, else defaults.
 
 ``jsproj.toml`` is read from the nearest folder holding it, from the current
-one up (the project folder, see :func:`jsproj.embedded.project_dir`), from
+one up (the project folder, see :func:`jsproj.tools.default_database.project_dir`), from
 its ``[jsproj]`` table::
 
     [jsproj]
@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jsproj import errors
-from jsproj.identifiers import check_schema, field_path
+from jsproj.store.identifiers import check_schema, field_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from jsproj.server import Cluster
+    from jsproj.tools.postgres_cluster import Cluster
 
 DEFAULT_SCHEMA = "public"
 DEFAULT_ENGINE = "python"
@@ -74,7 +74,7 @@ class ProjectFile:
 
 def project_file(start: Path | None = None) -> ProjectFile:
     """The project's ``jsproj.toml``, checked: unknown keys and wrong types are errors."""
-    from jsproj.embedded import project_dir
+    from jsproj.tools.default_database import project_dir
 
     path = project_dir(start) / "jsproj.toml"
     if not path.is_file():
@@ -107,7 +107,7 @@ def project_file(start: Path | None = None) -> ProjectFile:
 def _daemon(path: Path, table: object) -> dict[str, Any]:
     """``[jsproj.daemon]``: option name -> value, the names and types checked (the values by the daemon's options)."""
     if not isinstance(table, dict):
-        raise errors.InputError(f"{path}: jsproj.daemon must be a table of the daemon's options, not a value")
+        raise errors.InputError(f"{path}: jsproj.follow.daemon must be a table of the daemon's options, not a value")
     for key, value in table.items():
         kinds = DAEMON_SETTINGS.get(key)
         if kinds is None:
@@ -115,9 +115,9 @@ def _daemon(path: Path, table: object) -> dict[str, Any]:
             raise errors.InputError(f"{path}: unknown daemon setting {key!r} (known: {known})")
         if isinstance(value, bool) or not isinstance(value, kinds):
             kind = {int: "whole number", float: "number", str: "string", list: "list"}[kinds[-1]]
-            raise errors.InputError(f"{path}: jsproj.daemon.{key} must be a {kind}, not {value!r}")
+            raise errors.InputError(f"{path}: jsproj.follow.daemon.{key} must be a {kind}, not {value!r}")
         if isinstance(value, list) and not all(isinstance(name, str) for name in value):
-            raise errors.InputError(f"{path}: jsproj.daemon.projections must be a list of projection names")
+            raise errors.InputError(f"{path}: jsproj.follow.daemon.projections must be a list of projection names")
     return dict(table)
 
 
@@ -149,7 +149,7 @@ def resolve_dsn(
     chosen = explicit_dsn(dsn)
     if chosen:
         return chosen
-    from jsproj import embedded
+    from jsproj.tools import default_database as embedded
 
     return embedded.ensure_running(create=create, on_start=on_start).dsn
 

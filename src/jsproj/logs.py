@@ -1,7 +1,7 @@
 """jsproj's log lines: the ``jsproj`` logger hierarchy, with time and level, as text or one JSON object per line.
 
 The library logs through ``logging.getLogger("jsproj.…")`` (the daemon on
-``jsproj.daemon``) and configures nothing: an application's own logging
+``jsproj.follow.daemon``) and configures nothing: an application's own logging
 setup decides. The command line calls :func:`configure`, which writes each
 record as one line -- never wrapped, whatever the terminal -- with every
 password taken out (:func:`jsproj.redact.redact`).
@@ -30,7 +30,7 @@ def _time(record: logging.LogRecord) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-12-01T15:02:53.123+00:00 INFO jsproj.daemon: message`` (a traceback on the lines after)."""
+    """``2026-12-01T15:02:53.123+00:00 INFO jsproj.follow.daemon: message`` (a traceback on the lines after)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{_time(record)} {record.levelname} {record.name}: {record.getMessage()}"

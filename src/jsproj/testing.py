@@ -6,11 +6,11 @@ Installed with jsproj, it is active in every pytest run of the environment
 - fixtures ``jsproj_dsn`` (the database: ``--jsproj-dsn``, else
   ``JSPROJ_DSN``, else the project's embedded database), ``jsproj_schema``
   (a fresh schema per test, dropped after it), ``jsproj_store`` (an
-  :class:`~jsproj.store.EventStore` migrated in that schema),
+  :class:`~jsproj.store.sync.EventStore` migrated in that schema),
   ``jsproj_deployed`` (the same store with the project's projections
   deployed), ``jsproj_projections_folder`` and ``jsproj_projections``
   (the projections loaded in a sandbox, for
-  :func:`~jsproj.runtime.simulation.simulate`);
+  :func:`~jsproj.engine.simulation.simulate`);
 - spec items: every ``*.json`` file directly in the specs folder (ini
   ``jsproj_specs``, else ``JSPROJ_SPECS`` / ``jsproj.toml`` / ``specs``) is
   collected, one item per spec, run in the hosts of ini
@@ -36,10 +36,10 @@ from psycopg import sql
 from jsproj import errors
 
 if TYPE_CHECKING:
-    from jsproj.hosts import Host
-    from jsproj.runtime.projections import Projections
-    from jsproj.specs import Spec, SpecResult
-    from jsproj.store import EventStore
+    from jsproj.engine.projections import Projections
+    from jsproj.store.sync import EventStore
+    from jsproj.tools.hosts import Host
+    from jsproj.tools.specs import Spec, SpecResult
 
 __all__ = ["SpecFailed", "SpecFile", "SpecItem", "catch_up"]
 
@@ -91,7 +91,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> SpecFile |
 def _a_jsproj_project(config: pytest.Config) -> bool:
     """Whether specs are collected: the ini option ``jsproj_specs`` or ``JSPROJ_SPECS`` names the folder,
     or pytest's root folder is in a jsproj project (a ``jsproj.toml``)."""
-    from jsproj.embedded import project_dir
+    from jsproj.tools.default_database import project_dir
 
     if config.getini("jsproj_specs") or os.environ.get("JSPROJ_SPECS"):
         return True
@@ -125,7 +125,7 @@ def session_dsn(config: pytest.Config) -> str:
     if _DSN not in config.stash:
         chosen = config.getoption("jsproj_dsn") or os.environ.get("JSPROJ_DSN")
         if not chosen:
-            from jsproj.embedded import ensure_running, project_dir
+            from jsproj.tools.default_database import ensure_running, project_dir
 
             chosen = ensure_running(project_dir(config.rootpath)).dsn
         config.stash[_DSN] = chosen
@@ -158,7 +158,7 @@ def jsproj_schema(jsproj_dsn: str) -> Iterator[str]:
 @pytest.fixture
 def jsproj_store(jsproj_dsn: str, jsproj_schema: str) -> Iterator[EventStore]:
     """An event store, migrated, in the test's own schema: empty at the start of every test."""
-    from jsproj.store import EventStore
+    from jsproj.store.sync import EventStore
 
     with EventStore(jsproj_dsn, schema=jsproj_schema, max_size=4) as store:
         store.migrate()
@@ -175,8 +175,8 @@ def jsproj_projections_folder(pytestconfig: pytest.Config) -> Path:
 def jsproj_deployed(jsproj_store: EventStore, jsproj_projections_folder: Path) -> EventStore:
     """``jsproj_store`` with the project's projections deployed: engine python, each one's own lifecycle
     (async ones are applied by :func:`catch_up`)."""
-    from jsproj.deploy import deploy
-    from jsproj.runtime.projections import read_folder
+    from jsproj.engine.projections import read_folder
+    from jsproj.projections.deploy import deploy
 
     deploy(jsproj_store, read_folder(jsproj_projections_folder))
     return jsproj_store
@@ -185,7 +185,7 @@ def jsproj_deployed(jsproj_store: EventStore, jsproj_projections_folder: Path) -
 @pytest.fixture
 def jsproj_projections(jsproj_projections_folder: Path) -> Iterator[Projections]:
     """The project's projections loaded in a sandbox of the test's own, for ``simulate``."""
-    from jsproj.runtime.projections import Projections
+    from jsproj.engine.projections import Projections
 
     with Projections.from_folder(jsproj_projections_folder) as loaded:
         yield loaded
@@ -193,7 +193,7 @@ def jsproj_projections(jsproj_projections_folder: Path) -> Iterator[Projections]
 
 def catch_up(store: EventStore) -> None:
     """Apply everything appended so far to the store's async projections (a daemon until caught up)."""
-    from jsproj.daemon import Daemon
+    from jsproj.follow.daemon import Daemon
 
     Daemon(store.dsn, schema=store.schema, poll_interval=0.05).run(until_caught_up=True)
 
@@ -213,7 +213,7 @@ class SpecFile(pytest.File):
     """A spec file: one item per spec in it."""
 
     def collect(self) -> Iterator[SpecItem]:
-        from jsproj.specs import read_spec_file
+        from jsproj.tools.specs import read_spec_file
 
         try:
             specs = read_spec_file(self.path)
@@ -235,7 +235,7 @@ class SpecItem(pytest.Item):
         self.spec = spec
 
     def runtest(self) -> None:
-        from jsproj.specs import run_specs
+        from jsproj.tools.specs import run_specs
 
         folder = project_folder(self.config, "projections")
         results = run_specs(folder, [self.spec], spec_hosts(self.config))
@@ -256,7 +256,7 @@ class SpecItem(pytest.Item):
 
 def spec_hosts(config: pytest.Config) -> list[Host]:
     """The hosts named by ``jsproj_spec_hosts``, in that order."""
-    from jsproj.hosts import NodeHost, PythonHost, StoreHost, schemas_in
+    from jsproj.tools.hosts import NodeHost, PythonHost, StoreHost, schemas_in
 
     hosts: list[Host] = []
     for name in config.getini("jsproj_spec_hosts"):

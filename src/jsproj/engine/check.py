@@ -1,0 +1,126 @@
+"""Checking a folder of projections before deploying it: every problem at once, with file and line.
+
+Each file is loaded alone in the sandbox (so one broken file does not hide
+the others' problems), then all together; names are also checked for what
+only the database would refuse later, such as two names that differ only by
+case (their document tables would collide).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsproj import errors
+from jsproj.engine.projections import ProjectionInfo, Projections, read_folder
+from jsproj.engine.sandbox import Sandbox
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a projection file."""
+
+    kind: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    projection: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.file and self.line else self.file or ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "file": self.file, "line": self.line,
+                "projection": self.projection}  # fmt: skip
+
+
+@dataclass
+class CheckReport:
+    """The projections found and the problems; the folder is fine when there are none."""
+
+    folder: Path
+    projections: list[ProjectionInfo]
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "ok": self.ok,
+            "projections": [
+                {"name": i.name, "kind": i.kind, "lifecycle": i.lifecycle, "file": i.file} for i in self.projections
+            ],
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def _problem(exc: errors.JsprojError, file: str | None = None) -> Problem:
+    info = exc.info
+    message = exc.message
+    return Problem(
+        kind=exc.kind,
+        message=message,
+        file=info.get("file") or file,
+        line=info.get("line"),
+        projection=info.get("projection"),
+    )
+
+
+def check_folder(folder: str | os.PathLike[str], **limits: Any) -> CheckReport:
+    """Load every ``*.js`` file of ``folder`` in the sandbox and report every problem found."""
+    path = Path(folder)
+    try:
+        sources = read_folder(path)
+    except errors.JsprojError as exc:
+        return CheckReport(path, [], [_problem(exc)])
+    problems: list[Problem] = []
+    infos: list[ProjectionInfo] = []
+    with Sandbox(**limits) as sandbox:
+        for source in sources:
+            try:
+                with Projections([source], sandbox=sandbox) as loaded:
+                    infos.extend(loaded.infos)
+                    if not loaded.infos:
+                        problems.append(Problem("EmptyProjectionFile", "defines no projection", file=source["file"]))
+            except errors.JsprojError as exc:
+                problems.append(_problem(exc, source["file"]))
+        problems.extend(_name_clashes(infos))
+        if not problems:  # what only shows when the files meet: require() across files, names
+            try:
+                with Projections(sources, sandbox=sandbox) as loaded:
+                    infos = loaded.infos
+            except errors.JsprojError as exc:
+                problems.append(_problem(exc))
+    return CheckReport(path, infos, problems)
+
+
+def _name_clashes(infos: list[ProjectionInfo]) -> list[Problem]:
+    by_table: dict[str, list[ProjectionInfo]] = defaultdict(list)
+    for info in infos:
+        by_table[info.name.lower()].append(info)
+    problems = []
+    for clashing in by_table.values():
+        if len(clashing) < 2:
+            continue
+        first, *others = clashing
+        for other in others:
+            same = other.name == first.name
+            problems.append(
+                Problem(
+                    "DuplicateProjectionError",
+                    f"projection {other.name} is also defined in {first.file}"
+                    if same
+                    else f"projection {other.name} differs from {first.name} ({first.file}) only by case: "
+                    "their document tables would be the same",
+                    file=other.file,
+                    projection=other.name,
+                )
+            )
+    return problems

@@ -1,0 +1,66 @@
+"""Reading the log and its streams, written once as steps (:mod:`jsproj.store.steps`) for both stores.
+
+``read_all`` follows the log through :mod:`jsproj.store.log` (the gap-safe
+order); a stream is read by version on its own index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from jsproj.errors import UnknownPositionError, UnknownStreamError
+from jsproj.store import log
+from jsproj.store.recorded import EVENT_COLUMNS, STREAM_VERSION, RecordedEvent, Stream, event_from_row
+from jsproj.store.steps import Query, Steps, ask
+
+
+def read_all_steps(after: int, limit: int) -> Steps[list[RecordedEvent]]:
+    """Events after the one at position ``after``, in the gap-safe order (docs/store.md)."""
+    tx = "0"
+    if after != 0:
+        row = yield from ask(
+            Query("select tx_id::text from pge_events where position = %s", (after,)), "reading the log"
+        )
+        if row is None:
+            raise UnknownPositionError(f"there is no event at position {after}: pass 0 or a position read_all returned")
+        tx = row[0]
+    rows = yield from ask(
+        Query(
+            f"""select {EVENT_COLUMNS}
+            from pge_events e join pge_streams s on s.id = e.stream_id
+            where {log.after("e")}
+            order by e.tx_id, e.position
+            limit %(limit)s""",
+            {"tx": tx, "position": after, "limit": limit},
+            rows="all",
+        ),
+        "reading the log",
+    )
+    return [event_from_row(row) for row in rows]
+
+
+def fetch_stream_steps(stream_id: str, from_version: int | None, to_version: int | None) -> Steps[Stream]:
+    """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
+    head = yield from ask(
+        Query(f"select id, type, {STREAM_VERSION} from pge_streams s where id = %s", (stream_id,)), "reading a stream"
+    )
+    if head is None:
+        raise UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
+    rows = yield from ask(
+        Query(
+            f"""select {EVENT_COLUMNS} from pge_events e join pge_streams s on s.id = e.stream_id
+            where e.stream_id = %s and e.version between %s and %s order by e.version""",
+            (stream_id, from_version or 1, to_version if to_version is not None else head[2]),
+            rows="all",
+        ),
+        "reading a stream",
+    )
+    return Stream(head[0], head[1], head[2], [event_from_row(row) for row in rows])
+
+
+def streams_steps(ids: Sequence[str]) -> Steps[dict[str, dict[str, Any]]]:
+    """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
+    query = Query(f"select id, type, {STREAM_VERSION} from pge_streams s where id = any(%s)", (list(ids),), rows="all")
+    rows = yield from ask(query, "listing streams")
+    return {row[0]: {"type": row[1], "version": row[2]} for row in rows}

@@ -1,0 +1,265 @@
+"""The event store on PostgreSQL, for synchronous code: append, gap-safe reading, fetching streams.
+
+Appends go through the server-side function ``pge_append(message jsonb)``,
+one round trip per message, so that any client (psql included) appends with
+the same checks. Readers follow ``read_all``, which only returns events that
+no transaction still running can precede: see ``docs/store.md``. The work
+itself is written once in :mod:`jsproj.store.appending`, for this store and for
+:class:`jsproj.store.aio.AsyncEventStore`; docs/python.md is the guide.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.types.json import set_json_loads
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from jsproj.errors import PythonEngineRequiredError, StoreUnavailableError
+from jsproj.logs import log_warnings
+from jsproj.projections.views import View
+from jsproj.store.appending import (
+    INLINE_PAGE,
+    Message,
+    append_all_steps,
+    append_steps,
+    inline_steps,
+    message_of,
+)
+from jsproj.store.identifiers import check_schema, search_path
+from jsproj.store.migrate import Applied, migrate
+from jsproj.store.python_engine import PythonEngine
+from jsproj.store.reading import fetch_stream_steps, read_all_steps, streams_steps
+from jsproj.store.recorded import STREAM_VERSION, AppendResult, RecordedEvent, Stream, iso, load_json
+from jsproj.store.steps import Steps, run
+from jsproj.store.transactions import Transaction, pending_steps
+from jsproj.store.translate import describe_dsn, reason, translate
+
+__all__ = [
+    "INLINE_PAGE",
+    "STREAM_VERSION",
+    "AppendResult",
+    "EventStore",
+    "RecordedEvent",
+    "Stream",
+    "iso",
+    "load_json",
+    "translate",
+]
+
+logger = logging.getLogger("jsproj.store")
+T = TypeVar("T")
+
+DEFAULT_READ_LIMIT = 1000
+CONNECT_TIMEOUT = 10
+
+
+class EventStore:
+    """Events in PostgreSQL: ``append``, ``read_all``, ``fetch_stream``.
+
+    ``dsn`` is a libpq connection string or URL; tables live in ``schema``.
+    Connections come from a pool of ``min_size``..``max_size``.
+    """
+
+    def __init__(self, dsn: str, *, schema: str = "public", min_size: int = 1, max_size: int = 8) -> None:
+        self.dsn = dsn
+        self.schema = check_schema(schema)
+        self._search_path = search_path(schema)
+        try:  # one direct connection first, to fail fast with PostgreSQL's own reason
+            psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT).close()
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(
+                f"cannot connect to PostgreSQL at {describe_dsn(dsn)}: {reason(exc, dsn)}"
+            ) from None
+        self._engine = PythonEngine()
+        self.pool = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            open=False,
+            name="jsproj",
+        )
+        try:
+            self.pool.open(wait=True, timeout=15)
+        except PoolTimeout as exc:
+            self.pool.close()
+            raise StoreUnavailableError(
+                f"PostgreSQL is unreachable at {describe_dsn(dsn)}: {reason(exc, dsn)}"
+            ) from None
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        log_warnings(conn, logger)  # deploys and rebuilds say what of the user's a rebuild could not keep
+        conn.execute(self._search_path)
+        set_json_loads(load_json, conn)
+
+    # -- schema -------------------------------------------------------------
+
+    def migrate(self) -> Applied:
+        """Install or upgrade the schema; returns the migrations (and functions files) applied now."""
+        with self.pool.connection() as conn:
+            try:
+                return migrate(conn, self.schema)
+            except psycopg.Error as exc:
+                raise translate(exc, "migrate") from exc
+
+    # -- appending ----------------------------------------------------------
+
+    def append(
+        self,
+        message: Message | None = None,
+        *,
+        stream_id: str | None = None,
+        type: str | None = None,
+        events: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append one message atomically: a message dict, or its fields as keywords.
+
+        Raises :class:`~jsproj.errors.ConcurrencyError` when the stream is not
+        at ``expected_version`` and :class:`~jsproj.errors.InvalidEventError`
+        for a bad message; either way nothing is written.
+        """
+        message = message_of(message, stream_id, type, events, expected_version, metadata)
+        with self.pool.connection() as conn:
+            return self._reloading(lambda: self._append_one(conn, message))
+
+    def _append_one(self, conn: psycopg.Connection, message: Message) -> AppendResult:
+        if not run(conn, inline_steps(self._engine)):
+            return run(conn, append_steps(self._engine, message))
+        # Pipelined: BEGIN goes with the append, the documents' write with COMMIT,
+        # so an inline append costs two round trips, not four.
+        with conn.pipeline(), conn.transaction():
+            return run(conn, append_steps(self._engine, message))
+
+    def append_all(
+        self,
+        messages: Iterable[Message],
+        *,
+        where: Sequence[str] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[AppendResult]:
+        """Append messages in one transaction: all of them, or none if any fails.
+
+        ``where`` names each message in errors (e.g. ``"message 3 (line 3)"``);
+        ``on_progress`` is called with each message's event count as it is appended.
+        """
+        messages = list(messages)
+        labels = list(where) if where else [f"message {n + 1}" for n in range(len(messages))]
+
+        def attempt(conn: psycopg.Connection) -> list[AppendResult]:
+            run(conn, inline_steps(self._engine, reload=True))  # one query: a batch sees the latest deploy
+            with conn.pipeline(), conn.transaction():
+                return run(conn, append_all_steps(self._engine, messages, labels, on_progress))
+
+        with self.pool.connection() as conn:
+            return self._reloading(lambda: attempt(conn))
+
+    def _reloading(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, once more after loading the inline projections a deploy just added; errors translated."""
+        for tries in (1, 2):
+            try:
+                return attempt()
+            except PythonEngineRequiredError:
+                if tries == 2:
+                    raise
+                self._engine.forget()
+            except psycopg.Error as exc:  # raised when a pipeline syncs: the write or the COMMIT
+                raise translate(exc) from exc
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def transaction(self, conn: psycopg.Connection[Any] | None = None) -> Iterator[Transaction]:
+        """A transaction of the application's own and the events it appends: both commit, or neither.
+
+        ``tx.conn`` runs the application's statements; ``tx.append(...)`` queues a
+        message, written (with its inline projections) when the block ends
+        without an error, just before the commit. A block that raises rolls
+        everything back, and no append was tried: not even a position is used.
+        With ``conn`` (a connection of yours), the appends join its
+        transaction and you commit it (one is opened when none is; on an
+        autocommit connection the block is a transaction of its own).
+        docs/python.md has the example.
+        """
+        if conn is not None:
+            if not conn.autocommit:
+                conn.execute("select")  # the caller's transaction, opened if none is: ours is a savepoint in it
+            with closing(Transaction(conn)) as tx:
+                with conn.transaction():
+                    yield tx
+                    results = self._write(conn, tx, self.schema)
+                tx.settle(results)
+            return
+        with self.pool.connection() as own, closing(Transaction(own)) as tx:
+            try:
+                with own.transaction():
+                    yield tx
+                    results = self._write(own, tx, None)
+                tx.settle(results)  # committed: the results are true now
+            finally:
+                _reset(own, self._configure)
+
+    def _write(self, conn: psycopg.Connection[Any], tx: Transaction, schema: str | None) -> list[AppendResult]:
+        try:
+            return run(conn, pending_steps(self._engine, tx, schema))
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    # -- reading ------------------------------------------------------------
+
+    def read_all(self, after: int = 0, limit: int = DEFAULT_READ_LIMIT) -> list[RecordedEvent]:
+        """Events after the one at position ``after`` (0: from the start), at most ``limit``.
+
+        Only events that no running transaction can precede are returned, in
+        a stable order (by appending transaction, then position), so a reader
+        that follows with ``after=<last position returned>`` never skips an
+        event or sees one out of order. Positions are unique but not in
+        commit order; ``after`` must be a position returned earlier.
+        """
+        return self._read(read_all_steps(after, limit))
+
+    def fetch_stream(self, stream_id: str, from_version: int | None = None, to_version: int | None = None) -> Stream:
+        """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
+        return self._read(fetch_stream_steps(stream_id, from_version, to_version))
+
+    def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
+        return self._read(streams_steps(list(ids)))
+
+    def _read(self, steps: Steps[T]) -> T:
+        with self.pool.connection() as conn:
+            return run(conn, steps)
+
+    def views(self, name: str) -> View:
+        """The documents of projection ``name``: ``get(id)``, ``find(where=..., order_by=..., limit=...)``,
+        ``count(where)`` (docs/views.md)."""
+        return View(self, name)
+
+    def close(self) -> None:
+        self.pool.close()
+        self._engine.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reset(conn: psycopg.Connection[Any], configure: Callable[[psycopg.Connection[Any]], None]) -> None:
+    """A pooled connection back as the pool made it: what the application SET in a transaction's block
+    (a search_path, a role, a timeout) does not follow the store's next appends. A connection that cannot
+    be reset is closed (the pool replaces it)."""
+    if conn.closed or conn.broken:
+        return
+    try:
+        conn.execute("reset all")
+        configure(conn)
+    except psycopg.Error:
+        conn.close()

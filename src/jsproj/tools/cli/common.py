@@ -1,0 +1,147 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from jsproj import errors
+from jsproj.config import explicit_dsn, resolve_dsn, resolve_schema
+from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MAX_TIMEOUT, MB
+from jsproj.redact import remember
+from jsproj.store.sync import EventStore
+
+if TYPE_CHECKING:
+    from jsproj.tools.postgres_cluster import Cluster
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")(command)
+
+
+def projections_option(dest: str = "projections_dir") -> Callable[[F], F]:
+    """``--projections DIR``: the folder of projection files (else JSPROJ_PROJECTIONS, jsproj.toml, projections)."""
+    return click.option(
+        "--projections",
+        dest,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
+    )
+
+
+if TYPE_CHECKING:  # click 8.5 types ParamType by its value; 8.2 (the lowest supported) is not generic at run time
+    _FloatParam = click.ParamType[float]
+else:
+    _FloatParam = click.ParamType
+
+
+class Seconds(_FloatParam):
+    """A duration option: a finite number of seconds within [``low``, ``high``] (``nan`` and ``inf`` are refused:
+    click's FloatRange lets ``nan`` through, every comparison with it being false)."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float = MAX_TIMEOUT) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or not self.low <= seconds <= self.high:
+            self.fail(f"{value!r} is not a number of seconds from {self.low:g} to {self.high:g}", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds(0.001)
+
+
+def sandbox_options(command: F) -> F:
+    command = click.option(
+        "--memory-limit",
+        type=click.IntRange(min=16),
+        default=DEFAULT_MEMORY_LIMIT // MB,
+        show_default=True,
+        envvar="JSPROJ_MEMORY_LIMIT",
+        show_envvar=True,
+        help="Memory limit of the projection sandbox, in MB.",
+        callback=lambda ctx, param, megabytes: megabytes * MB,  # the commands get bytes, as the library takes
+    )(command)
+    return click.option(
+        "--timeout",
+        type=SECONDS,
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        envvar="JSPROJ_TIMEOUT",
+        show_envvar=True,
+        help="Time limit of one sandbox call, in seconds.",
+    )(command)
+
+
+def store_options(command: F) -> F:
+    command = click.option(
+        "--schema",
+        metavar="NAME",
+        help="Schema of the store's tables.  [env: JSPROJ_SCHEMA; default: public]",
+    )(command)
+    return click.option(
+        "--dsn",
+        metavar="DSN",
+        callback=_remember_dsn,
+        help="PostgreSQL connection string or URL.  [env: JSPROJ_DSN; default: the embedded database]",
+    )(command)
+
+
+def _remember_dsn(ctx: click.Context, param: click.Parameter, dsn: str | None) -> str | None:
+    remember(dsn)  # its password is hidden in every log line and error message from now on
+    return dsn
+
+
+def read_text(path: str) -> str:
+    """An events file's text, or stdin's for ``-`` (UTF-8: else an EventsFileError saying where)."""
+    from jsproj.tools.events_file import decode, read
+
+    return decode(sys.stdin.buffer.read(), "stdin") if path == "-" else read(path)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False))
+
+
+@contextmanager
+def json_errors(as_json: bool) -> Iterator[None]:
+    """With ``--json``, print a jsproj error as ``{"error": ...}`` on stdout too."""
+    try:
+        yield
+    except errors.JsprojError as exc:
+        if as_json:
+            echo_json({"error": exc.to_dict()})
+        raise
+
+
+def announce_start(project: Path, cluster: Cluster) -> None:
+    """One line on stderr when a command started the embedded database: which one it uses (no password:
+    the embedded database trusts its private socket)."""
+    click.echo(f"jsproj: started the embedded database of {project} ({cluster.url})", err=True)
+
+
+def open_store(dsn: str | None, schema: str | None, *, create: bool = True, migrate: bool = True) -> EventStore:
+    """The store named by the options; the embedded database is kept migrated (unless ``migrate=False``).
+    Commands that only read pass ``create=False``: they never create an embedded database (a project
+    without one is an error). The options are checked before any server starts."""
+    explicit = explicit_dsn(dsn)
+    chosen_schema = resolve_schema(schema)
+    store = EventStore(resolve_dsn(dsn, create=create, on_start=announce_start), schema=chosen_schema, max_size=4)
+    if not explicit and migrate:
+        store.migrate()
+    return store

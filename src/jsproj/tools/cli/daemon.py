@@ -1,0 +1,241 @@
+"""Commands for async projections: ``daemon``, ``rebuild``, ``status``, ``dead-letters``, ``retry``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from contextlib import nullcontext
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from jsproj import logs
+from jsproj.follow.daemon import DEFAULT_PAGE_SIZE, Daemon
+from jsproj.follow.daemon.metrics import DEFAULT_STALL_SECONDS, DaemonMetrics
+from jsproj.projections import operations as control
+from jsproj.tools.cli.common import (
+    Seconds,
+    echo_json,
+    json_errors,
+    json_option,
+    open_store,
+    sandbox_options,
+    store_options,
+)
+from jsproj.tools.render import dead_letters_table, status_table
+
+logger = logging.getLogger("jsproj.daemon")
+
+page_size_option = click.option(
+    "--page-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PAGE_SIZE,
+    show_default=True,
+    envvar="JSPROJ_PAGE_SIZE",
+    show_envvar=True,
+    help="The most events per engine call and transaction (pages start small and double while full).",
+)
+
+
+@click.command()
+@click.option("--until-caught-up", is_flag=True, help="Exit once everything appended before the start is processed.")
+@click.option(
+    "--projection", "names", multiple=True, metavar="NAME", envvar="JSPROJ_DAEMON_PROJECTIONS", show_envvar=True,
+    help="Work on this async projection only (repeatable; the variable: names separated by spaces).",
+)  # fmt: skip
+@page_size_option
+@click.option("--poll-interval", type=Seconds(0.01), default=1.0, show_default=True,
+              envvar="JSPROJ_POLL_INTERVAL", show_envvar=True,
+              help="Seconds between polls when no notification arrives.")  # fmt: skip
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    metavar="PORT",
+    envvar="JSPROJ_METRICS_PORT",
+    show_envvar=True,
+    help="Serve Prometheus metrics on /metrics and health on /healthz at this port (0: any free one).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              envvar="JSPROJ_METRICS_HOST", show_envvar=True,
+              help="The address the metrics server listens on.")  # fmt: skip
+@store_options
+@sandbox_options
+def daemon(
+    until_caught_up: bool,
+    names: tuple[str, ...],
+    page_size: int,
+    poll_interval: float,
+    metrics_port: int | None,
+    metrics_host: str,
+    dsn: str | None,
+    schema: str | None,
+    timeout: float,
+    memory_limit: int,
+) -> None:
+    """Keep async projections up to date.
+
+    Run as many daemons as you like, on one machine or many: they share the
+    async projections through PostgreSQL advisory locks, and take over the
+    work of one that dies. SIGTERM finishes the current page and exits.
+
+    \b
+    Examples:
+      jsproj daemon
+      jsproj daemon --until-caught-up
+      jsproj daemon --projection Traveled --page-size 5000
+      jsproj daemon --metrics-port 9464 --log-format json
+    """
+    console = Console(stderr=True)
+    bar = until_caught_up and console.is_terminal  # not a terminal: log lines alone, as they are
+    progress = Progress(TextColumn("catching up"), TextColumn("{task.completed} events"), TimeElapsedColumn(),
+                        console=console, transient=True, disable=not bar)  # fmt: skip
+    task = progress.add_task("catch-up", total=None)
+    hooks = DaemonMetrics(stall_seconds=max(DEFAULT_STALL_SECONDS, 3 * poll_interval))  # idle rounds: a poll apart
+    with open_store(dsn, schema) as store:
+        control.check_deployed(store, names)
+        worker = Daemon(
+            store.dsn, schema=store.schema, names=names or None, page_size=page_size, poll_interval=poll_interval,
+            timeout=timeout, memory_limit=memory_limit, hooks=hooks,
+            on_progress=lambda name, events: progress.advance(task, events),
+        )  # fmt: skip
+    previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = hooks.serve(worker, metrics_host, metrics_port) if metrics_port is not None else None
+    try:
+        settings = f"page size {page_size}, poll interval {poll_interval:g} s, projections: {', '.join(names) or 'all'}"
+        metrics = f"; metrics on {server.url}/metrics" if server else ""
+        logger.info(f"daemon {worker.id} started ({settings}){metrics}")
+        # Not a terminal: no bar at all (rich before 13.8 writes an empty line when a disabled bar ends).
+        with progress if bar else nullcontext(), logs.writing_to(lambda line: _console_line(console, line)):
+            caught_up = worker.run(until_caught_up=until_caught_up)
+        count = int(progress.tasks[0].completed)
+        done = f"caught up ({count} event{'' if count == 1 else 's'})" if caught_up else "stopped"
+        logger.info(f"daemon {worker.id} {done}")
+    finally:
+        if server is not None:
+            server.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _console_line(console: Console, line: str) -> None:
+    """A log line through the console the progress bar draws on (above the bar), as it is: never wrapped."""
+    console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+@click.command()
+@click.argument("name")
+@page_size_option
+@store_options
+@sandbox_options
+@json_option
+def rebuild(
+    name: str, page_size: int, dsn: str | None, schema: str | None, timeout: float, memory_limit: int, as_json: bool
+) -> None:
+    """Rebuild projection NAME from the whole event log, while appends go on.
+
+    An async projection is built into a staging table and swapped in at
+    once: readers see the old documents until the new ones are complete. If
+    a daemon holds the projection, it does the rebuild and this command
+    follows it. An inline projection is rebuilt in one transaction (appends
+    wait meanwhile).
+
+    \b
+    Examples:
+      jsproj rebuild Traveled
+    """
+    with json_errors(as_json), open_store(dsn, schema) as store:
+        control.check_deployed(store, [name])  # before the progress bar starts
+        total = control.event_count(store)
+        with Progress(
+            TextColumn("rebuilding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(stderr=True), disable=as_json, transient=False,
+        ) as progress:  # fmt: skip
+            task = progress.add_task(name, total=total)
+            done = control.rebuild(
+                store, name, page_size=page_size, timeout=timeout, memory_limit=memory_limit,
+                on_progress=lambda events: progress.update(task, completed=events),
+            )  # fmt: skip
+            progress.update(task, completed=done.events, total=max(total, done.events))
+    if as_json:
+        echo_json(done.to_dict())
+    else:
+        click.echo(f"rebuilt {name} from {done.events} events")
+
+
+@click.command()
+@store_options
+@json_option
+def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Show every projection: lifecycle, engine, position, lag, dead letters, and which daemon holds it.
+
+    Python subscriptions (``jsproj subscribers``) follow, with kind
+    ``subscription``: their checkpoint, lag, runner and last error.
+
+    \b
+    Examples:
+      jsproj status
+      jsproj status --json | jq '.[] | select(.lagEvents > 0)'
+    """
+    from jsproj.projections.status import hints, projection_status, subscription_status
+
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        found = projection_status(store) + subscription_status(store)
+    if as_json:
+        echo_json([s.to_dict() for s in found])
+        return
+    console = Console()
+    if found:
+        console.print(status_table(found))
+    for hint in hints(found):
+        console.print(f"hint: {hint}", style="dim", soft_wrap=True)
+
+
+@click.command("dead-letters")
+@click.option("--projection", "name", metavar="NAME", help="Only this projection's.")
+@store_options
+@json_option
+def dead_letters(name: str | None, dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """List the events async projections failed on and skipped (policy dead-letter).
+
+    \b
+    Examples:
+      jsproj dead-letters
+      jsproj dead-letters --projection Visitors --json
+    """
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        letters = control.list_dead_letters(store, name)
+    if as_json:
+        echo_json([letter.to_dict() for letter in letters])
+        return
+    Console().print(dead_letters_table(letters))
+
+
+@click.command()
+@click.argument("name")
+@store_options
+@sandbox_options
+@json_option
+def retry(name: str, dsn: str | None, schema: str | None, timeout: float, memory_limit: int, as_json: bool) -> None:
+    """Resume projection NAME after a fix: restart it if it stopped, and apply its dead letters again.
+
+    If a daemon holds the projection, it does the work; otherwise this command does.
+
+    \b
+    Examples:
+      jsproj deploy && jsproj retry Visitors   # after fixing the handler that threw
+    """
+    with json_errors(as_json), open_store(dsn, schema) as store:
+        done = control.retry(store, name, timeout=timeout, memory_limit=memory_limit)
+    resumed, requested, applied = done.resumed, done.dead_letters, done.applied
+    report = done.to_dict()
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"{name}: " + ("resumed; " if resumed else "") + (
+        f"{applied} of {requested} dead letters applied" if applied is not None
+        else f"{requested} dead letters to retry by the daemon holding it" if requested else "no dead letters"
+    ))  # fmt: skip
+
+
+COMMANDS = [daemon, rebuild, status, dead_letters, retry]

@@ -1,0 +1,264 @@
+"""Commands that deploy projections: ``deploy``, and ``sql`` (the same deployment as a SQL script)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder, resolve_schema
+from jsproj.tools.cli.common import (
+    echo_json,
+    json_errors,
+    json_option,
+    open_store,
+    projections_option,
+    sandbox_options,
+    store_options,
+)
+
+if TYPE_CHECKING:
+    from jsproj.projections.deploy import DeployReport
+
+# -- jsproj deploy / sql ----------------------------------------------------
+
+
+lifecycle_option = click.option(
+    "--lifecycle",
+    "lifecycles",
+    multiple=True,
+    metavar="NAME=inline|async|live",
+    help="Override the lifecycle a projection declares (repeatable).",
+)
+
+
+python_path_option = click.option(
+    "--python-path",
+    metavar="DIR",
+    envvar="JSPROJ_PYTHON_PATH",
+    show_envvar=True,
+    help="Where the database server's Python finds mini-racer, for --engine plpython  "
+    "[default: /usr/local/lib/jsproj/site].",
+)
+
+
+@click.command()
+@projections_option()
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    help="What runs inline projections: this Python process, or the database (plpython3u, PLV8 or PL/JS)."
+    "  [env: JSPROJ_ENGINE; jsproj.toml; default: python]",
+)
+@lifecycle_option
+@click.option(
+    "--on-error",
+    "on_error",
+    multiple=True,
+    metavar="NAME=stop|dead-letter",
+    help="What an async projection does when a handler throws: stop (the default) or dead-letter the event and go on.",
+)
+@click.option(
+    "--partitions",
+    "partitions",
+    multiple=True,
+    metavar="NAME=N",
+    help="Split an async stream or view projection into N partitions by document key, so that up to N daemons "
+    "share it (default 1).",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove the deployed projections the folder no longer has, with their documents (without it such a "
+    "deploy is refused and changes nothing).",
+)
+@click.option(
+    "--dry-run",
+    "dry_run",
+    is_flag=True,
+    help="Print what the deploy would do (added, changed, removed, rebuilt, indexes) and change nothing.",
+)
+@click.option(
+    "--no-promote",
+    "no_promote",
+    is_flag=True,
+    help="A new .version() of an async projection is built beside the deployed one, then waits for "
+    "`jsproj promote NAME` (default: the daemon switches to it when built).",
+)
+@python_path_option
+@store_options
+@sandbox_options
+@json_option
+def deploy(
+    projections_dir: Path | None,
+    engine: str | None,
+    lifecycles: tuple[str, ...],
+    on_error: tuple[str, ...],
+    partitions: tuple[str, ...],
+    prune: bool,
+    dry_run: bool,
+    no_promote: bool,
+    dsn: str | None,
+    schema: str | None,
+    python_path: str | None,
+    timeout: float,
+    memory_limit: int,
+    as_json: bool,
+) -> None:
+    """Deploy the projections of a folder to the store.
+
+    Migrates the schema, checks every projection in the sandbox, registers
+    them, creates their document tables and rebuilds the documents of new and
+    changed ones from the event log (appends wait meanwhile). Projections no
+    longer in the folder are removed with their documents only with --prune;
+    without it such a deploy is refused. --dry-run prints the plan and changes
+    nothing.
+
+    \b
+    Examples:
+      jsproj deploy
+      jsproj deploy --dry-run
+      jsproj deploy --prune
+      jsproj deploy --projections src/projections --engine plpython
+      jsproj deploy --lifecycle Journal=live --lifecycle Traveled=inline
+      jsproj deploy --partitions Party=8
+    """
+    from jsproj.engine.projections import read_folder
+    from jsproj.projections.deploy import deploy as run_deploy
+    from jsproj.projections.deploy import parse_lifecycles, parse_on_error, parse_partitions
+
+    with json_errors(as_json):  # every option checked before the store (which may start a server)
+        sources = read_folder(resolve_folder("projections", projections_dir))
+        chosen, lifecycle_map, on_error_map = (
+            resolve_engine(engine),
+            parse_lifecycles(lifecycles),
+            parse_on_error(on_error),
+        )
+        partition_map, indexes = parse_partitions(partitions), project_file().indexes
+        with open_store(dsn, schema, create=not dry_run, migrate=not dry_run) as store:  # a dry run changes nothing
+            report = run_deploy(
+                store, sources, engine=chosen, lifecycles=lifecycle_map, on_error=on_error_map,
+                partitions=partition_map, indexes=indexes, timeout=timeout, memory_limit=memory_limit,
+                python_path=python_path, prune=prune, dry_run=dry_run, promote=not no_promote,
+            )  # fmt: skip
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    for line in _report_lines(report):
+        click.echo(line)
+
+
+def _report_lines(report: DeployReport) -> list[str]:
+    """A deploy's report (or a dry run's plan) as the lines ``jsproj deploy`` prints."""
+    plan = report.dry_run
+    found = ["dry run: nothing was changed; a deploy would do this:"] if plan else []
+    for label in ("added", "changed", "removed", "unchanged"):
+        names = getattr(report, label)
+        if names:
+            refused = " (refused without --prune)" if label == "removed" and plan and not report.prune else ""
+            found.append(f"{label}: {', '.join(names)}{refused}")
+    if plan and report.rebuild:
+        found.append(f"rebuilt now (appends wait): {', '.join(report.rebuild)}")
+    for name, events in report.rebuilt.items():
+        found.append(f"rebuilt {name} from {events} events")
+    for name, changed in report.indexes.items():
+        for label in ("created", "dropped"):
+            if changed[label]:
+                found.append(f"{name}: indexes {label}: {', '.join(changed[label])}")
+    if report.building:
+        found.append(f"built by the daemon (jsproj daemon): {', '.join(report.building)}")
+    if report.pending:
+        found.append(f"new versions built beside the deployed ones (jsproj daemon): {', '.join(report.pending)}")
+    if report.retired:
+        retired = "kept, dropped with --prune" if plan else "dropped"
+        found.append(f"replaced versions' tables {retired}: {', '.join(report.retired)}")
+    found.append(f"engine: {report.engine}")
+    return found
+
+
+@click.command("sql")
+@projections_option()
+@click.option(
+    "--engine",
+    type=click.Choice([engine for engine in ENGINES if engine != "python"]),
+    required=True,
+    help="The in-database engine (docs/deploy.md says which to choose where).",
+)
+@click.option(
+    "--schema", metavar="NAME", help="Schema of the store's tables.  [env: JSPROJ_SCHEMA; jsproj.toml; default: public]"
+)
+@lifecycle_option
+@click.option("--prune", is_flag=True, help="Remove the deployed projections the folder no longer has.")
+@python_path_option
+@sandbox_options
+def sql_command(
+    projections_dir: Path | None,
+    engine: str,
+    schema: str | None,
+    lifecycles: tuple[str, ...],
+    prune: bool,
+    python_path: str | None,
+    timeout: float,
+    memory_limit: int,
+) -> None:
+    """Print the SQL that deploys a folder's projections with an in-database engine.
+
+    For a DBA to review and apply by hand, in one transaction (psql's -1),
+    as the second example does. It migrates the schema as `jsproj migrate`
+    does, creates the engine's functions and deploys the projections.
+
+    \b
+    Examples:
+      jsproj sql --engine plpython > deploy.sql
+      psql -v ON_ERROR_STOP=1 -1 -f deploy.sql
+    """
+    from jsproj.engine.projections import Projections, read_folder
+    from jsproj.projections.deploy import DEFAULT_PYTHON_PATH, deployment_sql, parse_lifecycles
+
+    chosen_schema = resolve_schema(schema)
+    sources = read_folder(resolve_folder("projections", projections_dir))
+    with Projections(sources, timeout=timeout, memory_limit=memory_limit) as loaded:
+        click.echo(
+            deployment_sql(
+                loaded.sources,
+                loaded.infos,
+                engine=engine,
+                schema=chosen_schema,
+                lifecycles=parse_lifecycles(lifecycles),
+                indexes=project_file().indexes,
+                prune=prune,
+                timeout=timeout,
+                memory_limit=memory_limit,
+                python_path=python_path or DEFAULT_PYTHON_PATH,
+            ),
+            nl=False,
+        )
+
+
+@click.command()
+@click.argument("name")
+@store_options
+@json_option
+def promote(name: str, dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Switch a projection to the new version that waits for it (deployed with --no-promote).
+
+    The daemon builds it again to the head of the log, beside the deployed
+    version, and switches in one transaction; the old version's table is
+    kept until `jsproj deploy --prune`.
+
+    \b
+    Examples:
+      jsproj promote Party
+    """
+    from jsproj.projections.promote import promote as run_promote
+
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        version = run_promote(store, name)
+    if as_json:
+        echo_json({"name": name, "version": version})
+        return
+    click.echo(f"{name}: version {version} is switched to when the daemon has built it")
+
+
+COMMANDS = [deploy, sql_command, promote]

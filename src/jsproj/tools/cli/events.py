@@ -1,0 +1,203 @@
+"""Commands on events: ``append``, ``stream`` and ``live``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from jsproj import errors
+from jsproj.tools.cli.common import (
+    echo_json,
+    json_errors,
+    json_option,
+    open_store,
+    read_text,
+    sandbox_options,
+    store_options,
+)
+
+# -- jsproj append ----------------------------------------------------------
+
+
+@click.command()
+@click.argument("events_file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--expected-version",
+    type=click.IntRange(min=0),
+    help="The version the stream must be at (0: it must be new). Needs a file with one message.",
+)
+@store_options
+@json_option
+def append(events_file: str, expected_version: int | None, dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Append the messages of EVENTS_FILE (or - for stdin) to the store.
+
+    The file is a JSON array of append messages or JSON Lines, one message per
+    line. All messages are appended in one transaction: if any is refused,
+    none is written.
+
+    \b
+    Examples:
+      jsproj append events.jsonl
+      echo '{"id": "q1", "data": {"$type": "TownReached"}}' | jsproj append - --expected-version 3
+    """
+    from jsproj.tools.events_file import parse
+
+    with json_errors(as_json):
+        messages = parse(read_text(events_file))
+        if expected_version is not None:
+            if len(messages) != 1:
+                raise errors.InputError(
+                    f"--expected-version needs a file with one message; this one has {len(messages)}"
+                )
+            if not isinstance(messages[0].body, dict):
+                raise errors.InvalidEventError(f"{messages[0].where}: an append message is an object")
+            messages[0].body["expected_version"] = expected_version
+        bodies = [m.body for m in messages]
+        with open_store(dsn, schema) as store, _append_progress(bodies, quiet=as_json) as advance:
+            results = store.append_all(bodies, where=[m.where for m in messages], on_progress=advance)
+    events = sum(len(r.positions) for r in results)
+    if as_json:
+        echo_json({"messages": [r.to_dict() for r in results], "events": events})
+        return
+    title = f"appended {_count(events, 'event')} in {_count(len(results), 'message')}"
+    table = Table(title=title, title_justify="left")
+    for column in ("stream", "version", "positions"):
+        table.add_column(column)
+    for r in results[:SHOWN_MESSAGES]:
+        span = f"{r.positions[0]}" if len(r.positions) == 1 else f"{r.positions[0]}..{r.positions[-1]}"
+        table.add_row(r.stream_id, str(r.version), span)
+    if len(results) > SHOWN_MESSAGES:
+        table.add_row(f"... {len(results) - SHOWN_MESSAGES} more messages", "", "")
+    Console().print(table)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+SHOWN_MESSAGES = 20
+PROGRESS_FROM = 1000  # events: smaller files append too fast for a progress bar to help
+
+
+@contextmanager
+def _append_progress(bodies: list[Any], *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr while a large file is appended (none for small ones or with --json)."""
+    from jsproj.tools.events_file import event_count
+
+    total = event_count(bodies)
+    if quiet or total < PROGRESS_FROM:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("appending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("append", total=total)
+        yield lambda events: progress.advance(task, events)
+
+
+# -- jsproj stream ----------------------------------------------------------
+
+
+@click.command()
+@click.argument("stream_id")
+@click.option("--from-version", type=click.IntRange(min=1), help="First version to show.")
+@click.option("--to-version", type=click.IntRange(min=0), help="Last version to show.")
+@store_options
+@json_option
+def stream(
+    stream_id: str, from_version: int | None, to_version: int | None, dsn: str | None, schema: str | None, as_json: bool
+) -> None:
+    """Show a stream: its type, version and events.
+
+    JSON: {"id", "type", "version", "events": [{"position", "version",
+    "timestamp", "metadata", "event": {"$type", "$id", ...}}]}.
+
+    \b
+    Examples:
+      jsproj stream quest-1
+      jsproj stream quest-1 --json --from-version 3
+    """
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        found = store.fetch_stream(stream_id, from_version, to_version)
+    if as_json:
+        echo_json(found.to_dict())
+        return
+    table = Table(title=f"{found.id}: a {found.type} stream at version {found.version}", title_justify="left")
+    for column in ("version", "position", "type", "timestamp", "data"):
+        table.add_column(column)
+    for e in found.events:
+        table.add_row(
+            str(e.version), str(e.position), e.type, e.to_dict()["timestamp"], json.dumps(e.data, ensure_ascii=False)
+        )
+    Console().print(table)
+
+
+# -- jsproj live ------------------------------------------------------------
+
+
+@click.command()
+@click.argument("name")
+@click.argument("stream_id")
+@click.option("--at-version", type=click.IntRange(min=0), help="Fold the events up to this version only.")
+@click.option(
+    "--projections",
+    "projections_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of projection files (default: the projections deployed in the store).",
+)
+@store_options
+@sandbox_options
+@json_option
+def live(
+    name: str,
+    stream_id: str,
+    at_version: int | None,
+    projections_dir: Path | None,
+    dsn: str | None,
+    schema: str | None,
+    timeout: float,
+    memory_limit: int,
+    as_json: bool,
+) -> None:
+    """Fold a stream's events with projection NAME now, storing nothing.
+
+    Prints the document NAME makes of STREAM_ID (null if none).
+
+    \b
+    Examples:
+      jsproj live Party quest-1
+      jsproj live Party quest-1 --at-version 2 --json
+      jsproj live Party quest-1 --projections projections/
+    """
+    from jsproj.engine.projections import Projections, read_folder
+    from jsproj.projections.live import aggregate
+    from jsproj.store.python_engine import deployed_sources
+
+    limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
+    with json_errors(as_json):
+        sources = read_folder(projections_dir) if projections_dir is not None else None
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        if sources is None:
+            with store.pool.connection() as conn:
+                sources = deployed_sources(conn)
+            if not sources:
+                raise errors.ProjectionError(
+                    "no projections are deployed: run `jsproj deploy`, or give --projections DIR"
+                )
+        with Projections(sources, **limits) as loaded:
+            document = aggregate(store, loaded, name, stream_id, at_version)
+    if as_json:
+        echo_json(document)
+    else:
+        Console().print_json(json.dumps(document, ensure_ascii=False))
+
+
+COMMANDS = [append, stream, live]

@@ -1,0 +1,112 @@
+"""Human-readable output for the CLI and the REPL: views, status and dead letters as rich tables, projection logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from jsproj.follow.daemon.poison import DeadLetter
+    from jsproj.projections.status import ProjectionStatus
+
+MAX_COLUMNS = 8
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def documents_table(title: str, documents: Mapping[str, Any]) -> Table:
+    """A table of one projection's documents: a column per field when they are small objects."""
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("id", style="bold")
+    fields: list[str] = []
+    if all(isinstance(doc, dict) for doc in documents.values()):
+        for doc in documents.values():
+            fields.extend(key for key in doc if key not in fields)
+    if fields and len(fields) <= MAX_COLUMNS:
+        for key in fields:
+            table.add_column(key)
+        for doc_id, doc in documents.items():
+            table.add_row(doc_id, *(_cell(doc[key]) if key in doc else "" for key in fields))
+    else:
+        table.add_column("document")
+        for doc_id, doc in documents.items():
+            table.add_row(doc_id, _cell(doc))
+    return table
+
+
+def print_views(views: Mapping[str, Any], console: Console | None = None) -> None:
+    """Print ``{"views": ..., "aggregates": ...}`` as one table per projection."""
+    console = console or Console()
+    for name, documents in views["views"].items():
+        console.print(documents_table(f"{name} ({len(documents)} documents)", documents))
+        console.print()
+    if views["aggregates"]:
+        table = Table(title="aggregates", title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("document")
+        for name, doc in views["aggregates"].items():
+            table.add_row(name, "(no events yet)" if doc is None else _cell(doc))
+        console.print(table)
+
+
+def print_logs(logs: Iterable[Mapping[str, Any]]) -> None:
+    """Print what projection code wrote with ``console.*``, on stderr."""
+    console = Console(stderr=True, highlight=False)
+    for entry in logs:
+        where = entry.get("projection") or entry.get("file") or "projections"
+        console.print(f"[dim]\\[{where}][/dim] {entry.get('message', '')}", markup=True)
+
+
+def status_table(found: Sequence[ProjectionStatus]) -> Table:
+    """The ``jsproj status`` table of :func:`jsproj.projections.status.projection_status` rows."""
+    table = Table(title="projections", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    for column in ("lifecycle", "engine", "status", "position", "lag", "dead", "daemon"):
+        table.add_column(column)
+    for s in found:
+        lag = _lag(s.lag_events, s.lag_seconds)
+        row_status = s.state + (f": {s.error.get('message', '')[:60]}" if s.error else "")
+        if s.pending:
+            row_status += f"; {_pending(s.pending)}"
+        # The position alone: positions have gaps (a rolled-back append uses some), the lag counts events.
+        position = "" if s.position is None else str(s.position)
+        table.add_row(s.name, s.lifecycle, s.engine, row_status, position, lag, str(s.dead_letters), s.holder or "")
+    return table
+
+
+def _lag(events: int | None, seconds: float | None) -> str:
+    """The lag cell: nothing (not async), 0, or the events behind and the oldest one's age."""
+    if events is None:
+        return ""
+    return "0" if not events else f"{_events(events)} ({seconds or 0:.0f} s)"
+
+
+def _pending(pending: Mapping[str, Any]) -> str:
+    """A new version built beside a projection, as ``jsproj status`` shows it."""
+    shown = f"v{pending['version']} {pending['status']}"
+    if pending["status"] == "pending":
+        return f"{shown}: built beside it, {_events(pending['events'])} read"
+    if pending["status"] == "built":
+        return f"{shown}: jsproj promote switches to it"
+    return f"{shown}: {(pending.get('error') or {}).get('message', '')[:60]}"
+
+
+def _events(count: int) -> str:
+    return f"{count} event" + ("" if count == 1 else "s")
+
+
+def dead_letters_table(letters: Sequence[DeadLetter]) -> Table:
+    """The ``jsproj dead-letters`` table."""
+    table = Table(title=f"dead letters ({len(letters)})", title_justify="left")
+    for column in ("id", "projection", "position", "stream", "event", "error"):
+        table.add_column(column)
+    for d in letters:
+        table.add_row(str(d.id), d.projection, str(d.position), d.stream_id, d.event_type,
+                      json.dumps(d.error.get("message", ""))[:100])  # fmt: skip
+    return table
