@@ -39,9 +39,15 @@ def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
         return errors.InvalidEventError(prefix + f"an event $id is already stored ({plain or message})", **numbered)
     unreachable = not state and isinstance(exc, psycopg.OperationalError)
     cls, template = errors.rule_for_sqlstate(CONNECTION_EXCEPTION if unreachable else state)
-    # a DETAIL's fields belong to the states a kind lists (jsproj's SQL writes them); another's DETAIL is PostgreSQL's
-    fields = detail if errors.for_sqlstate(state) is not None else None
-    return cls(prefix + template.format(message=message, code=state), **(fields or {}))
+    return cls(prefix + template.format(message=message, code=state), **_detail_fields(state, detail))
+
+
+def _detail_fields(state: str, detail: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields a JSON DETAIL adds to the error: those of a state a kind lists (jsproj's SQL writes them; any
+    other state's DETAIL is PostgreSQL's), never its kind or message."""
+    if detail is None or errors.for_sqlstate(state) is None:
+        return {}
+    return {key: value for key, value in detail.items() if key not in ("kind", "message")}
 
 
 def _json_detail(detail: str | None) -> dict[str, Any] | None:
