@@ -1,7 +1,12 @@
 'use strict';
-// The client's errors: one small hierarchy mirroring jsproj.errors (Python),
-// each error's `kind` its class name, built from PostgreSQL's SQLSTATE and,
-// for engine errors, the JSON description the store puts in DETAIL.
+// The client's errors: a class for every kind of jsproj's error table
+// (js/errors.json, which jsproj.errors in Python is built from too), each
+// error's `kind` its class name, built from PostgreSQL's SQLSTATE by the
+// table's rules and, for engine errors, the JSON description the store puts
+// in DETAIL.
+const TABLE = require('jsproj/errors.json');
+
+const own = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
 
 class JsprojError extends Error {
   constructor(message, info = {}) {
@@ -11,31 +16,50 @@ class JsprojError extends Error {
     Object.assign(this, info);
   }
 }
-class InputError extends JsprojError {}
-class InvalidEventError extends InputError {}
-class BatchTooLargeError extends InputError {}
-class ConcurrencyError extends JsprojError {}
-class UnknownProjectionError extends JsprojError {}
-class ProjectionError extends JsprojError {}
-class ProjectionHandlerError extends ProjectionError {}
-class DocumentError extends ProjectionHandlerError {}
-class SandboxLimitError extends ProjectionError {}
-class SandboxTimeoutError extends SandboxLimitError {}
-class SandboxMemoryError extends SandboxLimitError {}
-class StoreError extends JsprojError {}
-class StoreUnavailableError extends StoreError {}
-class SchemaMissingError extends StoreError {}
-class PythonEngineRequiredError extends StoreError {}
 
-const CLASSES = {
-  JsprojError, InputError, InvalidEventError, BatchTooLargeError, ConcurrencyError, UnknownProjectionError, ProjectionError,
-  ProjectionHandlerError, DocumentError, SandboxLimitError, SandboxTimeoutError, SandboxMemoryError, StoreError,
-  StoreUnavailableError, SchemaMissingError, PythonEngineRequiredError
-};
+// Every kind of the table as a class named after it, under its parent's.
+function buildClasses() {
+  const classes = { JsprojError };
+  const make = (kind) => {
+    if (!own(classes, kind)) {
+      const Parent = make(TABLE.kinds[kind].parent);
+      classes[kind] = { [kind]: class extends Parent {} }[kind];
+    }
+    return classes[kind];
+  };
+  Object.keys(TABLE.kinds).forEach(make);
+  return classes;
+}
+
+const CLASSES = buildClasses();
+const { ProjectionError, SandboxLimitError } = CLASSES;
+
+// Each SQLSTATE a kind lists: {kind, message template}.
+const BY_SQLSTATE = new Map();
+Object.keys(TABLE.kinds).forEach((kind) => {
+  Object.entries(TABLE.kinds[kind].sqlstates).forEach(([state, message]) => BY_SQLSTATE.set(state, { kind, message }));
+});
+
+// The driver's codes for a connection that failed before PostgreSQL answered: one of class 08.
+const UNREACHABLE = ['ECONNREFUSED', 'ENOENT', 'ECONNRESET'];
+const CONNECTION_EXCEPTION = '08000';
+
+// The table's rule for a SQLSTATE: the kind listing it, else its class's (its first two characters), else
+// the rule for any other state; '' (an error without a SQLSTATE) has its own.
+function rule(state) {
+  if (BY_SQLSTATE.has(state)) return BY_SQLSTATE.get(state);
+  if (!state) return TABLE.noState;
+  return own(TABLE.classes, state.slice(0, 2)) ? TABLE.classes[state.slice(0, 2)] : TABLE.otherState;
+}
+
+// A template of the table filled in: {message} is PostgreSQL's message, {code} the SQLSTATE.
+function fill(template, values) {
+  return template.replace(/\{(message|code)\}/g, (_, name) => values[name]);
+}
 
 // An engine error described as {kind, message, ...} (the store's DETAIL, or the engine's own).
 function fromInfo(info, fallback) {
-  const Class = CLASSES[info.kind] || (/Sandbox/.test(info.kind) ? SandboxLimitError : fallback);
+  const Class = (own(CLASSES, info.kind) && CLASSES[info.kind]) || (/Sandbox/.test(info.kind) ? SandboxLimitError : fallback);
   const { kind, message, ...fields } = info;
   return new Class(message, Object.assign(fields, Class === fallback && kind ? { engineKind: kind } : {}));
 }
@@ -56,21 +80,21 @@ function translate(error) {
   const message = error && error.message ? error.message : String(error);
   const info = detailInfo(error || {});
   const fields = { code: code || null };
-  if (code === 'JP409') return new ConcurrencyError(message, Object.assign(fields, info || {}));
-  if (code === 'JP400') return new InvalidEventError(message, Object.assign(fields, info || {}));  // messageNumber in a batch
-  if (code === 'JP413') return new BatchTooLargeError(message, fields);
-  if (code === 'JP404') return new UnknownProjectionError(message, fields);
-  if (code === 'JP503') return new PythonEngineRequiredError(message, fields);
   const described = info && typeof info.message === 'string' ? info : null;
-  if (code === 'JP500' && described) return Object.assign(fromInfo(described, ProjectionError), fields);
-  if (described && /^Sandbox/.test(described.kind || '')) return Object.assign(fromInfo(described, SandboxLimitError), fields);
-  if (code === '42883' || code === '42P01') {
-    return new SchemaMissingError("the store's schema is missing or outdated (" + message + '): run `jsproj migrate`', fields);
-  }
-  if (typeof code === 'string' && code.startsWith('08') || ['ECONNREFUSED', 'ENOENT', 'ECONNRESET'].includes(code)) {
-    return new StoreUnavailableError('PostgreSQL is unreachable: ' + message, fields);
-  }
-  return new StoreError('PostgreSQL error' + (code ? ' ' + code : '') + ': ' + message, fields);
+  const kind = described && typeof described.kind === 'string' ? described.kind : '';
+  if (code === 'JP500' && kind) return Object.assign(fromInfo(described, ProjectionError), fields);
+  if (/^Sandbox/.test(kind)) return Object.assign(fromInfo(described, SandboxLimitError), fields);
+  const state = UNREACHABLE.includes(code) ? CONNECTION_EXCEPTION : typeof code === 'string' ? code : '';
+  const found = rule(state);
+  return new CLASSES[found.kind](fill(found.message, { message, code: state }), Object.assign(detailFields(state, info), fields));
+}
+
+// The fields a JSON DETAIL adds to the error: those of a state a kind lists (jsproj's SQL writes them; any
+// other state's DETAIL is PostgreSQL's), never its kind or message.
+function detailFields(state, info) {
+  if (!info || !BY_SQLSTATE.has(state)) return {};
+  const { kind, message, ...fields } = info;
+  return fields;
 }
 
 module.exports = Object.assign({ translate, fromInfo }, CLASSES);

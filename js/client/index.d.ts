@@ -58,32 +58,99 @@ export declare function connect(options?: StoreOptions): EventStore;
 export declare function toEventMessage(args: unknown[]): AppendMessage;
 
 export declare namespace errors {
+  // Every kind of jsproj's error table (js/errors.json), under its parent; tests/test_error_table.py checks these.
+  /** Base class of every jsproj error. */
   class JsprojError extends Error {
     readonly kind: string;
     /** The SQLSTATE, for errors from PostgreSQL. */
     readonly code?: string | null;
     [field: string]: unknown;
   }
+  /** Something is wrong with projection code. */
+  class ProjectionError extends JsprojError {}
+  /** A projection file does not parse. */
+  class ProjectionSyntaxError extends ProjectionError {}
+  /** A projection file runs but defines something invalid (name, handler, require, ...). */
+  class ProjectionDefinitionError extends ProjectionError {}
+  /** Projection code failed on an event (a handler, transform or identifiedBy threw, or made a document that cannot be stored). */
+  class ProjectionHandlerError extends ProjectionError {}
+  /** A projection made a document the value rule refuses (docs/dsl.md): a BigInt, a cycle, nesting past 512 levels, JSON text past 16 MiB, text PostgreSQL cannot store. */
+  class DocumentError extends ProjectionHandlerError {}
+  /** A projection name that is not defined. */
+  class UnknownProjectionError extends JsprojError {}
+  /** A call into the sandbox was stopped by a limit. */
+  class SandboxLimitError extends ProjectionError {}
+  /** Projection code ran past the time limit of one call. */
+  class SandboxTimeoutError extends SandboxLimitError {}
+  /** Projection code went past the memory limit. */
+  class SandboxMemoryError extends SandboxLimitError {}
+  /** The sandbox itself failed (the V8 worker could not start, or died for another reason). */
+  class SandboxError extends JsprojError {}
+  /** Bad input: events files, append messages, events. */
   class InputError extends JsprojError {}
+  /** An events file that is not JSON, JSON Lines or a list of messages. */
+  class EventsFileError extends InputError {}
+  /** An append message or event that breaks the format. */
   class InvalidEventError extends InputError {
     /** In a batch (appendAll), which message (1 for the first). */
     readonly messageNumber?: number;
   }
-  class BatchTooLargeError extends InputError {}
+  /** A stream is not at the expected version. */
   class ConcurrencyError extends JsprojError {
     readonly streamId: string;
     readonly expected: number;
     readonly actual: number;
   }
-  class UnknownProjectionError extends JsprojError {}
-  class ProjectionError extends JsprojError {}
-  class ProjectionHandlerError extends ProjectionError {}
-  class DocumentError extends ProjectionHandlerError {}
-  class SandboxLimitError extends ProjectionError {}
-  class SandboxTimeoutError extends SandboxLimitError {}
-  class SandboxMemoryError extends SandboxLimitError {}
+  /** A host used the engine wrongly (a bug in jsproj, not in projections). */
+  class EngineError extends JsprojError {}
+  /** apply named a routed batch the sandbox no longer holds (its worker was replaced). */
+  class StaleBatchError extends EngineError {}
+  /** An unexpected failure inside the engine. */
+  class InternalError extends JsprojError {}
+  /** Projection code recursed too deeply. */
+  class StackOverflowError extends ProjectionError {}
+  /** The store cannot do what was asked (unreachable, not migrated, ...). */
   class StoreError extends JsprojError {}
+  /** PostgreSQL cannot be reached. */
   class StoreUnavailableError extends StoreError {}
+  /** The store's tables or functions are missing: run jsproj migrate. */
   class SchemaMissingError extends StoreError {}
+  /** Stored JSON nested deeper than Python can read (written before jsproj's depth limit, or by SQL). */
+  class UnreadableDocumentError extends StoreError {}
+  /** No stream has that id. */
+  class UnknownStreamError extends StoreError {}
+  /** An append bypassed the Python engine while it keeps inline projections. */
   class PythonEngineRequiredError extends StoreError {}
+  /** The JavaScript language installed in the database cannot stop a call at jsproj's time limit. */
+  class UnlimitedLanguageError extends StoreError {}
+  /** read_all(after=...) was given a position that is not an event's. */
+  class UnknownPositionError extends StoreError {}
+  /** An async projection stopped on an event (policy 'stop'); jsproj retry resumes it. */
+  class ProjectionStoppedError extends JsprojError {}
+  /** A subscriber's handler raised on an event (policy 'stop'). */
+  class SubscriptionStoppedError extends JsprojError {}
+  /** jsproj subscribers was given a target that does not import, or is not a subscriber. */
+  class SubscriberImportError extends InputError {}
+  /** Async projections did not catch up before the deadline; lagging names them. */
+  class WaitTimeoutError extends JsprojError {}
+  /** A projection has no document with that id. */
+  class UnknownDocumentError extends JsprojError {}
+  /** A query of a view that cannot be run. */
+  class QueryError extends InputError {}
+  /** A field name that is not a dotted path of names (where keys, order_by, declared indexes). */
+  class InvalidFieldError extends QueryError {}
+  /** A batch that appends to more streams than PostgreSQL's lock table holds locks for. */
+  class BatchTooLargeError extends InputError {}
+  /** A schema or projection name that is not a safe SQL identifier. */
+  class InvalidNameError extends InputError {}
+  /** A deploy whose set lacks deployed projections, without prune: refused, nothing changed. */
+  class PruneRequiredError extends InputError {}
+  /** The schema cannot be brought up to date (a changed or unknown migration). */
+  class MigrationError extends JsprojError {}
+  /** The PostgreSQL server could not be found, initialised, started or stopped. */
+  class ServerError extends JsprojError {}
+  /** A spec file that is not valid JSON or not in the spec format. */
+  class SpecFileError extends InputError {}
+  /** A REPL command used the wrong way. */
+  class ReplError extends InputError {}
 }

@@ -1,5 +1,8 @@
 """The exceptions jsproj raises: one small hierarchy under :class:`JsprojError`.
 
+The kinds, their parents and their SQLSTATEs are one table, ``js/errors.json``,
+which the Node client builds its classes from too: each class here takes its
+``sqlstates`` from it (tests/test_error_table.py checks classes and table agree).
 Errors that come from the JavaScript engine carry the same fields in every
 host (the ``kind`` names the class); :func:`from_info` rebuilds them here.
 """
@@ -7,8 +10,18 @@ host (the ``kind`` names the class); :func:`from_info` rebuilds them here.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Self
+
+from jsproj.engine.bundle import lib_dir
+
+#: ``js/errors.json``: every kind's parent, doc and SQLSTATEs, and the rules for SQLSTATEs no kind lists.
+_TABLE: dict[str, Any] = json.loads((lib_dir().parent / "errors.json").read_text("utf-8"))
+
+#: Which kind each SQLSTATE of the table means.
+_KIND_OF_STATE = {state: kind for kind, entry in _TABLE["kinds"].items() for state in entry["sqlstates"]}
 
 
 class JsprojError(Exception):
@@ -17,7 +30,8 @@ class JsprojError(Exception):
     ``kind`` is the class's name (what the engine reports in every host);
     ``sqlstates`` are the SQLSTATEs of jsproj's SQL (and of PostgreSQL) that
     mean this error, each with how its message reads (``{message}`` is
-    PostgreSQL's): :func:`for_sqlstate` looks them up.
+    PostgreSQL's), as the table ``js/errors.json`` lists them for the kind:
+    :func:`for_sqlstate` looks them up.
     """
 
     kind: ClassVar[str] = "JsprojError"
@@ -26,10 +40,8 @@ class JsprojError(Exception):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.kind = cls.__name__
-        for state in cls.__dict__.get("sqlstates", {}):
-            if state in _BY_SQLSTATE:
-                raise TypeError(f"SQLSTATE {state} is registered twice ({_BY_SQLSTATE[state].kind}, {cls.kind})")
-            _BY_SQLSTATE[state] = cls
+        entry = _TABLE["kinds"].get(cls.kind)
+        cls.sqlstates = MappingProxyType(dict(entry["sqlstates"])) if entry else MappingProxyType({})
 
     def __init__(self, message: str, **info: Any) -> None:
         super().__init__(message.split("\n", 1)[0])
@@ -69,10 +81,6 @@ class JsprojError(Exception):
     def to_dict(self, *, stack: bool = True) -> dict[str, Any]:
         """The error as the engine reports it (``kind``, ``message`` and its fields)."""
         return {k: v for k, v in self.info.items() if stack or k != "stack"}
-
-
-#: Which class each registered SQLSTATE means (filled by JsprojError.__init_subclass__).
-_BY_SQLSTATE: dict[str, type[JsprojError]] = {}
 
 
 class ProjectionError(JsprojError):
@@ -127,8 +135,6 @@ class DocumentError(ProjectionHandlerError):
 class UnknownProjectionError(JsprojError):
     """A projection name that is not defined; ``suggestion`` is the known name it is closest to, if any."""
 
-    sqlstates: ClassVar[Mapping[str, str]] = {"JP404": "{message}"}
-
     @property
     def suggestion(self) -> str | None:
         return self.info.get("suggestion")
@@ -178,26 +184,12 @@ class EventsFileError(InputError):
     """An events file that is not JSON, JSON Lines or a list of messages; ``line`` says where."""
 
 
-_REFUSED = "PostgreSQL refused the data: {message}"
-
-
 class InvalidEventError(InputError):
     """An append message or event that breaks the format (missing ``$type``, bad id, ...)."""
-
-    sqlstates: ClassVar[Mapping[str, str]] = {
-        "JP400": "{message}",
-        # the only date/time pge_append casts is the message's timestamp
-        "22007": "timestamp must be an ISO 8601 date-time that exists ({message})",
-        "22008": "timestamp must be an ISO 8601 date-time that exists ({message})",
-        "22009": "timestamp must be an ISO 8601 date-time that exists ({message})",
-        **dict.fromkeys(("22P05", "22P02", "22021", "54000", "54001", "22003"), _REFUSED),
-    }
 
 
 class ConcurrencyError(JsprojError):
     """A stream is not at the expected version: ``stream_id``, ``expected``, ``actual``."""
-
-    sqlstates: ClassVar[Mapping[str, str]] = {"JP409": "{message}"}  # DETAIL: {"streamId", "expected", "actual"}
 
     @property
     def stream_id(self) -> str | None:
@@ -225,9 +217,6 @@ class StaleBatchError(EngineError):
 class InternalError(JsprojError):
     """An unexpected failure inside the engine."""
 
-    # DETAIL: the engine's description of the error, when it has one
-    sqlstates: ClassVar[Mapping[str, str]] = {"JP500": "{message}"}
-
 
 class StackOverflowError(ProjectionError):
     """Projection code recursed too deeply."""
@@ -247,10 +236,6 @@ class StoreUnavailableError(StoreError):
 class SchemaMissingError(StoreError):
     """The store's tables or functions are missing: run ``jsproj migrate``."""
 
-    sqlstates: ClassVar[Mapping[str, str]] = dict.fromkeys(
-        ("42883", "42P01"), "the store's schema is missing or outdated ({message}): run `jsproj migrate`"
-    )
-
 
 class UnreadableDocumentError(StoreError):
     """Stored JSON nested deeper than Python can read (written before jsproj's depth limit, or by SQL)."""
@@ -263,14 +248,10 @@ class UnknownStreamError(StoreError):
 class PythonEngineRequiredError(StoreError):
     """An append bypassed the Python engine while it keeps inline projections."""
 
-    sqlstates: ClassVar[Mapping[str, str]] = {"JP503": "{message}"}
-
 
 class UnlimitedLanguageError(StoreError):
     """The JavaScript language installed in the database cannot stop a call at jsproj's time limit: it was built
     without its execution timeout (deploy refuses it: docs/deploy.md#plv8-and-pljs)."""
-
-    sqlstates: ClassVar[Mapping[str, str]] = {"JP505": "{message}"}
 
 
 class UnknownPositionError(StoreError):
@@ -340,8 +321,6 @@ class BatchTooLargeError(InputError):
     """A batch that appends to more streams than PostgreSQL's lock table holds locks for (each stream of a batch
     is locked until it commits): nothing was written; append it in smaller transactions."""
 
-    sqlstates: ClassVar[Mapping[str, str]] = {"JP413": "{message}"}
-
 
 class InvalidNameError(InputError):
     """A schema or projection name that is not a safe SQL identifier."""
@@ -354,8 +333,6 @@ class PruneRequiredError(InputError):
     """A deploy whose set lacks deployed projections, without ``prune``: refused, nothing changed;
     ``removed`` names the projections it would remove (``jsproj deploy --prune`` removes them)."""
 
-    sqlstates: ClassVar[Mapping[str, str]] = {"JP412": "{message}"}  # DETAIL: {"removed": [names]}
-
     @property
     def removed(self) -> list[str]:
         return list(self.info.get("removed", []))
@@ -366,8 +343,6 @@ class PruneRequiredError(InputError):
 
 class MigrationError(JsprojError):
     """The schema cannot be brought up to date (a changed or unknown migration)."""
-
-    sqlstates: ClassVar[Mapping[str, str]] = {"JPM01": "{message}"}  # raised by migrate.schema_script's blocks
 
 
 # -- the PostgreSQL server (server.py) -------------------------------------------
@@ -399,8 +374,26 @@ def _classes(base: type[JsprojError]) -> dict[str, type[JsprojError]]:
 
 
 def for_sqlstate(state: str) -> type[JsprojError] | None:
-    """The class registered for a SQLSTATE (``JP409``: :class:`ConcurrencyError`, ...), if any."""
-    return _BY_SQLSTATE.get(state)
+    """The class the table lists a SQLSTATE for (``JP409``: :class:`ConcurrencyError`, ...), if any."""
+    kind = _KIND_OF_STATE.get(state)
+    return None if kind is None else _classes(JsprojError)[kind]
+
+
+def rule_for_sqlstate(state: str) -> tuple[type[JsprojError], str]:
+    """The class and message template the table gives a SQLSTATE: the kind listing it, else the rule of its
+    class (its first two characters: ``08``, PostgreSQL unreachable), else the rule for any other state;
+    ``""`` (an error without a SQLSTATE) has its own rule.
+
+    The template's ``{message}`` is PostgreSQL's message, ``{code}`` the state.
+    """
+    cls = for_sqlstate(state)
+    if cls is not None:
+        return cls, cls.sqlstates[state]
+    if not state:
+        rule = _TABLE["noState"]
+    else:
+        rule = _TABLE["classes"].get(state[:2], _TABLE["otherState"])
+    return _classes(JsprojError)[rule["kind"]], rule["message"]
 
 
 def from_info(info: dict[str, Any]) -> JsprojError:

@@ -8,17 +8,21 @@ from typing import Any
 import psycopg
 
 from jsproj import errors
-from jsproj.errors import StoreError, StoreUnavailableError
 from jsproj.redact import redact
+
+#: PostgreSQL's SQLSTATE for a connection exception: what a connection that failed without one is taken for.
+CONNECTION_EXCEPTION = "08000"
 
 
 def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
     """The jsproj error for a database error raised while appending or reading.
 
-    A lookup of the SQLSTATE among the ones the error classes register
-    (:func:`jsproj.errors.for_sqlstate`), after the two cases the state
-    alone cannot tell: an engine's own description of the error in the
-    DETAIL, and a duplicate event id.
+    The rule of the error table (``js/errors.json``) for the SQLSTATE
+    (:func:`jsproj.errors.rule_for_sqlstate`: its kind, else its class's
+    rule), after the two cases the state alone cannot tell: an engine's own
+    description of the error in the DETAIL, and a duplicate event id. A
+    connection that failed before PostgreSQL answered has no SQLSTATE: it is
+    one of class ``08``, as the Node client's refused connections are.
     """
     prefix = f"{where}: " if where else ""
     state = exc.sqlstate or ""
@@ -33,12 +37,17 @@ def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
     if state == "23505" and diag.constraint_name == "pge_events_id_key":
         numbered = {"messageNumber": detail["messageNumber"]} if detail and "messageNumber" in detail else {}
         return errors.InvalidEventError(prefix + f"an event $id is already stored ({plain or message})", **numbered)
-    cls = errors.for_sqlstate(state)
-    if cls is not None:
-        return cls(prefix + cls.sqlstates[state].format(message=message), **(detail or {}))
-    if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
-        return StoreUnavailableError(prefix + f"PostgreSQL is unreachable: {message}")
-    return StoreError(prefix + f"PostgreSQL error {state}: {message}")
+    unreachable = not state and isinstance(exc, psycopg.OperationalError)
+    cls, template = errors.rule_for_sqlstate(CONNECTION_EXCEPTION if unreachable else state)
+    return cls(prefix + template.format(message=message, code=state), **_detail_fields(state, detail))
+
+
+def _detail_fields(state: str, detail: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields a JSON DETAIL adds to the error: those of a state a kind lists (jsproj's SQL writes them; any
+    other state's DETAIL is PostgreSQL's), never its kind or message."""
+    if detail is None or errors.for_sqlstate(state) is None:
+        return {}
+    return {key: value for key, value in detail.items() if key not in ("kind", "message")}
 
 
 def _json_detail(detail: str | None) -> dict[str, Any] | None:
