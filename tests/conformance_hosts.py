@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from jsproj import errors
-from jsproj.tools.events_file import event_count, parse
+from jsproj.engine.events_file import event_count, parse
 from jsproj.tools.hosts import Host, Job, LiveHost, NodeHost, PythonHost, Scratch, StoreHost
 
 ROOT = Path(__file__).resolve().parents[1]

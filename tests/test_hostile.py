@@ -19,7 +19,7 @@ from clihelp import jsproj
 from jsproj import errors
 from jsproj.engine.projections import Projections
 from jsproj.store.sync import EventStore
-from jsproj.tools.events_file import parse
+from jsproj.engine.events_file import parse
 from test_store import counts, unchanged
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -15,7 +15,7 @@ from jsproj.engine.projections import Projections
 from jsproj.errors import UnknownStreamError
 from jsproj.projections.live import aggregate
 from jsproj.store.sync import EventStore
-from jsproj.tools.events_file import parse
+from jsproj.engine.events_file import parse
 
 QUEST = Path(__file__).resolve().parents[1] / "src" / "jsproj" / "examples" / "quest"
 
@@ -134,7 +134,7 @@ def test_paged_folds_name_the_failing_event(store: EventStore, tickets: Projecti
     with pytest.raises(errors.InputError, match="page size must be >= 1"):
         aggregate(store, tickets, "Ticket", "t1", page_size=0)
     # the failed fold gave its connection back: the pool is not drained by failures
-    for _ in range(store.pool.max_size + 1):
+    for _ in range(store.max_size + 1):
         with pytest.raises(errors.ProjectionHandlerError):
             aggregate(store, tickets, "Ticket", "t1", page_size=4)
 

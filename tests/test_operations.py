@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from clihelp import JSPROJ, jsproj
-from jsproj.follow.daemon import Daemon, loop
+from jsproj.follow.daemon import Daemon, session
 from jsproj.follow.daemon.metrics import DaemonMetrics, MetricsServer
 from jsproj.projections.deploy import deploy
 from jsproj.projections.status import wait_for_projections
@@ -260,7 +260,7 @@ projections.projectStream('Quest').named('Party').by({ $any: function (s, e) { s
 def test_a_long_build_beats_and_works_and_one_stuck_behind_a_lock_fails_healthz(
     store: EventStore, dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loop, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(session, "HEARTBEAT_SECONDS", 0.1)
     deploy(store, [{"file": "Party.js", "source": PARTY}], lifecycles={"Party": "async"})
     store.append_all([{"id": f"q{n}", "type": "Quest", "data": {"$type": "Started"}} for n in range(8)])
     hooks = DaemonMetrics(stall_seconds=0.5)

@@ -118,7 +118,7 @@ def holders(store: EventStore) -> set[str]:
 
 
 def survivor_id(store: EventStore, pid: int) -> str:
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         row = conn.execute("select id from pge_daemons where pid = %s", (pid,)).fetchone()
     assert row is not None
     return str(row[0])

@@ -171,3 +171,132 @@ def test_the_version_has_one_source() -> None:
     client = json.loads((ROOT / "js" / "client" / "package.json").read_text("utf-8"))["version"]
     assert jsproj.__version__ == version("jsproj") == engine == client
     assert "version =" not in (ROOT / "pyproject.toml").read_text("utf-8").split("[project]")[1].split("[")[0]
+
+
+def occurrences(root: Path, pattern: str, text: str) -> dict[str, int]:
+    """How often ``text`` occurs in each file under ``root`` matching ``pattern`` (the files where it does)."""
+    found = {str(path.relative_to(ROOT)): path.read_text("utf-8").count(text) for path in sorted(root.rglob(pattern))}
+    return {path: count for path, count in found.items() if count}
+
+
+def test_the_gap_safe_condition_is_said_once_in_python_and_once_in_sql() -> None:
+    """Every reader of the whole log goes through the one log reader: `tx_id < pg_snapshot_xmin(...)` is
+    written once in the package (store/log.py's `after`) and once in the SQL (`pge_log_end`)."""
+    assert occurrences(PACKAGE, "*.py", "pg_snapshot_xmin(") == {"src/jsproj/store/log.py": 1}
+    assert occurrences(SQL, "*.sql", "pg_snapshot_xmin(") == {"sql/functions/records.sql": 1}
+
+
+def test_the_log_reader_alone_builds_record_lines_json_record_pages_and_the_high_water_mark() -> None:
+    assert occurrences(PACKAGE, "*.py", "concat_ws(E'") == {"src/jsproj/store/log.py": 1}, "record lines"
+    pages = {
+        **occurrences(PACKAGE, "*.py", "string_agg(r.record"),
+        **occurrences(PACKAGE, "*.py", "string_agg(page.record"),
+    }
+    assert pages == {"src/jsproj/store/log.py": 1}, "JSON record pages"
+    high_water = "order by e.tx_id desc, e.position desc"
+    assert occurrences(PACKAGE, "*.py", high_water) == {"src/jsproj/store/log.py": 1}
+    assert occurrences(SQL / "functions", "*.sql", high_water) == {"sql/functions/records.sql": 1}
+    # In SQL: the in-database rebuild reads pages after a position, the Python engine's append the events at
+    # positions; the inline trigger builds its records from the statement's transition table (inline.sql says why).
+    assert occurrences(SQL, "*.sql", "string_agg(page.record") == {"sql/functions/rebuild.sql": 1}
+    assert occurrences(SQL, "*.sql", "string_agg(r.record") == {"sql/functions/inline.sql": 1}
+
+
+def raw_imports() -> dict[str, set[str]]:
+    """Each module's jsproj imports, packages included, and whether it imports psycopg (as "psycopg")."""
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        found = imports(path, set(paths) | {"psycopg"})
+        tree = ast.parse(path.read_text("utf-8"))
+        if any(
+            (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "psycopg" for a in node.names))
+            or (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "psycopg")
+            for node in ast.walk(tree)
+        ):
+            found.add("psycopg")
+        graph[name] = found
+    return graph
+
+
+def breaking(rule: str, modules: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list[str]:
+    """The imports of modules under ``modules`` that a layer rule forbids (by prefix), with the rule's name."""
+    graph = raw_imports()
+    return sorted(
+        f"{rule}: {name} imports {target}"
+        for name, targets in graph.items()
+        if name == modules or name.startswith(modules + ".")
+        for target in targets
+        if any(target == f or target.startswith(f + ".") for f in forbidden) and target not in allowed
+    )
+
+
+FACADES = ("jsproj.store.sync", "jsproj.store.aio", "jsproj.store.connecting")
+
+
+def test_the_layers_import_only_downwards() -> None:
+    """engine < store < projections, follow < tools; the daemon reads through the store's parts, never its
+    facades; the CLI parses and renders, and leaves the database to the library."""
+    assert "jsproj.store.log" in raw_imports()["jsproj.follow.subscriber"], "the graph was read"
+    found = [
+        *breaking("the engine touches no database", "jsproj.engine",
+                  ("jsproj.store", "jsproj.projections", "jsproj.follow", "jsproj.tools", "psycopg")),
+        *breaking("the daemon never imports the store's facades", "jsproj.follow.daemon", FACADES),
+        *breaking("the follower engine knows no processor", "jsproj.follow.engine",
+                  ("jsproj.follow.daemon", "jsproj.follow.subscriber", "jsproj.follow.subscriptions", "jsproj.store")),
+        *breaking("the CLI never imports psycopg", "jsproj.tools.cli", ("psycopg",)),
+        *breaking("the store's parts import nothing above them", "jsproj.store",
+                  ("jsproj.projections", "jsproj.follow", "jsproj.tools"), allowed=()),
+    ]  # fmt: skip
+    facades_above = [line for line in found if line.split(": ")[1].split(" imports ")[0] in FACADES]
+    assert [line for line in found if line not in facades_above] == []
+    # The facades give `views()` (projections.views) and open the embedded database (through config): nothing else.
+    assert sorted({line.split(" imports ")[1] for line in facades_above}) <= ["jsproj.projections.views"]
+
+
+MAX_CLASS_LINES = 250
+
+
+def test_no_class_of_the_package_is_longer_than_250_lines() -> None:
+    found = {
+        f"{module_name(path)}.{node.name}": node.end_lineno - node.lineno + 1
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text("utf-8")))
+        if isinstance(node, ast.ClassDef) and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES
+    }  # fmt: skip
+    assert found == {}, f"classes over {MAX_CLASS_LINES} lines: {found}"
+
+
+# `name` (`path`), or `a`, `b` and `c` (`path`): names the map says a file defines.
+CLAIM = re.compile(r"((?:`[\w.]+`(?:,\s*|\s+and\s+))*`[\w.]+`)\s+\(`((?:src|sql|js)/[^`]+\.(?:py|sql|js))`\)")
+
+
+def defines(path: Path, name: str) -> bool:
+    text = path.read_text("utf-8")
+    if path.suffix == ".sql":
+        return re.search(rf"function\s+(?:@schema@\.)?{re.escape(name)}\s*\(", text, re.I) is not None
+    if path.suffix == ".py":
+        return re.search(rf"^\s*(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]", text, re.M) is not None
+    return re.search(rf"function\s+{re.escape(name)}\s*\(|\b{re.escape(name)}\s*=", text) is not None
+
+
+def map_claims() -> list[tuple[str, str]]:
+    invariants = (ROOT / "docs" / "architecture.md").read_text("utf-8").split("## Where each invariant is enforced")[1]
+    return [
+        (name.split(".")[-1], path)
+        for names, path in CLAIM.findall(invariants)
+        for name in re.findall(r"`([\w.]+)`", names)
+    ]
+
+
+def test_each_function_and_constant_an_invariant_names_is_defined_in_the_file_it_names() -> None:
+    claims = map_claims()
+    assert len(claims) >= 20 and ("pge_log_end", "sql/functions/records.sql") in claims, "the claims were read"
+    assert [(name, path) for name, path in claims if not defines(ROOT / path, name)] == []
+
+
+def test_the_claim_check_finds_a_wrong_claim(tmp_path: Path) -> None:
+    wrong = tmp_path / "x.sql"
+    wrong.write_text("create or replace function pge_other() returns int language sql as $$ select 1 $$;")
+    assert not defines(wrong, "pge_log_end") and defines(wrong, "pge_other")

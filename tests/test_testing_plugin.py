@@ -142,7 +142,7 @@ def test_each_test_gets_a_schema_of_its_own_dropped_after_it(project: pytest.Pyt
         def test_append(jsproj_store, n):
             result = jsproj_store.append(stream_id="quest-1", type="Quest", events=[{"$type": "EndOfDay"}])
             assert result.version == 1
-            with jsproj_store.pool.connection() as conn:
+            with jsproj_store.connection() as conn:
                 database = conn.execute("select current_database()").fetchone()[0]
             with open(f"seen-{n}.txt", "w") as file:
                 file.write(f"{database} {jsproj_store.schema}")

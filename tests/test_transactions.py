@@ -38,7 +38,7 @@ def sequence(dsn: str) -> tuple[int, int]:
 def shop(dsn: str) -> Iterator[EventStore]:
     with EventStore(dsn) as store:
         deploy(store, COUNTER)  # Orders: inline, on the Python engine
-        with store.pool.connection() as conn:
+        with store.connection() as conn:
             conn.execute("create table orders (id text primary key, total int not null)")
         yield store
 
@@ -153,7 +153,7 @@ def test_the_inline_guard_is_back_after_the_appends_on_the_applications_connecti
 
 
 def test_results_are_given_only_once_committed_and_a_late_append_is_refused(shop: EventStore, dsn: str) -> None:
-    with shop.pool.connection() as conn:
+    with shop.connection() as conn:
         conn.execute("create table parents (id int primary key)")
         conn.execute("create table children (parent int references parents deferrable initially deferred)")
     with pytest.raises(psycopg.errors.ForeignKeyViolation), shop.transaction() as tx:  # fails at the COMMIT

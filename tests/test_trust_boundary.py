@@ -217,7 +217,7 @@ def test_no_setting_a_session_can_change_reaches_what_runs_as_the_owner(
 
 def test_a_language_without_an_execution_timeout_is_refused_at_deploy(dsn: str) -> None:
     """The check deploy runs once the language is loaded: a build without the setting has no time limit."""
-    with EventStore(dsn, max_size=1) as store, store.pool.connection() as conn:
+    with EventStore(dsn, max_size=1) as store, store.connection() as conn:
         with pytest.raises(psycopg.Error) as refused:
             conn.execute("select pge_require_execution_timeout('nolanguage')")
     assert refused.value.sqlstate == "JP505"

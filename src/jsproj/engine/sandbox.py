@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -225,22 +226,8 @@ class Sandbox:
         self._baseline_rss = 0
 
     def _spawn(self) -> None:
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        env["TZ"] = "UTC"  # local-time Date methods give the same on every machine (docs/sandbox.md)
         self._stderr = tempfile.TemporaryFile()
-        try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "jsproj.engine.worker", repr(self.timeout), str(self.memory_limit)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._stderr,
-                env=env,
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise errors.SandboxError(f"the V8 sandbox could not start: {exc}") from exc
+        self._proc = _popen(self.timeout, self.memory_limit, self._stderr)
         self._pid = os.getpid()
         self._finalizer = weakref.finalize(self, _stop, self._proc, self._pid)
         self._baseline_rss = 0
@@ -287,16 +274,10 @@ class Sandbox:
     def _read_exact(self, size: int, deadline: float, starting: bool) -> bytes:
         assert self._proc is not None and self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
-        chunks: list[bytes] = []
-        remaining = size
-        while remaining:
-            self._wait_readable(fd, deadline, starting)
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                raise self._died()
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+        chunks = _read(fd, size, lambda: self._wait_readable(fd, deadline, starting))
+        if chunks is None:
+            raise self._died()
+        return chunks
 
     def _wait_readable(self, fd: int, deadline: float, starting: bool) -> None:
         """Wait for the worker's answer, killing it at the deadline or when it outgrows its memory."""
@@ -309,26 +290,10 @@ class Sandbox:
             if wait > 0 and not (over and rss is not None and rss > self._baseline_rss + 2 * self.memory_limit):
                 continue
             self._discard()
-            if starting:
-                raise errors.SandboxError("the V8 sandbox did not start in time")
-            if over:
-                raise errors.SandboxMemoryError(
-                    f"projection code went past the memory limit of {self.memory_limit // MB} MB "
-                    f"(the V8 worker had to be killed at {(rss or 0) // MB} MB)"
-                )
-            raise errors.SandboxTimeoutError(
-                f"projection code ran past the time limit of {self.timeout:g} s (the V8 worker had to be killed)"
-            )
+            raise _killed(starting, rss if over else None, self.timeout, self.memory_limit)
 
     def _worker_rss(self) -> int | None:
-        """The worker's resident memory in bytes (Linux), or None when unknown."""
-        if self._proc is None:
-            return None
-        try:
-            with open(f"/proc/{self._proc.pid}/statm") as statm:
-                return int(statm.read().split()[1]) * PAGE_SIZE
-        except (OSError, ValueError, IndexError):
-            return None
+        return _rss(self._proc.pid) if self._proc is not None else None
 
     def _reap(self) -> None:
         """Wait for a worker that announced it is exiting, then forget it."""
@@ -348,15 +313,7 @@ class Sandbox:
             self._stderr.seek(0)
             output = self._stderr.read()[-20000:].decode("utf-8", "replace")
         self._discard()
-        if "out of memory" in output.lower() or "allocation failed" in output.lower():
-            return errors.SandboxMemoryError(
-                f"projection code exhausted V8's memory (limit {self.memory_limit // MB} MB; the V8 worker died)"
-            )
-        # V8 ends its process on what it cannot go on from (an invalid size, a fatal check): a limit of the
-        # sandbox all the same, so that the projection at fault is named (Projections narrows it down).
-        fatal = next((line for line in output.splitlines() if "Fatal" in line or "fatal" in line), None)
-        last = fatal or next((line for line in reversed(output.strip().splitlines()) if line.strip()), "no output")
-        return errors.SandboxMemoryError(f"projection code stopped the V8 worker (exit code {code}): {last.strip()}")
+        return _death(code, output, self.memory_limit)
 
     def _keep_logs(self, logs: list[dict[str, Any]] | None) -> None:
         if logs:
@@ -367,3 +324,72 @@ class Sandbox:
         """Return and forget what projection code printed with ``console.*``."""
         logs, self.logs = self.logs, []
         return logs
+
+
+def _rss(pid: int) -> int | None:
+    """A process's resident memory in bytes (Linux), or None when unknown."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _read(fd: int, size: int, wait: Callable[[], None]) -> bytes | None:
+    """``size`` bytes from ``fd``, calling ``wait()`` before each read; None if it closes first."""
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining:
+        wait()
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _killed(starting: bool, rss: int | None, timeout: float, memory_limit: int) -> errors.JsprojError:
+    """The error for a worker killed at its deadline (or, with ``rss``, for outgrowing its memory)."""
+    if starting:
+        return errors.SandboxError("the V8 sandbox did not start in time")
+    if rss is not None:
+        return errors.SandboxMemoryError(
+            f"projection code went past the memory limit of {memory_limit // MB} MB "
+            f"(the V8 worker had to be killed at {rss // MB} MB)"
+        )
+    return errors.SandboxTimeoutError(
+        f"projection code ran past the time limit of {timeout:g} s (the V8 worker had to be killed)"
+    )
+
+
+def _death(code: int | None, output: str, memory_limit: int) -> errors.JsprojError:
+    """The error for a worker that vanished mid-call, from its exit code and what it wrote on stderr."""
+    if "out of memory" in output.lower() or "allocation failed" in output.lower():
+        return errors.SandboxMemoryError(
+            f"projection code exhausted V8's memory (limit {memory_limit // MB} MB; the V8 worker died)"
+        )
+    # V8 ends its process on what it cannot go on from (an invalid size, a fatal check): a limit of the
+    # sandbox all the same, so that the projection at fault is named (Projections narrows it down).
+    fatal = next((line for line in output.splitlines() if "Fatal" in line or "fatal" in line), None)
+    last = fatal or next((line for line in reversed(output.strip().splitlines()) if line.strip()), "no output")
+    return errors.SandboxMemoryError(f"projection code stopped the V8 worker (exit code {code}): {last.strip()}")
+
+
+def _popen(timeout: float, memory_limit: int, stderr: Any) -> subprocess.Popen[bytes]:
+    """A new worker process (``jsproj.engine.worker``) with these limits, its stderr into ``stderr``."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env["TZ"] = "UTC"  # local-time Date methods give the same on every machine (docs/sandbox.md)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "jsproj.engine.worker", repr(timeout), str(memory_limit)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            close_fds=True,
+        )
+    except OSError as exc:
+        raise errors.SandboxError(f"the V8 sandbox could not start: {exc}") from exc

@@ -32,7 +32,7 @@ def now_iso() -> str:
 
 def _events_text(events: str | os.PathLike[str] | Sequence[Any]) -> str:
     if isinstance(events, os.PathLike):
-        from jsproj.tools.events_file import read
+        from jsproj.engine.events_file import read
 
         return read(events)
     if isinstance(events, str):

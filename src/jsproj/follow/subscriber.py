@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -29,12 +29,44 @@ from jsproj.store.identifiers import search_path
 from jsproj.store.recorded import RecordedEvent, load_json
 from jsproj.store.translate import translate
 
-if TYPE_CHECKING:
-    from jsproj.follow.subscriptions import Options
-
 LOCK_CLASS = 1246974040  # advisory locks (LOCK_CLASS, hashtext(schema.name)): the runner of a subscription
 SCAN_FACTOR = 10  # a page reads at most this many times page_size events, when filters leave some out
 RETRY_SECONDS = (0.1, 30.0)  # on_error='retry': the first wait, and the longest
+
+DEFAULT_PAGE_SIZE = 100  # events handed to the handler per page (and per transaction, by default)
+
+Transaction = Literal["page", "event"]
+OnError = Literal["stop", "retry"]
+Start = Literal["beginning", "end"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a subscription reads and calls its handler (see :func:`subscribe`)."""
+
+    event_types: tuple[str, ...] | None = None
+    stream_types: tuple[str, ...] | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    transaction: Transaction = "page"
+    on_error: OnError = "stop"
+    start: Start = "beginning"
+    poll_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        if self.transaction not in ("page", "event"):
+            raise ValueError(f"transaction must be 'page' or 'event', not {self.transaction!r}")
+        if self.on_error not in ("stop", "retry"):
+            raise ValueError(f"on_error must be 'stop' or 'retry', not {self.on_error!r}")
+        if self.start not in ("beginning", "end"):
+            raise ValueError(f"start must be 'beginning' or 'end', not {self.start!r}")
+        if self.poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
+        for what in (self.event_types, self.stream_types):
+            if what is not None and (not what or not all(isinstance(t, str) and t for t in what)):
+                raise ValueError("event_types and stream_types are non-empty lists of names (or None: any)")
+
 
 #: A lost connection reconnects; anything else ends the run (the handler stopping it, a database error).
 SUBSCRIBER_POLICY = ErrorPolicy(((LOST, "reconnect"),))

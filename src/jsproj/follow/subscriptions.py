@@ -31,53 +31,29 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 
 from jsproj.errors import InvalidNameError, SubscriberImportError
 from jsproj.follow.engine import Follower
-from jsproj.follow.subscriber import LOCK_CLASS, Handler, SubscriberProcessor
+from jsproj.follow.subscriber import (
+    DEFAULT_PAGE_SIZE,
+    LOCK_CLASS,
+    Handler,
+    OnError,
+    Options,
+    Start,
+    SubscriberProcessor,
+    Transaction,
+)
 from jsproj.store.recorded import RecordedEvent
 from jsproj.store.sync import EventStore
 
 __all__ = ["LOCK_CLASS", "Handler", "Options", "Runner", "Subscriber", "Subscription", "load_subscribers",
            "subscribe", "subscriber"]  # fmt: skip
 
-DEFAULT_PAGE_SIZE = 100  # events handed to the handler per page (and per transaction, by default)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,99}$")
-
-Transaction = Literal["page", "event"]
-OnError = Literal["stop", "retry"]
-Start = Literal["beginning", "end"]
-
-
-@dataclass(frozen=True)
-class Options:
-    """How a subscription reads and calls its handler (see :func:`subscribe`)."""
-
-    event_types: tuple[str, ...] | None = None
-    stream_types: tuple[str, ...] | None = None
-    page_size: int = DEFAULT_PAGE_SIZE
-    transaction: Transaction = "page"
-    on_error: OnError = "stop"
-    start: Start = "beginning"
-    poll_interval: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.page_size < 1:
-            raise ValueError("page_size must be at least 1")
-        if self.transaction not in ("page", "event"):
-            raise ValueError(f"transaction must be 'page' or 'event', not {self.transaction!r}")
-        if self.on_error not in ("stop", "retry"):
-            raise ValueError(f"on_error must be 'stop' or 'retry', not {self.on_error!r}")
-        if self.start not in ("beginning", "end"):
-            raise ValueError(f"start must be 'beginning' or 'end', not {self.start!r}")
-        if self.poll_interval <= 0:
-            raise ValueError("poll_interval must be positive")
-        for what in (self.event_types, self.stream_types):
-            if what is not None and (not what or not all(isinstance(t, str) and t for t in what)):
-                raise ValueError("event_types and stream_types are non-empty lists of names (or None: any)")
 
 
 def check_name(name: str) -> str:

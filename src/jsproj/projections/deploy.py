@@ -37,7 +37,8 @@ from jsproj.engine.worker import V8_FLAGS
 from jsproj.store.identifiers import check_schema, field_path
 from jsproj.store.migrate import schema_script, sql_dir
 from jsproj.store.python_engine import rebuild
-from jsproj.store.sync import EventStore, translate
+from jsproj.store.sync import EventStore
+from jsproj.store.translate import translate
 
 DATABASE_ENGINES = tuple(engine for engine in ENGINES if engine != "python")
 #: The in-database engines that are JavaScript procedural languages (sql/engines/javascript.sql).
@@ -260,7 +261,7 @@ def deploy(
         if not promote:
             rows = [row | {"promote": "manual"} for row in rows]
         report = DeployReport(engine, dry_run=dry_run, prune=prune)
-        with store.pool.connection() as conn:
+        with store.connection() as conn:
             try:
                 if dry_run:
                     outcome = _value(conn, "select pge_deploy_plan(%s)", (Jsonb(rows),))

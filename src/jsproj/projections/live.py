@@ -21,7 +21,9 @@ import psycopg
 from jsproj import errors
 from jsproj.engine.projections import Projections
 from jsproj.store.log import record_lines
-from jsproj.store.sync import STREAM_VERSION, EventStore, translate
+from jsproj.store.recorded import STREAM_VERSION
+from jsproj.store.sync import EventStore
+from jsproj.store.translate import translate
 
 # Events per page. Measured on 10,000- and 100,000-event streams (pages of
 # 1,000 to 10,000, interleaved): 2,000 was the fastest by 5-20% at both
@@ -101,7 +103,7 @@ def _pages(
     so the events up to the version read first are all there and never change.
     The next page is read on a thread while the caller folds this one.
     """
-    with store.pool.connection() as conn, ThreadPoolExecutor(1, thread_name_prefix="jsproj-live") as reader:
+    with store.connection() as conn, ThreadPoolExecutor(1, thread_name_prefix="jsproj-live") as reader:
         head = _execute(conn, _HEAD, (stream_id,))
         if head is None:
             raise errors.UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)

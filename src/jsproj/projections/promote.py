@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import psycopg
 
-from jsproj.store.sync import EventStore, translate
+from jsproj.store.sync import EventStore
+from jsproj.store.translate import translate
 
 
 def promote(store: EventStore, name: str) -> int:
     """Let the version of ``name`` that waits replace the deployed one (the daemon builds it to the head of
     the log and switches); returns that version. :class:`~jsproj.errors.UnknownProjectionError` when no
     version of ``name`` waits."""
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         try:
             row = conn.execute("select pge_request_promote(%s)", (name,)).fetchone()
         except psycopg.Error as exc:

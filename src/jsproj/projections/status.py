@@ -15,7 +15,8 @@ from jsproj.follow.daemon.progress import CAUGHT_UP_BLOCKERS, LOCK_CLASS, blocke
 from jsproj.follow.subscriptions import LOCK_CLASS as SUBSCRIPTION_LOCK_CLASS
 from jsproj.store.log import HIGH_WATER
 from jsproj.store.steps import Call, Query, Steps, ask, run
-from jsproj.store.sync import EventStore, translate
+from jsproj.store.sync import EventStore
+from jsproj.store.translate import translate
 
 
 @dataclass
@@ -118,7 +119,7 @@ order by d.name
 
 def projection_status(store: EventStore) -> list[ProjectionStatus]:
     """Every deployed projection: lifecycle, engine, position, high-water mark, lag, dead letters, holder."""
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         try:
             rows = conn.execute(STATUS_QUERY).fetchall()
         except psycopg.Error as exc:
@@ -165,7 +166,7 @@ order by s.name
 def subscription_status(store: EventStore) -> list[ProjectionStatus]:
     """Every Python subscription, as a status row: kind ``subscription``, lifecycle ``subscriber``, engine
     ``python``, status ``running``/``retrying``/``stopped``, its checkpoint's position, lag, runner, error."""
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         try:
             rows = conn.execute(SUBSCRIPTIONS_QUERY).fetchall()
         except psycopg.Error as exc:
@@ -198,7 +199,7 @@ def wait_for_projections(
     :class:`~jsproj.follow.daemon.ProjectionStoppedError` at once if one stopped.
     A daemon must be running (``jsproj daemon``).
     """
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         run(conn, wait_steps(timeout, names, poll))
 
 

@@ -2,7 +2,7 @@
 
 A query is built by pure functions (:func:`find_query`, :func:`count_query`,
 :func:`get_query`: a :class:`Query`, composed SQL and its parameters, with no
-connection) and run by :class:`View` on a connection of the store's pool, so
+connection) and run by :class:`View` on a connection of the store's, so
 that an async host runs the same queries on its own connections.
 
 ``where`` maps document fields to what they must hold (docs/views.md):
@@ -25,13 +25,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from jsproj import errors
 from jsproj.errors import InvalidFieldError, QueryError, UnknownDocumentError
@@ -344,17 +344,15 @@ def count_steps(name: str, where: Mapping[str, Any] | None) -> Steps[int]:
 
 
 class Pooled(Protocol):
-    """What a view reads through: a store's connection pool (a :class:`jsproj.EventStore`)."""
+    """What a view reads through: a store's connections (a :class:`jsproj.EventStore`)."""
 
-    @property
-    def pool(self) -> ConnectionPool[Any]: ...
+    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
 
 
 class AsyncPooled(Protocol):
     """What an asyncio view reads through (a :class:`jsproj.AsyncEventStore`)."""
 
-    @property
-    def pool(self) -> AsyncConnectionPool[Any]: ...
+    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
 
 
 class View:
@@ -389,7 +387,7 @@ class View:
         return self._run(count_steps(self.name, where))
 
     def _run(self, work: Steps[T]) -> T:
-        with self.store.pool.connection() as conn:
+        with self.store.connection() as conn:
             return run(conn, work)
 
 
@@ -419,7 +417,7 @@ class AsyncView:
         return await self._run(count_steps(self.name, where))
 
     async def _run(self, work: Steps[T]) -> T:
-        async with self.store.pool.connection() as conn:
+        async with self.store.connection() as conn:
             return await run_async(conn, work)
 
 
@@ -434,7 +432,7 @@ def fetch_view(
     view = View(store, name)
     if id is not None:
         return view.get(id)
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         kind, _ = run(conn, _definition_steps(name))
     if kind != "aggregate":
         return dict(view.find(limit=limit, after=after))
@@ -449,7 +447,7 @@ def fetch_view(
 def export_views(store: Pooled) -> dict[str, dict[str, Any]]:
     """Every stored document, in the simulation's shape: ``{"views": {name: {id: doc}}, "aggregates": {name: doc}}``."""
     exported: dict[str, dict[str, Any]] = {"views": {}, "aggregates": {}}
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         try:
             names = conn.execute(
                 "select name, kind from pge_projection_definitions where lifecycle <> 'live' order by name"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager, closing
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from typing import Any, TypeVar
 
 import psycopg
@@ -30,11 +30,11 @@ from jsproj.store.appending import (
 )
 from jsproj.store.identifiers import check_schema, search_path
 from jsproj.store.migrate import Applied, migrate
+from jsproj.store.pooling import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
 from jsproj.store.python_engine import PythonEngine
 from jsproj.store.reading import fetch_stream_steps, read_all_steps, streams_steps
 from jsproj.store.recorded import AppendResult, RecordedEvent, Stream, load_json
 from jsproj.store.steps import Steps, run_async
-from jsproj.store.sync import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
 from jsproj.store.transactions import Transaction, pending_steps
 from jsproj.store.translate import describe_dsn, reason, translate
 
@@ -54,7 +54,7 @@ class AsyncEventStore:
         self.schema = check_schema(schema)
         self._search_path = search_path(schema)
         self._engine = PythonEngine()
-        self.pool = AsyncConnectionPool(
+        self._pool = AsyncConnectionPool(
             dsn,
             min_size=min_size,
             max_size=max_size,
@@ -79,9 +79,9 @@ class AsyncEventStore:
                 f"cannot connect to PostgreSQL at {describe_dsn(self.dsn)}: {reason(exc, self.dsn)}"
             ) from None
         try:
-            await self.pool.open(wait=True, timeout=15)
+            await self._pool.open(wait=True, timeout=15)
         except PoolTimeout as exc:
-            await self.pool.close()
+            await self._pool.close()
             raise StoreUnavailableError(
                 f"PostgreSQL is unreachable at {describe_dsn(self.dsn)}: {reason(exc, self.dsn)}"
             ) from None
@@ -117,7 +117,7 @@ class AsyncEventStore:
     ) -> AppendResult:
         """Append one message atomically (see :meth:`jsproj.EventStore.append`)."""
         message = message_of(message, stream_id, type, events, expected_version, metadata)
-        async with self.pool.connection() as conn:
+        async with self._pool.connection() as conn:
             return await self._reloading(lambda: self._append_one(conn, message))
 
     async def _append_one(self, conn: psycopg.AsyncConnection[Any], message: Message) -> AppendResult:
@@ -142,7 +142,7 @@ class AsyncEventStore:
             async with conn.pipeline(), conn.transaction():
                 return await run_async(conn, append_all_steps(self._engine, messages, labels, on_progress))
 
-        async with self.pool.connection() as conn:
+        async with self._pool.connection() as conn:
             return await self._reloading(lambda: attempt(conn))
 
     async def _reloading(self, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -169,7 +169,7 @@ class AsyncEventStore:
                     results = await self._write(conn, tx, self.schema)
                 tx.settle(results)
             return
-        async with self.pool.connection() as own:
+        async with self._pool.connection() as own:
             with closing(Transaction(own)) as tx:
                 try:
                     async with own.transaction():
@@ -218,7 +218,7 @@ class AsyncEventStore:
         return AsyncView(self, name)
 
     async def _read(self, steps: Steps[T]) -> T:
-        async with self.pool.connection() as conn:
+        async with self._pool.connection() as conn:
             return await run_async(conn, steps)
 
     async def wait_for_projections(
@@ -226,15 +226,20 @@ class AsyncEventStore:
     ) -> None:
         """Wait until async projections have processed everything appended before the call
         (see :func:`jsproj.wait_for_projections`; a daemon must be running)."""
-        async with self.pool.connection() as conn:
+        async with self._pool.connection() as conn:
             await run_async(conn, wait_steps(timeout, names, poll))
 
+    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        """A connection of the store's pool, for the length of an ``async with`` block (set up as the store's);
+        given back at the end."""
+        return self._pool.connection()
+
     async def close(self) -> None:
-        await self.pool.close()
+        await self._pool.close()
         self._engine.close()
 
     async def __aenter__(self) -> AsyncEventStore:
-        if self.pool.closed:
+        if self._pool.closed:
             await self._open()
         return self
 

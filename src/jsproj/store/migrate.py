@@ -47,6 +47,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -281,3 +282,9 @@ def applied_versions(conn: psycopg.Connection, schema: str = "public") -> list[i
         return []
     query = sql.SQL("select version from {}.pge_migrations order by version").format(sql.Identifier(schema))
     return [row[0] for row in conn.execute(query).fetchall()]
+
+
+def recreate_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Drop ``schema`` with everything in it, and create it empty: for throwaway stores only (the demo's)."""
+    conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -32,6 +32,7 @@ from jsproj.store.appending import (
 )
 from jsproj.store.identifiers import check_schema, search_path
 from jsproj.store.migrate import Applied, migrate
+from jsproj.store.pooling import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
 from jsproj.store.python_engine import PythonEngine
 from jsproj.store.reading import fetch_stream_steps, read_all_steps, streams_steps
 from jsproj.store.recorded import STREAM_VERSION, AppendResult, RecordedEvent, Stream, iso, load_json
@@ -54,9 +55,6 @@ __all__ = [
 logger = logging.getLogger("jsproj.store")
 T = TypeVar("T")
 
-DEFAULT_READ_LIMIT = 1000
-CONNECT_TIMEOUT = 10
-
 
 class EventStore:
     """Events in PostgreSQL: ``append``, ``read_all``, ``fetch_stream``.
@@ -68,6 +66,7 @@ class EventStore:
     def __init__(self, dsn: str, *, schema: str = "public", min_size: int = 1, max_size: int = 8) -> None:
         self.dsn = dsn
         self.schema = check_schema(schema)
+        self.max_size = max_size  # the most connections its pool opens
         self._search_path = search_path(schema)
         try:  # one direct connection first, to fail fast with PostgreSQL's own reason
             psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT).close()
@@ -76,7 +75,7 @@ class EventStore:
                 f"cannot connect to PostgreSQL at {describe_dsn(dsn)}: {reason(exc, dsn)}"
             ) from None
         self._engine = PythonEngine()
-        self.pool = ConnectionPool(
+        self._pool = ConnectionPool(
             dsn,
             min_size=min_size,
             max_size=max_size,
@@ -86,9 +85,9 @@ class EventStore:
             name="jsproj",
         )
         try:
-            self.pool.open(wait=True, timeout=15)
+            self._pool.open(wait=True, timeout=15)
         except PoolTimeout as exc:
-            self.pool.close()
+            self._pool.close()
             raise StoreUnavailableError(
                 f"PostgreSQL is unreachable at {describe_dsn(dsn)}: {reason(exc, dsn)}"
             ) from None
@@ -98,11 +97,16 @@ class EventStore:
         conn.execute(self._search_path)
         set_json_loads(load_json, conn)
 
+    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection of the store's pool, for the length of a ``with`` block (set up as the store's: its
+        schema first on the search path, JSON read as jsproj reads it); given back at the end."""
+        return self._pool.connection()
+
     # -- schema -------------------------------------------------------------
 
     def migrate(self) -> Applied:
         """Install or upgrade the schema; returns the migrations (and functions files) applied now."""
-        with self.pool.connection() as conn:
+        with self._pool.connection() as conn:
             try:
                 return migrate(conn, self.schema)
             except psycopg.Error as exc:
@@ -127,7 +131,7 @@ class EventStore:
         for a bad message; either way nothing is written.
         """
         message = message_of(message, stream_id, type, events, expected_version, metadata)
-        with self.pool.connection() as conn:
+        with self._pool.connection() as conn:
             return self._reloading(lambda: self._append_one(conn, message))
 
     def _append_one(self, conn: psycopg.Connection, message: Message) -> AppendResult:
@@ -158,7 +162,7 @@ class EventStore:
             with conn.pipeline(), conn.transaction():
                 return run(conn, append_all_steps(self._engine, messages, labels, on_progress))
 
-        with self.pool.connection() as conn:
+        with self._pool.connection() as conn:
             return self._reloading(lambda: attempt(conn))
 
     def _reloading(self, attempt: Callable[[], T]) -> T:
@@ -196,7 +200,7 @@ class EventStore:
                     results = self._write(conn, tx, self.schema)
                 tx.settle(results)
             return
-        with self.pool.connection() as own, closing(Transaction(own)) as tx:
+        with self._pool.connection() as own, closing(Transaction(own)) as tx:
             try:
                 with own.transaction():
                     yield tx
@@ -233,7 +237,7 @@ class EventStore:
         return self._read(streams_steps(list(ids)))
 
     def _read(self, steps: Steps[T]) -> T:
-        with self.pool.connection() as conn:
+        with self._pool.connection() as conn:
             return run(conn, steps)
 
     def views(self, name: str) -> View:
@@ -242,7 +246,7 @@ class EventStore:
         return View(self, name)
 
     def close(self) -> None:
-        self.pool.close()
+        self._pool.close()
         self._engine.close()
 
     def __enter__(self) -> EventStore:

@@ -85,3 +85,13 @@ def describe_dsn(dsn: str) -> str:
     except psycopg.ProgrammingError:
         return "the given DSN"
     return " ".join(f"{k}={v}" for k, v in info.items() if k in ("host", "port", "dbname", "user"))
+
+
+#: Every error of the database driver: what a caller reports as :func:`untranslated` when nothing translated it.
+DatabaseError = psycopg.Error
+
+
+def untranslated(exc: BaseException) -> str:
+    """A database error no one translated, on one line (its first), as PostgreSQL said it."""
+    text = str(exc).strip()
+    return f"PostgreSQL: {text.splitlines()[0] if text else type(exc).__name__}"

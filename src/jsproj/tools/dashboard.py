@@ -30,7 +30,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from jsproj import errors
-from jsproj.follow.daemon.loop import STALE_SECONDS
+from jsproj.follow.daemon.leases import STALE_SECONDS
 from jsproj.follow.daemon.progress import LOCK_CLASS
 from jsproj.loopback import MISDIRECTED, allowed_hosts, host_allowed
 from jsproj.projections.operations import list_dead_letters
@@ -75,7 +75,7 @@ def read_only(dsn: str) -> str:
 
 def daemons(store: EventStore) -> list[dict[str, Any]]:
     """The daemons of ``pge_daemons``: id, host, pid, started, heartbeat, alive, units held."""
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         rows = conn.execute(DAEMONS_QUERY, (STALE_SECONDS, LOCK_CLASS)).fetchall()
     keys = ("id", "host", "pid", "startedAt", "heartbeatAt", "alive", "units")  # camelCase, as all JSON
     return [dict(zip(keys, row, strict=True)) for row in rows]
@@ -198,7 +198,7 @@ class Dashboard:
 
     def health(self) -> dict[str, Any]:
         """What ``/healthz`` answers once the store answers a query."""
-        with self.store.pool.connection() as conn:
+        with self.store.connection() as conn:
             conn.execute("select 1")
         return {"ok": True, "samples": len(self.lag), "sampleError": self.last_error}
 

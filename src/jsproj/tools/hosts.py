@@ -37,8 +37,8 @@ from psycopg import sql
 
 from jsproj import errors
 from jsproj.engine.bundle import lib_dir
+from jsproj.engine.events_file import as_messages
 from jsproj.engine.projections import ProjectionInfo, Projections, read_folder
-from jsproj.tools.events_file import as_messages
 
 if TYPE_CHECKING:
     from jsproj.store.sync import EventStore
@@ -215,7 +215,7 @@ def _folded(store: EventStore, loaded: Projections, infos: Sequence[ProjectionIn
     """Live aggregation: each stream projection's documents folded from the stored events of its streams."""
     from jsproj.projections.live import aggregate
 
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         streams = conn.execute("select id, type from pge_streams order by id").fetchall()
     views: dict[str, dict[str, Any]] = {}
     for info in infos:
@@ -230,7 +230,7 @@ def _folded(store: EventStore, loaded: Projections, infos: Sequence[ProjectionIn
 
 def _stopped_error(store: EventStore) -> dict[str, Any] | None:
     """The error of the first event a stopped projection stopped on, if one stopped."""
-    with store.pool.connection() as conn:
+    with store.connection() as conn:
         row = conn.execute(
             "select error from pge_projection_progress where status = 'stopped' "
             "order by (error ->> 'position')::bigint limit 1"

@@ -404,7 +404,7 @@ class StoreSession(Session):
         from jsproj.store.log import RECORDS_AT
         from jsproj.store.queries import value
 
-        with self.store.pool.connection() as conn:
+        with self.store.connection() as conn:
             records = value(conn, RECORDS_AT, ([], positions))  # the events' records, no documents
         assert self.projections is not None
         routed = self.projections.route(records)

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from jsproj import errors
+from jsproj.engine.events_file import as_messages
 from jsproj.engine.projections import Projections, read_folder
 from jsproj.errors import SpecFileError
-from jsproj.tools.events_file import as_messages
 from jsproj.tools.hosts import DEFAULT_NOW, Host, Job, NodeHost, PythonHost, StoreHost, schemas_in
 
 __all__ = [
@@ -147,7 +147,7 @@ def _expect(expect: Any, where: str) -> dict[str, Any]:
 
 def _given(given: Any, file: Path, where: str) -> list[dict[str, Any]]:
     if isinstance(given, str):
-        from jsproj.tools.events_file import parse
+        from jsproj.engine.events_file import parse
 
         events_file = file.parent / given
         try:

@@ -28,7 +28,7 @@ from jsproj.follow.daemon.poison import letter
 from jsproj.follow.daemon.progress import Unit
 from jsproj.store.log import LinesPage
 from jsproj.store.queries import value
-from jsproj.store.sync import translate
+from jsproj.store.translate import translate
 
 
 def read_documents(conn: psycopg.Connection[Any], keys: Mapping[str, list[str]]) -> str:

@@ -19,10 +19,10 @@ import traceback
 from typing import Any
 
 import click
-import psycopg
 
 from jsproj import errors, logs
 from jsproj.redact import redact, remember
+from jsproj.store.translate import DatabaseError, untranslated
 from jsproj.tools.cli import daemon, dashboard, db, demo, deploying, events, project, repl, simulate, subscribers, views
 
 
@@ -36,11 +36,11 @@ class JsprojGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (errors.JsprojError, OSError, psycopg.Error) as exc:
+        except (errors.JsprojError, OSError, DatabaseError) as exc:
             if ctx.obj and ctx.obj.get("verbose"):
                 click.echo(redact(traceback.format_exc()), err=True, nl=False)
-            if isinstance(exc, psycopg.Error):  # one not translated where it happened: still one line
-                message = f"PostgreSQL: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            if isinstance(exc, DatabaseError):  # one not translated where it happened: still one line
+                message = untranslated(exc)
             else:
                 message = str(exc) if isinstance(exc, errors.JsprojError) else _os_error(exc)
             click.echo(f"error: {redact(message)}", err=True)

@@ -109,7 +109,7 @@ def _remember_dsn(ctx: click.Context, param: click.Parameter, dsn: str | None) -
 
 def read_text(path: str) -> str:
     """An events file's text, or stdin's for ``-`` (UTF-8: else an EventsFileError saying where)."""
-    from jsproj.tools.events_file import decode, read
+    from jsproj.engine.events_file import decode, read
 
     return decode(sys.stdin.buffer.read(), "stdin") if path == "-" else read(path)
 

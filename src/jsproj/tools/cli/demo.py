@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from psycopg import sql
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jsproj.config import explicit_dsn, resolve_dsn
+from jsproj.engine.events_file import event_count
 from jsproj.store.identifiers import check_schema
 from jsproj.tools.cli.common import announce_start, echo_json, json_errors, json_option
-from jsproj.tools.events_file import event_count
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quest"
 DEMO_SCHEMA = "jsproj_demo"
@@ -86,6 +85,7 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
     from jsproj.projections.live import aggregate
     from jsproj.projections.status import projection_status
     from jsproj.projections.views import export_views
+    from jsproj.store.migrate import recreate_schema
     from jsproj.store.sync import EventStore
 
     started = time.monotonic()
@@ -97,9 +97,8 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
     log = [*_example_log(), *quest_log(quests)]
     total = event_count(log)
     with EventStore(url, schema=schema, max_size=2) as store, Projections(sources) as loaded:
-        with store.pool.connection() as conn:  # a fresh schema every run
-            conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
-            conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
+        with store.connection() as conn:  # a fresh schema every run
+            recreate_schema(conn, schema)
         report = deploy(store, sources)
         console.print(f"[bold]1. deployed[/bold] {len(report.added)} projections to schema {schema}: " + ", ".join(
             f"{i.name} ({i.kind}, {i.lifecycle})" for i in loaded.infos))  # fmt: skip
@@ -139,7 +138,7 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
 
 
 def _example_log() -> list[dict[str, Any]]:
-    from jsproj.tools.events_file import parse
+    from jsproj.engine.events_file import parse
 
     return [message.body for message in parse((EXAMPLE / "events.jsonl").read_text("utf-8"))]
 

@@ -47,7 +47,7 @@ def append(events_file: str, expected_version: int | None, dsn: str | None, sche
       jsproj append events.jsonl
       echo '{"id": "q1", "data": {"$type": "TownReached"}}' | jsproj append - --expected-version 3
     """
-    from jsproj.tools.events_file import parse
+    from jsproj.engine.events_file import parse
 
     with json_errors(as_json):
         messages = parse(read_text(events_file))
@@ -89,7 +89,7 @@ PROGRESS_FROM = 1000  # events: smaller files append too fast for a progress bar
 @contextmanager
 def _append_progress(bodies: list[Any], *, quiet: bool) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr while a large file is appended (none for small ones or with --json)."""
-    from jsproj.tools.events_file import event_count
+    from jsproj.engine.events_file import event_count
 
     total = event_count(bodies)
     if quiet or total < PROGRESS_FROM:
@@ -186,7 +186,7 @@ def live(
         sources = read_folder(projections_dir) if projections_dir is not None else None
     with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         if sources is None:
-            with store.pool.connection() as conn:
+            with store.connection() as conn:
                 sources = deployed_sources(conn)
             if not sources:
                 raise errors.ProjectionError(
