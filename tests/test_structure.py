@@ -300,3 +300,21 @@ def test_the_claim_check_finds_a_wrong_claim(tmp_path: Path) -> None:
     wrong = tmp_path / "x.sql"
     wrong.write_text("create or replace function pge_other() returns int language sql as $$ select 1 $$;")
     assert not defines(wrong, "pge_log_end") and defines(wrong, "pge_other")
+
+
+KEPT_PATHS = {
+    "jsproj.views": "jsproj.projections.views",
+    "jsproj.status": "jsproj.projections.status",
+    "jsproj.subscriptions": "jsproj.follow.subscriptions",
+    "jsproj.dashboard": "jsproj.tools.dashboard",
+    "jsproj.control": "jsproj.projections.operations",
+}
+
+
+def test_the_import_paths_the_docs_used_before_the_regrouping_still_import_the_same_objects() -> None:
+    import importlib
+
+    for old, new in KEPT_PATHS.items():
+        kept, moved = importlib.import_module(old), importlib.import_module(new)
+        assert kept.__all__, old
+        assert [name for name in kept.__all__ if getattr(kept, name) is not getattr(moved, name, None)] == [], old
