@@ -318,3 +318,16 @@ def test_the_import_paths_the_docs_used_before_the_regrouping_still_import_the_s
         kept, moved = importlib.import_module(old), importlib.import_module(new)
         assert kept.__all__, old
         assert [name for name in kept.__all__ if getattr(kept, name) is not getattr(moved, name, None)] == [], old
+
+
+def test_the_followers_guard_no_optional_connection_with_an_assert() -> None:
+    """A follower's connections live in the part that is made with them (its session, its round), never in
+    attributes that may be None and are asserted before each use."""
+    follow = PACKAGE / "follow"
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted(follow.rglob("*.py"))
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if re.search(r"assert self\.\w+ is not None|: psycopg\.Connection(?:\[Any\])? \| None", line)
+    ]
+    assert found == []
