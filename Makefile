@@ -64,7 +64,7 @@ pg-languages:
 	for lang in plv8 pljs; do [ -f $$ext/$$lang.control ] || \
 	  echo "note: $$lang is not installed (no platform package, no $(PG_JS)): its tests will skip"; done
 
-# The browser the dashboard's page test renders it in (tests/test_dashboard.py): Debian's package when
+# The browser the dashboard's page test renders it in (tests/cli/test_dashboard.py): Debian's package when
 # missing, as root; elsewhere that test skips (CI sets JSPROJ_REQUIRE_CHROMIUM: it fails instead).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
@@ -103,8 +103,8 @@ PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 # (their tests not marked slow). The rest runs jsproj's own code on the same dependencies' APIs:
 # make pytest runs it. (prometheus-client's bound is not run here.)
 LOWEST := .venv-lowest
-LOWEST_TESTS := tests/test_store.py tests/test_transactions.py tests/test_sandbox.py tests/test_api.py \
-  tests/test_cli.py tests/test_repl.py tests/test_daemon.py
+LOWEST_TESTS := tests/store/test_store.py tests/store/test_transactions.py tests/engine/test_sandbox.py tests/engine/test_api.py \
+  tests/cli/test_cli.py tests/cli/test_repl.py tests/follow/test_daemon.py
 test-lowest: install pg-extensions
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet -c constraints-lowest.txt -e '.[binary]' \
@@ -129,7 +129,7 @@ bench-quick: bench-deps
 	$(BIN)/python bench/run.py --quick
 
 # Mixed load with periodic kills, then every invariant checked (docs/reliability.md).
-# `make test` runs a short one (tests/test_soak.py).
+# `make test` runs a short one (tests/follow/test_soak.py).
 SOAK_SECONDS ?= 600
 soak: install pg-extensions
 	$(BIN)/python tests/soak.py --duration $(SOAK_SECONDS)

@@ -14,10 +14,10 @@ import uuid
 import psycopg
 import pytest
 
+from clihelp import QUEST
 from jsproj.engine.projections import read_folder
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
-from test_api import QUEST
 
 from conformance_hosts import LANGUAGES, require_language
 

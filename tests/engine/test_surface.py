@@ -17,7 +17,7 @@ from pathlib import Path
 import pin_surface
 from jsproj.engine.bundle import lib_dir
 
-CASE = Path(__file__).parent / "conformance" / "javascript-surface" / "expected.json"
+CASE = Path(__file__).resolve().parents[1] / "conformance" / "javascript-surface" / "expected.json"
 
 
 def pinned() -> dict[str, list[str]]:

@@ -14,14 +14,14 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
+from clihelp import QUEST
 from jsproj.engine.projections import read_folder
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
-from test_api import QUEST
 
 from conformance_hosts import LANGUAGES, require_language
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "js" / "client"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")

@@ -303,7 +303,7 @@ projections.aggregate('Spin').by({ Go: function (state) { state.x = x & 0; } });
 
 @pytest.mark.slow
 def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(store: EventStore, dsn: str) -> None:
-    """(PLV8 and PL/JS: tests/test_languages.py)"""
+    """(PLV8 and PL/JS: tests/conformance/test_languages.py)"""
     deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD}], engine="plpython", timeout=60)
     engine_limits(dsn, timeout=0.01)  # the owner's to choose, never a session's
     with psycopg.connect(dsn, autocommit=True) as session:

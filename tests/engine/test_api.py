@@ -10,7 +10,7 @@ import jsproj
 from jsproj import errors
 from jsproj.engine.projections import Projections, read_folder
 
-QUEST = Path(__file__).resolve().parents[1] / "src" / "jsproj" / "examples" / "quest"
+QUEST = Path(__file__).resolve().parents[2] / "src" / "jsproj" / "examples" / "quest"
 COUNTER = [
     {
         "file": "Counter.js",

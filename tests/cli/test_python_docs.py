@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "python.md"
 SCRIPT = re.compile(r"^```python run=(\w+)\n(.*?)^```", re.S | re.M)
 

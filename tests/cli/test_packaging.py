@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -47,7 +47,7 @@ def test_runtime_dependencies_are_ranges_whose_lower_bounds_make_test_lowest_ins
     import re
     import tomllib
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     project = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["project"]
 
     def pins(name: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from jsproj import errors
 from jsproj.store.translate import translate
 from jsproj.tools.postgres_cluster import Cluster
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ERRORS = ROOT / "js" / "client" / "errors.js"
 NODE = shutil.which("node")
 

@@ -17,7 +17,7 @@ from jsproj.projections.live import aggregate
 from jsproj.store.sync import EventStore
 from jsproj.tools.events_file import parse
 
-QUEST = Path(__file__).resolve().parents[1] / "src" / "jsproj" / "examples" / "quest"
+QUEST = Path(__file__).resolve().parents[2] / "src" / "jsproj" / "examples" / "quest"
 
 
 @pytest.fixture

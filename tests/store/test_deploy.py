@@ -225,7 +225,7 @@ def test_projections_missing_from_the_folder_are_removed_with_their_documents(st
     deploy(store, sources(Party=PARTY))
     store.append({"id": "q1", "type": "Quest", "data": {"$type": "TownReached", "location": "Bree"}})
     other = sources(Other="projections.aggregate('Other').by({ A: function () {} });")
-    with pytest.raises(errors.PruneRequiredError) as refused:  # never silently (tests/test_deploy_safety.py)
+    with pytest.raises(errors.PruneRequiredError) as refused:  # never silently (tests/store/test_deploy_safety.py)
         deploy(store, other)
     assert refused.value.removed == ["Party", "Visits"]
     report = deploy(store, other, prune=True)
@@ -309,7 +309,7 @@ def test_only_pge_append_runs_as_the_owner_and_definitions_belong_to_the_owner(s
     definers = dict(rows(dsn, "select proname, proconfig from pg_proc where proname like 'pge%' and prosecdef"))
     assert set(definers) == {"pge_append", "pge_append_unapplied"}, "the application's entry and the Python engine's"
     assert definers["pge_append"] == definers["pge_append_unapplied"] == ["search_path=pg_catalog, pg_temp"], (
-        "no JavaScript language here: only the search path to pin (tests/test_trust_boundary.py: with them)"
+        "no JavaScript language here: only the search path to pin (tests/store/test_trust_boundary.py: with them)"
     )
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("drop role if exists intruder")

@@ -36,7 +36,7 @@ from jsproj.tools.postgres_cluster import Cluster
 from conformance_hosts import require_language
 from conftest import running_cluster
 
-CORPUS = Path(__file__).parent / "hostile"
+CORPUS = Path(__file__).resolve().parents[1] / "hostile"
 SOURCE = (CORPUS / "Hostile.js").read_text("utf-8")
 TIMEOUT = 0.25
 MEMORY = 64 * 1024 * 1024

@@ -1,5 +1,5 @@
-"""Subscribers that tests/test_subscriptions.py runs in processes of their own (``jsproj subscribers
-subscriber_app:NAME`` with tests/ as the working directory), and a plain function that is not one."""
+"""Subscribers that tests/follow/test_subscriptions.py runs in processes of their own (``jsproj subscribers
+subscriber_app:NAME`` with tests/follow/ as the working directory), and a plain function that is not one."""
 
 from __future__ import annotations
 

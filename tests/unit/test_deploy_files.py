@@ -14,7 +14,7 @@ import pytest
 
 from clihelp import jsproj
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 
 
@@ -59,7 +59,7 @@ def test_the_systemd_unit_passes_systemds_checker(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
-    jsproj_bin = shutil.which("jsproj") or str(Path(__file__).resolve().parents[1] / ".venv/bin/jsproj")
+    jsproj_bin = shutil.which("jsproj") or str(Path(__file__).resolve().parents[2] / ".venv/bin/jsproj")
     unit = (DEPLOY / "jsproj-daemon.service").read_text()
     local = (  # this machine's binary, and its root user: what the checker looks up
         unit.replace("/usr/local/bin/jsproj", jsproj_bin)

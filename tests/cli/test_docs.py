@@ -27,7 +27,7 @@ from jsproj.engine.projections import Projections
 
 from conformance_hosts import HOST_NAMES, check_against_expected, hosts, job
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```", re.S | re.M)
 

@@ -7,8 +7,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "jsproj"
-SQL = Path(__file__).resolve().parents[1] / "sql"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "jsproj"
+SQL = Path(__file__).resolve().parents[2] / "sql"
 
 
 def module_name(path: Path) -> str:

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # pytest itself in a subprocess per test
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUEST = ROOT / "src" / "jsproj" / "examples" / "quest"
 SPEC_NAMES = {
     "every arrival is a document of its own",

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-HARNESS = Path(__file__).resolve().parents[1] / "bench" / "harness.py"
+HARNESS = Path(__file__).resolve().parents[2] / "bench" / "harness.py"
 
 
 def harness():  # bench/ is not a package: load its module from the file

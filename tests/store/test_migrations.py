@@ -31,7 +31,7 @@ from jsproj.store.sync import EventStore
 
 from conftest import dsn_for
 
-PREVIOUS_MAIN = Path(__file__).parent / "fixtures" / "c25e46e_migrations"
+PREVIOUS_MAIN = Path(__file__).resolve().parents[1] / "fixtures" / "c25e46e_migrations"
 
 PARTY = """projections.projectStream('Quest').named('Party').by({
   $init: function () { return { towns: [] }; },

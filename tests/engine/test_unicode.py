@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jsproj.engine.projections import Projections
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-01-01T00:00:00.000Z"
 FORMS = ("NFC", "NFD", "NFKC", "NFKD")
 NORMALIZER = """

@@ -1,6 +1,6 @@
 """Append messages are validated twice: by ``pge_append`` in SQL (the store) and by the engine's
 ``normalize`` in JavaScript (simulation, specs, the REPL's memory session, Node). Both must give the
-same verdict on every message: the bad ones of tests/test_store.py and edge cases that are valid.
+same verdict on every message: the bad ones of tests/store/test_store.py and edge cases that are valid.
 """
 
 from __future__ import annotations
