@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clihelp import jsproj
+from clihelp import JSPROJ, jsproj
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -59,10 +59,9 @@ def test_the_systemd_unit_passes_systemds_checker(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
-    jsproj_bin = shutil.which("jsproj") or str(Path(__file__).resolve().parents[2] / ".venv/bin/jsproj")
     unit = (DEPLOY / "jsproj-daemon.service").read_text()
-    local = (  # this machine's binary, and its root user: what the checker looks up
-        unit.replace("/usr/local/bin/jsproj", jsproj_bin)
+    local = (  # this Python's jsproj, and the root user: what the checker looks up
+        unit.replace("/usr/local/bin/jsproj", str(JSPROJ))
         .replace("EnvironmentFile=/etc/jsproj/daemon.env", f"EnvironmentFile=-{tmp_path}/daemon.env")
         .replace("User=jsproj", "User=root")
         .replace("Group=jsproj", "Group=root")
