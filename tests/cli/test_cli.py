@@ -12,6 +12,8 @@ import pytest
 
 from clihelp import QUEST, ROOT, jsproj, jsproj_process
 
+from projections import counting
+
 CASES = ROOT / "tests" / "conformance"
 
 
@@ -174,9 +176,7 @@ def test_shell_completion_scripts_are_generated() -> None:
 
 def test_in_process_runs_leave_cwd_environment_and_signal_handlers_as_they_were(dsn: str, tmp_path: Path) -> None:
     """clihelp.jsproj runs commands in this process: what they change for the run must be restored after it."""
-    (tmp_path / "Count.js").write_text(
-        "projections.aggregate('Count').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
-    )
+    (tmp_path / "Count.js").write_text(counting("Count"))
     assert jsproj("deploy", "--projections", str(tmp_path), "--lifecycle", "Count=async", "--dsn", dsn).returncode == 0
     two = '{"id": "s", "type": "T", "data": [{"$type": "A"}, {"$type": "B"}]}'
     assert jsproj("append", "-", "--dsn", dsn, stdin=two).returncode == 0

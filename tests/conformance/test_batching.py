@@ -30,9 +30,8 @@ from jsproj.projections.deploy import deploy
 from jsproj.projections.views import export_views
 from jsproj.store.sync import EventStore
 
-from conformance_hosts import LANGUAGES, NODE, ROOT, as_doubles, language_available, require_language
+from conformance_hosts import LANGUAGES, NODE, NOW, ROOT, as_doubles, language_available, require_language
 
-NOW = "2026-01-01T00:00:00.000Z"
 OPS = r"""
 // Applies the operations each event carries to its document's `data`, and
 // logs what the event saw of the state the previous one left.

@@ -33,7 +33,7 @@ from jsproj.projections.views import export_views
 from jsproj.store.sync import EventStore
 from jsproj.tools.postgres_cluster import Cluster
 
-from conformance_hosts import require_language
+from conformance_hosts import NOW, require_language
 from conftest import running_cluster
 
 CORPUS = Path(__file__).resolve().parents[1] / "hostile"
@@ -48,7 +48,6 @@ ERRORS = (
     "NoCodeFromText"
 ).split()
 VIEWS = ["ReachHost", "Pollute", "Unicode", "Inconsistent", "Missing"]
-NOW = "2026-01-01T00:00:00.000Z"
 
 
 def record(attack: str) -> dict[str, Any]:

@@ -10,11 +10,13 @@ import jsproj
 from jsproj import errors
 from jsproj.engine.projections import Projections, read_folder
 
+from projections import counting
+
 QUEST = Path(__file__).resolve().parents[2] / "src" / "jsproj" / "examples" / "quest"
 COUNTER = [
     {
         "file": "Counter.js",
-        "source": "projections.aggregate('Counter').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });",
+        "source": counting("Counter"),
     }
 ]
 

@@ -24,31 +24,8 @@ from jsproj.projections.views import export_views, fetch_view
 from jsproj.store.sync import EventStore
 from jsproj.tools.postgres_cluster import temporary_cluster
 
+from projections import COUNTERS, SLOW, sources
 from waiting import daemon_thread, wait_until
-
-COUNTERS = """
-projections.projectStream('Account').named('Balance').by({
-  $init: function () { return { balance: 0, moves: 0 }; },
-  Deposited: function (s, e) { s.balance += e.amount; s.moves += 1; },
-  Withdrawn: function (s, e) { s.balance -= e.amount; s.moves += 1; }
-});
-projections.aggregate('Totals').by({
-  $init: function () { return { events: 0, sum: 0 }; },
-  $any: function (s, e) { s.events += 1; s.sum += e.amount || 0; }
-});
-projections.projectView('ByAmount').identifiedBy(function (e) { return e.amount % 3; }).by({
-  $any: function (s) { s.n = (s.n || 0) + 1; }
-});
-"""
-SLOW = """
-projections.aggregate('Slow').by({
-  $any: function (s) { var x = 0; for (var i = 0; i < 6e5; i++) x = (x * 31 + i) | 0; s.n = (s.n || 0) + 1 + (x & 0); }
-});
-"""
-
-
-def sources(**files: str) -> list[dict[str, str]]:
-    return [{"file": f"{name}.js", "source": source} for name, source in files.items()]
 
 
 def append_accounts(store: EventStore, count: int, streams: int = 10, start: int = 0) -> None:

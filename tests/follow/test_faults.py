@@ -20,8 +20,9 @@ from jsproj.projections.deploy import deploy
 from jsproj.projections.status import wait_for_projections
 from jsproj.store.sync import EventStore
 from jsproj.tools.postgres_cluster import temporary_cluster
-from test_daemon import COUNTERS, same_as_from_scratch, sources
+from test_daemon import same_as_from_scratch
 
+from projections import COUNTERS, sources
 from waiting import daemon_thread
 
 

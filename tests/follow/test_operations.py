@@ -25,13 +25,12 @@ from jsproj.redact import redact
 from jsproj.store.sync import EventStore
 from jsproj.tools.postgres_cluster import temporary_cluster
 
+from projections import PARTY_EVENTS, counting, sources
 from waiting import wait_until
 
 pytestmark = pytest.mark.slow  # long builds, heartbeats and health checks that wait on them
 
-COUNT = """
-projections.aggregate('Count').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });
-"""
+COUNT = counting("Count")
 STOPS = """
 projections.aggregate('Stops').by({ $any: function (s, e) { if (e.poison) throw new Error('poison'); s.n = 1; } });
 """
@@ -252,16 +251,11 @@ def test_redact_hides_passwords_in_every_shape() -> None:
     assert redact("no dsn: mail a@b.c, http://h/x") == "no dsn: mail a@b.c, http://h/x"
 
 
-PARTY = """
-projections.projectStream('Quest').named('Party').by({ $any: function (s, e) { s.n = (s.n || 0) + 1; } });
-"""
-
-
 def test_a_long_build_beats_and_works_and_one_stuck_behind_a_lock_fails_healthz(
     store: EventStore, dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(loop, "HEARTBEAT_SECONDS", 0.1)
-    deploy(store, [{"file": "Party.js", "source": PARTY}], lifecycles={"Party": "async"})
+    deploy(store, sources(Party=PARTY_EVENTS), lifecycles={"Party": "async"})
     store.append_all([{"id": f"q{n}", "type": "Quest", "data": {"$type": "Started"}} for n in range(8)])
     hooks = DaemonMetrics(stall_seconds=0.5)
     worker = Daemon(dsn, poll_interval=0.05, hooks=hooks)
@@ -287,7 +281,7 @@ def test_a_long_build_beats_and_works_and_one_stuck_behind_a_lock_fails_healthz(
                 return watch.execute("select max(heartbeat_at) from pge_daemons").fetchone()[0]
 
             # rebuilt by the daemon: it copies the documents, then builds the slow index for them
-            deploy(store, [{"file": "Party.js", "source": PARTY + "// changed\n"}], lifecycles={"Party": "async"})
+            deploy(store, sources(Party=PARTY_EVENTS + "// changed\n"), lifecycles={"Party": "async"})
             wait_until(lambda: building_for(0, "Timeout"))
             beat = heartbeat()
             wait_until(lambda: building_for(3 * hooks.stall_seconds, "Timeout"))  # longer than /healthz allows
@@ -298,7 +292,7 @@ def test_a_long_build_beats_and_works_and_one_stuck_behind_a_lock_fails_healthz(
             # stuck: a reader's lock on the view holds the swap off
             with psycopg.connect(dsn) as reader:
                 reader.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(table)))
-                deploy(store, [{"file": "Party.js", "source": PARTY + "// again\n"}], lifecycles={"Party": "async"})
+                deploy(store, sources(Party=PARTY_EVENTS + "// again\n"), lifecycles={"Party": "async"})
                 wait_until(lambda: building_for(3 * hooks.stall_seconds, "Lock"))
                 healthy, said = hooks.health()
                 assert not healthy and said.startswith("no round or page for"), said

@@ -16,16 +16,9 @@ from jsproj.projections.deploy import deploy
 from jsproj.projections.status import projection_status, wait_for_projections
 from jsproj.projections.views import fetch_view
 from jsproj.store.sync import EventStore
-from test_daemon import (
-    COUNTERS,
-    SLOW,
-    append_accounts,
-    appending_meanwhile,
-    daemon_process,
-    same_as_from_scratch,
-    sources,
-)
+from test_daemon import append_accounts, appending_meanwhile, daemon_process, same_as_from_scratch
 
+from projections import COUNTERS, SLOW, sources
 from waiting import wait_until
 
 pytestmark = pytest.mark.slow  # several daemons, kill -9 and rebalancing: seconds each

@@ -19,21 +19,9 @@ from jsproj.projections.views import UnknownDocumentError, export_views, fetch_v
 from jsproj.store.sync import EventStore
 
 from conformance_hosts import require_language
+from projections import PARTY, counting, sources
 
 ENGINES = ["python", "plpython"]
-
-PARTY = """projections.projectStream('Quest').named('Party').by({
-  $init: function () { return { towns: [] }; },
-  TownReached: function (state, evt) {
-    if (evt.location === 'Shadar Logoth') throw new Error('nobody comes back from ' + evt.location);
-    state.towns.push(evt.location);
-  }
-});
-projections.aggregate('Visits').by({ TownReached: function (state) { state.n = (state.n || 0) + 1; } });"""
-
-
-def sources(**files: str) -> list[dict[str, str]]:
-    return [{"file": f"{name}.js", "source": source} for name, source in files.items()]
 
 
 def rows(dsn: str, query: str) -> list:
@@ -205,7 +193,7 @@ def test_an_in_database_session_picks_up_a_redeploy(store: EventStore, dsn: str)
 def test_redeploying_a_changed_projection_rebuilds_it_and_leaves_the_others(
     store: EventStore, dsn: str, engine: str
 ) -> None:
-    counter = "projections.aggregate('Counter').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
+    counter = counting("Counter")
     deploy(store, sources(Party=PARTY, Counter=counter), engine=engine)
     store.append({"id": "q1", "type": "Quest", "data": [{"$type": "TownReached", "location": "Bree"},
                                                        {"$type": "TownReached", "location": "Moria"}]})  # fmt: skip
@@ -259,7 +247,7 @@ def test_unsafe_names_and_broken_projections_are_refused_and_nothing_is_deployed
 
 
 def test_concurrent_appends_never_lose_an_update_to_a_shared_document(dsn: str) -> None:
-    counter = "projections.aggregate('Counter').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
+    counter = counting("Counter")
     for engine in ENGINES:
         with EventStore(dsn, max_size=8) as store:
             deploy(store, sources(Counter=counter), engine=engine)

@@ -19,8 +19,9 @@ from jsproj.projections import operations as control
 from jsproj.projections.deploy import deploy, deployment_sql
 from jsproj.projections.views import fetch_view
 from jsproj.store.sync import EventStore
-from test_deploy import PARTY, rows, sources
+from test_deploy import rows
 
+from projections import PARTY, sources
 from waiting import daemon_thread, wait_until
 
 ENGINES = ["python", "plpython"]

@@ -22,6 +22,8 @@ from jsproj.store.sync import EventStore
 from jsproj.tools.events_file import parse
 from test_store import counts, unchanged
 
+from projections import PARTY_EVENTS
+
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # JSON values as Python has them, adversarial: lone surrogates, NUL, huge and negative numbers, deep-ish nesting.
@@ -163,15 +165,12 @@ def test_a_message_with_duplicate_keys_keeps_the_last_as_every_json_reader_does(
     assert stream["events"][0]["event"] == {"$type": "A", "$id": event_id, "n": 2}
 
 
-PARTY = "projections.projectStream('Quest').named('Party').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
-
-
 def test_a_stored_document_deeper_than_python_reads_is_a_clear_error_not_a_crash(store: EventStore, dsn: str) -> None:
     """Documents stay within 512 levels now; one stored before that limit (or by SQL) is reported, never a traceback."""
     from jsproj.projections.deploy import deploy
     from jsproj.projections.views import fetch_view
 
-    deploy(store, [{"file": "Party.js", "source": PARTY}])
+    deploy(store, [{"file": "Party.js", "source": PARTY_EVENTS}])
     with psycopg.connect(dsn) as conn:
         conn.execute("insert into pge_projections_party (id, data) values ('deep', %s::jsonb), ('ok', '{\"n\": 1}')",
                      (json.dumps({"n": 1, "nested": "["}).replace('"["', "[" * 3000 + "]" * 3000),))  # fmt: skip

@@ -30,14 +30,10 @@ from jsproj.store.migrate import MIGRATION_FILE, MigrationError, functions_files
 from jsproj.store.sync import EventStore
 
 from conftest import dsn_for
+from projections import PARTY
 
 PREVIOUS_MAIN = Path(__file__).resolve().parents[1] / "fixtures" / "c25e46e_migrations"
 
-PARTY = """projections.projectStream('Quest').named('Party').by({
-  $init: function () { return { towns: [] }; },
-  TownReached: function (state, evt) { state.towns.push(evt.location); }
-});
-projections.aggregate('Visits').by({ TownReached: function (state) { state.n = (state.n || 0) + 1; } });"""
 LIFECYCLES = {"Visits": "async"}  # an async projection too: its progress row and the notify trigger
 
 

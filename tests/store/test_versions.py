@@ -20,9 +20,10 @@ from jsproj.projections.promote import promote
 from jsproj.projections.status import projection_status, wait_for_projections
 from jsproj.projections.views import View, fetch_view
 from jsproj.store.sync import EventStore
-from test_deploy import rows, sources
+from test_deploy import rows
 from test_deploy_safety import DRESSED, answer, dress, dressed, reader  # noqa: F401 (reader: its fixture)
 
+from projections import sources
 from waiting import daemon_thread, wait_until
 
 V1 = """projections.projectStream('Quest').named('Party').by({
