@@ -13,6 +13,7 @@ internal functions that run only deployed code) in test_deploy.py.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from jsproj.store.sync import EventStore
 from test_sandbox import run
 
 from conformance_hosts import LANGUAGES, require_language
+from projections import counting
 
 POLLUTER = """
 projections.aggregate('Polluter').by({
@@ -316,6 +318,36 @@ def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(store: Ev
     engine_limits(dsn, timeout=60)
     store.append({"id": "s", "type": "T", "data": {"$type": "Go"}})  # with a longer limit it loads
     assert fetch_view(store, "Spin") == {"Spin": {"x": 0}}
+
+
+#: A py_mini_racer that takes 3 s to import, as on a server too busy to start V8 at once; then it is the real one.
+SLOW_MINI_RACER = """
+import os, sys, time
+
+time.sleep(3)
+sys.path.remove(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+del sys.modules[__name__]
+import py_mini_racer  # the real one, further on the path: what importing this one gives
+"""
+
+
+@pytest.mark.slow
+def test_the_database_workers_start_is_not_counted_in_the_time_limit(store: EventStore, dsn: str) -> None:
+    """Starting plpython3u's V8 worker (Python, mini-racer, V8, the bundle, the lockdown) runs no projection code:
+    however long it takes, past the time limit and its grace (0.5 s and 2 s here), the files load under the limit."""
+    deploy(store, [{"file": "Count.js", "source": counting("Count")}], engine="plpython")
+    with tempfile.TemporaryDirectory() as folder:
+        package = Path(folder) / "py_mini_racer"
+        package.mkdir()
+        (package / "__init__.py").write_text(SLOW_MINI_RACER)
+        for readable in (Path(folder), package):
+            readable.chmod(0o755)  # by the server's OS user
+        with psycopg.connect(dsn, autocommit=True) as owner:
+            owner.execute(
+                "select pge_set_engine_settings(0.5, 256, %s || ':' || python_path) from pge_engine", (folder,)
+            )
+            owner.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
+    assert fetch_view(store, "Count") == {"Count": {"n": 1}}
 
 
 def test_a_file_that_never_finishes_loading_is_stopped_by_the_limit_not_by_kill(store: EventStore, dsn: str) -> None:
