@@ -320,6 +320,18 @@ def test_load_time_code_has_the_time_limit_of_handlers_in_the_database(store: Ev
     assert fetch_view(store, "Spin") == {"Spin": {"x": 0}}
 
 
+@pytest.mark.slow
+def test_a_deploy_loads_its_files_in_the_database_under_its_own_time_limit(store: EventStore, dsn: str) -> None:
+    """deploy(timeout=...) is the limit of its own load of the files in the database (before it commits), not the
+    limit the store had: here one the file's load time is well past."""
+    deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD.replace("3e7", "1")}], engine="plpython")
+    engine_limits(dsn, timeout=0.01)
+    report = deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD}], engine="plpython", timeout=60)
+    assert report.changed == ["Spin"]
+    with psycopg.connect(dsn) as owner:
+        assert owner.execute("select timeout from pge_engine").fetchone() == (60,)
+
+
 #: A py_mini_racer that takes 3 s to import, as on a server too busy to start V8 at once; then it is the real one.
 SLOW_MINI_RACER = """
 import os, sys, time
