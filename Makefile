@@ -64,7 +64,7 @@ pg-languages:
 	for lang in plv8 pljs; do [ -f $$ext/$$lang.control ] || \
 	  echo "note: $$lang is not installed (no platform package, no $(PG_JS)): its tests will skip"; done
 
-# The browser the dashboard's page test renders it in (tests/test_dashboard.py): Debian's package when
+# The browser the dashboard's page test renders it in (tests/cli/test_dashboard.py): Debian's package when
 # missing, as root; elsewhere that test skips (CI sets JSPROJ_REQUIRE_CHROMIUM: it fails instead).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
@@ -98,19 +98,27 @@ lint: install
 # 258 s with 2).
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
-# The dependencies' lower bounds (constraints-lowest.txt) in a venv of their own: the store (sync and
-# asyncio), the sandbox (mini-racer), the CLI (click, rich), the REPL (prompt-toolkit), the daemon
-# (their tests not marked slow). The rest runs jsproj's own code on the same dependencies' APIs:
-# make pytest runs it. (prometheus-client's bound is not run here.)
+# The dependencies' lower bounds (constraints-lowest.txt) in a venv of their own, as a smoke run (~150
+# tests, ~20 s) of the paths that call them: the store, sync and asyncio, on psycopg and psycopg-pool's
+# pools (test_store, less its ~200 bad-message cases; test_transactions), the sandbox (mini-racer), the
+# CLI (click, rich), the REPL (prompt-toolkit), one conformance host (the asyncio store with the Python
+# engine inline), the daemon catching up and its status (LISTEN/NOTIFY, rich), a subscription woken by
+# NOTIFY, and the daemon's metrics (prometheus-client). Everything else runs jsproj's own code on the same
+# dependencies' APIs: make pytest runs all of it.
 LOWEST := .venv-lowest
-LOWEST_TESTS := tests/test_store.py tests/test_transactions.py tests/test_sandbox.py tests/test_api.py \
-  tests/test_cli.py tests/test_repl.py tests/test_daemon.py
+LOWEST_TESTS := tests/store/test_store.py tests/store/test_transactions.py tests/engine/test_sandbox.py \
+  tests/cli/test_cli.py tests/cli/test_repl.py tests/conformance/test_conformance.py::test_case_in_every_host \
+  tests/follow/test_daemon.py::test_async_projections_catch_up_and_match_a_fold_from_scratch \
+  tests/follow/test_daemon.py::test_status_shows_lag_holders_and_the_cli \
+  tests/follow/test_subscriptions.py::test_subscribing_wakes_on_the_notify_trigger_and_a_deploy_keeps_it \
+  tests/follow/test_operations.py::test_metrics_move_with_appends_and_healthz_follows_the_database
+LOWEST_SELECT := not bad_message and (inline-python-asyncio or not every_host)
 test-lowest: install pg-extensions
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet -c constraints-lowest.txt -e '.[binary]' \
 	  $$(grep -E '^(pytest|pytest-timeout|pytest-xdist|hypothesis|pexpect)==' constraints.txt)
 	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(mini-racer|psycopg|psycopg-pool|click|rich|prompt.toolkit|prometheus.client) '
-	$(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -m "not slow" $(LOWEST_TESTS)
+	$(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -k "$(LOWEST_SELECT)" $(LOWEST_TESTS)
 pytest: install pg-extensions chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
@@ -129,7 +137,7 @@ bench-quick: bench-deps
 	$(BIN)/python bench/run.py --quick
 
 # Mixed load with periodic kills, then every invariant checked (docs/reliability.md).
-# `make test` runs a short one (tests/test_soak.py).
+# `make test` runs a short one (tests/follow/test_soak.py).
 SOAK_SECONDS ?= 600
 soak: install pg-extensions
 	$(BIN)/python tests/soak.py --duration $(SOAK_SECONDS)

@@ -61,7 +61,7 @@ def job(case: Path, page_size: int) -> Job:
 
 #: The hosts that also run the small cases one event per page: the engine's own loop in Python and Node, and an
 #: append per message. The others add no way of paging of their own: page size 1000 shows they store what those
-#: do (the daemon's pages of one event: tests/test_daemon.py and the batching property of tests/test_batching.py).
+#: do (the daemon's pages of one event: tests/follow/test_daemon.py and the batching property of tests/conformance/test_batching.py).
 ONE_EVENT_PAGES = ("python", "node", "inline-python")
 
 

@@ -9,7 +9,7 @@ fresh context: mini-racer's V8 (the Python host and plpython3u), Node's V8
 PostgreSQL with both). The pinned surface is what all four have, by object
 and property, without POLICY (docs/javascript.md says why each goes);
 REMOVED_SURFACE is what some host has of those objects and jsproj's
-JavaScript has not, which loading a file that uses one names (js/lib/scan.js). tests/test_surface.py checks each host against
+JavaScript has not, which loading a file that uses one names (js/lib/scan.js). tests/engine/test_surface.py checks each host against
 the file.
 """
 

@@ -7,7 +7,7 @@ The hosts' own String.prototype.normalize and localeCompare follow each
 one's Unicode and ICU data (or crash: PL/JS 1.0.5), so jsproj's JavaScript
 has one implementation, in the bundle, with these tables: canonical and
 compatibility decompositions, canonical combining classes, the primary
-composites, and lowercase mappings. tests/test_unicode.py checks the
+composites, and lowercase mappings. tests/engine/test_unicode.py checks the
 JavaScript against unicodedata itself.
 """
 

@@ -58,7 +58,7 @@ export declare function connect(options?: StoreOptions): EventStore;
 export declare function toEventMessage(args: unknown[]): AppendMessage;
 
 export declare namespace errors {
-  // Every kind of jsproj's error table (js/errors.json), under its parent; tests/test_error_table.py checks these.
+  // Every kind of jsproj's error table (js/errors.json), under its parent; tests/conformance/test_error_table.py checks these.
   /** Base class of every jsproj error. */
   class JsprojError extends Error {
     readonly kind: string;

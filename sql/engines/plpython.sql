@@ -26,6 +26,8 @@ if op not in ('route', 'apply', 'describe'):
     plpy.error('pge_engine_call: unknown operation %s' % op)
 
 GRACE = 2.0  # seconds past the time limit before a worker that V8 could not stop is killed
+STARTUP = 30.0  # seconds a worker has to start (Python, mini-racer, V8, the bundle, lockdown), as in the Python host
+READY = '{"ok": "ready"}'  # what a worker says once started, before it loads the files
 SLICE = 0.2  # seconds between PostgreSQL's looks at a cancel while a call runs
 
 WORKER = r'''
@@ -73,6 +75,7 @@ locked = json.loads(host['lockdown'](json.dumps({'ops': ['apply', 'route']})))
 if 'error' in locked:
     write(json.dumps(locked))
     os._exit(0)
+write('{"ok": "ready"}')  # started: the time limit counts from the load of the files on
 
 def stopped(exc):
     # The answer for a call that raised (a limit, naming what ran, or a failure); the worker ends after it.
@@ -129,7 +132,7 @@ def named(request):
 
 class Worker:
     def __init__(self, settings, bundle, sources):
-        self.timeout = float(settings['timeout'])
+        self.timeout, self.unstarted = float(settings['timeout']), False
         python = os.path.join(sys.base_exec_prefix, 'bin', 'python%d.%d' % sys.version_info[:2])
         # (PL/Python indents a function's body, the text of WORKER with it.) In the backend's process group: the
         # postmaster's SIGTERM, SIGQUIT and SIGKILL for the backend end it too.
@@ -146,17 +149,22 @@ class Worker:
         except OSError:
             pass  # it died: receive says so
 
-    def receive(self, culprit):  # culprit(): what ran, named only for an error
-        # The answer, waited for up to the time limit and the grace, PostgreSQL acting on a cancel meanwhile.
-        deadline, out, data, need = time.monotonic() + self.timeout + GRACE, self.proc.stdout.fileno(), b'', 4
+    def receive(self, culprit, starting=False):  # culprit(): what ran, named only for an error
+        # The answer, waited for up to the time limit and the grace (starting: STARTUP), PostgreSQL acting on a
+        # cancel meanwhile.
+        deadline = time.monotonic() + (STARTUP if starting else self.timeout + GRACE)
+        out, data, need = self.proc.stdout.fileno(), b'', 4
         while len(data) < need:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.stop()
+                if starting:
+                    self.unstarted = True
+                    return failure('SandboxError', 'the V8 worker did not start in %g s (it was stopped)' % STARTUP)
                 return failure('SandboxTimeoutError', '%s ran past the time limit of %g s (its worker was stopped)'
                                % (culprit(), self.timeout))
             if select.select([out], [], [], min(SLICE, left))[0]:
-                chunk = os.read(out, max(need - len(data), 65536))
+                chunk = os.read(out, need - len(data))  # never past this answer: READY and the load's come back to back
                 if not chunk:
                     self.stop()
                     return failure('SandboxMemoryError', '%s stopped the V8 worker (V8 ran out of memory or failed: '
@@ -171,6 +179,12 @@ class Worker:
                     self.stop()
                     raise
         return data[4:need].decode('utf-8', 'surrogatepass')
+
+    def load(self):
+        # The projection files loaded, or the error that stopped them. The worker's start is not projection code
+        # and may be slow on a busy server: it has STARTUP, and the time limit counts from the load on.
+        started = self.receive(lambda: 'the projection files', starting=True)
+        return self.receive(lambda: 'the projection files') if started == READY else started
 
     def call(self, op, request):
         self.send(op + '\n' + request)
@@ -200,7 +214,10 @@ if state is None or state['generation'] != now['generation'] or \
     sources = json.dumps([{'file': r['file'], 'source': r['source']} for r in rows])
     bundle = plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle']
     worker = Worker(settings, bundle, sources)
-    loaded = worker.receive(lambda: 'the projection files')
+    loaded = worker.load()
+    if worker.unstarted:  # (not deterministic, as a load is: the next call starts another worker)
+        GD.pop(key, None)
+        return loaded
     state = {'generation': now['generation'], 'worker': worker, 'loaded': loaded, 'settings': settings,
              'bundle': bundle, 'sources': sources}
     GD[key] = state
@@ -216,7 +233,7 @@ if answer.startswith('{"error"') and '"SandboxMemoryError"' in answer[:200]:
     # file-level variable): once more in a fresh worker, the projections reloaded, before the error is its own.
     state['worker'].stop()
     state['worker'] = Worker(state['settings'], state['bundle'], state['sources'])
-    state['loaded'] = state['worker'].receive(lambda: 'the projection files')
+    state['loaded'] = state['worker'].load()
     if '"error"' not in state['loaded'][:10]:
         answer = state['worker'].call(op, payload)
 if state['worker'].proc.poll() is not None or '"SandboxTimeoutError"' in answer or '"SandboxMemoryError"' in answer:

@@ -1,4 +1,4 @@
-// The hostile corpus (tests/test_hostile_corpus.py): one projection whose
+// The hostile corpus (tests/conformance/test_hostile_corpus.py): one projection whose
 // handlers each try to crash the host, run past its limits, escape its
 // error reporting or reach what is not its own. Each event type is one
 // attack; `expect` in the test says how it must end in every host: an

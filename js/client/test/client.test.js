@@ -1,14 +1,14 @@
 'use strict';
 // @jsproj/client against a real store: JSPROJ_TEST_DSN names a database where
 // the quest example is deployed inline with an in-database engine (the
-// pytest wrapper tests/test_node_client.py makes one and runs these).
+// pytest wrapper tests/cli/test_node_client.py makes one and runs these).
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { connect, errors, toEventMessage } = require('..');
 
 const DSN = process.env.JSPROJ_TEST_DSN;
-if (!DSN) throw new Error('set JSPROJ_TEST_DSN to a store with the quest example deployed (tests/test_node_client.py does)');
+if (!DSN) throw new Error('set JSPROJ_TEST_DSN to a store with the quest example deployed (tests/cli/test_node_client.py does)');
 
 const store = connect({ dsn: DSN });
 test.after(() => store.close());

@@ -1,4 +1,4 @@
-// Compiled by tests/test_node_client.py with tsc --noEmit: the declarations must describe real use.
+// Compiled by tests/cli/test_node_client.py with tsc --noEmit: the declarations must describe real use.
 import projector, { Event, EventMeta } from 'jsproj';
 import { connect, errors, Appended } from '@jsproj/client';
 

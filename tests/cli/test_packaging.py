@@ -1,0 +1,63 @@
+"""The wheel carries the JavaScript engine and the bundled example."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_wheel_contains_the_engine_and_examples(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("jsproj-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    bundle = json.loads((ROOT / "js" / "lib" / "bundle.json").read_text())
+    for file in [*bundle, "bundle.json", "lockdown.js"]:
+        assert f"jsproj/js/lib/{file}" in names, file
+    assert "jsproj/examples/quest/events.jsonl" in names
+    assert "jsproj/engine/worker.py" in names
+    assert "jsproj/tools/dashboard.html" in names  # the dashboard's page
+
+
+def test_runtime_dependencies_are_ranges_whose_lower_bounds_make_test_lowest_installs() -> None:
+    """Applications choose their versions: no pins and no upper bounds; each lower bound is what
+    `make test-lowest` runs the suite with, and constraints.txt pins what `make` installs."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["project"]
+
+    def pins(name: str) -> dict[str, str]:
+        lines = (root / name).read_text("utf-8").splitlines()
+        found = (re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", line.strip()) for line in lines)
+        return {m[1].lower().replace("_", "-"): m[2] for m in found if m}
+
+    lowest, locked = pins("constraints-lowest.txt"), pins("constraints.txt")
+    for requirement in project["dependencies"]:
+        name, bound = re.fullmatch(r"([a-z0-9-]+)>=([0-9.]+)", requirement).groups()  # type: ignore[union-attr]
+        assert lowest[name] == bound, f"{name}: constraints-lowest.txt has {lowest.get(name)}, not {bound}"
+        assert name in locked, f"{name} is not pinned in constraints.txt"
+    assert project["optional-dependencies"]["binary"] == ["psycopg[binary]>=3.3.0"]
