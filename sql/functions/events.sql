@@ -217,7 +217,7 @@ $$;
 -- sequence, which a rollback does not give back). The rules are pge_append's
 -- for one message, checked for all at once here (pge_message_problem and
 -- pge_event_problem are shared; the stream and $id rules are set-based here,
--- one message's there: tests/test_store.py checks every bad message both
+-- one message's there: tests/store/test_store.py checks every bad message both
 -- ways). An error's text starts with "message N: " (1 for the first), and
 -- its DETAIL holds {"messageNumber": N}.
 create or replace function pge_append_batch(messages jsonb) returns jsonb

@@ -33,7 +33,7 @@ $$;
 -- `language sql stable` function of one SELECT, without SET or SECURITY
 -- DEFINER: the planner inlines it into the caller's query like a view, so
 -- conditions reach the indexes and a record no caller selects is never built
--- (tests/test_migrations.py checks the plans).
+-- (tests/store/test_migrations.py checks the plans).
 create or replace function pge_records()
 returns table (tx_id xid8, "position" bigint, id uuid, stream_id text, stream_type text, version bigint, type text,
                data jsonb, metadata jsonb, "timestamp" timestamptz, record text)

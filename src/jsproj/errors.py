@@ -2,7 +2,7 @@
 
 The kinds, their parents and their SQLSTATEs are one table, ``js/errors.json``,
 which the Node client builds its classes from too: each class here takes its
-``sqlstates`` from it (tests/test_error_table.py checks classes and table agree).
+``sqlstates`` from it (tests/conformance/test_error_table.py checks classes and table agree).
 Errors that come from the JavaScript engine carry the same fields in every
 host (the ``kind`` names the class); :func:`from_info` rebuilds them here.
 """

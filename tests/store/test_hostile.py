@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from clihelp import jsproj
 from jsproj import errors
+from jsproj.engine.events_file import parse
 from jsproj.engine.projections import Projections
 from jsproj.store.sync import EventStore
-from jsproj.engine.events_file import parse
 from test_store import counts, unchanged
 
 from projections import PARTY_EVENTS

@@ -11,11 +11,11 @@ import psycopg
 import pytest
 
 from jsproj import errors, simulate
+from jsproj.engine.events_file import parse
 from jsproj.engine.projections import Projections
 from jsproj.errors import UnknownStreamError
 from jsproj.projections.live import aggregate
 from jsproj.store.sync import EventStore
-from jsproj.engine.events_file import parse
 
 QUEST = Path(__file__).resolve().parents[2] / "src" / "jsproj" / "examples" / "quest"
 

@@ -9,7 +9,7 @@ import click
 
 from jsproj.tools.cli.common import Seconds, open_store, store_options
 
-# jsproj.tools.dashboard's defaults (tests/test_dashboard.py keeps them equal): it is imported by the command only,
+# jsproj.tools.dashboard's defaults (tests/cli/test_dashboard.py keeps them equal): it is imported by the command only,
 # as http.server adds a sixth to every command's start.
 DEFAULT_PORT, DEFAULT_INTERVAL, DEFAULT_WINDOW = 8113, 5.0, 600.0
 
