@@ -170,6 +170,16 @@ VARIANT_HOSTS = ("inline-python-asyncio", "async-build")
 FAST_HOSTS = ("python", "node")
 
 
+#: The in-database engine `make test-fast` runs what every in-database engine runs alike (the others: slow).
+FAST_ENGINE = "plv8"
+
+
+def engine_params(engines: list[str]) -> list:
+    """``engines`` as parameters: :data:`FAST_ENGINE` (else the first) in `make test-fast`, the others slow."""
+    fast = FAST_ENGINE if FAST_ENGINE in engines else engines[0]
+    return [pytest.param(engine, marks=[] if engine == fast else [pytest.mark.slow]) for engine in engines]
+
+
 def host_case_params() -> list:
     """(case, host) pairs: every case in every host, but :data:`VARIANT_HOSTS` as said there."""
     return [

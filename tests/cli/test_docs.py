@@ -27,6 +27,8 @@ from jsproj.engine.projections import Projections
 
 from conformance_hosts import HOST_NAMES, check_against_expected, hosts, job
 
+pytestmark = pytest.mark.slow  # the docs' examples run as a user runs them: every host, shell commands, scripts
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```", re.S | re.M)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every docs/python.md script in a process of its own
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "python.md"
 SCRIPT = re.compile(r"^```python run=(\w+)\n(.*?)^```", re.S | re.M)

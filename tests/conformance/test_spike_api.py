@@ -19,10 +19,10 @@ from jsproj.engine.projections import read_folder
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
 
-from conformance_hosts import LANGUAGES, require_language
+from conformance_hosts import LANGUAGES, engine_params, require_language
 
 
-@pytest.fixture(params=["plpython", *LANGUAGES])
+@pytest.fixture(params=engine_params(["plpython", *LANGUAGES]))
 def session(request: pytest.FixtureRequest, dsn: str):
     if request.param in LANGUAGES:
         require_language(dsn, request.param)

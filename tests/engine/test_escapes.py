@@ -28,7 +28,7 @@ from jsproj.projections.views import export_views, fetch_view
 from jsproj.store.sync import EventStore
 from test_sandbox import run
 
-from conformance_hosts import LANGUAGES, require_language
+from conformance_hosts import LANGUAGES, engine_params, require_language
 from projections import counting
 
 POLLUTER = """
@@ -85,7 +85,7 @@ projections.projectView('Words').identifiedBy(function (evt) { return evt.word; 
 """
 
 
-@pytest.mark.parametrize("host", ["plpython", *LANGUAGES])
+@pytest.mark.parametrize("host", engine_params(["plpython", *LANGUAGES]))
 def test_pollution_stashes_and_reading_others_state_fail_in_the_database_hosts(host: str, dsn: str) -> None:
     files = {"Polluter.js": POLLUTER, "Victim.js": VICTIM, "Reader.js": READER}
     out = run_in(host, files, [{"id": "g", "type": "G", "data": [{"$type": "Go"}, {"$type": "Go"}]}], dsn)
@@ -268,7 +268,7 @@ projections.aggregate('Reader').by({ Look: function (state) { state.found = foun
 """
 
 
-@pytest.mark.parametrize("host", LANGUAGES)
+@pytest.mark.parametrize("host", engine_params(list(LANGUAGES)))
 def test_a_file_cannot_tell_a_javascript_language_from_check_and_simulate(host: str, dsn: str) -> None:
     """The same world in PLV8 and PL/JS as in the Python host: a file's globalThis is its scope's, the same
     pinned globals in every host (surface.js), frozen."""
@@ -374,7 +374,7 @@ def test_a_file_that_never_finishes_loading_is_stopped_by_the_limit_not_by_kill(
         assert owner.execute("select count(*) from pge_events").fetchone() == (0,), "the append was rolled back"
 
 
-@pytest.mark.parametrize("engine", ["plpython", *LANGUAGES])
+@pytest.mark.parametrize("engine", engine_params(["plpython", *LANGUAGES]))
 def test_a_load_the_session_stopped_is_run_again_by_the_next_call(store: EventStore, dsn: str, engine: str) -> None:
     """A cancel or the session's statement_timeout says nothing of the load (only jsproj's own limit does):
     the next call loads again, and is stopped again, rather than answered from the first."""

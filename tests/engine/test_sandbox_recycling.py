@@ -12,6 +12,8 @@ from jsproj import errors
 from jsproj.engine.projections import Projections
 from jsproj.engine.sandbox import IDLE_WORKERS, Sandbox
 
+pytestmark = pytest.mark.slow  # V8 worker processes started, recycled and killed
+
 KEEPER = """
 var stash = [];
 projections.aggregate('Keeper').by({

@@ -26,6 +26,8 @@ from test_deploy_safety import DRESSED, answer, dress, dressed, reader  # noqa: 
 from projections import sources
 from waiting import daemon_thread, wait_until
 
+pytestmark = pytest.mark.slow  # versions built beside deployed projections by daemons
+
 V1 = """projections.projectStream('Quest').named('Party').by({
   $init: function () { return { towns: [] }; },
   TownReached: function (state, evt) { state.towns.push(evt.location); }

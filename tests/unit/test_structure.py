@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -202,6 +203,7 @@ def test_the_log_reader_alone_builds_record_lines_json_record_pages_and_the_high
     assert occurrences(SQL, "*.sql", "string_agg(r.record") == {"sql/functions/inline.sql": 1}
 
 
+@functools.cache
 def raw_imports() -> dict[str, set[str]]:
     """Each module's jsproj imports, packages included, and whether it imports psycopg (as "psycopg")."""
     paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
