@@ -50,7 +50,8 @@ PLJS_PATCHES := $(sort $(wildcard $(CURDIR)/deploy/pg-js/pljs-*.patch))
 PG_JS_BUILD := PLV8_EXTRA_PATCHES="$(PLV8_PATCHES)" PLJS_EXTRA_PATCHES="$(PLJS_PATCHES)"
 pg-languages:
 	@pgv=$$(ls /usr/lib/postgresql | sort -V | tail -1); ext=/usr/share/postgresql/$$pgv/extension; \
-	want=$$(echo '$(PG_JS_BUILD)' | cat - $(PLV8_PATCHES) $(PLJS_PATCHES) | sha256sum | cut -c1-16); \
+	want=$$(echo '$(notdir $(PLV8_PATCHES)) / $(notdir $(PLJS_PATCHES))' | cat - $(PLV8_PATCHES) $(PLJS_PATCHES) | \
+	  sha256sum | cut -c1-16); \
 	if [ -x $(PG_JS)/build-plv8.sh ] && [ "$$(id -u)" = 0 ]; then \
 	  if [ ! -f $$ext/plv8.control ] || [ ! -f $$ext/pljs.control ] || [ "$$(cat $(PG_JS_STAMP) 2>/dev/null)" != "$$want" ]; then \
 	    echo "building plv8 and pljs from $(PG_JS) (execution timeouts, deploy/pg-js patches)"; \
