@@ -34,10 +34,15 @@ if SHM.is_dir() and os.access(SHM, os.W_OK | os.X_OK):
 _numbers = itertools.count(1)
 
 
+#: What a throwaway server for tests needs no CPU for: JIT compiling (a test's queries are small, and LLVM's
+#: compile costs more than it saves), autovacuum (every database lives for one test), WAL for replicas.
+TEST_SETTINGS = {"jit": "off", "autovacuum": "off", "wal_level": "minimal", "max_wal_senders": "0"}
+
+
 @contextmanager
 def running_cluster(prefix: str = "jsproj-pg-") -> Iterator[Cluster]:
     """A throwaway PostgreSQL (not durable: tests need no fsync), started, and destroyed after."""
-    server = temporary_cluster(prefix=prefix)
+    server = temporary_cluster(prefix=prefix, **TEST_SETTINGS)
     server.init(durable=False)
     server.start()
     try:
