@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt js/client/package-lock.json
 	@$(MAKE) --no-print-directory postgres
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,binary]'
+	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[test,binary]'
 	@command -v node >/dev/null || { echo "Node.js (node) is required for the Node host and its tests"; exit 1; }
 	cd js/client && npm ci --silent --no-audit --no-fund
 	touch $(STAMP)
@@ -80,9 +80,10 @@ test: lint pytest node-test test-lowest
 # short soak, PostgreSQL restarts and crashes, daemons killed or stopped midway, several daemons
 # (partitions), the doc scripts, the hypothesis runs over every host (batching, equivalence, projection
 # names), npm packing and tsc, the wheel, the large conformance case (many-streams), the conformance
-# suite beyond the Python host and Node (FAST_HOSTS) and the hostile corpus beyond the Python host, PLV8 and
-# PL/JS (test_languages), the pytest plugin, operations (long builds, health), the CLI's embedded
-# database, the demo and the spec runs in real stores, and a few slow sandbox-limit tests.
+# suite beyond the Python host (FAST_HOSTS) and the hostile corpus beyond the Python host, PLV8 and
+# PL/JS (test_languages), what every in-database engine runs alike beyond PLV8 (engine_params), the docs'
+# examples and scripts, versions, worker recycling, the pytest plugin, operations (long builds, health),
+# the CLI's embedded database, the demo and the spec runs in real stores, and a few slow sandbox-limit tests.
 test-fast: lint install pg-extensions
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not slow"
 	cd js && node --test test/

@@ -70,9 +70,9 @@ def template(cluster: Cluster) -> str:
     return TEMPLATE
 
 
-@pytest.fixture
-def dsn(cluster: Cluster, template: str) -> Iterator[str]:
-    """A fresh, migrated database for one test."""
+@contextmanager
+def fresh_database(cluster: Cluster, template: str) -> Iterator[str]:
+    """A fresh, migrated database (a clone of the template), dropped at the end."""
     name = f"test_{next(_numbers)}"
     with psycopg.connect(cluster.dsn, autocommit=True) as conn:
         conn.execute(f"create database {name} " + CLONE.format(template=template))
@@ -81,6 +81,21 @@ def dsn(cluster: Cluster, template: str) -> Iterator[str]:
     finally:
         with psycopg.connect(cluster.dsn, autocommit=True) as conn:
             conn.execute(f"drop database {name} with (force)")
+
+
+@pytest.fixture
+def dsn(cluster: Cluster, template: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    with fresh_database(cluster, template) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def module_store(cluster: Cluster, template: str) -> Iterator[EventStore]:
+    """A store shared by the tests of a module that each check they leave it as they found it (many cases of
+    refused input: a database each would be most of their cost)."""
+    with fresh_database(cluster, template) as made, EventStore(made) as opened:
+        yield opened
 
 
 @pytest.fixture

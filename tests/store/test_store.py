@@ -205,25 +205,29 @@ BAD_MESSAGES = [
 
 
 @pytest.mark.parametrize(("message", "problem"), BAD_MESSAGES, ids=[problem[:40] for _, problem in BAD_MESSAGES])
-def test_bad_messages_are_refused_and_change_nothing(store: EventStore, dsn: str, message: dict, problem: str) -> None:
+def test_bad_messages_are_refused_and_change_nothing(module_store: EventStore, message: dict, problem: str) -> None:
+    store = module_store
     store.append({"id": "existing", "type": "T", "data": {"$type": "A"}})
-    with unchanged(dsn), pytest.raises(errors.InvalidEventError) as caught:
+    with unchanged(store.dsn), pytest.raises(errors.InvalidEventError) as caught:
         store.append(message)
     assert problem in str(caught.value)
 
 
 @pytest.mark.parametrize(("message", "problem"), BAD_MESSAGES, ids=[problem[:40] for _, problem in BAD_MESSAGES])
 def test_a_bad_message_late_in_a_batch_is_refused_as_alone_and_uses_no_position(
-    store: EventStore, dsn: str, message: dict, problem: str
+    module_store: EventStore, message: dict, problem: str
 ) -> None:
+    store = module_store
     store.append({"id": "existing", "type": "T", "data": {"$type": "A"}})
     with pytest.raises(errors.InvalidEventError) as alone:
         store.append(message)
     good = [{"id": "good", "type": "T", "data": [{"$type": "A"}] * 3}, {"id": "existing", "data": {"$type": "B"}}]
-    with unchanged(dsn), pytest.raises(errors.InvalidEventError) as batched:
+    following = counts(store.dsn)[2]
+    with unchanged(store.dsn), pytest.raises(errors.InvalidEventError) as batched:
         store.append_all([*good, message])
     assert str(batched.value) == f"message 3: {alone.value}", "a batch checks each message by pge_append's rules"
-    assert store.append({"id": "next", "type": "T", "data": {"$type": "A"}}).positions == [2], "no position was used"
+    next_append = store.append({"id": "next", "type": "T", "data": {"$type": "A"}})
+    assert next_append.positions == [following], "no position was used"
 
 
 def test_a_batch_counts_its_earlier_messages_for_versions_and_stream_types(store: EventStore, dsn: str) -> None:
