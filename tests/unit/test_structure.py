@@ -334,3 +334,19 @@ def test_the_followers_guard_no_optional_connection_with_an_assert() -> None:
         if re.search(r"assert self\.\w+(?:\.\w+)* is not None", line)
     ]
     assert found == []
+
+
+def test_every_name_jsproj_exports_is_what_it_names_once_every_module_is_imported() -> None:
+    """No module of the package shares a name with what ``import jsproj`` exports: importing ``jsproj.deploy``
+    (the module, before the package was grouped by concern) made ``jsproj.deploy`` the module, not the function."""
+    import importlib
+    import inspect
+
+    import jsproj
+
+    for name in sorted(graph_modules := set(import_graph())):
+        if name.startswith("jsproj.") and ".examples" not in name:
+            importlib.import_module(name)
+    assert len(graph_modules) > 50, "every module was imported"
+    modules = sorted(name for name in jsproj.__all__ if inspect.ismodule(getattr(jsproj, name)))
+    assert modules == [], "these exports are shadowed by a module of the same name"

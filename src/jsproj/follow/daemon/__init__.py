@@ -2,7 +2,7 @@
 
 - :mod:`~jsproj.follow.daemon.loop` -- the daemon (:class:`Daemon`): a processor of the follower engine
   (:mod:`jsproj.follow.engine`), its error policy, what outlives its connections;
-- :mod:`~jsproj.follow.daemon.round` -- the daemon on its connections: rounds of builds, retries, versions, pages;
+- :mod:`~jsproj.follow.daemon.connected` -- the daemon on its connections: rounds of builds, retries, versions, pages;
 - :mod:`~jsproj.follow.daemon.session` -- its three connections and its heartbeat;
 - :mod:`~jsproj.follow.daemon.leases` -- the units it holds: an advisory lock each, a fair share;
 - :mod:`~jsproj.follow.daemon.pipeline` -- pages read ahead, applied, committed behind;

@@ -30,11 +30,11 @@ from collections.abc import Callable, Iterable
 from jsproj import errors
 from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from jsproj.errors import ProjectionStoppedError
+from jsproj.follow.daemon.connected import Connected
 from jsproj.follow.daemon.deployed import Deployed
 from jsproj.follow.daemon.hooks import DaemonHooks
 from jsproj.follow.daemon.leases import Leases
 from jsproj.follow.daemon.progress import Unit
-from jsproj.follow.daemon.round import Round
 from jsproj.follow.daemon.session import Session
 from jsproj.follow.engine import LOST, Action, ErrorPolicy, Follower
 from jsproj.store.translate import reason
@@ -89,12 +89,12 @@ class Daemon:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.deployed = Deployed(set(names) if names else None, {"timeout": timeout, "memory_limit": memory_limit})
         self.stopping = threading.Event()
-        self._round: Round | None = None  # the latest connections' round, for what `held` reports
+        self._connected: Connected | None = None  # the daemon on its latest connections, for what `held` reports
 
     @property
     def held(self) -> frozenset[Unit]:
         """The units this daemon holds now."""
-        current = self._round
+        current = self._connected
         return frozenset(current.leases.held) if current is not None else frozenset()
 
     @property
@@ -125,12 +125,12 @@ class Daemon:
 
     # -- as the follower engine's processor ---------------------------------------
 
-    def attach(self) -> Round:
-        """Open the connections, and a round on them (nothing held yet)."""
+    def attach(self) -> Connected:
+        """Open the connections: the daemon on them, holding nothing yet."""
         session = Session(self.dsn, self.schema, self.id)
         self.deployed.forget()  # no one else writing the documents is known no more
-        self._round = Round(self, session, Leases(session.control, self.id))
-        return self._round
+        self._connected = Connected(self, session, Leases(session.control, self.id))
+        return self._connected
 
     def failed(self, exc: BaseException, action: Action, delay: float) -> None:
         why = reason(exc, self.dsn)

@@ -1,4 +1,4 @@
-"""A daemon on its connections: rounds of heartbeat, balance, builds, retries, versions and pages.
+"""The daemon on its connections: rounds of heartbeat, balance, builds, retries, versions and pages.
 
 Made by :meth:`Daemon.attach <jsproj.follow.daemon.loop.Daemon.attach>` each
 time the daemon connects, and dropped with the connections: what it holds
@@ -36,7 +36,7 @@ CHECK_SECONDS = 0.5  # how often definitions and progress are read again while p
 
 
 class Owner(Protocol):
-    """What a round needs of its daemon (:class:`~jsproj.follow.daemon.loop.Daemon`): its settings, what
+    """What the connected daemon needs of its daemon (:class:`~jsproj.follow.daemon.loop.Daemon`): its settings, what
     outlives the connections, whom to tell."""
 
     dsn: str
@@ -54,8 +54,8 @@ class Owner(Protocol):
     def built(self, name: str, events: int) -> None: ...
 
 
-class Round:
-    """The daemon's work between a connect and a disconnect (see the module)."""
+class Connected:
+    """The daemon's work between a connect and a disconnect, a round per step (see the module)."""
 
     def __init__(self, daemon: Owner, session: Session, leases: Leases) -> None:
         self.daemon, self.session, self.leases = daemon, session, leases
