@@ -27,8 +27,6 @@ from jsproj.engine.projections import Projections
 
 from conformance_hosts import HOST_NAMES, check_against_expected, hosts, job
 
-pytestmark = pytest.mark.slow  # the docs' examples run as a user runs them: every host, shell commands, scripts
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```", re.S | re.M)
@@ -51,6 +49,7 @@ def examples() -> dict[str, list[tuple[Path, str, str]]]:
     return cases
 
 
+@pytest.mark.slow  # every example in every host: the conformance suite's job, done again for the docs
 @pytest.mark.parametrize("host", HOST_NAMES)
 @pytest.mark.parametrize("name", sorted(examples()))
 def test_doc_example_in_every_host(name: str, host: str, tmp_path: Path, databases) -> None:
