@@ -177,7 +177,7 @@ begin
     if cardinality(v_removed) > 0 and not prune then
         raise exception using errcode = 'JP412',
             message = format('this deploy would remove %s (deployed, not in the set) with their documents: '
-                             'pass --prune (prune=True) to remove them, or deploy a set that includes them',
+                             'pass prune => true to remove them, or deploy a set that includes them',
                              array_to_string(v_removed, ', ')),
             detail = jsonb_build_object('removed', to_jsonb(v_removed))::text;
     end if;

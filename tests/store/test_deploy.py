@@ -216,6 +216,7 @@ def test_projections_missing_from_the_folder_are_removed_with_their_documents(st
     with pytest.raises(errors.PruneRequiredError) as refused:  # never silently (tests/store/test_deploy_safety.py)
         deploy(store, other)
     assert refused.value.removed == ["Party", "Visits"]
+    assert "pass prune=True to remove them" in str(refused.value), "the library's words, not the CLI's"
     report = deploy(store, other, prune=True)
     assert sorted(report.removed) == ["Party", "Visits"]
     assert rows(dsn, "select to_regclass('pge_projections_party')") == [(None,)]

@@ -3,6 +3,7 @@ indexes and grants on document tables (docs/deploy.md)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -109,11 +110,12 @@ def test_a_dry_run_changes_nothing_and_reports_what_the_deploy_does(store: Event
     assert snapshot(dsn) == before
     assert (plan.dry_run, plan.added, plan.changed, plan.unchanged) == (True, ["Journal"], ["Party", "Visits"], [])
     assert plan.removed == ["Member"] and plan.rebuild == ["Journal", "Party", "Visits"] and plan.rebuilt == {}
+    assert plan.refused == ["Member"], "without prune, the deploy would be refused for Member"
     assert plan.indexes == {"Journal": {"created": ["n"], "dropped": []}}
     done = deploy(store, wanted, prune=True)
     assert {k: v for k, v in done.to_dict().items() if k not in ("dryRun", "rebuilt")} == {
         k: v for k, v in plan.to_dict().items() if k not in ("dryRun", "rebuilt")
-    } | {"prune": True}
+    } | {"prune": True, "refused": []}
     assert done.rebuilt == {"Journal": 1, "Party": 1, "Visits": 1}
 
 
@@ -136,7 +138,7 @@ def test_a_smaller_set_is_refused_without_prune_and_changes_nothing(store: Event
     with pytest.raises(errors.PruneRequiredError) as refused:
         deploy(store, sources(Party=changed))
     assert refused.value.removed == ["Journal"]
-    assert "Journal" in str(refused.value) and "--prune" in str(refused.value)
+    assert "Journal" in str(refused.value) and "pass prune=True" in str(refused.value)
     assert snapshot(dsn) == before, "not even the changed projection was deployed"
     report = deploy(store, sources(Party=changed), prune=True)
     assert report.removed == ["Journal"] and report.changed == ["Party", "Visits"]
@@ -224,12 +226,18 @@ def test_the_cli_dry_run_and_prune(store: EventStore, dsn: str, tmp_path) -> Non
     (tmp_path / "Journal.js").unlink()
     before = snapshot(dsn)
     plan = jsproj("deploy", *args, "--dry-run")
-    assert plan.returncode == 0, plan.stderr
+    assert plan.returncode == 1, "a plan step fails where the deploy would"
     assert "dry run: nothing was changed" in plan.stdout
     assert "removed: Journal (refused without --prune)" in plan.stdout
+    assert plan.stderr.strip().endswith("pass --prune to remove them, or deploy a set that includes them")
+    as_json = jsproj("deploy", *args, "--dry-run", "--json")
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["refused"] == ["Journal"]
     refused = jsproj("deploy", *args)
-    assert refused.returncode != 0 and "Journal" in refused.stderr and "--prune" in refused.stderr
+    assert refused.returncode == 1 and "Journal" in refused.stderr
+    assert "pass --prune to remove them" in refused.stderr and "prune=True" not in refused.stderr, "the CLI's words"
     assert snapshot(dsn) == before
+    allowed = jsproj("deploy", *args, "--dry-run", "--prune")
+    assert allowed.returncode == 0 and "(refused without --prune)" not in allowed.stdout, allowed.stderr
     pruned = jsproj("deploy", *args, "--prune", "--json")
     assert pruned.returncode == 0, pruned.stderr
     assert '"removed": [\n    "Journal"\n  ]' in pruned.stdout or '"removed": ["Journal"]' in pruned.stdout

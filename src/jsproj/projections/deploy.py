@@ -71,6 +71,12 @@ class DeployReport:
     # per projection, the fields whose indexes were {"created": [...], "dropped": [...]} (pge_sync_indexes)
     indexes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
+    @property
+    def refused(self) -> list[str]:
+        """A dry run's: the deployed projections the deploy would remove, and so refuse without ``prune``
+        (:class:`~jsproj.errors.PruneRequiredError`); empty when the deploy would go ahead."""
+        return list(self.removed) if self.dry_run and not self.prune else []
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "engine": self.engine,
@@ -86,6 +92,7 @@ class DeployReport:
             "pending": self.pending,
             "retired": self.retired,
             "indexes": self.indexes,
+            "refused": self.refused,
         }
 
 
@@ -270,12 +277,26 @@ def deploy(
                         limits = _engine_settings(loaded, python_path)
                         outcome, report.rebuilt = _deploy_in(conn, store.schema, loaded, rows, engine, prune, limits)
             except psycopg.Error as exc:
-                raise translate(exc, "deploy") from exc
+                raise _worded(translate(exc, "deploy"), "pass prune=True") from exc
         for key in ("added", "changed", "unchanged", "removed", "indexes", "rebuild", "pending", "retired"):
             setattr(report, key, outcome[key])
         async_names = {row["name"] for row in rows if row["lifecycle"] == "async"}
         report.building = [name for name in outcome["added"] + outcome["changed"] if name in async_names]
         return report
+
+
+def prune_refusal(removed: Sequence[str], how: str) -> str:
+    """Why a deploy that would remove ``removed`` is refused, and ``how`` to allow it in the caller's terms
+    (``pass prune=True``, ``pass --prune``)."""
+    return (f"this deploy would remove {', '.join(removed)} (deployed, not in the set) with their documents: "
+            f"{how} to remove them, or deploy a set that includes them")  # fmt: skip
+
+
+def _worded(error: errors.JsprojError, how: str) -> errors.JsprojError:
+    """A deploy's refusal to remove projections worded for its caller; any other error as it is."""
+    if isinstance(error, errors.PruneRequiredError) and isinstance(error.info.get("removed"), list):
+        return error.replace(prune_refusal(error.info["removed"], how))
+    return error
 
 
 def _deploy_in(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder, resolve_schema
+from jsproj.errors import PruneRequiredError
 from jsproj.tools.cli.common import (
     echo_json,
     json_errors,
@@ -113,7 +114,8 @@ def deploy(
     changed ones from the event log (appends wait meanwhile). Projections no
     longer in the folder are removed with their documents only with --prune;
     without it such a deploy is refused. --dry-run prints the plan and changes
-    nothing.
+    nothing; it exits with 1, as the deploy would, when the deploy would be
+    refused.
 
     \b
     Examples:
@@ -126,7 +128,7 @@ def deploy(
     """
     from jsproj.engine.projections import read_folder
     from jsproj.projections.deploy import deploy as run_deploy
-    from jsproj.projections.deploy import parse_lifecycles, parse_on_error, parse_partitions
+    from jsproj.projections.deploy import parse_lifecycles, parse_on_error, parse_partitions, prune_refusal
 
     with json_errors(as_json):  # every option checked before the store (which may start a server)
         sources = read_folder(resolve_folder("projections", projections_dir))
@@ -137,16 +139,22 @@ def deploy(
         )
         partition_map, indexes = parse_partitions(partitions), project_file().indexes
         with open_store(dsn, schema, create=not dry_run, migrate=not dry_run) as store:  # a dry run changes nothing
-            report = run_deploy(
-                store, sources, engine=chosen, lifecycles=lifecycle_map, on_error=on_error_map,
-                partitions=partition_map, indexes=indexes, timeout=timeout, memory_limit=memory_limit,
-                python_path=python_path, prune=prune, dry_run=dry_run, promote=not no_promote,
-            )  # fmt: skip
+            try:
+                report = run_deploy(
+                    store, sources, engine=chosen, lifecycles=lifecycle_map, on_error=on_error_map,
+                    partitions=partition_map, indexes=indexes, timeout=timeout, memory_limit=memory_limit,
+                    python_path=python_path, prune=prune, dry_run=dry_run, promote=not no_promote,
+                )  # fmt: skip
+            except PruneRequiredError as exc:
+                raise exc.replace(prune_refusal(exc.info.get("removed") or [], "pass --prune")) from None
     if as_json:
         echo_json(report.to_dict())
-        return
-    for line in _report_lines(report):
-        click.echo(line)
+    else:
+        for line in _report_lines(report):
+            click.echo(line)
+    if report.refused:  # a plan step in CI must fail where the deploy would
+        click.echo(f"error: {prune_refusal(report.refused, 'pass --prune')}", err=True)
+        raise click.exceptions.Exit(1)
 
 
 def _report_lines(report: DeployReport) -> list[str]:
