@@ -263,6 +263,14 @@ def test_the_cli_deploys_without_promoting_shows_the_version_and_promotes(
     args = ("--dsn", dsn, "--projections", str(folder))
     assert jsproj("deploy", *args).returncode == 0
     assert Daemon(dsn, poll_interval=0.05).run(until_caught_up=True)
+    unversioned = V1.replace("state.towns.push(evt.location);", "state.towns.unshift(evt.location);")
+    (folder / "party.js").write_text(unversioned)
+    for dry in ((), ("--dry-run",)):
+        ignored = jsproj("deploy", *args, "--no-promote", *dry)
+        assert ignored.returncode == 1, "--no-promote on a change without a new .version() is refused, not ignored"
+        assert "--no-promote waits to promote new versions, and Party change" in ignored.stderr, ignored.stderr
+        assert "promote=False" not in ignored.stderr and version_of(dsn) == 1
+    assert fetch_view(store, "Party", "q1") == {"towns": ["Bree"]}, "nothing was rebuilt"
     (folder / "party.js").write_text(V2)
     deployed = jsproj("deploy", *args, "--no-promote")
     assert deployed.returncode == 0, deployed.stderr
@@ -318,3 +326,17 @@ def test_a_redeploy_of_the_deployed_version_ends_the_one_being_built(store: Even
         wait_for_projections(store)
         assert fetch_view(store, "Party") == {"q1": {"towns": ["BREE"]}}
     assert version_of(dsn) == 1 and tables(dsn) == ["pge_projections_party"]
+
+
+def test_waiting_to_promote_a_change_without_a_new_version_is_refused_and_changes_nothing(
+    store: EventStore, dsn: str
+) -> None:
+    deploy(store, sources(party=V1))
+    store.append(town("q1", "Bree"))
+    before = rows(dsn, "select name, hash, version from pge_projection_definitions")
+    unversioned = V1.replace("state.towns.push(evt.location);", "state.towns.unshift(evt.location);")
+    with pytest.raises(errors.InputError, match=r"promote=False waits to promote new versions, and Party change") as e:
+        deploy(store, sources(party=unversioned), promote=False)
+    assert e.value.info["changed"] == ["Party"]
+    assert rows(dsn, "select name, hash, version from pge_projection_definitions") == before
+    assert deploy(store, sources(party=V2), promote=False).pending == ["Party"], "a new version may wait"

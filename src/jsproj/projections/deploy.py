@@ -270,9 +270,12 @@ def deploy(
         report = DeployReport(engine, dry_run=dry_run, prune=prune)
         with store.connection() as conn:
             try:
-                if dry_run:
+                if dry_run or not promote:
                     outcome = _value(conn, "select pge_deploy_plan(%s)", (Jsonb(rows),))
-                else:
+                    if not promote and outcome["changed"]:  # --no-promote would not apply to them: say so
+                        raise errors.InputError(no_promote_refusal(outcome["changed"], "promote=False"),
+                                                changed=outcome["changed"])  # fmt: skip
+                if not dry_run:
                     with conn.transaction():
                         limits = _engine_settings(loaded, python_path)
                         outcome, report.rebuilt = _deploy_in(conn, store.schema, loaded, rows, engine, prune, limits)
@@ -290,6 +293,14 @@ def prune_refusal(removed: Sequence[str], how: str) -> str:
     (``pass prune=True``, ``pass --prune``)."""
     return (f"this deploy would remove {', '.join(removed)} (deployed, not in the set) with their documents: "
             f"{how} to remove them, or deploy a set that includes them")  # fmt: skip
+
+
+def no_promote_refusal(changed: Sequence[str], option: str) -> str:
+    """Why a deploy that waits for promote (``option``: ``promote=False``, ``--no-promote``) is refused: it would
+    rebuild ``changed`` in place, which have no new ``.version()`` to build beside the deployed one."""
+    return (f"{option} waits to promote new versions, and {', '.join(changed)} change without a higher .version(): "
+            "the deploy would rebuild them in place; give each a higher .version() to build it beside the deployed "
+            f"one, or deploy without {option}")  # fmt: skip
 
 
 def _worded(error: errors.JsprojError, how: str) -> errors.JsprojError:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder, resolve_schema
-from jsproj.errors import PruneRequiredError
+from jsproj.errors import InputError, PruneRequiredError
 from jsproj.tools.cli.common import (
     echo_json,
     json_errors,
@@ -128,7 +128,13 @@ def deploy(
     """
     from jsproj.engine.projections import read_folder
     from jsproj.projections.deploy import deploy as run_deploy
-    from jsproj.projections.deploy import parse_lifecycles, parse_on_error, parse_partitions, prune_refusal
+    from jsproj.projections.deploy import (
+        no_promote_refusal,
+        parse_lifecycles,
+        parse_on_error,
+        parse_partitions,
+        prune_refusal,
+    )
 
     with json_errors(as_json):  # every option checked before the store (which may start a server)
         sources = read_folder(resolve_folder("projections", projections_dir))
@@ -147,6 +153,10 @@ def deploy(
                 )  # fmt: skip
             except PruneRequiredError as exc:
                 raise exc.replace(prune_refusal(exc.info.get("removed") or [], "pass --prune")) from None
+            except InputError as exc:
+                if "changed" not in exc.info:
+                    raise
+                raise exc.replace(no_promote_refusal(exc.info["changed"], "--no-promote")) from None
     if as_json:
         echo_json(report.to_dict())
     else:
