@@ -75,9 +75,9 @@ def same_as_from_scratch(store: EventStore, files: list[dict[str, str]]) -> None
         assert have[kind] == {name: want[kind][name] for name in have[kind]}, kind
 
 
-def succeeded(*args: str) -> Done:
+def succeeded(*args: str, env: dict[str, str] | None = None) -> Done:
     """``jsproj ARGS`` in-process, asserted to exit with 0."""
-    done = jsproj(*args)
+    done = jsproj(*args, env=env)
     assert done.returncode == 0, done.stderr
     return done
 
@@ -312,6 +312,26 @@ def test_a_poison_event_is_dead_lettered_and_the_projection_goes_on(store: Event
     retried = json.loads(succeeded("retry", "Tickets", "--dsn", dsn, "--json").stdout)
     assert retried == {"projection": "Tickets", "resumed": False, "deadLetters": 1, "applied": 1}
     assert fetch_view(store, "Tickets", "t1") == {"open": True, "notes": ["later", "early"]}
+
+
+def test_many_dead_letters_show_grouped_and_bounded_and_every_one_on_asking(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Poison=POISON), lifecycles={"Tickets": "async"}, on_error={"Tickets": "dead-letter"})
+    notes = [{"$type": "Noted", "text": f"n{n}"} for n in range(250)]
+    store.append_all([{"id": f"t{n % 50}", "type": "Ticket", "data": notes[n]} for n in range(250)])
+    Daemon(dsn).run(until_caught_up=True)
+    grouped = succeeded("dead-letters", "--dsn", dsn, env={"COLUMNS": "200"})
+    lines = grouped.stdout.splitlines()
+    assert len(lines) < 12, "one row per projection and error, however many letters"
+    assert "dead letters (250) by projection and error" in lines[0]
+    assert any("Tickets" in line and " 250 " in line and "1-250" in line for line in lines), grouped.stdout
+    assert any("ticket is not open" in line for line in lines), "the cause, not cut before it"
+    listed = succeeded("dead-letters", "--dsn", dsn, "--list", env={"COLUMNS": "200"})
+    assert "dead letters (250), the first 100" in listed.stdout
+    assert listed.stdout.count("│ Tickets ") == 100 and "ticket is not open" in listed.stdout
+    few = succeeded("dead-letters", "--dsn", dsn, "--list", "--limit", "3", env={"COLUMNS": "200"})
+    assert few.stdout.count("│ Tickets ") == 3 and "the first 3" in few.stdout
+    assert len(json.loads(succeeded("dead-letters", "--dsn", dsn, "--json").stdout)) == 250, "--json: every one"
+    assert len(json.loads(succeeded("dead-letters", "--dsn", dsn, "--json", "--limit", "7").stdout)) == 7
 
 
 def test_a_poison_event_stops_the_projection_when_that_is_its_policy(store: EventStore, dsn: str) -> None:

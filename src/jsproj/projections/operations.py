@@ -23,7 +23,14 @@ from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from jsproj.follow.daemon import progress
 from jsproj.follow.daemon.build import build
 from jsproj.follow.daemon.loop import DEFAULT_PAGE_SIZE
-from jsproj.follow.daemon.poison import DeadLetter, dead_letters, request_retry, retry_dead_letters
+from jsproj.follow.daemon.poison import (
+    DeadLetter,
+    DeadLetterGroup,
+    dead_letter_groups,
+    dead_letters,
+    request_retry,
+    retry_dead_letters,
+)
 from jsproj.follow.daemon.progress import Unit, lock_key
 from jsproj.store import log as lines
 from jsproj.store.identifiers import search_path
@@ -224,9 +231,17 @@ def retry(
     return Retried(name, resumed, requested, applied)
 
 
-def list_dead_letters(store: EventStore, projection: str | None = None) -> list[DeadLetter]:
+def list_dead_letters(store: EventStore, projection: str | None = None, limit: int | None = None) -> list[DeadLetter]:
     """The events async projections failed on and skipped (policy ``dead-letter``), by projection and position;
-    only ``projection``'s when given (a name that is not deployed: UnknownProjectionError)."""
+    only ``projection``'s when given (a name that is not deployed: UnknownProjectionError); the first ``limit``."""
     check_deployed(store, [projection] if projection is not None else [])
     with _session(store) as conn:
-        return dead_letters(conn, projection)
+        return dead_letters(conn, projection, limit)
+
+
+def group_dead_letters(store: EventStore, projection: str | None = None) -> list[DeadLetterGroup]:
+    """The dead letters grouped by projection and error (kind and the message's first line), most first: what
+    failed, at a glance, however many there are."""
+    check_deployed(store, [projection] if projection is not None else [])
+    with _session(store) as conn:
+        return dead_letter_groups(conn, projection)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from jsproj.follow.daemon.poison import DeadLetter
+    from jsproj.follow.daemon.poison import DeadLetter, DeadLetterGroup
     from jsproj.projections.status import ProjectionStatus
 
 MAX_COLUMNS = 8
@@ -101,12 +101,26 @@ def _events(count: int) -> str:
     return f"{count} event" + ("" if count == 1 else "s")
 
 
-def dead_letters_table(letters: Sequence[DeadLetter]) -> Table:
-    """The ``jsproj dead-letters`` table."""
-    table = Table(title=f"dead letters ({len(letters)})", title_justify="left")
+def dead_letters_table(letters: Sequence[DeadLetter], title: str | None = None) -> Table:
+    """The ``jsproj dead-letters --list`` table: the error's kind, and its message's first line whole (wrapped,
+    never cut before the cause)."""
+    table = Table(title=title or f"dead letters ({len(letters)})", title_justify="left")
     for column in ("id", "projection", "position", "stream", "event", "error"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
     for d in letters:
+        message = str(d.error.get("message", "")).split("\n", 1)[0]
         table.add_row(str(d.id), d.projection, str(d.position), d.stream_id, d.event_type,
-                      json.dumps(d.error.get("message", ""))[:100])  # fmt: skip
+                      f"{d.error.get('kind', 'Error')}: {message}")  # fmt: skip
+    return table
+
+
+def dead_letter_groups_table(groups: Sequence[DeadLetterGroup]) -> Table:
+    """The ``jsproj dead-letters`` table: a row per projection and error, with how many and where."""
+    total = sum(group.count for group in groups)
+    table = Table(title=f"dead letters ({total}) by projection and error", title_justify="left")
+    for column in ("projection", "count", "positions", "error"):
+        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
+    for g in groups:
+        where = str(g.first_position) if g.count == 1 else f"{g.first_position}-{g.last_position}"
+        table.add_row(g.projection, str(g.count), where, f"{g.kind}: {g.message}")
     return table

@@ -53,14 +53,50 @@ class DeadLetter:
         }
 
 
-def dead_letters(conn: psycopg.Connection[Any], projection: str | None = None) -> list[DeadLetter]:
-    """The dead letters of every async projection (or of ``projection``), by projection and position."""
+def dead_letters(
+    conn: psycopg.Connection[Any], projection: str | None = None, limit: int | None = None
+) -> list[DeadLetter]:
+    """The dead letters of every async projection (or of ``projection``), by projection and position; the first
+    ``limit`` of them when given."""
     rows = conn.execute(
         """select id, projection, position, event_id::text, stream_id, event_type, error, created_at, retried_at
-           from pge_dead_letters where %s::text is null or projection = %s order by projection, position""",
-        (projection, projection),
+           from pge_dead_letters where %s::text is null or projection = %s order by projection, position
+           limit %s""",
+        (projection, projection, limit),
     ).fetchall()
     return [DeadLetter(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class DeadLetterGroup:
+    """The dead letters of one projection that failed alike: the error's kind and its cause (what the handler
+    threw, on one line), how many, and the first and last position they are at."""
+
+    projection: str
+    kind: str
+    message: str
+    count: int
+    first_position: int
+    last_position: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"projection": self.projection, "kind": self.kind, "message": self.message, "count": self.count,
+                "firstPosition": self.first_position, "lastPosition": self.last_position}  # fmt: skip
+
+
+def dead_letter_groups(conn: psycopg.Connection[Any], projection: str | None = None) -> list[DeadLetterGroup]:
+    """The dead letters grouped by projection and error, most first: the error's kind and its cause -- what the
+    handler threw (``error.error``), else the first line of the message (which names the event, so differs)."""
+    rows = conn.execute(
+        """select projection, coalesce(error ->> 'kind', 'Error'),
+                  split_part(coalesce((error -> 'error' ->> 'name') || ': ' || (error -> 'error' ->> 'message'),
+                                      error ->> 'message', ''), chr(10), 1),
+                  count(*), min(position), max(position)
+           from pge_dead_letters where %s::text is null or projection = %s
+           group by 1, 2, 3 order by count(*) desc, 1, 2, 3""",
+        (projection, projection),
+    ).fetchall()
+    return [DeadLetterGroup(*row) for row in rows]
 
 
 def letter(name: str, error: errors.JsprojError, partitions: Sequence[int] = (0,)) -> dict[str, Any]:

@@ -23,9 +23,10 @@ from jsproj.tools.cli.common import (
     sandbox_options,
     store_options,
 )
-from jsproj.tools.render import dead_letters_table, status_table
+from jsproj.tools.render import dead_letter_groups_table, dead_letters_table, status_table
 
 logger = logging.getLogger("jsproj.daemon")
+LISTED = 100  # the dead letters --list shows unless --limit says otherwise
 
 page_size_option = click.option(
     "--page-size",
@@ -193,22 +194,47 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
 
 @click.command("dead-letters")
 @click.option("--projection", "name", metavar="NAME", help="Only this projection's.")
+@click.option("--list", "as_list", is_flag=True, help="Each dead letter, by projection and position (see --limit).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"The most dead letters --list and --json show; 0: all (--list: {LISTED}, --json: all).",
+)
 @store_options
 @json_option
-def dead_letters(name: str | None, dsn: str | None, schema: str | None, as_json: bool) -> None:
-    """List the events async projections failed on and skipped (policy dead-letter).
+def dead_letters(
+    name: str | None, as_list: bool, limit: int | None, dsn: str | None, schema: str | None, as_json: bool
+) -> None:
+    """Show the events async projections failed on and skipped (policy dead-letter).
+
+    By default, one row per projection and error (kind and message), with
+    how many and at which positions, however many there are; --list shows
+    each dead letter (the first 100, or --limit), --json every one.
 
     \b
     Examples:
       jsproj dead-letters
+      jsproj dead-letters --list --projection Visitors --limit 20
       jsproj dead-letters --projection Visitors --json
     """
+    shown = (limit or None) if limit is not None else (None if as_json else LISTED)
     with json_errors(as_json), open_store(dsn, schema, create=False) as store:
-        letters = control.list_dead_letters(store, name)
+        if as_json or as_list:
+            letters = control.list_dead_letters(store, name, shown)
+            total = sum(group.count for group in control.group_dead_letters(store, name))
+        else:
+            groups = control.group_dead_letters(store, name)
     if as_json:
         echo_json([letter.to_dict() for letter in letters])
         return
-    Console().print(dead_letters_table(letters))
+    if not as_list:
+        Console().print(dead_letter_groups_table(groups))
+        if groups:
+            click.echo("each one: jsproj dead-letters --list [--projection NAME] [--limit N]; retry: jsproj retry NAME")
+        return
+    title = f"dead letters ({total})" + (f", the first {len(letters)}" if len(letters) < total else "")
+    Console().print(dead_letters_table(letters, title))
 
 
 @click.command()
