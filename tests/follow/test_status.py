@@ -55,3 +55,34 @@ def test_lag_counts_events_when_a_rolled_back_append_used_positions(store: Event
     text = status_text(dsn)
     assert "1 event " in text and "1/4" not in text
     assert hints([totals]) == ["Totals fall behind with no daemon running: run `jsproj daemon`"]
+
+
+def test_lag_in_seconds_is_measured_from_when_events_were_appended_not_their_own_timestamp(
+    store: EventStore, dsn: str
+) -> None:
+    """Importing history (events timestamped a year ago) is not a year of lag: it is seconds behind the append."""
+    from jsproj.follow.daemon.metrics import LAG_COUNT_CAP, LAG_QUERY
+    from jsproj.follow.subscriptions import subscribe
+    from jsproj.projections.status import subscription_status
+
+    deploy(store, TOTALS)
+    Daemon(dsn, poll_interval=0.05).run(until_caught_up=True)
+    year_ago = "2025-12-01T00:00:00Z"
+    store.append_all(
+        [{"id": f"a{n}", "type": "Account", "timestamp": year_ago, "data": {"$type": "Deposited"}} for n in range(9)]
+    )
+    subscribe(store, "imports", lambda event, conn: None)  # registered, not run: 9 events behind
+    [totals] = projection_status(store)
+    assert totals.lag_events == 9 and totals.lag_seconds is not None
+    assert 0 <= totals.lag_seconds < 60, f"{totals.lag_seconds} s: measured from the events' own timestamp"
+    with psycopg.connect(dsn) as conn:
+        conn.execute("select pge_add_subscription('imports', null, null, false)")
+    [imports] = subscription_status(store)
+    assert imports.lag_events == 9 and imports.lag_seconds is not None and imports.lag_seconds < 60
+    with psycopg.connect(dsn) as conn:  # the query the daemon's metrics read the held units' lag with
+        [(name, _, behind, seconds, _)] = conn.execute(LAG_QUERY, (LAG_COUNT_CAP, ["Totals"], [0])).fetchall()
+    assert (name, behind) == ("Totals", 9) and 0 <= seconds < 60, f"jsproj_daemon_lag_seconds would be {seconds}"
+    worker = Daemon(dsn, poll_interval=0.05)
+    worker.run(until_caught_up=True)
+    [totals] = projection_status(store)
+    assert totals.lag_events == 0 and not totals.lag_seconds

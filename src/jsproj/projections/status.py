@@ -90,7 +90,7 @@ select d.name, d.kind, d.lifecycle, d.engine,
        case when p.status is not null then
            (select count(*) from pge_events e where (e.tx_id, e.position) > (p.last_tx, p.last_position)) end,
        case when p.status is not null then
-           (select extract(epoch from now() - min(e.timestamp)) from pge_events e
+           (select extract(epoch from now() - min(e.appended_at)) from pge_events e
             where (e.tx_id, e.position) > (p.last_tx, p.last_position)) end,
        (select count(*) from pge_dead_letters l where l.projection = d.name),
        (select string_agg(distinct a.application_name, ', ' order by a.application_name)
@@ -151,7 +151,7 @@ def projection_status(store: EventStore) -> list[ProjectionStatus]:
 SUBSCRIPTIONS_QUERY = f"""
 select s.name, s.status, s.last_position, (select max(position) from pge_events),
        (select count(*) from pge_events e where (e.tx_id, e.position) > (s.last_tx, s.last_position)),
-       (select extract(epoch from now() - min(e.timestamp)) from pge_events e
+       (select extract(epoch from now() - min(e.appended_at)) from pge_events e
         where (e.tx_id, e.position) > (s.last_tx, s.last_position)),
        (select string_agg(a.application_name, ', ') from pg_locks k join pg_stat_activity a on a.pid = k.pid
         where k.locktype = 'advisory' and k.granted and k.classid = {SUBSCRIPTION_LOCK_CLASS} and k.objsubid = 2

@@ -41,7 +41,7 @@ LAG_QUERY = """
 select p.name, p.status,
        (select count(*) from (select from pge_events e where (e.tx_id, e.position) > (p.last_tx, p.last_position)
                               limit %s) as ahead),
-       (select extract(epoch from now() - e.timestamp)::float8 from pge_events e
+       (select extract(epoch from now() - e.appended_at)::float8 from pge_events e
         where (e.tx_id, e.position) > (p.last_tx, p.last_position) order by e.tx_id, e.position limit 1),
        (select count(*) from pge_dead_letters l where l.projection = p.name)
 from pge_projection_progress p
