@@ -104,8 +104,9 @@ as $$
 begin
     if coalesce(current_setting('jsproj.inline_engine', true), '') <> 'python' then
         raise exception using errcode = 'JP503', message = format(
-            'projections %s are updated inline by the Python engine: append through jsproj '
-            '(EventStore.append, jsproj append), or deploy them with --engine plpython',
+            'projections %s are updated inline by the Python engine, which only jsproj''s Python appends run: '
+            'append through it (EventStore.append, jsproj append), or deploy them with an in-database engine '
+            'for every client (jsproj deploy --engine pljs or plv8, which need no superuser; or plpython)',
             (select string_agg(name, ', ' order by name) from @schema@.pge_projection_definitions
              where lifecycle = 'inline' and engine = 'python'));
     end if;

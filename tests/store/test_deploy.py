@@ -407,4 +407,6 @@ def test_a_bypassing_append_maps_to_a_clear_error(dsn: str) -> None:
         deploy(store, sources(Party=PARTY), engine="python")
     with psycopg.connect(dsn) as conn, pytest.raises(psycopg.Error) as caught:
         conn.execute("""select pge_append('{"id": "x", "type": "Quest", "data": {"$type": "A"}}')""")
-    assert isinstance(translate(caught.value), PythonEngineRequiredError)
+    error = translate(caught.value)
+    assert isinstance(error, PythonEngineRequiredError)
+    assert "--engine pljs or plv8, which need no superuser" in str(error), "the engines any client's appends run"
