@@ -90,14 +90,6 @@ def dsn(cluster: Cluster, template: str) -> Iterator[str]:
         yield made
 
 
-@pytest.fixture(scope="module")
-def module_store(cluster: Cluster, template: str) -> Iterator[EventStore]:
-    """A store shared by the tests of a module that each check they leave it as they found it (many cases of
-    refused input: a database each would be most of their cost)."""
-    with fresh_database(cluster, template) as made, EventStore(made) as opened:
-        yield opened
-
-
 @pytest.fixture
 def store(dsn: str) -> Iterator[EventStore]:
     with EventStore(dsn) as opened:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import psycopg
 import pytest
@@ -18,8 +18,10 @@ from jsproj.store import appending
 from jsproj.store.identifiers import InvalidNameError
 from jsproj.store.migrate import MigrationError, migrations
 from jsproj.store.sync import EventStore
+from jsproj.tools.postgres_cluster import Cluster
 
 from blocking import BlockingAsyncStore
+from conftest import fresh_database
 from waiting import wait_until
 
 STORES = {"sync": EventStore, "asyncio": BlockingAsyncStore}
@@ -36,6 +38,26 @@ def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 def store(dsn: str, store_kind: str) -> Iterator[EventStore]:
     with STORES[store_kind](dsn) as opened:
         yield opened  # type: ignore[misc]  # the asyncio store, blocking, stands in for the sync one
+
+
+@pytest.fixture(scope="module")
+def shared_stores(cluster: Cluster, template: str) -> Iterator[Callable[[str], EventStore]]:
+    """A store of each kind shared by this module's tests that each check they leave it as they found it (the
+    cases of refused input: a database each would be most of their cost)."""
+    with ExitStack() as opened:
+        made: dict[str, EventStore] = {}
+
+        def get(kind: str) -> EventStore:
+            if kind not in made:
+                made[kind] = opened.enter_context(STORES[kind](opened.enter_context(fresh_database(cluster, template))))
+            return made[kind]
+
+        yield get
+
+
+@pytest.fixture
+def shared_store(shared_stores: Callable[[str], EventStore], store_kind: str) -> EventStore:
+    return shared_stores(store_kind)
 
 
 def counts(dsn: str) -> tuple[int, int, int]:
@@ -205,8 +227,8 @@ BAD_MESSAGES = [
 
 
 @pytest.mark.parametrize(("message", "problem"), BAD_MESSAGES, ids=[problem[:40] for _, problem in BAD_MESSAGES])
-def test_bad_messages_are_refused_and_change_nothing(module_store: EventStore, message: dict, problem: str) -> None:
-    store = module_store
+def test_bad_messages_are_refused_and_change_nothing(shared_store: EventStore, message: dict, problem: str) -> None:
+    store = shared_store
     store.append({"id": "existing", "type": "T", "data": {"$type": "A"}})
     with unchanged(store.dsn), pytest.raises(errors.InvalidEventError) as caught:
         store.append(message)
@@ -215,9 +237,9 @@ def test_bad_messages_are_refused_and_change_nothing(module_store: EventStore, m
 
 @pytest.mark.parametrize(("message", "problem"), BAD_MESSAGES, ids=[problem[:40] for _, problem in BAD_MESSAGES])
 def test_a_bad_message_late_in_a_batch_is_refused_as_alone_and_uses_no_position(
-    module_store: EventStore, message: dict, problem: str
+    shared_store: EventStore, message: dict, problem: str
 ) -> None:
-    store = module_store
+    store = shared_store
     store.append({"id": "existing", "type": "T", "data": {"$type": "A"}})
     with pytest.raises(errors.InvalidEventError) as alone:
         store.append(message)
@@ -332,6 +354,25 @@ def test_an_append_all_larger_than_a_batch_names_the_message_of_the_whole(
     assert caught.value.info["messageNumber"] == 10
     assert counts(dsn)[:2] == (0, 0), "nothing is stored (the earlier batches' positions are not used again)"
     assert [r.positions for r in store.append_all(messages)][-1] != [], "the store goes on"
+
+
+def test_a_followed_append_reports_its_progress_a_batch_at_a_time_in_one_transaction(
+    store: EventStore, dsn: str
+) -> None:
+    """jsproj append's bar moves through a large file: a caller that follows the progress gets it per batch of
+    about 1 MB (not once, at the end of one 32 MB batch), and the append is still all or nothing."""
+    pad = "x" * 500
+    messages = [{"id": f"s{n % 100}", "type": "T", "data": {"$type": "A", "pad": pad}} for n in range(5000)]  # 2.8 MB
+    reported: list[int] = []
+    store.append_all(messages, on_progress=reported.append)
+    assert sum(reported) == 5000 and len(reported) >= 3 and max(reported) < 2500, reported
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select count(distinct tx_id) from pge_events").fetchone() == (1,), "one transaction"
+    refused_last = [*messages, {"id": "s1", "type": "Other", "data": {"$type": "A"}}]
+    before = counts(dsn)[:2]
+    with pytest.raises(errors.InvalidEventError, match="message 5001"):
+        store.append_all(refused_last, on_progress=reported.append)
+    assert counts(dsn)[:2] == before, "nothing stored (the earlier batches' positions are not used again)"
 
 
 def test_the_one_message_wrappers_refuse_a_batch(store: EventStore, dsn: str) -> None:

@@ -25,6 +25,9 @@ INLINE_PAGE = 1000  # events per engine call when a batch of messages runs Pytho
 # JSON per pge_append of an array of messages: each batch is checked whole before any of it is written, so
 # only a refusal in a later batch of a larger append_all leaves the earlier batches' positions unused.
 BATCH_BYTES = 32 * 1024 * 1024
+# The batches of a caller that follows the progress (jsproj append's bar): 1 MB of JSON, a few thousand events,
+# appended in well under a second, so that the progress moves while a large file goes in (one transaction still).
+PROGRESS_BATCH_BYTES = 1024 * 1024
 
 Message = Mapping[str, Any]
 
@@ -118,20 +121,22 @@ def append_all_steps(
     ``pge_append`` of an array each: every message of a batch is checked before any is written, so a refused
     message uses no position), running the Python-engine inline projections once per page of events
     (INLINE_PAGE) rather than once per message: the same documents, as views do not depend on how events are
-    batched, for one sandbox call per page."""
+    batched, for one sandbox call per page. ``on_progress`` is called with each batch's events as it is
+    appended, the batches then of up to PROGRESS_BATCH_BYTES."""
     inline = bool(engine.loaded().names)
     # With inline projections, through the Python engine's entry (the guard lets it through): they are applied, per page
     entry = "pge_append_unapplied" if inline else "pge_append"
     results: list[AppendResult] = []
     owners: dict[int, str] = {}  # position -> the message's label, to name it in an error
-    for first, texts in _batches([_text(m, label) for m, label in zip(messages, labels, strict=True)]):
+    budget = BATCH_BYTES if on_progress is None else PROGRESS_BATCH_BYTES
+    for first, texts in _batches([_text(m, label) for m, label in zip(messages, labels, strict=True)], budget):
         batch = yield from _append_batch(entry, texts, labels, first)
+        if on_progress is not None:
+            on_progress(sum(len(result.positions) for result in batch))
         for result, label in zip(batch, labels[first:], strict=False):
             results.append(result)
             if inline:
                 owners.update(dict.fromkeys(result.positions, label))
-            if on_progress is not None:
-                on_progress(len(result.positions))
             if len(owners) >= INLINE_PAGE:
                 yield from _apply_page(engine, owners)
                 owners = {}
@@ -140,11 +145,12 @@ def append_all_steps(
     return results
 
 
-def _batches(texts: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
-    """(index of the first, the messages' JSON) of consecutive batches of up to BATCH_BYTES (at least one each)."""
+def _batches(texts: Sequence[str], budget: int = BATCH_BYTES) -> Iterator[tuple[int, list[str]]]:
+    """(index of the first, the messages' JSON) of consecutive batches of up to ``budget`` bytes (at least one
+    message each)."""
     first, size = 0, 0
     for n, text in enumerate(texts):
-        if n > first and size + len(text) > BATCH_BYTES:
+        if n > first and size + len(text) > budget:
             yield first, list(texts[first:n])
             first, size = n, 0
         size += len(text) + 1

@@ -152,7 +152,8 @@ class EventStore:
         """Append messages in one transaction: all of them, or none if any fails.
 
         ``where`` names each message in errors (e.g. ``"message 3 (line 3)"``);
-        ``on_progress`` is called with each message's event count as it is appended.
+        ``on_progress`` is called with the events of each batch as it is appended (batches of up to 1 MB
+        of JSON then, so that progress moves through a large append; one transaction all the same).
         """
         messages = list(messages)
         labels = list(where) if where else [f"message {n + 1}" for n in range(len(messages))]
