@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import signal
 import subprocess
 import threading
@@ -314,11 +316,16 @@ def test_a_poison_event_is_dead_lettered_and_the_projection_goes_on(store: Event
     assert fetch_view(store, "Tickets", "t1") == {"open": True, "notes": ["later", "early"]}
 
 
-def test_many_dead_letters_show_grouped_and_bounded_and_every_one_on_asking(store: EventStore, dsn: str) -> None:
+def test_many_dead_letters_show_grouped_and_bounded_and_every_one_on_asking(
+    store: EventStore, dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
     deploy(store, sources(Poison=POISON), lifecycles={"Tickets": "async"}, on_error={"Tickets": "dead-letter"})
     notes = [{"$type": "Noted", "text": f"n{n}"} for n in range(250)]
     store.append_all([{"id": f"t{n % 50}", "type": "Ticket", "data": notes[n]} for n in range(250)])
+    caplog.set_level(logging.WARNING, logger="jsproj.daemon")
     Daemon(dsn).run(until_caught_up=True)
+    said = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert sum(int(re.search(r"Tickets skipped (\d+) event", m).group(1)) for m in said) == 250, "the log says so"
     grouped = succeeded("dead-letters", "--dsn", dsn, env={"COLUMNS": "200"})
     lines = grouped.stdout.splitlines()
     assert len(lines) < 12, "one row per projection and error, however many letters"
@@ -470,3 +477,10 @@ def test_stores_in_two_schemas_run_projections_of_the_same_name_side_by_side(dsn
                 "the first store's daemon holds nothing of the second's"
             )
         same_as_from_scratch(second, files)
+
+
+def test_a_daemon_with_nothing_deployed_says_what_it_waits_for(dsn: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="jsproj.daemon")
+    assert Daemon(dsn).run(until_caught_up=True)
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("no async projections are deployed in schema public: waiting for a deploy") for m in said)

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from jsproj.errors import ProjectionStoppedError
@@ -66,6 +66,7 @@ class Connected:
         self.versions = VersionJobs(daemon.dsn, daemon.schema, daemon.id, build_with, daemon.built, daemon.say)
         self.known: list[Progress] | None = None  # the held units' progress: read when due, then moved by pages
         self._checked = self._balanced = 0.0
+        self._told_idle = False  # said once per connection that nothing is deployed
 
     # -- the follower engine's side -------------------------------------------------
 
@@ -128,6 +129,11 @@ class Connected:
         self.pipeline.settle()
         work = self.session.work
         changed = self.deployed.refresh(work)
+        if not self.deployed.definitions and not self._told_idle:
+            self._told_idle = True
+            schema = self.daemon.schema
+            self.daemon.say(logging.INFO, f"no async projections are deployed in schema {schema}: waiting for a "
+                                          "deploy of some (.async(), or --lifecycle NAME=async)")  # fmt: skip
         if changed or not self.leases.held or now - self._balanced >= BALANCE_SECONDS:
             self._said(self.leases.balance(self.deployed.units()))
             self._balanced = now
@@ -178,6 +184,11 @@ class Connected:
         with self.session.beating(time.monotonic, self.daemon.hooks.working):
             build(work, self.deployed.projections, building, self.deployed.policies(building), self.daemon.page_size,
                   on_progress=self.daemon.built, stop=self.daemon.stopping)  # fmt: skip
+        letters = work.execute(
+            "select projection, count(*) from pge_dead_letters where projection = any(%s) group by projection",
+            (building,),
+        ).fetchall()
+        self._skipped(dict(letters), " in its build")
 
     def _tend_version(self) -> bool:
         """Start or switch a new version between two pages; True when it switched."""
@@ -237,6 +248,13 @@ class Connected:
 
     def _committed(self, applied: Applied) -> None:
         self.daemon.hooks.page_committed(applied)
+        self._skipped(applied.letters)
         for name in applied.stopped:
             self.daemon.say(logging.ERROR, f"{name} stopped on an event (see `jsproj status`; `jsproj retry {name}` "
                                            "resumes)")  # fmt: skip
+
+    def _skipped(self, letters: Mapping[str, int], during: str = "") -> None:
+        """Say, as a warning, how many events each projection skipped (dead-lettered)."""
+        for name, count in sorted(letters.items()):
+            self.daemon.say(logging.WARNING, f"{name} skipped {count} event{'s' if count != 1 else ''} it failed on"
+                                             f"{during} (`jsproj dead-letters --projection {name}`)")  # fmt: skip
