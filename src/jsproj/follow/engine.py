@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -152,10 +151,9 @@ class Follower:
     """Runs a :class:`Processor` until ``stop`` is set or -- ``until_caught_up`` -- until it reached the end of
     the log as it was when the run began, riding out lost connections and failures by its policy."""
 
-    def __init__(self, processor: Processor, stop: threading.Event, *, on_step: Callable[[], None] | None = None):
+    def __init__(self, processor: Processor, stop: threading.Event) -> None:
         self.processor = processor
         self.stop = stop
-        self.on_step = on_step or (lambda: None)
 
     def run(self, *, until_caught_up: bool = False) -> bool:
         """True when caught up, False when stopped first; raises what the policy stops on."""
@@ -170,7 +168,6 @@ class Follower:
                     if until_caught_up and not targeted:
                         target, targeted = attached.high_water(), True
                     busy = attached.step(target if until_caught_up else None)
-                    self.on_step()
                     backoff.reset()
                     if until_caught_up and attached.caught_up(target, busy):
                         return True
