@@ -23,6 +23,7 @@ from jsproj.redact import redact
 
 FORMATS = ("text", "json")
 ROOT = "jsproj"
+FIELDS = "jsproj_fields"  # the LogRecord attribute :func:`say` puts its fields in
 
 
 def _time(record: logging.LogRecord) -> str:
@@ -40,10 +41,11 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: ``time``, ``level``, ``logger``, ``message`` (and ``traceback``)."""
+    """One JSON object per record: ``time``, ``level``, ``logger``, ``message`` (and ``traceback``), then the
+    record's fields (:func:`say`: ``daemon``, ``projection``, ``events``, ...) for a log search to filter on."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": _time(record),
             "level": record.levelname,
             "logger": record.name,
@@ -51,7 +53,15 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps({k: redact(v) for k, v in entry.items()}, ensure_ascii=False)
+        for key, value in getattr(record, FIELDS, {}).items():
+            entry.setdefault(key, value)  # the fixed keys above win over a field of the same name
+        return json.dumps({k: redact(v) if isinstance(v, str) else v for k, v in entry.items()}, ensure_ascii=False)
+
+
+def say(logger: logging.Logger, level: int, message: str, **fields: object) -> None:
+    """Log ``message`` with ``fields`` (None ones left out): the text lines show the message, the JSON lines
+    the message and each field as a key of its own."""
+    logger.log(level, message, extra={FIELDS: {k: v for k, v in fields.items() if v is not None}})
 
 
 class LineHandler(logging.Handler):

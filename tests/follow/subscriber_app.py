@@ -35,3 +35,8 @@ def quick(event: RecordedEvent, conn: psycopg.Connection[Any]) -> None:
 
 def not_decorated(event: RecordedEvent, conn: psycopg.Connection[Any]) -> None:
     effect(event, conn)
+
+
+@subscriber("refusing")
+def refusing(event: RecordedEvent, conn: psycopg.Connection[Any]) -> None:
+    raise ValueError(f"refused {event.type}")

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from clihelp import JSPROJ, jsproj
+from jsproj import logs
 from jsproj.follow.daemon import Daemon, session
 from jsproj.follow.daemon.metrics import DaemonMetrics, MetricsServer
 from jsproj.projections.deploy import deploy
@@ -191,9 +192,61 @@ def test_json_log_format_is_one_object_per_line(store: EventStore, dsn: str, how
     option = ["--log-format", "json"] if how == "option" else []
     lines = daemon_stderr(dsn, *option, env={"JSPROJ_LOG_FORMAT": "json"} if how == "env" else None)
     entries = [json.loads(line) for line in lines]
-    assert all(set(entry) == {"time", "level", "logger", "message"} for entry in entries)
+    assert all({"time", "level", "logger", "message", "daemon", "schema"} <= set(entry) for entry in entries)
     assert all(re.fullmatch(TIME, entry["time"]) and entry["logger"] == "jsproj.daemon" for entry in entries)
-    assert [e["message"] for e in entries if e["level"] == "INFO"][-1].endswith("caught up (0 events)")
+    assert len({entry["daemon"] for entry in entries}) == 1 and {entry["schema"] for entry in entries} == {"public"}
+    working = next(e for e in entries if e["message"].startswith("working on"))
+    assert (working["projection"], working["partition"]) == ("Count", 0), "a log search may filter on them"
+    last = [e for e in entries if e["level"] == "INFO"][-1]
+    assert last["message"].endswith("caught up (0 events)") and (last["events"], last["caught_up"]) == (0, True)
+
+
+def test_json_lines_give_each_skipped_count_and_progress_its_own_fields(
+    store: EventStore, dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy(
+        store,
+        [{"file": "Letters.js", "source": LETTERS}],
+        lifecycles={"Letters": "async"},
+        on_error={"Letters": "dead-letter"},
+    )
+    store.append_all([{"id": f"s-{n}", "type": "S", "data": {"$type": "Happened", "poison": n % 3 == 0}}
+                      for n in range(30)])  # fmt: skip
+    logs.configure("json")
+    try:
+        worker = Daemon(dsn, page_size=7)
+        worker.progress.every = 0  # a progress line after every page (10 s apart by default)
+        assert worker.run(until_caught_up=True)
+    finally:
+        logging.getLogger("jsproj").handlers.clear()
+    entries = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    skipped = [e for e in entries if e["level"] == "WARNING" and e.get("projection") == "Letters"]
+    assert sum(e["dead_letters"] for e in skipped) == 10, skipped
+    progress = [e for e in entries if "events folded into its build so far" in e["message"]]
+    assert progress and progress[-1]["events"] == 30 and progress[-1]["projection"] == "Letters", entries
+    assert all(e["events_per_second"] >= 0 for e in progress)
+
+
+def test_healthz_is_healthy_while_the_first_build_runs(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Party=PARTY_EVENTS), lifecycles={"Party": "async"})
+    store.append_all([{"id": f"q{n}", "type": "Quest", "data": {"$type": "Started"}} for n in range(8)])
+    hooks = DaemonMetrics()
+    worker = Daemon(dsn, poll_interval=0.05, hooks=hooks)
+    with psycopg.connect(dsn, autocommit=True) as watch, psycopg.connect(dsn) as reader, hooks.serve(worker) as server:
+        table = watch.execute("select pge_document_table('Party')").fetchone()[0]
+        reader.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(table)))  # holds the swap off
+        thread = start(worker)
+        try:
+            wait_until(
+                lambda: watch.execute("""select count(*) from pg_stat_activity where wait_event_type = 'Lock'
+                                                and application_name like 'jsproj daemon %% work'""").fetchone()[0]
+            )
+            assert get(server.url + "/healthz") == (200, "ok: connected; holding 1 unit: Party\n")
+            reader.commit()
+            wait_for_projections(store, timeout=60)
+        finally:
+            worker.stop()
+            thread.join(timeout=30)
 
 
 def test_verbose_and_log_format_may_follow_the_command() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -299,9 +300,28 @@ def test_bad_names_and_targets_are_specific_errors(store: EventStore) -> None:
         load_subscribers(["no_such_module:x"], path=str(TESTS))
     with pytest.raises(SubscriberImportError, match="is not a subscriber: decorate it"):
         load_subscribers(["subscriber_app:not_decorated"], path=str(TESTS))
-    assert [s.name for s in load_subscribers(["subscriber_app"], path=str(TESTS))] == ["slow", "quick"]
+    assert [s.name for s in load_subscribers(["subscriber_app"], path=str(TESTS))] == ["slow", "quick", "refusing"]
     done = jsproj("subscribers", "subscriber_app:nothing", cwd=TESTS)
     assert done.returncode == 1 and "has no attribute 'nothing'" in done.stderr
+
+
+def test_jsproj_subscribers_logs_lines_with_time_and_level_and_json_lines_name_the_subscription(
+    store: EventStore,
+) -> None:
+    append(store, 3)
+    text = jsproj("subscribers", "subscriber_app:refusing", "--dsn", store.dsn, "--until-caught-up", cwd=TESTS)
+    assert text.returncode == 1
+    lines = text.stderr.splitlines()
+    assert lines and all(re.match(r"\d{4}-\d\d-\d\dT[\d:.]+\+00:00 (INFO|WARNING|ERROR) jsproj\.", line)
+                         for line in lines), text.stderr  # fmt: skip
+    assert any(" ERROR jsproj.subscribers: refusing: subscription refusing stopped at event 1 " in line
+               for line in lines), text.stderr  # fmt: skip
+    json_run = jsproj("--log-format", "json", "subscribers", "subscriber_app:refusing", "--dsn", store.dsn,
+                      "--until-caught-up", cwd=TESTS)  # fmt: skip
+    entries = [json.loads(line) for line in json_run.stderr.splitlines()]
+    [error] = [e for e in entries if e["level"] == "ERROR"]
+    assert (error["subscription"], error["logger"], error["schema"]) == ("refusing", "jsproj.subscribers", "public")
+    assert "ValueError: refused" in error["message"]
 
 
 def test_start_end_skips_what_is_already_there(store: EventStore) -> None:

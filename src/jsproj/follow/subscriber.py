@@ -10,6 +10,7 @@ with a compare-and-set in the same transaction as the handler's writes
 
 from __future__ import annotations
 
+import logging
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -133,7 +134,7 @@ class SubscriberProcessor:
     name: str
     handler: Handler
     options: Options
-    log: Callable[[str], None]
+    say: Callable[[int, str], None]
     stop: threading.Event
 
     @property
@@ -159,7 +160,7 @@ class SubscriberProcessor:
         return _Attached(self, conn)
 
     def failed(self, exc: BaseException, action: Action, delay: float) -> None:
-        self.log(f"{self.name}: lost the database ({_first_line(exc)}); reconnecting in {delay:.1f} s")
+        self.say(logging.WARNING, f"lost the database ({_first_line(exc)}); reconnecting in {delay:.1f} s")
 
 
 class _Attached:
@@ -201,7 +202,7 @@ class _Attached:
             try:
                 moved = self._page(at) if self.p.options.transaction == "page" else self._one_by_one(at)
             except _Moved:
-                self.p.log(f"{self.p.name}: the checkpoint moved under this runner (a reset?); reading it again")
+                self.p.say(logging.WARNING, "the checkpoint moved under this runner (a reset?); reading it again")
                 self.at = self._checkpoint()
                 return True
             busy, self.at = moved != at, moved
@@ -213,12 +214,12 @@ class _Attached:
         """Take the subscription's lease and read its checkpoint; None (said once) while another runner holds it."""
         if not self.lease.take(self.conn):
             if not self.waiting:
-                self.p.log(f"{self.p.name}: another runner holds it; waiting to take over")
+                self.p.say(logging.INFO, "another runner holds it; waiting to take over")
                 self.waiting = True
             return None
         self.waker.listen(self.conn)
         if self.waiting:
-            self.p.log(f"{self.p.name}: took over")
+            self.p.say(logging.INFO, "took over")
         self.at = self._checkpoint()
         return self.at
 
@@ -325,7 +326,7 @@ class _Attached:
         first, longest = RETRY_SECONDS
         delay = min(first * 2**self.failures, longest)
         self.failures += 1
-        self.p.log(f"{self.p.name}: handler failed {where}: {info['kind']}: {info['message']}; "
+        self.p.say(logging.WARNING, f"handler failed {where}: {info['kind']}: {info['message']}; "
                    f"retrying in {delay:.1f} s")  # fmt: skip
         self.p.stop.wait(delay)
 

@@ -25,6 +25,7 @@ the daemon's projections are. docs/subscriptions.md is the guide.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import re
 import sys
@@ -35,6 +36,7 @@ from typing import Any
 
 import psycopg
 
+from jsproj import logs
 from jsproj.errors import InvalidNameError, SubscriberImportError
 from jsproj.follow.engine import Follower
 from jsproj.follow.subscriber import (
@@ -49,6 +51,8 @@ from jsproj.follow.subscriber import (
 )
 from jsproj.store.recorded import RecordedEvent
 from jsproj.store.sync import EventStore
+
+logger = logging.getLogger("jsproj.subscribers")
 
 __all__ = ["LOCK_CLASS", "Handler", "Options", "Runner", "Subscriber", "Subscription", "load_subscribers",
            "subscribe", "subscriber"]  # fmt: skip
@@ -88,7 +92,7 @@ class Subscription:
         self.name = check_name(name)
         self.handler = handler
         self.options = options or Options()
-        self.log = log or (lambda message: None)
+        self.log = log or (lambda message: None)  # besides the ``jsproj.subscribers`` logger
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -104,7 +108,7 @@ class Subscription:
         :class:`~jsproj.errors.SubscriptionStoppedError` when the handler
         raised and ``on_error`` is ``'stop'``.
         """
-        processor = SubscriberProcessor(self.dsn, self.schema, self.name, self.handler, self.options, self.log,
+        processor = SubscriberProcessor(self.dsn, self.schema, self.name, self.handler, self.options, self.say,
                                         self._stop)  # fmt: skip
         try:
             return Follower(processor, self._stop).run(until_caught_up=until_caught_up)
@@ -149,7 +153,13 @@ class Subscription:
             self.run()
         except BaseException as exc:  # noqa: BLE001 - kept for stop() to raise in the thread that asks
             self._error = exc
-            self.log(f"{self.name}: {exc}")
+            self.say(logging.ERROR, str(exc))
+
+    def say(self, level: int, message: str) -> None:
+        """Log ``NAME: message`` on the ``jsproj.subscribers`` logger (the JSON lines with a ``subscription``
+        field) and pass it to ``log``."""
+        logs.say(logger, level, f"{self.name}: {message}", subscription=self.name, schema=self.schema)
+        self.log(f"{self.name}: {message}")
 
 
 def _options(
@@ -303,7 +313,7 @@ class Runner:
                 subscription.run(until_caught_up=until_caught_up)
             except BaseException as exc:  # noqa: BLE001 - reported by name to the caller
                 failed[subscription.name] = exc
-                subscription.log(f"{subscription.name}: {exc}")
+                subscription.say(logging.ERROR, str(exc))
 
         threads = [threading.Thread(target=one, args=(s,), name=f"jsproj-subscriber-{s.name}", daemon=True)
                    for s in self.subscriptions]  # fmt: skip

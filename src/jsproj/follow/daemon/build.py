@@ -173,6 +173,7 @@ class Build:
             limit = min(self.first, self.page_size)
             next_page: Future[LinesPage | None] = ahead.submit(read_lines, reader, self.after, limit)
             pages = 0
+            report = on_progress or (lambda name, events: None)
             while self.active and (stop is None or not stop.is_set()):
                 page = next_page.result()
                 if page is None:
@@ -182,8 +183,8 @@ class Build:
                 self._fold_page(page)
                 limit = self._next_limit(limit, page.count, time.monotonic() - started)
                 pages += 1
-                if on_progress:
-                    on_progress(", ".join(self.active), page.count)
+                for name in self.active:
+                    report(name, page.count)  # each projection's count, as the pages that follow report them
                 if pages % COUNT_EVERY == 0:
                     self._count()
                     self.conn.commit()

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from jsproj.errors import ProjectionStoppedError
@@ -47,11 +47,12 @@ class Owner(Protocol):
     deployed: Deployed
     hooks: DaemonHooks
     stopping: threading.Event
-    on_progress: Callable[[str, int], None]
 
-    def say(self, level: int, message: str) -> None: ...
+    def say(self, level: int, message: str, **fields: object) -> None: ...
 
     def built(self, name: str, events: int) -> None: ...
+
+    def applied(self, name: str, events: int) -> None: ...
 
 
 class Connected:
@@ -137,6 +138,7 @@ class Connected:
         if changed or not self.leases.held or now - self._balanced >= BALANCE_SECONDS:
             self._said(self.leases.balance(self.deployed.units()))
             self._balanced = now
+            self.daemon.hooks.holding(frozenset(self.leases.held))  # healthy before a first long build ends
         held = sorted(self.leases.held)
         self.known = progress.read(work, held) if held else []
         self.versions.waiting = waiting(work, sorted({u.name for u in held if u.partition == 0}))
@@ -145,10 +147,11 @@ class Connected:
 
     def _said(self, balanced: Balanced) -> None:
         for unit in balanced.taken:
-            self.daemon.say(logging.INFO, f"working on {unit}")
+            self.daemon.say(logging.INFO, f"working on {unit}", projection=unit.name, partition=unit.partition)
         for unit in balanced.left:
             self.deployed.forget([unit.name])  # its next holder writes them
-            self.daemon.say(logging.INFO, f"left {unit} to another daemon")
+            self.daemon.say(logging.INFO, f"left {unit} to another daemon", projection=unit.name,
+                            partition=unit.partition)  # fmt: skip
         if balanced.taken or balanced.left:
             self.known = None
 
@@ -198,7 +201,8 @@ class Connected:
             return False
         self.known = None
         if tried.switched:
-            self.daemon.say(logging.INFO, f"{tried.name} is at version {tried.version} now")
+            self.daemon.say(logging.INFO, f"{tried.name} is at version {tried.version} now", projection=tried.name,
+                            version=tried.version)  # fmt: skip
             self.deployed.forget([tried.name])  # the sandbox keeps the old version's documents
             self.pipeline.drop_read_ahead()
         return tried.switched
@@ -233,7 +237,7 @@ class Connected:
         if applied.count < page.count:  # the page was cut around a limit: read at most that until idle
             self.pipeline.cut(applied.count)
         for name in sorted({u.name for u in units}):
-            self.daemon.on_progress(name, applied.count)
+            self.daemon.applied(name, applied.count)
         return True
 
     @staticmethod
@@ -251,10 +255,11 @@ class Connected:
         self._skipped(applied.letters)
         for name in applied.stopped:
             self.daemon.say(logging.ERROR, f"{name} stopped on an event (see `jsproj status`; `jsproj retry {name}` "
-                                           "resumes)")  # fmt: skip
+                                           "resumes)", projection=name)  # fmt: skip
 
     def _skipped(self, letters: Mapping[str, int], during: str = "") -> None:
         """Say, as a warning, how many events each projection skipped (dead-lettered)."""
         for name, count in sorted(letters.items()):
             self.daemon.say(logging.WARNING, f"{name} skipped {count} event{'s' if count != 1 else ''} it failed on"
-                                             f"{during} (`jsproj dead-letters --projection {name}`)")  # fmt: skip
+                                             f"{during} (`jsproj dead-letters --projection {name}`)",
+                            projection=name, dead_letters=count)  # fmt: skip

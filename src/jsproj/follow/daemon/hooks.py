@@ -18,6 +18,10 @@ from jsproj.follow.daemon.progress import Unit
 class DaemonHooks:
     """The observer of one :class:`~jsproj.follow.daemon.Daemon`; every method does nothing here."""
 
+    def holding(self, held: Set[Unit]) -> None:
+        """The daemon is connected and, after balancing, holds ``held`` (before the round's work, which may be
+        a long build)."""
+
     def round_done(self, held: Set[Unit]) -> None:
         """A round finished: the daemon is connected, and holds ``held``."""
 

@@ -27,7 +27,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 
-from jsproj import errors
+from jsproj import errors, logs
 from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from jsproj.errors import ProjectionStoppedError
 from jsproj.follow.daemon.connected import Connected
@@ -35,6 +35,7 @@ from jsproj.follow.daemon.deployed import Deployed
 from jsproj.follow.daemon.hooks import DaemonHooks
 from jsproj.follow.daemon.leases import Leases
 from jsproj.follow.daemon.progress import Unit
+from jsproj.follow.daemon.progress_log import ProgressLog
 from jsproj.follow.daemon.session import Session
 from jsproj.follow.engine import LOST, Action, ErrorPolicy, Follower
 from jsproj.store.translate import reason
@@ -86,6 +87,7 @@ class Daemon:
         self.log = log or (lambda message: None)
         self.hooks = hooks or DaemonHooks()
         self.on_progress = on_progress or (lambda name, events: None)
+        self.progress = ProgressLog(self.say)  # a line per projection every 10 s of a long catch-up or build
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.deployed = Deployed(set(names) if names else None, {"timeout": timeout, "memory_limit": memory_limit})
         self.stopping = threading.Event()
@@ -102,8 +104,9 @@ class Daemon:
         """How often the V8 worker was restarted since the start (a limit hit, a crash)."""
         return self.deployed.restarts
 
-    def say(self, level: int, message: str) -> None:
-        logger.log(level, message)
+    def say(self, level: int, message: str, **fields: object) -> None:
+        """Log ``message`` (with this daemon's id and schema, and ``fields``, in JSON lines) and pass it to ``log``."""
+        logs.say(logger, level, message, daemon=self.id, schema=self.schema, **fields)
         self.log(message)
 
     def stop(self) -> None:
@@ -142,5 +145,12 @@ class Daemon:
             self.say(logging.ERROR, f"error: {why}; retrying in {delay:.1f} s")
 
     def built(self, name: str, events: int) -> None:
+        """A build of ``name`` (the deployed version's, or a new one's beside it) folded ``events`` more."""
         self.hooks.built(name, events)
+        self.progress.add(name, events, building=True)
+        self.on_progress(name, events)
+
+    def applied(self, name: str, events: int) -> None:
+        """A page committed ``events`` more events of ``name``."""
+        self.progress.add(name, events)
         self.on_progress(name, events)

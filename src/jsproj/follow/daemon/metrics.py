@@ -92,6 +92,9 @@ class DaemonMetrics(DaemonHooks):
 
     # -- hooks (the loop's thread) --------------------------------------------
 
+    def holding(self, held: Set[Unit]) -> None:
+        self.round_done(held)
+
     def round_done(self, held: Set[Unit]) -> None:
         with self._lock:
             self._state.connected, self._state.reason = True, ""
@@ -144,7 +147,8 @@ class DaemonMetrics(DaemonHooks):
             return False, f"no round or page for {quiet:.0f} s (the loop is stuck)"
         if not state.held:
             return True, "ok: connected; nothing to hold (idle)"
-        return True, f"ok: connected; holding {len(state.held)} units: {', '.join(sorted(map(str, state.held)))}"
+        units = f"{len(state.held)} unit{'s' if len(state.held) != 1 else ''}"
+        return True, f"ok: connected; holding {units}: {', '.join(sorted(map(str, state.held)))}"
 
     def serve(self, daemon: Daemon, host: str = "127.0.0.1", port: int = 0) -> MetricsServer:
         """Serve ``/metrics`` and ``/healthz`` for ``daemon`` (whose hooks this is) on a thread of its own."""

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from jsproj import errors
+from jsproj.follow.daemon.progress_log import Say
 from jsproj.follow.daemon.versions import Pending, VersionBuild, build_version
 from jsproj.logs import log_warnings
 from jsproj.store.identifiers import search_path
@@ -53,7 +54,7 @@ class VersionJobs:
         daemon_id: str,
         build: Mapping[str, Any],  # limits and page_size for build_version
         on_progress: Callable[[str, int], None],
-        say: Callable[[int, str], None],
+        say: Say,
     ) -> None:
         self.dsn, self.schema, self.daemon_id, self.build = dsn, schema, daemon_id, build
         self.on_progress, self.say = on_progress, say
@@ -92,14 +93,24 @@ class VersionJobs:
             settle()
             switched = staged.switch()
         except (psycopg.Error, errors.JsprojError) as exc:
-            self.say(logging.ERROR, f"building version {job.pending.version} of {job.pending.name}: {exc}")
+            self.say(
+                logging.ERROR,
+                f"building version {job.pending.version} of {job.pending.name}: {exc}",
+                projection=job.pending.name,
+                version=job.pending.version,
+            )
             return None
         finally:
             job.conn.close()
         return Switched(job.pending.name, job.pending.version, switched)
 
     def _start(self, pending: Pending) -> _Job:
-        self.say(logging.INFO, f"building version {pending.version} of {pending.name} beside the deployed one")
+        self.say(
+            logging.INFO,
+            f"building version {pending.version} of {pending.name} beside the deployed one",
+            projection=pending.name,
+            version=pending.version,
+        )
         conn = psycopg.connect(
             self.dsn, autocommit=True, application_name=f"jsproj daemon {self.daemon_id} version"[:63]
         )

@@ -105,13 +105,15 @@ def daemon(
     try:
         settings = f"page size {page_size}, poll interval {poll_interval:g} s, projections: {', '.join(names) or 'all'}"
         metrics = f"; metrics on {server.url}/metrics" if server else ""
-        logger.info(f"daemon {worker.id} started ({settings}){metrics}")
+        logs.say(logger, logging.INFO, f"daemon {worker.id} started ({settings}){metrics}", daemon=worker.id,
+                 schema=worker.schema)  # fmt: skip
         # Not a terminal: no bar at all (rich before 13.8 writes an empty line when a disabled bar ends).
         with progress if bar else nullcontext(), logs.writing_to(lambda line: _console_line(console, line)):
             caught_up = worker.run(until_caught_up=until_caught_up)
         count = int(progress.tasks[0].completed)
         done = f"caught up ({count} event{'' if count == 1 else 's'})" if caught_up else "stopped"
-        logger.info(f"daemon {worker.id} {done}")
+        logs.say(logger, logging.INFO, f"daemon {worker.id} {done}", daemon=worker.id, schema=worker.schema,
+                 events=count, caught_up=caught_up)  # fmt: skip
     finally:
         if server is not None:
             server.close()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import click
 
 from jsproj.follow.subscriptions import Runner, load_subscribers
 from jsproj.tools.cli.common import Seconds, open_store, store_options
+
+logger = logging.getLogger("jsproj.subscribers")
 
 
 @click.command()
@@ -37,17 +40,16 @@ def subscribers(
     """
     found = load_subscribers(targets)
     with open_store(dsn, schema) as store:
-        log = lambda message: click.echo(message, err=True)  # noqa: E731
-        runner = Runner([s.subscription(store, log=log, poll_interval=poll_interval) for s in found])
+        runner = Runner([s.subscription(store, poll_interval=poll_interval) for s in found])
         previous = {sig: signal.signal(sig, lambda *_: runner.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            click.echo(f"subscribers {', '.join(s.name for s in found)} started", err=True)
+            logger.info(f"subscribers {', '.join(s.name for s in found)} started")
             failed = runner.run(until_caught_up=until_caught_up)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-    # Runner logged each failure as it happened.
-    click.echo("caught up" if until_caught_up and not failed else "stopped", err=True)
+    # Runner logged each failure as it happened (on the jsproj.subscribers logger, with time and level).
+    logger.info("caught up" if until_caught_up and not failed else "stopped")
     if failed:
         raise click.exceptions.Exit(1)
 
