@@ -141,17 +141,22 @@ def _indexes(path: Path, table: object) -> dict[str, tuple[str, ...]]:
 
 
 def resolve_dsn(
-    dsn: str | None = None, *, create: bool = True, on_start: Callable[[Path, Cluster], None] | None = None
+    dsn: str | None = None,
+    *,
+    create: bool = True,
+    keep: bool = True,
+    on_start: Callable[[Path, Cluster], None] | None = None,
 ) -> str:
     """The connection string to use, starting the embedded database when none is given (and creating it,
     unless ``create`` is False: then a project without one is an error; ``on_start`` is told when it
-    started one). Validate the other settings first: this may start a server."""
+    started one; ``keep``: see :func:`jsproj.tools.default_database.ensure_running`). Validate the other
+    settings first: this may start a server."""
     chosen = explicit_dsn(dsn)
     if chosen:
         return chosen
     from jsproj.tools import default_database as embedded
 
-    return embedded.ensure_running(create=create, on_start=on_start).dsn
+    return embedded.ensure_running(create=create, keep=keep, on_start=on_start).dsn
 
 
 def explicit_dsn(dsn: str | None = None) -> str | None:

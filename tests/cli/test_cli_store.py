@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,6 +259,38 @@ def test_the_embedded_database_lifecycle(project: Path) -> None:
     assert jsproj("db", "status", cwd=project).stdout.startswith("running")
     read = jsproj("stream", "s", "--json", cwd=project)
     assert (json.loads(read.stdout)["version"], read.stderr) == (1, ""), "already running: nothing said"
+
+
+PROGRAM = """
+import jsproj
+store = jsproj.connect()
+store.append({"id": "s", "type": "T", "data": {"$type": "A"}})
+print(store.fetch_stream("s").version)
+"""
+
+
+def run_program(folder: Path) -> subprocess.CompletedProcess[str]:
+    """A Python program calling jsproj.connect() with no DSN anywhere, in ``folder``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JSPROJ_DSN", "JSPROJ_SCHEMA")}
+    return subprocess.run([sys.executable, "-c", PROGRAM], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+@pytest.mark.server
+def test_a_program_says_where_it_started_the_database_and_the_last_one_out_stops_it(project: Path) -> None:
+    first = run_program(project)
+    assert (first.returncode, first.stdout) == (0, "1\n"), first.stderr
+    said = first.stderr.strip()
+    assert said.startswith(f"started the embedded PostgreSQL of {project} (no jsproj.toml here or above"), said
+    assert f"data in {project / '.jsproj' / 'pgdata'}" in said and "set JSPROJ_DSN" in said
+    assert not default_cluster(project).is_running(), "no server left behind by a script"
+    assert (project / ".jsproj" / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert not list((project / ".jsproj" / "users").iterdir())
+    # Started by the CLI, the server is the CLI's: a program's exit leaves it running until `jsproj db stop`.
+    assert jsproj("db", "start", cwd=project).returncode == 0
+    second = run_program(project)
+    assert (second.returncode, second.stdout, second.stderr) == (0, "2\n", ""), "already running: nothing said"
+    assert default_cluster(project).is_running()
 
 
 def test_the_project_is_the_nearest_jsproj_toml_else_the_current_folder_never_a_parents_database(

@@ -2,16 +2,39 @@
 
 The schema likewise: given, else ``JSPROJ_SCHEMA``, else ``jsproj.toml``, else
 ``public``. The embedded database is the project's own PostgreSQL, started on
-first use (``jsproj db stop`` stops it); see docs/python.md.
+first use; one a program started stops when the last program using it exits
+(one the CLI started runs until ``jsproj db stop``). A start is logged as a
+WARNING on ``jsproj.store`` (shown even where logging is not configured):
+where the data lives, and how to choose a database instead; see docs/python.md.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from jsproj.config import resolve_dsn, resolve_schema
+from jsproj.config import project_file, resolve_dsn, resolve_schema
 from jsproj.store.aio import AsyncEventStore
 from jsproj.store.sync import EventStore
+
+if TYPE_CHECKING:
+    from jsproj.tools.postgres_cluster import Cluster
+
+logger = logging.getLogger("jsproj.store")
+
+
+def _said_start(project: Path, cluster: Cluster) -> None:
+    """Where a program's :func:`connect` started the embedded database, and how to choose another."""
+    marker = "" if project_file().path else " (no jsproj.toml here or above: this folder is the project)"
+    logger.warning(
+        f"started the embedded PostgreSQL of {project}{marker}, data in {cluster.data_dir}; it stops when the "
+        "last program using it exits. To use your own database pass a DSN, or set JSPROJ_DSN or dsn in jsproj.toml"
+    )
+
+
+def _embedded_or(dsn: str | None) -> str:
+    return resolve_dsn(dsn, keep=False, on_start=_said_start)
 
 
 def connect(dsn: str | None = None, *, schema: str | None = None, migrate: bool = True, **pool: Any) -> EventStore:
@@ -20,7 +43,7 @@ def connect(dsn: str | None = None, *, schema: str | None = None, migrate: bool 
     ``pool`` passes ``min_size`` / ``max_size`` to the connection pool.
     """
     schema = resolve_schema(schema)  # checked before the embedded database may start
-    store = EventStore(resolve_dsn(dsn), schema=schema, **pool)
+    store = EventStore(_embedded_or(dsn), schema=schema, **pool)
     if migrate:
         try:
             store.migrate()
@@ -36,7 +59,7 @@ async def connect_async(
     """An open :class:`~jsproj.AsyncEventStore` chosen like :func:`connect`'s (starting the embedded database
     blocks while it starts: call this once, at the application's start)."""
     schema = resolve_schema(schema)  # checked before the embedded database may start
-    store = await AsyncEventStore.open(resolve_dsn(dsn), schema=schema, **pool)
+    store = await AsyncEventStore.open(_embedded_or(dsn), schema=schema, **pool)
     if migrate:
         try:
             await store.migrate()

@@ -11,6 +11,13 @@ the checkout's. Its data lives in
 in ``/var/lib/jsproj/<project>-<hash>/pgdata``. The socket lives in a short
 private folder under ``/tmp`` (socket paths are limited to ~100 bytes).
 
+A server the CLI starts (or finds) is kept running for the next command,
+until ``jsproj db stop``. One a program's :func:`jsproj.connect` starts
+stops when the last process using it through ``connect`` exits (each
+such process is listed in ``.jsproj/users/``, its pid, while it runs), so
+scripts leave no server behind. ``.jsproj/`` holds a ``.gitignore`` of
+``*``: nothing of it is committed.
+
 Every start is recorded in the user's registry of embedded databases
 (``$XDG_STATE_HOME/jsproj/databases``, else ``~/.local/state/jsproj/databases``:
 one file per project, named by its digest, holding its folder), so that
@@ -20,6 +27,7 @@ folder or data no longer exists are pruned when it is read.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import grp
 import hashlib
@@ -34,6 +42,7 @@ from jsproj import errors
 from jsproj.tools.postgres_cluster import Cluster, server_os_user
 
 SYSTEM_DATA_ROOT = Path("/var/lib/jsproj")
+STARTED_BY_A_PROGRAM = "started-by-a-program"  # in .jsproj/: the last of its users stops it at exit
 
 
 def project_dir(start: Path | None = None) -> Path:
@@ -85,6 +94,9 @@ def _locked(project: Path) -> Iterator[None]:
     """Serialise initialising and starting across jsproj processes of one project."""
     lock_dir = project / ".jsproj"
     lock_dir.mkdir(parents=True, exist_ok=True)
+    ignore = lock_dir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# jsproj's embedded database and its lock: nothing here belongs in git\n*\n", "utf-8")
     with open(lock_dir / "db.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -94,11 +106,17 @@ def _locked(project: Path) -> Iterator[None]:
 
 
 def ensure_running(
-    project: Path | None = None, *, create: bool = True, on_start: Callable[[Path, Cluster], None] | None = None
+    project: Path | None = None,
+    *,
+    create: bool = True,
+    keep: bool = True,
+    on_start: Callable[[Path, Cluster], None] | None = None,
 ) -> Cluster:
     """The project's embedded cluster, started if needed, and created if needed unless ``create`` is False
     (then a project without one is a :class:`~jsproj.errors.StoreUnavailableError`, and nothing is written).
-    ``on_start(project, cluster)`` is called when this call started the server (not when it already ran)."""
+    ``keep`` (the CLI's way) leaves it running after this process; else this process is one of its users,
+    and the last of them to exit stops a server one of them started. ``on_start(project, cluster)`` is
+    called when this call started the server (not when it already ran)."""
     project = project or project_dir()
     cluster = default_cluster(project)
     if not create and not cluster.is_initialised():
@@ -111,11 +129,56 @@ def ensure_running(
             cluster.init()
         started = not cluster.is_running()
         cluster.start()
+        _owned(project, keep=keep, started=started)
     if started:
         _register(project)
     if started and on_start is not None:
         on_start(project, cluster)
     return cluster
+
+
+def _owned(project: Path, *, keep: bool, started: bool) -> None:
+    """Record who keeps the server running (under the project's lock): the CLI for good, or this process."""
+    marker = project / ".jsproj" / STARTED_BY_A_PROGRAM
+    if keep:
+        marker.unlink(missing_ok=True)  # the CLI uses it: it runs until `jsproj db stop`
+        return
+    if started:
+        marker.touch()
+    users = project / ".jsproj" / "users"
+    users.mkdir(exist_ok=True)
+    (users / str(os.getpid())).touch()
+    atexit.register(_leave, project, os.getpid())
+
+
+def _leave(project: Path, pid: int) -> None:
+    """At exit: this process no longer uses the server; the last user out stops one a program started."""
+    users = project / ".jsproj" / "users"
+    try:
+        with _locked(project):
+            (users / str(pid)).unlink(missing_ok=True)
+            if any(_alive(entry) for entry in users.iterdir()):
+                return
+            marker = project / ".jsproj" / STARTED_BY_A_PROGRAM
+            if marker.exists():
+                default_cluster(project).stop()
+                marker.unlink()
+    except (OSError, errors.JsprojError):
+        pass  # at exit, with nowhere to say it: `jsproj db list` shows a server left running
+
+
+def _alive(entry: Path) -> bool:
+    """Whether the process of a users entry still runs (a dead one's entry is removed)."""
+    try:
+        os.kill(int(entry.name), 0)
+    except ValueError:
+        return False
+    except ProcessLookupError:
+        entry.unlink(missing_ok=True)
+        return False
+    except PermissionError:
+        pass  # another user's process, alive
+    return True
 
 
 def stop(project: Path | None = None) -> Cluster:
