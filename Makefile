@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt js/client/package-lock.json
 	@$(MAKE) --no-print-directory postgres
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[test,binary]'
+	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[test,binary,server]'
 	@command -v node >/dev/null || { echo "Node.js (node) is required for the Node host and its tests"; exit 1; }
 	cd js/client && npm ci --silent --no-audit --no-fund
 	touch $(STAMP)

@@ -39,6 +39,28 @@ def test_wheel_contains_the_engine_and_examples(tmp_path: Path) -> None:
     assert "jsproj/examples/quest/events.jsonl" in names
     assert "jsproj/engine/worker.py" in names
     assert "jsproj/tools/dashboard.html" in names  # the dashboard's page
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert_metadata_stands_alone(metadata)
+
+
+REPOSITORY = "https://github.com/jsproj/jsproj/blob/main/"
+
+
+def assert_metadata_stands_alone(metadata: str) -> None:
+    """What PyPI shows: project URLs and classifiers, and a README whose links work outside the repository
+    (every link into the repository absolute, to a file that exists)."""
+    import re
+
+    headers, _, description = metadata.partition("\n\n")
+    urls = dict(re.findall(r"^Project-URL: ([^,]+), (\S+)$", headers, re.M))
+    assert {"Homepage", "Documentation", "Repository", "Issues"} <= set(urls), headers
+    assert "Classifier: Topic :: Database" in headers and "Classifier: Typing :: Typed" in headers
+    assert "Provides-Extra: server" in headers
+    links = re.findall(r"\]\(([^)\s]+)\)", description)
+    assert len(links) > 20 and [x for x in links if not x.startswith(("https://", "http://", "#"))] == []
+    for link in links:
+        if link.startswith(REPOSITORY):
+            assert (ROOT / link.removeprefix(REPOSITORY).split("#")[0]).exists(), link
 
 
 def test_runtime_dependencies_are_ranges_whose_lower_bounds_make_test_lowest_installs() -> None:

