@@ -100,7 +100,12 @@ def _append_progress(bodies: list[Any], *, quiet: bool) -> Iterator[Callable[[in
     columns = (TextColumn("appending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("append", total=total)
-        yield lambda events: progress.advance(task, events)
+
+        def advance(events: int) -> None:
+            progress.advance(task, events)
+            progress.refresh()  # each batch (~1 MB) shown as it is sent, not at the next tick
+
+        yield advance
 
 
 # -- jsproj stream ----------------------------------------------------------
