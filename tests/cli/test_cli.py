@@ -33,6 +33,9 @@ def test_simulate_reads_stdin_and_prints_tables() -> None:
     assert "Party (2 documents)" in done.stdout
     assert "The Eye of the World" in done.stdout
     assert "Traveled" in done.stdout
+    first = events.splitlines()[0] + "\n"
+    one = jsproj("simulate", str(QUEST / "projections"), "-", stdin=first)
+    assert "Party (1 document)" in one.stdout, "one is singular"
 
 
 def test_simulate_page_size_does_not_change_the_result() -> None:

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 MAX_COLUMNS = 8
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 document``, ``2 documents``, ``1 dead letter``: a count and its noun, singular for one."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
@@ -44,7 +49,7 @@ def print_views(views: Mapping[str, Any], console: Console | None = None) -> Non
     """Print ``{"views": ..., "aggregates": ...}`` as one table per projection."""
     console = console or Console()
     for name, documents in views["views"].items():
-        console.print(documents_table(f"{name} ({len(documents)} documents)", documents))
+        console.print(documents_table(f"{name} ({counted(len(documents), 'document')})", documents))
         console.print()
     if views["aggregates"]:
         table = Table(title="aggregates", title_justify="left")

@@ -23,7 +23,7 @@ from jsproj.tools.cli.common import (
     sandbox_options,
     store_options,
 )
-from jsproj.tools.render import dead_letter_groups_table, dead_letters_table, status_table
+from jsproj.tools.render import counted, dead_letter_groups_table, dead_letters_table, status_table
 
 logger = logging.getLogger("jsproj.daemon")
 LISTED = 100  # the dead letters --list shows unless --limit says otherwise
@@ -163,7 +163,7 @@ def rebuild(
     if as_json:
         echo_json(done.to_dict())
     else:
-        click.echo(f"rebuilt {name} from {done.events} events")
+        click.echo(f"rebuilt {name} from {counted(done.events, 'event')}")
 
 
 @click.command()
@@ -260,9 +260,10 @@ def retry(name: str, dsn: str | None, schema: str | None, timeout: float, memory
     if as_json:
         echo_json(report)
         return
+    letters = counted(requested, "dead letter")
     click.echo(f"{name}: " + ("resumed; " if resumed else "") + (
-        f"{applied} of {requested} dead letters applied" if applied is not None
-        else f"{requested} dead letters to retry by the daemon holding it" if requested else "no dead letters"
+        f"{applied} of {letters} applied" if applied is not None
+        else f"{letters} to retry by the daemon holding it" if requested else "no dead letters"
     ))  # fmt: skip
 
 

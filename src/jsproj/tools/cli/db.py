@@ -58,15 +58,17 @@ def db_start(as_json: bool) -> None:
     """Start the embedded database (creating and migrating it if needed)."""
     from jsproj.tools import default_database as embedded
 
+    started: list[bool] = []  # its own output says where: no stderr line as other commands print
     with json_errors(as_json):
-        cluster = embedded.ensure_running(on_start=announce_start)
+        cluster = embedded.ensure_running(on_start=lambda project, cluster: started.append(True))
         with EventStore(cluster.dsn, max_size=1) as store:
             store.migrate()
-    info = _cluster_info(True)
+    info = {**_cluster_info(True), "started": bool(started)}
     if as_json:
         echo_json(info)
     else:
-        click.echo(f"PostgreSQL is running (data: {info['dataDir']})\nurl: {info['url']}")
+        state = "started" if started else "already running"
+        click.echo(f"PostgreSQL {state} (data: {info['dataDir']})\nurl: {info['url']}")
 
 
 @db.command("stop")

@@ -16,6 +16,7 @@ from jsproj.config import explicit_dsn, resolve_dsn
 from jsproj.engine.events_file import event_count
 from jsproj.store.identifiers import check_schema
 from jsproj.tools.cli.common import announce_start, echo_json, json_errors, json_option
+from jsproj.tools.render import counted
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quest"
 DEMO_SCHEMA = "jsproj_demo"
@@ -100,7 +101,8 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
         with store.connection() as conn:  # a fresh schema every run
             recreate_schema(conn, schema)
         report = deploy(store, sources)
-        console.print(f"[bold]1. deployed[/bold] {len(report.added)} projections to schema {schema}: " + ", ".join(
+        added = counted(len(report.added), "projection")
+        console.print(f"[bold]1. deployed[/bold] {added} to schema {schema}: " + ", ".join(
             f"{i.name} ({i.kind}, {i.lifecycle})" for i in loaded.infos))  # fmt: skip
         with _progress(console) as progress:
             task = progress.add_task("2. appending the quest log", total=total)
@@ -119,7 +121,7 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
         found = projection_status(store)
     seconds = time.monotonic() - started
     _show(console, views, journal, found)
-    console.print(f"\n{total} events, {len(log)} appends, {seconds:.1f} s.")
+    console.print(f"\n{counted(total, 'event')}, {counted(len(log), 'append')}, {seconds:.1f} s.")
     where = "" if embedded else f" --dsn '{url}'"
     console.print("\n[bold]Try next:[/bold]")
     console.print(f"  jsproj status --schema {schema}{where}")
@@ -159,12 +161,16 @@ def _show(console: Console, views: dict[str, Any], journal: Any, found: list[Any
     console.print()
     party = views["views"]["Party"]
     shown = dict(list(party.items())[:6])
-    console.print(documents_table(f"Party: one document per quest (inline; {len(party)} documents, first 6)", shown))
+    console.print(
+        documents_table(f"Party: one document per quest (inline; {counted(len(party), 'document')}, first 6)", shown)
+    )
     visitors = views["views"]["Visitors"]
-    console.print(documents_table(f"Visitors: one document per town (async view; {len(visitors)} documents)",
+    console.print(documents_table(f"Visitors: one document per town (async view; {counted(len(visitors), 'document')})",
                                   {town: visitors[town] | {"quests": len(visitors[town]["quests"])}
                                    for town in sorted(visitors)}))  # fmt: skip
-    console.print(f"Arrival (inline event projection): {len(views['views']['Arrival'])} documents, one per arrival")
+    console.print(
+        f"Arrival (inline event projection): {counted(len(views['views']['Arrival']), 'document')}, one per arrival"
+    )
     console.print(f"Traveled (async aggregate): {json.dumps(views['aggregates']['Traveled'])}")
     console.print("\nJournal of quest-1, folded live from its events (stored nowhere):")
     for entry in (journal or {}).get("entries", []):

@@ -18,6 +18,7 @@ from jsproj.tools.cli.common import (
     sandbox_options,
     store_options,
 )
+from jsproj.tools.render import counted
 
 if TYPE_CHECKING:
     from jsproj.projections.deploy import DeployReport
@@ -179,7 +180,7 @@ def _report_lines(report: DeployReport) -> list[str]:
     if plan and report.rebuild:
         found.append(f"rebuilt now (appends wait): {', '.join(report.rebuild)}")
     for name, events in report.rebuilt.items():
-        found.append(f"rebuilt {name} from {events} events")
+        found.append(f"rebuilt {name} from {counted(events, 'event')}")
     for name, changed in report.indexes.items():
         for label in ("created", "dropped"):
             if changed[label]:

@@ -12,6 +12,7 @@ from rich.console import Console
 from jsproj import errors
 from jsproj.config import ENGINES, resolve_folder
 from jsproj.tools.cli.common import echo_json, json_errors, json_option, projections_option, sandbox_options
+from jsproj.tools.render import counted
 
 if TYPE_CHECKING:
     from jsproj.tools.specs import SpecResult
@@ -120,7 +121,7 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
             click.echo(f"{where}{problem.message}  [{problem.kind}]", err=True)
         if report.ok:
             names = ", ".join(f"{i.name} ({i.kind}, {i.lifecycle})" for i in report.projections)
-            click.echo(f"{target}: {len(report.projections)} projections, no problems: {names}")
+            click.echo(f"{target}: {counted(len(report.projections), 'projection')}, no problems: {names}")
         else:
             count = len(report.problems)
             click.echo(f"{target}: {count} problem{'s' if count != 1 else ''}", err=True)

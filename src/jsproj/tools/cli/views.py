@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from jsproj.tools.cli.common import echo_json, json_errors, json_option, open_store, store_options
+from jsproj.tools.render import counted
 
 # -- jsproj view / export ---------------------------------------------------
 
@@ -81,7 +82,8 @@ def view(
     else:
         Console().print(
             documents_table(
-                f"{name} ({len(found)} documents{', more with --after' if len(found) == limit else ''})", found
+                f"{name} ({counted(len(found), 'document')}{', more with --after' if len(found) == limit else ''})",
+                found,
             )
         )
 
