@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -149,7 +150,7 @@ def test_sandbox_limits_are_options(tmp_path: Path) -> None:
 def test_every_command_has_help_with_examples() -> None:
     top = jsproj_process("--help")
     assert top.returncode == 0
-    commands = [line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    commands = [line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines() if line[2:3].isalpha()]
     assert {"demo", "init", "check", "test", "repl", "simulate", "daemon", "status"} <= set(commands)
     for command in commands:
         done = jsproj(command, "--help")
@@ -161,6 +162,18 @@ def test_help_texts_end_their_sentences() -> None:
     for command in ("sql", "deploy", "append", "view"):
         text = jsproj(command, "--help").stdout.split("Examples:")[0].rstrip()
         assert text.endswith((".", ")")), (command, text[-80:])
+
+
+def test_help_lists_each_command_with_its_whole_first_sentence_and_one_env_var_notation() -> None:
+    for args in (["--help"], ["db", "--help"]):
+        listed = jsproj_process(*args, env={"COLUMNS": "80"}).stdout.split("Commands:")[1]
+        summaries = re.split(r"\n  (?=[a-z])", listed.strip())
+        assert len(summaries) >= 5 and all(s.rstrip().endswith((".", ")")) for s in summaries), summaries
+        assert "..." not in listed
+    for command in ("deploy", "append", "status", "daemon", "repl", "sql", "check"):
+        text = " ".join(jsproj(command, "--help").stdout.split())  # as read, whatever the wrapping
+        assert "[env:" not in text and "[env var: JSPROJ_" in text, command
+    assert "default: schema in jsproj.toml, else public" in " ".join(jsproj("status", "--help").stdout.split())
 
 
 def test_version() -> None:

@@ -24,9 +24,10 @@ from jsproj import errors, logs
 from jsproj.redact import redact, remember
 from jsproj.store.translate import DatabaseError, untranslated
 from jsproj.tools.cli import daemon, dashboard, db, demo, deploying, events, project, repl, simulate, subscribers, views
+from jsproj.tools.cli.common import SummaryGroup
 
 
-class JsprojGroup(click.Group):
+class JsprojGroup(SummaryGroup):
     """Turns jsproj errors into one line on stderr instead of a traceback."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:

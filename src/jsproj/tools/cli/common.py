@@ -24,6 +24,18 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class SummaryGroup(click.Group):
+    """A group whose ``--help`` lists each command with its whole first sentence, wrapped (click cuts it to the
+    terminal's width, mid-sentence, with "...")."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [(name, cmd.get_short_help_str(limit=1000)) for name, cmd in commands if cmd and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")(command)
 
@@ -34,7 +46,8 @@ def projections_option(dest: str = "projections_dir") -> Callable[[F], F]:
         "--projections",
         dest,
         type=click.Path(file_okay=False, path_type=Path),
-        help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
+        help="Folder of projection files.  [env var: JSPROJ_PROJECTIONS; default: projections in jsproj.toml, else "
+        "projections]",
     )
 
 
@@ -92,13 +105,14 @@ def store_options(command: F) -> F:
     command = click.option(
         "--schema",
         metavar="NAME",
-        help="Schema of the store's tables.  [env: JSPROJ_SCHEMA; default: public]",
+        help="Schema of the store's tables.  [env var: JSPROJ_SCHEMA; default: schema in jsproj.toml, else public]",
     )(command)
     return click.option(
         "--dsn",
         metavar="DSN",
         callback=_remember_dsn,
-        help="PostgreSQL connection string or URL.  [env: JSPROJ_DSN; default: the embedded database]",
+        help="PostgreSQL connection string or URL.  [env var: JSPROJ_DSN; default: dsn in jsproj.toml, else the "
+        "embedded database]",
     )(command)
 
 

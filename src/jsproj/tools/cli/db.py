@@ -8,7 +8,7 @@ import click
 
 from jsproj.config import resolve_dsn, resolve_schema
 from jsproj.store.sync import EventStore
-from jsproj.tools.cli.common import announce_start, echo_json, json_errors, json_option, store_options
+from jsproj.tools.cli.common import SummaryGroup, announce_start, echo_json, json_errors, json_option, store_options
 
 if TYPE_CHECKING:
     from jsproj.tools.default_database import Database
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 # -- jsproj db --------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=SummaryGroup)
 def db() -> None:
     """Manage the embedded default database (a private PostgreSQL for this project).
 

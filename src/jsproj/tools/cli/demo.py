@@ -47,7 +47,11 @@ def quest_log(quests: int, seed: int = 7) -> list[dict[str, Any]]:
 
 
 @click.command()
-@click.option("--dsn", metavar="DSN", help="PostgreSQL to run in.  [env: JSPROJ_DSN; default: the embedded database]")
+@click.option(
+    "--dsn",
+    metavar="DSN",
+    help="PostgreSQL to run in.  [env var: JSPROJ_DSN; default: dsn in jsproj.toml, else the embedded database]",
+)
 @click.option(
     "--schema",
     default=DEMO_SCHEMA,

@@ -51,7 +51,7 @@ python_path_option = click.option(
     "--engine",
     type=click.Choice(ENGINES),
     help="What runs inline projections: this Python process, or the database (plpython3u, PLV8 or PL/JS)."
-    "  [env: JSPROJ_ENGINE; jsproj.toml; default: python]",
+    "  [env var: JSPROJ_ENGINE; default: engine in jsproj.toml, else python]",
 )
 @lifecycle_option
 @click.option(
@@ -205,7 +205,9 @@ def _report_lines(report: DeployReport) -> list[str]:
     help="The in-database engine (docs/deploy.md says which to choose where).",
 )
 @click.option(
-    "--schema", metavar="NAME", help="Schema of the store's tables.  [env: JSPROJ_SCHEMA; jsproj.toml; default: public]"
+    "--schema",
+    metavar="NAME",
+    help="Schema of the store's tables.  [env var: JSPROJ_SCHEMA; default: schema in jsproj.toml, else public]",
 )
 @lifecycle_option
 @click.option("--prune", is_flag=True, help="Remove the deployed projections the folder no longer has.")

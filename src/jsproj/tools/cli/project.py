@@ -138,7 +138,7 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
 @click.option(
     "--specs",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of spec files (*.json).  [env: JSPROJ_SPECS; jsproj.toml; default: specs]",
+    help="Folder of spec files (*.json).  [env var: JSPROJ_SPECS; default: specs in jsproj.toml, else specs]",
 )
 @click.option("--dsn", metavar="DSN", help="Also run every spec in this PostgreSQL (each in a schema of its own).")
 @click.option(

@@ -56,10 +56,15 @@ _QUOTED = re.compile(r'"?[\w$-]*$')
 @click.option(
     "--projections",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of projection files.  [env: JSPROJ_PROJECTIONS; jsproj.toml; default: projections]",
+    help="Folder of projection files.  [env var: JSPROJ_PROJECTIONS; default: projections in jsproj.toml, else "
+    "projections]",
 )
 @click.option("--dsn", metavar="DSN", help="Work on this store instead of in memory (deploys the folder there).")
-@click.option("--schema", metavar="NAME", help="Schema of the store with --dsn.  [env: JSPROJ_SCHEMA; default: public]")
+@click.option(
+    "--schema",
+    metavar="NAME",
+    help="Schema of the store with --dsn.  [env var: JSPROJ_SCHEMA; default: schema in jsproj.toml, else public]",
+)
 def repl(folder: Path | None, projections: Path | None, dsn: str | None, schema: str | None) -> None:
     """Try projections interactively: append events, see what each projection makes of them.
 
