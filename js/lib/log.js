@@ -182,7 +182,9 @@ function normalize(parsed, options) {
       where.event = e + 1;
       if (!isPlainObject(evt)) throw invalid(where, 'an event is a JSON object with a "$type", not ' + typeName(evt));
       if (typeof evt.$type !== 'string' || evt.$type === '') {
-        throw invalid(where, 'Missing $type in event: every event needs a "$type" string');
+        var slip = has(evt, 'type') && !has(evt, '$type') ?
+          ' (this one has "type": the event\'s type is "$type", with a dollar sign)' : '';
+        throw invalid(where, 'Missing $type in event: every event needs a "$type" string' + slip);
       }
       var eventTypeProblem = badId(evt.$type);
       if (eventTypeProblem) throw invalid(where, 'the event $type ' + eventTypeProblem);

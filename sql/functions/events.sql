@@ -14,6 +14,9 @@ as $$
         when jsonb_typeof(e) <> 'object' then 'an event is a JSON object with a "$type", not a ' || jsonb_typeof(e)
         when jsonb_typeof(e -> '$type') is distinct from 'string' or e ->> '$type' = ''
             then 'Missing $type in event: every event needs a "$type" string'
+                 -- the common slip, named: a "type" key (the message's own key) in the event
+                 || case when e ? 'type' and not e ? '$type'
+                         then ' (this one has "type": the event''s type is "$type", with a dollar sign)' else '' end
         when length(e ->> '$type') > 255 then 'the event $type is longer than 255 characters'
         when coalesce(jsonb_typeof(e -> '$id'), 'null') <> 'null'
              and (jsonb_typeof(e -> '$id') <> 'string'

@@ -99,8 +99,9 @@ def test_a_file_with_one_bad_message_writes_nothing(dsn: str, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"id": "a", "type": "T", "data": {"$type": "A"}}\n{"id": oops}\n', "error: line 2: not valid JSON"),
-        ('[{"id": "a", "type": "T", "data": {"$type": "A", "n": NaN}}]', "error: not valid JSON (NaN is not JSON)"),
+        ('{"id": "a", "type": "T", "data": {"$type": "A"}}\n{"id": oops}\n',
+         "error: line 2, column 8: not valid JSON: Expecting value\n"),
+        ('[{"id": "a", "type": "T", "data": {"$type": "A", "n": NaN}}]', "error: not valid JSON: NaN is not JSON"),
         ("[1, 2]", "error: message 1: an append message is an object"),
         ('{"id": "a", "type": "T", "data": {"$type": "A"}}\n{"id": "a", "expected_version": 0, "data": {"$type": "B"}}\n',
          'error: message 2 (line 2): stream "a" is at version 1, not the expected version 0'),

@@ -89,9 +89,12 @@ def parse(text: str) -> list[Message]:
 
 
 def _malformed(exc: ValueError, line: int | None = None) -> errors.EventsFileError:
+    """``line 2, column 13: not valid JSON: Expecting value``: where in the file (``line``: the JSON Lines row,
+    whose own text is one line), then json's reason without its own position (relative to the row)."""
     line = line or getattr(exc, "lineno", None)
-    where = f"line {line}: " if line else ""
-    return errors.EventsFileError(f"{where}not valid JSON ({exc})", line=line)
+    column = getattr(exc, "colno", None)
+    where = f"line {line}, column {column}: " if line and column else f"line {line}: " if line else ""
+    return errors.EventsFileError(f"{where}not valid JSON: {getattr(exc, 'msg', exc)}", line=line)
 
 
 def event_count(messages: Sequence[Any]) -> int:
