@@ -174,6 +174,13 @@ def test_a_handler_error_stops_at_the_failing_event_visibly_and_the_next_run_tri
     )  # fmt: skip
     shown = jsproj("status", "--dsn", effects, "--json")
     assert [s["status"] for s in json.loads(shown.stdout) if s["kind"] == "subscription"] == ["stopped"]
+    retried = jsproj("retry", "mailer", "--dsn", effects)
+    assert (
+        retried.returncode == 1
+        and "'mailer' is a subscription, not a projection: a stopped subscription tries "
+        "its event again when its subscriber runs again"
+        in retried.stderr
+    ), retried.stderr
     broken = False
     assert subscription.run(until_caught_up=True) is True
     assert handled(effects) == log_order(store)

@@ -133,9 +133,11 @@ BAD_MESSAGES = [
     ({"id": "s", "type": "T", "data": [{"$type": "A"}, {"location": "x"}]}, "event 2: Missing $type in event"),
     ({"id": "s", "type": "T", "data": [{"$type": ""}]}, "event 1: Missing $type in event"),
     ({"id": "s", "type": "T", "data": [{"$type": 5}]}, "event 1: Missing $type in event"),
-    ({"id": "s", "type": "T", "data": [{"type": "A"}]},
-     'event 1: Missing $type in event: every event needs a "$type" string (this one has "type": the event\'s type is '
-     '"$type", with a dollar sign)'),
+    (
+        {"id": "s", "type": "T", "data": [{"type": "A"}]},
+        'event 1: Missing $type in event: every event needs a "$type" string (this one has "type": the event\'s type is '
+        '"$type", with a dollar sign)',
+    ),
     ({"id": "s", "type": "T", "data": [{"$type": "A"}, [1, 2]]}, "event 2: an event is a JSON object"),
     ({"id": "s", "type": "T", "data": ["A"]}, "event 1: an event is a JSON object"),
     ({"id": "s", "type": "T", "data": 5}, "an event is a JSON object"),

@@ -94,6 +94,12 @@ def _holding(conn: psycopg.Connection[Any], name: str) -> Iterator[bool]:
 
 def _unknown(conn: psycopg.Connection[Any], name: str) -> errors.UnknownProjectionError:
     """The error for a projection name that is not deployed, with the closest deployed name."""
+    if conn.execute("select from pge_subscriptions where name = %s", (name,)).fetchone() is not None:
+        return errors.UnknownProjectionError(
+            f"{name!r} is a subscription, not a projection: a stopped subscription tries its event again when its "
+            "subscriber runs again (`jsproj subscribers MODULE`); `jsproj status` shows its error",
+            projection=name,
+        )
     known = [k for (k,) in conn.execute("select name from pge_projection_definitions").fetchall()]
     return errors.unknown_projection(f"there is no deployed projection {name!r}", name, known)
 
