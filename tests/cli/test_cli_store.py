@@ -488,7 +488,12 @@ def test_deploy_errors_are_one_line(dsn: str, tmp_path: Path) -> None:
     wrong = jsproj(
         "deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn, "--lifecycle", "Party=sometimes"
     )
-    assert wrong.stderr == "error: --lifecycle takes NAME=inline|async|live, not 'Party=sometimes'\n"
+    assert wrong.returncode == 2, "a usage mistake exits as click's own do"
+    assert wrong.stderr.endswith("Error: Invalid value for '--lifecycle': --lifecycle takes NAME=inline|async|live, "
+                                 "not 'Party=sometimes'\n")  # fmt: skip
+    for option, value in (("--on-error", "Party=maybe"), ("--partitions", "Party=0")):
+        done = jsproj("deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn, option, value)
+        assert done.returncode == 2 and f"Invalid value for '{option}': {option} takes NAME=" in done.stderr
 
 
 def test_sql_prints_a_deployment_for_a_dba() -> None:

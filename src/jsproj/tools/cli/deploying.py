@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,11 +27,42 @@ if TYPE_CHECKING:
 # -- jsproj deploy / sql ----------------------------------------------------
 
 
+def _usage(parse: Callable[[Sequence[str]], object]) -> Callable[[click.Context, click.Parameter, Any], object]:
+    """A callback parsing repeated ``NAME=VALUE`` options, a bad one a usage error (exit 2, as click's own)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -> object:
+        try:
+            return parse(value)
+        except InputError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+
+    return check
+
+
+def _lifecycles(pairs: Sequence[str]) -> dict[str, str]:
+    from jsproj.projections.deploy import parse_lifecycles
+
+    return parse_lifecycles(pairs)
+
+
+def _on_error(pairs: Sequence[str]) -> dict[str, str]:
+    from jsproj.projections.deploy import parse_on_error
+
+    return parse_on_error(pairs)
+
+
+def _partitions(pairs: Sequence[str]) -> dict[str, int]:
+    from jsproj.projections.deploy import parse_partitions
+
+    return parse_partitions(pairs)
+
+
 lifecycle_option = click.option(
     "--lifecycle",
     "lifecycles",
     multiple=True,
     metavar="NAME=inline|async|live",
+    callback=_usage(_lifecycles),
     help="Override the lifecycle a projection declares (repeatable).",
 )
 
@@ -59,6 +91,7 @@ python_path_option = click.option(
     "on_error",
     multiple=True,
     metavar="NAME=stop|dead-letter",
+    callback=_usage(_on_error),
     help="What an async projection does when a handler throws: stop (the default) or dead-letter the event and go on.",
 )
 @click.option(
@@ -66,6 +99,7 @@ python_path_option = click.option(
     "partitions",
     multiple=True,
     metavar="NAME=N",
+    callback=_usage(_partitions),
     help="Split an async stream or view projection into N partitions by document key, so that up to N daemons "
     "share it (default 1).",
 )
@@ -95,9 +129,9 @@ python_path_option = click.option(
 def deploy(
     projections_dir: Path | None,
     engine: str | None,
-    lifecycles: tuple[str, ...],
-    on_error: tuple[str, ...],
-    partitions: tuple[str, ...],
+    lifecycles: dict[str, str],
+    on_error: dict[str, str],
+    partitions: dict[str, int],
     prune: bool,
     dry_run: bool,
     no_promote: bool,
@@ -129,22 +163,12 @@ def deploy(
     """
     from jsproj.engine.projections import read_folder
     from jsproj.projections.deploy import deploy as run_deploy
-    from jsproj.projections.deploy import (
-        no_promote_refusal,
-        parse_lifecycles,
-        parse_on_error,
-        parse_partitions,
-        prune_refusal,
-    )
+    from jsproj.projections.deploy import no_promote_refusal, prune_refusal
 
     with json_errors(as_json):  # every option checked before the store (which may start a server)
         sources = read_folder(resolve_folder("projections", projections_dir))
-        chosen, lifecycle_map, on_error_map = (
-            resolve_engine(engine),
-            parse_lifecycles(lifecycles),
-            parse_on_error(on_error),
-        )
-        partition_map, indexes = parse_partitions(partitions), project_file().indexes
+        chosen, lifecycle_map, on_error_map = resolve_engine(engine), lifecycles, on_error  # parsed by the options
+        partition_map, indexes = partitions, project_file().indexes
         with open_store(dsn, schema, create=not dry_run, migrate=not dry_run) as store:  # a dry run changes nothing
             try:
                 report = run_deploy(
@@ -217,7 +241,7 @@ def sql_command(
     projections_dir: Path | None,
     engine: str,
     schema: str | None,
-    lifecycles: tuple[str, ...],
+    lifecycles: dict[str, str],
     prune: bool,
     python_path: str | None,
     timeout: float,
@@ -235,7 +259,7 @@ def sql_command(
       psql -v ON_ERROR_STOP=1 -1 -f deploy.sql
     """
     from jsproj.engine.projections import Projections, read_folder
-    from jsproj.projections.deploy import DEFAULT_PYTHON_PATH, deployment_sql, parse_lifecycles
+    from jsproj.projections.deploy import DEFAULT_PYTHON_PATH, deployment_sql
 
     chosen_schema = resolve_schema(schema)
     sources = read_folder(resolve_folder("projections", projections_dir))
@@ -246,7 +270,7 @@ def sql_command(
                 loaded.infos,
                 engine=engine,
                 schema=chosen_schema,
-                lifecycles=parse_lifecycles(lifecycles),
+                lifecycles=lifecycles,
                 indexes=project_file().indexes,
                 prune=prune,
                 timeout=timeout,
