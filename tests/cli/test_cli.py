@@ -10,8 +10,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from clihelp import QUEST, ROOT, jsproj, jsproj_process
+from jsproj.projections.deploy import deploy
+from jsproj.store.sync import EventStore
 
 from projections import counting
 
@@ -188,6 +191,22 @@ def test_shell_completion_scripts_are_generated() -> None:
         assert done.returncode == 0 and marker in done.stdout, shell
     done = jsproj(env={"_JSPROJ_COMPLETE": "bash_complete", "COMP_WORDS": "jsproj dea", "COMP_CWORD": "1"})
     assert "dead-letters" in done.stdout
+
+
+def test_projection_names_complete_from_the_store_the_command_would_use(store: EventStore, dsn: str) -> None:
+    deploy(store, [{"file": "Count.js", "source": counting("Count")}, {"file": "Coins.js", "source": counting("Coins")},
+                   {"file": "Party.js", "source": counting("Party")}])  # fmt: skip
+
+    def complete(words: str) -> list[str]:
+        env = {"_JSPROJ_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        return [line.split(",", 1)[1] for line in jsproj(env=env).stdout.splitlines() if line]
+
+    parts = conninfo_to_dict(dsn)
+    url = f"postgresql://{parts['user']}@/{parts['dbname']}?host={parts['host']}&port={parts['port']}"  # one word
+    assert complete(f"jsproj view --dsn {url} Co") == ["Coins", "Count"]
+    assert complete(f"jsproj rebuild --dsn {url} P") == ["Party"]
+    assert complete(f"jsproj dead-letters --dsn {url} --projection Cou") == ["Count"]
+    assert complete("jsproj view --dsn postgresql://nobody@/nodb?host=/nonexistent Co") == [], "nothing, no error"
 
 
 def test_in_process_runs_leave_cwd_environment_and_signal_handlers_as_they_were(dsn: str, tmp_path: Path) -> None:

@@ -92,6 +92,12 @@ def _holding(conn: psycopg.Connection[Any], name: str) -> Iterator[bool]:
             conn.execute(sql.SQL("select pg_advisory_unlock({})").format(lock_key(name)))
 
 
+def deployed_names(store: EventStore) -> list[str]:
+    """The names of the projections deployed in the store, sorted (what a NAME argument may be)."""
+    with store.connection() as conn:
+        return [name for (name,) in conn.execute("select name from pge_projection_definitions order by name")]
+
+
 def _unknown(conn: psycopg.Connection[Any], name: str) -> errors.UnknownProjectionError:
     """The error for a projection name that is not deployed, with the closest deployed name."""
     if conn.execute("select from pge_subscriptions where name = %s", (name,)).fetchone() is not None:

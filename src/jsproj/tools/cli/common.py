@@ -36,6 +36,26 @@ class SummaryGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def complete_projection(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of a projection NAME: the projections deployed in the store the command would use
+    (``--dsn``, ``JSPROJ_DSN``, jsproj.toml, else the embedded database if it runs: completing never starts a
+    server), and none when it cannot be read."""
+    from jsproj.projections.operations import deployed_names
+    from jsproj.tools.default_database import default_cluster
+
+    try:
+        dsn = explicit_dsn(ctx.params.get("dsn"))
+        if dsn is None:
+            cluster = default_cluster()
+            dsn = cluster.dsn if cluster.is_running() else None
+        if dsn is None:
+            return []
+        with EventStore(dsn, schema=resolve_schema(ctx.params.get("schema")), max_size=1) as store:
+            return [name for name in deployed_names(store) if name.startswith(incomplete)]
+    except Exception:  # noqa: BLE001 -- a completion that fails offers nothing; the command itself will say why
+        return []
+
+
 def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")(command)
 

@@ -16,6 +16,7 @@ from jsproj.follow.daemon.metrics import DEFAULT_STALL_SECONDS, DaemonMetrics
 from jsproj.projections import operations as control
 from jsproj.tools.cli.common import (
     Seconds,
+    complete_projection,
     echo_json,
     json_errors,
     json_option,
@@ -127,7 +128,7 @@ def _console_line(console: Console, line: str) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_projection)
 @page_size_option
 @store_options
 @sandbox_options
@@ -195,7 +196,9 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
 
 
 @click.command("dead-letters")
-@click.option("--projection", "name", metavar="NAME", help="Only this projection's.")
+@click.option(
+    "--projection", "name", metavar="NAME", shell_complete=complete_projection, help="Only this projection's."
+)
 @click.option("--list", "as_list", is_flag=True, help="Each dead letter, by projection and position (see --limit).")
 @click.option(
     "--limit",
@@ -240,7 +243,7 @@ def dead_letters(
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_projection)
 @store_options
 @sandbox_options
 @json_option

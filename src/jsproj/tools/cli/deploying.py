@@ -11,6 +11,7 @@ import click
 from jsproj.config import ENGINES, project_file, resolve_engine, resolve_folder, resolve_schema
 from jsproj.errors import InputError, PruneRequiredError
 from jsproj.tools.cli.common import (
+    complete_projection,
     echo_json,
     json_errors,
     json_option,
@@ -282,7 +283,7 @@ def sql_command(
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_projection)
 @store_options
 @json_option
 def promote(name: str, dsn: str | None, schema: str | None, as_json: bool) -> None:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from jsproj import errors
 from jsproj.tools.cli.common import (
+    complete_projection,
     echo_json,
     json_errors,
     json_option,
@@ -149,7 +150,7 @@ def stream(
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_projection)
 @click.argument("stream_id")
 @click.option("--at-version", type=click.IntRange(min=0), help="Fold the events up to this version only.")
 @click.option(

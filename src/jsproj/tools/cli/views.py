@@ -7,14 +7,14 @@ import json
 import click
 from rich.console import Console
 
-from jsproj.tools.cli.common import echo_json, json_errors, json_option, open_store, store_options
+from jsproj.tools.cli.common import complete_projection, echo_json, json_errors, json_option, open_store, store_options
 from jsproj.tools.render import counted
 
 # -- jsproj view / export ---------------------------------------------------
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_projection)
 @click.argument("document_id", required=False)
 @click.option(
     "--where",
