@@ -98,17 +98,20 @@ def configure(fmt: str = "text", *, verbose: bool = False, write: Callable[[str]
 
 
 @contextmanager
-def writing_to(write: Callable[[str], None]) -> Iterator[None]:
-    """Meanwhile, the lines :func:`configure` set up are written with ``write`` (a progress bar's console)."""
+def writing_to(write: Callable[[str], None], *, level: int = logging.NOTSET) -> Iterator[None]:
+    """Meanwhile, the lines :func:`configure` set up are written with ``write`` (a progress bar's console),
+    those below ``level`` left out (a show whose progress says it all)."""
     handlers = [h for h in logging.getLogger(ROOT).handlers if isinstance(h, LineHandler)]
-    before = [h.write for h in handlers]
+    before = [(h.write, h.level) for h in handlers]
     for handler in handlers:
         handler.write = write
+        handler.setLevel(max(level, handler.level))
     try:
         yield
     finally:
-        for handler, old in zip(handlers, before, strict=True):
+        for handler, (old, old_level) in zip(handlers, before, strict=True):
             handler.write = old
+            handler.setLevel(old_level)
 
 
 def log_warnings(conn: psycopg.Connection[Any], logger: logging.Logger) -> None:

@@ -228,6 +228,7 @@ def test_the_demo_runs_end_to_end_and_again(dsn: str) -> None:
     assert first.returncode == 0, first.stderr
     for shown in ("1. deployed 5 projections", "Party: one document per quest", "Journal of quest-1", "Try next:"):
         assert shown in first.stdout
+    assert " INFO " not in first.stdout + first.stderr, "the daemon's INFO lines stay out of the show's progress"
     deployed = next(line for line in first.stdout.splitlines() if line.startswith("1. deployed"))
     assert deployed.endswith("Visitors (view, async)"), "a sentence is one line, not wrapped at 80 columns"
     again = jsproj("demo", "--dsn", dsn, "--quests", "40", "--json")

@@ -19,6 +19,8 @@ from jsproj.redact import remember
 from jsproj.store.sync import EventStore
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from jsproj.tools.postgres_cluster import Cluster
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,6 +56,11 @@ def complete_projection(ctx: click.Context, param: click.Parameter, incomplete: 
             return [name for name in deployed_names(store) if name.startswith(incomplete)]
     except Exception:  # noqa: BLE001 -- a completion that fails offers nothing; the command itself will say why
         return []
+
+
+def console_line(console: Console, line: str) -> None:
+    """A log line through the console a progress bar draws on (above the bar), as it is: never wrapped."""
+    console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def json_option(command: F) -> F:

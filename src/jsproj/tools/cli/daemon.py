@@ -17,6 +17,7 @@ from jsproj.projections import operations as control
 from jsproj.tools.cli.common import (
     Seconds,
     complete_projection,
+    console_line,
     echo_json,
     json_errors,
     json_option,
@@ -109,7 +110,7 @@ def daemon(
         logs.say(logger, logging.INFO, f"daemon {worker.id} started ({settings}){metrics}", daemon=worker.id,
                  schema=worker.schema)  # fmt: skip
         # Not a terminal: no bar at all (rich before 13.8 writes an empty line when a disabled bar ends).
-        with progress if bar else nullcontext(), logs.writing_to(lambda line: _console_line(console, line)):
+        with progress if bar else nullcontext(), logs.writing_to(lambda line: console_line(console, line)):
             caught_up = worker.run(until_caught_up=until_caught_up)
         count = int(progress.tasks[0].completed)
         done = f"caught up ({count} event{'' if count == 1 else 's'})" if caught_up else "stopped"
@@ -120,11 +121,6 @@ def daemon(
             server.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _console_line(console: Console, line: str) -> None:
-    """A log line through the console the progress bar draws on (above the bar), as it is: never wrapped."""
-    console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 @click.command()

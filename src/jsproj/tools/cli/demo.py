@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from pathlib import Path
@@ -12,10 +13,11 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from jsproj import logs
 from jsproj.config import explicit_dsn, resolve_dsn
 from jsproj.engine.events_file import event_count
 from jsproj.store.identifiers import check_schema
-from jsproj.tools.cli.common import announce_start, echo_json, json_errors, json_option
+from jsproj.tools.cli.common import announce_start, console_line, echo_json, json_errors, json_option
 from jsproj.tools.render import counted
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quest"
@@ -114,7 +116,9 @@ def _run(console: Console, dsn: str | None, schema: str, quests: int) -> dict[st
                 batch = log[start : start + 100]
                 store.append_all(batch)
                 progress.advance(task, event_count(batch))
-        with _progress(console) as progress:
+        # The daemon's INFO lines (units taken, caught up) are what the bar shows: only warnings print, above it.
+        with _progress(console) as progress, logs.writing_to(lambda line: console_line(console, line),
+                                                            level=logging.WARNING):  # fmt: skip
             task = progress.add_task("3. async daemon catching up", total=total)
             daemon = Daemon(url, schema=schema, poll_interval=0.05,
                             on_progress=lambda name, events: progress.advance(task, events))  # fmt: skip
