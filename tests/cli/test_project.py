@@ -40,6 +40,25 @@ def test_init_scaffolds_a_project_whose_checks_and_specs_pass(tmp_path: Path) ->
     assert {lifecycle for _, lifecycle in kinds} == {"inline", "async", "live"}
 
 
+def test_check_names_a_handler_spelt_almost_like_an_event_type_the_project_has(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    assert jsproj("init", str(app)).returncode == 0
+    traveled = app / "projections" / "Traveled.js"
+    traveled.write_text(traveled.read_text().replace("TownReached:", "TownReachd:") + "\n"
+                        "projections.aggregate('Later').by({ InvoiceSent: function (s, e) { s.n = 1; } });\n")  # fmt: skip
+    done = jsproj("check", cwd=app)
+    assert done.returncode == 1
+    assert (
+        "projection Traveled handles 'TownReachd', which no spec or events file has: did you mean "
+        "'TownReached'?" in done.stderr
+    ), done.stderr
+    assert "InvoiceSent" not in done.stderr, "a type with no near name is an event still to come, left alone"
+    problem = json.loads(jsproj("check", "--json", cwd=app).stdout)["problems"]
+    assert [(p["kind"], p["projection"], p["file"]) for p in problem] == [
+        ("MisspeltHandlerError", "Traveled", "Traveled.js")
+    ]
+
+
 def test_init_never_overwrites_without_force(tmp_path: Path) -> None:
     (tmp_path / "jsproj.toml").write_text("# mine\n")
     done = jsproj("init", str(tmp_path))

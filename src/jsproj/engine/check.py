@@ -8,8 +8,10 @@ case (their document tables would collide).
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,8 +75,9 @@ def _problem(exc: errors.JsprojError, file: str | None = None) -> Problem:
     )
 
 
-def check_folder(folder: str | os.PathLike[str], **limits: Any) -> CheckReport:
-    """Load every ``*.js`` file of ``folder`` in the sandbox and report every problem found."""
+def check_folder(folder: str | os.PathLike[str], *, seen: Iterable[str] = (), **limits: Any) -> CheckReport:
+    """Load every ``*.js`` file of ``folder`` in the sandbox and report every problem found; ``seen``: the
+    event types the project's specs and events files hold (a handler named almost like one is a typo)."""
     path = Path(folder)
     try:
         sources = read_folder(path)
@@ -98,7 +101,26 @@ def check_folder(folder: str | os.PathLike[str], **limits: Any) -> CheckReport:
                     infos = loaded.infos
             except errors.JsprojError as exc:
                 problems.append(_problem(exc))
-    return CheckReport(path, infos, problems)
+    return CheckReport(path, infos, [*problems, *misspelt_handlers(infos, seen)])
+
+
+def misspelt_handlers(infos: Iterable[ProjectionInfo], seen: Iterable[str]) -> list[Problem]:
+    """Handlers of an event type that no spec or events file has, named almost like one they have: a typo
+    (``TownReachd`` for ``TownReached``) that no test catches, as the handler would simply never run.
+    A handler of a type with no such near name (an event still to come) is left alone."""
+    known = sorted(set(seen))
+    problems = []
+    for info in infos:
+        for handled in info.event_types:
+            close = [] if handled in known else difflib.get_close_matches(handled, known, n=1, cutoff=0.8)
+            if close:
+                problems.append(Problem(
+                    "MisspeltHandlerError",
+                    f"projection {info.name} handles {handled!r}, which no spec or events file has: did you mean "
+                    f"{close[0]!r}? (a handler of a type that never comes never runs)",
+                    file=info.file, projection=info.name,
+                ))  # fmt: skip
+    return problems
 
 
 def _name_clashes(infos: list[ProjectionInfo]) -> list[Problem]:

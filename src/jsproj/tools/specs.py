@@ -101,6 +101,29 @@ def load_specs(folder: str | os.PathLike[str]) -> list[Spec]:
     return specs
 
 
+def event_types_seen(specs_folder: Path, events_folder: Path) -> set[str]:
+    """The event types the project's specs give and its events files (``*.jsonl`` in ``events_folder``) hold:
+    what its handlers are known to meet. Files that cannot be read count for nothing (``jsproj test`` and
+    ``jsproj append`` report them)."""
+    from jsproj.engine.events_file import parse
+
+    messages: list[Any] = []
+    try:
+        messages += [m for spec in load_specs(specs_folder) for m in spec.given]
+    except errors.JsprojError:
+        pass
+    for file in sorted(events_folder.glob("*.jsonl")):
+        try:
+            messages += [m.body for m in parse(file.read_text("utf-8"))]
+        except (OSError, UnicodeDecodeError, errors.JsprojError):
+            continue
+    events: list[Any] = []
+    for message in messages:
+        data = message.get("data") if isinstance(message, dict) else None
+        events += data if isinstance(data, list) else [data]
+    return {e["$type"] for e in events if isinstance(e, dict) and isinstance(e.get("$type"), str)}
+
+
 def read_spec_file(file: Path) -> list[Spec]:
     """The specs of one file (one spec or a list), checked for format; names are not checked across files."""
     try:

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 
 from jsproj import errors
-from jsproj.config import ENGINES, resolve_folder
+from jsproj.config import ENGINES, project_file, resolve_folder
 from jsproj.tools.cli.common import echo_json, json_errors, json_option, projections_option, sandbox_options
 from jsproj.tools.render import counted
 
@@ -37,6 +37,12 @@ def projections_folder(folder: Path | None, projections: Path | None) -> Path:
     if projections is None and folder is not None and any(folder.glob("*.js")):
         return folder
     return resolve_folder("projections", projections, folder)
+
+
+def _project_root(folder: Path | None) -> Path:
+    """The project's folder: where its jsproj.toml is, else ``folder`` (or the current one)."""
+    found = project_file(folder)
+    return found.path.parent if found.path is not None else folder or Path()
 
 
 # -- jsproj init --------------------------------------------------------------
@@ -102,7 +108,9 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
     FOLDER is a project folder (its jsproj.toml applies) or a folder of
     projection files; by default the current project. Reports syntax errors
     with file and line, unsafe or duplicate names, handlers that are not
-    functions and unknown lifecycles. Exits with 1 when there is any problem.
+    functions, unknown lifecycles, and handlers of an event type named almost
+    like one the project's specs and events files have (a typo: such a
+    handler never runs). Exits with 1 when there is any problem.
 
     \b
     Examples:
@@ -110,9 +118,11 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
       jsproj check path/to/projections --json
     """
     from jsproj.engine.check import check_folder
+    from jsproj.tools.specs import event_types_seen
 
     target = projections_folder(folder, projections)
-    report = check_folder(target, timeout=timeout, memory_limit=memory_limit)
+    seen = event_types_seen(resolve_folder("specs", None, folder), _project_root(folder))
+    report = check_folder(target, seen=seen, timeout=timeout, memory_limit=memory_limit)
     if as_json:
         echo_json(report.to_dict())
     else:
