@@ -121,6 +121,18 @@ def test_the_history_is_in_xdg_state_home_when_it_is_set(tmp_path: Path, monkeyp
     assert history_file() == (tmp_path / "named", None)
 
 
+def test_a_mistyped_command_is_named_in_the_terminal_not_run_as_javascript(folder: Path, tmp_path: Path) -> None:
+    child = spawn(str(folder), home=tmp_path)
+    child.sendline("apend {}")
+    child.expect_exact("unknown command 'apend': did you mean 'append'?")
+    child.expect("jsproj>")
+    assert "SyntaxError" not in child.before
+    child.sendline("veiw(2); function veiw(x) { return x * 10; }")  # a name close to `view`, in JavaScript
+    child.expect(r"(?<![0-9])20\r\n")
+    child.expect("jsproj>")
+    leave(child)
+
+
 ESCAPES = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"
 
 
@@ -146,6 +158,45 @@ def test_the_repl_completes_commands_and_projection_names(folder: Path, tmp_path
 def session(folder: Path) -> tuple[MemorySession, io.StringIO]:
     out = io.StringIO()
     return MemorySession(folder, Console(file=out, width=200, highlight=False), timeout=1), out
+
+
+def test_a_line_shaped_like_a_command_close_to_one_is_not_evaluated(folder: Path) -> None:
+    repl, out = session(folder)
+    try:
+        for line in (f"apend {START}", "vew Party quest-1", ".relaod", ".nope", "hlep me"):
+            repl.handle(line)
+        assert out.getvalue().splitlines() == [
+            "error: unknown command 'apend': did you mean 'append'?",
+            "error: unknown command 'vew': did you mean 'view'?",
+            "error: unknown command '.relaod': did you mean '.reload'?",
+            "error: unknown command '.nope': .help lists the commands",
+            "error: unknown command 'hlep': did you mean '.help'?",
+        ]
+        assert repl.records == []
+    finally:
+        repl.close()
+
+
+def test_javascript_that_begins_like_a_command_still_runs(folder: Path) -> None:
+    repl, out = session(folder)
+    try:
+        for line in (
+            "veiw(2); function veiw(x) { return x * 10; }",  # a name close to `view`, then `(`
+            "try { 'tried' } finally {}",  # a keyword close to `.retry`
+            "typeof apend",
+            ".5 + 1",  # a number, not a dotted command
+            "foo bar",  # far from every command: JavaScript says what is wrong
+        ):
+            repl.handle(line)
+        assert out.getvalue().splitlines() == [
+            "20",
+            '"tried"',
+            '"undefined"',
+            "1.5",
+            "error: SyntaxError: Unexpected identifier 'bar'",
+        ]
+    finally:
+        repl.close()
 
 
 def test_undo_and_reset_replay_the_log(folder: Path) -> None:
