@@ -238,6 +238,67 @@ def test_the_page_renders_the_tables_the_chart_and_markup_as_text(
     assert drawn >= 100, f"the Totals line is drawn in the screenshot ({drawn} rows show its colour)"
 
 
+# Two async projections a daemon built, then left behind by the same events (equal lags: one line on the
+# other), one of them with a version 2 deployed beside its version 1.
+COUNT = "projections.aggregate('Count').by({ $any: function (s, e) { s.n = (s.n || 0) + 1; } }).async();"
+NOTES = """projections.projectStream('Ticket').named('Notes').by({
+  Noted: function (s, e) { s.notes = (s.notes || 0) + 1; }
+}).async()"""
+COUNT_COLOUR, NOTES_COLOUR = (0x1F, 0x6F, 0xEB), (0xD9, 0x48, 0x0F)  # the first two of dashboard.html (by name)
+
+
+@pytest.fixture
+def equal_lags(store: EventStore, dsn: str) -> Iterator[Dashboard]:
+    """A dashboard sampling Count and Notes (version 1 deployed, version 2 pending) falling behind together."""
+    deploy(store, [{"file": "Count.js", "source": COUNT}, {"file": "Notes.js", "source": NOTES + ";"}])
+    store.append({"id": "t1", "type": "Ticket", "data": {"$type": "Noted"}})
+    Daemon(dsn).run(until_caught_up=True)
+    report = deploy(
+        store, [{"file": "Count.js", "source": COUNT}, {"file": "Notes.js", "source": NOTES + ".version(2);"}]
+    )
+    assert report.pending == ["Notes"]
+    with Dashboard(dsn, port=0, interval=0.05) as board:
+        for n in range(1, 6):
+            store.append({"id": "t1", "data": [{"$type": "Noted"}] * n})
+            samples_after(board, 2)
+        yield board
+
+
+@pytest.mark.slow  # two Chromium runs
+def test_lines_of_equal_lag_are_told_apart_and_versions_show(equal_lags: Dashboard, tmp_path: Path) -> None:
+    board = equal_lags
+    dom = headless(board.url, tmp_path / "profile", "--dump-dom").stdout.decode()
+    rows = {cells[0]: cells for cells in table_rows(dom, "projections")}
+    heads = [unescape(h) for h in re.findall(r"<th>(.*?)</th>", dom.split('id="projections"')[1].split("</thead>")[0])]
+    shown = {name: dict(zip(heads, cells, strict=True)) for name, cells in rows.items()}
+    assert (shown["Notes"]["version"], shown["Notes"]["pending"]) == ("1", "v2 pending: 0 events read")
+    assert (shown["Count"]["version"], shown["Count"]["pending"]) == ("1", "")
+    paths = {m["name"]: m for m in re.finditer(r'<path class="series" data-name="(?P<name>\w+)" d="(?P<d>[^"]+)" '
+                                                r'fill="none" stroke="(?P<stroke>[^"]+)" stroke-width="3" '
+                                                r'stroke-dasharray="(?P<dash>[^"]+)"', dom)}  # fmt: skip
+    assert sorted(paths) == ["Count", "Notes"] and paths["Count"]["d"] == paths["Notes"]["d"], "one line on the other"
+    assert paths["Count"]["stroke"] != paths["Notes"]["stroke"] and paths["Count"]["dash"] != paths["Notes"]["dash"]
+    labels = dict(re.findall(r'<text class="end-label" data-name="(\w+)" x="[\d.]+" y="([\d.]+)"', dom))
+    assert sorted(labels) == ["Count", "Notes"] and abs(float(labels["Count"]) - float(labels["Notes"])) >= 12
+    legend = dom.split('<div id="legend">')[1].split("</div>")[0]
+    assert re.findall(r'<span data-name="(\w+)">', legend) == ["Count", "Notes"]
+    assert len(re.findall(r"\b15 behind\b", legend)) == 2
+
+    shot = tmp_path / "dashboard.png"
+    headless(board.url, tmp_path / "profile", f"--screenshot={shot}")
+    _, pixels = png_rows(shot.read_bytes(), limit=450)
+    plot = range(100, 800)  # the chart's lines, left of the names at their ends (a legend's key: 3 rows at most)
+    for name, colour in (("Count", COUNT_COLOUR), ("Notes", NOTES_COLOUR)):
+        drawn = sum(1 for row in pixels if any(near(row[4 * x : 4 * x + 3], colour) for x in plot))
+        assert drawn >= 50, f"the {name} line shows under the other ({drawn} rows show its colour)"
+
+
+def table_rows(dom: str, table: str) -> list[list[str]]:
+    """The cells of each row of a table of the page, as text."""
+    body = dom.split(f'id="{table}"')[1].split("<tbody>")[1].split("</tbody>")[0]
+    return [[unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in body.split("<tr>")[1:]]
+
+
 def near(pixel: bytes, colour: tuple[int, int, int]) -> bool:
     return all(abs(a - b) <= 24 for a, b in zip(pixel, colour, strict=True))
 

@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from clihelp import JSPROJ, QUEST
+from jsproj.tools.cli.repl import history_file
 from jsproj.tools.repl import MemorySession, StoreSession
 
 START = '{"id": "quest-1", "type": "Quest", "data": {"$type": "QuestStarted", "location": "Bree", "members": ["Rand"]}}'
@@ -27,14 +28,29 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path / "projections"
 
 
-def spawn(*args: str, home: Path) -> pexpect.spawn:
+def start(*args: str, home: Path) -> pexpect.spawn:
+    """The REPL in a pseudo-terminal, up to its banner (``before``: what it printed first)."""
     child = pexpect.spawn(
         str(JSPROJ), ["repl", *args], env={"HOME": str(home), "TERM": "xterm", "PATH": "/usr/bin:/bin", "PROMPT_TOOLKIT_NO_CPR": "1"},
         encoding="utf-8", timeout=60, dimensions=(40, 250),
     )  # fmt: skip
     child.expect("events in memory")
+    return child
+
+
+def spawn(*args: str, home: Path) -> pexpect.spawn:
+    """The REPL in a pseudo-terminal, at its first prompt."""
+    child = start(*args, home=home)
     child.expect("jsproj>")
     return child
+
+
+def leave(child: pexpect.spawn) -> None:
+    """End a session with .exit, and check it ended well."""
+    child.sendline(".exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
 
 
 def test_the_repl_appends_views_reloads_a_changed_projection_and_exits(folder: Path, tmp_path: Path) -> None:
@@ -65,11 +81,56 @@ def test_the_repl_appends_views_reloads_a_changed_projection_and_exits(folder: P
     child.sendline("[1, 2, 3].map(function (x) { return x * x; })")
     child.expect(r"9\s*\]")
     child.expect("jsproj>")
-    child.sendline(".exit")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
-    assert "view Party quest-1" in (tmp_path / ".jsproj_history").read_text()
+    leave(child)
+    assert "view Party quest-1" in (tmp_path / ".local" / "state" / "jsproj" / "repl_history").read_text()
+    assert not (tmp_path / ".jsproj_history").exists(), "nothing in the home folder itself"
+
+
+def test_the_history_of_the_old_file_in_home_moves_to_the_state_folder_once(folder: Path, tmp_path: Path) -> None:
+    old, new = tmp_path / ".jsproj_history", tmp_path / ".local" / "state" / "jsproj" / "repl_history"
+    old.write_text("\n# 2024-01-01 10:00:00.000000\n+40 + 2\n", "utf-8")  # prompt_toolkit's format
+    child = start(str(folder), home=tmp_path)
+    assert f"history moved from {old} to {new}" in child.before
+    child.expect("jsproj>")
+    child.send("\x1b[A")  # up: the last line of the old history
+    child.expect(rendered("40 + 2"))
+    child.send("\r")
+    child.expect(r"(?<![0-9])42\r\n")
+    child.expect("jsproj>")
+    leave(child)
+    assert not old.exists()
+    assert re.findall(r"^\+(.*)$", new.read_text("utf-8"), re.M) == ["40 + 2", ".exit"]
+    old.write_text("\n# 2024-01-01 10:00:00.000000\n+not moved again\n", "utf-8")
+    child = start(str(folder), home=tmp_path)
+    assert "history moved" not in child.before, "the new file exists: the old one stays where it is"
+    child.expect("jsproj>")
+    leave(child)
+    assert "not moved again" not in new.read_text("utf-8") and old.exists()
+
+
+def test_the_history_is_in_xdg_state_home_when_it_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("JSPROJ_HISTORY", raising=False)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".jsproj_history").write_text("+old\n", "utf-8")
+    assert history_file() == (tmp_path / "state" / "jsproj" / "repl_history", tmp_path / "home" / ".jsproj_history")
+    assert (tmp_path / "state" / "jsproj" / "repl_history").read_text("utf-8") == "+old\n"
+    assert sorted(p.name for p in (tmp_path / "state" / "jsproj").iterdir()) == ["repl_history"], "no copy left"
+    monkeypatch.setenv("JSPROJ_HISTORY", str(tmp_path / "named"))
+    assert history_file() == (tmp_path / "named", None)
+
+
+def test_a_mistyped_command_is_named_in_the_terminal_not_run_as_javascript(folder: Path, tmp_path: Path) -> None:
+    child = spawn(str(folder), home=tmp_path)
+    child.sendline("apend {}")
+    child.expect_exact("unknown command 'apend': did you mean 'append'?")
+    child.expect("jsproj>")
+    assert "SyntaxError" not in child.before
+    child.sendline("veiw(2); function veiw(x) { return x * 10; }")  # a name close to `view`, in JavaScript
+    child.expect(r"(?<![0-9])20\r\n")
+    child.expect("jsproj>")
+    leave(child)
 
 
 ESCAPES = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"
@@ -97,6 +158,45 @@ def test_the_repl_completes_commands_and_projection_names(folder: Path, tmp_path
 def session(folder: Path) -> tuple[MemorySession, io.StringIO]:
     out = io.StringIO()
     return MemorySession(folder, Console(file=out, width=200, highlight=False), timeout=1), out
+
+
+def test_a_line_shaped_like_a_command_close_to_one_is_not_evaluated(folder: Path) -> None:
+    repl, out = session(folder)
+    try:
+        for line in (f"apend {START}", "vew Party quest-1", ".relaod", ".nope", "hlep me"):
+            repl.handle(line)
+        assert out.getvalue().splitlines() == [
+            "error: unknown command 'apend': did you mean 'append'?",
+            "error: unknown command 'vew': did you mean 'view'?",
+            "error: unknown command '.relaod': did you mean '.reload'?",
+            "error: unknown command '.nope': .help lists the commands",
+            "error: unknown command 'hlep': did you mean '.help'?",
+        ]
+        assert repl.records == []
+    finally:
+        repl.close()
+
+
+def test_javascript_that_begins_like_a_command_still_runs(folder: Path) -> None:
+    repl, out = session(folder)
+    try:
+        for line in (
+            "veiw(2); function veiw(x) { return x * 10; }",  # a name close to `view`, then `(`
+            "try { 'tried' } finally {}",  # a keyword close to `.retry`
+            "typeof apend",
+            ".5 + 1",  # a number, not a dotted command
+            "foo bar",  # far from every command: JavaScript says what is wrong
+        ):
+            repl.handle(line)
+        assert out.getvalue().splitlines() == [
+            "20",
+            '"tried"',
+            '"undefined"',
+            "1.5",
+            "error: SyntaxError: Unexpected identifier 'bar'",
+        ]
+    finally:
+        repl.close()
 
 
 def test_undo_and_reset_replay_the_log(folder: Path) -> None:

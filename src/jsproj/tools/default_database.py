@@ -202,10 +202,16 @@ class Database:
     running: bool
 
 
+def state_dir() -> Path:
+    """jsproj's folder of the user's state (the registry, the REPL's history): ``$XDG_STATE_HOME/jsproj``,
+    else ``~/.local/state/jsproj``."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "jsproj"
+
+
 def registry_dir() -> Path:
     """The folder of the registry: ``$XDG_STATE_HOME/jsproj/databases``, else ``~/.local/state/jsproj/databases``."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "jsproj" / "databases"
+    return state_dir() / "databases"
 
 
 def _register(project: Path) -> None:

@@ -9,6 +9,7 @@ for one input line; the prompt itself lives in ``jsproj.tools.cli.repl``.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shlex
 import time
@@ -24,7 +25,7 @@ from jsproj import errors
 from jsproj.engine.projections import Projections, read_folder
 from jsproj.engine.sandbox import DEFAULT_TIMEOUT
 from jsproj.engine.simulation import apply_page, now_iso
-from jsproj.errors import ReplError
+from jsproj.errors import ReplError, closest_name
 from jsproj.tools.render import documents_table
 
 COMMANDS = {
@@ -43,15 +44,49 @@ COMMANDS = {
     ".help": ".help                   this help",
     ".exit": ".exit                   leave (or Ctrl-D)",
 }
+# JavaScript's reserved words, and the words of its grammar a statement may begin with: a line beginning
+# with one is JavaScript however close it is to a command (`try {`, `delete x.y`).
+JS_KEYWORDS = frozenset(
+    "async await break case catch class const continue debugger default delete do else enum export extends false"
+    " finally for function if import in instanceof let new null return static super switch this throw true try"
+    " typeof var void while with yield".split()
+)
+# The shape of a command, never JavaScript's: `.word` (no statement begins with a dot and a letter), or a
+# word, a space, then a word, a number, a string or a brace (after a name JavaScript takes an operator, `(`,
+# `[`, `.`, `;`, a template, `in` or `instanceof`: `apend {}` or `vew Party` cannot be JavaScript).
+_DOTTED = re.compile(r"\.[A-Za-z][\w-]*")
+_WORD_THEN_ARGUMENT = re.compile(r"([A-Za-z_$][\w$]*)\s+(?!(?:in|instanceof)(?![\w$]))[\w$\"'{]")
 STORE_ONLY = "the projections of a store are operated in a store session (jsproj repl --dsn ...)"
 HELP = "\n".join(
     [
         "Commands:",
         *(f"  {line}" for line in COMMANDS.values()),
         "Anything else is JavaScript, run in the sandbox with the DSL (`projections.aggregate(...)`",
-        "defines a scratch projection; the loaded ones are not touched).",
+        "defines a scratch projection; the loaded ones are not touched), except a line shaped like a command",
+        "that is none (`apend {...}`, `.relaod`): that one is not run, and the command it is close to is named.",
     ]
 )
+
+
+def mistyped(text: str) -> str | None:
+    """What to answer a line shaped like a command (``_DOTTED``, ``_WORD_THEN_ARGUMENT``) that is none: ``unknown
+    command 'apend': did you mean 'append'?``; None for anything else (JavaScript, evaluated). A word that is not
+    close to a command is left to JavaScript (which says what is wrong), a dotted one never is."""
+    dotted = _DOTTED.match(text)
+    word = dotted.group(0) if dotted else _command_like_word(text)
+    if word is None or word in COMMANDS or word in (".exit", ".quit"):
+        return None
+    by_bare = {name.lstrip("."): name for name in [*COMMANDS, ".quit"]}
+    close = closest_name(word.lstrip("."), by_bare)
+    if close is not None:
+        return f"unknown command {word!r}: did you mean {by_bare[close]!r}?"
+    return f"unknown command {word!r}: .help lists the commands" if dotted else None
+
+
+def _command_like_word(text: str) -> str | None:
+    """The first word of a line that is a word and an argument (``apend {...}``), unless it is JavaScript's."""
+    found = _WORD_THEN_ARGUMENT.match(text)
+    return found.group(1) if found and found.group(1) not in JS_KEYWORDS else None
 
 
 def event_ids(count: int) -> list[str]:
@@ -136,6 +171,9 @@ class Session:
             if word in (".exit", ".quit"):
                 return False
             handler = self._handlers().get(word)
+            unknown = mistyped(text) if handler is None else None
+            if unknown is not None:  # not evaluated: JavaScript would only say it is not JavaScript
+                raise ReplError(unknown)
             if handler is not None:
                 handler(rest.strip())
             else:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +18,7 @@ from jsproj.tools.cli.project import projections_folder
 
 if TYPE_CHECKING:
     from prompt_toolkit.completion import Completer
+    from prompt_toolkit.history import History
 
     from jsproj.tools.repl import Session
 
@@ -49,6 +52,54 @@ def _completer(session: Session) -> Completer:
 
 
 _QUOTED = re.compile(r'"?[\w$-]*$')
+
+OLD_HISTORY = ".jsproj_history"  # in the home folder: where the history was kept before the state folder
+
+
+def history_file() -> tuple[Path, Path | None]:
+    """The REPL's history file: ``$JSPROJ_HISTORY``, else ``repl_history`` in jsproj's state folder (beside
+    the registry of embedded databases, :func:`~jsproj.tools.default_database.state_dir`); and the old
+    ``~/.jsproj_history`` when its lines were moved there now (None otherwise).
+
+    The old file moves once, when the new one does not exist yet: copied beside it, linked in under its
+    name (which fails if another REPL made it meanwhile: then the old file stays), only then removed.
+    """
+    from jsproj.tools.default_database import state_dir
+
+    named = os.environ.get("JSPROJ_HISTORY")
+    if named:
+        return Path(named), None
+    path, old = state_dir() / "repl_history", Path.home() / OLD_HISTORY
+    if path.exists() or not old.is_file():
+        return path, None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    copy = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(old, copy)
+        os.link(copy, path)
+    except FileExistsError:
+        return path, None
+    finally:
+        copy.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a home one cannot write in: the old file stays, its lines copied
+        old.unlink()
+    return path, old
+
+
+def _history(console: Console) -> History:
+    """The prompt's history, in :func:`history_file`; in memory (this session only) where it cannot be written."""
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    try:
+        path, moved = history_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError:  # an unwritable home: history for this session only
+        return InMemoryHistory()
+    if moved is not None:
+        console.print(f"[dim]the REPL's history moved from {moved} to {path}[/dim]", highlight=False, soft_wrap=True)
+    return FileHistory(str(path))
 
 
 @click.command()
@@ -86,7 +137,6 @@ def repl(folder: Path | None, projections: Path | None, dsn: str | None, schema:
       .undo
     """
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
 
     from jsproj.tools.repl import MemorySession, StoreSession
 
@@ -99,15 +149,8 @@ def repl(folder: Path | None, projections: Path | None, dsn: str | None, schema:
     else:
         session = MemorySession(target, console)
         where = "memory"
-    history_file = os.environ.get("JSPROJ_HISTORY", str(Path.home() / ".jsproj_history"))
-    try:
-        with open(history_file, "a", encoding="utf-8"):
-            pass
-        history: FileHistory | InMemoryHistory = FileHistory(history_file)
-    except OSError:  # an unwritable home: history for this session only
-        history = InMemoryHistory()
     prompt: PromptSession[str] = PromptSession(
-        history=history, completer=_completer(session), complete_while_typing=False
+        history=_history(console), completer=_completer(session), complete_while_typing=False
     )
     console.print(f"jsproj repl: {', '.join(session.names)} from {target}, events in {where}. .help for commands.")
     try:
