@@ -26,7 +26,7 @@ from jsproj.engine.projections import Projections, read_folder
 from jsproj.engine.sandbox import DEFAULT_TIMEOUT
 from jsproj.engine.simulation import apply_page, now_iso
 from jsproj.errors import ReplError, closest_name
-from jsproj.tools.render import documents_table
+from jsproj.tools.render import counted, documents_table
 
 COMMANDS = {
     "append": "append <message JSON>   append a message (or a JSON list of them); shows what each projection changed",
@@ -371,7 +371,7 @@ class MemorySession(Session):
                 raise ReplError(f"{name} has no document {key!r}")
             self.console.print(json.dumps(documents[key], indent=2, ensure_ascii=False), markup=False, highlight=False)
             return
-        self.console.print(documents_table(f"{name} ({len(documents)} documents)", documents))
+        self.console.print(documents_table(f"{name} ({counted(len(documents), 'document')})", documents))
 
     def events(self) -> None:
         count = len(self.records)
@@ -478,11 +478,11 @@ class StoreSession(Session):
             self.console.print(json.dumps(document, indent=2, ensure_ascii=False), markup=False, highlight=False)
             return
         documents = fetch_view(self.store, info.name)
-        self.console.print(documents_table(f"{info.name} ({len(documents)} documents)", documents))
+        self.console.print(documents_table(f"{info.name} ({counted(len(documents), 'document')})", documents))
 
     def events(self) -> None:
         found = self.store.read_all(after=0, limit=100_000)
-        table = Table(title=f"{len(found)} events (the last 100 shown)", title_justify="left")
+        table = Table(title=f"{counted(len(found), 'event')} (the last 100 shown)", title_justify="left")
         for column in ("position", "stream", "version", "type", "data"):
             table.add_column(column)
         for event in found[-100:]:
@@ -509,7 +509,7 @@ class StoreSession(Session):
             raise ReplError("usage: .retry NAME")
         done = retry(self.store, rest)
         self.console.print(f"{done.projection}: {'resumed; ' if done.resumed else ''}"
-                           f"{done.applied or 0} of {done.dead_letters} dead letters applied")  # fmt: skip
+                           f"{done.applied or 0} of {counted(done.dead_letters, 'dead letter')} applied")  # fmt: skip
         self._catch_up()
 
     def rebuild(self, rest: str) -> None:
