@@ -155,6 +155,23 @@ def test_every_query_names_metrics_and_labels_the_daemon_exports_and_every_metri
     assert sorted(set(exported) - named) == [], "an exported metric no panel shows"
 
 
+def documented_alerts() -> dict[str, Query]:
+    """The alert rules docs/daemon.md gives operators to start from: name -> what its expression names."""
+    text = (DASHBOARD.parents[2] / "docs" / "daemon.md").read_text()
+    return {name: parse(expr) for name, expr in re.findall(r"- alert: (\w+)\n\s+(?:#.*\n\s+)?expr: (.+)", text)}
+
+
+def test_the_documented_alert_rules_name_metrics_and_labels_the_daemon_exports(store: EventStore, dsn: str) -> None:
+    alerts = documented_alerts()
+    assert set(alerts) == {"JsprojProjectionLagging", "JsprojProjectionStopped", "JsprojDaemonDown"}
+    exported = {**exposition(store, dsn), "up": {"job", "instance"}}  # Prometheus' own, per scrape target
+    for name, query in alerts.items():
+        for metric, labels in query.metrics.items():
+            assert metric in exported and labels <= exported[metric] | TARGET_LABELS, (name, metric)
+        assert query.grouping <= set().union(*(exported[m] for m in query.metrics)), name
+    assert "up" in alerts["JsprojDaemonDown"].metrics, "a daemon whose process is gone exports no 0"
+
+
 def test_every_panel_tells_its_lines_apart_by_their_labels() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert lines_not_told_apart(dashboard) == []
