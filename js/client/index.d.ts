@@ -1,5 +1,5 @@
 // Types of @jsproj/client (index.js).
-import type { Event } from 'jsproj';
+import type { Event } from '@jsproj/projections';
 
 export interface AppendOptions {
   /** The stream's version before this append; a different one is a ConcurrencyError and nothing is written. */

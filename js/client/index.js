@@ -4,10 +4,10 @@
 // functions (pge_append, and the spike's pge_fetch_stream and pge_find_view:
 // docs/compat.md), so every rule of the store holds; live aggregation folds
 // a stream's events here with the same engine as every other host
-// (`require('jsproj')`), from the projections deployed in the store.
+// (`require('@jsproj/projections')`), from the projections deployed in the store.
 
 const { Pool } = require('pg');
-const engineModule = require('jsproj');
+const engineModule = require('@jsproj/projections');
 const errors = require('./errors');
 
 const SAFE_SCHEMA = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

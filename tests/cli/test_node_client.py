@@ -58,7 +58,7 @@ def test_the_declarations_describe_real_use() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("folder", "name"), [(ROOT / "js", "jsproj"), (CLIENT, "@jsproj/client")])
+@pytest.mark.parametrize(("folder", "name"), [(ROOT / "js", "@jsproj/projections"), (CLIENT, "@jsproj/client")])
 def test_each_npm_package_packs_and_works_installed_in_an_empty_folder(tmp_path: Path, folder: Path, name: str) -> None:
     assert NPM, "npm is not on the PATH"
     packed = subprocess.run([NPM, "pack", "--silent", "--pack-destination", str(tmp_path)], cwd=folder,
@@ -76,7 +76,7 @@ def test_each_npm_package_packs_and_works_installed_in_an_empty_folder(tmp_path:
     )
     assert done.returncode == 0, done.stderr
     shape = json.loads(done.stdout)
-    if name == "jsproj":
+    if name == "@jsproj/projections":
         assert shape["projectStream"] == "function"
     else:
         assert shape == {"projectStream": "undefined", "connect": "function", "live": "function"}

@@ -1,5 +1,5 @@
 // Compiled by tests/cli/test_node_client.py with tsc --noEmit: the declarations must describe real use.
-import projector, { Event, EventMeta } from 'jsproj';
+import projector, { Event, EventMeta } from '@jsproj/projections';
 import { connect, errors, Appended } from '@jsproj/client';
 
 projector.projectStream('Quest').named('Party').by({
