@@ -30,6 +30,55 @@ export interface Stream {
   events: Event[];
 }
 
+/** An event as stored (Python's jsproj.RecordedEvent). */
+export declare class RecordedEvent {
+  readonly position: number;
+  readonly eventId: string;
+  readonly streamId: string;
+  readonly streamType: string;
+  /** Its version in its stream (1, 2, ...). */
+  readonly version: number;
+  readonly type: string;
+  /** The event's fields but $type and $id. */
+  readonly data: Record<string, any>;
+  readonly metadata: Record<string, unknown> | null;
+  readonly timestamp: Date;
+  /** The event as appended: {$type, $id, ...data}. */
+  readonly event: Event;
+}
+
+export interface ReadAllOptions {
+  /** A position readAll returned (default 0: from the start); not one of an event is an UnknownPositionError. */
+  after?: number;
+  /** At most this many events (default 1000). */
+  limit?: number;
+}
+
+/** A where of views: fields (dotted paths) to a value to contain, or to comparisons ({$gte: 4}: $eq $ne $gt $gte $lt $lte $in). */
+export type Where = Record<string, unknown>;
+
+export interface FindOptions {
+  /** A dotted field, -field for descending, or id (the default); ties in id order. */
+  orderBy?: string;
+  limit?: number;
+  /** The id of the previous page's last document (keyset paging). */
+  after?: string;
+}
+
+export interface Document<T = any> {
+  id: string;
+  data: T;
+}
+
+/** The documents of one deployed projection (store.views(name)). */
+export declare class View<T = any> {
+  readonly name: string;
+  /** The document (an aggregate's has its name as id); UnknownDocumentError when there is none. */
+  get(id: string): Promise<T>;
+  find(where?: Where | null, options?: FindOptions): Promise<Document<T>[]>;
+  count(where?: Where | null): Promise<number>;
+}
+
 export interface StoreOptions {
   /** Default: $JSPROJ_DSN, then the pg driver's PG* variables. */
   dsn?: string;
@@ -49,6 +98,10 @@ export declare class EventStore {
   fetchStream(streamId: string): Promise<Stream | null>;
   fetchView<T = any>(projection: string, id?: string): Promise<T | null>;
   live<T = any>(projection: string, streamId: string): Promise<T | null>;
+  /** The log in the gap-safe order: a reader that passes the last position it saw never misses an event. */
+  readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** The documents of a deployed projection, by id or by field (Python's store.views(name)). */
+  views<T = any>(projection: string): View<T>;
   /** Empties streams, events and documents (pge_clean_all_events; the store's owner only). */
   cleanAllEvents(): Promise<void>;
   close(): Promise<void>;

@@ -5,10 +5,14 @@
 // docs/compat.md), so every rule of the store holds; live aggregation folds
 // a stream's events here with the same engine as every other host
 // (`require('@jsproj/projections')`), from the projections deployed in the store.
+// Reading as Python's library does: the log in the gap-safe order (log.js),
+// views by field (views.js).
 
 const { Pool } = require('pg');
 const engineModule = require('@jsproj/projections');
 const errors = require('./errors');
+const log = require('./log');
+const { View } = require('./views');
 
 const SAFE_SCHEMA = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const OPTION_KEYS = ['expectedVersion', 'metadata'];
@@ -69,6 +73,7 @@ class EventStore {
     this.live_ = null;
   }
 
+
   async query(text, values) {
     try {
       return (await this.pool.query(text, values)).rows;
@@ -106,6 +111,17 @@ class EventStore {
   async fetchView(projection, id = '') {
     const rows = await this.query('select ' + this.sql + '.pge_find_view($1::text, $2::text) as d', [String(id), String(projection)]);
     return rows[0].d;
+  }
+
+  // Events after the one at position `after` (0: from the start), at most `limit` (default 1000), in the gap-safe
+  // order: a reader that passes the last position it saw never misses an event (Python's read_all).
+  async readAll(options = {}) {
+    return log.readAll(this, options);
+  }
+
+  // The documents of projection `name`: get(id), find(where, {orderBy, limit, after}), count(where).
+  views(name) {
+    return new View(this, name);
   }
 
   // Empty the store's streams, events and documents (the spike's tests do it between scenarios;
@@ -162,4 +178,4 @@ function connect(options) {
   return new EventStore(options);
 }
 
-module.exports = { connect, EventStore, toEventMessage, errors };
+module.exports = { connect, EventStore, View, RecordedEvent: log.RecordedEvent, toEventMessage, errors };

@@ -43,11 +43,14 @@ def test_the_client_passes_its_node_tests_against_a_real_store(dsn: str, engine:
         require_language(dsn, engine)
     with EventStore(dsn, max_size=1) as store:
         deploy(store, read_folder(QUEST / "projections"), engine=engine, lifecycles={"Traveled": "inline"})
-    done = subprocess.run([NODE, "--test", "test/client.test.js"], cwd=CLIENT, capture_output=True, text=True,
+    # One file at a time: they share the database (client.test.js empties it once).
+    files = sorted(str(path.relative_to(CLIENT)) for path in (CLIENT / "test").glob("*.test.js"))
+    assert len(files) >= 2, files
+    done = subprocess.run([NODE, "--test", "--test-concurrency=1", *files], cwd=CLIENT, capture_output=True, text=True,
                           timeout=300, check=False, env={"PATH": str(Path(NODE).parent), "JSPROJ_TEST_DSN": as_url(dsn)})  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     counts = dict(re.findall(r"^# (pass|fail|skipped|todo) (\d+)$", done.stdout, re.M))
-    assert counts["fail"] == "0" and counts["skipped"] == "0" and int(counts["pass"]) >= 8, counts
+    assert counts["fail"] == "0" and counts["skipped"] == "0" and int(counts["pass"]) >= 15, counts
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 // Compiled by tests/cli/test_node_client.py with tsc --noEmit: the declarations must describe real use.
 import projector, { Event, EventMeta } from '@jsproj/projections';
-import { connect, errors, Appended } from '@jsproj/client';
+import { connect, errors, Appended, Document, RecordedEvent } from '@jsproj/client';
 
 projector.projectStream('Quest').named('Party').by({
   $init: () => ({ towns: [] as string[] }),
@@ -25,6 +25,13 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof errors.ConcurrencyError) console.log(e.expected, e.actual, done.version, stream?.events.length, party?.towns);
   }
+  const page: RecordedEvent[] = await store.readAll({ after: 0, limit: 100 });
+  const next = await store.readAll({ after: page[page.length - 1].position });
+  console.log(next.map((e) => [e.position, e.streamId, e.event.$type, e.timestamp.toISOString()]));
+  const parties = store.views<{ location: string; traveled: number }>('Party');
+  const far: Document<{ location: string; traveled: number }>[] =
+    await parties.find({ traveled: { $gte: 100 }, location: 'Moria' }, { orderBy: '-traveled', limit: 10 });
+  console.log(far.map((doc) => doc.data.location), await parties.count({ active: false }), (await parties.get('quest-1')).traveled);
   await store.close();
 }
 void main;
