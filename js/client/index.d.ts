@@ -79,6 +79,46 @@ export declare class View<T = any> {
   count(where?: Where | null): Promise<number>;
 }
 
+export interface SubscribeOptions {
+  /** Only events of these types (default: any). */
+  eventTypes?: string | string[] | null;
+  /** Only events of streams of these types (default: any). */
+  streamTypes?: string | string[] | null;
+  /** Events read per page (default 100). */
+  pageSize?: number;
+  /** 'page' (default): one transaction per page, savepoint per event; 'event': one per event. */
+  transaction?: 'page' | 'event';
+  /** Where a new subscription begins: 'beginning' (default) or 'end' of the log. */
+  start?: 'beginning' | 'end';
+  /** Seconds between polls when no notification comes (default 1). */
+  pollInterval?: number;
+  /** End the loop once everything committed before it began is handled. */
+  untilCaughtUp?: boolean;
+  /** What the run says: waiting for the lease, taking over, reconnecting. */
+  log?: ((message: string) => void) | null;
+}
+
+/** The connection a delivered event's transaction is on: write through it to commit with the checkpoint. */
+export interface SubscriptionClient {
+  query(text: string, values?: unknown[]): Promise<{ rows: any[]; rowCount: number | null }>;
+}
+
+export interface Delivery {
+  event: RecordedEvent;
+  /** In the transaction that moves the checkpoint past `event`; do not commit or roll it back. */
+  client: SubscriptionClient;
+}
+
+/** A subscription: each `for await` over it is a run from its checkpoint. */
+export declare class Subscription implements AsyncIterable<Delivery> {
+  readonly name: string;
+  [Symbol.asyncIterator](): AsyncIterator<Delivery>;
+  /** End its runs after the event each holds (that event counts as handled). */
+  stop(): void;
+  /** Whether a run waits for the lease another consumer holds. */
+  readonly waiting: boolean;
+}
+
 export interface StoreOptions {
   /** Default: $JSPROJ_DSN, then the pg driver's PG* variables. */
   dsn?: string;
@@ -102,6 +142,8 @@ export declare class EventStore {
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** The documents of a deployed projection, by id or by field (Python's store.views(name)). */
   views<T = any>(projection: string): View<T>;
+  /** Subscription `name` (letters, digits, _ . : -): iterate it with `for await`; nothing runs until then. */
+  subscribe(name: string, options?: SubscribeOptions): Subscription;
   /** Empties streams, events and documents (pge_clean_all_events; the store's owner only). */
   cleanAllEvents(): Promise<void>;
   close(): Promise<void>;
