@@ -319,7 +319,7 @@ class Run {
 
   // Commit the page: the checkpoint moved to the last event done, with what the consumer wrote.
   async endPage() {
-    if (same(this.done, this.at) && !this.inTx) return;
+    if (!this.at || (same(this.done, this.at) && !this.inTx)) return;  // no lease, or nothing to commit
     if (!this.inTx) await this.query('begin');
     this.inTx = true;
     if (!same(this.done, this.at)) await this.move(this.at, this.done, this.handled);

@@ -139,6 +139,11 @@ test('one consumer per name: a second waits, and takes over when the first break
   const pending = iterator.next().then((result) => { delivered = result; return result; });
   await waitFor('the second to wait for the lease', () => second.waiting);
   assert.equal(delivered, null, 'nothing while the first holds it');
+  const third = store.subscribe(own('lease'), Object.assign({ log: () => {} }, options));
+  const thirdNext = third[Symbol.asyncIterator]().next();
+  await waitFor('a third to wait too', () => third.waiting);
+  third.stop();
+  assert.deepEqual(await thirdNext, { done: true, value: undefined }, 'stop() ends a run waiting for the lease');
   await first.return();  // what `break` does
   assert.equal((await pending).value.event.eventId, ids[0], 'the event the first held, handed over again');
   assert.equal(second.waiting, false);
