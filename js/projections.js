@@ -1,3 +1,3 @@
 'use strict';
-// `require('jsproj/projections')`: the same projector singleton as `require('jsproj')`.
+// `require('@jsproj/projections/projections')`: the same projector singleton as `require('@jsproj/projections')`.
 module.exports = require('./index.js');

@@ -4,7 +4,7 @@
 // error's `kind` its class name, built from PostgreSQL's SQLSTATE by the
 // table's rules and, for engine errors, the JSON description the store puts
 // in DETAIL.
-const TABLE = require('jsproj/errors.json');
+const TABLE = require('@jsproj/projections/errors.json');
 
 const own = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
 

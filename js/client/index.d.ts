@@ -1,5 +1,5 @@
 // Types of @jsproj/client (index.js).
-import type { Event } from 'jsproj';
+import type { Event } from '@jsproj/projections';
 
 export interface AppendOptions {
   /** The stream's version before this append; a different one is a ConcurrencyError and nothing is written. */
@@ -30,6 +30,95 @@ export interface Stream {
   events: Event[];
 }
 
+/** An event as stored (Python's jsproj.RecordedEvent). */
+export declare class RecordedEvent {
+  readonly position: number;
+  readonly eventId: string;
+  readonly streamId: string;
+  readonly streamType: string;
+  /** Its version in its stream (1, 2, ...). */
+  readonly version: number;
+  readonly type: string;
+  /** The event's fields but $type and $id. */
+  readonly data: Record<string, any>;
+  readonly metadata: Record<string, unknown> | null;
+  readonly timestamp: Date;
+  /** The event as appended: {$type, $id, ...data}. */
+  readonly event: Event;
+}
+
+export interface ReadAllOptions {
+  /** A position readAll returned (default 0: from the start); not one of an event is an UnknownPositionError. */
+  after?: number;
+  /** At most this many events (default 1000). */
+  limit?: number;
+}
+
+/** A where of views: fields (dotted paths) to a value to contain, or to comparisons ({$gte: 4}: $eq $ne $gt $gte $lt $lte $in). */
+export type Where = Record<string, unknown>;
+
+export interface FindOptions {
+  /** A dotted field, -field for descending, or id (the default); ties in id order. */
+  orderBy?: string;
+  limit?: number;
+  /** The id of the previous page's last document (keyset paging). */
+  after?: string;
+}
+
+export interface Document<T = any> {
+  id: string;
+  data: T;
+}
+
+/** The documents of one deployed projection (store.views(name)). */
+export declare class View<T = any> {
+  readonly name: string;
+  /** The document (an aggregate's has its name as id); UnknownDocumentError when there is none. */
+  get(id: string): Promise<T>;
+  find(where?: Where | null, options?: FindOptions): Promise<Document<T>[]>;
+  count(where?: Where | null): Promise<number>;
+}
+
+export interface SubscribeOptions {
+  /** Only events of these types (default: any). */
+  eventTypes?: string | string[] | null;
+  /** Only events of streams of these types (default: any). */
+  streamTypes?: string | string[] | null;
+  /** Events read per page (default 100). */
+  pageSize?: number;
+  /** 'page' (default): one transaction per page, savepoint per event; 'event': one per event. */
+  transaction?: 'page' | 'event';
+  /** Where a new subscription begins: 'beginning' (default) or 'end' of the log. */
+  start?: 'beginning' | 'end';
+  /** Seconds between polls when no notification comes (default 1). */
+  pollInterval?: number;
+  /** End the loop once everything committed before it began is handled. */
+  untilCaughtUp?: boolean;
+  /** What the run says: waiting for the lease, taking over, reconnecting. */
+  log?: ((message: string) => void) | null;
+}
+
+/** The connection a delivered event's transaction is on: write through it to commit with the checkpoint. */
+export interface SubscriptionClient {
+  query(text: string, values?: unknown[]): Promise<{ rows: any[]; rowCount: number | null }>;
+}
+
+export interface Delivery {
+  event: RecordedEvent;
+  /** In the transaction that moves the checkpoint past `event`; do not commit or roll it back. */
+  client: SubscriptionClient;
+}
+
+/** A subscription: each `for await` over it is a run from its checkpoint. */
+export declare class Subscription implements AsyncIterable<Delivery> {
+  readonly name: string;
+  [Symbol.asyncIterator](): AsyncIterator<Delivery>;
+  /** End its runs after the event each holds (that event counts as handled). */
+  stop(): void;
+  /** Whether a run waits for the lease another consumer holds. */
+  readonly waiting: boolean;
+}
+
 export interface StoreOptions {
   /** Default: $JSPROJ_DSN, then the pg driver's PG* variables. */
   dsn?: string;
@@ -49,6 +138,12 @@ export declare class EventStore {
   fetchStream(streamId: string): Promise<Stream | null>;
   fetchView<T = any>(projection: string, id?: string): Promise<T | null>;
   live<T = any>(projection: string, streamId: string): Promise<T | null>;
+  /** The log in the gap-safe order: a reader that passes the last position it saw never misses an event. */
+  readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** The documents of a deployed projection, by id or by field (Python's store.views(name)). */
+  views<T = any>(projection: string): View<T>;
+  /** Subscription `name` (letters, digits, _ . : -): iterate it with `for await`; nothing runs until then. */
+  subscribe(name: string, options?: SubscribeOptions): Subscription;
   /** Empties streams, events and documents (pge_clean_all_events; the store's owner only). */
   cleanAllEvents(): Promise<void>;
   close(): Promise<void>;

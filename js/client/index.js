@@ -4,11 +4,16 @@
 // functions (pge_append, and the spike's pge_fetch_stream and pge_find_view:
 // docs/compat.md), so every rule of the store holds; live aggregation folds
 // a stream's events here with the same engine as every other host
-// (`require('jsproj')`), from the projections deployed in the store.
+// (`require('@jsproj/projections')`), from the projections deployed in the store.
+// Reading as Python's library does: the log in the gap-safe order (log.js),
+// views by field (views.js), subscriptions with a checkpoint (subscription.js).
 
 const { Pool } = require('pg');
-const engineModule = require('jsproj');
+const engineModule = require('@jsproj/projections');
 const errors = require('./errors');
+const log = require('./log');
+const { View } = require('./views');
+const { Subscription } = require('./subscription');
 
 const SAFE_SCHEMA = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const OPTION_KEYS = ['expectedVersion', 'metadata'];
@@ -66,7 +71,16 @@ class EventStore {
     this.sql = '"' + schema + '"';
     const dsn = options.dsn || options.connectionString || process.env.JSPROJ_DSN;
     this.pool = options.pool || new Pool(dsn ? { connectionString: dsn } : {});
+    // What a subscription connects with (a connection of its own): the DSN, else the given pool's, else PG*.
+    this.connection_ = dsn ? { connectionString: dsn } : options.pool ? options.pool.options || null : {};
     this.live_ = null;
+  }
+
+  connectionConfig() {
+    if (!this.connection_) {
+      throw new errors.InputError('a subscription opens a connection of its own: pass the dsn with the pool, connect({dsn, pool})');
+    }
+    return this.connection_;
   }
 
   async query(text, values) {
@@ -106,6 +120,22 @@ class EventStore {
   async fetchView(projection, id = '') {
     const rows = await this.query('select ' + this.sql + '.pge_find_view($1::text, $2::text) as d', [String(id), String(projection)]);
     return rows[0].d;
+  }
+
+  // Events after the one at position `after` (0: from the start), at most `limit` (default 1000), in the gap-safe
+  // order: a reader that passes the last position it saw never misses an event (Python's read_all).
+  async readAll(options = {}) {
+    return log.readAll(this, options);
+  }
+
+  // The documents of projection `name`: get(id), find(where, {orderBy, limit, after}), count(where).
+  views(name) {
+    return new View(this, name);
+  }
+
+  // Subscription `name`: an async iterable of {event, client}, from its checkpoint (subscription.js).
+  subscribe(name, options = {}) {
+    return new Subscription(this, name, options);
   }
 
   // Empty the store's streams, events and documents (the spike's tests do it between scenarios;
@@ -162,4 +192,4 @@ function connect(options) {
   return new EventStore(options);
 }
 
-module.exports = { connect, EventStore, toEventMessage, errors };
+module.exports = { connect, EventStore, Subscription, View, RecordedEvent: log.RecordedEvent, toEventMessage, errors };

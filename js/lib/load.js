@@ -11,7 +11,8 @@ var typeName = jsproj.typeName, current = jsproj.current, realm = jsproj.realm;
 var compileFunction = realm.Function, evaluate = realm.eval;
 
 // require() paths that resolve to the DSL: any path ending in "projections"
-// (the brief), the original spike's module names, and this package.
+// (the brief; this package's npm name, '@jsproj/projections', is one), the
+// original spike's module names, and the package's old name, 'jsproj'.
 var DSL_MODULE = /(^|\/)(projections|pg-events|postgres-projections|jsproj)(\.js)?$/;
 // Projection code runs in strict mode, as Hardened JavaScript does: a
 // function called plainly gets `this` undefined, never the global object,

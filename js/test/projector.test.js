@@ -1,6 +1,6 @@
 'use strict';
 // The original projector API, as code written against the
-// spike's module uses it: require('jsproj') (here '..'), then the DSL and
+// spike's module uses it: require('@jsproj/projections') (here '..'), then the DSL and
 // projector methods on the singleton.
 
 const test = require('node:test');
@@ -219,17 +219,20 @@ test('an event without $type is an error', () => {
   assert.throws(() => projector.projections.Party.applyEvent(null, { location: 'x' }), /Missing \$type/);
 });
 
-test("require('jsproj') resolves to the projector from outside the package", (t) => {
-  const app = tempFolder(t, 'jsproj-app-');
-  fs.mkdirSync(path.join(app, 'node_modules'));
-  fs.symlinkSync(path.resolve(__dirname, '..'), path.join(app, 'node_modules', 'jsproj'), 'dir');
-  fs.writeFileSync(path.join(app, 'main.js'), [
-    "const projector = require('jsproj');",
-    "const same = require('jsproj/projections');",
-    "projector.aggregate('Count').by({ A: (s) => { s.n = (s.n || 0) + 1; } });",
-    "projector.processEvent('s', 'S', { $type: 'A' });",
-    "console.log(JSON.stringify({ same: same === projector, count: projector.store.findAggregate('Count') }));"
-  ].join('\n'));
-  const out = JSON.parse(execFileSync(process.execPath, [path.join(app, 'main.js')], { cwd: app, encoding: 'utf8' }));
-  assert.deepEqual(out, { same: true, count: { n: 1 } });
-});
+// Installed by its name, or under the old one with an npm alias (`npm install jsproj@npm:@jsproj/projections`).
+for (const name of ['@jsproj/projections', 'jsproj']) {
+  test(`require('${name}') resolves to the projector from outside the package`, (t) => {
+    const app = tempFolder(t, 'jsproj-app-');
+    fs.mkdirSync(path.join(app, 'node_modules', path.dirname(name)), { recursive: true });
+    fs.symlinkSync(path.resolve(__dirname, '..'), path.join(app, 'node_modules', name), 'dir');
+    fs.writeFileSync(path.join(app, 'main.js'), [
+      `const projector = require('${name}');`,
+      `const same = require('${name}/projections');`,
+      "projector.aggregate('Count').by({ A: (s) => { s.n = (s.n || 0) + 1; } });",
+      "projector.processEvent('s', 'S', { $type: 'A' });",
+      "console.log(JSON.stringify({ same: same === projector, count: projector.store.findAggregate('Count') }));"
+    ].join('\n'));
+    const out = JSON.parse(execFileSync(process.execPath, [path.join(app, 'main.js')], { cwd: app, encoding: 'utf8' }));
+    assert.deepEqual(out, { same: true, count: { n: 1 } });
+  });
+}

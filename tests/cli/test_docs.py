@@ -29,6 +29,8 @@ from conformance_hosts import HOST_NAMES, check_against_expected, hosts, job
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: The engine's npm package, which host code in Node requires (js/package.json).
+ENGINE_PACKAGE = json.loads((ROOT / "js" / "package.json").read_text("utf-8"))["name"]
 FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```", re.S | re.M)
 
 
@@ -135,9 +137,9 @@ def test_doc_shell_commands_run(command: str) -> None:
 
 
 def test_readme_node_example_runs(tmp_path: Path) -> None:
-    [body] = [b for lang, _, b in blocks(ROOT / "README.md") if lang == "js" and "require('jsproj')" in b]
-    (tmp_path / "node_modules").mkdir()
-    (tmp_path / "node_modules" / "jsproj").symlink_to(ROOT / "js")
+    [body] = [b for lang, _, b in blocks(ROOT / "README.md") if lang == "js" and f"require('{ENGINE_PACKAGE}')" in b]
+    (tmp_path / "node_modules" / "@jsproj").mkdir(parents=True)
+    (tmp_path / "node_modules" / ENGINE_PACKAGE).symlink_to(ROOT / "js")
     script = tmp_path / "example.js"
     script.write_text(body + "\nconsole.log(JSON.stringify(projector.store.find('Party', 'quest-9')));\n")
     done = subprocess.run(["node", str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
@@ -149,7 +151,8 @@ def projection_blocks() -> list[tuple[str, str]]:
     found = []
     for path in DOCS:
         for lang, attrs, body in blocks(path):
-            if lang == "js" and "example" not in attrs and "require('jsproj')" not in body and ".by(" in body:
+            host_code = any(f"require('{name}')" in body for name in (ENGINE_PACKAGE, "jsproj"))
+            if lang == "js" and "example" not in attrs and not host_code and ".by(" in body:
                 found.append((path.name, body))
     return found
 

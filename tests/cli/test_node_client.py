@@ -16,10 +16,13 @@ import pytest
 
 from clihelp import QUEST
 from jsproj.engine.projections import read_folder
+from jsproj.follow.subscriber import LOCK_CLASS
+from jsproj.follow.subscriptions import subscribe
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
 
 from conformance_hosts import LANGUAGES, require_language
+from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "js" / "client"
@@ -43,11 +46,85 @@ def test_the_client_passes_its_node_tests_against_a_real_store(dsn: str, engine:
         require_language(dsn, engine)
     with EventStore(dsn, max_size=1) as store:
         deploy(store, read_folder(QUEST / "projections"), engine=engine, lifecycles={"Traveled": "inline"})
-    done = subprocess.run([NODE, "--test", "test/client.test.js"], cwd=CLIENT, capture_output=True, text=True,
+    # One file at a time: they share the database (client.test.js empties it once).
+    files = sorted(str(path.relative_to(CLIENT)) for path in (CLIENT / "test").glob("*.test.js"))
+    assert len(files) >= 3, files
+    done = subprocess.run([NODE, "--test", "--test-concurrency=1", *files], cwd=CLIENT, capture_output=True, text=True,
                           timeout=300, check=False, env={"PATH": str(Path(NODE).parent), "JSPROJ_TEST_DSN": as_url(dsn)})  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     counts = dict(re.findall(r"^# (pass|fail|skipped|todo) (\d+)$", done.stdout, re.M))
-    assert counts["fail"] == "0" and counts["skipped"] == "0" and int(counts["pass"]) >= 8, counts
+    assert counts["fail"] == "0" and counts["skipped"] == "0" and int(counts["pass"]) >= 24, counts
+
+
+# A Node loop over subscription "shared" until caught up: what it was handed, as JSON.
+NODE_LOOP = """
+const { connect } = require('.');
+(async () => {
+  const store = connect({ dsn: process.env.JSPROJ_TEST_DSN });
+  const seen = [];
+  for await (const { event } of store.subscribe('shared', { eventTypes: ['Tick'], untilCaughtUp: true })) seen.push(event.data.n);
+  console.log(JSON.stringify(seen));
+  await store.close();
+})();
+"""
+
+
+# A Node loop over subscription "shared" that says "waiting" once it waits for the lease (then exits).
+NODE_WAITER = """
+const { connect } = require('.');
+(async () => {
+  const subscription = connect({ dsn: process.env.JSPROJ_TEST_DSN }).subscribe('shared', { pollInterval: 0.05 });
+  subscription[Symbol.asyncIterator]().next();
+  const deadline = Date.now() + 20000;
+  while (!subscription.waiting && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  console.log(subscription.waiting ? 'waiting' : 'not waiting');
+  process.exit(0);
+})();
+"""
+
+
+def test_python_runners_and_node_loops_go_on_from_each_others_checkpoint(dsn: str) -> None:
+    def ticks(numbers: range) -> list[dict[str, object]]:
+        return [{"id": f"tick-{n % 2}", "type": "Clock", "data": [{"$type": "Tick", "n": n}, {"$type": "Tock"}]}
+                for n in numbers]  # fmt: skip
+
+    def node(script: str) -> str:
+        env = {"PATH": str(Path(NODE or "node").parent), "JSPROJ_TEST_DSN": as_url(dsn)}
+        done = subprocess.run([NODE or "node", "-e", script], cwd=CLIENT, capture_output=True, text=True, timeout=60,
+                              check=False, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def node_loop() -> list[int]:
+        return list(json.loads(node(NODE_LOOP)))
+
+    seen: list[int] = []
+    with EventStore(dsn, max_size=1) as store:
+        python = subscribe(store, "shared", lambda event, conn: seen.append(event.data["n"]), event_types=["Tick"])
+        store.append_all(ticks(range(3)))
+        assert python.run(until_caught_up=True) and seen == [0, 1, 2]
+        store.append_all(ticks(range(3, 5)))
+        assert node_loop() == [3, 4]
+        store.append_all(ticks(range(5, 6)))
+        assert python.run(until_caught_up=True) and seen == [0, 1, 2, 5]
+        assert node_loop() == []
+        python.start()  # holds the lease while it runs
+        try:
+            with store.connection() as conn:
+                held = "select count(*) from pg_locks where locktype = 'advisory' and classid = %s and granted"
+                wait_until(lambda: conn.execute(held, (LOCK_CLASS,)).fetchone() == (1,), deadline=20)
+            assert node(NODE_WAITER) == "waiting", "a Node loop waits while a Python runner holds the name"
+        finally:
+            python.stop()
+        with store.connection() as conn:
+            assert conn.execute("select events from pge_subscriptions where name = 'shared'").fetchone() == (6,)
+
+
+def test_node_subscriptions_take_the_lease_python_runners_take() -> None:
+    """One consumer per name whichever the language: the same advisory lock class (and key, schema.name)."""
+    source = (CLIENT / "subscription.js").read_text("utf-8")
+    assert f"const LOCK_CLASS = {LOCK_CLASS};" in source
+    assert "pg_try_advisory_lock($1, hashtext($2))" in source and "store.schema + '.' + subscription.name" in source
 
 
 @pytest.mark.slow
@@ -58,7 +135,7 @@ def test_the_declarations_describe_real_use() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("folder", "name"), [(ROOT / "js", "jsproj"), (CLIENT, "@jsproj/client")])
+@pytest.mark.parametrize(("folder", "name"), [(ROOT / "js", "@jsproj/projections"), (CLIENT, "@jsproj/client")])
 def test_each_npm_package_packs_and_works_installed_in_an_empty_folder(tmp_path: Path, folder: Path, name: str) -> None:
     assert NPM, "npm is not on the PATH"
     packed = subprocess.run([NPM, "pack", "--silent", "--pack-destination", str(tmp_path)], cwd=folder,
@@ -76,7 +153,7 @@ def test_each_npm_package_packs_and_works_installed_in_an_empty_folder(tmp_path:
     )
     assert done.returncode == 0, done.stderr
     shape = json.loads(done.stdout)
-    if name == "jsproj":
+    if name == "@jsproj/projections":
         assert shape["projectStream"] == "function"
     else:
         assert shape == {"projectStream": "undefined", "connect": "function", "live": "function"}

@@ -86,8 +86,10 @@ def test_the_table_ships_in_the_wheel_and_in_the_engines_npm_package_which_the_c
     assert wheel["force-include"]["js/errors.json"] == "jsproj/js/errors.json"  # beside jsproj/js/lib: bundle.lib_dir()
     assert "errors.json" in json.loads((ROOT / "js" / "package.json").read_text("utf-8"))["files"]
     client = json.loads((ROOT / "js" / "client" / "package.json").read_text("utf-8"))
-    assert client["dependencies"]["jsproj"] == "file:.." and "jsproj" in client["bundleDependencies"]
-    assert "require('jsproj/errors.json')" in CLIENT_ERRORS.read_text("utf-8")
+    engine = json.loads((ROOT / "js" / "package.json").read_text("utf-8"))["name"]
+    assert engine == "@jsproj/projections"
+    assert client["dependencies"][engine] == "file:.." and engine in client["bundleDependencies"]
+    assert f"require('{engine}/errors.json')" in CLIENT_ERRORS.read_text("utf-8")
 
 
 # -- Python ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Compiled by tests/cli/test_node_client.py with tsc --noEmit: the declarations must describe real use.
-import projector, { Event, EventMeta } from 'jsproj';
-import { connect, errors, Appended } from '@jsproj/client';
+import projector, { Event, EventMeta } from '@jsproj/projections';
+import { connect, errors, Appended, Document, RecordedEvent, Subscription } from '@jsproj/client';
 
 projector.projectStream('Quest').named('Party').by({
   $init: () => ({ towns: [] as string[] }),
@@ -24,6 +24,18 @@ async function main(): Promise<void> {
     await store.append('quest-1', null, { $type: 'EndOfDay' }, { expectedVersion: 0 });
   } catch (e) {
     if (e instanceof errors.ConcurrencyError) console.log(e.expected, e.actual, done.version, stream?.events.length, party?.towns);
+  }
+  const page: RecordedEvent[] = await store.readAll({ after: 0, limit: 100 });
+  const next = await store.readAll({ after: page[page.length - 1].position });
+  console.log(next.map((e) => [e.position, e.streamId, e.event.$type, e.timestamp.toISOString()]));
+  const parties = store.views<{ location: string; traveled: number }>('Party');
+  const far: Document<{ location: string; traveled: number }>[] =
+    await parties.find({ traveled: { $gte: 100 }, location: 'Moria' }, { orderBy: '-traveled', limit: 10 });
+  console.log(far.map((doc) => doc.data.location), await parties.count({ active: false }), (await parties.get('quest-1')).traveled);
+  const booking: Subscription = store.subscribe('invoiced', { eventTypes: ['Issued'], start: 'end', untilCaughtUp: true });
+  for await (const { event, client } of booking) {
+    await client.query('insert into invoiced values ($1, $2)', [event.streamId, event.data.total]);
+    if (event.version > 9) booking.stop();
   }
   await store.close();
 }
