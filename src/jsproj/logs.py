@@ -98,13 +98,13 @@ def configure(fmt: str = "text", *, verbose: bool = False, write: Callable[[str]
 
 
 @contextmanager
-def writing_to(write: Callable[[str], None], *, level: int = logging.NOTSET) -> Iterator[None]:
-    """Meanwhile, the lines :func:`configure` set up are written with ``write`` (a progress bar's console),
-    those below ``level`` left out (a show whose progress says it all)."""
+def writing_to(write: Callable[[str], None] | None = None, *, level: int = logging.NOTSET) -> Iterator[None]:
+    """Meanwhile, the lines :func:`configure` set up are written with ``write`` (a progress bar's console; as
+    before when None), those below ``level`` left out (a show whose progress or report says it all)."""
     handlers = [h for h in logging.getLogger(ROOT).handlers if isinstance(h, LineHandler)]
     before = [(h.write, h.level) for h in handlers]
     for handler in handlers:
-        handler.write = write
+        handler.write = write or handler.write
         handler.setLevel(max(level, handler.level))
     try:
         yield

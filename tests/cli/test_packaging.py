@@ -39,11 +39,28 @@ def test_wheel_contains_the_engine_and_examples(tmp_path: Path) -> None:
     assert "jsproj/examples/quest/events.jsonl" in names
     assert "jsproj/engine/worker.py" in names
     assert "jsproj/tools/dashboard.html" in names  # the dashboard's page
+    assert unresolved_requires(zipfile.ZipFile(wheel)) == [], "every file the Node host requires is in the wheel"
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert_metadata_stands_alone(metadata)
 
 
 REPOSITORY = "https://github.com/jsproj/jsproj/blob/main/"
+
+
+def unresolved_requires(wheel: zipfile.ZipFile) -> list[str]:
+    """The relative ``require('./x')`` / ``require('../x')`` of the wheel's JavaScript that name no file in it
+    (``js/bin/simulate.js`` runs the Node host of ``jsproj test`` from an installed package)."""
+    import posixpath
+    import re
+
+    names = set(wheel.namelist())
+    missing = []
+    for name in sorted(n for n in names if n.startswith("jsproj/js/") and n.endswith(".js")):
+        for target in re.findall(r"require\('(\.{1,2}/[^']+)'\)", wheel.read(name).decode()):
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+            if not {path, path + ".js", path + ".json", path + "/index.js"} & names:
+                missing.append(f"{name}: {target}")
+    return missing
 
 
 def assert_metadata_stands_alone(metadata: str) -> None:

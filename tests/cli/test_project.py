@@ -236,6 +236,7 @@ def test_the_test_command_runs_the_database_host_with_dsn(dsn: str, tmp_path: Pa
     done = jsproj("test", str(app), "--dsn", dsn, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "database-python" in json.loads(done.stdout)["hosts"]
+    assert " INFO " not in done.stderr, "the database host's daemon keeps its INFO lines out of the report"
 
 
 # -- demo ---------------------------------------------------------------------------

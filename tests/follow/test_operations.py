@@ -186,6 +186,13 @@ def test_log_lines_have_time_and_level_and_are_never_wrapped(store: EventStore, 
     assert lines[-1].endswith("caught up (1 event)")
 
 
+def test_the_caught_up_count_says_it_is_summed_over_the_projections(store: EventStore, dsn: str) -> None:
+    deploy(store, [{"file": "Count.js", "source": COUNT}, {"file": "Letters.js", "source": LETTERS}],
+           lifecycles={"Count": "async", "Letters": "async"})  # fmt: skip
+    store.append({"id": "s-1", "type": "S", "data": {"$type": "Happened"}})
+    assert daemon_stderr(dsn)[-1].endswith("caught up (2 events applied, summed over 2 projections)")
+
+
 @pytest.mark.parametrize("how", ["option", "env"])
 def test_json_log_format_is_one_object_per_line(store: EventStore, dsn: str, how: str) -> None:
     deploy(store, [{"file": "Count.js", "source": COUNT}], lifecycles={"Count": "async"})

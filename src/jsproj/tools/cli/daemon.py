@@ -94,13 +94,19 @@ def daemon(
     progress = Progress(TextColumn("catching up"), TextColumn("{task.completed} events"), TimeElapsedColumn(),
                         console=console, transient=True, disable=not bar)  # fmt: skip
     task = progress.add_task("catch-up", total=None)
+    applying: set[str] = set()  # the projections that applied events: the count is summed over them
+
+    def advance(name: str, events: int) -> None:
+        progress.advance(task, events)
+        applying.add(name)
+
     hooks = DaemonMetrics(stall_seconds=max(DEFAULT_STALL_SECONDS, 3 * poll_interval))  # idle rounds: a poll apart
     with open_store(dsn, schema) as store:
         control.check_deployed(store, names)
         worker = Daemon(
             store.dsn, schema=store.schema, names=names or None, page_size=page_size, poll_interval=poll_interval,
             timeout=timeout, memory_limit=memory_limit, hooks=hooks,
-            on_progress=lambda name, events: progress.advance(task, events),
+            on_progress=advance,
         )  # fmt: skip
     previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server = hooks.serve(worker, metrics_host, metrics_port) if metrics_port is not None else None
@@ -113,7 +119,8 @@ def daemon(
         with progress if bar else nullcontext(), logs.writing_to(lambda line: console_line(console, line)):
             caught_up = worker.run(until_caught_up=until_caught_up)
         count = int(progress.tasks[0].completed)
-        done = f"caught up ({count} event{'' if count == 1 else 's'})" if caught_up else "stopped"
+        over = f" applied, summed over {len(applying)} projections" if len(applying) > 1 else ""
+        done = f"caught up ({counted(count, 'event')}{over})" if caught_up else "stopped"
         logs.say(logger, logging.INFO, f"daemon {worker.id} {done}", daemon=worker.id, schema=worker.schema,
                  events=count, caught_up=caught_up)  # fmt: skip
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 
-from jsproj import errors
+from jsproj import errors, logs
 from jsproj.config import ENGINES, project_file, resolve_folder
 from jsproj.tools.cli.common import echo_json, json_errors, json_option, projections_option, sandbox_options
 from jsproj.tools.render import counted
@@ -200,7 +201,8 @@ def test_command(
         if not chosen:
             raise errors.InputError(f"no spec name contains {pattern!r}")
         hosts = available_hosts(dsn or os.environ.get("JSPROJ_DSN"), engines or ("python",))
-        results = run_specs(projections_dir, chosen, hosts)
+        with logs.writing_to(level=logging.WARNING):  # the report says what happened; a daemon's INFO would not
+            results = run_specs(projections_dir, chosen, hosts)
     failed = [r for r in results if not r.passed]
     if as_json:
         echo_json({

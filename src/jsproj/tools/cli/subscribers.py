@@ -22,7 +22,7 @@ logger = logging.getLogger("jsproj.subscribers")
 def subscribers(
     targets: tuple[str, ...], until_caught_up: bool, poll_interval: float, dsn: str | None, schema: str | None
 ) -> None:
-    """Run Python subscribers: handlers decorated with ``@jsproj.subscriber(name)``.
+    """Run Python subscribers: handlers decorated with @jsproj.subscriber(name).
 
     Each TARGET is MODULE:ATTR (one subscriber) or MODULE (every subscriber
     it defines), imported with the working directory on the path. Each runs
