@@ -117,7 +117,7 @@ LOWEST_SELECT := not bad_message and (not every_host or (inline-python-asyncio a
   (aggregate or stream-projection or view-fan-out or event-metadata)))
 test-lowest: install pg-extensions
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
-	$(LOWEST)/bin/python -m pip install --quiet -c constraints-lowest.txt -e '.[binary]' \
+	$(LOWEST)/bin/python -m pip install --quiet --no-compile -c constraints-lowest.txt -e '.[binary]' \
 	  $$(grep -E '^(pytest|pytest-timeout|pytest-xdist|hypothesis|pexpect)==' constraints.txt)
 	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(mini-racer|psycopg|psycopg-pool|click|rich|prompt.toolkit|prometheus.client) '
 	$(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -k "$(LOWEST_SELECT)" $(LOWEST_TESTS)
