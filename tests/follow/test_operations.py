@@ -88,6 +88,7 @@ def test_metrics_move_with_appends_and_healthz_follows_the_database(store: Event
         try:
             wait_until(lambda: get(server.url + "/healthz")[0] == 200)
             assert "holding 3 units" in get(server.url + "/healthz")[1]
+            wait_for_projections(store, timeout=60)  # healthy already during the first builds: they are done now
             for n in range(20):
                 store.append({"id": f"s-{n % 3}", "type": "S", "data": {"$type": "Happened", "n": n}})
             store.append({"id": "s-0", "data": {"$type": "Happened", "poison": True}})
