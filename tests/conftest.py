@@ -112,9 +112,3 @@ def databases(cluster, template) -> Iterator[Callable[[], str]]:
     with psycopg.connect(cluster.dsn, autocommit=True) as conn:
         for name in made:
             conn.execute(f"drop database {name} with (force)")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first (a stable sort: the order within each group kept): the workers of pytest-xdist then
-    end on short tests together, rather than one on a long test while the others idle (on 2 cores)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
