@@ -102,13 +102,15 @@ PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 # The dependencies' lower bounds (constraints-lowest.txt) in a venv of their own, as a smoke run (~150
 # tests, ~20 s) of the paths that call them: the store, sync and asyncio, on psycopg and psycopg-pool's
 # pools (test_store, less its ~200 bad-message cases; test_transactions), the sandbox (mini-racer), the
-# CLI (click, rich), the REPL (prompt-toolkit), one conformance host (the asyncio store with the Python
+# CLI (click, rich), the REPL in a terminal and on a store (prompt-toolkit), one conformance host (the asyncio store with the Python
 # engine inline), the daemon catching up and its status (LISTEN/NOTIFY, rich), a subscription woken by
 # NOTIFY, and the daemon's metrics (prometheus-client). Everything else runs jsproj's own code on the same
 # dependencies' APIs: make pytest runs all of it.
 LOWEST := .venv-lowest
 LOWEST_TESTS := tests/store/test_store.py tests/store/test_transactions.py tests/engine/test_sandbox.py \
-  tests/cli/test_cli.py tests/cli/test_repl.py tests/conformance/test_conformance.py::test_case_in_every_host \
+  tests/cli/test_cli.py tests/cli/test_repl.py::test_the_repl_appends_views_reloads_a_changed_projection_and_exits \
+  tests/cli/test_repl.py::test_a_store_session_appends_to_postgres_and_refuses_undo \
+  tests/conformance/test_conformance.py::test_case_in_every_host \
   tests/follow/test_daemon.py::test_async_projections_catch_up_and_match_a_fold_from_scratch \
   tests/follow/test_daemon.py::test_status_shows_lag_holders_and_the_cli \
   tests/follow/test_subscriptions.py::test_subscribing_wakes_on_the_notify_trigger_and_a_deploy_keeps_it \
