@@ -3,7 +3,10 @@ projections before it is reachable, and a worker stopped by a limit is never reu
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from jsproj import errors
 from jsproj.engine.projections import Projections
 from jsproj.engine.sandbox import IDLE_WORKERS, Sandbox
+from jsproj.engine.wire import read_frame, write_frame
 
 pytestmark = pytest.mark.slow  # V8 worker processes started, recycled and killed
 
@@ -161,3 +165,27 @@ def test_a_worker_whose_memory_stayed_high_is_not_kept() -> None:
     from jsproj.engine.sandbox import RECYCLE_RSS_SLACK
 
     assert reused == (rss is not None and rss <= fresh + RECYCLE_RSS_SLACK)
+
+
+def test_a_worker_whose_host_goes_away_mid_answer_exits_and_never_lingers() -> None:
+    """A host killed while its worker writes a large answer: the worker's write fails (a broken pipe) and it
+    ends itself with os._exit, never through the interpreter's teardown, whose freeing of the isolate could
+    hang for good and leave an orphan process."""
+    # The worker module as `python -m` runs it, with an exit hook that says when the interpreter's teardown runs.
+    start = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write('TEARDOWN')); "
+             "sys.argv[1:] = ['10', str(256 * 1024 * 1024)]; runpy.run_module('jsproj.engine.worker', run_name='__main__')")  # fmt: skip
+    worker = subprocess.Popen([sys.executable, "-c", start],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert worker.stdin and worker.stdout and worker.stderr
+    try:
+        assert read_frame(worker.stdout) == b'{"ok": "ready"}'
+        code = json.dumps({"code": "'x'.repeat(4 * 1024 * 1024)"})  # an answer far larger than a pipe holds
+        write_frame(worker.stdin, b"evaluate\n" + code.encode())
+        worker.stdin.flush()
+        worker.stdout.close()  # the host is gone before it reads the answer
+        assert worker.wait(timeout=60) == 1, "it ended itself"
+        said = worker.stderr.read().decode()
+        assert "BrokenPipeError" in said and "TEARDOWN" not in said, said
+    finally:
+        if worker.poll() is None:
+            worker.kill()

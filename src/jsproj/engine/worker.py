@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import threading
+import traceback
 from typing import Any
 
 from jsproj.engine.wire import RECYCLE, read_frame, write_frame
@@ -192,5 +193,18 @@ def main() -> int:
             os._exit(0)
 
 
+def run() -> None:
+    """:func:`main`, ended by ``os._exit`` whatever happens: never through the interpreter's teardown, whose
+    freeing of the isolate has been seen to hang for good -- a worker whose host went away mid-answer
+    (a BrokenPipeError) then lived on as an orphan."""
+    try:
+        code = main()
+    except BaseException:  # noqa: BLE001 -- said on stderr, then the same exit as any other
+        traceback.print_exc()
+        code = 1
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
