@@ -42,6 +42,7 @@ from jsproj import errors
 from jsproj.tools.postgres_cluster import Cluster, server_os_user
 
 SYSTEM_DATA_ROOT = Path("/var/lib/jsproj")
+_USING: set[tuple[Path, int]] = set()  # (project, pid) this process is a user of, through connect()
 STARTED_BY_A_PROGRAM = "started-by-a-program"  # in .jsproj/: the last of its users stops it at exit
 
 
@@ -145,6 +146,9 @@ def _owned(project: Path, *, keep: bool, started: bool) -> None:
         return
     if started:
         marker.touch()
+    if (project, os.getpid()) in _USING:
+        return  # this process is a user already: one entry, one leave at exit
+    _USING.add((project, os.getpid()))
     users = project / ".jsproj" / "users"
     users.mkdir(exist_ok=True)
     (users / str(os.getpid())).touch()

@@ -55,7 +55,7 @@ def wheel_bin_dirs() -> list[Path]:
     if spec is None or not spec.submodule_search_locations:
         return []
     root = Path(next(iter(spec.submodule_search_locations)))
-    return sorted(root.glob("pginstall*/bin"), key=lambda p: _version_key(p.parent.name) or (0,), reverse=True)
+    return sorted(root.glob("pginstall*/bin"), key=lambda p: server_major(p) or 0, reverse=True)  # pginstall = 16
 
 
 def find_bin_dir(major: int | None = None) -> Path:

@@ -28,34 +28,19 @@ if TYPE_CHECKING:
 # -- jsproj deploy / sql ----------------------------------------------------
 
 
-def _usage(parse: Callable[[Sequence[str]], object]) -> Callable[[click.Context, click.Parameter, Any], object]:
-    """A callback parsing repeated ``NAME=VALUE`` options, a bad one a usage error (exit 2, as click's own)."""
+def _usage(parser: str) -> Callable[[click.Context, click.Parameter, Any], object]:
+    """A callback parsing repeated ``NAME=VALUE`` options with ``jsproj.projections.deploy.<parser>`` (imported
+    when called: not at every command's start), a bad one a usage error (exit 2, as click's own)."""
 
     def check(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -> object:
+        from jsproj.projections import deploy
+
         try:
-            return parse(value)
+            return getattr(deploy, parser)(value)
         except InputError as exc:
             raise click.BadParameter(str(exc), ctx, param) from None
 
     return check
-
-
-def _lifecycles(pairs: Sequence[str]) -> dict[str, str]:
-    from jsproj.projections.deploy import parse_lifecycles
-
-    return parse_lifecycles(pairs)
-
-
-def _on_error(pairs: Sequence[str]) -> dict[str, str]:
-    from jsproj.projections.deploy import parse_on_error
-
-    return parse_on_error(pairs)
-
-
-def _partitions(pairs: Sequence[str]) -> dict[str, int]:
-    from jsproj.projections.deploy import parse_partitions
-
-    return parse_partitions(pairs)
 
 
 lifecycle_option = click.option(
@@ -63,7 +48,7 @@ lifecycle_option = click.option(
     "lifecycles",
     multiple=True,
     metavar="NAME=inline|async|live",
-    callback=_usage(_lifecycles),
+    callback=_usage("parse_lifecycles"),
     help="Override the lifecycle a projection declares (repeatable).",
 )
 
@@ -92,7 +77,7 @@ python_path_option = click.option(
     "on_error",
     multiple=True,
     metavar="NAME=stop|dead-letter",
-    callback=_usage(_on_error),
+    callback=_usage("parse_on_error"),
     help="What an async projection does when a handler throws: stop (the default) or dead-letter the event and go on.",
 )
 @click.option(
@@ -100,7 +85,7 @@ python_path_option = click.option(
     "partitions",
     multiple=True,
     metavar="NAME=N",
-    callback=_usage(_partitions),
+    callback=_usage("parse_partitions"),
     help="Split an async stream or view projection into N partitions by document key, so that up to N daemons "
     "share it (default 1).",
 )

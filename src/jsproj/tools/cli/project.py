@@ -134,8 +134,7 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
             names = ", ".join(f"{i.name} ({i.kind}, {i.lifecycle})" for i in report.projections)
             click.echo(f"{target}: {counted(len(report.projections), 'projection')}, no problems: {names}")
         else:
-            count = len(report.problems)
-            click.echo(f"{target}: {count} problem{'s' if count != 1 else ''}", err=True)
+            click.echo(f"{target}: {counted(len(report.problems), 'problem')}", err=True)
     if not report.ok:
         raise click.exceptions.Exit(1)
 
