@@ -255,15 +255,40 @@ def _recorded(conn: psycopg.Connection, schema: str) -> tuple[set[int], dict[str
     return set(applied_versions(conn, schema)), files
 
 
+def _up_to_date(conn: psycopg.Connection, schema: str) -> bool:
+    """Whether ``schema`` records exactly this jsproj's migrations and functions files, checksums included.
+
+    Two small reads, no lock: the common case of every connect, deploy and
+    command (a store already migrated by this release) costs them instead of
+    PostgreSQL parsing the whole schema script (~20 ms on a new connection).
+    Anything else -- a table missing, a version or checksum differing, a
+    newer release's row -- runs the script, which applies or refuses.
+    """
+    names = (f'"{schema}".pge_migrations', f'"{schema}".pge_function_files')
+    if None in (conn.execute("select to_regclass(%s), to_regclass(%s)", names).fetchone() or (None,)):
+        return False
+    query = sql.SQL(
+        "select 'migration ' || version, checksum from {schema}.pge_migrations"
+        " union all select 'functions ' || file, checksum from {schema}.pge_function_files"
+    ).format(schema=sql.Identifier(schema))
+    recorded = dict(conn.execute(query).fetchall())
+    wanted = {f"migration {m.version}": m.checksum for m in migrations()}
+    wanted.update({f"functions {f.name}": f.checksum for f in functions_files()})
+    return recorded == wanted
+
+
 def migrate(conn: psycopg.Connection, schema: str = "public") -> Applied:
     """Bring ``schema`` up to date in one transaction; returns the migrations (and functions files) applied now."""
     check_schema(schema)
-    script = schema_script(schema)
     try:
         with conn.transaction():
+            # The lock first: a backend that read the catalog before waiting for another's migration keeps
+            # what it read (a schema not there yet) until its next transaction.
             conn.execute("select pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            if _up_to_date(conn, schema):
+                return Applied([], [])
             versions, files = _recorded(conn, schema)
-            conn.execute(script.encode())
+            conn.execute(schema_script(schema).encode())
             versions_now, files_now = _recorded(conn, schema)
     except psycopg.Error as exc:
         if exc.sqlstate == MIGRATION_ERROR and exc.diag.message_primary:
