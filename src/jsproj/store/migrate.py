@@ -271,7 +271,7 @@ def _up_to_date(conn: psycopg.Connection, schema: str) -> bool:
         "select 'migration ' || version, checksum from {schema}.pge_migrations"
         " union all select 'functions ' || file, checksum from {schema}.pge_function_files"
     ).format(schema=sql.Identifier(schema))
-    recorded = dict(conn.execute(query).fetchall())
+    recorded: dict[str, str] = dict(conn.execute(query).fetchall())
     wanted = {f"migration {m.version}": m.checksum for m in migrations()}
     wanted.update({f"functions {f.name}": f.checksum for f in functions_files()})
     return recorded == wanted
