@@ -24,6 +24,7 @@ from conformance_hosts import (
     CASES,
     ENGINE_CASES,
     LANGUAGES,
+    appends_each,
     case_names,
     case_params,
     check_against_expected,
@@ -57,7 +58,7 @@ def test_the_large_cases_are_few_and_the_small_ones_run_one_event_per_page() -> 
 def test_case_in_every_host(case: str, host: str, databases: Callable[[], str]) -> None:
     folder = CASES / case
     expected = json.loads((folder / "expected.json").read_text("utf-8"))
-    runner = hosts(databases)[host]
+    runner = hosts(databases, each=appends_each(folder))[host]
     for page_size in page_sizes(folder, host):
         output = runner.run(job(folder, page_size))
         check_against_expected(output, expected)
@@ -80,7 +81,7 @@ def test_case_in_a_javascript_language(case: str, language: str, databases: Call
     if language == "pljs":  # QuickJS words its own TypeErrors differently: compare up to the error's name
         expected, want = quickjs_wording(expected), quickjs_wording(want)
     for page_size in page_sizes(folder, language):
-        output = language_host(databases, language).run(job(folder, page_size))
+        output = language_host(databases, language, each=appends_each(folder)).run(job(folder, page_size))
         if language == "pljs":
             output = quickjs_wording(output)
         check_against_expected(output, expected)
