@@ -14,12 +14,17 @@
 -- ANALYZE). So lookups by key are planned at each call (EXECUTE) or driven
 -- by the keys (correlated lookups by id, `= any (array(...))`).
 
--- The table holding a projection's documents.
+-- The table holding a projection's documents. (PL/pgSQL, not SQL, here and
+-- in pge_route: PostgreSQL 15 plans a SQL function's query at every call it
+-- cannot inline, ~50-200 us of each append; PL/pgSQL keeps the plan for the
+-- session. Both read pge_projection_definitions, a table of a few rows.)
 create or replace function pge_document_table(projection text) returns text
-language sql stable
+language plpgsql stable
 as $$
-    select case d.kind when 'aggregate' then 'pge_aggregates' else 'pge_projections_' || lower(d.name) end
-    from @schema@.pge_projection_definitions d where d.name = projection
+begin
+    return (select case d.kind when 'aggregate' then 'pge_aggregates' else 'pge_projections_' || lower(d.name) end
+            from @schema@.pge_projection_definitions d where d.name = projection);
+end;
 $$;
 
 -- The documents a batch touches, for projections routed by rule: a stream
@@ -28,16 +33,19 @@ $$;
 -- compare it with); views are routed by the engine (their identifiedBy), and
 -- event projections load nothing.
 create or replace function pge_route(stream_ids text[], stream_types text[], event_types text[], projections text[]) returns jsonb
-language sql stable
+language plpgsql stable
 as $$
-    select coalesce(jsonb_object_agg(k.name, k.ids), '{}')
-    from (select d.name, jsonb_agg(distinct case d.kind when 'stream' then r.stream_id else d.name end) as ids
-          from unnest(stream_ids, stream_types, event_types) as r (stream_id, stream_type, event_type)
-          join @schema@.pge_projection_definitions d
-            on d.name = any (projections)
-           and ((d.kind = 'stream' and d.stream_type = r.stream_type)
-                or (d.kind = 'aggregate' and (d.any_event or r.event_type = any (d.event_types))))
-          group by d.name) as k
+begin
+    return (
+        select coalesce(jsonb_object_agg(k.name, k.ids), '{}')
+        from (select d.name, jsonb_agg(distinct case d.kind when 'stream' then r.stream_id else d.name end) as ids
+              from unnest(stream_ids, stream_types, event_types) as r (stream_id, stream_type, event_type)
+              join @schema@.pge_projection_definitions d
+                on d.name = any (projections)
+               and ((d.kind = 'stream' and d.stream_type = r.stream_type)
+                    or (d.kind = 'aggregate' and (d.any_event or r.event_type = any (d.event_types))))
+              group by d.name) as k);
+end;
 $$;
 
 -- Lock and load the documents named by a route answer ({name: [ids]}):
