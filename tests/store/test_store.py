@@ -415,6 +415,15 @@ def test_the_checks_of_an_append_are_inlined_into_its_expressions(dsn: str, chec
     assert "CASE" in plan and check not in plan, plan
 
 
+def test_the_engine_record_is_inlined_into_every_read_of_records(dsn: str) -> None:
+    """pge_event_record runs once per event of every page, rebuild and inline batch: a call PostgreSQL does not
+    inline (a body more volatile than the function says) costs the SQL function machinery per event."""
+    query = "select r.record from pge_records() r where r.position = 1"
+    with psycopg.connect(dsn) as conn:
+        plan = "\n".join(row[0] for row in conn.execute(f"explain verbose {query}"))
+    assert "concat(" in plan and "pge_event_record" not in plan, plan
+
+
 def test_the_first_and_last_moments_a_timestamp_may_be_read_back(store: EventStore) -> None:
     for stamp in ("0001-01-01T15:00:00+15:00", "9999-12-31T08:59:59.999999-15:00"):
         store.append({"id": "edges", "type": "T", "data": {"$type": "A"}, "timestamp": stamp})
