@@ -4,10 +4,13 @@
     python bench/run.py --quick    # the same table on smaller data (about two minutes); prints it
 
 One throwaway PostgreSQL cluster (durable settings: fsync and
-synchronous_commit on), a database per scenario. Each row is a ratio of two
-figures measured minutes apart on the same machine; absolute figures on
-shared machines drift from run to run, ratios much less. Nothing here
-asserts on speed: the targets are reported, met or missed.
+synchronous_commit on), a database per scenario. Each row is the median
+ratio of at least three pairs of measurements, jsproj's and its baseline's
+taking turns (bench/harness.py: take_turns), with the min and max of the
+pairs' ratios and the load average before the row; a row measured above a
+load average of 1.5 is warned about on stderr. Absolute figures on shared
+machines drift from run to run, ratios much less. Nothing here asserts on
+speed: the targets are reported, met or missed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import scenario_growth
 import scenario_inline
 import scenario_rebuild
 import scenario_store
-from harness import ROOT, Row, log, machine, table
+from harness import LOAD_WARNING, ROOT, Row, log, machine, table
 from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
@@ -101,6 +104,10 @@ def report(rows: list[Row], about: dict[str, str], quick: bool) -> str:
         f"{about['os']}; PostgreSQL 15 (durable settings); Python {about['python']}, Node {about['node']}, "
         f"jsproj {about['jsproj']}, mini-racer {about['mini-racer']}, psycopg {about['psycopg']}, "
         f"eventsourcing {about['eventsourcing']}.",
+        "",
+        f"Each ratio is the median of the pairs' ratios (jsproj's measurement and the baseline's taking turns), "
+        f"min-max of them in brackets; jsproj and baseline are the medians of each side's figures; load is the "
+        f"1-minute load average before the row (above {LOAD_WARNING:g}: warned about).",
         "",
         table(rows),
         "",
