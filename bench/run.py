@@ -83,13 +83,13 @@ def run_scenarios(wanted: set[str], cluster: Cluster, new_database: Callable[[st
     if "growth" in wanted:
         rows += scenario_growth.run(new_database, quick)
     if "eventsourcing" in wanted:
-        rows += scenario_eventsourcing.run(cluster, new_database, rows, quick)
+        rows += scenario_eventsourcing.run(cluster, new_database, quick)
     if "inline" in wanted:
         rows += scenario_inline.run(new_database, quick)
     if "rebuild" in wanted:
         rows += scenario_rebuild.run(cluster, quick)
         if "eventsourcing" in wanted:
-            rows += scenario_eventsourcing.run_projection(cluster, new_database, rows, quick)
+            rows += scenario_eventsourcing.run_projection(cluster, new_database, quick)
     if "bridge" in wanted:
         rows += scenario_bridge.run(quick)
     if "async" in wanted:
