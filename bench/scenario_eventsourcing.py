@@ -77,7 +77,7 @@ def run(cluster: Cluster, new_database: Callable[[str], str], quick: bool) -> li
 def run_projection(cluster: Cluster, new_database: Callable[[str], str], quick: bool) -> list[Row]:
     """The rebuild fold by the package's ProjectionRunner, against jsproj's daemon rebuilding scenario 4's store
     (a copy of it each pair), taking turns."""
-    events, streams = (10_000, 1_000) if quick else (100_000, 1_000)
+    events, streams = (5_000, 1_000) if quick else (100_000, 1_000)  # its rate does not depend on the log's length
     ours_events, ours_streams, page_size = scenario_rebuild.sizes(quick)
     builds = scenario_rebuild.Builds(cluster, ours_events, ours_streams, page_size)
     copies = itertools.count()
