@@ -123,11 +123,6 @@ def alternate(ours: Callable[[], float], baseline: Callable[[], float], pairs: i
     return take_turns({"ours": ours, "baseline": baseline}, pairs, what=what).pair("ours", "baseline")
 
 
-def once(ours: float, baseline: float, what: str) -> Pairs:
-    """One pair, for a comparison that cannot be repeated in the run: its row must say why in its note."""
-    return Pairs([ours], [baseline], [load_before(what)])
-
-
 @dataclass
 class Row:
     """One comparison: ``pairs`` of (jsproj's figure, the baseline's) in ``unit``; the ratio of each pair is

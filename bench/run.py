@@ -1,7 +1,7 @@
 """jsproj's benchmarks: every headline figure next to what a user would pick instead, in one run.
 
     python bench/run.py            # full sizes; writes the results into docs/benchmarks.md
-    python bench/run.py --quick    # the same table on smaller data (about two minutes); prints it
+    python bench/run.py --quick    # the same table on smaller data (about four minutes); prints it
 
 One throwaway PostgreSQL cluster (durable settings: fsync and
 synchronous_commit on), a database per scenario. Each row is the median
