@@ -6,16 +6,19 @@ thread appends to a stream of its own every 50 ms in every run (~20 appends
 a second: not a load of its own), so the write load is the same on both
 sides of a row. Each side has a database of its own; the writers take turns
 on them (ours, baseline, three times: bench/harness.py's take_turns), so
-that a machine shared with other work slows both alike; each turn is a pair
-of the rows. Compared:
+that a machine shared with other work slows both alike; each two turns are
+a pair of the rows. In the daemon rows the probe also reads its document
+every 1 ms on both sides, throughout every turn (the same read load, ~10-15 %
+of a core), at nice -10 where allowed so that the reads keep their pace.
+Compared:
 
   * writers with a daemon following (a ``jsproj daemon`` process, started
     before the writers, the projection built and caught up) against writers
     with no daemon; in the daemon's turns the probe waits for each of its
-    events to reach the projection's document, polling it every 1 ms (the
-    store does not notify a document's change): the lag, p50 and p99 of
-    each turn, to a resolution of the poll's interval (the note gives it,
-    as measured), and the daemon's CPU time (its process and its V8 worker)
+    events to reach the projection's document, read every 1 ms (the store
+    does not notify a document's change): the lag, p50 and p99 of each
+    turn, to a resolution of the reads' interval (the note gives it, as
+    measured; the appends' 50 ms no longer bound it), and the daemon's CPU time (its process and its V8 worker)
     per event;
   * writers with an async projection deployed (the statement trigger that
     NOTIFYs daemons), and with the trigger as it was (a NOTIFY from every
@@ -197,7 +200,7 @@ def write_turn(pool: multiprocessing.pool.Pool, side: Side, seconds: float, *, p
     Returns the turn's figures: the writers' appends/s; with a daemon, the probe's lag p50 and p99 (ms)."""
     start_at = time.time() + 1.0  # the writers connect meanwhile
     cpu = side.daemon.cpu_seconds() if side.daemon else 0.0
-    probe = Probe(side.dsn, f"probe-{side.turns}", start_at, seconds, poll=poll, wait=side.daemon is not None)
+    probe = Probe(side.dsn, f"probe-{side.turns}", start_at, seconds, poll=poll, wait=poll and side.daemon is not None)
     probe.start()
     try:
         results = pool.map(write_for, [(side.dsn, w, start_at, seconds) for w in range(WRITERS)], chunksize=1)
