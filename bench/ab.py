@@ -10,7 +10,10 @@ runs in a process of its own with PYTHONPATH naming one tree, the two trees
 taking turns, round after round, on one throwaway PostgreSQL (a database per
 measurement). The JavaScript languages are the ones installed (jsproj's
 builds) in both arms: what differs is jsproj's own code. A row's ratio is
-this tree's speed over the base's (above 1: faster). docs/benchmarks.md
+this tree's speed over the base's (above 1: faster): the median of the
+rounds' ratios (each round's two measurements are a pair), with their min
+and max and the load average before the row's first pair (above 1.5:
+warned about on stderr, as bench/run.py does). docs/benchmarks.md
 keeps one table per label, between markers this script writes. Not a test:
 nothing here asserts on speed.
 """
@@ -24,9 +27,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from harness import load_average, load_before
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
@@ -65,47 +71,68 @@ def measure(tree: Path, what: str, dsn: str) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1])["value"])
 
 
-def run(trees: dict[str, Path], measures: list[str], rounds: int) -> dict[str, dict[str, list[float]]]:
+@dataclass
+class Measured:
+    """Each measurement's values by arm, one per round, and the load average before each round's pair."""
+
+    values: dict[str, dict[str, list[float]]]
+    loads: dict[str, list[float]]
+
+
+def new_database(admin_dsn: str, number: int) -> str:
+    """A database for one measurement, with the JavaScript languages."""
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f"create database ab_{number} template template0")
+    dsn = admin_dsn.replace("dbname=jsproj", f"dbname=ab_{number}")
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("create extension if not exists plv8")
+        db.execute("create extension if not exists pljs")
+    return dsn
+
+
+def run(trees: dict[str, Path], measures: list[str], rounds: int) -> Measured:
     sys.path.insert(0, str(ROOT / "src"))
     from jsproj.tools.postgres_cluster import temporary_cluster
 
     cluster = temporary_cluster(prefix="jsproj-ab-", shared_buffers="256MB")
     cluster.init(durable=True)
     cluster.start()
-    values: dict[str, dict[str, list[float]]] = {what: {arm: [] for arm in trees} for what in measures}
+    measured = Measured({what: {arm: [] for arm in trees} for what in measures}, {what: [] for what in measures})
     try:
         number = 0
-        for _ in range(rounds):
+        for round_ in range(rounds):
             for what in measures:
+                measured.loads[what].append(load_before(f"{what} (A/B)") if round_ == 0 else load_average())
                 for arm, tree in trees.items():
                     number += 1
-                    with psycopg.connect(cluster.dsn, autocommit=True) as admin:
-                        admin.execute(f"create database ab_{number} template template0")
-                    dsn = cluster.dsn.replace("dbname=jsproj", f"dbname=ab_{number}")
-                    with psycopg.connect(dsn, autocommit=True) as db:
-                        db.execute("create extension if not exists plv8")
-                        db.execute("create extension if not exists pljs")
-                    values[what][arm].append(measure(tree, what, dsn))
-                    print(f"{what} {arm}: {values[what][arm][-1]:.3f}", file=sys.stderr)
+                    measured.values[what][arm].append(measure(tree, what, new_database(cluster.dsn, number)))
+                    print(f"{what} {arm}: {measured.values[what][arm][-1]:.3f}", file=sys.stderr)
     finally:
         cluster.destroy()
-    return values
+    return measured
 
 
-def render(base: str, label: str, values: dict[str, dict[str, list[float]]]) -> str:
-    rounds = len(next(iter(values.values()))["after"])
+def render(base: str, label: str, measured: Measured) -> str:
+    rounds = len(next(iter(measured.values.values()))["after"])
     lines = [
-        f"Against `{base}` (main before {label}), medians of {rounds} round(s), the two taking turns in one run",
-        f"(`python bench/ab.py --base {base} --label \"{label}\"`); ratio: this tree's speed over the base's.",
+        f"Against `{base}` (main before {label}), {rounds} round(s), the two taking turns in one run",
+        f"(`python bench/ab.py --base {base} --label \"{label}\"`); ratio: this tree's speed over the base's, the",
+        "median of the rounds' ratios (min-max of them); before and after: medians; load: the 1-minute load average",
+        "before the row's first round.",
         "",
-        "| measurement | before | after | ratio |",
-        "|---|---:|---:|---:|",
+        "| measurement | before | after | ratio (min-max) | rounds | load |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for what, runs in values.items():
+    for what, runs in measured.values.items():
         label_text, unit, higher = MEASURES[what]
+        pairs = list(zip(runs["after"], runs["before"], strict=True))
+        ratios = [after / before if higher else before / after for after, before in pairs]
+        ratio = f"{statistics.median(ratios):.2f}x" + (
+            f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+        )
         before, after = statistics.median(runs["before"]), statistics.median(runs["after"])
-        ratio = after / before if higher else before / after
-        lines.append(f"| {label_text} | {before:,.2f} {unit} | {after:,.2f} {unit} | {ratio:.2f}x |")
+        lines.append(f"| {label_text} | {before:,.2f} {unit} | {after:,.2f} {unit} | {ratio} | {len(ratios)} |"
+                     f" {measured.loads[what][0]:.2f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -128,8 +155,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(MEASURES), help="these measurements only")
     args = parser.parse_args()
     measures = args.only or list(MEASURES)
-    values = run({"before": base_tree(args.base), "after": ROOT}, measures, 1 if args.quick else args.rounds)
-    table = render(args.base, args.label, values)
+    measured = run({"before": base_tree(args.base), "after": ROOT}, measures, 1 if args.quick else args.rounds)
+    table = render(args.base, args.label, measured)
     print(table)
     if not args.quick:
         write(args.label, table)

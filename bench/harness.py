@@ -1,9 +1,13 @@
-"""What every benchmark scenario shares: result rows, timing, memory, the machine, the report.
+"""What every benchmark scenario shares: alternated pairs, result rows, timing, memory, the machine, the report.
 
-A :class:`Row` is one comparison measured in one run: jsproj's figure, the
-baseline's, their ratio (oriented so that higher is better for jsproj) and
-the target, if the issue set one. Absolute figures drift on shared machines;
-the ratios are what the report is about.
+A :class:`Row` is one comparison measured in one run: jsproj's figures, the
+baseline's, and their ratio, measured in pairs that take turns (jsproj's
+measurement, then the baseline's, again and again: :func:`take_turns`), so
+that the drift of a machine shared with other work hits both sides alike.
+A row reports the median of its pairs' ratios with their min and max, and
+the machine's load average before it was measured (a warning on stderr when
+that is above :data:`LOAD_WARNING`). Absolute figures drift on shared
+machines; the ratios are what the report is about.
 """
 
 from __future__ import annotations
@@ -12,42 +16,145 @@ import importlib.metadata
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import psycopg
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MB = 1024 * 1024
+#: Pairs per row unless a scenario says otherwise: the fewest whose median is not one measurement.
+PAIRS = 3
+#: The 1-minute load average above which a row is measured with a warning (2 cores: others keep one busy).
+LOAD_WARNING = 1.5
+
+#: What one measurement of a turn gives: one figure, or several by name (e.g. a rate and a peak RSS).
+Figures = float | Mapping[str, float]
+
+
+@dataclass
+class Pairs:
+    """The figures of one comparison, pair by pair: ``ours[i]`` and ``baseline[i]`` measured in the same turn.
+
+    ``loads`` is the 1-minute load average when each pair began.
+    """
+
+    ours: list[float]
+    baseline: list[float]
+    loads: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [o / b if b else float("nan") for o, b in zip(self.ours, self.baseline, strict=True)]
+
+    @property
+    def load(self) -> float:
+        """The load average before the first pair: what the row was measured under."""
+        return self.loads[0] if self.loads else float("nan")
+
+    def __len__(self) -> int:
+        return len(self.ours)
+
+    def scaled(self, factor: float) -> Pairs:
+        """The same pairs in another unit (e.g. seconds to milliseconds)."""
+        return Pairs([o * factor for o in self.ours], [b * factor for b in self.baseline], self.loads)
+
+
+@dataclass
+class Turns:
+    """Figures by name, one per round, from measurements that took turns (:func:`take_turns`)."""
+
+    figures: dict[str, list[float]] = field(default_factory=dict)
+    loads: list[float] = field(default_factory=list)
+
+    def add(self, name: str, figures: Figures) -> None:
+        """One measurement's figures: ``name``, or ``name.key`` for each of several."""
+        items = figures.items() if isinstance(figures, Mapping) else [("", figures)]
+        for key, value in items:
+            self.figures.setdefault(f"{name}.{key}" if key else name, []).append(value)
+
+    def pair(self, ours: str, baseline: str) -> Pairs:
+        """Two of the figures as pairs: the ones of the same round go together."""
+        return Pairs(self.figures[ours], self.figures[baseline], self.loads)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.figures[name])
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def load_before(what: str) -> float:
+    """The load average before measuring ``what``; above :data:`LOAD_WARNING`, said on stderr (the row goes on)."""
+    load = load_average()
+    if load > LOAD_WARNING:
+        log(f"warning: load average {load:.2f} (above {LOAD_WARNING:g}) before measuring {what}")
+    return load
+
+
+def take_turns(
+    measures: Mapping[str, Callable[[], Figures]], rounds: int = PAIRS, *, what: str, swap: bool = False
+) -> Turns:
+    """Run ``measures`` in turn, in their order, ``rounds`` times (A B A B A B ...): drift hits them alike.
+
+    With ``swap`` every other round runs them in the reverse order (A B B A A B ...), for measurements whose
+    first in a round is favoured (e.g. by a checkpoint before it). ``what`` names the row(s) in the load warning.
+    """
+    turns = Turns()
+    for number in range(rounds):
+        turns.loads.append(load_before(what) if number == 0 else load_average())
+        order = list(measures.items())
+        for name, measure in order[::-1] if swap and number % 2 else order:
+            turns.add(name, measure())
+    return turns
+
+
+def alternate(ours: Callable[[], float], baseline: Callable[[], float], pairs: int = PAIRS, *, what: str) -> Pairs:
+    """jsproj's measurement and its baseline's in turns, ``pairs`` times: their figures pair by pair."""
+    return take_turns({"ours": ours, "baseline": baseline}, pairs, what=what).pair("ours", "baseline")
 
 
 @dataclass
 class Row:
-    """One comparison: ``ours`` and ``baseline`` in ``unit``, and ``ratio`` = ours / baseline.
+    """One comparison: ``pairs`` of (jsproj's figure, the baseline's) in ``unit``; the ratio of each pair is
+    ours / baseline, and the row's ratio is their median.
 
     ``target`` is the condition the issue set on the ratio, e.g. (">=", 0.5)
     for throughput or ("<=", 2.0) for a latency; None: reported for scale.
-    ``floor`` is an absolute minimum of ``ours`` (in ``unit``) the issue set
-    too: the row is met only when both hold.
+    ``floor`` is an absolute minimum of ``ours`` (in ``unit``, the median of its
+    figures) the issue set too: the row is met only when both hold.
     """
 
     scenario: str
     what: str
-    ours: float
+    pairs: Pairs
     baseline_name: str
-    baseline: float
     unit: str
     target: tuple[str, float] | None = None
     note: str = ""
     floor: float | None = None
 
     @property
+    def ours(self) -> float:
+        return statistics.median(self.pairs.ours)
+
+    @property
+    def baseline(self) -> float:
+        return statistics.median(self.pairs.baseline)
+
+    @property
     def ratio(self) -> float:
-        return self.ours / self.baseline if self.baseline else float("nan")
+        """The median of the pairs' ratios (not the ratio of the medians: each pair shares its moment)."""
+        return statistics.median(self.pairs.ratios)
 
     @property
     def met(self) -> bool | None:
@@ -58,6 +165,12 @@ class Row:
             return floor_met
         op, bound = self.target
         return floor_met and (self.ratio >= bound if op == ">=" else self.ratio <= bound)
+
+    def ratio_cell(self) -> str:
+        """The median ratio, with the min and max of the pairs' ratios when there are several."""
+        ratios = self.pairs.ratios
+        spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+        return f"{self.ratio:.2f}x{spread}"
 
     def cells(self) -> list[str]:
         verdict = "" if self.met is None else (" met" if self.met else " **missed**")
@@ -70,13 +183,20 @@ class Row:
             f"{fmt(self.ours)} {self.unit}",
             self.baseline_name,
             f"{fmt(self.baseline)} {self.unit}",
-            f"{self.ratio:.2f}x",
+            self.ratio_cell(),
+            str(len(self.pairs)),
+            f"{self.pairs.load:.2f}",
             target,
         ]
 
     def to_dict(self) -> dict[str, object]:
+        ratios = self.pairs.ratios
+        pairs = [{"ours": o, "baseline": b, "ratio": r, "load": load}
+                 for o, b, r, load in zip(self.pairs.ours, self.pairs.baseline, ratios, self.pairs.loads or
+                                          [float("nan")] * len(ratios), strict=True)]  # fmt: skip
         return {"scenario": self.scenario, "what": self.what, "ours": self.ours, "baseline_name": self.baseline_name,
-                "baseline": self.baseline, "unit": self.unit, "ratio": self.ratio, "target": self.target,
+                "baseline": self.baseline, "unit": self.unit, "ratio": self.ratio, "ratio_min": min(ratios),
+                "ratio_max": max(ratios), "pairs": pairs, "load": self.pairs.load, "target": self.target,
                 "floor": self.floor, "met": self.met, "note": self.note}  # fmt: skip
 
 
@@ -93,6 +213,26 @@ def timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
+
+
+def database_dsn(admin_dsn: str, name: str) -> str:
+    """The DSN of database ``name`` on the cluster of ``admin_dsn`` (the bench's cluster's, database jsproj)."""
+    return admin_dsn.replace("dbname=jsproj", f"dbname={name}")
+
+
+def clone_database(admin_dsn: str, template: str, name: str) -> str:
+    """A new database ``name``, a copy of ``template`` (no one may be connected to it): the same store for every
+    pair of a row, in the state a scenario set up once, without loading it again. Returns its DSN."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {name}")
+        conn.execute(f"create database {name} template {template}")
+    return database_dsn(admin_dsn, name)
+
+
+def drop_database(admin_dsn: str, name: str) -> None:
+    """Drop a pair's copy once measured (full-size stores are hundreds of MB each)."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {name} with (force)")
 
 
 def cpu_times() -> tuple[int, int]:
@@ -177,8 +317,9 @@ def machine() -> dict[str, str]:
 
 
 def table(rows: list[Row]) -> str:
-    """The rows as a markdown table."""
-    header = ["scenario", "what", "jsproj", "compared with", "baseline", "ratio", "target"]
+    """The rows as a markdown table: jsproj and baseline are the medians of each side's figures, the ratio the
+    median of the pairs' ratios (min-max of them), load the 1-minute load average before the row."""
+    header = ["scenario", "what", "jsproj", "compared with", "baseline", "ratio (min-max)", "pairs", "load", "target"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
     return "\n".join(lines)

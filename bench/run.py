@@ -1,13 +1,16 @@
 """jsproj's benchmarks: every headline figure next to what a user would pick instead, in one run.
 
     python bench/run.py            # full sizes; writes the results into docs/benchmarks.md
-    python bench/run.py --quick    # the same table on smaller data (about two minutes); prints it
+    python bench/run.py --quick    # the same table on smaller data (about four minutes); prints it
 
 One throwaway PostgreSQL cluster (durable settings: fsync and
-synchronous_commit on), a database per scenario. Each row is a ratio of two
-figures measured minutes apart on the same machine; absolute figures on
-shared machines drift from run to run, ratios much less. Nothing here
-asserts on speed: the targets are reported, met or missed.
+synchronous_commit on), a database per scenario. Each row is the median
+ratio of at least three pairs of measurements, jsproj's and its baseline's
+taking turns (bench/harness.py: take_turns), with the min and max of the
+pairs' ratios and the load average before the row; a row measured above a
+load average of 1.5 is warned about on stderr. Absolute figures on shared
+machines drift from run to run, ratios much less. Nothing here asserts on
+speed: the targets are reported, met or missed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import scenario_growth
 import scenario_inline
 import scenario_rebuild
 import scenario_store
-from harness import ROOT, Row, log, machine, table
+from harness import LOAD_WARNING, ROOT, Row, log, machine, table
 from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
@@ -80,13 +83,13 @@ def run_scenarios(wanted: set[str], cluster: Cluster, new_database: Callable[[st
     if "growth" in wanted:
         rows += scenario_growth.run(new_database, quick)
     if "eventsourcing" in wanted:
-        rows += scenario_eventsourcing.run(cluster, new_database, rows, quick)
+        rows += scenario_eventsourcing.run(cluster, new_database, quick)
     if "inline" in wanted:
         rows += scenario_inline.run(new_database, quick)
     if "rebuild" in wanted:
         rows += scenario_rebuild.run(cluster, quick)
         if "eventsourcing" in wanted:
-            rows += scenario_eventsourcing.run_projection(cluster, new_database, rows, quick)
+            rows += scenario_eventsourcing.run_projection(cluster, new_database, quick)
     if "bridge" in wanted:
         rows += scenario_bridge.run(quick)
     if "async" in wanted:
@@ -101,6 +104,10 @@ def report(rows: list[Row], about: dict[str, str], quick: bool) -> str:
         f"{about['os']}; PostgreSQL 15 (durable settings); Python {about['python']}, Node {about['node']}, "
         f"jsproj {about['jsproj']}, mini-racer {about['mini-racer']}, psycopg {about['psycopg']}, "
         f"eventsourcing {about['eventsourcing']}.",
+        "",
+        f"Each ratio is the median of the pairs' ratios (jsproj's measurement and the baseline's taking turns), "
+        f"min-max of them in brackets; jsproj and baseline are the medians of each side's figures; load is the "
+        f"1-minute load average before the row (above {LOAD_WARNING:g}: warned about).",
         "",
         table(rows),
         "",

@@ -1,14 +1,16 @@
 """Scenario 7: the async engine at its limit -- catch-up against rebuild, poison events, rebuild against a fair
 Node.js program, and two daemons on one partitioned projection (the writers' scenarios: scenario_follow.py).
 
-Every row compares two figures measured minutes apart in the same run, each
-on a database of its own with the same events (loaded with COPY, not measured):
+Every row compares figures measured in turns, three pairs, each measurement
+on a fresh copy (CREATE DATABASE ... TEMPLATE) of a store set up once with
+the same events (loaded with COPY, not measured), so that every pair starts
+from the same state:
 
   * catch-up against rebuild, 1, 5 and 20 stream projections: the daemon
     building them from status 'build', then following the same number of
     events appended once they run (events/s both, every projection folded);
   * poison events (0.1, 1 and 5 % of the events throw, policy 'dead-letter')
-    against none, for the build and for the catch-up;
+    against none (in the same rounds), for the build and for the catch-up;
   * the daemon's rebuild against bench/node/rebuild_lines.js (what jsproj's
     build does, by hand in Node: pages as record lines, the next page read
     while the current one folds), at 10 and 100 events per stream;
@@ -25,19 +27,32 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 import scenario_follow
-from harness import Row, busy_share, cpu_times, log, timed
+from harness import (
+    PAIRS,
+    Row,
+    alternate,
+    busy_share,
+    clone_database,
+    cpu_times,
+    database_dsn,
+    drop_database,
+    log,
+    take_turns,
+    timed,
+)
 from jsproj.engine.bundle import lib_dir
 from jsproj.engine.projections import Projections
 from jsproj.follow.daemon import DEFAULT_PAGE_SIZE, Daemon
@@ -140,64 +155,103 @@ def check_balance(dsn: str, name: str, loaded: Loaded) -> None:
     assert dead == loaded.poison, f"{name}: {dead} dead letters for {loaded.poison} poison events"
 
 
+# -- a store in two states, copied for every measurement -----------------------------------------------------
+
+
+@dataclass
+class Stages:
+    """A store in two states, kept as templates: ``build`` (the events loaded, the projections deployed, status
+    'build') and ``catch_up`` (built, then as many events appended again: what a catch-up has to do)."""
+
+    cluster: Cluster
+    build: str
+    catch_up: str
+    names: list[str]
+    built: Loaded  # what the documents must add up to after a build
+    caught: Loaded  # ... after a catch-up
+    events: int  # each stage's new events
+
+
+def stages(cluster: Cluster, name: str, sources: list[dict[str, str]], events: int, streams: int,
+           percent: float = 0.0, **options: Any) -> Stages:  # fmt: skip
+    """Set up both stages (loaded with COPY, built by a daemon: not measured)."""
+    build, catch_up = f"{name}_build", f"{name}_catch_up"
+    dsn = clone_database(cluster.dsn, "template1", build)
+    new_store(dsn, sources, **options)
+    built = Loaded()
+    load_events(dsn, built, events, streams, percent)
+    dsn = clone_database(cluster.dsn, build, catch_up)
+    daemon_seconds(dsn)
+    caught = replace(built)
+    load_events(dsn, caught, events, streams, percent)
+    names = [source["file"].removesuffix(".js") for source in sources]
+    return Stages(cluster, build, catch_up, names, built, caught, events)
+
+
+def on_copy(cluster: Cluster, template: str, measure: Callable[[str], float]) -> float:
+    """``measure`` on a new copy of ``template`` (given its DSN), dropped after: every pair starts alike."""
+    name = f"{template}_copy"
+    try:
+        return measure(clone_database(cluster.dsn, template, name))
+    finally:
+        drop_database(cluster.dsn, name)
+
+
+def daemon_rate(stage: Stages, phase: str) -> float:
+    """Events/s of an in-process daemon building (``phase`` 'build') or catching up a copy; the documents checked."""
+    loaded = stage.built if phase == "build" else stage.caught
+
+    def measure(dsn: str) -> float:
+        seconds = daemon_seconds(dsn)
+        for name in stage.names:
+            check_balance(dsn, name, loaded)
+        return stage.events / seconds
+
+    return on_copy(stage.cluster, stage.build if phase == "build" else stage.catch_up, measure)
+
+
 # -- catch-up against rebuild --------------------------------------------------------------------------------
 
 
-def catch_up_against_rebuild(new_database: NewDatabase, events: int, streams: int, copies: int) -> Row:
-    """Build ``copies`` stream projections from ``events`` events, then catch up on as many appended after."""
-    dsn = new_database(f"async_catchup_{copies}")
+def catch_up_against_rebuild(cluster: Cluster, events: int, streams: int, copies: int) -> Row:
+    """Build ``copies`` stream projections from ``events`` events, against catching up on as many appended after,
+    in turns (each on a copy of its stage)."""
     names = [f"Balance{k}" for k in range(1, copies + 1)]
-    new_store(dsn, [balance_source(name) for name in names])
-    loaded = Loaded()
-    load_events(dsn, loaded, events, streams)
-    log(f"async: rebuild of {copies} stream projection(s), {events:,} events in {streams:,} streams")
-    built = daemon_seconds(dsn)
-    for name in names:
-        check_balance(dsn, name, loaded)
-    load_events(dsn, loaded, events, streams)
-    log(f"async: catch-up of the same projection(s) on {events:,} more events")
-    caught_up = daemon_seconds(dsn)
-    for name in names:
-        check_balance(dsn, name, loaded)
+    stage = stages(cluster, f"async_catchup_{copies}", [balance_source(name) for name in names], events, streams)
+    log(f"async: catch-up and rebuild of {copies} stream projection(s), {events:,} events in {streams:,} streams,"
+        f" {PAIRS} pairs")  # fmt: skip
+    pairs = alternate(lambda: daemon_rate(stage, "catch-up"), lambda: daemon_rate(stage, "build"),
+                      what=f"catch-up against rebuild, {copies} projection(s)")  # fmt: skip
     plural = "s" if copies > 1 else ""
     return Row(SCENARIO, f"catch-up, {copies} stream projection{plural}, {events:,} events, {streams:,} streams",
-               events / caught_up, f"the daemon's rebuild of the same projection{plural}, as many events",
-               events / built, "ev/s", (">=", 0.5),
+               pairs, f"the daemon's rebuild of the same projection{plural}, as many events", "ev/s", (">=", 0.5),
                note="events/s of the log, each event folded into every projection")  # fmt: skip
 
 
 # -- poison events ---------------------------------------------------------------------------------------------
 
 
-def poisoned(dsn: str, events: int, streams: int, percent: float) -> tuple[float, float]:
-    """(build events/s, catch-up events/s) of a dead-lettering stream projection with ``percent`` % poison events,
-    on a new database."""
-    new_store(dsn, [balance_source("Poisoned", poison=True)], on_error={"Poisoned": "dead-letter"})
-    loaded = Loaded()
-    load_events(dsn, loaded, events, streams, percent)
-    built = daemon_seconds(dsn)
-    check_balance(dsn, "Poisoned", loaded)
-    load_events(dsn, loaded, events, streams, percent)
-    caught_up = daemon_seconds(dsn)
-    check_balance(dsn, "Poisoned", loaded)
-    return events / built, events / caught_up
-
-
-def poison_rows(new_database: NewDatabase, events: int, streams: int) -> list[Row]:
-    log(f"async: poison events, 0 / 0.1 / 1 / 5 %, {events:,} events in {streams:,} streams, build and catch-up")
-    first = poisoned(new_database("async_poison_none"), events, streams, 0.0)
-    measured = {
-        percent: poisoned(new_database(f"async_poison_{percent:g}".replace(".", "_")), events, streams, percent)
-        for percent in POISONED
-    }
-    last = poisoned(new_database("async_poison_none_again"), events, streams, 0.0)
-    clean = [(a + b) / 2 for a, b in zip(first, last, strict=True)]  # before and after: drift hits both alike
+def poison_rows(cluster: Cluster, events: int, streams: int) -> list[Row]:
+    log(f"async: poison events, 0 / 0.1 / 1 / 5 %, {events:,} events in {streams:,} streams, build and catch-up,"
+        f" {PAIRS} rounds")  # fmt: skip
+    stage = {
+        percent: stages(cluster, f"async_poison_{percent:g}".replace(".", "_"),
+                        [balance_source("Poisoned", poison=True)], events, streams, percent,
+                        on_error={"Poisoned": "dead-letter"})
+        for percent in (0.0, *POISONED)
+    }  # fmt: skip
+    turns = take_turns(
+        {f"{percent:g}.{phase}": lambda st=st, phase=phase: daemon_rate(st, phase)
+         for percent, st in stage.items() for phase in ("build", "catch-up")},
+        what="builds and catch-ups with poison events against none (6 rows)",
+    )  # fmt: skip
     rows = []
-    for percent, rates in measured.items():
-        for phase, ours, baseline in zip(("build", "catch-up"), rates, clean, strict=True):
+    for percent in POISONED:
+        for phase in ("build", "catch-up"):
             rows.append(Row(SCENARIO, f"{phase} with {percent:g} % poison events (dead-lettered), {events:,} events",
-                            ours, f"the same {phase}, no poison events (mean of runs before and after)", baseline,
-                            "ev/s", (">=", 0.7) if percent == 1.0 else None))  # fmt: skip
+                            turns.pair(f"{percent:g}.{phase}", f"0.{phase}"),
+                            f"the same {phase}, no poison events (in the same rounds)", "ev/s",
+                            (">=", 0.7) if percent == 1.0 else None))  # fmt: skip
     return rows
 
 
@@ -215,17 +269,30 @@ def node_lines(cluster: Cluster, database: str) -> dict:
 
 
 def rebuild_against_node(cluster: Cluster, events: int, streams: int) -> Row:
-    """The daemon's rebuild of scenario_rebuild's projections against rebuild_lines.js, the same documents."""
-    database = f"async_lines_{streams}"
-    dsn = fresh_database(cluster, database, events, streams)
-    log(f"async: rebuild, {events:,} events in {streams:,} streams: jsproj daemon, then Node.js (record lines)")
-    seconds = daemon_seconds(dsn)
-    node = node_lines(cluster, database)
-    assert node["events"] == events, f"the Node.js program read {node['events']} events, not {events}"
-    check_same(dsn)
+    """The daemon's rebuild of scenario_rebuild's projections against rebuild_lines.js, the same documents, in
+    turns: each pair on a new copy of the loaded store, the Node.js program after the daemon on the same copy."""
+    template = f"async_lines_{streams}"
+    fresh_database(cluster, template, events, streams)
+    log(f"async: rebuild, {events:,} events in {streams:,} streams: jsproj daemon and Node.js (record lines),"
+        f" {PAIRS} pairs")  # fmt: skip
+    copy = f"{template}_copy"
+
+    def ours() -> float:
+        return events / daemon_seconds(clone_database(cluster.dsn, template, copy))
+
+    def node() -> float:
+        try:
+            found = node_lines(cluster, copy)
+            assert found["events"] == events, f"the Node.js program read {found['events']} events, not {events}"
+            check_same(database_dsn(cluster.dsn, copy))
+        finally:
+            drop_database(cluster.dsn, copy)
+        return found["events"] / found["seconds"]
+
+    pairs = alternate(ours, node, what=f"the daemon's rebuild against Node.js, {streams:,} streams")
     return Row(SCENARIO, f"rebuild a stream projection + aggregate, {events:,} events, {streams:,} streams",
-               events / seconds, "Node.js + pg doing what jsproj's build does (record lines, next page read ahead)",
-               node["events"] / node["seconds"], "ev/s", (">=", 1.0), floor=150_000)  # fmt: skip
+               pairs, "Node.js + pg doing what jsproj's build does (record lines, next page read ahead)", "ev/s",
+               (">=", 1.0), floor=150_000)  # fmt: skip
 
 
 # -- two daemons on one partitioned projection --------------------------------------------------------------
@@ -262,51 +329,54 @@ def daemon_processes_seconds(dsn: str, count: int) -> tuple[float, list[str], fl
     return seconds, texts, busy
 
 
-def partitioned(
-    new_database: NewDatabase, events: int, streams: int, daemons: int
-) -> tuple[float, dict, list[int], float]:
-    """(seconds ``daemons`` processes take to catch up a 20-partition projection on ``events`` events, the documents,
-    how many times each daemon logged taking a partition up, how busy the CPUs were)."""
-    dsn = new_database(f"async_partitions_{daemons}")
-    new_store(dsn, [balance_source("Parted")], partitions={"Parted": 20})
-    loaded = Loaded()
-    load_events(dsn, loaded, events, streams)
-    Daemon(dsn, page_size=PAGE_SIZE).run(until_caught_up=True)  # the build: setup
-    load_events(dsn, loaded, events, streams)
-    seconds, logs, busy = daemon_processes_seconds(dsn, daemons)
-    with psycopg.connect(dsn) as conn:
-        documents = dict(conn.execute("select id, data from pge_projections_parted").fetchall())
-    moves = sum(doc["deposits"] + doc["withdrawals"] for doc in documents.values())
-    balance = sum(doc["balance"] for doc in documents.values())
-    assert (moves, balance) == (loaded.folded, loaded.balance), f"{daemons} daemon(s): {(moves, balance)}, {loaded}"
-    taken = [sum(": working on " in line for line in text.splitlines()) for text in logs]  # (after time and level)
-    return seconds, documents, taken, busy
+def partitioned(stage: Stages, daemons: int, seen: dict[str, Any]) -> float:
+    """Events/s of ``daemons`` processes catching up a copy of the 20-partition projection's stage; the documents
+    (checked, and against the other count's in ``seen``), the partitions each took up and how busy the CPUs were
+    go into ``seen``."""
+
+    def measure(dsn: str) -> float:
+        seconds, logs, busy = daemon_processes_seconds(dsn, daemons)
+        with psycopg.connect(dsn) as conn:
+            documents = dict(conn.execute("select id, data from pge_projections_parted").fetchall())
+        moves = sum(doc["deposits"] + doc["withdrawals"] for doc in documents.values())
+        balance = sum(doc["balance"] for doc in documents.values())
+        loaded = stage.caught
+        assert (moves, balance) == (loaded.folded, loaded.balance), f"{daemons} daemon(s): {(moves, balance)}"
+        assert seen.setdefault("documents", documents) == documents, "two daemons wrote other documents than one"
+        seen.setdefault(f"busy_{daemons}", []).append(busy)
+        seen[f"taken_{daemons}"] = [sum(": working on " in line for line in text.splitlines()) for text in logs]
+        return stage.events / seconds
+
+    return on_copy(stage.cluster, stage.catch_up, measure)
 
 
-def two_daemons(new_database: NewDatabase, events: int, streams: int) -> list[Row]:
+def two_daemons(cluster: Cluster, events: int, streams: int) -> list[Row]:
     if not partitions_available():
         log("async: two daemons on one partitioned projection: skipped: partitions not available")
         return []
-    log(f"async: catch-up of a 20-partition projection, {events:,} events in {streams:,} streams, 1 and 2 daemons")
-    one, alone, _, busy_one = partitioned(new_database, events, streams, 1)
-    two, shared, taken, busy_two = partitioned(new_database, events, streams, 2)
-    assert alone == shared, "two daemons wrote other documents than one"
+    log(f"async: catch-up of a 20-partition projection, {events:,} events in {streams:,} streams, 2 daemons and 1,"
+        f" {PAIRS} pairs")  # fmt: skip
+    stage = stages(cluster, "async_partitions", [balance_source("Parted")], events, streams, partitions={"Parted": 20})
+    seen: dict[str, Any] = {}
+    pairs = alternate(lambda: partitioned(stage, 2, seen), lambda: partitioned(stage, 1, seen),
+                      what="two daemons against one")  # fmt: skip
+    busy_one, busy_two = statistics.median(seen["busy_1"]), statistics.median(seen["busy_2"])
     note = (f"wall time from starting the daemons to the last one's exit (their startup included); partitions "
-            f"taken up by each of the two (their logs): {', '.join(map(str, taken))}; the machine's "
-            f"{os.cpu_count()} CPUs were {busy_one:.0%} busy with one daemon, {busy_two:.0%} with two "
-            f"(daemon, V8 worker and PostgreSQL backends: more daemons than cores can only share them)")  # fmt: skip
+            f"taken up by each of the two (their logs, the last pair): {', '.join(map(str, seen['taken_2']))}; the "
+            f"machine's {os.cpu_count()} CPUs were {busy_one:.0%} busy with one daemon, {busy_two:.0%} with two "
+            f"(medians; daemon, V8 worker and PostgreSQL backends: more daemons than cores can only share them)"
+            )  # fmt: skip
     return [Row(SCENARIO, f"catch-up of a 20-partition stream projection by 2 daemon processes, {events:,} events",
-                events / two, "the same catch-up by 1 daemon process", events / one, "ev/s", (">=", 1.6),
-                note=note)]  # fmt: skip
+                pairs, "the same catch-up by 1 daemon process", "ev/s", (">=", 1.6), note=note)]  # fmt: skip
 
 
 def run(cluster: Cluster, new_database: NewDatabase, quick: bool) -> list[Row]:
-    events, streams = (100_000, 10_000) if quick else (1_000_000, 10_000)
-    rows = [catch_up_against_rebuild(new_database, events, streams, copies) for copies in (1, 5)]
-    rows.append(catch_up_against_rebuild(new_database, events // 5, streams, 20))
+    events, streams = (50_000, 10_000) if quick else (1_000_000, 10_000)
+    rows = [catch_up_against_rebuild(cluster, events, streams, copies) for copies in (1, 5)]
+    rows.append(catch_up_against_rebuild(cluster, events // 5, streams, 20))
     rows += scenario_follow.run(new_database, quick)
-    rows += poison_rows(new_database, *((50_000, 1_000) if quick else (200_000, 1_000)))
-    shapes = ((100_000, 1_000), (100_000, 10_000)) if quick else ((1_000_000, 10_000), (1_000_000, 100_000))
+    rows += poison_rows(cluster, *((20_000, 1_000) if quick else (200_000, 1_000)))
+    shapes = ((50_000, 1_000), (50_000, 10_000)) if quick else ((1_000_000, 10_000), (1_000_000, 100_000))
     rows += [rebuild_against_node(cluster, *shape) for shape in shapes]
-    rows += two_daemons(new_database, events, streams)
+    rows += two_daemons(cluster, events, streams)
     return rows

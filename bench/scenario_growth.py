@@ -4,7 +4,8 @@ Two databases of one cluster: one preloaded with N events in 10-event
 streams (fast, by ``insert ... select``; ids made by the function
 ``pge_append`` makes them with), one emptied before each of its rounds.
 Rounds alternate between them, each going first in every other round, so
-that the machine's drift hits both alike; autovacuum is off for both. Each
+that the machine's drift hits both alike (bench/harness.py: take_turns with
+``swap``); each round gives each row one pair; autovacuum is off for both. Each
 round starts from a checkpoint (as a store does every few minutes: the
 first change of a page after one writes the whole page to the WAL) and
 appends ``batches`` 1,000-event messages through ``EventStore.append``, the
@@ -15,15 +16,15 @@ relations that WAL was for.
 
 from __future__ import annotations
 
+import itertools
 import re
-import statistics
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
 
-from harness import MB, Row, log, timed
+from harness import MB, Row, log, take_turns, timed
 from jsproj.store.sync import EventStore
 from scenario_store import event
 
@@ -131,38 +132,46 @@ def share(rounds: list[Round]) -> str:
     return ", ".join(f"{name} {bytes_ / whole:.0%}" for name, bytes_ in total.most_common(4))
 
 
+def prepare(full_dsn: str, empty_dsn: str, existing: int) -> str:
+    """Both stores migrated, autovacuum off, pg_walinspect on; the full one preloaded. Returns its index sizes."""
+    for dsn in (full_dsn, empty_dsn):
+        with EventStore(dsn, max_size=1) as store:
+            store.migrate()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("create extension if not exists pg_walinspect")
+            for table in ("pge_events", "pge_streams"):  # the empty store's rounds would start it, only there
+                conn.execute(f"alter table {table} set (autovacuum_enabled = off)")
+    log(f"growth: preloading {existing:,} events in {STREAM_LENGTH}-event streams")
+    preload(full_dsn, existing)
+    return index_sizes(full_dsn)
+
+
 def run(new_database: Callable[[str], str], quick: bool) -> list[Row]:
     existing, rounds, batches = (200_000, 4, 10) if quick else (5_000_000, 10, 30)
     full_dsn, empty_dsn = new_database("bench_growth_full"), new_database("bench_growth_empty")
-    fulls: list[Round] = []
-    empties: list[Round] = []
+    sizes = prepare(full_dsn, empty_dsn, existing)
+    results: dict[str, list[Round]] = {"full": [], "empty": []}
+    prefixes = itertools.count()
+
+    def measured(name: str, store: EventStore, dsn: str) -> dict[str, float]:
+        if name == "empty":
+            empty(dsn)
+        results[name].append(measure(store, dsn, f"growth-{next(prefixes)}", batches))
+        log(f"growth: round {len(results[name])}, {name}: {describe(results[name][-1], batches)}")
+        return {"rate": results[name][-1].rate, "wal": results[name][-1].wal / batches / MB}
+
     with EventStore(full_dsn, max_size=2) as full, EventStore(empty_dsn, max_size=2) as blank:
-        for store, dsn in ((full, full_dsn), (blank, empty_dsn)):
-            store.migrate()
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("create extension if not exists pg_walinspect")
-                for table in ("pge_events", "pge_streams"):  # the empty store's rounds would start it, only there
-                    conn.execute(f"alter table {table} set (autovacuum_enabled = off)")
-        log(f"growth: preloading {existing:,} events in {STREAM_LENGTH}-event streams")
-        preload(full_dsn, existing)
-        sizes = index_sizes(full_dsn)
-        for r in range(rounds):  # interleaved, each first in every other round; the empty store emptied each time
-            for store, dsn, results in ((blank, empty_dsn, empties), (full, full_dsn, fulls))[:: 1 - 2 * (r % 2)]:
-                if store is blank:
-                    empty(empty_dsn)
-                results.append(measure(store, dsn, f"growth-{r}", batches))
-            log(f"growth: round {r + 1}: {describe(empties[-1], batches)} empty, {describe(fulls[-1], batches)}"
-                f" at {existing:,}")  # fmt: skip
-    rate_full = statistics.median(r.rate for r in fulls)
-    rate_empty = statistics.median(r.rate for r in empties)
-    wal_full = statistics.median(r.wal for r in fulls) / batches / MB
-    wal_empty = statistics.median(r.wal for r in empties) / batches / MB
+        # each first in every other round (the first round after a checkpoint is not favoured either way)
+        turns = take_turns({"empty": lambda: measured("empty", blank, empty_dsn),
+                            "full": lambda: measured("full", full, full_dsn)},
+                           rounds, what=f"appends at {existing:,} events against an empty store (2 rows)",
+                           swap=True)  # fmt: skip
     return [
-        Row("1 append", f"batched appends, 1,000-event messages, at {existing:,} events", rate_full,
-            "the same on an empty store", rate_empty, "ev/s", (">=", 0.9),
-            note=f"median of {rounds} interleaved rounds of {batches} messages, each after a checkpoint;"
-                 f" indexes at {existing:,}: {sizes}"),
-        Row("1 append", f"WAL per 1,000-event message at {existing:,} events", wal_full,
-            "the same on an empty store", wal_empty, "MB",
-            note=f"WAL by relation at {existing:,}: {share(fulls)}; empty: {share(empties)}"),
+        Row("1 append", f"batched appends, 1,000-event messages, at {existing:,} events",
+            turns.pair("full.rate", "empty.rate"), "the same on an empty store", "ev/s", (">=", 0.9),
+            note=f"{rounds} rounds of {batches} messages, each after a checkpoint, each store first in every other"
+                 f" round; indexes at {existing:,}: {sizes}"),
+        Row("1 append", f"WAL per 1,000-event message at {existing:,} events", turns.pair("full.wal", "empty.wal"),
+            "the same on an empty store", "MB",
+            note=f"WAL by relation at {existing:,}: {share(results['full'])}; empty: {share(results['empty'])}"),
     ]  # fmt: skip

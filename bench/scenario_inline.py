@@ -7,17 +7,23 @@ multi-stream view), for every engine: Python, plpython3u, PLV8 and PL/JS
 (the last two where PostgreSQL has them). And a file of one-event messages
 appended in one call (``append_all``, what ``jsproj append`` does) with two
 Python-engine inline projections, against the same projections async.
+
+Every variant is measured in turns with the store without projections
+(kept open throughout, like each variant's), three pairs; each measurement
+appends to new streams.
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import psycopg
 
-from harness import Row, log
+from harness import PAIRS, Row, Turns, alternate, log, take_turns
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
 
@@ -80,22 +86,49 @@ def available(dsn: str, engine: str) -> bool:
     return bool(found[0])
 
 
-def measure(dsn: str, engine: str, count: int, appends: int, batches: int) -> tuple[float, float]:
-    with EventStore(dsn, max_size=2) as store:
-        store.migrate()
-        if count:
-            files = [{"file": "Balance.js", "source": STREAM}]
-            if count == 3:
-                files.append({"file": "More.js", "source": MORE})
-            deploy(store, files, engine=engine)
-        log(f"inline: {count} projection(s), {engine} engine")
-        latency(store, 30, "warm-up")  # the sandbox, V8 in the backend, prepared statements
-        return latency(store, appends, "latency"), throughput(store, batches, 1000, "t")
+def open_store(stack: ExitStack, dsn: str, engine: str, count: int) -> EventStore:
+    """A store with ``count`` inline projections on ``engine`` deployed, warmed up, open until ``stack`` closes."""
+    store = stack.enter_context(EventStore(dsn, max_size=2))
+    store.migrate()
+    if count:
+        files = [{"file": "Balance.js", "source": STREAM}]
+        if count == 3:
+            files.append({"file": "More.js", "source": MORE})
+        deploy(store, files, engine=engine)
+    latency(store, 30, "warm-up")  # the sandbox, V8 in the backend, prepared statements
+    return store
 
 
-def many_messages(new_database: Callable[[str], str], lifecycle: str, count: int) -> float:
-    """Messages/s of one ``append_all`` of ``count`` one-event messages, the two projections ``lifecycle``."""
-    with EventStore(new_database(f"inline_file_{lifecycle}")) as store:
+def measurer(store: EventStore, appends: int, batches: int) -> Callable[[], dict[str, float]]:
+    """One measurement of a store: median single-event append latency (s) and batched throughput (ev/s), on
+    streams new at every call."""
+    calls = itertools.count()
+
+    def measure() -> dict[str, float]:
+        call = next(calls)
+        return {"latency": latency(store, appends, f"latency-{call}"),
+                "throughput": throughput(store, batches, 1000, f"t{call}")}  # fmt: skip
+
+    return measure
+
+
+def variant_rows(label: str, count: int, targets: tuple[float, float | None], turns: Turns) -> list[Row]:
+    plural = "s" if count > 1 else ""
+    latency_target, throughput_target = targets
+    return [
+        Row("2 inline", f"append latency, {count} inline projection{plural}, {label}",
+            turns.pair("ours.latency", "baseline.latency").scaled(1000), "no inline projection", "ms",
+            ("<=", latency_target) if count == 1 else None),
+        Row("2 inline", f"batched throughput, {count} inline projection{plural}, {label}",
+            turns.pair("ours.throughput", "baseline.throughput"), "no inline projection", "ev/s",
+            (">=", throughput_target) if count == 1 and throughput_target else None),
+    ]  # fmt: skip
+
+
+def many_messages(new_database: Callable[[str], str], lifecycle: str, count: int, tag: int) -> float:
+    """Messages/s of one ``append_all`` of ``count`` one-event messages, the two projections ``lifecycle``, on a
+    new store."""
+    with EventStore(new_database(f"inline_file_{lifecycle}_{tag}")) as store:
         store.migrate()
         deploy(store, [{"file": "Bank.js", "source": STREAM + "\n" + BANK}],
                lifecycles={"Balance": lifecycle, "Bank": lifecycle})  # fmt: skip
@@ -107,34 +140,32 @@ def many_messages(new_database: Callable[[str], str], lifecycle: str, count: int
 
 def file_row(new_database: Callable[[str], str], quick: bool) -> Row:
     count = 5_000 if quick else 20_000
-    log(f"inline: {count:,} one-event messages in one append_all, 2 Python-engine inline projections, then async")
-    inline, later = many_messages(new_database, "inline", count), many_messages(new_database, "async", count)
+    log(f"inline: {count:,} one-event messages in one append_all, 2 Python-engine inline projections, then async,"
+        f" {PAIRS} pairs")  # fmt: skip
+    tags = itertools.count()
+    pairs = alternate(lambda: many_messages(new_database, "inline", count, next(tags)),
+                      lambda: many_messages(new_database, "async", count, next(tags)),
+                      what="append_all with inline projections against async")  # fmt: skip
     return Row("2 inline", f"{count:,} one-event messages in one append_all, 2 inline projections, Python engine",
-               inline, "the same projections async (no work in the append)", later, "msg/s", (">=", 0.5),
-               note="the inline projections run once per page of 1,000 events, not once per message")  # fmt: skip
+               pairs, "the same projections async (no work in the append)", "msg/s", (">=", 0.5),
+               note="the inline projections run once per page of 1,000 events, not once per message; a new store"
+                    " for each side of each pair")  # fmt: skip
 
 
 def run(new_database: Callable[[str], str], quick: bool) -> list[Row]:
     appends, batches = (150, 4) if quick else (500, 20)
-    results = {("python", 0): measure(new_database("inline_python_0"), "python", 0, appends, batches)}
-    for engine, _, _ in ENGINES:
-        for count in (1, 3):
-            dsn = new_database(f"inline_{engine}_{count}")
-            if available(dsn, engine):
-                results[(engine, count)] = measure(dsn, engine, count, appends, batches)
-    base_latency, base_throughput = results[("python", 0)]
     rows = []
-    for engine, label, (latency_target, throughput_target) in ENGINES:
-        for count in (1, 3):
-            if (engine, count) not in results:
-                continue
-            lat, thr = results[(engine, count)]
-            plural = "s" if count > 1 else ""
-            rows.append(Row("2 inline", f"append latency, {count} inline projection{plural}, {label}",
-                            lat * 1000, "no inline projection", base_latency * 1000, "ms",
-                            ("<=", latency_target) if count == 1 else None))  # fmt: skip
-            rows.append(Row("2 inline", f"batched throughput, {count} inline projection{plural}, {label}",
-                            thr, "no inline projection", base_throughput, "ev/s",
-                            (">=", throughput_target) if count == 1 and throughput_target else None))  # fmt: skip
+    with ExitStack() as stack:
+        baseline = measurer(open_store(stack, new_database("inline_python_0"), "python", 0), appends, batches)
+        for engine, label, targets in ENGINES:
+            for count in (1, 3):
+                dsn = new_database(f"inline_{engine}_{count}")
+                if not available(dsn, engine):
+                    continue
+                log(f"inline: {count} projection(s), {engine} engine, and none, {PAIRS} pairs")
+                ours = measurer(open_store(stack, dsn, engine, count), appends, batches)
+                turns = take_turns({"ours": ours, "baseline": baseline},
+                                   what=f"appends with {count} inline projection(s), {engine} (2 rows)")  # fmt: skip
+                rows += variant_rows(label, count, targets, turns)
     rows.append(file_row(new_database, quick))
     return rows

@@ -15,11 +15,14 @@ projection and an aggregate) for every contender, in one run:
     at all (bench/fold_node.js, objects): the engine's limit.
 
 Times are each process's wall time, start to exit (the in-memory fold: the
-fold alone). Peak RSS is each process tree's. Part of ``python bench/run.py``.
+fold alone). Peak RSS is each process tree's. The events are loaded once;
+each round builds on fresh copies of that store (CREATE DATABASE ... TEMPLATE),
+the contenders taking turns, three rounds. Part of ``python bench/run.py``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -28,7 +31,17 @@ from pathlib import Path
 
 import psycopg
 
-from harness import MB, Row, log, process_tree_rss
+from harness import (
+    MB,
+    PAIRS,
+    Row,
+    clone_database,
+    database_dsn,
+    drop_database,
+    log,
+    process_tree_rss,
+    take_turns,
+)
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
 from jsproj.tools.postgres_cluster import Cluster
@@ -114,36 +127,71 @@ def node_in_memory(events: int, streams: int, page_size: int) -> dict:
     return json.loads(done.stdout)
 
 
+def sizes(quick: bool) -> tuple[int, int, int]:
+    """(events, streams, page size) of the rebuild."""
+    return (100_000, 1_000, 5000) if quick else (1_000_000, 10_000, 5000)
+
+
+#: The databases every pair's copy is made from: the events loaded, the projections deployed, not built.
+BIG, SMALL = "rebuild_big", "rebuild_small"
+
+
+class Builds:
+    """The measurements of a round, each on a copy of a loaded store (a build changes the store it runs on)."""
+
+    def __init__(self, cluster: Cluster, events: int, streams: int, page_size: int) -> None:
+        self.cluster, self.events, self.streams, self.page_size = cluster, events, streams, page_size
+        self.copies = itertools.count()
+        self.current = ""  # the copy the daemon built, for the Node.js program to rebuild and the check
+        self.series: list[int] = []  # the last big build's RSS samples
+
+    def daemon(self, template: str = BIG) -> dict[str, float]:
+        name = f"{template}_{next(self.copies)}"
+        dsn = clone_database(self.cluster.dsn, template, name)
+        seconds, rss, series = daemon_build(dsn, self.page_size)
+        events = self.events if template == BIG else self.events // 10
+        if template == BIG:
+            self.current, self.series = name, series
+        else:
+            drop_database(self.cluster.dsn, name)
+        return {"rate": events / seconds, "rss": rss}
+
+    def node(self) -> dict[str, float]:
+        """The Node.js program on the copy the daemon just built; then both wrote the same documents."""
+        node = node_build(self.cluster, self.current, self.page_size)
+        check_same(database_dsn(self.cluster.dsn, self.current))
+        drop_database(self.cluster.dsn, self.current)
+        return {"rate": node["events"] / node["seconds"], "rss": node["peakRss"]}
+
+    def in_memory(self) -> float:
+        return self.events / node_in_memory(self.events, self.streams, self.page_size)["seconds"]
+
+
 def run(cluster: Cluster, quick: bool) -> list[Row]:
-    events, streams, page_size = (100_000, 1_000, 5000) if quick else (1_000_000, 10_000, 5000)
+    events, streams, page_size = sizes(quick)
     if not (HERE / "node" / "node_modules" / "pg").is_dir():
         subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=HERE / "node", check=True)
     log(f"rebuild: loading {events:,} events in {streams:,} streams (and a tenth of them)")
-    big = fresh_database(cluster, "rebuild_big", events, streams)
-    small = fresh_database(cluster, "rebuild_small", events // 10, streams)
-    log("rebuild: jsproj daemon")
-    seconds, rss, series = daemon_build(big, page_size)
-    log("rebuild: Node.js + pg")
-    node = node_build(cluster, "rebuild_big", page_size)
-    check_same(big)
-    log("rebuild: jsproj daemon, a tenth of the events")
-    _, small_rss, _ = daemon_build(small, page_size)
-    log("rebuild: the raw fold in Node, in memory")
-    limit = node_in_memory(events, streams, page_size)
-    ours = events / seconds
+    fresh_database(cluster, BIG, events, streams)
+    fresh_database(cluster, SMALL, events // 10, streams)
+    log(f"rebuild: {PAIRS} rounds of the jsproj daemon, Node.js + pg, the daemon on a tenth, the raw fold in Node")
+    builds = Builds(cluster, events, streams, page_size)
+    turns = take_turns(
+        {"daemon": builds.daemon, "node": builds.node, "small": lambda: builds.daemon(SMALL),
+         "memory": builds.in_memory},
+        what="the rebuild against Node.js + pg, a tenth of the events and the raw fold (4 rows)",
+    )  # fmt: skip
     scale = f"{events:,} events, {streams:,} streams"
-    rows = [
-        Row("4 rebuild", f"rebuild a stream projection + aggregate, {scale}", ours,
-            "Node.js program with pg, same engine, same documents", node["events"] / node["seconds"], "ev/s",
-            (">=", 1.0), floor=100_000),
-        Row("4 rebuild", "peak RSS during that rebuild", rss / MB, "the Node.js + pg program", node["peakRss"] / MB,
-            "MB"),
-        Row("4 rebuild", f"peak RSS, {events:,}-event rebuild", rss / MB,
-            f"peak RSS, {events // 10:,}-event rebuild", small_rss / MB, "MB", ("<=", 1.25),
-            note="target: about the same"),
-        Row("4 rebuild", "rebuild events/s", ours, "raw fold in Node, events in memory (the engine's limit)",
-            events / limit["seconds"], "ev/s"),
+    rss = {side: turns.pair("daemon.rss", f"{side}.rss").scaled(1 / MB) for side in ("node", "small")}
+    quarters = [max(builds.series[: max(1, len(builds.series) * q // 4)]) / MB for q in (1, 2, 3, 4)]
+    return [
+        Row("4 rebuild", f"rebuild a stream projection + aggregate, {scale}", turns.pair("daemon.rate", "node.rate"),
+            "Node.js program with pg, same engine, same documents", "ev/s", (">=", 1.0), floor=100_000),
+        Row("4 rebuild", "peak RSS during that rebuild", rss["node"], "the Node.js + pg program", "MB"),
+        Row("4 rebuild", f"peak RSS, {events:,}-event rebuild", rss["small"],
+            f"peak RSS, {events // 10:,}-event rebuild", "MB", ("<=", 1.25),
+            note="target: about the same; peak RSS after 1/4, 1/2, 3/4, all (the last round): "
+                 + ", ".join(f"{q:,.0f} MB" for q in quarters)),
+        Row("4 rebuild", "rebuild events/s", turns.pair("daemon.rate", "memory"),
+            "raw fold in Node, events in memory (the engine's limit)", "ev/s"),
     ]  # fmt: skip
-    quarters = [max(series[: max(1, len(series) * q // 4)]) / MB for q in (1, 2, 3, 4)]
-    rows[2].note += "; peak RSS after 1/4, 1/2, 3/4, all: " + ", ".join(f"{q:,.0f} MB" for q in quarters)
-    return rows

@@ -1,13 +1,13 @@
 """Scenarios 1 and 3: appends against COPY and plain INSERT, and live aggregation against reading the rows.
 
-Each figure is measured next to its baseline, on tables of the same shape
-(``like pge_events including defaults, identity and indexes``), durable settings.
+Each figure is measured in turns with its baseline, pair after pair, on
+tables of the same shape (``like pge_events including defaults, identity and
+indexes``), durable settings; every pair appends to new streams.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import threading
 import time
 import uuid
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.rows import tuple_row
 
-from harness import MB, Row, log, process_tree_rss, timed
+from harness import MB, PAIRS, Pairs, Row, Turns, alternate, log, process_tree_rss, take_turns, timed
 from jsproj.engine.projections import Projections
 from jsproj.projections.live import DEFAULT_PAGE_SIZE, aggregate
 from jsproj.store.sync import EventStore
@@ -39,46 +39,69 @@ def same_shape(conn: psycopg.Connection, name: str) -> None:
     conn.execute(f"create table {name} (like pge_events including defaults including identity including indexes)")
 
 
-def batched(store: EventStore, dsn: str, total: int, size: int) -> tuple[float, float]:
-    """(appends/s through pge_append in ``size``-event messages, COPY of the same rows/s)."""
-    messages = [
-        {"id": f"batch-{m}", "type": "Account", "data": [event(m * size + n) for n in range(size)]}
+def batch_messages(total: int, size: int) -> list[dict]:
+    """``total`` events in ``size``-event messages, each to a new stream (a tag apart from every other pair's)."""
+    tag = uuid.uuid4().hex[:8]
+    return [
+        {"id": f"batch-{tag}-{m}", "type": "Account", "data": [event(m * size + n) for n in range(size)]}
         for m in range(total // size)
     ]
-    append_seconds = timed(lambda: [store.append(message) for message in messages])
+
+
+def append_batches(store: EventStore, total: int, size: int) -> float:
+    """Appends/s through pge_append, ``total`` events in ``size``-event messages (built before the clock starts)."""
+    messages = batch_messages(total, size)
+    return total // size * size / timed(lambda: [store.append(message) for message in messages])
+
+
+def copy_batches(conn: psycopg.Connection, total: int, size: int) -> float:
+    """Rows/s of a COPY of the rows ``append_batches`` writes, into copy_target (same shape as pge_events)."""
     now = datetime.now(UTC)
     rows = [
         (str(uuid.uuid4()), message["id"], v + 1, e["$type"], json.dumps({k: x for k, x in e.items() if k != "$type"}),
          now)
-        for message in messages
+        for message in batch_messages(total, size)
         for v, e in enumerate(message["data"])
     ]  # fmt: skip
+
+    def copy() -> None:
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy("copy copy_target (id, stream_id, version, type, data, timestamp) from stdin") as out:
+                for row in rows:
+                    out.write_row(row)
+
+    return len(rows) / timed(copy)
+
+
+def batched(store: EventStore, dsn: str, total: int, size: int) -> Pairs:
+    """Pairs of (appends/s through pge_append in ``size``-event messages, COPY of the same rows/s), in turns."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         same_shape(conn, "copy_target")
-
-        def copy() -> None:
-            with conn.transaction(), conn.cursor() as cur:
-                with cur.copy("copy copy_target (id, stream_id, version, type, data, timestamp) from stdin") as out:
-                    for row in rows:
-                        out.write_row(row)
-
-        copy_seconds = timed(copy)
-    return len(rows) / append_seconds, len(rows) / copy_seconds
+        return alternate(lambda: append_batches(store, total, size), lambda: copy_batches(conn, total, size),
+                         what=f"batched appends of {size:,}-event messages against COPY")  # fmt: skip
 
 
-def single(store: EventStore, dsn: str, total: int, writers: int) -> tuple[float, float]:
-    """(single-event appends/s from ``writers`` threads, plain single-row INSERT transactions/s, as many threads)."""
-    per_writer = total // writers
-    tag = uuid.uuid4().hex[:6]
+def in_threads(writers: int, work: Callable[[int], None]) -> float:
+    """Seconds ``writers`` threads take to do ``work`` (given the writer's number) each."""
+    with ThreadPoolExecutor(writers) as pool:
+        return timed(lambda: list(pool.map(work, range(writers))))
+
+
+def single_appends(store: EventStore, total: int, writers: int) -> float:
+    """Single-event appends/s from ``writers`` threads, each to a stream of its own (new at every call)."""
+    per_writer, tag = total // writers, uuid.uuid4().hex[:8]
 
     def appender(writer: int) -> None:
         for n in range(per_writer):  # the first append creates the stream (it needs the type)
             message = {"id": f"single-{tag}-{writer}", "data": event(n)}
             store.append({**message, "type": "Account"} if n == 0 else message)
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        same_shape(conn, "insert_target")
-    now = datetime.now(UTC)
+    return per_writer * writers / in_threads(writers, appender)
+
+
+def single_inserts(dsn: str, total: int, writers: int) -> float:
+    """Plain single-row INSERT transactions/s into insert_target from ``writers`` threads, a connection each."""
+    per_writer, tag, now = total // writers, uuid.uuid4().hex[:8], datetime.now(UTC)
 
     def inserter(writer: int) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -87,18 +110,19 @@ def single(store: EventStore, dsn: str, total: int, writers: int) -> tuple[float
                 conn.execute(
                     "insert into insert_target (id, stream_id, version, type, data, timestamp)"
                     " values (%s, %s, %s, %s, %s, %s)",
-                    (uuid.uuid4(), f"single-{writer}", n + 1, e["$type"],
+                    (uuid.uuid4(), f"single-{tag}-{writer}", n + 1, e["$type"],
                      json.dumps({"amount": e["amount"], "note": e["note"]}), now),
                 )  # fmt: skip
 
-    def run(work: Callable[[int], None]) -> float:
-        with ThreadPoolExecutor(writers) as pool:
-            return timed(lambda: list(pool.map(work, range(writers))))
+    return per_writer * writers / in_threads(writers, inserter)
 
-    appends = run(appender)
-    inserts = run(inserter)
-    done = per_writer * writers
-    return done / appends, done / inserts
+
+def single(store: EventStore, dsn: str, total: int, writers: int) -> Pairs:
+    """Pairs of (single-event appends/s from ``writers`` threads, plain single-row INSERT transactions/s)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        same_shape(conn, "insert_target")
+    return alternate(lambda: single_appends(store, total, writers), lambda: single_inserts(dsn, total, writers),
+                     what=f"single-event appends from {writers} writer(s) against INSERT")  # fmt: skip
 
 
 RAW_FETCH = """select position, id, stream_id, version, type, data, metadata, timestamp
@@ -149,25 +173,31 @@ class PeakRss:
         self._thread.join()
 
 
-def live(store: EventStore, dsn: str, projections: Projections, events: int, repeats: int) -> dict[str, float]:
-    """Median seconds to fold a stream of ``events`` live, to raw-fetch it and to fetch_stream it
-    (interleaved, so that drift hits all alike), and the worker's peak memory while folding (bytes)."""
+def live(store: EventStore, dsn: str, projections: Projections, events: int, rounds: int) -> Turns:
+    """Seconds to fold a stream of ``events`` live ("live.seconds"), to raw-fetch it, as text, and to fetch_stream
+    it, taking turns ``rounds`` times; and the worker's peak memory while folding, bytes ("live.peak")."""
     stream_id = f"live-{events}"
     generate_stream(dsn, stream_id, events)
-    times: dict[str, list[float]] = {"live": [], "raw": [], "raw_text": [], "fetch_stream": []}
-    peak = 0
     with psycopg.connect(dsn, autocommit=True) as conn:
         folded = aggregate(store, projections, "Balance", stream_id)  # warm up the sandbox
         assert folded is not None and folded["deposits"] + folded["withdrawals"] == events
         assert raw_fetch(conn, stream_id) == events
-        for _ in range(repeats):
+
+        def fold() -> dict[str, float]:
             with PeakRss(projections.sandbox.worker_pid) as rss:
-                times["live"].append(timed(lambda: aggregate(store, projections, "Balance", stream_id)))
-            peak = max(peak, rss.peak)
-            times["raw"].append(timed(lambda: raw_fetch(conn, stream_id)))
-            times["raw_text"].append(timed(lambda: raw_fetch(conn, stream_id, RAW_TEXT_FETCH)))
-            times["fetch_stream"].append(timed(lambda: store.fetch_stream(stream_id)))
-    return {**{k: statistics.median(v) for k, v in times.items()}, "peak": peak}
+                seconds = timed(lambda: aggregate(store, projections, "Balance", stream_id))
+            return {"seconds": seconds, "peak": rss.peak}
+
+        return take_turns(
+            {
+                "live": fold,
+                "raw": lambda: timed(lambda: raw_fetch(conn, stream_id)),
+                "raw_text": lambda: timed(lambda: raw_fetch(conn, stream_id, RAW_TEXT_FETCH)),
+                "fetch_stream": lambda: timed(lambda: store.fetch_stream(stream_id)),
+            },
+            rounds,
+            what=f"the live fold of {events:,} events against reading them (3 rows)",
+        )
 
 
 def one_call_peak(store: EventStore, stream_id: str) -> int:
@@ -179,38 +209,56 @@ def one_call_peak(store: EventStore, stream_id: str) -> int:
     return rss.peak
 
 
-def live_rows(events: int, got: dict[str, float]) -> list[Row]:
+def live_rows(events: int, turns: Turns) -> list[Row]:
     unit, scale = ("s", 1.0) if events >= 1_000_000 else ("ms", 1000.0)
-    what, ours = f"fold a {events:,}-event stream live", got["live"] * scale
+    what = f"fold a {events:,}-event stream live"
+    peak = max(turns.figures["live.peak"])
     return [
-        Row("3 live aggregation", what, ours, "raw tuple fetch of the same rows", got["raw"] * scale, unit,
-            ("<=", 1.5), note=f"worker peak {got['peak'] / MB:.0f} MB"),
-        Row("3 live aggregation", what, ours, "raw tuple fetch, JSON left as text", got["raw_text"] * scale, unit),
-        Row("3 live aggregation", what, ours, "fetching its events (fetch_stream)", got["fetch_stream"] * scale, unit),
+        Row("3 live aggregation", what, turns.pair("live.seconds", "raw").scaled(scale),
+            "raw tuple fetch of the same rows", unit, ("<=", 1.5), note=f"worker peak {peak / MB:.0f} MB"),
+        Row("3 live aggregation", what, turns.pair("live.seconds", "raw_text").scaled(scale),
+            "raw tuple fetch, JSON left as text", unit),
+        Row("3 live aggregation", what, turns.pair("live.seconds", "fetch_stream").scaled(scale),
+            "fetching its events (fetch_stream)", unit),
+    ]  # fmt: skip
+
+
+MEMORY_NOTE = (
+    "memory, not time: pair i is round i of each size; the sizes were measured one after another, smallest "
+    "first (a worker's heap, once grown by a large fold, would inflate the smaller figure): not alternated"
+)
+
+
+def memory_rows(sizes: tuple[int, ...], peaks: dict[int, Turns], before: list[float]) -> list[Row]:
+    """The worker's peak memory at the largest size against the smallest and against one call (before pages)."""
+    largest = peaks[sizes[-1]]
+    mb = [peak / MB for peak in largest.figures["live.peak"]]
+    small = [peak / MB for peak in peaks[sizes[0]].figures["live.peak"][: len(mb)]]  # its first rounds
+    what = f"worker peak memory folding {sizes[-1]:,} events"
+    return [
+        Row("3 live aggregation", what, Pairs(mb, small, largest.loads), f"folding {sizes[0]:,} events", "MB",
+            note=f"pages of {DEFAULT_PAGE_SIZE:,} events; {MEMORY_NOTE}"),
+        Row("3 live aggregation", what, Pairs(mb, [peak / MB for peak in before], largest.loads),
+            f"{sizes[1]:,} events in one call (before pages)", "MB",
+            note="the one-call folds (a new worker each) measured after the largest size's rounds"),
     ]  # fmt: skip
 
 
 def run_live(dsn: str, quick: bool) -> list[Row]:
     """Scenario 3: live folds of streams of three sizes against reading the same rows, and the worker's memory."""
-    sizes = (10_000, 100_000, 1_000_000)
+    sizes = (10_000, 50_000, 200_000) if quick else (10_000, 100_000, 1_000_000)
     rows, peaks = [], {}
     with EventStore(dsn, max_size=4) as store, Projections([{"file": "Balance.js", "source": LIVE_SOURCE}]) as loaded:
         store.migrate()
         for events in sizes:
-            log(f"live: a {events:,}-event stream folded live, raw-fetched and fetched")
-            repeats = (5 if quick else 9) if events < 1_000_000 else (1 if quick else 3)
-            got = live(store, dsn, loaded, events, repeats)
-            peaks[events] = got["peak"]
-            rows += live_rows(events, got)
-        log(f"live: the worker's memory folding {sizes[1]:,} events in one call (before pages)")
-        before = one_call_peak(store, f"live-{sizes[1]}")
-    rows.append(Row("3 live aggregation", f"worker peak memory folding {sizes[-1]:,} events",
-                    peaks[sizes[-1]] / MB, f"folding {sizes[0]:,} events", peaks[sizes[0]] / MB, "MB",
-                    note=f"pages of {DEFAULT_PAGE_SIZE:,} events"))  # fmt: skip
-    rows.append(Row("3 live aggregation", f"worker peak memory folding {sizes[-1]:,} events",
-                    peaks[sizes[-1]] / MB, f"{sizes[1]:,} events in one call (before pages)", before / MB,
-                    "MB"))  # fmt: skip
-    return rows
+            log(f"live: a {events:,}-event stream folded live, raw-fetched and fetched, in turns")
+            # short folds are noisy and cheap: more rounds; the largest size three
+            rounds = 9 if events <= 10_000 or not (quick or events >= 1_000_000) else PAIRS
+            peaks[events] = live(store, dsn, loaded, events, rounds)
+            rows += live_rows(events, peaks[events])
+        log(f"live: the worker's memory folding {sizes[1]:,} events in one call (before pages), {PAIRS} times")
+        before = [float(one_call_peak(store, f"live-{sizes[1]}")) for _ in range(PAIRS)]
+    return rows + memory_rows(sizes, peaks, before)
 
 
 def run(dsn: str, quick: bool) -> list[Row]:
@@ -223,14 +271,12 @@ def run_appends(dsn: str, quick: bool) -> list[Row]:
     rows = []
     with EventStore(dsn, max_size=10) as store:
         store.migrate()
-        log(f"append: {total:,} events in 1,000-event messages, and COPY")
-        ours, copy = batched(store, dsn, total, 1000)
-        rows.append(Row("1 append", "batched appends, 1,000-event messages", ours, "COPY of the same rows", copy,
-                        "ev/s", (">=", 0.5), floor=100_000))  # fmt: skip
+        log(f"append: {total:,} events in 1,000-event messages, and COPY, {PAIRS} pairs")
+        rows.append(Row("1 append", "batched appends, 1,000-event messages", batched(store, dsn, total, 1000),
+                        "COPY of the same rows", "ev/s", (">=", 0.5), floor=100_000))  # fmt: skip
         for writers in (1, 8):
-            log(f"append: {singles:,} single-event appends from {writers} writer(s), and plain INSERTs")
-            ours, insert = single(store, dsn, singles, writers)
-            rows.append(Row("1 append", f"single-event appends, {writers} writer{'s' if writers > 1 else ''}", ours,
-                            "plain single-row INSERT transactions", insert, "ev/s",
+            log(f"append: {singles:,} single-event appends from {writers} writer(s), and plain INSERTs, {PAIRS} pairs")
+            rows.append(Row("1 append", f"single-event appends, {writers} writer{'s' if writers > 1 else ''}",
+                            single(store, dsn, singles, writers), "plain single-row INSERT transactions", "ev/s",
                             (">=", 0.7) if writers == 8 else None))  # fmt: skip
     return rows
