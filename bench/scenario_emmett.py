@@ -118,7 +118,8 @@ def live_rows(dsn: str, node: NodeSide, quick: bool) -> list[Row]:
         states[side] = answer["state"]
         return statistics.median(answer["ms"])
 
-    fold("jsproj"), fold("emmett")  # warm-up: the JIT, the pools, the projector, Emmett's schema check
+    for side in ("jsproj", "emmett"):  # warm-up: the JIT, the pools, the projector, Emmett's schema check
+        fold(side)
     measured = pairs(count, lambda: fold("jsproj"), lambda: fold("emmett"))
     assert states["jsproj"] == states["emmett"], f"the folds differ: {states}"
     ours, theirs, note = median_pair(measured, lambda a, b: b / a)
@@ -150,7 +151,8 @@ def append_rows(dsn: str, node: NodeSide, quick: bool) -> list[Row]:
         def theirs(size: int = appends) -> list[float]:
             return node("append", stream=stream, events=[event(next(theirs_next)) for _ in range(size)])["ms"]
 
-        ours(warm), theirs(warm)  # warm-up: the sandbox, prepared statements; Emmett's schema and collection
+        ours(warm)  # warm-up: the sandbox, prepared statements; on Emmett's side its schema and collection
+        theirs(warm)
         log(f"emmett: single-event appends, 1 inline projection, {count} pairs of {appends} appends a side")
         rounds = pairs(count, ours, theirs)
         document = store.views("Balance").get(stream)
