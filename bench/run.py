@@ -26,6 +26,7 @@ import psycopg
 
 import scenario_async
 import scenario_bridge
+import scenario_emmett
 import scenario_eventsourcing
 import scenario_growth
 import scenario_inline
@@ -36,7 +37,7 @@ from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"
-SCENARIOS = ("store", "live", "growth", "inline", "rebuild", "bridge", "eventsourcing", "async")
+SCENARIOS = ("store", "live", "growth", "inline", "rebuild", "bridge", "eventsourcing", "async", "emmett")
 
 
 def main() -> int:
@@ -94,6 +95,8 @@ def run_scenarios(wanted: set[str], cluster: Cluster, new_database: Callable[[st
         rows += scenario_bridge.run(quick)
     if "async" in wanted:
         rows += scenario_async.run(cluster, new_database, quick)
+    if "emmett" in wanted:
+        rows += scenario_emmett.run(new_database, quick)
     return rows
 
 

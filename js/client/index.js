@@ -17,6 +17,11 @@ const { Subscription } = require('./subscription');
 
 const SAFE_SCHEMA = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const OPTION_KEYS = ['expectedVersion', 'metadata'];
+// Events a page of a live fold (Python's DEFAULT_PAGE_SIZE, src/jsproj/projections/live.py), and the pages
+// read ahead while one folds, each on a connection of the pool, so that the server makes two at once
+// (10,000 events on 2 cores: ~20% faster than one ahead; three, a few % more).
+const LIVE_PAGE_SIZE = 2000;
+const LIVE_READ_AHEAD = 2;
 
 function isPlainObject(value) {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -61,6 +66,41 @@ function toEventMessage(args) {
   return withOptions(message, options);
 }
 
+// The queries of live() in schema `s` (quoted): the stream's type and version, and the events of a range of
+// its versions as record lines (js/lib/records.js), read as Python's live fold reads them
+// (src/jsproj/store/log.py record_lines, src/jsproj/projections/live.py): by version on the stream's
+// (stream_id, version) index, the stream's type a parameter (JSON text), timestamps in UTC whatever the
+// session's settings.
+function liveQueries(s) {
+  return {
+    head: 'select s.type, coalesce((select max(e.version) from ' + s + '.pge_events e where e.stream_id = s.id), 0)::text' +
+      ' as version from ' + s + '.pge_streams s where s.id = $1',
+    page: "select string_agg(concat_ws(E'\\t', e.position, to_json(e.stream_id), $2::text, e.version," +
+      " to_char(e.timestamp at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'," +
+      " coalesce(e.metadata::text, 'null'), to_json(e.type), e.id, e.data), E'\\n' order by e.version) as lines" +
+      ' from ' + s + '.pge_events e where e.stream_id = $1 and e.version > $3 and e.version <= $4'
+  };
+}
+
+// The document after a page of record lines, given the one before it (null: there is none) -- one engine
+// call, as Python's live fold makes it.
+function foldLines(projector, projection, id, lines, document) {
+  const engine = engineModule.engine;
+  try {
+    const supplied = engine.dict();
+    supplied[projection] = engine.dict();
+    supplied[projection][id] = document;
+    const result = engine.apply(projector, engine.recordsFromLines(lines), supplied, { projections: [projection] });
+    if (result.errors.length > 0) throw result.errors[0];
+    const change = result.changes[projection];
+    if (change === undefined) return document;
+    if (Object.prototype.hasOwnProperty.call(change.upserts, id)) return change.upserts[id];
+    return change.deletes.includes(id) ? null : document;
+  } catch (e) {
+    throw errors.fromInfo(engine.errorInfo(e), errors.ProjectionError);
+  }
+}
+
 class EventStore {
   // {dsn | connectionString, schema, pool}: the DSN defaults to $JSPROJ_DSN,
   // then to the `pg` driver's PG* variables; the schema to $JSPROJ_SCHEMA, then public.
@@ -74,6 +114,7 @@ class EventStore {
     // What a subscription connects with (a connection of its own): the DSN, else the given pool's, else PG*.
     this.connection_ = dsn ? { connectionString: dsn } : options.pool ? options.pool.options || null : {};
     this.live_ = null;
+    this.liveQueries_ = liveQueries(this.sql);
   }
 
   connectionConfig() {
@@ -144,8 +185,12 @@ class EventStore {
     await this.query('select ' + this.sql + '.pge_clean_all_events()');
   }
 
-  // The document stream projection `projection` makes of the stream's events, folded here.
+  // The document stream projection `projection` makes of the stream's events, folded here, page by page
+  // (null: the stream has no events, is of another type, or the fold deleted the document).
   async live(projection, streamId) {
+    const id = String(streamId);
+    const reading = this.query(this.liveQueries_.head, [id]);   // while the deployed projections are checked
+    reading.catch(() => {});                                      // an unknown projection leaves it unread
     const projector = await this.deployedProjector();
     const found = projector.projections[projection];
     if (!found) throw new errors.UnknownProjectionError('there is no deployed projection ' + projection);
@@ -153,18 +198,29 @@ class EventStore {
       throw new errors.ProjectionError('live aggregation folds one stream, and ' + projection + ' is a ' + found.kind +
         ' projection: use a projectStream projection', { projection: projection });
     }
-    const rows = await this.query('select ' + this.sql + '.pge_event_record(e.position, e.stream_id, s.type, e.version, ' +
-      'e.timestamp, e.metadata, e.type, e.id, e.data) as r from ' + this.sql + '.pge_events e join ' + this.sql +
-      '.pge_streams s on s.id = e.stream_id where e.stream_id = $1 order by e.version', [String(streamId)]);
-    if (rows.length === 0) return null;
-    found.store.documents.clear();
-    try {
-      engineModule.engine.applyInMemory(projector, rows.map((row) => JSON.parse(row.r)), { projections: [projection] });
-    } catch (e) {
-      throw errors.fromInfo(engineModule.engine.errorInfo(e), errors.ProjectionError);
+    const [head] = await reading;
+    // A stream of another type: none of its events goes to the projection.
+    if (!head || head.version === '0' || head.type !== found.streamType) return null;
+    // Pages of versions (after, after + LIVE_PAGE_SIZE], up to the stream's version read first: versions commit
+    // in order, so those up to it are all there and never change, and each page can be read on its own.
+    const until = BigInt(head.version), type = JSON.stringify(head.type), size = BigInt(LIVE_PAGE_SIZE);
+    let next = 0n;
+    const read = () => {
+      const after = next;
+      next = after + size < until ? after + size : until;
+      const page = this.query(this.liveQueries_.page, [id, type, String(after), String(next)]);
+      page.catch(() => {});                                       // a fold that throws leaves it unread
+      return page;
+    };
+    const pages = [];
+    while (pages.length < LIVE_READ_AHEAD && next < until) pages.push(read());
+    let document = null;
+    while (pages.length > 0) {
+      const [{ lines }] = await pages.shift();
+      if (next < until) pages.push(read());
+      if (lines !== null) document = foldLines(projector, projection, id, lines, document);
     }
-    const document = found.store.find(String(streamId));
-    return document === undefined ? null : document;
+    return document;
   }
 
   // The deployed projections loaded into a projector of their own, again when a deploy moved the generation.

@@ -79,6 +79,16 @@ test('live folds a stream here with the engine, from the deployed projections', 
   await assert.rejects(store.live('Nope', 'quest-l'), errors.UnknownProjectionError);
 });
 
+test('live folds a stream longer than a page as one fold; a stream of another type folds to null', async () => {
+  const days = Array.from({ length: 4499 }, (_, n) => ({ $type: 'EndOfDay', traveled: n % 7 }));
+  await store.append('quest-long', 'Quest', [{ $type: 'QuestStarted', location: 'Tar Valon', members: ['Moiraine'] }, ...days]);
+  const party = await store.live('Party', 'quest-long');
+  assert.equal(party.traveled, days.reduce((sum, day) => sum + day.traveled, 0));
+  assert.deepEqual(party, await store.fetchView('Party', 'quest-long'), 'pages of 2,000 fold as the inline projection did');
+  await store.append('caravan-1', 'Caravan', { $type: 'QuestStarted', location: 'Tear', members: [] });
+  assert.equal(await store.live('Party', 'caravan-1'), null);
+});
+
 test('unknown streams and documents are null; an unknown view is an error', async () => {
   assert.equal(await store.fetchStream('nobody'), null);
   assert.equal(await store.fetchView('Party', 'nobody'), null);
