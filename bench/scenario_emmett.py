@@ -12,8 +12,8 @@
     append's transaction).
 
 Each side in a database of its own, warmed up first, then measured in
-alternated pairs (jsproj, Emmett, jsproj, Emmett, ...). A row's figures are
-those of its median pair (by ratio); the note gives the pairs' ratios' range.
+alternated pairs (jsproj, Emmett, jsproj, Emmett, ...: bench/harness.py's
+take_turns); a row's ratio is the median of its pairs' ratios, with their range.
 The Node side is one process (bench/node/emmett.js) driven over its stdin.
 """
 
@@ -26,12 +26,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
 
-from harness import ROOT, Row, log
+from harness import ROOT, Pairs, Row, log, take_turns
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
 from scenario_inline import STREAM, event
@@ -41,8 +41,6 @@ NODE_DIR = HERE / "node"
 SOURCES = [{"file": "Balance.js", "source": STREAM}]
 EVENTS = 10_000
 SCENARIO = "8 vs Emmett"
-T = TypeVar("T")
-Pair = tuple[float, float]
 
 
 def as_url(dsn: str) -> str:
@@ -80,23 +78,14 @@ class NodeSide:
             raise RuntimeError(f"bench/node/emmett.js failed with exit code {self.proc.returncode}")
 
 
-def pairs(count: int, ours: Callable[[], T], theirs: Callable[[], T]) -> list[tuple[T, T]]:
-    """``count`` alternated pairs of measurements: ours, theirs, ours, theirs, ..."""
-    return [(ours(), theirs()) for _ in range(count)]
-
-
-def median_pair(measured: list[Pair], ratio: Callable[[float, float], float]) -> tuple[float, float, str]:
-    """The median pair by ratio (an odd number of pairs), and a note of the ratios' range."""
-    ratios = sorted((ratio(a, b), a, b) for a, b in measured)
-    middle = ratios[len(ratios) // 2]
-    note = (f"median of {len(ratios)} alternated pairs, pair ratios {ratios[0][0]:.2f}x to {ratios[-1][0]:.2f}x"
-            f" ({', '.join(f'{r:.2f}' for r, _, _ in ratios)})")  # fmt: skip
-    return middle[1], middle[2], note
-
-
 def quantile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """A turn's latencies as its p50 and p99."""
+    return {"p50": quantile(samples, 0.5), "p99": quantile(samples, 0.99)}
 
 
 def live_rows(dsn: str, node: NodeSide, quick: bool) -> list[Row]:
@@ -120,13 +109,15 @@ def live_rows(dsn: str, node: NodeSide, quick: bool) -> list[Row]:
 
     for side in ("jsproj", "emmett"):  # warm-up: the JIT, the pools, the projector, Emmett's schema check
         fold(side)
-    measured = pairs(count, lambda: fold("jsproj"), lambda: fold("emmett"))
+    turns = take_turns({"jsproj": lambda: fold("jsproj"), "emmett": lambda: fold("emmett")}, count,
+                       what="the live fold against Emmett's")  # fmt: skip
     assert states["jsproj"] == states["emmett"], f"the folds differ: {states}"
-    ours, theirs, note = median_pair(measured, lambda a, b: b / a)
-    return [Row(SCENARIO, f"live fold of a {EVENTS:,}-event stream (Node)", EVENTS / ours * 1000,
-                "Emmett aggregateStream", EVENTS / theirs * 1000, "ev/s", (">=", 1.0),
-                note=f"jsproj's Node client store.live, {ours:.1f} ms a fold against {theirs:.1f} ms; {note}; "
-                     f"each side's figure the median of {repeats} folds in its turn")]  # fmt: skip
+    ms = turns.pair("jsproj", "emmett")
+    rates = Pairs([EVENTS / a * 1000 for a in ms.ours], [EVENTS / b * 1000 for b in ms.baseline], ms.loads)
+    return [Row(SCENARIO, f"live fold of a {EVENTS:,}-event stream (Node)", rates, "Emmett aggregateStream", "ev/s",
+                (">=", 1.0), note=f"jsproj's Node client store.live, {statistics.median(ms.ours):.1f} ms a fold "
+                                  f"against {statistics.median(ms.baseline):.1f} ms (medians); each side's figure in "
+                                  f"a pair the median of {repeats} folds in its turn")]  # fmt: skip
 
 
 def append_rows(dsn: str, node: NodeSide, quick: bool) -> list[Row]:
@@ -154,17 +145,18 @@ def append_rows(dsn: str, node: NodeSide, quick: bool) -> list[Row]:
         ours(warm)  # warm-up: the sandbox, prepared statements; on Emmett's side its schema and collection
         theirs(warm)
         log(f"emmett: single-event appends, 1 inline projection, {count} pairs of {appends} appends a side")
-        rounds = pairs(count, ours, theirs)
+        turns = take_turns({"jsproj": lambda: percentiles(ours()), "emmett": lambda: percentiles(theirs())}, count,
+                           what="appends with an inline projection against Emmett's")  # fmt: skip
         document = store.views("Balance").get(stream)
     assert document == node("document", stream=stream)["document"], f"the documents differ: {document}"
     rows = []
-    for label, q in (("p50", 0.5), ("p99", 0.99)):
-        mine, baseline, note = median_pair([(quantile(a, q), quantile(b, q)) for a, b in rounds], lambda a, b: a / b)
-        rows.append(Row(SCENARIO, f"single-event append latency {label}, 1 inline projection", mine,
-                        "Emmett appendToStream, inline Pongo projection", baseline, "ms", ("<=", 1.0),
-                        note=f"jsproj: the Python EventStore, a Python-engine inline stream projection; Emmett: "
-                             f"pongoSingleStreamProjection (a document per stream, in the append's transaction); "
-                             f"{note}; {appends} appends a side a pair"))  # fmt: skip
+    for label in ("p50", "p99"):
+        rows.append(Row(SCENARIO, f"single-event append latency {label}, 1 inline projection",
+                        turns.pair(f"jsproj.{label}", f"emmett.{label}"),
+                        "Emmett appendToStream, inline Pongo projection", "ms", ("<=", 1.0),
+                        note="jsproj: the Python EventStore, a Python-engine inline stream projection; Emmett: "
+                             "pongoSingleStreamProjection (a document per stream, in the append's transaction); "
+                             f"{appends} appends a side a pair"))  # fmt: skip
     return rows
 
 
