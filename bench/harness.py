@@ -288,15 +288,17 @@ def _stat(pid: int) -> list[str]:
         return []
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far, with those of the children it waited for (Linux
+    /proc/<pid>/stat: utime, stime, cutime, cstime); 0 when it is gone."""
+    fields = _stat(pid)
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # stat(5)'s fields 14 to 17
+
+
 def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants so far, with those of the children each
-    waited for (Linux /proc/<pid>/stat: utime, stime, cutime, cstime): a child that exited counts once reaped,
-    in its parent's."""
-    ticks = 0
-    for current in process_tree(pid):
-        fields = _stat(current)
-        ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime: stat(5)'s 14 to 17
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """:func:`cpu_seconds` of a process and its descendants: a child that exited counts once reaped, in its
+    parent's."""
+    return sum(cpu_seconds(current) for current in process_tree(pid))
 
 
 def postmaster_pid(data_dir: Path) -> int:
@@ -305,8 +307,10 @@ def postmaster_pid(data_dir: Path) -> int:
 
 
 def server_settled(postmaster: int, database: str, timeout: float = 10.0) -> None:
-    """Wait until no process of the cluster serves ``database`` and none has exited unreaped (a zombie): then
-    every backend that ended is in the postmaster's cutime and cstime (:func:`tree_cpu_seconds`), once."""
+    """Wait until no backend of the cluster serves a client of ``database`` (a process titled ``postgres: USER
+    DATABASE [local] ...``: the cluster listens on its socket only) and no process of it has exited unreaped (a
+    zombie): then every backend that ended is in the postmaster's cutime and cstime (:func:`tree_cpu_seconds`),
+    once."""
     deadline = time.monotonic() + timeout
     while True:
         busy = []
@@ -316,7 +320,7 @@ def server_settled(postmaster: int, database: str, timeout: float = 10.0) -> Non
                     title = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if (_stat(pid) or ["?"])[0] == "Z" or f" {database} " in title:
+            if (_stat(pid) or ["?"])[0] == "Z" or f" {database} [local]" in title:
                 busy.append(pid)
         if not busy:
             return
