@@ -265,6 +265,70 @@ def process_tree_rss(pid: int) -> int:
     return total
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants now (Linux: /proc/<pid>/task/<pid>/children), the process first."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending += [int(child) for child in children.read().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command's name (the state first); [] when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far, with those of the children it waited for (Linux
+    /proc/<pid>/stat: utime, stime, cutime, cstime); 0 when it is gone."""
+    fields = _stat(pid)
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # stat(5)'s fields 14 to 17
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of a process and its descendants: a child that exited counts once reaped, in its
+    parent's."""
+    return sum(cpu_seconds(current) for current in process_tree(pid))
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The pid of a running cluster's postmaster: the first line of its data folder's postmaster.pid."""
+    return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def server_settled(postmaster: int, database: str, timeout: float = 10.0) -> None:
+    """Wait until no backend of the cluster serves a client of ``database`` (a process titled ``postgres: USER
+    DATABASE [local] ...``: the cluster listens on its socket only) and no process of it has exited unreaped (a
+    zombie): then every backend that ended is in the postmaster's cutime and cstime (:func:`tree_cpu_seconds`),
+    once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = []
+        for pid in process_tree(postmaster)[1:]:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    title = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if (_stat(pid) or ["?"])[0] == "Z" or f" {database} [local]" in title:
+                busy.append(pid)
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server processes {busy} still serve {database} or are not reaped after {timeout:g} s")
+        time.sleep(0.005)
+
+
 def run_sampled(
     argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> tuple[float, int, str]:

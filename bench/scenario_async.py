@@ -14,20 +14,26 @@ from the same state:
   * the daemon's rebuild against bench/node/rebuild_lines.js (what jsproj's
     build does, by hand in Node: pages as record lines, the next page read
     while the current one folds), at 10 and 100 events per stream;
-  * one daemon process against two on a projection in 20 partitions.
+  * two daemon processes against one catching up a projection in 20
+    partitions: the CPU time per event of the daemons and of every
+    PostgreSQL process (what carries over to machines with more cores),
+    how the partitions' events were split between the two, and their
+    events/s (for scale: on two cores one daemon already uses most of them).
 
 The daemon runs in this process (a sandbox worker started beforehand, as a
-running daemon has one), except where processes are the point: two daemons,
+running daemon has one), except where processes are the point: two daemons
+(bench/daemon_process.py, started and ready before they are told to begin),
 and the Node.js program (timed from its start to its last write, not its
 interpreter's startup). Every scenario checks the documents before it reports.
 """
 
 from __future__ import annotations
 
+import array
+import bisect
 import inspect
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -46,12 +52,16 @@ from harness import (
     alternate,
     busy_share,
     clone_database,
+    cpu_seconds,
     cpu_times,
     database_dsn,
     drop_database,
     log,
+    postmaster_pid,
+    server_settled,
     take_turns,
     timed,
+    tree_cpu_seconds,
 )
 from jsproj.engine.bundle import lib_dir
 from jsproj.engine.projections import Projections
@@ -73,6 +83,7 @@ HANDLERS = """{
 }"""
 
 NewDatabase = Callable[[str], str]
+T = TypeVar("T")
 
 
 def balance_source(name: str, *, poison: bool = False) -> dict[str, str]:
@@ -188,7 +199,7 @@ def stages(cluster: Cluster, name: str, sources: list[dict[str, str]], events: i
     return Stages(cluster, build, catch_up, names, built, caught, events)
 
 
-def on_copy(cluster: Cluster, template: str, measure: Callable[[str], float]) -> float:
+def on_copy(cluster: Cluster, template: str, measure: Callable[[str], T]) -> T:
     """``measure`` on a new copy of ``template`` (given its DSN), dropped after: every pair starts alike."""
     name = f"{template}_copy"
     try:
@@ -302,72 +313,212 @@ def partitions_available() -> bool:
     return "partitions" in inspect.signature(deploy).parameters
 
 
-def daemon_processes_seconds(dsn: str, count: int) -> tuple[float, list[str], float]:
-    """Seconds from starting ``count`` ``jsproj daemon --until-caught-up`` processes at once until all have exited,
-    what each logged, and how busy the machine's CPUs were meanwhile (1.0: all of them)."""
-    argv = [str(Path(sys.executable).parent / "jsproj"), "daemon", "--until-caught-up", "--page-size", str(PAGE_SIZE),
-            "--dsn", dsn]  # fmt: skip
+PARTS = 20  # the partitions of the projection two daemons share
+
+
+def partition_of(key: str, count: int) -> int:
+    """The partition of a document key, as js/lib/policies.js's ``partitionOf``: FNV-1a over its UTF-16 code
+    units."""
+    h, units = 0x811C9DC5, key.encode("utf-16-le")
+    for i in range(0, len(units), 2):
+        h = ((h ^ (units[i] | units[i + 1] << 8)) * 0x01000193) & 0xFFFFFFFF
+    return h % count
+
+
+@dataclass
+class Parted:
+    """The 20-partition projection's stages, with where each partition's catch-up starts and the positions of
+    the events each partition folds in it, in order (what a daemon's pages over a range folded)."""
+
+    stage: Stages
+    starts: dict[str, int]  # by unit ("Parted/3"): the position its progress is at before the catch-up
+    positions: dict[str, array.array]  # by unit: the positions of the catch-up's events of its documents
+
+
+def parted_stage(cluster: Cluster, events: int, streams: int) -> Parted:
+    stage = stages(cluster, "async_partitions", [balance_source("Parted")], events, streams,
+                   partitions={"Parted": PARTS})  # fmt: skip
+    with psycopg.connect(database_dsn(cluster.dsn, stage.catch_up)) as conn:
+        starts = {f"Parted/{part}": position for part, position in conn.execute(
+            "select partition, last_position from pge_projection_progress where name = 'Parted'")}  # fmt: skip
+        positions = {unit: array.array("q") for unit in starts}
+        rows = conn.execute("select position, stream_id from pge_events where position > %s order by position",
+                            (min(starts.values()),))  # fmt: skip
+        for position, stream in rows:
+            unit = f"Parted/{partition_of(stream, PARTS)}"
+            if position > starts[unit]:
+                positions[unit].append(position)
+    assert sum(map(len, positions.values())) == events, "the catch-up's events are not the stage's"
+    return Parted(stage, starts, positions)
+
+
+def folded_by(parted: Parted, reports: list[dict[str, Any]]) -> list[int]:
+    """The events each daemon folded into its partitions' documents: each page it committed moved its units
+    from where they were (by it or the other daemon) to where the page left them."""
+    moves: dict[str, list[tuple[tuple[int, int], int]]] = {unit: [] for unit in parted.starts}
+    for daemon, report in enumerate(reports):
+        for page in report["pages"]:
+            for unit, (tx, position) in page["reached"].items():
+                moves[unit].append(((tx, position), daemon))
+    folded = [0] * len(reports)
+    for unit, reached in moves.items():
+        positions, at = parted.positions[unit], bisect.bisect_right(parted.positions[unit], parted.starts[unit])
+        for (_, position), daemon in sorted(reached):  # a unit's progress only moves on, whoever holds it
+            to = bisect.bisect_right(positions, position)
+            folded[daemon] += to - at
+            at = to
+    assert sum(folded) == parted.stage.events, f"the daemons' pages folded {folded}, not {parted.stage.events}"
+    return folded
+
+
+def daemons_catch_up(parted: Parted, dsn: str, database: str, count: int) -> tuple[dict[str, float], list[dict]]:
+    """``count`` daemon processes (bench/daemon_process.py: what ``jsproj daemon --until-caught-up`` runs) catch
+    up the copy ``database``: started and ready first (Python, jsproj, a V8 worker), then told to begin at once.
+
+    Figures: events/s from the start to the last one's report (caught up, connections closed); CPU seconds of
+    the daemons (each process and its V8 worker) and of every process of the cluster (the postmaster and its
+    children: the daemons' backends, background writers, autovacuum), from /proc before the start and after
+    the daemons' backends are gone (reaped: counted in the postmaster's); the machine's busy share meanwhile.
+    Also each daemon's report (its units and pages)."""
+    argv = [sys.executable, str(HERE / "daemon_process.py"), dsn, str(PAGE_SIZE)]
+    postmaster = postmaster_pid(parted.stage.cluster.data_dir)
     logs = [tempfile.TemporaryFile("w+") for _ in range(count)]
     daemons: list[subprocess.Popen] = []
+
+    def failed(daemon: subprocess.Popen, err: Any) -> AssertionError:
+        daemon.wait(10)
+        err.seek(0)
+        return AssertionError(f"a daemon process failed with exit code {daemon.returncode}: {err.read()[-2000:]}")
+
     try:
-        started, cpu = time.perf_counter(), cpu_times()
-        daemons += [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err) for err in logs]
-        codes = [daemon.wait() for daemon in daemons]
-        seconds, busy = time.perf_counter() - started, busy_share(cpu, cpu_times())
-        texts = []
-        for code, err in zip(codes, logs, strict=True):
-            err.seek(0)
-            texts.append(err.read())
-            assert code == 0, f"a daemon failed with exit code {code}: {texts[-1][-2000:]}"
+        daemons += [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+                    for err in logs]  # fmt: skip
+        for daemon, err in zip(daemons, logs, strict=True):
+            if daemon.stdout.readline() != "ready\n":
+                raise failed(daemon, err)
+        server_settled(postmaster, database)
+        cpu_daemons, cpu_server = sum(tree_cpu_seconds(d.pid) for d in daemons), tree_cpu_seconds(postmaster)
+        cpu_python = sum(cpu_seconds(d.pid) for d in daemons)  # the processes without their V8 workers
+        started, machine = time.perf_counter(), cpu_times()
+        for daemon in daemons:
+            daemon.stdin.write("go\n")
+            daemon.stdin.flush()
+        lines = [daemon.stdout.readline() for daemon in daemons]
+        seconds, busy = time.perf_counter() - started, busy_share(machine, cpu_times())
+        for daemon, err, line in zip(daemons, logs, lines, strict=True):
+            if not line:
+                raise failed(daemon, err)
+        server_settled(postmaster, database)
+        cpu_daemons = sum(tree_cpu_seconds(d.pid) for d in daemons) - cpu_daemons
+        cpu_server = tree_cpu_seconds(postmaster) - cpu_server
+        cpu_python = sum(cpu_seconds(d.pid) for d in daemons) - cpu_python
     finally:
         for daemon in daemons:
-            if daemon.poll() is None:
+            daemon.stdin.close()
+            try:
+                daemon.wait(10)
+            except subprocess.TimeoutExpired:
                 daemon.kill()
                 daemon.wait()
         for err in logs:
             err.close()
-    return seconds, texts, busy
+    reports = [json.loads(line) for line in lines]
+    assert all(report["caught_up"] for report in reports), "a daemon did not catch up"
+    events = parted.stage.events
+    cpu = {"python": cpu_python, "worker": cpu_daemons - cpu_python, "server": cpu_server}
+    figures = {"rate": events / seconds, "cpu": sum(cpu.values()) / events * 1e6, "busy": busy,
+               "used": sum(cpu.values()) / seconds,
+               "read": sum(page["read"] for report in reports for page in report["pages"]) / events}  # fmt: skip
+    for part, used in cpu.items():
+        figures |= {f"{part}_cpu": used / events * 1e6, f"{part}_used": used / seconds}
+    return figures, reports
 
 
-def partitioned(stage: Stages, daemons: int, seen: dict[str, Any]) -> float:
-    """Events/s of ``daemons`` processes catching up a copy of the 20-partition projection's stage; the documents
-    (checked, and against the other count's in ``seen``), the partitions each took up and how busy the CPUs were
-    go into ``seen``."""
+def partitioned(parted: Parted, count: int, seen: dict[str, Any]) -> dict[str, float]:
+    """:func:`daemons_catch_up` by ``count`` daemons on a copy of the 20-partition projection's stage, the
+    documents checked (and against the other count's in ``seen``); with two, the events each folded, and the
+    partitions each held after its first balance and at its end, go into the figures and ``seen``."""
 
-    def measure(dsn: str) -> float:
-        seconds, logs, busy = daemon_processes_seconds(dsn, daemons)
+    def measure(dsn: str) -> dict[str, float]:
+        figures, reports = daemons_catch_up(parted, dsn, f"{parted.stage.catch_up}_copy", count)
         with psycopg.connect(dsn) as conn:
             documents = dict(conn.execute("select id, data from pge_projections_parted").fetchall())
         moves = sum(doc["deposits"] + doc["withdrawals"] for doc in documents.values())
         balance = sum(doc["balance"] for doc in documents.values())
-        loaded = stage.caught
-        assert (moves, balance) == (loaded.folded, loaded.balance), f"{daemons} daemon(s): {(moves, balance)}"
+        loaded = parted.stage.caught
+        assert (moves, balance) == (loaded.folded, loaded.balance), f"{count} daemon(s): {(moves, balance)}"
         assert seen.setdefault("documents", documents) == documents, "two daemons wrote other documents than one"
-        seen.setdefault(f"busy_{daemons}", []).append(busy)
-        seen[f"taken_{daemons}"] = [sum(": working on " in line for line in text.splitlines()) for text in logs]
-        return stage.events / seconds
+        folded = folded_by(parted, reports)
+        if count > 1:
+            figures |= {"larger": max(folded), "even": parted.stage.events / count}
+            seen.setdefault("held", []).append([(len(r["held"][0]), len(r["held"][-1])) if r["held"] else (0, 0)
+                                                for r in reports])  # fmt: skip
+            seen.setdefault("folded", []).append(folded)
+        return figures
 
-    return on_copy(stage.cluster, stage.catch_up, measure)
+    return on_copy(parted.stage.cluster, parted.stage.catch_up, measure)
 
 
 def two_daemons(cluster: Cluster, events: int, streams: int) -> list[Row]:
     if not partitions_available():
         log("async: two daemons on one partitioned projection: skipped: partitions not available")
         return []
-    log(f"async: catch-up of a 20-partition projection, {events:,} events in {streams:,} streams, 2 daemons and 1,"
-        f" {PAIRS} pairs")  # fmt: skip
-    stage = stages(cluster, "async_partitions", [balance_source("Parted")], events, streams, partitions={"Parted": 20})
+    log(f"async: catch-up of a {PARTS}-partition projection, {events:,} events in {streams:,} streams, 2 daemons"
+        f" and 1, {PAIRS} pairs")  # fmt: skip
+    parted = parted_stage(cluster, events, streams)
     seen: dict[str, Any] = {}
-    pairs = alternate(lambda: partitioned(stage, 2, seen), lambda: partitioned(stage, 1, seen),
-                      what="two daemons against one")  # fmt: skip
-    busy_one, busy_two = statistics.median(seen["busy_1"]), statistics.median(seen["busy_2"])
-    note = (f"wall time from starting the daemons to the last one's exit (their startup included); partitions "
-            f"taken up by each of the two (their logs, the last pair): {', '.join(map(str, seen['taken_2']))}; the "
-            f"machine's {os.cpu_count()} CPUs were {busy_one:.0%} busy with one daemon, {busy_two:.0%} with two "
-            f"(medians; daemon, V8 worker and PostgreSQL backends: more daemons than cores can only share them)"
-            )  # fmt: skip
-    return [Row(SCENARIO, f"catch-up of a 20-partition stream projection by 2 daemon processes, {events:,} events",
-                pairs, "the same catch-up by 1 daemon process", "ev/s", (">=", 1.6), note=note)]  # fmt: skip
+    turns = take_turns({"two": lambda: partitioned(parted, 2, seen), "one": lambda: partitioned(parted, 1, seen)},
+                       what="two daemons against one (3 rows)")  # fmt: skip
+    med = turns.median
+    what = f"catch-up of a {PARTS}-partition stream projection by 2 daemon processes, {events:,} events"
+
+    def parts(side: str, figure: str, unit: str) -> str:
+        return " + ".join(f"{name} {med(f'{side}.{part}_{figure}'):.2f}{unit}" for part, name in
+                          (("python", "daemon"), ("worker", "V8 worker"), ("server", "PostgreSQL")))  # fmt: skip
+
+    cpu_note = (
+        f"CPU time of the daemons (each process and its V8 worker) and of every process of the bench's PostgreSQL "
+        f"cluster (the daemons' backends, WAL writer, checkpointer, autovacuum), from /proc/<pid>/stat before and "
+        f"after the catch-up, per event of the log (medians): 2 daemons {parts('two', 'cpu', ' us')}; 1 daemon "
+        f"{parts('one', 'cpu', ' us')}. Each daemon reads and parses the whole log and folds only its partitions' "
+        f"documents: the 2 daemons' pages read {med('two.read'):.2f}x the log's events, 1 daemon's "
+        f"{med('one.read'):.2f}x. The daemons' processes are started and ready beforehand (not counted: a running "
+        f"daemon has paid that), then told to begin at once"
+    )  # fmt: skip
+    held = "; ".join(" and ".join(f"{first}->{last}" for first, last in pair) for pair in seen["held"])
+    folded = "; ".join(" / ".join(f"{n:,}" for n in pair) for pair in seen["folded"])
+    balance_note = (
+        f"events each of the 2 daemons folded into its partitions' documents (its pages' ranges of its units, "
+        f"counted in the store), pair by pair: {folded}; partitions each held after its first balance -> at its "
+        f"end: {held}. A daemon takes ceil(units / live daemons) of them, and gives back what is above its share "
+        f"at its next balance, a second later; both daemons are registered (pge_daemons) before they begin, as "
+        f"running daemons are: started at once unregistered, the first to balance may take all 20, and a quick "
+        f"run's catch-up is over within that second. Target: the folds (not the log's reading, which each daemon "
+        f"does whole) take as long as the larger share; at 1.25x of an even split the second daemon cuts them "
+        f"to 62.5 % of one daemon's at best, a speed-up of 1.6x for that part"
+    )  # fmt: skip
+    cpus = os.cpu_count() or 1
+    most = cpus / med("two.cpu") * 1e6  # events/s if 2 daemons and PostgreSQL had every CPU to themselves
+    rate_note = (
+        f"wall time from telling the daemons to begin to the last one's report (caught up, connections closed); "
+        f"reported for scale: it cannot exceed 1x on this machine's {cpus} CPUs. The 1-daemon catch-up used "
+        f"{med('one.used'):.2f} CPU seconds per wall second ({parts('one', 'used', '')}), 2 daemons "
+        f"{med('two.used'):.2f}; 2 daemons need {med('two.cpu'):.1f} CPU us per event (first row), so {cpus} CPUs "
+        f"fit at most {most:,.0f} ev/s of them, {most / med('one.rate'):.2f}x one daemon's rate. The whole "
+        f"machine was {med('one.busy'):.0%} busy with 1 daemon, {med('two.busy'):.0%} with 2 (other work "
+        f"included; medians)"
+    )  # fmt: skip
+    return [
+        Row(SCENARIO, f"CPU time per event (daemons + PostgreSQL) of a {PARTS}-partition stream projection's "
+                      f"catch-up by 2 daemon processes, {events:,} events",
+            turns.pair("two.cpu", "one.cpu"), "the same catch-up by 1 daemon process", "CPU us/ev", ("<=", 1.15),
+            note=cpu_note),
+        Row(SCENARIO, f"the larger of 2 daemons' share of a {PARTS}-partition catch-up's events, {events:,} events",
+            turns.pair("two.larger", "two.even"), "an even split (half the events)", "ev", ("<=", 1.25),
+            note=balance_note),
+        Row(SCENARIO, what, turns.pair("two.rate", "one.rate"), "the same catch-up by 1 daemon process", "ev/s",
+            note=rate_note),
+    ]  # fmt: skip
 
 
 def run(cluster: Cluster, new_database: NewDatabase, quick: bool) -> list[Row]:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import psycopg
 
-from harness import PAIRS, Pairs, Row, log, take_turns
+from harness import PAIRS, Pairs, Row, log, take_turns, tree_cpu_seconds
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
 
@@ -240,22 +240,6 @@ def new_store(new_database: NewDatabase, name: str, lifecycle: str = "async") ->
         trigger = conn.execute("select count(*) from pg_trigger where tgname = 'pge_events_notify'").fetchone()[0]
     assert trigger == (1 if lifecycle == "async" else 0), f"{trigger} NOTIFY triggers with a {lifecycle} projection"
     return dsn
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants so far (Linux: /proc/<pid>/stat)."""
-    ticks, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            with open(f"/proc/{current}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
-            with open(f"/proc/{current}/task/{current}/children") as children:
-                pending += [int(child) for child in children.read().split()]
-        except OSError:
-            continue
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class DaemonProcess:
