@@ -19,6 +19,7 @@ import argparse
 import json
 import re
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def main() -> int:
         return cluster.dsn.replace("dbname=jsproj", f"dbname={name}")
 
     try:
-        rows = run_scenarios(wanted, cluster, new_database, args.quick)
+        rows, failed = run_scenarios(wanted, cluster, new_database, args.quick)
     finally:
         cluster.destroy()
     rows.sort(key=lambda row: row.scenario)
@@ -67,37 +68,59 @@ def main() -> int:
     text = report(rows, about, args.quick)
     print(text)
     if args.json:
-        args.json.write_text(json.dumps({"machine": about, "rows": [r.to_dict() for r in rows]}, indent=2))
+        args.json.write_text(json.dumps({"machine": about, "rows": [r.to_dict() for r in rows], "failed": failed},
+                                        indent=2))  # fmt: skip
+    if failed:  # the rows above are printed (and in --json); a report missing scenarios is not written
+        log(f"scenarios that failed (their tracebacks above): {', '.join(failed)}; {REPORT} not written")
+        return 1
     if not args.quick and wanted == set(SCENARIOS):
         write_report(text)
         log(f"wrote {REPORT}")
     return 0
 
 
-def run_scenarios(wanted: set[str], cluster: Cluster, new_database: Callable[[str], str], quick: bool) -> list[Row]:
-    """The rows of the wanted scenarios, in the order their baselines need."""
+def run_scenarios(
+    wanted: set[str], cluster: Cluster, new_database: Callable[[str], str], quick: bool
+) -> tuple[list[Row], list[str]]:
+    """The rows of the wanted scenarios, and the scenarios that failed: a failure is logged with its traceback and
+    the others go on, so that one scenario does not lose a long run's rows."""
     rows: list[Row] = []
+    failed: list[str] = []
+    for name, step in scenario_steps(wanted, cluster, new_database, quick):
+        try:
+            rows += step()
+        except Exception:  # noqa: BLE001 -- logged whole, and said again at the end: the other scenarios go on
+            log(f"scenario {name} failed:\n{traceback.format_exc()}")
+            failed.append(name)
+    return rows, failed
+
+
+def scenario_steps(
+    wanted: set[str], cluster: Cluster, new_database: Callable[[str], str], quick: bool
+) -> list[tuple[str, Callable[[], list[Row]]]]:
+    """The wanted scenarios' runs, in the order their baselines need."""
+    steps: list[tuple[str, Callable[[], list[Row]]]] = []
     if "store" in wanted:
-        rows += scenario_store.run(new_database("bench_store"), quick)
+        steps.append(("store", lambda: scenario_store.run(new_database("bench_store"), quick)))
     elif "live" in wanted:  # scenario 3 alone (store runs it too)
-        rows += scenario_store.run_live(new_database("bench_live"), quick)
+        steps.append(("live", lambda: scenario_store.run_live(new_database("bench_live"), quick)))
     if "growth" in wanted:
-        rows += scenario_growth.run(new_database, quick)
+        steps.append(("growth", lambda: scenario_growth.run(new_database, quick)))
     if "eventsourcing" in wanted:
-        rows += scenario_eventsourcing.run(cluster, new_database, quick)
+        steps.append(("eventsourcing", lambda: scenario_eventsourcing.run(cluster, new_database, quick)))
     if "inline" in wanted:
-        rows += scenario_inline.run(new_database, quick)
+        steps.append(("inline", lambda: scenario_inline.run(new_database, quick)))
     if "rebuild" in wanted:
-        rows += scenario_rebuild.run(cluster, quick)
+        steps.append(("rebuild", lambda: scenario_rebuild.run(cluster, quick)))
         if "eventsourcing" in wanted:
-            rows += scenario_eventsourcing.run_projection(cluster, new_database, quick)
+            steps.append(("eventsourcing", lambda: scenario_eventsourcing.run_projection(cluster, new_database, quick)))
     if "bridge" in wanted:
-        rows += scenario_bridge.run(quick)
+        steps.append(("bridge", lambda: scenario_bridge.run(quick)))
     if "async" in wanted:
-        rows += scenario_async.run(cluster, new_database, quick)
+        steps.append(("async", lambda: scenario_async.run(cluster, new_database, quick)))
     if "emmett" in wanted:
-        rows += scenario_emmett.run(new_database, quick)
-    return rows
+        steps.append(("emmett", lambda: scenario_emmett.run(new_database, quick)))
+    return steps
 
 
 def report(rows: list[Row], about: dict[str, str], quick: bool) -> str:

@@ -44,3 +44,19 @@ def test_the_ratio_is_the_median_pair_ratio_with_its_range_and_the_pairs_counted
     assert measured.met is True
     cells = " | ".join(measured.cells())
     assert "2.00x (0.50-3.00)" in cells and "| 3 |" in cells, cells
+
+
+def test_a_failing_scenario_is_reported_and_the_others_keep_their_rows(monkeypatch, capsys) -> None:
+    monkeypatch.syspath_prepend(str(HARNESS.parent))  # bench/run.py imports its scenarios by their module names
+    import run  # (here: importable only once bench/ is on the path)
+
+    kept = row([2] * 3, [1] * 3)
+
+    def broken(*_: object) -> list[object]:
+        raise RuntimeError("a scenario broke")
+
+    monkeypatch.setattr(run.scenario_growth, "run", broken)
+    monkeypatch.setattr(run.scenario_bridge, "run", lambda quick: [kept])
+    rows, failed = run.run_scenarios({"growth", "bridge"}, None, lambda name: name, quick=True)
+    assert (rows, failed) == ([kept], ["growth"])
+    assert "scenario growth failed" in capsys.readouterr().err
