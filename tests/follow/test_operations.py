@@ -80,7 +80,8 @@ def test_metrics_move_with_appends_and_healthz_follows_the_database(store: Event
     handler.emit = records.append  # type: ignore[method-assign]
     logger = logging.getLogger("jsproj.daemon")
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)  # (setLevel, not the attribute: it clears what isEnabledFor cached)
     with hooks.serve(worker, "127.0.0.1", 0) as server:
         status, body = get(server.url + "/healthz")
         assert (status, body) == (503, "not connected to the database yet\n")
