@@ -246,56 +246,56 @@ def schema_script(schema: str = "public") -> str:
     return "\n".join(parts) + "\n"
 
 
-def _recorded(conn: psycopg.Connection, schema: str) -> tuple[set[int], dict[str, str]]:
-    """The migration versions and the functions files' checksums recorded in ``schema``."""
+Recorded = tuple[dict[int, str], dict[str, str]]
+
+
+def _recorded(conn: psycopg.Connection, schema: str) -> Recorded:
+    """The migrations (version: checksum) and the functions files (name: checksum) recorded in ``schema``."""
+    found = conn.execute(
+        "select to_regclass(%s), to_regclass(%s)", (f'"{schema}".pge_migrations', f'"{schema}".pge_function_files')
+    ).fetchone()
+    migrations_table, files_table = found if found is not None else (None, None)
+    tables = sql.Identifier(schema)
+    versions: dict[int, str] = {}
     files: dict[str, str] = {}
-    if conn.execute("select to_regclass(%s)", (f'"{schema}".pge_function_files',)).fetchone() != (None,):
-        query = sql.SQL("select file, checksum from {}.pge_function_files").format(sql.Identifier(schema))
-        files = {row[0]: row[1] for row in conn.execute(query).fetchall()}
-    return set(applied_versions(conn, schema)), files
+    if migrations_table is not None:
+        query = sql.SQL("select version, checksum from {}.pge_migrations").format(tables)
+        versions = dict(conn.execute(query).fetchall())
+    if files_table is not None:
+        query = sql.SQL("select file, checksum from {}.pge_function_files").format(tables)
+        files = dict(conn.execute(query).fetchall())
+    return versions, files
 
 
-def _up_to_date(conn: psycopg.Connection, schema: str) -> bool:
-    """Whether ``schema`` records exactly this jsproj's migrations and functions files, checksums included.
-
-    Two small reads, no lock: the common case of every connect, deploy and
-    command (a store already migrated by this release) costs them instead of
-    PostgreSQL parsing the whole schema script (~20 ms on a new connection).
-    Anything else -- a table missing, a version or checksum differing, a
-    newer release's row -- runs the script, which applies or refuses.
-    """
-    names = (f'"{schema}".pge_migrations', f'"{schema}".pge_function_files')
-    if None in (conn.execute("select to_regclass(%s), to_regclass(%s)", names).fetchone() or (None,)):
-        return False
-    query = sql.SQL(
-        "select 'migration ' || version, checksum from {schema}.pge_migrations"
-        " union all select 'functions ' || file, checksum from {schema}.pge_function_files"
-    ).format(schema=sql.Identifier(schema))
-    recorded: dict[str, str] = dict(conn.execute(query).fetchall())
-    wanted = {f"migration {m.version}": m.checksum for m in migrations()}
-    wanted.update({f"functions {f.name}": f.checksum for f in functions_files()})
-    return recorded == wanted
+def _release() -> Recorded:
+    """What a schema this release migrated records: every migration and functions file, with its checksum."""
+    return {m.version: m.checksum for m in migrations()}, {f.name: f.checksum for f in functions_files()}
 
 
 def migrate(conn: psycopg.Connection, schema: str = "public") -> Applied:
-    """Bring ``schema`` up to date in one transaction; returns the migrations (and functions files) applied now."""
+    """Bring ``schema`` up to date in one transaction; returns the migrations (and functions files) applied now.
+
+    A schema that records exactly this release's migrations and functions files (checksums included) --
+    every connect, deploy and command after the first -- costs two small reads, not PostgreSQL parsing the
+    whole script (~20 ms on a new connection). Anything else runs the script, which applies or refuses.
+    """
     check_schema(schema)
     try:
         with conn.transaction():
             # The lock first: a backend that read the catalog before waiting for another's migration keeps
             # what it read (a schema not there yet) until its next transaction.
             conn.execute("select pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-            if _up_to_date(conn, schema):
+            before = _recorded(conn, schema)
+            if before == _release():
                 return Applied([], [])
-            versions, files = _recorded(conn, schema)
             conn.execute(schema_script(schema).encode())
-            versions_now, files_now = _recorded(conn, schema)
+            after = _recorded(conn, schema)
     except psycopg.Error as exc:
         if exc.sqlstate == MIGRATION_ERROR and exc.diag.message_primary:
             raise MigrationError(exc.diag.message_primary) from None
         raise
-    applied = [m for m in migrations() if m.version in versions_now - versions]
-    changed = [f.name for f in functions_files() if files.get(f.name) != files_now.get(f.name) or applied]
+    applied = [m for m in migrations() if m.version in after[0].keys() - before[0].keys()]
+    changed = [f.name for f in functions_files() if before[1].get(f.name) != after[1].get(f.name) or applied]
     return Applied(applied, changed)
 
 
