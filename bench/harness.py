@@ -389,5 +389,11 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def percentiles(samples: list[float], scale: float = 1.0) -> dict[str, float]:
+    """The p50 and p99 of ``samples`` (at least two), each times ``scale`` (1000: seconds as ms)."""
+    scaled = [sample * scale for sample in samples]
+    return {"p50": statistics.median(scaled), "p99": statistics.quantiles(scaled, n=100, method="inclusive")[98]}
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from harness import ROOT, Pairs, Row, log, take_turns
+from harness import ROOT, Pairs, Row, log, percentiles, take_turns
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
 from scenario_inline import STREAM, event
@@ -76,16 +76,6 @@ class NodeSide:
         self.proc.stdin.close()
         if self.proc.wait(timeout=30) != 0:
             raise RuntimeError(f"bench/node/emmett.js failed with exit code {self.proc.returncode}")
-
-
-def quantile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    """A turn's latencies as its p50 and p99."""
-    return {"p50": quantile(samples, 0.5), "p99": quantile(samples, 0.99)}
 
 
 def live_rows(dsn: str, node: NodeSide, quick: bool) -> list[Row]:

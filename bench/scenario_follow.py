@@ -46,7 +46,7 @@ from pathlib import Path
 
 import psycopg
 
-from harness import PAIRS, Pairs, Row, log, take_turns, tree_cpu_seconds
+from harness import PAIRS, Pairs, Row, log, percentiles, take_turns, tree_cpu_seconds
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
 
@@ -221,14 +221,8 @@ def write_turn(pool: multiprocessing.pool.Pool, side: Side, seconds: float, *, p
     if side.daemon:
         side.daemon.wait_caught_up()
         side.cpu += side.daemon.cpu_seconds() - cpu
-        figures |= dict(zip(("p50", "p99"), percentiles(probe.lags), strict=True))
+        figures |= percentiles(probe.lags, 1000)
     return figures
-
-
-def percentiles(lags: list[float]) -> tuple[float, float]:
-    """(p50, p99) of lags in seconds, in ms."""
-    ms = [lag * 1000 for lag in lags]
-    return statistics.median(ms), statistics.quantiles(ms, n=100, method="inclusive")[98]
 
 
 def new_store(new_database: NewDatabase, name: str, lifecycle: str = "async") -> str:
@@ -298,16 +292,16 @@ def check_followed(side: Side) -> None:
 def lag_note(side: Side) -> str:
     """How many probes, their pace, the lag's resolution as measured, and the lag over every probe of the run."""
     gaps = sorted(gap * 1000 for gap in side.gaps)
-    p50, p99 = percentiles(side.lags)
+    lags = percentiles(side.lags, 1000)
     missed = sum(1 for lag in side.lags if lag >= LAG_DEADLINE)
     return (
         f"{len(side.lags)} probes in {side.turns} turns, one every {PROBE_EVERY * 1000:.0f} ms, the document polled"
         f" every {POLL_EVERY * 1000:g} ms: resolution (the server's moment of the last read without the event to"
         f" the first with it) median"
-        f" {statistics.median(gaps):.1f} ms, p99 {percentiles(side.gaps)[1]:.1f} ms, max {gaps[-1]:.1f} ms"
+        f" {statistics.median(gaps):.1f} ms, p99 {percentiles(side.gaps, 1000)['p99']:.1f} ms, max {gaps[-1]:.1f} ms"
         f" ({'reads at nice -10' if side.raised else 'the priority of the reads could not be raised'}; on both"
         f" sides, throughout the turns); each pair is a turn's percentile; over all"
-        f" probes p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        f" probes p50 {lags['p50']:.1f} ms, p99 {lags['p99']:.1f} ms"
         + (f"; {missed} waited past the {LAG_DEADLINE:g} s deadline" if missed else "")
     )
 

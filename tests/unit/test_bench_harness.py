@@ -60,3 +60,7 @@ def test_a_failing_scenario_is_reported_and_the_others_keep_their_rows(monkeypat
     rows, failed = run.run_scenarios({"growth", "bridge"}, None, lambda name: name, quick=True)
     assert (rows, failed) == ([kept], ["growth"])
     assert "scenario growth failed" in capsys.readouterr().err
+
+
+def test_percentiles_give_the_median_and_the_99th_in_the_unit_asked() -> None:
+    assert harness().percentiles([s / 1000 for s in range(1, 101)], 1000) == {"p50": 50.5, "p99": 99.01}
