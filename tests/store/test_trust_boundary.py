@@ -223,3 +223,34 @@ def test_a_language_without_an_execution_timeout_is_refused_at_deploy(dsn: str) 
     assert refused.value.sqlstate == "JP505"
     assert isinstance(translate(refused.value, "deploy"), errors.UnlimitedLanguageError)
     assert "nolanguage here has no nolanguage.execution_timeout" in refused.value.diag.message_primary
+
+
+def test_jsproj_functions_a_session_ran_first_under_its_own_search_path_do_not_change_what_the_owner_runs(
+    boundary: Boundary,
+) -> None:
+    """PL/pgSQL keeps its plans for the session (pge_route, pge_document_table, pge_append_records): a plan made
+    when the application called a function itself, under a search path of its own, must not be what runs inside
+    pge_append as the owner; and the Python engine's own entry is not the application's."""
+    message = json.dumps({"id": "s", "type": "T", "data": {"$type": "Add", "n": 1}})
+    calls = {
+        "pge_document_table": ("select {}.pge_document_table('Counter')", ()),
+        "pge_route": ("select {}.pge_route(array['s'], array['T'], array['Add'], array['Counter'])", ()),
+        "pge_append_records": ("select {}.pge_append_records(%s::jsonb)", (message,)),
+    }
+    with psycopg.connect(boundary.app, autocommit=True) as app:
+        app.execute("set statement_timeout = '60s'")
+        outcome = {}
+        for schema in STORES:
+            app.execute(sql.SQL("set search_path = pg_temp, {}, public").format(sql.Identifier(schema)))
+            for name, (query, params) in calls.items():
+                try:
+                    app.execute(sql.SQL(query).format(sql.Identifier(schema)), params)
+                    outcome[schema, name] = "ran"
+                except psycopg.errors.InsufficientPrivilege:
+                    outcome[schema, name] = "refused"
+        assert {outcome[schema, "pge_append_records"] for schema in STORES} == {"refused"}
+        app.execute("reset search_path")
+        for schema in ("js_plv8", "js_pljs", "py_inline"):
+            append(app, schema, {"$type": "Add", "n": 2})
+            assert counted(app, schema) == 2, f"{schema}: only the owner's append counted"
+    assert_nothing_granted(boundary)
