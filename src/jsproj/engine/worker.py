@@ -17,6 +17,7 @@ import re
 import sys
 import threading
 import traceback
+from functools import cache
 from typing import Any
 
 from jsproj.engine.wire import RECYCLE, read_frame, write_frame
@@ -42,22 +43,34 @@ def error_answer(kind: str, message: str, **fields: object) -> str:
     return json.dumps({"error": {"kind": kind, "message": message, **fields}})
 
 
+@cache
+def engine_script() -> str:
+    """Every engine file evaluated in one call to V8 (a call costs a hand-off to mini-racer's thread: 23
+    calls were half of an isolate's start), each by an indirect eval of its own, so that its stack frames
+    still name its file (js/lib/errors.js cuts user stacks at them). Lockdown refuses eval afterwards."""
+    from jsproj.engine.bundle import engine_files
+
+    files = "".join(
+        "(0, eval)("
+        + json.dumps(f"(function (jsproj) {{{source}\n}})(globalThis.jsproj);\n//# sourceURL=jsproj/lib/{name}")
+        + ");\n"
+        for name, source in engine_files()
+    )
+    return "globalThis.jsproj = {};\n" + files
+
+
 class Worker:
     """One V8 isolate with the engine loaded, and the limits of every call."""
 
     def __init__(self, timeout: float, memory_limit: int) -> None:
         from py_mini_racer import MiniRacer, init_mini_racer
 
-        from jsproj.engine.bundle import engine_files
-
         self.timeout = timeout
         self.memory_limit = memory_limit
         init_mini_racer(flags=V8_FLAGS, ignore_duplicate_init=True)  # once per process; a recycled worker is past it
         self.racer = MiniRacer()
         self.racer.set_hard_memory_limit(memory_limit)
-        self.racer.eval("globalThis.jsproj = {};")
-        for name, source in engine_files():
-            self.racer.eval(f"(function (jsproj) {{{source}\n}})(globalThis.jsproj);\n//# sourceURL=jsproj/lib/{name}")
+        self.racer.eval(engine_script())
         # JSFunction objects: called with a payload text, they answer text
         self.operations: dict[str, Any] = {op: self.racer.eval(f"jsproj.host.{op}") for op in (*OPERATIONS, "current")}
         # Lock the sandbox down before any projection file loads (js/lib/lockdown.js); the
