@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PG_SITE := /usr/local/lib/jsproj/site
 
-.PHONY: install postgres pg-extensions pg-languages chromium demo test test-fast test-lowest lint pytest node-test bench bench-quick bench-deps soak clean
+.PHONY: install postgres pg-extensions pg-languages chromium demo test test-all test-fast test-lowest lowest-venv lowest-after-pytest lint pytest node-test bench bench-quick bench-deps soak clean
 
 install: $(STAMP)
 
@@ -74,7 +74,13 @@ chromium:
 demo: install
 	$(BIN)/jsproj demo
 
-test: lint pytest node-test test-lowest
+# What the tests need first, one step at a time (apt-get takes one lock); then two jobs at a time: the
+# lowest bounds' venv is made (pip: the network and the disk) while the suites run, and its smoke run
+# follows pytest, when the machine's cores are free again.
+test:
+	@$(MAKE) --no-print-directory install pg-extensions chromium
+	@$(MAKE) --no-print-directory -j2 test-all
+test-all: lint pytest node-test lowest-after-pytest
 
 # lint, and the tests not marked slow (pytest -m "not slow"), with the Node tests. It leaves out: the
 # short soak, PostgreSQL restarts and crashes, daemons killed or stopped midway, several daemons
@@ -117,12 +123,16 @@ LOWEST_TESTS := tests/store/test_store.py tests/store/test_transactions.py tests
   tests/follow/test_operations.py::test_metrics_move_with_appends_and_healthz_follows_the_database
 LOWEST_SELECT := not bad_message and (not every_host or (inline-python-asyncio and \
   (aggregate or stream-projection or view-fan-out or event-metadata)))
-test-lowest: install pg-extensions
+LOWEST_RUN = $(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -k "$(LOWEST_SELECT)" $(LOWEST_TESTS)
+test-lowest: lowest-venv pg-extensions
+	$(LOWEST_RUN)
+lowest-after-pytest: lowest-venv pytest
+	$(LOWEST_RUN)
+lowest-venv: install
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet --no-compile -c constraints-lowest.txt -e '.[binary]' \
 	  $$(grep -E '^(pytest|pytest-timeout|pytest-xdist|hypothesis|pexpect)==' constraints.txt)
 	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(mini-racer|psycopg|psycopg-pool|click|rich|prompt.toolkit|prometheus.client) '
-	$(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -k "$(LOWEST_SELECT)" $(LOWEST_TESTS)
 pytest: install pg-extensions chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 

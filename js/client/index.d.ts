@@ -214,6 +214,8 @@ export declare namespace errors {
   class UnreadableDocumentError extends StoreError {}
   /** No stream has that id. */
   class UnknownStreamError extends StoreError {}
+  /** The stream is archived: unarchive it to append to it or to read it without asking for archived streams. */
+  class StreamArchivedError extends StoreError {}
   /** An append bypassed the Python engine while it keeps inline projections. */
   class PythonEngineRequiredError extends StoreError {}
   /** The JavaScript language installed in the database cannot stop a call at jsproj's time limit. */

@@ -165,10 +165,11 @@ begin
                -- a stream always has events: pge_append writes both, together)
                (select e.version from @schema@.pge_events e where e.stream_id = msg ->> 'id'
                 order by e.version desc limit 1) as stored_version,
-               (select s.type from @schema@.pge_streams s where s.id = msg ->> 'id') as stored_type
+               (select s.type from @schema@.pge_streams s where s.id = msg ->> 'id') as stored_type,
+               (select s.archived_at from @schema@.pge_streams s where s.id = msg ->> 'id') as archived_at
         from jsonb_array_elements(messages) with ordinality as t (msg, n)
     ), planned as (
-        select n, id, unnamed, type, expected,
+        select n, id, unnamed, type, expected, archived_at,
                coalesce(stored_version, 0) + coalesce(sum(count) over earlier, 0) as base,
                stored_version is null and row_number() over stream = 1 as creates,
                coalesce(stored_type, first_value(type) over stream) as stream_type
@@ -182,6 +183,9 @@ begin
                 'problem', format('stream %s does not exist yet, so the message needs a "type"', to_json(id)))
             when type <> stream_type then jsonb_build_object(
                 'problem', format('stream %s is a %s stream, not %s', to_json(id), stream_type, type))
+            when archived_at is not null then jsonb_build_object(
+                'problem', format('stream %s is archived: unarchive it to append to it', to_json(id)),
+                'state', 'JPS23', 'detail', jsonb_build_object('streamId', id))
             when expected <> base then jsonb_build_object(
                 'problem', format('stream %s is at version %s, not the expected version %s', to_json(id), base, expected),
                 'state', 'JP409', 'detail', jsonb_build_object('streamId', id, 'expected', expected, 'actual', base))
@@ -337,6 +341,7 @@ declare
     v_duplicate text;
     v_expected bigint;
     v_stream_type text;
+    v_archived timestamptz;
     v_version bigint;
     v_creates boolean := false;
     v_events jsonb;
@@ -412,11 +417,16 @@ begin
             end if;
             v_version := 0;
             v_creates := true;
-        elsif v_type is not null then
-            select type into v_stream_type from @schema@.pge_streams where id = v_id;
+        else
+            select type, archived_at into v_stream_type, v_archived from @schema@.pge_streams where id = v_id;
             if v_type <> v_stream_type then
                 raise exception using errcode = 'JP400',
                     message = format('stream %s is a %s stream, not %s', to_json(v_id), v_stream_type, v_type);
+            end if;
+            if v_archived is not null then  -- (docs/lifecycle.md: an archived stream takes no events)
+                raise exception using errcode = 'JPS23',
+                    message = format('stream %s is archived: unarchive it to append to it', to_json(v_id)),
+                    detail = json_build_object('streamId', v_id)::text;
             end if;
         end if;
     end if;

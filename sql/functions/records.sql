@@ -29,8 +29,8 @@ as $$
         case when r_data = '{}'::jsonb then '}' else ',' || substr(r_data::text, 2) end, '}')
 $$;
 
--- Every event with its stream's type, and its engine record: the one
--- definition of that read. Callers select from it and add their own
+-- Every event of a stream that is not archived, with its stream's type, and
+-- its engine record: the one definition of that read. Callers select from it and add their own
 -- condition, order and limit: a page in the order readers see, `where
 -- (tx_id, position) > (...) order by tx_id, position limit n` (the index
 -- pge_events_tx_order), or events by position (the primary key). A
@@ -47,6 +47,7 @@ as $$
            @schema@.pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp, e.metadata, e.type, e.id,
                                      e.data)
     from @schema@.pge_events e join @schema@.pge_streams s on s.id = e.stream_id
+    where s.archived_at is null  -- archived streams are left out of every read of records (docs/lifecycle.md)
 $$;
 
 -- The end of the log as a gap-safe reader sees it now: the last event, in

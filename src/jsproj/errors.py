@@ -245,6 +245,10 @@ class UnknownStreamError(StoreError):
     """No stream has that id."""
 
 
+class StreamArchivedError(StoreError):
+    """The stream is archived: unarchive it to append to it or to read it without asking for archived streams."""
+
+
 class PythonEngineRequiredError(StoreError):
     """An append bypassed the Python engine while it keeps inline projections."""
 

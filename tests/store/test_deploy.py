@@ -293,11 +293,13 @@ def test_in_database_handlers_that_loop_are_stopped_and_the_session_survives(sto
     assert fetch_view(store, "Spin") == {"Spin": {"ok": True}}
 
 
-def test_only_pge_append_runs_as_the_owner_and_definitions_belong_to_the_owner(store: EventStore, dsn: str) -> None:
+def test_only_the_entries_run_as_the_owner_and_definitions_belong_to_the_owner(store: EventStore, dsn: str) -> None:
     deploy(store, sources(Party=PARTY), engine="plpython")
     definers = dict(rows(dsn, "select proname, proconfig from pg_proc where proname like 'pge%' and prosecdef"))
-    assert set(definers) == {"pge_append", "pge_append_unapplied"}, "the application's entry and the Python engine's"
-    assert definers["pge_append"] == definers["pge_append_unapplied"] == ["search_path=pg_catalog, pg_temp"], (
+    assert set(definers) == {"pge_append", "pge_append_unapplied", "pge_archive_stream", "pge_unarchive_stream"}, (
+        "the application's entry, the Python engine's, and a stream's lifecycle (docs/lifecycle.md)"
+    )
+    assert all(config == ["search_path=pg_catalog, pg_temp"] for config in definers.values()), (
         "no JavaScript language here: only the search path to pin (tests/store/test_trust_boundary.py: with them)"
     )
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -311,6 +313,8 @@ def test_only_pge_append_runs_as_the_owner_and_definitions_belong_to_the_owner(s
             conn.execute("select pge_engine_call('route', '{}')")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):  # it would append as the owner
             conn.execute("""select pge_append('{"id": "x", "type": "T", "data": {"$type": "E"}}')""")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select pge_archive_stream('x')")
         conn.execute("reset role")
         conn.execute("drop owned by intruder")
         conn.execute("drop role intruder")

@@ -21,6 +21,7 @@ import psycopg
 from jsproj import errors
 from jsproj.engine.projections import Projections
 from jsproj.store.log import record_lines
+from jsproj.store.reading import archived
 from jsproj.store.recorded import STREAM_VERSION
 from jsproj.store.sync import EventStore
 from jsproj.store.translate import translate
@@ -31,7 +32,7 @@ from jsproj.store.translate import translate
 # the fold less), and keeps a page's text near 300 KB in the worker.
 DEFAULT_PAGE_SIZE = 2_000
 
-_HEAD = f"select s.type, {STREAM_VERSION} from pge_streams s where s.id = %s"  # noqa: S608 -- a constant
+_HEAD = f"select s.type, {STREAM_VERSION}, s.archived_at is not null from pge_streams s where s.id = %s"  # noqa: S608 -- a constant
 
 # One page of the stream as record lines, its count and the version of its last event. The stream's type
 # is a parameter (as JSON text): no join per page. The timestamp is written in UTC whatever the session's
@@ -54,13 +55,15 @@ def aggregate(
     at_version: int | None = None,
     *,
     page_size: int = DEFAULT_PAGE_SIZE,
+    include_archived: bool = False,
 ) -> Any | None:
     """The document projection ``name`` makes of the stream's events up to ``at_version``.
 
     ``name`` must be a stream projection of the stream's type. Returns None
     when the fold deletes the document or there are no events to fold. The
     events are folded ``page_size`` at a time, each page with the document
-    the previous one left; the result is the same as one fold of them all.
+    the previous one left; the result is the same as one fold of them all. An archived stream raises
+    :class:`~jsproj.errors.StreamArchivedError` unless ``include_archived`` (docs/lifecycle.md).
     """
     info = projections.info(name)
     if info.kind != "stream":
@@ -75,7 +78,8 @@ def aggregate(
         raise errors.InputError(f"the page size must be >= 1, not {page_size}")
     document: Any | None = None
     # closing(): a fold that raises gives the connection back now, not when its traceback goes
-    with closing(_pages(store, stream_id, info.stream_type, name, at_version, page_size)) as pages:
+    pages = _pages(store, stream_id, info.stream_type, name, at_version, page_size, include_archived)
+    with closing(pages):
         for page in pages:
             document = _fold(projections, name, stream_id, page, document)
     return document
@@ -95,7 +99,13 @@ def _fold(projections: Projections, name: str, stream_id: str, lines: str, docum
 
 
 def _pages(
-    store: EventStore, stream_id: str, stream_type: str | None, name: str, at_version: int | None, page_size: int
+    store: EventStore,
+    stream_id: str,
+    stream_type: str | None,
+    name: str,
+    at_version: int | None,
+    page_size: int,
+    include_archived: bool,
 ) -> Generator[str]:
     """The stream's events up to ``at_version`` (or its version when the fold starts) as pages of record lines.
 
@@ -107,6 +117,8 @@ def _pages(
         head = _execute(conn, _HEAD, (stream_id,))
         if head is None:
             raise errors.UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
+        if head[2] and not include_archived:
+            raise archived(stream_id)
         if head[0] != stream_type:
             raise errors.ProjectionError(
                 f"stream {stream_id!r} is a {head[0]} stream; projection {name} folds {stream_type} streams",

@@ -14,6 +14,7 @@ from jsproj.errors import ProjectionStoppedError, WaitTimeoutError
 from jsproj.follow.daemon.progress import CAUGHT_UP_BLOCKERS, LOCK_CLASS, blockers_params
 from jsproj.follow.subscriptions import LOCK_CLASS as SUBSCRIPTION_LOCK_CLASS
 from jsproj.store.log import HIGH_WATER
+from jsproj.store.recorded import NOT_ARCHIVED
 from jsproj.store.steps import Call, Query, Steps, ask, run
 from jsproj.store.sync import EventStore
 from jsproj.store.translate import translate
@@ -82,16 +83,19 @@ def hints(found: Iterable[ProjectionStatus]) -> list[str]:
     return said
 
 
+# Lag counts the events after a projection's position but those of archived streams, which no build or page
+# reads (docs/lifecycle.md): a log whose last events are archived is caught up.
 STATUS_QUERY = f"""
 with high as (select max(position) as position from pge_events)
 select d.name, d.kind, d.lifecycle, d.engine,
        coalesce(p.status, case d.lifecycle when 'inline' then 'current' else d.lifecycle end),
        p.last_position, (select position from high),
        case when p.status is not null then
-           (select count(*) from pge_events e where (e.tx_id, e.position) > (p.last_tx, p.last_position)) end,
+           (select count(*) from pge_events e
+            where (e.tx_id, e.position) > (p.last_tx, p.last_position) and {NOT_ARCHIVED}) end,
        case when p.status is not null then
            (select extract(epoch from now() - min(e.appended_at)) from pge_events e
-            where (e.tx_id, e.position) > (p.last_tx, p.last_position)) end,
+            where (e.tx_id, e.position) > (p.last_tx, p.last_position) and {NOT_ARCHIVED}) end,
        (select count(*) from pge_dead_letters l where l.projection = d.name),
        (select string_agg(distinct a.application_name, ', ' order by a.application_name)
         from pg_locks k join pg_stat_activity a on a.pid = k.pid
@@ -150,9 +154,10 @@ def projection_status(store: EventStore) -> list[ProjectionStatus]:
 # the checkpoint, before filters (what the runner has still to read); the holder is its runner's connection.
 SUBSCRIPTIONS_QUERY = f"""
 select s.name, s.status, s.last_position, (select max(position) from pge_events),
-       (select count(*) from pge_events e where (e.tx_id, e.position) > (s.last_tx, s.last_position)),
+       (select count(*) from pge_events e
+        where (e.tx_id, e.position) > (s.last_tx, s.last_position) and {NOT_ARCHIVED}),
        (select extract(epoch from now() - min(e.appended_at)) from pge_events e
-        where (e.tx_id, e.position) > (s.last_tx, s.last_position)),
+        where (e.tx_id, e.position) > (s.last_tx, s.last_position) and {NOT_ARCHIVED}),
        (select string_agg(a.application_name, ', ') from pg_locks k join pg_stat_activity a on a.pid = k.pid
         where k.locktype = 'advisory' and k.granted and k.classid = {SUBSCRIPTION_LOCK_CLASS} and k.objsubid = 2
           and k.database = (select oid from pg_database where datname = current_database())

@@ -29,6 +29,7 @@ from jsproj.store.appending import (
     message_of,
 )
 from jsproj.store.identifiers import check_schema, search_path
+from jsproj.store.lifecycle import StreamChange, archive_steps, unarchive_steps
 from jsproj.store.migrate import Applied, migrate
 from jsproj.store.pooling import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
 from jsproj.store.python_engine import PythonEngine
@@ -199,15 +200,30 @@ class AsyncEventStore:
 
     # -- reading ------------------------------------------------------------
 
-    async def read_all(self, after: int = 0, limit: int = DEFAULT_READ_LIMIT) -> list[RecordedEvent]:
+    async def read_all(
+        self, after: int = 0, limit: int = DEFAULT_READ_LIMIT, *, include_archived: bool = False
+    ) -> list[RecordedEvent]:
         """Events after position ``after`` in the gap-safe order (see :meth:`jsproj.EventStore.read_all`)."""
-        return await self._read(read_all_steps(after, limit))
+        return await self._read(read_all_steps(after, limit, include_archived))
 
     async def fetch_stream(
-        self, stream_id: str, from_version: int | None = None, to_version: int | None = None
+        self,
+        stream_id: str,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        *,
+        include_archived: bool = False,
     ) -> Stream:
         """The stream and its events from ``from_version`` to ``to_version`` (inclusive)."""
-        return await self._read(fetch_stream_steps(stream_id, from_version, to_version))
+        return await self._read(fetch_stream_steps(stream_id, from_version, to_version, include_archived))
+
+    async def archive_stream(self, stream_id: str) -> StreamChange:
+        """Archive a stream (see :meth:`jsproj.EventStore.archive_stream`)."""
+        return await self._read(archive_steps(stream_id))
+
+    async def unarchive_stream(self, stream_id: str) -> StreamChange:
+        """Unarchive a stream (see :meth:`jsproj.EventStore.unarchive_stream`)."""
+        return await self._read(unarchive_steps(stream_id))
 
     async def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""

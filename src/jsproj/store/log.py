@@ -23,11 +23,17 @@ from typing import Any
 import psycopg
 
 from jsproj.store.queries import one
+from jsproj.store.recorded import NOT_ARCHIVED
 
 # The latest committed event, in (transaction, position) order (also jsproj
-# status's high-water mark). Ordering by the text output column "tx_id" would
-# sort '9999' after '10739'.
-HIGH_WATER = "select e.tx_id::text as tx, e.position from pge_events e order by e.tx_id desc, e.position desc limit 1"
+# status's high-water mark), of a stream that is not archived: no page reads
+# the others (docs/lifecycle.md), so a reader catching up to it never waits
+# for them. Ordering by the text output column "tx_id" would sort '9999'
+# after '10739'.
+HIGH_WATER = (
+    f"select e.tx_id::text as tx, e.position from pge_events e where {NOT_ARCHIVED}"
+    " order by e.tx_id desc, e.position desc limit 1"
+)
 
 # What a connection reading record lines needs: the timestamps' text is
 # what records.js parses ("2026-11-27 08:36:33.404905+00"), whatever the

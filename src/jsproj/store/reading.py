@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from jsproj.errors import UnknownPositionError, UnknownStreamError
+from jsproj.errors import StreamArchivedError, UnknownPositionError, UnknownStreamError
 from jsproj.store import log
 from jsproj.store.recorded import EVENT_COLUMNS, STREAM_VERSION, RecordedEvent, Stream, event_from_row
 from jsproj.store.steps import Query, Steps, ask
 
 
-def read_all_steps(after: int, limit: int) -> Steps[list[RecordedEvent]]:
-    """Events after the one at position ``after``, in the gap-safe order (docs/store.md)."""
+def read_all_steps(after: int, limit: int, include_archived: bool = False) -> Steps[list[RecordedEvent]]:
+    """Events after the one at position ``after``, in the gap-safe order (docs/store.md); those of archived
+    streams only with ``include_archived`` (docs/lifecycle.md)."""
     tx = "0"
     if after != 0:
         row = yield from ask(
@@ -29,10 +30,10 @@ def read_all_steps(after: int, limit: int) -> Steps[list[RecordedEvent]]:
         Query(
             f"""select {EVENT_COLUMNS}
             from pge_events e join pge_streams s on s.id = e.stream_id
-            where {log.after("e")}
+            where {log.after("e")} and (s.archived_at is null or %(archived)s)
             order by e.tx_id, e.position
             limit %(limit)s""",
-            {"tx": tx, "position": after, "limit": limit},
+            {"tx": tx, "position": after, "limit": limit, "archived": include_archived},
             rows="all",
         ),
         "reading the log",
@@ -40,13 +41,20 @@ def read_all_steps(after: int, limit: int) -> Steps[list[RecordedEvent]]:
     return [event_from_row(row) for row in rows]
 
 
-def fetch_stream_steps(stream_id: str, from_version: int | None, to_version: int | None) -> Steps[Stream]:
-    """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
+def fetch_stream_steps(
+    stream_id: str, from_version: int | None, to_version: int | None, include_archived: bool = False
+) -> Steps[Stream]:
+    """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive); an
+    archived stream only with ``include_archived`` (docs/lifecycle.md)."""
     head = yield from ask(
-        Query(f"select id, type, {STREAM_VERSION} from pge_streams s where id = %s", (stream_id,)), "reading a stream"
-    )
+        Query(f"select id, type, {STREAM_VERSION}, archived_at is not null from pge_streams s where id = %s",
+              (stream_id,)),
+        "reading a stream",
+    )  # fmt: skip
     if head is None:
         raise UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)
+    if head[3] and not include_archived:
+        raise archived(stream_id)
     rows = yield from ask(
         Query(
             f"""select {EVENT_COLUMNS} from pge_events e join pge_streams s on s.id = e.stream_id
@@ -56,7 +64,16 @@ def fetch_stream_steps(stream_id: str, from_version: int | None, to_version: int
         ),
         "reading a stream",
     )
-    return Stream(head[0], head[1], head[2], [event_from_row(row) for row in rows])
+    return Stream(head[0], head[1], head[2], [event_from_row(row) for row in rows], archived=head[3])
+
+
+def archived(stream_id: str) -> StreamArchivedError:
+    """The error for a read of an archived stream that did not ask for archived streams."""
+    return StreamArchivedError(
+        f"stream {stream_id!r} is archived: read it with include_archived=True (jsproj stream --include-archived),"
+        " or unarchive it",
+        streamId=stream_id,
+    )
 
 
 def streams_steps(ids: Sequence[str]) -> Steps[dict[str, dict[str, Any]]]:

@@ -28,6 +28,10 @@ def load_json(data: str | bytes) -> Any:
         ) from None
 
 
+#: That an event (a row ``e`` of pge_events) is not of an archived stream (docs/lifecycle.md): archived streams are
+#: few, so this is one hashed list of them per query.
+NOT_ARCHIVED = "e.stream_id not in (select a.id from pge_streams a where a.archived_at is not null)"
+
 #: A stream's version: its last event's (for a row ``s`` of pge_streams).
 STREAM_VERSION = "coalesce((select max(version) from pge_events where stream_id = s.id), 0)"
 
@@ -81,9 +85,11 @@ class Stream:
     type: str
     version: int
     events: list[RecordedEvent] = field(default_factory=list)
+    archived: bool = False  # read with include_archived=True (docs/lifecycle.md)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "version": self.version, "events": [e.to_dict() for e in self.events]}
+        events = [e.to_dict() for e in self.events]
+        return {"id": self.id, "type": self.type, "version": self.version, "archived": self.archived, "events": events}
 
 
 def iso(moment: datetime) -> str:

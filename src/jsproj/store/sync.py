@@ -31,6 +31,7 @@ from jsproj.store.appending import (
     message_of,
 )
 from jsproj.store.identifiers import check_schema, search_path
+from jsproj.store.lifecycle import StreamChange, archive_steps, unarchive_steps
 from jsproj.store.migrate import Applied, migrate
 from jsproj.store.pooling import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
 from jsproj.store.python_engine import PythonEngine
@@ -218,20 +219,42 @@ class EventStore:
 
     # -- reading ------------------------------------------------------------
 
-    def read_all(self, after: int = 0, limit: int = DEFAULT_READ_LIMIT) -> list[RecordedEvent]:
+    def read_all(
+        self, after: int = 0, limit: int = DEFAULT_READ_LIMIT, *, include_archived: bool = False
+    ) -> list[RecordedEvent]:
         """Events after the one at position ``after`` (0: from the start), at most ``limit``.
 
         Only events that no running transaction can precede are returned, in
         a stable order (by appending transaction, then position), so a reader
         that follows with ``after=<last position returned>`` never skips an
         event or sees one out of order. Positions are unique but not in
-        commit order; ``after`` must be a position returned earlier.
+        commit order; ``after`` must be a position returned earlier. The events of archived streams are left
+        out unless ``include_archived`` (docs/lifecycle.md).
         """
-        return self._read(read_all_steps(after, limit))
+        return self._read(read_all_steps(after, limit, include_archived))
 
-    def fetch_stream(self, stream_id: str, from_version: int | None = None, to_version: int | None = None) -> Stream:
-        """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
-        return self._read(fetch_stream_steps(stream_id, from_version, to_version))
+    def fetch_stream(
+        self,
+        stream_id: str,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        *,
+        include_archived: bool = False,
+    ) -> Stream:
+        """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive).
+
+        An archived stream raises :class:`~jsproj.errors.StreamArchivedError` unless ``include_archived``."""
+        return self._read(fetch_stream_steps(stream_id, from_version, to_version, include_archived))
+
+    def archive_stream(self, stream_id: str) -> StreamChange:
+        """Archive a stream: its events stay, but reads, live folds, builds and rebuilds leave them out, and
+        appends to it raise :class:`~jsproj.errors.StreamArchivedError` until it is unarchived. Views already
+        built from it are kept (docs/lifecycle.md). Archiving an archived stream changes nothing."""
+        return self._read(archive_steps(stream_id))
+
+    def unarchive_stream(self, stream_id: str) -> StreamChange:
+        """Unarchive a stream: its events are read again and it takes appends (docs/lifecycle.md)."""
+        return self._read(unarchive_steps(stream_id))
 
     def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""

@@ -29,6 +29,7 @@ from jsproj.follow.daemon.pages import Applied
 from jsproj.follow.daemon.progress import Unit
 from jsproj.loopback import MISDIRECTED, allowed_hosts, host_allowed
 from jsproj.store.identifiers import search_path
+from jsproj.store.recorded import NOT_ARCHIVED
 
 if TYPE_CHECKING:
     from jsproj.follow.daemon.loop import Daemon
@@ -36,13 +37,16 @@ if TYPE_CHECKING:
 LAG_COUNT_CAP = 1_000_000  # lag_events counts at most this many events per scrape (the count walks an index)
 DEFAULT_STALL_SECONDS = 30.0  # no sign of life for this long: unhealthy (as long as other daemons wait to take over)
 
-# The held units' lag, dead letters and status: an indexed probe for the first event not applied, a capped count.
-LAG_QUERY = """
+# The held units' lag, dead letters and status: an indexed probe for the first event not applied, a capped count
+# (events of archived streams are not lag: no page reads them, docs/lifecycle.md).
+LAG_QUERY = f"""
 select p.name, p.status,
-       (select count(*) from (select from pge_events e where (e.tx_id, e.position) > (p.last_tx, p.last_position)
+       (select count(*) from (select from pge_events e
+                              where (e.tx_id, e.position) > (p.last_tx, p.last_position) and {NOT_ARCHIVED}
                               limit %s) as ahead),
        (select extract(epoch from now() - e.appended_at)::float8 from pge_events e
-        where (e.tx_id, e.position) > (p.last_tx, p.last_position) order by e.tx_id, e.position limit 1),
+        where (e.tx_id, e.position) > (p.last_tx, p.last_position) and {NOT_ARCHIVED}
+        order by e.tx_id, e.position limit 1),
        (select count(*) from pge_dead_letters l where l.projection = p.name)
 from pge_projection_progress p
 where (p.name, p.partition) in (select * from unnest(%s::text[], %s::int[]))

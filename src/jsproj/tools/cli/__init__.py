@@ -23,7 +23,20 @@ import click
 from jsproj import errors, logs
 from jsproj.redact import redact, remember
 from jsproj.store.translate import DatabaseError, untranslated
-from jsproj.tools.cli import daemon, dashboard, db, demo, deploying, events, project, repl, simulate, subscribers, views
+from jsproj.tools.cli import (
+    daemon,
+    dashboard,
+    db,
+    demo,
+    deploying,
+    events,
+    lifecycle,
+    project,
+    repl,
+    simulate,
+    subscribers,
+    views,
+)
 from jsproj.tools.cli.common import SummaryGroup
 
 
@@ -102,7 +115,7 @@ def main(ctx: click.Context) -> None:
 main.params.extend(_global_options(env=True))
 
 
-for module in (demo, project, repl, simulate, db, events, deploying, views, daemon, dashboard, subscribers):
+for module in (demo, project, repl, simulate, db, events, lifecycle, deploying, views, daemon, dashboard, subscribers):
     for command in module.COMMANDS:
         main.add_command(command)
 

@@ -116,14 +116,21 @@ def _append_progress(bodies: list[Any], *, quiet: bool) -> Iterator[Callable[[in
 @click.argument("stream_id")
 @click.option("--from-version", type=click.IntRange(min=1), help="First version to show.")
 @click.option("--to-version", type=click.IntRange(min=0), help="Last version to show.")
+@click.option("--include-archived", is_flag=True, help="Show the stream even if it is archived.")
 @store_options
 @json_option
 def stream(
-    stream_id: str, from_version: int | None, to_version: int | None, dsn: str | None, schema: str | None, as_json: bool
+    stream_id: str,
+    from_version: int | None,
+    to_version: int | None,
+    include_archived: bool,
+    dsn: str | None,
+    schema: str | None,
+    as_json: bool,
 ) -> None:
     """Show a stream: its type, version and events.
 
-    JSON: {"id", "type", "version", "events": [{"position", "version",
+    JSON: {"id", "type", "version", "archived", "events": [{"position", "version",
     "timestamp", "metadata", "event": {"$type", "$id", ...}}]}.
 
     \b
@@ -132,11 +139,12 @@ def stream(
       jsproj stream quest-1 --json --from-version 3
     """
     with json_errors(as_json), open_store(dsn, schema, create=False) as store:
-        found = store.fetch_stream(stream_id, from_version, to_version)
+        found = store.fetch_stream(stream_id, from_version, to_version, include_archived=include_archived)
     if as_json:
         echo_json(found.to_dict())
         return
-    table = Table(title=f"{found.id}: a {found.type} stream at version {found.version}", title_justify="left")
+    archived = " (archived)" if found.archived else ""
+    table = Table(title=f"{found.id}: a {found.type} stream at version {found.version}{archived}", title_justify="left")
     for column in ("version", "position", "type", "timestamp", "data"):
         table.add_column(column)
     for e in found.events:
@@ -153,6 +161,7 @@ def stream(
 @click.argument("name", shell_complete=complete_projection)
 @click.argument("stream_id")
 @click.option("--at-version", type=click.IntRange(min=0), help="Fold the events up to this version only.")
+@click.option("--include-archived", is_flag=True, help="Fold the stream even if it is archived.")
 @click.option(
     "--projections",
     "projections_dir",
@@ -166,6 +175,7 @@ def live(
     name: str,
     stream_id: str,
     at_version: int | None,
+    include_archived: bool,
     projections_dir: Path | None,
     dsn: str | None,
     schema: str | None,
@@ -199,7 +209,7 @@ def live(
                     "no projections are deployed: run `jsproj deploy`, or give --projections DIR"
                 )
         with Projections(sources, **limits) as loaded:
-            document = aggregate(store, loaded, name, stream_id, at_version)
+            document = aggregate(store, loaded, name, stream_id, at_version, include_archived=include_archived)
     if as_json:
         echo_json(document)
     else:
