@@ -30,7 +30,11 @@ from projections import COUNTERS, sources
 
 #: Three Account streams; acct-2 is the one archived.
 MESSAGES = [
-    {"id": f"acct-{n}", "type": "Account", "data": [{"$type": "Deposited", "amount": 10 * n}, {"$type": "Withdrawn", "amount": n}]}
+    {
+        "id": f"acct-{n}",
+        "type": "Account",
+        "data": [{"$type": "Deposited", "amount": 10 * n}, {"$type": "Withdrawn", "amount": n}],
+    }
     for n in (1, 2, 3)
 ]
 
@@ -81,9 +85,9 @@ def test_appends_to_an_archived_stream_are_refused_alone_or_in_a_batch_and_chang
     store.archive_stream("acct-2")
     before, views = event_count(dsn), export_views(store)
     one = {"id": "acct-2", "data": {"$type": "Deposited", "amount": 5}}
-    with pytest.raises(StreamArchivedError, match="stream \"acct-2\" is archived: unarchive it"):
+    with pytest.raises(StreamArchivedError, match='stream "acct-2" is archived: unarchive it'):
         store.append(one)
-    with pytest.raises(StreamArchivedError, match="message 2: stream \"acct-2\" is archived"):
+    with pytest.raises(StreamArchivedError, match='message 2: stream "acct-2" is archived'):
         store.append_all([{"id": "acct-1", "data": {"$type": "Deposited", "amount": 1}}, one])
     with psycopg.connect(dsn) as conn, pytest.raises(psycopg.Error) as caught:  # the SQL entry says the same
         conn.execute("select pge_append(%s::jsonb)", (psycopg.types.json.Jsonb(one),))
