@@ -220,6 +220,8 @@ export declare namespace errors {
   class UnlimitedLanguageError extends StoreError {}
   /** read_all(after=...) was given a position that is not an event's. */
   class UnknownPositionError extends StoreError {}
+  /** A read of the log by filters that cannot be run: an unknown option, a bad time, too many types, a bad metadata value or after. */
+  class LogFilterError extends InputError {}
   /** An async projection stopped on an event (policy 'stop'); jsproj retry resumes it. */
   class ProjectionStoppedError extends JsprojError {}
   /** A subscriber's handler raised on an event (policy 'stop'). */

@@ -57,6 +57,8 @@ class RecordedEvent:
     data: dict[str, Any]
     metadata: dict[str, Any] | None
     timestamp: datetime
+    #: When it was appended (the store's clock, its transaction's start): what ``since``/``until`` filter on.
+    appended_at: datetime | None = None
 
     @property
     def event(self) -> dict[str, Any]:
@@ -91,7 +93,9 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-EVENT_COLUMNS = "e.position, e.id::text, e.stream_id, s.type, e.version, e.type, e.data, e.metadata, e.timestamp"
+EVENT_COLUMNS = (
+    "e.position, e.id::text, e.stream_id, s.type, e.version, e.type, e.data, e.metadata, e.timestamp, e.appended_at"
+)
 
 
 def event_from_row(row: Sequence[Any]) -> RecordedEvent:

@@ -30,6 +30,7 @@ from jsproj.store.appending import (
     inline_steps,
     message_of,
 )
+from jsproj.store.filters import Time, log_filter
 from jsproj.store.identifiers import check_schema, search_path
 from jsproj.store.migrate import Applied, migrate
 from jsproj.store.pooling import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
@@ -218,7 +219,17 @@ class EventStore:
 
     # -- reading ------------------------------------------------------------
 
-    def read_all(self, after: int = 0, limit: int = DEFAULT_READ_LIMIT) -> list[RecordedEvent]:
+    def read_all(
+        self,
+        after: int = 0,
+        limit: int = DEFAULT_READ_LIMIT,
+        *,
+        types: str | Iterable[str] | None = None,
+        stream_types: str | Iterable[str] | None = None,
+        since: Time | None = None,
+        until: Time | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[RecordedEvent]:
         """Events after the one at position ``after`` (0: from the start), at most ``limit``.
 
         Only events that no running transaction can precede are returned, in
@@ -226,8 +237,16 @@ class EventStore:
         that follows with ``after=<last position returned>`` never skips an
         event or sees one out of order. Positions are unique but not in
         commit order; ``after`` must be a position returned earlier.
+
+        The filters read the log by what happened (docs/reading.md), each
+        with its index: ``types`` (event types), ``stream_types`` (a name or
+        up to 32), the append-time window ``[since, until)`` (aware datetimes
+        or ISO 8601 text with a zone, on ``appended_at``), and ``metadata`` (a
+        JSON object the event's metadata contains). A bad one is a
+        :class:`~jsproj.errors.LogFilterError`, raised before any SQL runs.
         """
-        return self._read(read_all_steps(after, limit))
+        where = log_filter(types, stream_types, since, until, metadata)
+        return self._read(read_all_steps(after, limit, where))
 
     def fetch_stream(self, stream_id: str, from_version: int | None = None, to_version: int | None = None) -> Stream:
         """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive)."""
