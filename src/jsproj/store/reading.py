@@ -13,7 +13,7 @@ from typing import Any
 from jsproj.errors import UnknownPositionError, UnknownStreamError
 from jsproj.store import log
 from jsproj.store.filters import LogFilter, check_page
-from jsproj.store.recorded import EVENT_COLUMNS, STREAM_VERSION, RecordedEvent, Stream, event_from_row
+from jsproj.store.recorded import EVENT_COLUMNS, LOG_COLUMNS, STREAM_VERSION, RecordedEvent, Stream, event_from_row
 from jsproj.store.steps import Query, Steps, ask
 
 
@@ -41,18 +41,17 @@ def page_query(where: LogFilter) -> str:
     """A page of the log the filter lets through. Filtered by event or stream types, it is one range scan per
     type on its index (type or stream_type, then tx_id, position: sql/migrations/0014_log_reads.sql), each
     stopping after ``limit`` events, merged: a page reads at most types x limit index entries, whatever the log's
-    size. Otherwise the log in order (pge_events_tx_order), the other conditions filtering."""
+    size. Otherwise the log in order (pge_events_tx_order), the other conditions filtering. The stream's type is
+    the event's copy of it: no join."""
     conditions = " and ".join([log.after("e"), *where.conditions("e")])
-    joined = "join pge_streams s on s.id = e.stream_id"
     if where.key is None:
-        return f"""select {EVENT_COLUMNS} from pge_events e {joined}
+        return f"""select {LOG_COLUMNS} from pge_events e
             where {conditions} order by e.tx_id, e.position limit %(limit)s"""
     column = {"type": "type", "stream_type": "stream_type"}[where.key[0]]  # a column name, never the caller's text
-    return f"""select {EVENT_COLUMNS}
-        from (select f.* from unnest(%(keys)s::text[]) as k (key)
-              cross join lateral (select e.* from pge_events e where e.{column} = k.key and {conditions}
-                                  order by e.tx_id, e.position limit %(limit)s) as f) as e
-        {joined}
+    return f"""select {LOG_COLUMNS}
+        from unnest(%(keys)s::text[]) as k (key)
+        cross join lateral (select e.* from pge_events e where e.{column} = k.key and {conditions}
+                            order by e.tx_id, e.position limit %(limit)s) as e
         order by e.tx_id, e.position limit %(limit)s"""
 
 

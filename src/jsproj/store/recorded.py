@@ -96,6 +96,8 @@ def iso(moment: datetime) -> str:
 EVENT_COLUMNS = (
     "e.position, e.id::text, e.stream_id, s.type, e.version, e.type, e.data, e.metadata, e.timestamp, e.appended_at"
 )
+#: The same of a row ``e`` of pge_events alone: the event's copy of its stream's type.
+LOG_COLUMNS = EVENT_COLUMNS.replace("s.type", "e.stream_type")
 
 
 def event_from_row(row: Sequence[Any]) -> RecordedEvent:
