@@ -43,6 +43,8 @@ export declare class RecordedEvent {
   readonly data: Record<string, any>;
   readonly metadata: Record<string, unknown> | null;
   readonly timestamp: Date;
+  /** When it was appended (the store's clock): what readAll's since/until filter on. */
+  readonly appendedAt?: Date;
   /** The event as appended: {$type, $id, ...data}. */
   readonly event: Event;
 }
@@ -52,6 +54,16 @@ export interface ReadAllOptions {
   after?: number;
   /** At most this many events (default 1000). */
   limit?: number;
+  /** Only events of this type, or of these (up to 32). */
+  types?: string | string[];
+  /** Only events of streams of this type (category), or of these (up to 32). */
+  streamTypes?: string | string[];
+  /** Only events appended at or after this time (a Date, or ISO 8601 text with a zone). */
+  since?: Date | string;
+  /** Only events appended before this time. */
+  until?: Date | string;
+  /** Only events whose metadata contains this JSON object (PostgreSQL's @>). */
+  metadata?: Record<string, unknown>;
 }
 
 /** A where of views: fields (dotted paths) to a value to contain, or to comparisons ({$gte: 4}: $eq $ne $gt $gte $lt $lte $in). */
@@ -138,7 +150,8 @@ export declare class EventStore {
   fetchStream(streamId: string): Promise<Stream | null>;
   fetchView<T = any>(projection: string, id?: string): Promise<T | null>;
   live<T = any>(projection: string, streamId: string): Promise<T | null>;
-  /** The log in the gap-safe order: a reader that passes the last position it saw never misses an event. */
+  /** The log in the gap-safe order, by what happened (types, streamTypes, since, until, metadata): a reader that
+   * passes the last position it saw never misses an event. */
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** The documents of a deployed projection, by id or by field (Python's store.views(name)). */
   views<T = any>(projection: string): View<T>;

@@ -33,7 +33,9 @@ create index pge_events_stream_type_order on pge_events (stream_type, tx_id, pos
 -- Ranges of 16 pages (~1,000 events) rather than 128: a window of minutes
 -- on a busy store then rechecks hundreds of events, not thousands.
 create index pge_events_appended_at on pge_events using brin (appended_at) with (pages_per_range = 16);
--- No index for metadata containment (@>): a GIN index cost appends more
--- than the three above together (docs/reading.md has the figures). Such a
--- filter narrows the reads above, or walks the log in order; an owner who
--- needs it alone may add `create index ... using gin (metadata jsonb_path_ops)`.
+-- No index for metadata containment (@>): a GIN index returns matches in
+-- no order, so every gap-safe page would sort all the matches after its
+-- cursor, and it is one more index written per event (docs/reading.md has
+-- the figures). Such a filter narrows the reads above, or walks the log in
+-- order; an owner who reads by a rare value alone may add
+-- `create index ... on pge_events using gin (metadata jsonb_path_ops)`.
