@@ -31,6 +31,7 @@ import scenario_emmett
 import scenario_eventsourcing
 import scenario_growth
 import scenario_inline
+import scenario_reads
 import scenario_rebuild
 import scenario_store
 from harness import LOAD_WARNING, ROOT, Row, log, machine, table
@@ -38,7 +39,7 @@ from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"
-SCENARIOS = ("store", "live", "growth", "inline", "rebuild", "bridge", "eventsourcing", "async", "emmett")
+SCENARIOS = ("store", "live", "growth", "inline", "rebuild", "bridge", "eventsourcing", "async", "emmett", "reads")
 
 
 def main() -> int:
@@ -120,6 +121,8 @@ def scenario_steps(
         steps.append(("async", lambda: scenario_async.run(cluster, new_database, quick)))
     if "emmett" in wanted:
         steps.append(("emmett", lambda: scenario_emmett.run(new_database, quick)))
+    if "reads" in wanted:
+        steps.append(("reads", lambda: scenario_reads.run(new_database, cluster.dsn, quick)))
     return steps
 
 

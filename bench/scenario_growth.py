@@ -61,8 +61,8 @@ def preload(dsn: str, total: int) -> None:
                     (start // STREAM_LENGTH, end // STREAM_LENGTH),
                 )
                 conn.execute(
-                    f"insert into pge_events (id, stream_id, version, type, data, timestamp)"
-                    f" select id, 'account-' || (n / %(len)s), n %% %(len)s + 1,"
+                    f"insert into pge_events (id, stream_id, stream_type, version, type, data, timestamp)"
+                    f" select id, 'account-' || (n / %(len)s), 'Account', n %% %(len)s + 1,"
                     f" case when n %% 5 = 4 then 'Withdrawn' else 'Deposited' end,"
                     f" jsonb_build_object('amount', n %% 97 + 1, 'note', 'transfer ' || n), now()"
                     f" from unnest({STORE_EVENT_IDS}) with ordinality as t (id, k),"

@@ -136,8 +136,9 @@ def generate_stream(dsn: str, stream_id: str, events: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("insert into pge_streams (id, type) values (%s, 'Account')", (stream_id,))
         conn.execute(
-            """insert into pge_events (id, stream_id, version, type, data)
-               select gen_random_uuid(), %s, g, case when (g - 1) %% 5 = 4 then 'Withdrawn' else 'Deposited' end,
+            """insert into pge_events (id, stream_id, stream_type, version, type, data)
+               select gen_random_uuid(), %s, 'Account', g,
+                      case when (g - 1) %% 5 = 4 then 'Withdrawn' else 'Deposited' end,
                       jsonb_build_object('amount', (g - 1) %% 97 + 1, 'note', 'transfer ' || (g - 1))
                from generate_series(1, %s) g""",
             (stream_id, events),

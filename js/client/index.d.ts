@@ -43,6 +43,8 @@ export declare class RecordedEvent {
   readonly data: Record<string, any>;
   readonly metadata: Record<string, unknown> | null;
   readonly timestamp: Date;
+  /** When it was appended (the store's clock): what readAll's since/until filter on. */
+  readonly appendedAt?: Date;
   /** The event as appended: {$type, $id, ...data}. */
   readonly event: Event;
 }
@@ -52,6 +54,18 @@ export interface ReadAllOptions {
   after?: number;
   /** At most this many events (default 1000). */
   limit?: number;
+  /** Only events of this type, or of these (up to 32). */
+  types?: string | string[];
+  /** Only events of streams of this type (category), or of these (up to 32). */
+  streamTypes?: string | string[];
+  /** Only events appended at or after this time (a Date, or ISO 8601 text with a zone). */
+  since?: Date | string;
+  /** Only events appended before this time. */
+  until?: Date | string;
+  /** Only events whose metadata contains this JSON object (PostgreSQL's @>). */
+  metadata?: Record<string, unknown>;
+  /** The events of archived streams too (default false: left out, as every read leaves them: docs/lifecycle.md). */
+  includeArchived?: boolean;
 }
 
 /** A where of views: fields (dotted paths) to a value to contain, or to comparisons ({$gte: 4}: $eq $ne $gt $gte $lt $lte $in). */
@@ -137,8 +151,9 @@ export declare class EventStore {
   appendAll(messages: AppendMessage[]): Promise<Appended[]>;
   fetchStream(streamId: string): Promise<Stream | null>;
   fetchView<T = any>(projection: string, id?: string): Promise<T | null>;
-  live<T = any>(projection: string, streamId: string): Promise<T | null>;
-  /** The log in the gap-safe order: a reader that passes the last position it saw never misses an event. */
+  live<T = any>(projection: string, streamId: string, options?: { includeArchived?: boolean }): Promise<T | null>;
+  /** The log in the gap-safe order, by what happened (types, streamTypes, since, until, metadata): a reader that
+   * passes the last position it saw never misses an event. */
   readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
   /** The documents of a deployed projection, by id or by field (Python's store.views(name)). */
   views<T = any>(projection: string): View<T>;
@@ -222,6 +237,8 @@ export declare namespace errors {
   class UnlimitedLanguageError extends StoreError {}
   /** read_all(after=...) was given a position that is not an event's. */
   class UnknownPositionError extends StoreError {}
+  /** A read of the log by filters that cannot be run: an unknown option, a bad time, too many types, a bad metadata value or after. */
+  class LogFilterError extends InputError {}
   /** An async projection stopped on an event (policy 'stop'); jsproj retry resumes it. */
   class ProjectionStoppedError extends JsprojError {}
   /** A subscriber's handler raised on an event (policy 'stop'). */

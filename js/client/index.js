@@ -74,7 +74,7 @@ function toEventMessage(args) {
 function liveQueries(s) {
   return {
     head: 'select s.type, coalesce((select max(e.version) from ' + s + '.pge_events e where e.stream_id = s.id), 0)::text' +
-      ' as version from ' + s + '.pge_streams s where s.id = $1',
+      ' as version, s.archived_at is not null as archived from ' + s + '.pge_streams s where s.id = $1',
     page: "select string_agg(concat_ws(E'\\t', e.position, to_json(e.stream_id), $2::text, e.version," +
       " to_char(e.timestamp at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'," +
       " coalesce(e.metadata::text, 'null'), to_json(e.type), e.id, e.data), E'\\n' order by e.version) as lines" +
@@ -187,8 +187,9 @@ class EventStore {
 
   // The document stream projection `projection` makes of the stream's events, folded here, page by page
   // (null: the stream has no events, is of another type, or the fold deleted the document).
-  async live(projection, streamId) {
+  async live(projection, streamId, options) {
     const id = String(streamId);
+    const includeArchived = Boolean(options && options.includeArchived);
     const reading = this.query(this.liveQueries_.head, [id]);   // while the deployed projections are checked
     reading.catch(() => {});                                      // an unknown projection leaves it unread
     const projector = await this.deployedProjector();
@@ -199,6 +200,10 @@ class EventStore {
         ' projection: use a projectStream projection', { projection: projection });
     }
     const [head] = await reading;
+    if (head && head.archived && !includeArchived) {  // (as Python's live fold: docs/lifecycle.md)
+      throw new errors.StreamArchivedError('stream ' + JSON.stringify(id) + ' is archived: fold it with ' +
+        '{includeArchived: true}, or unarchive it', { streamId: id });
+    }
     // A stream of another type: none of its events goes to the projection.
     if (!head || head.version === '0' || head.type !== found.streamType) return null;
     // Pages of versions (after, after + LIVE_PAGE_SIZE], up to the stream's version read first: versions commit

@@ -408,8 +408,9 @@ begin
         v_creates := true;
     else
         perform pg_advisory_xact_lock(1246974036, hashtext(v_id));
-        -- a stream always has events (both are written here, together)
-        select version into v_version from @schema@.pge_events where stream_id = v_id order by version desc limit 1;
+        -- a stream always has events (both are written here, together), each with its type
+        select version, stream_type into v_version, v_stream_type
+        from @schema@.pge_events where stream_id = v_id order by version desc limit 1;
         if not found then
             if v_type is null then
                 raise exception using errcode = 'JP400',
@@ -418,12 +419,13 @@ begin
             v_version := 0;
             v_creates := true;
         else
-            select type, archived_at into v_stream_type, v_archived from @schema@.pge_streams where id = v_id;
             if v_type <> v_stream_type then
                 raise exception using errcode = 'JP400',
                     message = format('stream %s is a %s stream, not %s', to_json(v_id), v_stream_type, v_type);
             end if;
-            if v_archived is not null then  -- (docs/lifecycle.md: an archived stream takes no events)
+            -- (docs/lifecycle.md: an archived stream takes no events; one lookup by the key, the stream's lock held)
+            select archived_at into v_archived from @schema@.pge_streams where id = v_id;
+            if v_archived is not null then
                 raise exception using errcode = 'JPS23',
                     message = format('stream %s is archived: unarchive it to append to it', to_json(v_id)),
                     detail = json_build_object('streamId', v_id)::text;
@@ -438,18 +440,19 @@ begin
 
     if v_creates then
         insert into @schema@.pge_streams (id, type) values (v_id, v_type);
+        v_stream_type := v_type;
     end if;
     v_new_ids := @schema@.pge_event_ids(v_count);  -- for the events without a $id
     v_timestamp := coalesce((message ->> 'timestamp')::timestamptz, now());
     if v_count = 1 then  -- the common single-event append: a plain INSERT ... VALUES
-        insert into @schema@.pge_events (id, stream_id, version, type, data, metadata, timestamp)
-        values (coalesce((v_events -> 0 ->> '$id')::uuid, v_new_ids[1]), v_id, v_version + 1, v_events -> 0 ->> '$type',
+        insert into @schema@.pge_events (id, stream_id, stream_type, version, type, data, metadata, timestamp)
+        values (coalesce((v_events -> 0 ->> '$id')::uuid, v_new_ids[1]), v_id, v_stream_type, v_version + 1, v_events -> 0 ->> '$type',
                 (v_events -> 0) - array['$type', '$id'], nullif(message -> 'metadata', 'null'), v_timestamp)
         returning jsonb_build_array(position) into v_positions;
     else
         with inserted as (
-            insert into @schema@.pge_events (id, stream_id, version, type, data, metadata, timestamp)
-            select coalesce((e ->> '$id')::uuid, v_new_ids[n]), v_id, v_version + n, e ->> '$type',
+            insert into @schema@.pge_events (id, stream_id, stream_type, version, type, data, metadata, timestamp)
+            select coalesce((e ->> '$id')::uuid, v_new_ids[n]), v_id, v_stream_type, v_version + n, e ->> '$type',
                    e - array['$type', '$id'], nullif(message -> 'metadata', 'null'), v_timestamp
             from jsonb_array_elements(v_events) with ordinality as t (e, n)
             order by n

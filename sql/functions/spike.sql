@@ -43,7 +43,7 @@ as $$
                                              )::json order by e.version) filter (where e.id is not null), '[]'::json))
     from @schema@.pge_streams s
     left join @schema@.pge_events e on e.stream_id = s.id
-    where s.id = pge_fetch_stream.id
+    where s.id = pge_fetch_stream.id and s.archived_at is null  -- an archived stream reads as none (docs/lifecycle.md)
     group by s.id, s.type
 $$;
 

@@ -262,6 +262,15 @@ class UnknownPositionError(StoreError):
     """``read_all(after=...)`` was given a position that is not an event's."""
 
 
+class LogFilterError(InputError):
+    """A read of the log by filters that cannot be run: an unknown option, a bad time, too many types, a bad
+    metadata value or after. ``option`` names the filter at fault (``types``, ``since``, ...)."""
+
+    @property
+    def option(self) -> str | None:
+        return self.info.get("option")
+
+
 # -- the async daemon (daemon.py) ------------------------------------------------
 
 

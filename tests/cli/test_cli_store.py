@@ -71,6 +71,39 @@ def test_append_stream_and_live_with_a_dsn(dsn: str) -> None:
     assert "quest-1: a Quest stream at version 6" in table.stdout
 
 
+def test_events_reads_the_log_by_type_stream_type_and_metadata_in_pages(dsn: str) -> None:
+    assert jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn).returncode == 0
+    jsproj("append", "-", "--dsn", dsn, stdin='{"id": "shop-1", "type": "Shop", "metadata": {"user": "frodo"},'
+           ' "data": {"$type": "TownReached", "location": "Bree"}}')  # fmt: skip
+
+    def read(*args: str) -> dict:
+        done = jsproj("events", "--dsn", dsn, "--json", *args)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    towns = read("--type", "TownReached", "--type", "QuestEnded")
+    assert [e["event"].get("location") for e in towns["events"]] == ["Baerlon", "Moria", "Moria", "The Eye of the World",
+                                                                     "Bree"]  # fmt: skip
+    first = read("--type", "TownReached", "--limit", "2")
+    rest = read("--type", "TownReached", "--after", str(first["after"]))
+    assert [e["position"] for e in first["events"] + rest["events"]] == [
+        e["position"] for e in towns["events"] if e["event"]["$type"] == "TownReached"
+    ]
+    assert set(first["events"][0]) == {"position", "streamId", "streamType", "version", "timestamp", "appendedAt",
+                                       "metadata", "event"}  # fmt: skip
+    shop = read("--stream-type", "Shop", "--metadata", '{"user": "frodo"}', "--since", "2020-01-01T00:00:00Z")
+    assert [(e["streamId"], e["metadata"]) for e in shop["events"]] == [("shop-1", {"user": "frodo"})]
+    assert read("--type", "Nothing", "--after", "3") == {"events": [], "after": 3}
+
+    table = jsproj("events", "--stream-type", "Shop", "--dsn", dsn)
+    assert "1 event after position 0" in table.stdout and "Bree" in table.stdout
+    for args, says in ((["--metadata", "[1]"], "--metadata must be a JSON object"),
+                       (["--since", "tuesday"], "since must be an ISO 8601 date-time"),
+                       (["--after", "999"], "there is no event at position 999")):  # fmt: skip
+        done = jsproj("events", "--dsn", dsn, *args)
+        assert done.returncode == 1 and says in done.stderr and done.stderr.count("\n") == 1, (args, done.stderr)
+
+
 def test_the_dsn_can_come_from_the_environment(dsn: str) -> None:
     done = jsproj(
         "append", "-", "--json", stdin='{"id": "e", "type": "T", "data": {"$type": "A"}}', env={"JSPROJ_DSN": dsn}
@@ -214,7 +247,7 @@ def test_bad_settings_are_refused_before_any_database_is_created(tmp_path: Path)
 
 def test_read_only_commands_never_create_the_embedded_database(tmp_path: Path) -> None:
     live = ["live", "Party", "quest-1", "--projections", str(QUEST / "projections")]
-    for args in (["view", "Party"], ["stream", "quest-1"], ["status"], ["export"], ["dead-letters"], live):
+    for args in (["view", "Party"], ["stream", "quest-1"], ["events"], ["status"], ["export"], ["dead-letters"], live):
         done = jsproj(*args, cwd=tmp_path)
         assert done.returncode == 1
         assert done.stderr == (

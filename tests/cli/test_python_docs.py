@@ -1,5 +1,5 @@
-"""docs/python.md, run as a user would: each ``python run=NAME`` block is a program run outside the
-repository against a fresh database, and all of them pass ``mypy --strict`` against the installed package."""
+"""docs/python.md and docs/reading.md, run as a user would: each ``python run=NAME`` block is a program run outside
+the repository against a fresh database, and all of them pass ``mypy --strict`` against the installed package."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import pytest
 pytestmark = pytest.mark.slow  # every docs/python.md script in a process of its own
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = ROOT / "docs" / "python.md"
+PAGES = (ROOT / "docs" / "python.md", ROOT / "docs" / "reading.md")
 SCRIPT = re.compile(r"^```python run=(\w+)\n(.*?)^```", re.S | re.M)
 
 
 def scripts() -> dict[str, str]:
-    return dict(SCRIPT.findall(PAGE.read_text("utf-8")))
+    return {name: body for page in PAGES for name, body in SCRIPT.findall(page.read_text("utf-8"))}
 
 
 def user_env(dsn: str) -> dict[str, str]:
@@ -29,7 +29,7 @@ def user_env(dsn: str) -> dict[str, str]:
 
 
 def test_the_page_has_its_scripts() -> None:
-    assert {"connect", "appending", "transaction", "asyncio", "projections", "errors"} <= set(scripts())
+    assert {"connect", "appending", "transaction", "asyncio", "projections", "errors", "reading"} <= set(scripts())
 
 
 def test_no_script_uses_a_path_of_the_repository() -> None:

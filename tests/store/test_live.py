@@ -151,8 +151,8 @@ def generate_account(dsn: str, stream_id: str, events: int) -> dict[str, int]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("insert into pge_streams (id, type) values (%s, 'Account')", (stream_id,))
         conn.execute(
-            """insert into pge_events (id, stream_id, version, type, data)
-               select gen_random_uuid(), %s, g, case when g %% 5 = 0 then 'Withdrawn' else 'Deposited' end,
+            """insert into pge_events (id, stream_id, stream_type, version, type, data)
+               select gen_random_uuid(), %s, 'Account', g, case when g %% 5 = 0 then 'Withdrawn' else 'Deposited' end,
                       jsonb_build_object('amount', g %% 97 + 1, 'note', 'transfer ' || g)
                from generate_series(1, %s) g""",
             (stream_id, events),

@@ -77,6 +77,60 @@ test('readAll never passes a transaction still running: the later position that 
   }
 });
 
+test('readAll reads by event types, stream types, append time and metadata, combined, in pages', async () => {
+  const [Opened, Paid, Shop, Bank] = ['Opened', 'Paid', 'Shop', 'Bank'].map(own);
+  await store.append(own('f-1'), Shop, [{ $type: Opened }, { $type: Paid, amount: 1 }], { metadata: { user: 'ann', tags: ['a'] } });
+  await store.append(own('f-2'), Bank, { $type: Paid, amount: 2 });
+  await store.append(own('f-1'), null, { $type: Paid, amount: 3 }, { metadata: { user: 'bo' } });
+  const deadline = Date.now() + DEADLINE_MS;  // another database's transaction may hold the gap-safe end back a moment
+  let all = [];
+  while (all.length < 4 && Date.now() < deadline) all = await store.readAll({ streamTypes: [Shop, Bank], limit: 100 });
+  assert.deepEqual(all.map((e) => [e.streamId, e.type]), [[own('f-1'), Opened], [own('f-1'), Paid], [own('f-2'), Paid], [own('f-1'), Paid]]);
+  assert.ok(all.every((e) => e.appendedAt instanceof Date));
+  const paid = (filters) => store.readAll(filters).then((page) => page.map((e) => e.data.amount));
+  assert.deepEqual(await paid({ types: Paid }), [1, 2, 3]);
+  assert.deepEqual(await paid({ types: [Paid, Opened], streamTypes: Bank }), [2]);
+  assert.deepEqual(await paid({ types: Paid, metadata: { user: 'ann', tags: ['a'] } }), [1]);
+  assert.deepEqual(await paid({ types: Paid, since: all[2].appendedAt }), [2, 3]);
+  assert.deepEqual(await paid({ types: Paid, since: all[2].appendedAt.toISOString(), until: all[3].appendedAt }), [2]);
+  const first = await store.readAll({ types: Paid, limit: 2 });
+  assert.deepEqual(await paid({ types: Paid, after: first[1].position }), [3]);
+});
+
+test('readAll leaves the events of archived streams out unless asked for', async () => {
+  const id = own('archived');
+  await store.append(id, 'Ledger', [{ $type: 'Opened', owner: 'Cy' }, { $type: 'Paid', amount: 9 }]);
+  await store.query(`select ${store.sql}.pge_archive_stream($1)`, [id]);
+  const after = 0;
+  const deadline = Date.now() + DEADLINE_MS;
+  let all = [];
+  while (Date.now() < deadline) {  // (the gap-safe end may wait for another test's transaction a moment)
+    all = await store.readAll({ after, limit: 100000, streamTypes: 'Ledger', includeArchived: true });
+    if (all.some((e) => e.streamId === id)) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(all.filter((e) => e.streamId === id).length, 2);
+  const shown = await store.readAll({ after, limit: 100000, streamTypes: 'Ledger' });
+  assert.equal(shown.filter((e) => e.streamId === id).length, 0);
+  await assert.rejects(store.readAll({ includeArchived: 'yes' }), errors.LogFilterError);
+  await assert.rejects(store.append(id, 'Ledger', { $type: 'Paid', amount: 1 }), errors.StreamArchivedError);
+  await assert.rejects(store.live('Party', id), errors.StreamArchivedError);
+  assert.equal(await store.fetchStream(id), null, 'the spike\'s fetchStream reads an archived stream as none');
+});
+
+test('readAll refuses bad filters, naming the option, before anything is read', async () => {
+  const refused = (options, option, says) => assert.rejects(store.readAll(options),
+    (e) => e instanceof errors.LogFilterError && e instanceof errors.InputError && e.option === option && says.test(e.message));
+  await refused({ types: [] }, 'types', /non-empty list/);
+  await refused({ streamTypes: [''] }, 'streamTypes', /1-255 characters/);
+  await refused({ types: Array.from({ length: 33 }, (_, n) => 'T' + n) }, 'types', /at most 32/);
+  await refused({ since: 'yesterday' }, 'since', /with a zone/);
+  await refused({ until: '2026-01-05T08:00:00' }, 'until', /with a zone/);
+  await refused({ since: '2026-01-05T08:00:00Z', until: new Date('2026-01-05T07:00:00Z') }, 'since', /before until/);
+  await refused({ metadata: ['user'] }, 'metadata', /JSON object/);
+  await refused({ eventType: 'Paid' }, 'eventType', /no option eventType/);
+});
+
 test('readAll refuses a position that is not an event, and bad options', async () => {
   await assert.rejects(store.readAll({ after: 10 ** 12 }), (e) => e instanceof errors.UnknownPositionError && /no event at position/.test(e.message));
   await assert.rejects(store.readAll({ after: -1 }), errors.InputError);

@@ -28,6 +28,7 @@ from jsproj.store.appending import (
     inline_steps,
     message_of,
 )
+from jsproj.store.filters import Time, log_filter
 from jsproj.store.identifiers import check_schema, search_path
 from jsproj.store.lifecycle import StreamChange, archive_steps, unarchive_steps
 from jsproj.store.migrate import Applied, migrate
@@ -201,10 +202,21 @@ class AsyncEventStore:
     # -- reading ------------------------------------------------------------
 
     async def read_all(
-        self, after: int = 0, limit: int = DEFAULT_READ_LIMIT, *, include_archived: bool = False
+        self,
+        after: int = 0,
+        limit: int = DEFAULT_READ_LIMIT,
+        *,
+        types: str | Iterable[str] | None = None,
+        stream_types: str | Iterable[str] | None = None,
+        since: Time | None = None,
+        until: Time | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        include_archived: bool = False,
     ) -> list[RecordedEvent]:
-        """Events after position ``after`` in the gap-safe order (see :meth:`jsproj.EventStore.read_all`)."""
-        return await self._read(read_all_steps(after, limit, include_archived))
+        """Events after position ``after`` in the gap-safe order, filtered by what happened (see
+        :meth:`jsproj.EventStore.read_all`)."""
+        where = log_filter(types, stream_types, since, until, metadata, include_archived)
+        return await self._read(read_all_steps(after, limit, where))
 
     async def fetch_stream(
         self,

@@ -28,9 +28,14 @@ def load_json(data: str | bytes) -> Any:
         ) from None
 
 
-#: That an event (a row ``e`` of pge_events) is not of an archived stream (docs/lifecycle.md): archived streams are
-#: few, so this is one hashed list of them per query.
-NOT_ARCHIVED = "e.stream_id not in (select a.id from pge_streams a where a.archived_at is not null)"
+def not_archived(alias: str) -> str:
+    """That a row ``alias`` of pge_events is not of an archived stream (docs/lifecycle.md): archived streams are
+    few, so this is one hashed list of them per query."""
+    return f"{alias}.stream_id not in (select a.id from pge_streams a where a.archived_at is not null)"  # noqa: S608 -- alias: jsproj's own
+
+
+#: :func:`not_archived` for rows ``e``.
+NOT_ARCHIVED = not_archived("e")
 
 #: A stream's version: its last event's (for a row ``s`` of pge_streams).
 STREAM_VERSION = "coalesce((select max(version) from pge_events where stream_id = s.id), 0)"
@@ -61,6 +66,8 @@ class RecordedEvent:
     data: dict[str, Any]
     metadata: dict[str, Any] | None
     timestamp: datetime
+    #: When it was appended (the store's clock, its transaction's start): what ``since``/``until`` filter on.
+    appended_at: datetime | None = None
 
     @property
     def event(self) -> dict[str, Any]:
@@ -97,7 +104,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-EVENT_COLUMNS = "e.position, e.id::text, e.stream_id, s.type, e.version, e.type, e.data, e.metadata, e.timestamp"
+EVENT_COLUMNS = (
+    "e.position, e.id::text, e.stream_id, s.type, e.version, e.type, e.data, e.metadata, e.timestamp, e.appended_at"
+)
+#: The same of a row ``e`` of pge_events alone: the event's copy of its stream's type.
+LOG_COLUMNS = EVENT_COLUMNS.replace("s.type", "e.stream_type")
 
 
 def event_from_row(row: Sequence[Any]) -> RecordedEvent:

@@ -30,6 +30,7 @@ from jsproj.store.appending import (
     inline_steps,
     message_of,
 )
+from jsproj.store.filters import Time, log_filter
 from jsproj.store.identifiers import check_schema, search_path
 from jsproj.store.lifecycle import StreamChange, archive_steps, unarchive_steps
 from jsproj.store.migrate import Applied, migrate
@@ -220,7 +221,16 @@ class EventStore:
     # -- reading ------------------------------------------------------------
 
     def read_all(
-        self, after: int = 0, limit: int = DEFAULT_READ_LIMIT, *, include_archived: bool = False
+        self,
+        after: int = 0,
+        limit: int = DEFAULT_READ_LIMIT,
+        *,
+        types: str | Iterable[str] | None = None,
+        stream_types: str | Iterable[str] | None = None,
+        since: Time | None = None,
+        until: Time | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        include_archived: bool = False,
     ) -> list[RecordedEvent]:
         """Events after the one at position ``after`` (0: from the start), at most ``limit``.
 
@@ -228,10 +238,19 @@ class EventStore:
         a stable order (by appending transaction, then position), so a reader
         that follows with ``after=<last position returned>`` never skips an
         event or sees one out of order. Positions are unique but not in
-        commit order; ``after`` must be a position returned earlier. The events of archived streams are left
-        out unless ``include_archived`` (docs/lifecycle.md).
+        commit order; ``after`` must be a position returned earlier.
+
+        The filters read the log by what happened (docs/reading.md), each
+        with its index: ``types`` (event types), ``stream_types`` (a name or
+        up to 32), the append-time window ``[since, until)`` (aware datetimes
+        or ISO 8601 text with a zone, on ``appended_at``), and ``metadata`` (a
+        JSON object the event's metadata contains). A bad one is a
+        :class:`~jsproj.errors.LogFilterError`, raised before any SQL runs.
+        The events of archived streams are left out unless ``include_archived``
+        (docs/lifecycle.md).
         """
-        return self._read(read_all_steps(after, limit, include_archived))
+        where = log_filter(types, stream_types, since, until, metadata, include_archived)
+        return self._read(read_all_steps(after, limit, where))
 
     def fetch_stream(
         self,

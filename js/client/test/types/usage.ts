@@ -27,6 +27,10 @@ async function main(): Promise<void> {
   }
   const page: RecordedEvent[] = await store.readAll({ after: 0, limit: 100 });
   const next = await store.readAll({ after: page[page.length - 1].position });
+  const paid: RecordedEvent[] = await store.readAll({ types: ['Paid', 'Refunded'], streamTypes: 'Order', since: new Date(0),
+    until: '2026-01-05T08:00:00Z', metadata: { tenant: 'acme' } });
+  const appended: Date | undefined = paid[0].appendedAt;
+  console.log(appended?.toISOString());
   console.log(next.map((e) => [e.position, e.streamId, e.event.$type, e.timestamp.toISOString()]));
   const parties = store.views<{ location: string; traveled: number }>('Party');
   const far: Document<{ location: string; traveled: number }>[] =

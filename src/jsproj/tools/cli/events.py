@@ -1,4 +1,4 @@
-"""Commands on events: ``append``, ``stream`` and ``live``."""
+"""Commands on events: ``append``, ``stream``, ``events`` (the log by what happened) and ``live``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jsproj import errors
+from jsproj.store.recorded import RecordedEvent, iso
 from jsproj.tools.cli.common import (
     complete_projection,
     echo_json,
@@ -154,6 +155,89 @@ def stream(
     Console().print(table)
 
 
+# -- jsproj events ----------------------------------------------------------
+
+
+@click.command("events")
+@click.option("--type", "types", multiple=True, metavar="TYPE", help="Events of this type (repeat: up to 32).")
+@click.option("--stream-type", "stream_types", multiple=True, metavar="TYPE",
+              help="Events of streams of this type (repeat: up to 32).")  # fmt: skip
+@click.option("--since", metavar="TIME", help="Appended at or after TIME (ISO 8601 with a zone).")
+@click.option("--until", metavar="TIME", help="Appended before TIME (ISO 8601 with a zone).")
+@click.option("--metadata", metavar="JSON", help="Events whose metadata contains this JSON object.")
+@click.option("--include-archived", is_flag=True, help="The events of archived streams too (docs/lifecycle.md).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many events.")
+@click.option("--after", type=click.IntRange(min=0), default=0, metavar="POSITION",
+              help="Continue after this position (the last a page showed; 0: from the start).")  # fmt: skip
+@store_options
+@json_option
+def events(
+    types: tuple[str, ...],
+    stream_types: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    metadata: str | None,
+    include_archived: bool,
+    limit: int,
+    after: int,
+    dsn: str | None,
+    schema: str | None,
+    as_json: bool,
+) -> None:
+    """Read the log by what happened: event types, stream types, append time, metadata.
+
+    The filters combine (all must hold). Events come in the log's gap-safe
+    order (docs/reading.md): pass the last position shown to --after for the
+    next page; a page never skips an event that commits later.
+
+    JSON: {"events": [{"position", "streamId", "streamType", "version",
+    "timestamp", "appendedAt", "metadata", "event": {"$type", "$id", ...}}],
+    "after": the position to pass back for the next page}.
+
+    \b
+    Examples:
+      jsproj events --type TownReached --type EndOfDay --limit 20
+      jsproj events --stream-type Quest --since 2026-01-05T08:00:00Z --json
+      jsproj events --metadata '{"user": "frodo"}' --after 1200
+    """
+    with json_errors(as_json):
+        found_metadata = _json_object(metadata)
+        with open_store(dsn, schema, create=False) as store:
+            found = store.read_all(after, limit, types=types or None, stream_types=stream_types or None,
+                                   since=since, until=until, metadata=found_metadata,
+                                   include_archived=include_archived)  # fmt: skip
+    if as_json:
+        echo_json({"events": [_log_event(e) for e in found], "after": found[-1].position if found else after})
+        return
+    table = Table(title=f"{_count(len(found), 'event')} after position {after}", title_justify="left")
+    for column in ("position", "stream", "version", "type", "appended", "data"):
+        table.add_column(column)
+    for e in found:
+        appended = iso(e.appended_at) if e.appended_at else ""
+        table.add_row(str(e.position), e.stream_id, str(e.version), e.type, appended,
+                      json.dumps(e.data, ensure_ascii=False))  # fmt: skip
+    Console().print(table)
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """--metadata's JSON object (a LogFilterError when it is not one)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise errors.LogFilterError(f"--metadata is not JSON: {exc}", option="metadata") from None
+    if not isinstance(value, dict):
+        raise errors.LogFilterError(f"--metadata must be a JSON object, not {text}", option="metadata")
+    return value
+
+
+def _log_event(e: RecordedEvent) -> dict[str, Any]:
+    return {"position": e.position, "streamId": e.stream_id, "streamType": e.stream_type, "version": e.version,
+            "timestamp": iso(e.timestamp), "appendedAt": iso(e.appended_at) if e.appended_at else None,
+            "metadata": e.metadata, "event": e.event}  # fmt: skip
+
+
 # -- jsproj live ------------------------------------------------------------
 
 
@@ -216,4 +300,4 @@ def live(
         Console().print_json(json.dumps(document, ensure_ascii=False))
 
 
-COMMANDS = [append, stream, live]
+COMMANDS = [append, stream, events, live]
