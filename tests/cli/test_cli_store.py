@@ -104,6 +104,25 @@ def test_events_reads_the_log_by_type_stream_type_and_metadata_in_pages(dsn: str
         assert done.returncode == 1 and says in done.stderr and done.stderr.count("\n") == 1, (args, done.stderr)
 
 
+def test_archive_hides_a_stream_until_unarchive_and_says_what_it_did(dsn: str) -> None:
+    assert jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn).returncode == 0
+    archived = jsproj("archive", "quest-2", "--dsn", dsn, "--json")
+    assert archived.returncode == 0, archived.stderr
+    assert json.loads(archived.stdout)["changed"] is True and json.loads(archived.stdout)["archivedAt"]
+    assert jsproj("archive", "quest-2", "--dsn", dsn).stdout == "already archived: quest-2\n"
+    hidden = jsproj("stream", "quest-2", "--dsn", dsn)
+    assert hidden.returncode == 1 and "stream 'quest-2' is archived" in hidden.stderr
+    shown = jsproj("stream", "quest-2", "--include-archived", "--dsn", dsn, "--json")
+    assert json.loads(shown.stdout)["archived"] is True
+    refused = jsproj("append", "-", "--dsn", dsn, stdin='{"id": "quest-2", "data": {"$type": "QuestEnded"}}')
+    assert refused.returncode == 1 and 'stream "quest-2" is archived: unarchive it' in refused.stderr
+    events = json.loads(jsproj("events", "--dsn", dsn, "--json").stdout)["events"]
+    assert {e["streamId"] for e in events} == {"quest-1"}
+    assert jsproj("unarchive", "quest-2", "--dsn", dsn).stdout == "unarchived: quest-2\n"
+    unknown = jsproj("unarchive", "nope", "--dsn", dsn)
+    assert unknown.stderr == 'error: unarchiving a stream: there is no stream "nope"\n'
+
+
 def test_the_dsn_can_come_from_the_environment(dsn: str) -> None:
     done = jsproj(
         "append", "-", "--json", stdin='{"id": "e", "type": "T", "data": {"$type": "A"}}', env={"JSPROJ_DSN": dsn}

@@ -1,4 +1,4 @@
-"""docs/python.md and docs/reading.md, run as a user would: each ``python run=NAME`` block is a program run outside
+"""docs/python.md, docs/reading.md and docs/lifecycle.md, run as a user would: each ``python run=NAME`` block is a program run outside
 the repository against a fresh database, and all of them pass ``mypy --strict`` against the installed package."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.slow  # every docs/python.md script in a process of its own
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = (ROOT / "docs" / "python.md", ROOT / "docs" / "reading.md")
+PAGES = (ROOT / "docs" / "python.md", ROOT / "docs" / "reading.md", ROOT / "docs" / "lifecycle.md")
 SCRIPT = re.compile(r"^```python run=(\w+)\n(.*?)^```", re.S | re.M)
 
 
@@ -29,7 +29,8 @@ def user_env(dsn: str) -> dict[str, str]:
 
 
 def test_the_page_has_its_scripts() -> None:
-    assert {"connect", "appending", "transaction", "asyncio", "projections", "errors", "reading"} <= set(scripts())
+    pages = {"connect", "appending", "transaction", "asyncio", "projections", "errors", "reading", "lifecycle"}
+    assert pages <= set(scripts())
 
 
 def test_no_script_uses_a_path_of_the_repository() -> None:
