@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from jsproj.follow.daemon import Daemon
     from jsproj.follow.subscriptions import Subscriber, Subscription, subscribe, subscriber
     from jsproj.projections.deploy import DeployReport, deploy
+    from jsproj.projections.erasure import Erased, erase
     from jsproj.projections.live import aggregate
     from jsproj.projections.operations import list_dead_letters, rebuild, retry
     from jsproj.projections.status import ProjectionStatus, projection_status, wait_for_projections
@@ -58,6 +59,8 @@ _EXPORTS = {
     "ConcurrencyError": "jsproj.errors",
     "Daemon": "jsproj.follow.daemon",
     "DeployReport": "jsproj.projections.deploy",
+    "Erased": "jsproj.projections.erasure",
+    "erase": "jsproj.projections.erasure",
     "EventStore": "jsproj.store.sync",
     "Subscriber": "jsproj.follow.subscriptions",
     "Subscription": "jsproj.follow.subscriptions",
@@ -117,6 +120,7 @@ __all__ = [
     "Daemon",
     "DeployReport",
     "Document",
+    "Erased",
     "EventStore",
     "InputError",
     "InvalidEventError",
@@ -149,6 +153,7 @@ __all__ = [
     "connect",
     "connect_async",
     "deploy",
+    "erase",
     "example",
     "export_views",
     "fetch_view",

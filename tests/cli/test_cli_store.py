@@ -123,6 +123,20 @@ def test_archive_hides_a_stream_until_unarchive_and_says_what_it_did(dsn: str) -
     assert unknown.stderr == 'error: unarchiving a stream: there is no stream "nope"\n'
 
 
+def test_erase_needs_yes_says_what_it_would_do_and_does_it(dsn: str) -> None:
+    assert jsproj("deploy", "--projections", str(QUEST / "projections"), "--dsn", dsn).returncode == 0
+    assert jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn).returncode == 0
+    refused = jsproj("erase", "quest-2", "--reason", "request 7", "--dsn", dsn)
+    assert refused.returncode == 1 and "pass --yes to erase" in refused.stderr
+    dry = jsproj("erase", "quest-2", "--reason", "request 7", "--dry-run", "--dsn", dsn, "--json")
+    assert json.loads(dry.stdout)["erasure"] is None and json.loads(dry.stdout)["events"] == 3
+    assert "Moria" in jsproj("stream", "quest-2", "--dsn", dsn).stdout, "a dry run erases nothing"
+    done = jsproj("erase", "quest-2", "--reason", "request 7", "--yes", "--dsn", dsn)
+    assert done.returncode == 0 and done.stdout.startswith("erased 3 events (erasure 1); rebuilt: "), done.stdout
+    assert "Moria" not in jsproj("stream", "quest-2", "--dsn", dsn, "--json").stdout
+    assert jsproj("erase", "--reason", "r", "--yes", "--dsn", dsn).stderr.startswith("error: an erasure needs a stream")
+
+
 def test_the_dsn_can_come_from_the_environment(dsn: str) -> None:
     done = jsproj(
         "append", "-", "--json", stdin='{"id": "e", "type": "T", "data": {"$type": "A"}}', env={"JSPROJ_DSN": dsn}

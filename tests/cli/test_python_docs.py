@@ -29,7 +29,17 @@ def user_env(dsn: str) -> dict[str, str]:
 
 
 def test_the_page_has_its_scripts() -> None:
-    pages = {"connect", "appending", "transaction", "asyncio", "projections", "errors", "reading", "lifecycle"}
+    pages = {
+        "connect",
+        "appending",
+        "transaction",
+        "asyncio",
+        "projections",
+        "errors",
+        "reading",
+        "lifecycle",
+        "erasure",
+    }
     assert pages <= set(scripts())
 
 

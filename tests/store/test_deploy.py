@@ -296,7 +296,8 @@ def test_in_database_handlers_that_loop_are_stopped_and_the_session_survives(sto
 def test_only_the_entries_run_as_the_owner_and_definitions_belong_to_the_owner(store: EventStore, dsn: str) -> None:
     deploy(store, sources(Party=PARTY), engine="plpython")
     definers = dict(rows(dsn, "select proname, proconfig from pg_proc where proname like 'pge%' and prosecdef"))
-    assert set(definers) == {"pge_append", "pge_append_unapplied", "pge_archive_stream", "pge_unarchive_stream"}, (
+    lifecycle = {"pge_archive_stream", "pge_unarchive_stream", "pge_erase_events"}
+    assert set(definers) == {"pge_append", "pge_append_unapplied", *lifecycle}, (
         "the application's entry, the Python engine's, and a stream's lifecycle (docs/lifecycle.md)"
     )
     assert all(config == ["search_path=pg_catalog, pg_temp"] for config in definers.values()), (
@@ -315,6 +316,8 @@ def test_only_the_entries_run_as_the_owner_and_definitions_belong_to_the_owner(s
             conn.execute("""select pge_append('{"id": "x", "type": "T", "data": {"$type": "E"}}')""")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select pge_archive_stream('x')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select pge_erase_events(array[1::bigint], 'r')")
         conn.execute("reset role")
         conn.execute("drop owned by intruder")
         conn.execute("drop role intruder")

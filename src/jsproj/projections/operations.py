@@ -73,7 +73,7 @@ class Retried:
 
 
 @contextmanager
-def _session(store: EventStore, *, autocommit: bool = True) -> Iterator[psycopg.Connection[Any]]:
+def session(store: EventStore, *, autocommit: bool = True) -> Iterator[psycopg.Connection[Any]]:
     """A connection of its own (session advisory locks), working in the store's schema."""
     with psycopg.connect(store.dsn, autocommit=True) as conn:
         conn.execute(search_path(store.schema))
@@ -115,7 +115,7 @@ def check_deployed(store: EventStore, names: Iterable[str]) -> None:
     wanted = list(names)
     if not wanted:
         return
-    with _session(store) as conn:
+    with session(store) as conn:
         found = {
             k for (k,) in conn.execute("select name from pge_projection_definitions where name = any(%s)", (wanted,))
         }
@@ -126,7 +126,7 @@ def check_deployed(store: EventStore, names: Iterable[str]) -> None:
 
 def event_count(store: EventStore) -> int:
     """How many events the store holds (what a rebuild reads)."""
-    with _session(store) as conn:
+    with session(store) as conn:
         return int(value(conn, "select count(*) from pge_events"))
 
 
@@ -147,7 +147,7 @@ def rebuild(
     ``on_progress`` gets the events read so far.
     """
     limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
-    with _session(store) as control:
+    with session(store) as control:
         row = control.execute(
             "select lifecycle, engine, on_error from pge_projection_definitions where name = %s", (name,)
         ).fetchone()
@@ -163,7 +163,7 @@ def rebuild(
 
 
 def _rebuild_inline(store: EventStore, name: str, engine: str, limits: dict[str, Any]) -> int:
-    with _session(store, autocommit=False) as work, work.transaction():
+    with session(store, autocommit=False) as work, work.transaction():
         work.execute("lock table pge_events in share mode")
         if engine != "python":
             return int(value(work, "select pge_rebuild(%s)", (name,)))
@@ -192,7 +192,7 @@ def _restart_build(
 
     with _holding(control, name) as held:
         if held:
-            with _session(store, autocommit=False) as work, Projections(deployed_sources(work), **limits) as loaded:
+            with session(store, autocommit=False) as work, Projections(deployed_sources(work), **limits) as loaded:
                 lines.prepare(work)
                 while True:  # again if it was to be built anew meanwhile (another rebuild: a new epoch)
                     build(work, loaded, [name], {name: on_error}, page_size, on_progress=advance)
@@ -226,7 +226,7 @@ def retry(
     (here, unless a daemon holds it: then the daemon does)."""
     limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
     check_deployed(store, [name])
-    with _session(store) as control:
+    with session(store) as control:
         resumed = progress.resume(control, name)
         requested = request_retry(control, name)
         applied = None
@@ -235,7 +235,7 @@ def retry(
             for unit in [Unit(name, partition, count) for partition in range(count)]:
                 with _holding(control, unit.lock_name) as held:
                     if held:
-                        with _session(store, autocommit=False) as work:
+                        with session(store, autocommit=False) as work:
                             lines.prepare(work)
                             with Projections(deployed_sources(work), **limits) as loaded:
                                 done = retry_dead_letters(work, loaded, unit, requested_only=True)
@@ -247,7 +247,7 @@ def list_dead_letters(store: EventStore, projection: str | None = None, limit: i
     """The events async projections failed on and skipped (policy ``dead-letter``), by projection and position;
     only ``projection``'s when given (a name that is not deployed: UnknownProjectionError); the first ``limit``."""
     check_deployed(store, [projection] if projection is not None else [])
-    with _session(store) as conn:
+    with session(store) as conn:
         return dead_letters(conn, projection, limit)
 
 
@@ -255,5 +255,5 @@ def group_dead_letters(store: EventStore, projection: str | None = None) -> list
     """The dead letters grouped by projection and error (kind and the message's first line), most first: what
     failed, at a glance, however many there are."""
     check_deployed(store, [projection] if projection is not None else [])
-    with _session(store) as conn:
+    with session(store) as conn:
         return dead_letter_groups(conn, projection)

@@ -186,3 +186,16 @@ def open_store(dsn: str | None, schema: str | None, *, create: bool = True, migr
     if not explicit and migrate:
         store.migrate()
     return store
+
+
+def json_object(text: str | None) -> dict[str, Any] | None:
+    """--metadata's JSON object (a LogFilterError when it is not one)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise errors.LogFilterError(f"--metadata is not JSON: {exc}", option="metadata") from None
+    if not isinstance(value, dict):
+        raise errors.LogFilterError(f"--metadata must be a JSON object, not {text}", option="metadata")
+    return value

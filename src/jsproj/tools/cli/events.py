@@ -18,6 +18,7 @@ from jsproj.tools.cli.common import (
     complete_projection,
     echo_json,
     json_errors,
+    json_object,
     json_option,
     open_store,
     read_text,
@@ -201,7 +202,7 @@ def events(
       jsproj events --metadata '{"user": "frodo"}' --after 1200
     """
     with json_errors(as_json):
-        found_metadata = _json_object(metadata)
+        found_metadata = json_object(metadata)
         with open_store(dsn, schema, create=False) as store:
             found = store.read_all(after, limit, types=types or None, stream_types=stream_types or None,
                                    since=since, until=until, metadata=found_metadata,
@@ -217,19 +218,6 @@ def events(
         table.add_row(str(e.position), e.stream_id, str(e.version), e.type, appended,
                       json.dumps(e.data, ensure_ascii=False))  # fmt: skip
     Console().print(table)
-
-
-def _json_object(text: str | None) -> dict[str, Any] | None:
-    """--metadata's JSON object (a LogFilterError when it is not one)."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise errors.LogFilterError(f"--metadata is not JSON: {exc}", option="metadata") from None
-    if not isinstance(value, dict):
-        raise errors.LogFilterError(f"--metadata must be a JSON object, not {text}", option="metadata")
-    return value
 
 
 def _log_event(e: RecordedEvent) -> dict[str, Any]:

@@ -1,0 +1,144 @@
+"""Erasing events for an erasure request: the events' data gone, every view they reached rebuilt without it.
+
+:func:`erase` picks the events (a stream, and/or the filters of a read of the log: docs/reading.md), finds the
+projections they reached by routing them with the deployed projections (the engine's own routing, so views
+keyed by ``identifiedBy`` and upcast types count as they did), and in one transaction, appends waiting:
+erases them (``pge_erase_events``: data and metadata replaced by a marker, errors about them too, the erasure
+recorded) and rebuilds the inline projections they reached. The async ones are then rebuilt beside their
+views and swapped in (:func:`~jsproj.projections.operations.rebuild`), so that their readers never see a view
+half-built. docs/lifecycle.md says what remains and what does not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from jsproj import errors
+from jsproj.engine.projections import Projections
+from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from jsproj.projections.operations import rebuild, session
+from jsproj.store.filters import LogFilter, Time, log_filter
+from jsproj.store.python_engine import deployed_sources
+from jsproj.store.python_engine import rebuild as rebuild_documents
+from jsproj.store.sync import EventStore
+
+#: The chosen events as engine records, and their positions: archived streams' too (an erasure reaches them).
+_CHOSEN = """
+select coalesce(array_agg(e.position order by e.position), '{{}}'),
+       '[' || coalesce(string_agg(pge_event_record(e.position, e.stream_id, s.type, e.version, e.timestamp, e.metadata,
+                                                   e.type, e.id, e.data), ',' order by e.position), '') || ']'
+from pge_events e join pge_streams s on s.id = e.stream_id
+where {conditions}
+"""
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What an erasure did: its id (None: no event matched), the events erased, the inline projections rebuilt in
+    its transaction and the async ones rebuilt and swapped in after it."""
+
+    erasure: int | None
+    events: int
+    rebuilt: list[str]
+    swapped: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"erasure": self.erasure, "events": self.events, "rebuilt": self.rebuilt, "swapped": self.swapped}
+
+
+def erase(
+    store: EventStore,
+    stream_id: str | None = None,
+    *,
+    reason: str,
+    types: str | Iterable[str] | None = None,
+    stream_types: str | Iterable[str] | None = None,
+    since: Time | None = None,
+    until: Time | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    dry_run: bool = False,
+) -> Erased:
+    """Erase the events of ``stream_id`` and/or those the filters choose (all must hold; at least one given),
+    with ``reason`` recorded (an erasure request's reference: never the erased data). See the module's doc.
+
+    With ``dry_run``, nothing changes: the result says how many events would be erased and which projections
+    rebuilt (its ``erasure`` is None)."""
+    where = log_filter(types, stream_types, since, until, metadata, include_archived=True)
+    if stream_id is None and where == LogFilter(include_archived=True):
+        raise errors.InputError("an erasure needs a stream or a filter: it never erases the whole log by default")
+    if not isinstance(reason, str) or not 0 < len(reason.strip()) <= 1000:
+        raise errors.InputError("an erasure needs a reason of 1 to 1000 characters (an erasure request's reference)")
+    limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
+    with session(store, autocommit=False) as conn:
+        with conn.transaction():
+            conn.execute("lock table pge_events in share mode")  # appends wait: the inline rebuilds read it all
+            positions, records = _chosen(conn, stream_id, where)
+            if not positions:
+                return Erased(None, 0, [], [])
+            with Projections(deployed_sources(conn), **limits) as loaded:
+                reached = _reached(loaded, records)
+                inline = _inline(conn, reached)
+                swapped = [name for name in reached if name not in inline]
+                if dry_run:
+                    return Erased(None, len(positions), inline, swapped)  # (nothing was written)
+                erasure = conn.execute("select pge_erase_events(%s, %s)", (positions, reason)).fetchone()
+                assert erasure is not None
+                _rebuild_inline(conn, loaded, inline)
+    for name in swapped:
+        rebuild(store, name, **limits)
+    return Erased(int(erasure[0]), len(positions), inline, swapped)
+
+
+def _chosen(conn: psycopg.Connection[Any], stream_id: str | None, where: LogFilter) -> tuple[list[int], str]:
+    conditions = where.conditions("e")
+    params: dict[str, Any] = where.params()
+    if where.key is not None:  # (the read's key is a condition here: the erasure reads no page by it)
+        conditions.append(f"e.{where.key[0]} = any(%(keys)s::text[])")
+    if stream_id is not None:
+        conditions.append("e.stream_id = %(stream)s")
+        params["stream"] = stream_id
+    query = _CHOSEN.format(conditions=" and ".join(conditions))
+    row = conn.execute(query, params).fetchone()  # constant SQL fragments; values as parameters
+    assert row is not None
+    return list(row[0]), str(row[1])
+
+
+def _reached(loaded: Projections, records: str) -> list[str]:
+    """The stored projections the events reached, by the engine's routing (event projections by their
+    subscriptions: they route no document); every stored one when the routing itself fails on them."""
+    stored = [info for info in loaded.infos if info.lifecycle != "live"]
+    types = {record["event"]["$type"] for record in json.loads(records)}
+    try:
+        routed = set(loaded.route(records))
+    except errors.JsprojError:
+        return [info.name for info in stored]
+    return [
+        info.name
+        for info in stored
+        if info.name in routed or (info.kind == "event" and (info.any_event or types & set(info.event_types)))
+    ]
+
+
+def _inline(conn: psycopg.Connection[Any], reached: list[str]) -> list[str]:
+    """The inline projections of ``reached``."""
+    query = "select name from pge_projection_definitions where lifecycle = 'inline' and name = any(%s)"
+    found = {name for (name,) in conn.execute(query, (reached,)).fetchall()}
+    return [name for name in reached if name in found]
+
+
+def _rebuild_inline(conn: psycopg.Connection[Any], loaded: Projections, names: list[str]) -> None:
+    """Rebuild inline projections ``names`` in the caller's transaction, each on its engine."""
+    query = "select name, engine from pge_projection_definitions where name = any(%s)"
+    engines = dict(conn.execute(query, (names,)).fetchall())
+    for name in names:
+        if engines[name] == "python":
+            rebuild_documents(conn, loaded, name)
+        else:
+            conn.execute("select pge_rebuild(%s)", (name,))
