@@ -22,3 +22,23 @@ create table pge_erasures (
 );
 
 comment on table pge_erasures is 'jsproj: every erasure of events (who, when, why, which positions), none of the erased data.';
+
+-- Retention per stream type (docs/lifecycle.md#retention), applied by the
+-- daemon (and `jsproj retention apply`): 'archive' archives the streams of
+-- the type whose last event was appended more than max_age ago (archiving is
+-- of whole streams); 'erase' erases the events appended more than max_age
+-- ago, those more than max_count behind their stream's last, and those
+-- before version truncate_before (erasing is of events, and rebuilds the
+-- views they reached).
+create table pge_retention (
+    stream_type     text primary key check (length(stream_type) between 1 and 255),
+    action          text not null check (action in ('archive', 'erase')),
+    max_age         interval check (max_age > interval '0'),
+    max_count       bigint check (max_count >= 1),
+    truncate_before bigint check (truncate_before >= 2),
+    updated_at      timestamptz not null default now(),
+    check (max_age is not null or max_count is not null or truncate_before is not null),
+    check (action = 'erase' or (max_count is null and truncate_before is null))
+);
+
+comment on table pge_retention is 'jsproj: retention rules per stream type, applied by the daemon (archive or erase).';

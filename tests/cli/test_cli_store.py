@@ -137,6 +137,23 @@ def test_erase_needs_yes_says_what_it_would_do_and_does_it(dsn: str) -> None:
     assert jsproj("erase", "--reason", "r", "--yes", "--dsn", dsn).stderr.startswith("error: an erasure needs a stream")
 
 
+def test_retention_rules_are_set_listed_applied_and_cleared(dsn: str) -> None:
+    assert jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn).returncode == 0
+    assert jsproj("retention", "set", "Quest", "--erase", "--max-count", "2", "--dsn", dsn).returncode == 0
+    refused = jsproj("retention", "set", "Quest", "--archive", "--max-count", "2", "--dsn", dsn)
+    assert refused.returncode == 1 and "an archive rule takes max_age only" in refused.stderr
+    bad_age = jsproj("retention", "set", "Quest", "--archive", "--max-age", "a year", "--dsn", dsn)
+    assert bad_age.returncode == 2 and "like 30d" in bad_age.stderr
+    assert jsproj("retention", "set", "Quest", "--archive", "--max-age", "52w", "--dsn", dsn).returncode == 0
+    assert jsproj("retention", "list", "--dsn", dsn).stdout == "Quest: archive (max age 52w)\n"
+    assert jsproj("retention", "set", "Quest", "--erase", "--max-count", "2", "--dsn", dsn).returncode == 0
+    applied = json.loads(jsproj("retention", "apply", "--dsn", dsn, "--json").stdout)
+    assert applied == {"applied": [{"streamType": "Quest", "action": "erase", "streams": 0, "events": 5,
+                                    "erasure": 1}]}  # fmt: skip
+    assert jsproj("retention", "clear", "Quest", "--dsn", dsn).stdout == "cleared: Quest\n"
+    assert json.loads(jsproj("retention", "list", "--dsn", dsn, "--json").stdout) == {"rules": []}
+
+
 def test_the_dsn_can_come_from_the_environment(dsn: str) -> None:
     done = jsproj(
         "append", "-", "--json", stdin='{"id": "e", "type": "T", "data": {"$type": "A"}}', env={"JSPROJ_DSN": dsn}

@@ -4,9 +4,9 @@
 projections they reached by routing them with the deployed projections (the engine's own routing, so views
 keyed by ``identifiedBy`` and upcast types count as they did), and in one transaction, appends waiting:
 erases them (``pge_erase_events``: data and metadata replaced by a marker, errors about them too, the erasure
-recorded) and rebuilds the inline projections they reached. The async ones are then rebuilt beside their
-views and swapped in (:func:`~jsproj.projections.operations.rebuild`), so that their readers never see a view
-half-built. docs/lifecycle.md says what remains and what does not.
+recorded), rebuilds the inline projections they reached and sets the async ones to be built again; these are
+then built beside their views and swapped in (here, or by the daemon holding them), so that their readers never
+see a view half-built. docs/lifecycle.md says what remains and what does not.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import psycopg
 from jsproj import errors
 from jsproj.engine.projections import Projections
 from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
-from jsproj.projections.operations import rebuild, session
+from jsproj.follow.daemon import progress
+from jsproj.projections.operations import finish_build, session
 from jsproj.store.filters import LogFilter, Time, log_filter
 from jsproj.store.python_engine import deployed_sources
 from jsproj.store.python_engine import rebuild as rebuild_documents
@@ -64,22 +65,39 @@ def erase(
     timeout: float = DEFAULT_TIMEOUT,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     dry_run: bool = False,
+    wait: bool = True,
 ) -> Erased:
     """Erase the events of ``stream_id`` and/or those the filters choose (all must hold; at least one given),
     with ``reason`` recorded (an erasure request's reference: never the erased data). See the module's doc.
 
     With ``dry_run``, nothing changes: the result says how many events would be erased and which projections
-    rebuilt (its ``erasure`` is None)."""
+    rebuilt (its ``erasure`` is None). Without ``wait``, the async projections are left to build and swap in
+    when a daemon gets to them (the daemon's retention does so: it holds them)."""
     where = log_filter(types, stream_types, since, until, metadata, include_archived=True)
     if stream_id is None and where == LogFilter(include_archived=True):
         raise errors.InputError("an erasure needs a stream or a filter: it never erases the whole log by default")
     if not isinstance(reason, str) or not 0 < len(reason.strip()) <= 1000:
         raise errors.InputError("an erasure needs a reason of 1 to 1000 characters (an erasure request's reference)")
     limits: dict[str, Any] = {"timeout": timeout, "memory_limit": memory_limit}
+    return erase_chosen(store, Chosen(*_conditions(stream_id, where)), reason, limits, dry_run=dry_run, wait=wait)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Which events to erase: conditions on rows ``e`` of pge_events (``and``-ed), with their named parameters."""
+
+    conditions: list[str]
+    params: dict[str, Any]
+
+
+def erase_chosen(
+    store: EventStore, chosen: Chosen, reason: str, limits: dict[str, Any], *, dry_run: bool, wait: bool
+) -> Erased:
+    """Erase the events ``chosen`` picks but those erased already (see :func:`erase`)."""
     with session(store, autocommit=False) as conn:
         with conn.transaction():
             conn.execute("lock table pge_events in share mode")  # appends wait: the inline rebuilds read it all
-            positions, records = _chosen(conn, stream_id, where)
+            positions, records = _chosen(conn, chosen)
             if not positions:
                 return Erased(None, 0, [], [])
             with Projections(deployed_sources(conn), **limits) as loaded:
@@ -91,12 +109,16 @@ def erase(
                 erasure = conn.execute("select pge_erase_events(%s, %s)", (positions, reason)).fetchone()
                 assert erasure is not None
                 _rebuild_inline(conn, loaded, inline)
-    for name in swapped:
-        rebuild(store, name, **limits)
+                for name in swapped:  # to be built again, beside: with the erasure, or not at all
+                    progress.restart_build(conn, name)
+    if wait:
+        for name in swapped:
+            finish_build(store, name, limits)
     return Erased(int(erasure[0]), len(positions), inline, swapped)
 
 
-def _chosen(conn: psycopg.Connection[Any], stream_id: str | None, where: LogFilter) -> tuple[list[int], str]:
+def _conditions(stream_id: str | None, where: LogFilter) -> tuple[list[str], dict[str, Any]]:
+    """The conditions of a stream and a read's filter."""
     conditions = where.conditions("e")
     params: dict[str, Any] = where.params()
     if where.key is not None:  # (the read's key is a condition here: the erasure reads no page by it)
@@ -104,8 +126,14 @@ def _chosen(conn: psycopg.Connection[Any], stream_id: str | None, where: LogFilt
     if stream_id is not None:
         conditions.append("e.stream_id = %(stream)s")
         params["stream"] = stream_id
+    return conditions, params
+
+
+def _chosen(conn: psycopg.Connection[Any], chosen: Chosen) -> tuple[list[int], str]:
+    """The positions of the events chosen (not erased already) and their engine records."""
+    conditions = [*chosen.conditions, """e.data <> '{"$erased": true}'::jsonb"""]
     query = _CHOSEN.format(conditions=" and ".join(conditions))
-    row = conn.execute(query, params).fetchone()  # constant SQL fragments; values as parameters
+    row = conn.execute(query, chosen.params).fetchone()  # constant SQL fragments; values as parameters
     assert row is not None
     return list(row[0]), str(row[1])
 

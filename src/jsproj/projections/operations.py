@@ -182,6 +182,19 @@ def _restart_build(
 ) -> None:
     """Reset the projection to build; build it here unless a daemon holds it."""
     progress.restart_build(control, name)
+    build_here(store, control, name, on_error, page_size, limits, on_progress)
+
+
+def build_here(
+    store: EventStore,
+    control: psycopg.Connection[Any],
+    name: str,
+    on_error: str,
+    page_size: int,
+    limits: dict[str, Any],
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """Build projection ``name`` (to be built) here, unless a daemon holds it (it builds it then)."""
     read = 0
 
     def advance(_: str, events: int) -> None:
@@ -200,6 +213,15 @@ def _restart_build(
                     work.commit()
                     if found is None or found[0] != "build":
                         break
+
+
+def finish_build(store: EventStore, name: str, limits: dict[str, Any]) -> int:
+    """Build projection ``name``, already reset to build (status 'build'), here or by the daemon holding it, and
+    wait until it runs; the events it read."""
+    with session(store) as control:
+        on_error = value(control, "select on_error from pge_projection_definitions where name = %s", (name,))
+        build_here(store, control, name, on_error, DEFAULT_PAGE_SIZE, limits, None)
+        return _follow_build(control, name, None)
 
 
 def _follow_build(control: psycopg.Connection[Any], name: str, on_progress: Callable[[int], None] | None) -> int:

@@ -25,6 +25,7 @@ from jsproj.follow.daemon.pages import Applied, prepare
 from jsproj.follow.daemon.pipeline import Pipeline, Undone
 from jsproj.follow.daemon.poison import retry_dead_letters
 from jsproj.follow.daemon.progress import Progress, caught_up_blockers
+from jsproj.follow.daemon.retention import RetentionAgent
 from jsproj.follow.daemon.session import Session
 from jsproj.follow.daemon.version_jobs import VersionJobs
 from jsproj.follow.daemon.versions import waiting
@@ -47,6 +48,7 @@ class Owner(Protocol):
     deployed: Deployed
     hooks: DaemonHooks
     stopping: threading.Event
+    retention: RetentionAgent
 
     def say(self, level: int, message: str, **fields: object) -> None: ...
 
@@ -86,6 +88,9 @@ class Connected:
         if self.known is None or now - self._checked >= CHECK_SECONDS:
             self._check(now)
         busy = self._work(self.known or []) if self.leases.held else False
+        if self.daemon.retention.due(now):
+            self.pipeline.settle()  # (its page committed: the rules' erasures touch the progress rows)
+            self.daemon.retention.run(self.session.work, now)
         if busy:
             self.waker.worked()
         self.daemon.hooks.round_done(frozenset(self.leases.held))

@@ -26,6 +26,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from jsproj import errors, logs
 from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
@@ -36,6 +37,7 @@ from jsproj.follow.daemon.hooks import DaemonHooks
 from jsproj.follow.daemon.leases import Leases
 from jsproj.follow.daemon.progress import Unit
 from jsproj.follow.daemon.progress_log import ProgressLog
+from jsproj.follow.daemon.retention import RetentionAgent
 from jsproj.follow.daemon.session import Session
 from jsproj.follow.engine import LOST, Action, ErrorPolicy, Follower
 from jsproj.store.translate import reason
@@ -77,6 +79,8 @@ class Daemon:
         log: Callable[[str], None] | None = None,
         on_progress: Callable[[str, int], None] | None = None,
         hooks: DaemonHooks | None = None,
+        retention: Callable[[], Any] | None = None,
+        retention_interval: float = 3600.0,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -91,6 +95,8 @@ class Daemon:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.deployed = Deployed(set(names) if names else None, {"timeout": timeout, "memory_limit": memory_limit})
         self.stopping = threading.Event()
+        # (retention: what applies the rules, jsproj.projections.retention's apply_rules for `jsproj daemon`)
+        self.retention = RetentionAgent(retention, retention_interval, self.say)
         self._connected: Connected | None = None  # the daemon on its latest connections, for what `held` reports
 
     @property

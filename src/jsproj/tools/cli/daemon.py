@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from contextlib import nullcontext
+from typing import Any
 
 import click
 from rich.console import Console
@@ -62,6 +64,10 @@ page_size_option = click.option(
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
               envvar="JSPROJ_METRICS_HOST", show_envvar=True,
               help="The address the metrics server listens on.")  # fmt: skip
+@click.option("--retention-interval", type=Seconds(0), default=3600.0, show_default=True,
+              envvar="JSPROJ_RETENTION_INTERVAL", show_envvar=True,
+              help="Seconds between applications of the retention rules, the first at the start (0: never; "
+                   "docs/lifecycle.md#retention).")  # fmt: skip
 @store_options
 @sandbox_options
 def daemon(
@@ -71,6 +77,7 @@ def daemon(
     poll_interval: float,
     metrics_port: int | None,
     metrics_host: str,
+    retention_interval: float,
     dsn: str | None,
     schema: str | None,
     timeout: float,
@@ -106,7 +113,8 @@ def daemon(
         worker = Daemon(
             store.dsn, schema=store.schema, names=names or None, page_size=page_size, poll_interval=poll_interval,
             timeout=timeout, memory_limit=memory_limit, hooks=hooks,
-            on_progress=advance,
+            on_progress=advance, retention=_retention(store.dsn, store.schema, timeout, memory_limit),
+            retention_interval=retention_interval,
         )  # fmt: skip
     previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server = hooks.serve(worker, metrics_host, metrics_port) if metrics_port is not None else None
@@ -128,6 +136,20 @@ def daemon(
             server.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _retention(dsn: str, schema: str, timeout: float, memory_limit: int) -> Callable[[], list[Any]]:
+    """What the daemon's retention agent runs: the store's rules, applied without waiting for the async views
+    they rebuild (the daemons build those, this one among them)."""
+
+    def apply() -> list[Any]:
+        from jsproj.projections.retention import apply_rules
+        from jsproj.store.sync import EventStore
+
+        with EventStore(dsn, schema=schema, max_size=1) as store:
+            return apply_rules(store, timeout=timeout, memory_limit=memory_limit, wait=False)
+
+    return apply
 
 
 @click.command()

@@ -1,7 +1,9 @@
-"""Commands on a stream's lifecycle: ``archive``, ``unarchive`` and ``erase`` (docs/lifecycle.md)."""
+"""Commands on a stream's lifecycle: ``archive``, ``unarchive``, ``erase`` and ``retention`` (docs/lifecycle.md)."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -9,6 +11,7 @@ import click
 from jsproj import errors
 from jsproj.store.lifecycle import StreamChange
 from jsproj.tools.cli.common import (
+    SummaryGroup,
     echo_json,
     json_errors,
     json_object,
@@ -136,4 +139,140 @@ def erase(
         click.echo(f"erased {done.events} events (erasure {done.erasure}); rebuilt: {rebuilt}")
 
 
-COMMANDS = [archive, unarchive, erase]
+# -- jsproj retention ---------------------------------------------------------
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _age(ctx: click.Context, param: click.Parameter, text: str | None) -> timedelta | None:
+    """--max-age: a whole number and a unit, s, m, h, d or w (30d)."""
+    if text is None:
+        return None
+    found = re.fullmatch(r"(\d{1,9})([smhdw])", text.strip())
+    if not found or int(found[1]) == 0:
+        raise click.BadParameter(f"a whole number and a unit (s, m, h, d, w), like 30d; not {text!r}")
+    return timedelta(seconds=int(found[1]) * UNITS[found[2]])
+
+
+@click.group(cls=SummaryGroup)
+def retention() -> None:
+    """Retention per stream type: archive cold streams, or erase old events.
+
+    The daemon applies the rules (every --retention-interval); `jsproj
+    retention apply` applies them now. docs/lifecycle.md#retention says
+    which to choose.
+
+    \b
+    Examples:
+      jsproj retention set Order --archive --max-age 365d
+      jsproj retention list
+      jsproj retention apply
+    """
+
+
+@retention.command("set")
+@click.argument("stream_type")
+@click.option("--archive", "action", flag_value="archive", help="Archive the streams idle longer than --max-age.")
+@click.option("--erase", "action", flag_value="erase", help="Erase the events past a limit (the views rebuilt).")
+@click.option("--max-age", callback=_age, metavar="AGE", help="30d, 12h, 90m, 2w: appended longer ago.")
+@click.option("--max-count", type=click.IntRange(min=1), help="Keep the last N events of each stream (--erase).")
+@click.option("--truncate-before", type=click.IntRange(min=2), metavar="VERSION",
+              help="Erase the events before this version of each stream (--erase).")  # fmt: skip
+@store_options
+@json_option
+def set_rule(
+    stream_type: str,
+    action: str | None,
+    max_age: timedelta | None,
+    max_count: int | None,
+    truncate_before: int | None,
+    dsn: str | None,
+    schema: str | None,
+    as_json: bool,
+) -> None:
+    """Set the retention of a stream type (replacing its rule).
+
+    \b
+    Examples:
+      jsproj retention set Order --archive --max-age 365d
+      jsproj retention set Session --erase --max-age 30d
+      jsproj retention set Sensor --erase --max-count 1000
+    """
+    from jsproj.projections.retention import Rule, set_rule
+
+    with json_errors(as_json):
+        if action is None:
+            raise errors.InputError("say what the rule does: --archive or --erase")
+        with open_store(dsn, schema, create=False) as store:
+            rule = set_rule(store, Rule(stream_type, action, max_age, max_count, truncate_before))
+    if as_json:
+        echo_json(rule.to_dict())
+    else:
+        click.echo(f"retention of {stream_type}: {action}")
+
+
+@retention.command("list")
+@store_options
+@json_option
+def list_rules(dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Show every stream type's retention.
+
+    \b
+    Examples:
+      jsproj retention list --json
+    """
+    from jsproj.projections.retention import age_text, rules
+
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        found = rules(store)
+    if as_json:
+        echo_json({"rules": [rule.to_dict() for rule in found]})
+        return
+    for rule in found:
+        age = None if rule.max_age is None else age_text(rule.max_age)
+        limits = {"max age": age, "max count": rule.max_count, "truncate before": rule.truncate_before}
+        said = ", ".join(f"{key} {value}" for key, value in limits.items() if value is not None)
+        click.echo(f"{rule.stream_type}: {rule.action} ({said})")
+
+
+@retention.command("clear")
+@click.argument("stream_type")
+@store_options
+def clear(stream_type: str, dsn: str | None, schema: str | None) -> None:
+    """Drop the retention of a stream type.
+
+    \b
+    Examples:
+      jsproj retention clear Order
+    """
+    from jsproj.projections.retention import clear_rule
+
+    with json_errors(False), open_store(dsn, schema, create=False) as store:
+        had = clear_rule(store, stream_type)
+    click.echo(f"{'cleared' if had else 'no rule for'}: {stream_type}")
+
+
+@retention.command("apply")
+@store_options
+@sandbox_options
+@json_option
+def apply(dsn: str | None, schema: str | None, timeout: float, memory_limit: int, as_json: bool) -> None:
+    """Apply every rule now, and wait for the views they rebuild.
+
+    \b
+    Examples:
+      jsproj retention apply --json
+    """
+    from jsproj.projections.retention import apply_rules
+
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        done = apply_rules(store, timeout=timeout, memory_limit=memory_limit)
+    if as_json:
+        echo_json({"applied": [each.to_dict() for each in done]})
+        return
+    for each in done:
+        what = f"{each.streams} streams archived" if each.action == "archive" else f"{each.events} events erased"
+        click.echo(f"{each.stream_type}: {what}")
+
+
+COMMANDS = [archive, unarchive, erase, retention]
