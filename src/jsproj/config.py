@@ -50,6 +50,7 @@ DAEMON_SETTINGS: dict[str, tuple[type, ...]] = {
     "memory_limit": (int,),
     "metrics_port": (int,),
     "metrics_host": (str,),
+    "retention_interval": (int, float),
     "projections": (list,),
 }
 
