@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import subprocess
+import threading
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from clihelp import jsproj
+from clihelp import JSPROJ, jsproj
 from jsproj.engine.projections import Projections
 from jsproj.engine.simulation import simulate
 from jsproj.errors import InputError
-from jsproj.follow.daemon import Daemon
+from jsproj.follow.daemon import STALE_SECONDS, Daemon
 from jsproj.projections.deploy import deploy
 from jsproj.projections.erasure import erase
 from jsproj.projections.operations import list_dead_letters
@@ -29,7 +32,8 @@ from jsproj.projections.status import projection_status
 from jsproj.projections.views import export_views
 from jsproj.store.sync import EventStore
 
-from projections import sources
+from projections import SLOW, sources
+from waiting import wait_until
 
 MARKER = "Jane-Doe-7f3a9c"
 
@@ -157,3 +161,59 @@ def test_an_erasure_needs_a_choice_of_events_and_a_reason_and_may_choose_by_filt
     done = erase(store, stream_types="Account", metadata={"customer": MARKER}, reason="by filter")
     assert done.events == 2
     assert [e.stream_id for e in store.read_all() if e.data == {"$erased": True}] == ["acct-jane", "acct-jane"]
+
+
+def test_an_erasure_while_others_append_loses_no_append_and_the_views_fold_what_remains(
+    store: EventStore, dsn: str
+) -> None:
+    deploy(store, sources(Notes=NOTES), lifecycles=ASYNC, on_error={"Letters": "dead-letter", "Stopper": "dead-letter"})
+    store.append_all(CLEAN + SECRET)
+    appended: list[int] = []
+    stop = threading.Event()
+
+    def keep_appending() -> None:  # another stream, all along the erasure (which holds appends off a moment)
+        while not stop.is_set() and len(appended) < 200:
+            appended.append(store.append({"id": "acct-bob", "data": {"$type": "Deposited", "amount": 1}}).version)
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        wait_until(lambda: len(appended) >= 5)
+        erase(store, "acct-jane", reason="request 43")
+    finally:
+        stop.set()
+        writer.join(30)
+    Daemon(dsn).run(until_caught_up=True)
+    assert appended == list(range(2, 2 + len(appended))), "every append went in, in order"
+    assert store.fetch_stream("acct-bob").version == 1 + len(appended)
+    assert export_views(store) == folded(store)
+    assert tables_with(dsn, MARKER) == []
+
+
+@pytest.mark.slow  # a daemon process killed midway
+def test_a_daemon_killed_mid_rebuild_after_an_erasure_leaves_nothing_of_it(store: EventStore, dsn: str) -> None:
+    deploy(store, sources(Slow=SLOW, Notes=NOTES), lifecycles={"Slow": "async", **ASYNC},
+           on_error={"Letters": "dead-letter", "Stopper": "dead-letter"})  # fmt: skip
+    store.append_all([{"id": f"acct-{n}", "type": "Account", "data": [{"$type": "Deposited", "amount": n}] * 3}
+                      for n in range(100)] + SECRET)  # fmt: skip
+    Daemon(dsn).run(until_caught_up=True)
+    erase(store, "acct-jane", reason="request 44", wait=False)  # the async views to be built again
+    first = subprocess.Popen([str(JSPROJ), "daemon", "--dsn", dsn, "--page-size", "10", "--poll-interval", "0.05"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_until(lambda: building(dsn, "Slow"))
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.wait(timeout=30)
+    with psycopg.connect(dsn, autocommit=True) as conn:  # its heartbeat as old as a dead daemon's gets
+        conn.execute("update pge_daemons set heartbeat_at = now() - make_interval(secs => %s)", (STALE_SECONDS + 1,))
+    Daemon(dsn).run(until_caught_up=True)
+    assert export_views(store)["aggregates"]["Slow"] == {"n": 302}
+    assert tables_with(dsn, MARKER) == []
+
+
+def building(dsn: str, name: str) -> bool:
+    """Whether ``name`` is being built and has written some of it (its staging table)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("select status, events from pge_projection_progress where name = %s", (name,)).fetchone()
+    return row is not None and row[0] == "build" and row[1] > 0
