@@ -231,6 +231,8 @@ export declare namespace errors {
   class UnknownStreamError extends StoreError {}
   /** The stream is archived: unarchive it to append to it or to read it without asking for archived streams. */
   class StreamArchivedError extends StoreError {}
+  /** The stream was deleted (its last event is the $deleted tombstone): re-create it by appending with its version as expected_version. */
+  class StreamDeletedError extends StoreError {}
   /** An append bypassed the Python engine while it keeps inline projections. */
   class PythonEngineRequiredError extends StoreError {}
   /** The JavaScript language installed in the database cannot stop a call at jsproj's time limit. */

@@ -93,6 +93,28 @@ function invalid(where, message, details) {
 // Check parsed messages and turn them into event records. Options: `now`
 // (ISO timestamp for messages without one), `position` (the last position
 // already used), `streams` ({id: {type, version}} that already exist).
+// A stream's tombstone (docs/lifecycle.md#deleting-a-stream), as pge_append_message says it: a $deleted event goes
+// on a stream that is there and not deleted; after it, only a message with the tombstone's version as its
+// expected_version (checked before: a ConcurrencyError otherwise) re-creates the stream.
+var DELETED = '$deleted';
+
+function tombstoneRules(where, id, stream, tombstone, expected) {
+  var fields = { streamId: id, messageNumber: where.message };
+  if (tombstone && !stream) {
+    throw fail('UnknownStreamError', 'message ' + where.message + ': stream ' + JSON.stringify(id) +
+      ' does not exist: there is nothing to delete', fields);
+  }
+  if (tombstone && stream.deleted) {
+    throw fail('StreamDeletedError', 'message ' + where.message + ': stream ' + JSON.stringify(id) + ' is deleted already',
+      Object.assign({ version: stream.version }, fields));
+  }
+  if (!tombstone && expected === null) {
+    throw fail('StreamDeletedError', 'message ' + where.message + ': stream ' + JSON.stringify(id) + ' was deleted (at version ' +
+      stream.version + '): append with expected_version ' + stream.version + ' to re-create it',
+      Object.assign({ version: stream.version }, fields));
+  }
+}
+
 function normalize(parsed, options) {
   options = options || {};
   var messages = parsed.messages, lines = parsed.lines;
@@ -139,8 +161,9 @@ function normalize(parsed, options) {
     if (stream && type !== undefined && type !== stream.type) {
       throw invalid(where, 'stream ' + JSON.stringify(id) + ' is a ' + stream.type + ' stream, not ' + type, { streamId: id });
     }
+    var expected = null;
     if (has(message, 'expected_version') && message.expected_version !== null) {
-      var expected = message.expected_version;
+      expected = message.expected_version;
       if (typeof expected !== 'number' || !Number.isInteger(expected) || expected < 0 || expected > MAX_VERSION) {
         throw invalid(where, 'expected_version must be a whole number >= 0 (0: the stream must be new; at most 2^53 - 1), not ' +
           JSON.stringify(expected));
@@ -172,10 +195,14 @@ function normalize(parsed, options) {
     if (!has(message, 'data') || message.data === null) throw invalid(where, 'the message has no "data" (an event or a list of events)');
     var events = Array.isArray(message.data) ? message.data : [message.data];
     if (events.length === 0) throw invalid(where, '"data" holds no events');
+    var tombstone = events.some(function (e) { return isPlainObject(e) && e.$type === DELETED; });
+    if (tombstone && events.length > 1) throw invalid(where, 'a $deleted event (a stream\'s tombstone) is alone in its message');
+    if (tombstone || (stream && stream.deleted)) tombstoneRules(where, id, stream, tombstone, expected);
     if (!stream) {
       stream = { type: type, version: 0 };
       streams.set(id, stream);
     }
+    stream.deleted = tombstone;
 
     for (var e = 0; e < events.length; e++) {
       var evt = events[e];
@@ -188,6 +215,10 @@ function normalize(parsed, options) {
       }
       var eventTypeProblem = badId(evt.$type);
       if (eventTypeProblem) throw invalid(where, 'the event $type ' + eventTypeProblem);
+      if (evt.$type.charAt(0) === '$' && evt.$type !== DELETED) {
+        throw invalid(where, 'the event $type ' + JSON.stringify(evt.$type) + ' is reserved: types starting with $ are ' +
+          'jsproj\'s ($deleted: a stream\'s tombstone)');
+      }
       var eventProblem = unstorable(evt);
       if (eventProblem) throw invalid(where, 'the event cannot be stored: ' + eventProblem);
       var event = clone(evt);

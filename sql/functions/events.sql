@@ -18,6 +18,9 @@ as $$
                  || case when e ? 'type' and not e ? '$type'
                          then ' (this one has "type": the event''s type is "$type", with a dollar sign)' else '' end
         when length(e ->> '$type') > 255 then 'the event $type is longer than 255 characters'
+        -- ($-types are jsproj's: $deleted is a stream's tombstone, docs/lifecycle.md#deleting-a-stream)
+        when left(e ->> '$type', 1) = '$' and e ->> '$type' <> '$deleted' then
+            'the event $type ' || (e -> '$type')::text || ' is reserved: types starting with $ are jsproj''s ($deleted: a stream''s tombstone)'
         when coalesce(jsonb_typeof(e -> '$id'), 'null') <> 'null'
              and (jsonb_typeof(e -> '$id') <> 'string'
                   or (e ->> '$id') !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
@@ -117,6 +120,9 @@ as $$
                       -- (the next minute, when the last second's fraction rounds up to it)
                       + (message ->> 'timestamp' ~ '^.{16}:59\.999999[5-9]')::int >= 1440)) then
             'timestamp must be between 0001-01-01 and 9999-12-31 in UTC, not ' || (message -> 'timestamp')::text
+        when jsonb_typeof(message -> 'data') = 'array' and jsonb_array_length(message -> 'data') > 1
+             and jsonb_path_exists(message -> 'data', '$[*] ? (@."$type" == "$deleted")') then
+            'a $deleted event (a stream''s tombstone) is alone in its message'
     end
 $$;
 
@@ -165,12 +171,17 @@ begin
                -- a stream always has events: pge_append writes both, together)
                (select e.version from @schema@.pge_events e where e.stream_id = msg ->> 'id'
                 order by e.version desc limit 1) as stored_version,
+               (select e.type = '$deleted' from @schema@.pge_events e where e.stream_id = msg ->> 'id'
+                order by e.version desc limit 1) as stored_deleted,
+               @schema@.pge_message_events(msg) -> 0 ->> '$type' = '$deleted' as tombstone,
                (select s.type from @schema@.pge_streams s where s.id = msg ->> 'id') as stored_type,
                (select s.archived_at from @schema@.pge_streams s where s.id = msg ->> 'id') as archived_at
         from jsonb_array_elements(messages) with ordinality as t (msg, n)
     ), planned as (
-        select n, id, unnamed, type, expected, archived_at,
+        select n, id, unnamed, type, expected, archived_at, tombstone,
                coalesce(stored_version, 0) + coalesce(sum(count) over earlier, 0) as base,
+               -- deleted: by the stream's message before this one in the batch, else as stored
+               coalesce(lag(tombstone) over stream, stored_deleted, false) as deleted,
                stored_version is null and row_number() over stream = 1 as creates,
                coalesce(stored_type, first_value(type) over stream) as stream_type
         from m
@@ -189,6 +200,17 @@ begin
             when expected <> base then jsonb_build_object(
                 'problem', format('stream %s is at version %s, not the expected version %s', to_json(id), base, expected),
                 'state', 'JP409', 'detail', jsonb_build_object('streamId', id, 'expected', expected, 'actual', base))
+            -- (the tombstone's rules, as pge_tombstone_check says them)
+            when tombstone and creates then jsonb_build_object(
+                'problem', format('stream %s does not exist: there is nothing to delete', to_json(id)),
+                'state', 'JPS04', 'detail', jsonb_build_object('streamId', id))
+            when tombstone and deleted then jsonb_build_object(
+                'problem', format('stream %s is deleted already', to_json(id)),
+                'state', 'JPS10', 'detail', jsonb_build_object('streamId', id, 'version', base))
+            when deleted and not tombstone and expected is null then jsonb_build_object(
+                'problem', format('stream %s was deleted (at version %s): append with expected_version %s to re-create it',
+                                  to_json(id), base, base),
+                'state', 'JPS10', 'detail', jsonb_build_object('streamId', id, 'version', base))
         end || jsonb_build_object('n', n) as failure
         from planned
     )
@@ -321,6 +343,32 @@ begin
 end;
 $$;
 
+-- The tombstone's rules (docs/lifecycle.md#deleting-a-stream), for the
+-- message pge_append_message appends to a stream that is deleted (its last
+-- event is $deleted) or that deletes one: nothing to delete (JPS04), deleted
+-- already or deleted and not re-created (JPS10). (A function of its own: the
+-- common append, on a stream never deleted, does not reach it.)
+create or replace function pge_tombstone_check(stream_id text, version bigint, creates boolean, deleted boolean,
+                                               tombstone boolean, expected bigint) returns void
+language plpgsql
+as $$
+begin
+    if tombstone and creates then
+        raise exception using errcode = 'JPS04',
+            message = format('stream %s does not exist: there is nothing to delete', to_json(stream_id)),
+            detail = json_build_object('streamId', stream_id)::text;
+    elsif tombstone and deleted then
+        raise exception using errcode = 'JPS10', message = format('stream %s is deleted already', to_json(stream_id)),
+            detail = json_build_object('streamId', stream_id, 'version', version)::text;
+    elsif deleted and not tombstone and expected is null then
+        raise exception using errcode = 'JPS10',
+            message = format('stream %s was deleted (at version %s): append with expected_version %s to re-create it',
+                             to_json(stream_id), version, version),
+            detail = json_build_object('streamId', stream_id, 'version', version)::text;
+    end if;
+end;
+$$;
+
 -- Errors raised here carry SQLSTATE JP400 (a bad message or event) or JP409
 -- (the stream is not at the expected version; DETAIL is {"streamId", "expected", "actual"}).
 --
@@ -341,6 +389,7 @@ declare
     v_duplicate text;
     v_expected bigint;
     v_stream_type text;
+    v_last_type text;
     v_archived timestamptz;
     v_version bigint;
     v_creates boolean := false;
@@ -409,7 +458,7 @@ begin
     else
         perform pg_advisory_xact_lock(1246974036, hashtext(v_id));
         -- a stream always has events (both are written here, together), each with its type
-        select version, stream_type into v_version, v_stream_type
+        select version, stream_type, type into v_version, v_stream_type, v_last_type
         from @schema@.pge_events where stream_id = v_id order by version desc limit 1;
         if not found then
             if v_type is null then
@@ -436,6 +485,13 @@ begin
         raise exception using errcode = 'JP409',
             message = format('stream %s is at version %s, not the expected version %s', to_json(v_id), v_version, v_expected),
             detail = json_build_object('streamId', v_id, 'expected', v_expected, 'actual', v_version)::text;
+    end if;
+    -- A stream's tombstone ($deleted, alone in its message: pge_message_problem) goes on a stream that is
+    -- there and not deleted; after it, only a message that gives the tombstone's version as its expected
+    -- version re-creates the stream (docs/lifecycle.md#deleting-a-stream).
+    if v_last_type = '$deleted' or v_events -> 0 ->> '$type' = '$deleted' then
+        perform @schema@.pge_tombstone_check(v_id, v_version, v_creates, v_last_type = '$deleted',
+                                             v_events -> 0 ->> '$type' = '$deleted', v_expected);
     end if;
 
     if v_creates then

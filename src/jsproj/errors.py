@@ -249,6 +249,11 @@ class StreamArchivedError(StoreError):
     """The stream is archived: unarchive it to append to it or to read it without asking for archived streams."""
 
 
+class StreamDeletedError(StoreError):
+    """The stream was deleted (its last event is the $deleted tombstone): re-create it by appending with its version
+    as expected_version."""
+
+
 class PythonEngineRequiredError(StoreError):
     """An append bypassed the Python engine while it keeps inline projections."""
 

@@ -8,6 +8,8 @@ are not archived.
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from typing import Any
 
@@ -16,7 +18,7 @@ import pytest
 
 from jsproj.engine.projections import Projections
 from jsproj.engine.simulation import simulate
-from jsproj.errors import StreamArchivedError, UnknownStreamError
+from jsproj.errors import JsprojError, StreamArchivedError, StreamDeletedError, UnknownStreamError
 from jsproj.follow.daemon import Daemon
 from jsproj.projections.deploy import deploy
 from jsproj.projections.live import aggregate
@@ -188,3 +190,62 @@ def test_only_roles_granted_it_archive_a_stream(store: EventStore, dsn: str) -> 
         assert conn.execute("select pge_archive_stream('acct-1') ->> 'changed'").fetchone() == ("true",)
     with pytest.raises(StreamArchivedError):
         store.fetch_stream("acct-1")
+
+
+# -- deleting a stream (soft): its tombstone ---------------------------------------------------------------
+
+TOMBSTONE_CASES = [  # (messages after stream acct-1 at version 2, what the last one meets: None or an error's words)
+    ([{"id": "acct-1", "data": {"$type": "$deleted"}}], None),
+    ([{"id": "acct-1", "data": {"$type": "$deleted"}}, {"id": "acct-1", "data": {"$type": "Deposited"}}],
+     'stream "acct-1" was deleted (at version 3): append with expected_version 3 to re-create it'),
+    ([{"id": "acct-1", "data": {"$type": "$deleted"}}, {"id": "acct-1", "data": {"$type": "$deleted"}}],
+     'stream "acct-1" is deleted already'),
+    ([{"id": "nobody", "type": "Account", "data": {"$type": "$deleted"}}],
+     'stream "nobody" does not exist: there is nothing to delete'),
+    ([{"id": "acct-1", "data": {"$type": "$deleted"}},
+      {"id": "acct-1", "expected_version": 3, "data": {"$type": "Deposited", "amount": 1}}], None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batch"])
+@pytest.mark.parametrize(("messages", "refusal"), TOMBSTONE_CASES)
+def test_a_tombstone_deletes_a_stream_that_only_an_explicit_append_re_creates_in_sql_and_in_the_engine(
+    store: EventStore, dsn: str, messages: list[dict[str, Any]], refusal: str | None, batched: bool
+) -> None:
+    """One message per append, or the same as one batch (all or nothing: none of it is written)."""
+    store.append_all(MESSAGES)
+    before = event_count(dsn)
+    error: Exception | None = None
+    try:
+        if batched:
+            store.append_all(messages)
+        else:
+            for message in messages:
+                store.append(message)
+    except JsprojError as exc:
+        error = exc
+    if refusal is None:
+        assert error is None
+        return
+    assert error is not None and refusal in str(error), error
+    assert isinstance(error, UnknownStreamError if "nothing to delete" in refusal else StreamDeletedError)
+    written = 0 if batched else len(messages) - 1
+    assert event_count(dsn) == before + written
+    if batched:
+        assert f"message {len(messages)}:" in str(error)
+        return
+    with Projections(sources(Counters=COUNTERS)) as loaded:  # the engine's own check of an events file agrees
+        with pytest.raises(JsprojError, match=re.escape(refusal)):
+            loaded.normalize(json.dumps(MESSAGES[:1] + messages), now="2026-01-01T00:00:00Z")
+
+
+def test_delete_stream_appends_the_tombstone_and_a_re_creation_goes_on_from_it(store: EventStore) -> None:
+    store.append_all(MESSAGES)
+    deleted = store.delete_stream("acct-1", metadata={"by": "support"})
+    assert deleted.version == 3
+    with pytest.raises(StreamDeletedError, match="append with expected_version 3 to re-create it"):
+        store.append(stream_id="acct-1", events=[{"$type": "Deposited", "amount": 1}])
+    assert (
+        store.append(stream_id="acct-1", events=[{"$type": "Deposited", "amount": 1}], expected_version=3).version == 4
+    )
+    assert [e.type for e in store.fetch_stream("acct-1").events] == ["Deposited", "Withdrawn", "$deleted", "Deposited"]

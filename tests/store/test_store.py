@@ -142,6 +142,14 @@ BAD_MESSAGES = [
     ({"id": "s", "type": "T", "data": ["A"]}, "event 1: an event is a JSON object"),
     ({"id": "s", "type": "T", "data": 5}, "an event is a JSON object"),
     ({"id": "s", "type": "T", "data": []}, '"data" holds no events'),
+    (
+        {"id": "s", "type": "T", "data": {"$type": "$init"}},
+        'the event $type "$init" is reserved: types starting with $',
+    ),
+    (
+        {"id": "s", "type": "T", "data": [{"$type": "A"}, {"$type": "$deleted"}]},
+        "a $deleted event (a stream's tombstone) is alone in its message",
+    ),
     ({"id": "s", "type": "T"}, 'the message has no "data"'),
     ({"id": "", "type": "T", "data": {"$type": "A"}}, "the stream id must not be empty"),
     ({"id": "x" * 256, "type": "T", "data": {"$type": "A"}}, "the stream id is longer than 255 characters"),

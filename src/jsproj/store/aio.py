@@ -122,6 +122,13 @@ class AsyncEventStore:
         async with self._pool.connection() as conn:
             return await self._reloading(lambda: self._append_one(conn, message))
 
+    async def delete_stream(
+        self, stream_id: str, *, expected_version: int | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> AppendResult:
+        """Delete a stream (soft): see :meth:`jsproj.EventStore.delete_stream`."""
+        return await self.append(stream_id=stream_id, events={"$type": "$deleted"},
+                                 expected_version=expected_version, metadata=metadata)  # fmt: skip
+
     async def _append_one(self, conn: psycopg.AsyncConnection[Any], message: Message) -> AppendResult:
         if not await run_async(conn, inline_steps(self._engine)):
             return await run_async(conn, append_steps(self._engine, message))

@@ -136,6 +136,16 @@ class EventStore:
         with self._pool.connection() as conn:
             return self._reloading(lambda: self._append_one(conn, message))
 
+    def delete_stream(
+        self, stream_id: str, *, expected_version: int | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> AppendResult:
+        """Delete a stream (soft): append its tombstone, a ``$deleted`` event, which projections see
+        (a stream projection's document is deleted). Its events stay; later appends raise
+        :class:`~jsproj.errors.StreamDeletedError` unless they re-create it, giving the tombstone's version as
+        ``expected_version`` (docs/lifecycle.md#deleting-a-stream)."""
+        return self.append(stream_id=stream_id, events={"$type": "$deleted"}, expected_version=expected_version,
+                           metadata=metadata)  # fmt: skip
+
     def _append_one(self, conn: psycopg.Connection, message: Message) -> AppendResult:
         if not run(conn, inline_steps(self._engine)):
             return run(conn, append_steps(self._engine, message))

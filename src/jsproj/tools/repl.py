@@ -348,7 +348,9 @@ class MemorySession(Session):
     def _streams(self) -> dict[str, dict[str, Any]]:
         streams: dict[str, dict[str, Any]] = {}
         for record in self.records:
-            streams[record["streamId"]] = {"type": record["streamType"], "version": record["version"]}
+            deleted = record["event"]["$type"] == "$deleted"  # (its tombstone: docs/lifecycle.md#deleting-a-stream)
+            streams[record["streamId"]] = {"type": record["streamType"], "version": record["version"],
+                                           "deleted": deleted}  # fmt: skip
         return streams
 
     def view(self, rest: str) -> None:
