@@ -154,6 +154,18 @@ def test_retention_rules_are_set_listed_applied_and_cleared(dsn: str) -> None:
     assert json.loads(jsproj("retention", "list", "--dsn", dsn, "--json").stdout) == {"rules": []}
 
 
+def test_delete_appends_the_tombstone_and_appends_after_it_need_the_expected_version(dsn: str) -> None:
+    assert jsproj("append", str(QUEST / "events.jsonl"), "--dsn", dsn).returncode == 0
+    assert jsproj("delete", "quest-2", "--dsn", dsn).stdout == "deleted: quest-2 (its tombstone is version 4)\n"
+    again = jsproj("delete", "quest-2", "--dsn", dsn, "--json")
+    assert again.returncode == 1 and json.loads(again.stdout)["error"]["kind"] == "StreamDeletedError"
+    late = jsproj("append", "-", "--dsn", dsn, stdin='{"id": "quest-2", "data": {"$type": "QuestEnded"}}')
+    assert late.returncode == 1 and "append with expected_version 4 to re-create it" in late.stderr
+    back = jsproj("append", "-", "--expected-version", "4", "--dsn", dsn,
+                  stdin='{"id": "quest-2", "data": {"$type": "QuestStarted"}}')  # fmt: skip
+    assert back.returncode == 0, back.stderr
+
+
 def test_the_dsn_can_come_from_the_environment(dsn: str) -> None:
     done = jsproj(
         "append", "-", "--json", stdin='{"id": "e", "type": "T", "data": {"$type": "A"}}', env={"JSPROJ_DSN": dsn}

@@ -1,4 +1,5 @@
-"""Commands on a stream's lifecycle: ``archive``, ``unarchive``, ``erase`` and ``retention`` (docs/lifecycle.md)."""
+"""Commands on a stream's lifecycle: ``archive``, ``unarchive``, ``delete``, ``erase`` and ``retention``
+(docs/lifecycle.md)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,34 @@ def unarchive(stream_id: str, dsn: str | None, schema: str | None, as_json: bool
     with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         change = store.unarchive_stream(stream_id)
     _report(change, "unarchived", "not archived", as_json)
+
+
+@click.command()
+@click.argument("stream_id")
+@click.option("--expected-version", type=click.IntRange(min=1), help="The version the stream must be at.")
+@store_options
+@json_option
+def delete(stream_id: str, expected_version: int | None, dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Delete a stream (soft): append its tombstone, a $deleted event.
+
+    Projections see it (a stream projection's document is deleted unless it
+    handles $deleted); the events stay. Appends to it are then refused unless
+    they re-create it: `jsproj append` with --expected-version the tombstone's
+    version. To remove the data itself, see `jsproj erase`.
+
+    JSON: {"streamId", "version", "positions"} (the tombstone's).
+
+    \b
+    Examples:
+      jsproj delete cart-42
+      jsproj delete cart-42 --expected-version 7 --json
+    """
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        done = store.delete_stream(stream_id, expected_version=expected_version)
+    if as_json:
+        echo_json({"streamId": done.stream_id, "version": done.version, "positions": done.positions})
+    else:
+        click.echo(f"deleted: {stream_id} (its tombstone is version {done.version})")
 
 
 @click.command()
@@ -275,4 +304,4 @@ def apply(dsn: str | None, schema: str | None, timeout: float, memory_limit: int
         click.echo(f"{each.stream_type}: {what}")
 
 
-COMMANDS = [archive, unarchive, erase, retention]
+COMMANDS = [archive, unarchive, delete, erase, retention]
