@@ -17,6 +17,7 @@ var fail = jsproj.fail, dict = jsproj.dict, has = jsproj.has, clone = jsproj.clo
 var describeThrown = jsproj.describeThrown, firstLine = jsproj.firstLine, isPlainObject = jsproj.isPlainObject;
 var DELETE = jsproj.DELETE, fold = jsproj.fold, metaOf = jsproj.metaOf;
 var enter = jsproj.enter, leave = jsproj.leave, frozenCopy = jsproj.frozenCopy;
+var UpcastFailure = jsproj.UpcastFailure;
 
 function checkRecord(record, index) {
   if (!isPlainObject(record) || !isPlainObject(record.event)) {
@@ -47,6 +48,7 @@ function selection(projector, options) {
 // its copy of the event cannot change what the error says.
 function handlerError(projection, meta, thrown) {
   if (jsproj.isEngineError(thrown) && thrown.kind === 'DocumentError') return thrown;
+  if (thrown instanceof UpcastFailure) return thrown.errorFor(projection.name);
   var t = describeThrown(thrown);
   var error = fail('ProjectionHandlerError',
     'projection ' + projection.name + ' failed on ' + meta.eventType + ' event' + (meta.eventId === null ? '' : ' ' + meta.eventId) +
@@ -87,6 +89,7 @@ function routeBatch(projector, records, options) {
   var seen = new Map();
   var keys = dict();
   var views = [];             // per record index: Map(view name -> keys or {thrown}), or undefined
+  var upcasts = upcasting(projector) ? [] : null;
   function add(name, key) {
     if (!jsproj.handles(partitions, name, key)) return;
     var set = seen.get(name);
@@ -96,7 +99,11 @@ function routeBatch(projector, records, options) {
   for (var i = 0; i < records.length; i++) {
     var record = records[i];
     checkRecord(record, i);
-    var targets = projector.targetsFor(record.streamType, record.event.$type);
+    var targets = targetsOf(projector, record);
+    if (upcasts !== null && targets.length > 0 && wanted(targets, selected, null)) {
+      record = seenRecord(projector, upcasts, records, i);
+      if (record instanceof UpcastFailure) continue;   // apply reports it to each projection it was going to
+    }
     var meta = null, keyEvent = null;
     for (var t = 0; t < targets.length; t++) {
       var p = targets[t];
@@ -114,7 +121,57 @@ function routeBatch(projector, records, options) {
       }
     }
   }
-  return { keys: keys, views: views };
+  return { keys: keys, views: views, upcasts: upcasts };
+}
+
+// -- upcasting (upcast.js) ----------------------------------------------------
+
+// Whether events go through upcasters or renames here. What was declared is
+// checked first: a problem of it (a rename cycle, ...) is thrown before any event.
+function upcasting(projector) {
+  if (!projector.upcasters.active()) return false;
+  projector.upcasters.ready();
+  return true;
+}
+
+// The projections a record goes to: those of the type projections see it as.
+function targetsOf(projector, record) {
+  var type = record.event.$type;
+  if (projector.upcasters.plans !== null && projector.upcasters.active()) {
+    var plan = projector.upcasters.plans.get(type);
+    if (plan !== undefined) type = plan.type;
+  }
+  return projector.targetsFor(record.streamType, type);
+}
+
+// Whether any of `targets` runs in this call: upcasters run only for events a projection of the call sees.
+function wanted(targets, selected, failed) {
+  for (var t = 0; t < targets.length; t++) {
+    var name = targets[t].name;
+    if ((selected === null || selected.has(name)) && (failed === null || !failed.has(name))) return true;
+  }
+  return false;
+}
+
+// records[i] as projections see it, upcast once per batch (`upcasts` keeps them), or an UpcastFailure.
+function seenRecord(projector, upcasts, records, i) {
+  var known = upcasts[i];
+  if (known !== undefined) return known;
+  var plan = projector.upcasters.plans.get(records[i].event.$type);
+  return (upcasts[i] = plan === undefined ? records[i] : projector.upcasters.upcast(records[i], plan));
+}
+
+// An event whose upcasting failed: an error for each projection of the call it was going to, as a
+// handler's (their policies skip or stop it; a view's partitions all do, its keys being unknown).
+function failUpcast(batch, targets, failure, index) {
+  var record = failure.record;
+  for (var t = 0; t < targets.length; t++) {
+    var p = targets[t];
+    if ((batch.selected !== null && !batch.selected.has(p.name)) || batch.failed.has(p.name)) continue;
+    if (batch.excluded !== null && batch.excluded.has(p.name) && batch.excluded.get(p.name).has(record.position)) continue;
+    if (p.kind === 'stream' && !jsproj.handles(batch.partitions, p.name, record.streamId)) continue;
+    failDelivery(batch, p, failure.meta, failure, index, []);
+  }
 }
 
 function route(projector, records, options) {
@@ -148,8 +205,9 @@ function Work(projection, policy) {
 // supplied documents belong to the call: handlers may change them in place.
 // `routed` is what routeBatch gave for these records, if the host has it.
 function apply(projector, records, documents, options, routed) {
+  var upcasts = upcasting(projector) ? (routed && routed.upcasts) || [] : null;
   var batch = {
-    records: records,
+    records: upcasts === null ? records : records.slice(),   // as projections see them (policies fold them again)
     selected: selection(projector, options),
     policies: jsproj.policiesOf(projector, options),
     excluded: jsproj.excludedOf(projector, options),
@@ -164,8 +222,16 @@ function apply(projector, records, documents, options, routed) {
   for (var i = 0; i < records.length; i++) {
     var record = records[i];
     checkRecord(record, i);
-    var targets = projector.targetsFor(record.streamType, record.event.$type);
+    var targets = targetsOf(projector, record);
     if (targets.length === 0) continue;
+    if (upcasts !== null && wanted(targets, batch.selected, batch.failed)) {
+      record = batch.records[i] = seenRecord(projector, upcasts, records, i);
+      if (record instanceof UpcastFailure) {
+        batch.records[i] = record.record;
+        failUpcast(batch, targets, record, i);
+        continue;
+      }
+    }
     var meta = metaOf(record);
     plan.length = 0;
     planDeliveries(batch, targets, record, i, meta, plan);

@@ -186,6 +186,14 @@ jsproj.host = {
     var records = jsproj.normalize(jsproj.parseEvents(request.text), { now: request.now });
     return jsproj.simulate(loaded(), records, { pageSize: request.pageSize });
   }),
+  // -> {upcasters: [{eventType, from, to, file}], renames: [{from, to, file}]}: what the loaded files declare.
+  upcasters: entry(function () {
+    return jsproj.describeUpcasters(loaded());
+  }),
+  // {events: [records]} -> [{event} or {error}]: each event as projections see it (upcast.js).
+  upcast: entry(function (text) {
+    return jsproj.upcastRecords(loaded(), JSON.parse(text).events);
+  }),
   // {text, options} -> [records]
   normalize: entry(function (text) {
     var request = JSON.parse(text);
@@ -277,6 +285,7 @@ jsproj.host = {
     return JSON.stringify({ ok: {
       file: current.file,
       projection: current.projection,
+      upcaster: current.upcaster || null,
       position: meta ? meta.position : null,
       streamId: meta ? meta.streamId : null,
       eventId: meta ? meta.eventId : null,

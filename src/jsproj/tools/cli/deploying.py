@@ -187,6 +187,8 @@ def _report_lines(report: DeployReport) -> list[str]:
         if names:
             refused = " (refused without --prune)" if label == "removed" and plan and not report.prune else ""
             found.append(f"{label}: {', '.join(names)}{refused}")
+    found += [f"upcaster files {label}: {', '.join(report.upcaster_files[label])}"
+              for label in ("added", "changed", "removed") if report.upcaster_files.get(label)]  # fmt: skip
     if plan and report.rebuild:
         found.append(f"rebuilt now (appends wait): {', '.join(report.rebuild)}")
     for name, events in report.rebuilt.items():
@@ -262,6 +264,7 @@ def sql_command(
                 timeout=timeout,
                 memory_limit=memory_limit,
                 python_path=python_path or DEFAULT_PYTHON_PATH,
+                upcasting=loaded.upcasting,
             ),
             nl=False,
         )
