@@ -82,6 +82,13 @@ class Upcasting:
             return cls(event_type=info["to"], renamed=info["renamed"], file=info.get("file"))
         return cls(event_type=info["eventType"], from_version=int(info["from"]), file=info.get("file"))
 
+    def to_dict(self) -> dict[str, Any]:
+        """As the engine describes it: ``{"eventType", "from", "to", "file"}``; a rename ``{"from", "to", "file"}``."""
+        if self.renamed is not None:
+            return {"from": self.renamed, "to": self.event_type, "file": self.file}
+        return {"eventType": self.event_type, "from": self.from_version, "to": (self.from_version or 0) + 1,
+                "file": self.file}  # fmt: skip
+
     def __str__(self) -> str:
         if self.renamed is not None:
             return f"{self.renamed} renamed to {self.event_type}"
