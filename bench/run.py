@@ -33,12 +33,13 @@ import scenario_growth
 import scenario_inline
 import scenario_rebuild
 import scenario_store
+import scenario_upcast
 from harness import LOAD_WARNING, ROOT, Row, log, machine, table
 from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"
-SCENARIOS = ("store", "live", "growth", "inline", "rebuild", "bridge", "eventsourcing", "async", "emmett")
+SCENARIOS = ("store", "live", "growth", "inline", "rebuild", "upcast", "bridge", "eventsourcing", "async", "emmett")
 
 
 def main() -> int:
@@ -114,6 +115,8 @@ def scenario_steps(
         steps.append(("rebuild", lambda: scenario_rebuild.run(cluster, quick)))
         if "eventsourcing" in wanted:
             steps.append(("eventsourcing", lambda: scenario_eventsourcing.run_projection(cluster, new_database, quick)))
+    if "upcast" in wanted:
+        steps.append(("upcast", lambda: scenario_upcast.run(cluster, quick)))
     if "bridge" in wanted:
         steps.append(("bridge", lambda: scenario_bridge.run(quick)))
     if "async" in wanted:

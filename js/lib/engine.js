@@ -17,7 +17,7 @@ var fail = jsproj.fail, dict = jsproj.dict, has = jsproj.has, clone = jsproj.clo
 var describeThrown = jsproj.describeThrown, firstLine = jsproj.firstLine, isPlainObject = jsproj.isPlainObject;
 var DELETE = jsproj.DELETE, fold = jsproj.fold, metaOf = jsproj.metaOf;
 var enter = jsproj.enter, leave = jsproj.leave, frozenCopy = jsproj.frozenCopy;
-var UpcastFailure = jsproj.UpcastFailure;
+var isUpcastFailure = jsproj.isUpcastFailure;
 
 function checkRecord(record, index) {
   if (!isPlainObject(record) || !isPlainObject(record.event)) {
@@ -48,7 +48,7 @@ function selection(projector, options) {
 // its copy of the event cannot change what the error says.
 function handlerError(projection, meta, thrown) {
   if (jsproj.isEngineError(thrown) && thrown.kind === 'DocumentError') return thrown;
-  if (thrown instanceof UpcastFailure) return thrown.errorFor(projection.name);
+  if (isUpcastFailure(thrown)) return thrown.errorFor(projection.name);
   var t = describeThrown(thrown);
   var error = fail('ProjectionHandlerError',
     'projection ' + projection.name + ' failed on ' + meta.eventType + ' event' + (meta.eventId === null ? '' : ' ' + meta.eventId) +
@@ -102,7 +102,7 @@ function routeBatch(projector, records, options) {
     var targets = targetsOf(projector, record);
     if (upcasts !== null && targets.length > 0 && wanted(targets, selected, null)) {
       record = seenRecord(projector, upcasts, records, i);
-      if (record instanceof UpcastFailure) continue;   // apply reports it to each projection it was going to
+      if (isUpcastFailure(record)) continue;   // apply reports it to each projection it was going to
     }
     var meta = null, keyEvent = null;
     for (var t = 0; t < targets.length; t++) {
@@ -153,7 +153,7 @@ function wanted(targets, selected, failed) {
   return false;
 }
 
-// records[i] as projections see it, upcast once per batch (`upcasts` keeps them), or an UpcastFailure.
+// records[i] as projections see it, upcast once per batch (`upcasts` keeps them), or an upcast failure.
 function seenRecord(projector, upcasts, records, i) {
   var known = upcasts[i];
   if (known !== undefined) return known;
@@ -226,7 +226,7 @@ function apply(projector, records, documents, options, routed) {
     if (targets.length === 0) continue;
     if (upcasts !== null && wanted(targets, batch.selected, batch.failed)) {
       record = batch.records[i] = seenRecord(projector, upcasts, records, i);
-      if (record instanceof UpcastFailure) {
+      if (isUpcastFailure(record)) {
         batch.records[i] = record.record;
         failUpcast(batch, targets, record, i);
         continue;

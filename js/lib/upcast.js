@@ -220,7 +220,16 @@ Upcasters.prototype.reaching = function (p) {
 // An event's upcasting that failed, for every projection it was going to
 // (errorFor names one). `record` is the event renamed, as projections would
 // have seen it; `upcaster` the one at fault (null: the event's $version).
+// Failures are known by identity (a WeakSet), never by instanceof: the engine
+// asks it of anything projection code threw, and `instanceof` runs a revoked
+// Proxy's traps (it throws).
+var failures = new WeakSet();
+function isFailure(value) {
+  return value !== null && typeof value === 'object' && failures.has(value);
+}
+
 function Failure(record, meta, upcaster, reason, stack, thrown) {
+  failures.add(this);
   this.record = record;
   this.meta = meta;
   this.upcaster = upcaster;
@@ -269,7 +278,7 @@ Upcasters.prototype.upcast = function (record, plan) {
   }
   for (var up = plan.chain.get(version); up !== undefined; up = plan.chain.get(++version)) {
     event = run(up, event, meta);
-    if (event instanceof Failure) { event.record = seen; return event; }
+    if (isFailure(event)) { event.record = seen; return event; }
   }
   seen.event = event;
   return seen;
@@ -356,7 +365,7 @@ function upcastEvent(projection, evt, meta) {
   var record = { position: meta.position, streamId: meta.streamId, streamType: meta.streamType, version: meta.version,
     timestamp: meta.timestamp, metadata: meta.metadata, event: evt };
   var seen = upcasters.upcast(record, plan);
-  if (seen instanceof Failure) throw seen.errorFor(projection.name);
+  if (isFailure(seen)) throw seen.errorFor(projection.name);
   return { evt: seen.event, meta: plan.renamed ? jsproj.metaOf(seen) : meta };
 }
 
@@ -371,11 +380,11 @@ function upcastRecords(projector, records) {
     var plan = active ? upcasters.plans.get(record.event.$type) : undefined;
     if (plan === undefined) return { event: record.event };
     var seen = upcasters.upcast(record, plan);
-    return seen instanceof Failure ? { error: jsproj.errorInfo(seen.errorFor(null)) } : { event: seen.event };
+    return isFailure(seen) ? { error: jsproj.errorInfo(seen.errorFor(null)) } : { event: seen.event };
   });
 }
 
 jsproj.Upcasters = Upcasters;
 jsproj.upcastRecords = upcastRecords;
-jsproj.UpcastFailure = Failure;
+jsproj.isUpcastFailure = isFailure;
 jsproj.upcastEvent = upcastEvent;
