@@ -154,11 +154,15 @@ function wanted(targets, selected, failed) {
 }
 
 // records[i] as projections see it, upcast once per batch (`upcasts` keeps them), or an upcast failure.
+// The meta of each record upcast is kept too (upcasts.metas), for apply not to make it again.
 function seenRecord(projector, upcasts, records, i) {
   var known = upcasts[i];
   if (known !== undefined) return known;
-  var plan = projector.upcasters.plans.get(records[i].event.$type);
-  return (upcasts[i] = plan === undefined ? records[i] : projector.upcasters.upcast(records[i], plan));
+  var upcasters = projector.upcasters, plan = upcasters.plans.get(records[i].event.$type);
+  if (plan === undefined) return (upcasts[i] = records[i]);
+  upcasts[i] = upcasters.upcast(records[i], plan);
+  if (upcasters.meta !== null) (upcasts.metas || (upcasts.metas = []))[i] = upcasters.meta;
+  return upcasts[i];
 }
 
 // An event whose upcasting failed: an error for each projection of the call it was going to, as a
@@ -232,7 +236,7 @@ function apply(projector, records, documents, options, routed) {
         continue;
       }
     }
-    var meta = metaOf(record);
+    var meta = upcasts !== null && upcasts.metas && upcasts.metas[i] || metaOf(record);
     plan.length = 0;
     planDeliveries(batch, targets, record, i, meta, plan);
     deliver(batch, plan, record, i, meta);

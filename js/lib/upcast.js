@@ -48,6 +48,7 @@ function Plan(type, renamed, chain) {
 // projections (a handler of a type renamed away is an error).
 function Upcasters(projections) {
   this.projections = projections;
+  this.meta = null;           // the meta of the last record upcast (upcast)
   this.chains = new Map();    // event type -> Map(from version -> Upcaster)
   this.renames = new Map();   // old type -> {to, file}
   this.plans = null;          // stored type -> Plan, once checked (null: to check)
@@ -231,6 +232,7 @@ function isFailure(value) {
 function Failure(record, meta, upcaster, reason, stack, thrown) {
   failures.add(this);
   this.record = record;
+  this.stored = null;         // the event's type in the log
   this.meta = meta;
   this.upcaster = upcaster;
   this.reason = reason;
@@ -239,7 +241,7 @@ function Failure(record, meta, upcaster, reason, stack, thrown) {
 }
 
 Failure.prototype.errorFor = function (projection) {
-  var meta = this.meta, up = this.upcaster, stored = this.record.storedType;
+  var meta = this.meta, up = this.upcaster, stored = this.stored;
   var event = meta.eventType + ' event' + (meta.eventId === null ? '' : ' ' + meta.eventId) +
     (stored !== meta.eventType ? ' (stored as ' + stored + ')' : '') + (projection ? ' for projection ' + projection : '') +
     ' (stream ' + meta.streamId + ', version ' + meta.version + ', position ' + meta.position + ')';
@@ -261,7 +263,8 @@ function schemaVersion(event) {
 }
 
 // The record projections see in place of `record` (whose event is stored as
-// a type `plan` covers), or a Failure.
+// a type `plan` covers), or a Failure. `this.meta` is then the meta of the
+// record projections see (null when none was made: a rename alone).
 Upcasters.prototype.upcast = function (record, plan) {
   var event = clone(record.event);
   if (plan.renamed) event.$type = plan.type;
@@ -269,19 +272,24 @@ Upcasters.prototype.upcast = function (record, plan) {
     position: record.position, streamId: record.streamId, streamType: record.streamType, version: record.version,
     timestamp: record.timestamp, metadata: record.metadata === undefined ? null : record.metadata, event: event
   };
-  Object.defineProperty(seen, 'storedType', { value: record.event.$type });
+  this.meta = null;
   if (plan.chain === null) return seen;
-  var meta = jsproj.metaOf(seen), version = schemaVersion(event);
+  var meta = this.meta = jsproj.metaOf(seen), version = schemaVersion(event), failure = null;
   if (version !== version) {
-    return new Failure(seen, meta, null, 'its $version is ' + JSON.stringify(event[VERSION_KEY]) + ', and a ' +
+    failure = new Failure(seen, meta, null, 'its $version is ' + JSON.stringify(event[VERSION_KEY]) + ', and a ' +
       'schema version is a whole number >= 1 (an event without $version is at version 1)', null, null);
   }
-  for (var up = plan.chain.get(version); up !== undefined; up = plan.chain.get(++version)) {
+  for (var up = failure ? undefined : plan.chain.get(version); up !== undefined; up = plan.chain.get(++version)) {
     event = run(up, event, meta);
-    if (isFailure(event)) { event.record = seen; return event; }
+    if (isFailure(event)) { failure = event; break; }
   }
-  seen.event = event;
-  return seen;
+  if (failure === null) {
+    seen.event = event;
+    return seen;
+  }
+  failure.record = seen;
+  failure.stored = record.event.$type;
+  return failure;
 };
 
 // One upcaster on one event, with the event's clock: the next version of the
