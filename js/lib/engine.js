@@ -3,7 +3,9 @@
 // the documents they touch, then apply the batch to those documents.
 //
 // An event record: {position, streamId, streamType, version, timestamp,
-// metadata, event}, where event is {$type, $id, ...data}.
+// metadata, event}, where event is {$type, $id, ...data}. Projections see it
+// as the upcasters and renames make it (upcast.js): each record a projection
+// of the call goes to is upcast first, once per batch.
 //
 // What projection code can and cannot do here: each user call (handler,
 // $init, transform, identifiedBy) runs with the clock of its event
@@ -17,7 +19,7 @@ var fail = jsproj.fail, dict = jsproj.dict, has = jsproj.has, clone = jsproj.clo
 var describeThrown = jsproj.describeThrown, firstLine = jsproj.firstLine, isPlainObject = jsproj.isPlainObject;
 var DELETE = jsproj.DELETE, fold = jsproj.fold, metaOf = jsproj.metaOf;
 var enter = jsproj.enter, leave = jsproj.leave, frozenCopy = jsproj.frozenCopy;
-var isUpcastFailure = jsproj.isUpcastFailure;
+var isUpcastFailure = jsproj.isUpcastFailure, UpcastFailure = jsproj.UpcastFailure;
 
 function checkRecord(record, index) {
   if (!isPlainObject(record) || !isPlainObject(record.event)) {
@@ -89,7 +91,7 @@ function routeBatch(projector, records, options) {
   var seen = new Map();
   var keys = dict();
   var views = [];             // per record index: Map(view name -> keys or {thrown}), or undefined
-  var upcasts = upcasting(projector) ? [] : null;
+  var upcasts = upcasting(projector) ? newUpcasts(projector, records) : null;
   function add(name, key) {
     if (!jsproj.handles(partitions, name, key)) return;
     var set = seen.get(name);
@@ -99,10 +101,11 @@ function routeBatch(projector, records, options) {
   for (var i = 0; i < records.length; i++) {
     var record = records[i];
     checkRecord(record, i);
-    var targets = targetsOf(projector, record);
-    if (upcasts !== null && targets.length > 0 && wanted(targets, selected, null)) {
-      record = seenRecord(projector, upcasts, records, i);
-      if (isUpcastFailure(record)) continue;   // apply reports it to each projection it was going to
+    var upcast = upcasts === null ? undefined : upcasts.plans.get(record.event.$type);
+    var targets = projector.targetsFor(record.streamType, upcast === undefined ? record.event.$type : upcast.type);
+    if (upcast !== undefined && targets.length > 0 && wanted(targets, selected, null)) {
+      record = seenRecord(projector, upcasts, records, i, upcast);
+      if (record instanceof UpcastFailure) continue;   // apply reports it to each projection it was going to
     }
     var meta = null, keyEvent = null;
     for (var t = 0; t < targets.length; t++) {
@@ -134,14 +137,19 @@ function upcasting(projector) {
   return true;
 }
 
-// The projections a record goes to: those of the type projections see it as.
-function targetsOf(projector, record) {
-  var type = record.event.$type;
-  if (projector.upcasters.plans !== null && projector.upcasters.active()) {
-    var plan = projector.upcasters.plans.get(type);
-    if (plan !== undefined) type = plan.type;
-  }
-  return projector.targetsFor(record.streamType, type);
+// What a batch's upcasting keeps: the plan of each stored type, and per record index the record as
+// projections see it (or an upcast failure) and its meta, made once for route and apply. `owned`:
+// the records are the engine's own (ownRecords), upcast in place.
+function newUpcasts(projector, records) {
+  return { plans: projector.upcasters.plans, seen: [], metas: [], owned: owned.has(records) };
+}
+
+// Batches of records the host interface made for a call (host.js parses them; simulate.js pages
+// records normalize made): no host holds them, so upcasting changes them in place (upcast.js).
+var owned = new WeakSet();
+function ownRecords(records) {
+  owned.add(records);
+  return records;
 }
 
 // Whether any of `targets` runs in this call: upcasters run only for events a projection of the call sees.
@@ -153,16 +161,14 @@ function wanted(targets, selected, failed) {
   return false;
 }
 
-// records[i] as projections see it, upcast once per batch (`upcasts` keeps them), or an upcast failure.
-// The meta of each record upcast is kept too (upcasts.metas), for apply not to make it again.
-function seenRecord(projector, upcasts, records, i) {
-  var known = upcasts[i];
+// records[i] (stored as a type `plan` covers) as projections see it, or an upcast failure: upcast once
+// per batch, with its meta, so that apply makes neither again.
+function seenRecord(projector, upcasts, records, i, plan) {
+  var known = upcasts.seen[i];
   if (known !== undefined) return known;
-  var upcasters = projector.upcasters, plan = upcasters.plans.get(records[i].event.$type);
-  if (plan === undefined) return (upcasts[i] = records[i]);
-  upcasts[i] = upcasters.upcast(records[i], plan);
-  if (upcasters.meta !== null) (upcasts.metas || (upcasts.metas = []))[i] = upcasters.meta;
-  return upcasts[i];
+  var upcasters = projector.upcasters, seen = upcasts.seen[i] = upcasters.upcast(records[i], plan, upcasts.owned);
+  if (upcasters.meta !== null) upcasts.metas[i] = upcasters.meta;
+  return seen;
 }
 
 // An event whose upcasting failed: an error for each projection of the call it was going to, as a
@@ -209,7 +215,7 @@ function Work(projection, policy) {
 // supplied documents belong to the call: handlers may change them in place.
 // `routed` is what routeBatch gave for these records, if the host has it.
 function apply(projector, records, documents, options, routed) {
-  var upcasts = upcasting(projector) ? (routed && routed.upcasts) || [] : null;
+  var upcasts = upcasting(projector) ? (routed && routed.upcasts) || newUpcasts(projector, records) : null;
   var batch = {
     records: upcasts === null ? records : records.slice(),   // as projections see them (policies fold them again)
     selected: selection(projector, options),
@@ -226,17 +232,18 @@ function apply(projector, records, documents, options, routed) {
   for (var i = 0; i < records.length; i++) {
     var record = records[i];
     checkRecord(record, i);
-    var targets = targetsOf(projector, record);
+    var upcast = upcasts === null ? undefined : upcasts.plans.get(record.event.$type);
+    var targets = projector.targetsFor(record.streamType, upcast === undefined ? record.event.$type : upcast.type);
     if (targets.length === 0) continue;
-    if (upcasts !== null && wanted(targets, batch.selected, batch.failed)) {
-      record = batch.records[i] = seenRecord(projector, upcasts, records, i);
-      if (isUpcastFailure(record)) {
+    if (upcast !== undefined && wanted(targets, batch.selected, batch.failed)) {
+      record = batch.records[i] = seenRecord(projector, upcasts, records, i, upcast);
+      if (record instanceof UpcastFailure) {
         batch.records[i] = record.record;
         failUpcast(batch, targets, record, i);
         continue;
       }
     }
-    var meta = upcasts !== null && upcasts.metas && upcasts.metas[i] || metaOf(record);
+    var meta = (upcast !== undefined && upcasts.metas[i]) || metaOf(record);
     plan.length = 0;
     planDeliveries(batch, targets, record, i, meta, plan);
     deliver(batch, plan, record, i, meta);
@@ -474,3 +481,4 @@ jsproj.route = route;
 jsproj.routeBatch = routeBatch;
 jsproj.apply = apply;
 jsproj.applyInMemory = applyInMemory;
+jsproj.ownRecords = ownRecords;

@@ -23,7 +23,9 @@
 var fail = jsproj.fail, definitionError = jsproj.definitionError, badId = jsproj.badId;
 var clone = jsproj.clone, has = jsproj.has, isPlainObject = jsproj.isPlainObject, typeName = jsproj.typeName;
 var describeThrown = jsproj.describeThrown, firstLine = jsproj.firstLine, compareKeys = jsproj.compareKeys;
-var DELETE = jsproj.DELETE;
+var DELETE = jsproj.DELETE, metaOf = jsproj.metaOf, enter = jsproj.enter, leave = jsproj.leave;
+var documentPart = jsproj.documentPart, documentMayBeTooLarge = jsproj.documentMayBeTooLarge;
+var isIndexKey = jsproj.isIndexKey, isEngineError = jsproj.isEngineError, MAX_SIZE = jsproj.MAX_DOCUMENT_SIZE;
 
 // The schema versions an upcaster may start from: as .version() of a projection.
 var MAX_VERSION = 999999;
@@ -255,6 +257,17 @@ Failure.prototype.errorFor = function (projection) {
   return error;
 };
 
+// An event's own fields in a new object ("__proto__" as an own field, as JSON.parse makes it).
+function shallowCopy(event) {
+  var copy = {};
+  for (var key in event) {
+    if (!has(event, key)) continue;
+    if (key === '__proto__') Object.defineProperty(copy, key, { value: event[key], enumerable: true, writable: true, configurable: true });
+    else copy[key] = event[key];
+  }
+  return copy;
+}
+
 // The schema version of an event: its $version, 1 when it has none.
 function schemaVersion(event) {
   var version = has(event, VERSION_KEY) ? event[VERSION_KEY] : null;
@@ -265,50 +278,58 @@ function schemaVersion(event) {
 // The record projections see in place of `record` (whose event is stored as
 // a type `plan` covers), or a Failure. `this.meta` is then the meta of the
 // record projections see (null when none was made: a rename alone).
-Upcasters.prototype.upcast = function (record, plan) {
-  var event = clone(record.event);
+// `owned`: the record is the engine's own, made for this call by the host
+// interface (host.js): it becomes the record projections see, in place --
+// no copy of it, and records of one shape for the handlers. Else the host's
+// record is left as it is: an upcaster gets a copy of the event, and a renamed
+// event is handed on in a new record as any event is (a handler gets the
+// record's own fields, as the last delivery of every event does: engine.js).
+Upcasters.prototype.upcast = function (record, plan, owned) {
+  var stored = record.event.$type, event = owned ? record.event : plan.chain !== null ? clone(record.event) : shallowCopy(record.event);
   if (plan.renamed) event.$type = plan.type;
-  var seen = {
+  var seen = owned ? record : {
     position: record.position, streamId: record.streamId, streamType: record.streamType, version: record.version,
     timestamp: record.timestamp, metadata: record.metadata === undefined ? null : record.metadata, event: event
   };
   this.meta = null;
   if (plan.chain === null) return seen;
-  var meta = this.meta = jsproj.metaOf(seen), version = schemaVersion(event), failure = null;
+  var meta = this.meta = metaOf(seen), version = schemaVersion(event), failure = null;
   if (version !== version) {
     failure = new Failure(seen, meta, null, 'its $version is ' + JSON.stringify(event[VERSION_KEY]) + ', and a ' +
       'schema version is a whole number >= 1 (an event without $version is at version 1)', null, null);
   }
   for (var up = failure ? undefined : plan.chain.get(version); up !== undefined; up = plan.chain.get(++version)) {
     event = run(up, event, meta);
-    if (isFailure(event)) { failure = event; break; }
+    if (event instanceof Failure) { failure = event; break; }   // (our own objects: no user code runs)
   }
   if (failure === null) {
     seen.event = event;
     return seen;
   }
   failure.record = seen;
-  failure.stored = record.event.$type;
+  failure.stored = stored;
   return failure;
 };
 
 // One upcaster on one event, with the event's clock: the next version of the
 // event, or a Failure. Running out of memory is a limit: the call ends.
+// (What it returned is made an event with the event's clock too: a getter or
+// proxy trap it left there runs as the upcaster does.)
 function run(up, event, meta) {
-  var fn = up.fn, type = event.$type, id = event.$id, result;
-  jsproj.enter(meta, null, up.label);
+  var fn = up.fn, type = event.$type, id = event.$id, next;
+  enter(meta, null, up.label);
   try {
-    result = fn(event, meta);        // called as a plain function: `this` is undefined
+    var result = fn(event, meta);    // called as a plain function: `this` is undefined
+    next = nextEvent(result === undefined ? event : result, type, id, up.from + 1);
   } catch (e) {
-    if (jsproj.isEngineError(e) && e.kind === 'EngineError') throw e;
+    if (isEngineError(e) && e.kind === 'EngineError') throw e;
     if (jsproj.outOfMemory(e)) throw upcasterMemoryError(up, meta);
     var thrown = describeThrown(e);
     return new Failure(null, meta, up, thrown.name + ': ' + firstLine(thrown.message),
       jsproj.userStack(thrown.stack) || thrown.name + ': ' + thrown.message, { name: thrown.name, message: thrown.message });
   } finally {
-    jsproj.leave();
+    leave();
   }
-  var next = nextEvent(result === undefined ? event : result, type, id, up.from + 1);
   return typeof next === 'string' ? new Failure(null, meta, up, next, null, null) : next;
 }
 
@@ -328,35 +349,54 @@ function nextEvent(result, type, id, version) {
   }
   var value;
   try {
-    value = jsproj.documentPart(result, '', 0);
-    if (jsproj.documentMeasured()[0] > jsproj.MAX_DOCUMENT_SIZE && JSON.stringify(value).length > jsproj.MAX_DOCUMENT_SIZE) {
-      return 'the event it returned is longer than ' + jsproj.MAX_DOCUMENT_SIZE + ' characters as JSON';
-    }
+    value = documentPart(result, '', 0);
+    if (documentMayBeTooLarge() && JSON.stringify(value).length > MAX_SIZE) return tooLong();
   } catch (e) {
-    var problem = e instanceof jsproj.DocumentProblem ? e : jsproj.documentWithin(e, '');
-    return 'the event it returned cannot be stored: ' + problem.reason + (problem.path ? ' at ' + problem.path : '');
+    return unstorable(e);
   }
   if (!isPlainObject(value)) return 'it returned what JSON writes as ' + typeName(value) + ', not an event';
+  var keys = Object.keys(value), changed = changedIds(value, type, id);
+  return changed !== null ? changed : inEventOrder(value, keys, type, id, version);
+}
+
+// What is wrong with an event (by the value rule) that changed its $type or $id, or null.
+function changedIds(value, type, id) {
   if (has(value, '$type') && value.$type !== type) {
     return 'it changed $type to ' + JSON.stringify(value.$type) + ': an upcaster keeps its type ' +
       '(rename types with projections.renameEvent)';
   }
   if (has(value, '$id') && value.$id !== id) return 'it changed $id to ' + JSON.stringify(value.$id);
-  return inEventOrder(value, type, id, version);
+  return null;
 }
 
-function inEventOrder(value, type, id, version) {
-  var event = { $type: type }, placed = false, keys = Object.keys(value);
+function unstorable(e) {
+  var problem = e instanceof jsproj.DocumentProblem ? e : jsproj.documentWithin(e, '');
+  return 'the event it returned cannot be stored: ' + problem.reason + (problem.path ? ' at ' + problem.path : '');
+}
+
+function tooLong() {
+  return 'the event it returned is longer than ' + MAX_SIZE + ' characters as JSON';
+}
+
+// An own field, as JSON.parse makes it ("__proto__" too).
+function setField(event, key, value) {
+  if (key === '__proto__') Object.defineProperty(event, key, { value: value, enumerable: true, writable: true, configurable: true });
+  else event[key] = value;
+}
+
+// `value` (by the value rule already, keys in jsonb's order) as an event.
+function inEventOrder(value, keys, type, id, version) {
+  var event = {}, placed = false;
+  event.$type = type;       // (added one by one, as JSON.parse adds a stored event's)
   if (id !== undefined) event.$id = id;
   for (var i = 0; i < keys.length; i++) {
     var key = keys[i];
     if (key === '$type' || key === '$id' || key === VERSION_KEY) continue;
-    if (!placed && !jsproj.isIndexKey(key) && compareKeys(VERSION_KEY, key) < 0) {
+    if (!placed && !isIndexKey(key) && compareKeys(VERSION_KEY, key) < 0) {
       event[VERSION_KEY] = version;
       placed = true;
     }
-    if (key === '__proto__') Object.defineProperty(event, key, { value: value[key], enumerable: true, writable: true, configurable: true });
-    else event[key] = value[key];
+    setField(event, key, value[key]);
   }
   if (!placed) event[VERSION_KEY] = version;
   return event;
@@ -373,8 +413,8 @@ function upcastEvent(projection, evt, meta) {
   var record = { position: meta.position, streamId: meta.streamId, streamType: meta.streamType, version: meta.version,
     timestamp: meta.timestamp, metadata: meta.metadata, event: evt };
   var seen = upcasters.upcast(record, plan);
-  if (isFailure(seen)) throw seen.errorFor(projection.name);
-  return { evt: seen.event, meta: plan.renamed ? jsproj.metaOf(seen) : meta };
+  if (seen instanceof Failure) throw seen.errorFor(projection.name);
+  return { evt: seen.event, meta: plan.renamed ? metaOf(seen) : meta };
 }
 
 // Each record's event as projections see it, whether or not one subscribes
@@ -388,11 +428,12 @@ function upcastRecords(projector, records) {
     var plan = active ? upcasters.plans.get(record.event.$type) : undefined;
     if (plan === undefined) return { event: record.event };
     var seen = upcasters.upcast(record, plan);
-    return isFailure(seen) ? { error: jsproj.errorInfo(seen.errorFor(null)) } : { event: seen.event };
+    return seen instanceof Failure ? { error: jsproj.errorInfo(seen.errorFor(null)) } : { event: seen.event };
   });
 }
 
 jsproj.Upcasters = Upcasters;
 jsproj.upcastRecords = upcastRecords;
 jsproj.isUpcastFailure = isFailure;
+jsproj.UpcastFailure = Failure;
 jsproj.upcastEvent = upcastEvent;
