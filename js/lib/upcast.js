@@ -190,9 +190,13 @@ Upcasters.prototype.planFor = function (type) {
 Upcasters.prototype.describe = function () {
   var upcasters = [], renames = [];
   this.chains.forEach(function (chain) {
-    chain.forEach(function (up) { upcasters.push({ eventType: up.eventType, from: up.from, to: up.from + 1, file: up.file }); });
+    chain.forEach(function (up) {
+      upcasters.push({ eventType: up.eventType, from: up.from, to: up.from + 1, file: up.file });
+    });
   });
-  upcasters.sort(function (a, b) { return a.eventType < b.eventType ? -1 : a.eventType > b.eventType ? 1 : a.from - b.from; });
+  upcasters.sort(function (a, b) {
+    return a.eventType < b.eventType ? -1 : a.eventType > b.eventType ? 1 : a.from - b.from;
+  });
   Array.from(this.renames.keys()).sort().forEach(function (from) {
     renames.push({ from: from, to: this.renames.get(from).to, file: this.renames.get(from).file });
   }, this);
@@ -223,9 +227,9 @@ Upcasters.prototype.reaching = function (p) {
 // An event's upcasting that failed, for every projection it was going to
 // (errorFor names one). `record` is the event renamed, as projections would
 // have seen it; `upcaster` the one at fault (null: the event's $version).
-// Failures are known by identity (a WeakSet), never by instanceof: the engine
-// asks it of anything projection code threw, and `instanceof` runs a revoked
-// Proxy's traps (it throws).
+// A value projection code may have thrown is known for a Failure by identity
+// (a WeakSet, isFailure): `instanceof` runs a revoked Proxy's traps (it
+// throws). Objects the engine made are asked with instanceof.
 var failures = new WeakSet();
 function isFailure(value) {
   return value !== null && typeof value === 'object' && failures.has(value);
@@ -262,8 +266,7 @@ function shallowCopy(event) {
   var copy = {};
   for (var key in event) {
     if (!has(event, key)) continue;
-    if (key === '__proto__') Object.defineProperty(copy, key, { value: event[key], enumerable: true, writable: true, configurable: true });
-    else copy[key] = event[key];
+    setField(copy, key, event[key]);
   }
   return copy;
 }
@@ -285,7 +288,8 @@ function schemaVersion(event) {
 // event is handed on in a new record as any event is (a handler gets the
 // record's own fields, as the last delivery of every event does: engine.js).
 Upcasters.prototype.upcast = function (record, plan, owned) {
-  var stored = record.event.$type, event = owned ? record.event : plan.chain !== null ? clone(record.event) : shallowCopy(record.event);
+  var stored = record.event.$type;
+  var event = owned ? record.event : plan.chain !== null ? clone(record.event) : shallowCopy(record.event);
   if (plan.renamed) event.$type = plan.type;
   var seen = owned ? record : {
     position: record.position, streamId: record.streamId, streamType: record.streamType, version: record.version,
@@ -380,8 +384,11 @@ function tooLong() {
 
 // An own field, as JSON.parse makes it ("__proto__" too).
 function setField(event, key, value) {
-  if (key === '__proto__') Object.defineProperty(event, key, { value: value, enumerable: true, writable: true, configurable: true });
-  else event[key] = value;
+  if (key === '__proto__') {
+    Object.defineProperty(event, key, { value: value, enumerable: true, writable: true, configurable: true });
+  } else {
+    event[key] = value;
+  }
 }
 
 // `value` (by the value rule already, keys in jsonb's order) as an event.

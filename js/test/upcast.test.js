@@ -69,6 +69,25 @@ test('the records a host gives are never changed: the stored log is what it is',
   assert.deepEqual(plain(records), before);
 });
 
+test('a field named __proto__ stays a field through a rename and an upcaster, as JSON.parse makes it', () => {
+  const projector = load({
+    'up.js': `projections.renameEvent('Old').to('Renamed');
+      projections.upcast('Up').from(1).by(function (evt) { evt.more = 1; });`,
+    'Seen.js': `projections.projectStream('Quest').named('Seen').by({ $any: function (state, evt) {
+      state[evt.$type] = { keys: Object.keys(evt), plain: Object.getPrototypeOf(evt) === Object.prototype, x: evt.__proto__.x };
+    } });`
+  });
+  const parsed = (n, type) => Object.assign(record(n, 'q', {}),
+    { event: JSON.parse('{"$type": "' + type + '", "__proto__": {"x": 1}, "$id": "e' + n + '"}') });
+  for (const owned of [false, true]) {          // a host's records, and those the text API made for the call
+    const records = [parsed(1, 'Old'), parsed(2, 'Up')];
+    engine.applyInMemory(projector, owned ? engine.ownRecords(records) : records);
+    const seen = plain(projector.store.find('Seen', 'q'));
+    assert.deepEqual(seen.Renamed, { keys: ['$type', '__proto__', '$id'], plain: true, x: 1 });
+    assert.deepEqual(seen.Up, { keys: ['$type', '$id', 'more', '$version', '__proto__'], plain: true, x: 1 });
+  }
+});
+
 test('the description lists every upcaster and rename, and what reaches each projection', () => {
   const projector = load(Object.assign({
     'Other.js': `projections.aggregate('Count').by({ Ended: function (s) { s.n = (s.n || 0) + 1; } });
