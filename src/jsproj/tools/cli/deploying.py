@@ -131,8 +131,10 @@ def deploy(
     """Deploy the projections of a folder to the store.
 
     Migrates the schema, checks every projection in the sandbox, registers
-    them, creates their document tables and rebuilds the documents of new and
-    changed ones from the event log (appends wait meanwhile). Projections no
+    them (and the files of upcasters), creates their document tables and
+    rebuilds the documents of new and changed ones from the event log
+    (appends wait meanwhile); a changed upcaster changes the projections
+    whose input it reaches (docs/deploy.md#upcasters). Projections no
     longer in the folder are removed with their documents only with --prune;
     without it such a deploy is refused. --dry-run prints the plan and changes
     nothing; it exits with 1, as the deploy would, when the deploy would be
@@ -239,7 +241,8 @@ def sql_command(
 
     For a DBA to review and apply by hand, in one transaction (psql's -1),
     as the second example does. It migrates the schema as `jsproj migrate`
-    does, creates the engine's functions and deploys the projections.
+    does, creates the engine's functions and deploys the projections (and
+    the files of upcasters).
 
     \b
     Examples:
