@@ -51,7 +51,28 @@ export interface Projections {
   projectView(name: string): {
     identifiedBy(key: (event: Event, meta: EventMeta) => string | string[] | null): { by<S>(definition: Definition<S>): Registration };
   };
+  /** Events of `eventType` at schema version `from` (their `$version`; none: 1) become version `from + 1` before
+   * any projection sees them: the upcaster changes the event it gets and returns nothing, or returns the next one
+   * (docs/dsl.md#upcasters-upcasttypefromnbyfn-and-renameeventoldtonew-upcasting). */
+  upcast(eventType: string): {
+    from(version: number): { by(upcaster: (event: Event, meta: EventMeta) => object | void): Upcaster };
+  };
+  /** Events stored as `oldType` reach projections as `newType` (keeping their `$version`). */
+  renameEvent(oldType: string): { to(newType: string): Rename };
   readonly DELETE: typeof DELETE;
+}
+
+/** An upcaster declared: events of `eventType` at version `from` become version `to`. */
+export interface Upcaster {
+  readonly eventType: string;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** A rename declared: events stored as `from` reach projections as `to`. */
+export interface Rename {
+  readonly from: string;
+  readonly to: string;
 }
 
 /** A document store of one projection (host code). */

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 #: Stream projection Party: the towns each Quest stream reached, in order; an event at Shadar Logoth throws
 #: (from line 4 of the file: tests/store/test_deploy.py asserts the stack). Aggregate Visits: towns reached in all.
 PARTY = """projections.projectStream('Quest').named('Party').by({
@@ -52,3 +54,18 @@ def counting(name: str) -> str:
 def sources(**files: str) -> list[dict[str, str]]:
     """The projection files ``Name.js`` with their source, as deploy and Projections take them."""
     return [{"file": f"{name}.js", "source": source} for name, source in files.items()]
+
+
+#: Hostile upcasters (tests/hostile/upcast/Upcasters.js, one attack per event type) and aggregate Seen, which
+#: keeps what projections were handed: tests/engine/test_upcasters.py (Python host), tests/store/test_upcasting.py.
+HOSTILE_UPCASTERS = [
+    {"file": "Upcasters.js", "source": (Path(__file__).parent / "hostile" / "upcast" / "Upcasters.js").read_text()}
+]
+#: What an upcaster finds of the host (attack ReachHost): what a handler finds (tests/hostile/Hostile.js), and
+#: no way to define anything.
+UPCASTER_REACHES_NOTHING = {
+    "entries": ["undefined"] * 10,
+    "sloppyThis": "undefined",
+    "globals": [],
+    "define": "refused",
+}

@@ -186,6 +186,8 @@ export declare namespace errors {
   class ProjectionHandlerError extends ProjectionError {}
   /** A projection made a document the value rule refuses (docs/dsl.md): a BigInt, a cycle, nesting past 512 levels, JSON text past 16 MiB, text PostgreSQL cannot store. */
   class DocumentError extends ProjectionHandlerError {}
+  /** An upcaster failed on an event (it threw, or returned what is not an event), or the event's $version is not a schema version; the event fails for every projection it was going to, as a handler's error does. */
+  class UpcastError extends ProjectionHandlerError {}
   /** A projection name that is not defined. */
   class UnknownProjectionError extends JsprojError {}
   /** A call into the sandbox was stopped by a limit. */

@@ -232,8 +232,7 @@ class EventStore {
   async deployedProjector() {
     const [{ generation }] = await this.query('select generation::text from ' + this.sql + '.pge_engine');
     if (this.live_ && this.live_.generation === generation) return this.live_.projector;
-    const sources = await this.query('select distinct on (file) file, source from ' + this.sql +
-      '.pge_projection_definitions order by file');
+    const sources = await this.query('select file, source from ' + this.sql + '.pge_deployed_files()');
     const projector = engineModule.createProjector();
     try {
       engineModule.loadSources(projector, sources.map((row) => ({ file: row.file, source: row.source })));

@@ -95,7 +95,8 @@ function next32(s) {
   return t;
 }
 
-// The seed of the running call: the event's id and the projection's name.
+// The seed of the running call: the event's id and the projection's name
+// (for an upcaster, its label: "QuestStarted from version 1", never a projection's name).
 function seedText(meta, projection) {
   var id = meta.eventId !== null ? meta.eventId : String(meta.streamId) + '/' + String(meta.version);
   return id + '\u0000' + (projection || '');
@@ -106,7 +107,7 @@ function random() {
   var meta = current.meta;
   if (meta === null) throw unavailable('Math.random()');
   var s = current.random;
-  if (s === null) s = current.random = seedState(seedText(meta, current.projection));
+  if (s === null) s = current.random = seedState(seedText(meta, current.projection || current.upcaster));
   var high = next32(s) >>> 5, low = next32(s) >>> 6;
   return (high * 67108864 + low) / 9007199254740992;
 }
@@ -132,17 +133,20 @@ function clearRegExpStatics() {
   EMPTY_MATCH.exec('');
 }
 
-// Mark the start of a call of projection code for an event (meta) of a projection.
-function enter(meta, projection) {
+// Mark the start of a call of projection code for an event (meta) of a
+// projection, or of an upcaster (upcast.js: projection null, its label).
+function enter(meta, projection, upcaster) {
   clearRegExpStatics();
   current.meta = meta;
   current.projection = projection;
+  current.upcaster = upcaster || null;
   current.random = null;
 }
 
 function leave() {
   current.meta = null;
   current.projection = null;
+  current.upcaster = null;
   current.random = null;
 }
 

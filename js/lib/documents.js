@@ -396,6 +396,7 @@ jsproj.compareKeys = compareKeys;
 jsproj.documentPart = part;
 jsproj.documentMeasured = measured;
 jsproj.documentNodes = measuredNodes;
+jsproj.documentMayBeTooLarge = function () { return mayBeTooLarge(0); };
 jsproj.documentError = documentError;
 jsproj.DocumentProblem = Problem;
 jsproj.documentWithin = within;

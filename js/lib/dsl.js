@@ -183,19 +183,26 @@ function fold(projection, state, evt, meta, key) {
   }
 }
 
+// An event given to one projection directly, checked and as projections see
+// it (through the projector's upcasters: upcast.js): {evt, meta}.
+function seenEvent(projection, evt, meta) {
+  checkEvent(evt);
+  return jsproj.upcastEvent(projection, evt, meta || metaOf({ event: evt }));
+}
+
 // Original API for folding projections: apply one event, or build from a list.
 // The state given may be changed in place; the result is the new document.
 function applyEvent(state, evt, meta) {
-  checkEvent(evt);
-  var next = fold(this, state, evt, meta || metaOf({ event: evt }), null);
+  var seen = seenEvent(this, evt, meta);
+  var next = fold(this, state, seen.evt, seen.meta, null);
   return next === DELETE ? null : next;
 }
 
 function createSnapshot(events) {
   var state = null;
   for (var i = 0; i < events.length; i++) {
-    checkEvent(events[i]);
-    state = fold(this, state, events[i], metaOf({ event: events[i] }), null);
+    var seen = seenEvent(this, events[i]);
+    state = fold(this, state, seen.evt, seen.meta, null);
   }
   if (state === null) state = jsproj.toDocument(this.handlers.initial(), this.name, null, NO_EVENT);
   return state === DELETE ? null : state;
@@ -267,13 +274,18 @@ ViewProjection.prototype.keysFor = function (evt, meta) {
   return keys;
 };
 ViewProjection.prototype.processEvent = function (id, evt) {
-  checkEvent(evt);
-  var meta = metaOf({ streamId: id === undefined ? null : String(id), event: evt });
-  var self = this;
+  var seen = seenEvent(this, evt, metaOf({ streamId: id === undefined ? null : String(id), event: evt }));
+  var meta = seen.meta, self = this;
+  evt = seen.evt;
   jsproj.enter(meta, this.name);
   var keys;
   try { keys = this.keysFor(jsproj.frozenCopy(evt), meta); } finally { jsproj.leave(); }
-  return keys.map(function (key) { return storeFold(self, key, jsproj.clone(evt), meta); });
+  return keys.map(function (key) {
+    var next = fold(self, clone(self.store.find(key)), jsproj.clone(evt), meta, null);
+    if (next === DELETE) self.store.remove(key);
+    else self.store.update(key, next);
+    return next === DELETE ? null : next;
+  });
 };
 
 // projectEvent(type).named(name).by(transform): one document per transformed
@@ -318,8 +330,8 @@ EventProjection.prototype.project = function (evt, meta, fallbackKey) {
 // original accepted it); the caller's object is left as it is.
 EventProjection.prototype.processEvent = function (id, evt) {
   if (isPlainObject(evt) && evt.$type === undefined) evt = Object.assign({ $type: this.eventType }, evt);
-  checkEvent(evt);
-  var out = this.project(evt, metaOf({ streamId: id === undefined ? null : String(id), event: evt }), id);
+  var seen = seenEvent(this, evt, metaOf({ streamId: id === undefined ? null : String(id), event: evt }));
+  var out = this.project(seen.evt, seen.meta, id);
   if (out) this.store.update(out.key, out.view);
   return out ? out.view : null;
 };

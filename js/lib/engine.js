@@ -3,7 +3,9 @@
 // the documents they touch, then apply the batch to those documents.
 //
 // An event record: {position, streamId, streamType, version, timestamp,
-// metadata, event}, where event is {$type, $id, ...data}.
+// metadata, event}, where event is {$type, $id, ...data}. Projections see it
+// as the upcasters and renames make it (upcast.js): each record a projection
+// of the call goes to is upcast first, once per batch.
 //
 // What projection code can and cannot do here: each user call (handler,
 // $init, transform, identifiedBy) runs with the clock of its event
@@ -17,6 +19,7 @@ var fail = jsproj.fail, dict = jsproj.dict, has = jsproj.has, clone = jsproj.clo
 var describeThrown = jsproj.describeThrown, firstLine = jsproj.firstLine, isPlainObject = jsproj.isPlainObject;
 var DELETE = jsproj.DELETE, fold = jsproj.fold, metaOf = jsproj.metaOf;
 var enter = jsproj.enter, leave = jsproj.leave, frozenCopy = jsproj.frozenCopy;
+var isUpcastFailure = jsproj.isUpcastFailure, UpcastFailure = jsproj.UpcastFailure;
 
 function checkRecord(record, index) {
   if (!isPlainObject(record) || !isPlainObject(record.event)) {
@@ -47,6 +50,7 @@ function selection(projector, options) {
 // its copy of the event cannot change what the error says.
 function handlerError(projection, meta, thrown) {
   if (jsproj.isEngineError(thrown) && thrown.kind === 'DocumentError') return thrown;
+  if (isUpcastFailure(thrown)) return thrown.errorFor(projection.name);
   var t = describeThrown(thrown);
   var error = fail('ProjectionHandlerError',
     'projection ' + projection.name + ' failed on ' + meta.eventType + ' event' + (meta.eventId === null ? '' : ' ' + meta.eventId) +
@@ -87,6 +91,7 @@ function routeBatch(projector, records, options) {
   var seen = new Map();
   var keys = dict();
   var views = [];             // per record index: Map(view name -> keys or {thrown}), or undefined
+  var upcasts = upcasting(projector) ? newUpcasts(projector, records) : null;
   function add(name, key) {
     if (!jsproj.handles(partitions, name, key)) return;
     var set = seen.get(name);
@@ -96,7 +101,12 @@ function routeBatch(projector, records, options) {
   for (var i = 0; i < records.length; i++) {
     var record = records[i];
     checkRecord(record, i);
-    var targets = projector.targetsFor(record.streamType, record.event.$type);
+    var upcast = upcasts === null ? undefined : upcasts.plans.get(record.event.$type);
+    var targets = projector.targetsFor(record.streamType, upcast === undefined ? record.event.$type : upcast.type);
+    if (upcast !== undefined && targets.length > 0 && wanted(targets, selected, null)) {
+      record = seenRecord(projector, upcasts, records, i, upcast);
+      if (record instanceof UpcastFailure) continue;   // apply reports it to each projection it was going to
+    }
     var meta = null, keyEvent = null;
     for (var t = 0; t < targets.length; t++) {
       var p = targets[t];
@@ -114,7 +124,64 @@ function routeBatch(projector, records, options) {
       }
     }
   }
-  return { keys: keys, views: views };
+  return { keys: keys, views: views, upcasts: upcasts };
+}
+
+// -- upcasting (upcast.js) ----------------------------------------------------
+
+// Whether events go through upcasters or renames here. What was declared is
+// checked first: a problem of it (a rename cycle, ...) is thrown before any event.
+function upcasting(projector) {
+  if (!projector.upcasters.active()) return false;
+  projector.upcasters.ready();
+  return true;
+}
+
+// What a batch's upcasting keeps: the plan of each stored type, and per record index the record as
+// projections see it (or an upcast failure) and its meta, made once for route and apply. `owned`:
+// the records are the engine's own (ownRecords), upcast in place.
+function newUpcasts(projector, records) {
+  return { plans: projector.upcasters.plans, seen: [], metas: [], owned: owned.has(records) };
+}
+
+// Batches of records the host interface made for a call (host.js parses them; simulate.js pages
+// records normalize made): no host holds them, so upcasting changes them in place (upcast.js).
+var owned = new WeakSet();
+function ownRecords(records) {
+  owned.add(records);
+  return records;
+}
+
+// Whether any of `targets` runs in this call: upcasters run only for events a projection of the call sees.
+function wanted(targets, selected, failed) {
+  for (var t = 0; t < targets.length; t++) {
+    var name = targets[t].name;
+    if ((selected === null || selected.has(name)) && (failed === null || !failed.has(name))) return true;
+  }
+  return false;
+}
+
+// records[i] (stored as a type `plan` covers) as projections see it, or an upcast failure: upcast once
+// per batch, with its meta, so that apply makes neither again.
+function seenRecord(projector, upcasts, records, i, plan) {
+  var known = upcasts.seen[i];
+  if (known !== undefined) return known;
+  var upcasters = projector.upcasters, seen = upcasts.seen[i] = upcasters.upcast(records[i], plan, upcasts.owned);
+  if (upcasters.meta !== null) upcasts.metas[i] = upcasters.meta;
+  return seen;
+}
+
+// An event whose upcasting failed: an error for each projection of the call it was going to, as a
+// handler's (their policies skip or stop it; a view's partitions all do, its keys being unknown).
+function failUpcast(batch, targets, failure, index) {
+  var record = failure.record;
+  for (var t = 0; t < targets.length; t++) {
+    var p = targets[t];
+    if ((batch.selected !== null && !batch.selected.has(p.name)) || batch.failed.has(p.name)) continue;
+    if (batch.excluded !== null && batch.excluded.has(p.name) && batch.excluded.get(p.name).has(record.position)) continue;
+    if (p.kind === 'stream' && !jsproj.handles(batch.partitions, p.name, record.streamId)) continue;
+    failDelivery(batch, p, failure.meta, failure, index, []);
+  }
 }
 
 function route(projector, records, options) {
@@ -148,8 +215,9 @@ function Work(projection, policy) {
 // supplied documents belong to the call: handlers may change them in place.
 // `routed` is what routeBatch gave for these records, if the host has it.
 function apply(projector, records, documents, options, routed) {
+  var upcasts = upcasting(projector) ? (routed && routed.upcasts) || newUpcasts(projector, records) : null;
   var batch = {
-    records: records,
+    records: upcasts === null ? records : records.slice(),   // as projections see them (policies fold them again)
     selected: selection(projector, options),
     policies: jsproj.policiesOf(projector, options),
     excluded: jsproj.excludedOf(projector, options),
@@ -164,9 +232,18 @@ function apply(projector, records, documents, options, routed) {
   for (var i = 0; i < records.length; i++) {
     var record = records[i];
     checkRecord(record, i);
-    var targets = projector.targetsFor(record.streamType, record.event.$type);
+    var upcast = upcasts === null ? undefined : upcasts.plans.get(record.event.$type);
+    var targets = projector.targetsFor(record.streamType, upcast === undefined ? record.event.$type : upcast.type);
     if (targets.length === 0) continue;
-    var meta = metaOf(record);
+    if (upcast !== undefined && wanted(targets, batch.selected, batch.failed)) {
+      record = batch.records[i] = seenRecord(projector, upcasts, records, i, upcast);
+      if (record instanceof UpcastFailure) {
+        batch.records[i] = record.record;
+        failUpcast(batch, targets, record, i);
+        continue;
+      }
+    }
+    var meta = (upcast !== undefined && upcasts.metas[i]) || metaOf(record);
     plan.length = 0;
     planDeliveries(batch, targets, record, i, meta, plan);
     deliver(batch, plan, record, i, meta);
@@ -404,3 +481,4 @@ jsproj.route = route;
 jsproj.routeBatch = routeBatch;
 jsproj.apply = apply;
 jsproj.applyInMemory = applyInMemory;
+jsproj.ownRecords = ownRecords;

@@ -111,7 +111,7 @@ function errorInfo(error) {
 }
 
 // A stack trace cut at the first frame inside the engine: what the user's code did.
-var ENGINE_FRAME = /[\\/]lib[\\/](?:errors|values|documents|clock|dsl|tracking|projector|load|policies|engine|log|records|simulate|cache|host|lockdown)\.js:\d+/;
+var ENGINE_FRAME = /[\\/]lib[\\/](?:errors|values|documents|clock|dsl|upcast|tracking|projector|load|policies|engine|log|records|simulate|cache|host|lockdown)\.js:\d+/;
 function userStack(stack) {
   if (typeof stack !== 'string') return stack;
   var lines = stack.split('\n');

@@ -145,7 +145,7 @@ jsproj.host = {
   route: entry(function (text) {
     var batch = JSON.parse(text);
     routed = NOT_ROUTED;
-    var events = batch.lines !== undefined ? jsproj.recordsFromLines(batch.lines) : batch.events;
+    var events = jsproj.ownRecords(batch.lines !== undefined ? jsproj.recordsFromLines(batch.lines) : batch.events);
     var result = jsproj.routeBatch(loaded(), events, batch.options);
     var cached = (batch.options && batch.options.cache) || [];
     var keys = cached.length ? cache.missing(result.keys, cached) : result.keys;
@@ -162,6 +162,7 @@ jsproj.host = {
   apply: entry(function (text) {
     var batch = JSON.parse(text);
     var events = batch.lines !== undefined ? jsproj.recordsFromLines(batch.lines) : batch.events;
+    if (events !== undefined) jsproj.ownRecords(events);
     var keys = null, cached = [], documents = batch.documents;
     if (events === undefined) {
       if (routed.id === null || routed.id !== batch.batch) {
@@ -184,7 +185,15 @@ jsproj.host = {
   simulate: entry(function (text) {
     var request = JSON.parse(text);
     var records = jsproj.normalize(jsproj.parseEvents(request.text), { now: request.now });
-    return jsproj.simulate(loaded(), records, { pageSize: request.pageSize });
+    return jsproj.simulate(loaded(), records, { pageSize: request.pageSize, owned: true });
+  }),
+  // -> {upcasters: [{eventType, from, to, file}], renames: [{from, to, file}]}: what the loaded files declare.
+  upcasters: entry(function () {
+    return jsproj.describeUpcasters(loaded());
+  }),
+  // {events: [records]} -> [{event} or {error}]: each event as projections see it (upcast.js).
+  upcast: entry(function (text) {
+    return jsproj.upcastRecords(loaded(), JSON.parse(text).events);
   }),
   // {text, options} -> [records]
   normalize: entry(function (text) {
@@ -210,7 +219,7 @@ jsproj.host = {
   // {events, errors}. A projection that stops (policy 'stop') leaves the build.
   foldLines: entry(function (text) {
     if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
-    var records = jsproj.recordsFromLines(text);
+    var records = jsproj.ownRecords(jsproj.recordsFromLines(text));
     var options = { projections: fold.projections, onError: fold.onError };
     var result = jsproj.applyInMemory(loaded(), records, options);
     result.errors.forEach(function (error) {
@@ -277,6 +286,7 @@ jsproj.host = {
     return JSON.stringify({ ok: {
       file: current.file,
       projection: current.projection,
+      upcaster: current.upcaster || null,
       position: meta ? meta.position : null,
       streamId: meta ? meta.streamId : null,
       eventId: meta ? meta.eventId : null,

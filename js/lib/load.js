@@ -250,6 +250,7 @@ function loadInto(projector, sources) {
       current.file = null;
     }
   });
+  projector.upcasters.check();   // as a whole: a rename and an upcaster of one type may be in two files
   describe(projector);
   return projector;
 }
@@ -296,6 +297,7 @@ function describe(projector) {
       throw jsproj.definitionError(p.file, name + ': unknown lifecycle ' + JSON.stringify(p.lifecycle) +
         ' (use .inline(), .async() or .live())', name);
     }
+    var reaching = projector.upcasters.reaching(p);
     return {
       name: name,
       kind: p.kind,
@@ -305,13 +307,22 @@ function describe(projector) {
       eventTypes: p.kind === 'event' ? [p.eventType] : p.handlers.eventTypes(),
       anyEvent: p.kind === 'event' ? false : p.handlers.any !== null,
       indexes: p.indexes.slice(),
-      version: p.revision
+      version: p.revision,
+      // the old names of the types it handles, and the upcasters and renames its input goes through (upcast.js)
+      renamedFrom: reaching.renamedFrom,
+      upcasters: reaching.upcasters
     };
   });
+}
+
+// Every upcaster and rename of a projector: {upcasters: [...], renames: [...]} (upcast.js).
+function describeUpcasters(projector) {
+  return projector.upcasters.ready().describe();
 }
 
 jsproj.compile = compile;
 jsproj.loadInto = loadInto;
 jsproj.evaluate = evaluateCode;
 jsproj.describe = describe;
+jsproj.describeUpcasters = describeUpcasters;
 jsproj.drainLogs = drainLogs;

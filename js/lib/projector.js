@@ -47,9 +47,14 @@ function createProjector() {
   var self = {
     store: new InMemoryStore(),
     projections: dict(),
+    upcasters: null,          // the upcasters and renames events go through first (upcast.js)
     file: null,               // the file being loaded, for error messages
     DELETE: jsproj.DELETE
   };
+  function newUpcasters() {
+    self.upcasters = new jsproj.Upcasters(function () { return order; });
+  }
+  newUpcasters();
 
   function register(projection) {
     var lower = projection.name.toLowerCase();
@@ -69,7 +74,10 @@ function createProjector() {
     }
     order.push(projection);
     self.projections[projection.name] = projection;
+    // The spike's calls of one projection (applyEvent, ...) upcast what they are given too.
+    Object.defineProperty(projection, 'upcasters', { value: self.upcasters, writable: true, configurable: true });
     routes.clear();
+    self.upcasters.plans = null;    // checked again: a handler of a type renamed away is an error
     return projection;
   }
 
@@ -103,6 +111,21 @@ function createProjector() {
         return register(new jsproj.AggregateProjection(name, definition, self.file, self.store.byType()));
       }
     };
+  };
+
+  // projections.upcast(eventType).from(version).by(fn): events of that type at that schema version
+  // become the next version before projections see them (upcast.js).
+  self.upcast = function (eventType) {
+    return {
+      from: function (version) {
+        return { by: function (fn) { return self.upcasters.add(eventType, version, fn, self.file); } };
+      }
+    };
+  };
+
+  // projections.renameEvent(oldType).to(newType): events stored as oldType reach projections as newType.
+  self.renameEvent = function (oldType) {
+    return { to: function (newType) { return self.upcasters.rename(oldType, newType, self.file); } };
   };
 
   self.projectView = function (name) {
@@ -149,6 +172,7 @@ function createProjector() {
     versions.clear();
     self.store = new InMemoryStore();
     self.projections = dict();
+    newUpcasters();
     self.file = null;
   };
 
@@ -209,7 +233,7 @@ function registration(projector, file, projection) {
 }
 
 // What a projection file gets from require('...projections') or the global
-// `projections`: the DSL, to define its own projections while it loads, and
+// `projections`: the DSL, to define its own projections and upcasters while it loads, and
 // DELETE. Nothing else of the projector -- not the registry, the other
 // projections, their handlers or documents, reset() or processEvent() -- so
 // no file can reach another's projections.
@@ -249,6 +273,16 @@ function facadeFor(projector, file) {
         }),
         by: step('.by()', function (definition) { return view.by(definition); })
       });
+    }),
+    upcast: step('upcast()', function (eventType) {
+      return Object.freeze({ from: step('.from()', function (version) {
+        return Object.freeze({ by: step('.by()', function (fn) {
+          return projector.upcast(eventType).from(version).by(fn);
+        }) });
+      }) });
+    }),
+    renameEvent: step('renameEvent()', function (oldType) {
+      return Object.freeze({ to: step('.to()', function (newType) { return projector.renameEvent(oldType).to(newType); }) });
     }),
     DELETE: jsproj.DELETE
   });

@@ -21,7 +21,7 @@ if (!realm) {
     Function: Function,
     eval: eval,
     Date: Date,
-    current: { file: null, projection: null, meta: null, random: null },
+    current: { file: null, projection: null, upcaster: null, meta: null, random: null },
     busy: false,
     clock: null,        // the deterministic Date and Math every engine of the context uses (clock.js)
     scope: null,        // what a projection file's scope is made of (load.js)

@@ -20,10 +20,12 @@ function snapshot(projector) {
   return { views: views, aggregates: aggregates };
 }
 
+// options.owned: the records are the engine's own (made by normalize for this call): upcast in place.
 function simulate(projector, records, options) {
-  var pageSize = (options && options.pageSize) || DEFAULT_PAGE_SIZE;
+  var pageSize = (options && options.pageSize) || DEFAULT_PAGE_SIZE, owned = options && options.owned;
   for (var start = 0; start < records.length; start += pageSize) {
-    jsproj.applyInMemory(projector, records.slice(start, start + pageSize));
+    var page = records.slice(start, start + pageSize);
+    jsproj.applyInMemory(projector, owned ? jsproj.ownRecords(page) : page);
   }
   return snapshot(projector);
 }

@@ -125,7 +125,7 @@ if (call === undefined) {
         realm = host.realm;
       }
       state.host = host;
-      var rows = query('select distinct on (file) file, source from ' + schema + '.pge_projection_definitions order by file');
+      var rows = query('select file, source from ' + schema + '.pge_deployed_files()');
       var loaded = JSON.parse(host.load(JSON.stringify(rows.map(function (r) { return { file: r.file, source: r.source }; }))));
       state.loading = false;
       if (loaded.error) state.failed = JSON.stringify(loaded);
@@ -259,7 +259,8 @@ begin
             v_where := '{}';
         end;
     end if;
-    if v_where ->> 'projection' is null and v_where ->> 'file' is null and op in ('route', 'apply') then
+    if v_where ->> 'projection' is null and v_where ->> 'upcaster' is null and v_where ->> 'file' is null
+       and op in ('route', 'apply') then
         -- The language lost what was running with its context (PLV8 after
         -- running out of memory): name the projections of the call.
         begin
@@ -268,7 +269,8 @@ begin
             v_names := '{}';
         end;
     end if;
-    v_what := coalesce('projection ' || (v_where ->> 'projection'), 'projection file ' || (v_where ->> 'file'),
+    v_what := coalesce('projection ' || (v_where ->> 'projection'), 'upcaster ' || (v_where ->> 'upcaster'),
+                       'projection file ' || (v_where ->> 'file'),
                        case cardinality(v_names) when 0 then null when 1 then 'projection ' || v_names[1]
                             else 'one of projections ' || array_to_string(v_names, ', ') end,
                        'projection code');

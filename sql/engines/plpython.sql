@@ -89,6 +89,7 @@ def stopped(exc):
     except Exception:
         pass
     culprit = 'projection %s' % where['projection'] if 'projection' in where else \
+        'upcaster %s' % where['upcaster'] if 'upcaster' in where else \
         'projection file %s' % where['file'] if 'file' in where else 'projection code'
     if out_of_memory:
         return failure('SandboxMemoryError', '%s went past the memory limit' % culprit, **where)
@@ -210,7 +211,7 @@ if state is None or state['generation'] != now['generation'] or \
     given = json.loads(plpy.execute('''select (to_jsonb(e) - 'bundle')::text as s from @schema@.pge_engine e''')[0]['s'])
     settings = {'timeout': 10, 'memory_limit': 256, 'python_path': '/usr/local/lib/jsproj/site'}
     settings.update((k, given[k]) for k in settings if given.get(k) is not None)
-    rows = plpy.execute('select distinct on (file) file, source from @schema@.pge_projection_definitions order by file')
+    rows = plpy.execute('select file, source from @schema@.pge_deployed_files()')
     sources = json.dumps([{'file': r['file'], 'source': r['source']} for r in rows])
     bundle = plpy.execute('select bundle from @schema@.pge_engine')[0]['bundle']
     worker = Worker(settings, bundle, sources)

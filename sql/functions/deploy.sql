@@ -320,3 +320,64 @@ begin
     return v_report;
 end;
 $$;
+
+-- Upcasters (docs/dsl.md#upcasters). A file that defines projections is
+-- deployed with them; the files that declare only upcasters and renames of
+-- event types are kept in pge_upcaster_files. A change of an upcaster is a
+-- change of every projection whose input it reaches (their hash takes in
+-- the files of the upcasters that reach them: src/jsproj/projections/deploy.py),
+-- so pge_deploy rebuilds those as it does any changed projection.
+
+-- What deploying the upcaster files `files` ([{file, source, hash}], the
+-- whole set) would do to those kept: {added, changed, unchanged, removed}
+-- file names. Only reads (a dry run's).
+create or replace function pge_upcaster_plan(files jsonb) returns jsonb
+language sql stable
+as $$
+    select jsonb_build_object(
+        'added', coalesce(jsonb_agg(f ->> 'file' order by f ->> 'file') filter (where u.file is null), '[]'),
+        'changed', coalesce(jsonb_agg(f ->> 'file' order by f ->> 'file')
+                            filter (where u.file is not null and u.hash <> f ->> 'hash'), '[]'),
+        'unchanged', coalesce(jsonb_agg(f ->> 'file' order by f ->> 'file') filter (where u.hash = f ->> 'hash'), '[]'),
+        'removed', (select coalesce(jsonb_agg(k.file order by k.file), '[]') from @schema@.pge_upcaster_files k
+                    where k.file not in (select g ->> 'file' from jsonb_array_elements(files) as g)))
+    from jsonb_array_elements(files) as f left join @schema@.pge_upcaster_files u on u.file = f ->> 'file'
+$$;
+
+-- Deploy the upcaster files (the whole set, before pge_deploy in the same
+-- transaction): those kept become `files`, and a change moves the
+-- deployment generation, so that every engine loads them again. Appends
+-- wait until it commits, as for pge_deploy. Returns pge_upcaster_plan's report.
+create or replace function pge_deploy_upcasters(files jsonb) returns jsonb
+language plpgsql
+as $$
+declare
+    v_report jsonb;
+begin
+    lock table @schema@.pge_events in share mode;
+    v_report := @schema@.pge_upcaster_plan(files);
+    delete from @schema@.pge_upcaster_files
+    where file not in (select f ->> 'file' from jsonb_array_elements(files) as f);
+    insert into @schema@.pge_upcaster_files as u (file, source, hash)
+    select f ->> 'file', f ->> 'source', f ->> 'hash' from jsonb_array_elements(files) as f
+    on conflict (file) do update set source = excluded.source, hash = excluded.hash, deployed_at = now()
+    where u.hash <> excluded.hash;
+    if v_report -> 'added' <> '[]' or v_report -> 'changed' <> '[]' or v_report -> 'removed' <> '[]' then
+        update @schema@.pge_engine set generation = generation + 1;
+    end if;
+    return v_report;
+end;
+$$;
+
+-- Every file the engines load for the deployment, once each: the
+-- projections' files and the upcaster files (a file is in one or the
+-- other; the definitions' copy is taken should it be in both).
+create or replace function pge_deployed_files() returns table (file text, source text)
+language sql stable
+as $$
+    select distinct on (f.file) f.file, f.source
+    from (select d.file, d.source, 0 as rank from @schema@.pge_projection_definitions d
+          union all
+          select u.file, u.source, 1 from @schema@.pge_upcaster_files u) as f
+    order by f.file, f.rank
+$$;

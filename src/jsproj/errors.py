@@ -132,6 +132,21 @@ class DocumentError(ProjectionHandlerError):
         return self.info.get("limit")
 
 
+class UpcastError(ProjectionHandlerError):
+    """An upcaster failed on an event (it threw, or returned what is not an event), or the event's $version is
+    not a schema version; the event fails for every projection it was going to, as a handler's error does.
+    ``upcaster`` names it (``"QuestStarted from version 1"``; None: the event's ``$version`` is at fault), with
+    its ``file``; ``stored_type`` is the event's type in the log (``event_type``: as projections see it)."""
+
+    @property
+    def upcaster(self) -> str | None:
+        return self.info.get("upcaster")
+
+    @property
+    def stored_type(self) -> str | None:
+        return self.info.get("storedType")
+
+
 class UnknownProjectionError(JsprojError):
     """A projection name that is not defined; ``suggestion`` is the known name it is closest to, if any."""
 

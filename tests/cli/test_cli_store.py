@@ -23,7 +23,7 @@ from jsproj.store.aio import AsyncEventStore
 from jsproj.store.migrate import functions_files, migrations
 from jsproj.tools.default_database import default_cluster, project_dir
 
-from conformance_hosts import require_language
+from conformance_hosts import CASES, require_language
 
 pytestmark = pytest.mark.slow  # the embedded PostgreSQL started and stopped by the CLI
 
@@ -164,6 +164,25 @@ def test_delete_appends_the_tombstone_and_appends_after_it_need_the_expected_ver
     back = jsproj("append", "-", "--expected-version", "4", "--dsn", dsn,
                   stdin='{"id": "quest-2", "data": {"$type": "QuestStarted"}}')  # fmt: skip
     assert back.returncode == 0, back.stderr
+
+
+def test_stream_upcast_shows_what_projections_see_beside_the_stored_events(dsn: str) -> None:
+    folder = CASES / "upcasting" / "projections"
+    assert jsproj("deploy", "--projections", str(folder), "--dsn", dsn).returncode == 0
+    assert jsproj("append", str(CASES / "upcasting" / "events.jsonl"), "--dsn", dsn).returncode == 0
+    done = jsproj("stream", "quest-1", "--upcast", "--dsn", dsn, "--json")  # the deployed upcasters
+    assert done.returncode == 0, done.stderr
+    first = json.loads(done.stdout)["events"][0]
+    assert (first["event"]["$type"], first["event"]["hero"]) == ("QuestBegun", "Rand"), "as stored"
+    assert first["upcast"] == {
+        "$type": "QuestStarted", "$id": first["event"]["$id"], "party": [{"name": "Rand", "role": "leader"}],
+        "start": {"at": "2024-03-01T08:00:00.000Z", "town": "Emond's Field"}, "$version": 3,
+    }  # fmt: skip
+    table = jsproj("stream", "quest-2", "--upcast", "--projections", str(folder), "--dsn", dsn, env={"COLUMNS": "300"})
+    assert table.returncode == 0, table.stderr
+    assert "as projections see it" in table.stdout and '"party": [{"name": "Egwene"' in table.stdout
+    alone = jsproj("stream", "quest-2", "--projections", str(folder), "--dsn", dsn)
+    assert alone.returncode == 1 and "--projections goes with --upcast" in alone.stderr
 
 
 def test_the_dsn_can_come_from_the_environment(dsn: str) -> None:

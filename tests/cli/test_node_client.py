@@ -85,6 +85,32 @@ const { connect } = require('.');
 """
 
 
+# Live folds in Node of every Quest stream, as JSON {id: document}.
+NODE_LIVE = """
+const { connect } = require('.');
+(async () => {
+  const store = connect({ dsn: process.env.JSPROJ_TEST_DSN });
+  const folded = {};
+  for (const id of ['quest-1', 'quest-2', 'quest-3', 'quest-4']) folded[id] = await store.live('Party', id);
+  console.log(JSON.stringify(folded));
+  await store.close();
+})();
+"""
+
+
+def test_node_live_folds_load_the_deployed_upcasters(dsn: str) -> None:
+    """The client folds with the deployed files, those of upcasters alone too (pge_deployed_files)."""
+    case = ROOT / "tests" / "conformance" / "upcasting"
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, read_folder(case / "projections"), lifecycles={"Party": "live"})
+        store.append_all([json.loads(line) for line in (case / "events.jsonl").read_text("utf-8").splitlines()])
+    env = {"PATH": str(Path(NODE or "node").parent), "JSPROJ_TEST_DSN": as_url(dsn)}
+    done = subprocess.run([NODE or "node", "-e", NODE_LIVE], cwd=CLIENT, capture_output=True, text=True, timeout=60,
+                          check=False, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == json.loads((case / "expected.json").read_text("utf-8"))["views"]["Party"]
+
+
 def test_python_runners_and_node_loops_go_on_from_each_others_checkpoint(dsn: str) -> None:
     def ticks(numbers: range) -> list[dict[str, object]]:
         return [{"id": f"tick-{n % 2}", "type": "Clock", "data": [{"$type": "Tick", "n": n}, {"$type": "Tock"}]}

@@ -15,7 +15,7 @@ from jsproj.config import project_file, resolve_engine, resolve_folder, resolve_
 from jsproj.tools.hosts import PythonHost, StoreHost, schemas_in
 from jsproj.tools.specs import SpecFileError, load_specs, run_specs
 
-from conformance_hosts import LANGUAGES, require_language
+from conformance_hosts import CASES, LANGUAGES, require_language
 
 # -- init -------------------------------------------------------------------------
 
@@ -138,6 +138,25 @@ def test_check_reports_every_problem_with_file_and_line(tmp_path: Path) -> None:
     human = jsproj("check", str(tmp_path))
     assert human.returncode == 1
     assert "a.js:3: SyntaxError" in human.stderr and "6 problems" in human.stderr
+
+
+def test_check_lists_the_upcasters_and_reports_those_that_clash_only_when_the_files_meet(tmp_path: Path) -> None:
+    shutil.copytree(CASES / "upcasting" / "projections", tmp_path, dirs_exist_ok=True)
+    done = jsproj("check", str(tmp_path), "--json")
+    assert done.returncode == 0, done.stdout
+    found = json.loads(done.stdout)
+    assert found["upcasters"] == [{"eventType": "QuestStarted", "from": n, "to": n + 1, "file": "upcasters.js"}
+                                  for n in (1, 2)]  # fmt: skip
+    assert found["renames"] == [{"from": "QuestBegun", "to": "QuestStarted", "file": "upcasters.js"}]
+    human = jsproj("check", str(tmp_path)).stdout
+    assert "  rename QuestBegun -> QuestStarted (upcasters.js)" in human, "a file of upcasters is not empty"
+    # alone each file loads; together the upcaster is of a name renamed away
+    (tmp_path / "old.js").write_text("projections.upcast('QuestBegun').from(1).by(function (e) { return e; });\n")
+    clash = jsproj("check", str(tmp_path), "--json")
+    assert clash.returncode == 1
+    [problem] = json.loads(clash.stdout)["problems"]
+    assert (problem["kind"], problem["file"]) == ("ProjectionDefinitionError", "old.js")
+    assert "QuestBegun is renamed to QuestStarted (upcasters.js)" in problem["message"]
 
 
 def test_check_finds_the_same_name_in_two_files_and_a_missing_folder(tmp_path: Path) -> None:

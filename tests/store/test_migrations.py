@@ -138,6 +138,10 @@ def test_a_database_the_previous_main_migrated_upgrades_to_exactly_a_fresh_schem
     with psycopg.connect(old) as conn:
         migrate_as_the_previous_main(conn)
         conn.execute("select pge_append(%s)", (Jsonb(town("q1", "Bree", type="Quest")),))
+        # Today's engine reads the deployed files with pge_deployed_files() (a functions file makes it); the
+        # previous main's read the definitions itself: that read stands in for it until the migration.
+        conn.execute("""create function pge_deployed_files() returns table (file text, source text) language sql
+                        as 'select distinct on (file) file, source from pge_projection_definitions order by file'""")
         deploy_in_sql(conn)
         conn.execute("select pge_append(%s)", (Jsonb(town("q1", "Moria")),))  # through the old inline trigger
         conn.execute("select pge_append(%s)", (Jsonb(town("q2", "Rivendell", type="Quest")),))

@@ -12,12 +12,12 @@ import difflib
 import os
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jsproj import errors
-from jsproj.engine.projections import ProjectionInfo, Projections, read_folder
+from jsproj.engine.projections import ProjectionInfo, Projections, Upcasting, read_folder
 from jsproj.engine.sandbox import Sandbox
 
 
@@ -42,11 +42,12 @@ class Problem:
 
 @dataclass
 class CheckReport:
-    """The projections found and the problems; the folder is fine when there are none."""
+    """The projections and upcasters found and the problems; the folder is fine when there are none."""
 
     folder: Path
     projections: list[ProjectionInfo]
     problems: list[Problem]
+    upcasting: list[Upcasting] = field(default_factory=list)  # upcasters and renames (docs/dsl.md#upcasters)
 
     @property
     def ok(self) -> bool:
@@ -59,6 +60,8 @@ class CheckReport:
             "projections": [
                 {"name": i.name, "kind": i.kind, "lifecycle": i.lifecycle, "file": i.file} for i in self.projections
             ],
+            "upcasters": [u.to_dict() for u in self.upcasting if u.renamed is None],
+            "renames": [u.to_dict() for u in self.upcasting if u.renamed is not None],
             "problems": [p.to_dict() for p in self.problems],
         }
 
@@ -85,23 +88,25 @@ def check_folder(folder: str | os.PathLike[str], *, seen: Iterable[str] = (), **
         return CheckReport(path, [], [_problem(exc)])
     problems: list[Problem] = []
     infos: list[ProjectionInfo] = []
+    upcasting: list[Upcasting] = []
     with Sandbox(**limits) as sandbox:
         for source in sources:
             try:
                 with Projections([source], sandbox=sandbox) as loaded:
                     infos.extend(loaded.infos)
-                    if not loaded.infos:
-                        problems.append(Problem("EmptyProjectionFile", "defines no projection", file=source["file"]))
+                    if not loaded.infos and not loaded.upcasting:
+                        problems.append(Problem("EmptyProjectionFile", "defines no projection and no upcaster",
+                                                file=source["file"]))  # fmt: skip
             except errors.JsprojError as exc:
                 problems.append(_problem(exc, source["file"]))
         problems.extend(_name_clashes(infos))
-        if not problems:  # what only shows when the files meet: require() across files, names
+        if not problems:  # what only shows when the files meet: require() across files, names, upcasters
             try:
                 with Projections(sources, sandbox=sandbox) as loaded:
-                    infos = loaded.infos
+                    infos, upcasting = loaded.infos, loaded.upcasting
             except errors.JsprojError as exc:
                 problems.append(_problem(exc))
-    return CheckReport(path, infos, [*problems, *misspelt_handlers(infos, seen)])
+    return CheckReport(path, infos, [*problems, *misspelt_handlers(infos, seen)], upcasting)
 
 
 def misspelt_handlers(infos: Iterable[ProjectionInfo], seen: Iterable[str]) -> list[Problem]:

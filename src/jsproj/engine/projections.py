@@ -39,6 +39,10 @@ class ProjectionInfo:
     any_event: bool
     indexes: tuple[str, ...] = ()  # fields declared with .index()
     version: int = 1  # declared with .version(n) (docs/deploy.md#versions)
+    #: the old names of the types it handles (``renameEvent``): events stored under them reach it too
+    renamed_from: tuple[str, ...] = ()
+    #: the upcasters and renames its input goes through (docs/dsl.md#upcasters): a change of one is a change of it
+    upcast_by: tuple[Upcasting, ...] = ()
 
     @classmethod
     def from_engine(cls, info: Mapping[str, Any]) -> ProjectionInfo:
@@ -52,7 +56,43 @@ class ProjectionInfo:
             any_event=bool(info.get("anyEvent")),
             indexes=tuple(info.get("indexes") or ()),
             version=int(info.get("version") or 1),
+            renamed_from=tuple(info.get("renamedFrom") or ()),
+            upcast_by=tuple(Upcasting.from_engine(u) for u in info.get("upcasters") or ()),
         )
+
+    @property
+    def routed_types(self) -> tuple[str, ...]:
+        """The stored event types it is routed by: those it handles and their old names."""
+        return (*self.event_types, *(t for t in self.renamed_from if t not in self.event_types))
+
+
+@dataclass(frozen=True)
+class Upcasting:
+    """One upcaster (``upcast(event_type).from(from_version)``) or rename (``renameEvent(renamed).to(event_type)``)
+    declared in ``file``."""
+
+    event_type: str
+    from_version: int | None = None  # an upcaster's: it makes version from_version + 1
+    renamed: str | None = None  # a rename's old name
+    file: str | None = None
+
+    @classmethod
+    def from_engine(cls, info: Mapping[str, Any]) -> Upcasting:
+        if "renamed" in info:
+            return cls(event_type=info["to"], renamed=info["renamed"], file=info.get("file"))
+        return cls(event_type=info["eventType"], from_version=int(info["from"]), file=info.get("file"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the engine describes it: ``{"eventType", "from", "to", "file"}``; a rename ``{"from", "to", "file"}``."""
+        if self.renamed is not None:
+            return {"from": self.renamed, "to": self.event_type, "file": self.file}
+        return {"eventType": self.event_type, "from": self.from_version, "to": (self.from_version or 0) + 1,
+                "file": self.file}  # fmt: skip
+
+    def __str__(self) -> str:
+        if self.renamed is not None:
+            return f"{self.renamed} renamed to {self.event_type}"
+        return f"{self.event_type} from version {self.from_version}"
 
 
 @dataclass
@@ -139,6 +179,13 @@ def _batch_result(answer: Mapping[str, Any]) -> BatchResult:
     return BatchResult(changes=changes, errors=found)
 
 
+def _upcasting(described: Mapping[str, Any]) -> list[Upcasting]:
+    """The engine's description of the upcasters (by type and version), then of the renames (by old name)."""
+    upcasters = [Upcasting(u["eventType"], from_version=int(u["from"]), file=u.get("file"))
+                 for u in described["upcasters"]]  # fmt: skip
+    return [*upcasters, *(Upcasting(r["to"], renamed=r["from"], file=r.get("file")) for r in described["renames"])]
+
+
 def read_folder(folder: str | os.PathLike[str]) -> list[dict[str, str]]:
     """The ``*.js`` files of a folder as sources (``[{"file", "source"}]``), sorted by name."""
     path = Path(folder)
@@ -207,6 +254,16 @@ class Projections:
             if info.name == name:
                 return info
         raise errors.unknown_projection(f"there is no projection named {name!r}", name, self.names)
+
+    @property
+    def upcasting(self) -> list[Upcasting]:
+        """Every upcaster and rename the files declare (docs/dsl.md#upcasters)."""
+        return _upcasting(self.sandbox.call("upcasters", ""))
+
+    def upcast(self, events: Events) -> list[dict[str, Any]]:
+        """Each record's event as projections see it, whether or not one subscribes to it: ``{"event": {...}}``,
+        or ``{"error": {...}}`` (an UpcastError's)."""
+        return list(self.sandbox.call("upcast", f'{{"events":{_events_json(events)}}}'))
 
     def evaluate(self, code: str) -> dict[str, Any]:
         """Run REPL input in the sandbox with the DSL: ``{"value": text, "projections": [descriptions]}``.

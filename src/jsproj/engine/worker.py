@@ -23,7 +23,7 @@ from typing import Any
 from jsproj.engine.wire import RECYCLE, read_frame, write_frame
 
 OPERATIONS = frozenset(
-    {"load", "route", "apply", "normalize", "foldStart", "foldLines", "foldRows", "foldEnd", "cacheDrop", "evaluate"}
+    "load route apply normalize foldStart foldLines foldRows foldEnd cacheDrop evaluate upcasters upcast".split()
 )
 EVAL_OPERATIONS = frozenset({"route", "apply", "normalize"})
 # Payloads up to this size go to V8 as a string literal in one eval (one task
@@ -157,8 +157,8 @@ class Worker:
 
 
 def describe(where: dict[str, object]) -> str:
-    if where.get("projection"):
-        text = f"projection {where['projection']}"
+    if where.get("projection") or where.get("upcaster"):
+        text = f"projection {where['projection']}" if where.get("projection") else f"upcaster {where['upcaster']}"
         if where.get("position") is not None:
             text += f" (on {where.get('eventType')} event at position {where['position']})"
         return text

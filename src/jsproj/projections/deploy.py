@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
 
@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 from jsproj import errors
 from jsproj.config import ENGINES
 from jsproj.engine.bundle import database_bundle
-from jsproj.engine.projections import ProjectionInfo, Projections
+from jsproj.engine.projections import ProjectionInfo, Projections, Upcasting
 from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MB
 from jsproj.engine.worker import V8_FLAGS
 from jsproj.store.identifiers import check_schema, field_path
@@ -70,6 +70,8 @@ class DeployReport:
     retired: list[str] = field(default_factory=list)  # replaced versions' tables dropped (a dry run: kept), "Name v1"
     # per projection, the fields whose indexes were {"created": [...], "dropped": [...]} (pge_sync_indexes)
     indexes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # the files that declare only upcasters: {"added": [...], "changed": [...], "unchanged": [...], "removed": [...]}
+    upcaster_files: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def refused(self) -> list[str]:
@@ -92,6 +94,7 @@ class DeployReport:
             "pending": self.pending,
             "retired": self.retired,
             "indexes": self.indexes,
+            "upcasterFiles": self.upcaster_files,
             "refused": self.refused,
         }
 
@@ -154,7 +157,7 @@ def definitions(
             )
     by_file = {s["file"]: s["source"] for s in sources}
     rows = [
-        _definition(info, by_file[info.file or ""], engine, lifecycles.get(info.name, info.lifecycle), on_error)
+        _definition(info, by_file, engine, lifecycles.get(info.name, info.lifecycle), on_error)
         | {"partitions": partitions.get(info.name, 1), "indexes": _fields(info, indexes.get(info.name, ()))}
         for info in infos
     ]
@@ -187,9 +190,12 @@ def _fields(info: ProjectionInfo, configured: Sequence[str]) -> list[str]:
 
 
 def _definition(
-    info: ProjectionInfo, source: str, engine: str, lifecycle: str, on_error: Mapping[str, str]
+    info: ProjectionInfo, by_file: Mapping[str, str], engine: str, lifecycle: str, on_error: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The row ``pge_deploy`` registers for one projection."""
+    """The row ``pge_deploy`` registers for one projection. Its event types are the stored ones it is routed
+    by (those it handles and their old names); its hash, what decides a rebuild, is its file's -- and, when
+    upcasters or renames reach it, theirs too (:func:`input_hash`)."""
+    source = by_file[info.file or ""]
     return {
         "name": info.name,
         "kind": info.kind,
@@ -197,13 +203,40 @@ def _definition(
         "engine": engine,
         "file": info.file,
         "source": source,
-        "hash": hashlib.sha256(source.encode()).hexdigest(),
+        "hash": input_hash(info, by_file),
         "streamType": info.stream_type,
-        "eventTypes": list(info.event_types),
+        "eventTypes": list(info.routed_types),
         "anyEvent": info.any_event,
         "onError": on_error.get(info.name, "stop"),
         "version": info.version,
     }
+
+
+def input_hash(info: ProjectionInfo, by_file: Mapping[str, str]) -> str:
+    """What decides whether a deploy changes a projection: the SHA-256 of its file, and of the files of the
+    upcasters and renames that reach it (its input: :attr:`ProjectionInfo.upcast_by`), by name. Whole files,
+    as for projections: an upcaster may call any function of its file. With none reaching it, the hash of its
+    file alone, as before upcasters (a store deployed then sees no change)."""
+    digest = hashlib.sha256(by_file[info.file or ""].encode())
+    if info.upcast_by:
+        for name in sorted({u.file or "" for u in info.upcast_by} - {info.file or ""}):
+            digest.update(f"\0{name}\0{hashlib.sha256(by_file[name].encode()).hexdigest()}".encode())
+        digest.update(("\0upcast by " + ", ".join(sorted(str(u) for u in info.upcast_by))).encode())
+    return digest.hexdigest()
+
+
+def upcaster_files(
+    sources: Sequence[Mapping[str, str]], upcasting: Iterable[Upcasting], infos: Sequence[ProjectionInfo]
+) -> list[dict[str, str]]:
+    """The files ``pge_deploy_upcasters`` keeps: those that declare upcasters or renames (``upcasting``, and
+    those reaching ``infos``) and define no projection (a file that defines one is deployed with it)."""
+    declaring = {u.file for u in upcasting} | {u.file for info in infos for u in info.upcast_by}
+    defining = {info.file for info in infos}
+    return [
+        {"file": s["file"], "source": s["source"], "hash": hashlib.sha256(s["source"].encode()).hexdigest()}
+        for s in sources
+        if s["file"] in declaring and s["file"] not in defining
+    ]
 
 
 def engine_sql(engine: str, schema_sql: str) -> str:
@@ -267,17 +300,20 @@ def deploy(
         rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error, partitions, indexes)
         if not promote:
             rows = [row | {"promote": "manual"} for row in rows]
+        files = upcaster_files(loaded.sources, loaded.upcasting, loaded.infos)
         report = DeployReport(engine, dry_run=dry_run, prune=prune)
         with store.connection() as conn:
             try:
                 if dry_run or not promote:
                     outcome = _value(conn, "select pge_deploy_plan(%s)", (Jsonb(rows),))
+                    report.upcaster_files = _value(conn, "select pge_upcaster_plan(%s)", (Jsonb(files),))
                     if not promote and outcome["changed"]:  # --no-promote would not apply to them: say so
                         raise errors.InputError(no_promote_refusal(outcome["changed"], "promote=False"),
                                                 changed=outcome["changed"])  # fmt: skip
                 if not dry_run:
                     with conn.transaction():
                         limits = _engine_settings(loaded, python_path)
+                        report.upcaster_files = _value(conn, "select pge_deploy_upcasters(%s)", (Jsonb(files),))
                         outcome, report.rebuilt = _deploy_in(conn, store.schema, loaded, rows, engine, prune, limits)
             except psycopg.Error as exc:
                 raise _worded(translate(exc, "deploy"), "pass prune=True") from exc
@@ -378,18 +414,21 @@ def deployment_sql(
     timeout: float = DEFAULT_TIMEOUT,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     python_path: str = DEFAULT_PYTHON_PATH,
+    upcasting: Sequence[Upcasting] = (),
 ) -> str:
     """The complete SQL a DBA applies by hand (``psql -1 -f``) to deploy with an in-database engine.
 
     It migrates the schema with the script ``jsproj migrate`` runs (the same
-    records, checks and errors), creates the engine's ``pge_engine_call``, deploys the definitions
-    and rebuilds the documents of new and changed stored projections. The
+    records, checks and errors), creates the engine's ``pge_engine_call``, deploys the upcaster files
+    (``upcasting``: :attr:`Projections.upcasting <jsproj.engine.projections.Projections.upcasting>`) and the
+    definitions, and rebuilds the documents of new and changed stored projections. The
     deployed projections the set lacks are removed only with ``prune``
     (else the script stops there, changing nothing).
     """
     check_schema(schema)
     schema_sql = sql.Identifier(schema).as_string()
     rows = definitions(sources, infos, engine, lifecycles or {}, indexes=indexes)
+    files = upcaster_files(sources, upcasting, infos)
     if engine not in DATABASE_ENGINES:
         raise errors.InputError(f"jsproj sql writes the SQL of an in-database engine ({', '.join(DATABASE_ENGINES)})")
     bundle, bundle_hash = database_bundle()
@@ -404,6 +443,8 @@ def deployment_sql(
         engine_sql(engine, schema_sql),
         "-- its limits (seconds, MB) and where plpython3u finds mini-racer",
         f"select pge_set_engine_settings({float(timeout)!r}, {memory_limit // MB}, {_literal(python_path)});",
+        "-- the files that declare only upcasters (the others are deployed with their projections)",
+        f"select pge_deploy_upcasters({_literal(json.dumps(files))}::jsonb);",
         "-- the definitions, and the rebuild of new and changed stored projections",
         "select pge_rebuild(name) from jsonb_array_elements_text(",
         f"  pge_deploy({_literal(json.dumps(rows))}::jsonb,",

@@ -54,10 +54,8 @@ def apply_records(
 
 
 def deployed_sources_steps() -> Steps[list[dict[str, str]]]:
-    """The projection files deployed in the connection's schema (one per file)."""
-    rows = yield Query(
-        "select distinct on (file) file, source from pge_projection_definitions order by file", rows="all"
-    )
+    """The projection files deployed in the connection's schema (one per file), the upcaster files with them."""
+    rows = yield Query("select file, source from pge_deployed_files()", rows="all")
     return [{"file": file, "source": source} for file, source in rows]
 
 

@@ -29,6 +29,7 @@ from psycopg.types.json import Jsonb
 from jsproj import errors
 from jsproj.engine.projections import Projections
 from jsproj.follow.daemon.build import FIRST_PAGE, Build, PageTooLong
+from jsproj.store.python_engine import deployed_sources
 from jsproj.store.queries import value
 
 
@@ -109,6 +110,16 @@ class VersionBuild(Build):
         return switched
 
 
+def version_sources(conn: psycopg.Connection[Any], pending: Pending) -> list[dict[str, str]]:
+    """The files a version is built with: its own, and the other deployed ones (the upcasters they declare
+    are part of its input: docs/dsl.md#upcasters), but the file of the version it replaces."""
+    own = str(pending.definition["file"])
+    replaced = value(conn, "select file from pge_projection_definitions where name = %s", (pending.name,))
+    conn.commit()
+    others = [s for s in deployed_sources(conn) if s["file"] not in (own, replaced)]
+    return [{"file": own, "source": str(pending.definition["source"])}, *others]
+
+
 def build_version(
     conn: psycopg.Connection[Any],
     pending: Pending,
@@ -126,8 +137,7 @@ def build_version(
     again in pages half as long; an event that hits one alone fails the version.
     """
     first = FIRST_PAGE
-    source = [{"file": str(pending.definition["file"]), "source": str(pending.definition["source"])}]
-    with Projections(source, **limits) as projections:
+    with Projections(version_sources(conn, pending), **limits) as projections:
         while True:
             staged = VersionBuild(conn, projections, pending, page_size, min(first, page_size))
             staged.start()

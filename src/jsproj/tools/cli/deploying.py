@@ -131,8 +131,10 @@ def deploy(
     """Deploy the projections of a folder to the store.
 
     Migrates the schema, checks every projection in the sandbox, registers
-    them, creates their document tables and rebuilds the documents of new and
-    changed ones from the event log (appends wait meanwhile). Projections no
+    them (and the files of upcasters), creates their document tables and
+    rebuilds the documents of new and changed ones from the event log
+    (appends wait meanwhile); a changed upcaster changes the projections
+    whose input it reaches (docs/deploy.md#upcasters). Projections no
     longer in the folder are removed with their documents only with --prune;
     without it such a deploy is refused. --dry-run prints the plan and changes
     nothing; it exits with 1, as the deploy would, when the deploy would be
@@ -187,6 +189,8 @@ def _report_lines(report: DeployReport) -> list[str]:
         if names:
             refused = " (refused without --prune)" if label == "removed" and plan and not report.prune else ""
             found.append(f"{label}: {', '.join(names)}{refused}")
+    found += [f"upcaster files {label}: {', '.join(report.upcaster_files[label])}"
+              for label in ("added", "changed", "removed") if report.upcaster_files.get(label)]  # fmt: skip
     if plan and report.rebuild:
         found.append(f"rebuilt now (appends wait): {', '.join(report.rebuild)}")
     for name, events in report.rebuilt.items():
@@ -237,7 +241,8 @@ def sql_command(
 
     For a DBA to review and apply by hand, in one transaction (psql's -1),
     as the second example does. It migrates the schema as `jsproj migrate`
-    does, creates the engine's functions and deploys the projections.
+    does, creates the engine's functions and deploys the projections (and
+    the files of upcasters).
 
     \b
     Examples:
@@ -262,6 +267,7 @@ def sql_command(
                 timeout=timeout,
                 memory_limit=memory_limit,
                 python_path=python_path or DEFAULT_PYTHON_PATH,
+                upcasting=loaded.upcasting,
             ),
             nl=False,
         )

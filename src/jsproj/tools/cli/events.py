@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -25,6 +25,11 @@ from jsproj.tools.cli.common import (
     sandbox_options,
     store_options,
 )
+
+if TYPE_CHECKING:
+    from jsproj.projections.upcasting import Upcast
+    from jsproj.store.recorded import Stream
+    from jsproj.store.sync import EventStore
 
 # -- jsproj append ----------------------------------------------------------
 
@@ -119,41 +124,98 @@ def _append_progress(bodies: list[Any], *, quiet: bool) -> Iterator[Callable[[in
 @click.option("--from-version", type=click.IntRange(min=1), help="First version to show.")
 @click.option("--to-version", type=click.IntRange(min=0), help="Last version to show.")
 @click.option("--include-archived", is_flag=True, help="Show the stream even if it is archived.")
+@click.option(
+    "--upcast",
+    is_flag=True,
+    help="Also show each event as projections see it, through the upcasters and renames (docs/dsl.md#upcasters).",
+)
+@click.option(
+    "--projections",
+    "projections_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --upcast: the upcasters of this folder (default: those deployed in the store).",
+)
 @store_options
+@sandbox_options
 @json_option
 def stream(
     stream_id: str,
     from_version: int | None,
     to_version: int | None,
     include_archived: bool,
+    upcast: bool,
+    projections_dir: Path | None,
     dsn: str | None,
     schema: str | None,
+    timeout: float,
+    memory_limit: int,
     as_json: bool,
 ) -> None:
     """Show a stream: its type, version and events.
 
     JSON: {"id", "type", "version", "archived", "events": [{"position", "version",
-    "timestamp", "metadata", "event": {"$type", "$id", ...}}]}.
+    "timestamp", "metadata", "event": {"$type", "$id", ...}}]}. With
+    --upcast each event also has "upcast": the event as projections see
+    it (or "upcastError": the UpcastError its upcaster failed with); the
+    stored events never change.
 
     \b
     Examples:
       jsproj stream quest-1
       jsproj stream quest-1 --json --from-version 3
+      jsproj stream quest-1 --upcast
+      jsproj stream quest-1 --upcast --projections projections/ --json
     """
+    with json_errors(as_json):
+        if projections_dir is not None and not upcast:
+            raise errors.InputError("--projections goes with --upcast (the upcasters of that folder)")
     with json_errors(as_json), open_store(dsn, schema, create=False) as store:
-        found = store.fetch_stream(stream_id, from_version, to_version, include_archived=include_archived)
+        limits = {"timeout": timeout, "memory_limit": memory_limit}
+        if upcast:
+            found, seen = _upcast_stream(store, stream_id, from_version, to_version, projections_dir, limits,
+                                         include_archived)  # fmt: skip
+        else:
+            found, seen = store.fetch_stream(stream_id, from_version, to_version, include_archived=include_archived), []
     if as_json:
-        echo_json(found.to_dict())
+        echo_json(found.to_dict() | ({"events": [u.to_dict() for u in seen]} if upcast else {}))
         return
     archived = " (archived)" if found.archived else ""
-    table = Table(title=f"{found.id}: a {found.type} stream at version {found.version}{archived}", title_justify="left")
-    for column in ("version", "position", "type", "timestamp", "data"):
+    title = f"{found.id}: a {found.type} stream at version {found.version}{archived}"
+    table = Table(title=title, title_justify="left")
+    for column in ("version", "position", "type", "timestamp", "data", *(("as projections see it",) if upcast else ())):
         table.add_column(column)
-    for e in found.events:
-        table.add_row(
-            str(e.version), str(e.position), e.type, e.to_dict()["timestamp"], json.dumps(e.data, ensure_ascii=False)
-        )
+    for i, e in enumerate(found.events):
+        shown = [json.dumps(e.data, ensure_ascii=False)]
+        if upcast:
+            shown.append(_seen_text(seen[i]))
+        table.add_row(str(e.version), str(e.position), e.type, e.to_dict()["timestamp"], *shown)
     Console().print(table)
+
+
+def _upcast_stream(store: EventStore, stream_id: str, from_version: int | None, to_version: int | None,
+                   projections_dir: Path | None, limits: dict[str, Any],
+                   include_archived: bool) -> tuple[Stream, list[Upcast]]:  # fmt: skip
+    """The stream, and its events through the upcasters of a folder or of the deployment."""
+    from jsproj.engine.projections import Projections, read_folder
+    from jsproj.projections.upcasting import upcast_stream
+    from jsproj.store.python_engine import deployed_sources
+
+    if projections_dir is not None:
+        sources = read_folder(projections_dir)
+    else:
+        with store.connection() as conn:
+            sources = deployed_sources(conn)
+        if not sources:
+            raise errors.ProjectionError("no projections are deployed: run `jsproj deploy`, or give --projections DIR")
+    with Projections(sources, **limits) as loaded:
+        return upcast_stream(store, loaded, stream_id, from_version, to_version, include_archived=include_archived)
+
+
+def _seen_text(seen: Upcast) -> str:
+    """What projections see of an event, for the table: its type and fields, or the upcaster's error."""
+    if seen.error is not None:
+        return f"error: {seen.error.message}"
+    return json.dumps({k: v for k, v in (seen.seen or {}).items() if k != "$id"}, ensure_ascii=False)
 
 
 # -- jsproj events ----------------------------------------------------------

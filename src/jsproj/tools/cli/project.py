@@ -109,9 +109,12 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
     FOLDER is a project folder (its jsproj.toml applies) or a folder of
     projection files; by default the current project. Reports syntax errors
     with file and line, unsafe or duplicate names, handlers that are not
-    functions, unknown lifecycles, and handlers of an event type named almost
-    like one the project's specs and events files have (a typo: such a
-    handler never runs). Exits with 1 when there is any problem.
+    functions, unknown lifecycles, upcasters and renames that clash (twice
+    the same version, a rename cycle, a type renamed away and still
+    upcast or handled, a version missing in a chain), and handlers of an
+    event type named almost like one the project's specs and events files
+    have (a typo: such a handler never runs). Lists the upcasters and
+    renames found. Exits with 1 when there is any problem.
 
     \b
     Examples:
@@ -133,6 +136,9 @@ def check(folder: Path | None, projections: Path | None, timeout: float, memory_
         if report.ok:
             names = ", ".join(f"{i.name} ({i.kind}, {i.lifecycle})" for i in report.projections)
             click.echo(f"{target}: {counted(len(report.projections), 'projection')}, no problems: {names}")
+            for u in report.upcasting:
+                what = f"rename {u.renamed} -> {u.event_type}" if u.renamed else f"upcaster {u}"
+                click.echo(f"  {what} ({u.file})")
         else:
             click.echo(f"{target}: {counted(len(report.problems), 'problem')}", err=True)
     if not report.ok:
