@@ -10,7 +10,9 @@ var NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // pge_projections_<name> must fit PostgreSQL's 63-byte identifiers.
 var MAX_NAME_LENGTH = 47;
 var LIFECYCLES = ['inline', 'async', 'live'];
-var SPECIAL_KEYS = ['$init', '$any'];
+// $deleted: a stream's tombstone (docs/lifecycle.md#deleting-a-stream); $any never sees it.
+var SPECIAL_KEYS = ['$init', '$any', '$deleted'];
+var DELETED = '$deleted';
 
 // Returned by a handler to delete its document.
 var DELETE = Object.freeze({ toString: Object.freeze(function () { return 'projections.DELETE'; }) });
@@ -62,6 +64,7 @@ Handlers.prototype.eventTypes = function () {
 };
 
 Handlers.prototype.handlerFor = function (eventType) {
+  if (eventType === DELETED) return this.byType.get(DELETED) || null;
   return this.byType.get(eventType) || this.any;
 };
 
@@ -173,7 +176,14 @@ var NO_EVENT = Object.freeze({ eventId: null, eventType: null, position: null })
 
 // One event folded into a state with the clock of that event, the result as a
 // document (or DELETE): what every host does for each delivery.
+// Whether a stream's tombstone deletes the projection's document as it is: a stream projection's that has no
+// $deleted handler to say what it does instead (docs/lifecycle.md#deleting-a-stream).
+function deletedBy(projection, evt) {
+  return evt.$type === DELETED && projection.kind === 'stream' && !projection.handlers.byType.has(DELETED);
+}
+
 function fold(projection, state, evt, meta, key) {
+  if (deletedBy(projection, evt)) return DELETE;
   jsproj.enter(meta, projection.name);
   try {
     var next = step(projection.handlers, state, evt, meta);
@@ -341,6 +351,7 @@ jsproj.LIFECYCLES = LIFECYCLES;
 jsproj.definitionError = definitionError;
 jsproj.step = step;
 jsproj.fold = fold;
+jsproj.deletedBy = deletedBy;
 jsproj.checkEvent = checkEvent;
 jsproj.metaOf = metaOf;
 jsproj.StreamProjection = StreamProjection;

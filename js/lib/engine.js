@@ -393,7 +393,7 @@ function deliverHandler(batch, target, key, event, meta, index) {
     if (w.base !== null) { w.base.set(key, stateCopy(state)); w.history.set(key, []); }
   }
   var absent = state === null || state === DELETE;
-  if (!absent && !target.handlers.handlerFor(event.$type)) return;   // nothing to do
+  if (!absent && !target.handlers.handlerFor(event.$type) && !jsproj.deletedBy(target, event)) return;  // nothing to do
   var size = w.sizes === null || absent || (w.walked !== null && w.walked.has(key)) ? undefined : w.sizes.get(key);
   if (size === undefined) {             // copied by the value rule (documents.js)
     var next = fold(target, state, event, meta, key);

@@ -154,7 +154,8 @@ function createProjector() {
       targets = order.filter(function (p) {
         if (p.kind === 'stream') return p.streamType === streamType;
         if (p.kind === 'event') return p.eventType === eventType;
-        return p.handlers.byType.has(eventType) || p.handlers.any !== null;
+        // (a tombstone goes to the others only if they handle it: $any never sees it)
+        return p.handlers.byType.has(eventType) || (p.handlers.any !== null && eventType !== '$deleted');
       });
       byEvent.set(eventType, targets);
     }

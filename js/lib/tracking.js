@@ -240,6 +240,7 @@ Tracker.prototype.revoke = function () {
 // a view; afterwards the document, its written slots made document values,
 // or a full copy when that must decide. Returns {document, size} or DELETE.
 function foldTracked(projection, document, size, evt, meta, key) {
+  if (jsproj.deletedBy(projection, evt)) return DELETE;
   var tracker = new Tracker(document);
   jsproj.enter(meta, projection.name);
   try {

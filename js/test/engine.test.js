@@ -153,7 +153,7 @@ test('definition problems are specific', () => {
     ["projections.aggregate('x'.repeat(48)).by({})", /at most 47/],
     ["projections.aggregate('A').by([])", /needs an object/],
     ["projections.aggregate('A').by({ $init: 5 })", /\$init is a number/],
-    ["projections.aggregate('A').by({ $deleted: function () {} })", /unknown special key \$deleted/],
+    ["projections.aggregate('A').by({ $removed: function () {} })", /unknown special key \$removed \(known: \$init, \$any, \$deleted\)/],
     ["projections.projectStream('').named('A').by({})", /stream type of A must not be empty/],
     ["projections.projectView('V').by({})", /needs \.identifiedBy/],
     ["projections.projectView('V').identifiedBy('x').by({})", /identifiedBy\(\) needs a function/],

@@ -30,6 +30,10 @@ class Message:
         return f"message {self.number}" + (f" (line {self.line})" if self.line else "")
 
 
+#: A stream's tombstone's event type (docs/lifecycle.md#deleting-a-stream).
+DELETED = "$deleted"
+
+
 def decode(data: bytes, name: str) -> str:
     """An events file's text: UTF-8, or an :class:`~jsproj.errors.EventsFileError` naming the file, line and byte."""
     try:
@@ -106,27 +110,33 @@ def as_messages(records: Sequence[Mapping[str, Any]], max_events: int = 1000) ->
     """Append messages for engine records (from ``Projections.normalize``): runs of one stream's events.
 
     The records' ids, timestamps and metadata are kept, so a store appended
-    these messages holds the same events a simulation of the records sees.
+    these messages holds the same events a simulation of the records sees. A
+    stream's tombstone (``$deleted``) is a message of its own, and the message
+    after it re-creates the stream with the tombstone's version as its
+    expected version, as the events file had to (docs/lifecycle.md).
     """
     grouped: list[dict[str, Any]] = []
+    deleted: set[str] = set()  # the streams whose last record so far is their tombstone
     for record in records:
+        stream, tombstone = record["streamId"], record["event"]["$type"] == DELETED
         last = grouped[-1] if grouped else None
         if (
             last is not None
-            and last["id"] == record["streamId"]
+            and not tombstone
+            and stream not in deleted
+            and last["id"] == stream
             and last["timestamp"] == record["timestamp"]
             and last["metadata"] == record["metadata"]
             and len(last["data"]) < max_events
         ):
             last["data"].append(record["event"])
             continue
-        grouped.append(
-            {
-                "id": record["streamId"],
-                "type": record["streamType"],
-                "timestamp": record["timestamp"],
-                "metadata": record["metadata"],
-                "data": [record["event"]],
-            }
-        )
+        message = {"id": stream, "type": record["streamType"], "timestamp": record["timestamp"],
+                   "metadata": record["metadata"], "data": [record["event"]]}  # fmt: skip
+        if stream in deleted:
+            message["expected_version"] = record["version"] - 1
+        grouped.append(message)
+        deleted.discard(stream)
+        if tombstone:
+            deleted.add(stream)
     return grouped
