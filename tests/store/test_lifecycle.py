@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
 import threading
 from typing import Any
 
 import psycopg
 import pytest
 
+from clihelp import JSPROJ
+from jsproj.engine.events_file import as_messages
 from jsproj.engine.projections import Projections
 from jsproj.engine.simulation import simulate
 from jsproj.errors import JsprojError, StreamArchivedError, StreamDeletedError, UnknownStreamError
-from jsproj.follow.daemon import Daemon
+from jsproj.follow.daemon import STALE_SECONDS, Daemon, progress
 from jsproj.projections.deploy import deploy
 from jsproj.projections.live import aggregate
 from jsproj.projections.operations import rebuild
@@ -29,6 +33,7 @@ from jsproj.store.sync import EventStore
 
 from blocking import BlockingAsyncStore
 from projections import COUNTERS, sources
+from waiting import wait_until
 
 #: Three Account streams; acct-2 is the one archived.
 MESSAGES = [
@@ -249,3 +254,63 @@ def test_delete_stream_appends_the_tombstone_and_a_re_creation_goes_on_from_it(s
         store.append(stream_id="acct-1", events=[{"$type": "Deposited", "amount": 1}], expected_version=3).version == 4
     )
     assert [e.type for e in store.fetch_stream("acct-1").events] == ["Deposited", "Withdrawn", "$deleted", "Deposited"]
+
+
+# -- under concurrent appends, and a daemon killed mid-rebuild -------------------------------------------------
+
+
+def fold_of_what_remains(store: EventStore) -> dict[str, Any]:
+    """A fold of the log as readers see it now (archived streams left out, tombstones in), by the Python host."""
+    records = [{"streamId": e.stream_id, "streamType": e.stream_type, "version": e.version, "timestamp": None,
+                "metadata": e.metadata, "event": e.event} for e in store.read_all(limit=100_000)]  # fmt: skip
+    with Projections(sources(Counters=COUNTERS)) as loaded:
+        return dict(simulate(loaded, as_messages(records)))
+
+
+@pytest.mark.slow  # a daemon process killed midway
+@pytest.mark.parametrize("operation", ["archive", "delete"])
+def test_a_stream_archived_or_deleted_while_others_append_then_a_rebuild_killed_midway_leaves_views_right(
+    store: EventStore, dsn: str, operation: str
+) -> None:
+    async_all = dict.fromkeys(("Balance", "Totals", "ByAmount"), "async")
+    deploy(store, sources(Counters=COUNTERS), lifecycles=async_all)
+    store.append_all([{"id": f"acct-{n}", "type": "Account", "data": [{"$type": "Deposited", "amount": n}] * 3}
+                      for n in range(1, 201)])  # fmt: skip
+    Daemon(dsn).run(until_caught_up=True)
+    appended: list[int] = []
+
+    def keep_appending() -> None:
+        for _ in range(50):
+            appended.append(store.append({"id": "acct-1", "data": {"$type": "Withdrawn", "amount": 1}}).version)
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    if operation == "archive":
+        store.archive_stream("acct-2")
+    else:
+        store.delete_stream("acct-2")
+    writer.join(30)
+    assert appended == list(range(4, 54)), "every append went in, in order"
+    with psycopg.connect(dsn) as conn:  # built again, by a daemon that is killed midway
+        for name in async_all:
+            progress.restart_build(conn, name)
+    first = subprocess.Popen([str(JSPROJ), "daemon", "--dsn", dsn, "--page-size", "10", "--poll-interval", "0.05"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_until(lambda: building(dsn))
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.wait(timeout=30)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("update pge_daemons set heartbeat_at = now() - make_interval(secs => %s)", (STALE_SECONDS + 1,))
+    Daemon(dsn).run(until_caught_up=True)
+    views = export_views(store)
+    assert views == fold_of_what_remains(store)
+    assert "acct-2" not in views["views"]["Balance"], f"{operation}d: its document is gone from the rebuilt view"
+
+
+def building(dsn: str) -> bool:
+    """Whether a projection is being built and has some of it done."""
+    with psycopg.connect(dsn) as conn:
+        return bool(conn.execute("select exists (select from pge_projection_progress where status = 'build'"
+                                 " and events > 0)").fetchone()[0])  # fmt: skip
