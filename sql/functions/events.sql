@@ -472,8 +472,15 @@ begin
                 raise exception using errcode = 'JP400',
                     message = format('stream %s is a %s stream, not %s', to_json(v_id), v_stream_type, v_type);
             end if;
-            -- (docs/lifecycle.md: an archived stream takes no events; one lookup by the key, the stream's lock held)
-            select archived_at into v_archived from @schema@.pge_streams where id = v_id;
+            -- (docs/lifecycle.md: an archived stream takes no events; one lookup by the key, the stream's lock held).
+            -- A transaction of repeatable read or serializable reads its own snapshot, which may predate an
+            -- archive that committed before the stream's lock was granted: it locks the row instead, which
+            -- fails (40001, to be retried) when the row changed since its snapshot.
+            if current_setting('transaction_isolation') = 'read committed' then
+                select archived_at into v_archived from @schema@.pge_streams where id = v_id;
+            else
+                select archived_at into v_archived from @schema@.pge_streams where id = v_id for share;
+            end if;
             if v_archived is not null then
                 raise exception using errcode = 'JPS23',
                     message = format('stream %s is archived: unarchive it to append to it', to_json(v_id)),

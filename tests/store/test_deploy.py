@@ -317,7 +317,7 @@ def test_only_the_entries_run_as_the_owner_and_definitions_belong_to_the_owner(s
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select pge_archive_stream('x')")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("select pge_erase_events(array[1::bigint], 'r')")
+            conn.execute("select pge_erase_events(array[1::bigint], 'r', '{}')")
         conn.execute("reset role")
         conn.execute("drop owned by intruder")
         conn.execute("drop role intruder")

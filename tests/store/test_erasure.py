@@ -135,8 +135,9 @@ def test_after_an_erasure_no_byte_of_the_erased_data_is_readable_anywhere(
 
     caplog.set_level(logging.DEBUG, logger="jsproj")
     done = erase(store, "acct-jane", reason="erasure request 42")
-    assert (done.events, sorted(done.rebuilt)) == (2, ["ByNote", "Notes"])
-    assert sorted(done.swapped) == ["AllNotes", "Letters", "Receipts", "Stopper"], "Plain saw none of them"
+    # (Plain saw none of them, but it is in their file: rebuilt too, as code of one file may share what it keeps)
+    assert (done.events, sorted(done.rebuilt)) == (2, ["ByNote", "Notes", "Plain"])
+    assert sorted(done.swapped) == ["AllNotes", "Letters", "Receipts", "Stopper"]
     Daemon(dsn).run(until_caught_up=True)
 
     assert tables_with(dsn, MARKER) == []

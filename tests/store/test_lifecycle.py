@@ -190,7 +190,7 @@ def test_only_roles_granted_it_archive_a_stream(store: EventStore, dsn: str) -> 
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("update pge_streams set archived_at = now()")
     with psycopg.connect(dsn, autocommit=True) as owner:
-        owner.execute("grant execute on function pge_archive_stream(text) to archive_app")
+        owner.execute("grant execute on function pge_archive_stream(text, timestamptz) to archive_app")
     with psycopg.connect(app, autocommit=True) as conn:
         assert conn.execute("select pge_archive_stream('acct-1') ->> 'changed'").fetchone() == ("true",)
     with pytest.raises(StreamArchivedError):

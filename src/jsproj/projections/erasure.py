@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from jsproj import errors
 from jsproj.engine.projections import Projections
@@ -36,6 +37,10 @@ select coalesce(array_agg(e.position order by e.position), '{{}}'),
 from pge_events e join pge_streams s on s.id = e.stream_id
 where {conditions}
 """
+
+
+#: The longest an erasure waits for a lock (seconds): on the log (appends in flight) or a view it rebuilds.
+LOCK_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ def erase(
     With ``dry_run``, nothing changes: the result says how many events would be erased and which projections
     rebuilt (its ``erasure`` is None). Without ``wait``, the async projections are left to build and swap in
     when a daemon gets to them (the daemon's retention does so: it holds them)."""
+    if metadata is not None and not metadata:  # (every event with metadata contains {}: not a choice)
+        raise errors.InputError("an erasure's metadata filter names what the events' metadata holds, not {}")
     where = log_filter(types, stream_types, since, until, metadata, include_archived=True)
     if stream_id is None and where == LogFilter(include_archived=True):
         raise errors.InputError("an erasure needs a stream or a filter: it never erases the whole log by default")
@@ -94,26 +101,43 @@ def erase_chosen(
     store: EventStore, chosen: Chosen, reason: str, limits: dict[str, Any], *, dry_run: bool, wait: bool
 ) -> Erased:
     """Erase the events ``chosen`` picks but those erased already (see :func:`erase`)."""
-    with session(store, autocommit=False) as conn:
-        with conn.transaction():
-            conn.execute("lock table pge_events in share mode")  # appends wait: the inline rebuilds read it all
-            positions, records = _chosen(conn, chosen)
-            if not positions:
-                return Erased(None, 0, [], [])
-            with Projections(deployed_sources(conn), **limits) as loaded:
-                reached = _reached(loaded, records)
-                inline = _inline(conn, reached)
-                swapped = [name for name in reached if name not in inline]
-                if dry_run:
-                    return Erased(None, len(positions), inline, swapped)  # (nothing was written)
-                erasure = conn.execute("select pge_erase_events(%s, %s)", (positions, reason)).fetchone()
-                assert erasure is not None
-                _rebuild_inline(conn, loaded, inline)
-                for name in swapped:  # to be built again, beside: with the erasure, or not at all
-                    progress.restart_build(conn, name)
-    if wait:
-        for name in swapped:
+    try:
+        done = _erase_committed(store, chosen, reason, limits, dry_run)
+    except psycopg.errors.LockNotAvailable as exc:
+        raise errors.StoreError(
+            f"the erasure could not take a lock within {LOCK_TIMEOUT:g} s ({exc.diag.message_primary}): a"
+            " transaction holds the log or a view it rebuilds (an idle one?); nothing was erased, try again"
+        ) from None
+    if wait and done.erasure is not None:
+        for name in done.swapped:
             finish_build(store, name, limits)
+    return done
+
+
+def _erase_committed(store: EventStore, chosen: Chosen, reason: str, limits: dict[str, Any], dry_run: bool) -> Erased:
+    """The erasure's transaction: the events chosen, the projections they reached, the erasure and the inline
+    rebuilds; the async projections reached left to be built again."""
+    with session(store, autocommit=False) as conn, conn.transaction():
+        # Appends wait meanwhile (the inline rebuilds read the whole log); a lock that does not come within
+        # LOCK_TIMEOUT ends the erasure instead, so that a transaction left open never holds every append.
+        conn.execute(f"set local lock_timeout = '{int(LOCK_TIMEOUT * 1000)}ms'")
+        conn.execute("lock table pge_events in share mode")
+        positions, records = _chosen(conn, chosen)
+        if not positions:
+            return Erased(None, 0, [], [])
+        with Projections(deployed_sources(conn), **limits) as loaded:
+            touched = _reached(loaded, records)
+            inline = _inline(conn, sorted(touched))
+            swapped = [name for name in sorted(touched) if name not in inline]
+            if dry_run:
+                return Erased(None, len(positions), inline, swapped)  # (nothing was written)
+            query = "select pge_erase_events(%s, %s, %s)"
+            erasure = conn.execute(query, (positions, reason, Jsonb(touched))).fetchone()
+            assert erasure is not None
+        with Projections(deployed_sources(conn), **limits) as fresh:  # (nothing of the routing's calls in it)
+            _rebuild_inline(conn, fresh, inline)
+        for name in swapped:  # to be built again, beside: with the erasure, or not at all
+            progress.restart_build(conn, name)
     return Erased(int(erasure[0]), len(positions), inline, swapped)
 
 
@@ -138,20 +162,31 @@ def _chosen(conn: psycopg.Connection[Any], chosen: Chosen) -> tuple[list[int], s
     return list(row[0]), str(row[1])
 
 
-def _reached(loaded: Projections, records: str) -> list[str]:
-    """The stored projections the events reached, by the engine's routing (event projections by their
-    subscriptions: they route no document); every stored one when the routing itself fails on them."""
-    stored = [info for info in loaded.infos if info.lifecycle != "live"]
-    types = {record["event"]["$type"] for record in json.loads(records)}
+def _reached(loaded: Projections, records: str) -> dict[str, list[str] | None]:
+    """The stored projections the events reached, each with the documents they touched (None: not known, all),
+    by the engine's own routing and application. The projections of a reached one's file are reached too, with
+    no document: a file's projections can share what its code keeps (docs/lifecycle.md), so they are rebuilt."""
+    stored = {info.name: info for info in loaded.infos if info.lifecycle != "live"}
     try:
-        routed = set(loaded.route(records))
+        reached: dict[str, list[str] | None] = {n: keys for n, keys in loaded.route(records).items() if n in stored}
+        events = [name for name, info in stored.items() if info.kind == "event"]
+        applied = loaded.apply(records, {}, only=events) if events else None
     except errors.JsprojError:
-        return [info.name for info in stored]
-    return [
-        info.name
-        for info in stored
-        if info.name in routed or (info.kind == "event" and (info.any_event or types & set(info.event_types)))
-    ]
+        return dict.fromkeys(stored)
+    types = {record["event"]["$type"] for record in json.loads(records)}
+    for name in events:  # subscribed, whatever its transform made of them
+        info = stored[name]
+        if info.any_event or types & set(info.event_types):
+            reached[name] = []
+    for name, change in (applied.changes if applied is not None else {}).items():
+        reached[name] = sorted({*change.upserts, *change.deletes})
+    for error in applied.errors if applied is not None else []:  # (a transform failed: its documents unknown)
+        reached[str(error.info.get("projection"))] = None
+    files = {stored[name].file for name in reached}
+    for name, info in stored.items():
+        if name not in reached and info.file in files:
+            reached[name] = []
+    return reached
 
 
 def _inline(conn: psycopg.Connection[Any], reached: list[str]) -> list[str]:

@@ -32,6 +32,9 @@ order by s.id
 """
 
 
+_ARCHIVE_IDLE = "select (pge_archive_stream(%s, now() - %s) ->> 'changed')::boolean"
+
+
 @dataclass(frozen=True)
 class Rule:
     """One stream type's retention: what to do and when (each limit None when not set)."""
@@ -128,9 +131,9 @@ def _apply(store: EventStore, rule: Rule, limits: dict[str, Any], wait: bool) ->
     if rule.action == "archive":
         with session(store) as conn:
             cold = [stream for (stream,) in conn.execute(_COLD_STREAMS, (rule.stream_type, rule.max_age))]
-        for stream in cold:
-            store.archive_stream(stream)
-        return Applied(rule.stream_type, rule.action, streams=len(cold))
+            # (idle yet? asked again under each stream's lock: an append may have come since the list was read)
+            archived = [conn.execute(_ARCHIVE_IDLE, (stream, rule.max_age)).fetchone() for stream in cold]
+        return Applied(rule.stream_type, rule.action, streams=sum(1 for row in archived if row and row[0]))
     limits_sql, params = _limits(rule)
     chosen = Chosen(["e.stream_type = %(rule_type)s", f"({' or '.join(limits_sql)})"],
                     {"rule_type": rule.stream_type, **params})  # fmt: skip
