@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PG_SITE := /usr/local/lib/jsproj/site
 
-.PHONY: install postgres pg-extensions pg-languages chromium demo test test-all test-fast test-lowest lowest-venv lowest-after-pytest lint pytest node-test bench bench-quick bench-deps soak clean
+.PHONY: install postgres pg-extensions pg-languages chromium demo test test-all test-fast test-lowest lowest-venv lint pytest node-test bench bench-quick bench-deps soak clean
 
 install: $(STAMP)
 
@@ -74,13 +74,13 @@ chromium:
 demo: install
 	$(BIN)/jsproj demo
 
-# What the tests need first, one step at a time (apt-get takes one lock); then two jobs at a time: the
-# lowest bounds' venv is made (pip: the network and the disk) while the suites run, and its smoke run
-# follows pytest, when the machine's cores are free again.
+# What the tests need first, one step at a time (apt-get takes one lock); then two jobs at a time: pytest,
+# and beside it lint, the Node tests, the lowest bounds' venv (pip: the network and the disk) and its smoke
+# run, which fill the cores pytest leaves idle (its workers wait on subprocesses and conditions).
 test:
 	@$(MAKE) --no-print-directory install pg-extensions chromium
 	@$(MAKE) --no-print-directory -j2 test-all
-test-all: lint pytest node-test lowest-after-pytest
+test-all: pytest lint node-test test-lowest
 
 # lint, and the tests not marked slow (pytest -m "not slow"), with the Node tests. It leaves out: the
 # short soak, PostgreSQL restarts and crashes, daemons killed or stopped midway, several daemons
@@ -125,8 +125,6 @@ LOWEST_SELECT := not bad_message and (not every_host or (inline-python-asyncio a
   (aggregate or stream-projection or view-fan-out or event-metadata)))
 LOWEST_RUN = $(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -k "$(LOWEST_SELECT)" $(LOWEST_TESTS)
 test-lowest: lowest-venv pg-extensions
-	$(LOWEST_RUN)
-lowest-after-pytest: lowest-venv pytest
 	$(LOWEST_RUN)
 lowest-venv: install
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)

@@ -167,9 +167,9 @@ def generate_account(dsn: str, stream_id: str, events: int) -> dict[str, int]:
 
 @pytest.mark.slow  # a long stream, to see the memory stay flat
 def test_the_worker_memory_does_not_grow_with_the_stream(store: EventStore, dsn: str) -> None:
-    # Under a 16 MB limit a stream of 30,000 events is too much for one call, and five times that
+    # Under a 16 MB limit a stream of 30,000 events is too much for one call, and three times that
     # stream folds in pages of 1,000 in the same limit: the fold's memory is a page's.
-    small, large = generate_account(dsn, "a-small", 30_000), generate_account(dsn, "a-large", 150_000)
+    small, large = generate_account(dsn, "a-small", 30_000), generate_account(dsn, "a-large", 90_000)
     with Projections([{"file": "Balance.js", "source": BALANCE}], memory_limit=16 * 1024 * 1024) as loaded:
         with pytest.raises(errors.SandboxMemoryError):
             aggregate(store, loaded, "Balance", "a-small", page_size=30_000)
@@ -179,8 +179,8 @@ def test_the_worker_memory_does_not_grow_with_the_stream(store: EventStore, dsn:
 
 @pytest.mark.slow
 def test_a_long_stream_folds_page_by_page(store: EventStore, dsn: str) -> None:
-    """250,000 events: many pages of the default size, and a fold stopped one event short of the end."""
-    events = 250_000
+    """40,000 events: twenty pages of the default size, and a fold stopped one event short of the end."""
+    events = 40_000
     expected = generate_account(dsn, "a-big", events)
     with Projections([{"file": "Balance.js", "source": BALANCE}]) as loaded:
         assert aggregate(store, loaded, "Balance", "a-big") == expected
