@@ -105,16 +105,26 @@ lint: install
 # 258 s with 2).
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
-# The dependencies' lower bounds (constraints-lowest.txt) in a venv of their own, as a smoke run (~150
-# tests, ~20 s) of the paths that call them: the store, sync and asyncio, on psycopg and psycopg-pool's
-# pools (test_store, less its ~200 bad-message cases; test_transactions), the sandbox (mini-racer), the
+# The dependencies' lower bounds (constraints-lowest.txt) in a venv of their own, as a smoke run (~70
+# tests, ~10 s) of the paths that call them: the store, sync and asyncio, on psycopg and psycopg-pool's
+# pools (test_store's appends, batches, reads and migrations; test_transactions), the sandbox (mini-racer), the
 # CLI (click, rich), the REPL in a terminal and on a store (prompt-toolkit), one conformance host (the asyncio store with the Python
 # engine inline), the daemon catching up and its status (LISTEN/NOTIFY, rich), a subscription woken by
 # NOTIFY, and the daemon's metrics (prometheus-client). Everything else runs jsproj's own code on the same
 # dependencies' APIs: make pytest runs all of it.
 LOWEST := .venv-lowest
-LOWEST_TESTS := tests/store/test_store.py tests/store/test_transactions.py tests/engine/test_sandbox.py \
-  tests/cli/test_cli.py tests/cli/test_repl.py::test_the_repl_appends_views_reloads_a_changed_projection_and_exits \
+LOWEST_TESTS := tests/store/test_store.py::test_append_a_message \
+  tests/store/test_store.py::test_wrong_expected_version_is_a_concurrency_error_that_burns_nothing \
+  tests/store/test_store.py::test_a_batch_counts_its_earlier_messages_for_versions_and_stream_types \
+  tests/store/test_store.py::test_fetch_stream_versions_and_unknown_streams tests/store/test_store.py::test_read_all_pages_in_order \
+  tests/store/test_store.py::test_migrate_is_idempotent_and_refuses_changed_or_unknown_migrations \
+  tests/store/test_store.py::test_an_unreachable_database_is_a_clear_error tests/store/test_transactions.py \
+  tests/engine/test_sandbox.py::test_endless_loop_stops_at_the_time_limit_naming_the_projection \
+  tests/engine/test_sandbox.py::test_growing_allocation_stops_at_the_memory_limit \
+  tests/engine/test_sandbox.py::test_a_killed_worker_is_replaced_and_the_projections_reloaded \
+  tests/cli/test_cli.py::test_every_command_has_help_with_examples tests/cli/test_cli.py::test_simulate_reads_stdin_and_prints_tables \
+  tests/cli/test_cli.py::test_verbose_adds_the_traceback \
+  tests/cli/test_repl.py::test_the_repl_appends_views_reloads_a_changed_projection_and_exits \
   tests/cli/test_repl.py::test_a_store_session_appends_to_postgres_and_refuses_undo \
   tests/conformance/test_conformance.py::test_case_in_every_host \
   tests/follow/test_daemon.py::test_async_projections_catch_up_and_match_a_fold_from_scratch \

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jsproj.errors import ServerError
+from jsproj.tools import initdb_cache
 
 SERVER_USER = "postgres"
 SUPERUSER = "jsproj"
@@ -161,12 +162,7 @@ class Cluster:
         os.chmod(self.data_dir, 0o700)
         if user is not None:
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
-        args = ["initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C"]
-        if not durable:
-            args.append("--no-sync")
-        done = self._run(*args, check=False)
-        if done.returncode != 0:
-            raise ServerError(f"initdb failed in {self.data_dir}: {_last_line(done.stderr or done.stdout)}")
+        self._initdb(user, durable)
         conf = {
             "listen_addresses": "''",
             "unix_socket_directories": f"'{self.socket_dir}'",
@@ -178,6 +174,21 @@ class Cluster:
         lines = "".join(f"{key} = {value}\n" for key, value in conf.items())
         with open(self.data_dir / "postgresql.auto.conf", "a", encoding="utf-8") as auto:
             auto.write("# written by jsproj\n" + lines)
+
+    def _initdb(self, user: pwd.struct_passwd | None, durable: bool) -> None:
+        """The new cluster's files: a copy of a kept fresh one (synced, when durable), else initdb's (kept)."""
+        options = ["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C"]
+        binary = self.bin_dir / "initdb"
+        name = initdb_cache.key(binary, options, user) if binary.is_file() else None
+        if name is not None and initdb_cache.restore(name, self.data_dir, user):
+            if durable:
+                os.sync()
+            return
+        done = self._run("initdb", "-D", str(self.data_dir), *options, *([] if durable else ["--no-sync"]), check=False)
+        if done.returncode != 0:
+            raise ServerError(f"initdb failed in {self.data_dir}: {_last_line(done.stderr or done.stdout)}")
+        if name is not None:
+            initdb_cache.keep(name, self.data_dir)
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
