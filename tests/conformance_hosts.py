@@ -167,12 +167,13 @@ ENGINE_CASES = frozenset(
     require-forms sort-inconsistent-comparator unicode-normalize value-rule""".split()
 )
 
-#: Hosts that run the Python engine as another host does, by another way: the asyncio client (inline-python's
-#: engine and SQL) and the daemon's build (async-follow's daemon, from the start of the log). They run the
-#: cases that store something of their own (and a handler's and a file's failure: error-throwing-handler,
-#: error-syntax), not :data:`ENGINE_CASES`; the asyncio client not the large cases either (1,500 appends more
-#: of the same).
-VARIANT_HOSTS = ("inline-python-asyncio", "async-build")
+#: Hosts that run the Python engine (the sandbox inline-python runs) by another way: the asyncio client
+#: (inline-python's engine and SQL), the daemon following the log and building from its start, and live folds.
+#: They run the cases that store or fold something of their own (and a handler's and a file's failure:
+#: error-throwing-handler, error-syntax), not :data:`ENGINE_CASES`, which the Python host, Node, inline-python
+#: and the in-database engines run; the asyncio client not the large cases either (1,500 appends more of the
+#: same).
+VARIANT_HOSTS = ("inline-python-asyncio", "async-build", "async-follow", "live")
 
 
 #: The hosts `make test-fast` runs the cases in (the reference): the others are marked slow. (Node's host runs

@@ -205,6 +205,7 @@ def test_a_daemon_killed_mid_rebuild_after_an_erasure_leaves_nothing_of_it(store
         wait_until(lambda: building(dsn, "Slow"))
         first.send_signal(signal.SIGKILL)
     finally:
+        first.kill()  # (killed already, unless the test failed before: never left running)
         first.wait(timeout=30)
     with psycopg.connect(dsn, autocommit=True) as conn:  # its heartbeat as old as a dead daemon's gets
         conn.execute("update pge_daemons set heartbeat_at = now() - make_interval(secs => %s)", (STALE_SECONDS + 1,))

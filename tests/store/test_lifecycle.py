@@ -300,6 +300,7 @@ def test_a_stream_archived_or_deleted_while_others_append_then_a_rebuild_killed_
         wait_until(lambda: building(dsn))
         first.send_signal(signal.SIGKILL)
     finally:
+        first.kill()  # (killed already, unless the test failed before: never left running)
         first.wait(timeout=30)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("update pge_daemons set heartbeat_at = now() - make_interval(secs => %s)", (STALE_SECONDS + 1,))
