@@ -27,6 +27,8 @@ from pathlib import Path
 
 import psycopg
 
+from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MB = 1024 * 1024
@@ -218,6 +220,22 @@ def timed(fn: Callable[[], object]) -> float:
 def database_dsn(admin_dsn: str, name: str) -> str:
     """The DSN of database ``name`` on the cluster of ``admin_dsn`` (the bench's cluster's, database jsproj)."""
     return admin_dsn.replace("dbname=jsproj", f"dbname={name}")
+
+
+def bench_cluster(prefix: str) -> Cluster:
+    """The bench's PostgreSQL: durable settings, room for the writers; started (``destroy()`` it after)."""
+    cluster = temporary_cluster(prefix=prefix, shared_buffers="512MB", max_connections="60")
+    cluster.init(durable=True)
+    cluster.start()
+    return cluster
+
+
+def new_database(admin_dsn: str, name: str) -> str:
+    """A new empty database ``name`` on the cluster of ``admin_dsn`` (dropped first if there is one); its DSN."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {name}")
+        conn.execute(f"create database {name}")
+    return database_dsn(admin_dsn, name)
 
 
 def clone_database(admin_dsn: str, template: str, name: str) -> str:

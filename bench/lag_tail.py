@@ -10,14 +10,12 @@ and with the daemon ahead of them in the scheduler's queue. Run as root for the 
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import subprocess
 
-import psycopg
-
 import scenario_follow as sf
-from harness import load_average, percentiles, process_tree
-from jsproj.tools.postgres_cluster import temporary_cluster
+from harness import bench_cluster, load_average, new_database, percentiles, process_tree
 
 
 def renice(pid: int, niceness: int) -> None:
@@ -30,23 +28,14 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
-    cluster = temporary_cluster(prefix="jsproj-lag-", shared_buffers="512MB", max_connections="60")
-    cluster.init(durable=True)
-    cluster.start()
-
-    def new_database(name: str) -> str:
-        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
-            conn.execute(f"drop database if exists {name}")
-            conn.execute(f"create database {name}")
-        return cluster.dsn.replace("dbname=jsproj", f"dbname={name}")
-
+    cluster = bench_cluster("jsproj-lag-")
     variants = {"8 writers": (8, 0), "2 writers": (2, 0), "8 writers, daemon at nice -10": (8, -10)}
     lags: dict[str, list[float]] = {name: [] for name in variants}
     loads: dict[str, list[float]] = {name: [] for name in variants}
     try:
         with multiprocessing.get_context("spawn").Pool(8) as pool:
             sf.start_writers(pool)
-            side = sf.Side(sf.new_store(new_database, "lag_tail"))
+            side = sf.Side(sf.new_store(functools.partial(new_database, cluster.dsn), "lag_tail"))
             with sf.DaemonProcess(side.dsn) as daemon:
                 side.daemon = daemon
                 for _ in range(args.turns):

@@ -21,11 +21,10 @@ import time
 import psycopg
 
 import scenario_async as sa
-from harness import clone_database, drop_database, load_average
+from harness import bench_cluster, clone_database, drop_database, load_average
 from jsproj.follow.daemon import DEFAULT_PAGE_SIZE
 from jsproj.store import log as lines
 from jsproj.store.log import read_lines
-from jsproj.tools.postgres_cluster import temporary_cluster
 
 EVENTS = 1_000_000
 START = ("0", 0)
@@ -47,9 +46,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--streams", type=int, default=10_000)
     args = parser.parse_args()
-    cluster = temporary_cluster(prefix="jsproj-read-", shared_buffers="512MB", max_connections="60")
-    cluster.init(durable=True)
-    cluster.start()
+    cluster = bench_cluster("jsproj-read-")
     rates: dict[str, list[float]] = {"read": [], "rebuild": []}
     loads = []
     try:

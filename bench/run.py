@@ -16,6 +16,7 @@ speed: the targets are reported, met or missed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -23,8 +24,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
-
+import harness
 import scenario_async
 import scenario_bridge
 import scenario_emmett
@@ -35,8 +35,8 @@ import scenario_reads
 import scenario_rebuild
 import scenario_store
 import scenario_upcast
-from harness import LOAD_WARNING, ROOT, Row, log, machine, table
-from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
+from harness import LOAD_WARNING, ROOT, Row, bench_cluster, log, machine, table
+from jsproj.tools.postgres_cluster import Cluster
 
 REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- results: written by bench/run.py -->", "<!-- end of results -->"
@@ -63,16 +63,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()
     wanted = set(args.only or SCENARIOS)
-    cluster = temporary_cluster(prefix="jsproj-bench-", shared_buffers="512MB", max_connections="60")
-    cluster.init(durable=True)
-    cluster.start()
-
-    def new_database(name: str) -> str:
-        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
-            conn.execute(f"drop database if exists {name}")
-            conn.execute(f"create database {name}")
-        return cluster.dsn.replace("dbname=jsproj", f"dbname={name}")
-
+    cluster = bench_cluster("jsproj-bench-")
+    new_database = functools.partial(harness.new_database, cluster.dsn)
     try:
         rows, failed = run_scenarios(wanted, cluster, new_database, args.quick)
     finally:

@@ -458,8 +458,10 @@ begin
     else
         perform pg_advisory_xact_lock(1246974036, hashtext(v_id));
         -- a stream always has events (both are written here, together), each with its type
-        select version, stream_type, type into v_version, v_stream_type, v_last_type
-        from @schema@.pge_events where stream_id = v_id order by version desc limit 1;
+        -- (and whether it is archived: the stream's row by its key, in the same statement)
+        select e.version, e.stream_type, e.type, (select s.archived_at from @schema@.pge_streams s where s.id = v_id)
+        into v_version, v_stream_type, v_last_type, v_archived
+        from @schema@.pge_events e where e.stream_id = v_id order by e.version desc limit 1;
         if not found then
             if v_type is null then
                 raise exception using errcode = 'JP400',
@@ -472,13 +474,11 @@ begin
                 raise exception using errcode = 'JP400',
                     message = format('stream %s is a %s stream, not %s', to_json(v_id), v_stream_type, v_type);
             end if;
-            -- (docs/lifecycle.md: an archived stream takes no events; one lookup by the key, the stream's lock held).
+            -- (docs/lifecycle.md: an archived stream takes no events, read above with the stream's lock held.)
             -- A transaction of repeatable read or serializable reads its own snapshot, which may predate an
-            -- archive that committed before the stream's lock was granted: it locks the row instead, which
+            -- archive that committed before the stream's lock was granted: it locks the row as well, which
             -- fails (40001, to be retried) when the row changed since its snapshot.
-            if current_setting('transaction_isolation') = 'read committed' then
-                select archived_at into v_archived from @schema@.pge_streams where id = v_id;
-            else
+            if current_setting('transaction_isolation') <> 'read committed' then
                 select archived_at into v_archived from @schema@.pge_streams where id = v_id for share;
             end if;
             if v_archived is not null then

@@ -11,6 +11,27 @@
 -- Each takes the stream's append lock (the advisory lock pge_append takes),
 -- so that no append is halfway when the stream changes state.
 
+-- A stream's archived_at (null: not archived), the stream locked first: its
+-- append lock (no append to it is halfway) and its row. An unknown stream is
+-- JPS04. (Called by the entries below, as the owner: granted to no one.)
+create or replace function pge_locked_stream(stream_id text) returns timestamptz
+language plpgsql
+as $$
+declare
+    v_archived timestamptz;
+begin
+    perform pg_advisory_xact_lock(1246974036, hashtext(stream_id));
+    select s.archived_at into v_archived from @schema@.pge_streams s where s.id = stream_id for update;
+    if not found then
+        raise exception using errcode = 'JPS04', message = format('there is no stream %s', to_json(stream_id)),
+            detail = json_build_object('streamId', stream_id)::text;
+    end if;
+    return v_archived;
+end;
+$$;
+
+revoke execute on function pge_locked_stream(text) from public;
+
 -- Archive a stream: its events stay where they are, but pge_records() (every
 -- page, build, rebuild and subscriber read) and the store's reads leave them
 -- out, and appends to it are refused (JPS23) until it is unarchived. The
@@ -28,12 +49,7 @@ declare
     v_before timestamptz;
     v_after timestamptz;
 begin
-    perform pg_advisory_xact_lock(1246974036, hashtext(stream_id));
-    select s.archived_at into v_before from @schema@.pge_streams s where s.id = stream_id for update;
-    if not found then
-        raise exception using errcode = 'JPS04', message = format('there is no stream %s', to_json(stream_id)),
-            detail = json_build_object('streamId', stream_id)::text;
-    end if;
+    v_before := @schema@.pge_locked_stream(stream_id);
     if v_before is null and idle_before is not null
        and (select max(e.appended_at) from @schema@.pge_events e where e.stream_id = pge_archive_stream.stream_id)
            >= idle_before then
@@ -63,12 +79,7 @@ as $$
 declare
     v_before timestamptz;
 begin
-    perform pg_advisory_xact_lock(1246974036, hashtext(stream_id));
-    select s.archived_at into v_before from @schema@.pge_streams s where s.id = stream_id for update;
-    if not found then
-        raise exception using errcode = 'JPS04', message = format('there is no stream %s', to_json(stream_id)),
-            detail = json_build_object('streamId', stream_id)::text;
-    end if;
+    v_before := @schema@.pge_locked_stream(stream_id);
     if v_before is not null then
         update @schema@.pge_streams s set archived_at = null where s.id = stream_id;
     end if;

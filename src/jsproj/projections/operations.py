@@ -158,7 +158,8 @@ def rebuild(
             raise errors.ProjectionError(f"{name} is a live projection: it stores nothing to rebuild", projection=name)
         if lifecycle == "inline":
             return Rebuilt(name, _rebuild_inline(store, name, engine, limits))
-        _restart_build(store, control, name, on_error, page_size, limits, on_progress)
+        progress.restart_build(control, name)
+        build_here(store, control, name, on_error, page_size, limits, on_progress)
         return Rebuilt(name, _follow_build(control, name, on_progress))
 
 
@@ -169,20 +170,6 @@ def _rebuild_inline(store: EventStore, name: str, engine: str, limits: dict[str,
             return int(value(work, "select pge_rebuild(%s)", (name,)))
         with Projections(deployed_sources(work), **limits) as loaded:
             return rebuild_documents(work, loaded, name)
-
-
-def _restart_build(
-    store: EventStore,
-    control: psycopg.Connection[Any],
-    name: str,
-    on_error: str,
-    page_size: int,
-    limits: dict[str, Any],
-    on_progress: Callable[[int], None] | None,
-) -> None:
-    """Reset the projection to build; build it here unless a daemon holds it."""
-    progress.restart_build(control, name)
-    build_here(store, control, name, on_error, page_size, limits, on_progress)
 
 
 def build_here(

@@ -199,3 +199,17 @@ def json_object(text: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise errors.LogFilterError(f"--metadata must be a JSON object, not {text}", option="metadata")
     return value
+
+
+def log_filter_options(command: F) -> F:
+    """The filters of a read of the log by what happened (docs/reading.md): ``jsproj events``' and ``erase``'s."""
+    for option in reversed([
+        click.option("--type", "types", multiple=True, metavar="TYPE", help="Events of this type (repeat: up to 32)."),
+        click.option("--stream-type", "stream_types", multiple=True, metavar="TYPE",
+                     help="Events of streams of this type (repeat: up to 32)."),
+        click.option("--since", metavar="TIME", help="Appended at or after TIME (ISO 8601 with a zone)."),
+        click.option("--until", metavar="TIME", help="Appended before TIME (ISO 8601 with a zone)."),
+        click.option("--metadata", metavar="JSON", help="Events whose metadata contains this JSON object."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command

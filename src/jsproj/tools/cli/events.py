@@ -20,6 +20,7 @@ from jsproj.tools.cli.common import (
     json_errors,
     json_object,
     json_option,
+    log_filter_options,
     open_store,
     read_text,
     sandbox_options,
@@ -222,12 +223,7 @@ def _seen_text(seen: Upcast) -> str:
 
 
 @click.command("events")
-@click.option("--type", "types", multiple=True, metavar="TYPE", help="Events of this type (repeat: up to 32).")
-@click.option("--stream-type", "stream_types", multiple=True, metavar="TYPE",
-              help="Events of streams of this type (repeat: up to 32).")  # fmt: skip
-@click.option("--since", metavar="TIME", help="Appended at or after TIME (ISO 8601 with a zone).")
-@click.option("--until", metavar="TIME", help="Appended before TIME (ISO 8601 with a zone).")
-@click.option("--metadata", metavar="JSON", help="Events whose metadata contains this JSON object.")
+@log_filter_options
 @click.option("--include-archived", is_flag=True, help="The events of archived streams too (docs/lifecycle.md).")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many events.")
 @click.option("--after", type=click.IntRange(min=0), default=0, metavar="POSITION",

@@ -17,6 +17,7 @@ from jsproj.tools.cli.common import (
     json_errors,
     json_object,
     json_option,
+    log_filter_options,
     open_store,
     sandbox_options,
     store_options,
@@ -105,11 +106,7 @@ def delete(stream_id: str, expected_version: int | None, dsn: str | None, schema
 @click.command()
 @click.argument("stream_id", required=False)
 @click.option("--reason", required=True, help="Why (an erasure request's reference), recorded with the erasure.")
-@click.option("--type", "types", multiple=True, metavar="TYPE", help="Events of this type (repeat: up to 32).")
-@click.option("--stream-type", "stream_types", multiple=True, metavar="TYPE", help="Events of streams of this type.")
-@click.option("--since", metavar="TIME", help="Appended at or after TIME (ISO 8601 with a zone).")
-@click.option("--until", metavar="TIME", help="Appended before TIME (ISO 8601 with a zone).")
-@click.option("--metadata", metavar="JSON", help="Events whose metadata contains this JSON object.")
+@log_filter_options
 @click.option("--dry-run", is_flag=True, help="Say what would be erased and rebuilt; change nothing.")
 @click.option("--yes", is_flag=True, help="Erase: without it (or --dry-run) nothing is erased.")
 @store_options
