@@ -131,9 +131,11 @@ def test_an_upcaster_failing_fails_an_inline_append_and_is_dead_lettered_by_the_
         ("Towns", "running", None, None)]  # fmt: skip
 
 
-@pytest.mark.parametrize("engine", ["plv8"])
+@pytest.mark.parametrize("engine", ["plpython", "plv8", "pljs"])
 def test_an_upcaster_in_the_database_gets_no_more_than_a_handler(store: EventStore, dsn: str, engine: str) -> None:
-    require_language(dsn, engine)
+    """In every in-database engine (the Python host's sandbox: tests/engine/test_upcasters.py)."""
+    if engine in ("plv8", "pljs"):
+        require_language(dsn, engine)
     deploy(store, HOSTILE_UPCASTERS, engine=engine, lifecycles={"Seen": "inline"}, timeout=0.25)
     store.append({"id": "h", "type": "H", "data": [{"$type": "ReachHost"}] + [{"$type": "Keep", "marks": []}] * 3})
     seen = export_views(store)["aggregates"]["Seen"]
