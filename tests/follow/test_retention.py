@@ -7,20 +7,28 @@ the owner may (no message can set it).
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import threading
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
+from clihelp import JSPROJ
+from jsproj.engine.events_file import as_messages
+from jsproj.engine.projections import Projections
+from jsproj.engine.simulation import simulate
 from jsproj.errors import InputError
-from jsproj.follow.daemon import Daemon
+from jsproj.follow.daemon import STALE_SECONDS, Daemon
 from jsproj.projections.deploy import deploy
 from jsproj.projections.retention import Rule, apply_rules, clear_rule, rules, set_rule
 from jsproj.projections.views import export_views
 from jsproj.store.sync import EventStore
 
 from projections import sources
+from waiting import wait_until
 
 COUNT = """
 projections.projectStream('Sensor').named('Readings').by({
@@ -98,3 +106,91 @@ def test_the_daemon_erases_what_an_erase_rule_says_and_rebuilds_the_views(
     worker.run(until_caught_up=True)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("select count(*) from pge_erasures").fetchone() == (1,), "nothing left to erase"
+
+
+#: Every stored kind, inline and async: Balance (a stream projection, inline), Totals and ByAmount (async).
+KINDS = """
+projections.projectStream('Account').named('Balance').by({
+  $init: function () { return { balance: 0, moves: 0 }; },
+  Deposited: function (s, e) { s.balance += e.amount || 0; s.moves += 1; }
+});
+projections.aggregate('Totals').by({
+  $init: function () { return { events: 0, sum: 0 }; },
+  $any: function (s, e) { s.events += 1; s.sum += e.amount || 0; }
+}).async();
+projections.projectView('ByAmount').identifiedBy(function (e) { return (e.amount || 0) % 3; }).by({
+  $any: function (s) { s.n = (s.n || 0) + 1; }
+}).async();
+"""
+
+
+def fold_of_what_remains(store: EventStore) -> dict[str, Any]:
+    """A fold, by the Python host, of the log as readers see it now (archived streams out, erased data in)."""
+    records = [{"streamId": e.stream_id, "streamType": e.stream_type, "version": e.version, "timestamp": None,
+                "metadata": e.metadata, "event": e.event} for e in store.read_all(limit=100_000)]  # fmt: skip
+    with Projections(sources(Kinds=KINDS)) as loaded:
+        return dict(simulate(loaded, as_messages(records)))
+
+
+def erasures(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return int(conn.execute("select count(*) from pge_erasures").fetchone()[0])
+
+
+def building(dsn: str) -> bool:
+    """Whether an async projection is being built and has some of it done."""
+    with psycopg.connect(dsn) as conn:
+        return bool(conn.execute("select exists (select from pge_projection_progress where status = 'build'"
+                                 " and events > 0)").fetchone()[0])  # fmt: skip
+
+
+@pytest.mark.slow  # a daemon process killed midway
+def test_retention_applied_by_a_daemon_while_others_append_then_killed_mid_rebuild_leaves_views_right(
+    store: EventStore, dsn: str
+) -> None:
+    deploy(store, sources(Kinds=KINDS))
+    store.append_all([{"id": f"acct-{n}", "type": "Account", "data": [{"$type": "Deposited", "amount": n}] * 3}
+                      for n in range(1, 201)]  # fmt: skip
+                     + [{"id": f"ledger-{n}", "type": "Ledger", "data": {"$type": "Deposited", "amount": 7}}
+                        for n in range(1, 4)])  # fmt: skip
+    for n in (1, 2):  # ledger-3 stays warm
+        age(dsn, f"ledger-{n}", 400)
+    Daemon(dsn).run(until_caught_up=True)
+    set_rule(store, Rule("Account", "erase", max_count=2))  # each account's first deposit
+    set_rule(store, Rule("Ledger", "archive", max_age=timedelta(days=365)))
+    appended: list[tuple[str, int]] = []
+    stop = threading.Event()
+
+    def keep_appending() -> None:  # an account and the warm ledger, all along the retention and the rebuild
+        while not stop.is_set():
+            for stream in ("acct-1", "ledger-3"):
+                done = store.append({"id": stream, "data": {"$type": "Deposited", "amount": 1}})
+                appended.append((stream, done.version))
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    daemon = subprocess.Popen([str(JSPROJ), "daemon", "--dsn", dsn, "--page-size", "10", "--poll-interval", "0.05"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_until(lambda: erasures(dsn) == 1 and building(dsn))  # the rules applied; a rebuild under way
+        during = len(appended)
+        wait_until(lambda: len(appended) > during)  # appends go on past the retention
+        daemon.send_signal(signal.SIGKILL)
+    finally:
+        daemon.kill()  # (killed already, unless the test failed before: never left running)
+        daemon.wait(timeout=30)
+        stop.set()
+        writer.join(30)
+    for stream in ("acct-1", "ledger-3"):
+        versions = [version for name, version in appended if name == stream]
+        assert versions == list(range(versions[0], versions[0] + len(versions))), f"{stream}: every append went in"
+    with psycopg.connect(dsn, autocommit=True) as conn:  # its heartbeat as old as a dead daemon's gets
+        conn.execute("update pge_daemons set heartbeat_at = now() - make_interval(secs => %s)", (STALE_SECONDS + 1,))
+    Daemon(dsn).run(until_caught_up=True)
+    assert [store.fetch_stream(f"ledger-{n}", include_archived=True).archived for n in (1, 2, 3)] == [True, True, False]
+    # erased: each account's first deposit, and acct-1's events more than 2 behind its last at the time
+    erased = [e.stream_id for e in store.read_all(limit=100_000) if e.data == {"$erased": True}]
+    assert len(erased) >= 200 and set(erased) == {f"acct-{n}" for n in range(1, 201)}
+    views = export_views(store)
+    assert views == fold_of_what_remains(store)
+    assert views["aggregates"]["Totals"]["events"] == 600 + 1 + len(appended), "archived ledgers left out"
