@@ -23,6 +23,13 @@ export interface Appended {
   positions: number[];
 }
 
+/** What archiveStream / unarchiveStream did (changed: false when it was so already). */
+export interface StreamChange {
+  streamId: string;
+  changed: boolean;
+  archivedAt: Date | null;
+}
+
 export interface Stream {
   id: string;
   type: string;
@@ -151,6 +158,15 @@ export declare class EventStore {
   appendAll(messages: AppendMessage[]): Promise<Appended[]>;
   fetchStream(streamId: string): Promise<Stream | null>;
   fetchView<T = any>(projection: string, id?: string): Promise<T | null>;
+  /** Archive a stream: its events stay; reads, live folds and builds leave them out; appends are refused
+   * (StreamArchivedError) until it is unarchived (pge_archive_stream: granted by the owner, docs/lifecycle.md). */
+  archiveStream(streamId: string): Promise<StreamChange>;
+  /** Unarchive a stream: it is read again and takes appends. */
+  unarchiveStream(streamId: string): Promise<StreamChange>;
+  /** Delete a stream (soft): append its tombstone, a $deleted event; later appends are refused
+   * (StreamDeletedError) unless expectedVersion is the tombstone's version, which re-creates the stream. */
+  deleteStream(streamId: string, options?: AppendOptions): Promise<Appended>;
+
   live<T = any>(projection: string, streamId: string, options?: { includeArchived?: boolean }): Promise<T | null>;
   /** The log in the gap-safe order, by what happened (types, streamTypes, since, until, metadata): a reader that
    * passes the last position it saw never misses an event. */

@@ -157,6 +157,30 @@ class EventStore {
     return rows[0].s;
   }
 
+  // Archive a stream -> {streamId, changed, archivedAt}: its events stay, reads, live folds and builds leave them
+  // out, appends are refused (StreamArchivedError) until it is unarchived; views built from it are kept
+  // (docs/lifecycle.md). pge_archive_stream: granted to no role unless the owner grants it.
+  async archiveStream(streamId) {
+    const rows = await this.query('select ' + this.sql + '.pge_archive_stream($1::text) as a', [String(streamId)]);
+    const done = rows[0].a;
+    return { streamId: String(streamId), changed: done.changed, archivedAt: done.archivedAt ? new Date(done.archivedAt) : null };
+  }
+
+  // Unarchive a stream -> {streamId, changed, archivedAt: null}: it is read again and takes appends.
+  async unarchiveStream(streamId) {
+    const rows = await this.query('select ' + this.sql + '.pge_unarchive_stream($1::text) as a', [String(streamId)]);
+    return { streamId: String(streamId), changed: rows[0].a.changed, archivedAt: null };
+  }
+
+  // Delete a stream (soft) -> {streamId, version, positions}: appends its tombstone, a $deleted event, which
+  // projections see; later appends are refused (StreamDeletedError) unless they give the tombstone's version as
+  // expectedVersion, which re-creates the stream. {expectedVersion, metadata} as append's.
+  async deleteStream(streamId, options = {}) {
+    const unknown = Object.keys(options).filter((key) => key !== 'expectedVersion' && key !== 'metadata');
+    if (unknown.length) throw new errors.InputError('deleteStream takes {expectedVersion, metadata}, not ' + unknown.join(', '));
+    return this.append(withOptions({ id: String(streamId), data: { $type: '$deleted' } }, options));
+  }
+
   // A stored projection's document (an aggregate's needs no id), or null.
   async fetchView(projection, id = '') {
     const rows = await this.query('select ' + this.sql + '.pge_find_view($1::text, $2::text) as d', [String(id), String(projection)]);

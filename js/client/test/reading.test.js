@@ -191,3 +191,24 @@ test('views: unknown, live and aggregate projections; missing documents', async 
   await assert.rejects(store.views('Party').get('nobody'), (e) => e instanceof errors.UnknownDocumentError && e.id === 'nobody');
   await assert.rejects(store.views('Party').find(null, { orderBy: 'traveled', after: 'nobody' }), errors.UnknownDocumentError);
 });
+
+test('archiveStream and unarchiveStream say what they changed; deleteStream tombstones until re-created', async () => {
+  const id = own('lifecycle');
+  await store.append(id, 'Ledger', { $type: 'Opened', owner: 'Di' });
+  const archived = await store.archiveStream(id);
+  assert.equal(archived.streamId, id);
+  assert.equal(archived.changed, true);
+  assert.ok(archived.archivedAt instanceof Date && !Number.isNaN(archived.archivedAt.getTime()));
+  assert.equal((await store.archiveStream(id)).changed, false, 'archived already');
+  await assert.rejects(store.append(id, null, { $type: 'Paid', amount: 1 }), errors.StreamArchivedError);
+  assert.deepEqual(await store.unarchiveStream(id), { streamId: id, changed: true, archivedAt: null });
+  assert.equal((await store.unarchiveStream(id)).changed, false);
+  await assert.rejects(store.archiveStream(own('nobody')), errors.UnknownStreamError);
+  const tombstone = await store.deleteStream(id, { metadata: { by: 'node' } });
+  assert.equal(tombstone.version, 2);
+  await assert.rejects(store.append(id, null, { $type: 'Paid', amount: 1 }), errors.StreamDeletedError);
+  await assert.rejects(store.deleteStream(id, { reason: 'x' }), (e) => e instanceof errors.InputError && /reason/.test(e.message));
+  const again = await store.append(id, null, { $type: 'Opened', owner: 'Di' }, { expectedVersion: tombstone.version });
+  assert.equal(again.version, 3, 're-created explicitly, going on from the tombstone');
+  assert.deepEqual((await store.fetchStream(id)).events.map((e) => e.$type), ['Opened', '$deleted', 'Opened']);
+});

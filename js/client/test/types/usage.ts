@@ -1,6 +1,6 @@
 // Compiled by tests/cli/test_node_client.py with tsc --noEmit: the declarations must describe real use.
 import projector, { Event, EventMeta } from '@jsproj/projections';
-import { connect, errors, Appended, Document, RecordedEvent, Subscription } from '@jsproj/client';
+import { connect, errors, Appended, Document, RecordedEvent, StreamChange, Subscription } from '@jsproj/client';
 
 projector.projectStream('Quest').named('Party').by({
   $init: () => ({ towns: [] as string[] }),
@@ -32,6 +32,10 @@ async function main(): Promise<void> {
   const appended: Date | undefined = paid[0].appendedAt;
   console.log(appended?.toISOString());
   console.log(next.map((e) => [e.position, e.streamId, e.event.$type, e.timestamp.toISOString()]));
+  const archived: StreamChange = await store.archiveStream('quest-1');
+  console.log(archived.changed, archived.archivedAt?.toISOString(), (await store.unarchiveStream('quest-1')).changed);
+  const tombstone: Appended = await store.deleteStream('quest-1', { metadata: { by: 'ops' } });
+  await store.append('quest-1', 'Quest', { $type: 'QuestStarted' }, { expectedVersion: tombstone.version });
   const parties = store.views<{ location: string; traveled: number }>('Party');
   const far: Document<{ location: string; traveled: number }>[] =
     await parties.find({ traveled: { $gte: 100 }, location: 'Moria' }, { orderBy: '-traveled', limit: 10 });
