@@ -149,10 +149,10 @@ def test_retention_applied_by_a_daemon_while_others_append_then_killed_mid_rebui
     store: EventStore, dsn: str
 ) -> None:
     deploy(store, sources(Kinds=KINDS))
-    store.append_all([{"id": f"acct-{n}", "type": "Account", "data": [{"$type": "Deposited", "amount": n}] * 3}
-                      for n in range(1, 201)]  # fmt: skip
-                     + [{"id": f"ledger-{n}", "type": "Ledger", "data": {"$type": "Deposited", "amount": 7}}
-                        for n in range(1, 4)])  # fmt: skip
+    accounts = [{"id": f"acct-{n}", "type": "Account", "data": [{"$type": "Deposited", "amount": n}] * 3}
+                for n in range(1, 201)]  # fmt: skip
+    ledgers = [{"id": f"ledger-{n}", "type": "Ledger", "data": {"$type": "Deposited", "amount": 7}} for n in (1, 2, 3)]
+    store.append_all(accounts + ledgers)
     for n in (1, 2):  # ledger-3 stays warm
         age(dsn, f"ledger-{n}", 400)
     Daemon(dsn).run(until_caught_up=True)
