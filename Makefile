@@ -133,7 +133,7 @@ LOWEST_TESTS := tests/store/test_store.py::test_append_a_message \
   tests/follow/test_operations.py::test_metrics_move_with_appends_and_healthz_follows_the_database
 LOWEST_SELECT := not bad_message and (not every_host or (inline-python-asyncio and \
   (aggregate or stream-projection or view-fan-out or event-metadata)))
-LOWEST_RUN = $(LOWEST)/bin/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal -k "$(LOWEST_SELECT)" $(LOWEST_TESTS)
+LOWEST_RUN = $(LOWEST)/bin/pytest -p no:cacheprovider -n 1 --dist worksteal -k "$(LOWEST_SELECT)" $(LOWEST_TESTS)
 test-lowest: lowest-venv pg-extensions
 	$(LOWEST_RUN)
 lowest-venv: install

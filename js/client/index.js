@@ -44,6 +44,14 @@ function withOptions(message, options) {
   return out;
 }
 
+// A stream id a lifecycle call was given: a non-empty string, never a value turned into one (null, an array).
+function streamIdOf(value, call) {
+  if (typeof value !== 'string' || value === '') {
+    throw new errors.InputError(call + '(streamId): the stream id is a non-empty string, not ' + (value === '' ? "''" : value === null ? 'null' : typeof value));
+  }
+  return value;
+}
+
 // The append message for append()'s arguments, as the spike's client made it:
 // (message[, options]) or (streamId, type, ...events[, options]); a stream id
 // of null starts a new stream, a type of null appends to an existing one.
@@ -161,15 +169,17 @@ class EventStore {
   // out, appends are refused (StreamArchivedError) until it is unarchived; views built from it are kept
   // (docs/lifecycle.md). pge_archive_stream: granted to no role unless the owner grants it.
   async archiveStream(streamId) {
-    const rows = await this.query('select ' + this.sql + '.pge_archive_stream($1::text) as a', [String(streamId)]);
+    const id = streamIdOf(streamId, 'archiveStream');
+    const rows = await this.query('select ' + this.sql + '.pge_archive_stream($1::text) as a', [id]);
     const done = rows[0].a;
-    return { streamId: String(streamId), changed: done.changed, archivedAt: done.archivedAt ? new Date(done.archivedAt) : null };
+    return { streamId: id, changed: done.changed, archivedAt: done.archivedAt ? new Date(done.archivedAt) : null };
   }
 
   // Unarchive a stream -> {streamId, changed, archivedAt: null}: it is read again and takes appends.
   async unarchiveStream(streamId) {
-    const rows = await this.query('select ' + this.sql + '.pge_unarchive_stream($1::text) as a', [String(streamId)]);
-    return { streamId: String(streamId), changed: rows[0].a.changed, archivedAt: null };
+    const id = streamIdOf(streamId, 'unarchiveStream');
+    const rows = await this.query('select ' + this.sql + '.pge_unarchive_stream($1::text) as a', [id]);
+    return { streamId: id, changed: rows[0].a.changed, archivedAt: null };
   }
 
   // Delete a stream (soft) -> {streamId, version, positions}: appends its tombstone, a $deleted event, which
@@ -178,7 +188,7 @@ class EventStore {
   async deleteStream(streamId, options = {}) {
     const unknown = Object.keys(options).filter((key) => key !== 'expectedVersion' && key !== 'metadata');
     if (unknown.length) throw new errors.InputError('deleteStream takes {expectedVersion, metadata}, not ' + unknown.join(', '));
-    return this.append(withOptions({ id: String(streamId), data: { $type: '$deleted' } }, options));
+    return this.append(withOptions({ id: streamIdOf(streamId, 'deleteStream'), data: { $type: '$deleted' } }, options));
   }
 
   // A stored projection's document (an aggregate's needs no id), or null.

@@ -121,10 +121,10 @@ begin
     if reason is null or length(reason) not between 1 and 1000 then
         raise exception using errcode = 'JP400', message = 'an erasure needs a reason of 1 to 1000 characters';
     end if;
-    -- the streams' append locks, in one order: no append to them is halfway
-    perform pg_advisory_xact_lock(1246974036, h)
-    from (select distinct hashtext(e.stream_id) as h from @schema@.pge_events e where e.position = any (positions)
-          order by h) as locks;
+    -- Appends wait until the erasure commits: the log in share mode (held already if the caller took it). Not
+    -- the streams' append locks: an append holds its stream's while it waits for the log, so taking them here,
+    -- after the log, would deadlock with it; and an append that waits has not written (versions do not change).
+    lock table @schema@.pge_events in share mode;
     select array_agg(e.id::text order by e.position) into v_ids from @schema@.pge_events e where e.position = any (positions);
     insert into @schema@.pge_erasures (erased_by, reason, events, positions)
     values (session_user, reason, coalesce(cardinality(v_ids), 0),

@@ -157,7 +157,7 @@ def reference(loaded: Projections, events: list[tuple[int, list]]) -> dict:
     return in_python(loaded, messages(events, [True] * 12), 1)
 
 
-IN_MEMORY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+IN_MEMORY = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.mark.slow
@@ -210,7 +210,7 @@ def in_store(dsn: str, log: list[dict], engine: str, lifecycle: str, page_size: 
         return as_doubles(export_views(store))
 
 
-STORED = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+STORED = settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.mark.slow

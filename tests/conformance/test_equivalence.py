@@ -20,7 +20,7 @@ from jsproj.tools.hosts import Job
 
 from conformance_hosts import NOW, hosts, without_stack
 
-EXAMPLES = int(os.environ.get("JSPROJ_EQUIVALENCE_EXAMPLES", "5"))
+EXAMPLES = int(os.environ.get("JSPROJ_EQUIVALENCE_EXAMPLES", "3"))
 EVENT_TYPES = ["A", "B", "C"]
 
 OPERATIONS = {

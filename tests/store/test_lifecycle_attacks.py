@@ -19,7 +19,9 @@ from jsproj.projections.deploy import deploy
 from jsproj.projections.erasure import erase
 from jsproj.store.sync import EventStore
 
+from conformance_hosts import engine_params, require_language
 from projections import sources
+from waiting import wait_until
 
 SECRET = "jane@secret.example"  # noqa: S105 -- personal data to erase, not a password
 PEOPLE = """projections.projectStream('Customer').named('People').by({
@@ -137,3 +139,91 @@ def test_break_8_retention_leaves_a_stream_that_took_an_event_since_it_was_found
                                   "::boolean").fetchone()  # fmt: skip
     assert changed is False
     assert not store.fetch_stream("order-1").archived
+
+
+# -- the second blind review (after upcasters, retention and the Node client's lifecycle calls) ----------------
+
+#: An upcaster file whose code keeps what one event had and gives it to another, of another type and stream.
+CARRIER = """var stash = null;
+projections.upcast('Registered').from(1).by(function (e) { stash = e.email; });
+projections.upcast('Pinged').from(1).by(function (e) { e.leak = stash; });"""
+PINGS = """projections.projectStream('Device').named('Pings').by({
+  Pinged: function (s, e) { s.leak = e.leak; }
+});"""
+
+
+@pytest.mark.parametrize("engine", engine_params(["python", "plpython", "plv8", "pljs"]))
+def test_review_2_break_1_an_erasure_rebuilds_what_an_upcasters_code_may_have_passed_on(
+    store: EventStore, dsn: str, engine: str
+) -> None:
+    if engine in ("plv8", "pljs"):
+        require_language(dsn, engine)
+    deploy(store, sources(Upcasters=CARRIER, People=PEOPLE, Pings=PINGS), engine=engine)
+    register(store)
+    store.append({"id": "device-1", "type": "Device", "data": {"$type": "Pinged"}})
+    assert "pge_projections_pings" in tables_with(dsn, SECRET)
+    done = erase(store, "customer-42", reason="request 7")
+    assert "Pings" in done.rebuilt, "an upcaster saw the erased event: everything it feeds is rebuilt"
+    assert tables_with(dsn, SECRET) == []
+
+
+def test_review_2_break_1_a_dead_letter_quoting_what_an_upcaster_passed_on_is_cleared(
+    store: EventStore, dsn: str
+) -> None:
+    boom = """projections.projectStream('Device').named('Boom').by({
+  Pinged: function (s, e) { throw new Error('bad ping: ' + e.leak); }
+});"""
+    deploy(store, sources(Upcasters=CARRIER, People=PEOPLE, Boom=boom), lifecycles={"People": "async", "Boom": "async"},
+           on_error={"Boom": "dead-letter"})  # fmt: skip
+    register(store)
+    store.append({"id": "device-1", "type": "Device", "data": {"$type": "Pinged"}})
+    Daemon(dsn).run(until_caught_up=True)
+    assert "pge_dead_letters" in tables_with(dsn, SECRET)
+    erase(store, "customer-42", reason="request 8")
+    assert tables_with(dsn, SECRET) == []
+
+
+@pytest.mark.parametrize("engine", engine_params(["python", "plpython", "plv8", "pljs"]))
+def test_review_2_break_2_an_erasure_rebuilds_a_view_whose_key_function_routes_by_what_it_saw_before(
+    store: EventStore, dsn: str, engine: str
+) -> None:
+    if engine in ("plv8", "pljs"):
+        require_language(dsn, engine)
+    seen = """var seen = 0;
+projections.projectView('Seen').identifiedBy(function () { seen += 1; return seen >= 2 ? 'all' : null; }).by({
+  Registered: function (s, e) { s.emails = (s.emails || []).concat([e.email]); }
+});"""
+    deploy(store, sources(Seen=seen), engine=engine)
+    register(store, "customer-0", "someone@else.example")
+    register(store)
+    assert "pge_projections_seen" in tables_with(dsn, SECRET)
+    done = erase(store, "customer-42", reason="request 9")  # routed in a fresh sandbox, the event goes nowhere
+    assert done.rebuilt == ["Seen"], "it handles the erased events' type: rebuilt, whatever its key function says"
+    assert tables_with(dsn, SECRET) == []
+
+
+def test_review_2_an_erasure_and_appends_to_its_stream_never_deadlock(store: EventStore, dsn: str) -> None:
+    """(Found by the retention test under concurrent appends: the erasure took the streams' append locks after
+    the log's, while an append held its stream's and waited for the log.)"""
+    register(store)
+    with psycopg.connect(dsn) as app:  # an append to the stream holds its lock, then waits for the log
+        app.execute("select pg_advisory_xact_lock(1246974036, hashtext('customer-42'))")
+        with psycopg.connect(dsn) as holder:  # the erasure takes the log first (as it does), then ...
+            holder.execute("lock table pge_events in share mode")
+            waiting = threading.Thread(
+                target=lambda: app.execute(
+                    """select pge_append('{"id": "customer-42", "data": {"$type": "Registered", "email": "x"}}')"""
+                )
+            )
+            waiting.start()
+            wait_until(lambda: lock_waits(dsn) >= 1)
+            holder.execute("select pge_erase_events(array[1]::bigint[], 'request 10', '{}')")  # ... no deadlock
+            holder.commit()
+        waiting.join(30)
+        app.commit()
+    assert [e.data for e in store.read_all()] == [{"$erased": True}, {"email": "x"}]
+
+
+def lock_waits(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return int(conn.execute("select count(*) from pg_locks where not granted").fetchone()[0])

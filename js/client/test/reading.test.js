@@ -204,6 +204,13 @@ test('archiveStream and unarchiveStream say what they changed; deleteStream tomb
   assert.deepEqual(await store.unarchiveStream(id), { streamId: id, changed: true, archivedAt: null });
   assert.equal((await store.unarchiveStream(id)).changed, false);
   await assert.rejects(store.archiveStream(own('nobody')), errors.UnknownStreamError);
+  // (the second blind review: null, undefined, arrays and objects became the streams "null", "a,b"...)
+  for (const bad of [null, undefined, '', ['a', 'b'], { toString() { return id; } }, 7]) {
+    for (const call of ['archiveStream', 'unarchiveStream', 'deleteStream']) {
+      await assert.rejects(store[call](bad), (e) => e instanceof errors.InputError && /non-empty string/.test(e.message), call);
+    }
+  }
+  assert.equal((await store.fetchStream(id)).version, 1, 'nothing was archived or deleted');
   const tombstone = await store.deleteStream(id, { metadata: { by: 'node' } });
   assert.equal(tombstone.version, 2);
   await assert.rejects(store.append(id, null, { $type: 'Paid', amount: 1 }), errors.StreamDeletedError);

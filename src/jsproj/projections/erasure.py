@@ -20,7 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from jsproj import errors
-from jsproj.engine.projections import Projections
+from jsproj.engine.projections import ProjectionInfo, Projections, Upcasting
 from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from jsproj.follow.daemon import progress
 from jsproj.projections.operations import finish_build, session
@@ -163,30 +163,67 @@ def _chosen(conn: psycopg.Connection[Any], chosen: Chosen) -> tuple[list[int], s
 
 
 def _reached(loaded: Projections, records: str) -> dict[str, list[str] | None]:
-    """The stored projections the events reached, each with the documents they touched (None: not known, all),
-    by the engine's own routing and application. The projections of a reached one's file are reached too, with
-    no document: a file's projections can share what its code keeps (docs/lifecycle.md), so they are rebuilt."""
+    """The stored projections the events reached, each with the documents they touched (None: not known, all).
+
+    Reached is decided by what each projection subscribes to, never by what its code answers (a key function may
+    route by what it saw before; docs/lifecycle.md#what-an-erasure-rebuilds): a stream projection of a stream
+    type of the events, and any projection handling one of the types the events have, under their old names or
+    upcast, or every type. The projections of a reached one's file are reached too, as a file's projections can
+    share what its code keeps; and when an upcaster's code saw an event, every stored projection is, as that code
+    may pass what it saw to any event it upcasts later. The documents are those the engine's routing and
+    application touch: they are deleted at the erasure (the rebuilds write every document again)."""
     stored = {info.name: info for info in loaded.infos if info.lifecycle != "live"}
+    chosen = json.loads(records)
+    seen = _types_seen({record["event"]["$type"] for record in chosen}, loaded.upcasting)
+    if seen.upcast:
+        reached: dict[str, list[str] | None] = {name: [] for name in stored}
+    else:
+        stream_types = {record["streamType"] for record in chosen}
+        reached = {name: [] for name, info in stored.items() if _subscribes(info, seen.types, stream_types)}
+    files = {stored[name].file for name in reached}
+    reached.update({name: [] for name, info in stored.items() if info.file in files})
+    return {**reached, **_touched(loaded, records, [name for name in stored if name in reached])}
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """The types projections see events of the stored types as (renamed, upcast), and whether an upcaster's code
+    saw one."""
+
+    types: frozenset[str]
+    upcast: bool
+
+
+def _types_seen(stored_types: set[str], upcasting: list[Upcasting]) -> _Seen:
+    types = set(stored_types)
+    renames = {u.renamed: u.event_type for u in upcasting if u.renamed is not None}
+    while more := {renames[t] for t in types if t in renames} - types:
+        types |= more
+    upcast = any(u.renamed is None and u.event_type in types for u in upcasting)
+    return _Seen(frozenset(types), upcast)
+
+
+def _subscribes(info: ProjectionInfo, types: frozenset[str], stream_types: set[str]) -> bool:
+    """Whether ``info`` may have seen an event of one of ``types`` on a stream of one of ``stream_types``."""
+    if info.kind == "stream":
+        return info.stream_type is None or info.stream_type in stream_types
+    return info.any_event or bool(types & {*info.routed_types, "$deleted"})
+
+
+def _touched(loaded: Projections, records: str, reached: list[str]) -> dict[str, list[str] | None]:
+    """The documents of ``reached`` the events touch, by the engine's routing and application (None: not known)."""
+    stored = {info.name: info for info in loaded.infos}
+    events = [name for name in reached if stored[name].kind == "event"]
     try:
-        reached: dict[str, list[str] | None] = {n: keys for n, keys in loaded.route(records).items() if n in stored}
-        events = [name for name, info in stored.items() if info.kind == "event"]
+        touched: dict[str, list[str] | None] = {n: k for n, k in loaded.route(records).items() if n in reached}
         applied = loaded.apply(records, {}, only=events) if events else None
     except errors.JsprojError:
-        return dict.fromkeys(stored)
-    types = {record["event"]["$type"] for record in json.loads(records)}
-    for name in events:  # subscribed, whatever its transform made of them
-        info = stored[name]
-        if info.any_event or types & set(info.event_types):
-            reached[name] = []
+        return dict.fromkeys(reached)
     for name, change in (applied.changes if applied is not None else {}).items():
-        reached[name] = sorted({*change.upserts, *change.deletes})
+        touched[name] = sorted({*change.upserts, *change.deletes})
     for error in applied.errors if applied is not None else []:  # (a transform failed: its documents unknown)
-        reached[str(error.info.get("projection"))] = None
-    files = {stored[name].file for name in reached}
-    for name, info in stored.items():
-        if name not in reached and info.file in files:
-            reached[name] = []
-    return reached
+        touched[str(error.info.get("projection"))] = None
+    return touched
 
 
 def _inline(conn: psycopg.Connection[Any], reached: list[str]) -> list[str]:
