@@ -131,7 +131,6 @@ class Run {
     this.sub = subscription;
     this.options = subscription.options;
     this.sql = subscription.store.sql;
-    this.key = subscription.store.schema + '.' + subscription.name;
     this.pageText = pageQuery(this.sql);
     Object.assign(this, { conn: null, at: null, done: null, page: [], inTx: false, handled: 0, current: null, target: null,
       finished: false, stopping: false, waiting: false, moved: false, notified: false, wake: null, lastWork: 0,
@@ -237,7 +236,8 @@ class Run {
 
   // Take the lease and read the checkpoint; false (said once) while another consumer holds it.
   async acquire() {
-    const [{ held }] = await this.query('select pg_try_advisory_lock($1, hashtext($2)) as held', [LOCK_CLASS, this.key]);
+    // pge_subscription_lease: the lock (LOCK_CLASS, hashtext(schema.name)), taken as the store's owner
+    const [{ held }] = await this.query('select ' + this.sql + '.pge_subscription_lease($1, true) as held', [this.sub.name]);
     if (!held) {
       if (!this.waiting) this.log('another runner holds it; waiting to take over');
       this.waiting = true;
@@ -344,7 +344,7 @@ class Run {
       this.current = null;
       if (keep) await this.endPage();
       else if (this.inTx) await this.query('rollback');
-      if (this.at) await this.query('select pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, this.key]);
+      if (this.at) await this.query('select ' + this.sql + '.pge_subscription_lease($1, false)', [this.sub.name]);
     } catch (e) {
       // The connection is gone, or the checkpoint moved: nothing uncommitted stays, it is handed over again.
     }

@@ -43,3 +43,29 @@ begin
     end if;
 end;
 $$;
+
+-- A subscription's lease: the session advisory lock (1246974040, hash of
+-- "schema.name") that one runner of a subscription holds while it works
+-- (src/jsproj/follow/subscriber.py, js/client/subscription.js); take = false
+-- releases it. The runner takes it through this function, running as the
+-- store's owner, rather than by pg_try_advisory_lock: where the DBA has
+-- revoked the advisory lock functions from PUBLIC (docs/deploy.md#advisory-locks),
+-- so that no role may hold back appends by holding jsproj's locks, an
+-- application role that runs subscribers still takes its leases, and only
+-- those: the class is fixed here and the key is a subscription's name in this
+-- store. (The schema's name is read from the catalog: the key is the one
+-- `jsproj status` looks for, whatever the schema's name needs quoting.)
+create or replace function pge_subscription_lease(subscription text, take boolean) returns boolean
+language plpgsql
+security definer set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_key integer := hashtext((select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                               where c.oid = '@schema@.pge_subscriptions'::regclass) || '.' || subscription);
+begin
+    if take then
+        return pg_try_advisory_lock(1246974040, v_key);
+    end if;
+    return pg_advisory_unlock(1246974040, v_key);
+end;
+$$;

@@ -16,6 +16,7 @@ import pytest
 
 from clihelp import QUEST
 from jsproj.engine.projections import read_folder
+from jsproj.follow.engine import Lease
 from jsproj.follow.subscriber import LOCK_CLASS
 from jsproj.follow.subscriptions import subscribe
 from jsproj.projections.deploy import deploy
@@ -149,10 +150,14 @@ def test_python_runners_and_node_loops_go_on_from_each_others_checkpoint(dsn: st
 
 
 def test_node_subscriptions_take_the_lease_python_runners_take() -> None:
-    """One consumer per name whichever the language: the same advisory lock class (and key, schema.name)."""
+    """One consumer per name whichever the language: both take it by the store's pge_subscription_lease (the
+    advisory lock (LOCK_CLASS, hashtext(schema.name)), as the store's owner: docs/deploy.md#advisory-locks)."""
     source = (CLIENT / "subscription.js").read_text("utf-8")
     assert f"const LOCK_CLASS = {LOCK_CLASS};" in source
-    assert "pg_try_advisory_lock($1, hashtext($2))" in source and "store.schema + '.' + subscription.name" in source
+    assert "pge_subscription_lease($1, true)" in source and "pge_subscription_lease($1, false)" in source
+    assert "pg_try_advisory_lock" not in source and "pg_advisory_unlock" not in source
+    lease = Lease.subscription("shared")
+    assert "pge_subscription_lease" in repr(lease.take_query) and "pge_subscription_lease" in repr(lease.release_query)
 
 
 @pytest.mark.slow

@@ -103,15 +103,29 @@ class Lease:
     """A session advisory lock on one connection: the right to do one piece of work (a daemon's unit, a
     subscription's runner). It goes when the connection goes, so a dead holder's work is taken over."""
 
-    key: sql.Composable  # the lock's arguments: (class, key) or one bigint
+    take_query: sql.Composed  # answers whether this connection holds it now
+    release_query: sql.Composed
+
+    @classmethod
+    def advisory(cls, key: sql.Composable) -> Lease:
+        """The lock of ``key`` (the lock's arguments: (class, key) or one bigint), taken directly."""
+        return cls(sql.SQL("select pg_try_advisory_lock({})").format(key),
+                   sql.SQL("select pg_advisory_unlock({})").format(key))  # fmt: skip
+
+    @classmethod
+    def subscription(cls, name: str) -> Lease:
+        """A subscription's lease, through the store's ``pge_subscription_lease`` (docs/deploy.md#advisory-locks:
+        an application role takes it where it may take no advisory lock itself)."""
+        return cls(sql.SQL("select pge_subscription_lease({}, true)").format(sql.Literal(name)),
+                   sql.SQL("select pge_subscription_lease({}, false)").format(sql.Literal(name)))  # fmt: skip
 
     def take(self, conn: psycopg.Connection[Any]) -> bool:
         """Take it if no one holds it; True when this connection holds it now."""
-        row = conn.execute(sql.SQL("select pg_try_advisory_lock({})").format(self.key)).fetchone()
+        row = conn.execute(self.take_query).fetchone()
         return bool(row and row[0])
 
     def release(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(sql.SQL("select pg_advisory_unlock({})").format(self.key))
+        conn.execute(self.release_query)
 
 
 class Attached(Protocol):

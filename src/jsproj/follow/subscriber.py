@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb, set_json_loads
 
 from jsproj import errors
@@ -169,8 +168,8 @@ class _Attached:
     def __init__(self, processor: SubscriberProcessor, conn: psycopg.Connection[Any]) -> None:
         self.p = processor
         self.conn = conn
-        # Advisory locks span the database: the key names the schema too (a subscription per store).
-        self.lease = Lease(sql.SQL("{}, hashtext({})").format(LOCK_CLASS, f"{processor.schema}.{processor.name}"))
+        # (pge_subscription_lease: the advisory lock (LOCK_CLASS, hashtext(schema.name)), as the store's owner)
+        self.lease = Lease.subscription(processor.name)
         self.waker = Waker(processor.options.poll_interval)
         self.at: tuple[str, int] | None = None  # the checkpoint, once the lease is held
         self.waiting = False

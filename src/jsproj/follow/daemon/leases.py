@@ -55,7 +55,7 @@ class Leases:
         for unit in preference:
             if len(self.held) >= share:
                 break
-            if unit not in self.held and Lease(lock_key(unit.lock_name)).take(self.control):
+            if unit not in self.held and Lease.advisory(lock_key(unit.lock_name)).take(self.control):
                 self.held.add(unit)
                 taken.append(unit)
         while len(self.held) > share:
@@ -63,6 +63,6 @@ class Leases:
         return Balanced(tuple(taken), tuple(left))
 
     def _leave(self, unit: Unit) -> Unit:
-        Lease(lock_key(unit.lock_name)).release(self.control)
+        Lease.advisory(lock_key(unit.lock_name)).release(self.control)
         self.held.discard(unit)
         return unit
