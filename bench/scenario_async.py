@@ -122,12 +122,12 @@ def load_events(dsn: str, loaded: Loaded, count: int, streams: int, percent: flo
             with conn.cursor().copy("copy pge_streams (id, type) from stdin") as copy:
                 for s in range(streams):
                     copy.write_row((f"account-{s}", "Account"))
-        with conn.cursor().copy("copy pge_events (id, stream_id, version, type, data) from stdin") as copy:
+        with conn.cursor().copy("copy pge_events (id, stream_id, stream_type, version, type, data) from stdin") as copy:
             for n in range(start, start + count):
                 kind, amount, poison = "Withdrawn" if n % 5 == 4 else "Deposited", n % 97 + 1, is_poison(n, percent)
                 data = {"amount": amount, "poison": True} if poison else {"amount": amount}
-                copy.write_row((f"00000000-0000-4000-8000-{n:012d}", f"account-{n % streams}", n // streams + 1, kind,
-                                json.dumps(data)))  # fmt: skip
+                copy.write_row((f"00000000-0000-4000-8000-{n:012d}", f"account-{n % streams}", "Account",
+                                n // streams + 1, kind, json.dumps(data)))  # fmt: skip
                 loaded.poison += poison
                 loaded.balance += 0 if poison else (-amount if kind == "Withdrawn" else amount)
         conn.execute("analyze pge_events")

@@ -45,15 +45,15 @@ def load_events(dsn: str, events: int, streams: int, *, historical: bool) -> Non
         with conn.cursor().copy("copy pge_streams (id, type) from stdin") as copy:
             for s in range(streams):
                 copy.write_row((f"account-{s}", "Account"))
-        with conn.cursor().copy("copy pge_events (id, stream_id, version, type, data) from stdin") as copy:
+        with conn.cursor().copy("copy pge_events (id, stream_id, stream_type, version, type, data) from stdin") as copy:
             for n in range(events):
                 withdrawn, amount = n % 5 == 4, n % 97 + 1
                 if historical:
                     kind, data = ("Debited", {"amount": amount}) if withdrawn else ("Deposited", {"amt": amount})
                 else:
                     kind, data = ("Withdrawn" if withdrawn else "Deposited"), {"amount": amount}
-                copy.write_row((f"00000000-0000-4000-8000-{n:012d}", f"account-{n % streams}", n // streams + 1, kind,
-                                json.dumps(data)))  # fmt: skip
+                copy.write_row((f"00000000-0000-4000-8000-{n:012d}", f"account-{n % streams}", "Account",
+                                n // streams + 1, kind, json.dumps(data)))  # fmt: skip
         conn.execute("analyze pge_events")
 
 
