@@ -10,6 +10,7 @@ its ``[jsproj]`` table::
     engine = "python"             # python | plpython | plv8 | pljs
     projections = "projections"   # relative to the project folder
     specs = "specs"
+    replicas = ["host=standby-1 dbname=app"]   # hot standbys reads go to (docs/replicas.md)
 
     [jsproj.indexes]              # fields to index, per projection (as .index() in the DSL)
     Party = ["location", "party.leader"]
@@ -32,7 +33,7 @@ from jsproj import errors
 from jsproj.store.identifiers import check_schema, field_path
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from jsproj.tools.postgres_cluster import Cluster
 
@@ -41,6 +42,7 @@ DEFAULT_ENGINE = "python"
 #: What runs inline projections: this Python process, or the database (docs/deploy.md).
 ENGINES = ("python", "plpython", "plv8", "pljs")
 KEYS = {"dsn", "schema", "engine", "projections", "specs"}
+LISTS = {"replicas"}  # of strings
 TABLES = {"indexes", "daemon"}
 #: ``[jsproj.daemon]``: the daemon's options (``jsproj daemon --help``), each also a JSPROJ_* variable.
 DAEMON_SETTINGS: dict[str, tuple[type, ...]] = {
@@ -63,6 +65,7 @@ class ProjectFile:
     values: dict[str, str]
     indexes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # [jsproj.indexes]: projection -> fields
     daemon: dict[str, Any] = field(default_factory=dict)  # [jsproj.daemon]: the daemon's options
+    replicas: tuple[str, ...] = ()  # hot standbys' DSNs, to read from (docs/replicas.md)
 
     def get(self, key: str) -> str | None:
         return self.values.get(key)
@@ -88,21 +91,26 @@ def project_file(start: Path | None = None) -> ProjectFile:
     if outside:
         raise errors.InputError(
             f"{path}: unknown top-level setting {outside[0]!r}: jsproj's settings go in the [jsproj] table "
-            f"(known: {', '.join(sorted(KEYS | TABLES))})"
+            f"(known: {', '.join(sorted(KEYS | LISTS | TABLES))})"
         )
     table = document.get("jsproj", {})
     if not isinstance(table, dict):
         raise errors.InputError(f"{path}: [jsproj] must be a table")
-    unknown = sorted(set(table) - KEYS - TABLES)
+    unknown = sorted(set(table) - KEYS - LISTS - TABLES)
     if unknown:
-        raise errors.InputError(f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(KEYS | TABLES))})")
-    values = {key: value for key, value in table.items() if key not in TABLES}
+        known = ", ".join(sorted(KEYS | LISTS | TABLES))
+        raise errors.InputError(f"{path}: unknown setting {unknown[0]!r} (known: {known})")
+    values = {key: value for key, value in table.items() if key not in TABLES | LISTS}
     for key, value in values.items():
         if not isinstance(value, str):
             raise errors.InputError(f"{path}: {key} must be a string, not {type(value).__name__}")
     if values.get("engine") and values["engine"] not in ENGINES:
         raise errors.InputError(f"{path}: engine is one of {', '.join(ENGINES)}, not {values['engine']!r}")
-    return ProjectFile(path, values, _indexes(path, table.get("indexes", {})), _daemon(path, table.get("daemon", {})))
+    replicas = table.get("replicas", [])
+    if not isinstance(replicas, list) or not all(isinstance(dsn, str) and dsn for dsn in replicas):
+        raise errors.InputError(f"{path}: replicas must be a list of connection strings, not {replicas!r}")
+    indexes, daemon = _indexes(path, table.get("indexes", {})), _daemon(path, table.get("daemon", {}))
+    return ProjectFile(path, values, indexes, daemon, tuple(replicas))
 
 
 def _daemon(path: Path, table: object) -> dict[str, Any]:
@@ -163,6 +171,12 @@ def resolve_dsn(
 def explicit_dsn(dsn: str | None = None) -> str | None:
     """The connection string from the flag, the environment or ``jsproj.toml``; None means the embedded database."""
     return dsn or os.environ.get("JSPROJ_DSN") or project_file().get("dsn") or None
+
+
+def resolve_replicas(replicas: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The hot standbys to read from: those given (``--replica``, ``connect(replicas=...)``), else
+    ``replicas`` in ``jsproj.toml``, else none (docs/replicas.md)."""
+    return tuple(replicas) if replicas else project_file().replicas
 
 
 def resolve_schema(schema: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""docs/python.md, docs/reading.md and docs/lifecycle.md, run as a user would: each ``python run=NAME`` block is a program run outside
+"""docs/python.md, reading.md, lifecycle.md and replicas.md, run as a user would: each ``python run=NAME`` block is a program run outside
 the repository against a fresh database, and all of them pass ``mypy --strict`` against the installed package."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.slow  # every docs/python.md script in a process of its own
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = (ROOT / "docs" / "python.md", ROOT / "docs" / "reading.md", ROOT / "docs" / "lifecycle.md")
+PAGES = tuple(ROOT / "docs" / page for page in ("python.md", "reading.md", "lifecycle.md", "replicas.md"))
 SCRIPT = re.compile(r"^```python run=(\w+)\n(.*?)^```", re.S | re.M)
 
 
@@ -39,6 +39,7 @@ def test_the_page_has_its_scripts() -> None:
         "reading",
         "lifecycle",
         "erasure",
+        "replicas",
     }
     assert pages <= set(scripts())
 

@@ -113,7 +113,7 @@ def _pages(
     so the events up to the version read first are all there and never change.
     The next page is read on a thread while the caller folds this one.
     """
-    with store.connection() as conn, ThreadPoolExecutor(1, thread_name_prefix="jsproj-live") as reader:
+    with store.read_connection() as conn, ThreadPoolExecutor(1, thread_name_prefix="jsproj-live") as reader:
         head = _execute(conn, _HEAD, (stream_id,))
         if head is None:
             raise errors.UnknownStreamError(f"there is no stream {stream_id!r}", streamId=stream_id)

@@ -344,9 +344,10 @@ def count_steps(name: str, where: Mapping[str, Any] | None) -> Steps[int]:
 
 
 class Pooled(Protocol):
-    """What a view reads through: a store's connections (a :class:`jsproj.EventStore`)."""
+    """What a view reads through: a store's connections (a :class:`jsproj.EventStore`): a replica's, where it
+    has replicas (docs/replicas.md)."""
 
-    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
+    def read_connection(self, min_lsn: str | None = None) -> AbstractContextManager[psycopg.Connection[Any]]: ...
 
 
 class AsyncPooled(Protocol):
@@ -361,9 +362,10 @@ class View:
     ``store.views(name)`` (or ``View(store, name)``); :meth:`find` returns a list of :class:`Document`.
     """
 
-    def __init__(self, store: Pooled, name: str) -> None:
+    def __init__(self, store: Pooled, name: str, *, min_lsn: str | None = None) -> None:
         self.store = store
         self.name = name
+        self.min_lsn = min_lsn  # read from a replica that has replayed it (docs/replicas.md)
 
     def get(self, id: str) -> Any:
         """The document ``id``; an :class:`~jsproj.errors.UnknownDocumentError` when there is none.
@@ -387,7 +389,7 @@ class View:
         return self._run(count_steps(self.name, where))
 
     def _run(self, work: Steps[T]) -> T:
-        with self.store.connection() as conn:
+        with self.store.read_connection(self.min_lsn) as conn:
             return run(conn, work)
 
 
@@ -432,7 +434,7 @@ def fetch_view(
     view = View(store, name)
     if id is not None:
         return view.get(id)
-    with store.connection() as conn:
+    with store.read_connection() as conn:
         kind, _ = run(conn, _definition_steps(name))
     if kind != "aggregate":
         return dict(view.find(limit=limit, after=after))
@@ -447,7 +449,7 @@ def fetch_view(
 def export_views(store: Pooled) -> dict[str, dict[str, Any]]:
     """Every stored document, in the simulation's shape: ``{"views": {name: {id: doc}}, "aggregates": {name: doc}}``."""
     exported: dict[str, dict[str, Any]] = {"views": {}, "aggregates": {}}
-    with store.connection() as conn:
+    with store.read_connection() as conn:
         try:
             names = conn.execute(
                 "select name, kind from pge_projection_definitions where lifecycle <> 'live' order by name"

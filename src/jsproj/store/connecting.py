@@ -11,10 +11,11 @@ where the data lives, and how to choose a database instead; see docs/python.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jsproj.config import project_file, resolve_dsn, resolve_schema
+from jsproj.config import project_file, resolve_dsn, resolve_replicas, resolve_schema
 from jsproj.store.aio import AsyncEventStore
 from jsproj.store.sync import EventStore
 
@@ -37,13 +38,21 @@ def _embedded_or(dsn: str | None) -> str:
     return resolve_dsn(dsn, keep=False, on_start=_said_start)
 
 
-def connect(dsn: str | None = None, *, schema: str | None = None, migrate: bool = True, **pool: Any) -> EventStore:
+def connect(
+    dsn: str | None = None,
+    *,
+    schema: str | None = None,
+    migrate: bool = True,
+    replicas: Sequence[str] | None = None,
+    **options: Any,
+) -> EventStore:
     """An :class:`~jsproj.EventStore` on the chosen database, its schema installed or upgraded unless ``migrate=False``.
 
-    ``pool`` passes ``min_size`` / ``max_size`` to the connection pool.
+    ``replicas``: hot standbys to read from, else ``replicas`` in jsproj.toml (docs/replicas.md). ``options``
+    passes ``min_size`` / ``max_size`` to the connection pool, and ``read_your_writes`` / ``replica_wait``.
     """
     schema = resolve_schema(schema)  # checked before the embedded database may start
-    store = EventStore(_embedded_or(dsn), schema=schema, **pool)
+    store = EventStore(_embedded_or(dsn), schema=schema, replicas=resolve_replicas(replicas), **options)
     if migrate:
         try:
             store.migrate()

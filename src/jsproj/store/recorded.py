@@ -48,9 +48,13 @@ class AppendResult:
     stream_id: str
     version: int
     positions: list[int]
+    #: the WAL position after its commit, where the store reads from replicas (docs/replicas.md): a read given
+    #: it as ``min_lsn`` sees the append
+    lsn: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"streamId": self.stream_id, "version": self.version, "positions": self.positions}
+        done = {"streamId": self.stream_id, "version": self.version, "positions": self.positions}
+        return done if self.lsn is None else {**done, "lsn": self.lsn}
 
 
 @dataclass(frozen=True)

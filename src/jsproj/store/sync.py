@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
@@ -38,6 +39,7 @@ from jsproj.store.pooling import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
 from jsproj.store.python_engine import PythonEngine
 from jsproj.store.reading import fetch_stream_steps, read_all_steps, streams_steps
 from jsproj.store.recorded import STREAM_VERSION, AppendResult, RecordedEvent, Stream, iso, load_json
+from jsproj.store.replicas import COMMIT_LSN, DEFAULT_WAIT, ReplicaLag, Replicas
 from jsproj.store.steps import Steps, run
 from jsproj.store.transactions import Transaction, pending_steps
 from jsproj.store.translate import describe_dsn, reason, translate
@@ -65,7 +67,17 @@ class EventStore:
     Connections come from a pool of ``min_size``..``max_size``.
     """
 
-    def __init__(self, dsn: str, *, schema: str = "public", min_size: int = 1, max_size: int = 8) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        min_size: int = 1,
+        max_size: int = 8,
+        replicas: Sequence[str] = (),
+        read_your_writes: bool = True,
+        replica_wait: float = DEFAULT_WAIT,
+    ) -> None:
         self.dsn = dsn
         self.schema = check_schema(schema)
         self.max_size = max_size  # the most connections its pool opens
@@ -93,6 +105,10 @@ class EventStore:
             raise StoreUnavailableError(
                 f"PostgreSQL is unreachable at {describe_dsn(dsn)}: {reason(exc, dsn)}"
             ) from None
+        self._replicas = None
+        if replicas:  # reads from hot standbys (docs/replicas.md)
+            self._replicas = Replicas(replicas, self._configure, max_size=max_size, wait=replica_wait,
+                                      read_your_writes=read_your_writes)  # fmt: skip
 
     def _configure(self, conn: psycopg.Connection) -> None:
         log_warnings(conn, logger)  # deploys and rebuilds say what of the user's a rebuild could not keep
@@ -103,6 +119,29 @@ class EventStore:
         """A connection of the store's pool, for the length of a ``with`` block (set up as the store's: its
         schema first on the search path, JSON read as jsproj reads it); given back at the end."""
         return self._pool.connection()
+
+    def read_connection(self, min_lsn: str | None = None) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A connection to read with: a replica's that has replayed ``min_lsn`` (and the store's own appends, in
+        session mode) where the store has replicas, else the primary's (docs/replicas.md)."""
+        if self._replicas is None:
+            return self._pool.connection()
+        return self._replicas.connection(self._pool, min_lsn)
+
+    def replica_lag(self) -> list[ReplicaLag]:
+        """Each replica's replay position and lag behind the primary (none without replicas)."""
+        return [] if self._replicas is None else self._replicas.lag(self._pool)
+
+    def _committed(self, conn: psycopg.Connection[Any], results: T) -> T:
+        """``results`` (an append's, or a list of them) with the WAL position after their commit, which the
+        store remembers, where it reads from replicas; as they are otherwise (no query)."""
+        if self._replicas is None:
+            return results
+        row = conn.execute(COMMIT_LSN).fetchone()
+        assert row is not None
+        self._replicas.wrote(row[0])
+        if isinstance(results, list):
+            return [replace(result, lsn=row[0]) for result in results]  # type: ignore[return-value]
+        return replace(results, lsn=row[0])  # type: ignore[type-var]
 
     # -- schema -------------------------------------------------------------
 
@@ -134,7 +173,7 @@ class EventStore:
         """
         message = message_of(message, stream_id, type, events, expected_version, metadata)
         with self._pool.connection() as conn:
-            return self._reloading(lambda: self._append_one(conn, message))
+            return self._committed(conn, self._reloading(lambda: self._append_one(conn, message)))
 
     def delete_stream(
         self, stream_id: str, *, expected_version: int | None = None, metadata: Mapping[str, Any] | None = None
@@ -176,7 +215,7 @@ class EventStore:
                 return run(conn, append_all_steps(self._engine, messages, labels, on_progress))
 
         with self._pool.connection() as conn:
-            return self._reloading(lambda: attempt(conn))
+            return self._committed(conn, self._reloading(lambda: attempt(conn)))
 
     def _reloading(self, attempt: Callable[[], T]) -> T:
         """``attempt()``, once more after loading the inline projections a deploy just added; errors translated."""
@@ -218,7 +257,7 @@ class EventStore:
                 with own.transaction():
                     yield tx
                     results = self._write(own, tx, None)
-                tx.settle(results)  # committed: the results are true now
+                tx.settle(self._committed(own, results))  # committed: the results are true now
             finally:
                 _reset(own, self._configure)
 
@@ -241,6 +280,7 @@ class EventStore:
         until: Time | None = None,
         metadata: Mapping[str, Any] | None = None,
         include_archived: bool = False,
+        min_lsn: str | None = None,
     ) -> list[RecordedEvent]:
         """Events after the one at position ``after`` (0: from the start), at most ``limit``.
 
@@ -257,10 +297,10 @@ class EventStore:
         JSON object the event's metadata contains). A bad one is a
         :class:`~jsproj.errors.LogFilterError`, raised before any SQL runs.
         The events of archived streams are left out unless ``include_archived``
-        (docs/lifecycle.md).
+        (docs/lifecycle.md). ``min_lsn``: see :meth:`read_connection`.
         """
         where = log_filter(types, stream_types, since, until, metadata, include_archived)
-        return self._read(read_all_steps(after, limit, where))
+        return self._read(read_all_steps(after, limit, where), min_lsn)
 
     def fetch_stream(
         self,
@@ -269,36 +309,44 @@ class EventStore:
         to_version: int | None = None,
         *,
         include_archived: bool = False,
+        min_lsn: str | None = None,
     ) -> Stream:
         """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive).
 
-        An archived stream raises :class:`~jsproj.errors.StreamArchivedError` unless ``include_archived``."""
-        return self._read(fetch_stream_steps(stream_id, from_version, to_version, include_archived))
+        An archived stream raises :class:`~jsproj.errors.StreamArchivedError` unless ``include_archived``.
+        ``min_lsn``: see :meth:`read_connection`."""
+        return self._read(fetch_stream_steps(stream_id, from_version, to_version, include_archived), min_lsn)
 
     def archive_stream(self, stream_id: str) -> StreamChange:
         """Archive a stream: its events stay, but reads, live folds, builds and rebuilds leave them out, and
         appends to it raise :class:`~jsproj.errors.StreamArchivedError` until it is unarchived. Views already
         built from it are kept (docs/lifecycle.md). Archiving an archived stream changes nothing."""
-        return self._read(archive_steps(stream_id))
+        return self._write_steps(archive_steps(stream_id))
 
     def unarchive_stream(self, stream_id: str) -> StreamChange:
         """Unarchive a stream: its events are read again and it takes appends (docs/lifecycle.md)."""
-        return self._read(unarchive_steps(stream_id))
+        return self._write_steps(unarchive_steps(stream_id))
 
     def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
         return self._read(streams_steps(list(ids)))
 
-    def _read(self, steps: Steps[T]) -> T:
+    def _read(self, steps: Steps[T], min_lsn: str | None = None) -> T:
+        with self.read_connection(min_lsn) as conn:
+            return run(conn, steps)
+
+    def _write_steps(self, steps: Steps[T]) -> T:
         with self._pool.connection() as conn:
             return run(conn, steps)
 
-    def views(self, name: str) -> View:
+    def views(self, name: str, *, min_lsn: str | None = None) -> View:
         """The documents of projection ``name``: ``get(id)``, ``find(where=..., order_by=..., limit=...)``,
-        ``count(where)`` (docs/views.md)."""
-        return View(self, name)
+        ``count(where)`` (docs/views.md); ``min_lsn``: see :meth:`read_connection`."""
+        return View(self, name, min_lsn=min_lsn)
 
     def close(self) -> None:
+        if self._replicas is not None:
+            self._replicas.close()
         self._pool.close()
         self._engine.close()
 

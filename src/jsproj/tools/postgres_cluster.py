@@ -190,6 +190,25 @@ class Cluster:
         if name is not None:
             initdb_cache.keep(name, self.data_dir)
 
+    def base_backup_to(self, standby: Cluster) -> None:
+        """Make ``standby`` (not initialised) a streaming replica of this running cluster: ``pg_basebackup -R``
+        into its data folder, with its own socket folder, port and settings (docs/replicas.md)."""
+        user = server_os_user()
+        standby.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(standby.data_dir, 0o700)
+        if user is not None:
+            os.chown(standby.data_dir, user.pw_uid, user.pw_gid)
+        done = self._run(
+            "pg_basebackup", "-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER,
+            "-D", str(standby.data_dir), "-R", "-X", "stream", "-c", "fast", check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise ServerError(f"pg_basebackup failed: {_last_line(done.stderr or done.stdout)}")
+        conf = {"unix_socket_directories": f"'{standby.socket_dir}'", "port": str(standby.port), **standby.settings}
+        lines = "".join(f"{key} = {value}\n" for key, value in conf.items())
+        with open(standby.data_dir / "postgresql.auto.conf", "a", encoding="utf-8") as auto:
+            auto.write("# the standby's own, written by jsproj\n" + lines)
+
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
         if self.is_running():

@@ -12,6 +12,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from jsproj.follow.daemon.poison import DeadLetter, DeadLetterGroup
     from jsproj.projections.status import ProjectionStatus
+    from jsproj.store.replicas import ReplicaLag
 
 MAX_COLUMNS = 8
 
@@ -82,6 +83,22 @@ def status_table(found: Sequence[ProjectionStatus]) -> Table:
         # The position alone: positions have gaps (a rolled-back append uses some), the lag counts events.
         position = "" if s.position is None else str(s.position)
         table.add_row(s.name, s.lifecycle, s.engine, row_status, position, lag, str(s.dead_letters), s.holder or "")
+    return table
+
+
+def replicas_table(lags: Sequence[ReplicaLag]) -> Table:
+    """The replicas' table of ``jsproj status`` and ``jsproj replicas``: each one's replay and lag."""
+    table = Table(title="replicas", title_justify="left")
+    for column in ("replica", "state", "replayed", "lag"):
+        table.add_column(column, no_wrap=column == "replica")
+    for lag in lags:
+        if lag.error is not None:
+            table.add_row(lag.replica, f"unreachable: {lag.error[:60]}", "", "")
+            continue
+        behind = "" if lag.lag_bytes is None else f"{lag.lag_bytes:,} bytes"
+        if lag.lag_seconds is not None:
+            behind += f" (last replayed commit {lag.lag_seconds:.1f} s ago)"
+        table.add_row(lag.replica, "standby" if lag.standby else "not in recovery", lag.replay_lsn or "", behind)
     return table
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from jsproj import errors
-from jsproj.config import explicit_dsn, resolve_dsn, resolve_schema
+from jsproj.config import explicit_dsn, resolve_dsn, resolve_replicas, resolve_schema
 from jsproj.engine.sandbox import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, MAX_TIMEOUT, MB
 from jsproj.redact import remember
 from jsproj.store.sync import EventStore
@@ -130,6 +130,15 @@ def sandbox_options(command: F) -> F:
 
 def store_options(command: F) -> F:
     command = click.option(
+        "--replica",
+        metavar="DSN",
+        multiple=True,
+        expose_value=False,
+        callback=_remember_replicas,
+        help="A hot standby to read from (repeatable): the command's reads go to it once it has replayed the "
+        "store's last write, the writes to --dsn (docs/replicas.md).  [default: replicas in jsproj.toml]",
+    )(command)
+    command = click.option(
         "--schema",
         metavar="NAME",
         help="Schema of the store's tables.  [env var: JSPROJ_SCHEMA; default: schema in jsproj.toml, else public]",
@@ -141,6 +150,12 @@ def store_options(command: F) -> F:
         help="PostgreSQL connection string or URL.  [env var: JSPROJ_DSN; default: dsn in jsproj.toml, else the "
         "embedded database]",
     )(command)
+
+
+def _remember_replicas(ctx: click.Context, param: click.Parameter, replicas: tuple[str, ...]) -> None:
+    for dsn in replicas:
+        remember(dsn)
+    ctx.meta["jsproj.replicas"] = replicas  # (open_store reads it: no command takes it as a parameter)
 
 
 def _remember_dsn(ctx: click.Context, param: click.Parameter, dsn: str | None) -> str | None:
@@ -182,7 +197,10 @@ def open_store(dsn: str | None, schema: str | None, *, create: bool = True, migr
     without one is an error). The options are checked before any server starts."""
     explicit = explicit_dsn(dsn)
     chosen_schema = resolve_schema(schema)
-    store = EventStore(resolve_dsn(dsn, create=create, on_start=announce_start), schema=chosen_schema, max_size=4)
+    context = click.get_current_context(silent=True)
+    replicas = resolve_replicas(context.meta.get("jsproj.replicas") if context else None)
+    store = EventStore(resolve_dsn(dsn, create=create, on_start=announce_start), schema=chosen_schema, max_size=4,
+                       replicas=replicas)  # fmt: skip
     if not explicit and migrate:
         store.migrate()
     return store

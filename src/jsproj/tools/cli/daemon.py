@@ -27,7 +27,7 @@ from jsproj.tools.cli.common import (
     sandbox_options,
     store_options,
 )
-from jsproj.tools.render import counted, dead_letter_groups_table, dead_letters_table, status_table
+from jsproj.tools.render import counted, dead_letter_groups_table, dead_letters_table, replicas_table, status_table
 
 logger = logging.getLogger("jsproj.daemon")
 LISTED = 100  # the dead letters --list shows unless --limit says otherwise
@@ -210,14 +210,42 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
 
     with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         found = projection_status(store) + subscription_status(store)
+        lags = store.replica_lag()
     if as_json:
         echo_json([s.to_dict() for s in found])
         return
     console = Console()
     if found:
         console.print(status_table(found))
+    if lags:
+        console.print(replicas_table(lags))
     for hint in hints(found):
         console.print(f"hint: {hint}", style="dim", soft_wrap=True)
+
+
+@click.command()
+@store_options
+@json_option
+def replicas(dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Show each replica (--replica, or replicas in jsproj.toml): how far it has replayed, how far behind.
+
+    The lag is in bytes of WAL behind the primary's, and the time since the
+    last commit it replayed (docs/replicas.md). `jsproj status` shows the
+    same table after the projections'.
+
+    \b
+    Examples:
+      jsproj replicas --replica "host=standby-1 dbname=app"
+      jsproj replicas --json
+    """
+    with json_errors(as_json), open_store(dsn, schema, create=False) as store:
+        lags = store.replica_lag()
+    if as_json:
+        echo_json([lag.to_dict() for lag in lags])
+    elif lags:
+        Console().print(replicas_table(lags))
+    else:
+        click.echo("no replicas: give them with --replica, or replicas in jsproj.toml")
 
 
 @click.command("dead-letters")
@@ -295,4 +323,4 @@ def retry(name: str, dsn: str | None, schema: str | None, timeout: float, memory
     ))  # fmt: skip
 
 
-COMMANDS = [daemon, rebuild, status, dead_letters, retry]
+COMMANDS = [daemon, rebuild, status, replicas, dead_letters, retry]
