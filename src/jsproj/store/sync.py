@@ -22,7 +22,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from jsproj.errors import PythonEngineRequiredError, StoreUnavailableError
 from jsproj.logs import log_warnings
-from jsproj.projections.views import View
 from jsproj.store.appending import (
     INLINE_PAGE,
     Message,
@@ -31,15 +30,14 @@ from jsproj.store.appending import (
     inline_steps,
     message_of,
 )
-from jsproj.store.filters import Time, log_filter
 from jsproj.store.identifiers import check_schema, search_path
 from jsproj.store.lifecycle import StreamChange, archive_steps, unarchive_steps
 from jsproj.store.migrate import Applied, migrate
-from jsproj.store.pooling import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
+from jsproj.store.pooling import CONNECT_TIMEOUT
 from jsproj.store.python_engine import PythonEngine
-from jsproj.store.reading import fetch_stream_steps, read_all_steps, streams_steps
+from jsproj.store.readers import ReadingStore
 from jsproj.store.recorded import STREAM_VERSION, AppendResult, RecordedEvent, Stream, iso, load_json
-from jsproj.store.replicas import COMMIT_LSN, DEFAULT_WAIT, ReplicaLag, Replicas
+from jsproj.store.replicas import COMMIT_LSN, DEFAULT_WAIT, Replicas
 from jsproj.store.steps import Steps, run
 from jsproj.store.transactions import Transaction, pending_steps
 from jsproj.store.translate import describe_dsn, reason, translate
@@ -60,7 +58,7 @@ logger = logging.getLogger("jsproj.store")
 T = TypeVar("T")
 
 
-class EventStore:
+class EventStore(ReadingStore):
     """Events in PostgreSQL: ``append``, ``read_all``, ``fetch_stream``.
 
     ``dsn`` is a libpq connection string or URL; tables live in ``schema``.
@@ -119,17 +117,6 @@ class EventStore:
         """A connection of the store's pool, for the length of a ``with`` block (set up as the store's: its
         schema first on the search path, JSON read as jsproj reads it); given back at the end."""
         return self._pool.connection()
-
-    def read_connection(self, min_lsn: str | None = None) -> AbstractContextManager[psycopg.Connection[Any]]:
-        """A connection to read with: a replica's that has replayed ``min_lsn`` (and the store's own appends, in
-        session mode) where the store has replicas, else the primary's (docs/replicas.md)."""
-        if self._replicas is None:
-            return self._pool.connection()
-        return self._replicas.connection(self._pool, min_lsn)
-
-    def replica_lag(self) -> list[ReplicaLag]:
-        """Each replica's replay position and lag behind the primary (none without replicas)."""
-        return [] if self._replicas is None else self._replicas.lag(self._pool)
 
     def _committed(self, conn: psycopg.Connection[Any], results: T) -> T:
         """``results`` (an append's, or a list of them) with the WAL position after their commit, which the
@@ -267,56 +254,6 @@ class EventStore:
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
-    # -- reading ------------------------------------------------------------
-
-    def read_all(
-        self,
-        after: int = 0,
-        limit: int = DEFAULT_READ_LIMIT,
-        *,
-        types: str | Iterable[str] | None = None,
-        stream_types: str | Iterable[str] | None = None,
-        since: Time | None = None,
-        until: Time | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        include_archived: bool = False,
-        min_lsn: str | None = None,
-    ) -> list[RecordedEvent]:
-        """Events after the one at position ``after`` (0: from the start), at most ``limit``.
-
-        Only events that no running transaction can precede are returned, in
-        a stable order (by appending transaction, then position), so a reader
-        that follows with ``after=<last position returned>`` never skips an
-        event or sees one out of order. Positions are unique but not in
-        commit order; ``after`` must be a position returned earlier.
-
-        The filters read the log by what happened (docs/reading.md), each
-        with its index: ``types`` (event types), ``stream_types`` (a name or
-        up to 32), the append-time window ``[since, until)`` (aware datetimes
-        or ISO 8601 text with a zone, on ``appended_at``), and ``metadata`` (a
-        JSON object the event's metadata contains). A bad one is a
-        :class:`~jsproj.errors.LogFilterError`, raised before any SQL runs.
-        The events of archived streams are left out unless ``include_archived``
-        (docs/lifecycle.md). ``min_lsn``: see :meth:`read_connection`.
-        """
-        where = log_filter(types, stream_types, since, until, metadata, include_archived)
-        return self._read(read_all_steps(after, limit, where), min_lsn)
-
-    def fetch_stream(
-        self,
-        stream_id: str,
-        from_version: int | None = None,
-        to_version: int | None = None,
-        *,
-        include_archived: bool = False,
-        min_lsn: str | None = None,
-    ) -> Stream:
-        """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive).
-
-        An archived stream raises :class:`~jsproj.errors.StreamArchivedError` unless ``include_archived``.
-        ``min_lsn``: see :meth:`read_connection`."""
-        return self._read(fetch_stream_steps(stream_id, from_version, to_version, include_archived), min_lsn)
-
     def archive_stream(self, stream_id: str) -> StreamChange:
         """Archive a stream: its events stay, but reads, live folds, builds and rebuilds leave them out, and
         appends to it raise :class:`~jsproj.errors.StreamArchivedError` until it is unarchived. Views already
@@ -327,22 +264,9 @@ class EventStore:
         """Unarchive a stream: its events are read again and it takes appends (docs/lifecycle.md)."""
         return self._write_steps(unarchive_steps(stream_id))
 
-    def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
-        return self._read(streams_steps(list(ids)))
-
-    def _read(self, steps: Steps[T], min_lsn: str | None = None) -> T:
-        with self.read_connection(min_lsn) as conn:
-            return run(conn, steps)
-
     def _write_steps(self, steps: Steps[T]) -> T:
         with self._pool.connection() as conn:
             return run(conn, steps)
-
-    def views(self, name: str, *, min_lsn: str | None = None) -> View:
-        """The documents of projection ``name``: ``get(id)``, ``find(where=..., order_by=..., limit=...)``,
-        ``count(where)`` (docs/views.md); ``min_lsn``: see :meth:`read_connection`."""
-        return View(self, name, min_lsn=min_lsn)
 
     def close(self) -> None:
         if self._replicas is not None:
