@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from jsproj.follow.daemon.metrics import DaemonMetrics
@@ -120,6 +121,14 @@ def lines_not_told_apart(dashboard: dict[str, Any]) -> list[str]:
     return found
 
 
+def running(dsn: str, name: str) -> bool:
+    """Whether the daemon follows ``name`` (its build done): an event appended now is applied in a page of its
+    own, not by the build's last read (which counts no page)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("select status from pge_projection_progress where name = %s", (name,)).fetchone()
+    return row == ("running",)
+
+
 def exposition(store: EventStore, dsn: str) -> dict[str, set[str]]:
     """The daemon's /metrics once it built a projection and then followed it a page (so that every family
     has samples: a build counts no pages): sample name -> the label names its samples carry."""
@@ -133,6 +142,7 @@ def exposition(store: EventStore, dsn: str) -> dict[str, set[str]]:
                 return str(answer.read().decode())
 
         wait_until(lambda: 'jsproj_projection_events_applied_total{projection="Count"} 1.0' in scrape())
+        wait_until(lambda: running(dsn, "Count"))  # built and swapped in: the next event is followed, a page
         store.append({"id": "s-1", "type": "S", "data": {"$type": "Happened"}})
         wait_until(lambda: 'jsproj_projection_pages_applied_total{projection="Count"} 1.0' in scrape())
         text = scrape()
