@@ -33,6 +33,7 @@ import scenario_growth
 import scenario_inline
 import scenario_reads
 import scenario_rebuild
+import scenario_replicas
 import scenario_store
 import scenario_upcast
 from harness import LOAD_WARNING, ROOT, Row, bench_cluster, log, machine, table
@@ -52,6 +53,7 @@ SCENARIOS = (
     "async",
     "emmett",
     "reads",
+    "replicas",
 )
 
 
@@ -127,6 +129,7 @@ def scenario_steps(
         "async": lambda: scenario_async.run(cluster, new_database, quick),
         "emmett": lambda: scenario_emmett.run(new_database, quick),
         "reads": lambda: scenario_reads.run(new_database, cluster.dsn, quick),
+        "replicas": lambda: scenario_replicas.run(quick),
     }
     steps += [(name, run) for name, run in others.items() if name in wanted]
     return steps

@@ -42,9 +42,10 @@ from waiting import daemon_thread, wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.server]  # three servers, killed and rebuilt
 
 NAMES = ("n0", "n1", "n2")
-#: wal_keep_size: a standby made again starts streaming after the next one's base backup, which recycles WAL
+#: wal_keep_size: a standby made again starts streaming after the next one's base backup, which recycles WAL;
+#: dynamic shared memory in the data folder (mmap), not /dev/shm: a killed server's goes with its folder
 SETTINGS = {"jit": "off", "autovacuum": "off", "wal_level": "replica", "max_wal_senders": "8", "hot_standby": "on",
-            "wal_keep_size": "'128MB'"}  # fmt: skip
+            "wal_keep_size": "'128MB'", "dynamic_shared_memory_type": "mmap"}  # fmt: skip
 
 
 @dataclass
@@ -139,14 +140,14 @@ def replicated(names: tuple[str, ...], *, synchronous: bool) -> Iterator[Servers
         path.mkdir(exist_ok=True)
         os.chmod(path, 0o711)  # (the server's OS user reaches its folders inside)
     first = nodes[0].cluster
-    first.init(durable=False)
-    first.start()
-    if synchronous:  # (after its start: its createdb would wait for a standby)
-        with open(first.data_dir / "postgresql.auto.conf", "a", encoding="utf-8") as auto:  # copied to standbys
-            auto.write(f"synchronous_commit = on\nsynchronous_standby_names = 'FIRST 1 ({', '.join(names)})'\n")
-        first._run("pg_ctl", "reload", "-D", str(first.data_dir))
     made = Servers(nodes, nodes[0], folder)
     try:
+        first.init(durable=False)
+        first.start()
+        if synchronous:  # (after its start: its createdb would wait for a standby)
+            with open(first.data_dir / "postgresql.auto.conf", "a", encoding="utf-8") as auto:  # copied to standbys
+                auto.write(f"synchronous_commit = on\nsynchronous_standby_names = 'FIRST 1 ({', '.join(names)})'\n")
+            first._run("pg_ctl", "reload", "-D", str(first.data_dir))
         for node in nodes[1:]:
             node.standby_of(nodes[0])
         wait_until(lambda: made.streaming() == len(nodes) - 1)
