@@ -83,7 +83,7 @@ test:
 test-all: pytest lint node-test test-lowest
 
 # lint, and the tests not marked slow (pytest -m "not slow"), with the Node tests. It leaves out: the
-# short soak, PostgreSQL restarts and crashes, daemons killed or stopped midway, several daemons
+# short soak, PostgreSQL restarts and crashes, replicas and failovers, daemons killed or stopped midway, several daemons
 # (partitions), the doc scripts, the hypothesis runs over every host (batching, equivalence, projection
 # names), npm packing and tsc, the wheel, the large conformance case (many-streams), the conformance
 # suite beyond the Python host (FAST_HOSTS) and the hostile corpus beyond the Python host, PLV8 and

@@ -58,15 +58,16 @@ def copy_batches(conn: psycopg.Connection, total: int, size: int) -> float:
     """Rows/s of a COPY of the rows ``append_batches`` writes, into copy_target (same shape as pge_events)."""
     now = datetime.now(UTC)
     rows = [
-        (str(uuid.uuid4()), message["id"], v + 1, e["$type"], json.dumps({k: x for k, x in e.items() if k != "$type"}),
-         now)
+        (str(uuid.uuid4()), message["id"], message["type"], v + 1, e["$type"],
+         json.dumps({k: x for k, x in e.items() if k != "$type"}), now)
         for message in batch_messages(total, size)
         for v, e in enumerate(message["data"])
     ]  # fmt: skip
 
     def copy() -> None:
         with conn.transaction(), conn.cursor() as cur:
-            with cur.copy("copy copy_target (id, stream_id, version, type, data, timestamp) from stdin") as out:
+            columns = "id, stream_id, stream_type, version, type, data, timestamp"
+            with cur.copy(f"copy copy_target ({columns}) from stdin") as out:
                 for row in rows:
                     out.write_row(row)
 

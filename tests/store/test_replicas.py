@@ -8,10 +8,12 @@ replica's replay is paused to make it lag: what a read returns then says where i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +24,14 @@ from clihelp import JSPROJ
 from jsproj.engine.projections import Projections
 from jsproj.projections.deploy import deploy
 from jsproj.projections.live import aggregate
+from jsproj.store.aio import AsyncEventStore
 from jsproj.store.sync import EventStore
 from jsproj.tools.postgres_cluster import Cluster, temporary_cluster
 
 from projections import sources
 from waiting import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]  # two servers of their own (make test-fast leaves them out)
 
 #: The primary streams its WAL to the standby, and commits wait for the WAL's flush (as a durable primary does).
 PRIMARY = {"jit": "off", "autovacuum": "off", "wal_level": "replica", "max_wal_senders": "4", "hot_standby": "on"}
@@ -161,3 +166,35 @@ def cli(*args: str, cwd: Path) -> str:
     done = subprocess.run([str(JSPROJ), *args], cwd=cwd, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_the_asyncio_store_reads_from_the_replica_and_sees_its_own_appends(store: EventStore, pair: Pair) -> None:
+    async def scenario() -> None:
+        async with AsyncEventStore(pair.primary.dsn, schema=store.schema, replicas=[pair.standby.dsn],
+                                   replica_wait=0.5) as aio:  # fmt: skip
+            first = await aio.append({"id": "quest-5", "type": "Quest", "data": {"$type": "Joined", "name": "Bilbo"}})
+            assert first.lsn is not None
+            await wait_async(lambda: aio_on_standby(aio, first.lsn))  # replayed: the replica serves it
+            replay(pair, paused=True)
+            second = await aio.append({"id": "quest-5", "data": {"$type": "Joined", "name": "Thorin"}})
+            assert not await aio_on_standby(aio, None), "session mode: not replayed, the primary answers"
+            assert await aio.views("Party").get("quest-5") == {"members": ["Bilbo", "Thorin"]}
+            assert [e.version for e in await aio.read_all(stream_types="Quest", min_lsn=second.lsn)
+                    if e.stream_id == "quest-5"] == [1, 2]  # fmt: skip
+            [lag] = await aio.replica_lag()
+            assert lag.standby and lag.lag_bytes is not None and lag.lag_bytes > 0
+
+    asyncio.run(scenario())
+
+
+async def aio_on_standby(aio: AsyncEventStore, min_lsn: str | None) -> bool:
+    async with aio.read_connection(min_lsn) as conn:
+        row = await (await conn.execute("select pg_is_in_recovery()")).fetchone()
+    return bool(row and row[0])
+
+
+async def wait_async(condition: Callable[[], Awaitable[bool]], deadline: float = 60.0) -> None:
+    end = time.monotonic() + deadline
+    while not await condition():
+        assert time.monotonic() < end, "condition not met before the deadline"
+        await asyncio.sleep(0.02)

@@ -353,7 +353,9 @@ class Pooled(Protocol):
 class AsyncPooled(Protocol):
     """What an asyncio view reads through (a :class:`jsproj.AsyncEventStore`)."""
 
-    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
+    def read_connection(
+        self, min_lsn: str | None = None
+    ) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
 
 
 class View:
@@ -396,9 +398,10 @@ class View:
 class AsyncView:
     """:class:`View` for asyncio: ``await store.views(name).find(...)``."""
 
-    def __init__(self, store: AsyncPooled, name: str) -> None:
+    def __init__(self, store: AsyncPooled, name: str, *, min_lsn: str | None = None) -> None:
         self.store = store
         self.name = name
+        self.min_lsn = min_lsn
 
     async def get(self, id: str) -> Any:
         """The document ``id`` (see :meth:`View.get`)."""
@@ -419,7 +422,7 @@ class AsyncView:
         return await self._run(count_steps(self.name, where))
 
     async def _run(self, work: Steps[T]) -> T:
-        async with self.store.connection() as conn:
+        async with self.store.read_connection(self.min_lsn) as conn:
             return await run_async(conn, work)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
@@ -20,7 +21,6 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jsproj.errors import PythonEngineRequiredError, StoreUnavailableError
 from jsproj.projections.status import wait_steps
-from jsproj.projections.views import AsyncView
 from jsproj.store.appending import (
     Message,
     append_all_steps,
@@ -28,14 +28,14 @@ from jsproj.store.appending import (
     inline_steps,
     message_of,
 )
-from jsproj.store.filters import Time, log_filter
 from jsproj.store.identifiers import check_schema, search_path
 from jsproj.store.lifecycle import StreamChange, archive_steps, unarchive_steps
 from jsproj.store.migrate import Applied, migrate
-from jsproj.store.pooling import CONNECT_TIMEOUT, DEFAULT_READ_LIMIT
+from jsproj.store.pooling import CONNECT_TIMEOUT
 from jsproj.store.python_engine import PythonEngine
-from jsproj.store.reading import fetch_stream_steps, read_all_steps, streams_steps
-from jsproj.store.recorded import AppendResult, RecordedEvent, Stream, load_json
+from jsproj.store.readers import AsyncReadingStore
+from jsproj.store.recorded import AppendResult, load_json
+from jsproj.store.replicas import COMMIT_LSN, DEFAULT_WAIT, AsyncReplicas
 from jsproj.store.steps import Steps, run_async
 from jsproj.store.transactions import Transaction, pending_steps
 from jsproj.store.translate import describe_dsn, reason, translate
@@ -43,7 +43,7 @@ from jsproj.store.translate import describe_dsn, reason, translate
 T = TypeVar("T")
 
 
-class AsyncEventStore:
+class AsyncEventStore(AsyncReadingStore):
     """Events in PostgreSQL, for asyncio: ``await store.append(...)``, ``read_all``, ``fetch_stream``.
 
     Open it with ``await AsyncEventStore.open(dsn)`` or ``async with AsyncEventStore(dsn) as store``;
@@ -51,7 +51,17 @@ class AsyncEventStore:
     from a pool of ``min_size``..``max_size``.
     """
 
-    def __init__(self, dsn: str, *, schema: str = "public", min_size: int = 1, max_size: int = 8) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        min_size: int = 1,
+        max_size: int = 8,
+        replicas: Sequence[str] = (),
+        read_your_writes: bool = True,
+        replica_wait: float = DEFAULT_WAIT,
+    ) -> None:
         self.dsn = dsn
         self.schema = check_schema(schema)
         self._search_path = search_path(schema)
@@ -65,6 +75,10 @@ class AsyncEventStore:
             open=False,
             name="jsproj-async",
         )
+        self._replicas = None
+        if replicas:  # reads from hot standbys (docs/replicas.md)
+            self._replicas = AsyncReplicas(replicas, self._configure, max_size=max_size, wait=replica_wait,
+                                           read_your_writes=read_your_writes)  # fmt: skip
 
     @classmethod
     async def open(cls, dsn: str, **options: Any) -> AsyncEventStore:
@@ -87,6 +101,19 @@ class AsyncEventStore:
             raise StoreUnavailableError(
                 f"PostgreSQL is unreachable at {describe_dsn(self.dsn)}: {reason(exc, self.dsn)}"
             ) from None
+        if self._replicas is not None:
+            await self._replicas.open()
+
+    async def _committed(self, conn: psycopg.AsyncConnection[Any], results: T) -> T:
+        """As :meth:`jsproj.EventStore._committed`: the WAL position after the commit, where there are replicas."""
+        if self._replicas is None:
+            return results
+        row = await (await conn.execute(COMMIT_LSN)).fetchone()
+        assert row is not None
+        self._replicas.wrote(row[0])
+        if isinstance(results, list):
+            return [replace(result, lsn=row[0]) for result in results]  # type: ignore[return-value]
+        return replace(results, lsn=row[0])  # type: ignore[type-var]
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(self._search_path)
@@ -120,7 +147,7 @@ class AsyncEventStore:
         """Append one message atomically (see :meth:`jsproj.EventStore.append`)."""
         message = message_of(message, stream_id, type, events, expected_version, metadata)
         async with self._pool.connection() as conn:
-            return await self._reloading(lambda: self._append_one(conn, message))
+            return await self._committed(conn, await self._reloading(lambda: self._append_one(conn, message)))
 
     async def delete_stream(
         self, stream_id: str, *, expected_version: int | None = None, metadata: Mapping[str, Any] | None = None
@@ -152,7 +179,7 @@ class AsyncEventStore:
                 return await run_async(conn, append_all_steps(self._engine, messages, labels, on_progress))
 
         async with self._pool.connection() as conn:
-            return await self._reloading(lambda: attempt(conn))
+            return await self._committed(conn, await self._reloading(lambda: attempt(conn)))
 
     async def _reloading(self, attempt: Callable[[], Awaitable[T]]) -> T:
         for tries in (1, 2):
@@ -184,7 +211,7 @@ class AsyncEventStore:
                     async with own.transaction():
                         yield tx
                         results = await self._write(own, tx, None)
-                    tx.settle(results)
+                    tx.settle(await self._committed(own, results))
                 finally:
                     await self._reset(own)
 
@@ -206,53 +233,15 @@ class AsyncEventStore:
         except psycopg.Error:
             await conn.close()
 
-    # -- reading ------------------------------------------------------------
-
-    async def read_all(
-        self,
-        after: int = 0,
-        limit: int = DEFAULT_READ_LIMIT,
-        *,
-        types: str | Iterable[str] | None = None,
-        stream_types: str | Iterable[str] | None = None,
-        since: Time | None = None,
-        until: Time | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        include_archived: bool = False,
-    ) -> list[RecordedEvent]:
-        """Events after position ``after`` in the gap-safe order, filtered by what happened (see
-        :meth:`jsproj.EventStore.read_all`)."""
-        where = log_filter(types, stream_types, since, until, metadata, include_archived)
-        return await self._read(read_all_steps(after, limit, where))
-
-    async def fetch_stream(
-        self,
-        stream_id: str,
-        from_version: int | None = None,
-        to_version: int | None = None,
-        *,
-        include_archived: bool = False,
-    ) -> Stream:
-        """The stream and its events from ``from_version`` to ``to_version`` (inclusive)."""
-        return await self._read(fetch_stream_steps(stream_id, from_version, to_version, include_archived))
-
     async def archive_stream(self, stream_id: str) -> StreamChange:
         """Archive a stream (see :meth:`jsproj.EventStore.archive_stream`)."""
-        return await self._read(archive_steps(stream_id))
+        return await self._primary(archive_steps(stream_id))
 
     async def unarchive_stream(self, stream_id: str) -> StreamChange:
         """Unarchive a stream (see :meth:`jsproj.EventStore.unarchive_stream`)."""
-        return await self._read(unarchive_steps(stream_id))
+        return await self._primary(unarchive_steps(stream_id))
 
-    async def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
-        return await self._read(streams_steps(list(ids)))
-
-    def views(self, name: str) -> AsyncView:
-        """The documents of projection ``name``: ``await .get(id)``, ``.find(where=...)``, ``.count(where)``."""
-        return AsyncView(self, name)
-
-    async def _read(self, steps: Steps[T]) -> T:
+    async def _primary(self, steps: Steps[T]) -> T:
         async with self._pool.connection() as conn:
             return await run_async(conn, steps)
 
@@ -270,6 +259,8 @@ class AsyncEventStore:
         return self._pool.connection()
 
     async def close(self) -> None:
+        if self._replicas is not None:
+            await self._replicas.close()
         await self._pool.close()
         self._engine.close()
 

@@ -63,12 +63,17 @@ def connect(
 
 
 async def connect_async(
-    dsn: str | None = None, *, schema: str | None = None, migrate: bool = True, **pool: Any
+    dsn: str | None = None,
+    *,
+    schema: str | None = None,
+    migrate: bool = True,
+    replicas: Sequence[str] | None = None,
+    **options: Any,
 ) -> AsyncEventStore:
     """An open :class:`~jsproj.AsyncEventStore` chosen like :func:`connect`'s (starting the embedded database
     blocks while it starts: call this once, at the application's start)."""
     schema = resolve_schema(schema)  # checked before the embedded database may start
-    store = await AsyncEventStore.open(_embedded_or(dsn), schema=schema, **pool)
+    store = await AsyncEventStore.open(_embedded_or(dsn), schema=schema, replicas=resolve_replicas(replicas), **options)
     if migrate:
         try:
             await store.migrate()
