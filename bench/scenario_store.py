@@ -109,8 +109,8 @@ def single_inserts(dsn: str, total: int, writers: int) -> float:
             for n in range(per_writer):
                 e = event(n)
                 conn.execute(
-                    "insert into insert_target (id, stream_id, version, type, data, timestamp)"
-                    " values (%s, %s, %s, %s, %s, %s)",
+                    "insert into insert_target (id, stream_id, stream_type, version, type, data, timestamp)"
+                    " values (%s, %s, 'Account', %s, %s, %s, %s)",
                     (uuid.uuid4(), f"single-{tag}-{writer}", n + 1, e["$type"],
                      json.dumps({"amount": e["amount"], "note": e["note"]}), now),
                 )  # fmt: skip
