@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -59,8 +58,7 @@ class Node:
         """SIGKILL the postmaster and every process it started: the machine is gone."""
         pid = self.cluster.pid()
         assert pid is not None
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
-        for target in [pid, *map(int, children.split())]:
+        for target in [pid, *children(pid)]:
             try:
                 os.kill(target, signal.SIGKILL)
             except ProcessLookupError:
@@ -252,3 +250,16 @@ def answers(read: Callable[[], object]) -> bool:
     except StoreError:
         return False
     return True
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc: no procps needed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # (gone meanwhile)
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
