@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from jsproj.errors import InputError, StoreError
 from jsproj.follow.daemon import Daemon
@@ -18,6 +17,7 @@ from jsproj.projections import erasure
 from jsproj.projections.deploy import deploy
 from jsproj.projections.erasure import erase
 from jsproj.store.sync import EventStore
+from test_erasure import tables_with
 
 from conformance_hosts import engine_params, require_language
 from projections import sources
@@ -32,14 +32,6 @@ PEOPLE = """projections.projectStream('Customer').named('People').by({
 def register(store: EventStore, stream: str = "customer-42", email: str = SECRET) -> None:
     store.append({"id": stream, "type": "Customer", "metadata": {"by": "signup"},
                   "data": {"$type": "Registered", "email": email}})  # fmt: skip
-
-
-def tables_with(dsn: str, text: str) -> list[str]:
-    query = "select exists (select from {} t where t::text like %s)"
-    with psycopg.connect(dsn) as conn:
-        names = [n for (n,) in conn.execute("select tablename from pg_tables where schemaname = 'public'")]
-        found = [(n, conn.execute(sql.SQL(query).format(sql.Identifier(n)), (f"%{text}%",)).fetchone()) for n in names]
-    return [name for name, row in found if row and row[0]]
 
 
 def test_break_1_an_append_in_repeatable_read_cannot_slip_past_an_archive(store: EventStore, dsn: str) -> None:
