@@ -55,10 +55,14 @@ class Backoff:
     def reset(self) -> None:
         self.delay = self.first
 
+    def next(self) -> float:
+        """The current delay, doubled for the next failure."""
+        delay, self.delay = self.delay, min(self.delay * 2, self.longest)
+        return delay
+
     def wait(self, stop: threading.Event) -> None:
         """Wait the current delay (or until ``stop``), then double it."""
-        stop.wait(self.delay)
-        self.delay = min(self.delay * 2, self.longest)
+        stop.wait(self.next())
 
 
 class Waker:
@@ -161,42 +165,76 @@ class Processor(Protocol):
         """Say what failed and what comes next (reconnecting or retrying in ``delay`` seconds)."""
 
 
+Turn = Literal["busy", "idle", "caught up", "failed"]
+
+
 class Follower:
     """Runs a :class:`Processor` until ``stop`` is set or -- ``until_caught_up`` -- until it reached the end of
-    the log as it was when the run began, riding out lost connections and failures by its policy."""
+    the log as it was when it first attached, riding out lost connections and failures by its policy.
 
-    def __init__(self, processor: Processor, stop: threading.Event) -> None:
+    :meth:`run` takes turns until then; a scheduler of many followers (:mod:`jsproj.follow.fleet`) takes their
+    :meth:`turn` s itself, one at a time, and waits as it sees fit.
+    """
+
+    def __init__(self, processor: Processor, stop: threading.Event, *, until_caught_up: bool = False) -> None:
         self.processor = processor
         self.stop = stop
+        self.until_caught_up = until_caught_up
+        self.backoff = Backoff()
+        self.attached: Attached | None = None
+        self._target: Any = None
+        self._targeted = False
 
-    def run(self, *, until_caught_up: bool = False) -> bool:
+    def turn(self) -> Turn:
+        """Attach if need be, then one step: ``busy`` (it did work), ``idle``, ``caught up`` (until caught up),
+        or ``failed`` (said by the processor, detached; wait ``backoff.next()`` before the next turn). Raises
+        what the policy stops on."""
+        try:
+            attached = self.attached = self.attached or self.processor.attach()
+            if self.until_caught_up and not self._targeted:
+                self._target, self._targeted = attached.high_water(), True
+            busy = attached.step(self._target if self.until_caught_up else None)
+            self.backoff.reset()
+            if self.until_caught_up and attached.caught_up(self._target, busy):
+                return "caught up"
+            return "busy" if busy else "idle"
+        except Exception as exc:
+            return self._failed(exc)
+
+    def idle(self) -> Turn:
+        """Wait until there may be work (after an ``idle`` turn): ``idle``, or ``failed`` as :meth:`turn`."""
+        try:
+            if self.attached is not None:
+                self.attached.idle()
+            return "idle"
+        except Exception as exc:
+            return self._failed(exc)
+
+    def _failed(self, exc: Exception) -> Turn:
+        action = self.processor.policy.action(exc)
+        if action == "stop":
+            raise exc
+        self.processor.failed(exc, action, self.backoff.delay)
+        self.detach(clean=False)  # what it held goes with its connections
+        return "failed"
+
+    def detach(self, *, clean: bool) -> None:
+        """Close the processor's connections, if open (``clean``: give everything back now)."""
+        gone, self.attached = self.attached, None
+        if gone is not None:
+            gone.detach(clean=clean)
+
+    def run(self) -> bool:
         """True when caught up, False when stopped first; raises what the policy stops on."""
-        backoff = Backoff()
-        attached: Attached | None = None
-        target: Any = None
-        targeted = False
         try:
             while not self.stop.is_set():
-                try:
-                    attached = attached or self.processor.attach()
-                    if until_caught_up and not targeted:
-                        target, targeted = attached.high_water(), True
-                    busy = attached.step(target if until_caught_up else None)
-                    backoff.reset()
-                    if until_caught_up and attached.caught_up(target, busy):
-                        return True
-                    if not busy:
-                        attached.idle()
-                except Exception as exc:
-                    action = self.processor.policy.action(exc)
-                    if action == "stop":
-                        raise
-                    self.processor.failed(exc, action, backoff.delay)
-                    gone, attached = attached, None
-                    if gone is not None:
-                        gone.detach(clean=False)  # what it held goes with its connections
-                    backoff.wait(self.stop)
+                turn = self.turn()
+                if turn == "caught up":
+                    return True
+                if turn == "idle":
+                    turn = self.idle()
+                if turn == "failed":
+                    self.backoff.wait(self.stop)
             return False
         finally:
-            if attached is not None:
-                attached.detach(clean=True)
+            self.detach(clean=True)

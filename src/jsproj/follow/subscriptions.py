@@ -111,7 +111,7 @@ class Subscription:
         processor = SubscriberProcessor(self.dsn, self.schema, self.name, self.handler, self.options, self.say,
                                         self._stop)  # fmt: skip
         try:
-            return Follower(processor, self._stop).run(until_caught_up=until_caught_up)
+            return Follower(processor, self._stop, until_caught_up=until_caught_up).run()
         finally:
             self._stop.clear()  # a later run() runs again
 

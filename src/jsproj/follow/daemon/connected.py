@@ -116,11 +116,17 @@ class Connected:
 
     def idle(self) -> None:
         """Sleep until events are appended (NOTIFY) or the poll interval passes -- briefly, after recent work."""
+        brisk = self.rest()
+        self.waker.wait(self.session.control, self.daemon.stopping, brisk=brisk)
+
+    def rest(self) -> bool:
+        """Between an idle round and the next: the page in flight committed, pages small again after an idle
+        spell. True while brisk (work was recent: poll again soon)."""
         self.pipeline.settle()
         brisk = self.waker.brisk or self.versions.building is not None
         if not brisk:
             self.pipeline.relax()
-        self.waker.wait(self.session.control, self.daemon.stopping, brisk=brisk)
+        return brisk
 
     def detach(self, *, clean: bool) -> None:
         self.versions.close()  # it needs the projection's lock, which goes with the control connection

@@ -81,6 +81,7 @@ class Daemon:
         hooks: DaemonHooks | None = None,
         retention: Callable[[], Any] | None = None,
         retention_interval: float = 3600.0,
+        stop: threading.Event | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -94,7 +95,7 @@ class Daemon:
         self.progress = ProgressLog(self.say)  # a line per projection every 10 s of a long catch-up or build
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.deployed = Deployed(set(names) if names else None, {"timeout": timeout, "memory_limit": memory_limit})
-        self.stopping = threading.Event()
+        self.stopping = stop or threading.Event()  # (stop: shared with others, a fleet's: jsproj.follow.fleet)
         # (retention: what applies the rules, jsproj.projections.retention's apply_rules for `jsproj daemon`)
         self.retention = RetentionAgent(retention, retention_interval, self.say)
         self._connected: Connected | None = None  # the daemon on its latest connections, for what `held` reports
@@ -115,6 +116,18 @@ class Daemon:
         logs.say(logger, level, message, daemon=self.id, schema=self.schema, **fields)
         self.log(message)
 
+    def rest(self) -> bool:
+        """After an idle turn taken by a scheduler of many daemons (:mod:`jsproj.follow.fleet`): the page in
+        flight committed, pages small again. True while work was recent (worth another turn soon)."""
+        current = self._connected
+        return current.rest() if current is not None else False
+
+    def close(self) -> None:
+        """The end of the daemon's work in a scheduler of many: its sandbox closed, its observer told. (Its
+        connections went with its follower's detach.)"""
+        self.deployed.close()
+        self.hooks.finished()
+
     def stop(self) -> None:
         """Finish the current page, release the projections and return from ``run()``."""
         self.stopping.set()
@@ -127,10 +140,9 @@ class Daemon:
         Returns True when it caught up, False when it was stopped first.
         """
         try:
-            return Follower(self, self.stopping).run(until_caught_up=until_caught_up)
+            return Follower(self, self.stopping, until_caught_up=until_caught_up).run()
         finally:
-            self.deployed.close()
-            self.hooks.finished()
+            self.close()
 
     # -- as the follower engine's processor ---------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -159,7 +159,7 @@ class DaemonMetrics(DaemonHooks):
         registry = CollectorRegistry(auto_describe=False)
         collector = _Collector(self, daemon)
         registry.register(collector)
-        return MetricsServer(self, registry, collector, host, port)
+        return MetricsServer(self.health, registry, collector.close, host, port)
 
 
 class _Collector(Collector):
@@ -203,22 +203,12 @@ class _Collector(Collector):
         """By projection: lag_events, lag_seconds, dead_letters, stopped; empty if the database does not answer."""
         if not held:
             return {}
-        units = sorted(held)
         with self._lock:
             try:
-                params = (LAG_COUNT_CAP, [u.name for u in units], [u.partition for u in units])
-                rows = self._connection().execute(LAG_QUERY, params)
-                found = rows.fetchall()
+                return read_lag(self._connection(), held)
             except psycopg.Error:
                 self._close()
                 return {}
-        out: dict[str, dict[str, float]] = {}
-        for name, status, lag, seconds, letters in found:
-            mine = out.setdefault(name, {"lag_events": 0, "lag_seconds": 0.0, "dead_letters": letters, "stopped": 0})
-            mine["lag_events"] = max(mine["lag_events"], lag)
-            mine["lag_seconds"] = max(mine["lag_seconds"], seconds or 0.0)
-            mine["stopped"] = max(mine["stopped"], int(status == "stopped"))
-        return out
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -226,6 +216,11 @@ class _Collector(Collector):
             self._conn = psycopg.connect(self.daemon.dsn, autocommit=True, connect_timeout=2, application_name=name)
             self._conn.execute(search_path(self.daemon.schema))
         return self._conn
+
+    def close(self) -> None:
+        """Close its connection (the server stopped answering scrapes)."""
+        with self._lock:
+            self._close()
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -236,14 +231,33 @@ class _Collector(Collector):
             self._conn = None
 
 
+def read_lag(conn: psycopg.Connection[Any], held: Set[Unit]) -> dict[str, dict[str, float]]:
+    """The ``held`` units' projections (of the store of ``conn``'s search path), by name: lag_events,
+    lag_seconds, dead_letters, stopped -- the partition furthest behind's."""
+    units = sorted(held)
+    params = (LAG_COUNT_CAP, [u.name for u in units], [u.partition for u in units])
+    out: dict[str, dict[str, float]] = {}
+    for name, status, lag, seconds, letters in conn.execute(LAG_QUERY, params).fetchall():
+        mine = out.setdefault(name, {"lag_events": 0, "lag_seconds": 0.0, "dead_letters": letters, "stopped": 0})
+        mine["lag_events"] = max(mine["lag_events"], lag)
+        mine["lag_seconds"] = max(mine["lag_seconds"], seconds or 0.0)
+        mine["stopped"] = max(mine["stopped"], int(status == "stopped"))
+    return out
+
+
 class MetricsServer:
     """``/metrics`` (Prometheus text) and ``/healthz`` (200 or 503, with the reason) on ``host:port``."""
 
     def __init__(
-        self, metrics: DaemonMetrics, registry: CollectorRegistry, collector: _Collector, host: str, port: int
+        self,
+        health: Callable[[], tuple[bool, str]],
+        registry: CollectorRegistry,
+        closing: Callable[[], None],
+        host: str,
+        port: int,
     ) -> None:
-        self.registry, self._collector = registry, collector
-        self._server = _Server((host, port), metrics, registry)
+        self.registry, self._closing = registry, closing
+        self._server = _Server((host, port), health, registry)
         self.host, self.port = host, int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="jsproj-metrics", daemon=True)
         self._thread.start()
@@ -257,8 +271,7 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
-        with self._collector._lock:
-            self._collector._close()
+        self._closing()
 
     def __enter__(self) -> MetricsServer:
         return self
@@ -270,9 +283,11 @@ class MetricsServer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], metrics: DaemonMetrics, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, address: tuple[str, int], health: Callable[[], tuple[bool, str]], registry: CollectorRegistry
+    ) -> None:
         super().__init__(address, _Handler)
-        self.metrics, self.registry = metrics, registry
+        self.health, self.registry = health, registry
         # The same Host rule as the dashboard's (jsproj.loopback)
         self.hosts = allowed_hosts(address[0], int(self.server_address[1]))
 
@@ -283,14 +298,14 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:  # http.server's name
-        metrics, registry = self.server.metrics, self.server.registry
+        registry = self.server.registry
         path = self.path.split("?", 1)[0]
         if not host_allowed(self.server.hosts, self.headers.get("Host")):
             self._answer(MISDIRECTED, b"unknown Host\n", "text/plain; charset=utf-8")
         elif path == "/metrics":
             self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
         elif path in ("/healthz", "/health"):
-            healthy, why = metrics.health()
+            healthy, why = self.server.health()
             self._answer(200 if healthy else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
         else:
             self._answer(404, b"not found: /metrics or /healthz\n", "text/plain; charset=utf-8")
@@ -306,4 +321,4 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # a scrape every few seconds is not worth a log line
 
 
-__all__ = ["DaemonMetrics", "MetricsServer"]
+__all__ = ["COUNTERS", "GAUGES", "DaemonMetrics", "MetricsServer", "read_lag"]

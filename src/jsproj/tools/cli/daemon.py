@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
-from contextlib import nullcontext
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from jsproj import logs
+from jsproj.config import resolve_dsn
 from jsproj.follow.daemon import DEFAULT_PAGE_SIZE, Daemon
-from jsproj.follow.daemon.metrics import DEFAULT_STALL_SECONDS, DaemonMetrics
+from jsproj.follow.daemon.hooks import DaemonHooks
+from jsproj.follow.daemon.metrics import DEFAULT_STALL_SECONDS, DaemonMetrics, MetricsServer
+from jsproj.follow.fleet import DEFAULT_MAX_ATTACHED, DEFAULT_WORKERS, Catalog, Fleet, StoreKey, catalogs_for
+from jsproj.follow.fleet.metrics import FleetMetrics
 from jsproj.projections import operations as control
+from jsproj.redact import remember
 from jsproj.tools.cli.common import (
     Seconds,
+    announce_start,
     complete_projection,
     console_line,
     echo_json,
@@ -68,20 +76,30 @@ page_size_option = click.option(
               envvar="JSPROJ_RETENTION_INTERVAL", show_envvar=True,
               help="Seconds between applications of the retention rules, the first at the start (0: never; "
                    "docs/lifecycle.md#retention).")  # fmt: skip
+@click.option("--store", "stores", multiple=True, metavar="SCHEMA", envvar="JSPROJ_DAEMON_STORES", show_envvar=True,
+              help="Serve the store in this schema, of the database and of each --database (repeatable; instead "
+                   "of --schema; docs/daemon.md#many-stores).")  # fmt: skip
+@click.option("--all-stores", is_flag=True, help="Serve every jsproj store of the database (and of each --database), "
+                                                 "stores added and dropped while it runs included.")  # fmt: skip
+@click.option("--database", "databases", multiple=True, metavar="DSN", callback=lambda _c, _p, v: _secret(v),
+              help="Another database whose stores to serve, with --store or --all-stores (repeatable).")  # fmt: skip
+@click.option("--max-attached", type=click.IntRange(min=1), default=DEFAULT_MAX_ATTACHED, show_default=True,
+              envvar="JSPROJ_MAX_ATTACHED", show_envvar=True,
+              help="With many stores: the most holding connections (3 each) and a V8 worker at once.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, show_default=True,
+              envvar="JSPROJ_DAEMON_WORKERS", show_envvar=True,
+              help="With many stores: how many stores' turns run at once.")  # fmt: skip
 @store_options
 @sandbox_options
 def daemon(
     until_caught_up: bool,
     names: tuple[str, ...],
-    page_size: int,
-    poll_interval: float,
-    metrics_port: int | None,
-    metrics_host: str,
-    retention_interval: float,
+    stores: tuple[str, ...],
+    all_stores: bool,
+    databases: tuple[str, ...],
     dsn: str | None,
     schema: str | None,
-    timeout: float,
-    memory_limit: int,
+    **settings: Any,
 ) -> None:
     """Keep async projections up to date.
 
@@ -89,48 +107,138 @@ def daemon(
     async projections through PostgreSQL advisory locks, and take over the
     work of one that dies. SIGTERM finishes the current page and exits.
 
+    One daemon may serve many stores (--store, --all-stores): each gets a
+    turn in round robin, and at most --max-attached hold connections at once.
+
     \b
     Examples:
       jsproj daemon
       jsproj daemon --until-caught-up
       jsproj daemon --projection Traveled --page-size 5000
       jsproj daemon --metrics-port 9464 --log-format json
+      jsproj daemon --all-stores --database "dbname=tenants2"
     """
+    if databases and not (stores or all_stores):
+        raise click.UsageError("--database serves more stores: give --store or --all-stores too")
+    if stores and all_stores:
+        raise click.UsageError("--store and --all-stores: give one of them")
+    chosen = Chosen(until_caught_up, names, settings)
+    if stores or all_stores:
+        base = resolve_dsn(dsn, create=False, on_start=announce_start)
+        _serve_many(chosen, catalogs_for([base, *databases], stores or None))
+    else:
+        _serve_one(chosen, dsn, schema)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The daemon's options, whether it serves one store or many."""
+
+    until_caught_up: bool
+    names: tuple[str, ...]
+    settings: dict[str, Any]  # page_size, poll_interval, metrics_*, retention_interval, max_attached, workers, limits
+
+    def daemon(self, dsn: str, schema: str, hooks: DaemonHooks, **more: Any) -> Daemon:
+        s = self.settings
+        return Daemon(
+            dsn, schema=schema, names=self.names or None, page_size=s["page_size"], poll_interval=s["poll_interval"],
+            timeout=s["timeout"], memory_limit=s["memory_limit"], hooks=hooks,
+            retention=_retention(dsn, schema, s["timeout"], s["memory_limit"]),
+            retention_interval=s["retention_interval"], **more,
+        )  # fmt: skip
+
+
+def _serve_one(chosen: Chosen, dsn: str | None, schema: str | None) -> None:
+    """One store: the daemon, with a progress bar on a terminal when it runs until caught up."""
+    settings = chosen.settings
+    hooks = DaemonMetrics(stall_seconds=_stall(settings["poll_interval"]))
+    with open_store(dsn, schema) as store:
+        control.check_deployed(store, chosen.names)
+    with _catching_up(chosen.until_caught_up) as advance:
+        worker = chosen.daemon(store.dsn, store.schema, hooks, on_progress=advance)
+        described = f"page size {settings['page_size']}, poll interval {settings['poll_interval']:g} s, " \
+                    f"projections: {', '.join(chosen.names) or 'all'}"  # fmt: skip
+        with _serving(worker.stop, lambda: hooks.serve(worker, settings["metrics_host"], settings["metrics_port"]),
+                      settings["metrics_port"]) as url:  # fmt: skip
+            logs.say(logger, logging.INFO, f"daemon {worker.id} started ({described}){url}", daemon=worker.id,
+                     schema=worker.schema)  # fmt: skip
+            caught_up = worker.run(until_caught_up=chosen.until_caught_up)
+        done = advance.summary() if caught_up else "stopped"
+        logs.say(logger, logging.INFO, f"daemon {worker.id} {done}", daemon=worker.id, schema=worker.schema,
+                 events=advance.count, caught_up=caught_up)  # fmt: skip
+
+
+def _serve_many(chosen: Chosen, catalogs: list[Catalog]) -> None:
+    """Many stores: a fleet of their daemons (docs/daemon.md#many-stores)."""
+    settings = chosen.settings
+    metrics = FleetMetrics(stall_seconds=_stall(settings["poll_interval"]))
+    with _catching_up(chosen.until_caught_up) as advance:
+
+        def make(key: StoreKey, stop: threading.Event) -> Daemon:
+            return chosen.daemon(key.dsn, key.schema, metrics.hooks_for(key), stop=stop,
+                                 on_progress=lambda name, n: advance(f"{key.label}.{name}", n))  # fmt: skip
+
+        fleet = Fleet(catalogs, make, max_attached=settings["max_attached"], workers=settings["workers"],
+                      poll_interval=settings["poll_interval"])  # fmt: skip
+        with _serving(fleet.stop, lambda: metrics.serve(fleet, settings["metrics_host"], settings["metrics_port"]),
+                      settings["metrics_port"]) as url:  # fmt: skip
+            which = "every store" if catalogs[0].schemas is None else "stores " + ", ".join(sorted(catalogs[0].schemas))
+            logs.say(logger, logging.INFO, f"daemon serving {which} of {len(catalogs)} database(s) started (at most "
+                                           f"{settings['max_attached']} attached){url}")  # fmt: skip
+            caught_up = fleet.run(until_caught_up=chosen.until_caught_up)
+        served = f" of {len(fleet.slots)} stores" if caught_up else ""
+        logs.say(logger, logging.INFO, f"daemon {advance.summary() + served if caught_up else 'stopped'}",
+                 events=advance.count, caught_up=caught_up)  # fmt: skip
+
+
+def _secret(dsns: tuple[str, ...]) -> tuple[str, ...]:
+    """The DSNs, their passwords kept out of every message from now on."""
+    for dsn in dsns:
+        remember(dsn)
+    return dsns
+
+
+def _stall(poll_interval: float) -> float:
+    return max(DEFAULT_STALL_SECONDS, 3 * poll_interval)  # idle rounds: a poll apart
+
+
+class _Advance:
+    """Counts the events applied (summed over projections) and moves the bar."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.progress, self.task, self.applying = progress, task, set[str]()
+        self.count = 0
+
+    def __call__(self, name: str, events: int) -> None:
+        self.progress.advance(self.task, events)
+        self.count += events
+        self.applying.add(name)
+
+    def summary(self) -> str:
+        over = f" applied, summed over {len(self.applying)} projections" if len(self.applying) > 1 else ""
+        return f"caught up ({counted(self.count, 'event')}{over})"
+
+
+@contextmanager
+def _catching_up(until_caught_up: bool) -> Iterator[_Advance]:
+    """A bar of the events applied while catching up, on a terminal; the log lines go above it."""
     console = Console(stderr=True)
     bar = until_caught_up and console.is_terminal  # not a terminal: log lines alone, as they are
     progress = Progress(TextColumn("catching up"), TextColumn("{task.completed} events"), TimeElapsedColumn(),
                         console=console, transient=True, disable=not bar)  # fmt: skip
-    task = progress.add_task("catch-up", total=None)
-    applying: set[str] = set()  # the projections that applied events: the count is summed over them
+    advance = _Advance(progress, progress.add_task("catch-up", total=None))
+    # Not a terminal: no bar at all (rich before 13.8 writes an empty line when a disabled bar ends).
+    with progress if bar else nullcontext(), logs.writing_to(lambda line: console_line(console, line)):
+        yield advance
 
-    def advance(name: str, events: int) -> None:
-        progress.advance(task, events)
-        applying.add(name)
 
-    hooks = DaemonMetrics(stall_seconds=max(DEFAULT_STALL_SECONDS, 3 * poll_interval))  # idle rounds: a poll apart
-    with open_store(dsn, schema) as store:
-        control.check_deployed(store, names)
-        worker = Daemon(
-            store.dsn, schema=store.schema, names=names or None, page_size=page_size, poll_interval=poll_interval,
-            timeout=timeout, memory_limit=memory_limit, hooks=hooks,
-            on_progress=advance, retention=_retention(store.dsn, store.schema, timeout, memory_limit),
-            retention_interval=retention_interval,
-        )  # fmt: skip
-    previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    server = hooks.serve(worker, metrics_host, metrics_port) if metrics_port is not None else None
+@contextmanager
+def _serving(stop: Callable[[], None], serve: Callable[[], MetricsServer], port: int | None) -> Iterator[str]:
+    """SIGTERM and SIGINT stop the work; the metrics server runs meanwhile (when a port is given): its URL."""
+    previous = {sig: signal.signal(sig, lambda *_: stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = serve() if port is not None else None
     try:
-        settings = f"page size {page_size}, poll interval {poll_interval:g} s, projections: {', '.join(names) or 'all'}"
-        metrics = f"; metrics on {server.url}/metrics" if server else ""
-        logs.say(logger, logging.INFO, f"daemon {worker.id} started ({settings}){metrics}", daemon=worker.id,
-                 schema=worker.schema)  # fmt: skip
-        # Not a terminal: no bar at all (rich before 13.8 writes an empty line when a disabled bar ends).
-        with progress if bar else nullcontext(), logs.writing_to(lambda line: console_line(console, line)):
-            caught_up = worker.run(until_caught_up=until_caught_up)
-        count = int(progress.tasks[0].completed)
-        over = f" applied, summed over {len(applying)} projections" if len(applying) > 1 else ""
-        done = f"caught up ({counted(count, 'event')}{over})" if caught_up else "stopped"
-        logs.say(logger, logging.INFO, f"daemon {worker.id} {done}", daemon=worker.id, schema=worker.schema,
-                 events=count, caught_up=caught_up)  # fmt: skip
+        yield f"; metrics on {server.url}/metrics" if server else ""
     finally:
         if server is not None:
             server.close()
