@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg.types.json import set_json_loads
@@ -39,6 +39,7 @@ from jsproj.store.readers import ReadingStore
 from jsproj.store.recorded import STREAM_VERSION, AppendResult, RecordedEvent, Stream, iso, load_json
 from jsproj.store.replicas import COMMIT_LSN, DEFAULT_WAIT, Replicas
 from jsproj.store.steps import Steps, run
+from jsproj.store.tenants import DEFAULT_PLACEMENT, Placement, Tenants
 from jsproj.store.transactions import Transaction, pending_steps
 from jsproj.store.translate import describe_dsn, reason, translate
 
@@ -75,9 +76,13 @@ class EventStore(ReadingStore):
         replicas: Sequence[str] = (),
         read_your_writes: bool = True,
         replica_wait: float = DEFAULT_WAIT,
+        tenants: str = DEFAULT_PLACEMENT,
     ) -> None:
         self.dsn = dsn
         self.schema = check_schema(schema)
+        self._tenants = Tenants(Placement.parse(tenants), dsn, self.schema,
+                                lambda where: EventStore(where.dsn, schema=where.schema, min_size=0, max_size=max_size,
+                                                         tenants=tenants))  # fmt: skip
         self.max_size = max_size  # the most connections its pool opens
         self._search_path = search_path(schema)
         try:  # one direct connection first, to fail fast with PostgreSQL's own reason
@@ -268,7 +273,14 @@ class EventStore(ReadingStore):
         with self._pool.connection() as conn:
             return run(conn, steps)
 
+    def for_tenant(self, tenant: str, *, create: bool = False) -> EventStore:
+        """The store of ``tenant``: a schema (or database) of its own, as ``tenants`` places them (default
+        ``schema:tenant_{tenant}``), opened once and closed with this store; ``create``: made and migrated if
+        the tenant has none yet (else :class:`~jsproj.errors.SchemaMissingError`). docs/daemon.md#many-stores."""
+        return cast(EventStore, self._tenants.store(tenant, create=create))
+
     def close(self) -> None:
+        self._tenants.close()
         if self._replicas is not None:
             self._replicas.close()
         self._pool.close()
