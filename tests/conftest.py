@@ -61,12 +61,25 @@ def dsn_for(cluster: Cluster, database: str) -> str:
     return f"host={cluster.socket_dir} port={cluster.port} user=jsproj dbname={database}"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--partitioned-log",
+        action="store_true",
+        help="Every test database's log partitioned by position, 64 events a partition (docs/partitioning.md): "
+        "run existing suites on a partitioned store.",
+    )
+
+
 @pytest.fixture(scope="session")
-def template(cluster: Cluster) -> str:
+def template(cluster: Cluster, request: pytest.FixtureRequest) -> str:
     with psycopg.connect(cluster.dsn, autocommit=True) as conn:
         conn.execute(f"create database {TEMPLATE}")
     with EventStore(dsn_for(cluster, TEMPLATE), max_size=1) as store:
         store.migrate()
+    if request.config.getoption("--partitioned-log"):
+        from jsproj.store.partitioning import partition_log
+
+        partition_log(dsn_for(cluster, TEMPLATE), size=64, headroom=1)
     return TEMPLATE
 
 

@@ -255,6 +255,8 @@ export declare namespace errors {
   class PythonEngineRequiredError extends StoreError {}
   /** The JavaScript language installed in the database cannot stop a call at jsproj's time limit. */
   class UnlimitedLanguageError extends StoreError {}
+  /** The log cannot be partitioned, extended or have partitions detached as asked (docs/partitioning.md), or an append to a partitioned log runs in repeatable read or serializable. */
+  class PartitioningError extends StoreError {}
   /** read_all(after=...) was given a position that is not an event's. */
   class UnknownPositionError extends StoreError {}
   /** A read of the log by filters that cannot be run: an unknown option, a bad time, too many types, a bad metadata value or after. */

@@ -398,6 +398,7 @@ declare
     v_new_ids uuid[];
     v_timestamp timestamptz;
     v_positions jsonb;
+    v_last bigint;
 begin
     if jsonb_typeof(message) = 'array' then
         return @schema@.pge_append_batch(message);
@@ -480,6 +481,8 @@ begin
             -- fails (40001, to be retried) when the row changed since its snapshot.
             if current_setting('transaction_isolation') <> 'read committed' then
                 select archived_at into v_archived from @schema@.pge_streams where id = v_id for share;
+                -- (and on a partitioned log its version could be in a partition no unique index spans with the new one's)
+                perform @schema@.pge_log_read_committed();
             end if;
             if v_archived is not null then
                 raise exception using errcode = 'JPS23',
@@ -501,9 +504,22 @@ begin
                                              v_events -> 0 ->> '$type' = '$deleted', v_expected);
     end if;
 
+    -- On a partitioned log no unique index spans the partitions: the given $ids are locked and checked again, with
+    -- the stream locked (sql/functions/partitions.sql). (False at once on a log of one table: unique (id) does it.)
+    if coalesce(cardinality(v_ids), 0) > 0 and @schema@.pge_lock_event_ids(v_ids) then
+        execute 'select p.id::text from @schema@.pge_events p where p.id = any ($1::uuid[]) limit 1'
+            into v_duplicate using v_ids;
+        if v_duplicate is not null then
+            raise exception using errcode = 'JP400', message = format('an event $id is already stored: %s', v_duplicate);
+        end if;
+    end if;
+
     if v_creates then
         insert into @schema@.pge_streams (id, type) values (v_id, v_type);
         v_stream_type := v_type;
+    end if;
+    if v_count > 64 then  -- (a partitioned log's partitions for all of a large message, before its insert)
+        perform @schema@.pge_log_extend(null, v_count);
     end if;
     v_new_ids := @schema@.pge_event_ids(v_count);  -- for the events without a $id
     v_timestamp := coalesce((message ->> 'timestamp')::timestamptz, now());
@@ -511,7 +527,7 @@ begin
         insert into @schema@.pge_events (id, stream_id, stream_type, version, type, data, metadata, timestamp)
         values (coalesce((v_events -> 0 ->> '$id')::uuid, v_new_ids[1]), v_id, v_stream_type, v_version + 1, v_events -> 0 ->> '$type',
                 (v_events -> 0) - array['$type', '$id'], nullif(message -> 'metadata', 'null'), v_timestamp)
-        returning jsonb_build_array(position) into v_positions;
+        returning jsonb_build_array(position), position into v_positions, v_last;
     else
         with inserted as (
             insert into @schema@.pge_events (id, stream_id, stream_type, version, type, data, metadata, timestamp)
@@ -521,7 +537,12 @@ begin
             order by n
             returning position
         )
-        select jsonb_agg(position order by position) into v_positions from inserted;
+        select jsonb_agg(position order by position), max(position) into v_positions, v_last from inserted;
+    end if;
+    -- A partitioned log gets its next partition ahead of need (sql/functions/partitions.sql): looked at when
+    -- the append crosses a multiple of 64 positions.
+    if v_last / 64 <> (v_last - v_count) / 64 then
+        perform @schema@.pge_log_extend(v_last, 0);
     end if;
     return jsonb_build_object('streamId', v_id, 'version', v_version + v_count, 'positions', v_positions);
 end;

@@ -278,6 +278,11 @@ class UnlimitedLanguageError(StoreError):
     without its execution timeout (deploy refuses it: docs/deploy.md#plv8-and-pljs)."""
 
 
+class PartitioningError(StoreError):
+    """The log cannot be partitioned, extended or have partitions detached as asked (docs/partitioning.md), or an
+    append to a partitioned log runs in repeatable read or serializable."""
+
+
 class UnknownPositionError(StoreError):
     """``read_all(after=...)`` was given a position that is not an event's."""
 

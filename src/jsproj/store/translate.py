@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import psycopg
@@ -12,6 +13,8 @@ from jsproj.redact import redact
 
 #: PostgreSQL's SQLSTATE for a connection exception: what a connection that failed without one is taken for.
 CONNECTION_EXCEPTION = "08000"
+#: The unique constraint of event ids: the log's, or a partition's (pge_events_<n>_id_key: docs/partitioning.md).
+EVENT_ID_KEY = re.compile(r"pge_events(_[0-9]+)?_id_key")
 
 
 def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
@@ -34,7 +37,7 @@ def translate(exc: psycopg.Error, where: str = "") -> errors.JsprojError:
     described = _engine_description(state, detail)
     if described is not None:  # an engine error raised in the database, or projection code it stopped
         return errors.from_info({**described, "message": prefix + described["message"]})
-    if state == "23505" and diag.constraint_name == "pge_events_id_key":
+    if state == "23505" and EVENT_ID_KEY.fullmatch(diag.constraint_name or ""):
         numbered = {"messageNumber": detail["messageNumber"]} if detail and "messageNumber" in detail else {}
         return errors.InvalidEventError(prefix + f"an event $id is already stored ({plain or message})", **numbered)
     unreachable = not state and isinstance(exc, psycopg.OperationalError)

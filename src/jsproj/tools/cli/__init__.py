@@ -31,6 +31,7 @@ from jsproj.tools.cli import (
     deploying,
     events,
     lifecycle,
+    partitioning,
     project,
     repl,
     simulate,
@@ -115,7 +116,21 @@ def main(ctx: click.Context) -> None:
 main.params.extend(_global_options(env=True))
 
 
-for module in (demo, project, repl, simulate, db, events, lifecycle, deploying, views, daemon, dashboard, subscribers):
+for module in (
+    demo,
+    project,
+    repl,
+    simulate,
+    db,
+    events,
+    lifecycle,
+    partitioning,
+    deploying,
+    views,
+    daemon,
+    dashboard,
+    subscribers,
+):
     for command in module.COMMANDS:
         main.add_command(command)
 
