@@ -35,6 +35,7 @@ import scenario_reads
 import scenario_rebuild
 import scenario_replicas
 import scenario_store
+import scenario_stores
 import scenario_upcast
 from harness import LOAD_WARNING, ROOT, Row, bench_cluster, log, machine, table
 from jsproj.tools.postgres_cluster import Cluster
@@ -54,6 +55,7 @@ SCENARIOS = (
     "emmett",
     "reads",
     "replicas",
+    "stores",
 )
 
 
@@ -130,6 +132,7 @@ def scenario_steps(
         "emmett": lambda: scenario_emmett.run(new_database, quick),
         "reads": lambda: scenario_reads.run(new_database, cluster.dsn, quick),
         "replicas": lambda: scenario_replicas.run(quick),
+        "stores": lambda: scenario_stores.run(new_database, quick),
     }
     steps += [(name, run) for name, run in others.items() if name in wanted]
     return steps

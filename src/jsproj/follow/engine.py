@@ -198,7 +198,7 @@ class Follower:
             if self.until_caught_up and attached.caught_up(self._target, busy):
                 return "caught up"
             return "busy" if busy else "idle"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- the processor's policy decides: _failed raises what it stops on
             return self._failed(exc)
 
     def idle(self) -> Turn:
@@ -207,7 +207,7 @@ class Follower:
             if self.attached is not None:
                 self.attached.idle()
             return "idle"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- as in turn(): the policy decides
             return self._failed(exc)
 
     def _failed(self, exc: Exception) -> Turn:

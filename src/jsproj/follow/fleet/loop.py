@@ -30,7 +30,7 @@ from jsproj.follow.fleet.catalog import Catalog, StoreKey
 from jsproj.follow.fleet.slot import Slot
 from jsproj.store.translate import reason
 
-DEFAULT_MAX_ATTACHED = 16  # stores holding connections (3 each) and a V8 worker at once
+DEFAULT_MAX_ATTACHED = 8  # stores holding connections (3 each) and a V8 worker at once (bench scenario 13)
 DEFAULT_WORKERS = 2  # turns at once
 DISCOVER_SECONDS = 5.0  # how often the databases are looked at for stores added or dropped
 QUANTUM_SECONDS = 5.0  # when every attached store has work, one served this long makes room for one waiting
