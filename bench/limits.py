@@ -1,6 +1,6 @@
 """The measured limits of one PostgreSQL primary on this machine: the table of docs/scaling.md.
 
-    .venv/bin/python bench/limits.py            # full sizes (about six minutes); rewrites the table in docs/scaling.md
+    .venv/bin/python bench/limits.py            # full sizes (about five minutes); rewrites the table in docs/scaling.md
     .venv/bin/python bench/limits.py --quick    # small sizes (under a minute); prints the table only
 
 Unlike bench/run.py this compares nothing: it measures absolute figures, the
@@ -82,7 +82,7 @@ class Sizes:
 
 
 QUICK = Sizes(warm=0.5, seconds=1.5, events=50_000, behind=25_000, streams=1_000, rounds=2)
-FULL = Sizes(warm=2.0, seconds=10.0, events=1_000_000, behind=500_000, streams=10_000, rounds=3)
+FULL = Sizes(warm=2.0, seconds=15.0, events=2_000_000, behind=1_000_000, streams=10_000, rounds=3)
 
 
 @dataclass
@@ -200,8 +200,9 @@ def appends(dsn: str, sizes: Sizes, figures: Figures) -> None:
     with jsproj.connect(dsn, min_size=32, max_size=32) as store, psycopg.connect(dsn, autocommit=True) as admin:
         for what, writers, make, per_call in cases:
             log(f"limits: {what}, {writers} writer(s), {sizes.warm:g} s warm-up + {sizes.seconds:g} s")
+            before = os.getloadavg()[0]
             load = measured(store, admin, sizes, writers, make(store), per_call)
-            figures.appends.append(append_row(what, writers, load))
+            figures.appends.append({**append_row(what, writers, load), "load": before})
             log(f"limits:   {load.rate:,.0f} ev/s, p50 {load.latency_ms(0.5):.2f} ms")
 
 
@@ -314,6 +315,7 @@ def folds(dsn: str, sizes: Sizes, figures: Figures) -> None:
         for round_ in range(sizes.rounds):
             log(f"limits: rebuild over {sizes.events:,} events, round {round_ + 1}")
             warm_worker()
+            figures.folds.setdefault("rebuild.load", []).append(os.getloadavg()[0])
             seconds = timed(lambda: jsproj.rebuild(store, "Balance"))
             check_balance(dsn, "Balance", loaded)
             figures.folds.setdefault("rebuild", []).append(loaded.events / seconds)
@@ -321,6 +323,7 @@ def folds(dsn: str, sizes: Sizes, figures: Figures) -> None:
             load_events(dsn, loaded, sizes.behind, sizes.streams)
             log(f"limits: daemon catch-up on {sizes.behind:,} events behind, round {round_ + 1}")
             warm_worker()
+            figures.folds.setdefault("catch_up.load", []).append(os.getloadavg()[0])
             seconds = timed(lambda: Daemon(dsn).run(until_caught_up=True))
             check_balance(dsn, "Balance", loaded)
             figures.folds.setdefault("catch_up", []).append(sizes.behind / seconds)
@@ -352,12 +355,12 @@ def mb(value: float) -> str:
 
 
 def append_table(figures: Figures) -> list[str]:
-    lines = ["| appends | writers | events/s | one call, p50 / p99 | WAL per event | client CPU | machine busy |",
-             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| appends | writers | events/s | one call, p50 / p99 | WAL per event | client CPU | machine busy "
+             "| load |", "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for row in figures.appends:
         lines.append(f"| {row['what']} | {row['writers']} | {fmt(row['rate'])} | {ms(row['p50_ms'])} / "
                      f"{ms(row['p99_ms'])} ms | {row['wal_per_event']:,.0f} B | {row['client_cpu']:.2f} | "
-                     f"{row['busy']:.0%} |")  # fmt: skip
+                     f"{row['busy']:.0%} | {row['load']:.2f} |")  # fmt: skip
     return lines
 
 
@@ -389,13 +392,15 @@ def size_table(figures: Figures) -> list[str]:
 
 
 def fold_table(figures: Figures, sizes: Sizes) -> list[str]:
-    lines = ["| folding one async stream projection | events/s, median (rounds) |", "|---|---:|"]
+    lines = ["| folding one async stream projection | events/s, median (each round) | load at each round's start |",
+             "|---|---:|---:|"]  # fmt: skip
     names = {"rebuild": f"`jsproj.rebuild` over {sizes.events:,} events in {sizes.streams:,} streams",
              "catch_up": f"daemon catch-up on {sizes.behind:,} events appended behind it"}  # fmt: skip
     for key, what in names.items():
         rates = figures.folds.get(key, [])
         if rates:
-            lines.append(f"| {what} | {fmt(statistics.median(rates))} ({', '.join(fmt(r) for r in rates)}) |")
+            loads = ", ".join(f"{load:.2f}" for load in figures.folds[f"{key}.load"])
+            lines.append(f"| {what} | {fmt(statistics.median(rates))} ({', '.join(fmt(r) for r in rates)}) | {loads} |")
     return lines
 
 
