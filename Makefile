@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PG_SITE := /usr/local/lib/jsproj/site
 
-.PHONY: install postgres pg-extensions pg-languages chromium demo test test-all test-fast test-lowest lowest-venv lint pytest node-test bench bench-quick bench-deps soak clean
+.PHONY: install postgres pg-extensions pg-languages chromium demo test test-all test-fast test-lowest lowest-venv lint pytest node-test bench bench-quick bench-scale bench-deps soak clean
 
 install: $(STAMP)
 
@@ -157,6 +157,11 @@ bench: bench-deps
 
 bench-quick: bench-deps
 	$(BIN)/python bench/run.py --quick
+
+# The partitioned log against one table at 50M events (issue 31; docs/benchmarks-scale.md): ~30 min, ~40 GB of
+# disk under the temp dir. BENCH_SCALE_ARGS="--events 1000000" for a smoke run.
+bench-scale: bench-deps
+	$(BIN)/python bench/scale.py $(BENCH_SCALE_ARGS)
 
 # Mixed load with periodic kills, then every invariant checked (docs/reliability.md).
 # `make test` runs a short one (tests/follow/test_soak.py).

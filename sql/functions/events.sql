@@ -292,6 +292,12 @@ begin
               where jsonb_typeof(e -> '$id') = 'string') as ids
         where nth = 2 order by n limit 1;
         if v_failure is null then
+            -- (a partitioned log's $ids locked first, all of the batch's, before its streams: pge_append_message
+            -- locks a message's again, in the same order, ids then streams)
+            perform @schema@.pge_lock_event_ids(array(
+                select lower(e ->> '$id') from jsonb_array_elements(messages) as t (m),
+                       jsonb_array_elements(@schema@.pge_message_events(m)) as u (e)
+                where jsonb_typeof(e -> '$id') = 'string'));
             -- Planned at each call (EXECUTE): a plan cached while pge_events was small scans the table.
             execute 'select p.id from @schema@.pge_events p where p.id = any ($1) limit 1' into v_stored
             using array(select (e ->> '$id')::uuid
@@ -438,6 +444,9 @@ begin
         raise exception using errcode = 'JP400', message = format('event %s: %s', v_bad, v_problem);
     end if;
     if cardinality(v_ids) > 0 then
+        -- On a partitioned log, whose unique (id) is each partition's, the $ids are locked first
+        -- (sql/functions/partitions.sql); on a log of one table, unique (id) stops a concurrent duplicate.
+        perform @schema@.pge_lock_event_ids(v_ids);
         -- Planned at each call (EXECUTE): a plan cached while pge_events was small scans the table.
         execute 'select p.id::text from @schema@.pge_events p where p.id = any ($1::uuid[]) limit 1'
             into v_duplicate using v_ids;
@@ -502,16 +511,6 @@ begin
     if v_last_type = '$deleted' or v_events -> 0 ->> '$type' = '$deleted' then
         perform @schema@.pge_tombstone_check(v_id, v_version, v_creates, v_last_type = '$deleted',
                                              v_events -> 0 ->> '$type' = '$deleted', v_expected);
-    end if;
-
-    -- On a partitioned log no unique index spans the partitions: the given $ids are locked and checked again, with
-    -- the stream locked (sql/functions/partitions.sql). (False at once on a log of one table: unique (id) does it.)
-    if coalesce(cardinality(v_ids), 0) > 0 and @schema@.pge_lock_event_ids(v_ids) then
-        execute 'select p.id::text from @schema@.pge_events p where p.id = any ($1::uuid[]) limit 1'
-            into v_duplicate using v_ids;
-        if v_duplicate is not null then
-            raise exception using errcode = 'JP400', message = format('an event $id is already stored: %s', v_duplicate);
-        end if;
     end if;
 
     if v_creates then

@@ -9,11 +9,12 @@
 -- version); what spans partitions is pge_append's: the stream's advisory
 -- lock and a read of its version in a statement snapshot taken after it
 -- (read committed), and, on a partitioned log, the advisory locks of the
--- message's given $ids, then the check that none is stored, both before the
--- insert (pge_lock_event_ids). A snapshot older than the transaction's last
--- statement (repeatable read, serializable) could miss an event in another
--- partition: such appends to a partitioned log are refused
--- (pge_log_read_committed). Reads are unchanged: they name pge_events.
+-- message's given $ids, then the check that none is stored, in a statement
+-- snapshot taken after them (pge_lock_event_ids). A snapshot older than
+-- the transaction's last statement (repeatable read, serializable) could
+-- miss an event in another partition: such appends to a partitioned log
+-- are refused (pge_log_read_committed). Reads are unchanged: they name
+-- pge_events.
 
 -- Whether pge_events is partitioned (pge_log_switch wrote the layout row).
 create or replace function pge_log_partitioned() returns boolean
@@ -40,12 +41,13 @@ end;
 $$;
 
 -- On a partitioned log: the transaction-scoped advisory locks of a
--- message's given $ids (1246974042 'JSPZ', hash of the id), in one order,
--- so that of two appends giving the same new $id at once, the second waits
--- for the first and then finds it stored -- what unique (id) does on one
--- table, whatever partitions their positions fall in. True when it locked
--- (the caller checks the $ids again: pge_append_message); false on a log of
--- one table, whose unique index does it.
+-- message's (or a batch's) given $ids (1246974042, hash of the id), in one
+-- order, taken before the check that none is stored and before the stream
+-- locks (a batch locks all of its $ids first): of two appends giving the
+-- same new $id at once, the second waits for the first and then finds it
+-- stored -- what unique (id) does on one table, whatever partitions their
+-- positions fall in. True when it locked; false on a log of one table,
+-- whose unique index does it.
 create or replace function pge_lock_event_ids(ids text[]) returns boolean
 language plpgsql
 as $$

@@ -16,3 +16,10 @@ create table pge_log_layout (
 
 comment on table pge_log_layout is
     'jsproj: how pge_events is partitioned (no row: it is not): the size of a partition and the end of the last one made.';
+
+-- The archived streams, by id: every read of the log leaves out their
+-- events with a subquery of them (src/jsproj/store/recorded.py), which
+-- without this read all of pge_streams -- once per page, and on a
+-- partitioned log once per partition (a hashed subplan each). Archived
+-- streams are few: the index is small, and appends never write it.
+create index pge_streams_archived on pge_streams (id) where archived_at is not null;
