@@ -77,10 +77,22 @@ def template(cluster: Cluster, request: pytest.FixtureRequest) -> str:
     with EventStore(dsn_for(cluster, TEMPLATE), max_size=1) as store:
         store.migrate()
     if request.config.getoption("--partitioned-log"):
-        from jsproj.store.partitioning import partition_log
-
-        partition_log(dsn_for(cluster, TEMPLATE), size=64, headroom=1)
+        partition_template(dsn_for(cluster, TEMPLATE))
     return TEMPLATE
+
+
+def partition_template(dsn: str) -> None:
+    """The template's log partitioned: 64 positions a partition up to 1,024 (tests cross several), then one of
+    15,360 (events some tests insert by SQL, which makes no partition ahead), then 64 again as appends go."""
+    from jsproj.store.partitioning import partition_log
+
+    partition_log(dsn, size=64, headroom=1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while conn.execute("select made_to from pge_log_layout").fetchone()[0] < 1024:
+            conn.execute("select pge_log_add_partition()")
+        conn.execute("update pge_log_layout set partition_size = 16384 - made_to")
+        conn.execute("select pge_log_add_partition()")
+        conn.execute("update pge_log_layout set partition_size = 64")
 
 
 @contextmanager
