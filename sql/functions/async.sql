@@ -109,26 +109,26 @@ end;
 $$;
 
 -- Whether a daemon has anything to do in this store: an async projection to
--- build, a running one with events after its progress that a gap-safe read
--- would give it now (events of archived streams are not work: no page reads
--- them), a retry requested, or a new version to build. A daemon serving many
+-- build, a running one with events after its progress up to the end of the
+-- log a gap-safe reader sees (pge_log_end; events of archived streams are not
+-- work: no page reads them), a retry requested, or a new version to build. A daemon serving many
 -- stores (src/jsproj/follow/fleet) asks it of the stores it holds no
 -- connections to, many in one statement, and connects only to those that
 -- answer true. A hint, not the work: the store's daemon finds its own. A
 -- stopped projection is no work until `jsproj retry` resumes it.
 create or replace function pge_daemon_work() returns boolean
-language sql stable
+language plpgsql stable  -- (not sql: its body names functions of files applied after this one)
 as $$
-    select exists (
+begin
+    return exists (
                select from @schema@.pge_projection_progress p
                join @schema@.pge_projection_definitions d on d.name = p.name and d.lifecycle = 'async'
                where p.status = 'build'
                   or (p.status = 'running' and exists (
-                        select from @schema@.pge_events e
-                        where (e.tx_id, e.position) > (p.last_tx, p.last_position)
-                          and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-                          and e.stream_id not in (select a.id from @schema@.pge_streams a
-                                                  where a.archived_at is not null))))
+                        select from @schema@.pge_records() r  -- (archived streams left out)
+                        where (r.tx_id, r.position) > (p.last_tx, p.last_position)
+                          and (r.tx_id, r.position) <= (select l.tx_id, l.position from @schema@.pge_log_end() l))))
         or exists (select from @schema@.pge_dead_letters l where l.retry)
-        or exists (select from @schema@.pge_projection_versions v where v.status = 'pending')
+        or exists (select from @schema@.pge_projection_versions v where v.status = 'pending');
+end;
 $$;

@@ -206,3 +206,26 @@ def test_one_daemon_serves_the_stores_of_several_databases(dsn: str, databases) 
     assert counted(dsn, "here") == want(12) and counted(other, "there") == want(7)
     alone = jsproj("daemon", "--dsn", dsn, "--database", other)
     assert alone.returncode == 2 and "give --store or --all-stores too" in alone.stderr
+
+
+def test_a_store_says_it_has_work_only_when_a_gap_safe_read_would_give_its_daemon_some(dsn: str) -> None:
+    make_store(dsn, "s", 3)
+    catalog = Catalog(dsn)
+    try:
+        assert catalog.with_work(["s"]) == {"s"}  # a build to do
+        assert fleet_of(dsn)[0].run(until_caught_up=True) is True
+        assert catalog.with_work(["s"]) == set()
+        with EventStore(dsn, schema="s", max_size=1) as store:
+            store.archive_stream("s-0")
+            with store.connection() as conn, conn.transaction():  # appended, not committed: no work yet
+                conn.execute("select pge_append(%s::jsonb)",
+                             ('{"id": "s-1", "type": "S", "data": {"$type": "Added", "amount": 1}}',))  # fmt: skip
+                assert catalog.with_work(["s"]) == set()
+            assert catalog.with_work(["s"]) == {"s"}
+            assert fleet_of(dsn)[0].run(until_caught_up=True) is True
+            store.unarchive_stream("s-0")
+            store.append({"id": "s-0", "type": "S", "data": {"$type": "Added", "amount": 0}})
+            store.archive_stream("s-0")
+        assert catalog.with_work(["s"]) == set()  # events of an archived stream are no work
+    finally:
+        catalog.close()
