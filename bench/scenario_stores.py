@@ -1,4 +1,4 @@
-"""Scenario 13 (issue 31): one daemon serving 100 stores (docs/daemon.md#many-stores) against one store.
+"""Scenario 13 (issue 31): one daemon serving 100 stores (docs/daemon.md#many-stores-one-daemon) against one store.
 
 Two databases on the bench's cluster: one with a single store, one with 100 stores (a schema each, as
 ``store.for_tenant`` makes them), each store with one async aggregate. For each pair, the same number of

@@ -276,7 +276,8 @@ class EventStore(ReadingStore):
     def for_tenant(self, tenant: str, *, create: bool = False) -> EventStore:
         """The store of ``tenant``: a schema (or database) of its own, as ``tenants`` places them (default
         ``schema:tenant_{tenant}``), opened once and closed with this store; ``create``: made and migrated if
-        the tenant has none yet (else :class:`~jsproj.errors.SchemaMissingError`). docs/daemon.md#many-stores."""
+        the tenant has none yet (else :class:`~jsproj.errors.SchemaMissingError`).
+        docs/daemon.md#many-stores-one-daemon."""
         return cast(EventStore, self._tenants.store(tenant, create=create))
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ database it names needs no quoting and cannot be another's. A tenant's store
 is opened once and kept (its pool starts empty and closes with the store
 that opened it); ``create=True`` makes and migrates a store the tenant does
 not have yet. One daemon serves them all: ``jsproj daemon --all-stores``
-(docs/daemon.md#many-stores).
+(docs/daemon.md#many-stores-one-daemon).
 """
 
 from __future__ import annotations

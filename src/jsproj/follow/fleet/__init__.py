@@ -8,7 +8,7 @@
 
 Each store's work is its own :class:`~jsproj.follow.daemon.Daemon`'s, with its exactly-once pages, leases
 and error policy unchanged: the fleet only decides when it runs and whether it holds connections
-(docs/daemon.md#many-stores).
+(docs/daemon.md#many-stores-one-daemon).
 """
 
 from jsproj.follow.fleet.catalog import Catalog, StoreKey

@@ -78,7 +78,7 @@ page_size_option = click.option(
                    "docs/lifecycle.md#retention).")  # fmt: skip
 @click.option("--store", "stores", multiple=True, metavar="SCHEMA", envvar="JSPROJ_DAEMON_STORES", show_envvar=True,
               help="Serve the store in this schema, of the database and of each --database (repeatable; instead "
-                   "of --schema; docs/daemon.md#many-stores).")  # fmt: skip
+                   "of --schema; docs/daemon.md#many-stores-one-daemon).")  # fmt: skip
 @click.option("--all-stores", is_flag=True, help="Serve every jsproj store of the database (and of each --database), "
                                                  "stores added and dropped while it runs included.")  # fmt: skip
 @click.option("--database", "databases", multiple=True, metavar="DSN", callback=lambda _c, _p, v: _secret(v),
@@ -169,7 +169,7 @@ def _serve_one(chosen: Chosen, dsn: str | None, schema: str | None) -> None:
 
 
 def _serve_many(chosen: Chosen, catalogs: list[Catalog]) -> None:
-    """Many stores: a fleet of their daemons (docs/daemon.md#many-stores)."""
+    """Many stores: a fleet of their daemons (docs/daemon.md#many-stores-one-daemon)."""
     settings = chosen.settings
     metrics = FleetMetrics(stall_seconds=_stall(settings["poll_interval"]))
     with _catching_up(chosen.until_caught_up) as advance:
