@@ -247,7 +247,7 @@ def conversion(dsn: str, events: int, streams: int, clients: int, size: int) -> 
             "longest_append_s_per_million": max(during) / millions}  # fmt: skip
 
 
-def measure(flat: str, parted: str, args: argparse.Namespace) -> Turns:
+def measure(flat: str, parted: str, args: argparse.Namespace) -> tuple[Turns, Turns]:
     """The rounds: each measurement on both stores in turn, the first of a round swapped every other round; short
     measurements in many rounds (``--rounds``), so that the drift of a shared machine hits both alike; the rebuild's
     read (the whole log each time) in three."""
@@ -265,17 +265,15 @@ def measure(flat: str, parted: str, args: argparse.Namespace) -> Turns:
         }
         rebuilds[name] = lambda dsn=dsn: {"rebuild": rebuild_read(dsn)}
     turns = take_turns(measures, args.rounds, what="the partitioned log at scale", swap=True)
-    rebuilt = take_turns(rebuilds, 3, what="a rebuild's read", swap=True)
-    turns.figures.update(rebuilt.figures)
-    return turns
+    return turns, take_turns(rebuilds, 3, what="a rebuild's read", swap=True)
 
 
-def rows(turns: Turns, sizes: dict[str, dict[str, int]], args: argparse.Namespace) -> list[Row]:
+def rows(turns: Turns, rebuilt: Turns, sizes: dict[str, dict[str, int]], args: argparse.Namespace) -> list[Row]:
     scenario = f"scale {args.events / 1e6:g}M"
     at = f"{args.events:,} events, partitions of {args.partition_size:,}"
 
-    def row(key: str, what: str, unit: str, target: tuple[str, float] | None = None) -> Row:
-        return Row(scenario, what, turns.pair(f"parted.{key}", f"flat.{key}"), "one table", unit, target, at)
+    def row(key: str, what: str, unit: str, target: tuple[str, float] | None = None, of: Turns = turns) -> Row:
+        return Row(scenario, what, of.pair(f"parted.{key}", f"flat.{key}"), "one table", unit, target, at)
 
     flat_total, parted_total = sum(sizes["flat"].values()), sum(sizes["parted"].values())
 
@@ -283,7 +281,7 @@ def rows(turns: Turns, sizes: dict[str, dict[str, int]], args: argparse.Namespac
         row("append", f"appends, {args.clients} clients, one event to a random stream", "appends/s", (">=", 0.95)),
         row("append_ids", f"appends with a given $id, {args.clients} clients", "appends/s"),
         row("stream_read", "stream reads (50 events, in every partition), 2 threads", "streams/s"),
-        row("rebuild", "a rebuild's read of the whole log (page query, 20,000-event pages)", "events/s"),
+        row("rebuild", "a rebuild's read of the whole log (page query, 20,000-event pages)", "events/s", of=rebuilt),
         Row(
             scenario,
             "index sizes, all indexes of the log",
@@ -301,13 +299,14 @@ def report(table_rows: list[Row], sizes: dict[str, dict[str, int]], converted: d
     names = sorted(set(sizes["flat"]) | set(sizes["parted"]))
     by_index = "\n".join(f"| {n} | {sizes['flat'].get(n, 0) / 2**20:,.0f} | {sizes['parted'].get(n, 0) / 2**20:,.0f} |"
                          for n in names)  # fmt: skip
-    return f"""# The partitioned log at scale (written by `make bench-scale`)
+    return f"""## {args.events / 1e6:g}M events, partitions of {args.partition_size / 1e6:g}M
 
-`python bench/scale.py --events {args.events}` (bench/scale.py says what each row measures): the partitioned
-log had {partitions} partitions. Ratio: partitioned / one table, the median of the rounds' ratios (min-max), in
-{args.rounds} rounds taken in turns ({args.seconds:g} s of each append measurement; the rebuild's read: 3 rounds);
-load: the 1-minute load average before the first round. Machine: {about.get("cpu", "?")}, {about.get("memory", "?")};
-PostgreSQL {about.get("postgresql", "?")}; measured {about.get("date", "?")}.
+`python bench/scale.py --events {args.events} --partition-size {args.partition_size}` (bench/scale.py says what
+each row measures): the partitioned log had {partitions} partitions. Ratio: partitioned / one table, the
+median of the rounds' ratios (min-max), in {args.rounds} rounds taken in turns ({args.seconds:g} s of each
+append measurement; the rebuild's read: 3 rounds); load: the 1-minute load average before the first round.
+Machine: {about.get("cpu", "?")}, {about.get("memory", "?")}; PostgreSQL {about.get("postgresql", "?")};
+measured {about.get("date", "?")}.
 
 {table(table_rows)}
 
@@ -326,6 +325,28 @@ writer, {converted["validate_s"]:.1f} s; the longest append the writers saw mean
 million events; median {converted["median_append_s"] * 1000:.2f} ms). The issue's bound: at most 1 s per
 million events.
 """
+
+
+HEADER = """# The partitioned log at scale
+
+Written by `make bench-scale` (bench/scale.py), a section for each size of log and of partition; the analysis
+is in [partitioning.md](partitioning.md#what-it-costs-and-the-partition-size).
+"""
+
+
+def write_report(text: str, args: argparse.Namespace) -> None:
+    """Replace this run's section of docs/benchmarks-scale.md (its log size and partition size), or add it."""
+    start, end = (
+        f"<!-- scale {args.events} {args.partition_size} -->",
+        f"<!-- end of scale {args.events} {args.partition_size} -->",
+    )
+    current = REPORT.read_text("utf-8") if REPORT.exists() else HEADER
+    section = f"{start}\n{text.rstrip()}\n{end}"
+    if start in current and end in current:
+        current = current.split(start)[0] + section + current.split(end, 1)[1]
+    else:
+        current = current.rstrip() + "\n\n" + section + "\n"
+    REPORT.write_text(current, "utf-8")
 
 
 def main() -> int:
@@ -352,19 +373,19 @@ def main() -> int:
             flat, parted = flat_f.result(), parted_f.result()
         sizes = {"flat": index_sizes(flat), "parted": index_sizes(parted)}
         partitions = len(partitioning.partitions(parted))
-        turns = measure(flat, parted, args)
+        turns, rebuilt = measure(flat, parted, args)
         streams = max(1, args.events // STREAM_LENGTH)
         converted = conversion(flat, args.events, streams, args.clients, args.partition_size)
     finally:
         cluster.destroy()
-    table_rows = rows(turns, sizes, args)
+    table_rows = rows(turns, rebuilt, sizes, args)
     text = report(table_rows, sizes, converted, {**machine(), "postgresql": version}, args, partitions)
     print(text)
+    if not args.no_write:
+        write_report(text, args)
     if args.json:
         args.json.write_text(json.dumps({"rows": [r.to_dict() for r in table_rows], "sizes": sizes,
                                          "conversion": converted}, indent=2, default=str))  # fmt: skip
-    if not args.no_write:
-        REPORT.write_text(text, "utf-8")
     return 0
 
 

@@ -179,7 +179,8 @@ $$;
 -- daemon or a cron job: a store without either never runs out. One append
 -- does it at a time (the others go on: they look again 64 positions later),
 -- waiting at most 50 ms for its locks (a deploy or an erasure holding the
--- log, an ANALYZE...): then the next look tries again.
+-- log, an ANALYZE...): then the next look tries again. Any other failure is
+-- a warning, never the append's.
 create or replace function pge_log_extend(last bigint, coming int) returns void
 language plpgsql
 as $$
@@ -204,8 +205,13 @@ begin
             perform @schema@.pge_log_add_partition();
         end loop;
         perform set_config('lock_timeout', v_lock_timeout, true);
-    exception when lock_not_available or object_in_use then
-        perform set_config('lock_timeout', v_lock_timeout, true);
+    exception
+        when lock_not_available or object_in_use then
+            perform set_config('lock_timeout', v_lock_timeout, true);
+        when others then  -- never the append's failure: said (the store's clients log warnings), tried again later
+            perform set_config('lock_timeout', v_lock_timeout, true);
+            raise warning 'jsproj: the next partition of pge_events could not be made (%: %); the next append 64 '
+                          'positions on tries again, `jsproj partition-log --add` makes one now', sqlstate, sqlerrm;
     end;
 end;
 $$;

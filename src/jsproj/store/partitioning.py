@@ -26,7 +26,7 @@ from jsproj.errors import PartitioningError
 from jsproj.store.identifiers import check_schema, search_path
 from jsproj.store.translate import translate
 
-#: Events per partition unless told: at ~450 bytes an event (heap and indexes), ~4.5 GB a partition.
+#: Events per partition unless told: 3.5 GB with indexes at the 350 bytes an event of bench/scale.py's events.
 DEFAULT_SIZE = 10_000_000
 #: The smallest partition size (pge_log_layout's check): the store looks ahead every 64 positions.
 MIN_SIZE = 64
