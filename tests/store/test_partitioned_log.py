@@ -283,6 +283,8 @@ def test_detaching_old_partitions_keeps_their_events_in_tables_of_their_own(
         finally:
             conn.execute("drop tablespace if exists cold")
     assert kept == 127 and snapshot(store)[0][0] == 192  # positions 1-127, and the log goes on from 192
+    with pytest.raises(errors.StoreError, match="pge_streams_pkey"):  # its events detached: docs/partitioning.md
+        store.append(account(0, 1))
 
 
 def test_the_cli_lists_partitions_and_runs_the_doc_s_commands(dsn: str, store: EventStore) -> None:
