@@ -173,9 +173,12 @@ $$;
 -- positions: last, its last position), and before the insert of a message
 -- of more than 64 events (last null: the position sequence's, and coming,
 -- its events): on a partitioned log, makes partitions until those made
--- reach a partition and 256 positions past the append, so that a whole
--- partition always lies ahead of the writes (and, with small partitions,
--- the positions until the next look). The append makes them rather than a
+-- reach a quarter of a partition (at least 256 positions) past the append:
+-- 2.5M positions of 10M-event partitions, far more than are appended
+-- between two looks. Not a whole partition ahead: each partition, empty or
+-- not, costs every statement on the log that names no position (it is
+-- planned, locked and opened: docs/partitioning.md), so there is at most
+-- one empty one. The append makes them rather than a
 -- daemon or a cron job: a store without either never runs out. One append
 -- does it at a time (the others go on: they look again 64 positions later),
 -- waiting at most 50 ms for its locks (a deploy or an erasure holding the
@@ -194,7 +197,7 @@ begin
         return;
     end if;
     v_end := coalesce(last, pg_sequence_last_value(pg_get_serial_sequence('@schema@.pge_events', 'position')), 0) + coming
-             + v_layout.partition_size + 256;
+             + greatest(v_layout.partition_size / 4, 256);
     if v_layout.made_to > v_end or not pg_try_advisory_xact_lock(1246974041, hashtext('@schema@')) then
         return;
     end if;
