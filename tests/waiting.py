@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from jsproj.follow.daemon import Daemon
 
@@ -19,10 +19,20 @@ def wait_until(condition: Callable[[], bool], deadline: float = 60.0, interval: 
         time.sleep(interval)
 
 
+class Runner(Protocol):
+    """What runs until stopped: a daemon, a fleet of them."""
+
+    def run(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+R = TypeVar("R", bound=Runner)
+
+
 @contextmanager
-def daemon_thread(dsn: str, **options: Any) -> Iterator[Daemon]:
-    """A daemon running in a thread of the test, stopped (and its thread ended) afterwards."""
-    worker = Daemon(dsn, poll_interval=0.05, **options)
+def running(worker: R) -> Iterator[R]:
+    """``worker.run()`` in a thread of the test, stopped (and its thread ended) afterwards."""
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
@@ -31,3 +41,10 @@ def daemon_thread(dsn: str, **options: Any) -> Iterator[Daemon]:
         worker.stop()
         thread.join(timeout=30)
         assert not thread.is_alive()
+
+
+@contextmanager
+def daemon_thread(dsn: str, **options: Any) -> Iterator[Daemon]:
+    """A daemon running in a thread of the test, stopped (and its thread ended) afterwards."""
+    with running(Daemon(dsn, poll_interval=0.05, **options)) as worker:
+        yield worker

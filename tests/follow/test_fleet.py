@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 import threading
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -23,7 +21,7 @@ from jsproj.projections.views import fetch_view
 from jsproj.store.sync import EventStore
 
 from projections import sources
-from waiting import wait_until
+from waiting import running, wait_until
 
 COUNT = """
 projections.aggregate('Count').by({
@@ -76,18 +74,6 @@ def fleet_of(dsn: str, schemas: list[str] | None = None, **options: object) -> t
 
     options = {"poll_interval": 0.05, "discover_every": 0.1, **options}
     return Fleet([Catalog(dsn, schemas)], make, **options), seen  # type: ignore[arg-type]
-
-
-@contextmanager
-def running(fleet: Fleet) -> Iterator[Fleet]:
-    thread = threading.Thread(target=fleet.run, daemon=True)
-    thread.start()
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
-        thread.join(timeout=30)
-        assert not thread.is_alive()
 
 
 def connections(dsn: str) -> int:

@@ -42,10 +42,14 @@ class FleetMetrics:
         with self._lock:
             return self.stores.setdefault(key, DaemonMetrics(stall_seconds=self.stall_seconds))
 
+    def every(self) -> dict[StoreKey, DaemonMetrics]:
+        """Every store's hooks, as of now."""
+        with self._lock:
+            return dict(self.stores)
+
     def health(self, fleet: Fleet) -> tuple[bool, str]:
         """Unhealthy when an attached store's daemon is stuck or lost its database (naming them)."""
-        with self._lock:
-            hooks = dict(self.stores)
+        hooks = self.every()
         attached = [key for key, slot in list(fleet.slots.items()) if slot.attached and key in hooks]
         sick = sorted(f"{key.label}: {why}" for key in attached for ok, why in [hooks[key].health()] if not ok)
         parked = len(fleet.slots) - len(attached)
@@ -84,9 +88,7 @@ class _FleetCollector(Collector):
                     for c, text in COUNTERS.items()}  # fmt: skip
         gauges = {g: GaugeMetricFamily(f"jsproj_projection_{g}", text, labels=["store", "projection"])
                   for g, text in GAUGES.items()}  # fmt: skip
-        with self.metrics._lock:
-            hooks = dict(self.metrics.stores)
-        for key, metrics in sorted(hooks.items()):
+        for key, metrics in sorted(self.metrics.every().items()):
             state = metrics.snapshot()
             up.add_metric([key.label], int(state.connected and key in slots and slots[key].attached))
             held.add_metric([key.label], len(state.held))

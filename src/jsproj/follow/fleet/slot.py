@@ -75,6 +75,5 @@ class Slot:
 
     def close(self) -> None:
         """The end: parked, its observer told."""
-        self.follower.detach(clean=True)
-        self.daemon.close()
-        self.state = "parked"
+        self.park()
+        self.daemon.hooks.finished()
