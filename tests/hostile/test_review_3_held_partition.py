@@ -1,0 +1,71 @@
+"""Review 3: one application session that holds open the transaction of an append which made the next partitions
+makes every other append of the store fail once the log reaches the end of the committed partitions.
+
+docs/partitioning.md ("Partitions made ahead of need"): "a store ... never runs out of partitions"; a partition
+is made "by one append at a time, which waits at most 50 ms for its locks (the next look tries again)".
+docs/security.md: no role holds back appends. But the partitions an append makes are made (and attached, SHARE
+UPDATE EXCLUSIVE on pge_events) inside the appending transaction, which the application role controls: it
+appends a message of more than 64 events (which looks before its insert) when the log nears the last partition's
+end, and does not commit. Every other append's look then waits 50 ms and gives up, nothing else can make a
+partition (nor ``jsproj partition-log --add``), and once the committed partitions are full every append of every
+other session fails with "no partition of relation "pge_events" found for row". A long-running transaction of an
+honest application does the same by accident. (At the default size the app has a quarter of 10M positions to
+wait; here partitions are 64 events, as in ``pytest --partitioned-log``.)
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from jsproj.store.partitioning import partition_log
+from jsproj.store.sync import EventStore
+
+
+def as_role(dsn: str, role: str) -> str:
+    return re.sub(r"user=\S+", f"user={role}", dsn)
+
+
+@pytest.fixture
+def shop(dsn: str):
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        for role in ("shop_owner", "shop_app"):
+            if not admin.execute("select from pg_roles where rolname = %s", (role,)).fetchone():
+                admin.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
+        database = admin.execute("select current_database()").fetchone()[0]
+        admin.execute(sql.SQL("grant create on database {} to shop_owner").format(sql.Identifier(database)))
+    owner = as_role(dsn, "shop_owner")
+    with EventStore(owner, schema="shop", max_size=1) as store:
+        store.migrate()
+    partition_log(owner, schema="shop", size=64)
+    with psycopg.connect(owner, autocommit=True) as conn:  # the documented grants
+        conn.execute("grant usage on schema shop to shop_app")
+        conn.execute("grant execute on function shop.pge_append(jsonb) to shop_app")
+        conn.execute("select setval('shop.pge_events_position_seq', 1000000)")  # as a million appends would
+    yield owner, as_role(dsn, "shop_app")
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("drop schema shop cascade")
+
+
+def test_an_open_transaction_that_made_a_partition_does_not_stop_other_appends(shop) -> None:
+    owner, app = shop
+    hold = psycopg.connect(app)  # a transaction the application role keeps open
+    try:
+        hold.execute(
+            "select shop.pge_append(%s)", (Jsonb({"id": "held", "type": "Order", "data": [{"$type": "P"}] * 65}),)
+        )
+        with psycopg.connect(app, autocommit=True) as other:
+            other.execute("set statement_timeout = '10s'")
+            for n in range(80):  # 400 events: past the partitions committed before the held transaction
+                message = {"id": f"other-{n}", "type": "Order", "data": [{"$type": "P"}] * 5}
+                try:
+                    other.execute("select shop.pge_append(%s)", (Jsonb(message),))
+                except psycopg.Error as error:
+                    pytest.fail(f"append {n} of another session failed while one transaction is open: {error}")
+    finally:
+        hold.rollback()
+        hold.close()
