@@ -52,7 +52,7 @@ def shop(dsn: str):
 
 
 def test_an_open_transaction_that_made_a_partition_does_not_stop_other_appends(shop) -> None:
-    owner, app = shop
+    _owner, app = shop
     hold = psycopg.connect(app)  # a transaction the application role keeps open
     try:
         hold.execute(
