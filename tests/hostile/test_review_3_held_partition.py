@@ -34,7 +34,7 @@ def as_role(dsn: str, role: str) -> str:
 def shop(dsn: str):
     with psycopg.connect(dsn, autocommit=True) as admin:
         for role in ("shop_owner", "shop_app"):
-            if not admin.execute("select from pg_roles where rolname = %s", (role,)).fetchone():
+            if not admin.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
                 admin.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
         database = admin.execute("select current_database()").fetchone()[0]
         admin.execute(sql.SQL("grant create on database {} to shop_owner").format(sql.Identifier(database)))

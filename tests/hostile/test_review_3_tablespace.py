@@ -29,11 +29,11 @@ def as_role(dsn: str, role: str) -> str:
 def shop(dsn: str):
     with psycopg.connect(dsn, autocommit=True) as admin:
         for role in ("shop_owner", "shop_app"):
-            if not admin.execute("select from pg_roles where rolname = %s", (role,)).fetchone():
+            if not admin.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
                 admin.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
         database = admin.execute("select current_database()").fetchone()[0]
         admin.execute(sql.SQL("grant create on database {} to shop_owner").format(sql.Identifier(database)))
-        if not admin.execute("select from pg_tablespace where spcname = 'review3_archive'").fetchone():
+        if not admin.execute("select 1 from pg_tablespace where spcname = 'review3_archive'").fetchone():
             admin.execute("set allow_in_place_tablespaces = on")
             admin.execute("create tablespace review3_archive location ''")
         # The DBA's archive tablespace, for the owner's --detach-before --tablespace archive.
