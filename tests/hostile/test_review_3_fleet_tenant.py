@@ -108,3 +108,18 @@ def test_a_tenant_runs_no_sql_of_its_own_with_the_fleets_rights(dsn: str, tenant
         pwned = admin.execute("select count(*) from tenant_acme.pge_aggregates where name = 'Pwned'").fetchone()[0]
     assert not superuser, "a tenant's store owner made itself a superuser through the fleet"
     assert not pwned, "a tenant's store owner wrote another tenant's views through the fleet"
+
+
+@pytest.mark.parametrize("name", ["evil-tenant", "tenant_moved", "e'); select 1; --"])
+def test_a_tenant_that_renames_its_schema_does_not_stop_the_others(dsn: str, tenants, name: str) -> None:
+    """A schema's owner may rename it (alter schema ... rename to): the fleet then either refuses the whole database
+    ("schema name ... is not a safe identifier ... retrying in 5.0 s", for ever) or runs the renamed store's
+    functions, which name the old schema and raise: no other store of the database is served again."""
+    with psycopg.connect(tenants["evil"], autocommit=True) as evil:
+        evil.execute(sql.SQL("alter schema tenant_evil rename to {}").format(sql.Identifier(name)))
+    try:
+        with running(fleet(dsn)):
+            assert wait_for(lambda: acme_count(dsn) == {"n": 1}, 20), f"a store renamed {name!r} stopped the fleet"
+    finally:
+        with psycopg.connect(tenants["evil"], autocommit=True) as evil:
+            evil.execute(sql.SQL("alter schema {} rename to tenant_evil").format(sql.Identifier(name)))
