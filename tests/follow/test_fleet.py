@@ -198,20 +198,42 @@ def test_a_store_says_it_has_work_only_when_a_gap_safe_read_would_give_its_daemo
     make_store(dsn, "s", 3)
     catalog = Catalog(dsn)
     try:
-        assert catalog.with_work(["s"]) == {"s"}  # a build to do
+        assert catalog.with_work(["s"])[0] == {"s"}  # a build to do
         assert fleet_of(dsn)[0].run(until_caught_up=True) is True
-        assert catalog.with_work(["s"]) == set()
+        assert catalog.with_work(["s"])[0] == set()
         with EventStore(dsn, schema="s", max_size=1) as store:
             store.archive_stream("s-0")
             with store.connection() as conn, conn.transaction():  # appended, not committed: no work yet
                 conn.execute("select pge_append(%s::jsonb)",
                              ('{"id": "s-1", "type": "S", "data": {"$type": "Added", "amount": 1}}',))  # fmt: skip
-                assert catalog.with_work(["s"]) == set()
-            assert catalog.with_work(["s"]) == {"s"}
+                assert catalog.with_work(["s"])[0] == set()
+            assert catalog.with_work(["s"])[0] == {"s"}
             assert fleet_of(dsn)[0].run(until_caught_up=True) is True
             store.unarchive_stream("s-0")
             store.append({"id": "s-0", "type": "S", "data": {"$type": "Added", "amount": 0}})
             store.archive_stream("s-0")
-        assert catalog.with_work(["s"]) == set()  # events of an archived stream are no work
+        assert catalog.with_work(["s"])[0] == set()  # events of an archived stream are no work
     finally:
         catalog.close()
+
+
+def test_a_store_that_cannot_say_whether_it_has_work_holds_back_no_other(dsn: str) -> None:
+    make_store(dsn, "broken", 1)
+    make_store(dsn, "fine", 0)
+    assert fleet_of(dsn)[0].run(until_caught_up=True) is True
+    with psycopg.connect(dsn, autocommit=True) as conn:  # a store broken by accident (or renamed meanwhile)
+        conn.execute("create or replace function broken.pge_daemon_work() returns boolean language plpgsql"
+                     " as $$ begin raise exception 'broken'; end $$")  # fmt: skip
+    catalog = Catalog(dsn)
+    try:
+        with EventStore(dsn, schema="fine", max_size=1) as store:
+            add(store, 0, 4)
+        busy, failed = catalog.with_work(["broken", "fine"])
+        assert busy == {"fine"} and set(failed) == {"broken"} and "broken" in failed["broken"]
+    finally:
+        catalog.close()
+    fleet, _ = fleet_of(dsn, max_attached=1, park_after=0.2)
+    with running(fleet):
+        with EventStore(dsn, schema="fine", max_size=1) as store:
+            add(store, 4, 6)
+        wait_until(lambda: counted(dsn, "fine") == want(6))

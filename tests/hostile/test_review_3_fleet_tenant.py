@@ -38,10 +38,15 @@ def as_role(dsn: str, role: str) -> str:
 
 @pytest.fixture
 def tenants(dsn: str):
-    """Two tenants' stores, each owned by a role of its own; the fleet runs as the cluster's superuser."""
+    """Two tenants' stores: acme's owned by the fleet's role (the cluster's superuser, as the fleet serves only
+    stores its role owns), evil's by a role of its own that replaces and renames what it owns."""
     with psycopg.connect(dsn, autocommit=True) as admin:
         database = admin.execute("select current_database()").fetchone()[0]
-        for tenant in ("acme", "evil"):
+        with EventStore(dsn, schema="tenant_acme", max_size=1) as store:
+            store.migrate()
+            deploy(store, sources(Count=COUNT), lifecycles={"Count": "async"})
+            store.append({"id": "s-1", "type": "S", "data": {"$type": "Added"}})
+        for tenant in ("evil",):
             role = f"review3_{tenant}_owner"
             if not admin.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
                 admin.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
@@ -53,12 +58,12 @@ def tenants(dsn: str):
                 store.migrate()
                 deploy(store, sources(Count=COUNT), lifecycles={"Count": "async"})
                 store.append({"id": "s-1", "type": "S", "data": {"$type": "Added"}})
-    yield {tenant: as_role(dsn, f"review3_{tenant}_owner") for tenant in ("acme", "evil")}
+    yield {"acme": dsn, "evil": as_role(dsn, "review3_evil_owner")}
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute("alter role review3_evil_owner nosuperuser")
         for tenant in ("acme", "evil"):
-            admin.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(f"tenant_{tenant}")))
-            admin.execute(sql.SQL("drop owned by {}").format(sql.Identifier(f"review3_{tenant}_owner")))
+            admin.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(f"tenant_{tenant}")))
+        admin.execute("drop owned by review3_evil_owner")
 
 
 def fleet(dsn: str) -> Fleet:
@@ -123,3 +128,11 @@ def test_a_tenant_that_renames_its_schema_does_not_stop_the_others(dsn: str, ten
     finally:
         with psycopg.connect(tenants["evil"], autocommit=True) as evil:
             evil.execute(sql.SQL("alter schema {} rename to tenant_evil").format(sql.Identifier(name)))
+
+
+def test_a_store_another_role_owns_is_left_alone_and_said_so(dsn: str, tenants, caplog) -> None:
+    with running(fleet(dsn)):
+        assert wait_for(lambda: acme_count(dsn) == {"n": 1}, 20)
+    with EventStore(tenants["evil"], schema="tenant_evil", max_size=1) as store:
+        assert fetch_view(store, "Count") == {}  # never served by a daemon of another role
+    assert any("tenant_evil is left alone: another role owns it" in r.getMessage() for r in caplog.records)

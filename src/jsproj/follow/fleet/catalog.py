@@ -18,14 +18,19 @@ import psycopg
 from psycopg import sql
 
 from jsproj.follow.engine import Waker
+from jsproj.store.identifiers import IDENTIFIER, MAX_IDENTIFIER
 
 ASKED_AT_ONCE = 200  # stores asked for work in one statement
 
-# Every schema with jsproj's tables the role may use, and whether it has the function that says whether
-# there is work (a store made by a jsproj before it, not migrated since, has not).
+# Every schema with jsproj's tables the role may use: whether the fleet's own role owns it and its function that
+# says whether there is work (a fleet runs a store's SQL with its own rights, so it serves no store another role
+# owns: docs/daemon.md#many-stores-one-daemon), and whether it has that function (a store made by a jsproj
+# before it, not migrated since, has not).
 _STORES = """
-select n.nspname, to_regprocedure(format('%I.pge_daemon_work()', n.nspname)) is not null
+select n.nspname, n.nspowner = r.oid and coalesce(f.proowner = r.oid, true), f.oid is not null
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+join pg_roles r on r.rolname = current_user
+left join pg_proc f on f.oid = to_regprocedure(format('%I.pge_daemon_work()', n.nspname))
 where c.relname = 'pge_engine' and c.relkind = 'r' and has_schema_privilege(n.oid, 'USAGE')
 order by n.nspname
 """
@@ -47,10 +52,22 @@ class StoreKey:
 
 @dataclass(frozen=True)
 class Found:
-    """What a look at the database found: the stores to serve, and those too old to (not migrated)."""
+    """What a look at the database found: the stores to serve, and those it leaves alone, each with why."""
 
     stores: tuple[StoreKey, ...]
-    unmigrated: tuple[StoreKey, ...]
+    left: tuple[tuple[StoreKey, str], ...]
+
+
+def _why_not(schema: str, own: bool, migrated: bool) -> str | None:
+    """Why the fleet leaves the store in ``schema`` alone (None: it serves it)."""
+    if not IDENTIFIER.match(schema) or len(schema.encode()) > MAX_IDENTIFIER:
+        return "its schema's name is not a safe identifier (letters, digits and _): not served"
+    if not own:
+        return ("another role owns it (or its pge_daemon_work): served only by a daemon running as its owner, never "
+                "with this one's rights")  # fmt: skip
+    if not migrated:
+        return "it is not migrated to this jsproj: `jsproj migrate --schema` it; not served until then"
+    return None
 
 
 class Catalog:
@@ -78,28 +95,43 @@ class Catalog:
         """The stores there now."""
         conn = self.connection
         database = conn.info.dbname
-        rows = [(schema, ready) for schema, ready in conn.execute(_STORES) if self._wanted(schema)]
-        return Found(
-            tuple(StoreKey(self.dsn, database, schema) for schema, ready in rows if ready),
-            tuple(StoreKey(self.dsn, database, schema) for schema, ready in rows if not ready),
-        )
+        stores, left = [], []
+        for schema, own, migrated in conn.execute(_STORES):
+            if self._wanted(schema):
+                key, why = StoreKey(self.dsn, database, schema), _why_not(schema, own, migrated)
+                stores += [key] if why is None else []
+                left += [] if why is None else [(key, why)]
+        return Found(tuple(stores), tuple(left))
 
     def missing(self, found: Found) -> list[str]:
         """The schemas asked for by name that are no store (none when serving every store)."""
-        there = {key.schema for key in found.stores + found.unmigrated}
+        there = {key.schema for key in found.stores} | {key.schema for key, _ in found.left}
         return sorted(self.schemas - there) if self.schemas is not None else []
 
-    def with_work(self, schemas: Sequence[str]) -> set[str]:
-        """Those of ``schemas`` where a daemon has something to do now."""
-        conn, busy = self.connection, set[str]()
+    def with_work(self, schemas: Sequence[str]) -> tuple[set[str], dict[str, str]]:
+        """Those of ``schemas`` where a daemon has something to do now; and those that failed to say, with why
+        (a statement for many at once; when it fails, one per store, so that one broken store, renamed or
+        dropped meanwhile, holds back no other)."""
+        busy: set[str] = set()
+        failed: dict[str, str] = {}
         for start in range(0, len(schemas), ASKED_AT_ONCE):
-            chunk = schemas[start : start + ASKED_AT_ONCE]
-            asks = sql.SQL(" union all ").join(
-                sql.SQL("select {}::text where {}.pge_daemon_work()").format(sql.Literal(s), sql.Identifier(s))
-                for s in chunk
-            )
-            busy.update(row[0] for row in conn.execute(asks))
-        return busy
+            chunk = list(schemas[start : start + ASKED_AT_ONCE])
+            try:
+                busy.update(self._ask(chunk))
+            except psycopg.Error:
+                for schema in chunk:
+                    try:
+                        busy.update(self._ask([schema]))
+                    except psycopg.Error as exc:
+                        failed[schema] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return busy, failed
+
+    def _ask(self, schemas: list[str]) -> list[str]:
+        asks = sql.SQL(" union all ").join(
+            sql.SQL("select {}::text where {}.pge_daemon_work()").format(sql.Literal(s), sql.Identifier(s))
+            for s in schemas
+        )
+        return [row[0] for row in self.connection.execute(asks)]
 
     def drain(self) -> bool:
         """Whether events were appended (notifications came) since the last look; does not wait."""

@@ -133,9 +133,8 @@ class Fleet:
             if missing and first:
                 raise errors.SchemaMissingError(f"no jsproj store in schema {', '.join(missing)} of database "
                                                 f"{catalog.connection.info.dbname}")  # fmt: skip
-            for key in seen.unmigrated:
-                self._once(f"old {key}", f"{key.label} is not migrated to this jsproj: `jsproj migrate --schema "
-                                       f"{key.schema}`; not served until then")  # fmt: skip
+            for key, why in seen.left:
+                self._once(f"left {key}", f"{key.label} is left alone: {why}")
             found.extend(seen.stores)
         with self._lock:
             for key in found:
@@ -165,12 +164,19 @@ class Fleet:
             if not mine:
                 continue
             try:
-                busy = catalog.with_work([s.key.schema for s in mine])
-            except psycopg.Error as exc:
-                self._discovered = 0.0  # a store dropped since the last look fails the question: look again
+                busy, failed = catalog.with_work([s.key.schema for s in mine])
+            except psycopg.Error as exc:  # the database itself (the catalog connects again at its next look)
+                catalog.close()
                 self._once(f"ask {catalog.dsn}", f"cannot ask stores for work: {reason(exc, catalog.dsn)}")
                 continue
+            if failed:
+                self._discovered = 0.0  # a store renamed or dropped since the last look: look again
+            for schema, why in failed.items():
+                self._once(f"failed {catalog.dsn} {schema}", f"{schema} cannot say whether it has work ({why}); "
+                                                             "the others go on")  # fmt: skip
             for slot in mine:
+                if slot.key.schema in failed:
+                    continue  # asked again at the next look
                 if slot.key.schema in busy or slot.daemon.retention.due(now):
                     self._want(slot, now)
                 elif self._until_caught_up:
