@@ -161,26 +161,29 @@ class Fleet:
                         slot.due_at = now
         for catalog in self.catalogs:
             mine = [s for s in parked if s.key.dsn == catalog.dsn]
-            if not mine:
-                continue
-            try:
-                busy, failed = catalog.with_work([s.key.schema for s in mine])
-            except psycopg.Error as exc:  # the database itself (the catalog connects again at its next look)
-                catalog.close()
-                self._once(f"ask {catalog.dsn}", f"cannot ask stores for work: {reason(exc, catalog.dsn)}")
-                continue
-            if failed:
-                self._discovered = 0.0  # a store renamed or dropped since the last look: look again
-            for schema, why in failed.items():
-                self._once(f"failed {catalog.dsn} {schema}", f"{schema} cannot say whether it has work ({why}); "
-                                                             "the others go on")  # fmt: skip
-            for slot in mine:
-                if slot.key.schema in failed:
-                    continue  # asked again at the next look
-                if slot.key.schema in busy or slot.daemon.retention.due(now):
-                    self._want(slot, now)
-                elif self._until_caught_up:
-                    slot.caught_up = True  # nothing to do: caught up without a connection
+            if mine:
+                self._ask_catalog(catalog, mine, now)
+
+    def _ask_catalog(self, catalog: Catalog, mine: list[Slot], now: float) -> None:
+        """Ask ``catalog``'s parked stores ``mine`` whether they have work."""
+        try:
+            busy, failed = catalog.with_work([s.key.schema for s in mine])
+        except psycopg.Error as exc:  # the database itself (the catalog connects again at its next look)
+            catalog.close()
+            self._once(f"ask {catalog.dsn}", f"cannot ask stores for work: {reason(exc, catalog.dsn)}")
+            return
+        if failed:
+            self._discovered = 0.0  # a store renamed or dropped since the last look: look again
+        for schema, why in failed.items():
+            self._once(f"failed {catalog.dsn} {schema}", f"{schema} cannot say whether it has work ({why}); "
+                                                         "the others go on")  # fmt: skip
+        for slot in mine:
+            if slot.key.schema in failed:
+                continue  # asked again at the next look
+            if slot.key.schema in busy or slot.daemon.retention.due(now):
+                self._want(slot, now)
+            elif self._until_caught_up:
+                slot.caught_up = True  # nothing to do: caught up without a connection
 
     def _want(self, slot: Slot, now: float) -> None:
         """A parked store has work: queue it if there is room, making room if it is due."""
