@@ -8,6 +8,8 @@
 
 -- The settings to pin on function `fn` (regprocedure), as name => value:
 --   search_path             pg_catalog, pg_temp (definer entries: every jsproj name they use is qualified)
+--   default_tablespace, default_table_access_method
+--                           the database's defaults (definer entries: what they create)
 --   every plv8.* and pljs.* setting a session can change (pge_pin_settings loads the languages
 --   installed first: a library's settings exist once it is loaded, and only then may a role that
 --   is not a superuser put them in a function's SET clause):
@@ -27,6 +29,13 @@ as $$
     select coalesce(jsonb_object_agg(name, value), '{}') from (
         select 'search_path' as name, 'pg_catalog, pg_temp' as value
         from pg_proc where oid = fn and prosecdef
+        union all
+        -- where and how what a definer entry creates is stored (an append makes a partitioned log's next
+        -- partitions, docs/partitioning.md): the database's defaults, never a tablespace or table access
+        -- method of the caller's choosing that only the owner may use
+        select d.name, d.value
+        from pg_proc, (values ('default_tablespace', ''), ('default_table_access_method', 'heap')) as d (name, value)
+        where oid = fn and prosecdef
         union all
         select s.name, case
                 when s.name like '%.start_proc' then ''
