@@ -46,7 +46,7 @@ def test_a_tenant_name_that_could_name_another_place_is_refused(store: EventStor
 
 
 @pytest.mark.parametrize("tenants", ["tenant_{tenant}", "table:{tenant}", "schema:t", "schema:{tenant}_{tenant}",
-                                     "schema:x-{tenant}"])  # fmt: skip
+                                     "schema:x-{tenant}", "schema:{tenant}", "database:{tenant}"])  # fmt: skip
 def test_a_placement_that_is_not_one_place_per_tenant_is_refused(dsn: str, tenants: str) -> None:
     with pytest.raises(InvalidNameError):
         EventStore(dsn, tenants=tenants)
@@ -71,3 +71,10 @@ def test_one_daemon_keeps_every_tenants_views(store: EventStore, dsn: str) -> No
     assert done.returncode == 0, done.stderr
     for n, tenant in enumerate(["acme", "globex", "initech"]):
         assert fetch_view(store.for_tenant(tenant), "Count") == {"Count": {"n": n + 1}}
+
+
+@pytest.mark.parametrize(("tenants", "tenant"), [("schema:p{tenant}", "ublic"), ("schema:pg_{tenant}", "catalog"),
+                                                 ("database:t{tenant}", "emplate1"), ("schema:i{tenant}", "nformation_schema")])  # fmt: skip
+def test_a_tenant_whose_place_is_the_stores_own_or_postgresqls_is_refused(dsn: str, tenants: str, tenant: str) -> None:
+    with EventStore(dsn, tenants=tenants) as store, pytest.raises(InvalidNameError, match="not a tenant's"):
+        store.for_tenant(tenant, create=True)

@@ -42,9 +42,10 @@ class Placement:
     def parse(cls, text: str) -> Placement:
         """``schema:PATTERN`` or ``database:PATTERN``, the pattern naming one place per tenant."""
         kind, _, pattern = text.partition(":")
-        if kind not in ("schema", "database") or pattern.count("{tenant}") != 1:
+        if kind not in ("schema", "database") or pattern.count("{tenant}") != 1 or pattern == "{tenant}":
             raise InvalidNameError(f"tenants {text!r}: give schema:PATTERN or database:PATTERN, the pattern "
-                                   "with {tenant} once (as schema:tenant_{tenant})")  # fmt: skip
+                                   "with {tenant} once and a fixed part (as schema:tenant_{tenant}: a tenant's name "
+                                   "alone could name another's place)")  # fmt: skip
         check_schema(pattern.replace("{tenant}", "x"))
         return cls(kind, pattern)  # type: ignore[arg-type]
 
@@ -68,6 +69,13 @@ def locate(placement: Placement, dsn: str, schema: str, tenant: str) -> Where:
     """Where ``tenant``'s store is, for a store at ``dsn`` in ``schema`` (a database per tenant: the same
     schema in each)."""
     place = placement.place(tenant)
+    if placement.kind == "schema":
+        taken = {schema, "public", "information_schema"}
+    else:
+        taken = {str(conninfo_to_dict(dsn).get("dbname") or ""), "postgres", "template0", "template1"}
+    if place in taken or place.startswith("pg_"):
+        raise InvalidNameError(f"tenant {tenant!r} would be {placement.kind} {place}, which is not a tenant's "
+                               "(the store's own, or PostgreSQL's)")  # fmt: skip
     if placement.kind == "schema":
         return Where(dsn, place)
     return Where(make_conninfo(dsn, dbname=place), schema)
