@@ -517,8 +517,13 @@ begin
         insert into @schema@.pge_streams (id, type) values (v_id, v_type);
         v_stream_type := v_type;
     end if;
-    if v_count > 64 then  -- (a partitioned log's partitions for all of a large message, before its insert)
-        perform @schema@.pge_log_extend(null, v_count);
+    -- A partitioned log gets its next partitions ahead of need (sql/functions/partitions.sql), looked at before
+    -- the insert of a message of more than 64 events, or of one that takes the position sequence across a
+    -- multiple of 64 (its last value, which an append that failed moved too: a log that ran past its partitions,
+    -- when a transaction held the making of the next, gets them at the next look, without the owner).
+    v_last := coalesce(pg_sequence_last_value(pg_get_serial_sequence('@schema@.pge_events', 'position')), 0);
+    if v_count > 64 or (v_last + v_count) / 64 <> v_last / 64 then
+        perform @schema@.pge_log_extend(v_last, v_count);
     end if;
     v_new_ids := @schema@.pge_event_ids(v_count);  -- for the events without a $id
     v_timestamp := coalesce((message ->> 'timestamp')::timestamptz, now());
@@ -526,7 +531,7 @@ begin
         insert into @schema@.pge_events (id, stream_id, stream_type, version, type, data, metadata, timestamp)
         values (coalesce((v_events -> 0 ->> '$id')::uuid, v_new_ids[1]), v_id, v_stream_type, v_version + 1, v_events -> 0 ->> '$type',
                 (v_events -> 0) - array['$type', '$id'], nullif(message -> 'metadata', 'null'), v_timestamp)
-        returning jsonb_build_array(position), position into v_positions, v_last;
+        returning jsonb_build_array(position) into v_positions;
     else
         with inserted as (
             insert into @schema@.pge_events (id, stream_id, stream_type, version, type, data, metadata, timestamp)
@@ -536,12 +541,7 @@ begin
             order by n
             returning position
         )
-        select jsonb_agg(position order by position), max(position) into v_positions, v_last from inserted;
-    end if;
-    -- A partitioned log gets its next partition ahead of need (sql/functions/partitions.sql): looked at when
-    -- the append crosses a multiple of 64 positions.
-    if v_last / 64 <> (v_last - v_count) / 64 then
-        perform @schema@.pge_log_extend(v_last, 0);
+        select jsonb_agg(position order by position) into v_positions from inserted;
     end if;
     return jsonb_build_object('streamId', v_id, 'version', v_version + v_count, 'positions', v_positions);
 end;

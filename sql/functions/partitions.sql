@@ -168,12 +168,12 @@ begin
 end;
 $$;
 
--- Called by pge_append_message when an append crossed a multiple of 64
--- positions (two integer divisions per append; a lookup here every 64
--- positions: last, its last position), and before the insert of a message
--- of more than 64 events (last null: the position sequence's, and coming,
--- its events): on a partitioned log, makes partitions until those made
--- reach a quarter of a partition (at least 256 positions) past the append:
+-- Called by pge_append_message before its insert, when the message will
+-- take the position sequence across a multiple of 64 or has more than 64
+-- events (the sequence's last value and two integer divisions per append; a
+-- lookup here every 64 positions: last, the sequence's last value; coming,
+-- the message's events): on a partitioned log, makes partitions until those
+-- made reach a quarter of a partition (at least 256 positions) past the append:
 -- 2.5M positions of 10M-event partitions, far more than are appended
 -- between two looks. Not a whole partition ahead: each partition, empty or
 -- not, costs every statement on the log that names no position (it is

@@ -51,6 +51,14 @@ def shop(dsn: str):
         admin.execute("drop schema shop cascade")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 31): an append makes the next partitions inside its own transaction, so one left open holds "
+    "their making, and once the headroom (a quarter of a partition) is appended the others fail until it ends "
+    "(then they come back by themselves: test_review_3_no_recovery.py). The fix is a design change: no DDL in an "
+    "application's transaction (a default partition as a safety net, or partitions made by a process of the "
+    "store's own); docs/partitioning.md#what-is-left-known",
+)
 def test_an_open_transaction_that_made_a_partition_does_not_stop_other_appends(shop) -> None:
     _owner, app = shop
     hold = psycopg.connect(app)  # a transaction the application role keeps open

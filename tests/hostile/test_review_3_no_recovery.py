@@ -68,5 +68,8 @@ def test_appends_come_back_once_the_transaction_that_held_the_partitions_ends(sh
                 message = {"id": f"s-{n}", "type": "T", "data": [{"$type": "P"}]}
                 other.execute("select shop.pge_append(%s)", (Jsonb(message),))
             except psycopg.Error as error:
-                failures.append(str(error).splitlines()[0])
-        assert not failures[-64:], f"appends still fail after 200 tries ({len(failures)} failed): {failures[-1]}"
+                failures.append((n, str(error).splitlines()[0]))
+        # By themselves: the first append to take the position sequence across a multiple of 64 makes the
+        # partitions (failed appends move the sequence too), so at most 64 fail after the holder is gone.
+        late = [(n, why) for n, why in failures if n >= 64]
+        assert not late, f"appends still fail after 64 tries ({len(failures)} failed): {late[-1]}"

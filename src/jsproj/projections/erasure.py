@@ -101,6 +101,7 @@ def erase_chosen(
     store: EventStore, chosen: Chosen, reason: str, limits: dict[str, Any], *, dry_run: bool, wait: bool
 ) -> Erased:
     """Erase the events ``chosen`` picks but those erased already (see :func:`erase`)."""
+    _refuse_detached(store)
     try:
         done = _erase_committed(store, chosen, reason, limits, dry_run)
     except psycopg.errors.LockNotAvailable as exc:
@@ -112,6 +113,28 @@ def erase_chosen(
         for name in done.swapped:
             finish_build(store, name, limits)
     return done
+
+
+# The log's partitions detached from it (docs/partitioning.md): tables pge_events_<n> of the store's schema that
+# are no partition of pge_events now.
+_DETACHED = """
+select c.relname from pg_class c
+where c.relnamespace = current_schema()::regnamespace and c.relkind = 'r' and c.relname ~ '^pge_events_[0-9]+$'
+  and not exists (select from pg_inherits i where i.inhrelid = c.oid)
+order by c.relname
+"""
+
+
+def _refuse_detached(store: EventStore) -> None:
+    """An erasure cannot reach a detached partition's events, and must not say it erased what it left there."""
+    with store.connection() as conn:
+        detached = [row[0] for row in conn.execute(_DETACHED)]
+    if detached:
+        raise errors.PartitioningError(
+            f"the log has detached partitions ({', '.join(detached)}): an erasure cannot reach their events, so "
+            "none is done while they exist; attach them again, or erase in them yourself and then drop them "
+            "(docs/partitioning.md#detaching-old-partitions)"
+        )
 
 
 def _erase_committed(store: EventStore, chosen: Chosen, reason: str, limits: dict[str, Any], dry_run: bool) -> Erased:
