@@ -33,20 +33,20 @@ def as_role(dsn: str, role: str) -> str:
 @pytest.fixture
 def shop(dsn: str):
     with psycopg.connect(dsn, autocommit=True) as admin:
-        for role in ("shop_owner", "shop_app"):
+        for role in ("r3h_shop_owner", "r3h_shop_app"):
             if not admin.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
                 admin.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
         database = admin.execute("select current_database()").fetchone()[0]
-        admin.execute(sql.SQL("grant create on database {} to shop_owner").format(sql.Identifier(database)))
-    owner = as_role(dsn, "shop_owner")
+        admin.execute(sql.SQL("grant create on database {} to r3h_shop_owner").format(sql.Identifier(database)))
+    owner = as_role(dsn, "r3h_shop_owner")
     with EventStore(owner, schema="shop", max_size=1) as store:
         store.migrate()
     partition_log(owner, schema="shop", size=64)
     with psycopg.connect(owner, autocommit=True) as conn:  # the documented grants
-        conn.execute("grant usage on schema shop to shop_app")
-        conn.execute("grant execute on function shop.pge_append(jsonb) to shop_app")
+        conn.execute("grant usage on schema shop to r3h_shop_app")
+        conn.execute("grant execute on function shop.pge_append(jsonb) to r3h_shop_app")
         conn.execute("select setval('shop.pge_events_position_seq', 1000000)")  # as a million appends would
-    yield owner, as_role(dsn, "shop_app")
+    yield owner, as_role(dsn, "r3h_shop_app")
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute("drop schema shop cascade")
 
