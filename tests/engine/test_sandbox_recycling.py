@@ -150,7 +150,7 @@ def test_concurrent_closes_keep_at_most_the_pool_size_waiting() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(module._IDLE[(6.5, sandboxes[0].memory_limit)]) == IDLE_WORKERS
+    assert len(module._IDLE[(6.5, sandboxes[0].memory_limit, None)]) == IDLE_WORKERS
 
 
 def test_a_worker_whose_memory_stayed_high_is_not_kept() -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 import threading
 import urllib.request
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from clihelp import jsproj
-from jsproj.follow.daemon import Daemon
+from jsproj.follow.daemon import Daemon, Shared
 from jsproj.follow.daemon.hooks import DaemonHooks
 from jsproj.follow.daemon.pages import Applied
 from jsproj.follow.fleet import Catalog, Fleet, StoreKey
@@ -68,9 +69,9 @@ class Pages(DaemonHooks):
 def fleet_of(dsn: str, schemas: list[str] | None = None, **options: object) -> tuple[Fleet, list[str]]:
     seen: list[str] = []
 
-    def make(key: StoreKey, stop: threading.Event) -> Daemon:
+    def make(key: StoreKey, shared: Shared) -> Daemon:
         return Daemon(key.dsn, schema=key.schema, page_size=100, poll_interval=0.05, hooks=Pages(key.schema, seen),
-                      stop=stop)  # fmt: skip
+                      shared=shared)  # fmt: skip
 
     options = {"poll_interval": 0.05, "discover_every": 0.1, **options}
     return Fleet([Catalog(dsn, schemas)], make, **options), seen  # type: ignore[arg-type]
@@ -145,8 +146,8 @@ def test_a_fleet_names_its_stores_in_metrics_and_health(dsn: str) -> None:
         make_store(dsn, schema, 30)
     metrics = FleetMetrics()
 
-    def make(key: StoreKey, stop: threading.Event) -> Daemon:
-        return Daemon(key.dsn, schema=key.schema, poll_interval=0.05, hooks=metrics.hooks_for(key), stop=stop)
+    def make(key: StoreKey, shared: Shared) -> Daemon:
+        return Daemon(key.dsn, schema=key.schema, poll_interval=0.05, hooks=metrics.hooks_for(key), shared=shared)
 
     fleet = Fleet([Catalog(dsn)], make, poll_interval=0.05)
     with running(fleet), metrics.serve(fleet) as server:
@@ -237,3 +238,23 @@ def test_a_store_that_cannot_say_whether_it_has_work_holds_back_no_other(dsn: st
         with EventStore(dsn, schema="fine", max_size=1) as store:
             add(store, 4, 6)
         wait_until(lambda: counted(dsn, "fine") == want(6))
+
+
+ISOLATION = Path(__file__).resolve().parents[1] / "conformance" / "isolation-shared-builtins" / "projections"
+
+
+def test_stores_a_fleet_serves_in_one_v8_context_leave_nothing_for_each_other(dsn: str) -> None:
+    """One attached at a time: the writer's store, then the reader's, in one worker's context (an engine each)."""
+    for schema, name, file in (("a_leaky", "Writer", "A_Writer.js"), ("b_nosy", "Reader", "B_Reader.js")):
+        with EventStore(dsn, schema=schema, max_size=1) as store:
+            store.migrate()
+            deploy(store, [{"file": file, "source": (ISOLATION / file).read_text("utf-8")}], lifecycles={name: "async"})
+            store.append({"id": "s1", "type": "S", "data": {"$type": "Go", "secret": "hunter2"}})
+    fleet, seen = fleet_of(dsn, ["a_leaky", "b_nosy"], max_attached=1)
+    assert fleet.run(until_caught_up=True)
+    assert seen == ["a_leaky", "b_nosy"]
+    with EventStore(dsn, schema="a_leaky", max_size=1) as store:
+        assert fetch_view(store, "Writer") == {"Writer": {"tried": 1}}
+    with EventStore(dsn, schema="b_nosy", max_size=1) as store:
+        reader = fetch_view(store, "Reader")["Reader"]
+    assert reader["seen"] == [] and reader["frozen"] == [True, True, True]

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from jsproj.follow.daemon import Daemon
+from jsproj.follow.daemon import Daemon, Shared
 from jsproj.follow.fleet import Catalog, Fleet, StoreKey
 from jsproj.projections.deploy import deploy
 from jsproj.projections.views import fetch_view
@@ -67,8 +67,8 @@ def tenants(dsn: str):
 
 
 def fleet(dsn: str) -> Fleet:
-    def make(key: StoreKey, stop: threading.Event) -> Daemon:
-        return Daemon(key.dsn, schema=key.schema, poll_interval=0.05, stop=stop)
+    def make(key: StoreKey, shared: Shared) -> Daemon:
+        return Daemon(key.dsn, schema=key.schema, poll_interval=0.05, shared=shared)
 
     return Fleet([Catalog(dsn)], make, poll_interval=0.05, discover_every=0.1)
 

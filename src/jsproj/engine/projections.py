@@ -225,8 +225,9 @@ class Projections:
         sandbox: Sandbox | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        context: str | None = None,
     ) -> None:
-        self.sandbox = sandbox or Sandbox(timeout=timeout, memory_limit=memory_limit)
+        self.sandbox = sandbox or Sandbox(timeout=timeout, memory_limit=memory_limit, context=context)
         self._owns_sandbox = sandbox is None
         self.sources = [{"file": str(s["file"]), "source": str(s["source"])} for s in sources]
         # Threads may share one Projections (an EventStore's appends): batch ids are

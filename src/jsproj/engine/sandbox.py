@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jsproj import errors
-from jsproj.engine.wire import HEADER, RECYCLE
+from jsproj.engine.wire import CONTROL, HEADER, RECYCLE, RENEW
 
 DEFAULT_TIMEOUT = 10.0
 #: The longest time limit of a call (seconds): an hour, also the in-database engines' (pge_engine).
@@ -60,16 +60,46 @@ class _Idle:
         self.finalizer = weakref.finalize(self, _stop, proc, owner_pid)
 
 
-_IDLE: dict[tuple[float, int], list[_Idle]] = {}
+_Key = tuple[float, int, "str | None"]  # a sandbox's limits and context key: which waiting workers it may take
+_IDLE: dict[_Key, list[_Idle]] = {}
+_KEPT: dict[_Key, int] = {}  # more than IDLE_WORKERS waiting with these limits and context: keep_warm()
 _IDLE_LOCK = threading.Lock()
 
 
-def _take_idle(key: tuple[float, int]) -> _Idle | None:
+def keep_warm(
+    count: int,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    context: str | None = None,
+) -> int:
+    """From now on, keep up to ``count`` worker processes with these limits and context key waiting for
+    sandboxes (not just :data:`IDLE_WORKERS`), and start now, side by side, as many as are missing: for a host
+    that opens many sandboxes in turn, such as a daemon serving many stores (:mod:`jsproj.follow.fleet`: an
+    engine per store it attaches, never a process per store). Returns how many it started."""
+    key = (float(timeout), int(memory_limit), context)
+    with _IDLE_LOCK:
+        _KEPT[key] = max(_KEPT.get(key, 0), count)
+        missing = count - len(_IDLE.get(key, []))
+    if missing <= 0:
+        return 0
+    sandboxes = [Sandbox(timeout=timeout, memory_limit=memory_limit, context=context) for _ in range(missing)]
+    starts = [threading.Thread(target=each.start, name="jsproj warm worker") for each in sandboxes]
+    for thread in starts:
+        thread.start()
+    for thread in starts:
+        thread.join()
+    for each in sandboxes:
+        each.close()  # its worker waits for the next sandbox, with a fresh isolate
+    return missing
+
+
+def _take_idle(key: _Key) -> _Idle | None:
     """A waiting worker process of this host process with these limits, if there is one."""
     with _IDLE_LOCK:
         waiting = _IDLE.get(key, [])
         while waiting:
-            idle = waiting.pop()
+            idle = waiting.pop(0)  # the one waiting longest: the likeliest to have its new isolate ready
             if idle.owner_pid == os.getpid() and idle.proc.poll() is None:
                 idle.finalizer.detach()
                 return idle
@@ -88,16 +118,24 @@ class Sandbox:
     """A V8 isolate in a worker process, with the jsproj engine loaded.
 
     ``timeout`` (seconds) and ``memory_limit`` (bytes) apply to every call.
-    Projection ``console.log`` output is kept in :attr:`logs`.
+    Projection ``console.log`` output is kept in :attr:`logs`. ``context``:
+    sandboxes of one key may take, one after another, the same V8 context,
+    each with an engine of its own evaluated apart -- the in-database hosts'
+    model, where one context serves every store of a role (docs/sandbox.md);
+    a daemon serving many stores of its role keys them by database
+    (:mod:`jsproj.follow.fleet`). None (the default): a new isolate each.
     """
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
+    def __init__(
+        self, *, timeout: float = DEFAULT_TIMEOUT, memory_limit: int = DEFAULT_MEMORY_LIMIT, context: str | None = None
+    ) -> None:
         if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT:
             raise ValueError(f"timeout must be a number of seconds > 0 and at most {MAX_TIMEOUT:g}, not {timeout!r}")
         if memory_limit < 16 * 1024 * 1024:
             raise ValueError("memory_limit must be at least 16 MB")
         self.timeout = float(timeout)
         self.memory_limit = int(memory_limit)
+        self.context = context
         self.logs: list[dict[str, Any]] = []
         self._sources: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -110,6 +148,7 @@ class Sandbox:
         self._in_flight = False  # a request written whose answer was not read (the host was interrupted)
         self.restarts = 0
         self.memory_retries = 0  # calls run again in a fresh V8 after a memory limit
+        self.engines = 1  # the engines its worker's context served, this sandbox's included (a shared context)
 
     # -- public API ---------------------------------------------------------
 
@@ -122,7 +161,7 @@ class Sandbox:
 
     def call(self, op: str, payload: str) -> Any:
         """Run one engine operation (``route``, ``apply``, ``normalize``, ``load``) on JSON text."""
-        if op.encode() == RECYCLE:
+        if op.encode() in CONTROL:
             raise errors.EngineError(f"{op!r} is not an engine operation")
         envelope = self._call_once(op, payload)
         if op in RETRIED and self._sources is not None and envelope.get("error", {}).get("kind") == MEMORY:
@@ -143,6 +182,16 @@ class Sandbox:
                 return self._request(op, payload)
             except errors.SandboxMemoryError as exc:  # the worker died: V8 ended it
                 return {"error": {"kind": MEMORY, "message": exc.message, **exc.info}}
+
+    @property
+    def _key(self) -> _Key:
+        """Which waiting workers this sandbox may take, and which it leaves its own to."""
+        return (self.timeout, self.memory_limit, self.context)
+
+    def start(self) -> None:
+        """Start the worker now rather than at the first call (a failure to start raises here)."""
+        with self._lock:
+            self._ensure_worker()
 
     def close(self) -> None:
         """Destroy the isolate (a later call starts a new one); the worker process waits for another sandbox."""
@@ -182,17 +231,18 @@ class Sandbox:
 
     def _recycle(self) -> bool:
         """Ask the worker for a new isolate and leave the process to the next sandbox; False if it cannot."""
-        proc, key = self._proc, (self.timeout, self.memory_limit)
+        proc, key = self._proc, self._key
         if proc is None or proc.stdin is None or proc.poll() is not None or self._pid != os.getpid():
             return False
         if self._in_flight or (self._worker_rss() or 0) > self._fresh_rss + RECYCLE_RSS_SLACK:
             return False  # an answer is still coming (the pipe is out of step), or its memory stayed high
         nonce = os.urandom(16).hex().encode()
         with _IDLE_LOCK:
-            if len(_IDLE.get(key, [])) >= IDLE_WORKERS:
+            if len(_IDLE.get(key, [])) >= max(IDLE_WORKERS, _KEPT.get(key, 0)):
                 return False
+            request = RECYCLE if self.context is None else RENEW
             try:  # the answer (ready, with the nonce) is read by the sandbox that takes the process
-                proc.stdin.write(HEADER.pack(len(RECYCLE) + 1 + len(nonce)) + RECYCLE + b"\n" + nonce)
+                proc.stdin.write(HEADER.pack(len(request) + 1 + len(nonce)) + request + b"\n" + nonce)
                 proc.stdin.flush()
             except OSError:
                 return False
@@ -203,15 +253,16 @@ class Sandbox:
         return True
 
     def _start(self) -> None:
-        idle = _take_idle((self.timeout, self.memory_limit))
+        idle = _take_idle(self._key)
         if idle is not None:
             self._adopt(idle)
             try:
                 ready = self._read_answer(time.monotonic() + STARTUP_TIMEOUT, starting=True)
             except errors.JsprojError:
                 ready = {"error": "the waiting worker died"}
-            if ready == {"ok": "ready", "nonce": idle.nonce.decode()}:
+            if ready.get("ok") == "ready" and ready.get("nonce") == idle.nonce.decode():
                 self._baseline_rss, self._fresh_rss = self._worker_rss() or 0, idle.fresh_rss
+                self.engines = int(ready.get("engines", 1))
                 return
             self._discard()
         self._spawn()
@@ -226,6 +277,7 @@ class Sandbox:
         self._baseline_rss = 0
 
     def _spawn(self) -> None:
+        self.engines = 1
         self._stderr = tempfile.TemporaryFile()
         self._proc = _popen(self.timeout, self.memory_limit, self._stderr)
         self._pid = os.getpid()

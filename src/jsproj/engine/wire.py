@@ -6,8 +6,12 @@ import struct
 from typing import BinaryIO
 
 HEADER = struct.Struct(">Q")
-#: The request, besides the engine's operations, that replaces the worker's isolate with a new one.
+#: The requests, besides the engine's operations, that ready a worker for the next sandbox: RECYCLE replaces
+#: its isolate with a new one; RENEW makes a new engine in the same context, for a sandbox that shares it (its
+#: ``context`` key: sandbox.py). Never an operation a caller can send.
 RECYCLE = b"recycle"
+RENEW = b"renew"
+CONTROL = frozenset({RECYCLE, RENEW})
 
 
 def read_frame(stream: BinaryIO) -> bytes | None:

@@ -18,9 +18,9 @@ import sys
 import threading
 import traceback
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from jsproj.engine.wire import RECYCLE, read_frame, write_frame
+from jsproj.engine.wire import CONTROL, RENEW, read_frame, write_frame
 
 OPERATIONS = frozenset(
     "load route apply normalize foldStart foldLines foldRows foldEnd cacheDrop evaluate upcasters upcast".split()
@@ -43,20 +43,40 @@ def error_answer(kind: str, message: str, **fields: object) -> str:
     return json.dumps({"error": {"kind": kind, "message": message, **fields}})
 
 
+#: How many engines one context serves, one after another (RENEW), before the next sandbox gets a new isolate:
+#: what the engines before left unreachable is garbage, but a heap is never quite as new.
+ENGINES_PER_CONTEXT = 200
+
+
 @cache
-def engine_script() -> str:
-    """Every engine file evaluated in one call to V8 (a call costs a hand-off to mini-racer's thread: 23
-    calls were half of an isolate's start), each by an indirect eval of its own, so that its stack frames
-    still name its file (js/lib/errors.js cuts user stacks at them). Lockdown refuses eval afterwards."""
+def bootstrap_script() -> str:
+    """What a new isolate evaluates first: it yields a function (held by this host alone) that makes an engine
+    and answers the dispatcher of its operations. Each engine file is evaluated by an indirect eval of its own,
+    so that its stack frames name its file (js/lib/errors.js cuts user stacks at them); the first engine makes
+    the context's realm, and the lockdown that follows refuses eval to everything but this function, which
+    makes the next engines in the same context (:meth:`Worker.renew`: the in-database hosts' model, one engine
+    per store in one context, docs/sandbox.md). It also defines the frozen global ``__jsprojCall`` (the eval
+    path of :meth:`Worker.handle`), which runs the current engine's route, apply or normalize only."""
     from jsproj.engine.bundle import engine_files
 
-    files = "".join(
-        "(0, eval)("
-        + json.dumps(f"(function (jsproj) {{{source}\n}})(globalThis.jsproj);\n//# sourceURL=jsproj/lib/{name}")
-        + ");\n"
-        for name, source in engine_files()
+    files = [f"(function (jsproj) {{{source}\n}})\n//# sourceURL=jsproj/lib/{name}" for name, source in engine_files()]
+    return (
+        "(function (realEval, files, allowed) {\n'use strict';\n"
+        "var realm = null, current = null;\n"
+        "var call = { __jsprojCall(op, text) {\n"
+        "  if (allowed.indexOf(op) < 0) throw new Error('unknown operation');\n"
+        "  return current[op](text);\n"
+        "} }.__jsprojCall;\n"
+        "Object.defineProperty(globalThis, '__jsprojCall', { value: call });\n"
+        "return function () {\n"
+        "  var jsproj = { realm: realm };\n"
+        "  for (var i = 0; i < files.length; i++) realEval(files[i])(jsproj);\n"
+        "  var host = current = jsproj.host;\n"
+        "  realm = host.realm;\n"
+        "  return function (op, text) { return host[op](text); };\n"
+        "};\n"
+        f"}})((0, eval), {json.dumps(files)}, {json.dumps(sorted(EVAL_OPERATIONS))})"
     )
-    return "globalThis.jsproj = {};\n" + files
 
 
 class Worker:
@@ -70,21 +90,28 @@ class Worker:
         init_mini_racer(flags=V8_FLAGS, ignore_duplicate_init=True)  # once per process; a recycled worker is past it
         self.racer = MiniRacer()
         self.racer.set_hard_memory_limit(memory_limit)
-        self.racer.eval(engine_script())
-        # JSFunction objects: called with a payload text, they answer text
-        self.operations: dict[str, Any] = {op: self.racer.eval(f"jsproj.host.{op}") for op in (*OPERATIONS, "current")}
-        # Lock the sandbox down before any projection file loads (js/lib/lockdown.js); the
-        # frozen global __jsprojCall runs route/apply/normalize only (eval path): projection
-        # code that finds it cannot replace the loaded projections.
-        options = json.dumps(json.dumps({"ops": sorted(EVAL_OPERATIONS)}))
-        locked = str(
-            self.racer.eval(
-                "(function (jsproj) { delete globalThis.jsproj; "
-                f"return jsproj.host.lockdown({options}); }})(globalThis.jsproj)"
-            )
-        )
+        self.make_engine = cast(Any, self.racer.eval(bootstrap_script()))  # a JSFunction: see bootstrap_script
+        # A JSFunction: called with an operation's name and its payload text, it answers text. One function for
+        # every operation: one hand-off to V8 where a function each cost 13 (3 ms of each new isolate's 17).
+        self.dispatch: Any = self.make_engine()
+        self.engines = 1
+        # Lock the sandbox down before any projection file loads (js/lib/lockdown.js): the frozen global
+        # __jsprojCall (made above) stays, and runs route/apply/normalize only (eval path): projection code
+        # that finds it cannot replace the loaded projections.
+        locked = str(self.dispatch("lockdown", json.dumps({"ops": [], "keep": ["__jsprojCall"]})))
         if "error" in json.loads(locked):
             raise RuntimeError(json.loads(locked)["error"]["message"])
+
+    def renew(self) -> bool:
+        """The next sandbox's engine, in this context (a sandbox sharing it: sandbox.py): the one before let go
+        of what it held, a new one evaluated beside it. False when this context has served enough engines (the
+        caller then makes a new isolate)."""
+        if self.engines >= ENGINES_PER_CONTEXT:
+            return False
+        self.dispatch("dispose", "", timeout_sec=self.timeout)
+        self.dispatch = self.make_engine(timeout_sec=self.timeout)
+        self.engines += 1
+        return True
 
     def close(self) -> None:
         """Destroy the isolate, and with it everything projection code made."""
@@ -102,7 +129,7 @@ class Worker:
                     f"__jsprojCall({json.dumps(op)}, {json.dumps(payload)})", timeout_sec=self.timeout
                 )
             else:
-                answer = self.operations[op](payload, timeout_sec=self.timeout)
+                answer = self.dispatch(op, payload, timeout_sec=self.timeout)
         except JSTimeoutException:
             where = self.running()
             return error_answer(
@@ -132,7 +159,7 @@ class Worker:
         try:
             if after_oom:
                 self.racer.low_memory_notification()
-            answer = json.loads(self.operations["current"]("", timeout_sec=1.0))
+            answer = json.loads(self.dispatch("current", "", timeout_sec=1.0))
             return {k: v for k, v in answer.get("ok", {}).items() if v is not None}
         except Exception:  # noqa: BLE001 -- the isolate may be unusable; the host then narrows it down
             return {}
@@ -167,6 +194,28 @@ def describe(where: dict[str, object]) -> str:
     return "projection code"
 
 
+def next_worker(worker: Worker, *, renew: bool) -> Worker | None:
+    """The worker for the next sandbox: ``renew``, a new engine in the same context if it still serves more;
+    else a new isolate (None if it cannot start: the host then starts a new process)."""
+    try:
+        if renew and worker.renew():
+            return worker
+    except Exception:  # noqa: BLE001 -- the context is in doubt: a new isolate
+        traceback.print_exc()
+    # Freeing an isolate has been seen to hang for good: then the process ends itself (its host
+    # may be gone and never kill it), and the sandbox that takes it starts another.
+    watchdog = threading.Timer(RECYCLE_SECONDS, os._exit, (1,))
+    watchdog.daemon = True
+    watchdog.start()
+    worker.close()
+    watchdog.cancel()
+    try:
+        return Worker(worker.timeout, worker.memory_limit)
+    except Exception:  # noqa: BLE001 -- said on stderr; the host then starts a new process
+        traceback.print_exc()
+        return None
+
+
 def main() -> int:
     timeout, memory_limit = float(sys.argv[1]), int(sys.argv[2])
     requests = sys.stdin.buffer
@@ -184,20 +233,14 @@ def main() -> int:
         if frame is None:  # the host went away: no interpreter teardown (freeing an isolate can hang there)
             os._exit(0)
         op, _, payload = frame.partition(b"\n")
-        if op == RECYCLE:  # the sandbox closed: a new isolate for the next one (sandbox.py, IDLE_WORKERS)
-            # Freeing an isolate has been seen to hang for good: then the process ends itself (its host
-            # may be gone and never kill it), and the sandbox that takes it starts another.
-            watchdog = threading.Timer(RECYCLE_SECONDS, os._exit, (1,))
-            watchdog.daemon = True
-            watchdog.start()
-            worker.close()
-            watchdog.cancel()
-            try:
-                worker = Worker(timeout, memory_limit)
-            except Exception as exc:  # noqa: BLE001 -- report it; the host then starts a new process
-                write_frame(answers, error_answer("SandboxError", f"the V8 sandbox could not restart: {exc}").encode())
+        if op in CONTROL:  # the sandbox closed: a new engine or isolate for the next one (sandbox.py)
+            following = next_worker(worker, renew=op == RENEW)
+            if following is None:
+                write_frame(answers, error_answer("SandboxError", "the V8 sandbox could not restart").encode())
                 return 1
-            write_frame(answers, json.dumps({"ok": "ready", "nonce": payload.decode()}).encode())
+            worker = following
+            ready = {"ok": "ready", "nonce": payload.decode(), "engines": worker.engines}
+            write_frame(answers, json.dumps(ready).encode())
             continue
         answer, must_exit = worker.handle(op.decode(), payload.decode("utf-8", "surrogatepass"))
         write_frame(answers, answer.encode("utf-8"))

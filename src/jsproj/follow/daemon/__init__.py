@@ -21,7 +21,7 @@ it served, so nothing is applied twice or skipped, whatever fails in between.
 
 from jsproj.errors import ProjectionStoppedError
 from jsproj.follow.daemon.leases import STALE_SECONDS
-from jsproj.follow.daemon.loop import DEFAULT_PAGE_SIZE, Daemon
+from jsproj.follow.daemon.loop import DEFAULT_PAGE_SIZE, Daemon, Shared
 from jsproj.follow.daemon.progress import LOCK_CLASS, Unit, caught_up_blockers, lock_key
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "STALE_SECONDS",
     "Daemon",
     "ProjectionStoppedError",
+    "Shared",
     "Unit",
     "caught_up_blockers",
     "lock_key",

@@ -40,6 +40,7 @@ class Deployed:
         self._projections: Projections | None = None
         self._generation: int | None = None
         self._cached_at: dict[str, tuple[str, int]] = {}  # where the documents the sandbox keeps are as of
+        self._caching = False  # a page was sent with documents to keep since the sandbox last dropped them all
         self._restarts = 0  # the sandbox restarts of the projections closed since the start
 
     @property
@@ -95,7 +96,9 @@ class Deployed:
         names = sorted({p.unit.name for p in group})
         spread = {p.unit.name for p in running if p not in group}
         self.forget([n for n in names if n in spread or self._cached_at.get(n) != group[0].after])
-        return [n for n in names if n not in spread]
+        kept = [n for n in names if n not in spread]
+        self._caching = self._caching or bool(kept)
+        return kept
 
     def kept(self, names: Iterable[str], at: tuple[str, int]) -> None:
         """The documents of ``names`` the sandbox keeps are as of ``at`` now."""
@@ -108,8 +111,9 @@ class Deployed:
             return
         for name in list(self._cached_at) if chosen is None else chosen:
             self._cached_at.pop(name, None)
-        if self._projections is not None:
+        if self._projections is not None and self._caching:  # (else there is nothing to drop: no call)
             self._projections.cache_drop(chosen)
+            self._caching = self._caching and chosen is not None
 
     def close(self) -> None:
         """Close the sandbox (the next refresh loads the code again)."""
@@ -119,3 +123,4 @@ class Deployed:
             self._projections = None
         self._generation = None
         self._cached_at.clear()
+        self._caching = False

@@ -26,6 +26,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from jsproj import errors, logs
@@ -38,7 +39,7 @@ from jsproj.follow.daemon.leases import Leases
 from jsproj.follow.daemon.progress import Unit
 from jsproj.follow.daemon.progress_log import ProgressLog
 from jsproj.follow.daemon.retention import RetentionAgent
-from jsproj.follow.daemon.session import Session
+from jsproj.follow.daemon.session import DIRECT, Connector, Session
 from jsproj.follow.engine import LOST, Action, ErrorPolicy, Follower
 from jsproj.store.translate import reason
 
@@ -51,6 +52,17 @@ DAEMON_POLICY = ErrorPolicy(
 )
 
 logger = logging.getLogger("jsproj.daemon")
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What a daemon shares with the other daemons of a fleet serving many stores (:mod:`jsproj.follow.fleet`):
+    the stop event, the connections their stores take in turn, and the key of the V8 contexts their engines
+    take in turn (:class:`~jsproj.engine.sandbox.Sandbox`'s ``context``)."""
+
+    stop: threading.Event
+    connector: Connector
+    context: str
 
 
 class Daemon:
@@ -81,7 +93,7 @@ class Daemon:
         hooks: DaemonHooks | None = None,
         retention: Callable[[], Any] | None = None,
         retention_interval: float = 3600.0,
-        stop: threading.Event | None = None,
+        shared: Shared | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -94,8 +106,12 @@ class Daemon:
         self.on_progress = on_progress or (lambda name, events: None)
         self.progress = ProgressLog(self.say)  # a line per projection every 10 s of a long catch-up or build
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.deployed = Deployed(set(names) if names else None, {"timeout": timeout, "memory_limit": memory_limit})
-        self.stopping = stop or threading.Event()  # (stop: shared with others, a fleet's: jsproj.follow.fleet)
+        self.deployed = Deployed(
+            set(names) if names else None,
+            {"timeout": timeout, "memory_limit": memory_limit, "context": shared.context if shared else None},
+        )
+        self.stopping = shared.stop if shared else threading.Event()
+        self.connector = shared.connector if shared else DIRECT  # where its connections come from
         # (retention: what applies the rules, jsproj.projections.retention's apply_rules for `jsproj daemon`)
         self.retention = RetentionAgent(retention, retention_interval, self.say)
         self._connected: Connected | None = None  # the daemon on its latest connections, for what `held` reports
@@ -148,7 +164,7 @@ class Daemon:
 
     def attach(self) -> Connected:
         """Open the connections: the daemon on them, holding nothing yet."""
-        session = Session(self.dsn, self.schema, self.id)
+        session = Session(self.dsn, self.schema, self.id, self.connector)
         self.deployed.forget()  # no one else writing the documents is known no more
         self._connected = Connected(self, session, Leases(session.control, self.id))
         return self._connected

@@ -21,7 +21,7 @@ from jsproj import errors
 from jsproj.follow.daemon.pages import Applied, Prepared, commit
 from jsproj.store.log import LinesPage, read_lines
 
-FIRST_PAGE = 100  # a page's size after an idle spell; it doubles while pages come back full
+FIRST_PAGE = 1000  # a page's size after an idle spell; it doubles while pages come back full (bench scenario 13)
 
 _Key = tuple[tuple[str, int], tuple[str, int], int]  # after, until, limit
 

@@ -17,7 +17,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
@@ -31,8 +31,10 @@ HEARTBEAT_SECONDS = 5.0
 logger = logging.getLogger("jsproj.daemon")
 
 
-def _connect(dsn: str, schema: str, name: str) -> psycopg.Connection[Any]:
+def connect(dsn: str, schema: str, name: str) -> psycopg.Connection[Any]:
+    """A new connection (autocommit) named ``name``, working in ``schema``."""
     conn = psycopg.connect(dsn, autocommit=True, application_name=name[:63])
+    log_warnings(conn, logger)  # a build's swap says what of the user's it could not keep
     try:
         conn.execute(search_path(schema))
     except BaseException:
@@ -41,24 +43,54 @@ def _connect(dsn: str, schema: str, name: str) -> psycopg.Connection[Any]:
     return conn
 
 
+class Connector(Protocol):
+    """Where a session's connections come from and go back to: :class:`Direct` (opened and closed), or a
+    fleet's connections shared by its stores (:mod:`jsproj.follow.fleet.connections`)."""
+
+    def take(self, dsn: str, schema: str, name: str) -> psycopg.Connection[Any]:
+        """A connection (autocommit) named ``name``, working in ``schema``, in a new session's state."""
+
+    def give(self, conn: psycopg.Connection[Any], *, clean: bool) -> None:
+        """The session is done with ``conn`` (``clean``: no error left it in doubt)."""
+
+
+class Direct:
+    """Each connection opened for its session and closed with it."""
+
+    def take(self, dsn: str, schema: str, name: str) -> psycopg.Connection[Any]:
+        return connect(dsn, schema, name)
+
+    def give(self, conn: psycopg.Connection[Any], *, clean: bool) -> None:
+        if clean and not conn.closed:
+            conn.execute("select pg_advisory_unlock_all()")  # given back now, not when the server sees it gone
+        conn.close()
+
+
+DIRECT = Direct()
+
+
 class Session:
     """The three connections of a daemon (see the module), and its row in ``pge_daemons``."""
 
-    def __init__(self, dsn: str, schema: str, daemon_id: str) -> None:
-        self.daemon_id = daemon_id
-        with ExitStack() as opened:  # a connection that fails closes the ones opened before it
-            self.control = opened.enter_context(_connect(dsn, schema, f"jsproj daemon {daemon_id}"))
+    def __init__(self, dsn: str, schema: str, daemon_id: str, connector: Connector = DIRECT) -> None:
+        self.daemon_id, self.connector = daemon_id, connector
+        with ExitStack() as opened:  # a connection that fails is given back with the ones taken before it
+            self.control = self._take(opened, dsn, schema, f"jsproj daemon {daemon_id}")
             Waker.listen(self.control)
-            self.work = opened.enter_context(_connect(dsn, schema, f"jsproj daemon {daemon_id} work"))
-            log_warnings(self.work, logger)  # a build's swap says what of the user's it could not keep
+            self.work = self._take(opened, dsn, schema, f"jsproj daemon {daemon_id} work")
             # A page's documents and progress commit together, so they can commit without waiting for the disk:
             # a server crash that undoes the last pages undoes their progress too, and they are applied again.
             self.work.execute("set synchronous_commit = off")
             log.prepare(self.work)  # retries read events as record lines on it
-            self.reader = opened.enter_context(_connect(dsn, schema, f"jsproj daemon {daemon_id} read"))
+            self.reader = self._take(opened, dsn, schema, f"jsproj daemon {daemon_id} read")
             log.prepare(self.reader)
             opened.pop_all()
         self._last_heartbeat = 0.0
+
+    def _take(self, opened: ExitStack, dsn: str, schema: str, name: str) -> psycopg.Connection[Any]:
+        conn = self.connector.take(dsn, schema, name)
+        opened.callback(self.connector.give, conn, clean=False)
+        return conn
 
     def heartbeat(self, now: float) -> None:
         """Say this daemon is alive, at most every :data:`HEARTBEAT_SECONDS`."""
@@ -105,12 +137,9 @@ class Session:
     def close(self, *, clean: bool) -> None:
         """Close the connections; ``clean``: first say this daemon is gone and give its units back."""
         for conn in (self.reader, self.work, self.control):
-            if conn.closed:
-                continue
             try:
-                if clean and conn is self.control:
+                if clean and conn is self.control and not conn.closed:
                     conn.execute("delete from pge_daemons where id = %s", (self.daemon_id,))
-                    conn.execute("select pg_advisory_unlock_all()")
-                conn.close()
+                self.connector.give(conn, clean=clean)
             except psycopg.Error:
-                pass
+                conn.close()

@@ -19,14 +19,17 @@ import logging
 import select
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 import psycopg
 
 from jsproj import errors, logs
-from jsproj.follow.daemon import Daemon
+from jsproj.engine.sandbox import keep_warm
+from jsproj.follow.daemon import Daemon, Shared
 from jsproj.follow.fleet.catalog import Catalog, StoreKey
+from jsproj.follow.fleet.connections import SharedConnections
 from jsproj.follow.fleet.slot import Slot
 from jsproj.store.translate import reason
 
@@ -39,11 +42,12 @@ TICK = 0.01  # the longest the orchestrator sleeps while a turn may be due
 
 logger = logging.getLogger("jsproj.daemon")
 
-DaemonFactory = Callable[[StoreKey, threading.Event], Daemon]
+#: A store's daemon, made with what it shares with the fleet's other daemons (``Daemon(..., shared=shared)``).
+DaemonFactory = Callable[[StoreKey, Shared], Daemon]
 
 
 class Fleet:
-    """Serves the stores the ``catalogs`` find, each by a daemon ``make_daemon(key, stop)`` builds (see the
+    """Serves the stores the ``catalogs`` find, each by a daemon ``make_daemon(key, shared)`` builds (see the
     module)."""
 
     def __init__(
@@ -64,12 +68,15 @@ class Fleet:
         self.max_attached, self.workers, self.poll_interval = max_attached, workers, poll_interval
         self.quantum, self.park_after, self.discover_every = quantum, park_after, discover_every
         self.stopping = threading.Event()
+        self.connections = SharedConnections(keep=3 * max_attached)  # a store's three, kept for the next
+        self._id = uuid.uuid4().hex  # its V8 contexts' keys: one per database
         self.slots: dict[StoreKey, Slot] = {}
         self._lock = threading.Condition()
         self._queue: deque[Slot] = deque()
         self._until_caught_up = False
         self._told: set[str] = set()  # the warnings said once
         self._discovered = self._asked = 0.0
+        self._warm = False
 
     def stop(self) -> None:
         """Finish the turns under way, give every store back and return from ``run()``."""
@@ -85,7 +92,10 @@ class Fleet:
         appended before it started (raising :class:`~jsproj.errors.ProjectionStoppedError` naming those
         with a projection stopped on an event). True when caught up, False when stopped first."""
         self._until_caught_up = until_caught_up
-        self._discover(time.monotonic(), first=True)
+        self.warm()
+        with self._lock:
+            for slot in self.slots.values():  # (found by warm() before)
+                slot.follower.until_caught_up = until_caught_up
         threads = [threading.Thread(target=self._work, name=f"jsproj fleet worker {n}", daemon=True)
                    for n in range(self.workers)]  # fmt: skip
         for thread in threads:
@@ -100,6 +110,21 @@ class Fleet:
                 slot.close()
             for catalog in self.catalogs:
                 catalog.close()
+            self.connections.close()
+            self._warm = False
+
+    def warm(self) -> None:
+        """Find the stores, and start the V8 workers the attached stores take in turn (``max_attached`` per
+        database, each a context in which store after store gets an engine of its own:
+        :func:`~jsproj.engine.sandbox.keep_warm`) -- ``run()`` does it first; before it, serving starts warm."""
+        if self._warm:
+            return
+        self._discover(time.monotonic(), first=True)
+        keys = {tuple(s.daemon.deployed.limits[k] for k in ("timeout", "memory_limit", "context"))
+                for s in self.slots.values()}  # fmt: skip
+        for timeout, memory_limit, context in sorted(keys):
+            keep_warm(self.max_attached, timeout=timeout, memory_limit=memory_limit, context=context)
+        self._warm = True
 
     # -- the orchestrator ------------------------------------------------------------
 
@@ -139,8 +164,9 @@ class Fleet:
         with self._lock:
             for key in found:
                 if key not in self.slots:
-                    self.slots[key] = Slot(key, self.make_daemon(key, self.stopping),
-                                           until_caught_up=self._until_caught_up)  # fmt: skip
+                    shared = Shared(self.stopping, self.connections, context=f"fleet {self._id} {key.dsn}")
+                    daemon = self.make_daemon(key, shared)
+                    self.slots[key] = Slot(key, daemon, until_caught_up=self._until_caught_up)
                     if not first:
                         self.say(logging.INFO, f"serving {key.label}, a new store", store=key.label)
             for key in set(self.slots) - set(found):
@@ -154,11 +180,13 @@ class Fleet:
         ``wake`` (appends were notified), give every resting store a turn now."""
         self._asked = now
         with self._lock:
-            parked = [s for s in self.slots.values() if s.state == "parked" and not s.gone and not s.caught_up]
             if wake:
                 for slot in self.slots.values():
                     if slot.state == "resting":
                         slot.due_at = now
+            if self._attached() >= self.max_attached and not self._room_makers(now):
+                return  # no store could be attached now: asking costs a statement over every parked one
+            parked = [s for s in self.slots.values() if s.state == "parked" and not s.gone and not s.caught_up]
         for catalog in self.catalogs:
             mine = [s for s in parked if s.key.dsn == catalog.dsn]
             if mine:
@@ -198,14 +226,19 @@ class Fleet:
 
     def _make_room(self, now: float) -> bool:
         """Park one attached store (under the lock): the one idle longest, else one served for a quantum."""
+        chosen = self._room_makers(now)
+        if chosen:
+            self._park(chosen[0])
+        return bool(chosen)
+
+    def _room_makers(self, now: float) -> list[Slot]:
+        """(Under the lock.) The attached stores that may be parked to make room, the first first: those idle,
+        longest first, else those served for a quantum, longest first."""
         resting = sorted((s for s in self.slots.values() if s.state == "resting"), key=lambda s: s.busy_at)
         idle = [s for s in resting if now - s.busy_at >= min(self.quantum, self.park_after)]
         served = sorted((s for s in self.slots.values() if s.state in ("queued", "resting")
                          and now - s.attached_at >= self.quantum), key=lambda s: s.attached_at)  # fmt: skip
-        chosen = idle or served
-        if chosen:
-            self._park(chosen[0])
-        return bool(chosen)
+        return idle or served
 
     def _tend(self, now: float) -> None:
         """Resting stores whose turn is due are queued; those idle long, caught up or gone are parked."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from jsproj import logs
 from jsproj.config import resolve_dsn
-from jsproj.follow.daemon import DEFAULT_PAGE_SIZE, Daemon
+from jsproj.follow.daemon import DEFAULT_PAGE_SIZE, Daemon, Shared
 from jsproj.follow.daemon.hooks import DaemonHooks
 from jsproj.follow.daemon.metrics import DEFAULT_STALL_SECONDS, DaemonMetrics, MetricsServer
 from jsproj.follow.fleet import DEFAULT_MAX_ATTACHED, DEFAULT_WORKERS, Catalog, Fleet, StoreKey, catalogs_for
@@ -174,8 +173,8 @@ def _serve_many(chosen: Chosen, catalogs: list[Catalog]) -> None:
     metrics = FleetMetrics(stall_seconds=_stall(settings["poll_interval"]))
     with _catching_up(chosen.until_caught_up) as advance:
 
-        def make(key: StoreKey, stop: threading.Event) -> Daemon:
-            return chosen.daemon(key.dsn, key.schema, metrics.hooks_for(key), stop=stop,
+        def make(key: StoreKey, shared: Shared) -> Daemon:
+            return chosen.daemon(key.dsn, key.schema, metrics.hooks_for(key), shared=shared,
                                  on_progress=lambda name, n: advance(f"{key.label}.{name}", n))  # fmt: skip
 
         fleet = Fleet(catalogs, make, max_attached=settings["max_attached"], workers=settings["workers"],
