@@ -222,6 +222,12 @@ function hardenIntrinsics(writable) {
   });
   [function* () {}, (function* () {})(), [][Symbol.iterator](), new Map()[Symbol.iterator](), new Set()[Symbol.iterator](),
     ''[Symbol.iterator](), /x/[Symbol.matchAll]('x')].forEach(harden);
+  // Reached only through an error, never from a global: the accessor V8 gives every error's `stack`, one
+  // getter and setter for the whole context (another engine has a data property there). Unfrozen, one
+  // projection wrote an event on it and another read it, and so did one store for the next in a shared
+  // context (an adversarial review: tests/hostile/test_review_4_error_stack_accessor.py).
+  var stack = getOwnPropertyDescriptor(new Error('x'), 'stack');
+  if (stack && !('value' in stack)) [stack.get, stack.set].forEach(harden);
 }
 
 // Nothing global can be added or replaced from now on: projections cannot
