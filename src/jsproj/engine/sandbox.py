@@ -84,13 +84,13 @@ def keep_warm(
     if missing <= 0:
         return 0
     sandboxes = [Sandbox(timeout=timeout, memory_limit=memory_limit, context=context) for _ in range(missing)]
-    starts = [threading.Thread(target=each.start, name="jsproj warm worker") for each in sandboxes]
+    starts = [threading.Thread(target=each._start_new, name="jsproj warm worker") for each in sandboxes]
     for thread in starts:
         thread.start()
     for thread in starts:
         thread.join()
     for each in sandboxes:
-        each.close()  # its worker waits for the next sandbox, with a fresh isolate
+        each.close()  # its worker waits for the next sandbox (a new engine, or a new isolate, ready)
     return missing
 
 
@@ -192,6 +192,12 @@ class Sandbox:
         """Start the worker now rather than at the first call (a failure to start raises here)."""
         with self._lock:
             self._ensure_worker()
+
+    def _start_new(self) -> None:
+        """Start a new worker process now, never one that waits (:func:`keep_warm` adds to those)."""
+        with self._lock:
+            self._discard()
+            self._spawn()
 
     def close(self) -> None:
         """Destroy the isolate (a later call starts a new one); the worker process waits for another sandbox."""

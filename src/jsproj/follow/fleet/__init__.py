@@ -2,13 +2,15 @@
 
 - :mod:`~jsproj.follow.fleet.catalog` -- one database's stores: which there are, which have work;
 - :mod:`~jsproj.follow.fleet.slot` -- one store's daemon, given turns, attached or parked;
+- :mod:`~jsproj.follow.fleet.connections` -- the connections its stores take in turn, kept per database;
 - :mod:`~jsproj.follow.fleet.loop` -- the fleet: workers taking turns round robin, an orchestrator deciding
   which stores hold connections;
 - :mod:`~jsproj.follow.fleet.metrics` -- the stores' metrics, labelled by store, and the fleet's health.
 
 Each store's work is its own :class:`~jsproj.follow.daemon.Daemon`'s, with its exactly-once pages, leases
-and error policy unchanged: the fleet only decides when it runs and whether it holds connections
-(docs/daemon.md#many-stores-one-daemon).
+and error policy unchanged: the fleet only decides when it runs and whether it holds connections, and
+gives it what the stores take in turn (:class:`~jsproj.follow.daemon.Shared`: connections, and V8 contexts
+in which each store gets an engine of its own; docs/daemon.md#many-stores-one-daemon).
 """
 
 from jsproj.follow.fleet.catalog import Catalog, StoreKey
