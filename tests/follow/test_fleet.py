@@ -3,6 +3,7 @@ bound on connections; stores added and dropped while it runs; metrics by store; 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import urllib.request
@@ -258,3 +259,25 @@ def test_stores_a_fleet_serves_in_one_v8_context_leave_nothing_for_each_other(ds
     with EventStore(dsn, schema="b_nosy", max_size=1) as store:
         reader = fetch_view(store, "Reader")["Reader"]
     assert reader["seen"] == [] and reader["frozen"] == [True, True, True]
+
+
+def test_status_of_every_store_shows_what_each_has_still_to_process(dsn: str, databases) -> None:
+    other = databases()
+    make_store(dsn, "caught", 10)
+    make_store(dsn, "behind", 25)
+    make_store(other, "elsewhere", 5)
+    assert jsproj("daemon", "--dsn", dsn, "--store", "caught", "--until-caught-up").returncode == 0
+    shown = jsproj("status", "--dsn", dsn, "--all-stores", "--database", other, "--json")
+    assert shown.returncode == 0, shown.stderr
+    stores = {each["schema"]: each for each in json.loads(shown.stdout)}
+    assert set(stores) >= {"caught", "behind", "elsewhere"}
+    assert (stores["caught"]["behind"], stores["behind"]["behind"], stores["elsewhere"]["behind"]) == (0, 25, 5)
+    assert [p["name"] for p in stores["behind"]["projections"]] == ["Count"]
+    assert stores["caught"]["servedByFleet"] and stores["caught"]["error"] is None
+    table = jsproj("status", "--dsn", dsn, "--all-stores")
+    assert table.returncode == 0, table.stderr
+    database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    assert re.search(rf"{database}\.behind\s.*\b25\b", table.stdout), table.stdout
+    assert "elsewhere" not in table.stdout  # (its database was not given)
+    assert jsproj("status", "--dsn", dsn, "--database", other).returncode == 2
+    assert jsproj("status", "--dsn", dsn, "--all-stores", "--schema", "caught").returncode == 2

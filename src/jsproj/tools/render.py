@@ -11,6 +11,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from jsproj.follow.daemon.poison import DeadLetter, DeadLetterGroup
+    from jsproj.follow.fleet.status import StoreStatus
     from jsproj.projections.status import ProjectionStatus
     from jsproj.store.replicas import ReplicaLag
 
@@ -83,6 +84,25 @@ def status_table(found: Sequence[ProjectionStatus]) -> Table:
         # The position alone: positions have gaps (a rolled-back append uses some), the lag counts events.
         position = "" if s.position is None else str(s.position)
         table.add_row(s.name, s.lifecycle, s.engine, row_status, position, lag, str(s.dead_letters), s.holder or "")
+    return table
+
+
+def stores_table(found: Sequence[StoreStatus]) -> Table:
+    """The ``jsproj status --all-stores`` table: a line per store."""
+    table = Table(title="stores", title_justify="left")
+    table.add_column("store", no_wrap=True)
+    for column in ("projections", "behind", "stopped", "dead", "daemons"):
+        table.add_column(column)
+    for each in found:
+        if each.error is not None:
+            table.add_row(each.key.label, f"cannot be read: {each.error[:80]}", "", "", "", "")
+            continue
+        behind = _lag(each.behind, each.oldest)
+        daemons = ", ".join(d.removeprefix("jsproj daemon ") for d in each.daemons)
+        if each.left is not None:
+            daemons = (daemons + "; " if daemons else "") + "no fleet of this role: another owns it"
+        table.add_row(each.key.label, str(len(each.rows)), behind, ", ".join(each.stopped),
+                      str(sum(row.dead_letters for row in each.rows)), daemons)  # fmt: skip
     return table
 
 

@@ -34,7 +34,14 @@ from jsproj.tools.cli.common import (
     sandbox_options,
     store_options,
 )
-from jsproj.tools.render import counted, dead_letter_groups_table, dead_letters_table, replicas_table, status_table
+from jsproj.tools.render import (
+    counted,
+    dead_letter_groups_table,
+    dead_letters_table,
+    replicas_table,
+    status_table,
+    stores_table,
+)
 
 logger = logging.getLogger("jsproj.daemon")
 LISTED = 100  # the dead letters --list shows unless --limit says otherwise
@@ -300,21 +307,36 @@ def rebuild(
 
 
 @click.command()
+@click.option("--all-stores", is_flag=True, help="A line per store of the database (and of each --database): what "
+                                                 "its projections have still to process, stopped, dead letters, "
+                                                 "daemons (docs/daemon.md#many-stores-one-daemon).")  # fmt: skip
+@click.option("--database", "databases", multiple=True, metavar="DSN", callback=lambda _c, _p, v: _secret(v),
+              help="Another database whose stores to show, with --all-stores (repeatable).")  # fmt: skip
 @store_options
 @json_option
-def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
+def status(all_stores: bool, databases: tuple[str, ...], dsn: str | None, schema: str | None, as_json: bool) -> None:
     """Show every projection: lifecycle, engine, position, lag, dead letters, and which daemon holds it.
 
     Python subscriptions (``jsproj subscribers``) follow, with kind
     ``subscription``: their checkpoint, lag, runner and last error.
+    With --all-stores, a line for each store instead (--json: each with
+    its projections).
 
     \b
     Examples:
       jsproj status
       jsproj status --json | jq '.[] | select(.lagEvents > 0)'
+      jsproj status --all-stores
     """
     from jsproj.projections.status import hints, projection_status, subscription_status
 
+    if databases and not all_stores:
+        raise click.UsageError("--database shows more stores: give --all-stores too")
+    if all_stores:
+        if schema is not None:
+            raise click.UsageError("--all-stores shows every store: give no --schema")
+        _status_of_stores(dsn, databases, as_json)
+        return
     with json_errors(as_json), open_store(dsn, schema, create=False) as store:
         found = projection_status(store) + subscription_status(store)
         lags = store.replica_lag()
@@ -328,6 +350,18 @@ def status(dsn: str | None, schema: str | None, as_json: bool) -> None:
         console.print(replicas_table(lags))
     for hint in hints(found):
         console.print(f"hint: {hint}", style="dim", soft_wrap=True)
+
+
+def _status_of_stores(dsn: str | None, databases: tuple[str, ...], as_json: bool) -> None:
+    """``jsproj status --all-stores``: a line per store (its projections too, in JSON)."""
+    from jsproj.follow.fleet.status import stores_status
+
+    with json_errors(as_json):
+        found = stores_status([resolve_dsn(dsn, create=False), *databases])
+    if as_json:
+        echo_json([each.to_dict() for each in found])
+        return
+    Console().print(stores_table(found))
 
 
 @click.command()
