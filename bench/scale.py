@@ -102,8 +102,13 @@ def prepare(admin: str, name: str, events: int, size: int | None, first_tx: int)
             conn.execute(drop)
         with conn.transaction():  # truncated in the transaction that fills it: no WAL for the rows
             conn.execute("truncate pge_events, pge_streams")
-            conn.execute("insert into pge_streams (id, type) select 's-' || s, 'Account' from generate_series(0, %s) s",
-                         (streams - 1,))  # fmt: skip
+            # Each stream's row with its version and tombstone, as appends keep them (migration 0018): the count of
+            # its events (LOAD gives stream s-k the positions n = k mod streams, versions 1, 2, ...).
+            conn.execute("""insert into pge_streams (id, type, version, deleted)
+                            select 's-' || s, 'Account', case when s = 0 then %(events)s / %(streams)s
+                                                              else (%(events)s - s) / %(streams)s + 1 end, false
+                            from generate_series(0, %(streams)s - 1) s""",
+                         {"events": events, "streams": streams})  # fmt: skip
             conn.execute(LOAD, {"events": events, "streams": streams, "first_tx": first_tx,
                                 "transactions": TRANSACTIONS})  # fmt: skip
             conn.execute("select setval(pg_get_serial_sequence('pge_events', 'position'), %s)", (events,))
@@ -113,6 +118,12 @@ def prepare(admin: str, name: str, events: int, size: int | None, first_tx: int)
         conn.execute("vacuum analyze pge_events")
         conn.execute("vacuum analyze pge_streams")
         conn.execute("checkpoint")
+        wrong = conn.execute(
+            """select count(*) from (select * from pge_streams order by random() limit 1000) s
+               where s.version <> (select max(e.version) from pge_events e where e.stream_id = s.id)"""
+        )
+        if wrong.fetchone()[0]:
+            raise RuntimeError("the loaded streams' versions are not their last events'")
     log(f"{name}: {events:,} events loaded in {loaded - started:.0f} s, indexed and vacuumed in "
         f"{time.monotonic() - loaded:.0f} s")  # fmt: skip
     return dsn

@@ -167,12 +167,15 @@ begin
                msg ->> 'id' is null as unnamed, msg ->> 'type' as type,
                (msg ->> 'expected_version')::numeric::bigint as expected,
                jsonb_array_length(@schema@.pge_message_events(msg)) as count,
-               -- (subqueries, not joins: an index lookup per message, never a scan of every stream;
-               -- a stream always has events: pge_append writes both, together)
-               (select e.version from @schema@.pge_events e where e.stream_id = msg ->> 'id'
-                order by e.version desc limit 1) as stored_version,
-               (select e.type = '$deleted' from @schema@.pge_events e where e.stream_id = msg ->> 'id'
-                order by e.version desc limit 1) as stored_deleted,
+               -- (subqueries, not joins: an index lookup per message, never a scan of every stream; the
+               -- stream's version and tombstone as its row keeps them, else -- a row from before migration
+               -- 0018 -- its last event's: pge_append_message says why)
+               (select coalesce(s.version, (select e.version from @schema@.pge_events e where e.stream_id = s.id
+                                            order by e.version desc limit 1))
+                from @schema@.pge_streams s where s.id = msg ->> 'id') as stored_version,
+               (select coalesce(s.deleted, (select e.type = '$deleted' from @schema@.pge_events e where e.stream_id = s.id
+                                            order by e.version desc limit 1))
+                from @schema@.pge_streams s where s.id = msg ->> 'id') as stored_deleted,
                @schema@.pge_message_events(msg) -> 0 ->> '$type' = '$deleted' as tombstone,
                (select s.type from @schema@.pge_streams s where s.id = msg ->> 'id') as stored_type,
                (select s.archived_at from @schema@.pge_streams s where s.id = msg ->> 'id') as archived_at
@@ -395,7 +398,7 @@ declare
     v_duplicate text;
     v_expected bigint;
     v_stream_type text;
-    v_last_type text;
+    v_deleted boolean;
     v_archived timestamptz;
     v_version bigint;
     v_creates boolean := false;
@@ -467,12 +470,25 @@ begin
         v_creates := true;
     else
         perform pg_advisory_xact_lock(1246974036, hashtext(v_id));
-        -- a stream always has events (both are written here, together), each with its type
-        -- (and whether it is archived: the stream's row by its key, in the same statement)
-        select e.version, e.stream_type, e.type, (select s.archived_at from @schema@.pge_streams s where s.id = v_id)
-        into v_version, v_stream_type, v_last_type, v_archived
-        from @schema@.pge_events e where e.stream_id = v_id order by e.version desc limit 1;
-        if not found then
+        -- The stream's row, by its key: its type, whether it is archived, and its version and whether its
+        -- last event is a tombstone, which every append keeps there (below) -- not the stream's last event
+        -- read from the log, which on a partitioned log looks in every partition (migration 0018). A
+        -- transaction of repeatable read or serializable reads its own snapshot, which may predate an append
+        -- or an archive that committed before the stream's lock was granted: it locks the row as well, which
+        -- fails (40001, to be retried) when the row changed since its snapshot.
+        if current_setting('transaction_isolation') = 'read committed' then
+            select s.type, s.archived_at, s.version, s.deleted into v_stream_type, v_archived, v_version, v_deleted
+            from @schema@.pge_streams s where s.id = v_id;
+        else
+            select s.type, s.archived_at, s.version, s.deleted into v_stream_type, v_archived, v_version, v_deleted
+            from @schema@.pge_streams s where s.id = v_id for share;
+        end if;
+        if found and v_version is null then
+            -- (a stream from before migration 0018, or loaded into the tables by hand: its last event, once)
+            select e.version, e.type = '$deleted' into v_version, v_deleted
+            from @schema@.pge_events e where e.stream_id = v_id order by e.version desc limit 1;
+        end if;
+        if v_version is null then
             if v_type is null then
                 raise exception using errcode = 'JP400',
                     message = format('stream %s does not exist yet, so the message needs a "type"', to_json(v_id));
@@ -485,12 +501,8 @@ begin
                     message = format('stream %s is a %s stream, not %s', to_json(v_id), v_stream_type, v_type);
             end if;
             -- (docs/lifecycle.md: an archived stream takes no events, read above with the stream's lock held.)
-            -- A transaction of repeatable read or serializable reads its own snapshot, which may predate an
-            -- archive that committed before the stream's lock was granted: it locks the row as well, which
-            -- fails (40001, to be retried) when the row changed since its snapshot.
             if current_setting('transaction_isolation') <> 'read committed' then
-                select archived_at into v_archived from @schema@.pge_streams where id = v_id for share;
-                -- (and on a partitioned log its version could be in a partition no unique index spans with the new one's)
+                -- (on a partitioned log its version could be in a partition no unique index spans with the new one's)
                 perform @schema@.pge_log_read_committed();
             end if;
             if v_archived is not null then
@@ -508,19 +520,28 @@ begin
     -- A stream's tombstone ($deleted, alone in its message: pge_message_problem) goes on a stream that is
     -- there and not deleted; after it, only a message that gives the tombstone's version as its expected
     -- version re-creates the stream (docs/lifecycle.md#deleting-a-stream).
-    if v_last_type = '$deleted' or v_events -> 0 ->> '$type' = '$deleted' then
-        perform @schema@.pge_tombstone_check(v_id, v_version, v_creates, v_last_type = '$deleted',
+    if v_deleted or v_events -> 0 ->> '$type' = '$deleted' then
+        perform @schema@.pge_tombstone_check(v_id, v_version, v_creates, coalesce(v_deleted, false),
                                              v_events -> 0 ->> '$type' = '$deleted', v_expected);
     end if;
 
+    -- The stream's version and whether its last event is a tombstone, on its row (read above by the next append).
     if v_creates then
-        insert into @schema@.pge_streams (id, type) values (v_id, v_type);
+        insert into @schema@.pge_streams (id, type, version, deleted)
+        values (v_id, v_type, v_count, v_events -> (v_count - 1) ->> '$type' = '$deleted');
         v_stream_type := v_type;
+    else
+        update @schema@.pge_streams set version = v_version + v_count, deleted = v_events -> (v_count - 1) ->> '$type' = '$deleted'
+        where id = v_id;
     end if;
     -- A partitioned log gets its next partitions ahead of need (sql/functions/partitions.sql), looked at before
     -- the insert of a message of more than 64 events, or of one that takes the position sequence across a
     -- multiple of 64 (its last value, which an append that failed moved too: a log that ran past its partitions,
     -- when a transaction held the making of the next, gets them at the next look, without the owner).
+    -- (The insert's lock, taken first: the conversion to a partitioned log (pge_log_switch) replaces the table
+    -- and its identity sequence; an append that waits for it here then reads the new sequence, where one that
+    -- waited at the old sequence would find it dropped.)
+    lock table @schema@.pge_events in row exclusive mode;
     v_last := coalesce(pg_sequence_last_value(pg_get_serial_sequence('@schema@.pge_events', 'position')), 0);
     if v_count > 64 or (v_last + v_count) / 64 <> v_last / 64 then
         perform @schema@.pge_log_extend(v_last, v_count);

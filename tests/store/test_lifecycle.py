@@ -315,3 +315,25 @@ def building(dsn: str) -> bool:
     with psycopg.connect(dsn) as conn:
         return bool(conn.execute("select exists (select from pge_projection_progress where status = 'build'"
                                  " and events > 0)").fetchone()[0])  # fmt: skip
+
+
+def test_a_stream_whose_row_has_no_version_yet_is_read_from_the_log_once_alone_or_in_a_batch(
+    store: EventStore, dsn: str
+) -> None:
+    """Migration 0018 leaves every stream's version and tombstone unknown (null): the next append reads them from
+    the log, and from then on the row keeps them."""
+    store.append({"id": "a", "type": "T", "data": [{"$type": "X"}, {"$type": "X"}]})
+    store.append({"id": "b", "type": "T", "data": {"$type": "X"}})
+    store.append({"id": "b", "type": "T", "data": {"$type": "$deleted"}})
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("update pge_streams set version = null, deleted = null")
+    with pytest.raises(JsprojError, match="at version 2, not the expected version 1"):
+        store.append({"id": "a", "type": "T", "expected_version": 1, "data": {"$type": "X"}})
+    assert store.append({"id": "a", "type": "T", "expected_version": 2, "data": {"$type": "X"}}).version == 3
+    with pytest.raises(StreamDeletedError):  # its tombstone, read from the log
+        store.append_all([{"id": "b", "type": "T", "data": {"$type": "X"}}])
+    store.append_all([{"id": "b", "type": "T", "expected_version": 2, "data": {"$type": "X"}}])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("select id, version, deleted from pge_streams order by id").fetchall()
+    assert rows == [("a", 3, False), ("b", 3, False)]
+    assert [store.fetch_stream(s).version for s in ("a", "b")] == [3, 3]

@@ -283,8 +283,12 @@ def test_detaching_old_partitions_keeps_their_events_in_tables_of_their_own(
         finally:
             conn.execute("drop tablespace if exists cold")
     assert kept == 127 and snapshot(store)[0][0] == 192  # positions 1-127, and the log goes on from 192
-    with pytest.raises(errors.StoreError, match="pge_streams_pkey"):  # its events detached: docs/partitioning.md
-        store.append(account(0, 1))
+    assert store.append(account(0, 1)).version == 21  # its events detached, its row keeps its version: it goes on
+    assert [e.version for e in store.fetch_stream("acct-0").events] == [21]
+    with psycopg.connect(dsn, autocommit=True) as conn:  # a row with no version yet, as migration 0018 left it
+        conn.execute("update pge_streams set version = null, deleted = null where id = 'acct-1'")
+    with pytest.raises(errors.StoreError, match="pge_streams_pkey"):  # no version, no event: docs/partitioning.md
+        store.append(account(1, 1))
 
 
 def test_the_cli_lists_partitions_and_runs_the_doc_s_commands(dsn: str, store: EventStore) -> None:
@@ -302,3 +306,21 @@ def test_the_cli_lists_partitions_and_runs_the_doc_s_commands(dsn: str, store: E
     assert listed.exit_code == 0 and '"pge_events_0"' in listed.output
     again = runner.invoke(main, ["partition-log", "--size", "64", "--dsn", dsn])
     assert again.exit_code == 1 and "partitioned already" in again.output
+
+
+def test_an_append_to_a_stream_reads_its_version_from_its_row_not_from_every_partition(
+    store: EventStore, dsn: str, grown: list[Any]
+) -> None:
+    """bench/scale.py: reading a stream's last event looked in every partition, at each append (migration 0018)."""
+    for round_ in range(4):
+        store.append_all([account(n, 15, 200 + round_) for n in range(5)])
+    assert len(partitioning.partitions(dsn)) >= 5
+    with psycopg.connect(dsn) as conn:  # one transaction: the locks it took are still held
+        conn.execute("""select pge_append('{"id": "acct-1", "type": "Account", "expected_version": 80,
+                                            "data": {"$type": "Deposited", "amount": 1}}')""")
+        partitions_locked = conn.execute(
+            """select count(*) from pg_locks l join pg_inherits i on i.inhrelid = l.relation
+               where l.pid = pg_backend_pid() and i.inhparent = 'pge_events'::regclass"""
+        ).fetchone()[0]
+    assert partitions_locked == 1, "the one it inserted into"
+    assert store.fetch_stream("acct-1").version == 81

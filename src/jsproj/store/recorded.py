@@ -37,8 +37,9 @@ def not_archived(alias: str) -> str:
 #: :func:`not_archived` for rows ``e``.
 NOT_ARCHIVED = not_archived("e")
 
-#: A stream's version: its last event's (for a row ``s`` of pge_streams).
-STREAM_VERSION = "coalesce((select max(version) from pge_events where stream_id = s.id), 0)"
+#: A stream's version (for a row ``s`` of pge_streams): as its row keeps it, else (a row from before migration 0018,
+#: sql/functions/events.sql) its last event's.
+STREAM_VERSION = "coalesce(s.version, (select max(version) from pge_events where stream_id = s.id), 0)"
 
 
 @dataclass(frozen=True)
