@@ -541,7 +541,7 @@ begin
     -- (The insert's lock, taken first: the conversion to a partitioned log (pge_log_switch) replaces the table
     -- and its identity sequence; an append that waits for it here then reads the new sequence, where one that
     -- waited at the old sequence would find it dropped.)
-    lock table @schema@.pge_events in row exclusive mode;
+    lock table only @schema@.pge_events in row exclusive mode;  -- (only: its partitions are the insert's to lock)
     v_last := coalesce(pg_sequence_last_value(pg_get_serial_sequence('@schema@.pge_events', 'position')), 0);
     if v_count > 64 or (v_last + v_count) / 64 <> v_last / 64 then
         perform @schema@.pge_log_extend(v_last, v_count);

@@ -116,9 +116,9 @@ def test_a_key_is_never_taken_by_a_sandbox_of_another_key_or_of_none(key: str) -
             sandbox.load([{"file": "Spy.js", "source": SPY}])
             assert sandbox.worker_pid != pid
     with Sandbox() as plain:
-        plain.start()
+        plain.load([{"file": "Spy.js", "source": SPY}])
     with Sandbox() as plain:
-        plain.start()
+        plain.load([{"file": "Spy.js", "source": SPY}])
         assert plain.engines == 1  # a worker that served a sandbox of no key has a new isolate for the next
     with store(key, "Spy", SPY) as spy:
         assert spy.sandbox.worker_pid == pid  # still waiting for its own key

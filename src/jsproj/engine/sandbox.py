@@ -84,7 +84,7 @@ def keep_warm(
     if missing <= 0:
         return 0
     sandboxes = [Sandbox(timeout=timeout, memory_limit=memory_limit, context=context) for _ in range(missing)]
-    starts = [threading.Thread(target=each._start_new, name="jsproj warm worker") for each in sandboxes]
+    starts = [threading.Thread(target=_start_new, args=(each,), name="jsproj warm worker") for each in sandboxes]
     for thread in starts:
         thread.start()
     for thread in starts:
@@ -92,6 +92,18 @@ def keep_warm(
     for each in sandboxes:
         each.close()  # its worker waits for the next sandbox (a new engine, or a new isolate, ready)
     return missing
+
+
+def _key_of(sandbox: Sandbox) -> _Key:
+    """Which waiting workers ``sandbox`` may take, and which it leaves its own to."""
+    return (sandbox.timeout, sandbox.memory_limit, sandbox.context)
+
+
+def _start_new(sandbox: Sandbox) -> None:
+    """Start a new worker process for ``sandbox`` now, never one that waits (:func:`keep_warm` adds to those)."""
+    with sandbox._lock:
+        sandbox._discard()
+        sandbox._spawn()
 
 
 def _take_idle(key: _Key) -> _Idle | None:
@@ -115,16 +127,11 @@ def _stop(proc: subprocess.Popen[bytes], owner_pid: int) -> None:
 
 
 class Sandbox:
-    """A V8 isolate in a worker process, with the jsproj engine loaded.
-
-    ``timeout`` (seconds) and ``memory_limit`` (bytes) apply to every call.
-    Projection ``console.log`` output is kept in :attr:`logs`. ``context``:
-    sandboxes of one key may take, one after another, the same V8 context,
-    each with an engine of its own evaluated apart -- the in-database hosts'
-    model, where one context serves every store of a role (docs/sandbox.md);
-    a daemon serving many stores of its role keys them by database
-    (:mod:`jsproj.follow.fleet`). None (the default): a new isolate each.
-    """
+    """A V8 isolate in a worker process, with the jsproj engine loaded; ``timeout`` (seconds) and ``memory_limit``
+    (bytes) apply to every call; projection ``console.log`` output is kept in :attr:`logs`. ``context``: sandboxes
+    of one key may take, one after another, the same V8 context, each with an engine of its own evaluated apart --
+    the in-database hosts' model, one context for every store of a role (docs/sandbox.md); a daemon serving many
+    stores of its role keys them by database (:mod:`jsproj.follow.fleet`). None (the default): an isolate each."""
 
     def __init__(
         self, *, timeout: float = DEFAULT_TIMEOUT, memory_limit: int = DEFAULT_MEMORY_LIMIT, context: str | None = None
@@ -183,22 +190,6 @@ class Sandbox:
             except errors.SandboxMemoryError as exc:  # the worker died: V8 ended it
                 return {"error": {"kind": MEMORY, "message": exc.message, **exc.info}}
 
-    @property
-    def _key(self) -> _Key:
-        """Which waiting workers this sandbox may take, and which it leaves its own to."""
-        return (self.timeout, self.memory_limit, self.context)
-
-    def start(self) -> None:
-        """Start the worker now rather than at the first call (a failure to start raises here)."""
-        with self._lock:
-            self._ensure_worker()
-
-    def _start_new(self) -> None:
-        """Start a new worker process now, never one that waits (:func:`keep_warm` adds to those)."""
-        with self._lock:
-            self._discard()
-            self._spawn()
-
     def close(self) -> None:
         """Destroy the isolate (a later call starts a new one); the worker process waits for another sandbox."""
         with self._lock:
@@ -237,7 +228,7 @@ class Sandbox:
 
     def _recycle(self) -> bool:
         """Ask the worker for a new isolate and leave the process to the next sandbox; False if it cannot."""
-        proc, key = self._proc, self._key
+        proc, key = self._proc, _key_of(self)
         if proc is None or proc.stdin is None or proc.poll() is not None or self._pid != os.getpid():
             return False
         if self._in_flight or (self._worker_rss() or 0) > self._fresh_rss + RECYCLE_RSS_SLACK:
@@ -259,7 +250,7 @@ class Sandbox:
         return True
 
     def _start(self) -> None:
-        idle = _take_idle(self._key)
+        idle = _take_idle(_key_of(self))
         if idle is not None:
             self._adopt(idle)
             try:

@@ -16,29 +16,25 @@ anyway.
 from __future__ import annotations
 
 import logging
-import select
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
-import psycopg
-
 from jsproj import errors, logs
 from jsproj.engine.sandbox import keep_warm
 from jsproj.follow.daemon import Daemon, Shared
 from jsproj.follow.fleet.catalog import Catalog, StoreKey
 from jsproj.follow.fleet.connections import SharedConnections
+from jsproj.follow.fleet.lookout import Lookout
 from jsproj.follow.fleet.slot import Slot
-from jsproj.store.translate import reason
 
 DEFAULT_MAX_ATTACHED = 8  # stores holding connections (3 each) and a V8 worker at once (bench scenario 13)
 DEFAULT_WORKERS = 2  # turns at once
 DISCOVER_SECONDS = 5.0  # how often the databases are looked at for stores added or dropped
 QUANTUM_SECONDS = 5.0  # when every attached store has work, one served this long makes room for one waiting
 PARK_AFTER_SECONDS = 30.0  # a store idle this long is parked (connections closed, sandbox freed)
-TICK = 0.01  # the longest the orchestrator sleeps while a turn may be due
 
 logger = logging.getLogger("jsproj.daemon")
 
@@ -64,7 +60,7 @@ class Fleet:
     ) -> None:
         if max_attached < 1 or workers < 1:
             raise ValueError("max_attached and workers must be at least 1")
-        self.catalogs, self.make_daemon = list(catalogs), make_daemon
+        self.lookout, self.make_daemon = Lookout(catalogs, self.say), make_daemon
         self.max_attached, self.workers, self.poll_interval = max_attached, workers, poll_interval
         self.quantum, self.park_after, self.discover_every = quantum, park_after, discover_every
         self.stopping = threading.Event()
@@ -74,7 +70,6 @@ class Fleet:
         self._lock = threading.Condition()
         self._queue: deque[Slot] = deque()
         self._until_caught_up = False
-        self._told: set[str] = set()  # the warnings said once
         self._discovered = self._asked = 0.0
         self._warm = False
 
@@ -108,8 +103,7 @@ class Fleet:
                 thread.join()
             for slot in self.slots.values():
                 slot.close()
-            for catalog in self.catalogs:
-                catalog.close()
+            self.lookout.close()
             self.connections.close()
             self._warm = False
 
@@ -133,44 +127,29 @@ class Fleet:
             now = time.monotonic()
             if now - self._discovered >= self.discover_every:
                 self._discover(now)
-            appended = self._drained()
+            appended = self.lookout.drained()
             if appended or now - self._asked >= self.poll_interval:
                 self._ask(now, wake=appended)
             self._tend(now)
             if self._until_caught_up and self._all_caught_up():
                 return True
-            self._wait(self._next_due() - time.monotonic())
+            self.lookout.wait(min(self._next_due() - time.monotonic(), self.poll_interval), self.stopping)
         return False
 
     def _discover(self, now: float, *, first: bool = False) -> None:
-        """Find the stores: new ones get a slot, parked; those gone are parked for good."""
+        """Find the stores: new ones get a slot, parked; those gone (of a database that answered) are parked for
+        good."""
         self._discovered = now
-        found: list[StoreKey] = []
-        for catalog in self.catalogs:
-            try:
-                seen = catalog.find()
-            except psycopg.Error as exc:
-                if first:
-                    raise
-                self._once(f"find {catalog.dsn}", f"cannot look for stores: {reason(exc, catalog.dsn)}")
-                continue
-            missing = catalog.missing(seen)
-            if missing and first:
-                raise errors.SchemaMissingError(f"no jsproj store in schema {', '.join(missing)} of database "
-                                                f"{catalog.connection.info.dbname}")  # fmt: skip
-            for key, why in seen.left:
-                self._once(f"left {key}", f"{key.label} is left alone: {why}")
-            found.extend(seen.stores)
+        found, answered = self.lookout.find(first=first)
         with self._lock:
             for key in found:
                 if key not in self.slots:
                     shared = Shared(self.stopping, self.connections, context=f"fleet {self._id} {key.dsn}")
-                    daemon = self.make_daemon(key, shared)
-                    self.slots[key] = Slot(key, daemon, until_caught_up=self._until_caught_up)
+                    self.slots[key] = Slot(key, self.make_daemon(key, shared), until_caught_up=self._until_caught_up)
                     if not first:
                         self.say(logging.INFO, f"serving {key.label}, a new store", store=key.label)
             for key in set(self.slots) - set(found):
-                if self.slots[key].gone:
+                if self.slots[key].gone or key.dsn not in answered:
                     continue
                 self.slots[key].gone = True
                 self.say(logging.INFO, f"{key.label} is gone: no longer served", store=key.label)
@@ -187,28 +166,15 @@ class Fleet:
             if self._attached() >= self.max_attached and not self._room_makers(now):
                 return  # no store could be attached now: asking costs a statement over every parked one
             parked = [s for s in self.slots.values() if s.state == "parked" and not s.gone and not s.caught_up]
-        for catalog in self.catalogs:
-            mine = [s for s in parked if s.key.dsn == catalog.dsn]
-            if mine:
-                self._ask_catalog(catalog, mine, now)
-
-    def _ask_catalog(self, catalog: Catalog, mine: list[Slot], now: float) -> None:
-        """Ask ``catalog``'s parked stores ``mine`` whether they have work."""
-        try:
-            busy, failed = catalog.with_work([s.key.schema for s in mine])
-        except psycopg.Error as exc:  # the database itself (the catalog connects again at its next look)
-            catalog.close()
-            self._once(f"ask {catalog.dsn}", f"cannot ask stores for work: {reason(exc, catalog.dsn)}")
+        if not parked:
             return
-        if failed:
-            self._discovered = 0.0  # a store renamed or dropped since the last look: look again
-        for schema, why in failed.items():
-            self._once(f"failed {catalog.dsn} {schema}", f"{schema} cannot say whether it has work ({why}); "
-                                                         "the others go on")  # fmt: skip
-        for slot in mine:
-            if slot.key.schema in failed:
+        asked = self.lookout.ask([slot.key for slot in parked])
+        if asked.failed:
+            self._discovered = 0.0  # a store renamed or dropped since the last look, or a database: look again
+        for slot in parked:
+            if slot.key in asked.failed:
                 continue  # asked again at the next look
-            if slot.key.schema in busy or slot.daemon.retention.due(now):
+            if slot.key in asked.busy or slot.daemon.retention.due(now):
                 self._want(slot, now)
             elif self._until_caught_up:
                 slot.caught_up = True  # nothing to do: caught up without a connection
@@ -280,30 +246,6 @@ class Fleet:
         with self._lock:
             due = [s.due_at for s in self.slots.values() if s.state == "resting"]
         return min([self._asked + self.poll_interval, self._discovered + self.discover_every, *due])
-
-    def _drained(self) -> bool:
-        appended = False
-        for catalog in self.catalogs:
-            try:
-                appended = catalog.drain() or appended
-            except psycopg.Error:
-                catalog.close()  # connected again at the next look
-        return appended
-
-    def _wait(self, timeout: float) -> None:
-        """Until appends are notified, or ``timeout`` (at least a tick, at most a poll interval)."""
-        timeout = min(max(timeout, TICK), self.poll_interval)
-        sockets = [c.connection.fileno() for c in self.catalogs if c.open]
-        if sockets:
-            select.select(sockets, [], [], timeout)
-        else:
-            self.stopping.wait(timeout)
-
-    def _once(self, what: str, message: str) -> None:
-        """Say ``message`` as a warning, the first time only (per ``what``)."""
-        if what not in self._told:
-            self._told.add(what)
-            self.say(logging.WARNING, message)
 
     # -- the workers ---------------------------------------------------------------
 
