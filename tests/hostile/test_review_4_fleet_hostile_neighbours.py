@@ -64,7 +64,7 @@ def test_hostile_stores_change_nothing_honest_stores_of_the_same_fleet_compute(d
     env = {k: v for k, v in os.environ.items() if not k.startswith("JSPROJ_")}
     done = subprocess.run(
         [str(JSPROJ), "daemon", "--dsn", dsn, "--all-stores", "--until-caught-up", "--max-attached", "1",
-         "--workers", "1", "--timeout", "1", "--memory-limit", "64", "--poll-interval", "0.05", "--page-size", "2"],
+         "--workers", "1", "--timeout", "0.5", "--memory-limit", "64", "--poll-interval", "0.05", "--page-size", "2"],
         env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode != 0  # stores with a stopped projection are named

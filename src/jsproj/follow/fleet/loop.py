@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 
 from jsproj import errors, logs
@@ -109,15 +109,15 @@ class Fleet:
 
     def warm(self) -> None:
         """Find the stores, and start the V8 workers the attached stores take in turn (``max_attached`` per
-        database, each a context in which store after store gets an engine of its own:
+        database, fewer for fewer stores; each a context in which store after store gets an engine of its own:
         :func:`~jsproj.engine.sandbox.keep_warm`) -- ``run()`` does it first; before it, serving starts warm."""
         if self._warm:
             return
         self._discover(time.monotonic(), first=True)
-        keys = {tuple(s.daemon.deployed.limits[k] for k in ("timeout", "memory_limit", "context"))
-                for s in self.slots.values()}  # fmt: skip
-        for timeout, memory_limit, context in sorted(keys):
-            keep_warm(self.max_attached, timeout=timeout, memory_limit=memory_limit, context=context)
+        stores = Counter(tuple(s.daemon.deployed.limits[k] for k in ("timeout", "memory_limit", "context"))
+                         for s in self.slots.values())  # fmt: skip
+        for (timeout, memory_limit, context), count in sorted(stores.items()):
+            keep_warm(min(self.max_attached, count), timeout=timeout, memory_limit=memory_limit, context=context)
         self._warm = True
 
     # -- the orchestrator ------------------------------------------------------------
