@@ -100,11 +100,11 @@ def test_a_store_whose_files_failed_to_load_leaves_the_context_to_the_next(key: 
 
 
 def test_a_worker_a_limit_stopped_is_never_renewed(key: str) -> None:
-    with store(key, "Loop", LOOP, timeout=0.3) as looping:
+    with store(key, "Loop", LOOP, timeout=0.5) as looping:
         pid = looping.sandbox.worker_pid
         with pytest.raises(errors.SandboxTimeoutError):
             looping.apply(record("Secret", {"text": "x"}), {"Loop": {"Loop": None}})
-    with store(key, "Spy", SPY, timeout=0.3) as spy:
+    with store(key, "Spy", SPY, timeout=0.5) as spy:
         assert spy.sandbox.worker_pid not in (None, pid)
 
 

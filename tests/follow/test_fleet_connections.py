@@ -8,6 +8,8 @@ import pytest
 
 from jsproj.follow.fleet.connections import SharedConnections
 
+from waiting import wait_until
+
 
 @pytest.fixture
 def shared() -> SharedConnections:
@@ -64,6 +66,10 @@ def test_a_connection_the_server_ended_while_it_waited_is_not_handed_out(dsn: st
     shared.give(first, clean=True)
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute("select pg_terminate_backend(%s)", (pid,))
+        # (a signal: the backend ends soon after)
+        wait_until(
+            lambda: admin.execute("select count(*) from pg_stat_activity where pid = %s", (pid,)).fetchone()[0] == 0
+        )
     second = shared.take(dsn, "beta", "b")
     assert backend(second) != pid
     assert second.execute("select 1").fetchone() == (1,)
