@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 #: Stream projection Party: the towns each Quest stream reached, in order; an event at Shadar Logoth throws
@@ -69,3 +70,26 @@ UPCASTER_REACHES_NOTHING = {
     "globals": [],
     "define": "refused",
 }
+
+
+#: Aggregate Keeper: keeps every Secret event's text in a file-level variable; aggregate Spy looks for it (and for
+#: Keeper) from another file, or another store: tests/engine/test_sandbox_recycling.py, test_shared_context.py.
+KEEPER = """
+var stash = [];
+projections.aggregate('Keeper').by({
+  $init: function () { return { n: 0 }; },
+  Secret: function (state, evt) { state.n += 1; stash.push(evt.text); }
+});
+"""
+SPY = """
+projections.aggregate('Spy').by({
+  Other: function (state) { state.seen = typeof stash === 'undefined' ? null : stash; state.keeper = typeof Keeper; }
+});
+"""
+
+
+def record(event_type: str, data: dict[str, object] | None = None) -> str:
+    """One event (``$type`` ``event_type``, with ``data``) of stream s at position 1, as the engine's records."""
+    event = {"$type": event_type, "$id": "e1", **(data or {})}
+    return ('[{"position": 1, "streamId": "s", "streamType": "S", "version": 1, "timestamp": '
+            f'"2026-01-01T00:00:00.000Z", "event": {json.dumps(event)}}}]')  # fmt: skip

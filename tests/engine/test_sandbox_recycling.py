@@ -16,20 +16,10 @@ from jsproj.engine.projections import Projections
 from jsproj.engine.sandbox import IDLE_WORKERS, Sandbox
 from jsproj.engine.wire import read_frame, write_frame
 
+from projections import KEEPER, SPY
+
 pytestmark = pytest.mark.slow  # V8 worker processes started, recycled and killed
 
-KEEPER = """
-var stash = [];
-projections.aggregate('Keeper').by({
-  $init: function () { return { n: 0 }; },
-  Secret: function (state, evt) { state.n += 1; stash.push(evt.text); }
-});
-"""
-SPY = """
-projections.aggregate('Spy').by({
-  Other: function (state) { state.seen = typeof stash === 'undefined' ? null : stash; state.keeper = typeof Keeper; }
-});
-"""
 RECORD = ('[{"position": 1, "streamId": "s", "streamType": "S", "version": 1, "timestamp": "2026-01-01T00:00:00.000Z",'
           ' "event": {"$type": "Secret", "$id": "e1", "text": "the password"}}]')  # fmt: skip
 

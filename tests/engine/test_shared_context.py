@@ -5,7 +5,6 @@ taken by another."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
@@ -16,21 +15,11 @@ from jsproj.engine import sandbox as module
 from jsproj.engine.projections import Projections
 from jsproj.engine.sandbox import Sandbox, keep_warm
 
+from projections import KEEPER, SPY, record
+
 pytestmark = pytest.mark.slow  # V8 worker processes started, renewed and killed
 
 ISOLATION = Path(__file__).resolve().parents[1] / "conformance" / "isolation-shared-builtins" / "projections"
-KEEPER = """
-var stash = [];
-projections.aggregate('Keeper').by({
-  $init: function () { return { n: 0 }; },
-  Secret: function (state, evt) { state.n += 1; stash.push(evt.text); }
-});
-"""
-SPY = """
-projections.aggregate('Spy').by({
-  Other: function (state) { state.seen = typeof stash === 'undefined' ? null : stash; state.keeper = typeof Keeper; }
-});
-"""
 # What a store's file could read while it loads, before any event: what the store before left running.
 AT_LOAD = """
 var seen = [typeof RegExp.$1 === 'string' ? RegExp.$1 : null, Math.random.leak, Date.shared,
@@ -38,12 +27,6 @@ var seen = [typeof RegExp.$1 === 'string' ? RegExp.$1 : null, Math.random.leak, 
 projections.aggregate('AtLoad').by({ Other: function (state) { state.seen = seen; } });
 """
 LOOP = "projections.aggregate('Loop').by({ Secret: function () { for (;;) {} } });"
-
-
-def record(event_type: str, data: dict[str, str] | None = None) -> str:
-    event = {"$type": event_type, "$id": "e1", **(data or {})}
-    return ('[{"position": 1, "streamId": "s", "streamType": "S", "version": 1, "timestamp": '
-            f'"2026-01-01T00:00:00.000Z", "event": {json.dumps(event)}}}]')  # fmt: skip
 
 
 @pytest.fixture

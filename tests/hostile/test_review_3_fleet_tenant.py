@@ -13,7 +13,6 @@ rights. So the owner of one tenant's store (a hostile tenant, with its own owner
 
 from __future__ import annotations
 
-import re
 import threading
 
 import psycopg
@@ -25,15 +24,12 @@ from jsproj.follow.fleet import Catalog, Fleet, StoreKey
 from jsproj.projections.deploy import deploy
 from jsproj.projections.views import fetch_view
 from jsproj.store.sync import EventStore
+from roles import as_role
 
 from projections import sources
 from waiting import running
 
 COUNT = "projections.aggregate('Count').by({ $any: function (s) { s.n = (s.n || 0) + 1; } });"
-
-
-def as_role(dsn: str, role: str) -> str:
-    return re.sub(r"user=\S+", f"user={role}", dsn)
 
 
 @pytest.fixture

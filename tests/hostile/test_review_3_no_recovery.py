@@ -11,40 +11,17 @@ get their lock in 50 ms while the headroom filled) does not matter: afterwards n
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from jsproj.store.partitioning import partition_log
-from jsproj.store.sync import EventStore
-
-
-def as_role(dsn: str, role: str) -> str:
-    return re.sub(r"user=\S+", f"user={role}", dsn)
+from roles import partitioned_shop
 
 
 @pytest.fixture
 def shop(dsn: str):
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        for role in ("r3n_shop_owner", "r3n_shop_app"):
-            if not admin.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
-                admin.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
-        database = admin.execute("select current_database()").fetchone()[0]
-        admin.execute(sql.SQL("grant create on database {} to r3n_shop_owner").format(sql.Identifier(database)))
-    owner = as_role(dsn, "r3n_shop_owner")
-    with EventStore(owner, schema="shop", max_size=1) as store:
-        store.migrate()
-    partition_log(owner, schema="shop", size=64)
-    with psycopg.connect(owner, autocommit=True) as conn:  # the documented grants
-        conn.execute("grant usage on schema shop to r3n_shop_app")
-        conn.execute("grant execute on function shop.pge_append(jsonb) to r3n_shop_app")
-        conn.execute("select setval('shop.pge_events_position_seq', 1000000)")  # as a million appends would
-    yield owner, as_role(dsn, "r3n_shop_app")
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute("drop schema shop cascade")
+    with partitioned_shop(dsn, "r3n") as dsns:
+        yield dsns
 
 
 def test_appends_come_back_once_the_transaction_that_held_the_partitions_ends(shop) -> None:

@@ -11,45 +11,28 @@ sets it before appending makes the owner create the new partitions (and their in
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 import pytest
-from psycopg import sql
 
-from jsproj.store.partitioning import partition_log
-from jsproj.store.sync import EventStore
-
-
-def as_role(dsn: str, role: str) -> str:
-    return re.sub(r"user=\S+", f"user={role}", dsn)
+from roles import login_roles, partitioned_shop
 
 
 @pytest.fixture
 def shop(dsn: str):
     with psycopg.connect(dsn, autocommit=True) as admin:
-        for role in ("r3t_shop_owner", "r3t_shop_app"):
-            if not admin.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
-                admin.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
-        database = admin.execute("select current_database()").fetchone()[0]
-        admin.execute(sql.SQL("grant create on database {} to r3t_shop_owner").format(sql.Identifier(database)))
+        login_roles(admin, "r3t_shop_owner")
         if not admin.execute("select 1 from pg_tablespace where spcname = 'review3_archive'").fetchone():
             admin.execute("set allow_in_place_tablespaces = on")
             admin.execute("create tablespace review3_archive location ''")
         # The DBA's archive tablespace, for the owner's --detach-before --tablespace archive.
         admin.execute("grant create on tablespace review3_archive to r3t_shop_owner")
-    owner = as_role(dsn, "r3t_shop_owner")
-    with EventStore(owner, schema="shop", max_size=1) as store:
-        store.migrate()
-    partition_log(owner, schema="shop", size=64)
-    with psycopg.connect(owner, autocommit=True) as conn:  # the documented grants
-        conn.execute("grant usage on schema shop to r3t_shop_app")
-        conn.execute("grant execute on function shop.pge_append(jsonb) to r3t_shop_app")
-        conn.execute("grant select on shop.pge_aggregates to r3t_shop_app")
-    yield owner, as_role(dsn, "r3t_shop_app")
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute("drop schema shop cascade")
-        admin.execute("revoke create on tablespace review3_archive from r3t_shop_owner")
+    try:
+        with partitioned_shop(dsn, "r3t", grants=("grant select on shop.pge_aggregates to r3t_shop_app",),
+                              position=None) as dsns:  # fmt: skip
+            yield dsns
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("revoke create on tablespace review3_archive from r3t_shop_owner")
 
 
 def test_the_application_role_cannot_choose_the_tablespace_of_new_partitions(shop) -> None:

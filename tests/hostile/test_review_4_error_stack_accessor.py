@@ -21,6 +21,8 @@ from jsproj.projections.deploy import deploy
 from jsproj.projections.views import fetch_view
 from jsproj.store.sync import EventStore
 
+from projections import record
+
 pytestmark = pytest.mark.slow
 
 WRITER = r"""
@@ -43,12 +45,6 @@ projections.aggregate('Reader').by({
   $any: function (state) { state.atLoad = atLoad; state.inCall = peek(); }
 });
 """
-
-
-def record(event_type: str, data: dict[str, str] | None = None) -> str:
-    event = {"$type": event_type, "$id": "e1", **(data or {})}
-    return ('[{"position": 1, "streamId": "s", "streamType": "S", "version": 1, "timestamp": '
-            f'"2026-01-01T00:00:00.000Z", "event": {json.dumps(event)}}}]')  # fmt: skip
 
 
 def test_a_store_cannot_leave_data_on_the_error_stack_accessor_for_the_next_store() -> None:

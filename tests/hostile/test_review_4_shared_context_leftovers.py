@@ -5,7 +5,6 @@ go of the store), jsproj's own shared built-ins (a sort's scratch space), memory
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 
@@ -13,16 +12,12 @@ import pytest
 
 from jsproj.engine.projections import Projections
 
+from projections import record
+
 pytestmark = pytest.mark.slow
 
 MB = 1024 * 1024
 NEXT = "projections.aggregate('Next').by({ Go: function (s) { s.ok = true; } });"
-
-
-def record(event_type: str, data: dict | None = None) -> str:
-    event = {"$type": event_type, "$id": "e1", **(data or {})}
-    return ('[{"position": 1, "streamId": "s", "streamType": "S", "version": 1, "timestamp": '
-            f'"2026-01-01T00:00:00.000Z", "event": {json.dumps(event)}}}]')  # fmt: skip
 
 
 @pytest.fixture

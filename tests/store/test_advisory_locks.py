@@ -24,6 +24,7 @@ from jsproj.projections.deploy import deploy
 from jsproj.projections.erasure import erase
 from jsproj.projections.views import export_views
 from jsproj.store.sync import EventStore
+from roles import as_role
 
 from conformance_hosts import require_language
 from projections import sources
@@ -42,10 +43,6 @@ class Roles:
     app: str
     reader: str  # runs a subscription
     nobody: str  # may connect, and nothing else
-
-
-def as_role(dsn: str, role: str) -> str:
-    return re.sub(r"user=\S+", f"user={role}", dsn)
 
 
 @pytest.fixture
