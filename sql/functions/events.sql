@@ -472,17 +472,9 @@ begin
         perform pg_advisory_xact_lock(1246974036, hashtext(v_id));
         -- The stream's row, by its key: its type, whether it is archived, and its version and whether its
         -- last event is a tombstone, which every append keeps there (below) -- not the stream's last event
-        -- read from the log, which on a partitioned log looks in every partition (migration 0018). A
-        -- transaction of repeatable read or serializable reads its own snapshot, which may predate an append
-        -- or an archive that committed before the stream's lock was granted: it locks the row as well, which
-        -- fails (40001, to be retried) when the row changed since its snapshot.
-        if current_setting('transaction_isolation') = 'read committed' then
-            select s.type, s.archived_at, s.version, s.deleted into v_stream_type, v_archived, v_version, v_deleted
-            from @schema@.pge_streams s where s.id = v_id;
-        else
-            select s.type, s.archived_at, s.version, s.deleted into v_stream_type, v_archived, v_version, v_deleted
-            from @schema@.pge_streams s where s.id = v_id for share;
-        end if;
+        -- read from the log, which on a partitioned log looks in every partition (migration 0018).
+        select s.type, s.archived_at, s.version, s.deleted into v_stream_type, v_archived, v_version, v_deleted
+        from @schema@.pge_streams s where s.id = v_id;
         if found and v_version is null then
             -- (a stream from before migration 0018, or loaded into the tables by hand: its last event, once)
             select e.version, e.type = '$deleted' into v_version, v_deleted
@@ -501,7 +493,11 @@ begin
                     message = format('stream %s is a %s stream, not %s', to_json(v_id), v_stream_type, v_type);
             end if;
             -- (docs/lifecycle.md: an archived stream takes no events, read above with the stream's lock held.)
+            -- A transaction of repeatable read or serializable read the row in its own snapshot, which may predate
+            -- an append or an archive that committed before the stream's lock was granted: it locks the row as
+            -- well, which fails (40001, to be retried) when the row changed since its snapshot.
             if current_setting('transaction_isolation') <> 'read committed' then
+                perform from @schema@.pge_streams where id = v_id for share;
                 -- (on a partitioned log its version could be in a partition no unique index spans with the new one's)
                 perform @schema@.pge_log_read_committed();
             end if;
