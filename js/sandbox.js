@@ -42,7 +42,8 @@ function createSandbox() {
       return vm.runInContext('__jsprojCall(' + JSON.stringify(op) + ', ' + JSON.stringify(text) + ')', context,
         { timeout: Math.max(1, Math.round(timeoutMs)) });
     },
-    // What was running when a call was stopped ({file, projection, ...}); it ends that call.
+    // What was running when a call was stopped ({file, projection, ...}). The stopped call is not ended: every
+    // entry refuses from then on (js/lib/host.js), and a sandbox is not used again after a stop.
     current() {
       return JSON.parse(host.current('')).ok;
     }

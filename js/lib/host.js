@@ -279,9 +279,10 @@ jsproj.host = {
   },
   // What was running when a call was stopped: {file, projection, position, eventId, ...}.
   // Only hosts reach it (a function handle, or the PLV8/PL/JS token), after a call a limit or
-  // cancel stopped: it ends that call (a stopped call never ran its `finally`), so it is not an entry.
+  // cancel stopped, so it is not an entry. It does not end that call (a stopped call never ran
+  // its `finally`): a host whose context goes on after a stop ends it where it knows the call is
+  // over (PLV8 and PL/JS: sql/engines/javascript.sql); the others drop the context.
   current: function () {
-    realm.busy = false;
     var current = jsproj.current, meta = current.meta;
     return JSON.stringify({ ok: {
       file: current.file,

@@ -151,8 +151,22 @@ if (call === undefined) {
         { file: where.file || null, projection: null });
     }
 
+    // A call that a limit or cancel stopped never ran its `finally`: the context's realm still says a
+    // call runs (js/lib/host.js refuses every entry while one does, so that projection code cannot call
+    // an engine). What ends such a call is PostgreSQL's: the stop's error ended the (sub)transaction in
+    // which the call ran, and with it the mark the call set there (a local setting, unique to this
+    // context and call). An entry that finds the realm busy and its mark gone ends that call; one made
+    // while the call runs (by projection code: it can run no SQL) finds the mark and is refused.
+    var MARK = 'jsproj.engine_call', context = Math.random().toString(36).slice(2), calls = 0, mark = null;
+
+    function endStopped() {
+      if (realm === null || !realm.busy) return;
+      if (query('select current_setting($1, true) as mark', [MARK])[0].mark !== mark) realm.busy = false;
+    }
+
     function run(token, schema, op, payload) {
       if (refused) return refused;
+      endStopped();
       if (ENTRY in globalThis && globalThis[ENTRY] !== entry) globalThis[ENTRY] = entry;
       try {
         return answer(token, schema, op, payload);
@@ -169,14 +183,15 @@ if (call === undefined) {
         engines[schema] = state;
       }
       // What was running when the language stopped the last call (pge_engine_call asks, saying
-      // whether its time limit did): it also ends that call, which a stop left running for the
-      // engine's entries (js/lib/host.js), and settles a load it stopped.
+      // whether its time limit did; run has ended that call), and settle a load it stopped.
       if (op === 'current') {
         var running = state.host ? state.host.current('') : '{"ok": {}}';
         if (state.loading) interrupted(state, payload === 'time limit');
         return running;
       }
-      var generation = String(query('select generation from ' + schema + '.pge_engine')[0].generation);
+      mark = context + ':' + (++calls);   // this call's, set in its (sub)transaction before any entry runs
+      var generation = String(query('select generation, set_config($1, $2, true) from ' + schema + '.pge_engine',
+        [MARK, mark])[0].generation);
       if (state.loading) interrupted(state, false);   // stopped, and not asked about: load afresh
       if (state.generation !== generation) {
         var problem = load(state, schema, generation, false);

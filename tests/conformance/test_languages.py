@@ -12,6 +12,7 @@ and the views must be able to append and read, and nothing more.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import psycopg
@@ -127,6 +128,42 @@ def test_a_looping_handler_is_stopped_by_statement_timeout_with_the_projection_n
         append(session, "s", "Go")  # the same connection goes on
         assert session.execute("select data from pge_aggregates where name = 'Spinner'").fetchone() == ({"n": 1},)
         assert session.execute("select count(*) from pge_events").fetchone() == (1,), "the stopped append rolled back"
+
+
+def engine_token(session: psycopg.Connection, schema: str = "public") -> str:
+    """A deployment's token, as any role reads it in pg_proc (a projection's author can write it in a file)."""
+    (source,) = session.execute(
+        "select prosrc from pg_proc where oid = to_regprocedure(%s)", (f"{schema}.pge_engine_call(text, text)",)
+    ).fetchone()
+    match = re.search(r"pge_engine_run\('([0-9a-f]{32})'", source)
+    assert match, "no token in pge_engine_call"
+    return match.group(1)
+
+
+def spin_payload(session: psycopg.Connection) -> str:
+    """An apply of a Spin event to Spinner, as pge_apply_records builds it."""
+    (event,) = session.execute(
+        "select pge_event_record(1, 's', 'T', 1, now(), null, 'Spin', gen_random_uuid(), '{}')"
+    ).fetchone()
+    (documents,) = session.execute("""select pge_load_documents('{"Spinner": ["Spinner"]}')::text""").fetchone()
+    return '{"events":[' + event + '],"documents":' + documents + ',"options":{"projections":["Spinner"]}}'
+
+
+def test_a_call_stopped_where_nothing_asks_what_ran_does_not_leave_the_engine_refusing(
+    dsn: str, language: str
+) -> None:
+    """A stopped call never runs its ``finally``; what ends it is the (sub)transaction the stop ended, not a
+    second call that a second cancel could stop as well (CI once saw every later call refused)."""
+    with EventStore(dsn, max_size=1) as store:
+        deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)
+    with psycopg.connect(dsn, autocommit=True) as session:
+        token, payload = engine_token(session), spin_payload(session)
+        session.execute("set statement_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.QueryCanceled):  # the engine itself: no handler asks what ran
+            session.execute("select pge_engine_run(%s, 'apply', %s)", (token, payload))
+        session.execute("set statement_timeout = 0")
+        append(session, "s", "Go")
+        assert session.execute("select data from pge_aggregates where name = 'Spinner'").fetchone() == ({"n": 1},)
 
 
 def test_a_handler_stopped_in_a_batch_names_its_message(dsn: str, language: str) -> None:
