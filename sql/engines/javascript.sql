@@ -97,11 +97,7 @@ if (call === undefined) {
     function verified(token, schema) {
       if (typeof schema !== 'string' || !SCHEMA.test(schema) || typeof token !== 'string' || !TOKEN.test(token)) return false;
       var sql = 'select prosrc from pg_proc where oid = to_regprocedure($1::text)';
-      var own = query(sql, [schema + '.pge_engine_call(text, text)']);
-      // PL/JS 1.0.5 has been seen to answer this first query of a backend with no rows, depending on
-      // what ran before it (tests/conformance/test_languages.py keeps the case): ask once more. Safe either way:
-      // no row is a refusal, and a row must still hold this exact token.
-      if (own.length === 0) own = query(sql, [schema + '.pge_engine_call(text, text)']);
+      var own = query(sql, [schema + '.pge_engine_call(text, text)']);   // no row is a refusal
       var written = own.length === 0 ? null : /pge_engine_run\('([0-9a-f]{32})'/.exec(own[0].prosrc);
       return written !== null && written[1] === token;
     }

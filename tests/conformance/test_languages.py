@@ -220,6 +220,24 @@ def test_a_handler_past_the_memory_limit_fails_its_append_naming_it_and_the_serv
         assert session.execute("select data from pge_aggregates where name = 'Hoarder'").fetchone() == ({"n": 1},)
 
 
+def test_the_languages_execute_binds_every_parameter_even_over_memory_full_of_n(dsn: str, language: str) -> None:
+    """PL/JS 1.0.5 left execute's null flags as palloc had them: a parameter reached the query as NULL where
+    the memory held an 'n' (deploy/pg-js/pljs-07-execute-parameter-nulls.patch). The engine binds its schema,
+    token and mark so; a store failed with "SET requires parameter name" after a hoarding projection."""
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute(f"create extension if not exists {language}")
+        session.execute(f"""create function nulls_seen() returns int language {language} as $$
+            var seen = 0;
+            for (var i = 0; i < 100; i++) {{
+                {language}.execute("select repeat('n', 5000) as filler");
+                var row = {language}.execute('select $1::text is null as a, $2::text is null as b', ['x', 'y'])[0];
+                if (row.a || row.b) seen++;
+            }}
+            return seen;
+        $$""")
+        assert session.execute("select nulls_seen()").fetchone() == (0,)
+
+
 def test_two_schemas_and_a_redeploy_share_one_backend(cluster, dsn: str, language: str) -> None:
     """One locked-down context serves every schema's engine, and a redeploy in the same session."""
     one = "projections.aggregate('Count').by({ Go: function (s) { s.n = (s.n || 0) + 1; } });"
@@ -358,7 +376,8 @@ def test_an_application_role_can_append_and_read_views_and_nothing_else(roles: t
 
 def test_a_deploy_whose_first_engine_call_finds_its_function_late_is_not_refused(dsn: str, language: str) -> None:
     """PL/JS 1.0.5 once answered the engine's first check of its own pge_engine_call with no rows (a stream
-    projection's file before an aggregate's, with the schema of issue 17): that deploy must go through."""
+    projection's file before an aggregate's, with the schema of issue 17): that deploy must go through. The
+    cause was its execute binding a parameter as NULL (the pljs-07 patch; the test above)."""
     party = """projections.projectStream('Quest').named('Party').by({
       $init: function () { return { towns: 0 }; }, TownReached: function (state) { state.towns += 1; } });"""
     towns = """projections.aggregate('Towns').by({
