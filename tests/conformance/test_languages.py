@@ -149,9 +149,7 @@ def spin_payload(session: psycopg.Connection) -> str:
     return '{"events":[' + event + '],"documents":' + documents + ',"options":{"projections":["Spinner"]}}'
 
 
-def test_a_call_stopped_where_nothing_asks_what_ran_does_not_leave_the_engine_refusing(
-    dsn: str, language: str
-) -> None:
+def test_a_call_stopped_where_nothing_asks_what_ran_does_not_leave_the_engine_refusing(dsn: str, language: str) -> None:
     """A stopped call never runs its ``finally``; what ends it is the (sub)transaction the stop ended, not a
     second call that a second cancel could stop as well (CI once saw every later call refused)."""
     with EventStore(dsn, max_size=1) as store:
