@@ -132,16 +132,15 @@ def fold_of_what_remains(store: EventStore) -> dict[str, Any]:
         return dict(simulate(loaded, as_messages(records)))
 
 
-def erasures(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        return int(conn.execute("select count(*) from pge_erasures").fetchone()[0])
-
-
-def building(dsn: str) -> bool:
-    """Whether an async projection is being built and has some of it done."""
-    with psycopg.connect(dsn) as conn:
-        return bool(conn.execute("select exists (select from pge_projection_progress where status = 'build'"
-                                 " and events > 0)").fetchone()[0])  # fmt: skip
+def holding_a_build(watcher: psycopg.Connection) -> bool:
+    """Whether, after the retention's erasure, an async projection is being built and has some of it done; if
+    so, its progress row stays locked by ``watcher`` (the build's next page waits on it: it cannot end before the
+    daemon is killed, however fast it runs). Otherwise the transaction ends, to look again."""
+    row = watcher.execute("select from pge_projection_progress where status = 'build' and events > 0"
+                          " and (select count(*) from pge_erasures) = 1 for update").fetchone()  # fmt: skip
+    if row is None:
+        watcher.rollback()
+    return row is not None
 
 
 @pytest.mark.slow  # a daemon process killed midway
@@ -169,13 +168,15 @@ def test_retention_applied_by_a_daemon_while_others_append_then_killed_mid_rebui
 
     writer = threading.Thread(target=keep_appending)
     writer.start()
-    daemon = subprocess.Popen([str(JSPROJ), "daemon", "--dsn", dsn, "--page-size", "10", "--poll-interval", "0.05"],
+    daemon = subprocess.Popen([str(JSPROJ), "daemon", "--dsn", dsn, "--page-size", "2", "--poll-interval", "0.05"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        wait_until(lambda: erasures(dsn) == 1 and building(dsn))  # the rules applied; a rebuild under way
-        during = len(appended)
-        wait_until(lambda: len(appended) > during)  # appends go on past the retention
-        daemon.send_signal(signal.SIGKILL)
+        with psycopg.connect(dsn) as watcher:  # the rules applied; a rebuild under way, held there
+            wait_until(lambda: holding_a_build(watcher), interval=0.002)
+            during = len(appended)
+            wait_until(lambda: len(appended) > during)  # appends go on past the retention
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait(timeout=30)
     finally:
         daemon.kill()  # (killed already, unless the test failed before: never left running)
         daemon.wait(timeout=30)
