@@ -58,6 +58,25 @@ def test_a_worker_stopped_by_a_limit_is_not_reused() -> None:
         assert spy.sandbox.worker_pid not in (None, pid)
 
 
+def test_a_worker_made_for_other_limits_serves_the_next_sandbox_with_its_own() -> None:
+    loop = "projections.aggregate('Loop').by({ Go: function () { for (;;) {} } });"
+    hoard = "projections.aggregate('Hoard').by({ Go: function (s) { var a = []; for (;;) a.push({ n: a.length }); } });"
+    with Sandbox(timeout=30.0, memory_limit=512 * 1024 * 1024) as generous:
+        generous.call("evaluate", '{"code": "1"}')
+        pid = generous.worker_pid
+    with Projections([{"file": "Loop.js", "source": loop}], timeout=0.3) as looping:
+        assert looping.sandbox.worker_pid == pid, "the waiting worker was taken, not a new process started"
+        with pytest.raises(errors.SandboxTimeoutError, match=r"time limit of 0\.3 s"):
+            looping.apply(RECORD.replace("Secret", "Go"), {"Loop": {"Loop": None}})
+    with Sandbox(timeout=30.0, memory_limit=512 * 1024 * 1024) as generous:
+        generous.call("evaluate", '{"code": "1"}')
+        pid = generous.worker_pid
+    with Projections([{"file": "Hoard.js", "source": hoard}], timeout=30, memory_limit=32 * 1024 * 1024) as hoarding:
+        assert hoarding.sandbox.worker_pid == pid
+        with pytest.raises(errors.SandboxMemoryError, match="memory limit of 32 MB"):
+            hoarding.apply(RECORD.replace("Secret", "Go"), {"Hoard": {"Hoard": None}})
+
+
 def test_at_most_a_few_workers_wait() -> None:
     sandboxes = [Sandbox(timeout=7.0) for _ in range(IDLE_WORKERS + 2)]
     pids = set()
@@ -116,9 +135,10 @@ def test_after_an_interrupted_call_the_same_sandbox_answers_its_own_calls() -> N
         assert sandbox.call("evaluate", '{"code": "\\"mine\\""}')["value"] == '"mine"'
 
 
-def test_the_recycle_request_is_not_an_operation_a_caller_can_send() -> None:
+@pytest.mark.parametrize("request_name", ["recycle", "renew", "limits"])
+def test_the_requests_that_ready_a_worker_are_not_operations_a_caller_can_send(request_name: str) -> None:
     with Sandbox() as sandbox, pytest.raises(errors.EngineError, match="not an engine operation"):
-        sandbox.call("recycle", "")
+        sandbox.call(request_name, "1000 17000000")
 
 
 def test_concurrent_closes_keep_at_most_the_pool_size_waiting() -> None:
@@ -140,7 +160,7 @@ def test_concurrent_closes_keep_at_most_the_pool_size_waiting() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(module._IDLE[(6.5, sandboxes[0].memory_limit, None)]) == IDLE_WORKERS
+    assert len(module._IDLE[None]) == IDLE_WORKERS
 
 
 def test_a_worker_whose_memory_stayed_high_is_not_kept() -> None:

@@ -111,7 +111,7 @@ def test_keep_warm_starts_the_workers_a_host_takes_in_turn(key: str) -> None:
     with store(key, "Spy", SPY):
         pass  # one waits already: keep_warm adds the others
     assert keep_warm(3, context=key) == 2
-    warm = {idle.proc.pid for idle in module._IDLE[(module.DEFAULT_TIMEOUT, module.DEFAULT_MEMORY_LIMIT, key)]}
+    warm = {idle.proc.pid for idle in module._IDLE[key]}
     assert len(warm) == 3
     assert keep_warm(3, context=key) == 0  # they wait already
     sandboxes = [store(key, "Spy", SPY) for _ in range(3)]
@@ -120,4 +120,4 @@ def test_keep_warm_starts_the_workers_a_host_takes_in_turn(key: str) -> None:
     finally:
         for each in sandboxes:
             each.close()
-    assert len(module._IDLE[(module.DEFAULT_TIMEOUT, module.DEFAULT_MEMORY_LIMIT, key)]) == 3  # kept, not 4 or 1
+    assert len(module._IDLE[key]) == 3  # kept, not 4 or 1

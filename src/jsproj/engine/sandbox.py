@@ -23,10 +23,10 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from jsproj import errors
-from jsproj.engine.wire import CONTROL, HEADER, RECYCLE, RENEW
+from jsproj.engine.wire import CONTROL, HEADER, LIMITS, RECYCLE, RENEW
 
 DEFAULT_TIMEOUT = 10.0
 #: The longest time limit of a call (seconds): an hour, also the in-database engines' (pge_engine).
@@ -35,8 +35,9 @@ DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024
 STARTUP_TIMEOUT = 30.0
 MAX_LOGS = 10_000
 MB = 1024 * 1024
-# A closed sandbox's worker process gets a new V8 isolate and waits for the next sandbox with the same
-# limits: a start then costs a message instead of a Python process, the library and V8's set-up (~60 ms).
+# A closed sandbox's worker process gets a new V8 isolate and waits for the next sandbox of the same context
+# key (whatever its limits: it sends them): a start then costs a message instead of a Python process, the
+# library and V8's set-up (~60 ms of wall time, ~0.3 s of CPU).
 IDLE_WORKERS = 4
 # A worker whose memory grew past this since it started is stopped rather than kept (V8 need not give
 # a full heap back to the system when its isolate goes).
@@ -52,17 +53,19 @@ class _Idle:
     """A worker process between sandboxes; its finalizer stops the process if nobody takes it."""
 
     def __init__(
-        self, proc: subprocess.Popen[bytes], stderr: Any, owner_pid: int, nonce: bytes, fresh_rss: int
-    ) -> None:
+        self, proc: subprocess.Popen[bytes], stderr: Any, owner_pid: int, nonce: bytes, fresh_rss: int,
+        limits: tuple[float, int],
+    ) -> None:  # fmt: skip
         self.proc, self.stderr, self.owner_pid = proc, stderr, owner_pid
         self.nonce = nonce  # the ready answer names it: no other frame can pass for it
         self.fresh_rss = fresh_rss
+        self.limits = limits  # (timeout, memory_limit) it has now
         self.finalizer = weakref.finalize(self, _stop, proc, owner_pid)
 
 
-_Key = tuple[float, int, "str | None"]  # a sandbox's limits and context key: which waiting workers it may take
+_Key: TypeAlias = "str | None"  # a sandbox's context key: which waiting workers it may take (its limits, it sends them)
 _IDLE: dict[_Key, list[_Idle]] = {}
-_KEPT: dict[_Key, int] = {}  # more than IDLE_WORKERS waiting with these limits and context: keep_warm()
+_KEPT: dict[_Key, int] = {}  # more than IDLE_WORKERS waiting with this context key: keep_warm()
 _IDLE_LOCK = threading.Lock()
 
 
@@ -73,11 +76,11 @@ def keep_warm(
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     context: str | None = None,
 ) -> int:
-    """From now on, keep up to ``count`` worker processes with these limits and context key waiting for
+    """From now on, keep up to ``count`` worker processes of this context key waiting for
     sandboxes (not just :data:`IDLE_WORKERS`), and start now, side by side, as many as are missing: for a host
     that opens many sandboxes in turn, such as a daemon serving many stores (:mod:`jsproj.follow.fleet`: an
     engine per store it attaches, never a process per store). Returns how many it started."""
-    key = (float(timeout), int(memory_limit), context)
+    key = context
     with _IDLE_LOCK:
         _KEPT[key] = max(_KEPT.get(key, 0), count)
         missing = count - len(_IDLE.get(key, []))
@@ -96,7 +99,7 @@ def keep_warm(
 
 def _key_of(sandbox: Sandbox) -> _Key:
     """Which waiting workers ``sandbox`` may take, and which it leaves its own to."""
-    return (sandbox.timeout, sandbox.memory_limit, sandbox.context)
+    return sandbox.context
 
 
 def _start_new(sandbox: Sandbox) -> None:
@@ -107,7 +110,7 @@ def _start_new(sandbox: Sandbox) -> None:
 
 
 def _take_idle(key: _Key) -> _Idle | None:
-    """A waiting worker process of this host process with these limits, if there is one."""
+    """A waiting worker process of this host process with this context key, if there is one."""
     with _IDLE_LOCK:
         waiting = _IDLE.get(key, [])
         while waiting:
@@ -117,6 +120,17 @@ def _take_idle(key: _Key) -> _Idle | None:
                 return idle
             idle.finalizer()
     return None
+
+
+def _limited(sandbox: Sandbox, idle: _Idle) -> bool:
+    """Give a worker ``sandbox`` took its limits, if it has others; False if it does not say it took them."""
+    if idle.limits == (sandbox.timeout, sandbox.memory_limit):
+        return True
+    try:
+        answer = sandbox._request(LIMITS.decode(), f"{sandbox.timeout!r} {sandbox.memory_limit}")
+    except errors.JsprojError:
+        return False
+    return answer.get("ok") == "limits"
 
 
 def _stop(proc: subprocess.Popen[bytes], owner_pid: int) -> None:
@@ -243,7 +257,8 @@ class Sandbox:
                 proc.stdin.flush()
             except OSError:
                 return False
-            _IDLE.setdefault(key, []).append(_Idle(proc, self._stderr, self._pid, nonce, self._fresh_rss))
+            limits = (self.timeout, self.memory_limit)
+            _IDLE.setdefault(key, []).append(_Idle(proc, self._stderr, self._pid, nonce, self._fresh_rss, limits))
         if self._finalizer is not None:
             self._finalizer.detach()
         self._proc, self._stderr, self._finalizer = None, None, None
@@ -257,7 +272,7 @@ class Sandbox:
                 ready = self._read_answer(time.monotonic() + STARTUP_TIMEOUT, starting=True)
             except errors.JsprojError:
                 ready = {"error": "the waiting worker died"}
-            if ready.get("ok") == "ready" and ready.get("nonce") == idle.nonce.decode():
+            if ready.get("ok") == "ready" and ready.get("nonce") == idle.nonce.decode() and _limited(self, idle):
                 self._baseline_rss, self._fresh_rss = self._worker_rss() or 0, idle.fresh_rss
                 self.engines = int(ready.get("engines", 1))
                 return

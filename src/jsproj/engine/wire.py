@@ -11,7 +11,9 @@ HEADER = struct.Struct(">Q")
 #: ``context`` key: sandbox.py). Never an operation a caller can send.
 RECYCLE = b"recycle"
 RENEW = b"renew"
-CONTROL = frozenset({RECYCLE, RENEW})
+#: Sent by the sandbox that takes a waiting worker made for other limits: its time and memory limits from now on.
+LIMITS = b"limits"
+CONTROL = frozenset({RECYCLE, RENEW, LIMITS})
 
 
 def read_frame(stream: BinaryIO) -> bytes | None:

@@ -20,7 +20,7 @@ import traceback
 from functools import cache
 from typing import Any, cast
 
-from jsproj.engine.wire import CONTROL, RENEW, read_frame, write_frame
+from jsproj.engine.wire import CONTROL, LIMITS, RENEW, read_frame, write_frame
 
 OPERATIONS = frozenset(
     "load route apply normalize foldStart foldLines foldRows foldEnd cacheDrop evaluate upcasters upcast".split()
@@ -112,6 +112,11 @@ class Worker:
         self.dispatch = self.make_engine(timeout_sec=self.timeout)
         self.engines += 1
         return True
+
+    def set_limits(self, timeout: float, memory_limit: int) -> None:
+        """The limits of the next sandbox's calls (it took this worker, made for other limits)."""
+        self.timeout, self.memory_limit = timeout, memory_limit
+        self.racer.set_hard_memory_limit(memory_limit)
 
     def close(self) -> None:
         """Destroy the isolate, and with it everything projection code made."""
@@ -233,6 +238,11 @@ def main() -> int:
         if frame is None:  # the host went away: no interpreter teardown (freeing an isolate can hang there)
             os._exit(0)
         op, _, payload = frame.partition(b"\n")
+        if op == LIMITS:
+            timeout_text, _, memory_text = payload.decode().partition(" ")
+            worker.set_limits(float(timeout_text), int(memory_text))
+            write_frame(answers, b'{"ok": "limits"}')
+            continue
         if op in CONTROL:  # the sandbox closed: a new engine or isolate for the next one (sandbox.py)
             following = next_worker(worker, renew=op == RENEW)
             if following is None:
