@@ -23,7 +23,9 @@ var STRICT = "'use strict'; ";
 // globals: surface.js) and an eval that refuses. Every other name the global
 // object holds -- a host's entry points, Node's process -- and those below,
 // which some host has, are undefined in the file's scope, in every host alike.
-var PARAMETERS = ['require', 'projections', 'module', 'exports', 'console', 'Date', 'Math', 'globalThis', 'eval'];
+// KurrentDB's DSL (kurrentdb-scope.js) comes after: fromAll, fromCategory, ..., options, emit, ...
+var PARAMETERS = ['require', 'projections', 'module', 'exports', 'console', 'Date', 'Math', 'globalThis', 'eval']
+  .concat(jsproj.kurrentdb.NAMES);
 var HIDDEN = ['Promise', 'queueMicrotask', 'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval',
   'clearImmediate', 'process', 'global', 'Buffer', 'fetch', 'performance', 'crypto', 'structuredClone', 'plv8', 'pljs',
   'self', 'window', 'print', 'std', 'os', 'jsproj'];
@@ -197,13 +199,14 @@ function compile(file, source) {
 }
 
 // Run a compiled file with what it may reach.
-function run(compiled, facade, file) {
-  var module = { exports: {} };
+function run(compiled, projector, file) {
+  var module = { exports: {} }, facade = jsproj.facadeFor(projector, file), kurrent = jsproj.kurrentdbScope(projector, file);
   jsproj.clearRegExpStatics();  // nothing of the previous file's matches
   var scope = compiled.scope;
   var body = compiled.factory.apply(undefined, [requireFor(facade, file), facade, module, module.exports, consoleFor(file),
-    jsproj.ClockDate, jsproj.ClockMath, scope.globalThis, refusedEval].concat(scope.hidden));
-  return body();
+    jsproj.ClockDate, jsproj.ClockMath, scope.globalThis, refusedEval].concat(kurrent.values, scope.hidden));
+  body();
+  kurrent.finish();
 }
 
 // The first line of `file` that a stack trace points at, if any.
@@ -232,7 +235,7 @@ function loadInto(projector, sources) {
     projector.file = file;
     current.file = file;
     try {
-      run(factory, jsproj.facadeFor(projector, file), file);
+      run(factory, projector, file);
     } catch (e) {
       if (jsproj.isEngineError(e)) throw e;
       if (jsproj.outOfMemory(e)) {
@@ -267,16 +270,16 @@ function evaluateCode(projector, code) {
       ' not available to projections: a handler must finish its work before it returns', { file: 'repl', projection: null });
   }
   var scope = fileScope();
-  // `eval` is the file scope's last parameter: here the real one, so that the inner call is a direct eval.
+  // `eval`, a parameter of the file scope: here the real one, so that the inner call is a direct eval.
   var factory = evaluate('(function (' + scope.names.join(', ') + ') { return function () { ' + STRICT + 'return eval(' +
     JSON.stringify(code) + ');\n}; })\n//# sourceURL=repl');
-  var facade = jsproj.facadeFor(projector, 'repl');
+  var facade = jsproj.facadeFor(projector, 'repl'), kurrent = jsproj.kurrentdbScope(projector, 'repl');
   var module = { exports: {} };
   projector.file = 'repl';
   current.file = 'repl';
   try {
     return factory.apply(undefined, [requireFor(facade, 'repl'), facade, module, module.exports, consoleFor('repl'),
-      jsproj.ClockDate, jsproj.ClockMath, scope.globalThis, evaluate].concat(scope.hidden))();
+      jsproj.ClockDate, jsproj.ClockMath, scope.globalThis, evaluate].concat(kurrent.values, scope.hidden))();
   } catch (e) {
     if (jsproj.isEngineError(e)) throw e;
     var thrown = describeThrown(e);

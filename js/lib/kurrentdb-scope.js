@@ -1,0 +1,107 @@
+'use strict';
+// What a projection file's scope holds of KurrentDB's DSL (kurrentdb.js):
+// fromAll, fromCategory, fromCategories, fromStream, fromStreams,
+// fromStreamsMatching and options while it loads, each step of the chain
+// offering only what KurrentDB offers after it; emit and the other output
+// functions say that jsproj does not run them yet. One KurrentDB projection
+// per file (KurrentDB names a projection, not its code: jsproj names it after
+// the file); the same file may define projections of jsproj's own DSL too.
+
+var kurrentdb = jsproj.kurrentdb, definitionError = jsproj.definitionError, isPlainObject = jsproj.isPlainObject;
+var typeName = jsproj.typeName;
+
+function scopeFor(projector, file) {
+  var spec = null, options = {};
+
+  function loading(what, fn) {
+    return function () {
+      if (projector.file !== file) throw definitionError(file, what + ' can be used only while the file loads, not from a handler', null);
+      return fn.apply(undefined, arguments);
+    };
+  }
+  function refuse(what) {
+    return loading(what, function () {
+      throw definitionError(file, spec.name + ': ' + what + ' is not supported by jsproj yet (results are not stored: ' +
+        'the state is; docs/from-kurrentdb.md#what-does-not-map)', spec.name);
+    });
+  }
+  var results = Object.freeze({ transformBy: refuse('transformBy()'), filterBy: refuse('filterBy()'), outputTo: refuse('outputTo()') });
+  var afterWhen = Object.freeze({
+    outputState: loading('outputState()', function () { return results; }),   // the state is stored anyway
+    transformBy: results.transformBy, filterBy: results.filterBy, outputTo: results.outputTo
+  });
+  var when = loading('when()', function (handlers) {
+    kurrentdb.checkHandlers(spec, handlers);
+    var definition = kurrentdb.definitionOf(spec, handlers), made = spec;
+    projector.projectView(spec.name)
+      .identifiedBy(function (evt, meta) { return kurrentdb.identify(made, evt, meta); })
+      .by(definition);
+    spec.defined = true;
+    return afterWhen;
+  });
+  var partitioned = Object.freeze({ when: when });
+  function partition(how) {
+    return function (by) {
+      if (how === 'by' && typeof by !== 'function') {
+        throw definitionError(file, spec.name + ': partitionBy() takes a function of the event, not ' + typeName(by), spec.name);
+      }
+      spec.partition = how === 'stream' ? 'stream' : by;
+      return partitioned;
+    };
+  }
+  function selected() {
+    var next = { when: when, partitionBy: loading('partitionBy()', partition('by')),
+      outputState: loading('outputState()', function () { return Object.freeze({ when: when }); }) };
+    var source = spec.source;
+    if (source.all || (source.categories && source.categories.length === 1)) {
+      next.foreachStream = loading('foreachStream()', partition('stream'));
+    }
+    return Object.freeze(next);
+  }
+  function selector(name) {
+    return loading(name + '()', function () {
+      if (spec !== null) {
+        throw definitionError(file, 'a file holds one KurrentDB projection, named after the file (' + spec.name +
+          '): put the other in a file of its own', spec.name);
+      }
+      spec = { file: file, name: kurrentdb.nameOf(file), source: null, partition: null, defined: false };
+      spec.source = kurrentdb.sourceOf(spec, name, arguments);
+      return selected();
+    });
+  }
+  var setOptions = loading('options()', function (given) {
+    if (!isPlainObject(given)) throw definitionError(file, 'options() takes an object, not ' + typeName(given), null);
+    Object.keys(given).forEach(function (key) { options[key.toLowerCase()] = checkOption(file, key, given[key]); });
+  });
+  var values = { options: setOptions };
+  kurrentdb.SELECTORS.forEach(function (name) { values[name] = selector(name); });
+  kurrentdb.OUTPUTS.forEach(function (name) { values[name] = kurrentdb.notYet(name + '()'); });
+  return {
+    values: kurrentdb.NAMES.map(function (name) { return values[name]; }),
+    // When the file has run: a selector needs when(), and options KurrentDB checks at the start.
+    finish: function () {
+      if (spec !== null && !spec.defined) {
+        throw definitionError(file, spec.name + ': a KurrentDB projection needs .when({...}) after its selector', spec.name);
+      }
+      if (options.reorderevents === true && !(spec && spec.source.streams && spec.source.streams.length > 1)) {
+        throw definitionError(file, 'options: reorderEvents needs fromStreams() of more than one stream', spec && spec.name);
+      }
+    }
+  };
+}
+
+// One options() key, by KurrentDB's rule (its letter case aside); what jsproj cannot honour is refused by name.
+function checkOption(file, key, value) {
+  var type = kurrentdb.OPTION_TYPES[key.toLowerCase()];
+  if (!type) throw definitionError(file, 'options: Unrecognized option: ' + key, null);
+  if (typeof value !== type) throw definitionError(file, 'options: Invalid value for ' + key + ': it must be a ' + type + ', not ' + typeName(value), null);
+  if (key.toLowerCase() === 'bistate' && value) {
+    throw definitionError(file, 'options: biState (shared state) is not supported by jsproj yet', null);
+  }
+  if (key.toLowerCase() === '$includelinks' && value) {
+    throw definitionError(file, 'options: $includeLinks cannot apply: jsproj stores no link events', null);
+  }
+  return value;
+}
+
+jsproj.kurrentdbScope = scopeFor;

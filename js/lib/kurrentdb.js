@@ -1,0 +1,187 @@
+'use strict';
+// KurrentDB's projection DSL (formerly EventStoreDB's) as a second front end
+// of the engine: a file that calls fromAll(), fromCategory(), fromStream()...
+// defines one projection, named after the file, run by the same engine in
+// every host, with the same isolation, limits, value rule and clock. The
+// semantics are those of KurrentDB's running code (Jint, V1), not of its
+// legacy prelude (docs/design/kurrentdb-front-end.md); what maps to what is
+// in docs/from-kurrentdb.md.
+//
+// A KurrentDB projection becomes a view: one document per partition (the
+// stream with foreachStream(), partitionBy's key) or, unpartitioned, one
+// document keyed by the projection's name (KurrentDB's root partition). The
+// selector decides which events reach it; handlers get (state, event) with
+// KurrentDB's event object; a handler's undefined keeps the mutated state,
+// null resets the partition (the next event starts from $init), anything
+// else is the new state.
+
+var fail = jsproj.fail, clone = jsproj.clone, typeName = jsproj.typeName, isPlainObject = jsproj.isPlainObject;
+var definitionError = jsproj.definitionError, DELETE = jsproj.DELETE;
+
+// The names a file's scope gives (load.js): the selectors, options(), and the
+// output functions, which jsproj does not run yet (they say so when called).
+var SELECTORS = ['fromAll', 'fromCategory', 'fromCategories', 'fromStream', 'fromStreams', 'fromStreamsMatching'];
+var OUTPUTS = ['emit', 'linkTo', 'linkStreamTo', 'copyTo'];
+var NAMES = SELECTORS.concat(['options'], OUTPUTS);
+// options() keys as KurrentDB matches them (letter case aside), with their types.
+var OPTION_TYPES = { resultstreamname: 'string', $includelinks: 'boolean', reorderevents: 'boolean',
+  processinglag: 'number', bistate: 'boolean' };
+var HANDLER_KEYS = ['$init', '$any', '$deleted'];
+var NOT_YET = {
+  $initShared: 'shared state ($initShared, biState)',
+  $created: '$created handlers'
+};
+var NAME_CHARACTERS = /[-. ]/g;
+
+// KurrentDB's default category rule ($by_category, "first" -): the stream id
+// before its first '-', when that is not its first character; none for a
+// stream id without one, or of a system stream ($...).
+function category(streamId) {
+  if (typeof streamId !== 'string' || streamId.charAt(0) === '$') return null;
+  var at = streamId.indexOf('-');
+  return at > 0 ? streamId.slice(0, at) : null;
+}
+
+// The projection's name: its file's, without folders and .js, with - . and
+// spaces as _ (KurrentDB names a projection when it is created, not in code).
+function nameOf(file) {
+  var base = String(file).split('/').pop().replace(/\.js$/, '');
+  return base.replace(NAME_CHARACTERS, '_');
+}
+
+// KurrentDB's `created`: the round-trip format, seven fractional digits.
+function created(timestamp) {
+  if (typeof timestamp !== 'string') return null;
+  return timestamp.replace(/\.(\d{3})Z$/, '.$10000Z');
+}
+
+// The event object a handler gets, from jsproj's event and metadata.
+function envelope(evt, meta, partition, spec) {
+  var body = {};
+  Object.keys(evt).forEach(function (key) { if (key !== '$type' && key !== '$id') body[key] = evt[key]; });
+  var metadata = meta.metadata === null ? null : clone(meta.metadata);
+  return Object.freeze({
+    isJson: true,
+    body: body,
+    data: body,
+    bodyRaw: JSON.stringify(body),
+    eventType: evt.$type,
+    streamId: meta.streamId,
+    sequenceNumber: typeof meta.version === 'number' ? meta.version - 1 : null,
+    eventId: meta.eventId,
+    created: created(meta.timestamp),
+    metadata: metadata,
+    metadataRaw: metadata === null ? '' : JSON.stringify(metadata),
+    linkMetadata: null,
+    linkMetadataRaw: null,
+    partition: partition,
+    category: spec.source.categories ? category(meta.streamId) : null
+  });
+}
+
+function notYet(what) {
+  return function () {
+    throw new TypeError(what + ' is not supported by jsproj yet (docs/from-kurrentdb.md#what-does-not-map)');
+  };
+}
+
+// What a handler's answer does to the state: KurrentDB's rule.
+function answered(state, result) {
+  if (result === undefined) return state;
+  if (result === null) return DELETE;
+  return result;
+}
+
+// The definition the view is made of: KurrentDB's handlers wrapped to get its event object and answer
+// by its rule, the default handler (the state becomes the event's body) where it has neither named
+// handlers nor $any, and $deleted (a stream's tombstone) called with KurrentDB's arguments, its answer ignored.
+function definitionOf(spec, handlers) {
+  var definition = {}, named = 0;
+  function wrap(fn) {
+    return function (state, evt, meta) { return answered(state, fn(state, envelope(evt, meta, partitionOf(spec, evt, meta), spec))); };
+  }
+  Object.keys(handlers).forEach(function (key) {
+    var fn = handlers[key];
+    if (key === '$init') definition.$init = function () { return fn(); };
+    else if (key === '$deleted') {
+      definition.$deleted = function (state, evt, meta) { fn(state, null, meta.streamId, false); return state; };
+    } else {
+      if (key !== '$any') named += 1;
+      definition[key] = wrap(fn);
+    }
+  });
+  if (named === 0 && !definition.$any) {
+    definition.$any = function (state, evt, meta) { return envelope(evt, meta, '', spec).body; };
+  }
+  return definition;
+}
+
+function checkHandlers(spec, handlers) {
+  if (!isPlainObject(handlers)) {
+    throw definitionError(spec.file, spec.name + ': when() needs an object of handlers, not ' + typeName(handlers), spec.name);
+  }
+  Object.keys(handlers).forEach(function (key) {
+    if (NOT_YET[key]) throw definitionError(spec.file, spec.name + ': ' + NOT_YET[key] + ' are not supported by jsproj yet', spec.name);
+    if (key.charAt(0) === '$' && HANDLER_KEYS.indexOf(key) < 0) {
+      throw definitionError(spec.file, spec.name + ': unknown handler ' + key + ' (known: ' + HANDLER_KEYS.join(', ') +
+        ', and event types)', spec.name);
+    }
+    if (typeof handlers[key] !== 'function') {
+      throw definitionError(spec.file, spec.name + ': the handler for ' + key + ' is ' + typeName(handlers[key]) + ', not a function', spec.name);
+    }
+  });
+  if (handlers.$deleted && spec.partition !== 'stream') {
+    throw definitionError(spec.file, spec.name + ': Deleted stream notifications are only supported with foreachStream()', spec.name);
+  }
+}
+
+// What a selector's arguments select: {all}, {streams}, {categories} or {matching}.
+function sourceOf(spec, selector, args) {
+  var list = args.length === 1 && Array.isArray(args[0]) ? args[0].slice() : Array.prototype.slice.call(args);
+  function strings(what) {
+    if (list.length === 0 || !list.every(function (s) { return typeof s === 'string' && s !== ''; })) {
+      throw definitionError(spec.file, spec.name + ': ' + selector + '() takes ' + what + ' (text), not ' +
+        list.map(typeName).join(', '), spec.name);
+    }
+    return list;
+  }
+  if (selector === 'fromAll') return { all: true };
+  if (selector === 'fromStream' || selector === 'fromStreams') return { streams: strings('stream ids') };
+  if (selector === 'fromStreamsMatching') {
+    if (typeof args[0] !== 'function') {
+      throw definitionError(spec.file, spec.name + ': fromStreamsMatching() takes a function of the stream id, not ' + typeName(args[0]), spec.name);
+    }
+    return { matching: args[0] };
+  }
+  return { categories: strings('categories') };
+}
+
+function selects(source, meta) {
+  if (source.all) return true;
+  if (source.streams) return source.streams.indexOf(meta.streamId) >= 0;
+  if (source.categories) return source.categories.indexOf(category(meta.streamId)) >= 0;
+  var matching = source.matching;   // called as a plain function: `this` is nothing of the engine
+  return matching(meta.streamId) === true;
+}
+
+// The partition of an event: '' (the root), its stream, or partitionBy's key by KurrentDB's rule (text
+// as it is, a number as text, anything else: the event is not the projection's); null when it is none.
+function partitionOf(spec, evt, meta) {
+  if (spec.partition === null) return '';
+  if (spec.partition === 'stream') return meta.streamId;
+  var by = spec.partition;
+  var key = by(envelope(evt, meta, '', spec));
+  if (typeof key === 'number' && isFinite(key)) return String(key);
+  return typeof key === 'string' ? key : null;
+}
+
+// The document of an event (the view's key): its partition, the root's being the projection's name.
+function identify(spec, evt, meta) {
+  if (!selects(spec.source, meta)) return null;
+  var partition = partitionOf(spec, evt, meta);
+  return partition === '' ? spec.name : partition;
+}
+
+jsproj.kurrentdb = { NAMES: NAMES, SELECTORS: SELECTORS, OUTPUTS: OUTPUTS, OPTION_TYPES: OPTION_TYPES,
+  category: category, nameOf: nameOf, definitionOf: definitionOf, checkHandlers: checkHandlers, notYet: notYet,
+  sourceOf: sourceOf, identify: identify, partitionOf: partitionOf };
