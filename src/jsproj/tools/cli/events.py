@@ -117,6 +117,46 @@ def _append_progress(bodies: list[Any], *, quiet: bool) -> Iterator[Callable[[in
         yield advance
 
 
+# -- jsproj import kurrentdb -------------------------------------------------
+
+
+@click.group(name="import")
+def import_group() -> None:
+    """Import events from another event store."""
+
+
+@import_group.command(name="kurrentdb")
+@click.argument("export_file", type=click.Path(dir_okay=False, allow_dash=True))
+@store_options
+@json_option
+def import_kurrentdb(export_file: str, dsn: str | None, schema: str | None, as_json: bool) -> None:
+    """Import EXPORT_FILE (or - for stdin): events read from KurrentDB, as JSON Lines.
+
+    One line an event: {"streamId", "eventType", "eventId", "data", "metadata",
+    "created"} (docs/from-kurrentdb.md#importing-events shows how to write it
+    with KurrentDB's Python client). The whole file is checked first; events
+    whose id the store holds already are left out, so importing it again
+    appends nothing; the rest are appended in one transaction, in the file's
+    order, with the original time as timestamp and in metadata ($created).
+
+    \b
+    Examples:
+      jsproj import kurrentdb export.jsonl
+      jsproj import kurrentdb export.jsonl --json
+    """
+    from jsproj.store.kurrentdb_import import plan_import
+
+    with json_errors(as_json), open_store(dsn, schema) as store:
+        plan = plan_import(store, read_text(export_file))
+        with _append_progress(plan.messages, quiet=as_json) as advance:
+            done = plan.apply(store, on_progress=advance)
+    if as_json:
+        echo_json(done.to_dict())
+        return
+    Console().print(f"imported {_count(done.appended, 'event')} of {done.read}"
+                    f" ({done.skipped} already in the store)")  # fmt: skip
+
+
 # -- jsproj stream ----------------------------------------------------------
 
 
@@ -346,4 +386,4 @@ def live(
         Console().print_json(json.dumps(document, ensure_ascii=False))
 
 
-COMMANDS = [append, stream, events, live]
+COMMANDS = [append, import_group, stream, events, live]
