@@ -122,7 +122,12 @@ def _append_progress(bodies: list[Any], *, quiet: bool) -> Iterator[Callable[[in
 
 @click.group(name="import")
 def import_group() -> None:
-    """Import events from another event store."""
+    """Import events from another event store (KurrentDB's, so far).
+
+    \b
+    Examples:
+      jsproj import kurrentdb export.jsonl
+    """
 
 
 @import_group.command(name="kurrentdb")
