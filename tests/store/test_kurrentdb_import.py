@@ -110,3 +110,23 @@ def test_the_cli_imports_once_and_says_what_it_did(dsn: str, carts: list[dict], 
     assert "imported 0 events of 7 (7 already in the store)" in again.stdout
     with psycopg.connect(dsn) as conn:
         assert conn.execute("select count(*) from pge_events").fetchone() == (7,)
+
+
+def test_an_import_stopped_halfway_is_finished_by_running_it_again(
+    store: EventStore, carts: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction per batch (an export's streams would not fit one transaction's locks): what went in stays,
+    and the same file run again appends the rest, each event once."""
+    from jsproj.store import kurrentdb_import
+
+    monkeypatch.setattr(kurrentdb_import, "BATCH_STREAMS", 2)  # carts 1164 and 1165, then 1166 and 1167
+    store.append({"id": carts[-1]["streamId"], "type": "wishlist", "data": {"$type": "Opened"}})  # in the way
+    with pytest.raises(errors.JsprojError):
+        import_kurrentdb(store, text(carts))
+    assert len(store.read_all(limit=100)) == 1 + 4, "the first batch went in, the second did not"
+    with store.connection() as conn:  # the obstacle taken out of the way
+        conn.execute("delete from pge_events where stream_id = %s", (carts[-1]["streamId"],))
+        conn.execute("delete from pge_streams where id = %s", (carts[-1]["streamId"],))
+        conn.commit()
+    assert import_kurrentdb(store, text(carts)).to_dict() == {"read": 7, "appended": 3, "skipped": 4}
+    assert [e.event_id for e in store.read_all(limit=100)] == [line["eventId"] for line in carts]

@@ -9,7 +9,9 @@ Each event becomes one append message: its stream, the stream type KurrentDB's c
 stream id before its first ``-``; the whole id where it has none), its id, its data, its metadata with the
 original creation time under ``$created``, and that time as its timestamp. The whole file is checked before
 anything is written; events whose id the store holds already are left out, so that importing a file again
-appends nothing; the rest go in one transaction (all or none), in the file's order: each stream's order kept.
+appends nothing; the rest go in the file's order (each stream's order kept), a transaction per batch of at most
+10,000 events and 500 streams: an import stopped halfway (a lost connection, a kill) is finished by running it
+again.
 docs/from-kurrentdb.md#importing-events says how to export them with KurrentDB's Python client.
 """
 
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
 
 #: Ids asked about at once when looking for events the store holds already.
 ID_CHUNK = 10_000
+#: A transaction's most events and streams: a store's export has streams by the million, and an append locks
+#: its streams until it commits (in PostgreSQL's lock table, 64 a connection by default).
+BATCH_EVENTS = 10_000
+BATCH_STREAMS = 500
 _OPTIONAL = ("metadata", "created")
 _REQUIRED = ("streamId", "eventType", "eventId", "data")
 
@@ -129,10 +135,25 @@ class ImportPlan:
         return [message for _, message in self.fresh]
 
     def apply(self, store: EventStore, *, on_progress: Callable[[int], None] | None = None) -> Imported:
-        """Append the fresh events in one transaction (all or none); ``on_progress`` as ``append_all``'s."""
-        if self.fresh:
-            store.append_all(self.messages, where=[where for where, _ in self.fresh], on_progress=on_progress)
+        """Append the fresh events, a transaction per batch, in order; ``on_progress`` as ``append_all``'s."""
+        for batch in _batches(self.fresh):
+            store.append_all([m for _, m in batch], where=[w for w, _ in batch], on_progress=on_progress)
         return Imported(read=self.read, appended=len(self.fresh), skipped=self.read - len(self.fresh))
+
+
+def _batches(messages: list[tuple[str, dict[str, Any]]]) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """``messages`` in order, cut where a batch reaches :data:`BATCH_EVENTS` events or :data:`BATCH_STREAMS`
+    streams: an append locks each of its streams until it commits, in PostgreSQL's lock table."""
+    batch: list[tuple[str, dict[str, Any]]] = []
+    streams: set[str] = set()
+    for item in messages:
+        if len(batch) >= BATCH_EVENTS or (item[1]["id"] not in streams and len(streams) >= BATCH_STREAMS):
+            yield batch
+            batch, streams = [], set()
+        batch.append(item)
+        streams.add(item[1]["id"])
+    if batch:
+        yield batch
 
 
 def plan_import(store: EventStore, text: str) -> ImportPlan:

@@ -141,8 +141,9 @@ def import_kurrentdb(export_file: str, dsn: str | None, schema: str | None, as_j
     "created"} (docs/from-kurrentdb.md#importing-events shows how to write it
     with KurrentDB's Python client). The whole file is checked first; events
     whose id the store holds already are left out, so importing it again
-    appends nothing; the rest are appended in one transaction, in the file's
-    order, with the original time as timestamp and in metadata ($created).
+    appends nothing (and finishes an import stopped halfway); the rest are
+    appended in the file's order, a transaction per 10,000 events, with the
+    original time as timestamp and in metadata ($created).
 
     \b
     Examples:
