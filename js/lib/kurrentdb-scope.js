@@ -11,7 +11,7 @@ var kurrentdb = jsproj.kurrentdb, definitionError = jsproj.definitionError, isPl
 var typeName = jsproj.typeName;
 
 function scopeFor(projector, file) {
-  var spec = null, options = {};
+  var spec = null, options = {}, refusals = { message: null };
 
   function loading(what, fn) {
     return function () {
@@ -53,9 +53,12 @@ function scopeFor(projector, file) {
     var next = { when: when, partitionBy: loading('partitionBy()', partition('by')),
       outputState: loading('outputState()', function () { return Object.freeze({ when: when }); }) };
     var source = spec.source;
-    if (source.all || (source.categories && source.categories.length === 1)) {
-      next.foreachStream = loading('foreachStream()', partition('stream'));
-    }
+    next.foreachStream = source.all || (source.categories && source.categories.length === 1)
+      ? loading('foreachStream()', partition('stream'))
+      : loading('foreachStream()', function () {   // KurrentDB's refusal, by name
+        throw definitionError(file, spec.name + ': foreachStream projections are not supported on stream based sources ' +
+          '(fromStream, fromStreams, fromStreamsMatching, several categories)', spec.name);
+      });
     return Object.freeze(next);
   }
   function selector(name) {
@@ -64,7 +67,7 @@ function scopeFor(projector, file) {
         throw definitionError(file, 'a file holds one KurrentDB projection, named after the file (' + spec.name +
           '): put the other in a file of its own', spec.name);
       }
-      spec = { file: file, name: kurrentdb.nameOf(file), source: null, partition: null, defined: false };
+      spec = { file: file, name: kurrentdb.nameOf(file), source: null, partition: null, defined: false, refusals: refusals };
       spec.source = kurrentdb.sourceOf(spec, name, arguments);
       return selected();
     });
@@ -75,7 +78,7 @@ function scopeFor(projector, file) {
   });
   var values = { options: setOptions };
   kurrentdb.SELECTORS.forEach(function (name) { values[name] = selector(name); });
-  kurrentdb.OUTPUTS.forEach(function (name) { values[name] = kurrentdb.notYet(name + '()'); });
+  kurrentdb.OUTPUTS.forEach(function (name) { values[name] = kurrentdb.notYet(name + '()', refusals); });
   return {
     values: kurrentdb.NAMES.map(function (name) { return values[name]; }),
     // When the file has run: a selector needs when(), and options KurrentDB checks at the start.

@@ -57,8 +57,12 @@ function created(timestamp) {
 
 // The event object a handler gets, from jsproj's event and metadata.
 function envelope(evt, meta, partition, spec) {
-  var body = {};
-  Object.keys(evt).forEach(function (key) { if (key !== '$type' && key !== '$id') body[key] = evt[key]; });
+  var body = {};   // own keys only, __proto__ too: defined, never assigned (an assigned __proto__ sets the prototype)
+  Object.keys(evt).forEach(function (key) {
+    if (key !== '$type' && key !== '$id') {
+      Object.defineProperty(body, key, { value: evt[key], writable: true, enumerable: true, configurable: true });
+    }
+  });
   var metadata = meta.metadata === null ? null : clone(meta.metadata);
   return Object.freeze({
     isJson: true,
@@ -79,10 +83,23 @@ function envelope(evt, meta, partition, spec) {
   });
 }
 
-function notYet(what) {
+// An output function (emit, linkTo...): refused when called, and -- should projection code catch that -- once
+// more when the KurrentDB code that called it returns (projected), so that no emit is ever silently dropped.
+function notYet(what, refusals) {
   return function () {
-    throw new TypeError(what + ' is not supported by jsproj yet (docs/from-kurrentdb.md#what-does-not-map)');
+    var message = what + ' is not supported by jsproj yet (docs/from-kurrentdb.md#what-does-not-map)';
+    refusals.message = refusals.message || message;
+    throw new TypeError(message);
   };
+}
+
+// A call of the file's KurrentDB code (a handler, partitionBy, fromStreamsMatching's function); what an output
+// function refused in it fails it, caught or not.
+function projected(spec, fn, args) {
+  spec.refusals.message = null;
+  var result = fn.apply(undefined, args);
+  if (spec.refusals.message) throw new TypeError(spec.refusals.message);
+  return result;
 }
 
 // What a handler's answer does to the state: KurrentDB's rule.
@@ -98,13 +115,15 @@ function answered(state, result) {
 function definitionOf(spec, handlers) {
   var definition = {}, named = 0;
   function wrap(fn) {
-    return function (state, evt, meta) { return answered(state, fn(state, envelope(evt, meta, partitionOf(spec, evt, meta), spec))); };
+    return function (state, evt, meta) {
+      return answered(state, projected(spec, fn, [state, envelope(evt, meta, partitionOf(spec, evt, meta), spec)]));
+    };
   }
   Object.keys(handlers).forEach(function (key) {
     var fn = handlers[key];
-    if (key === '$init') definition.$init = function () { return fn(); };
+    if (key === '$init') definition.$init = function () { return projected(spec, fn, []); };
     else if (key === '$deleted') {
-      definition.$deleted = function (state, evt, meta) { fn(state, null, meta.streamId, false); return state; };
+      definition.$deleted = function (state, evt, meta) { projected(spec, fn, [state, null, meta.streamId, false]); return state; };
     } else {
       if (key !== '$any') named += 1;
       definition[key] = wrap(fn);
@@ -151,7 +170,7 @@ function sourceOf(spec, selector, args) {
     if (typeof args[0] !== 'function') {
       throw definitionError(spec.file, spec.name + ': fromStreamsMatching() takes a function of the stream id, not ' + typeName(args[0]), spec.name);
     }
-    return { matching: args[0] };
+    return { matching: args[0], spec: spec };
   }
   return { categories: strings('categories') };
 }
@@ -160,8 +179,7 @@ function selects(source, meta) {
   if (source.all) return true;
   if (source.streams) return source.streams.indexOf(meta.streamId) >= 0;
   if (source.categories) return source.categories.indexOf(category(meta.streamId)) >= 0;
-  var matching = source.matching;   // called as a plain function: `this` is nothing of the engine
-  return matching(meta.streamId) === true;
+  return projected(source.spec, source.matching, [meta.streamId]) === true;   // `this`: undefined
 }
 
 // The partition of an event: '' (the root), its stream, or partitionBy's key by KurrentDB's rule (text
@@ -169,10 +187,16 @@ function selects(source, meta) {
 function partitionOf(spec, evt, meta) {
   if (spec.partition === null) return '';
   if (spec.partition === 'stream') return meta.streamId;
-  var by = spec.partition;
-  var key = by(envelope(evt, meta, '', spec));
-  if (typeof key === 'number' && isFinite(key)) return String(key);
-  return typeof key === 'string' ? key : null;
+  var key = projected(spec, spec.partition, [envelope(evt, meta, '', spec)]);
+  if (typeof key === 'number' && isFinite(key)) key = String(key);
+  if (typeof key !== 'string') return null;
+  var reason = key === '' ? null : jsproj.badId(key);
+  if (reason) throw new TypeError('partitionBy returned a key that ' + reason);
+  if (key === spec.name) {
+    throw new TypeError('partitionBy returned ' + JSON.stringify(key) + ", the key of the root partition's document " +
+      "(the projection's name, where '' goes): rename the projection's file or the partition");
+  }
+  return key;
 }
 
 // The document of an event (the view's key): its partition, the root's being the projection's name.

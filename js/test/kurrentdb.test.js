@@ -45,8 +45,9 @@ test('options are KurrentDB\'s, letter case aside, and what cannot apply is refu
 });
 
 test('the chain offers only what KurrentDB offers after each step', () => {
-  refused('S.js', "fromStream('a').foreachStream().when({});", /TypeError: .*foreachStream is not a function/);
-  refused('C.js', "fromCategories('a', 'b').foreachStream().when({});", /foreachStream is not a function/);
+  refused('S.js', "fromStream('a').foreachStream().when({});", /S: foreachStream projections are not supported on stream based sources/);
+  refused('C.js', "fromCategories('a', 'b').foreachStream().when({});", /foreachStream projections are not supported/);
+  refused('P.js', "fromAll().partitionBy(function (e) { return 'k'; }).foreachStream().when({});", /foreachStream is not a function/);
   refused('D.js', "fromAll().when({ $deleted: function () {} });", /Deleted stream notifications are only supported with foreachStream\(\)/);
   refused('I.js', "fromAll().when({ $initShared: function () { return {}; } });", /shared state \(\$initShared, biState\) are not supported by jsproj yet/);
   refused('U.js', "fromAll().when({ $unknown: function () {} });", /unknown handler \$unknown/);
@@ -60,4 +61,43 @@ test('emit and the other output functions fail the handler that calls them, by n
       event: { $type: 'Go', $id: 'a' } }], { E: { E: null } });
   assert.equal(result.errors.length, 1);
   assert.match(result.errors[0].message, /emit\(\) is not supported by jsproj yet/);
+});
+
+// Review 5 (a blind attack on this front end): each break, kept.
+function applied(files, records) {
+  const projector = jsprojModule.createProjector();
+  jsprojModule.loadSources(projector, Object.entries(files).map(([file, source]) => ({ file, source })));
+  const keys = jsprojModule.engine.route(projector, records);
+  const documents = {};
+  for (const [name, ids] of Object.entries(keys)) documents[name] = Object.fromEntries(ids.map((id) => [id, null]));
+  return jsprojModule.engine.apply(projector, records, documents);
+}
+
+function rec(position, streamId, event) {
+  return { position, streamId, streamType: 'x', version: position, timestamp: '2026-01-01T00:00:00.000Z', metadata: null, event };
+}
+
+test('review 5: a __proto__ key of the data is an own key of the body, never its prototype', () => {
+  const event = JSON.parse('{"$type": "A", "$id": "a", "__proto__": {"isAdmin": true}}');
+  const result = applied({ 'r.js': `fromAll().foreachStream().when({ $any: function (s, e) {
+    s.isAdmin = e.body.isAdmin === true; s.own = Object.keys(e.body); s.proto = Object.getPrototypeOf(e.body) === Object.prototype; } })` },
+  [rec(1, 'x-1', event)]);
+  assert.deepEqual(result.errors, []);
+  assert.deepEqual(result.changes.r.upserts['x-1'], { isAdmin: false, own: ['__proto__'], proto: true });
+});
+
+test('review 5: a partition named like the projection is refused, not merged with the root', () => {
+  const result = applied({ 'p.js': "fromAll().partitionBy(function (e) { return e.body.k; }).when({ $any: function (s) { s.n = 1; } })" },
+    [rec(1, 'x-1', { $type: 'A', $id: 'a', k: 'p' })]);
+  assert.equal(result.errors.length, 1);
+  assert.match(result.errors[0].message, /partitionBy returned "p", the key of the root partition's document/);
+});
+
+test('review 5: an emit caught by the handler fails it all the same', () => {
+  for (const where of ["when({ A: function (s) { try { emit('o', 'T', {}); } catch (e) {} } })",
+    "partitionBy(function (e) { try { linkTo('o', e); } catch (x) {} return 'k'; }).when({ A: function (s) { s.n = 1; } })"]) {
+    const result = applied({ 'e.js': 'fromAll().' + where }, [rec(1, 'x-1', { $type: 'A', $id: 'a' })]);
+    assert.equal(result.errors.length, 1, where);
+    assert.match(result.errors[0].message, /(emit|linkTo)\(\) is not supported by jsproj yet/);
+  }
 });
