@@ -89,7 +89,8 @@ test-all: pytest lint node-test test-lowest
 # suite beyond the Python host (FAST_HOSTS) and the hostile corpus beyond the Python host, PLV8 and
 # PL/JS (test_languages), what every in-database engine runs alike beyond PLV8 (engine_params), the docs'
 # examples and scripts, versions, worker recycling, the pytest plugin, operations (long builds, health),
-# the CLI's embedded database, the demo and the spec runs in real stores, and a few slow sandbox-limit tests.
+# the CLI's embedded database and the initdb cache's clusters, the demo and the spec runs in real stores, the Node
+# client's tests on engines beyond PLV8, and a few slow sandbox-limit tests.
 test-fast: lint install pg-extensions
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not slow"
 	cd js && node --test test/

@@ -22,7 +22,7 @@ from jsproj.follow.subscriptions import subscribe
 from jsproj.projections.deploy import deploy
 from jsproj.store.sync import EventStore
 
-from conformance_hosts import LANGUAGES, require_language
+from conformance_hosts import LANGUAGES, engine_params, require_language
 from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def as_url(dsn: str) -> str:
             f"?host={quote(str(parts['host']))}&port={parts['port']}")  # fmt: skip
 
 
-@pytest.mark.parametrize("engine", ["plpython", *LANGUAGES])
+@pytest.mark.parametrize("engine", engine_params(["plpython", *LANGUAGES]))  # make test-fast: one engine
 def test_the_client_passes_its_node_tests_against_a_real_store(dsn: str, engine: str) -> None:
     """Every in-database engine: the client appends with SQL, so inline projections run in the database."""
     assert NODE, "node is not on the PATH"

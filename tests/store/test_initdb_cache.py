@@ -23,6 +23,7 @@ def started(prefix: str) -> list[str]:
         cluster.destroy()
 
 
+@pytest.mark.slow  # two clusters of its own (make test-fast: left out)
 def test_a_second_cluster_is_a_copy_of_the_first_ones_fresh_folder_and_a_broken_copy_is_not_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
