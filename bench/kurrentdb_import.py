@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from harness import Pairs, Row, alternate, bench_cluster, log, new_database, table, timed
-from jsproj.store.kurrentdb_import import Imported, _batches, import_kurrentdb, read_export
+from jsproj.store.kurrentdb_import import Imported, batches, import_kurrentdb, read_export
 from jsproj.store.sync import EventStore
 
 
@@ -57,8 +57,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             text = write_export(Path(folder) / "export.jsonl", args.events, args.streams)
-            batches = [[m for _, m in batch] for batch in _batches(read_export(text))]
-            log(f"export written: {args.events:,} events over {args.streams:,} streams, {len(batches)} batches")
+            cut = [[m for _, m in batch] for batch in batches(read_export(text))]
+            log(f"export written: {args.events:,} events over {args.streams:,} streams, {len(cut)} batches")
             kept: dict[str, EventStore] = {}
 
             def imported() -> float:
@@ -67,7 +67,7 @@ def main() -> None:
 
             def appended() -> float:
                 with fresh(cluster.dsn, "appended") as store:
-                    return args.events / timed(lambda: [store.append_all(batch) for batch in batches])
+                    return args.events / timed(lambda: [store.append_all(batch) for batch in cut])
 
             pairs: Pairs = alternate(imported, appended, args.pairs, what="import vs append")
             store = kept["import"]

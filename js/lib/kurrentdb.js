@@ -64,18 +64,19 @@ function envelope(evt, meta, partition, spec) {
     }
   });
   var metadata = meta.metadata === null ? null : clone(meta.metadata);
+  // The raw texts are made when read (KurrentDB parses lazily the other way): most handlers never read them.
   return Object.freeze({
     isJson: true,
     body: body,
     data: body,
-    bodyRaw: JSON.stringify(body),
+    get bodyRaw() { return JSON.stringify(body); },
     eventType: evt.$type,
     streamId: meta.streamId,
     sequenceNumber: typeof meta.version === 'number' ? meta.version - 1 : null,
     eventId: meta.eventId,
     created: created(meta.timestamp),
     metadata: metadata,
-    metadataRaw: metadata === null ? '' : JSON.stringify(metadata),
+    get metadataRaw() { return metadata === null ? '' : JSON.stringify(metadata); },
     linkMetadata: null,
     linkMetadataRaw: null,
     partition: partition,

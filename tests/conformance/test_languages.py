@@ -372,6 +372,30 @@ def test_an_application_role_can_append_and_read_views_and_nothing_else(roles: t
             assert caught.value.sqlstate in ("42501", "XX000"), what  # PL/JS reports SQL errors as XX000
 
 
+def test_an_application_role_setting_the_engines_call_mark_changes_nothing(
+    roles: tuple[str, str], language: str
+) -> None:
+    """The mark that ends a stopped call (jsproj.engine_call, docs/sandbox.md) is a setting any session can set:
+    set to anything, for the session or a transaction, appends go on, and the engine never runs a call twice."""
+    owner_dsn, app_dsn = roles
+    with EventStore(owner_dsn, schema="shop", max_size=1) as store:
+        deploy(store, [{"file": "Orders.js", "source": ORDERS}], engine=language)
+    with psycopg.connect(owner_dsn, autocommit=True) as owner:
+        owner.execute("grant usage on schema shop to jsproj_app")
+        owner.execute("grant execute on function shop.pge_append(jsonb) to jsproj_app")
+        owner.execute("grant select on shop.pge_aggregates to jsproj_app")
+    with psycopg.connect(app_dsn, autocommit=True) as app:
+        app.execute("set search_path = shop")
+        values = ["", "0:1", "x:1", "1", "on", "'; select 1; --", "a" * 300]
+        for n, value in enumerate(values, start=1):
+            app.execute("select set_config('jsproj.engine_call', %s, false)", (value,))
+            message = {"id": "o-1", "type": "Order", "data": {"$type": "Sold", "order": "o-1", "amount": 1}}
+            with app.transaction():
+                app.execute("select set_config('jsproj.engine_call', %s, true)", (value + "!",))
+                app.execute("select pge_append(%s::jsonb)", (json.dumps(message),))
+            assert app.execute("select data from pge_aggregates where name = 'Sales'").fetchone() == ({"total": n},)
+
+
 def test_a_deploy_whose_first_engine_call_finds_its_function_late_is_not_refused(dsn: str, language: str) -> None:
     """PL/JS 1.0.5 once answered the engine's first check of its own pge_engine_call with no rows (a stream
     projection's file before an aggregate's, with the schema of issue 17): that deploy must go through. The

@@ -136,12 +136,12 @@ class ImportPlan:
 
     def apply(self, store: EventStore, *, on_progress: Callable[[int], None] | None = None) -> Imported:
         """Append the fresh events, a transaction per batch, in order; ``on_progress`` as ``append_all``'s."""
-        for batch in _batches(self.fresh):
+        for batch in batches(self.fresh):
             store.append_all([m for _, m in batch], where=[w for w, _ in batch], on_progress=on_progress)
         return Imported(read=self.read, appended=len(self.fresh), skipped=self.read - len(self.fresh))
 
 
-def _batches(messages: list[tuple[str, dict[str, Any]]]) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+def batches(messages: list[tuple[str, dict[str, Any]]]) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     """``messages`` in order, cut where a batch reaches :data:`BATCH_EVENTS` events or :data:`BATCH_STREAMS`
     streams: an append locks each of its streams until it commits, in PostgreSQL's lock table."""
     batch: list[tuple[str, dict[str, Any]]] = []
