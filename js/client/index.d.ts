@@ -253,6 +253,8 @@ export declare namespace errors {
   class StreamDeletedError extends StoreError {}
   /** An append bypassed the Python engine while it keeps inline projections. */
   class PythonEngineRequiredError extends StoreError {}
+  /** A projection wrote events (emit, linkTo) without the permission: only async projections deployed with --emit may (docs/from-kurrentdb.md#emit-and-linkto). */
+  class EmitNotAllowedError extends StoreError {}
   /** The JavaScript language installed in the database cannot stop a call at jsproj's time limit. */
   class UnlimitedLanguageError extends StoreError {}
   /** The log cannot be partitioned, extended or have partitions detached as asked (docs/partitioning.md), or an append to a partitioned log runs in repeatable read or serializable. */

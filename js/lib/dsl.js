@@ -64,7 +64,8 @@ Handlers.prototype.eventTypes = function () {
 };
 
 Handlers.prototype.handlerFor = function (eventType) {
-  if (eventType === DELETED) return this.byType.get(DELETED) || null;
+  // ($-types are jsproj's -- a tombstone, a link: emits.js -- and reach only a handler of their own type.)
+  if (eventType.charAt(0) === '$') return this.byType.get(eventType) || null;
   return this.byType.get(eventType) || this.any;
 };
 

@@ -197,6 +197,7 @@ function Work(projection, policy) {
   this.sizes = null;          // id -> size of a large document (tracked next time: tracking.js)
   this.tracked = null;        // ids of documents changed in place (put in jsonb's key order at the end)
   this.walked = null;         // ids of large documents their handler walks: copied, not tracked
+  this.emits = null;          // record index -> the events its deliveries emitted (emits.js)
   // With a policy: each document as it was before the call's deliveries (or
   // since the last failure), and the records delivered to it since, so that
   // a failed event can be taken out of the one document it touched.
@@ -222,6 +223,7 @@ function apply(projector, records, documents, options, routed) {
     policies: jsproj.policiesOf(projector, options),
     excluded: jsproj.excludedOf(projector, options),
     partitions: jsproj.partitionsOf(projector, options),
+    emits: jsproj.emits.allowedOf(options),
     supplied: documents || {},
     views: routed ? routed.views : [],
     work: new Map(),
@@ -258,6 +260,7 @@ function apply(projector, records, documents, options, routed) {
       else upserts[key] = w.tracked !== null && w.tracked.has(key) ? inOrder(state) : state;
     });
     changes[name] = { kind: w.projection.kind, upserts: upserts, deletes: deletes };
+    if (w.emits !== null && w.emits.size) changes[name].emits = emitsOf(batch, w);
   });
   return { changes: changes, errors: batch.errors };
 }
@@ -296,9 +299,15 @@ function takeOut(batch, w, key, index) {
   var history = w.history.get(key);
   if (history.length && history[history.length - 1] === index) history.pop();
   var state = stateCopy(w.base.get(key));
-  for (var h = 0; h < history.length; h++) {
-    var record = batch.records[history[h]];
-    state = fold(w.projection, state, clone(record.event), metaOf(record), key);
+  if (w.emits !== null) w.emits.delete(index);
+  jsproj.emits.replaying();   // the records folded again emitted their events already
+  try {
+    for (var h = 0; h < history.length; h++) {
+      var record = batch.records[history[h]];
+      state = fold(w.projection, state, clone(record.event), metaOf(record), key);
+    }
+  } finally {
+    jsproj.emits.abort();
   }
   w.docs.set(key, state);
   w.base.set(key, stateCopy(state));
@@ -395,12 +404,19 @@ function deliverHandler(batch, target, key, event, meta, index) {
   var absent = state === null || state === DELETE;
   if (!absent && !target.handlers.handlerFor(event.$type) && !jsproj.deletedBy(target, event)) return;  // nothing to do
   var size = w.sizes === null || absent || (w.walked !== null && w.walked.has(key)) ? undefined : w.sizes.get(key);
+  var call = jsproj.emits.begin(batch.emits, target.name, meta), next, out;
+  try {
+    if (size === undefined) next = fold(target, state, event, meta, key);
+    else out = jsproj.foldTracked(target, state, size, event, meta, key);
+  } catch (e) {
+    jsproj.emits.abort();
+    throw e;
+  }
+  keepEmits(w, index, jsproj.emits.end(call));   // (throws what the handler caught of an emit's refusal)
   if (size === undefined) {             // copied by the value rule (documents.js)
-    var next = fold(target, state, event, meta, key);
     w.docs.set(key, next);
     keepSize(w, key, next === DELETE ? null : jsproj.documentSizeOfLast());
   } else {                              // large: tracked (tracking.js)
-    var out = jsproj.foldTracked(target, state, size, event, meta, key);
     w.docs.set(key, out === DELETE ? DELETE : out.document);
     keepSize(w, key, out === DELETE ? null : out.size);
     if (out !== DELETE && out.document === state) {
@@ -414,6 +430,27 @@ function deliverHandler(batch, target, key, event, meta, index) {
   }
   w.dirty.add(key);
   if (w.history !== null) w.history.get(key).push(index);
+}
+
+// The events a delivery of record `index` emitted, after those of its earlier deliveries (other keys).
+function keepEmits(w, index, list) {
+  if (list === null) return;
+  if (w.emits === null) w.emits = new Map();
+  var kept = w.emits.get(index);
+  w.emits.set(index, kept ? kept.concat(list) : list);
+}
+
+// A projection's emits in record order, each with its source event and index (emits.js).
+function emitsOf(batch, w) {
+  var all = [];
+  w.emits.forEach(function (list, index) {
+    var causedBy = batch.records[index].event.$id;
+    for (var i = 0; i < list.length; i++) {
+      var e = list[i];
+      all.push({ causedBy: causedBy, index: i, streamId: e.streamId, eventType: e.eventType, data: e.data, metadata: e.metadata });
+    }
+  });
+  return all;
 }
 
 function keepSize(w, key, size) {

@@ -200,7 +200,7 @@ jsproj.host = {
     var request = JSON.parse(text);
     return jsproj.normalize(jsproj.parseEvents(request.text), request.options);
   }),
-  // {projections: [names], onError?: {name: 'skip' | 'stop'}} -> start a build: forget those
+  // {projections: [names], onError?: {name: 'skip' | 'stop'}, emits?: [names]} -> start a build: forget those
   // projections' documents in memory. With a policy, a page a projection fails on is folded
   // by it (policies.js) and the errors are in the answer.
   foldStart: entry(function (text) {
@@ -212,21 +212,27 @@ jsproj.host = {
       if (p.kind === 'aggregate') p.store.remove(name);
       else p.store.documents.clear();
     });
-    fold = { projections: request.projections.slice(), all: request.projections.slice(), onError: request.onError || null, dump: null };
+    fold = { projections: request.projections.slice(), all: request.projections.slice(), onError: request.onError || null,
+      emits: request.emits || [], dump: null };
     return { projections: fold.projections };
   }),
   // A page of events as lines (see records.js) -> fold it into the build's documents:
-  // {events, errors}. A projection that stops (policy 'stop') leaves the build.
+  // {events, errors, emitted}. A projection that stops (policy 'stop') leaves the build; `emitted`: what
+  // the projections that may emit emitted ({name: {emits}} as JSON text), or null.
   foldLines: entry(function (text) {
     if (!fold) throw jsproj.fail('EngineError', 'no build in progress: call foldStart first');
     var records = jsproj.ownRecords(jsproj.recordsFromLines(text));
-    var options = { projections: fold.projections, onError: fold.onError };
+    var options = { projections: fold.projections, onError: fold.onError, emits: fold.emits };
     var result = jsproj.applyInMemory(loaded(), records, options);
     result.errors.forEach(function (error) {
       var name = error.projection;
       if (fold.onError[name] === 'stop') fold.projections = fold.projections.filter(function (n) { return n !== name; });
     });
-    return { events: records.length, errors: result.errors.map(jsproj.errorInfo) };
+    var emitted = {}, emitting = false;   // the page's emits, for the host to append (pge_append_emitted)
+    Object.keys(result.changes).forEach(function (name) {
+      if (result.changes[name].emits) { emitted[name] = { emits: result.changes[name].emits }; emitting = true; }
+    });
+    return { events: records.length, errors: result.errors.map(jsproj.errorInfo), emitted: emitting ? JSON.stringify(emitted) : null };
   }),
   // {projection, limit} -> {text, rows, more}: the next `limit` documents a build folded for
   // the projection, as COPY text rows (id, data); `more` until every one was given.

@@ -2,8 +2,8 @@
 // What a projection file's scope holds of KurrentDB's DSL (kurrentdb.js):
 // fromAll, fromCategory, fromCategories, fromStream, fromStreams,
 // fromStreamsMatching and options while it loads, each step of the chain
-// offering only what KurrentDB offers after it; emit and the other output
-// functions say that jsproj does not run them yet. One KurrentDB projection
+// offering only what KurrentDB offers after it; emit and linkTo (emits.js),
+// and the output functions jsproj does not run, which say so. One KurrentDB projection
 // per file (KurrentDB names a projection, not its code: jsproj names it after
 // the file); the same file may define projections of jsproj's own DSL too.
 
@@ -78,7 +78,7 @@ function scopeFor(projector, file) {
   });
   var values = { options: setOptions };
   kurrentdb.SELECTORS.forEach(function (name) { values[name] = selector(name); });
-  kurrentdb.OUTPUTS.forEach(function (name) { values[name] = kurrentdb.notYet(name + '()', refusals); });
+  kurrentdb.OUTPUTS.forEach(function (name) { values[name] = kurrentdb.output(name, refusals); });
   return {
     values: kurrentdb.NAMES.map(function (name) { return values[name]; }),
     // When the file has run: a selector needs when(), and options KurrentDB checks at the start.

@@ -19,7 +19,7 @@ var fail = jsproj.fail, clone = jsproj.clone, typeName = jsproj.typeName, isPlai
 var definitionError = jsproj.definitionError, DELETE = jsproj.DELETE;
 
 // The names a file's scope gives (load.js): the selectors, options(), and the
-// output functions, which jsproj does not run yet (they say so when called).
+// output functions (emit and linkTo write events; the others say jsproj does not run them).
 var SELECTORS = ['fromAll', 'fromCategory', 'fromCategories', 'fromStream', 'fromStreams', 'fromStreamsMatching'];
 var OUTPUTS = ['emit', 'linkTo', 'linkStreamTo', 'copyTo'];
 var NAMES = SELECTORS.concat(['options'], OUTPUTS);
@@ -91,6 +91,21 @@ function notYet(what, refusals) {
     var message = what + ' is not supported by jsproj yet (docs/from-kurrentdb.md#what-does-not-map)';
     refusals.message = refusals.message || message;
     throw new TypeError(message);
+  };
+}
+
+// An output function as a file's scope has it: emit and linkTo write events (emits.js), the others are refused.
+// What one refuses is kept to fail the KurrentDB code that called it (projected), should that catch it.
+function output(name, refusals) {
+  var fn = name === 'emit' || name === 'linkTo' ? jsproj.emits[name] : null;
+  if (fn === null) return notYet(name + '()', refusals);
+  return function () {
+    try {
+      return fn.apply(undefined, arguments);
+    } catch (e) {
+      refusals.message = refusals.message || e.message;
+      throw e;
+    }
   };
 }
 
@@ -202,11 +217,11 @@ function partitionOf(spec, evt, meta) {
 
 // The document of an event (the view's key): its partition, the root's being the projection's name.
 function identify(spec, evt, meta) {
-  if (!selects(spec.source, meta)) return null;
+  if (evt.$type === jsproj.emits.LINK || !selects(spec.source, meta)) return null;   // (KurrentDB's readers skip links too)
   var partition = partitionOf(spec, evt, meta);
   return partition === '' ? spec.name : partition;
 }
 
 jsproj.kurrentdb = { NAMES: NAMES, SELECTORS: SELECTORS, OUTPUTS: OUTPUTS, OPTION_TYPES: OPTION_TYPES,
-  category: category, nameOf: nameOf, definitionOf: definitionOf, checkHandlers: checkHandlers, notYet: notYet,
+  category: category, nameOf: nameOf, definitionOf: definitionOf, checkHandlers: checkHandlers, output: output,
   sourceOf: sourceOf, identify: identify, partitionOf: partitionOf };

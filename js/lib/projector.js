@@ -154,8 +154,8 @@ function createProjector() {
       targets = order.filter(function (p) {
         if (p.kind === 'stream') return p.streamType === streamType;
         if (p.kind === 'event') return p.eventType === eventType;
-        // (a tombstone goes to the others only if they handle it: $any never sees it)
-        return p.handlers.byType.has(eventType) || (p.handlers.any !== null && eventType !== '$deleted');
+        // (a tombstone, a link -- a $-type -- goes to the others only if they handle it: $any never sees it)
+        return p.handlers.byType.has(eventType) || (p.handlers.any !== null && eventType.charAt(0) !== '$');
       });
       byEvent.set(eventType, targets);
     }

@@ -54,23 +54,26 @@ test('the chain offers only what KurrentDB offers after each step', () => {
   refused('F.js', "fromStream(42).when({});", /fromStream\(\) takes stream ids \(text\), not a number/);
 });
 
-test('emit and the other output functions fail the handler that calls them, by name', () => {
-  const projector = loadFile('E.js', "fromAll().when({ Go: function (s, e) { emit('out', 'Done', {}); } });");
-  const result = jsprojModule.engine.apply(projector,
-    [{ position: 1, streamId: 's', streamType: 'S', version: 1, timestamp: '2026-01-01T00:00:00.000Z', metadata: null,
-      event: { $type: 'Go', $id: 'a' } }], { E: { E: null } });
-  assert.equal(result.errors.length, 1);
-  assert.match(result.errors[0].message, /emit\(\) is not supported by jsproj yet/);
+test('emit fails the handler of a projection the call does not let emit; the other output functions, by name', () => {
+  for (const [call, pattern] of [["emit('out', 'Done', {})", /emit\(\): E may not write events: only an async projection deployed with --emit E/],
+    ["copyTo('out', e)", /copyTo\(\) is not supported by jsproj yet/], ["linkStreamTo('out', 's')", /linkStreamTo\(\) is not supported/]]) {
+    const projector = loadFile('E.js', `fromAll().when({ Go: function (s, e) { ${call}; } });`);
+    const result = jsprojModule.engine.apply(projector,
+      [{ position: 1, streamId: 's', streamType: 'S', version: 1, timestamp: '2026-01-01T00:00:00.000Z', metadata: null,
+        event: { $type: 'Go', $id: 'a' } }], { E: { E: null } });
+    assert.equal(result.errors.length, 1);
+    assert.match(result.errors[0].message, pattern);
+  }
 });
 
 // Review 5 (a blind attack on this front end): each break, kept.
-function applied(files, records) {
+function applied(files, records, options) {
   const projector = jsprojModule.createProjector();
   jsprojModule.loadSources(projector, Object.entries(files).map(([file, source]) => ({ file, source })));
   const keys = jsprojModule.engine.route(projector, records);
   const documents = {};
   for (const [name, ids] of Object.entries(keys)) documents[name] = Object.fromEntries(ids.map((id) => [id, null]));
-  return jsprojModule.engine.apply(projector, records, documents);
+  return jsprojModule.engine.apply(projector, records, documents, options);
 }
 
 function rec(position, streamId, event) {
@@ -98,6 +101,61 @@ test('review 5: an emit caught by the handler fails it all the same', () => {
     "partitionBy(function (e) { try { linkTo('o', e); } catch (x) {} return 'k'; }).when({ A: function (s) { s.n = 1; } })"]) {
     const result = applied({ 'e.js': 'fromAll().' + where }, [rec(1, 'x-1', { $type: 'A', $id: 'a' })]);
     assert.equal(result.errors.length, 1, where);
-    assert.match(result.errors[0].message, /(emit|linkTo)\(\) is not supported by jsproj yet/);
+    assert.match(result.errors[0].message, /(emit\(\): e may not write events|linkTo\(\) can be called only from a handler)/);
   }
+});
+
+// emit and linkTo (js/lib/emits.js): what a call that lets a projection emit hands to its host.
+const EMITTER = `fromCategory('order').foreachStream().when({
+  Placed: function (s, e) { emit('shipping-' + e.body.n, 'ShipOrder', { order: e.streamId }, { by: 'me' }); linkTo('placed', e); },
+  Bad: function (s, e) { emit('x-1', 'T', {}); throw new Error('no'); }
+})`;
+
+test('emits come with the changes: each with its source event and index, in call order, with jsproj metadata', () => {
+  const result = applied({ 'em.js': EMITTER }, [rec(1, 'order-1', { $type: 'Placed', $id: 'e1', n: 7 }),
+    rec(2, 'order-2', { $type: 'Placed', $id: 'e2', n: 8 })], { emits: ['em'] });
+  assert.deepEqual(result.errors, []);
+  const meta = (id, n) => ({ $causedBy: id, $correlationId: id, $projection: 'em', $emitDepth: n });
+  assert.deepEqual(result.changes.em.emits, [
+    { causedBy: 'e1', index: 0, streamId: 'shipping-7', eventType: 'ShipOrder', data: { order: 'order-1' }, metadata: { by: 'me', ...meta('e1', 1) } },
+    { causedBy: 'e1', index: 1, streamId: 'placed', eventType: '$>', data: { link: '0@order-1' }, metadata: meta('e1', 1) },
+    { causedBy: 'e2', index: 0, streamId: 'shipping-8', eventType: 'ShipOrder', data: { order: 'order-2' }, metadata: { by: 'me', ...meta('e2', 1) } },
+    { causedBy: 'e2', index: 1, streamId: 'placed', eventType: '$>', data: { link: '1@order-2' }, metadata: meta('e2', 1) }]);
+});
+
+test('an event a policy skips takes its emits with it; the events around it keep theirs', () => {
+  const result = applied({ 'em.js': EMITTER }, [rec(1, 'order-1', { $type: 'Placed', $id: 'e1', n: 1 }),
+    rec(2, 'order-1', { $type: 'Bad', $id: 'e2' }), rec(3, 'order-1', { $type: 'Placed', $id: 'e3', n: 3 })],
+  { emits: ['em'], onError: { em: 'skip' } });
+  assert.equal(result.errors.length, 1);
+  assert.deepEqual(result.changes.em.emits.map((e) => [e.causedBy, e.index]), [['e1', 0], ['e1', 1], ['e3', 0], ['e3', 1]]);
+});
+
+test('a projection failing without a policy emits nothing in the call', () => {
+  const result = applied({ 'em.js': EMITTER }, [rec(1, 'order-1', { $type: 'Placed', $id: 'e1', n: 1 }),
+    rec(2, 'order-1', { $type: 'Bad', $id: 'e2' })], { emits: ['em'] });
+  assert.equal(result.errors.length, 1);
+  assert.equal(result.changes.em, undefined);
+});
+
+test('emit refuses what could not be an event, and a chain of emits past its depth, even when caught', () => {
+  for (const [call, pattern] of [["emit('$sys', 'T', {})", /system stream/], ["emit('s', '$T', {})", /starts with \$/],
+    ["emit('s', 'T', [1])", /the body must be an object, not an array/], ["emit('s', 'T', { $type: 'U' })", /\$type or \$id/],
+    ["emit('s', 'T', {}, { $causedBy: 'x' })", /metadata key "\$causedBy"/], ["emit('s', 'T')", /takes \(streamId, eventType, body/],
+    ["linkTo('s', { streamId: 'o' })", /sequenceNumber/], ["emit('', 'T', {})", /non-empty string/]]) {
+    const result = applied({ 'e.js': `fromAll().when({ A: function (s, e) { try { ${call}; } catch (x) {} } })` },
+      [rec(1, 'x-1', { $type: 'A', $id: 'a' })], { emits: ['e'] });
+    assert.equal(result.errors.length, 1, call);
+    assert.match(result.errors[0].message, pattern, call);
+  }
+  const deep = { ...rec(1, 'x-1', { $type: 'A', $id: 'a' }), metadata: { $emitDepth: 16 } };
+  const result = applied({ 'e.js': "fromAll().when({ A: function (s, e) { emit('s', 'T', {}); } })" }, [deep], { emits: ['e'] });
+  assert.match(result.errors[0].message, /a chain of 16 emitted events \(at most 16\)/);
+});
+
+test('links reach no $any handler, of either DSL', () => {
+  const link = rec(1, 'x-1', { $type: '$>', $id: 'a', link: '0@y-1' });
+  const result = applied({ 'k.js': 'fromAll().when({ $any: function (s) { s.n = (s.n || 0) + 1; } })',
+    'j.js': "projections.projectView('J').identifiedBy(function () { return 'j'; }).by({ $any: function (s) { s.n = 1; } })" }, [link]);
+  assert.deepEqual(Object.keys(result.changes), []);
 });

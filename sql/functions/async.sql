@@ -84,7 +84,8 @@ as $$
 $$;
 
 -- Everything a page does, as one statement (its own transaction on a daemon's
--- connection): its dead letters, its documents, the move of its units'
+-- connection): its dead letters, its documents, the events its projections
+-- emitted (each once: pge_append_emitted), the move of its units'
 -- progress (raising JPP01, which undoes it all, when one moved meanwhile),
 -- and the projections it stops.
 create or replace function pge_commit_page(
@@ -99,6 +100,9 @@ begin
     end if;
     if changes <> '{}' then
         perform @schema@.pge_write_changes(changes);
+        if jsonb_path_exists(changes, '$.*.emits') then  -- events projections wrote (sql/functions/emits.sql)
+            perform @schema@.pge_append_emitted(changes);
+        end if;
     end if;
     perform @schema@.pge_move_progress(moved_names, moved_partitions, from_tx, from_position, to_tx, to_position,
                                        moved_events, epochs);

@@ -249,17 +249,17 @@ begin
         end if;
         insert into @schema@.pge_projection_definitions
             (name, kind, lifecycle, engine, file, source, hash, stream_type, event_types, any_event, on_error, partitions,
-             indexes, version, deployed_at)
+             indexes, version, emits, deployed_at)
         values (v_name, v_def ->> 'kind', v_lifecycle, v_def ->> 'engine', v_def ->> 'file', v_def ->> 'source',
                 v_def ->> 'hash', v_def ->> 'streamType',
                 array(select jsonb_array_elements_text(coalesce(v_def -> 'eventTypes', '[]'))),
                 coalesce((v_def ->> 'anyEvent')::boolean, false), coalesce(v_def ->> 'onError', 'stop'), v_partitions,
-                v_indexes, coalesce((v_def ->> 'version')::int, 1), now())
+                v_indexes, coalesce((v_def ->> 'version')::int, 1), coalesce((v_def ->> 'emits')::boolean, false), now())
         on conflict (name) do update set
             kind = excluded.kind, lifecycle = excluded.lifecycle, engine = excluded.engine, file = excluded.file,
             source = excluded.source, hash = excluded.hash, stream_type = excluded.stream_type,
             event_types = excluded.event_types, any_event = excluded.any_event, on_error = excluded.on_error,
-            partitions = excluded.partitions, indexes = excluded.indexes, version = excluded.version,
+            partitions = excluded.partitions, indexes = excluded.indexes, version = excluded.version, emits = excluded.emits,
             deployed_at = case when v_status = 'unchanged' then @schema@.pge_projection_definitions.deployed_at else now() end;
         -- Pages left 30% free, as a build's staging table (src/jsproj/follow/daemon/build.py): an update of a
         -- document stays on its page (HOT: no new index entry), which makes updates a third cheaper.

@@ -18,9 +18,12 @@ as $$
                  || case when e ? 'type' and not e ? '$type'
                          then ' (this one has "type": the event''s type is "$type", with a dollar sign)' else '' end
         when length(e ->> '$type') > 255 then 'the event $type is longer than 255 characters'
-        -- ($-types are jsproj's: $deleted is a stream's tombstone, docs/lifecycle.md#deleting-a-stream)
-        when left(e ->> '$type', 1) = '$' and e ->> '$type' <> '$deleted' then
-            'the event $type ' || (e -> '$type')::text || ' is reserved: types starting with $ are jsproj''s ($deleted: a stream''s tombstone)'
+        -- ($-types are jsproj's: $deleted is a stream's tombstone, docs/lifecycle.md#deleting-a-stream;
+        -- $> a link to another stream's event, docs/from-kurrentdb.md#emit-and-linkto)
+        when left(e ->> '$type', 1) = '$' and e ->> '$type' not in ('$deleted', '$>') then
+            'the event $type ' || (e -> '$type')::text || ' is reserved: types starting with $ are jsproj''s ($deleted: a stream''s tombstone, $>: a link)'
+        when e ->> '$type' = '$>' and (jsonb_typeof(e -> 'link') is distinct from 'string' or e ->> 'link' !~ '^[0-9]+@.')
+            then 'a link ($>) has a "link": "<sequence number>@<stream id>", not ' || coalesce((e -> 'link')::text, 'none')
         when coalesce(jsonb_typeof(e -> '$id'), 'null') <> 'null'
              and (jsonb_typeof(e -> '$id') <> 'string'
                   or (e ->> '$id') !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')

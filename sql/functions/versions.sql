@@ -46,7 +46,7 @@ begin
         event_types = array(select jsonb_array_elements_text(coalesce(v_def -> 'eventTypes', '[]'))),
         any_event = coalesce((v_def ->> 'anyEvent')::boolean, false), on_error = coalesce(v_def ->> 'onError', 'stop'),
         indexes = array(select jsonb_array_elements_text(coalesce(v_def -> 'indexes', '[]'))),
-        version = pge_promote_version.version, deployed_at = now()
+        version = pge_promote_version.version, emits = coalesce((v_def ->> 'emits')::boolean, false), deployed_at = now()
     where d.name = projection;
     v_keep := 'pge_v' || v_old.version || '_' || lower(projection);
     -- The swap follows the new definition's declared fields (pge_adopt_indexes).

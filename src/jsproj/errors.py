@@ -273,6 +273,11 @@ class PythonEngineRequiredError(StoreError):
     """An append bypassed the Python engine while it keeps inline projections."""
 
 
+class EmitNotAllowedError(StoreError):
+    """A projection wrote events (emit, linkTo) without the permission: only async projections deployed with
+    --emit may (docs/from-kurrentdb.md#emit-and-linkto)."""
+
+
 class UnlimitedLanguageError(StoreError):
     """The JavaScript language installed in the database cannot stop a call at jsproj's time limit: it was built
     without its execution timeout (deploy refuses it: docs/deploy.md#plv8-and-pljs)."""

@@ -297,9 +297,16 @@ def test_only_the_entries_run_as_the_owner_and_definitions_belong_to_the_owner(s
     deploy(store, sources(Party=PARTY), engine="plpython")
     definers = dict(rows(dsn, "select proname, proconfig from pg_proc where proname like 'pge%' and prosecdef"))
     lifecycle = {"pge_archive_stream", "pge_unarchive_stream", "pge_erase_events"}
-    assert set(definers) == {"pge_append", "pge_append_unapplied", *lifecycle, "pge_subscription_lease"}, (
-        "the application's entry, the Python engine's, a stream's lifecycle (docs/lifecycle.md), and a"
-        " subscription's lease (docs/deploy.md#advisory-locks: a fixed lock class, a subscription of the store)"
+    assert set(definers) == {
+        "pge_append",
+        "pge_append_unapplied",
+        *lifecycle,
+        "pge_subscription_lease",
+        "pge_append_emitted",
+    }, (
+        "the application's entry, the Python engine's, a stream's lifecycle (docs/lifecycle.md), a"
+        " subscription's lease (docs/deploy.md#advisory-locks: a fixed lock class, a subscription of the store),"
+        " and the daemon's append of what projections emit (docs/from-kurrentdb.md#emit-and-linkto)"
     )
     pinned = {"search_path=pg_catalog, pg_temp", "default_tablespace=", "default_table_access_method=heap"}
     assert all(set(config) == pinned for config in definers.values()), (

@@ -132,7 +132,9 @@ class CallOptions:
     only for their one writer, which drops them with
     :meth:`Projections.cache_drop` when they may differ from the database's);
     ``changes_text``: the changes come back as JSON text
-    (:attr:`BatchResult.changes_text`), for a host that only writes them.
+    (:attr:`BatchResult.changes_text`), for a host that only writes them;
+    ``emits``: projections whose handlers may write events (js/lib/emits.js),
+    which come with their changes for the host to append.
     """
 
     only: Sequence[str] | None = None
@@ -141,6 +143,7 @@ class CallOptions:
     partitions: Mapping[str, tuple[int, Sequence[int]]] = field(default_factory=dict)
     cache: Sequence[str] = ()
     changes_text: bool = False
+    emits: Sequence[str] = ()
 
     def to_engine(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -156,6 +159,8 @@ class CallOptions:
             options["cache"] = list(self.cache)
         if self.changes_text:
             options["changesText"] = True
+        if self.emits:
+            options["emits"] = list(self.emits)
         return options
 
 
@@ -165,6 +170,8 @@ class Folded:
 
     events: int
     errors: list[errors.JsprojError]
+    #: what the projections allowed to emit emitted, ``{name: {"emits": [...]}}`` as JSON text (pge_append_emitted)
+    emitted: str | None = None
 
 
 def _batch_result(answer: Mapping[str, Any]) -> BatchResult:
@@ -418,21 +425,21 @@ class Projections:
 
     # -- builds: documents kept in the sandbox across pages --------------------
 
-    def fold_start(self, names: Iterable[str], on_error: Mapping[str, str] | None = None) -> None:
+    def fold_start(self, names: Iterable[str], on_error: Mapping[str, str], emits: Sequence[str] = ()) -> None:
         """Start building the named projections from scratch, in the sandbox's memory.
 
-        ``on_error`` gives projections a policy (``"skip"`` or ``"stop"``, as
-        :class:`CallOptions`): their errors are then reported by
-        :meth:`fold_lines` instead of raised, and one that stops leaves the build.
+        ``on_error`` gives projections a policy (``"skip"`` or ``"stop"``, as :class:`CallOptions`): their
+        errors are then reported by :meth:`fold_lines` instead of raised, and one that stops leaves the
+        build. ``emits``: those whose handlers may write events (:attr:`Folded.emitted`).
         """
         self._fold_restarts = self.sandbox.restarts
-        self.sandbox.call("foldStart", _json({"projections": list(names), "onError": dict(on_error or {})}))
+        self.sandbox.call("foldStart", _json({"projections": [*names], "onError": on_error, "emits": [*emits]}))
 
     def fold_lines(self, text: str) -> Folded:
         """Fold a page given as record lines (see js/lib/records.js) into the build."""
         self._check_fold()
         answer = self.sandbox.call("foldLines", text)
-        return Folded(int(answer["events"]), [errors.from_info(e) for e in answer["errors"]])
+        return Folded(int(answer["events"]), [errors.from_info(e) for e in answer["errors"]], answer.get("emitted"))
 
     def fold_rows(self, name: str, limit: int) -> tuple[str, int, bool]:
         """The next ``limit`` documents the build folded for ``name``, as COPY text rows ``id<TAB>data``:

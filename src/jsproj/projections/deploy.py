@@ -139,16 +139,19 @@ def definitions(
     on_error: Mapping[str, str] | None = None,
     partitions: Mapping[str, int] | None = None,
     indexes: Mapping[str, Sequence[str]] | None = None,
+    emits: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """The rows ``pge_deploy`` registers, one per projection.
 
     ``indexes`` (jsproj.toml's ``[jsproj.indexes]``) adds fields to those the
-    projections declare with ``.index()``.
+    projections declare with ``.index()``; ``emits`` names the async
+    projections that may write events (``--emit``).
     """
     if engine not in ENGINES:
         raise errors.InputError(f"--engine is one of {', '.join(ENGINES)}, not {engine!r}")
     on_error, partitions, indexes = on_error or {}, partitions or {}, indexes or {}
-    options = (("--lifecycle", lifecycles), ("--on-error", on_error), ("--partitions", partitions))
+    options = (("--lifecycle", lifecycles), ("--on-error", on_error), ("--partitions", partitions),
+               ("--emit", dict.fromkeys(emits, True)))  # fmt: skip
     for option, chosen in (*options, ("[jsproj.indexes]", indexes)):
         unknown = sorted(set(chosen) - {info.name for info in infos})
         if unknown:
@@ -158,10 +161,19 @@ def definitions(
     by_file = {s["file"]: s["source"] for s in sources}
     rows = [
         _definition(info, by_file, engine, lifecycles.get(info.name, info.lifecycle), on_error)
-        | {"partitions": partitions.get(info.name, 1), "indexes": _fields(info, indexes.get(info.name, ()))}
+        | {
+            "partitions": partitions.get(info.name, 1),
+            "indexes": _fields(info, indexes.get(info.name, ())),
+            "emits": info.name in emits,
+        }
         for info in infos
     ]
     for row in rows:
+        if row["emits"] and row["lifecycle"] != "async":
+            raise errors.InputError(
+                f"--emit {row['name']}: only async projections write events (the daemon appends them, exactly once); "
+                f"{row['name']} is {row['lifecycle']}: deploy it with --lifecycle {row['name']}=async"
+            )
         if row["partitions"] != 1 and (row["lifecycle"] != "async" or row["kind"] not in ("stream", "view")):
             article = "a" if row["lifecycle"] == "live" else "an"
             raise errors.InputError(
@@ -267,6 +279,7 @@ def deploy(
     on_error: Mapping[str, str] | None = None,
     partitions: Mapping[str, int] | None = None,
     indexes: Mapping[str, Sequence[str]] | None = None,
+    emits: Sequence[str] = (),
     timeout: float | None = None,
     memory_limit: int | None = None,
     python_path: str | None = None,
@@ -280,7 +293,10 @@ def deploy(
     ``partitions`` splits async stream and view projections by document key
     so that several daemons share each one (docs/daemon.md). ``indexes``
     adds fields to index to those of ``.index()`` (docs/views.md); indexes
-    are made and dropped without rebuilding any document. Deployed
+    are made and dropped without rebuilding any document. ``emits`` names the
+    async projections whose handlers may write events (KurrentDB's ``emit``
+    and ``linkTo``: docs/from-kurrentdb.md#emit-and-linkto): a permission
+    of its own, which the daemon appends under; a deploy without it takes it back. Deployed
     projections missing from ``sources`` are removed with their documents
     only with ``prune``: else :class:`~jsproj.errors.PruneRequiredError`
     names them, and nothing changes. ``dry_run`` checks the projections and
@@ -297,7 +313,7 @@ def deploy(
     if not dry_run:
         store.migrate()
     with _load(sources, timeout, memory_limit) as loaded:
-        rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error, partitions, indexes)
+        rows = definitions(loaded.sources, loaded.infos, engine, lifecycles or {}, on_error, partitions, indexes, emits)
         if not promote:
             rows = [row | {"promote": "manual"} for row in rows]
         files = upcaster_files(loaded.sources, loaded.upcasting, loaded.infos)

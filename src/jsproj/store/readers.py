@@ -84,13 +84,16 @@ class ReadingStore:
         to_version: int | None = None,
         *,
         include_archived: bool = False,
+        resolve_links: bool = False,
         min_lsn: str | None = None,
     ) -> Stream:
         """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive).
 
         An archived stream raises :class:`~jsproj.errors.StreamArchivedError` unless ``include_archived``.
-        ``min_lsn``: see :meth:`read_connection`."""
-        return self._read(fetch_stream_steps(stream_id, from_version, to_version, include_archived), min_lsn)
+        ``resolve_links``: each link (``$>``, a projection's ``linkTo``) as the event it links to, where that
+        is stored (docs/from-kurrentdb.md#emit-and-linkto). ``min_lsn``: see :meth:`read_connection`."""
+        steps = fetch_stream_steps(stream_id, from_version, to_version, include_archived, resolve_links)
+        return self._read(steps, min_lsn)
 
     def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""
@@ -147,10 +150,12 @@ class AsyncReadingStore:
         to_version: int | None = None,
         *,
         include_archived: bool = False,
+        resolve_links: bool = False,
         min_lsn: str | None = None,
     ) -> Stream:
         """The stream and its events from ``from_version`` to ``to_version`` (inclusive)."""
-        return await self._read(fetch_stream_steps(stream_id, from_version, to_version, include_archived), min_lsn)
+        steps = fetch_stream_steps(stream_id, from_version, to_version, include_archived, resolve_links)
+        return await self._read(steps, min_lsn)
 
     async def streams(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """``{id: {"type", "version"}}`` for those of ``ids`` that exist."""

@@ -56,10 +56,15 @@ def page_query(where: LogFilter) -> str:
 
 
 def fetch_stream_steps(
-    stream_id: str, from_version: int | None, to_version: int | None, include_archived: bool = False
+    stream_id: str,
+    from_version: int | None,
+    to_version: int | None,
+    include_archived: bool = False,
+    resolve_links: bool = False,
 ) -> Steps[Stream]:
     """The stream's id, type, version and its events from ``from_version`` to ``to_version`` (inclusive); an
-    archived stream only with ``include_archived`` (docs/lifecycle.md)."""
+    archived stream only with ``include_archived`` (docs/lifecycle.md); links as what they link to with
+    ``resolve_links``."""
     head = yield from ask(
         Query(f"select id, type, {STREAM_VERSION}, archived_at is not null from pge_streams s where id = %s",
               (stream_id,)),
@@ -78,7 +83,36 @@ def fetch_stream_steps(
         ),
         "reading a stream",
     )
-    return Stream(head[0], head[1], head[2], [event_from_row(row) for row in rows], archived=head[3])
+    events = [event_from_row(row) for row in rows]
+    if resolve_links:
+        events = yield from resolved(events)
+    return Stream(head[0], head[1], head[2], events, archived=head[3])
+
+
+LINK = "$>"  # a link's type: its data {"link": "<sequence number>@<stream id>"} (js/lib/emits.js)
+
+
+def resolved(events: list[RecordedEvent]) -> Steps[list[RecordedEvent]]:
+    """``events`` with each link replaced by the event it links to (in one query); a link whose event is
+    not stored (erased) stays as it is."""
+    targets = {}
+    for event in events:
+        if event.type == LINK:
+            number, _, stream = str(event.data.get("link", "")).partition("@")
+            targets[event.position] = (stream, int(number) + 1)
+    if not targets:
+        return events
+    rows = yield from ask(
+        Query(
+            f"""select {EVENT_COLUMNS} from pge_events e join pge_streams s on s.id = e.stream_id
+            where (e.stream_id, e.version) in (select * from unnest(%s::text[], %s::bigint[]))""",
+            ([s for s, _ in targets.values()], [v for _, v in targets.values()]),
+            rows="all",
+        ),
+        "resolving links",
+    )
+    found = {(e.stream_id, e.version): e for e in map(event_from_row, rows)}
+    return [found.get(targets[e.position], e) if e.position in targets else e for e in events]
 
 
 def archived(stream_id: str) -> StreamArchivedError:

@@ -121,17 +121,22 @@ class Build:
 
     def start(self) -> None:
         """Forget earlier dead letters (found again if they still fail) and start the fold in the sandbox."""
-        query = "select name, kind, partitions from pge_projection_definitions where name = any(%s)"
+        query = "select name, kind, partitions, emits from pge_projection_definitions where name = any(%s)"
         found = self.conn.execute(query, (self.names,)).fetchall()
-        self.kinds = {name: kind for name, kind, _ in found}
-        self.partitions = {name: partitions for name, _, partitions in found}
+        self.kinds = {name: kind for name, kind, _, _ in found}
+        self.partitions = {name: partitions for name, _, partitions, _ in found}
+        emitters = [name for name, _, _, emits in found if emits and self._emits()]
         self.epochs = progress.epochs(self.conn, self.names)
         for name in self.names:
             self.conn.execute(sql.SQL("drop table if exists {}").format(self.staging[name]))
         self._clear_letters()
         self.conn.commit()
-        self.projections.fold_start(self.names, self.policies)
+        self.projections.fold_start(self.names, self.policies, emitters)
         self.restarts = self.projections.sandbox.restarts
+
+    def _emits(self) -> bool:
+        """Whether the build appends what its projections emit (those deployed with --emit)."""
+        return True
 
     def _clear_letters(self) -> None:
         self.conn.execute("delete from pge_dead_letters where projection = any(%s)", (self.names,))
@@ -225,7 +230,9 @@ class Build:
         letters = [found for found in letters if found["projection"] in self.active]  # not of those that left
         if letters:
             self.conn.execute("select pge_add_dead_letters(%s)", (Jsonb(letters),))  # the page's, at once
-        if folded.errors:
+        if folded.emitted:  # once each, whatever a build before this one appended (sql/functions/emits.sql)
+            self.conn.execute("select pge_append_emitted(%s::jsonb)", (folded.emitted,))
+        if folded.errors or folded.emitted:
             self.conn.commit()
         self.after, self.total = page.last, self.total + page.count
 

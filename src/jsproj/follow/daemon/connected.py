@@ -233,7 +233,8 @@ class Connected:
         try:
             prepared = prepare(self.session.work, self.deployed.projections, units,
                                self.deployed.policies(u.name for u in units), group[0].after, page, cache,
-                               epochs={p.unit: p.epoch for p in group}, ready=self.pipeline.settled)  # fmt: skip
+                               epochs={p.unit: p.epoch for p in group}, ready=self.pipeline.settled,
+                               emits=self.deployed.emitters(u.name for u in units))  # fmt: skip
             self.pipeline.settled()  # the page before is committed: this one may follow it
         except BaseException as exc:
             self._undone(cache)

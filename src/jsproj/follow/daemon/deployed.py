@@ -29,6 +29,7 @@ class Definition:
     kind: str
     on_error: str
     partitions: int
+    emits: bool = False  # deployed with --emit: its handlers may write events
 
 
 class Deployed:
@@ -59,13 +60,13 @@ class Deployed:
     def refresh(self, work: psycopg.Connection[Any]) -> bool:
         """Read the deployed definitions (loading their code again after a redeploy); True when they changed."""
         rows = work.execute(
-            """select e.generation, d.name, d.kind, d.on_error, d.partitions
+            """select e.generation, d.name, d.kind, d.on_error, d.partitions, d.emits
                from pge_engine e left join pge_projection_definitions d on d.lifecycle = 'async' order by d.name"""
         ).fetchall()
         generation = rows[0][0] if rows else 0
         definitions = {
-            name: Definition(kind, on_error, partitions)
-            for _, name, kind, on_error, partitions in rows
+            name: Definition(kind, on_error, partitions, emits)
+            for _, name, kind, on_error, partitions, emits in rows
             if name is not None and (not self.names or name in self.names)
         }
         changed = definitions != self.definitions or generation != self._generation
@@ -89,6 +90,10 @@ class Deployed:
     def policies(self, names: Iterable[str]) -> dict[str, str]:
         """Each projection's error policy (skip, stop, ...)."""
         return {name: self.definitions[name].on_error for name in names}
+
+    def emitters(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` whose handlers may write events (deployed with --emit)."""
+        return sorted({name for name in names if self.definitions[name].emits})
 
     def cache_for(self, group: Sequence[Progress], running: Sequence[Progress]) -> list[str]:
         """The group's projections whose documents the sandbox may keep: every unit of the projection this

@@ -70,6 +70,7 @@ def prepare(
     *,
     epochs: Mapping[Unit, int],
     ready: Callable[[], None] = lambda: None,
+    emits: Sequence[str] = (),
 ) -> Prepared:
     """Apply ``page``, the events after ``after``, to ``units`` (all at ``after``) in the engine; :func:`commit`
     writes it.
@@ -81,10 +82,13 @@ def prepare(
     are as the database has them at ``after``): the caller drops them when
     the page is not committed. The connection is used only after
     ``ready()`` (to read the documents the sandbox does not keep), so that a
-    caller may still be committing the page before on it.
+    caller may still be committing the page before on it. ``emits`` names
+    the projections whose handlers may write events: :func:`commit` appends
+    them with the page (sql/functions/emits.sql).
     """
     call = _Call(conn, projections, units, on_error, page, cache, ready)
     call.epochs = dict(epochs)
+    call.emits = list(emits)
     try:
         result = call.run()
     except psycopg.Error as exc:
@@ -134,6 +138,7 @@ class _Call:
         self.stopped_at: dict[str, int] = {}  # by name: the position it stopped on, within the page
         self.letters: list[dict[str, Any]] = []  # dead letters of events that hit a limit, written with the page
         self.epochs: dict[Unit, int] = {}
+        self.emits: list[str] = []  # the projections that may write events
 
     def _epoch(self, name: str) -> int:
         """The epoch of ``name``'s units in the call (one per projection)."""
@@ -168,6 +173,7 @@ class _Call:
             partitions=partitions,
             cache=[n for n in self.cache if n in names],
             changes_text=True,
+            emits=[n for n in self.emits if n in names],
         )
 
     def run(self) -> BatchResult:

@@ -136,9 +136,10 @@ def retry_dead_letters(
            order by position""",
         (unit.name, unit.partition, requested_only, unit.partition),
     ).fetchall()
+    emits = bool(value(conn, "select emits from pge_projection_definitions where name = %s", (unit.name,)))
     conn.commit()
     split = {unit.name: (unit.partitions, [unit.partition])} if unit.partitions > 1 else {}
-    options = CallOptions(only=[unit.name], partitions=split, changes_text=True)
+    options = CallOptions(only=[unit.name], partitions=split, changes_text=True, emits=[unit.name] if emits else [])
     applied = 0
     for dead_id, position in rows:
         with conn.transaction():
@@ -189,3 +190,5 @@ def _apply(conn: psycopg.Connection[Any], projections: Projections, text: str, o
         raise result.errors[0]
     if result.changes_text not in (None, "{}"):
         conn.execute("select pge_write_changes(%s::jsonb)", (result.changes_text,))
+        if options.emits:  # what it emits, once each (sql/functions/emits.sql: none when there is none)
+            conn.execute("select pge_append_emitted(%s::jsonb)", (result.changes_text,))

@@ -66,6 +66,9 @@ class VersionBuild(Build):
     def _clear_letters(self) -> None:
         pass  # the dead letters are the deployed version's
 
+    def _emits(self) -> bool:
+        return False  # what the events before the switch emitted is the deployed version's to emit
+
     def _where(self) -> tuple[str, int, str]:
         return self.pending.name, self.pending.version, str(self.pending.definition["hash"])
 

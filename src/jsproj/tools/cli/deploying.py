@@ -90,6 +90,14 @@ python_path_option = click.option(
     "share it (default 1).",
 )
 @click.option(
+    "--emit",
+    "emits",
+    multiple=True,
+    metavar="NAME",
+    help="Let async projection NAME write events (KurrentDB's emit and linkTo), appended by the daemon exactly "
+    "once (repeatable; docs/from-kurrentdb.md#emit-and-linkto). Without it, a handler that emits fails.",
+)
+@click.option(
     "--prune",
     is_flag=True,
     help="Remove the deployed projections the folder no longer has, with their documents (without it such a "
@@ -118,6 +126,7 @@ def deploy(
     lifecycles: dict[str, str],
     on_error: dict[str, str],
     partitions: dict[str, int],
+    emits: tuple[str, ...],
     prune: bool,
     dry_run: bool,
     no_promote: bool,
@@ -148,6 +157,7 @@ def deploy(
       jsproj deploy --projections src/projections --engine plpython
       jsproj deploy --lifecycle Journal=live --lifecycle Traveled=inline
       jsproj deploy --partitions Party=8
+      jsproj deploy --lifecycle order_shipping=async --emit order_shipping
     """
     from jsproj.engine.projections import read_folder
     from jsproj.projections.deploy import deploy as run_deploy
@@ -161,7 +171,7 @@ def deploy(
             try:
                 report = run_deploy(
                     store, sources, engine=chosen, lifecycles=lifecycle_map, on_error=on_error_map,
-                    partitions=partition_map, indexes=indexes, timeout=timeout, memory_limit=memory_limit,
+                    partitions=partition_map, indexes=indexes, emits=emits, timeout=timeout, memory_limit=memory_limit,
                     python_path=python_path, prune=prune, dry_run=dry_run, promote=not no_promote,
                 )  # fmt: skip
             except PruneRequiredError as exc:

@@ -1,4 +1,5 @@
-// Review 5: emit() is refused, and a handler that catches the refusal fails all the same (never a silent no-op).
+// Review 5: emit() is refused where the projection may not write events (here: every host, none deployed with
+// --emit), and a handler that catches the refusal fails all the same (never a silent no-op).
 fromCategory('order')
 .foreachStream()
 .when({

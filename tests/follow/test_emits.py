@@ -1,0 +1,189 @@
+"""Events projections write (KurrentDB's emit and linkTo): appended by the daemon, each exactly once.
+
+The permission (``deploy --emit``), the ids made of the projection, the
+source event and the emit's index, the refusals, and the acceptance of
+issue 32: after three ``kill -9`` of the daemon mid-page and a rebuild,
+every emitted event exists exactly once (docs/from-kurrentdb.md#emit-and-linkto).
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from clihelp import jsproj
+from follow.test_daemon import daemon_process, progress
+from jsproj import errors
+from jsproj.follow.daemon import STALE_SECONDS, Daemon, ProjectionStoppedError
+from jsproj.projections.deploy import deploy
+from jsproj.projections.operations import rebuild
+from jsproj.projections.status import projection_status
+from jsproj.projections.views import fetch_view
+from jsproj.store.sync import EventStore
+
+from waiting import wait_until
+
+#: jsproj's namespace for the ids of emitted events (sql/functions/emits.sql).
+NAMESPACE = uuid.UUID("5c0f2f5e-3b1d-4f6a-9c3e-6d1b7a2e9f40")
+
+#: A KurrentDB projection that asks for a shipment per order placed and links each order's event (slow:
+#: ~2 ms an event, so that a kill lands inside a page).
+SHIPPING = """
+fromCategory('order').foreachStream().when({
+  $init: function () { return { placed: 0 }; },
+  Placed: function (s, e) {
+    var x = 0; for (var i = 0; i < SPIN; i++) x = (x * 31 + i) | 0;
+    s.placed += 1 + (x & 0);
+    emit('shipment-' + e.body.n, 'ShipmentRequested', { order: e.streamId, n: e.body.n }, { why: 'placed' });
+    linkTo('placed-orders', e);
+  }
+});
+"""
+
+
+def shipping(spin: int = 0) -> list[dict[str, str]]:
+    return [{"file": "shipping.js", "source": SHIPPING.replace("SPIN", str(spin))}]
+
+
+def place(store: EventStore, count: int, start: int = 0) -> None:
+    """``count`` orders placed (one event each, in streams order-<n % 7>)."""
+    for n in range(start, start + count):
+        store.append({"id": f"order-{n % 7}", "type": "order", "data": {"$type": "Placed", "n": n}})
+
+
+def emitted(dsn: str) -> list[tuple[str, str, str, str, str]]:
+    """Every event the projection emitted: (id, caused by, type, stream, stream type), in log order."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            """select e.id::text, e.metadata ->> '$causedBy', e.type, e.stream_id, s.type
+               from pge_events e join pge_streams s on s.id = e.stream_id
+               where e.metadata ->> '$projection' = 'shipping' order by e.position"""
+        ).fetchall()
+    return [tuple(row) for row in rows]
+
+
+def sources_of(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("select id::text from pge_events where type = 'Placed' order by position")]
+
+
+def assert_each_emitted_once(dsn: str, orders: int) -> None:
+    """Two events per order placed (the shipment asked for, the link), no more, under their deterministic ids."""
+    found = emitted(dsn)
+    want = {}
+    for source in sources_of(dsn):
+        for index, kind in enumerate(("ShipmentRequested", "$>")):
+            want[str(uuid.uuid3(NAMESPACE, f"shipping/{source}/{index}"))] = (source, kind)
+    assert len(want) == 2 * orders
+    assert len(found) == len({row[0] for row in found}), "an event emitted twice"
+    assert {row[0]: (row[1], row[2]) for row in found} == want
+
+
+def test_an_emitting_projection_appends_each_event_once_and_a_rebuild_appends_nothing(
+    store: EventStore, dsn: str
+) -> None:
+    place(store, 5)
+    report = deploy(store, shipping(), lifecycles={"shipping": "async"}, emits=["shipping"])
+    assert report.building == ["shipping"]
+    Daemon(dsn, page_size=3).run(until_caught_up=True)  # the build emits for the five events before
+    place(store, 9, start=5)
+    Daemon(dsn, page_size=4).run(until_caught_up=True)  # pages emit with the progress they move
+    assert_each_emitted_once(dsn, 14)
+    shipment = store.fetch_stream("shipment-12")
+    assert [(e.type, e.data, e.stream_type) for e in shipment.events] == [
+        ("ShipmentRequested", {"order": "order-5", "n": 12}, "shipment")
+    ]
+    metadata = shipment.events[0].metadata
+    assert metadata is not None and metadata["why"] == "placed" and metadata["$emitDepth"] == 1
+    assert metadata["$causedBy"] == metadata["$correlationId"] == sources_of(dsn)[12]
+    rebuild(store, "shipping")
+    Daemon(dsn).run(until_caught_up=True)
+    assert_each_emitted_once(dsn, 14)
+    assert fetch_view(store, "shipping")["order-5"] == {"placed": 2}
+
+
+def test_readers_resolve_a_projections_links_to_the_events_they_link(store: EventStore, dsn: str) -> None:
+    place(store, 3)
+    deploy(store, shipping(), lifecycles={"shipping": "async"}, emits=["shipping"])
+    Daemon(dsn).run(until_caught_up=True)
+    links = store.fetch_stream("placed-orders")
+    assert [e.data for e in links.events] == [{"link": "0@order-0"}, {"link": "0@order-1"}, {"link": "0@order-2"}]
+    resolved = store.fetch_stream("placed-orders", resolve_links=True)
+    assert [(e.stream_id, e.type, e.data) for e in resolved.events] == [
+        (f"order-{n}", "Placed", {"n": n}) for n in range(3)
+    ]
+
+
+def test_without_the_permission_an_emitting_handler_stops_its_projection_and_nothing_is_appended(
+    store: EventStore, dsn: str
+) -> None:
+    place(store, 2)
+    deploy(store, shipping(), lifecycles={"shipping": "async"})
+    with pytest.raises(ProjectionStoppedError, match="shipping stopped"):
+        Daemon(dsn).run(until_caught_up=True)
+    (status,) = projection_status(store)
+    assert status.status == "stopped"
+    assert "may not write events: only an async projection deployed with --emit shipping" in str(status.error)
+    assert emitted(dsn) == []
+
+
+def test_an_inline_projection_that_emits_fails_the_append_it_runs_in(store: EventStore) -> None:
+    deploy(store, shipping())  # inline by default
+    with pytest.raises(errors.ProjectionError, match="shipping may not write events"):
+        place(store, 1)
+    with pytest.raises(errors.UnknownStreamError):
+        store.fetch_stream("order-0")
+
+
+def test_the_emit_permission_is_for_async_projections_only(store: EventStore) -> None:
+    with pytest.raises(errors.InputError, match="--emit shipping: only async projections write events"):
+        deploy(store, shipping(), emits=["shipping"])
+    with pytest.raises(errors.UnknownProjectionError, match="--emit names projections that are not defined: nope"):
+        deploy(store, shipping(), lifecycles={"shipping": "async"}, emits=["nope"])
+
+
+def test_the_store_refuses_emits_of_a_projection_without_the_permission(store: EventStore, dsn: str) -> None:
+    """The engine never hands them over; the store checks all the same (pge_append_emitted)."""
+    deploy(store, shipping(), lifecycles={"shipping": "async"})
+    emit = {"causedBy": str(uuid.uuid4()), "index": 0, "streamId": "x-1", "eventType": "T", "data": {}, "metadata": {}}
+    with psycopg.connect(dsn) as conn, pytest.raises(psycopg.Error, match="without the permission") as caught:
+        conn.execute("select pge_append_emitted(%s)", (Jsonb({"shipping": {"emits": [emit]}}),))
+    assert caught.value.sqlstate == "JP403"
+
+
+@pytest.mark.slow  # a daemon process killed three times midway, then a rebuild
+def test_after_three_kills_mid_page_and_a_rebuild_every_emitted_event_exists_exactly_once(
+    store: EventStore, dsn: str
+) -> None:
+    orders = 600
+    deploy(store, shipping(spin=800_000), lifecycles={"shipping": "async"}, emits=["shipping"])
+    Daemon(dsn).run(until_caught_up=True)  # built (no event yet): what follows is applied page by page
+    place(store, orders)
+    last = progress(dsn, "shipping")[1]
+    for _ in range(3):
+        daemon = daemon_process(dsn, "--page-size", "25")
+        try:  # a page of 25 events takes ~50 ms: the kill lands inside one (or between two)
+            wait_until(lambda before=last: progress(dsn, "shipping")[1] > before)
+            daemon.send_signal(signal.SIGKILL)
+        finally:
+            daemon.wait(timeout=30)
+        last = progress(dsn, "shipping")[1]
+        assert emitted(dsn), "the daemon emitted before it was killed"
+        with psycopg.connect(dsn, autocommit=True) as conn:  # its heartbeat aged: the next daemon takes over at once
+            aged = conn.execute("update pge_daemons set heartbeat_at = now() - make_interval(secs => %s) "
+                                "where pid = %s", (STALE_SECONDS + 1, daemon.pid)).rowcount  # fmt: skip
+        assert aged == 1, "the killed daemon left its row behind"
+    assert len(emitted(dsn)) < 2 * orders, "killed before it was done"
+    finished = jsproj("daemon", "--dsn", dsn, "--until-caught-up", "--poll-interval", "0.05")
+    assert finished.returncode == 0, finished.stderr
+    assert_each_emitted_once(dsn, orders)
+    rebuilt = jsproj("rebuild", "shipping", "--dsn", dsn)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    finished = jsproj("daemon", "--dsn", dsn, "--until-caught-up", "--poll-interval", "0.05")
+    assert finished.returncode == 0, finished.stderr
+    assert_each_emitted_once(dsn, orders)
+    assert sum(doc["placed"] for doc in fetch_view(store, "shipping").values()) == orders
