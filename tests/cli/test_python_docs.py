@@ -1,4 +1,4 @@
-"""docs/python.md, reading.md, lifecycle.md, replicas.md and daemon.md, run as a user would: each ``python run=NAME`` block is a program run outside
+"""docs/python.md, reading.md, lifecycle.md, replicas.md, daemon.md and from-kurrentdb.md, run as a user would: each ``python run=NAME`` block is a program run outside
 the repository against a fresh database, and all of them pass ``mypy --strict`` against the installed package."""
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import pytest
 pytestmark = pytest.mark.slow  # every docs/python.md script in a process of its own
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = tuple(ROOT / "docs" / page for page in ("python.md", "reading.md", "lifecycle.md", "replicas.md", "daemon.md"))
+PAGES = tuple(
+    ROOT / "docs" / page
+    for page in ("python.md", "reading.md", "lifecycle.md", "replicas.md", "daemon.md", "from-kurrentdb.md")
+)
 SCRIPT = re.compile(r"^```python run=(\w+)\n(.*?)^```", re.S | re.M)
 
 
@@ -41,6 +44,7 @@ def test_the_page_has_its_scripts() -> None:
         "erasure",
         "replicas",
         "tenants",
+        "emits",
     }
     assert pages <= set(scripts())
 

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from clihelp import jsproj
 from follow.test_daemon import daemon_process, progress
+from roles import as_role, login_roles
 from jsproj import errors
 from jsproj.follow.daemon import STALE_SECONDS, Daemon, ProjectionStoppedError
 from jsproj.projections.deploy import deploy
@@ -74,10 +75,12 @@ def sources_of(dsn: str) -> list[str]:
 def assert_each_emitted_once(dsn: str, orders: int) -> None:
     """Two events per order placed (the shipment asked for, the link), no more, under their deterministic ids."""
     found = emitted(dsn)
+    with psycopg.connect(dsn) as conn:
+        key = conn.execute("select key from pge_emit_key").fetchone()[0]
     want = {}
     for source in sources_of(dsn):
         for index, kind in enumerate(("ShipmentRequested", "$>")):
-            want[str(uuid.uuid3(NAMESPACE, f"shipping/{source}/{index}"))] = (source, kind)
+            want[str(uuid.uuid3(NAMESPACE, f"{key}/shipping/{source}/{index}"))] = (source, kind)
     assert len(want) == 2 * orders
     assert len(found) == len({row[0] for row in found}), "an event emitted twice"
     assert {row[0]: (row[1], row[2]) for row in found} == want
@@ -187,3 +190,24 @@ def test_after_three_kills_mid_page_and_a_rebuild_every_emitted_event_exists_exa
     assert finished.returncode == 0, finished.stderr
     assert_each_emitted_once(dsn, orders)
     assert sum(doc["placed"] for doc in fetch_view(store, "shipping").values()) == orders
+
+
+def test_an_application_role_with_the_documented_grants_cannot_append_as_a_projection(
+    store: EventStore, dsn: str
+) -> None:
+    """pge_append_emitted writes with the owner's rights: granted to no one, an application cannot call it to
+    append events that look emitted (docs/deploy.md#privileges)."""
+    deploy(store, shipping(), lifecycles={"shipping": "async"}, emits=["shipping"])
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        login_roles(admin, "emits_app")
+        admin.execute("grant usage on schema public to emits_app")
+        admin.execute("grant execute on function pge_append(jsonb) to emits_app")
+        admin.execute("grant select on pge_projections_shipping to emits_app")
+    emit = {"causedBy": str(uuid.uuid4()), "index": 0, "streamId": "x-1", "eventType": "T", "data": {}, "metadata": {}}
+    with psycopg.connect(as_role(dsn, "emits_app")) as app, pytest.raises(psycopg.Error) as caught:
+        app.execute("select pge_append_emitted(%s)", (Jsonb({"shipping": {"emits": [emit]}}),))
+    assert caught.value.sqlstate == "42501"  # permission denied
+    with psycopg.connect(as_role(dsn, "emits_app")) as app, pytest.raises(psycopg.Error) as caught:
+        app.execute("select key from pge_emit_key")  # what would let it take an emitted event's id first
+    assert caught.value.sqlstate == "42501"
+    assert emitted(dsn) == []
