@@ -17,7 +17,6 @@ from psycopg.types.json import Jsonb
 
 from clihelp import jsproj
 from follow.test_daemon import daemon_process, progress
-from roles import as_role, login_roles
 from jsproj import errors
 from jsproj.follow.daemon import STALE_SECONDS, Daemon, ProjectionStoppedError
 from jsproj.projections.deploy import deploy
@@ -25,6 +24,7 @@ from jsproj.projections.operations import rebuild
 from jsproj.projections.status import projection_status
 from jsproj.projections.views import fetch_view
 from jsproj.store.sync import EventStore
+from roles import as_role, login_roles
 
 from waiting import wait_until
 
