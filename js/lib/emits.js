@@ -16,6 +16,7 @@
 var clone = jsproj.clone, typeName = jsproj.typeName, isPlainObject = jsproj.isPlainObject;
 
 var MAX_PER_EVENT = 1000;   // events one projection may emit for one event
+var MAX_TEXT_PER_EVENT = 1048576;   // characters of JSON (bodies and metadata) one projection may emit for one event
 var MAX_DEPTH = 16;         // events emitted for events emitted for... : a cycle of projections ends there
 var LINK = '$>';            // a link event's type (KurrentDB's), its data {"link": "<sequenceNumber>@<streamId>"}
 
@@ -30,7 +31,7 @@ function allowedOf(options) {
 }
 
 function begin(allowed, name, meta) {
-  running = { name: name, meta: meta, allowed: allowed !== null && allowed.has(name), list: null, refused: null };
+  running = { name: name, meta: meta, allowed: allowed !== null && allowed.has(name), list: null, refused: null, text: 0 };
   return running;
 }
 
@@ -111,6 +112,10 @@ function record(fn, streamId, eventType, data, metadata) {
   }
   if (call.list === null) call.list = [];
   if (call.list.length >= MAX_PER_EVENT) refuse(fn + ': more than ' + MAX_PER_EVENT + ' events emitted for one event');
+  call.text += JSON.stringify(data).length + JSON.stringify(metadata).length;
+  if (call.text > MAX_TEXT_PER_EVENT) {
+    refuse(fn + ': more than ' + MAX_TEXT_PER_EVENT + ' characters of JSON emitted for one event');
+  }
   var meta = call.meta, causedBy = meta.eventId;
   var correlation = meta.metadata !== null && typeof meta.metadata === 'object' && typeof meta.metadata.$correlationId === 'string'
     ? meta.metadata.$correlationId : causedBy;
@@ -140,12 +145,12 @@ function linkTo(streamId, event, metadata) {
   if (arguments.length < 2) refuse('linkTo() takes (streamId, event[, metadata])');
   streamOf('linkTo()', streamId);
   if (event === null || typeof event !== 'object' || typeof event.streamId !== 'string' ||
-      typeof event.sequenceNumber !== 'number' || !(event.sequenceNumber >= 0) || event.sequenceNumber % 1 !== 0) {
-    refuse('linkTo(): the event must have a streamId (text) and a sequenceNumber (a whole number from 0)');
+      !Number.isSafeInteger(event.sequenceNumber) || event.sequenceNumber < 0) {
+    refuse('linkTo(): the event must have a streamId (text) and a sequenceNumber (a whole number from 0 to 2^53 - 1)');
   }
   streamOf('linkTo()', event.streamId);
   record('linkTo()', streamId, LINK, { link: event.sequenceNumber + '@' + event.streamId }, metadataOf('linkTo()', metadata));
 }
 
 jsproj.emits = { allowedOf: allowedOf, begin: begin, end: end, abort: abort, replaying: replaying, emit: emit, linkTo: linkTo,
-  LINK: LINK, MAX_PER_EVENT: MAX_PER_EVENT, MAX_DEPTH: MAX_DEPTH };
+  LINK: LINK, MAX_PER_EVENT: MAX_PER_EVENT, MAX_TEXT_PER_EVENT: MAX_TEXT_PER_EVENT, MAX_DEPTH: MAX_DEPTH };

@@ -83,6 +83,7 @@ function scopeFor(projector, file) {
     values: kurrentdb.NAMES.map(function (name) { return values[name]; }),
     // When the file has run: a selector needs when(), and options KurrentDB checks at the start.
     finish: function () {
+      if (refusals.message) throw definitionError(file, refusals.message, spec && spec.name);   // caught while it loaded
       if (spec !== null && !spec.defined) {
         throw definitionError(file, spec.name + ': a KurrentDB projection needs .when({...}) after its selector', spec.name);
       }

@@ -159,3 +159,19 @@ test('links reach no $any handler, of either DSL', () => {
     'j.js': "projections.projectView('J').identifiedBy(function () { return 'j'; }).by({ $any: function (s) { s.n = 1; } })" }, [link]);
   assert.deepEqual(Object.keys(result.changes), []);
 });
+
+// Review 6 (a blind attack on emit and linkTo): each break, kept.
+test('review 6: an emit caught while the file loads fails the load', () => {
+  refused('l.js', "try { emit('x', 'L', {}); } catch (e) {} fromAll().when({ $any: function () {} });",
+    /emit\(\) can be called only from a handler/);
+});
+
+test('review 6: linkTo refuses a sequence number no event can have; one event emits at most a megabyte', () => {
+  for (const [call, pattern] of [["linkTo('l', { streamId: 'x-1', sequenceNumber: 1e20 })", /a whole number from 0 to 2\^53 - 1/],
+    ["for (var i = 0; i < 20; i++) emit('s', 'T', { pad: 'x'.repeat(100000) })", /more than 1048576 characters of JSON emitted for one event/]]) {
+    const result = applied({ 'e.js': `fromAll().when({ A: function (s, e) { try { ${call}; } catch (x) {} } })` },
+      [rec(1, 'x-1', { $type: 'A', $id: 'a' })], { emits: ['e'] });
+    assert.equal(result.errors.length, 1, call);
+    assert.match(result.errors[0].message, pattern, call);
+  }
+});

@@ -12,17 +12,35 @@
 
 -- The id of the `index`-th event `projection` emitted for event `caused_by`:
 -- a name-based UUID (RFC 9562 version 3: MD5 of a namespace and the name
--- "<store key>/<projection>/<caused_by>/<index>"), what Python's uuid.uuid3
+-- "<store key>/<projection>/<hash>/<caused_by>/<index>"), what Python's uuid.uuid3
 -- gives for jsproj's namespace 5c0f2f5e-3b1d-4f6a-9c3e-6d1b7a2e9f40. The
 -- store's key (pge_emit_key, the owner's alone) makes it unpredictable to
--- anyone else, who could otherwise take the id first.
-create or replace function pge_emitted_id(key uuid, projection text, caused_by text, index int) returns uuid
+-- anyone else, who could otherwise take the id first; the definition's hash
+-- (its code and input: deploy.py's input_hash) makes a changed projection's
+-- events new ones, never taken for what the code before it emitted.
+create or replace function pge_emitted_id(key uuid, projection text, hash text, caused_by text, index int) returns uuid
 language sql immutable parallel safe
 as $$
     select (substr(h, 1, 12) || '3' || substr(h, 14, 3)
             || substr('89ab', (('x' || substr(h, 17, 1))::bit(4)::int & 3) + 1, 1) || substr(h, 18))::uuid
     from md5(decode('5c0f2f5e3b1d4f6a9c3e6d1b7a2e9f40', 'hex')
-             || convert_to(key || '/' || projection || '/' || lower(caused_by) || '/' || index, 'UTF8')) as h
+             || convert_to(key || '/' || projection || '/' || hash || '/' || lower(caused_by) || '/' || index, 'UTF8')) as h
+$$;
+
+-- $projection and $emitDepth in metadata are what mark an event a projection
+-- emitted (js/lib/emits.js): the entries of applications (pge_append,
+-- pge_append_unapplied) refuse them, so that no application's event passes
+-- for a projection's, nor ends an emit chain early with a depth of its
+-- choosing. (In lax mode, `$.metadata` reads each message of a batch too.)
+create or replace function pge_refuse_emit_metadata(message jsonb) returns void
+language plpgsql immutable
+as $$
+begin
+    if jsonb_path_exists(message, '$.metadata."$projection"') or jsonb_path_exists(message, '$.metadata."$emitDepth"') then
+        raise exception using errcode = 'JP400', message =
+            'metadata keys $projection and $emitDepth mark the events projections emit: an append may not give them';
+    end if;
+end;
 $$;
 
 -- Append the events a page's changes emit (those not stored yet) and return
@@ -63,8 +81,9 @@ begin
                                          || jsonb_build_object('$type', e.value ->> 'eventType', '$id', e.id)),
                'metadata', e.value -> 'metadata') order by e.name, e.n)
     from (select c.key as name, t.n, t.value,
-                 @schema@.pge_emitted_id(k.key, c.key, t.value ->> 'causedBy', (t.value ->> 'index')::int) as id
-          from @schema@.pge_emit_key k, jsonb_each($1) c,
+                 @schema@.pge_emitted_id(k.key, c.key, d.hash, t.value ->> 'causedBy', (t.value ->> 'index')::int) as id
+          from @schema@.pge_emit_key k, jsonb_each($1) c
+          join @schema@.pge_projection_definitions d on d.name = c.key,
                jsonb_array_elements(c.value -> 'emits') with ordinality as t (value, n)
           where c.value ? 'emits') as e
     where not exists (select from @schema@.pge_events s where s.id = e.id)

@@ -22,8 +22,8 @@ as $$
         -- $> a link to another stream's event, docs/from-kurrentdb.md#emit-and-linkto)
         when left(e ->> '$type', 1) = '$' and e ->> '$type' not in ('$deleted', '$>') then
             'the event $type ' || (e -> '$type')::text || ' is reserved: types starting with $ are jsproj''s ($deleted: a stream''s tombstone, $>: a link)'
-        when e ->> '$type' = '$>' and (jsonb_typeof(e -> 'link') is distinct from 'string' or e ->> 'link' !~ '^[0-9]+@.')
-            then 'a link ($>) has a "link": "<sequence number>@<stream id>", not ' || coalesce((e -> 'link')::text, 'none')
+        when e ->> '$type' = '$>' and (jsonb_typeof(e -> 'link') is distinct from 'string' or e ->> 'link' !~ '^[0-9]{1,15}@.')
+            then 'a link ($>) has a "link": "<sequence number (at most 15 digits)>@<stream id>", not ' || coalesce((e -> 'link')::text, 'none')
         when coalesce(jsonb_typeof(e -> '$id'), 'null') <> 'null'
              and (jsonb_typeof(e -> '$id') <> 'string'
                   or (e ->> '$id') !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
@@ -592,6 +592,7 @@ security definer set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform set_config('jsproj.inline_engine', '', true);
+    perform @schema@.pge_refuse_emit_metadata(message);
     return @schema@.pge_append_message(message);
 end;
 $$;
@@ -619,6 +620,7 @@ declare
     v_result jsonb;
 begin
     perform set_config('jsproj.inline_engine', 'python', true);
+    perform @schema@.pge_refuse_emit_metadata(message);
     v_result := @schema@.pge_append_message(message);
     perform set_config('jsproj.inline_engine', '', true);
     return v_result;

@@ -77,10 +77,11 @@ def assert_each_emitted_once(dsn: str, orders: int) -> None:
     found = emitted(dsn)
     with psycopg.connect(dsn) as conn:
         key = conn.execute("select key from pge_emit_key").fetchone()[0]
+        code = conn.execute("select hash from pge_projection_definitions where name = 'shipping'").fetchone()[0]
     want = {}
     for source in sources_of(dsn):
         for index, kind in enumerate(("ShipmentRequested", "$>")):
-            want[str(uuid.uuid3(NAMESPACE, f"{key}/shipping/{source}/{index}"))] = (source, kind)
+            want[str(uuid.uuid3(NAMESPACE, f"{key}/shipping/{code}/{source}/{index}"))] = (source, kind)
     assert len(want) == 2 * orders
     assert len(found) == len({row[0] for row in found}), "an event emitted twice"
     assert {row[0]: (row[1], row[2]) for row in found} == want
@@ -211,3 +212,69 @@ def test_an_application_role_with_the_documented_grants_cannot_append_as_a_proje
         app.execute("select key from pge_emit_key")  # what would let it take an emitted event's id first
     assert caught.value.sqlstate == "42501"
     assert emitted(dsn) == []
+
+
+# Review 6 (a blind attack on emit and linkTo): each break, kept.
+
+
+def test_review_6_a_changed_projection_emits_its_own_events_never_taken_for_the_old_codes(
+    store: EventStore, dsn: str
+) -> None:
+    old = "fromCategory('order').when({ Placed: function (s, e) { emit('to-A', 'Shipped', { v: 1 }); } });"
+    new = ("fromCategory('order').when({ Placed: function (s, e) { emit('to-B', 'Invoiced', { v: 2 }); "
+           "emit('to-C', 'Billed', { v: 2 }); } });")  # fmt: skip
+    deploy(store, [{"file": "p.js", "source": old}], lifecycles={"p": "async"}, emits=["p"])
+    place(store, 1)
+    Daemon(dsn).run(until_caught_up=True)
+    deploy(store, [{"file": "p.js", "source": new}], lifecycles={"p": "async"}, emits=["p"])
+    Daemon(dsn).run(until_caught_up=True)
+    streams = {stream: len(store.fetch_stream(stream).events) for stream in ("to-A", "to-B", "to-C")}
+    assert streams == {"to-A": 1, "to-B": 1, "to-C": 1}, "the old code's event stays; the new code's are its own"
+
+
+def test_review_6_a_new_version_of_an_emitting_projection_builds_emitting_nothing_then_emits(
+    store: EventStore, dsn: str
+) -> None:
+    def code(version: int) -> list[dict[str, str]]:
+        return [{"file": "P.js", "source": "projections.projectStream('order').named('P').by({ Placed: function (s, e) "
+                 f"{{ emit('v{version}-' + e.n, 'Seen', {{}}); }} }}).version({version});"}]  # fmt: skip
+
+    deploy(store, code(1), lifecycles={"P": "async"}, emits=["P"])
+    place(store, 2)
+    Daemon(dsn).run(until_caught_up=True)
+    deploy(store, code(2), lifecycles={"P": "async"}, emits=["P"])
+    Daemon(dsn).run(until_caught_up=True)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select version from pge_projection_definitions where name = 'P'").fetchone() == (2,)
+    place(store, 1, start=2)
+    Daemon(dsn).run(until_caught_up=True)
+    with psycopg.connect(dsn) as conn:
+        written = [r[0] for r in conn.execute("select stream_id from pge_events where type = 'Seen' order by position")]
+    assert written == ["v1-0", "v1-1", "v2-2"], (
+        "the build of version 2 emitted nothing; version 2 emits after its switch"
+    )
+
+
+def test_review_6_an_application_cannot_append_what_passes_for_an_emitted_event_nor_a_link_past_bigint(
+    store: EventStore, dsn: str
+) -> None:
+    deploy(store, shipping(), lifecycles={"shipping": "async"}, emits=["shipping"])
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        login_roles(admin, "emits_app")
+        admin.execute("grant usage on schema public to emits_app")
+        admin.execute("grant execute on function pge_append(jsonb) to emits_app")
+    forged = [
+        {"id": "shipment-x", "type": "shipment", "metadata": {"$projection": "shipping"}, "data": {"$type": "T"}},
+        {"id": "order-1", "type": "order", "metadata": {"$emitDepth": 16}, "data": {"$type": "Placed", "n": 1}},
+        [
+            {"id": "a-1", "type": "a", "data": {"$type": "T"}},
+            {"id": "b-1", "type": "b", "metadata": {"$emitDepth": 1}, "data": {"$type": "T"}},
+        ],
+        {"id": "links", "type": "links", "data": {"$type": "$>", "link": "99999999999999999999@order-1"}},
+    ]
+    with psycopg.connect(as_role(dsn, "emits_app"), autocommit=True) as app:
+        for message in forged:
+            with pytest.raises(psycopg.Error) as caught:
+                app.execute("select pge_append(%s)", (Jsonb(message),))
+            assert caught.value.sqlstate == "JP400", message
+    assert store.streams(["shipment-x", "order-1", "a-1", "links"]) == {}

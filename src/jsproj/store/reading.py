@@ -99,7 +99,8 @@ def resolved(events: list[RecordedEvent]) -> Steps[list[RecordedEvent]]:
     for event in events:
         if event.type == LINK:
             number, _, stream = str(event.data.get("link", "")).partition("@")
-            targets[event.position] = (stream, int(number) + 1)
+            if number.isdigit() and int(number) < 2**62:  # (else it links to no event there can be)
+                targets[event.position] = (stream, int(number) + 1)
     if not targets:
         return events
     rows = yield from ask(

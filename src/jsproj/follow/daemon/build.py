@@ -125,7 +125,7 @@ class Build:
         found = self.conn.execute(query, (self.names,)).fetchall()
         self.kinds = {name: kind for name, kind, _, _ in found}
         self.partitions = {name: partitions for name, _, partitions, _ in found}
-        emitters = [name for name, _, _, emits in found if emits and self._emits()]
+        emitters = self._emitters({name: emits for name, _, _, emits in found})
         self.epochs = progress.epochs(self.conn, self.names)
         for name in self.names:
             self.conn.execute(sql.SQL("drop table if exists {}").format(self.staging[name]))
@@ -134,9 +134,13 @@ class Build:
         self.projections.fold_start(self.names, self.policies, emitters)
         self.restarts = self.projections.sandbox.restarts
 
-    def _emits(self) -> bool:
-        """Whether the build appends what its projections emit (those deployed with --emit)."""
-        return True
+    def _emitters(self, permitted: dict[str, bool]) -> list[str]:
+        """The projections whose handlers may write events (deployed with --emit)."""
+        return [name for name, emits in permitted.items() if emits]
+
+    def _append(self, emitted: str) -> None:
+        """Append what a page emitted, once each, whatever a build before this one appended (emits.sql)."""
+        self.conn.execute("select pge_append_emitted(%s::jsonb)", (emitted,))
 
     def _clear_letters(self) -> None:
         self.conn.execute("delete from pge_dead_letters where projection = any(%s)", (self.names,))
@@ -230,8 +234,8 @@ class Build:
         letters = [found for found in letters if found["projection"] in self.active]  # not of those that left
         if letters:
             self.conn.execute("select pge_add_dead_letters(%s)", (Jsonb(letters),))  # the page's, at once
-        if folded.emitted:  # once each, whatever a build before this one appended (sql/functions/emits.sql)
-            self.conn.execute("select pge_append_emitted(%s::jsonb)", (folded.emitted,))
+        if folded.emitted:
+            self._append(folded.emitted)
         if folded.errors or folded.emitted:
             self.conn.commit()
         self.after, self.total = page.last, self.total + page.count

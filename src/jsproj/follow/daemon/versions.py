@@ -66,8 +66,11 @@ class VersionBuild(Build):
     def _clear_letters(self) -> None:
         pass  # the dead letters are the deployed version's
 
-    def _emits(self) -> bool:
-        return False  # what the events before the switch emitted is the deployed version's to emit
+    def _emitters(self, permitted: dict[str, bool]) -> list[str]:
+        return [self.pending.name] if self.pending.definition.get("emits") else []  # the version's permission
+
+    def _append(self, emitted: str) -> None:
+        pass  # what the events before the switch emit is the deployed version's to emit
 
     def _where(self) -> tuple[str, int, str]:
         return self.pending.name, self.pending.version, str(self.pending.definition["hash"])
