@@ -21,7 +21,7 @@ as $$
         -- ($-types are jsproj's: $deleted is a stream's tombstone, docs/lifecycle.md#deleting-a-stream;
         -- $> a link to another stream's event, docs/from-kurrentdb.md#emit-and-linkto)
         when left(e ->> '$type', 1) = '$' and e ->> '$type' not in ('$deleted', '$>') then
-            'the event $type ' || (e -> '$type')::text || ' is reserved: types starting with $ are jsproj''s ($deleted: a stream''s tombstone, $>: a link)'
+            'the event $type ' || (e -> '$type')::text || ' is reserved: types starting with $ are jsproj''s ($deleted: a stream''s tombstone)'
         when e ->> '$type' = '$>' and (jsonb_typeof(e -> 'link') is distinct from 'string' or e ->> 'link' !~ '^[0-9]{1,15}@.')
             then 'a link ($>) has a "link": "<sequence number (at most 15 digits)>@<stream id>", not ' || coalesce((e -> 'link')::text, 'none')
         when coalesce(jsonb_typeof(e -> '$id'), 'null') <> 'null'
