@@ -36,7 +36,7 @@ create or replace function pge_refuse_emit_metadata(message jsonb) returns void
 language plpgsql immutable
 as $$
 begin
-    if jsonb_path_exists(message, '$.metadata."$projection"') or jsonb_path_exists(message, '$.metadata."$emitDepth"') then
+    if jsonb_path_exists(message, '$.metadata ? (exists (@."$projection") || exists (@."$emitDepth"))') then
         raise exception using errcode = 'JP400', message =
             'metadata keys $projection and $emitDepth mark the events projections emit: an append may not give them';
     end if;

@@ -344,14 +344,21 @@ projections.projectView('Orders').identifiedBy(function (e) { return e.order; })
 """
 
 
-def test_an_application_role_can_append_and_read_views_and_nothing_else(roles: tuple[str, str], language: str) -> None:
+def shop_for_the_application(roles: tuple[str, str], language: str, views: str) -> str:
+    """Store ``shop`` with ORDERS deployed on ``language``, and the application role given the documented grants
+    (docs/deploy.md#privileges): to append, and to read ``views``; the application's DSN."""
     owner_dsn, app_dsn = roles
     with EventStore(owner_dsn, schema="shop", max_size=1) as store:
         deploy(store, [{"file": "Orders.js", "source": ORDERS}], engine=language)
     with psycopg.connect(owner_dsn, autocommit=True) as owner:
         owner.execute("grant usage on schema shop to jsproj_app")
         owner.execute("grant execute on function shop.pge_append(jsonb) to jsproj_app")
-        owner.execute("grant select on shop.pge_projections_orders, shop.pge_aggregates to jsproj_app")
+        owner.execute(f"grant select on {views} to jsproj_app")
+    return app_dsn
+
+
+def test_an_application_role_can_append_and_read_views_and_nothing_else(roles: tuple[str, str], language: str) -> None:
+    app_dsn = shop_for_the_application(roles, language, "shop.pge_projections_orders, shop.pge_aggregates")
     with psycopg.connect(app_dsn, autocommit=True) as app:
         app.execute("set search_path = shop")
         message = {"id": "o-1", "type": "Order", "data": {"$type": "Sold", "order": "o-1", "amount": 5}}
@@ -377,13 +384,7 @@ def test_an_application_role_setting_the_engines_call_mark_changes_nothing(
 ) -> None:
     """The mark that ends a stopped call (jsproj.engine_call, docs/sandbox.md) is a setting any session can set:
     set to anything, for the session or a transaction, appends go on, and the engine never runs a call twice."""
-    owner_dsn, app_dsn = roles
-    with EventStore(owner_dsn, schema="shop", max_size=1) as store:
-        deploy(store, [{"file": "Orders.js", "source": ORDERS}], engine=language)
-    with psycopg.connect(owner_dsn, autocommit=True) as owner:
-        owner.execute("grant usage on schema shop to jsproj_app")
-        owner.execute("grant execute on function shop.pge_append(jsonb) to jsproj_app")
-        owner.execute("grant select on shop.pge_aggregates to jsproj_app")
+    app_dsn = shop_for_the_application(roles, language, "shop.pge_aggregates")
     with psycopg.connect(app_dsn, autocommit=True) as app:
         app.execute("set search_path = shop")
         values = ["", "0:1", "x:1", "1", "on", "'; select 1; --", "a" * 300]
