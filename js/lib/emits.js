@@ -140,6 +140,17 @@ function emit(streamId, eventType, body, metadata) {
   record('emit()', streamId, eventType, data, metadataOf('emit()', metadata));
 }
 
+// Whether the running handler call may write events (results are written only then: kurrentdb.js).
+function writing() {
+  return running !== null && running !== REPLAY && running.allowed;
+}
+
+// A KurrentDB result (Result, ResultRemoved) to its result stream, checked as an emit.
+function result(streamId, eventType, data) {
+  streamOf('outputState()', streamId);
+  record('outputState()', streamId, eventType, objectOf('outputState()', 'the result', data), {});
+}
+
 // KurrentDB's linkTo(streamId, event[, metadata]): a link event ($>) to the event's stream and sequence number.
 function linkTo(streamId, event, metadata) {
   if (arguments.length < 2) refuse('linkTo() takes (streamId, event[, metadata])');
@@ -153,4 +164,5 @@ function linkTo(streamId, event, metadata) {
 }
 
 jsproj.emits = { allowedOf: allowedOf, begin: begin, end: end, abort: abort, replaying: replaying, emit: emit, linkTo: linkTo,
+  writing: writing, result: result,
   LINK: LINK, MAX_PER_EVENT: MAX_PER_EVENT, MAX_TEXT_PER_EVENT: MAX_TEXT_PER_EVENT, MAX_DEPTH: MAX_DEPTH };

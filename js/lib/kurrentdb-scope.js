@@ -19,17 +19,26 @@ function scopeFor(projector, file) {
       return fn.apply(undefined, arguments);
     };
   }
-  function refuse(what) {
-    return loading(what, function () {
-      throw definitionError(file, spec.name + ': ' + what + ' is not supported by jsproj yet (results are not stored: ' +
-        'the state is; docs/from-kurrentdb.md#what-does-not-map)', spec.name);
+  // The result chain after when(): transformBy, filterBy, outputState, outputTo, as KurrentDB offers them.
+  function step(what, filter) {
+    return loading(what, function (fn) {
+      if (typeof fn !== 'function') throw definitionError(file, spec.name + ': ' + what + ' takes a function of the state, not ' + typeName(fn), spec.name);
+      spec.results.steps.push({ fn: fn, filter: filter });
+      spec.results.produces = true;
+      return shaped;
     });
   }
-  var results = Object.freeze({ transformBy: refuse('transformBy()'), filterBy: refuse('filterBy()'), outputTo: refuse('outputTo()') });
-  var afterWhen = Object.freeze({
-    outputState: loading('outputState()', function () { return results; }),   // the state is stored anyway
-    transformBy: results.transformBy, filterBy: results.filterBy, outputTo: results.outputTo
+  var outputTo = loading('outputTo()', function (stream, pattern) {
+    if (typeof stream !== 'string' || stream.trim() === '' || (pattern !== undefined && typeof pattern !== 'string')) {
+      throw definitionError(file, spec.name + ': outputTo() takes a result stream and a partition result stream pattern ({0}: the partition), both text', spec.name);
+    }
+    spec.results.stream = stream;
+    spec.results.pattern = pattern === undefined ? null : pattern;
+    return Object.freeze({});
   });
+  var shaped = Object.freeze({ transformBy: step('transformBy()', false), filterBy: step('filterBy()', true),
+    outputState: loading('outputState()', function () { spec.results.produces = true; return shaped; }), outputTo: outputTo });
+  var afterWhen = shaped;
   var when = loading('when()', function (handlers) {
     kurrentdb.checkHandlers(spec, handlers);
     var definition = kurrentdb.definitionOf(spec, handlers), made = spec;
@@ -51,7 +60,7 @@ function scopeFor(projector, file) {
   }
   function selected() {
     var next = { when: when, partitionBy: loading('partitionBy()', partition('by')),
-      outputState: loading('outputState()', function () { return Object.freeze({ when: when }); }) };
+      outputState: loading('outputState()', function () { spec.results.produces = true; return Object.freeze({ when: when }); }) };
     var source = spec.source;
     next.foreachStream = source.all || (source.categories && source.categories.length === 1)
       ? loading('foreachStream()', partition('stream'))
@@ -67,7 +76,8 @@ function scopeFor(projector, file) {
         throw definitionError(file, 'a file holds one KurrentDB projection, named after the file (' + spec.name +
           '): put the other in a file of its own', spec.name);
       }
-      spec = { file: file, name: kurrentdb.nameOf(file), source: null, partition: null, defined: false, refusals: refusals };
+      spec = { file: file, name: kurrentdb.nameOf(file), source: null, partition: null, defined: false, refusals: refusals,
+        options: options, results: { produces: false, steps: [], stream: null, pattern: null } };
       spec.source = kurrentdb.sourceOf(spec, name, arguments);
       return selected();
     });

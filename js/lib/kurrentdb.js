@@ -26,10 +26,9 @@ var NAMES = SELECTORS.concat(['options'], OUTPUTS);
 // options() keys as KurrentDB matches them (letter case aside), with their types.
 var OPTION_TYPES = { resultstreamname: 'string', $includelinks: 'boolean', reorderevents: 'boolean',
   processinglag: 'number', bistate: 'boolean' };
-var HANDLER_KEYS = ['$init', '$any', '$deleted'];
+var HANDLER_KEYS = ['$init', '$any', '$deleted', '$created'];
 var NOT_YET = {
-  $initShared: 'shared state ($initShared, biState)',
-  $created: '$created handlers'
+  $initShared: 'shared state ($initShared, biState)'
 };
 var NAME_CHARACTERS = /[-. ]/g;
 
@@ -125,19 +124,70 @@ function answered(state, result) {
   return result;
 }
 
+// KurrentDB's result of a state: the chain of transformBy and filterBy (a transform's null or undefined, a
+// filter's answer that is not true, make it null), run on the state itself, as KurrentDB does.
+function resultOf(spec, state) {
+  var result = state;
+  for (var i = 0; i < spec.results.steps.length; i++) {
+    var step = spec.results.steps[i];
+    var answer = projected(spec, step.fn, [result]);
+    if (step.filter ? answer !== true : answer === undefined || answer === null) return null;
+    if (!step.filter) result = answer;
+  }
+  return result;
+}
+
+// KurrentDB's result stream of a partition: outputTo's (or options' resultStreamName) for the root, its
+// pattern with {0} as the partition for another; by default projections-<name>-result and
+// projections-<name>-<partition>-result (KurrentDB's, without its $).
+function resultStream(spec, partition) {
+  var results = spec.results;
+  if (partition === '') return results.stream || spec.options.resultstreamname || 'projections-' + spec.name + '-result';
+  return results.pattern ? results.pattern.split('{0}').join(partition) : 'projections-' + spec.name + '-' + partition + '-result';
+}
+
+// A handler call of a projection that produces results (outputState, transformBy, filterBy): where it may
+// write events (emits.js), its result as a Result event -- ResultRemoved for null -- when the state changed.
+function withResult(spec, state, partition, handle) {
+  if (!spec.results.produces || !jsproj.emits.writing()) return handle();
+  var before = state === null ? null : JSON.stringify(state);
+  var next = handle();
+  var after = next === DELETE ? null : JSON.stringify(next);
+  if (after !== before) {
+    var result = next === DELETE ? null : resultOf(spec, next);
+    var data = result === null ? {} : isPlainObject(result) ? result : { value: result };
+    jsproj.emits.result(resultStream(spec, partition), result === null ? 'ResultRemoved' : 'Result', data);
+  }
+  return next;
+}
+
 // The definition the view is made of: KurrentDB's handlers wrapped to get its event object and answer
-// by its rule, the default handler (the state becomes the event's body) where it has neither named
-// handlers nor $any, and $deleted (a stream's tombstone) called with KurrentDB's arguments, its answer ignored.
+// by its rule, $created before the first handler of a partition, the default handler (the state becomes
+// the event's body) where it has neither named handlers nor $any, results where the chain asks for them,
+// and $deleted (a stream's tombstone) called with KurrentDB's arguments, its answer ignored.
 function definitionOf(spec, handlers) {
-  var definition = {}, named = 0;
-  function wrap(fn) {
+  var definition = {}, named = 0, createdFor = null;   // the event whose fold ran $init (jsproj.current: clock.js)
+  function call(fn) {
     return function (state, evt, meta) {
-      return answered(state, projected(spec, fn, [state, envelope(evt, meta, partitionOf(spec, evt, meta), spec)]));
+      var partition = partitionOf(spec, evt, meta), event = envelope(evt, meta, partition, spec);
+      return withResult(spec, state, partition, function () {
+        if (createdFor === meta) projected(spec, handlers.$created, [state, event]);
+        createdFor = null;
+        return fn(state, event);
+      });
     };
+  }
+  function wrap(fn) {
+    return call(function (state, event) { return answered(state, projected(spec, fn, [state, event])); });
+  }
+  if (handlers.$created) {   // $init ran for the event being folded: its handler runs $created first
+    var init = handlers.$init;
+    definition.$init = function () { createdFor = jsproj.current.meta; return init ? projected(spec, init, []) : {}; };
   }
   Object.keys(handlers).forEach(function (key) {
     var fn = handlers[key];
-    if (key === '$init') definition.$init = function () { return projected(spec, fn, []); };
+    if (key === '$created') return;
+    if (key === '$init') definition.$init = definition.$init || function () { return projected(spec, fn, []); };
     else if (key === '$deleted') {
       definition.$deleted = function (state, evt, meta) { projected(spec, fn, [state, null, meta.streamId, false]); return state; };
     } else {
@@ -146,7 +196,7 @@ function definitionOf(spec, handlers) {
     }
   });
   if (named === 0 && !definition.$any) {
-    definition.$any = function (state, evt, meta) { return envelope(evt, meta, '', spec).body; };
+    definition.$any = call(function (state, event) { return event.body; });
   }
   return definition;
 }
@@ -224,4 +274,4 @@ function identify(spec, evt, meta) {
 
 jsproj.kurrentdb = { NAMES: NAMES, SELECTORS: SELECTORS, OUTPUTS: OUTPUTS, OPTION_TYPES: OPTION_TYPES,
   category: category, nameOf: nameOf, definitionOf: definitionOf, checkHandlers: checkHandlers, output: output,
-  sourceOf: sourceOf, identify: identify, partitionOf: partitionOf };
+  sourceOf: sourceOf, identify: identify, partitionOf: partitionOf, resultStream: resultStream };

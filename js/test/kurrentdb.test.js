@@ -175,3 +175,53 @@ test('review 6: linkTo refuses a sequence number no event can have; one event em
     assert.match(result.errors[0].message, pattern, call);
   }
 });
+
+// Results (outputState, transformBy, filterBy, outputTo) and $created.
+const XBOX = `fromAll().when({
+  $init: function () { return { count: 0 }; },
+  ItemAdded: function (s, e) { if (e.body.Description.indexOf('Xbox One S') >= 0) s.count += 1; }
+})`;
+const items = ['Xbox One S 1TB (Console)', 'Gears of War 4', 'Xbox One S 500GB (Console)'].map((d, i) =>
+  rec(i + 1, 'shoppingCart-' + i, { $type: 'ItemAdded', $id: 'e' + i, Description: d }));
+const written = (result, name) => (result.changes[name].emits || []).map((e) => [e.streamId, e.eventType, e.data]);
+
+test("KurrentDB's tutorial with outputState(): a Result per change of the state, where the projection may write events", () => {
+  const result = applied({ 'xbox-one-s-counter.js': XBOX + '.outputState()' }, items, { emits: ['xbox_one_s_counter'] });
+  assert.deepEqual(written(result, 'xbox_one_s_counter'), [
+    ['projections-xbox_one_s_counter-result', 'Result', { count: 1 }],
+    ['projections-xbox_one_s_counter-result', 'Result', { count: 2 }]]);
+  const elsewhere = applied({ 'xbox-one-s-counter.js': XBOX + '.outputState()' }, items);
+  assert.deepEqual(elsewhere.errors, []);
+  assert.equal(elsewhere.changes.xbox_one_s_counter.emits, undefined, 'no results where it may not write events');
+  assert.deepEqual({ ...elsewhere.changes.xbox_one_s_counter.upserts }, { xbox_one_s_counter: { count: 2 } });
+});
+
+test('transformBy and filterBy shape the result, filterBy by exactly true; resultStreamName names its stream', () => {
+  const source = "options({ resultStreamName: 'xboxes' });\n" + XBOX +
+    '.transformBy(function (s) { return { Total: s.count }; }).filterBy(function (r) { return r.Total > 1 ? true : 1; })';
+  const result = applied({ 'x.js': source }, items, { emits: ['x'] });
+  assert.deepEqual(written(result, 'x'), [['xboxes', 'ResultRemoved', {}], ['xboxes', 'Result', { Total: 2 }]]);
+  const plain = applied({ 'x.js': XBOX + '.transformBy(function (s) { return s.count; })' }, items, { emits: ['x'] });
+  assert.deepEqual(written(plain, 'x').map((e) => e[2]), [{ value: 1 }, { value: 2 }], 'a result that is not an object is its value');
+});
+
+test("a partition's results go to outputTo's pattern; $created runs once per partition, before its first handler", () => {
+  const source = `fromCategory('shoppingCart').foreachStream().when({
+    $init: function () { return { count: 0 }; },
+    $created: function (s, e) { s.createdBy = e.eventId; emit('audit', 'CartOpened', { cart: e.streamId }); return 'ignored'; },
+    ItemAdded: function (s) { s.count += 1; }
+  }).outputState().outputTo('carts', 'cart-{0}-result')`;
+  const twice = [items[0], { ...rec(4, 'shoppingCart-0', { $type: 'ItemAdded', $id: 'e9', Description: 'x' }) }];
+  const result = applied({ 'c.js': source }, twice, { emits: ['c'] });
+  assert.deepEqual(result.errors, []);
+  assert.deepEqual({ ...result.changes.c.upserts }, { 'shoppingCart-0': { count: 2, createdBy: 'e0' } });
+  assert.deepEqual(written(result, 'c'), [
+    ['audit', 'CartOpened', { cart: 'shoppingCart-0' }],
+    ['cart-shoppingCart-0-result', 'Result', { count: 1, createdBy: 'e0' }],
+    ['cart-shoppingCart-0-result', 'Result', { count: 2, createdBy: 'e0' }]]);
+});
+
+test('the result chain refuses what is not a function, and outputTo what is not text', () => {
+  refused('t.js', "fromAll().when({ $any: function () {} }).transformBy(42)", /transformBy\(\) takes a function of the state, not a number/);
+  refused('t.js', "fromAll().when({ $any: function () {} }).outputTo(7)", /outputTo\(\) takes a result stream/);
+});

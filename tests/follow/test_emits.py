@@ -278,3 +278,60 @@ def test_review_6_an_application_cannot_append_what_passes_for_an_emitted_event_
                 app.execute("select pge_append(%s)", (Jsonb(message),))
             assert caught.value.sqlstate == "JP400", message
     assert store.streams(["shipment-x", "order-1", "a-1", "links"]) == {}
+
+
+# KurrentDB's results: Result events, written by the daemon where the projection may write events.
+XBOX = """
+fromAll()
+.when({
+    $init: function(){ return { count: 0 } },
+    ItemAdded: function(s,e){ if(e.body.Description.indexOf("Xbox One S") >= 0){ s.count += 1; } }
+})
+"""
+CARTS = [
+    ("shoppingCart-b989fe21-9469-4017-8d71-9820b8dd1164", "Xbox One S 1TB (Console)"),
+    ("shoppingCart-b989fe21-9469-4017-8d71-9820b8dd1164", "Gears of War 4"),
+    ("shoppingCart-b989fe21-9469-4017-8d71-9820b8dd1165", "Xbox One S 500GB (Console)"),
+    ("shoppingCart-b989fe21-9469-4017-8d71-9820b8dd1165", "Xbox One Elite Controller"),
+    ("shoppingCart-b989fe21-9469-4017-8d71-9820b8dd1166", "Xbox One S Minecraft Edition (Console)"),
+    ("shoppingCart-b989fe21-9469-4017-8d71-9820b8dd1166", "Fifa 2016 (Xbox)"),
+    ("shoppingCart-b989fe21-9469-4017-8d71-9820b8dd1167", "Xbox One Elite (Console)"),
+]
+
+
+def add_items(store: EventStore) -> None:
+    for cart, description in CARTS:
+        store.append({"id": cart, "type": "shoppingCart", "data": {"$type": "ItemAdded", "Description": description}})
+
+
+def results(store: EventStore, stream: str) -> list[tuple[str, dict]]:
+    return [(e.type, e.data) for e in store.fetch_stream(stream).events]
+
+
+@pytest.mark.parametrize("when", ["built", "followed"])
+def test_kurrentdbs_documented_results_are_result_events_in_its_result_streams(
+    store: EventStore, dsn: str, when: str
+) -> None:
+    """KurrentDB's tutorial with .outputState() (its result stream read newest first: count 3, 2, 1), the same
+    with options({resultStreamName: "xboxes"}), and custom.md's transformBy; whether built or followed."""
+    files = [
+        {"file": "xbox-one-s-counter.js", "source": XBOX + ".outputState()"},
+        {"file": "renamed.js", "source": 'options({ resultStreamName: "xboxes" });' + XBOX + ".outputState()"},
+        {"file": "totals.js", "source": XBOX + ".transformBy(function (state) { return {Total: state.count} })"},
+    ]
+    names = ["xbox_one_s_counter", "renamed", "totals"]
+    if when == "built":
+        add_items(store)
+    deploy(store, files, lifecycles=dict.fromkeys(names, "async"), emits=names)
+    Daemon(dsn, page_size=2).run(until_caught_up=True)
+    if when == "followed":
+        add_items(store)
+        Daemon(dsn, page_size=2).run(until_caught_up=True)
+    counts = [("Result", {"count": n}) for n in (1, 2, 3)]
+    assert results(store, "projections-xbox_one_s_counter-result") == counts
+    assert results(store, "xboxes") == counts
+    assert results(store, "projections-totals-result") == [("Result", {"Total": n}) for n in (1, 2, 3)]
+    assert fetch_view(store, "xbox_one_s_counter") == {"xbox_one_s_counter": {"count": 3}}
+    rebuild(store, "xbox_one_s_counter")
+    Daemon(dsn).run(until_caught_up=True)
+    assert results(store, "projections-xbox_one_s_counter-result") == counts, "a rebuild writes no result twice"

@@ -1,8 +1,8 @@
-// transformBy shapes KurrentDB's result, which jsproj does not store yet: refused by name at load, not ignored.
+// transformBy shapes KurrentDB's result: a function of the state, checked when the file loads, as KurrentDB does.
 fromStream('account-1')
 .when({
   $init: function () { return { count: 0 }; },
   myEventType: function (state) { state.count += 1; }
 })
-.transformBy(function (state) { return { Total: state.count }; })
+.transformBy({ Total: 'count' })
 .outputState();
