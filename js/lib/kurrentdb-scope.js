@@ -10,6 +10,10 @@
 var kurrentdb = jsproj.kurrentdb, definitionError = jsproj.definitionError, isPlainObject = jsproj.isPlainObject;
 var typeName = jsproj.typeName;
 
+function hasOwnKey(object, key) {
+  return Object.prototype.hasOwnProperty.call(object, key);
+}
+
 function scopeFor(projector, file) {
   var spec = null, options = {}, refusals = { message: null };
 
@@ -40,6 +44,7 @@ function scopeFor(projector, file) {
     outputState: loading('outputState()', function () { spec.results.produces = true; return shaped; }), outputTo: outputTo });
   var afterWhen = shaped;
   var when = loading('when()', function (handlers) {
+    spec.biState = options.bistate === true || (isPlainObject(handlers) && hasOwnKey(handlers, '$initShared'));
     kurrentdb.checkHandlers(spec, handlers);
     var definition = kurrentdb.definitionOf(spec, handlers), made = spec;
     projector.projectView(spec.name)
@@ -97,6 +102,10 @@ function scopeFor(projector, file) {
       if (spec !== null && !spec.defined) {
         throw definitionError(file, spec.name + ': a KurrentDB projection needs .when({...}) after its selector', spec.name);
       }
+      if (spec && spec.biState && spec.results.produces) {
+        throw definitionError(file, spec.name + ': results of a bi-state projection are not supported by jsproj (its state is ' +
+          'one document of the shared state and every partition\'s)', spec.name);
+      }
       if (options.reorderevents === true && !(spec && spec.source.streams && spec.source.streams.length > 1)) {
         throw definitionError(file, 'options: reorderEvents needs fromStreams() of more than one stream', spec && spec.name);
       }
@@ -109,11 +118,8 @@ function checkOption(file, key, value) {
   var type = kurrentdb.OPTION_TYPES[key.toLowerCase()];
   if (!type) throw definitionError(file, 'options: Unrecognized option: ' + key, null);
   if (typeof value !== type) throw definitionError(file, 'options: Invalid value for ' + key + ': it must be a ' + type + ', not ' + typeName(value), null);
-  if (key.toLowerCase() === 'bistate' && value) {
-    throw definitionError(file, 'options: biState (shared state) is not supported by jsproj yet', null);
-  }
   if (key.toLowerCase() === '$includelinks' && value) {
-    throw definitionError(file, 'options: $includeLinks cannot apply: jsproj stores no link events', null);
+    throw definitionError(file, 'options: $includeLinks cannot apply: jsproj gives projections no link events (readers resolve them)', null);
   }
   return value;
 }

@@ -26,10 +26,8 @@ var NAMES = SELECTORS.concat(['options'], OUTPUTS);
 // options() keys as KurrentDB matches them (letter case aside), with their types.
 var OPTION_TYPES = { resultstreamname: 'string', $includelinks: 'boolean', reorderevents: 'boolean',
   processinglag: 'number', bistate: 'boolean' };
-var HANDLER_KEYS = ['$init', '$any', '$deleted', '$created'];
-var NOT_YET = {
-  $initShared: 'shared state ($initShared, biState)'
-};
+var HANDLER_KEYS = ['$init', '$initShared', '$any', '$deleted', '$created'];
+var hasOwn = Object.prototype.hasOwnProperty;
 var NAME_CHARACTERS = /[-. ]/g;
 
 // KurrentDB's default category rule ($by_category, "first" -): the stream id
@@ -124,6 +122,20 @@ function answered(state, result) {
   return result;
 }
 
+function biStateDefinition(spec, handlers) {
+  var definition = {}, named = 0;
+  if (handlers.$init) definition.$init = function () { return projected(spec, handlers.$init, []); };
+  var call = biStateOf(spec, handlers, definition);
+  Object.keys(handlers).forEach(function (key) {
+    if (key.charAt(0) === '$' && key !== '$any') return;
+    if (key !== '$any') named += 1;
+    var fn = handlers[key];
+    definition[key] = call(function (pair, event) { return answered(pair, projected(spec, fn, [pair, event])); });
+  });
+  if (named === 0 && !definition.$any) definition.$any = call(function (pair, event) { return [event.body, pair[1]]; });
+  return definition;
+}
+
 // KurrentDB's result of a state: the chain of transformBy and filterBy (a transform's null or undefined, a
 // filter's answer that is not true, make it null), run on the state itself, as KurrentDB does.
 function resultOf(spec, state) {
@@ -167,6 +179,7 @@ function withResult(spec, state, partition, handle) {
 // and $deleted (a stream's tombstone) called with KurrentDB's arguments, its answer ignored.
 function definitionOf(spec, handlers) {
   var definition = {}, named = 0, createdFor = null;   // the event whose fold ran $init (jsproj.current: clock.js)
+  if (spec.biState) return biStateDefinition(spec, handlers);
   function call(fn) {
     return function (state, evt, meta) {
       var partition = partitionOf(spec, evt, meta), event = envelope(evt, meta, partition, spec);
@@ -206,7 +219,6 @@ function checkHandlers(spec, handlers) {
     throw definitionError(spec.file, spec.name + ': when() needs an object of handlers, not ' + typeName(handlers), spec.name);
   }
   Object.keys(handlers).forEach(function (key) {
-    if (NOT_YET[key]) throw definitionError(spec.file, spec.name + ': ' + NOT_YET[key] + ' are not supported by jsproj yet', spec.name);
     if (key.charAt(0) === '$' && HANDLER_KEYS.indexOf(key) < 0) {
       throw definitionError(spec.file, spec.name + ': unknown handler ' + key + ' (known: ' + HANDLER_KEYS.join(', ') +
         ', and event types)', spec.name);
@@ -218,6 +230,37 @@ function checkHandlers(spec, handlers) {
   if (handlers.$deleted && spec.partition !== 'stream') {
     throw definitionError(spec.file, spec.name + ': Deleted stream notifications are only supported with foreachStream()', spec.name);
   }
+  if (handlers.$deleted && spec.biState) {
+    throw definitionError(spec.file, spec.name + ': Cannot handle deletes in bi-state projections', spec.name);
+  }
+}
+
+// A bi-state projection ($initShared, options({biState: true})): one document, {"shared": the shared
+// state, "partitions": {partition: its state}}, so that a handler gets both states of one fold (the
+// engine folds one document per handler call: a skipped event is taken out of both). Each handler gets
+// [partition state, shared state], KurrentDB's pair, and answers by its rule; null resets the partition.
+function biStateOf(spec, handlers, definition) {
+  var init = definition.$init, initShared = handlers.$initShared;
+  definition.$init = function () {
+    return { shared: initShared ? projected(spec, initShared, []) : {}, partitions: {} };
+  };
+  function call(fn) {
+    return function (doc, evt, meta) {
+      var partition = partitionOf(spec, evt, meta), event = envelope(evt, meta, partition, spec);
+      var parts = doc.partitions, fresh = !hasOwn.call(parts, partition);
+      var pair = [fresh ? (init ? init() : {}) : parts[partition], doc.shared];
+      if (fresh && handlers.$created) projected(spec, handlers.$created, [pair, event]);
+      var next = fn(pair, event);
+      if (next === DELETE) { delete parts[partition]; return doc; }
+      if (!Array.isArray(next) || next.length !== 2) {
+        throw new TypeError('a bi-state handler answers [partition state, shared state] (or undefined, or null), not ' + typeName(next));
+      }
+      Object.defineProperty(parts, partition, { value: next[0], writable: true, enumerable: true, configurable: true });
+      doc.shared = next[1];
+      return doc;
+    };
+  }
+  return call;
 }
 
 // What a selector's arguments select: {all}, {streams}, {categories} or {matching}.
@@ -269,7 +312,8 @@ function partitionOf(spec, evt, meta) {
 function identify(spec, evt, meta) {
   if (evt.$type === jsproj.emits.LINK || !selects(spec.source, meta)) return null;   // (KurrentDB's readers skip links too)
   var partition = partitionOf(spec, evt, meta);
-  return partition === '' ? spec.name : partition;
+  if (partition === null) return null;
+  return partition === '' || spec.biState ? spec.name : partition;   // (a bi-state projection is one document)
 }
 
 jsproj.kurrentdb = { NAMES: NAMES, SELECTORS: SELECTORS, OUTPUTS: OUTPUTS, OPTION_TYPES: OPTION_TYPES,

@@ -38,8 +38,8 @@ test('a selector without when() is refused, never left defining nothing', () => 
 test('options are KurrentDB\'s, letter case aside, and what cannot apply is refused by name', () => {
   refused('O.js', "options({ colour: 'red' }); fromAll().when({});", /options: Unrecognized option: colour/);
   refused('O.js', "options({ processingLag: 'soon' }); fromAll().when({});", /options: Invalid value for processingLag: it must be a number, not a string/);
-  refused('O.js', "options({ BISTATE: true }); fromAll().when({});", /biState \(shared state\) is not supported/);
-  refused('O.js', "options({ $includeLinks: true }); fromAll().when({});", /jsproj stores no link events/);
+  loadFile('O.js', "options({ BISTATE: true }); fromAll().when({});");
+  refused('O.js', "options({ $includeLinks: true }); fromAll().when({});", /jsproj gives projections no link events/);
   refused('O.js', "options({ reorderEvents: true }); fromStream('a').when({});", /reorderEvents needs fromStreams\(\) of more than one stream/);
   loadFile('O.js', "options({ reorderEvents: true, processingLag: 100 }); fromStreams('a', 'b').when({});");
 });
@@ -49,7 +49,9 @@ test('the chain offers only what KurrentDB offers after each step', () => {
   refused('C.js', "fromCategories('a', 'b').foreachStream().when({});", /foreachStream projections are not supported/);
   refused('P.js', "fromAll().partitionBy(function (e) { return 'k'; }).foreachStream().when({});", /foreachStream is not a function/);
   refused('D.js', "fromAll().when({ $deleted: function () {} });", /Deleted stream notifications are only supported with foreachStream\(\)/);
-  refused('I.js', "fromAll().when({ $initShared: function () { return {}; } });", /shared state \(\$initShared, biState\) are not supported by jsproj yet/);
+  refused('I.js', "fromCategory('a').foreachStream().when({ $initShared: function () { return {}; }, $deleted: function () {} });",
+    /Cannot handle deletes in bi-state projections/);
+  refused('R.js', "fromAll().when({ $initShared: function () { return {}; } }).outputState();", /results of a bi-state projection are not supported/);
   refused('U.js', "fromAll().when({ $unknown: function () {} });", /unknown handler \$unknown/);
   refused('F.js', "fromStream(42).when({});", /fromStream\(\) takes stream ids \(text\), not a number/);
 });
@@ -224,4 +226,14 @@ test("a partition's results go to outputTo's pattern; $created runs once per par
 test('the result chain refuses what is not a function, and outputTo what is not text', () => {
   refused('t.js', "fromAll().when({ $any: function () {} }).transformBy(42)", /transformBy\(\) takes a function of the state, not a number/);
   refused('t.js', "fromAll().when({ $any: function () {} }).outputTo(7)", /outputTo\(\) takes a result stream/);
+});
+
+test('a bi-state handler answers a pair: anything else fails the event, and a skipped event leaves both states as they were', () => {
+  const source = `fromAll().foreachStream().when({ $initShared: function () { return { n: 0 }; },
+    A: function (s) { s[1].n += 1; s[0].n = (s[0].n || 0) + 1; }, B: function (s) { s[1].n += 100; return { no: 'pair' }; } })`;
+  const result = applied({ 'b.js': source }, [rec(1, 'x-1', { $type: 'A', $id: 'a' }), rec(2, 'x-2', { $type: 'B', $id: 'b' }),
+    rec(3, 'x-1', { $type: 'A', $id: 'c' })], { onError: { b: 'skip' } });
+  assert.equal(result.errors.length, 1);
+  assert.match(result.errors[0].message, /a bi-state handler answers \[partition state, shared state\]/);
+  assert.deepEqual(JSON.parse(JSON.stringify(result.changes.b.upserts)), { b: { shared: { n: 2 }, partitions: { 'x-1': { n: 2 } } } });
 });
