@@ -14,6 +14,7 @@
 // the handler, even one that catches the error: no event is dropped silently.
 
 var clone = jsproj.clone, typeName = jsproj.typeName, isPlainObject = jsproj.isPlainObject;
+var hasOwn = Object.prototype.hasOwnProperty;
 
 var MAX_PER_EVENT = 1000;   // events one projection may emit for one event
 var MAX_TEXT_PER_EVENT = 1048576;   // characters of JSON (bodies and metadata) one projection may emit for one event
@@ -72,7 +73,8 @@ function streamOf(fn, streamId) {
 // A JSON object of projection code's, copied; refused where it could not be an event's.
 function objectOf(fn, what, value) {
   if (!isPlainObject(value)) refuse(fn + ': ' + what + ' must be an object, not ' + typeName(value));
-  var copy = clone(value), reason = jsproj.unstorable(copy);
+  var copy = clone(value), reason = jsproj.unstorable(copy);   // (copied as JSON: a toJSON may give anything)
+  if (!isPlainObject(copy)) refuse(fn + ': ' + what + ' must be an object as JSON, not ' + typeName(copy));
   if (reason) refuse(fn + ': ' + what + ' cannot be stored: ' + reason);
   if (JSON.stringify(copy).length > jsproj.MAX_DOCUMENT_SIZE) {
     refuse(fn + ': ' + what + ' is larger than ' + jsproj.MAX_DOCUMENT_SIZE + ' characters of JSON');
@@ -134,7 +136,7 @@ function emit(streamId, eventType, body, metadata) {
   if (eventType.length > 255) refuse('emit(): the event type is longer than 255 characters');
   if (eventType.charAt(0) === '$') refuse('emit(): the event type ' + JSON.stringify(eventType) + ' starts with $: those are jsproj\'s');
   var data = objectOf('emit()', 'the body', body);
-  if (Object.prototype.hasOwnProperty.call(data, '$type') || Object.prototype.hasOwnProperty.call(data, '$id')) {
+  if (hasOwn.call(data, '$type') || hasOwn.call(data, '$id')) {
     refuse('emit(): the body has a $type or $id key: the event type and id are jsproj\'s');
   }
   record('emit()', streamId, eventType, data, metadataOf('emit()', metadata));
@@ -148,7 +150,11 @@ function writing() {
 // A KurrentDB result (Result, ResultRemoved) to its result stream, checked as an emit.
 function result(streamId, eventType, data) {
   streamOf('outputState()', streamId);
-  record('outputState()', streamId, eventType, objectOf('outputState()', 'the result', data), {});
+  var copy = objectOf('outputState()', 'the result', data);
+  if (hasOwn.call(copy, '$type') || hasOwn.call(copy, '$id')) {
+    refuse('outputState(): the result has a $type or $id key: an event\'s type and id are jsproj\'s');
+  }
+  record('outputState()', streamId, eventType, copy, { $result: true });
 }
 
 // KurrentDB's linkTo(streamId, event[, metadata]): a link event ($>) to the event's stream and sequence number.

@@ -38,6 +38,7 @@ function scopeFor(projector, file) {
     }
     spec.results.stream = stream;
     spec.results.pattern = pattern === undefined ? null : pattern;
+    spec.results.produces = true;   // (as KurrentDB's documentation and prelude have it; its Jint runtime needs outputState too)
     return Object.freeze({});
   });
   var shaped = Object.freeze({ transformBy: step('transformBy()', false), filterBy: step('filterBy()', true),
@@ -101,6 +102,13 @@ function scopeFor(projector, file) {
       if (refusals.message) throw definitionError(file, refusals.message, spec && spec.name);   // caught while it loaded
       if (spec !== null && !spec.defined) {
         throw definitionError(file, spec.name + ': a KurrentDB projection needs .when({...}) after its selector', spec.name);
+      }
+      if (spec) {
+        [spec.results.stream, options.resultstreamname, spec.results.pattern].forEach(function (name) {
+          if (typeof name === 'string' && name.charAt(0) === '$') {
+            throw definitionError(file, spec.name + ': result stream ' + JSON.stringify(name) + ' starts with $: jsproj has no system streams', spec.name);
+          }
+        });
       }
       if (spec && spec.biState && spec.results.produces) {
         throw definitionError(file, spec.name + ': results of a bi-state projection are not supported by jsproj (its state is ' +

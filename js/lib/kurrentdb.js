@@ -165,8 +165,10 @@ function withResult(spec, state, partition, handle) {
   var before = state === null ? null : JSON.stringify(state);
   var next = handle();
   var after = next === DELETE ? null : JSON.stringify(next);
-  if (after !== before) {
-    var result = next === DELETE ? null : resultOf(spec, next);
+  if (after !== before) {   // (the chain gets a copy: a transform changes the state nowhere, results written or not)
+    var result = next === DELETE ? null : resultOf(spec, JSON.parse(after));
+    var text = result === null ? undefined : JSON.stringify(result);   // the value rule: a Date's text, NaN as null...
+    result = text === undefined ? null : JSON.parse(text);
     var data = result === null ? {} : isPlainObject(result) ? result : { value: result };
     jsproj.emits.result(resultStream(spec, partition), result === null ? 'ResultRemoved' : 'Result', data);
   }
@@ -252,8 +254,9 @@ function biStateOf(spec, handlers, definition) {
       if (fresh && handlers.$created) projected(spec, handlers.$created, [pair, event]);
       var next = fn(pair, event);
       if (next === DELETE) { delete parts[partition]; return doc; }
-      if (!Array.isArray(next) || next.length !== 2) {
-        throw new TypeError('a bi-state handler answers [partition state, shared state] (or undefined, or null), not ' + typeName(next));
+      if (!Array.isArray(next) || next.length !== 2 || next[0] == null || next[1] == null) {   // (== null: undefined too)
+        throw new TypeError('a bi-state handler answers [partition state, shared state], each a value (or undefined: the ' +
+          'pair as changed, or null: the partition reset), not ' + (Array.isArray(next) ? JSON.stringify(next) : typeName(next)));
       }
       Object.defineProperty(parts, partition, { value: next[0], writable: true, enumerable: true, configurable: true });
       doc.shared = next[1];
@@ -308,9 +311,16 @@ function partitionOf(spec, evt, meta) {
   return key;
 }
 
+// Whether an event is a projection's result (emits.js marks them; no application can: pge_append refuses
+// $projection). KurrentDB's result streams are system streams, which no projection reads; neither do links.
+function isResult(meta) {
+  var m = meta.metadata;
+  return m !== null && typeof m === 'object' && m.$result === true && typeof m.$projection === 'string';
+}
+
 // The document of an event (the view's key): its partition, the root's being the projection's name.
 function identify(spec, evt, meta) {
-  if (evt.$type === jsproj.emits.LINK || !selects(spec.source, meta)) return null;   // (KurrentDB's readers skip links too)
+  if (evt.$type === jsproj.emits.LINK || isResult(meta) || !selects(spec.source, meta)) return null;
   var partition = partitionOf(spec, evt, meta);
   if (partition === null) return null;
   return partition === '' || spec.biState ? spec.name : partition;   // (a bi-state projection is one document)

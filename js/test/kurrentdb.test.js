@@ -237,3 +237,31 @@ test('a bi-state handler answers a pair: anything else fails the event, and a sk
   assert.match(result.errors[0].message, /a bi-state handler answers \[partition state, shared state\]/);
   assert.deepEqual(JSON.parse(JSON.stringify(result.changes.b.upserts)), { b: { shared: { n: 2 }, partitions: { 'x-1': { n: 2 } } } });
 });
+
+// Review 7 (a blind attack on results, shared state and $created): each break, kept.
+test('review 7: results are values as JSON has them; a result or body that is not an object as JSON is refused, never stored', () => {
+  const chain = (transform) => applied({ 'r.js': XBOX + `.transformBy(function (s) { return ${transform}; })` }, items.slice(0, 1), { emits: ['r'] });
+  assert.deepEqual(written(chain('new Date(0)'), 'r').map((e) => e[2]), [{ value: '1970-01-01T00:00:00.000Z' }]);
+  assert.deepEqual(written(chain('new Number(3)'), 'r').map((e) => e[2]), [{ value: 3 }]);
+  assert.deepEqual(written(chain("{ n: NaN }"), 'r').map((e) => e[2]), [{ n: null }]);
+  assert.match(chain("{ $type: 'Evil', n: 1 }").errors[0].message, /the result has a \$type or \$id key/);
+  const body = applied({ 'e.js': "fromAll().when({ A: function () { emit('s', 'T', new Date(0)); } })" },
+    [rec(1, 'x-1', { $type: 'A', $id: 'a' })], { emits: ['e'] });
+  assert.match(body.errors[0].message, /the body must be an object as JSON, not a string/);
+});
+
+test('review 7: outputTo alone writes results; a transform that changes the state changes it nowhere', () => {
+  const source = XBOX + ".transformBy(function (s) { s.count += 100; return s; }).outputTo('r9')";
+  const allowed = applied({ 'o.js': source }, items.slice(0, 1), { emits: ['o'] });
+  assert.deepEqual(written(allowed, 'o'), [['r9', 'Result', { count: 101 }]]);
+  const elsewhere = applied({ 'o.js': source }, items.slice(0, 1));
+  assert.deepEqual({ ...allowed.changes.o.upserts }, { o: { count: 1 } });
+  assert.deepEqual({ ...elsewhere.changes.o.upserts }, { o: { count: 1 } });
+  refused('n.js', "options({ resultStreamName: '$res' }); " + XBOX + '.outputState()', /result stream "\$res" starts with \$/);
+});
+
+test("review 7: a bi-state answer keeps both states values: a pair with undefined or null fails the event", () => {
+  const result = applied({ 'b.js': "fromAll().when({ $initShared: function () { return { t: 0 }; }, A: function () { return [undefined, undefined]; } })" },
+    [rec(1, 'x-1', { $type: 'A', $id: 'a' })]);
+  assert.match(result.errors[0].message, /each a value/);
+});

@@ -335,3 +335,27 @@ def test_kurrentdbs_documented_results_are_result_events_in_its_result_streams(
     rebuild(store, "xbox_one_s_counter")
     Daemon(dsn).run(until_caught_up=True)
     assert results(store, "projections-xbox_one_s_counter-result") == counts, "a rebuild writes no result twice"
+
+
+# Review 7 (a blind attack on results, shared state and $created): each break, kept.
+
+
+def test_review_7_a_projection_never_reads_results_and_one_whose_results_are_dates_stops_the_daemon_for_no_one(
+    store: EventStore, dsn: str
+) -> None:
+    files = [
+        {"file": "fa.js", "source": "fromAll().when({ $init: function () { return { n: 0 }; }, "
+         "$any: function (s) { s.n += 1; } }).outputState();"},
+        {"file": "dates.js", "source": "fromCategory('cart').foreachStream().when({ Add: function () { return new Date(0); } })"
+         ".transformBy(function (s) { return new Date(0); }).outputState();"},
+        {"file": "good.js", "source": "fromAll().when({ $any: function (s) { s.n = (s.n || 0) + 1; } });"},
+    ]  # fmt: skip
+    names = ["fa", "dates", "good"]
+    deploy(store, files, lifecycles=dict.fromkeys(names, "async"), emits=["fa", "dates"])
+    store.append(stream_id="cart-1", type="cart", events=[{"$type": "Add"}])
+    Daemon(dsn).run(until_caught_up=True)  # (before: a raw DatabaseError ended it, and every projection with it)
+    Daemon(dsn).run(until_caught_up=True)  # (before: fa counted its own results, up to an emit chain of 16)
+    assert fetch_view(store, "fa") == {"fa": {"n": 1}}
+    assert results(store, "projections-fa-result") == [("Result", {"n": 1})]
+    assert results(store, "projections-dates-cart-1-result") == [("Result", {"value": "1970-01-01T00:00:00.000Z"})]
+    assert fetch_view(store, "good") == {"good": {"n": 1}}, "built and following: no KurrentDB projection reads results"
