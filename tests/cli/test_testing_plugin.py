@@ -1,7 +1,10 @@
-"""The pytest plugin (jsproj.testing), run by pytest itself on a copy of the quest project in a subprocess.
+"""The pytest plugin (jsproj.testing), run by pytest itself on a copy of the quest project.
 
-The subprocess loads the plugin through its ``pytest11`` entry point, as a
-user's pytest does; the store fixtures are pointed at the database the
+Each run is a pytest session of its own in this process (pytester's
+in-process runs: a subprocess per run cost ~7 s of a loaded machine's time,
+mostly imports), which loads the plugin through its ``pytest11`` entry
+point as a user's pytest does; one run is a real ``pytest`` subprocess, as
+a user starts it. The store fixtures are pointed at the database the
 session's own fixtures started (``--jsproj-dsn``).
 """
 
@@ -21,7 +24,7 @@ from jsproj import testing
 from jsproj.tools import default_database as embedded
 from test_docs import blocks
 
-pytestmark = pytest.mark.slow  # pytest itself in a subprocess per test
+pytestmark = pytest.mark.slow  # pytest itself per test
 
 pytest_plugins = ["pytester"]
 
@@ -47,11 +50,17 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
     return pytester
 
 
+#: The user's project has only the jsproj plugin to try: hypothesis's and xdist's (installed for jsproj's own
+#: suite) are left out.
+ONLY_JSPROJ = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:xdist")
+
+
 def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
-    # The user's project has only the jsproj plugin to try: hypothesis's and xdist's (installed for jsproj's own
-    # suite) are left out of the child, which saves their imports in each of these runs.
-    return project.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:xdist",
-                                        *args, timeout=240)  # fmt: skip
+    return project.runpytest_inprocess(*ONLY_JSPROJ, *args)
+
+
+def run_as_a_user_does(project: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return project.runpytest_subprocess(*ONLY_JSPROJ, *args, timeout=240)
 
 
 def schemas(dsn: str, like: str) -> set[str]:
@@ -65,7 +74,7 @@ def test_every_spec_is_an_item_and_passes(project: pytest.Pytester) -> None:
     items = [line for line in collected.outlines if "::" in line]
     assert {item.split("::", 1)[1] for item in items} == SPEC_NAMES
     assert {item.split("::")[0] for item in items} == {"specs/arrival.json", "specs/party.json"}
-    run(project, "-v").assert_outcomes(passed=3)
+    run_as_a_user_does(project, "-v").assert_outcomes(passed=3)
 
 
 def test_a_broken_spec_fails_naming_the_spec_and_the_difference(project: pytest.Pytester) -> None:
