@@ -382,19 +382,23 @@ def test_a_file_that_never_finishes_loading_is_stopped_by_the_limit_not_by_kill(
 @pytest.mark.parametrize("engine", engine_params(["plpython", *LANGUAGES]))
 def test_a_load_the_session_stopped_is_run_again_by_the_next_call(store: EventStore, dsn: str, engine: str) -> None:
     """A cancel or the session's statement_timeout says nothing of the load (only jsproj's own limit does):
-    the next call loads again, and is stopped again, rather than answered from the first."""
+    the next call loads again, and is stopped again, rather than answered from the first.
+
+    The session's first call starts the engine (in PLV8 and PL/JS: the context's lock-down) with no
+    statement_timeout, so that the ones after stop in the file's load alone: a timeout that landed in the
+    lock-down on a busy machine left a context that could not be locked down again (left as known)."""
     if engine != "plpython":
         require_language(dsn, engine)
     deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD.replace("3e7", "1")}], engine=engine, timeout=60)
-    with psycopg.connect(dsn, autocommit=True) as owner:
+    with psycopg.connect(dsn, autocommit=True) as session, psycopg.connect(dsn, autocommit=True) as owner:
+        session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")  # started
         owner.execute("update pge_projection_definitions set source = 'for (;;) {}'")  # never loads (not checked)
         owner.execute("update pge_engine set generation = generation + 1")
-    with psycopg.connect(dsn, autocommit=True) as session:
         session.execute("set statement_timeout = '300ms'")
         for _ in range(2):
             with pytest.raises(psycopg.errors.QueryCanceled):
                 session.execute("""select pge_append('{"id": "s", "type": "T", "data": {"$type": "Go"}}')""")
-        assert session.execute("select count(*) from pge_events").fetchone() == (0,)
+        assert session.execute("select count(*) from pge_events").fetchone() == (1,), "only the first"
 
 
 def engine_limits(dsn: str, *, timeout: float = 10, memory_limit: int = 256) -> None:

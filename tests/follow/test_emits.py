@@ -179,7 +179,7 @@ def test_after_three_kills_mid_page_and_a_rebuild_every_emitted_event_exists_exa
             # Its own pages: the killed one's backend may still commit the page it was sent before the kill.
             wait_until(lambda pid=daemon.pid: registered(dsn, pid))
             before = progress(dsn, "shipping")[1]
-            wait_until(lambda: progress(dsn, "shipping")[1] > before)
+            wait_until(lambda before=before: progress(dsn, "shipping")[1] > before)
             daemon.send_signal(signal.SIGKILL)
         finally:
             daemon.wait(timeout=30)
