@@ -170,8 +170,12 @@ function installBuiltins() {
     return { [name]() { return fn.apply(this, arguments); } }[name];
   };
   define(Array.prototype, 'sort', method('sort', sort), 1);
-  WALKERS.forEach(function (name) {
-    var builtin = Array.prototype[name];
+  // (as the engine made them: a lockdown stopped in this step runs it again, lockdown.js)
+  var builtins = jsproj.madeOnce('arrayWalkers', function () {
+    return WALKERS.map(function (name) { return Array.prototype[name]; });
+  });
+  WALKERS.forEach(function (name, i) {
+    var builtin = builtins[i];
     if (typeof builtin === 'function') define(Array.prototype, name, bounded(name, builtin), builtin.length);
   });
   define(String.prototype, 'normalize', method('normalize', jsproj.unicodeNormalize), 0);

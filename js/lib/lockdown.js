@@ -44,14 +44,27 @@ function removeAsync() {
   }
 }
 
+// What a step of the lockdown makes once: `make()` the first time, the same
+// value when the step runs again after a stop (see jsproj.lockdown), so that
+// what it defined for good is defined again with the same value.
+function once(name, make) {
+  var made = realm.lockdownMade || (realm.lockdownMade = Object.create(null));
+  if (!(name in made)) made[name] = make();
+  return made[name];
+}
+jsproj.madeOnce = once;
+
 // No code from text: eval and every function constructor refuse.
 function removeCodeGeneration() {
-  var FunctionStandIn = refuse('the Function constructor', 'Function');
-  Object.defineProperty(FunctionStandIn, 'prototype', { value: Function.prototype });
+  var FunctionStandIn = once('Function', function () {
+    var stand = refuse('the Function constructor', 'Function');
+    Object.defineProperty(stand, 'prototype', { value: Function.prototype });
+    return stand;
+  });
   var prototypes = [Function.prototype, Object.getPrototypeOf(function* () {})];
-  try {
-    prototypes.push(Object.getPrototypeOf(new Function('return async function () {}')()));
-    prototypes.push(Object.getPrototypeOf(new Function('return async function* () {}')()));
+  try {  // (the realm's Function: the global may be the stand-in already, in a step run again)
+    prototypes.push(Object.getPrototypeOf(new realm.Function('return async function () {}')()));
+    prototypes.push(Object.getPrototypeOf(new realm.Function('return async function* () {}')()));
   } catch (e) { /* an engine without async functions */ }
   prototypes.forEach(function (proto) {
     Object.defineProperty(proto, 'constructor', { value: FunctionStandIn, writable: false, enumerable: false, configurable: false });
@@ -82,8 +95,8 @@ function standIn(name, real, stand, copied) {
 // is not configurable): a function that calls the real one, with the pinned
 // properties only.
 function symbolStandIn(keep) {
-  var real = Symbol;
-  standIn('Symbol', real, { Symbol(value) { return real(value); } }.Symbol, function (key) {
+  var real = once('Symbol', function () { return Symbol; });
+  standIn('Symbol', real, once('SymbolStandIn', function () { return { Symbol(value) { return real(value); } }.Symbol; }), function (key) {
     return keep.indexOf(jsproj.surfaceKeyName(key)) >= 0 && key !== 'name';
   });
 }
@@ -92,14 +105,16 @@ function symbolStandIn(keep) {
 // with it is refused when the file loads: scan.js): a constructor that calls
 // the real one, with its static properties and its prototype.
 function regExpWithoutFlagV() {
-  var Real = RegExp;
-  function RegExpStandIn(pattern, flags) {
-    if (flags !== undefined && String(flags).indexOf('v') >= 0) {
-      throw new SyntaxError("Invalid flags supplied to RegExp constructor '" + String(flags) + "': the flag v is not part of jsproj's JavaScript");
-    }
-    return new.target === undefined ? Real.apply(undefined, arguments)
-      : Reflect.construct(Real, arguments, new.target === RegExpStandIn ? Real : new.target);
-  }
+  var Real = once('RegExp', function () { return RegExp; });
+  var RegExpStandIn = once('RegExpStandIn', function () {
+    return function RegExpStandIn(pattern, flags) {
+      if (flags !== undefined && String(flags).indexOf('v') >= 0) {
+        throw new SyntaxError("Invalid flags supplied to RegExp constructor '" + String(flags) + "': the flag v is not part of jsproj's JavaScript");
+      }
+      return new.target === undefined ? Real.apply(undefined, arguments)
+        : Reflect.construct(Real, arguments, new.target === RegExpStandIn ? Real : new.target);
+    };
+  });
   standIn('RegExp', Real, RegExpStandIn, function (key) { return key !== 'prototype'; });
   Object.defineProperty(RegExpStandIn, 'prototype', { value: Real.prototype, writable: false, enumerable: false, configurable: false });
 }
@@ -257,27 +272,43 @@ function freezeGlobal(writable) {
 // `writable`: globals the host redeclares (kept, see freezeGlobal); `keep`:
 // the host's other globals (kept). None of them is in a projection file's
 // scope (load.js), and every operation refuses a call while another runs (host.js).
+//
+// In PLV8 and PL/JS the lockdown runs in a call that a cancel or a
+// statement_timeout may stop anywhere, and nothing can catch that: the next
+// call takes it up again with the same engine (sql/engines/javascript.sql),
+// here from the step that was stopped. Each step may run again after a part
+// of it ran: what it defines for good it makes once (`once`), and what it
+// freezes it walks whole again (a new record of what is hardened). Projection
+// code runs only once every step has.
 jsproj.lockdown = function lockdown(ops, writable, keep) {
   if (realm.lockedDown) throw jsproj.fail('EngineError', 'the sandbox is locked down already');
-  realm.lockedDown = true;
   writable = writable || [];
-  removeAsync();
-  removeGlobals(writable.concat(keep || [], ops && ops.length ? ['__jsprojCall'] : []));
-  removeCodeGeneration();
-  deterministicTime();
-  jsproj.installBuiltins();
-  regExpWithoutFlagV();
-  pinSurface();
-  if (ops && ops.length) {
-    var host = jsproj.host, allowed = ops.slice();
-    // A method: no `prototype` object to share.
-    var call = { __jsprojCall(op, text) {
+  var steps = [
+    removeAsync,
+    function () { removeGlobals(writable.concat(keep || [], ops && ops.length ? ['__jsprojCall'] : [])); },
+    removeCodeGeneration,
+    deterministicTime,
+    jsproj.installBuiltins,
+    regExpWithoutFlagV,
+    pinSurface,
+    function () { if (ops && ops.length) entryPoint(ops); },
+    function () { hardenIntrinsics(writable); },
+    function () { [jsproj.ClockDate, jsproj.ClockMath, jsproj.DELETE].forEach(jsproj.harden); },
+    function () { freezeGlobal(writable); }
+  ];
+  realm.hardened = new WeakSet();  // (a stopped walk marked objects whose insides it had not frozen yet)
+  for (var done = realm.lockdownSteps || 0; done < steps.length; realm.lockdownSteps = ++done) steps[done]();
+  realm.lockedDown = true;
+};
+
+// The frozen global __jsprojCall(op, text): the operations `ops` of the host.
+function entryPoint(ops) {
+  var host = jsproj.host, allowed = ops.slice();
+  var call = once('__jsprojCall', function () {
+    return { __jsprojCall(op, text) {  // a method: no `prototype` object to share
       if (allowed.indexOf(op) < 0) throw new Error('unknown operation');
       return host[op](text);
     } }.__jsprojCall;
-    Object.defineProperty(globalThis, '__jsprojCall', { value: call });
-  }
-  hardenIntrinsics(writable);
-  [jsproj.ClockDate, jsproj.ClockMath, jsproj.DELETE].forEach(jsproj.harden);
-  freezeGlobal(writable);
-};
+  });
+  Object.defineProperty(globalThis, '__jsprojCall', { value: call });
+}

@@ -37,6 +37,7 @@ if (call === undefined) {
     var execute = language.execute, collect = language.gc;
     var engines = Object.create(null);
     var realm = null;   // the context's realm (js/lib/realm.js), made by the first store's engine
+    var locking = null; // the engine locking the context down, kept if a stop left that unfinished
     var refused = leftovers();
 
     // What JavaScript that ran in this context before jsproj left where
@@ -114,12 +115,20 @@ if (call === undefined) {
       state.failed = null;
       if (state.host) state.host.dispose();   // a redeploy: what the old engine's projections held goes
       var bundle = query('select bundle from ' + schema + '.pge_engine')[0].bundle;
-      var host = realEval(bundle)(realm);
+      var host = null;
       if (realm === null) {
-        var locked = JSON.parse(host.lockdown(JSON.stringify({ ops: [], writable: [ENTRY], keep: [HOLDER] })));
-        if (locked.error) return JSON.stringify(locked);
-        realm = host.realm;
+        // A lockdown a cancel or statement_timeout stopped is taken up again where it stopped, by the
+        // engine that began it: its realm holds the real compilers the lockdown took away (lockdown.js).
+        // (It may have been stopped after its last step, on its way back: then it is done.)
+        if (locking === null) host = locking = realEval(bundle)(null);
+        if (!locking.realm.lockedDown) {
+          var locked = JSON.parse(locking.lockdown(JSON.stringify({ ops: [], writable: [ENTRY], keep: [HOLDER] })));
+          if (locked.error) return JSON.stringify(locked);
+        }
+        realm = locking.realm;
+        locking = null;
       }
+      if (host === null) host = realEval(bundle)(realm);   // (this store's own bundle, in the context's realm)
       state.host = host;
       var rows = query('select file, source from ' + schema + '.pge_deployed_files()');
       var loaded = JSON.parse(host.load(JSON.stringify(rows.map(function (r) { return { file: r.file, source: r.source }; }))));
@@ -156,8 +165,9 @@ if (call === undefined) {
     var MARK = 'jsproj.engine_call', context = Math.random().toString(36).slice(2), calls = 0, mark = null;
 
     function endStopped() {
-      if (realm === null || !realm.busy) return;
-      if (query('select current_setting($1, true) as mark', [MARK])[0].mark !== mark) realm.busy = false;
+      var shared = realm !== null ? realm : locking !== null ? locking.realm : null;
+      if (shared === null || !shared.busy) return;
+      if (query('select current_setting($1, true) as mark', [MARK])[0].mark !== mark) shared.busy = false;
     }
 
     function run(token, schema, op, payload) {

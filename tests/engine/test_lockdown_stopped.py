@@ -1,0 +1,130 @@
+"""A lockdown stopped midway (js/lib/lockdown.js) is taken up again and ends as one never stopped.
+
+In PLV8 and PL/JS the context's lockdown runs in the first engine call of a
+backend, which a cancel or a statement_timeout may stop anywhere: nothing can
+catch that. The next call takes it up again with the same engine
+(sql/engines/javascript.sql). Here real V8 stops it at points spread over
+its own measured length (the in-database bundle, in mini-racer, whose time
+limit stops V8 as PLV8's does), and real PLV8 and PL/JS have the first call
+of new sessions stopped by statement_timeout at points spread over its length.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+from jsproj.engine.bundle import database_bundle
+from jsproj.engine.worker import V8_FLAGS
+from jsproj.projections.deploy import deploy
+from jsproj.projections.views import fetch_view
+from jsproj.store.sync import EventStore
+
+from conformance_hosts import LANGUAGES, engine_params, require_language
+
+LOCK = json.dumps({"ops": [], "writable": [], "keep": []})
+POINTS = 12
+
+#: The world a lockdown leaves, as projection code would find it: every object reachable from the global
+#: object (and its prototypes), frozen or not, each property's attributes in their order; and what refuses.
+FINGERPRINT = r"""(function () {
+  var seen = new Set(), out = [], queue = [[globalThis, 'globalThis']];
+  while (queue.length) {
+    var item = queue.shift(), object = item[0], path = item[1];
+    if (seen.has(object)) continue;
+    seen.add(object);
+    out.push(path + (Object.isFrozen(object) ? ' frozen' : '') + (Object.isExtensible(object) ? ' extensible' : ''));
+    Reflect.ownKeys(object).forEach(function (key) {
+      var d = Object.getOwnPropertyDescriptor(object, key), name = path + '.' + String(key);
+      var flags = ['writable', 'enumerable', 'configurable'].filter(function (k) { return d[k]; }).join(',');
+      out.push(name + ' ' + flags + ('value' in d ? ' ' + typeof d.value : ' accessor'));
+      ['value', 'get', 'set'].forEach(function (k) {
+        var v = d[k];
+        if (v !== null && (typeof v === 'object' || typeof v === 'function')) queue.push([v, name + (k === 'value' ? '' : '@' + k)]);
+      });
+    });
+    var proto = Object.getPrototypeOf(object);
+    if (proto !== null) queue.push([proto, path + '.__proto__']);
+  }
+  function refused(run) { try { run(); return 'ran'; } catch (e) { return e.name + ': ' + e.message; } }
+  out.push(refused(function () { eval('1'); }), refused(function () { Function('return 1')(); }),
+    refused(function () { (async function () {}).constructor('return 1'); }),
+    refused(function () { (function* () {}).constructor('return 1'); }),
+    refused(function () { Promise.resolve(1).then(function () {}); }), refused(function () { new RegExp('x', 'v'); }),
+    refused(function () { Date.now(); }), refused(function () { globalThis.stash = 1; }));
+  return JSON.stringify(out);
+})()"""
+
+
+@contextmanager
+def engine_context() -> Iterator[tuple[Any, Any]]:
+    """A new V8 context with the in-database engine evaluated in it, as PLV8's first call makes one."""
+    from py_mini_racer import MiniRacer, init_mini_racer
+
+    init_mini_racer(flags=V8_FLAGS, ignore_duplicate_init=True)
+    racer = MiniRacer()
+    try:
+        yield racer, racer.eval(f"({database_bundle()[0]})(null)")
+    finally:
+        racer.close()
+
+
+def test_a_lockdown_stopped_at_any_point_ends_as_one_never_stopped() -> None:
+    from py_mini_racer import JSTimeoutException
+
+    with engine_context() as (racer, host):
+        started = time.perf_counter()
+        assert json.loads(host["lockdown"](LOCK)) == {"ok": True}
+        length = time.perf_counter() - started
+        whole = racer.eval(FINGERPRINT)
+    stopped_in = set()
+    for point in range(1, POINTS):
+        with engine_context() as (racer, host):
+            try:
+                host["lockdown"](LOCK, timeout_sec=length * point / POINTS)
+            except JSTimeoutException:
+                realm = host["realm"]
+                stopped_in.add(realm["lockdownSteps"])
+                realm["busy"] = False  # what javascript.sql's next call does: the stopped call has ended
+                if not realm["lockedDown"]:  # (else stopped on its way back, done: javascript.sql asks too)
+                    assert json.loads(host["lockdown"](LOCK)) == {"ok": True}, f"stopped at {point}/{POINTS}"
+            assert racer.eval(FINGERPRINT) == whole, f"stopped at {point}/{POINTS} of {length:.3f} s"
+    assert stopped_in, "no point stopped the lockdown: the test proved nothing"
+
+
+COUNTER = "projections.aggregate('Counter').by({ Add: function (s) { s.n = (s.n || 0) + 1; } });"
+ADD = """select pge_append('{"id": "c", "type": "Counter", "data": {"$type": "Add"}}')"""
+
+
+@pytest.mark.parametrize("engine", engine_params(LANGUAGES))
+def test_a_first_call_stopped_anywhere_leaves_a_session_whose_next_call_works(
+    store: EventStore, dsn: str, engine: str
+) -> None:
+    """Found by CI: a statement_timeout that landed in PLV8's lockdown left a context every later call of the
+    session failed in ("Cannot redefine property: constructor"), until it reconnected."""
+    require_language(dsn, engine)
+    deploy(store, [{"file": "Counter.js", "source": COUNTER}], engine=engine)
+    with psycopg.connect(dsn, autocommit=True) as session:
+        started = time.perf_counter()
+        session.execute(ADD)
+        first = time.perf_counter() - started  # the engine's start, the file's load and the call
+    added, cancelled = 1, 0
+    for point in range(1, POINTS):
+        with psycopg.connect(dsn, autocommit=True) as session:
+            session.execute(f"set statement_timeout = {max(1, round(first * 1000 * point / POINTS))}")
+            try:
+                session.execute(ADD)
+                added += 1
+            except psycopg.errors.QueryCanceled:
+                cancelled += 1
+            session.execute("set statement_timeout = 0")
+            session.execute(ADD)  # the next call of the same session
+            added += 1
+    assert fetch_view(store, "Counter") == {"Counter": {"n": added}}
+    assert cancelled, "no first call was stopped: the test proved nothing"
