@@ -385,8 +385,8 @@ def test_a_load_the_session_stopped_is_run_again_by_the_next_call(store: EventSt
     the next call loads again, and is stopped again, rather than answered from the first.
 
     The session's first call starts the engine (in PLV8 and PL/JS: the context's lock-down) with no
-    statement_timeout, so that the ones after stop in the file's load alone: a timeout that landed in the
-    lock-down on a busy machine left a context that could not be locked down again (left as known)."""
+    statement_timeout, so that the ones after stop in the file's load alone (a stop in the lock-down:
+    test_lockdown_stopped.py)."""
     if engine != "plpython":
         require_language(dsn, engine)
     deploy(store, [{"file": "Spin.js", "source": SPIN_AT_LOAD.replace("3e7", "1")}], engine=engine, timeout=60)
