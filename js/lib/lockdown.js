@@ -135,9 +135,9 @@ function sameEverywhere(objects) {
   ['caller', 'arguments'].forEach(function (name) {
     Object.defineProperty(Function.prototype, name, { get: poison, set: poison, enumerable: false, configurable: true });
   });
-  // (the functions it uses are taken first: it moves Object.defineProperty itself)
-  var ownKeys = Reflect.ownKeys, describe = Object.getOwnPropertyDescriptor;
-  var define = Object.defineProperty, remove = Reflect.deleteProperty;
+  // (the functions it uses are taken first, once: it moves Object.defineProperty itself)
+  var taken = reflection(), ownKeys = taken.ownKeys, describe = taken.describe, define = taken.define;
+  var remove = taken.remove;
   var moves = function (object, keys) {
     var movable = function (key) { return describe(object, key).configurable; };
     var wanted = keys.filter(function (key) { return !movable(key); })
@@ -152,10 +152,28 @@ function sameEverywhere(objects) {
     var symbols = keys.filter(function (key) { return typeof key === 'symbol'; });
     moves(object, names).concat(moves(object, symbols)).forEach(function (key) {
       var descriptor = describe(object, key);
+      realm.lockdownMove = { object: object, key: key, descriptor: descriptor };  // (see finishMove)
       remove(object, key);
       define(object, key, descriptor);
     });
   });
+  realm.lockdownMove = null;
+}
+
+// What moving properties uses, as the engine made it (a move stopped halfway takes one away from its object).
+function reflection() {
+  return once('reflection', function () {
+    return { ownKeys: Reflect.ownKeys, describe: Object.getOwnPropertyDescriptor, define: Object.defineProperty,
+      remove: Reflect.deleteProperty };
+  });
+}
+
+// A move a stop cut between its delete and its define (Object.defineProperty itself, maybe) is finished before
+// anything else of the step runs again: else that property would be lost for good.
+function finishMove() {
+  var move = realm.lockdownMove, taken = reflection();
+  if (move && taken.describe(move.object, move.key) === undefined) taken.define(move.object, move.key, move.descriptor);
+  realm.lockdownMove = null;
 }
 
 // jsproj's JavaScript (surface.js): each surface object keeps its pinned
@@ -164,6 +182,7 @@ function sameEverywhere(objects) {
 // capture stacks), and any other pinned property it lacks means this host is
 // older than jsproj's JavaScript (an error, naming them).
 function pinSurface() {
+  finishMove();
   var pinned = jsproj.PINNED_SURFACE, keyName = jsproj.surfaceKeyName, lacking = [], stuck = [];
   var symbol = Object.getOwnPropertyDescriptor(Symbol, 'dispose');
   if (symbol && !symbol.configurable) symbolStandIn(pinned.Symbol);

@@ -90,7 +90,7 @@ def test_a_lockdown_stopped_at_any_point_ends_as_one_never_stopped() -> None:
                 host["lockdown"](LOCK, timeout_sec=length * point / POINTS)
             except JSTimeoutException:
                 realm = host["realm"]
-                stopped_in.add(realm["lockdownSteps"])
+                stopped_in.add(realm.get("lockdownSteps", 0))
                 realm["busy"] = False  # what javascript.sql's next call does: the stopped call has ended
                 if not realm["lockedDown"]:  # (else stopped on its way back, done: javascript.sql asks too)
                     assert json.loads(host["lockdown"](LOCK)) == {"ok": True}, f"stopped at {point}/{POINTS}"
@@ -128,3 +128,77 @@ def test_a_first_call_stopped_anywhere_leaves_a_session_whose_next_call_works(
             added += 1
     assert fetch_view(store, "Counter") == {"Counter": {"n": added}}
     assert cancelled, "no first call was stopped: the test proved nothing"
+
+
+def test_a_lockdown_cut_between_moving_a_property_away_and_back_finishes_the_move() -> None:
+    """Found by an adversarial review (helper 27, PL/JS): a stop between the delete and the define that move a
+    built-in's property to its place (Object.defineProperty among them) lost it, and every later call failed
+    ("not a function"). The cut is made here on a lockdown really stopped in that step (pinSurface)."""
+    from py_mini_racer import JSTimeoutException
+
+    with engine_context() as (racer, host):
+        assert json.loads(host["lockdown"](LOCK)) == {"ok": True}
+        whole = racer.eval(FINGERPRINT)
+    # (a move can be cut only once the step has taken what moving uses: then it is cut, or it was already)
+    cut = """(function (realm) {
+      if (!realm.lockdownMade || !realm.lockdownMade.reflection) return false;
+      if (!realm.lockdownMove) {
+        realm.lockdownMove = { object: Object, key: 'defineProperty',
+          descriptor: Object.getOwnPropertyDescriptor(Object, 'defineProperty') };
+        delete Object.defineProperty;
+      }
+      return true;
+    })"""
+    for point in range(1, 4 * POINTS):
+        with engine_context() as (racer, host):
+            try:
+                host["lockdown"](LOCK, timeout_sec=0.001 * point)
+            except JSTimeoutException:
+                realm = host["realm"]
+                if realm.get("lockdownSteps", 0) != PIN_SURFACE or not racer.eval(cut)(realm):
+                    continue
+                realm["busy"] = False
+                assert json.loads(host["lockdown"](LOCK)) == {"ok": True}
+                assert racer.eval(FINGERPRINT) == whole
+                return
+    pytest.fail("no stop landed in pinSurface: the test proved nothing")
+
+
+PIN_SURFACE = 6  # the lockdown's step that moves properties (js/lib/lockdown.js)
+
+WRITER = """projections.projectEvent('Secret').named('Writer').by(function (e) {
+  var r = [];
+  [function () { projections.DELETE.toString.prototype.smuggled = e.secret; },
+   function () { projections.DELETE.toString.smuggled = e.secret; },
+   function () { projections.DELETE.smuggled = e.secret; }].forEach(function (write) {
+    try { write(); r.push('wrote'); } catch (x) { r.push('refused'); }
+  });
+  return { $id: e.k, result: r };
+});"""
+READER = """projections.projectEvent('Ping').named('Reader').by(function (e) {
+  var f = projections.DELETE.toString, p = f.prototype;
+  return { $id: e.k, seen: [p && p.smuggled, f.smuggled, projections.DELETE.smuggled].map(function (v) {
+    return v === undefined ? null : v; }) };
+});"""
+
+
+@pytest.mark.parametrize("engine", engine_params(LANGUAGES))
+def test_a_later_engine_of_a_context_hands_its_files_nothing_one_can_write_and_another_read(
+    store: EventStore, dsn: str, engine: str
+) -> None:
+    """Found by an adversarial review (helper 27): the engine a context's lockdown hardened froze
+    projections.DELETE whole, but an engine made after it (another store's served first in the backend, a
+    redeploy, a lockdown taken up again) left its toString's prototype open: one projection wrote an event's
+    data there and another read it."""
+    require_language(dsn, engine)
+    with EventStore(dsn, schema="first", max_size=1) as first:
+        first.migrate()
+        deploy(first, [{"file": "Counter.js", "source": COUNTER}], engine=engine)
+    files = [{"file": "A_Writer.js", "source": WRITER}, {"file": "B_Reader.js", "source": READER}]
+    deploy(store, files, engine=engine)
+    with psycopg.connect(dsn, autocommit=True) as session:
+        session.execute(ADD.replace("pge_append", "first.pge_append"))  # the context's first engine: first's
+        for message in ({"$type": "Secret", "k": "w", "secret": "s3cret"}, {"$type": "Ping", "k": "r"}):
+            session.execute("select pge_append(%s::jsonb)", (json.dumps({"id": "x", "type": "X", "data": message}),))
+    assert fetch_view(store, "Writer", "w") == {"$id": "w", "result": ["refused", "refused", "refused"]}
+    assert fetch_view(store, "Reader", "r") == {"$id": "r", "seen": [None, None, None]}
