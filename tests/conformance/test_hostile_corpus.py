@@ -3,7 +3,7 @@
 tests/hostile/Hostile.js holds one attack per event type (docs/security.md
 lists where each came from). Each runs in every host -- the Python host's
 worker, Node's locked-down context, and inline in PostgreSQL with plpython3u,
-PLV8 and PL/JS -- with a time limit of 0.25 s. An attack of ERRORS must end
+PLV8 and PL/JS -- with a time limit of 1 s. An attack of ERRORS must end
 as an error that names projection Hostile (in PLV8, a V8 out-of-memory that V8
 cannot survive may end the session instead: FATAL 53200, that session only);
 every other attack must give the same view in every host. PostgreSQL never
@@ -38,7 +38,10 @@ from conftest import running_cluster
 
 CORPUS = Path(__file__).resolve().parents[1] / "hostile"
 SOURCE = (CORPUS / "Hostile.js").read_text("utf-8")
-TIMEOUT = 0.25
+#: Far past what an honest call takes on a busy machine: an in-database engine's first call (its context's
+#: start, ~0.1 s here, counted in the limit), a no-op handler after a hoard (a collection of a full heap), with
+#: the machine's cores shared by four (at 0.25 s, a run beside another load saw each of them pass it).
+TIMEOUT = 1.0
 MEMORY = 64 * 1024 * 1024
 #: Attacks that must end as an error naming the projection; every other attack gives a view.
 ERRORS = (
@@ -102,7 +105,7 @@ def server() -> Iterator[Cluster]:
         yield cluster
 
 
-def store_dsn(server: Cluster, engine: str) -> str:
+def store_dsn(server: Cluster, engine: str, timeout: float = TIMEOUT) -> str:
     """A database of the module's cluster with Hostile.js deployed inline on ``engine``."""
     with psycopg.connect(server.dsn, autocommit=True) as admin:
         admin.execute(f"drop database if exists hostile_{engine}")
@@ -110,7 +113,7 @@ def store_dsn(server: Cluster, engine: str) -> str:
     dsn = server.dsn.replace("dbname=jsproj", f"dbname=hostile_{engine}")
     with EventStore(dsn, max_size=1) as store:
         deploy(store, [{"file": "Hostile.js", "source": SOURCE}], engine=engine, lifecycles={"Hostile": "inline"},
-               timeout=TIMEOUT, memory_limit=MEMORY)  # fmt: skip
+               timeout=timeout, memory_limit=MEMORY)  # fmt: skip
     return dsn
 
 
@@ -258,16 +261,16 @@ def test_catching_out_of_memory_again_and_again_never_crashes_pljs(server: Clust
     under it (deploy/pg-js/pljs-06-backtrace-holds-its-error.patch). Once per corpus run was luck; four in a
     row, each in a fresh session, catch it two times in five without the patch (1 - (7/8)^4).
 
-    And each ends at jsproj's time limit (0.25 s), well before a statement_timeout of 3 s: a failed allocation
+    And each ends at jsproj's time limit (0.5 s), well before a statement_timeout of 5 s: a failed allocation
     counted for nothing towards QuickJS's interrupt checks, and each turn of the loop cost a garbage collection,
-    so the attack ran ~7 s, 30 times its limit (deploy/pg-js/pljs-08-out-of-memory-polls-interrupts.patch)."""
+    so the attack ran ~7 s past a limit of 0.25 s (deploy/pg-js/pljs-08-out-of-memory-polls-interrupts.patch)."""
     require_language(server.dsn, "pljs")
-    dsn = store_dsn(server, "pljs")
+    dsn = store_dsn(server, "pljs", timeout=0.5)
     with psycopg.connect(server.dsn, autocommit=True) as sentinel:
         (started,) = sentinel.execute("select pg_postmaster_start_time()").fetchone()
         for _ in range(4):
-            session = Session(dsn, bound="3s")
+            session = Session(dsn, bound="5s")
             got = session.run("HoardCaught")
             session.close()
-            assert got.get("error") == "projection Hostile ran past the time limit of 0.25 s", got
+            assert got.get("error") == "projection Hostile ran past the time limit of 0.5 s", got
         assert sentinel.execute("select pg_postmaster_start_time()").fetchone() == (started,)
