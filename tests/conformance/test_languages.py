@@ -182,6 +182,7 @@ def test_a_file_that_loops_while_it_loads_is_stopped_and_the_connection_goes_on(
     with EventStore(dsn, max_size=1) as store:
         deploy(store, [{"file": "Spinner.js", "source": SPIN_IN_HANDLER}], engine=language)
     with psycopg.connect(dsn, autocommit=True) as owner:  # its owner changes it behind jsproj check's back
+        append(owner, "s", "Go")  # the context started (its start counts in the limit): the file's load alone below
         owner.execute("update pge_projection_definitions set source = %s", (SPIN_AT_LOAD,))
         owner.execute("select pge_set_engine_settings(0.3, 256, python_path) from pge_engine")  # a new generation
         for _ in range(2):  # the second answers from the first, without running the file again
@@ -268,9 +269,13 @@ def test_a_store_never_sees_the_clock_another_store_left_after_a_cancel(dsn: str
     """Two stores served by one connection share one JavaScript context: a call of one stopped halfway
     (its event's clock running) leaves nothing the other's code can read, at load time or in a handler."""
     with EventStore(dsn, schema="first", max_size=1) as a, EventStore(dsn, schema="second", max_size=1) as b:
-        deploy(a, [{"file": "Stuck.js", "source": STOPPED_WITH_A_CLOCK}], engine=language, timeout=0.3)
-        deploy(b, [{"file": "Clock.js", "source": READS_THE_CLOCK}], engine=language, timeout=0.3)
+        deploy(a, [{"file": "Stuck.js", "source": STOPPED_WITH_A_CLOCK}], engine=language)
+        deploy(b, [{"file": "Clock.js", "source": READS_THE_CLOCK}], engine=language)
     with psycopg.connect(dsn, autocommit=True) as session:  # one backend, one context for both
+        # The context started by a call with no handler to run (its start counts in the limit), then 0.3 s.
+        session.execute("""select first.pge_append('{"id": "y", "type": "T", "data": {"$type": "Start"}}')""")
+        session.execute("select first.pge_set_engine_settings(0.3, 256, python_path) from first.pge_engine")
+        session.execute("select second.pge_set_engine_settings(0.3, 256, python_path) from second.pge_engine")
         with pytest.raises(psycopg.Error, match="projection Stuck ran past the time limit"):
             session.execute("""select first.pge_append('{"id": "x", "type": "T", "timestamp": "2001-02-03T04:05:06Z",
                                                           "data": {"$type": "Go"}}')""")

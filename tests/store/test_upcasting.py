@@ -136,8 +136,15 @@ def test_an_upcaster_in_the_database_gets_no_more_than_a_handler(store: EventSto
     """In every in-database engine (the Python host's sandbox: tests/engine/test_upcasters.py)."""
     if engine in ("plv8", "pljs"):
         require_language(dsn, engine)
-    deploy(store, HOSTILE_UPCASTERS, engine=engine, lifecycles={"Seen": "inline"}, timeout=0.25)
-    store.append({"id": "h", "type": "H", "data": [{"$type": "ReachHost"}] + [{"$type": "Keep", "marks": []}] * 3})
+    deploy(store, HOSTILE_UPCASTERS, engine=engine, lifecycles={"Seen": "inline"})
+    with EventStore(dsn, max_size=1) as one:  # one backend: its context started, the limit below is the calls'
+        one.append({"id": "h", "type": "H", "data": [{"$type": "ReachHost"}] + [{"$type": "Keep", "marks": []}] * 3})
+        with psycopg.connect(dsn, autocommit=True) as owner:
+            owner.execute("select pge_set_engine_settings(0.25, 256, python_path) from pge_engine")
+        upcasters_get_no_more_than_a_handler(one)
+
+
+def upcasters_get_no_more_than_a_handler(store: EventStore) -> None:
     seen = export_views(store)["aggregates"]["Seen"]
     assert seen == {"reach": UPCASTER_REACHES_NOTHING, "keeps": [["changed in place"]] * 3}
     assert [e.data for e in store.fetch_stream("h").events[1:]] == [{"marks": []}] * 3, "the stored log is as appended"
