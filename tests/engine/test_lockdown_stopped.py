@@ -137,7 +137,9 @@ def test_a_lockdown_cut_between_moving_a_property_away_and_back_finishes_the_mov
     from py_mini_racer import JSTimeoutException
 
     with engine_context() as (racer, host):
+        started = time.perf_counter()
         assert json.loads(host["lockdown"](LOCK)) == {"ok": True}
+        length = time.perf_counter() - started
         whole = racer.eval(FINGERPRINT)
     # (a move can be cut only once the step has taken what moving uses: then it is cut, or it was already)
     cut = """(function (realm) {
@@ -149,10 +151,10 @@ def test_a_lockdown_cut_between_moving_a_property_away_and_back_finishes_the_mov
       }
       return true;
     })"""
-    for point in range(1, 4 * POINTS):
+    for point in range(1, 4 * POINTS):  # (pinSurface is the longest step: most points land in it)
         with engine_context() as (racer, host):
             try:
-                host["lockdown"](LOCK, timeout_sec=0.001 * point)
+                host["lockdown"](LOCK, timeout_sec=length * point / (4 * POINTS))
             except JSTimeoutException:
                 realm = host["realm"]
                 if realm.get("lockdownSteps", 0) != PIN_SURFACE or not racer.eval(cut)(realm):
