@@ -618,6 +618,24 @@ def test_sql_prints_a_deployment_for_a_dba() -> None:
     assert jsproj("sql", "--projections", str(QUEST / "projections")).returncode == 2, "--engine is required"
 
 
+def test_sql_takes_the_policies_deploy_takes_and_its_script_deploys_them(dsn: str) -> None:
+    """--on-error, --partitions and --emit, as `jsproj deploy` takes them (the script lacked them: a DBA's
+    deployment could not let a projection emit, nor dead-letter, nor split it)."""
+    policies = ("--lifecycle", "Party=async", "--on-error", "Party=dead-letter", "--partitions", "Party=2",
+                "--emit", "Party")  # fmt: skip
+    script = jsproj("sql", "--engine", "plpython", "--projections", str(QUEST / "projections"), *policies)
+    assert script.returncode == 0, script.stderr
+    with psycopg.connect(dsn) as owner:  # applied in one transaction, as the DBA's psql -1 does
+        owner.execute(script.stdout.encode())
+        row = owner.execute("select lifecycle, on_error, partitions, emits from pge_projection_definitions "
+                            "where name = 'Party'").fetchone()  # fmt: skip
+    assert row == ("async", "dead-letter", 2, True)
+    inline = jsproj("sql", "--engine", "plpython", "--projections", str(QUEST / "projections"), "--emit", "Party")
+    assert inline.returncode == 1 and "--emit Party: only async projections write events" in inline.stderr
+    unknown = jsproj("sql", "--engine", "plpython", "--projections", str(QUEST / "projections"), "--emit", "Nope")
+    assert unknown.returncode == 1 and "--emit names projections that are not defined: Nope" in unknown.stderr
+
+
 def test_sql_takes_the_schema_from_the_flag_the_environment_and_jsproj_toml(tmp_path: Path) -> None:
     (tmp_path / "jsproj.toml").write_text(
         '[jsproj]\nschema = "from_toml"\nprojections = "%s"\n' % (QUEST / "projections")

@@ -426,6 +426,9 @@ def deployment_sql(
     schema: str = "public",
     lifecycles: Mapping[str, str] | None = None,
     indexes: Mapping[str, Sequence[str]] | None = None,
+    on_error: Mapping[str, str] | None = None,
+    partitions: Mapping[str, int] | None = None,
+    emits: Sequence[str] = (),
     prune: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
@@ -439,11 +442,12 @@ def deployment_sql(
     (``upcasting``: :attr:`Projections.upcasting <jsproj.engine.projections.Projections.upcasting>`) and the
     definitions, and rebuilds the documents of new and changed stored projections. The
     deployed projections the set lacks are removed only with ``prune``
-    (else the script stops there, changing nothing).
+    (else the script stops there, changing nothing). ``on_error``, ``partitions`` and ``emits`` are
+    :func:`deploy`'s.
     """
     check_schema(schema)
     schema_sql = sql.Identifier(schema).as_string()
-    rows = definitions(sources, infos, engine, lifecycles or {}, indexes=indexes)
+    rows = definitions(sources, infos, engine, lifecycles or {}, on_error, partitions, indexes, emits)
     files = upcaster_files(sources, upcasting, infos)
     if engine not in DATABASE_ENGINES:
         raise errors.InputError(f"jsproj sql writes the SQL of an in-database engine ({', '.join(DATABASE_ENGINES)})")

@@ -53,6 +53,33 @@ lifecycle_option = click.option(
 )
 
 
+on_error_option = click.option(
+    "--on-error",
+    "on_error",
+    multiple=True,
+    metavar="NAME=stop|dead-letter",
+    callback=_usage("parse_on_error"),
+    help="What an async projection does when a handler throws: stop (the default) or dead-letter the event and go on.",
+)
+partitions_option = click.option(
+    "--partitions",
+    "partitions",
+    multiple=True,
+    metavar="NAME=N",
+    callback=_usage("parse_partitions"),
+    help="Split an async stream or view projection into N partitions by document key, so that up to N daemons "
+    "share it (default 1).",
+)
+emit_option = click.option(
+    "--emit",
+    "emits",
+    multiple=True,
+    metavar="NAME",
+    help="Let async projection NAME write events (KurrentDB's emit and linkTo), appended by the daemon exactly "
+    "once (repeatable; docs/from-kurrentdb.md#emit-and-linkto). Without it, a handler that emits fails.",
+)
+
+
 python_path_option = click.option(
     "--python-path",
     metavar="DIR",
@@ -72,31 +99,9 @@ python_path_option = click.option(
     "  [env var: JSPROJ_ENGINE; default: engine in jsproj.toml, else python]",
 )
 @lifecycle_option
-@click.option(
-    "--on-error",
-    "on_error",
-    multiple=True,
-    metavar="NAME=stop|dead-letter",
-    callback=_usage("parse_on_error"),
-    help="What an async projection does when a handler throws: stop (the default) or dead-letter the event and go on.",
-)
-@click.option(
-    "--partitions",
-    "partitions",
-    multiple=True,
-    metavar="NAME=N",
-    callback=_usage("parse_partitions"),
-    help="Split an async stream or view projection into N partitions by document key, so that up to N daemons "
-    "share it (default 1).",
-)
-@click.option(
-    "--emit",
-    "emits",
-    multiple=True,
-    metavar="NAME",
-    help="Let async projection NAME write events (KurrentDB's emit and linkTo), appended by the daemon exactly "
-    "once (repeatable; docs/from-kurrentdb.md#emit-and-linkto). Without it, a handler that emits fails.",
-)
+@on_error_option
+@partitions_option
+@emit_option
 @click.option(
     "--prune",
     is_flag=True,
@@ -234,6 +239,9 @@ def _report_lines(report: DeployReport) -> list[str]:
     help="Schema of the store's tables.  [env var: JSPROJ_SCHEMA; default: schema in jsproj.toml, else public]",
 )
 @lifecycle_option
+@on_error_option
+@partitions_option
+@emit_option
 @click.option("--prune", is_flag=True, help="Remove the deployed projections the folder no longer has.")
 @python_path_option
 @sandbox_options
@@ -242,6 +250,9 @@ def sql_command(
     engine: str,
     schema: str | None,
     lifecycles: dict[str, str],
+    on_error: dict[str, str],
+    partitions: dict[str, int],
+    emits: tuple[str, ...],
     prune: bool,
     python_path: str | None,
     timeout: float,
@@ -258,6 +269,7 @@ def sql_command(
     Examples:
       jsproj sql --engine plpython > deploy.sql
       psql -v ON_ERROR_STOP=1 -1 -f deploy.sql
+      jsproj sql --engine plv8 --lifecycle order_shipping=async --emit order_shipping > deploy.sql
     """
     from jsproj.engine.projections import Projections, read_folder
     from jsproj.projections.deploy import DEFAULT_PYTHON_PATH, deployment_sql
@@ -273,6 +285,9 @@ def sql_command(
                 schema=chosen_schema,
                 lifecycles=lifecycles,
                 indexes=project_file().indexes,
+                on_error=on_error,
+                partitions=partitions,
+                emits=emits,
                 prune=prune,
                 timeout=timeout,
                 memory_limit=memory_limit,
