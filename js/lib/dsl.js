@@ -14,10 +14,12 @@ var LIFECYCLES = ['inline', 'async', 'live'];
 var SPECIAL_KEYS = ['$init', '$any', '$deleted'];
 var DELETED = '$deleted';
 
-// Returned by a handler to delete its document. One value every file of an engine gets, frozen whole here: an engine made in a context locked down already
-// (another store's in PLV8 and PL/JS, a renewed sandbox, a lockdown taken up again) has no lockdown to harden
-// it, and a function's `prototype` object left open was a way from one projection to another (an adversarial
-// review: tests/engine/test_lockdown_stopped.py). Its toString is a method: no `prototype` at all.
+// Returned by a handler to delete its document. One value every file of an engine gets, frozen
+// whole here: an engine made in a context locked down already (another store's in PLV8 and
+// PL/JS, a renewed sandbox, a lockdown taken up again) has no lockdown to harden it, and a
+// function's `prototype` object left open was a way from one projection to another (an
+// adversarial review: tests/engine/test_lockdown_stopped.py). Its toString is a method: no
+// `prototype` at all.
 var DELETE = Object.freeze({ toString: Object.freeze({ toString() { return 'projections.DELETE'; } }.toString) });
 
 function definitionError(file, message, projection) {
