@@ -29,9 +29,12 @@ function removeGlobal(name) {
 // the host's own entry points (`keep`): timers, promises, Atomics and shared
 // memory, WebAssembly, weak references, Intl, a language's objects...
 function removeGlobals(keep) {
-  var pinned = new Set(jsproj.SURFACE_GLOBALS.concat(keep));
+  var pinned = new Set(jsproj.SURFACE_GLOBALS.concat(keep)), removed = once('removed', function () { return []; });
   Object.getOwnPropertyNames(globalThis).forEach(function (name) {
-    if (!pinned.has(name)) removeGlobal(name);
+    if (pinned.has(name)) return;
+    var descriptor = Object.getOwnPropertyDescriptor(globalThis, name);  // (frozen with the intrinsics below)
+    if (descriptor) removed.push.apply(removed, 'value' in descriptor ? [descriptor.value] : [descriptor.get, descriptor.set]);
+    removeGlobal(name);
   });
 }
 
@@ -225,10 +228,12 @@ function hardenIntrinsics(writable) {
   var getPrototypeOf = Object.getPrototypeOf;
   var hasOwn = Object.prototype.hasOwnProperty;
 
+  var kept = once('overridden', function () { return []; });
   function overridable(object, key) {
     var descriptor = getOwnPropertyDescriptor(object, key);
     if (!descriptor || !('value' in descriptor) || !descriptor.configurable) return;
     var value = descriptor.value;
+    kept.push(value);  // (frozen below: only the accessor's closure holds it, where no walk finds it)
     defineProperty(object, key, {
       get: function () { return value; },
       set: function (next) {
@@ -262,6 +267,10 @@ function hardenIntrinsics(writable) {
   // context (an adversarial review: tests/hostile/test_review_4_error_stack_accessor.py).
   var stack = getOwnPropertyDescriptor(new Error('x'), 'stack');
   if (stack && !('value' in stack)) [stack.get, stack.set].forEach(harden);
+  // Found by an adversarial review (review 9): the built-ins the accessors above return (one projection wrote
+  // on `({}).hasOwnProperty`, another read it, in every host), and the removed globals syntax still reaches
+  // (QuickJS's InternalError: the prototype of a stack overflow's error). tests/engine/test_lockdown_stopped.py
+  kept.concat(once('removed', function () { return []; })).forEach(harden);
 }
 
 // Nothing global can be added or replaced from now on: projections cannot

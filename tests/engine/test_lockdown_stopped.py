@@ -12,21 +12,25 @@ of new sessions stopped by statement_timeout at points spread over its length.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from jsproj.engine.bundle import database_bundle
+from jsproj.engine.bundle import database_bundle, lib_dir
+from jsproj.engine.projections import Projections
+from jsproj.engine.simulation import simulate
 from jsproj.engine.worker import V8_FLAGS
 from jsproj.projections.deploy import deploy
 from jsproj.projections.views import fetch_view
 from jsproj.store.sync import EventStore
 
-from conformance_hosts import LANGUAGES, engine_params, require_language
+from conformance_hosts import LANGUAGES, NODE, NOW, engine_params, require_language
 
 LOCK = json.dumps({"ops": [], "writable": [], "keep": []})
 POINTS = 12
@@ -75,8 +79,27 @@ def engine_context() -> Iterator[tuple[Any, Any]]:
         racer.close()
 
 
+def stop_lockdown(racer: Any, host: Any, seconds: float) -> bool:
+    """Whether a lockdown given ``seconds`` was stopped. A time limit that ends just as the call does stops
+    mini-racer's next call instead (its JSTerminatedException, a JSEvalException; the lockdown entry answers
+    every error as text): a call of nothing takes that, not the test's."""
+    from py_mini_racer import JSEvalException
+
+    try:
+        host["lockdown"](LOCK, timeout_sec=seconds)
+        stopped = False
+    except JSEvalException:  # (JSTimeoutException, or terminated as the time limit ended)
+        stopped = True
+    for _ in range(3):
+        try:
+            racer.eval("0")
+            break
+        except JSEvalException:
+            continue
+    return stopped and not host["realm"]["lockedDown"]
+
+
 def test_a_lockdown_stopped_at_any_point_ends_as_one_never_stopped() -> None:
-    from py_mini_racer import JSTimeoutException
 
     with engine_context() as (racer, host):
         started = time.perf_counter()
@@ -86,14 +109,11 @@ def test_a_lockdown_stopped_at_any_point_ends_as_one_never_stopped() -> None:
     stopped_in = set()
     for point in range(1, POINTS):
         with engine_context() as (racer, host):
-            try:
-                host["lockdown"](LOCK, timeout_sec=length * point / POINTS)
-            except JSTimeoutException:
+            if stop_lockdown(racer, host, length * point / POINTS):  # (else done, if stopped on its way back)
                 realm = host["realm"]
                 stopped_in.add(realm.get("lockdownSteps", 0))
                 realm["busy"] = False  # what javascript.sql's next call does: the stopped call has ended
-                if not realm["lockedDown"]:  # (else stopped on its way back, done: javascript.sql asks too)
-                    assert json.loads(host["lockdown"](LOCK)) == {"ok": True}, f"stopped at {point}/{POINTS}"
+                assert json.loads(host["lockdown"](LOCK)) == {"ok": True}, f"stopped at {point}/{POINTS}"
             assert racer.eval(FINGERPRINT) == whole, f"stopped at {point}/{POINTS} of {length:.3f} s"
     assert stopped_in, "no point stopped the lockdown: the test proved nothing"
 
@@ -134,8 +154,6 @@ def test_a_lockdown_cut_between_moving_a_property_away_and_back_finishes_the_mov
     """Found by an adversarial review (helper 27, PL/JS): a stop between the delete and the define that move a
     built-in's property to its place (Object.defineProperty among them) lost it, and every later call failed
     ("not a function"). The cut is made here on a lockdown really stopped in that step (pinSurface)."""
-    from py_mini_racer import JSTimeoutException
-
     with engine_context() as (racer, host):
         started = time.perf_counter()
         assert json.loads(host["lockdown"](LOCK)) == {"ok": True}
@@ -153,9 +171,7 @@ def test_a_lockdown_cut_between_moving_a_property_away_and_back_finishes_the_mov
     })"""
     for point in range(1, 4 * POINTS):  # (pinSurface is the longest step: most points land in it)
         with engine_context() as (racer, host):
-            try:
-                host["lockdown"](LOCK, timeout_sec=length * point / (4 * POINTS))
-            except JSTimeoutException:
+            if stop_lockdown(racer, host, length * point / (4 * POINTS)):
                 realm = host["realm"]
                 if realm.get("lockdownSteps", 0) != PIN_SURFACE or not racer.eval(cut)(realm):
                     continue
@@ -168,30 +184,65 @@ def test_a_lockdown_cut_between_moving_a_property_away_and_back_finishes_the_mov
 
 PIN_SURFACE = 6  # the lockdown's step that moves properties (js/lib/lockdown.js)
 
-WRITER = """projections.projectEvent('Secret').named('Writer').by(function (e) {
-  var r = [];
-  [function () { projections.DELETE.toString.prototype.smuggled = e.secret; },
-   function () { projections.DELETE.toString.smuggled = e.secret; },
-   function () { projections.DELETE.smuggled = e.secret; }].forEach(function (write) {
-    try { write(); r.push('wrote'); } catch (x) { r.push('refused'); }
-  });
-  return { $id: e.k, result: r };
+#: Where one projection tried to leave data for another: projections.DELETE (review 8), the built-ins
+#: Object.prototype's accessors return (review 9, every host), a stack overflow's error (review 9, QuickJS's
+#: InternalError).
+CHANNELS = """function overflow() { try { (function again() { again(); })(); } catch (x) { return x; } }
+var channels = [
+  function () { var f = projections.DELETE.toString; return f.prototype || f; },
+  function () { return projections.DELETE; },
+  function () { return ({}).hasOwnProperty; },
+  function () { return ({}).toString; },
+  function () { return Object.getPrototypeOf(overflow()); },
+  function () { return overflow().constructor; }
+];"""
+WRITER = (
+    CHANNELS
+    + """projections.projectEvent('Secret').named('Writer').by(function (e) {
+  return { $id: e.k, result: channels.map(function (channel) {
+    try { channel().smuggled = e.secret; return 'wrote'; } catch (x) { return 'refused'; }
+  }) };
 });"""
-READER = """projections.projectEvent('Ping').named('Reader').by(function (e) {
-  var f = projections.DELETE.toString, p = f.prototype;
-  return { $id: e.k, seen: [p && p.smuggled, f.smuggled, projections.DELETE.smuggled].map(function (v) {
-    return v === undefined ? null : v; }) };
+)
+READER = (
+    CHANNELS
+    + """projections.projectEvent('Ping').named('Reader').by(function (e) {
+  return { $id: e.k, seen: channels.map(function (channel) {
+    var found = channel().smuggled; return found === undefined ? null : found; }) };
 });"""
+)
+SMUGGLE = [{"id": "x", "type": "X", "data": {"$type": "Secret", "k": "w", "secret": "s3cret"}},
+           {"id": "x", "type": "X", "data": {"$type": "Ping", "k": "r"}}]  # fmt: skip
+REFUSED = {"$id": "w", "result": ["refused"] * 6}
+NOTHING = {"$id": "r", "seen": [None] * 6}
 
 
+def test_no_built_in_carries_one_projections_data_to_another_in_the_python_and_node_hosts(tmp_path: Path) -> None:
+    """Found by an adversarial review (review 9): the real Object.prototype.hasOwnProperty (and the other
+    functions the lockdown's accessors return) was never frozen: a Writer left an event's secret on it."""
+    files = [{"file": "A_Writer.js", "source": WRITER}, {"file": "B_Reader.js", "source": READER}]
+    with Projections(files) as loaded:
+        views = simulate(loaded, SMUGGLE, now=NOW)
+    assert views["views"]["Writer"]["w"] == REFUSED and views["views"]["Reader"]["r"] == NOTHING
+    for file in files:
+        (tmp_path / file["file"]).write_text(file["source"])
+    (tmp_path / "events.json").write_text(json.dumps(SMUGGLE))
+    node = subprocess.run([NODE, str(lib_dir().parent / "bin" / "simulate.js"), str(tmp_path), str(tmp_path / "events.json"),
+                           "--now", NOW], capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    assert node.returncode == 0, node.stderr
+    assert json.loads(node.stdout)["views"] == views["views"]
+
+
+@pytest.mark.parametrize("order", ["first", "later"])
 @pytest.mark.parametrize("engine", engine_params(LANGUAGES))
-def test_a_later_engine_of_a_context_hands_its_files_nothing_one_can_write_and_another_read(
-    store: EventStore, dsn: str, engine: str
+def test_no_engine_of_a_context_hands_its_files_anything_one_can_write_and_another_read(
+    store: EventStore, dsn: str, engine: str, order: str
 ) -> None:
-    """Found by an adversarial review (helper 27): the engine a context's lockdown hardened froze
+    """Found by adversarial reviews. Review 8: the engine a context's lockdown hardened froze
     projections.DELETE whole, but an engine made after it (another store's served first in the backend, a
-    redeploy, a lockdown taken up again) left its toString's prototype open: one projection wrote an event's
-    data there and another read it."""
+    redeploy, a lockdown taken up again) left its toString's prototype open. Review 9, in the first engine too:
+    the built-ins Object.prototype's accessors return, and (PL/JS) a stack overflow's InternalError. One
+    projection wrote an event's data there and another read it."""
     require_language(dsn, engine)
     with EventStore(dsn, schema="first", max_size=1) as first:
         first.migrate()
@@ -199,8 +250,9 @@ def test_a_later_engine_of_a_context_hands_its_files_nothing_one_can_write_and_a
     files = [{"file": "A_Writer.js", "source": WRITER}, {"file": "B_Reader.js", "source": READER}]
     deploy(store, files, engine=engine)
     with psycopg.connect(dsn, autocommit=True) as session:
-        session.execute(ADD.replace("pge_append", "first.pge_append"))  # the context's first engine: first's
-        for message in ({"$type": "Secret", "k": "w", "secret": "s3cret"}, {"$type": "Ping", "k": "r"}):
-            session.execute("select pge_append(%s::jsonb)", (json.dumps({"id": "x", "type": "X", "data": message}),))
-    assert fetch_view(store, "Writer", "w") == {"$id": "w", "result": ["refused", "refused", "refused"]}
-    assert fetch_view(store, "Reader", "r") == {"$id": "r", "seen": [None, None, None]}
+        if order == "later":
+            session.execute(ADD.replace("pge_append", "first.pge_append"))  # the context's first engine: first's
+        for message in SMUGGLE:
+            session.execute("select pge_append(%s::jsonb)", (json.dumps(message),))
+    assert fetch_view(store, "Writer", "w") == REFUSED
+    assert fetch_view(store, "Reader", "r") == NOTHING
