@@ -43,33 +43,19 @@ def _usage(parser: str) -> Callable[[click.Context, click.Parameter, Any], objec
     return check
 
 
-lifecycle_option = click.option(
-    "--lifecycle",
-    "lifecycles",
-    multiple=True,
-    metavar="NAME=inline|async|live",
-    callback=_usage("parse_lifecycles"),
-    help="Override the lifecycle a projection declares (repeatable).",
-)
+def _per_projection(flag: str, dest: str, metavar: str, parser: str, text: str) -> Callable[[Any], Any]:
+    """A repeatable ``NAME=VALUE`` option, parsed by ``jsproj.projections.deploy.<parser>``."""
+    return click.option(flag, dest, multiple=True, metavar=metavar, callback=_usage(parser), help=text)
 
 
-on_error_option = click.option(
-    "--on-error",
-    "on_error",
-    multiple=True,
-    metavar="NAME=stop|dead-letter",
-    callback=_usage("parse_on_error"),
-    help="What an async projection does when a handler throws: stop (the default) or dead-letter the event and go on.",
-)
-partitions_option = click.option(
-    "--partitions",
-    "partitions",
-    multiple=True,
-    metavar="NAME=N",
-    callback=_usage("parse_partitions"),
-    help="Split an async stream or view projection into N partitions by document key, so that up to N daemons "
-    "share it (default 1).",
-)
+lifecycle_option = _per_projection("--lifecycle", "lifecycles", "NAME=inline|async|live", "parse_lifecycles",
+                                   "Override the lifecycle a projection declares (repeatable).")  # fmt: skip
+on_error_option = _per_projection("--on-error", "on_error", "NAME=stop|dead-letter", "parse_on_error",
+                                  "What an async projection does when a handler throws: stop (the default) or "
+                                  "dead-letter the event and go on.")  # fmt: skip
+partitions_option = _per_projection("--partitions", "partitions", "NAME=N", "parse_partitions",
+                                    "Split an async stream or view projection into N partitions by document key, "
+                                    "so that up to N daemons share it (default 1).")  # fmt: skip
 emit_option = click.option(
     "--emit",
     "emits",
